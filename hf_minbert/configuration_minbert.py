@@ -1,0 +1,197 @@
+"""minBERT model configuration.
+
+This file travels to the Hub as remote code: it may import only transformers (and the standard library).
+"""
+import copy
+
+from transformers import PretrainedConfig
+
+TASK_KINDS = ("classification", "binary", "regression")
+PAIR_ENCODINGS = ("single", "cross", "bi")
+HEAD_POOLINGS = ("pooler", "cls", "mean")
+BI_FEATURES = ("cosine", "concat")
+
+DEFAULT_TASKS = {
+    "sst": {
+        "kind": "classification",
+        "labels": ["negative", "somewhat negative", "neutral", "somewhat positive", "positive"],
+        "pair_encoding": "single",
+    },
+    "para": {
+        "kind": "binary",
+        "labels": ["not paraphrase", "paraphrase"],
+        "pair_encoding": "cross",
+    },
+    "sts": {
+        "kind": "regression",
+        "label_range": [0.0, 5.0],
+        "pair_encoding": "cross",
+    },
+}
+
+# Every field a task spec may carry, with its default. Kept explicit so that a typo in a config file
+# is an error instead of a silently ignored key.
+TASK_SPEC_DEFAULTS = {
+    "kind": None,
+    "labels": None,  # class names (classification: one per class; binary: [negative, positive])
+    "label_range": None,  # regression: [low, high]
+    "pair_encoding": "single",  # single sentence, cross-encoded pair ([CLS] a [SEP] b [SEP]) or bi-encoder
+    "head_layers": 1,  # number of Linear layers in the head (hidden ones are hidden_size wide)
+    "head_dropout": None,  # None: the encoder's hidden_dropout_prob
+    "head_activation": "gelu",
+    "head_pooling": "pooler",  # what a cross/single head reads: tanh pooler, raw [CLS] or mean of tokens
+    "bi_features": "cosine",  # bi-encoder: cosine alone, or a head over [u, v, |u-v|, cos]
+}
+
+
+def normalize_task_spec(name, spec):
+    """Fill defaults into one task spec and check it; raises ValueError naming the task and field."""
+    unknown = set(spec) - set(TASK_SPEC_DEFAULTS)
+    if unknown:
+        raise ValueError(f"task {name!r}: unknown field(s) {sorted(unknown)}; known: {sorted(TASK_SPEC_DEFAULTS)}")
+    full = {**copy.deepcopy(TASK_SPEC_DEFAULTS), **copy.deepcopy(spec)}
+    kind = full["kind"]
+    if kind not in TASK_KINDS:
+        raise ValueError(f"task {name!r}: kind must be one of {TASK_KINDS}, got {kind!r}")
+    if full["pair_encoding"] not in PAIR_ENCODINGS:
+        raise ValueError(f"task {name!r}: pair_encoding must be one of {PAIR_ENCODINGS}, got {full['pair_encoding']!r}")
+    if full["head_pooling"] not in HEAD_POOLINGS:
+        raise ValueError(f"task {name!r}: head_pooling must be one of {HEAD_POOLINGS}, got {full['head_pooling']!r}")
+    if full["bi_features"] not in BI_FEATURES:
+        raise ValueError(f"task {name!r}: bi_features must be one of {BI_FEATURES}, got {full['bi_features']!r}")
+    if int(full["head_layers"]) < 1:
+        raise ValueError(f"task {name!r}: head_layers must be >= 1, got {full['head_layers']}")
+    if kind == "classification" and (not full["labels"] or len(full["labels"]) < 2):
+        raise ValueError(f"task {name!r}: a classification task needs at least two label names")
+    if kind == "binary":
+        full["labels"] = full["labels"] or ["negative", "positive"]
+        if len(full["labels"]) != 2:
+            raise ValueError(f"task {name!r}: a binary task has exactly two label names, got {full['labels']}")
+    if kind == "regression":
+        low, high = full["label_range"] or (0.0, 1.0)
+        if not low < high:
+            raise ValueError(f"task {name!r}: label_range must be [low, high] with low < high")
+        full["label_range"] = [float(low), float(high)]
+    return full
+
+
+def num_task_outputs(spec):
+    """Width of a task head's output: one logit per class, or a single score."""
+    return len(spec["labels"]) if spec["kind"] == "classification" else 1
+
+
+class MinBertConfig(PretrainedConfig):
+    r"""
+    Configuration of a minBERT encoder and its task heads.
+
+    The encoder hyperparameters carry BERT's names and meanings, so a `BertConfig` maps onto this one field
+    by field (see `MinBertConfig.from_bert_config`).
+
+    Args:
+        vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, hidden_act,
+        hidden_dropout_prob, attention_probs_dropout_prob, max_position_embeddings, type_vocab_size,
+        initializer_range, layer_norm_eps, pad_token_id: as in `BertConfig`.
+        tasks (`dict[str, dict]`, *optional*):
+            One entry per task head: `kind` ("classification", "binary" or "regression"), `labels` (class
+            names), `label_range` (regression), `pair_encoding` ("single", "cross" or "bi"), `head_layers`,
+            `head_dropout`, `head_activation`, `head_pooling` ("pooler", "cls", "mean") and `bi_features`
+            ("cosine" or "concat"). Defaults to sst (5 classes), para (binary) and sts (regression 0-5).
+        default_task (`str`, *optional*, defaults to "sst"):
+            The head used when `forward` gets no `task`, e.g. by the stock text-classification pipeline.
+    """
+
+    model_type = "minbert"
+
+    def __init__(
+        self,
+        vocab_size=30522,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        hidden_act="gelu",
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        initializer_range=0.02,
+        layer_norm_eps=1e-12,
+        pad_token_id=0,
+        tasks=None,
+        default_task="sst",
+        **kwargs,
+    ):
+        super().__init__(pad_token_id=pad_token_id, **kwargs)
+        if hidden_size % num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({hidden_size}) must be a multiple of num_attention_heads ({num_attention_heads})"
+            )
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.hidden_act = hidden_act
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
+        self.max_position_embeddings = max_position_embeddings
+        self.type_vocab_size = type_vocab_size
+        self.initializer_range = initializer_range
+        self.layer_norm_eps = layer_norm_eps
+        tasks = DEFAULT_TASKS if tasks is None else tasks
+        if not tasks:
+            raise ValueError("tasks must name at least one task head")
+        self.tasks = {name: normalize_task_spec(name, spec) for name, spec in tasks.items()}
+        if default_task not in self.tasks:
+            default_task = next(iter(self.tasks))
+        self.default_task = default_task
+
+    def sync_labels_with_default_task(self):
+        """Make `id2label` describe the default head: the stock text-classification pipeline reads it."""
+        spec = self.tasks[self.default_task]
+        if spec["kind"] != "regression":
+            self.id2label = dict(enumerate(spec["labels"]))
+            self.label2id = {label: i for i, label in enumerate(spec["labels"])}
+
+    def task_spec(self, task):
+        """The spec of `task` (None: the default task); an unknown name lists the known ones."""
+        task = self.default_task if task is None else task
+        if task not in self.tasks:
+            raise ValueError(f"unknown task {task!r}; this model has tasks: {', '.join(self.tasks)}")
+        return self.tasks[task]
+
+    @classmethod
+    def from_bert_config(cls, bert_config, **overrides):
+        """Map a `BertConfig` (or its dict) onto a minBERT config; `overrides` set tasks etc."""
+        source = bert_config if isinstance(bert_config, dict) else bert_config.to_dict()
+        keys = (
+            "vocab_size hidden_size num_hidden_layers num_attention_heads intermediate_size hidden_act "
+            "hidden_dropout_prob attention_probs_dropout_prob max_position_embeddings type_vocab_size "
+            "initializer_range layer_norm_eps pad_token_id"
+        ).split()
+        values = {k: source[k] for k in keys if k in source}
+        return cls(**{**values, **overrides})
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        # A standard BERT checkpoint's config.json is accepted as the encoder description; anything else
+        # is refused by name rather than half-loaded into the wrong architecture.
+        model_type = config_dict.get("model_type", cls.model_type)
+        if model_type == "bert":
+            # A BERT checkpoint's label names (often LABEL_0/LABEL_1) describe none of our heads.
+            dropped = ("model_type", "architectures", "id2label", "label2id", "num_labels")
+            config_dict = {k: v for k, v in config_dict.items() if k not in dropped}
+            config_dict = {**config_dict, "model_type": cls.model_type}
+        elif model_type != cls.model_type:
+            raise ValueError(
+                f"cannot load a checkpoint with model_type={model_type!r} as minBERT: "
+                "only 'minbert' and standard 'bert' checkpoints are supported"
+            )
+        # Head settings passed to from_pretrained must go through __init__'s validation, not a setattr.
+        for key in ("tasks", "default_task"):
+            if key in kwargs:
+                config_dict = {**config_dict, key: kwargs.pop(key)}
+        return super().from_dict(config_dict, **kwargs)
+
+
+__all__ = ["MinBertConfig"]

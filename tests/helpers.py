@@ -1,0 +1,51 @@
+"""Small builders shared by tests (kept out of conftest so tests can import them explicitly)."""
+import subprocess
+import sys
+import textwrap
+
+import torch
+
+# Prepended to subprocess scripts: makes `import hf_minbert` / `import trainers` fail, as on a machine
+# where the package is not installed, so only the code saved next to the weights can be used.
+BLOCK_PROJECT_IMPORTS = textwrap.dedent(
+    """
+    import importlib.abc, sys
+    class _BlockProject(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("hf_minbert", "trainers"):
+                raise ImportError(f"{name} is not installed here")
+    sys.meta_path.insert(0, _BlockProject())
+    try:
+        import hf_minbert
+    except ImportError:
+        pass
+    else:
+        raise SystemExit("hf_minbert importable: isolation failed")
+    """
+)
+
+
+def run_isolated(script: str, cwd, timeout=300) -> str:
+    """Run `script` in a fresh Python where hf_minbert cannot be imported; return stdout or fail loudly."""
+    code = BLOCK_PROJECT_IMPORTS + textwrap.dedent(script)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert proc.returncode == 0, f"isolated run failed:\nSTDOUT:\n{proc.stdout}\nSTDERR:\n{proc.stderr[-4000:]}"
+    return proc.stdout
+
+
+def random_batch(config, batch=3, length=9, pairs=True, seed=0):
+    """A padded batch: row lengths differ, and (with pairs) token types mark a second segment."""
+    g = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(5, config.vocab_size, (batch, length), generator=g)
+    attention_mask = torch.ones(batch, length, dtype=torch.long)
+    token_type_ids = torch.zeros(batch, length, dtype=torch.long)
+    for row in range(batch):
+        used = length - 2 * row
+        attention_mask[row, used:] = 0
+        input_ids[row, used:] = 0
+        if pairs and row % 2 == 0:
+            token_type_ids[row, used // 2 : used] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}

@@ -1,0 +1,196 @@
+"""minBERT encoder and heads: parity with transformers' BERT, gradients, heads, and bad input."""
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertModel
+
+from hf_minbert import MinBertConfig, MinBertForMultitask, MinBertForSequenceClassification, MinBertModel
+from tests.helpers import random_batch
+
+
+def _max_diff_at_tokens(ours, theirs, mask):
+    return max((a - b)[mask.bool()].abs().max().item() for a, b in zip(ours, theirs))
+
+
+def _assert_parity(ours: MinBertModel, reference: BertModel, batch):
+    ours.eval(), reference.eval()
+    with torch.no_grad():
+        a = ours(**batch, output_hidden_states=True)
+        b = reference(**batch, output_hidden_states=True)
+    assert len(a.hidden_states) == len(b.hidden_states)
+    assert _max_diff_at_tokens(a.hidden_states, b.hidden_states, batch["attention_mask"]) <= 1e-4
+    assert (a.pooler_output - b.pooler_output).abs().max().item() <= 1e-4
+
+
+def test_embedded_minilm_matches_transformers_bert_on_padded_mixed_batch(minilm_path):
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
+    singles = tokenizer(["a short one", "a considerably longer single sentence, padded less"], padding=True, return_tensors="pt")
+    pairs = tokenizer(["the cat sat", "is it raining?"], ["on the mat, quietly", "will it rain today?"], padding=True, return_tensors="pt")
+    length = max(singles["input_ids"].shape[1], pairs["input_ids"].shape[1])
+    mixed = {k: torch.cat([_pad(singles[k], length), _pad(pairs[k], length)]) for k in singles}
+    assert mixed["token_type_ids"].any(), "the batch must contain pairs"
+    assert (mixed["attention_mask"] == 0).any(), "the batch must contain padding"
+    _assert_parity(MinBertModel.from_pretrained(minilm_path), BertModel.from_pretrained(minilm_path), mixed)
+
+
+def _pad(t, length):
+    return torch.nn.functional.pad(t, (0, length - t.shape[1]))
+
+
+def test_random_12_layer_config_matches_transformers_bert():
+    bert_config = BertConfig(hidden_size=64, num_hidden_layers=12, num_attention_heads=4, intermediate_size=128, vocab_size=100)
+    reference = BertModel(bert_config)
+    ours = MinBertModel(MinBertConfig.from_bert_config(bert_config))
+    missing, unexpected = ours.load_state_dict(reference.state_dict(), strict=False)
+    assert not missing and not set(unexpected) - {"embeddings.position_ids", "embeddings.token_type_ids"}
+    _assert_parity(ours, reference, random_batch(ours.config, batch=4, length=12))
+
+
+def test_every_parameter_gets_a_gradient(tiny_config):
+    config = tiny_config
+    model = MinBertForMultitask(config)
+    batch = random_batch(config)
+    labels = {"sst": torch.tensor([0, 4, 2]), "para": torch.tensor([1.0, 0.0, 1.0]), "sts": torch.tensor([0.5, 4.0, 2.5])}
+    loss = sum(model(**batch, task=t, labels=y).loss for t, y in labels.items())
+    loss.backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert no_grad == []
+
+
+def test_inputs_embeds_path_equals_input_ids_path(tiny_config):
+    model = MinBertForMultitask(tiny_config).eval()
+    batch = random_batch(tiny_config)
+    embeds = model.get_input_embeddings()(batch["input_ids"])
+    for task in tiny_config.tasks:
+        by_ids = model(**batch, task=task).logits
+        by_embeds = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"], token_type_ids=batch["token_type_ids"], task=task).logits
+        torch.testing.assert_close(by_ids, by_embeds, rtol=0, atol=1e-6)
+
+
+def test_output_attentions_are_row_stochastic_and_match_sdpa_outputs(tiny_config):
+    model = MinBertModel(tiny_config).eval()
+    batch = random_batch(tiny_config)
+    with torch.no_grad():
+        plain = model(**batch)
+        explicit = model(**batch, output_attentions=True)
+    assert len(explicit.attentions) == tiny_config.num_hidden_layers
+    torch.testing.assert_close(explicit.attentions[0].sum(-1), torch.ones_like(explicit.attentions[0].sum(-1)))
+    padded = batch["attention_mask"] == 0
+    assert explicit.attentions[0][1, :, :, padded[1]].abs().max() == 0, "padding must get no attention"
+    torch.testing.assert_close(plain.last_hidden_state, explicit.last_hidden_state, rtol=0, atol=1e-5)
+
+
+def test_task_none_means_default_task(tiny_config):
+    model = MinBertForMultitask(tiny_config).eval()
+    batch = random_batch(tiny_config)
+    torch.testing.assert_close(model(**batch).logits, model(**batch, task=tiny_config.default_task).logits)
+
+
+def test_logit_shapes_per_task_kind(tiny_config):
+    model = MinBertForMultitask(tiny_config).eval()
+    batch = random_batch(tiny_config, batch=3)
+    assert model(**batch, task="sst").logits.shape == (3, 5)
+    assert model(**batch, task="para").logits.shape == (3,)
+    assert model(**batch, task="sts").logits.shape == (3,)
+
+
+def test_losses_are_cross_entropy_bce_and_mse(tiny_config):
+    model = MinBertForMultitask(tiny_config).eval()
+    batch = random_batch(tiny_config)
+    y_sst, y_para, y_sts = torch.tensor([0, 3, 4]), torch.tensor([1.0, 0.0, 1.0]), torch.tensor([0.0, 2.5, 5.0])
+    out = model(**batch, task="sst", labels=y_sst)
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, y_sst))
+    out = model(**batch, task="para", labels=y_para)
+    torch.testing.assert_close(out.loss, torch.nn.functional.binary_cross_entropy_with_logits(out.logits, y_para))
+    out = model(**batch, task="sts", labels=y_sts)
+    torch.testing.assert_close(out.loss, torch.nn.functional.mse_loss(out.logits, y_sts))
+
+
+def test_bi_encoder_cosine_head_maps_cosine_onto_label_range(tiny_config):
+    config = MinBertConfig(**{**tiny_config.to_dict(), "tasks": {"sts": {"kind": "regression", "label_range": [0, 5], "pair_encoding": "bi"}}, "default_task": "sts"})
+    model = MinBertForMultitask(config).eval()
+    a, b = random_batch(config, seed=1, pairs=False), random_batch(config, length=6, seed=2, pairs=False)
+    out = model(input_ids_a=a["input_ids"], attention_mask_a=a["attention_mask"], input_ids_b=b["input_ids"], attention_mask_b=b["attention_mask"], task="sts")
+    u, v = model.embed(a["input_ids"], a["attention_mask"]), model.embed(b["input_ids"], b["attention_mask"])
+    torch.testing.assert_close(out.embeddings_a, u, rtol=0, atol=1e-5)
+    torch.testing.assert_close(out.embeddings_b, v, rtol=0, atol=1e-5)
+    torch.testing.assert_close(out.logits, 5 * torch.nn.functional.cosine_similarity(u, v), rtol=0, atol=1e-5)
+
+
+def test_bi_encoder_concat_features_head_trains(tiny_config):
+    spec = {"kind": "binary", "pair_encoding": "bi", "bi_features": "concat", "head_layers": 2}
+    config = MinBertConfig(**{**tiny_config.to_dict(), "tasks": {"para": spec}, "default_task": "para"})
+    model = MinBertForMultitask(config)
+    a, b = random_batch(config, seed=1), random_batch(config, seed=2)
+    out = model(input_ids_a=a["input_ids"], attention_mask_a=a["attention_mask"], input_ids_b=b["input_ids"],
+                attention_mask_b=b["attention_mask"], task="para", labels=torch.tensor([1.0, 0.0, 1.0]))
+    out.loss.backward()
+    assert model.heads["para"].mlp.layers[-1].weight.grad.abs().sum() > 0
+
+
+def test_head_depth_and_pooling_follow_the_task_spec(tiny_config):
+    spec = {"kind": "classification", "labels": ["a", "b", "c"], "head_layers": 3, "head_pooling": "mean"}
+    config = MinBertConfig(**{**tiny_config.to_dict(), "tasks": {"t": spec}, "default_task": "t"})
+    model = MinBertForMultitask(config)
+    linears = [m for m in model.heads["t"].modules() if isinstance(m, torch.nn.Linear)]
+    assert [l.out_features for l in linears] == [config.hidden_size, config.hidden_size, 3]
+    assert model(**random_batch(config)).logits.shape == (3, 3)
+
+
+def test_bert_checkpoint_loads_with_missing_heads_reported(minilm_path):
+    model, info = MinBertForMultitask.from_pretrained(minilm_path, output_loading_info=True)
+    missing = set(info["missing_keys"])
+    assert {"heads.sst.layers.1.weight", "heads.para.layers.1.weight", "heads.sts.layers.1.weight"} <= missing
+    assert not any(k.startswith("bert.") for k in missing), "every encoder weight must come from the checkpoint"
+    assert model.config.hidden_size == 384 and model.config.num_hidden_layers == 6
+
+
+# --- bad input -------------------------------------------------------------------------------------------
+
+
+def test_unknown_model_type_is_refused_by_name(tmp_path):
+    from transformers import GPT2Config
+
+    GPT2Config(n_layer=1, n_embd=8, n_head=2).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="model_type='gpt2'"):
+        MinBertForMultitask.from_pretrained(tmp_path)
+
+
+def test_unknown_task_lists_the_known_ones(tiny_config):
+    model = MinBertForMultitask(tiny_config)
+    with pytest.raises(ValueError, match="unknown task 'nli'.*sst, para, sts"):
+        model(**random_batch(tiny_config), task="nli")
+
+
+@pytest.mark.parametrize(
+    "task, labels, message",
+    [
+        ("sst", torch.tensor([0, 5, 1]), r"class labels must lie in \[0, 5\)"),
+        ("sst", torch.tensor([[0], [1], [2]]), "labels must have shape"),
+        ("para", torch.tensor([0.0, 2.0, 1.0]), r"binary labels must lie in \[0, 1\]"),
+        ("sts", torch.tensor([0.0, 5.5, 1.0]), r"regression labels must lie in \[0.0, 5.0\]"),
+        ("sts", torch.tensor([1.0, 2.0]), "labels must have shape"),
+        ("sts", torch.tensor([1.0, float("nan"), 2.0]), "NaN"),
+    ],
+)
+def test_labels_of_wrong_shape_or_range_raise_clear_errors(tiny_config, task, labels, message):
+    model = MinBertForMultitask(tiny_config)
+    with pytest.raises(ValueError, match=message):
+        model(**random_batch(tiny_config), task=task, labels=labels)
+
+
+def test_sequence_longer_than_position_table_is_refused(tiny_config):
+    model = MinBertModel(tiny_config)
+    with pytest.raises(ValueError, match="exceeds max_position_embeddings"):
+        model(input_ids=torch.ones(1, tiny_config.max_position_embeddings + 1, dtype=torch.long))
+
+
+def test_unknown_task_spec_field_is_an_error():
+    with pytest.raises(ValueError, match="unknown field"):
+        MinBertConfig(tasks={"sst": {"kind": "classification", "labels": ["a", "b"], "head_layer": 2}})
+
+
+def test_sequence_classification_model_has_the_standard_shape(tiny_config):
+    tiny_config.num_labels = 3
+    model = MinBertForSequenceClassification(tiny_config)
+    out = model(**random_batch(tiny_config), labels=torch.tensor([0, 2, 1]))
+    assert out.logits.shape == (3, 3) and out.loss.ndim == 0
