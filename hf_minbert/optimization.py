@@ -1,0 +1,304 @@
+"""Optimization for minBERT fine-tuning: a hand-written AdamW and the seeds' parameter groups.
+
+`AdamW` is the seeds' own optimizer (CS224N's optimizer.py): Adam (Kingma & Ba) with bias correction and
+weight decay decoupled from the gradient (Loshchilov & Hutter). It performs exactly the operations of
+`torch.optim.AdamW` in the same order, so the two agree step by step.
+
+`build_parameter_groups` implements seed 002's recipe after Sun et al. (2019): layer-wise learning-rate
+decay toward the input, a learning-rate multiplier for the task heads, no weight decay on biases,
+LayerNorm and other parameters of fewer than two dimensions, and optionally frozen embeddings or a
+frozen encoder (linear probing, seed 000's "pretrain" mode). With L encoder layers, base rate `lr`
+and decay d, the learning rates are
+
+    heads               lr * head_lr_multiplier
+    pooler              lr              (it reads the top layer's [CLS] output, so it sits above layer L-1)
+    encoder layer i     lr * d ** (L - 1 - i)        (the top layer, i = L-1, gets lr)
+    embeddings          lr * d ** L     (one step below layer 0)
+
+Parameter names follow transformers' BertModel under the model's `base_model_prefix` ("bert."):
+`bert.embeddings.*`, `bert.encoder.layer.{i}.*`, `bert.pooler.*`; everything outside the encoder is a head.
+"""
+import re
+
+import torch
+from torch import nn
+
+# Name suffixes (at a "." boundary) that get no weight decay. Every parameter with fewer than two
+# dimensions is exempt as well (see no_decay_parameter_names), whatever its module calls it.
+NO_DECAY_NAMES = ("bias", "LayerNorm.weight", "LayerNorm.bias")
+
+_LAYER_NAME = re.compile(r"encoder\.layer\.(\d+)\.")
+
+
+class AdamW(torch.optim.Optimizer):
+    """Adam with decoupled weight decay, step for step equal to `torch.optim.AdamW` (same defaults).
+
+    One step for a parameter p with gradient g, at step t (per parameter, starting at 1):
+        p <- p * (1 - lr * weight_decay)                  decoupled decay: not rescaled by Adam's step size
+        m <- beta1 * m + (1 - beta1) * g                  first moment
+        v <- beta2 * v + (1 - beta2) * g * g              second moment
+        p <- p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+    The two (1 - beta**t) factors undo the bias of m and v toward their zero initialization.
+
+    Each param group may carry its own lr/betas/eps/weight_decay (schedulers change group["lr"]);
+    parameters whose .grad is None are skipped and their state is left untouched.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group):
+        super().add_param_group(param_group)
+        _check_hyperparameters(self.param_groups[-1], index=len(self.param_groups) - 1)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for index, group in enumerate(self.param_groups):
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                if param.grad.is_sparse:
+                    raise RuntimeError(
+                        f"AdamW does not support sparse gradients (param group {_group_label(group, index)}); "
+                        "use torch.optim.SparseAdam or a dense embedding (nn.Embedding(sparse=False))"
+                    )
+                self._update(param, param.grad, self.state[param], group)
+        return loss
+
+    @staticmethod
+    def _update(param, grad, state, group):
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        state["step"] += 1
+        step = state["step"]
+        lr = float(group["lr"])
+        beta1, beta2 = group["betas"]
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+
+        if group["weight_decay"] != 0:
+            param.mul_(1 - lr * group["weight_decay"])
+        exp_avg.lerp_(grad, 1 - beta1)  # = beta1 * m + (1 - beta1) * g, as torch computes it
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+
+        bias_correction1 = 1 - beta1**step
+        bias_correction2 = 1 - beta2**step
+        denom = (exp_avg_sq.sqrt() / bias_correction2**0.5).add_(group["eps"])
+        param.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
+
+
+def _group_label(group, index):
+    return repr(group["name"]) if "name" in group else f"#{index}"
+
+
+def _check_hyperparameters(group, index):
+    """Reject values for which Adam silently diverges or does nothing sensible; name the group."""
+    label = _group_label(group, index)
+    lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+    if not float(lr) >= 0.0:
+        raise ValueError(f"AdamW param group {label}: lr must be >= 0, got {lr}")
+    for name, beta in (("betas[0]", beta1), ("betas[1]", beta2)):
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"AdamW param group {label}: {name} must be in [0, 1), got {beta}")
+    if not eps >= 0.0:
+        raise ValueError(f"AdamW param group {label}: eps must be >= 0, got {eps}")
+    if not weight_decay >= 0.0:
+        raise ValueError(f"AdamW param group {label}: weight_decay must be >= 0, got {weight_decay}")
+
+
+def encoder_prefix(model):
+    """The prefix of the encoder's parameter names: "bert." on a model with heads, "" on the bare encoder."""
+    attribute = getattr(model, "base_model_prefix", "")
+    if attribute and isinstance(getattr(model, attribute, None), nn.Module):
+        return attribute + "."
+    return ""
+
+
+def encoder_layer_index(name):
+    """Index of the encoder layer a parameter belongs to (name relative to the encoder), or None.
+
+    The one place that maps names to layers: CerBERTus' task-specific copies of the top layers
+    (`task_layers.<task>.{j}.*`) will be mapped here.
+    """
+    match = _LAYER_NAME.match(name)
+    return int(match.group(1)) if match else None
+
+
+def parameter_part(name, prefix):
+    """Which part of the model a parameter belongs to: "embeddings", "layer_{i}", "pooler" or "heads"."""
+    if name.startswith("task_layers."):
+        raise ValueError(
+            f"parameter {name!r}: task-specific encoder layers (CerBERTus) have no learning-rate mapping yet; "
+            "extend hf_minbert.optimization.encoder_layer_index"
+        )
+    if not name.startswith(prefix):
+        return "heads"
+    inner = name[len(prefix):]
+    layer = encoder_layer_index(inner)
+    if layer is not None:
+        return f"layer_{layer}"
+    for part in ("embeddings", "pooler"):
+        if inner.startswith(part + "."):
+            return part
+    raise ValueError(
+        f"parameter {name!r} is inside the encoder ({prefix or 'bare model'}) but is not an embedding, "
+        "encoder layer or pooler parameter: cannot assign it a learning rate"
+    )
+
+
+def count_encoder_layers(model, prefix):
+    """Number of encoder layers: config.num_hidden_layers, checked against the parameter names."""
+    found = {encoder_layer_index(name[len(prefix):]) for name, _ in model.named_parameters() if name.startswith(prefix)}
+    found.discard(None)
+    configured = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    num_layers = configured if configured is not None else len(found)
+    if found != set(range(num_layers)):
+        raise ValueError(
+            f"encoder layers in the parameter names are {sorted(found)}, but the model has "
+            f"{num_layers} layers (config.num_hidden_layers={configured})"
+        )
+    return num_layers
+
+
+def part_lr_scale(part, num_layers, layerwise_lr_decay, head_lr_multiplier):
+    """The factor on the base learning rate for one part of the model (see the module docstring)."""
+    if part == "heads":
+        return head_lr_multiplier
+    if part == "pooler":
+        return 1.0
+    if part == "embeddings":
+        return layerwise_lr_decay**num_layers
+    layer = int(part[len("layer_"):])
+    return layerwise_lr_decay ** (num_layers - 1 - layer)
+
+
+def _part_rank(part, num_layers):
+    # Groups come out from the input upward: embeddings, layer_0 .. layer_{L-1}, pooler, heads.
+    order = {"embeddings": -1, "pooler": num_layers, "heads": num_layers + 1}
+    return order[part] if part in order else int(part[len("layer_"):])
+
+
+def no_decay_parameter_names(model, no_decay=NO_DECAY_NAMES):
+    """Names of parameters exempt from weight decay: names ending in a `no_decay` suffix, and every
+    parameter with fewer than two dimensions (biases, LayerNorm gains, learned scalars such as a cosine
+    head's scale and threshold: shrinking those toward zero regularizes nothing, it only biases them)."""
+    return {
+        name
+        for name, param in model.named_parameters()
+        if param.ndim < 2 or any(name == suffix or name.endswith("." + suffix) for suffix in no_decay)
+    }
+
+
+def freeze_parameters(model, freeze_embeddings=False, freeze_encoder=False):
+    """Set requires_grad=False on the embeddings or on the whole encoder (linear probing). Never unfreezes."""
+    prefix = encoder_prefix(model)
+    if freeze_encoder:
+        if prefix == "":
+            raise ValueError("freeze_encoder=True on a bare encoder (no heads) would leave nothing to train")
+        frozen_prefix = prefix  # the pooler too, as in the seeds' "pretrain" mode
+    elif freeze_embeddings:
+        frozen_prefix = prefix + "embeddings."  # word, position and token-type embeddings and their LayerNorm
+    else:
+        return
+    for name, param in model.named_parameters():
+        if name.startswith(frozen_prefix):
+            param.requires_grad_(False)
+
+
+def _check_group_arguments(lr, weight_decay, layerwise_lr_decay, head_lr_multiplier):
+    if not lr >= 0:
+        raise ValueError(f"lr must be >= 0, got {lr}")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    if not 0 < layerwise_lr_decay <= 1:
+        raise ValueError(f"layerwise_lr_decay must be in (0, 1] (1 = no decay), got {layerwise_lr_decay}")
+    if not head_lr_multiplier > 0:
+        raise ValueError(f"head_lr_multiplier must be > 0, got {head_lr_multiplier}")
+
+
+def build_parameter_groups(
+    model,
+    lr,
+    weight_decay=0.0,
+    layerwise_lr_decay=1.0,
+    head_lr_multiplier=1.0,
+    freeze_embeddings=False,
+    freeze_encoder=False,
+    no_decay=NO_DECAY_NAMES,
+):
+    """Param-group dicts for any torch optimizer: one per (part, decay/no-decay), named e.g. "layer_3/decay".
+
+    Freezes what is asked (requires_grad=False; frozen parameters join no group), then puts every
+    trainable parameter into exactly one group with its learning rate (module docstring) and weight
+    decay (0 for biases and LayerNorm). Each group carries "name", "lr", "weight_decay", "params" and
+    "param_names". Raises ValueError for bad arguments, unknown parameter names, or nothing to train.
+    """
+    _check_group_arguments(lr, weight_decay, layerwise_lr_decay, head_lr_multiplier)
+    freeze_parameters(model, freeze_embeddings=freeze_embeddings, freeze_encoder=freeze_encoder)
+    prefix = encoder_prefix(model)
+    num_layers = count_encoder_layers(model, prefix)
+    exempt = no_decay_parameter_names(model, no_decay)
+
+    groups = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        part = parameter_part(name, prefix)
+        decays = name not in exempt
+        key = (part, decays)
+        if key not in groups:
+            groups[key] = {
+                "name": f"{part}/{'decay' if decays else 'no_decay'}",
+                "lr": lr * part_lr_scale(part, num_layers, layerwise_lr_decay, head_lr_multiplier),
+                "weight_decay": weight_decay if decays else 0.0,
+                "params": [],
+                "param_names": [],
+            }
+        groups[key]["params"].append(param)
+        groups[key]["param_names"].append(name)
+    if not groups:
+        raise ValueError("no trainable parameters left: everything is frozen (requires_grad=False)")
+    ordered = sorted(groups, key=lambda key: (_part_rank(key[0], num_layers), not key[1]))
+    return [groups[key] for key in ordered]
+
+
+def create_optimizer(
+    model,
+    lr,
+    weight_decay=0.0,
+    layerwise_lr_decay=1.0,
+    head_lr_multiplier=1.0,
+    freeze_embeddings=False,
+    freeze_encoder=False,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    use_torch_adamw=False,
+):
+    """AdamW over `build_parameter_groups(model, ...)`: ours by default, torch.optim.AdamW on request."""
+    groups = build_parameter_groups(
+        model,
+        lr,
+        weight_decay=weight_decay,
+        layerwise_lr_decay=layerwise_lr_decay,
+        head_lr_multiplier=head_lr_multiplier,
+        freeze_embeddings=freeze_embeddings,
+        freeze_encoder=freeze_encoder,
+    )
+    optimizer_class = torch.optim.AdamW if use_torch_adamw else AdamW
+    return optimizer_class(groups, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+def describe_parameter_groups(optimizer_or_groups):
+    """One line per group (name, lr, weight decay, parameter count) for logs."""
+    groups = getattr(optimizer_or_groups, "param_groups", optimizer_or_groups)
+    return "\n".join(
+        f"{group.get('name', f'#{index}'):<22} lr={float(group['lr']):.3e} "
+        f"weight_decay={group['weight_decay']:g} params={sum(p.numel() for p in group['params'])}"
+        for index, group in enumerate(groups)
+    )
