@@ -49,3 +49,37 @@ def random_batch(config, batch=3, length=9, pairs=True, seed=0):
         if pairs and row % 2 == 0:
             token_type_ids[row, used // 2 : used] = 1
     return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+
+
+WORDS = "good bad fine film movie plot dull great awful witty a the is was it this that not very".split()
+
+
+def tiny_task_rows(n=24, seed=0):
+    """Small labelled rows for sst, para and sts in the readers' schema (built in memory)."""
+    import random
+
+    import datasets
+
+    rng = random.Random(seed)
+
+    def sentence():
+        return " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 9)))
+
+    sst = {"id": [f"s{i}" for i in range(n)], "sentence": [sentence() for _ in range(n)],
+           "sentiment": [rng.randint(0, 4) for _ in range(n)]}
+    para = {"id": [f"p{i}" for i in range(n)], "sentence1": [sentence() for _ in range(n)],
+            "sentence2": [sentence() for _ in range(n)], "is_duplicate": [float(rng.random() < 0.5) for _ in range(n)]}
+    sts = {"id": [f"t{i}" for i in range(n)], "sentence1": [sentence() for _ in range(n)],
+           "sentence2": [sentence() for _ in range(n)], "similarity": [round(rng.uniform(0, 5), 2) for _ in range(n)]}
+    return {"sst": datasets.Dataset.from_dict(sst), "para": datasets.Dataset.from_dict(para),
+            "sts": datasets.Dataset.from_dict(sts)}
+
+
+def tiny_model(tasks=None, seed=0, **config_overrides):
+    """A random 2-layer, 32-wide minBERT with the embedded tokenizer's vocabulary."""
+    from hf_minbert import MinBertConfig, MinBertForMultitask
+
+    torch.manual_seed(seed)
+    config = MinBertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=64, max_position_embeddings=64, tasks=tasks, **config_overrides)
+    return MinBertForMultitask(config)

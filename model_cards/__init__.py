@@ -1,0 +1,5 @@
+"""Model cards for trained minBERT models, built on `huggingface_hub.ModelCard` so the Hub renders a
+model-index from the dev metrics."""
+from .card import build_model_card, write_model_card
+
+__all__ = ["build_model_card", "write_model_card"]

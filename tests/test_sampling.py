@@ -1,0 +1,309 @@
+"""MultitaskBatchSampler: what each strategy puts in an epoch, determinism, rank sharding, errors."""
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, TensorDataset
+
+from trainers.sampling import SAMPLING_STRATEGIES, MultitaskBatchSampler
+
+SIZES = {"sst": 30, "para": 110, "sts": 20}
+
+
+def make(strategy, sizes=SIZES, batch_size=4, **kwargs):
+    return MultitaskBatchSampler(sizes, batch_size, strategy, **kwargs)
+
+
+def local_indices(sampler, epoch, task):
+    """The task's local indices over the epoch's global batches, in order."""
+    return [
+        i - sampler.offsets[task]
+        for step in sampler.plan(epoch)
+        for batch in step
+        if batch.task == task
+        for i in batch.indices.tolist()
+    ]
+
+
+def steps_per_task(sampler, epoch=0):
+    return Counter(task for tasks in sampler.task_schedule(epoch) for task in tasks)
+
+
+# ---- what an epoch holds, per strategy ----
+
+
+def test_sequential_runs_each_task_whole_in_order():
+    sampler = make("sequential")
+    schedule = [tasks[0] for tasks in sampler.task_schedule(0)]
+    assert schedule == ["sst"] * 8 + ["para"] * 28 + ["sts"] * 5
+    for task, n in SIZES.items():
+        assert sorted(local_indices(sampler, 0, task)) == list(range(n))
+
+
+def test_proportional_uses_every_example_once_in_mixed_order():
+    sampler = make("proportional")
+    assert steps_per_task(sampler) == {"sst": 8, "para": 28, "sts": 5}
+    for task, n in SIZES.items():
+        assert sorted(local_indices(sampler, 0, task)) == list(range(n))
+    schedule = [tasks[0] for tasks in sampler.task_schedule(0)]
+    assert schedule != sorted(schedule, key=list(SIZES).index)
+
+
+def test_round_robin_downsamples_every_task_to_the_smallest_and_alternates():
+    sampler = make("round_robin")
+    schedule = [tasks[0] for tasks in sampler.task_schedule(0)]
+    assert schedule == ["sst", "para", "sts"] * 5
+    for task in SIZES:
+        drawn = local_indices(sampler, 0, task)
+        assert len(drawn) == len(set(drawn)) == 20
+
+
+def test_round_robin_draws_a_different_subsample_each_epoch():
+    sampler = make("round_robin")
+    assert set(local_indices(sampler, 0, "para")) != set(local_indices(sampler, 1, "para"))
+
+
+@pytest.mark.parametrize(
+    "temperature, size_cap, expected",
+    [
+        (1.0, None, {"a": 90, "b": 10}),  # proportional
+        (2.0, None, {"a": 75, "b": 25}),  # sqrt(900) : sqrt(100) = 3 : 1
+        (1e6, None, {"a": 50, "b": 50}),  # uniform
+        (1.0, 100, {"a": 50, "b": 50}),  # a capped at b's size
+    ],
+)
+def test_temperature_shares_proportional_steps_by_capped_size_to_the_power_one_over_t(temperature, size_cap, expected):
+    sampler = make("temperature", {"a": 900, "b": 100}, batch_size=10, temperature=temperature, size_cap=size_cap)
+    assert len(sampler) == 100
+    assert steps_per_task(sampler) == expected
+
+
+def test_temperature_upsampled_task_repeats_only_after_a_full_pass():
+    sampler = make("temperature", {"a": 900, "b": 100}, batch_size=10, temperature=1e6)
+    drawn = local_indices(sampler, 0, "b") + local_indices(sampler, 1, "b")  # 1000 draws = 10 passes
+    for start in range(0, 1000, 100):
+        assert sorted(drawn[start : start + 100]) == list(range(100))
+
+
+def test_temperature_downsampled_task_continues_its_pass_in_the_next_epoch():
+    sampler = make("temperature", {"a": 900, "b": 100}, batch_size=10, temperature=1e6)
+    first_pass = local_indices(sampler, 0, "a") + local_indices(sampler, 1, "a")[:400]
+    assert sorted(first_pass) == list(range(900))
+
+
+def test_equal_split_cuts_the_largest_task_like_seed_003():
+    sampler = make("equal_split", {"sst": 8544, "para": 141498, "sts": 6040}, batch_size=32)
+    assert sampler.num_splits == {"sst": 1, "para": 17, "sts": 1}
+    assert len(local_indices(sampler, 0, "para")) == 141498 // 17
+    assert len(local_indices(sampler, 0, "sst")) == 8544
+
+
+def test_equal_split_parts_are_disjoint_across_a_cycle_and_recut_after_it():
+    sampler = make("equal_split", num_splits={"para": 3})
+    parts = [set(local_indices(sampler, epoch, "para")) for epoch in range(4)]
+    assert [len(p) for p in parts] == [36] * 4
+    assert len(parts[0] | parts[1] | parts[2]) == 108
+    assert parts[3] != parts[0]
+    assert sorted(local_indices(sampler, 0, "sst")) == list(range(30))
+
+
+def test_equal_split_int_splits_only_the_largest_task():
+    assert make("equal_split", num_splits=5).num_splits == {"sst": 1, "para": 5, "sts": 1}
+
+
+def test_all_tasks_puts_a_full_batch_of_every_task_in_each_step():
+    sampler = make("all_tasks")
+    assert len(sampler) == math.ceil(110 / 4)
+    for step in sampler:
+        assert Counter(sampler.task_of(i) for i in step) == {"sst": 4, "para": 4, "sts": 4}
+
+
+def test_all_tasks_cycles_smaller_tasks_through_complete_reshuffled_passes():
+    sampler = make("all_tasks")
+    drawn = local_indices(sampler, 0, "sts")  # 28 steps x 4 = 112 = 5 passes + 12
+    passes = [drawn[k : k + 20] for k in range(0, 100, 20)]
+    assert all(sorted(p) == list(range(20)) for p in passes)
+    assert passes[0] != passes[1]
+
+
+def test_all_tasks_covers_the_largest_task_about_once_per_epoch():
+    assert set(local_indices(make("all_tasks"), 0, "para")) == set(range(110))
+
+
+# ---- lengths and tails ----
+
+
+@pytest.mark.parametrize("strategy", SAMPLING_STRATEGIES)
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_len_is_exact_and_the_same_every_epoch(strategy, drop_last):
+    sampler = make(strategy, drop_last=drop_last, num_replicas=2)
+    lengths = set()
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        lengths |= {len(sampler), len(list(sampler))}
+    assert len(lengths) == 1
+
+
+@pytest.mark.parametrize("strategy", SAMPLING_STRATEGIES)
+def test_drop_last_yields_only_full_batches(strategy):
+    sampler = make(strategy, drop_last=True)
+    per_step = 3 * 4 if strategy == "all_tasks" else 4
+    assert {len(step) for step in sampler} == {per_step}
+
+
+def test_tail_keeps_its_partial_batch_with_one_replica():
+    assert [len(b) for b in make("sequential", {"a": 10}, batch_size=4)] == [4, 4, 2]
+
+
+def test_tail_is_padded_from_the_epoch_start_so_every_rank_gets_as_many():
+    ranks = [make("sequential", {"a": 11}, batch_size=2, num_replicas=2, rank=r) for r in range(2)]
+    order = local_indices(ranks[0], 0, "a")
+    tails = [list(r)[-1] for r in ranks]
+    assert [len(t) for t in tails] == [2, 2]
+    assert tails[0] + tails[1] == order[8:11] + order[:1]
+
+
+# ---- determinism ----
+
+
+@pytest.mark.parametrize("strategy", SAMPLING_STRATEGIES)
+def test_same_seed_and_epoch_give_the_same_batches(strategy):
+    first, second = make(strategy, seed=3), make(strategy, seed=3)
+    first.set_epoch(2)
+    second.set_epoch(2)
+    assert list(first) == list(second)
+
+
+@pytest.mark.parametrize("strategy", SAMPLING_STRATEGIES)
+def test_other_seed_gives_other_batches(strategy):
+    assert list(make(strategy, seed=3)) != list(make(strategy, seed=4))
+
+
+@pytest.mark.parametrize("strategy", SAMPLING_STRATEGIES)
+def test_each_epoch_is_reshuffled_and_replayable(strategy):
+    sampler = make(strategy)
+    epoch_0 = list(sampler)
+    sampler.set_epoch(1)
+    assert list(sampler) != epoch_0
+    sampler.set_epoch(0)
+    assert list(sampler) == epoch_0
+
+
+def test_reordering_the_tasks_does_not_reshuffle_a_task():
+    forward = make("sequential")
+    backward = make("sequential", dict(reversed(SIZES.items())))
+    assert local_indices(forward, 1, "para") == local_indices(backward, 1, "para")
+
+
+# ---- data parallelism ----
+
+
+@pytest.mark.parametrize("strategy", SAMPLING_STRATEGIES)
+def test_two_ranks_share_each_step_disjointly_on_the_same_task(strategy):
+    sizes = {"sst": 32, "para": 112, "sts": 24}  # tails divisible by 2: nothing padded
+    ranks = [make(strategy, sizes, num_replicas=2, rank=r, seed=7) for r in range(2)]
+    alone = make(strategy, sizes, batch_size=8, seed=7)
+    for r in ranks + [alone]:
+        r.set_epoch(1)
+    assert len(ranks[0]) == len(ranks[1]) == len(alone)
+    for step_0, step_1, whole in zip(*ranks, alone):
+        assert len(step_0) == len(step_1)
+        assert not set(step_0) & set(step_1)
+        assert sorted(step_0 + step_1) == sorted(whole)
+        assert Counter(map(ranks[0].task_of, step_0)) == Counter(map(ranks[0].task_of, step_1))
+
+
+# ---- no duplicates ----
+
+
+def test_no_duplicates_keeps_repeated_keys_in_different_batches():
+    keys = [(f"q{i % 9}", f"q{i % 13 + 100}") for i in range(110)]  # every key repeats 8-12 times
+    sampler = make("proportional", example_keys={"para": keys})
+    para_batches = [b.indices for s in sampler.plan(0) for b in s if b.task == "para"]
+    for batch in para_batches:
+        batch_keys = [k for i in batch.tolist() for k in keys[i - sampler.offsets["para"]]]
+        assert len(batch_keys) == len(set(batch_keys))
+    assert sorted(local_indices(sampler, 0, "para")) == list(range(110))
+    assert sampler.task_schedule(0) == make("proportional").task_schedule(0)
+
+
+def test_no_duplicates_leaves_a_clash_it_cannot_resolve():
+    sampler = make("sequential", {"a": 6}, batch_size=3, example_keys={"a": ["same"] * 6})
+    assert sorted(local_indices(sampler, 0, "a")) == list(range(6))
+
+
+# ---- use with DataLoader ----
+
+
+def test_dataloader_over_concatenated_tasks_yields_single_task_batches():
+    datasets = [TensorDataset(torch.full((n,), t)) for t, n in enumerate(SIZES.values())]
+    sampler = make("proportional")
+    loader = DataLoader(ConcatDataset(datasets), batch_sampler=sampler)
+    task_ids = [batch[0].unique().tolist() for batch in loader]
+    assert all(len(ids) == 1 for ids in task_ids)
+    assert Counter(ids[0] for ids in task_ids) == {0: 8, 1: 28, 2: 5}
+
+
+def test_task_of_maps_global_indices_to_tasks():
+    sampler = make("proportional")
+    assert [sampler.task_of(i) for i in (0, 29, 30, 139, 140, 159)] == ["sst", "sst", "para", "para", "sts", "sts"]
+    with pytest.raises(IndexError, match="160"):
+        sampler.task_of(160)
+
+
+# ---- bad arguments ----
+
+
+def test_unknown_strategy_error_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="'shuffle'.*sequential, round_robin, proportional, temperature"):
+        make("shuffle")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"seed": -1}, "seed"),
+        ({"num_replicas": 0}, "num_replicas"),
+        ({"num_replicas": 2, "rank": 2}, "rank=2"),
+        ({"sizes": {}}, "non-empty"),
+        ({"sizes": {"sst": 0}}, r"sizes\['sst'\]"),
+        ({"temperature": 2.0}, "temperature applies only"),
+        ({"size_cap": 10}, "size_cap applies only"),
+        ({"num_splits": 3}, "num_splits applies only"),
+        ({"example_keys": {"qqp": []}}, "unknown task 'qqp'"),
+        ({"example_keys": {"sts": ["x"] * 3}}, r"example_keys\['sts'\] has 3 entries"),
+        ({"example_keys": {"sts": [[[1]]] * 20}}, "unhashable"),
+        ({"drop_last": True, "batch_size": 200}, "no step"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, message):
+    kwargs = {"sizes": SIZES, "batch_size": 4, **kwargs}
+    with pytest.raises((ValueError, TypeError), match=message):
+        MultitaskBatchSampler(kwargs.pop("sizes"), kwargs.pop("batch_size"), "proportional", **kwargs)
+
+
+@pytest.mark.parametrize(
+    "strategy, kwargs, message",
+    [
+        ("temperature", {"temperature": 0}, "temperature must be"),
+        ("temperature", {"size_cap": {"qqp": 5}}, "unknown tasks"),
+        ("equal_split", {"num_splits": {"sts": 21}}, r"num_splits\['sts'\]=21 exceeds"),
+        ("equal_split", {"num_splits": 0}, "num_splits"),
+    ],
+)
+def test_bad_strategy_options_are_named(strategy, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make(strategy, **kwargs)
+
+
+def test_set_epoch_rejects_a_negative_epoch():
+    with pytest.raises(ValueError, match="epoch"):
+        make("proportional").set_epoch(-1)
+
+
+def test_plan_batches_are_numpy_global_indices():
+    step = make("sequential").plan(0)[8]
+    assert step[0].task == "para" and isinstance(step[0].indices, np.ndarray) and step[0].indices.min() >= 30

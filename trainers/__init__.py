@@ -1,0 +1,5 @@
+"""Multitask fine-tuning of hf_minbert on `transformers.Trainer`: task sampling, SMART, MNR loss and PCGrad."""
+from .arguments import MultitaskTrainingArguments
+from .trainer import MultitaskTrainer
+
+__all__ = ["MultitaskTrainer", "MultitaskTrainingArguments"]

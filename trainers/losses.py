@@ -1,0 +1,187 @@
+"""Multiple Negatives Ranking (MNR) loss: in-batch negatives for sentence embeddings (Henderson et al. 2017).
+
+For anchors a_1..a_B and their positives p_1..p_B, every anchor scores every candidate (all positives,
+plus optional extra negatives) by scaled cosine similarity, and cross-entropy asks anchor i to pick p_i:
+
+    loss = mean_i  -log softmax_j( scale * cos(a_i, c_j) )[i],      c = [p_1..p_B, extra_1..extra_E]
+
+as sentence-transformers' `MultipleNegativesRankingLoss` does. Seeds 000/004 differed in ways that break
+it: tanh of classifier logits instead of cosine similarity of embeddings, negatives built by rolling the
+batch, and a candidate count that changed with the batch. Here the similarity is cosine on the
+embeddings in fp32 (outside autocast: at scale 20, bf16 rounding would be visible), the candidate set is
+the whole batch, and candidates that are known paraphrases of the anchor (the same sentence appearing
+twice in a batch) can be masked out instead of being pushed away.
+
+For the paraphrase task, `paraphrase_mnr_loss` takes a batch of labelled pairs: the paraphrase pairs
+(label 1) are anchor/positive pairs, and both sentences of every non-paraphrase pair (label 0) join the
+candidates as extra negatives. Those sentences are already embedded, so the extra negatives are free; they
+are ordinary in-batch negatives for the other anchors (a non-paraphrase pair says nothing about them),
+and any of them that is literally a sentence of an anchor's paraphrase group is masked when keys are given.
+"""
+
+from collections.abc import Hashable, Sequence
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def multiple_negatives_ranking_loss(
+    anchors: Tensor,
+    positives: Tensor,
+    *,
+    scale: float = 20.0,
+    symmetric: bool = False,
+    extra_negatives: Optional[Tensor] = None,
+    false_negative_mask: Optional[Tensor] = None,
+) -> Tensor:
+    """MNR loss of `anchors` (B, H) against `positives` (B, H), row i of each being a positive pair.
+
+    Args:
+        scale: multiplies the cosine similarities (1 / temperature; 20 as in sentence-transformers).
+        symmetric: average with the reverse direction (each positive picks its anchor among all anchors;
+            extra negatives take part only in the forward direction).
+        extra_negatives: (E, H) further candidates for every anchor, e.g. hard negatives.
+        false_negative_mask: bool (B, B + E); True drops candidate j from anchor i's softmax (a known
+            paraphrase). The diagonal must be False. The reverse direction uses the transpose of its
+            first B columns. `false_negative_mask()` builds it from sentence keys.
+
+    Returns the mean over anchors; with B = 0 a zero that still depends on the inputs (so every rank's
+    backward reaches the same parameters).
+    """
+    _check_embeddings(anchors, positives, extra_negatives)
+    if scale <= 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    num_pairs = anchors.shape[0]
+    candidates = positives if extra_negatives is None else torch.cat([positives, extra_negatives])
+    if false_negative_mask is not None:
+        _check_mask(false_negative_mask, num_pairs, candidates.shape[0])
+    if num_pairs == 0:
+        return (anchors.sum() + candidates.sum()) * 0.0
+
+    with torch.autocast(device_type=anchors.device.type, enabled=False):
+        scores = scale * F.normalize(anchors.float(), dim=-1) @ F.normalize(candidates.float(), dim=-1).T
+        if false_negative_mask is not None:
+            scores = scores.masked_fill(false_negative_mask.to(scores.device), float("-inf"))
+        targets = torch.arange(num_pairs, device=scores.device)
+        loss = F.cross_entropy(scores, targets)
+        if symmetric:
+            # scores[j, i] = cos(a_j, p_i): column i is positive i scored against every anchor.
+            loss = (loss + F.cross_entropy(scores[:, :num_pairs].T, targets)) / 2
+    return loss
+
+
+def paraphrase_mnr_loss(
+    embeddings_a: Tensor,
+    embeddings_b: Tensor,
+    labels: Tensor,
+    *,
+    scale: float = 20.0,
+    symmetric: bool = False,
+    keys_a: Optional[Sequence[Hashable]] = None,
+    keys_b: Optional[Sequence[Hashable]] = None,
+    use_non_paraphrases: bool = True,
+) -> Tensor:
+    """MNR loss over a batch of sentence pairs with binary labels (1 = paraphrase).
+
+    The paraphrase pairs are the anchor/positive pairs; with `use_non_paraphrases`, both sentences of the
+    other pairs are extra negatives. `keys_a` / `keys_b` (one hashable per pair and side, e.g. from
+    `sentence_keys`) mask candidates that are the same sentence as a member of the anchor's paraphrase
+    group. A batch without a paraphrase pair gives a zero that depends on the embeddings.
+    """
+    if labels.ndim != 1 or labels.shape[0] != embeddings_a.shape[0]:
+        raise ValueError(
+            f"labels must have shape ({embeddings_a.shape[0]},) to match the embeddings, got {tuple(labels.shape)}"
+        )
+    if not torch.all((labels == 0) | (labels == 1)):
+        raise ValueError(f"paraphrase labels must be 0 or 1, got values {sorted(set(labels.tolist()))}")
+    if (keys_a is None) != (keys_b is None):
+        raise ValueError("pass both keys_a and keys_b, or neither")
+    is_pair = labels == 1
+    extra = torch.cat([embeddings_a[~is_pair], embeddings_b[~is_pair]]) if use_non_paraphrases else None
+    mask = None
+    if keys_a is not None:
+        for name, keys in (("keys_a", keys_a), ("keys_b", keys_b)):
+            if len(keys) != len(labels):
+                raise ValueError(f"{name} has {len(keys)} entries for {len(labels)} pairs")
+        pairs, others = is_pair.tolist(), (~is_pair).tolist()
+        extra_keys = [k for k, o in zip(keys_a, others) if o] + [k for k, o in zip(keys_b, others) if o]
+        mask = false_negative_mask(
+            [k for k, p in zip(keys_a, pairs) if p],
+            [k for k, p in zip(keys_b, pairs) if p],
+            extra_keys if use_non_paraphrases else None,
+        )
+    return multiple_negatives_ranking_loss(
+        embeddings_a[is_pair],
+        embeddings_b[is_pair],
+        scale=scale,
+        symmetric=symmetric,
+        extra_negatives=extra,
+        false_negative_mask=mask,
+    )
+
+
+def false_negative_mask(
+    anchor_keys: Sequence[Hashable],
+    positive_keys: Sequence[Hashable],
+    extra_keys: Optional[Sequence[Hashable]] = None,
+) -> Tensor:
+    """Bool (B, B + E): True where candidate j is a known paraphrase of anchor i other than its own positive.
+
+    Sentences are grouped transitively: anchor i and positive i are one group, and equal keys are the same
+    sentence. Candidate j (positive j, or extra j - B) is masked for anchor i when it belongs to anchor i's
+    group and j != i. The mask's first B columns are symmetric, so the reverse direction can use it too.
+    """
+    if len(anchor_keys) != len(positive_keys):
+        raise ValueError(f"{len(anchor_keys)} anchor keys but {len(positive_keys)} positive keys")
+    groups = _paraphrase_groups(anchor_keys, positive_keys)
+    query_group = [groups[k] for k in anchor_keys]
+    candidate_group = [groups[k] for k in positive_keys] + [groups.get(k, -1) for k in (extra_keys or [])]
+    query = torch.tensor(query_group, dtype=torch.long).unsqueeze(1)
+    mask = query == torch.tensor(candidate_group, dtype=torch.long).unsqueeze(0)
+    mask[:, : len(anchor_keys)].fill_diagonal_(False)
+    return mask
+
+
+def sentence_keys(input_ids: Tensor, attention_mask: Tensor) -> list[tuple[int, ...]]:
+    """One hashable key per row: the row's attended token ids (equal sentences get equal keys)."""
+    if input_ids.shape != attention_mask.shape:
+        raise ValueError(f"input_ids {tuple(input_ids.shape)} and attention_mask {tuple(attention_mask.shape)} differ")
+    return [tuple(ids[mask.bool()].tolist()) for ids, mask in zip(input_ids.cpu(), attention_mask.cpu())]
+
+
+def _paraphrase_groups(anchor_keys, positive_keys) -> dict:
+    """Union-find over sentence keys: each anchor/positive pair joins its two sentences' groups."""
+    parent: dict = {}
+
+    def root(key):
+        parent.setdefault(key, key)
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for a, p in zip(anchor_keys, positive_keys):
+        parent[root(a)] = root(p)
+    roots: dict = {}
+    return {key: roots.setdefault(root(key), len(roots)) for key in list(parent)}
+
+
+def _check_embeddings(anchors: Tensor, positives: Tensor, extra: Optional[Tensor]) -> None:
+    if anchors.ndim != 2 or anchors.shape != positives.shape:
+        raise ValueError(
+            f"anchors and positives must both be (B, H), got {tuple(anchors.shape)} and {tuple(positives.shape)}"
+        )
+    if extra is not None and (extra.ndim != 2 or extra.shape[1] != anchors.shape[1]):
+        raise ValueError(f"extra_negatives must be (E, {anchors.shape[1]}), got {tuple(extra.shape)}")
+
+
+def _check_mask(mask: Tensor, num_pairs: int, num_candidates: int) -> None:
+    if mask.dtype != torch.bool or tuple(mask.shape) != (num_pairs, num_candidates):
+        raise ValueError(
+            f"false_negative_mask must be a bool tensor of shape ({num_pairs}, {num_candidates}), "
+            f"got {mask.dtype} {tuple(mask.shape)}"
+        )
+    if mask[:, :num_pairs].diagonal().any():
+        raise ValueError("false_negative_mask masks an anchor's own positive (its diagonal must be False)")

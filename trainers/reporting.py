@@ -1,0 +1,43 @@
+"""What a finished training run leaves beside its weights: metrics.json and a training-curves plot."""
+import json
+from pathlib import Path
+
+
+def write_metrics(path, metrics: dict) -> None:
+    """metrics.json in `minbert evaluate`'s layout: {"sst": {"accuracy"}, ..., "overall", "mean"}."""
+    Path(path).write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+def plot_training_curves(log_history, path) -> bool:
+    """Per-task training losses (and SMART/MNR terms) by step, and the dev metrics by step, in one PNG.
+    Returns False when there is nothing to plot (no training log yet)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers; must precede pyplot
+    import matplotlib.pyplot as plt
+
+    train = [entry for entry in log_history if "loss" in entry]
+    dev = [entry for entry in log_history if any(k.startswith("eval_") and k != "eval_runtime" for k in entry)]
+    if not train and not dev:
+        return False
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    _plot_series(left, train, lambda k: k.startswith(("loss_", "smart_", "mnr")) or k == "loss", "training loss (averaged per log)")
+    _plot_series(right, dev, lambda k: k.startswith("eval_") and k not in ("eval_runtime",), "dev metrics")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
+def _plot_series(axis, entries, wanted, title):
+    names = sorted({key for entry in entries for key in entry if wanted(key)})
+    for name in names:
+        points = [(entry["step"], entry[name]) for entry in entries if name in entry and "step" in entry]
+        if points:
+            steps, values = zip(*points)
+            axis.plot(steps, values, marker="o" if len(points) < 30 else None, label=name)
+    axis.set_title(title)
+    axis.set_xlabel("optimizer step")
+    if names:
+        axis.legend(fontsize=7)
+    axis.grid(alpha=0.3)

@@ -1,0 +1,298 @@
+"""`MultitaskTrainer`: `transformers.Trainer` for one `MinBertForMultitask` over several tasks.
+
+What it adds to Trainer, and where:
+- `get_train_dataloader`: task batches from `MultitaskBatchSampler` (Trainer's own sampler hook cannot
+  return a batch sampler); each batch arrives as `{task: inputs}`.
+- `compute_loss`: per task, the head's loss × the task weight, + SMART, + MNR (on the MNR task).
+- `training_step`: PCGrad's gradient surgery when asked; otherwise Trainer's own step (loss scaling for
+  gradient accumulation, backward, bf16 via accelerate).
+- `evaluate`: per-task dev metrics with `hf_minbert.evaluation` and the overall score, which is the
+  default `metric_for_best_model`.
+- `create_optimizer`: hf_minbert's AdamW (or torch's) with LLRD, head multiplier and frozen parts.
+- `log`: each task's loss and the SMART/MNR terms, averaged since the last log.
+"""
+import contextlib
+import logging
+import time
+from collections import defaultdict
+
+import torch
+from transformers import Trainer, TrainerCallback
+
+from hf_minbert.evaluation import evaluate_model
+from hf_minbert.optimization import create_optimizer
+
+from .arguments import MultitaskTrainingArguments
+from .losses import paraphrase_mnr_loss, sentence_keys
+from .multitask_data import MultitaskCollator, MultitaskDataLoader, MultitaskDataset, tokenize_for_training
+from .pcgrad import pcgrad_backward
+from .sampling import MultitaskBatchSampler
+
+logger = logging.getLogger(__name__)
+
+SIDE_KEYS = ("input_ids_a", "attention_mask_a", "input_ids_b", "attention_mask_b")
+JOINT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class MultitaskTrainer(Trainer):
+    """Trainer over `train_dataset={"sst": rows, "para": rows, "sts": rows}` (raw task rows as
+    `hf_minbert.data` reads them, or already tokenized), scored on `eval_dataset` (raw rows, same keys)."""
+
+    def __init__(self, model=None, args=None, train_dataset=None, eval_dataset=None, processing_class=None, **kwargs):
+        args = args if args is not None else MultitaskTrainingArguments()
+        if not isinstance(args, MultitaskTrainingArguments):
+            raise TypeError("MultitaskTrainer needs MultitaskTrainingArguments (a TrainingArguments subclass)")
+        if processing_class is None:
+            raise ValueError("MultitaskTrainer needs the tokenizer as processing_class (it tokenizes and is saved with the model)")
+        config = _core(model).config
+        for name, datasets in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
+            _check_task_dict(name, datasets, config)
+        if train_dataset is not None:
+            sides = {args.mnr_task} if args.mnr_weight > 0 else set()
+            if sides and args.mnr_task not in train_dataset:
+                raise ValueError(f"--mnr_weight > 0 but the MNR task {args.mnr_task!r} has no train dataset")
+            train_dataset = MultitaskDataset(
+                tokenize_for_training(train_dataset, processing_class, config, args.max_seq_length, sides_for=sides)
+            )
+        kwargs.setdefault("data_collator", MultitaskCollator(processing_class))
+        super().__init__(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                         processing_class=processing_class, **kwargs)
+        tasks = list(config.tasks)
+        self.task_weights = args.per_task("task_weights", tasks, default=1.0)
+        self.smart = self._build_smart(args, tasks)
+        if self.smart is not None and self.smart.teacher is not None:
+            self.add_callback(_MeanTeacherUpdate(self))
+        self._pcgrad_generator = torch.Generator().manual_seed(args.seed)
+        self._terms = defaultdict(list)  # name -> values since the last log
+
+    @staticmethod
+    def _build_smart(args, tasks):
+        weights = args.per_task("smart_weight", tasks, default=0.0)
+        if not any(weights.values()) and args.smart_proximal_weight == 0:
+            return None
+        from .smart import SmartRegularizer, SmartSettings
+
+        return SmartRegularizer(
+            SmartSettings(
+                weights=weights,
+                variant=args.smart_variant,
+                steps=args.smart_steps,
+                step_size=args.smart_step_size,
+                epsilon=args.smart_epsilon,
+                noise_std=args.smart_noise_std,
+                norm=args.smart_norm,
+                proximal_weight=args.smart_proximal_weight,
+                momentum=args.smart_momentum,
+            )
+        )
+
+    # ---- data ------------------------------------------------------------------------------------------
+
+    def get_train_dataloader(self):
+        if self.train_dataset is None:
+            raise ValueError("MultitaskTrainer: training requires a train_dataset")
+        dataset, args = self.train_dataset, self.args
+        strategy = args.task_sampling
+        sampler = MultitaskBatchSampler(
+            dataset.sizes,
+            self._train_batch_size,
+            strategy,
+            seed=args.data_seed if args.data_seed is not None else args.seed,
+            num_replicas=args.world_size,
+            rank=args.process_index,
+            drop_last=args.dataloader_drop_last,
+            temperature=args.sampling_temperature if strategy == "temperature" else None,
+            size_cap=args.sampling_size_cap if strategy == "temperature" else None,
+            num_splits=args.equal_split_parts if strategy == "equal_split" else None,
+            example_keys=self._no_duplicate_keys(dataset),
+        )
+        # Not passed through accelerator.prepare: its BatchSamplerShard would re-shard batches that the
+        # sampler already split by rank. Trainer moves each batch to the device in _prepare_inputs.
+        return MultitaskDataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=self.data_collator,
+            num_workers=args.dataloader_num_workers,
+            pin_memory=args.dataloader_pin_memory and torch.cuda.is_available(),
+        )
+
+    def _no_duplicate_keys(self, dataset):
+        task = self.args.mnr_task
+        if self.args.mnr_weight == 0 or not self.args.mnr_no_duplicates or task not in dataset.sizes:
+            return None
+        rows = dataset.datasets[task]
+        if "input_ids_a" not in rows.column_names:
+            return None
+        # A pair's key is its two sentences: no sentence may appear twice among a batch's candidates.
+        return {task: [(tuple(a), tuple(b)) for a, b in zip(rows["input_ids_a"], rows["input_ids_b"])]}
+
+    # ---- loss --------------------------------------------------------------------------------------------
+
+    def compute_loss_context_manager(self):
+        # accelerate autocasts only model.forward; SMART and MNR also call encoder methods directly.
+        stack = contextlib.ExitStack()
+        stack.enter_context(self.accelerator.autocast())
+        return stack
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        losses = self.task_losses(model, inputs)
+        loss = sum(losses.values())
+        return (loss, losses) if return_outputs else loss
+
+    def task_losses(self, model, inputs):
+        """{task: weight × (head loss + SMART + MNR)} for the tasks of this batch."""
+        return {task: self._task_loss(model, task, batch) for task, batch in inputs.items()}
+
+    def _task_loss(self, model, task, batch):
+        core = _core(model)
+        spec = core.config.task_spec(task)
+        head_inputs = {k: v for k, v in batch.items() if k in (SIDE_KEYS if spec["pair_encoding"] == "bi" else JOINT_KEYS)}
+        outputs = model(**head_inputs, task=task, labels=batch["labels"])
+        loss = outputs.loss
+        self._record(f"loss_{task}", loss)
+        if self.smart is not None:
+            # The extra passes use the unwrapped model: under DDP only the clean forward goes through the
+            # wrapper, and every gradient still lands on the same parameters before one all-reduce.
+            regularizer = self.smart(core, head_inputs, task, outputs.logits)
+            if regularizer is not None and regularizer.requires_grad:
+                self._record(f"smart_{task}", regularizer)
+                loss = loss + regularizer
+        if self.args.mnr_weight > 0 and task == self.args.mnr_task:
+            mnr = self._mnr_loss(core, batch, outputs)
+            self._record("mnr", mnr)
+            loss = loss + self.args.mnr_weight * mnr
+        return self.task_weights[task] * loss
+
+    def _mnr_loss(self, core, batch, outputs):
+        if outputs.embeddings_a is not None:  # a bi-encoder head already embedded both sides
+            emb_a, emb_b = outputs.embeddings_a, outputs.embeddings_b
+        elif "input_ids_a" in batch:
+            emb_a = core.embed(batch["input_ids_a"], batch["attention_mask_a"])
+            emb_b = core.embed(batch["input_ids_b"], batch["attention_mask_b"])
+        else:
+            raise ValueError(f"MNR on task {self.args.mnr_task!r} needs the separate sentences (input_ids_a/_b)")
+        return paraphrase_mnr_loss(
+            emb_a,
+            emb_b,
+            batch["labels"].round(),
+            scale=self.args.mnr_scale,
+            symmetric=self.args.mnr_symmetric,
+            keys_a=sentence_keys(batch["input_ids_a"], batch["attention_mask_a"]) if "input_ids_a" in batch else None,
+            keys_b=sentence_keys(batch["input_ids_b"], batch["attention_mask_b"]) if "input_ids_b" in batch else None,
+        )
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if not self.args.pcgrad:
+            return super().training_step(model, inputs, num_items_in_batch)
+        model.train()
+        inputs = self._prepare_inputs(inputs)
+        # autograd.grad bypasses DDP's all-reduce hooks; pcgrad_backward averages across ranks itself.
+        with self.accelerator.no_sync(model), self.compute_loss_context_manager():
+            losses = self.task_losses(model, inputs)
+        scale = 1.0 / self.current_gradient_accumulation_steps
+        core = _core(model)
+        shared = [p for name, p in core.named_parameters() if name.startswith(f"{core.base_model_prefix}.")]
+        heads = {task: list(core.heads[task].parameters()) for task in core.heads}
+        stats = pcgrad_backward({t: l * scale for t, l in losses.items()}, shared, heads, generator=self._pcgrad_generator)
+        self._terms["pcgrad_projections"].append(float(stats.projections))
+        return sum(losses.values()).detach() * scale
+
+    def floating_point_ops(self, inputs):
+        # Kaplan et al.'s 6 · tokens · parameters for forward + backward, summed over the step's tasks.
+        if not hasattr(self, "_non_embedding_parameters"):
+            self._non_embedding_parameters = _core(self.model).num_parameters(exclude_embeddings=True)
+        tokens = sum(batch[k].numel() for batch in inputs.values() for k in ("input_ids", "input_ids_a", "input_ids_b") if k in batch)
+        return 6 * tokens * self._non_embedding_parameters
+
+    # ---- logging -----------------------------------------------------------------------------------------
+
+    def _record(self, name, value):
+        self._terms[name].append(value.detach().float().item())
+
+    def log(self, logs, start_time=None):
+        if "loss" in logs:  # a training log: add the terms gathered since the previous one
+            for name, values in self._terms.items():
+                if values:
+                    logs[name] = round(sum(values) / len(values), 6)
+            self._terms.clear()
+        super().log(logs, start_time)
+
+    # ---- evaluation --------------------------------------------------------------------------------------
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        datasets = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if not datasets:
+            raise ValueError("MultitaskTrainer.evaluate needs eval_dataset={task: labelled rows}")
+        _check_task_dict("eval_dataset", datasets, _core(self.model).config)
+        start = time.time()
+        metrics = evaluate_model(
+            _core(self.model),
+            self.processing_class,
+            datasets,
+            batch_size=self.args.per_device_eval_batch_size,
+            max_length=self.args.max_seq_length,
+            bf16=self.args.bf16,
+        )
+        flat = flatten_metrics(metrics, metric_key_prefix)
+        flat[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 3)
+        flat["epoch"] = self.state.epoch
+        self.log(flat)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, flat)
+        return flat
+
+    # ---- optimizer ---------------------------------------------------------------------------------------
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is None:
+            args = self.args
+            self.optimizer = create_optimizer(
+                _core(model if model is not None else self.model),
+                lr=args.learning_rate,
+                weight_decay=args.weight_decay,
+                layerwise_lr_decay=args.layerwise_lr_decay,
+                head_lr_multiplier=args.head_lr_multiplier,
+                freeze_embeddings=args.freeze_embeddings,
+                freeze_encoder=args.freeze_encoder,
+                betas=(args.adam_beta1, args.adam_beta2),
+                eps=args.adam_epsilon,
+                use_torch_adamw=args.use_torch_adamw,
+            )
+        return self.optimizer
+
+
+class _MeanTeacherUpdate(TrainerCallback):
+    """After every optimizer step, move SMART's mean-teacher copy toward the model (Bregman proximal point)."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.trainer.smart.teacher.update(_core(self.trainer.model))
+
+
+def flatten_metrics(metrics, prefix="eval"):
+    """{"sst": {"accuracy": a}, "overall": o} -> {"eval_sst_accuracy": a, "eval_overall": o}."""
+    flat = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            flat.update({f"{prefix}_{key}_{name}": v for name, v in value.items()})
+        else:
+            flat[f"{prefix}_{key}"] = value
+    return flat
+
+
+def _core(model):
+    """The MinBertForMultitask inside DDP / accelerate wrappers."""
+    while hasattr(model, "module"):
+        model = model.module
+    return model
+
+
+def _check_task_dict(name, datasets, config):
+    if datasets is None:
+        return
+    if not isinstance(datasets, dict) or not datasets:
+        raise TypeError(f"{name} must be a non-empty dict {{task: dataset}}, got {type(datasets).__name__}")
+    unknown = [task for task in datasets if task not in config.tasks]
+    if unknown:
+        raise ValueError(f"{name} names task(s) {unknown} that the model has no head for; its tasks: {list(config.tasks)}")
