@@ -1,0 +1,144 @@
+"""`minbert evaluate`: score a saved model on the dev sets and write predictions in the course's format.
+
+    minbert evaluate --model DIR --data_dir DIR --output_dir DIR
+
+For each task (sst, para, sts by default) it reads the dev file (labelled) and the test-student file
+(unlabelled) from --data_dir, or the files given with --<task>_dev / --<task>_test, and writes:
+
+    <task>-dev-output.csv, <task>-test-output.csv   "id \\t Predicted_..." header, "id , value" rows
+    metrics.json   {"sst": {"accuracy"}, "para": {"accuracy"}, "sts": {"pearson", "spearman"},
+                    "overall": leaderboard score, "mean": plain mean}   (overall/mean need all three tasks)
+
+A file named on the command line must exist. A default test file that is absent (this data folder has
+no quora-test-student.csv) is reported and skipped; a default dev file that is absent is an error.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer
+
+from hf_minbert import MinBertForMultitask
+from hf_minbert.data import TASK_SCHEMAS, DataError, read_task_file
+from hf_minbert.evaluation import evaluate_task, write_prediction_file
+from hf_minbert.metrics import with_overall_scores
+
+DEFAULT_TASKS = ("sst", "para", "sts")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minbert evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="saved model directory (save_pretrained output)")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer directory (default: --model)")
+    parser.add_argument("--data_dir", default=None, help="folder with the CS224N task files")
+    parser.add_argument("--output_dir", required=True, help="where prediction files and metrics.json go")
+    parser.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS), choices=list(TASK_SCHEMAS),
+                        help="tasks to score (default: sst para sts)")
+    for task in TASK_SCHEMAS:
+        parser.add_argument(f"--{task}_dev", default=None, help=f"labelled {task} file (default: data_dir's)")
+        parser.add_argument(f"--{task}_test", default=None, help=f"unlabelled {task} file (default: data_dir's)")
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--max_length", type=int, default=None,
+                        help="truncate inputs to this many tokens (default: the model's max_position_embeddings)")
+    parser.add_argument("--bf16", action="store_true", help="run the model under bfloat16 autocast")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--skip_bad_rows", action="store_true",
+                        help="skip rows that break a task's schema (and report their count) instead of failing")
+    parser.add_argument("--no_progress", action="store_true", help="no progress bars")
+    return parser
+
+
+class CommandError(Exception):
+    """A problem with the command's arguments or inputs: printed as one line, exit status 2."""
+
+
+def resolve_files(args) -> list:
+    """(task, split, path) for every file to score; dev files are required, default test files optional."""
+    files = []
+    for task in args.tasks:
+        for split in ("dev", "test"):
+            explicit = getattr(args, f"{task}_{split}")
+            if explicit is not None:
+                files.append((task, split, Path(explicit)))  # must exist: read_task_file says so if not
+                continue
+            if args.data_dir is None:
+                raise CommandError(f"no {task} {split} file: pass --data_dir or --{task}_{split}")
+            path = Path(args.data_dir) / TASK_SCHEMAS[task].file_name(split)
+            if split == "test" and not path.is_file():
+                print(f"note: no {task} test file at {path}; {task}-test-output.csv is not written")
+                continue
+            files.append((task, split, path))
+    return files
+
+
+def read_files(files, skip_bad_rows) -> list:
+    """(task, split, dataset, report) per file; all are read before any prediction, so bad data fails fast."""
+    read = []
+    for task, split, path in files:
+        try:
+            dataset, report = read_task_file(path, task, labelled=split == "dev", skip_bad_rows=skip_bad_rows)
+        except (DataError, FileNotFoundError) as error:
+            raise CommandError(str(error)) from None
+        read.append((task, split, dataset, report))
+    return read
+
+
+def load_model(args):
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        model = MinBertForMultitask.from_pretrained(args.model).to(device)
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
+    except (OSError, ValueError) as error:
+        raise CommandError(f"cannot load the model or tokenizer from {args.tokenizer or args.model}: {error}") from None
+    missing = [task for task in args.tasks if task not in model.config.tasks]
+    if missing:
+        raise CommandError(f"model {args.model} has no head for {missing}; its tasks: {', '.join(model.config.tasks)}")
+    return model, tokenizer
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        inputs = read_files(resolve_files(args), args.skip_bad_rows)
+        model, tokenizer = load_model(args)
+    except CommandError as error:
+        print(f"minbert evaluate: {error}", file=sys.stderr)
+        return 2
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    predict_kwargs = dict(batch_size=args.batch_size, max_length=args.max_length, bf16=args.bf16,
+                          progress=not args.no_progress)
+    metrics, table = {}, []
+    for task, split, dataset, read_report in inputs:
+        result = evaluate_task(model, tokenizer, dataset, task, **predict_kwargs)
+        write_prediction_file(output_dir / f"{task}-{split}-output.csv", task, result.predictions.ids, result.labels)
+        if result.metrics is not None:
+            metrics[task] = result.metrics
+        table.append((task, split, read_report, result))
+    metrics = with_overall_scores(metrics)
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    print(format_table(table, metrics))
+    print(f"wrote predictions and metrics.json to {output_dir}")
+    return 0
+
+
+def format_table(rows, metrics) -> str:
+    """One line per scored file, then the overall scores."""
+    lines = [f"{'task':<7}{'split':<6}{'rows':>7}{'skipped':>9}{'truncated':>11}  metrics", "-" * 64]
+    for task, split, read_report, result in rows:
+        scores = "  ".join(f"{name} {value:.4f}" for name, value in (result.metrics or {}).items()) or "(no labels)"
+        lines.append(f"{task:<7}{split:<6}{read_report.rows:>7}{len(read_report.skipped):>9}"
+                     f"{result.predictions.truncation.truncated:>11}  {scores}")
+    for read_report in (row[2] for row in rows if row[2].skipped):
+        lines.append(f"skipped: {read_report}")
+    if "overall" in metrics:
+        lines.append(f"{'overall, leaderboard: (sst + para + (sts_pearson + 1) / 2) / 3':<66}{metrics['overall']:.4f}")
+        lines.append(f"{'mean: (sst + para + sts_pearson) / 3':<66}{metrics['mean']:.4f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

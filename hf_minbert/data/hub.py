@@ -1,0 +1,95 @@
+"""The same tasks from the Hugging Face Hub, loaded by name into the CS224N schema.
+
+    sst   SetFit/sst5                   text, label (0..4), label_text         -> sentence, sentiment
+    para  nyu-mll/glue, config "qqp"    question1, question2, label, idx       -> sentence1, sentence2, is_duplicate, id
+    sts   sentence-transformers/stsb    sentence1, sentence2, score (0..1)     -> similarity = 5 * score
+
+Loading goes through `datasets.load_dataset`, so a Hub name, a local copy of the repository or a
+mirror (HF_ENDPOINT) all work; rows are then checked exactly as the CS224N files are. Datasets without an
+id column get `"{hub split}-{row}"`. GLUE's QQP test split has no labels (label -1), so it loads unlabelled.
+"""
+from dataclasses import dataclass, field
+
+import datasets
+
+from .schema import TaskRowsBuilder, task_schema
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class HubSource:
+    path: str
+    name: str = None  # the dataset's config name
+    columns: dict = field(default_factory=dict)  # Hub column -> schema column
+    id_column: str = None  # Hub column holding a row id, if the dataset has one
+    label_scale: float = 1.0  # multiplies the Hub label onto the task's scale
+    hub_splits: dict = field(default_factory=lambda: {"train": "train", "dev": "validation", "test": "test"})
+    labelled_test: bool = True
+
+
+HUB_SOURCES = {
+    "sst": HubSource("SetFit/sst5", columns={"text": "sentence", "label": "sentiment"}),
+    "para": HubSource(
+        "nyu-mll/glue",
+        name="qqp",
+        columns={"question1": "sentence1", "question2": "sentence2", "label": "is_duplicate"},
+        id_column="idx",
+        labelled_test=False,
+    ),
+    "sts": HubSource(
+        "sentence-transformers/stsb",
+        columns={"sentence1": "sentence1", "sentence2": "sentence2", "score": "similarity"},
+        label_scale=5.0,
+    ),
+}
+
+
+def hub_source(task: str) -> HubSource:
+    if task not in HUB_SOURCES:
+        raise ValueError(f"no Hub dataset known for task {task!r}; known: {', '.join(HUB_SOURCES)}")
+    return HUB_SOURCES[task]
+
+
+def load_hub_task(task: str, split: str = "train", *, path=None, name=None, skip_bad_rows=False, **load_kwargs):
+    """Load `split` ("train", "dev" or "test") of `task`'s Hub dataset into the task's schema.
+
+    path / name override the Hub repository (e.g. a local copy laid out like it) and its config.
+    Extra keyword arguments go to `datasets.load_dataset`. Returns `(datasets.Dataset, ReadReport)`.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    source = hub_source(task)
+    path, name = path or source.path, name if name is not None else source.name
+    hub_split = source.hub_splits[split]
+    raw = datasets.load_dataset(path, name, split=hub_split, **load_kwargs)
+    labelled = split != "test" or source.labelled_test
+    description = f"{path}{f' ({name})' if name else ''} split {hub_split!r}"
+    return map_hub_rows(raw, task, labelled=labelled, source=description, split_name=hub_split,
+                        skip_bad_rows=skip_bad_rows)
+
+
+def map_hub_rows(raw, task: str, *, labelled: bool, source: str, split_name: str, skip_bad_rows=False):
+    """Rename a Hub dataset's columns onto the task's schema and check every row like a file row."""
+    schema, hub = task_schema(task), hub_source(task)
+    needed = [column for column, target in hub.columns.items() if labelled or target != schema.label_column]
+    needed += [hub.id_column] if hub.id_column else []
+    missing = [column for column in needed if column not in raw.column_names]
+    if missing:
+        raise ValueError(f"{source}: missing column(s) {missing} for task {task!r}; found {raw.column_names}")
+    builder = TaskRowsBuilder(schema, labelled, source, skip_bad_rows)
+    columns = raw.select_columns(needed).to_dict()
+    for row, values in enumerate(zip(*(columns[column] for column in needed))):
+        hub_row = dict(zip(needed, values))
+        record = {target: hub_row[column] for column, target in hub.columns.items() if column in hub_row}
+        record["id"] = str(hub_row[hub.id_column]) if hub.id_column else f"{split_name}-{row}"
+        if labelled:
+            record[schema.label_column] = _scaled(record[schema.label_column], hub.label_scale)
+        builder.add(f"row {row}", record)
+    return builder.finish()
+
+
+def _scaled(label, scale):
+    # Only a number is scaled: anything else reaches the row check unchanged and is reported there.
+    is_number = isinstance(label, (int, float)) and not isinstance(label, bool)
+    return label * scale if is_number and scale != 1.0 else label

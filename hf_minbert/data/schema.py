@@ -1,0 +1,232 @@
+"""One uniform schema per task, and the row checks every loader (CS224N files, Hub datasets) shares.
+
+A task's rows are `id`, its text column(s) and, when labelled, its label column:
+
+    sst     id, sentence, sentiment (int 0..4)
+    para    id, sentence1, sentence2, is_duplicate (float 0.0 / 1.0)
+    sts     id, sentence1, sentence2, similarity (float 0..5)
+    cfimdb  id, sentence, sentiment (int 0 / 1)
+
+A row that breaks the schema is an error naming its source, line (or row) and column; with
+`skip_bad_rows=True` it is dropped instead and counted in the `ReadReport`. Nothing is dropped silently.
+"""
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import datasets
+
+
+@dataclass(frozen=True)
+class TaskSchema:
+    name: str
+    text_columns: tuple  # ("sentence",) or ("sentence1", "sentence2")
+    label_column: str
+    label_dtype: str  # "int64" or "float64"
+    label_values: tuple = None  # the allowed labels of a classification task
+    label_range: tuple = None  # [low, high] of a regression task
+    file_prefix: str = ""  # CS224N file names: f"{file_prefix}-{train|dev|test-student}.csv"
+    prediction_header: str = ""  # the course's column name in submission files
+    metric: str = "accuracy"  # shipped metric module that scores the task
+
+    @property
+    def is_pair(self) -> bool:
+        return len(self.text_columns) == 2
+
+    def columns(self, labelled: bool) -> tuple:
+        return ("id", *self.text_columns, *((self.label_column,) if labelled else ()))
+
+    def features(self, labelled: bool) -> datasets.Features:
+        features = {"id": datasets.Value("string")}
+        features.update({column: datasets.Value("string") for column in self.text_columns})
+        if labelled:
+            features[self.label_column] = datasets.Value(self.label_dtype)
+        return datasets.Features(features)
+
+    def file_name(self, split: str) -> str:
+        """The CS224N file of `split` ("train", "dev" or "test"; test files carry no labels)."""
+        if split not in ("train", "dev", "test"):
+            raise ValueError(f"unknown split {split!r}; expected train, dev or test")
+        return f"{self.file_prefix}-{'test-student' if split == 'test' else split}.csv"
+
+    def describe_labels(self) -> str:
+        if self.label_values is not None:
+            return ", ".join(str(value) for value in self.label_values)
+        low, high = self.label_range
+        return f"a number in [{low}, {high}]"
+
+
+# The course's submission files spell STS's column "Predicted_Similiarity" (sic): kept, so that files
+# written here are drop-in replacements for the ones its scripts wrote and read.
+TASK_SCHEMAS = {
+    "sst": TaskSchema(
+        "sst", ("sentence",), "sentiment", "int64", label_values=(0, 1, 2, 3, 4),
+        file_prefix="ids-sst", prediction_header="Predicted_Sentiment",
+    ),
+    "para": TaskSchema(
+        "para", ("sentence1", "sentence2"), "is_duplicate", "float64", label_values=(0.0, 1.0),
+        file_prefix="quora", prediction_header="Predicted_Is_Paraphrase",
+    ),
+    "sts": TaskSchema(
+        "sts", ("sentence1", "sentence2"), "similarity", "float64", label_range=(0.0, 5.0),
+        file_prefix="sts", prediction_header="Predicted_Similiarity", metric="correlation",
+    ),
+    "cfimdb": TaskSchema(
+        "cfimdb", ("sentence",), "sentiment", "int64", label_values=(0, 1),
+        file_prefix="ids-cfimdb", prediction_header="Predicted_Sentiment",
+    ),
+}
+
+
+def task_schema(task: str) -> TaskSchema:
+    if task not in TASK_SCHEMAS:
+        raise ValueError(f"unknown task {task!r}; tasks with a data schema: {', '.join(TASK_SCHEMAS)}")
+    return TASK_SCHEMAS[task]
+
+
+@dataclass(frozen=True)
+class BadRow:
+    source: str  # a file path, or a Hub dataset and split
+    location: str  # "line 12" (files) or "row 12" (datasets)
+    column: str  # None when the row as a whole is malformed
+    problem: str
+
+    def where(self) -> str:
+        return self.location + (f", column {self.column!r}" if self.column else "")
+
+    def __str__(self):
+        return f"{self.source}, {self.where()}: {self.problem}"
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the source, line or row, and column."""
+
+
+SKIP_HINT = "pass skip_bad_rows=True (--skip_bad_rows on the command line) to skip such rows and count them"
+
+
+@dataclass
+class ReadReport:
+    """What a loader kept and skipped from one source."""
+
+    source: str
+    task: str
+    rows: int = 0
+    skipped: list = field(default_factory=list)  # BadRow per dropped row
+    repeated_texts: int = 0  # rows whose text(s) repeat an earlier row: kept, as in the data, but counted
+
+    MAX_SHOWN = 5  # bad rows spelled out in the one-line summary
+
+    def __str__(self):
+        line = f"{self.source}: {self.rows} {self.task} rows"
+        if self.repeated_texts:
+            line += f" ({self.repeated_texts} repeating an earlier row's text)"
+        if self.skipped:
+            shown = self.skipped[: self.MAX_SHOWN]
+            details = "; ".join(f"{bad.where()}: {bad.problem}" for bad in shown)
+            if len(self.skipped) > len(shown):
+                details += f"; and {len(self.skipped) - len(shown)} more"
+            line += f"; skipped {len(self.skipped)} bad row(s): {details}"
+        return line
+
+
+def check_text(value):
+    """The problem with a sentence value, or None when it is usable text."""
+    if not isinstance(value, str):
+        return f"expected text, got {type(value).__name__} {value!r}"
+    if not value.strip():
+        return "empty sentence"
+    return None
+
+
+def parse_label(value, schema: TaskSchema):
+    """`value` (a string from a file or a number from a dataset) as the task's label; raises ValueError."""
+    if value is None:
+        raise ValueError("missing label")
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError("empty label")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"label {value!r} is not a number") from None
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
+    if math.isnan(number):
+        raise ValueError("label is NaN")
+    if schema.label_values is not None:
+        if number not in schema.label_values:
+            raise ValueError(f"label {value!r} is not one of the task's labels ({schema.describe_labels()})")
+    elif not schema.label_range[0] <= number <= schema.label_range[1]:
+        raise ValueError(f"label {value!r} is outside the task's range ({schema.describe_labels()})")
+    return int(number) if schema.label_dtype == "int64" else number
+
+
+class TaskRowsBuilder:
+    """Collects checked rows of one task from one source into a `datasets.Dataset`.
+
+    Each row is checked in column order (id, texts, label); the first problem makes it a bad row, which
+    raises `DataError` or, with `skip_bad_rows`, is recorded in the report.
+    """
+
+    def __init__(self, schema: TaskSchema, labelled: bool, source: str, skip_bad_rows: bool = False):
+        self.schema = schema
+        self.labelled = labelled
+        self.source = source
+        self.skip_bad_rows = skip_bad_rows
+        self.columns = {column: [] for column in schema.columns(labelled)}
+        self.report = ReadReport(source=source, task=schema.name)
+        self.first_seen_at = {}  # id -> location, to name the earlier row of a repeated id
+        self.text_counts = Counter()
+
+    def reject(self, location: str, column, problem: str):
+        bad = BadRow(self.source, location, column, problem)
+        if not self.skip_bad_rows:
+            raise DataError(f"{bad}; {SKIP_HINT}")
+        self.report.skipped.append(bad)
+
+    def add(self, location: str, record: dict):
+        """Check one row (a dict keyed by schema column) and keep it, or reject it."""
+        column, problem, label = self._check(record)
+        if problem:
+            self.reject(location, column, problem)
+            return
+        row_id = str(record["id"])
+        self.first_seen_at[row_id] = location
+        texts = tuple(record[column] for column in self.schema.text_columns)
+        self.report.repeated_texts += self.text_counts[texts] > 0
+        self.text_counts[texts] += 1
+        self.columns["id"].append(row_id)
+        for column, text in zip(self.schema.text_columns, texts):
+            self.columns[column].append(text)
+        if self.labelled:
+            self.columns[self.schema.label_column].append(label)
+
+    def _check(self, record):
+        """(column, problem, None) for the first problem in column order, else (None, None, parsed label)."""
+        row_id = record.get("id")
+        if row_id is None or not str(row_id).strip():
+            return "id", "empty id", None
+        if str(row_id) in self.first_seen_at:
+            return "id", f"id {row_id!r} repeats the id of {self.first_seen_at[str(row_id)]}", None
+        for column in self.schema.text_columns:
+            problem = check_text(record.get(column))
+            if problem:
+                return column, problem, None
+        if not self.labelled:
+            return None, None, None
+        try:
+            return None, None, parse_label(record.get(self.schema.label_column), self.schema)
+        except ValueError as error:
+            return self.schema.label_column, str(error), None
+
+    def finish(self):
+        """The checked rows as a Dataset, with the report; an empty result is an error."""
+        self.report.rows = len(self.columns["id"])
+        if self.report.rows == 0:
+            skipped = f" ({len(self.report.skipped)} bad rows skipped)" if self.report.skipped else ""
+            raise DataError(f"{self.source}: no usable {self.schema.name} rows{skipped}")
+        dataset = datasets.Dataset.from_dict(self.columns, features=self.schema.features(self.labelled))
+        return dataset, self.report

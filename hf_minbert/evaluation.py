@@ -1,0 +1,219 @@
+"""Prediction and scoring of a multitask model on task datasets: the core of `minbert evaluate`, and of
+the trainer's per-task dev metrics.
+
+    predict_task          model + rows -> unrounded predictions (class probabilities, paraphrase
+                          probability or similarity score), in the rows' order, with their ids
+    predictions_to_labels unrounded predictions -> what a submission file holds (class number or score)
+    score_task            predicted labels + gold labels -> the task's metrics
+    evaluate_model        all of the above over several tasks, plus the two overall scores
+
+Prediction files use the course's submission format, so that they can be compared with (or submitted
+like) the ones its scripts wrote: a header line "id \\t Predicted_<name> " and rows "<id> , <value> ".
+"""
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .data.schema import task_schema
+from .data.tokenization import MultitaskDataCollator, TruncationReport, example_lengths, length_sorted_batches, tokenize_task
+from .metrics import load_metric, with_overall_scores
+
+BINARY_THRESHOLD = 0.5  # paraphrase when sigmoid(logit) > 0.5, i.e. logit > 0; 0.5 itself rounds to 0 as in the course
+
+
+@dataclass
+class TaskPredictions:
+    task: str
+    kind: str  # the head's kind: "classification", "binary" or "regression"
+    ids: list
+    scores: np.ndarray  # float64; (N, C) class probabilities, (N,) paraphrase probability or similarity
+    truncation: TruncationReport
+
+
+@dataclass
+class TaskEvaluation:
+    predictions: TaskPredictions
+    labels: list  # predicted labels as a submission file holds them
+    metrics: dict  # None when the rows have no gold labels
+
+
+def resolve_max_length(model, tokenizer, max_length=None) -> int:
+    """`max_length`, or the longest input both the model and the tokenizer accept; too long is an error."""
+    model_limit = model.config.max_position_embeddings
+    if max_length is None:
+        return min(model_limit, tokenizer.model_max_length)
+    if max_length > model_limit:
+        raise ValueError(f"max_length={max_length} exceeds the model's max_position_embeddings={model_limit}")
+    return max_length
+
+
+def predict_task(model, tokenizer, dataset, task, *, batch_size=64, max_length=None, bf16=False, progress=True):
+    """Run `task`'s head over `dataset` (rows in the task's schema); returns `TaskPredictions` in row order.
+
+    Batches are formed from length-sorted rows so that little padding is computed; the results are put
+    back in the rows' order. Runs under `torch.inference_mode` (and bf16 autocast when `bf16`) on the
+    model's device, and leaves the model in the train/eval mode it was in.
+    """
+    spec = model.config.task_spec(task)
+    max_length = resolve_max_length(model, tokenizer, max_length)
+    with _datasets_progress_bars(progress):
+        tokenized, truncation = tokenize_task(
+            dataset, tokenizer, task, pair_encoding=spec["pair_encoding"], max_length=max_length
+        )
+    if "labels" in tokenized.column_names:
+        tokenized = tokenized.remove_columns("labels")
+    collate = MultitaskDataCollator(tokenizer)
+    device = next(model.parameters()).device
+    scores = [None] * len(tokenized)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), _autocast(device, bf16):
+            batches = length_sorted_batches(example_lengths(tokenized), batch_size)
+            for indices in tqdm(batches, desc=f"predicting {task}", disable=not progress):
+                batch = collate(_rows(tokenized, indices))
+                logits = model(**{key: value.to(device) for key, value in batch.items()}, task=task).logits
+                for index, score in zip(indices, _logits_to_scores(spec["kind"], logits.float())):
+                    scores[index] = score
+    finally:
+        model.train(was_training)
+    return TaskPredictions(task, spec["kind"], list(dataset["id"]), np.asarray(scores, dtype=np.float64), truncation)
+
+
+def _rows(dataset, indices):
+    columns = dataset[indices]
+    return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+
+@contextlib.contextmanager
+def _datasets_progress_bars(enabled):
+    # datasets' own bars (tokenizing, casting) follow `progress`; a global opt-out by the user is kept.
+    was_disabled = datasets.are_progress_bars_disabled()
+    if not enabled:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            datasets.enable_progress_bars()
+
+
+def _autocast(device, bf16):
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _logits_to_scores(kind, logits):
+    if kind == "classification":
+        return torch.softmax(logits, dim=-1).cpu().numpy()
+    if kind == "binary":
+        return torch.sigmoid(logits).cpu().numpy()
+    return logits.cpu().numpy()
+
+
+def predictions_to_labels(scores, kind: str) -> list:
+    """Unrounded predictions -> labels: argmax class, paraphrase (1) when probability > 0.5, or the
+    similarity score itself. Python ints / floats, exactly what a prediction file writes."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if kind == "classification":
+        return [int(label) for label in scores.argmax(axis=-1)]
+    if kind == "binary":
+        return [int(probability > BINARY_THRESHOLD) for probability in scores]
+    if kind == "regression":
+        return [float(score) for score in scores]
+    raise ValueError(f"unknown task kind {kind!r}")
+
+
+def gold_labels(dataset, task: str) -> list:
+    """The gold label column of `task`'s rows; unlabelled rows cannot be scored."""
+    column = task_schema(task).label_column
+    if column not in dataset.column_names:
+        raise ValueError(f"task {task!r}: the rows have no {column!r} column, so they cannot be scored")
+    return list(dataset[column])
+
+
+def score_task(task: str, predictions, labels) -> dict:
+    """The task's metrics of predicted labels against gold labels: {"accuracy"} or {"pearson", "spearman"}."""
+    schema = task_schema(task)
+    if len(predictions) != len(labels):
+        raise ValueError(f"task {task!r}: {len(predictions)} predictions for {len(labels)} gold labels")
+    if schema.metric == "accuracy":
+        predictions, labels = _class_numbers(task, predictions, "predictions"), _class_numbers(task, labels, "labels")
+    return load_metric(schema.metric).compute(predictions=list(predictions), references=list(labels))
+
+
+def _class_numbers(task, values, what):
+    values = np.asarray(values, dtype=np.float64)
+    if not np.all(values == np.round(values)):
+        raise ValueError(f"task {task!r}: {what} must be class numbers, got non-integer values")
+    return values.astype(np.int64).tolist()
+
+
+def evaluate_task(model, tokenizer, dataset, task, **predict_kwargs) -> TaskEvaluation:
+    """Predict `task` on `dataset` and, when the rows carry gold labels, score the predicted labels."""
+    predictions = predict_task(model, tokenizer, dataset, task, **predict_kwargs)
+    labels = predictions_to_labels(predictions.scores, predictions.kind)
+    labelled = task_schema(task).label_column in dataset.column_names
+    metrics = score_task(task, labels, gold_labels(dataset, task)) if labelled else None
+    return TaskEvaluation(predictions, labels, metrics)
+
+
+def evaluate_model(model, tokenizer, datasets_by_task, **predict_kwargs) -> dict:
+    """Metrics of `model` on labelled rows per task, e.g. {"sst": {"accuracy": ...}, ...}, plus
+    "overall" (leaderboard) and "mean" when sst, para and sts are all given."""
+    predict_kwargs.setdefault("progress", False)
+    for task, dataset in datasets_by_task.items():
+        gold_labels(dataset, task)  # unlabelled rows fail here, before any time is spent predicting
+    metrics = {
+        task: evaluate_task(model, tokenizer, dataset, task, **predict_kwargs).metrics
+        for task, dataset in datasets_by_task.items()
+    }
+    return with_overall_scores(metrics)
+
+
+def write_prediction_file(path, task: str, ids, labels):
+    """Write predicted labels in the course's submission format (header, then "id , value" rows)."""
+    if len(ids) != len(labels):
+        raise ValueError(f"{path}: {len(ids)} ids for {len(labels)} predictions")
+    schema = task_schema(task)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(f"id \t {schema.prediction_header} \n")
+        for row_id, label in zip(ids, labels):
+            handle.write(f"{row_id} , {_format_label(schema, label)} \n")
+
+
+def _format_label(schema, label):
+    # repr of a float is its shortest exact form: reading the file back gives the very same number.
+    if schema.metric == "correlation":
+        return repr(float(label))
+    if label != int(label):
+        raise ValueError(f"task {schema.name!r}: a predicted class must be a whole number, got {label!r}")
+    return str(int(label))
+
+
+def read_prediction_file(path, task: str):
+    """Read a submission-format file back: `(ids, labels)`, labels as ints (class tasks) or floats."""
+    schema = task_schema(task)
+    parse = float if schema.metric == "correlation" else int
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header = [field.strip() for field in lines[0].split("\t")] if lines else []
+    if header != ["id", schema.prediction_header]:
+        raise ValueError(f"{path}, line 1: expected header 'id \\t {schema.prediction_header}', got {lines[:1]}")
+    ids, labels = [], []
+    for number, line in enumerate(lines[1:], start=2):
+        fields = line.split(" , ")
+        try:
+            if len(fields) != 2:
+                raise ValueError("expected '<id> , <value>'")
+            ids.append(fields[0].strip())
+            labels.append(parse(fields[1].strip()))
+        except ValueError as error:
+            raise ValueError(f"{path}, line {number}: {error}: {line!r}") from None
+    return ids, labels

@@ -1,0 +1,294 @@
+"""`minbert evaluate` end to end on a tiny random model, and the evaluation core the trainer reuses."""
+import json
+import re
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from transformers import BertTokenizer
+
+from hf_minbert import MinBertConfig, MinBertForMultitask
+from hf_minbert.cli import main as minbert
+from hf_minbert.data import read_task_file
+from hf_minbert.evaluation import (
+    evaluate_model,
+    gold_labels,
+    predict_task,
+    predictions_to_labels,
+    read_prediction_file,
+    score_task,
+)
+
+WORDS = "a the cat dog sat ran on mat park film fine dull good bad is it how why so not very . ?".split()
+
+SST_DEV = [
+    "\tid\tsentence\tsentiment",
+    "0\tsst-0\t a fine film .\t3",
+    "1\tsst-1\t a dull film .\t1",
+    "2\tsst-2\t\" \"\"\"\"\"\" a very very bad film .\"\t0",
+    "3\tsst-3\t good .\t4",
+    "4\tsst-4\t the film is not so good , not so bad .\t2",
+    "5\tsst-5\t the cat sat on the mat\t2",
+]
+SST_TEST = ["0\t\tid\tsentence", "1\t0.0\tsst-t0\t a good film .", "2\t1.0\tsst-t1\t a bad dog ."]
+QUORA_DEV = [
+    "\tid\tsentence1\tsentence2\tis_duplicate",
+    "11\tq-0\thow is the film?\tis the film good?\t1.0",
+    "12\tq-1\twhy is it so?\thow is the dog?\t0.0",
+    "13\tq-2\t\"\"\"is a dog \"\"\"\"good\"\"\"\"?\"\"\"\tis the dog good?\t1.0",
+    "14\tq-3\tthe cat sat on the mat?\ta dog ran in the park?\t0.0",
+]
+STS_DEV = [
+    "\tid\tsentence1\tsentence2\tsimilarity",
+    "21\tsts-0\tthe cat sat on the mat\ta cat sat on a mat\t4.6",
+    "22\tsts-1\ta dog ran\tthe film is dull\t0.2",
+    "23\tsts-2\ta good film\ta fine film\t3.8",
+    "24\tsts-3\tthe dog sat\tthe cat ran\t1.4",
+    "25\tsts-4\tit is very good\tit is not good\t1.0",
+]
+STS_TEST = ["\tid\tsentence1\tsentence2", "31\tsts-t0\ta dog\tthe dog", "32\tsts-t1\tthe park\ta film"]
+
+
+def word_tokenizer():
+    vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS])}
+    return BertTokenizer(vocab=vocab)
+
+
+def tiny_model(seed=0):
+    torch.manual_seed(seed)
+    config = MinBertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=64, max_position_embeddings=64)
+    return MinBertForMultitask(config).eval()
+
+
+def write_lines(path, lines):
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model")
+    tiny_model().save_pretrained(folder)
+    word_tokenizer().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    write_lines(folder / "ids-sst-dev.csv", SST_DEV)
+    write_lines(folder / "ids-sst-test-student.csv", SST_TEST)
+    write_lines(folder / "quora-dev.csv", QUORA_DEV)  # no quora-test-student.csv, as in ../shared/data
+    write_lines(folder / "sts-dev.csv", STS_DEV)
+    write_lines(folder / "sts-test-student.csv", STS_TEST)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def evaluated(saved_model, data_dir, tmp_path_factory):
+    """One `minbert evaluate` run shared by the tests that inspect its outputs."""
+    output_dir = tmp_path_factory.mktemp("out")
+    status = minbert(["evaluate", "--model", str(saved_model), "--data_dir", str(data_dir),
+                      "--output_dir", str(output_dir), "--batch_size", "2", "--no_progress"])
+    assert status == 0
+    return output_dir
+
+
+def read_rows(data_dir, name, task):
+    return read_task_file(data_dir / name, task)[0]
+
+
+# ------------------------------------------------------------------------------------------------------
+# minbert evaluate: outputs
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_metrics_json_has_exactly_the_issue_layout(evaluated):
+    metrics = json.loads((evaluated / "metrics.json").read_text())
+    assert list(metrics) == ["sst", "para", "sts", "overall", "mean"]
+    assert set(metrics["sst"]) == {"accuracy"} and set(metrics["para"]) == {"accuracy"}
+    assert set(metrics["sts"]) == {"pearson", "spearman"}
+
+
+def test_metrics_json_agrees_exactly_with_a_recomputation_from_the_prediction_files(evaluated, data_dir):
+    metrics = json.loads((evaluated / "metrics.json").read_text())
+    recomputed = {}
+    for task, gold_file in (("sst", "ids-sst-dev.csv"), ("para", "quora-dev.csv"), ("sts", "sts-dev.csv")):
+        ids, predicted = read_prediction_file(evaluated / f"{task}-dev-output.csv", task)
+        gold = read_rows(data_dir, gold_file, task)
+        label_of = dict(zip(gold["id"], gold_labels(gold, task)))
+        recomputed[task] = score_task(task, predicted, [label_of[row_id] for row_id in ids])
+        assert recomputed[task] == metrics[task]
+    sst, para, sts = metrics["sst"]["accuracy"], metrics["para"]["accuracy"], metrics["sts"]["pearson"]
+    assert metrics["overall"] == (sst + para + (sts + 1) / 2) / 3
+    assert metrics["mean"] == (sst + para + sts) / 3
+
+
+def test_prediction_files_use_the_course_submission_format(evaluated):
+    sst_lines = (evaluated / "sst-dev-output.csv").read_text().splitlines()
+    assert sst_lines[0] == "id \t Predicted_Sentiment "
+    row_id, value = sst_lines[1].split(" , ")
+    assert row_id == "sst-0" and value.strip() in {"0", "1", "2", "3", "4"}
+    assert (evaluated / "para-dev-output.csv").read_text().splitlines()[0] == "id \t Predicted_Is_Paraphrase "
+    sts_lines = (evaluated / "sts-dev-output.csv").read_text().splitlines()
+    assert sts_lines[0] == "id \t Predicted_Similiarity "  # the course's spelling, kept on purpose
+    float(sts_lines[1].split(" , ")[1])
+
+
+def test_prediction_rows_follow_the_input_order_despite_length_sorted_batches(evaluated, data_dir):
+    ids, _ = read_prediction_file(evaluated / "sst-dev-output.csv", "sst")
+    assert ids == read_rows(data_dir, "ids-sst-dev.csv", "sst")["id"]
+
+
+def test_test_predictions_are_written_for_unlabelled_files(evaluated):
+    ids, labels = read_prediction_file(evaluated / "sst-test-output.csv", "sst")
+    assert ids == ["sst-t0", "sst-t1"] and all(label in range(5) for label in labels)
+    assert read_prediction_file(evaluated / "sts-test-output.csv", "sts")[0] == ["sts-t0", "sts-t1"]
+
+
+def test_an_absent_default_test_file_is_reported_and_skipped(saved_model, data_dir, tmp_path, capsys):
+    assert minbert(["evaluate", "--model", str(saved_model), "--data_dir", str(data_dir), "--output_dir",
+                    str(tmp_path), "--tasks", "para", "--no_progress"]) == 0
+    assert "no para test file at" in capsys.readouterr().out
+    assert not (tmp_path / "para-test-output.csv").exists()
+
+
+def test_the_printed_table_shows_each_file_and_the_overall_scores(saved_model, data_dir, tmp_path, capsys):
+    minbert(["evaluate", "--model", str(saved_model), "--data_dir", str(data_dir), "--output_dir", str(tmp_path),
+             "--no_progress"])
+    printed = capsys.readouterr().out
+    assert re.search(r"^sst\s+dev\s+6\s+0\s+0\s+accuracy 0\.\d{4}$", printed, re.MULTILINE)
+    assert re.search(r"^sts\s+test\s+2\s+0\s+0\s+\(no labels\)$", printed, re.MULTILINE)
+    assert re.search(r"^overall, leaderboard: .* \d\.\d{4}$", printed, re.MULTILINE)
+    assert re.search(r"^mean: .* \d\.\d{4}$", printed, re.MULTILINE)
+
+
+# ------------------------------------------------------------------------------------------------------
+# minbert evaluate: other files, bad input
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_a_users_own_labelled_file_can_replace_a_dev_set(saved_model, data_dir, tmp_path):
+    own = write_lines(tmp_path / "my-sts.csv", STS_DEV[:1] + STS_DEV[3:])
+    status = minbert(["evaluate", "--model", str(saved_model), "--tasks", "sts", "--sts_dev", str(own),
+                      "--sts_test", str(data_dir / "sts-test-student.csv"), "--output_dir", str(tmp_path / "out"),
+                      "--no_progress"])
+    assert status == 0
+    assert read_prediction_file(tmp_path / "out" / "sts-dev-output.csv", "sts")[0] == ["sts-2", "sts-3", "sts-4"]
+    assert list(json.loads((tmp_path / "out" / "metrics.json").read_text())) == ["sts"]
+
+
+def test_a_named_file_that_does_not_exist_is_an_error(saved_model, tmp_path, capsys):
+    status = minbert(["evaluate", "--model", str(saved_model), "--tasks", "sst", "--sst_dev", str(tmp_path / "nope.csv"),
+                      "--sst_test", str(tmp_path / "nope-test.csv"), "--output_dir", str(tmp_path / "out")])
+    assert status == 2
+    assert f"sst data file not found: {tmp_path / 'nope.csv'}" in capsys.readouterr().err
+
+
+def test_a_bad_row_fails_naming_file_line_and_column(saved_model, tmp_path, capsys):
+    bad = write_lines(tmp_path / "sst-bad.csv", SST_DEV + ["6\tsst-6\t a film .\t7"])
+    status = minbert(["evaluate", "--model", str(saved_model), "--tasks", "sst", "--sst_dev", str(bad),
+                      "--sst_test", str(bad), "--output_dir", str(tmp_path / "out")])
+    assert status == 2
+    assert "sst-bad.csv, line 8, column 'sentiment'" in capsys.readouterr().err
+
+
+def test_skip_bad_rows_scores_the_rest_and_reports_the_count(saved_model, tmp_path, capsys):
+    bad = write_lines(tmp_path / "sst-bad.csv", SST_DEV + ["6\tsst-6\t a film .\t7"])
+    status = minbert(["evaluate", "--model", str(saved_model), "--tasks", "sst", "--sst_dev", str(bad),
+                      "--sst_test", str(bad), "--output_dir", str(tmp_path / "out"), "--skip_bad_rows",
+                      "--no_progress"])
+    assert status == 0
+    assert "skipped 1 bad row(s): line 8, column 'sentiment'" in capsys.readouterr().out
+    assert len(read_prediction_file(tmp_path / "out" / "sst-dev-output.csv", "sst")[0]) == 6
+
+
+def test_a_task_the_model_has_no_head_for_is_an_error(tmp_path, data_dir, capsys):
+    config = MinBertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                           intermediate_size=64, max_position_embeddings=64,
+                           tasks={"sst": MinBertConfig().tasks["sst"]})
+    MinBertForMultitask(config).save_pretrained(tmp_path / "sst-only")
+    word_tokenizer().save_pretrained(tmp_path / "sst-only")
+    status = minbert(["evaluate", "--model", str(tmp_path / "sst-only"), "--data_dir", str(data_dir),
+                      "--output_dir", str(tmp_path / "out")])
+    assert status == 2
+    assert "has no head for ['para', 'sts']" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------------
+# The evaluation core
+# ------------------------------------------------------------------------------------------------------
+
+
+def sts_dev_rows():
+    return datasets.Dataset.from_dict({
+        "id": ["a", "b", "c", "d"],
+        "sentence1": ["a dog", "the cat sat on the mat", "a good film", "it is"],
+        "sentence2": ["the dog ran in the park", "a cat", "a very fine film", "it is not"],
+        "similarity": [1.0, 3.5, 4.0, 2.0],
+    })
+
+
+def test_predictions_do_not_depend_on_batch_size_or_length_sorting():
+    model, rows = tiny_model(), sts_dev_rows()
+    one_by_one = predict_task(model, word_tokenizer(), rows, "sts", batch_size=1, progress=False)
+    batched = predict_task(model, word_tokenizer(), rows, "sts", batch_size=3, progress=False)
+    assert one_by_one.ids == batched.ids == ["a", "b", "c", "d"]
+    assert np.allclose(one_by_one.scores, batched.scores, atol=1e-5)
+
+
+def test_classification_predictions_are_class_probabilities():
+    rows = datasets.Dataset.from_dict({"id": ["x", "y"], "sentence": ["a fine film", "a dull film ."]})
+    predictions = predict_task(tiny_model(), word_tokenizer(), rows, "sst", progress=False)
+    assert predictions.scores.shape == (2, 5)
+    assert np.allclose(predictions.scores.sum(axis=1), 1.0)
+
+
+def test_paraphrase_predictions_are_probabilities_matching_the_logit_sign():
+    rows = datasets.Dataset.from_dict({"id": ["x"], "sentence1": ["a dog"], "sentence2": ["the dog"]})
+    model, tokenizer = tiny_model(), word_tokenizer()
+    predictions = predict_task(model, tokenizer, rows, "para", progress=False)
+    encoded = tokenizer(["a dog"], ["the dog"], return_tensors="pt")
+    with torch.no_grad():
+        logit = model(**encoded, task="para").logits[0].item()
+    assert predictions.scores[0] == pytest.approx(torch.sigmoid(torch.tensor(logit)).item(), abs=1e-6)
+    assert predictions_to_labels(predictions.scores, "binary") == [int(logit > 0)]
+
+
+def test_bf16_predictions_stay_close_to_float32():
+    model, rows = tiny_model(), sts_dev_rows()
+    full = predict_task(model, word_tokenizer(), rows, "sts", progress=False)
+    half = predict_task(model, word_tokenizer(), rows, "sts", bf16=True, progress=False)
+    assert np.allclose(full.scores, half.scores, atol=0.05)
+
+
+def test_prediction_leaves_a_training_model_in_training_mode():
+    model = tiny_model().train()
+    predict_task(model, word_tokenizer(), sts_dev_rows(), "sts", progress=False)
+    assert model.training
+
+
+def test_max_length_beyond_the_models_positions_is_refused():
+    with pytest.raises(ValueError, match="max_length=100 exceeds the model's max_position_embeddings=64"):
+        predict_task(tiny_model(), word_tokenizer(), sts_dev_rows(), "sts", max_length=100, progress=False)
+
+
+def test_evaluate_model_scores_each_task_and_adds_the_overall_scores():
+    sst = datasets.Dataset.from_dict({"id": ["x", "y"], "sentence": ["a fine film", "a dull film"], "sentiment": [3, 1]})
+    para = datasets.Dataset.from_dict({"id": ["p"], "sentence1": ["a dog"], "sentence2": ["the dog"], "is_duplicate": [1.0]})
+    metrics = evaluate_model(tiny_model(), word_tokenizer(), {"sst": sst, "para": para, "sts": sts_dev_rows()})
+    assert list(metrics) == ["sst", "para", "sts", "overall", "mean"]
+
+
+def test_evaluate_model_refuses_unlabelled_rows_before_predicting():
+    rows = datasets.Dataset.from_dict({"id": ["x"], "sentence": ["a fine film"]})
+    with pytest.raises(ValueError, match="task 'sst': the rows have no 'sentiment' column"):
+        evaluate_model(tiny_model(), word_tokenizer(), {"sst": rows})
+
+
+def test_reading_a_prediction_file_with_the_wrong_header_names_file_and_line(tmp_path):
+    path = write_lines(tmp_path / "sts-dev-output.csv", ["id \t Predicted_Sentiment ", "a , 1 "])
+    with pytest.raises(ValueError, match=r"sts-dev-output\.csv, line 1: expected header"):
+        read_prediction_file(path, "sts")
