@@ -20,10 +20,18 @@ import torch
 from tqdm.auto import tqdm
 
 from .data.schema import task_schema
-from .data.tokenization import MultitaskDataCollator, TruncationReport, example_lengths, length_sorted_batches, tokenize_task
+from .data.tokenization import (
+    MultitaskDataCollator,
+    TruncationReport,
+    example_lengths,
+    length_sorted_batches,
+    tokenize_task,
+)
 from .metrics import load_metric, with_overall_scores
 
-BINARY_THRESHOLD = 0.5  # paraphrase when sigmoid(logit) > 0.5, i.e. logit > 0; 0.5 itself rounds to 0 as in the course
+# Paraphrase when sigmoid(logit) > 0.5, i.e. logit > 0 (scores are float64, so the two agree down to
+# |logit| ~ 1e-16); exactly 0.5 is "not paraphrase", as the course's sigmoid().round() had it.
+BINARY_THRESHOLD = 0.5
 
 
 @dataclass
@@ -31,7 +39,7 @@ class TaskPredictions:
     task: str
     kind: str  # the head's kind: "classification", "binary" or "regression"
     ids: list
-    scores: np.ndarray  # float64; (N, C) class probabilities, (N,) paraphrase probability or similarity
+    scores: np.ndarray  # float64 (N, C) class probabilities, or (N,) paraphrase probability or similarity
     truncation: TruncationReport
 
 
@@ -52,14 +60,18 @@ def resolve_max_length(model, tokenizer, max_length=None) -> int:
     return max_length
 
 
-def predict_task(model, tokenizer, dataset, task, *, batch_size=64, max_length=None, bf16=False, progress=True):
-    """Run `task`'s head over `dataset` (rows in the task's schema); returns `TaskPredictions` in row order.
+def predict_task(
+    model, tokenizer, dataset, task, *, head=None, batch_size=64, max_length=None, bf16=False, progress=True
+):
+    """Run a head over `dataset` (rows in `task`'s schema); returns `TaskPredictions` in row order.
 
+    head: the model's head to run (default: the head named like the task, e.g. "sts_bi" on sts rows).
     Batches are formed from length-sorted rows so that little padding is computed; the results are put
     back in the rows' order. Runs under `torch.inference_mode` (and bf16 autocast when `bf16`) on the
     model's device, and leaves the model in the train/eval mode it was in.
     """
-    spec = model.config.task_spec(task)
+    head = task if head is None else head
+    spec = model.config.task_spec(head)
     max_length = resolve_max_length(model, tokenizer, max_length)
     with _datasets_progress_bars(progress):
         tokenized, truncation = tokenize_task(
@@ -75,10 +87,10 @@ def predict_task(model, tokenizer, dataset, task, *, batch_size=64, max_length=N
     try:
         with torch.inference_mode(), _autocast(device, bf16):
             batches = length_sorted_batches(example_lengths(tokenized), batch_size)
-            for indices in tqdm(batches, desc=f"predicting {task}", disable=not progress):
+            for indices in tqdm(batches, desc=f"predicting {head}", disable=not progress):
                 batch = collate(_rows(tokenized, indices))
-                logits = model(**{key: value.to(device) for key, value in batch.items()}, task=task).logits
-                for index, score in zip(indices, _logits_to_scores(spec["kind"], logits.float())):
+                logits = model(**{key: value.to(device) for key, value in batch.items()}, task=head).logits
+                for index, score in zip(indices, _logits_to_scores(spec["kind"], logits.double())):
                     scores[index] = score
     finally:
         model.train(was_training)
@@ -144,7 +156,8 @@ def score_task(task: str, predictions, labels) -> dict:
     if len(predictions) != len(labels):
         raise ValueError(f"task {task!r}: {len(predictions)} predictions for {len(labels)} gold labels")
     if schema.metric == "accuracy":
-        predictions, labels = _class_numbers(task, predictions, "predictions"), _class_numbers(task, labels, "labels")
+        predictions = _class_numbers(task, predictions, "predictions")
+        labels = _class_numbers(task, labels, "labels")
     return load_metric(schema.metric).compute(predictions=list(predictions), references=list(labels))
 
 
@@ -164,14 +177,18 @@ def evaluate_task(model, tokenizer, dataset, task, **predict_kwargs) -> TaskEval
     return TaskEvaluation(predictions, labels, metrics)
 
 
-def evaluate_model(model, tokenizer, datasets_by_task, **predict_kwargs) -> dict:
+def evaluate_model(model, tokenizer, datasets_by_task, *, heads=None, **predict_kwargs) -> dict:
     """Metrics of `model` on labelled rows per task, e.g. {"sst": {"accuracy": ...}, ...}, plus
-    "overall" (leaderboard) and "mean" when sst, para and sts are all given."""
+    "overall" (leaderboard) and "mean" when sst, para and sts are all given.
+
+    heads: {task: head name} where a task is scored by a head of another name (default: the task's own).
+    """
     predict_kwargs.setdefault("progress", False)
+    heads = heads or {}
     for task, dataset in datasets_by_task.items():
         gold_labels(dataset, task)  # unlabelled rows fail here, before any time is spent predicting
     metrics = {
-        task: evaluate_task(model, tokenizer, dataset, task, **predict_kwargs).metrics
+        task: evaluate_task(model, tokenizer, dataset, task, head=heads.get(task), **predict_kwargs).metrics
         for task, dataset in datasets_by_task.items()
     }
     return with_overall_scores(metrics)

@@ -2,6 +2,7 @@
 padding and length grouping."""
 import json
 
+import datasets
 import pandas as pd
 import pytest
 import torch
@@ -283,7 +284,10 @@ def write_jsonl(path, rows):
 
 
 def test_setfit_sst5_layout_maps_text_and_label_onto_the_sst_schema(tmp_path):
-    rows = [{"text": "a fine film", "label": 3, "label_text": "positive"}, {"text": "dull", "label": 0, "label_text": "very negative"}]
+    rows = [
+        {"text": "a fine film", "label": 3, "label_text": "positive"},
+        {"text": "dull", "label": 0, "label_text": "very negative"},
+    ]
     for split in ("train", "validation", "test"):
         write_jsonl(tmp_path / "sst5" / f"{split}.jsonl", rows)
     dataset, report = load_hub_task("sst", "dev", path=str(tmp_path / "sst5"), cache_dir=str(tmp_path / "cache"))
@@ -310,14 +314,18 @@ def write_glue_qqp(folder):
     (folder / "qqp").mkdir(parents=True)
     (folder / "README.md").write_text(GLUE_README, encoding="utf-8")
     for split, labels in (("train", [1, 0]), ("validation", [0, 1]), ("test", [-1, -1])):
-        frame = pd.DataFrame({"question1": ["how?", "why?"], "question2": ["how so?", "why not?"], "label": labels, "idx": [7, 8]})
+        frame = pd.DataFrame(
+            {"question1": ["how?", "why?"], "question2": ["how so?", "why not?"], "label": labels, "idx": [7, 8]}
+        )
         frame.to_parquet(folder / "qqp" / f"{split}-00000-of-00001.parquet")
 
 
 def test_glue_qqp_layout_maps_questions_label_and_idx_onto_the_para_schema(tmp_path):
     write_glue_qqp(tmp_path / "glue")
     dataset, _ = load_hub_task("para", "train", path=str(tmp_path / "glue"), cache_dir=str(tmp_path / "cache"))
-    assert dataset[:] == {"id": ["7", "8"], "sentence1": ["how?", "why?"], "sentence2": ["how so?", "why not?"], "is_duplicate": [1.0, 0.0]}
+    assert dataset[:] == {
+        "id": ["7", "8"], "sentence1": ["how?", "why?"], "sentence2": ["how so?", "why not?"], "is_duplicate": [1.0, 0.0]
+    }
 
 
 def test_glue_qqp_test_split_loads_unlabelled(tmp_path):
@@ -327,7 +335,10 @@ def test_glue_qqp_test_split_loads_unlabelled(tmp_path):
 
 
 def test_stsb_layout_scales_the_0_1_score_onto_0_5_similarity(tmp_path):
-    rows = [{"sentence1": "a cat sat", "sentence2": "the cat sat", "score": 0.76}, {"sentence1": "a", "sentence2": "b", "score": 0.0}]
+    rows = [
+        {"sentence1": "a cat sat", "sentence2": "the cat sat", "score": 0.76},
+        {"sentence1": "a", "sentence2": "b", "score": 0.0},
+    ]
     for split in ("train", "validation", "test"):
         write_jsonl(tmp_path / "stsb" / f"{split}.jsonl", rows)
     dataset, _ = load_hub_task("sts", "train", path=str(tmp_path / "stsb"), cache_dir=str(tmp_path / "cache"))
@@ -348,8 +359,6 @@ def test_hub_row_with_a_non_text_sentence_is_an_error_naming_the_row_and_column(
 
 
 def sst_rows(sentences, labels=None):
-    import datasets
-
     columns = {"id": [f"s{i}" for i in range(len(sentences))], "sentence": sentences}
     if labels is not None:
         columns["sentiment"] = labels
@@ -357,12 +366,9 @@ def sst_rows(sentences, labels=None):
 
 
 def sts_rows(pairs, scores):
-    import datasets
-
     first, second = zip(*pairs)
-    return datasets.Dataset.from_dict(
-        {"id": [f"p{i}" for i in range(len(pairs))], "sentence1": list(first), "sentence2": list(second), "similarity": scores}
-    )
+    ids = [f"p{i}" for i in range(len(pairs))]
+    return datasets.Dataset.from_dict({"id": ids, "sentence1": list(first), "sentence2": list(second), "similarity": scores})
 
 
 def test_single_sentences_become_cls_sentence_sep_with_integer_labels():

@@ -170,6 +170,19 @@ def test_the_printed_table_shows_each_file_and_the_overall_scores(saved_model, d
 # ------------------------------------------------------------------------------------------------------
 
 
+def test_truncated_examples_are_counted_in_the_table(saved_model, data_dir, tmp_path, capsys):
+    # With 8 tokens, 2 SST dev sentences ("a very very bad film ." and "the film is not so good ...") are cut.
+    assert minbert(["evaluate", "--model", str(saved_model), "--data_dir", str(data_dir), "--output_dir",
+                    str(tmp_path), "--tasks", "sst", "--max_length", "8", "--no_progress"]) == 0
+    assert re.search(r"^sst\s+dev\s+6\s+0\s+2\s+accuracy", capsys.readouterr().out, re.MULTILINE)
+
+
+def test_max_length_beyond_the_models_positions_is_an_error_naming_the_option(saved_model, data_dir, tmp_path, capsys):
+    assert minbert(["evaluate", "--model", str(saved_model), "--data_dir", str(data_dir), "--output_dir",
+                    str(tmp_path), "--max_length", "100"]) == 2
+    assert "--max_length: max_length=100 exceeds the model's max_position_embeddings=64" in capsys.readouterr().err
+
+
 def test_a_users_own_labelled_file_can_replace_a_dev_set(saved_model, data_dir, tmp_path):
     own = write_lines(tmp_path / "my-sts.csv", STS_DEV[:1] + STS_DEV[3:])
     status = minbert(["evaluate", "--model", str(saved_model), "--tasks", "sts", "--sts_dev", str(own),
@@ -280,6 +293,15 @@ def test_evaluate_model_scores_each_task_and_adds_the_overall_scores():
     para = datasets.Dataset.from_dict({"id": ["p"], "sentence1": ["a dog"], "sentence2": ["the dog"], "is_duplicate": [1.0]})
     metrics = evaluate_model(tiny_model(), word_tokenizer(), {"sst": sst, "para": para, "sts": sts_dev_rows()})
     assert list(metrics) == ["sst", "para", "sts", "overall", "mean"]
+
+
+def test_a_head_named_unlike_its_task_scores_that_tasks_rows():
+    tasks = {"sts_bi": {"kind": "regression", "label_range": [0, 5], "pair_encoding": "bi"}}
+    config = MinBertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                           intermediate_size=64, max_position_embeddings=64, tasks=tasks)
+    metrics = evaluate_model(MinBertForMultitask(config), word_tokenizer(), {"sts": sts_dev_rows()},
+                             heads={"sts": "sts_bi"})
+    assert set(metrics) == {"sts"} and set(metrics["sts"]) == {"pearson", "spearman"}
 
 
 def test_evaluate_model_refuses_unlabelled_rows_before_predicting():

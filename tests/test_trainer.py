@@ -190,3 +190,20 @@ def test_resume_mid_epoch_ends_with_the_weights_of_an_uninterrupted_run(tmp_path
     expected = _weights(full.model)
     for name, value in _weights(resumed.model).items():
         torch.testing.assert_close(value, expected[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_smart_terms_are_logged_for_tasks_with_a_weight(tmp_path, tokenizer):
+    trainer = _trainer(tmp_path, tokenizer, smart_weight="sst=2,para=0,sts=8")
+    trainer.train()
+    logged = {key for entry in _train_logs(trainer) for key in entry}
+    assert {"smart_sst", "smart_sts"} <= logged and "smart_para" not in logged
+
+
+def test_proximal_point_moves_the_mean_teacher_after_each_step(tmp_path, tokenizer):
+    trainer = _trainer(tmp_path, tokenizer, smart_weight="0", smart_proximal_weight=1.0, max_steps=2)
+    teacher = trainer.smart.teacher
+    start = [p.detach().clone() for p in teacher.model.parameters()] if hasattr(teacher, "model") else None
+    trainer.train()
+    assert start is not None, "MeanTeacher keeps its copy in .model"
+    moved = [not torch.equal(a, b) for a, b in zip(start, teacher.model.parameters())]
+    assert any(moved)

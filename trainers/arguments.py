@@ -82,10 +82,11 @@ class MultitaskTrainingArguments(TrainingArguments):
     smart_steps: int = field(default=1, metadata={"help": "projected gradient-ascent steps K"})
     smart_step_size: float = field(default=1e-3, metadata={"help": "ascent step size η"})
     smart_epsilon: float = field(default=1e-5, metadata={"help": "radius ε of the perturbation ball"})
-    smart_noise_std: float = field(default=1e-5, metadata={"help": "σ of the initial noise (gaussian variant: 0.05 is seed 003's)"})
+    smart_noise_std: Optional[float] = field(default=None, metadata={"help": "σ of the initial noise (default: 1e-5 smart, 0.05 gaussian as in seed 003)"})
     smart_norm: str = field(default="linf", metadata={"help": f"perturbation norm, one of {', '.join(SMART_NORMS)}"})
+    smart_dropout_masks: str = field(default="fresh", metadata={"help": "perturbed passes draw fresh dropout masks, or replay the clean pass's"})
     smart_proximal_weight: float = field(default=0.0, metadata={"help": "μ of the Bregman proximal point term (0 = off)"})
-    smart_momentum: float = field(default=0.99, metadata={"help": "β of the mean-teacher copy for the proximal term"})
+    smart_momentum: float = field(default=0.999, metadata={"help": "β of the mean-teacher copy (0.99 for the first 10% of steps, as in the paper)"})
 
     # --- MNR loss (trainers/losses.py) ---
     mnr_weight: float = field(default=0.0, metadata={"help": "weight of the MNR loss on para's paraphrase pairs (0 = off)"})

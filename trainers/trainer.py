@@ -59,14 +59,14 @@ class MultitaskTrainer(Trainer):
                          processing_class=processing_class, **kwargs)
         tasks = list(config.tasks)
         self.task_weights = args.per_task("task_weights", tasks, default=1.0)
-        self.smart = self._build_smart(args, tasks)
+        self.smart = self._build_smart(args, tasks, _core(model))
         if self.smart is not None and self.smart.teacher is not None:
             self.add_callback(_MeanTeacherUpdate(self))
         self._pcgrad_generator = torch.Generator().manual_seed(args.seed)
         self._terms = defaultdict(list)  # name -> values since the last log
 
     @staticmethod
-    def _build_smart(args, tasks):
+    def _build_smart(args, tasks, model):
         weights = args.per_task("smart_weight", tasks, default=0.0)
         if not any(weights.values()) and args.smart_proximal_weight == 0:
             return None
@@ -81,9 +81,11 @@ class MultitaskTrainer(Trainer):
                 epsilon=args.smart_epsilon,
                 noise_std=args.smart_noise_std,
                 norm=args.smart_norm,
+                dropout_masks=args.smart_dropout_masks,
                 proximal_weight=args.smart_proximal_weight,
                 momentum=args.smart_momentum,
-            )
+            ),
+            model=model,
         )
 
     # ---- data ------------------------------------------------------------------------------------------
@@ -147,13 +149,14 @@ class MultitaskTrainer(Trainer):
         core = _core(model)
         spec = core.config.task_spec(task)
         head_inputs = {k: v for k, v in batch.items() if k in (SIDE_KEYS if spec["pair_encoding"] == "bi" else JOINT_KEYS)}
+        rng = self.smart.capture_rng_state(self.args.device) if self.smart is not None else None
         outputs = model(**head_inputs, task=task, labels=batch["labels"])
         loss = outputs.loss
         self._record(f"loss_{task}", loss)
         if self.smart is not None:
             # The extra passes use the unwrapped model: under DDP only the clean forward goes through the
             # wrapper, and every gradient still lands on the same parameters before one all-reduce.
-            regularizer = self.smart(core, head_inputs, task, outputs.logits)
+            regularizer = self.smart(core, head_inputs, task, outputs.logits, rng_state=rng)
             if regularizer is not None and regularizer.requires_grad:
                 self._record(f"smart_{task}", regularizer)
                 loss = loss + regularizer
@@ -267,7 +270,9 @@ class _MeanTeacherUpdate(TrainerCallback):
         self.trainer = trainer
 
     def on_optimizer_step(self, args, state, control, **kwargs):
-        self.trainer.smart.teacher.update(_core(self.trainer.model))
+        teacher = self.trainer.smart.teacher
+        progress = state.global_step / max(state.max_steps, 1)
+        teacher.update(_core(self.trainer.model), teacher.beta_at(progress))
 
 
 def flatten_metrics(metrics, prefix="eval"):

@@ -5,7 +5,11 @@
 For each task (sst, para, sts by default) it reads the dev file (labelled) and the test-student file
 (unlabelled) from --data_dir, or the files given with --<task>_dev / --<task>_test, and writes:
 
-    <task>-dev-output.csv, <task>-test-output.csv   "id \\t Predicted_..." header, "id , value" rows
+    <task>-dev-output.csv, <task>-test-output.csv
+                   the course's submission format: a header line "id \\t Predicted_Sentiment "
+                   (Predicted_Is_Paraphrase; Predicted_Similiarity, the course's own spelling, kept so that
+                   files stay interchangeable with its scripts), then "id , value " rows: class numbers for
+                   sst and para, the similarity as a float written exactly (it reads back bit for bit)
     metrics.json   {"sst": {"accuracy"}, "para": {"accuracy"}, "sts": {"pearson", "spearman"},
                     "overall": leaderboard score, "mean": plain mean}   (overall/mean need all three tasks)
 
@@ -22,7 +26,7 @@ from transformers import AutoTokenizer
 
 from hf_minbert import MinBertForMultitask
 from hf_minbert.data import TASK_SCHEMAS, DataError, read_task_file
-from hf_minbert.evaluation import evaluate_task, write_prediction_file
+from hf_minbert.evaluation import evaluate_task, resolve_max_length, write_prediction_file
 from hf_minbert.metrics import with_overall_scores
 
 DEFAULT_TASKS = ("sst", "para", "sts")
@@ -40,15 +44,23 @@ def build_parser() -> argparse.ArgumentParser:
     for task in TASK_SCHEMAS:
         parser.add_argument(f"--{task}_dev", default=None, help=f"labelled {task} file (default: data_dir's)")
         parser.add_argument(f"--{task}_test", default=None, help=f"unlabelled {task} file (default: data_dir's)")
-    parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--max_length", type=int, default=None,
-                        help="truncate inputs to this many tokens (default: the model's max_position_embeddings)")
+    parser.add_argument("--batch_size", type=positive_int, default=64, help="examples per forward pass")
+    parser.add_argument("--max_length", type=positive_int, default=None,
+                        help="truncate inputs to this many tokens (default: the longest the model and tokenizer "
+                        "accept); the count of truncated examples is printed")
     parser.add_argument("--bf16", action="store_true", help="run the model under bfloat16 autocast")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--skip_bad_rows", action="store_true",
                         help="skip rows that break a task's schema (and report their count) instead of failing")
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
     return parser
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
 
 
 class CommandError(Exception):
@@ -92,10 +104,16 @@ def load_model(args):
         model = MinBertForMultitask.from_pretrained(args.model).to(device)
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
     except (OSError, ValueError) as error:
-        raise CommandError(f"cannot load the model or tokenizer from {args.tokenizer or args.model}: {error}") from None
+        source = args.model if args.tokenizer is None else f"{args.model} / {args.tokenizer}"
+        raise CommandError(f"cannot load the model or tokenizer from {source}: {error}") from None
     missing = [task for task in args.tasks if task not in model.config.tasks]
     if missing:
-        raise CommandError(f"model {args.model} has no head for {missing}; its tasks: {', '.join(model.config.tasks)}")
+        known = ", ".join(model.config.tasks)
+        raise CommandError(f"model {args.model} has no head for {missing}; its tasks: {known}")
+    try:
+        resolve_max_length(model, tokenizer, args.max_length)
+    except ValueError as error:
+        raise CommandError(f"--max_length: {error}") from None
     return model, tokenizer
 
 

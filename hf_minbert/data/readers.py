@@ -12,7 +12,7 @@ from pathlib import Path
 
 import datasets
 
-from .schema import DataError, ReadReport, TaskRowsBuilder, task_schema
+from .schema import DataError, TaskRowsBuilder, task_schema
 
 
 def read_task_file(path, task: str, *, labelled=None, skip_bad_rows: bool = False):
@@ -65,7 +65,9 @@ def _column_positions(header, schema, labelled, path):
             positions[column] = header.index(column)
         elif column in required:
             found = ", ".join(repr(name) for name in header)
-            raise DataError(f"{path}, line 1 (header): missing column {column!r} for task {schema.name!r}; found {found}")
+            raise DataError(
+                f"{path}, line 1 (header): missing column {column!r} for task {schema.name!r}; found {found}"
+            )
     return positions
 
 

@@ -11,7 +11,6 @@ A row that breaks the schema is an error naming its source, line (or row) and co
 `skip_bad_rows=True` it is dropped instead and counted in the `ReadReport`. Nothing is dropped silently.
 """
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 
 import datasets
@@ -179,7 +178,7 @@ class TaskRowsBuilder:
         self.columns = {column: [] for column in schema.columns(labelled)}
         self.report = ReadReport(source=source, task=schema.name)
         self.first_seen_at = {}  # id -> location, to name the earlier row of a repeated id
-        self.text_counts = Counter()
+        self.seen_texts = set()
 
     def reject(self, location: str, column, problem: str):
         bad = BadRow(self.source, location, column, problem)
@@ -196,8 +195,9 @@ class TaskRowsBuilder:
         row_id = str(record["id"])
         self.first_seen_at[row_id] = location
         texts = tuple(record[column] for column in self.schema.text_columns)
-        self.report.repeated_texts += self.text_counts[texts] > 0
-        self.text_counts[texts] += 1
+        if texts in self.seen_texts:
+            self.report.repeated_texts += 1
+        self.seen_texts.add(texts)
         self.columns["id"].append(row_id)
         for column, text in zip(self.schema.text_columns, texts):
             self.columns[column].append(text)
