@@ -307,3 +307,34 @@ def test_set_epoch_rejects_a_negative_epoch():
 def test_plan_batches_are_numpy_global_indices():
     step = make("sequential").plan(0)[8]
     assert step[0].task == "para" and isinstance(step[0].indices, np.ndarray) and step[0].indices.min() >= 30
+
+
+# ---- length grouping ----------------------------------------------------------------------------------
+
+
+def _padded_tokens(sampler, lengths):
+    return sum(len(batch) * max(lengths[i] for i in batch) for batch in sampler)
+
+
+def test_length_grouping_cuts_padding_and_keeps_the_epoch_complete():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(4, 120, size=4000)
+    plain = MultitaskBatchSampler({"t": 4000}, 16, "proportional", seed=1)
+    grouped = MultitaskBatchSampler({"t": 4000}, 16, "proportional", seed=1, lengths={"t": lengths})
+    assert sorted(i for b in grouped for i in b) == list(range(4000))
+    assert _padded_tokens(grouped, lengths) < 0.75 * _padded_tokens(plain, lengths)
+
+
+def test_length_grouping_is_deterministic_and_changes_with_the_epoch():
+    lengths = {"t": np.arange(400) % 37, "u": np.arange(300) % 11}
+    a = MultitaskBatchSampler({"t": 400, "u": 300}, 8, "proportional", seed=3, lengths=lengths)
+    b = MultitaskBatchSampler({"t": 400, "u": 300}, 8, "proportional", seed=3, lengths=lengths)
+    assert list(a) == list(b)
+    first = list(a)
+    a.set_epoch(1)
+    assert list(a) != first
+
+
+def test_length_grouping_rejects_a_length_list_of_the_wrong_size():
+    with pytest.raises(ValueError, match=r"lengths\['t'\] has 3 entries for 10 examples"):
+        MultitaskBatchSampler({"t": 10}, 2, "proportional", lengths={"t": [1, 2, 3]})

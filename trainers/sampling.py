@@ -35,6 +35,10 @@ examples of the task's epoch order so every rank gets the same number of example
 padded). Under `accelerate`, do not let `Accelerator.prepare` re-shard this sampler (its
 `BatchSamplerShard` would send whole batches to different ranks).
 
+Length grouping: with `lengths[task]` (tokens per example), a task's order is cut into megabatches of
+`LENGTH_GROUP_BATCHES` global batches, each sorted longest first before it is cut into batches — transformers'
+`group_by_length` — so a batch pads little while the megabatches keep the epoch random.
+
 No duplicates: with `example_keys[task]` (one entry per example: a key, or a tuple/list/set of keys, e.g.
 both sentences of a pair), examples sharing a key are moved apart by swapping them with examples of other
 batches of the same task and epoch, so in-batch negatives of the MNR loss are not copies of the positive.
@@ -53,6 +57,7 @@ from torch.utils.data import Sampler
 
 SAMPLING_STRATEGIES = ("sequential", "round_robin", "proportional", "temperature", "equal_split", "all_tasks")
 DEFAULT_TEMPERATURE = 2.0
+LENGTH_GROUP_BATCHES = 50  # as transformers' LengthGroupedSampler's megabatch multiplier
 
 # Tags that give every random draw its own independent stream (numpy SeedSequence entropy).
 _EPOCH_ORDER, _TASK_STREAM, _SPLIT_CUT, _STEP_ORDER = 0, 1, 2, 3
@@ -82,6 +87,7 @@ class MultitaskBatchSampler(Sampler):
             picks ceil(n_largest / n_second_largest) for the largest task.
         example_keys: per task, one key (or collection of keys) per example; those tasks' batches avoid
             repeated keys.
+        lengths: per task, the token count of each example; those tasks' batches are length-grouped.
     """
 
     def __init__(
@@ -98,6 +104,7 @@ class MultitaskBatchSampler(Sampler):
         size_cap: Union[int, Mapping[str, int], None] = None,
         num_splits: Union[int, Mapping[str, int], None] = None,
         example_keys: Optional[Mapping[str, Sequence]] = None,
+        lengths: Optional[Mapping[str, Sequence[int]]] = None,
     ):
         self.sizes = _check_sizes(sizes)
         self.tasks = tuple(self.sizes)
@@ -122,6 +129,7 @@ class MultitaskBatchSampler(Sampler):
         self.size_cap = self._per_task_ints("size_cap", size_cap, default=None)
         self.num_splits = self._checked_splits(num_splits)
         self.example_keys = self._checked_keys(example_keys or {})
+        self.lengths = self._checked_lengths(lengths or {})
         self.offsets = dict(zip(self.tasks, np.cumsum([0, *self.sizes.values()])[:-1].tolist()))
         self.epoch = 0
         self._cached_plan: tuple[int, list[tuple[TaskBatch, ...]]] = (-1, [])
@@ -242,6 +250,8 @@ class MultitaskBatchSampler(Sampler):
     def _batches(self, task: str, order: np.ndarray) -> list[np.ndarray]:
         """Cut a task's epoch order into global batches, handling the tail, then separate duplicates."""
         size = self.global_batch_size
+        if task in self.lengths:
+            order = self._grouped_by_length(task, order)
         batches = [order[i : i + size] for i in range(0, len(order), size)]
         if batches and len(batches[-1]) < size:
             if self.drop_last:
@@ -252,6 +262,12 @@ class MultitaskBatchSampler(Sampler):
         if task in self.example_keys:
             _separate_duplicates(batches, self.example_keys[task])
         return batches
+
+    def _grouped_by_length(self, task: str, order: np.ndarray) -> np.ndarray:
+        lengths, mega = self.lengths[task], self.global_batch_size * LENGTH_GROUP_BATCHES
+        groups = [order[i : i + mega] for i in range(0, len(order), mega)]
+        # Stable sort: equal lengths keep their random order.
+        return np.concatenate([g[np.argsort(-lengths[g], kind="stable")] for g in groups]) if groups else order
 
     def _shuffled(self, epoch: int, steps: list) -> list:
         """Shuffle which task each step serves, keeping each task's own batches in their order (so a
@@ -301,6 +317,16 @@ class MultitaskBatchSampler(Sampler):
             if parts > self.sizes[task]:
                 raise ValueError(f"num_splits[{task!r}]={parts} exceeds the task's {self.sizes[task]} examples")
         return splits
+
+    def _checked_lengths(self, lengths: Mapping[str, Sequence[int]]) -> dict:
+        checked = {}
+        for task, values in lengths.items():
+            if task not in self.sizes:
+                raise ValueError(f"lengths names task {task!r}, which has no dataset; tasks: {', '.join(self.tasks)}")
+            if len(values) != self.sizes[task]:
+                raise ValueError(f"lengths[{task!r}] has {len(values)} entries for {self.sizes[task]} examples")
+            checked[task] = np.asarray(values, dtype=np.int64)
+        return checked
 
     def _checked_keys(self, example_keys: Mapping[str, Sequence]) -> dict:
         checked = {}

@@ -19,6 +19,7 @@ from collections import defaultdict
 import torch
 from transformers import Trainer, TrainerCallback
 
+from hf_minbert.data.tokenization import example_lengths
 from hf_minbert.evaluation import evaluate_model
 from hf_minbert.optimization import create_optimizer
 
@@ -107,6 +108,7 @@ class MultitaskTrainer(Trainer):
             size_cap=args.sampling_size_cap if strategy == "temperature" else None,
             num_splits=args.equal_split_parts if strategy == "equal_split" else None,
             example_keys=self._no_duplicate_keys(dataset),
+            lengths={t: example_lengths(ds) for t, ds in dataset.datasets.items()} if args.group_by_length else None,
         )
         # Not passed through accelerator.prepare: its BatchSamplerShard would re-shard batches that the
         # sampler already split by rank. Trainer moves each batch to the device in _prepare_inputs.
