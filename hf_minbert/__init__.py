@@ -10,6 +10,8 @@ from .modeling_minbert import (
     MinBertPreTrainedModel,
 )
 
+from . import pipelines  # noqa: F401  (registers the custom pipeline tasks with transformers)
+
 __version__ = "0.1.0"
 
 

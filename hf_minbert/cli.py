@@ -8,8 +8,10 @@ import sys
 
 # name on the command line -> (module under hf_minbert.commands, one-line help)
 COMMANDS = {
+    "card": ("card", "regenerate a model folder's card (README.md) from metrics.json and training_config.json"),
     "demo": ("demo", "load the embedded base model as minBERT and run every task head once"),
     "evaluate": ("evaluate", "score a saved model on the dev sets and write predictions"),
+    "push": ("push", "upload a model folder (weights, code, tokenizer, card) to the Hub: --repo_id user/name"),
     "train": ("train", "multitask fine-tuning with SMART, MNR loss and task sampling"),
 }
 

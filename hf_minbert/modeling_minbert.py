@@ -26,9 +26,49 @@ from .configuration_minbert import MinBertConfig, num_task_outputs
 # ----------------------------------------------------------------------------------------------------------
 
 
+class MinBertTokenLayout:
+    """Where the real tokens of a padded (batch, length) batch sit, so that per-token work skips padding.
+
+    Everything in a layer except attention itself (projections, feed-forward, LayerNorm, dropout, GELU) acts
+    on each token alone, so the encoder carries hidden states as a (real tokens, hidden) matrix and re-pads
+    only around `scaled_dot_product_attention`. Sentence batches padded to their longest row are often half
+    padding, and padding would otherwise cost as much as words (ModernBERT unpads the same way). Positions
+    with attention_mask 0 are never computed: their returned hidden states are zeros.
+    """
+
+    def __init__(self, attention_mask, batch, length):
+        self.batch, self.length = batch, length
+        self.rows = self.cols = self.sdpa_mask = None
+        if attention_mask is not None:
+            if attention_mask.shape != (batch, length):
+                raise ValueError(
+                    f"attention_mask has shape {tuple(attention_mask.shape)}; expected {(batch, length)}, "
+                    "one 1/0 entry per input token"
+                )
+            rows, cols = attention_mask.nonzero(as_tuple=True)
+            if rows.numel() < batch * length:
+                # (B, 1, 1, L) boolean mask, True = attend; None (no padding) lets SDPA take its fastest kernel.
+                self.rows, self.cols = rows, cols
+                self.sdpa_mask = attention_mask.bool()[:, None, None, :]
+
+    def unpad(self, padded):
+        """(batch, length, ...) -> (real tokens, ...), in row-major order."""
+        if self.rows is None:
+            return padded.reshape(self.batch * self.length, *padded.shape[2:])
+        return padded[self.rows, self.cols]
+
+    def pad(self, tokens):
+        """(real tokens, ...) -> (batch, length, ...), zeros at padding."""
+        if self.rows is None:
+            return tokens.view(self.batch, self.length, *tokens.shape[1:])
+        padded = tokens.new_zeros(self.batch, self.length, *tokens.shape[1:])
+        return padded.index_put((self.rows, self.cols), tokens)
+
+
 class MinBertEmbeddings(nn.Module):
     """Word + position + token-type embeddings, then LayerNorm and dropout (applied once, also for
-    `inputs_embeds`: a perturbation of word embeddings goes through the same normalisation as words)."""
+    `inputs_embeds`: a perturbation of word embeddings goes through the same normalisation as words).
+    Returns the real tokens only, (tokens, hidden), as laid out by `layout`."""
 
     def __init__(self, config):
         super().__init__()
@@ -38,7 +78,7 @@ class MinBertEmbeddings(nn.Module):
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None):
+    def forward(self, layout, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None):
         if inputs_embeds is None:
             inputs_embeds = self.word_embeddings(input_ids)
         seq_length = inputs_embeds.shape[1]
@@ -50,11 +90,12 @@ class MinBertEmbeddings(nn.Module):
             embeddings = embeddings + self.token_type_embeddings.weight[0]
         else:
             embeddings = embeddings + self.token_type_embeddings(token_type_ids)
-        return self.dropout(self.LayerNorm(embeddings))
+        return self.dropout(self.LayerNorm(layout.unpad(embeddings)))
 
 
 class MinBertSelfAttention(nn.Module):
-    """Multi-head self-attention on `scaled_dot_product_attention`.
+    """Multi-head self-attention on `scaled_dot_product_attention`, over the real tokens of `layout` (padded
+    only for the attention product itself).
 
     query/key/value stay separate Linear modules (checkpoint names, and what PEFT wraps), but when all
     three are plain Linears their weights are concatenated so the projection is one matmul instead of
@@ -70,29 +111,27 @@ class MinBertSelfAttention(nn.Module):
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout_prob = config.attention_probs_dropout_prob
 
-    def _project_qkv(self, hidden_states):
-        batch, length, _ = hidden_states.shape
+    def _project_qkv(self, hidden_states, layout):
+        heads = (self.num_heads, self.head_dim)
         if all(type(m) is nn.Linear for m in (self.query, self.key, self.value)):
             weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
             bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
-            qkv = F.linear(hidden_states, weight, bias).view(batch, length, 3, self.num_heads, self.head_dim)
+            qkv = layout.pad(F.linear(hidden_states, weight, bias).unflatten(-1, (3, *heads)))
             return qkv.permute(2, 0, 3, 1, 4).unbind(0)
         # Wrapped projections (e.g. LoRA): call each module so the wrapper's own computation runs.
         return tuple(
-            m(hidden_states).view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
-            for m in (self.query, self.key, self.value)
+            layout.pad(m(hidden_states).unflatten(-1, heads)).transpose(1, 2) for m in (self.query, self.key, self.value)
         )
 
-    def forward(self, hidden_states, attention_mask=None, output_attentions=False):
-        batch, length, hidden = hidden_states.shape
-        query, key, value = self._project_qkv(hidden_states)
+    def forward(self, hidden_states, layout, output_attentions=False):
+        query, key, value = self._project_qkv(hidden_states, layout)
         dropout = self.dropout_prob if self.training else 0.0
         if output_attentions:
-            context, probs = self._attention_with_probs(query, key, value, attention_mask, dropout)
+            context, probs = self._attention_with_probs(query, key, value, layout.sdpa_mask, dropout)
         else:
-            context = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=dropout)
+            context = F.scaled_dot_product_attention(query, key, value, attn_mask=layout.sdpa_mask, dropout_p=dropout)
             probs = None
-        return context.transpose(1, 2).reshape(batch, length, hidden), probs
+        return layout.unpad(context.transpose(1, 2)).flatten(1), probs
 
     @staticmethod
     def _attention_with_probs(query, key, value, attention_mask, dropout):
@@ -121,8 +160,8 @@ class MinBertAttention(nn.Module):
         self.self = MinBertSelfAttention(config)
         self.output = MinBertSelfOutput(config)
 
-    def forward(self, hidden_states, attention_mask=None, output_attentions=False):
-        context, probs = self.self(hidden_states, attention_mask, output_attentions)
+    def forward(self, hidden_states, layout, output_attentions=False):
+        context, probs = self.self(hidden_states, layout, output_attentions)
         return self.output(context, hidden_states), probs
 
 
@@ -157,8 +196,8 @@ class MinBertLayer(GradientCheckpointingLayer):
         self.intermediate = MinBertIntermediate(config)
         self.output = MinBertOutput(config)
 
-    def forward(self, hidden_states, attention_mask=None, output_attentions=False):
-        attention_output, probs = self.attention(hidden_states, attention_mask, output_attentions)
+    def forward(self, hidden_states, layout, output_attentions=False):
+        attention_output, probs = self.attention(hidden_states, layout, output_attentions)
         return self.output(self.intermediate(attention_output), attention_output), probs
 
 
@@ -167,16 +206,19 @@ class MinBertEncoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList([MinBertLayer(config) for _ in range(config.num_hidden_layers)])
 
-    def forward(self, hidden_states, attention_mask=None, output_attentions=False, output_hidden_states=False):
-        all_hidden_states = (hidden_states,) if output_hidden_states else None
+    def forward(self, hidden_states, layout, output_attentions=False, output_hidden_states=False):
+        """`hidden_states`: the real tokens, (tokens, hidden). Returns the last hidden states padded back to
+        (batch, length, hidden), and every layer's too when asked for."""
+        all_hidden_states = (layout.pad(hidden_states),) if output_hidden_states else None
         all_attentions = () if output_attentions else None
         for layer in self.layer:
-            hidden_states, probs = layer(hidden_states, attention_mask, output_attentions)
+            hidden_states, probs = layer(hidden_states, layout, output_attentions)
             if output_hidden_states:
-                all_hidden_states += (hidden_states,)
+                all_hidden_states += (layout.pad(hidden_states),)
             if output_attentions:
                 all_attentions += (probs,)
-        return hidden_states, all_hidden_states, all_attentions
+        last_hidden_state = all_hidden_states[-1] if output_hidden_states else layout.pad(hidden_states)
+        return last_hidden_state, all_hidden_states, all_attentions
 
 
 class MinBertPooler(nn.Module):
@@ -189,14 +231,6 @@ class MinBertPooler(nn.Module):
 
     def forward(self, hidden_states):
         return self.activation(self.dense(hidden_states[:, 0]))
-
-
-def sdpa_padding_mask(attention_mask):
-    """(B, L) 1/0 padding mask -> (B, 1, 1, L) boolean mask for SDPA (True = attend), or None when
-    nothing is padded, which lets SDPA take its fastest kernel."""
-    if attention_mask is None or bool(attention_mask.all()):
-        return None
-    return attention_mask.bool()[:, None, None, :]
 
 
 def mean_pool(last_hidden_state, attention_mask):
@@ -232,11 +266,20 @@ class MinBertPreTrainedModel(PreTrainedModel):
             "AutoModel": class_path,
             "AutoModelForSequenceClassification": class_path,
         }
+        # The pipelines travel with every saved model, also when a remote-code copy is fine-tuned and saved
+        # again: config.json names them, and this relative import makes the save copy pipelines.py too.
+        from .pipelines import attach_pipelines
+
+        attach_pipelines(self)
         return super().save_pretrained(save_directory, *args, **kwargs)
 
 
 class MinBertModel(MinBertPreTrainedModel):
-    """The bare minBERT encoder: last hidden states and the tanh-pooled [CLS] vector."""
+    """The bare minBERT encoder: last hidden states and the tanh-pooled [CLS] vector.
+
+    Padding positions (attention_mask 0) are skipped, not computed: their hidden states come back as zeros,
+    where transformers' BertModel returns values no real token ever attends to.
+    """
 
     def __init__(self, config, add_pooling_layer=True):
         super().__init__(config)
@@ -268,11 +311,13 @@ class MinBertModel(MinBertPreTrainedModel):
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
         return_dict = self.config.return_dict if return_dict is None else return_dict
-        _check_lengths(self.config, input_ids if input_ids is not None else inputs_embeds[..., 0])
+        ids_like = input_ids if input_ids is not None else inputs_embeds[..., 0]
+        _check_lengths(self.config, ids_like)
 
-        hidden_states = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
+        layout = MinBertTokenLayout(attention_mask, *ids_like.shape)
+        hidden_states = self.embeddings(layout, input_ids, token_type_ids, position_ids, inputs_embeds)
         sequence_output, all_hidden_states, all_attentions = self.encoder(
-            hidden_states, sdpa_padding_mask(attention_mask), output_attentions, output_hidden_states
+            hidden_states, layout, output_attentions, output_hidden_states
         )
         pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
         if not return_dict:

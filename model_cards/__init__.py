@@ -1,5 +1,19 @@
 """Model cards for trained minBERT models, built on `huggingface_hub.ModelCard` so the Hub renders a
 model-index from the dev metrics."""
-from .card import build_model_card, write_model_card
+from .card import (
+    build_model_card,
+    load_run_record,
+    regenerate_model_card,
+    save_training_config,
+    usage_snippet,
+    write_model_card,
+)
 
-__all__ = ["build_model_card", "write_model_card"]
+__all__ = [
+    "build_model_card",
+    "load_run_record",
+    "regenerate_model_card",
+    "save_training_config",
+    "usage_snippet",
+    "write_model_card",
+]

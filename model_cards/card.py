@@ -1,9 +1,16 @@
-"""Build a model card from a run's metrics and configuration.
+"""Model cards for trained minBERT folders, on `huggingface_hub.ModelCard`.
 
-The front matter carries `eval_results` (one per task metric and the overall score), which
-`huggingface_hub` renders as the `model-index` the Hub shows; the body records the exact training
-configuration, so a card always says how its numbers were obtained.
+The front matter carries `eval_results` (each task metric and both overall scores), which huggingface_hub
+renders as the `model-index` the Hub shows. The body states the exact training configuration, time and
+hardware, the heads, a usage snippet built for the model's own heads, and the limitations.
+
+A card is a function of files in the model folder, so it can be regenerated at any time:
+    metrics.json          dev metrics (`minbert train` / `minbert evaluate` write it)
+    training_config.json  the run's arguments, base model, time, hardware and software versions, recorded at
+                          training time (`save_training_config`; `write_model_card` records it)
+    config.json, model.safetensors, training_curves.png   heads, parameter count, plot
 """
+import json
 import os
 import platform
 from dataclasses import asdict, is_dataclass
@@ -12,104 +19,126 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 TEMPLATE = Path(__file__).with_name("template.md")
+METRICS_FILE = "metrics.json"
+TRAINING_CONFIG_FILE = "training_config.json"
+CURVES_FILE = "training_curves.png"
 EMBEDDED_BASE_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
-# task -> (Hub task type, dataset id, dataset name)
-TASK_DATASETS = {
-    "sst": ("text-classification", "SetFit/sst5", "SST-5 (CS224N split)"),
-    "para": ("text-classification", "glue/qqp", "Quora Question Pairs (CS224N dev split, resplit)"),
-    "sts": ("sentence-similarity", "sentence-transformers/stsb", "STS Benchmark (CS224N split)"),
+TASK_NAMES = {
+    "sst": ("text-classification", "SST-5 sentiment (CS224N split)", "sentiment (SST, 5 classes)"),
+    "para": ("text-classification", "Quora Question Pairs (split of the CS224N dev file)",
+             "paraphrase detection (Quora, binary)"),
+    "sts": ("sentence-similarity", "STS Benchmark (CS224N split)", "semantic textual similarity (STS, 0–5)"),
+}
+OVERALL_SCORES = {
+    "overall": "leaderboard overall (sst_acc + para_acc + (sts_pearson + 1) / 2) / 3",
+    "mean": "mean of sst_acc, para_acc, sts_pearson",
 }
 
-# The settings of the seeds' techniques, shown in the card whatever their value.
+# The settings of the seeds' techniques, shown in the card whatever their value, in this order.
 TRAINING_KEYS = (
-    "learning_rate", "num_train_epochs", "per_device_train_batch_size", "gradient_accumulation_steps",
-    "warmup_ratio", "weight_decay", "bf16", "max_seq_length", "seed", "task_sampling", "sampling_temperature",
-    "task_weights", "smart_weight", "smart_variant", "smart_steps", "smart_step_size", "smart_epsilon",
-    "smart_noise_std", "smart_norm", "smart_proximal_weight", "mnr_weight", "mnr_scale", "mnr_symmetric",
+    # model and data
+    "model_name_or_path", "tasks", "pair_encoding", "head_layers", "head_dropout", "head_pooling", "bi_features",
+    "hidden_dropout_prob", "max_train_samples", "max_eval_samples", "max_seq_length",
+    # optimisation
+    "learning_rate", "lr_scheduler_type", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+    "gradient_accumulation_steps", "warmup_ratio", "weight_decay", "bf16", "seed", "use_torch_adamw",
+    # task sampling and weights
+    "task_sampling", "sampling_temperature", "sampling_size_cap", "equal_split_parts", "task_weights",
+    # SMART
+    "smart_weight", "smart_variant", "smart_steps", "smart_step_size", "smart_epsilon", "smart_noise_std",
+    "smart_norm", "smart_dropout_masks", "smart_proximal_weight", "smart_momentum",
+    # MNR
+    "mnr_weight", "mnr_task", "mnr_scale", "mnr_symmetric", "mnr_no_duplicates",
+    # PCGrad, LLRD and frozen parts
     "pcgrad", "layerwise_lr_decay", "head_lr_multiplier", "freeze_embeddings", "freeze_encoder",
+    # model selection
+    "eval_strategy", "metric_for_best_model", "load_best_model_at_end", "early_stopping_patience",
 )
 
 
-def build_model_card(model_dir, metrics, base_model, training_arguments=None, model_arguments=None,
-                     data_arguments=None, train_seconds=None, model_name=None):
+# ----------------------------------------------------------------------------------------------------------
+# The run's record
+# ----------------------------------------------------------------------------------------------------------
+
+
+def save_training_config(model_dir, *, base_model, training_arguments=None, model_arguments=None,
+                         data_arguments=None, train_seconds=None, hardware=None) -> dict:
+    """Write `training_config.json`: everything a card states about the run that the weights cannot tell,
+    captured now (hardware and versions would be wrong if read when a card is regenerated elsewhere)."""
+    record = {
+        "base_model": str(base_model),
+        "base_model_id": hub_base_id(base_model),
+        "train_seconds": train_seconds,
+        "hardware": hardware or describe_hardware(),
+        "software": _software_versions(),
+        "model_arguments": _as_dict(model_arguments),
+        "data_arguments": _as_dict(data_arguments),
+        "training_arguments": _as_dict(training_arguments),
+    }
+    path = Path(model_dir) / TRAINING_CONFIG_FILE
+    path.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_run_record(model_dir):
+    """`(metrics, training_config)` of a model folder; a clear error naming the file that is missing."""
     model_dir = Path(model_dir)
-    base_id = _hub_base_id(base_model)
-    settings = _settings(training_arguments, model_arguments)
-    card_data = ModelCardData(
-        language="en",
-        library_name="transformers",
-        pipeline_tag="text-classification",
-        tags=["minbert", "multitask", "sentiment", "paraphrase", "sentence-similarity", "custom_code"],
-        base_model=base_id,
-        datasets=[TASK_DATASETS[t][1] for t in ("sst", "para", "sts") if t in metrics],
-        model_name=model_name or model_dir.name,
-        eval_results=eval_results(metrics),
-    )
-    return ModelCard.from_template(
-        card_data,
-        template_path=str(TEMPLATE),
-        model_name=model_name or model_dir.name,
-        base_model=base_id,
-        parameter_count=_parameter_count(model_dir),
-        metric_rows=[(task, name, f"{value:.4f}") for task, values in metrics.items() if isinstance(values, dict)
-                     for name, value in values.items()],
-        overall=_fmt(metrics.get("overall")),
-        mean=_fmt(metrics.get("mean")),
-        usage=usage_snippet(model_name or str(model_dir)),
-        train_minutes=f"{train_seconds / 60:.1f}" if train_seconds is not None else "unknown",
-        hardware=_hardware(),
-        max_train_samples=getattr(data_arguments, "max_train_samples", None),
-        training_rows=[(k, settings[k]) for k in (*TRAINING_KEYS, "tasks") if k in settings],
-        has_curves=(model_dir / "training_curves.png").exists(),
-    )
+    loaded = []
+    for name, writer in ((METRICS_FILE, "minbert train or minbert evaluate"), (TRAINING_CONFIG_FILE, "minbert train")):
+        path = model_dir / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing (written by {writer}); a card needs it")
+        try:
+            loaded.append(json.loads(path.read_text(encoding="utf-8")))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON ({error})") from None
+    return tuple(loaded)
 
 
-def write_model_card(model_dir, **kwargs):
-    card = build_model_card(model_dir, **kwargs)
-    card.save(Path(model_dir) / "README.md")
-    return card
+def describe_hardware() -> str:
+    """CPU model, core count and GPUs of this machine, e.g. "Intel(R) Xeon(R) ..., 2 CPU cores, no GPU"."""
+    import torch
+
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    gpu = ", ".join(gpus) or "no GPU"
+    return f"{_cpu_model()}, {os.cpu_count()} CPU cores, {gpu}"
 
 
-def eval_results(metrics):
-    """One `EvalResult` per task metric (dev split), and the leaderboard overall score."""
-    results = []
-    for task, values in metrics.items():
-        if task not in TASK_DATASETS or not isinstance(values, dict):
-            continue
-        task_type, dataset_id, dataset_name = TASK_DATASETS[task]
-        for name, value in values.items():
-            results.append(EvalResult(task_type=task_type, dataset_type=dataset_id, dataset_name=dataset_name,
-                                      dataset_split="dev", metric_type=name, metric_name=f"{task} {name}",
-                                      metric_value=float(value)))
-    if "overall" in metrics:
-        results.append(EvalResult(task_type="text-classification", dataset_type="cs224n-multitask",
-                                  dataset_name="CS224N multitask (SST, Quora, STS)", dataset_split="dev",
-                                  metric_type="overall", metric_name="leaderboard overall", metric_value=float(metrics["overall"])))
-    return results
+def _cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
-def usage_snippet(model_id):
-    return (
-        "from transformers import AutoModel, AutoTokenizer, pipeline\n\n"
-        f"classifier = pipeline(\"text-classification\", model=\"{model_id}\", trust_remote_code=True)\n"
-        "print(classifier(\"A gorgeous, witty, seductive movie.\"))\n\n"
-        f"model = AutoModel.from_pretrained(\"{model_id}\", trust_remote_code=True)\n"
-        f"tokenizer = AutoTokenizer.from_pretrained(\"{model_id}\")\n"
-        "pair = tokenizer(\"A man plays a guitar.\", \"Someone plays an acoustic guitar.\", return_tensors=\"pt\")\n"
-        "print(model(**pair, task=\"sts\").logits)  # similarity on the 0-5 scale"
-    )
+def _software_versions():
+    import torch
+    import transformers
+
+    try:
+        from hf_minbert import __version__ as minbert_version
+    except ImportError:
+        minbert_version = None
+    return {"hf_minbert": minbert_version, "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version()}
 
 
-def _settings(training_arguments, model_arguments):
-    settings = {}
-    for arguments in (training_arguments, model_arguments):
-        if arguments is not None:
-            settings.update(asdict(arguments) if is_dataclass(arguments) else dict(arguments))
-    return {k: v for k, v in settings.items() if v not in (None, "")}
+def _as_dict(arguments):
+    if arguments is None:
+        return {}
+    if hasattr(arguments, "to_dict"):  # TrainingArguments: enums as values, tokens masked
+        return arguments.to_dict()
+    if is_dataclass(arguments):
+        return asdict(arguments)
+    return dict(arguments)
 
 
-def _hub_base_id(base_model):
+def hub_base_id(base_model):
+    """The Hub id of the base model: the embedded MiniLM's path maps to its Hub id; a local folder has none."""
     try:
         from hf_minbert import embedded_base_model
 
@@ -117,13 +146,186 @@ def _hub_base_id(base_model):
             return EMBEDDED_BASE_ID
     except ImportError:
         pass
-    return str(base_model)
+    return None if Path(str(base_model)).exists() else str(base_model)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The card
+# ----------------------------------------------------------------------------------------------------------
+
+
+def build_model_card(model_dir, metrics, training_config, model_id=None, model_name=None) -> ModelCard:
+    """The card of `model_dir` from its metrics, its training record and its saved config.
+
+    model_id: the name the usage snippet loads (a Hub repo id; default: the folder's path).
+    """
+    model_dir = Path(model_dir)
+    config = _read_model_config(model_dir)
+    tasks, default_task = _in_task_order(config["tasks"]), config.get("default_task")
+    base_id = training_config.get("base_model_id")
+    base_model = base_id or training_config.get("base_model", "unknown")
+    arguments = {**training_config.get("training_arguments", {}), **training_config.get("data_arguments", {}),
+                 **training_config.get("model_arguments", {})}
+    model_name = model_name or (model_id.split("/")[-1] if model_id else model_dir.resolve().name)
+    card_data = ModelCardData(
+        language="en",
+        library_name="transformers",
+        pipeline_tag="text-classification",
+        tags=["minbert", "multitask", "custom_code", "text-classification", "sentence-similarity"],
+        base_model=base_id,
+        datasets=[_hub_dataset(task)[0] for task in TASK_NAMES if task in metrics],
+        model_name=model_name,
+        eval_results=eval_results(metrics) or None,
+    )
+    seconds = training_config.get("train_seconds")
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(TEMPLATE),
+        model_name=model_name,
+        base_model=base_model,
+        base_is_minilm=base_id == EMBEDDED_BASE_ID,
+        task_summary=_task_summary(tasks),
+        parameter_count=_parameter_count(model_dir),
+        metric_rows=[(task, name, f"{value:.4f}") for task, values in metrics.items() if isinstance(values, dict)
+                     for name, value in values.items()],
+        overall=_fmt(metrics.get("overall")),
+        mean=_fmt(metrics.get("mean")),
+        usage=usage_snippet(model_id or str(model_dir), tasks, default_task),
+        head_rows=[_head_row(name, spec) for name, spec in tasks.items()],
+        data_summary=_data_summary(arguments),
+        max_eval_samples=arguments.get("max_eval_samples"),
+        train_time=f"{seconds / 60:.1f} minutes" if seconds is not None else "not recorded",
+        hardware=training_config.get("hardware", "not recorded"),
+        software=", ".join(f"{k} {v}" for k, v in training_config.get("software", {}).items() if v),
+        training_rows=[(key, _cell(arguments[key])) for key in TRAINING_KEYS if key in arguments],
+        has_curves=(model_dir / CURVES_FILE).is_file(),
+    )
+
+
+def write_model_card(model_dir, *, metrics, base_model, training_arguments=None, model_arguments=None,
+                     data_arguments=None, train_seconds=None, model_name=None, model_id=None) -> ModelCard:
+    """Record the run (`training_config.json`) and write README.md: what `minbert train` calls at the end."""
+    training_config = save_training_config(
+        model_dir, base_model=base_model, training_arguments=training_arguments, model_arguments=model_arguments,
+        data_arguments=data_arguments, train_seconds=train_seconds,
+    )
+    card = build_model_card(model_dir, metrics, training_config, model_id=model_id, model_name=model_name)
+    card.save(Path(model_dir) / "README.md")
+    return card
+
+
+def regenerate_model_card(model_dir, model_id=None, model_name=None) -> ModelCard:
+    """Rewrite README.md of `model_dir` from its metrics.json and training_config.json (`minbert card`)."""
+    metrics, training_config = load_run_record(model_dir)
+    card = build_model_card(model_dir, metrics, training_config, model_id=model_id, model_name=model_name)
+    card.save(Path(model_dir) / "README.md")
+    return card
+
+
+def eval_results(metrics):
+    """One `EvalResult` per task metric on the dev split, and one per overall score."""
+    results = []
+    for task, values in metrics.items():
+        if task not in TASK_NAMES or not isinstance(values, dict):
+            continue
+        task_type, dataset_name, _ = TASK_NAMES[task]
+        dataset_id, dataset_config = _hub_dataset(task)
+        for name, value in values.items():
+            results.append(EvalResult(
+                task_type=task_type, dataset_type=dataset_id, dataset_name=dataset_name, dataset_config=dataset_config,
+                dataset_split="dev", metric_type=name, metric_name=f"{task} {name}", metric_value=float(value),
+            ))
+    for key, description in OVERALL_SCORES.items():
+        if key in metrics:
+            results.append(EvalResult(
+                task_type="text-classification", dataset_type="cs224n-minbert-multitask",
+                dataset_name="CS224N multitask dev sets (SST, Quora, STS)", dataset_split="dev",
+                metric_type=key, metric_name=description, metric_value=float(metrics[key]),
+            ))
+    return results
+
+
+def usage_snippet(model_id, tasks, default_task=None):
+    """Python that loads `model_id` and runs each pipeline its heads support (kept runnable: tested)."""
+    pair = ("A man is playing a guitar.", "Someone plays an acoustic guitar.")
+    questions = ("How do I learn Python quickly?", "What is the fastest way to learn Python?")
+    lines = ["from transformers import AutoModel, AutoTokenizer, pipeline", "",
+             f"model_id = {json.dumps(str(model_id))}", ""]
+    default_spec = tasks.get(default_task, {})
+    if default_spec.get("kind") == "classification" and default_spec.get("pair_encoding") == "single":
+        lines += ['sentiment = pipeline("text-classification", model=model_id, trust_remote_code=True)',
+                  'print(sentiment("A gorgeous, witty, seductive movie."))', ""]
+    for name, task, kind, preferred, example in (("paraphrase", "paraphrase-detection", "binary", "para", questions),
+                                                 ("similarity", "sentence-similarity", "regression", "sts", pair)):
+        head = _snippet_head(tasks, kind, preferred)
+        if head is not False:
+            head_argument = f", head={json.dumps(head)}" if head else ""
+            lines += [f'{name} = pipeline("{task}", model=model_id, trust_remote_code=True{head_argument})',
+                      f"print({name}({example!r}))", ""]
+    lines += ['multitask = pipeline("minbert-multitask", model=model_id, trust_remote_code=True)',
+              f"print(multitask({pair!r}))", ""]
+    if default_spec.get("pair_encoding") in ("single", "cross"):
+        lines += ["model = AutoModel.from_pretrained(model_id, trust_remote_code=True)",
+                  "tokenizer = AutoTokenizer.from_pretrained(model_id, trust_remote_code=True)",
+                  'inputs = tokenizer("A gorgeous, witty, seductive movie.", return_tensors="pt")',
+                  f"print(model(**inputs, task={json.dumps(default_task)}).logits)"]
+    return "\n".join(lines).rstrip()
+
+
+def _in_task_order(tasks):
+    """sst, para, sts first (the course's order), then any other head in the config's order."""
+    order = [t for t in TASK_NAMES if t in tasks] + [t for t in tasks if t not in TASK_NAMES]
+    return {name: tasks[name] for name in order}
+
+
+def _snippet_head(tasks, kind, preferred):
+    """False: no such head. None: the pipeline's default finds it. A name: it must be passed as head=."""
+    candidates = [name for name, spec in tasks.items() if spec["kind"] == kind and spec["pair_encoding"] != "single"]
+    if not candidates:
+        return False
+    return None if preferred in candidates or len(candidates) == 1 else candidates[0]
+
+
+def _task_summary(tasks):
+    names = [TASK_NAMES[t][2] if t in TASK_NAMES else t for t in tasks]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _head_row(name, spec):
+    scale = ", ".join(spec["labels"]) if spec.get("labels") else "{} to {}".format(*spec["label_range"])
+    pooling = "mean (bi-encoder)" if spec["pair_encoding"] == "bi" else spec["head_pooling"]
+    return [name, spec["kind"], spec["pair_encoding"], str(spec["head_layers"]), pooling, scale]
+
+
+def _data_summary(arguments):
+    text = "the CS224N task files (`ids-sst-*`, `quora-*`, `sts-*`)"
+    if arguments.get("max_train_samples"):
+        text += f", at most {arguments['max_train_samples']} training rows per task"
+    return text
+
+
+def _hub_dataset(task):
+    """The Hub id (and config) of a task's dataset, as `hf_minbert.data.hub` loads it."""
+    from hf_minbert.data.hub import hub_source
+
+    source = hub_source(task)
+    return source.path, source.name
+
+
+def _read_model_config(model_dir):
+    path = model_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_dir}: no config.json; is this a saved model folder?")
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if "tasks" not in config:
+        raise ValueError(f"{path}: no 'tasks'; not a minBERT multitask model")
+    return config
 
 
 def _parameter_count(model_dir):
     weights = Path(model_dir) / "model.safetensors"
     if not weights.exists():
-        return "unknown"
+        return "an unknown number of"
     from safetensors import safe_open
 
     with safe_open(str(weights), framework="pt") as f:
@@ -138,12 +340,12 @@ def _prod(shape):
     return total
 
 
+def _cell(value):
+    if value is None or value == "":
+        return "— (not set)"
+    text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+    return text.replace("|", "\\|")
+
+
 def _fmt(value):
-    return f"{value:.4f}" if value is not None else "n/a"
-
-
-def _hardware():
-    import torch
-
-    accelerator = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, {accelerator}"
+    return f"{value:.4f}" if value is not None else None

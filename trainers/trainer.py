@@ -265,6 +265,22 @@ class MultitaskTrainer(Trainer):
         return self.optimizer
 
 
+    # ---- Hub ---------------------------------------------------------------------------------------------
+
+    def push_to_hub(self, commit_message="End of training", blocking=True, token=None, revision=None, private=None, **kwargs):
+        """Push the model folder's publishable files (weights, config, remote code, pipelines, tokenizer,
+        card, metrics, plots) — not Trainer's whole output folder, and not a card Trainer writes over ours."""
+        from hf_minbert.hub import push_trainer_output
+
+        return push_trainer_output(self, commit_message, token, revision, private)
+
+    def _push_from_checkpoint(self, checkpoint_folder):
+        # Trainer copies only config and weights here: a remote user would lack the code (transformers#29714).
+        from hf_minbert.hub import push_trainer_checkpoint
+
+        push_trainer_checkpoint(self, checkpoint_folder)
+
+
 class _MeanTeacherUpdate(TrainerCallback):
     """After every optimizer step, move SMART's mean-teacher copy toward the model (Bregman proximal point)."""
 

@@ -143,12 +143,15 @@ def main(argv=None) -> int:
     train_seconds = time.time() - start
 
     output = Path(training_args.output_dir)
-    trainer.save_model(str(output))  # weights, config with auto_map, remote code, tokenizer
+    # weights, config with auto_map, remote code, pipelines, tokenizer; the push (if asked) comes after the card
+    trainer.save_model(str(output), _internal_call=True)
     metrics = evaluate_model(trainer.model, tokenizer, dev, batch_size=training_args.per_device_eval_batch_size,
                              max_length=training_args.max_seq_length, bf16=training_args.bf16)
     write_metrics(output / "metrics.json", metrics)
     plot_training_curves(trainer.state.log_history, output / "training_curves.png")
     _write_card(output, model_args, data_args, training_args, metrics, train_seconds, base_path)
+    if training_args.push_to_hub:
+        trainer.push_to_hub()
     print(_summary(metrics, train_seconds, output))
     return 0
 

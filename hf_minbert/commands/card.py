@@ -1,0 +1,33 @@
+"""`minbert card DIR`: rewrite DIR/README.md, the model card, from DIR's metrics.json and training_config.json.
+
+    minbert card runs/minbert
+    minbert card runs/minbert --model_id user/minbert-multitask   (the usage snippet loads that repo)
+
+`minbert train` writes both files and the card; run this after `minbert evaluate` has rewritten metrics.json,
+or to point the usage snippet at a Hub repository (`minbert push` does that itself).
+"""
+import argparse
+import sys
+from pathlib import Path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minbert card", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_dir", help="saved model folder with metrics.json and training_config.json")
+    parser.add_argument("--model_id", default=None, help="name the usage snippet loads (default: the folder's path)")
+    parser.add_argument("--model_name", default=None, help="title of the card (default: the repo's or folder's name)")
+    return parser
+
+
+def main(argv=None) -> int:
+    from model_cards import regenerate_model_card
+
+    args = build_parser().parse_args(argv)
+    try:
+        regenerate_model_card(args.model_dir, model_id=args.model_id, model_name=args.model_name)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"minbert card: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {Path(args.model_dir) / 'README.md'}")
+    return 0

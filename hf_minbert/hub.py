@@ -1,0 +1,171 @@
+"""Publishing a saved minBERT folder to the Hugging Face Hub (or any Hub-compatible server via HF_ENDPOINT).
+
+A push sends an exact list of files, not "whatever is in the folder": the files a remote
+`from_pretrained(..., trust_remote_code=True)` and the pipelines read (config, safetensors weights, every
+code file the config names and every file those import relatively, the tokenizer), plus the model card and
+the run's record (metrics.json, training_config.json, plots). Checkpoints, optimizer states and pickled
+training arguments stay home. Before any of this the token is checked: without one the push stops at once.
+
+    files_to_push(model_dir)        the relative paths a push sends, checked (a missing piece is an error)
+    remote_load_files(model_dir)    the part of them a remote load needs
+    push_model_dir(model_dir, repo_id, private=False, token=None, ...)   create the repo and commit the files
+"""
+import json
+import os
+from pathlib import Path
+
+from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
+from transformers.dynamic_module_utils import get_relative_import_files
+
+CONFIG_FILE = "config.json"
+CARD_FILE = "README.md"
+SAFE_WEIGHTS = "model.safetensors"
+SAFE_WEIGHTS_INDEX = "model.safetensors.index.json"
+# What tokenizer.save_pretrained may write; tokenizer_config.json plus tokenizer.json or vocab.txt is required.
+TOKENIZER_FILES = (
+    "tokenizer_config.json", "tokenizer.json", "vocab.txt", "special_tokens_map.json", "added_tokens.json",
+)
+RUN_RECORD_FILES = ("metrics.json", "training_config.json")
+PLOT_SUFFIX = ".png"
+
+
+class MissingTokenError(RuntimeError):
+    """No Hugging Face token anywhere a push looks for one."""
+
+
+def resolve_token(token=None) -> str:
+    """`token`, else the usual places (HF_TOKEN, the token file of `hf auth login`); a clear error if none."""
+    token = token or get_token()
+    if not token:
+        raise MissingTokenError(
+            "no Hugging Face token: set HF_TOKEN, run `hf auth login`, or pass --token; "
+            "a push needs a token with write access"
+        )
+    return token
+
+
+def hub_endpoint() -> str:
+    """HF_ENDPOINT as it is now (huggingface_hub reads it once, at import), else the default Hub."""
+    return os.environ.get("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
+
+
+def remote_load_files(model_dir) -> list:
+    """Files of `model_dir` that loading it from a repository needs, checked to exist: config.json,
+    safetensors weights (single or sharded), each code file named by `auto_map` and `custom_pipelines` with
+    the files it imports relatively, and the tokenizer."""
+    model_dir = Path(model_dir)
+    config = _read_config(model_dir)
+    files = {CONFIG_FILE, *_weight_files(model_dir), *_code_files(model_dir, config), *_tokenizer_files(model_dir)}
+    return sorted(files)
+
+
+def files_to_push(model_dir, require_card=True) -> list:
+    """Every file a push sends, as paths relative to `model_dir`: what a remote load needs, the model card
+    (README.md), the run's record (metrics.json, training_config.json) and the plots (*.png) beside them."""
+    model_dir = Path(model_dir)
+    files = set(remote_load_files(model_dir))
+    if (model_dir / CARD_FILE).is_file():
+        files.add(CARD_FILE)
+    elif require_card:
+        raise FileNotFoundError(f"{model_dir}: no model card ({CARD_FILE}); write one with `minbert card {model_dir}`")
+    files.update(name for name in RUN_RECORD_FILES if (model_dir / name).is_file())
+    files.update(path.name for path in model_dir.glob(f"*{PLOT_SUFFIX}") if path.is_file())
+    return sorted(files)
+
+
+def push_model_dir(model_dir, repo_id, *, private=False, token=None, commit_message="Upload minBERT model",
+                   revision=None, require_card=True, api=None):
+    """Create `repo_id` (if needed) on HF_ENDPOINT and commit exactly `files_to_push(model_dir)` to it.
+
+    The token is checked first and the folder second, so a push that cannot succeed fails before any
+    request. `api`: an `HfApi`-like object (default: one on `hub_endpoint()` with the token).
+    Returns the `CommitInfo` of the commit.
+    """
+    token = resolve_token(token)
+    files = files_to_push(model_dir, require_card=require_card)
+    api = api if api is not None else HfApi(endpoint=hub_endpoint(), token=token)
+    repo = api.create_repo(repo_id, token=token, private=private, repo_type="model", exist_ok=True)
+    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(Path(model_dir) / name)) for name in files]
+    return api.create_commit(
+        repo.repo_id, operations, commit_message=commit_message, token=token, repo_type="model", revision=revision
+    )
+
+
+def push_trainer_output(trainer, commit_message="End of training", token=None, revision=None, private=None):
+    """What `MultitaskTrainer.push_to_hub` does: check the token, save the model into `args.output_dir`
+    (weights, code, pipelines, tokenizer), then push that folder's push set to `args.hub_model_id` (default:
+    the folder's name in the token owner's namespace). Trainer's own push would send the whole folder,
+    checkpoints' leftovers and pickled arguments included, and overwrite the card with a generic one."""
+    args = trainer.args
+    token = resolve_token(token or args.hub_token)
+    trainer.save_model(_internal_call=True)
+    if not trainer.is_world_process_zero():
+        return None
+    repo_id = args.hub_model_id or Path(args.output_dir).absolute().name
+    private = args.hub_private_repo if private is None else private
+    return push_model_dir(args.output_dir, repo_id, private=bool(private), token=token, commit_message=commit_message,
+                          revision=revision or args.hub_revision, require_card=False)
+
+
+def push_trainer_checkpoint(trainer, checkpoint_folder):
+    """What `MultitaskTrainer._push_from_checkpoint` does (args.push_to_hub with hub_strategy other than
+    "end"): push the checkpoint's model, which `save_pretrained` made complete, not Trainer's copy of
+    config and weights alone (transformers#29714: that copy misses the custom code)."""
+    args = trainer.args
+    if not trainer.is_world_process_zero() or args.hub_strategy == "end":
+        return None
+    return push_model_dir(checkpoint_folder, trainer.hub_model_id, token=resolve_token(args.hub_token),
+                          commit_message=f"Training in progress, step {trainer.state.global_step}",
+                          revision=args.hub_revision, require_card=False)
+
+
+def _read_config(model_dir):
+    path = model_dir / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_dir}: no {CONFIG_FILE}; is this a saved model folder?")
+    config = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("auto_map", "custom_pipelines"):
+        if not config.get(key):
+            raise ValueError(
+                f"{path}: no {key!r}, so the Hub copy would not load where hf_minbert is not installed; "
+                "save the model with hf_minbert's save_pretrained"
+            )
+    return config
+
+
+def _weight_files(model_dir):
+    if (model_dir / SAFE_WEIGHTS).is_file():
+        return [SAFE_WEIGHTS]
+    index = model_dir / SAFE_WEIGHTS_INDEX
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        missing = [shard for shard in shards if not (model_dir / shard).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{index}: shard(s) {missing} are missing")
+        return [SAFE_WEIGHTS_INDEX, *shards]
+    raise FileNotFoundError(f"{model_dir}: no safetensors weights ({SAFE_WEIGHTS} or {SAFE_WEIGHTS_INDEX})")
+
+
+def _code_files(model_dir, config):
+    """The modules named as "module.Class" in auto_map and custom_pipelines, and their relative imports."""
+    references = list(config["auto_map"].values())
+    references += [entry["impl"] for entry in config["custom_pipelines"].values()]
+    modules = {reference.split(".")[0] for reference in references if isinstance(reference, str)}
+    files = set()
+    for module in sorted(modules):
+        path = model_dir / f"{module}.py"
+        if not path.is_file():
+            raise FileNotFoundError(f"{model_dir}: {path.name} is named in {CONFIG_FILE} but missing")
+        files.add(path.name)
+        files.update(Path(needed).name for needed in get_relative_import_files(str(path)))
+    return files
+
+
+def _tokenizer_files(model_dir):
+    present = [name for name in TOKENIZER_FILES if (model_dir / name).is_file()]
+    if "tokenizer_config.json" not in present or not {"tokenizer.json", "vocab.txt"} & set(present):
+        raise FileNotFoundError(
+            f"{model_dir}: no complete tokenizer (tokenizer_config.json and tokenizer.json or vocab.txt); "
+            "save it with tokenizer.save_pretrained"
+        )
+    return present

@@ -1,0 +1,487 @@
+"""`transformers` pipelines for a multitask minBERT: paraphrase detection, sentence similarity, and every head
+at once.
+
+    pipeline("paraphrase-detection", model=dir_or_repo, trust_remote_code=True)(("a", "b"))
+        -> {"label": "paraphrase", "score": 0.93}           (score: probability of that label)
+    pipeline("sentence-similarity", ...)(("a", "b"))
+        -> {"score": 4.1}                                   (0-5; plus "embeddings" from a bi-encoder head)
+    pipeline("minbert-multitask", ...)(("a", "b"))
+        -> {"sst": [{"label", "score"}, {"label", "score"}], "para": {"label", "score"}, "sts": {"score"}}
+
+A pair is a tuple `(a, b)` or a dict `{"text": a, "text_pair": b}`; every pipeline takes one input, a list, a
+`datasets.Dataset` (rows with text/text_pair, sentence1/sentence2 or sentence columns), a torch Dataset or a
+generator, and batches with `batch_size`. Within a batch each distinct text goes through the encoder once:
+sentences on their own in one pass (sentiment and bi-encoder heads read it), cross-encoded pairs in another
+(pair heads read it), so the multitask answer costs no more encoder passes than its distinct inputs.
+
+This file travels to the Hub as remote code: saving a minBERT model copies it next to the weights and names
+the pipelines in config.json's `custom_pipelines` (see `attach_pipelines`). So it imports only torch and
+transformers, and reaches the encoder and heads through the model object it is given, never through
+hf_minbert, which a user of the Hub repository does not have.
+"""
+import contextlib
+import logging
+
+import torch
+from transformers import AutoModel
+from transformers.pipelines import PIPELINE_REGISTRY, Pipeline
+
+logger = logging.getLogger(__name__)
+
+# Paraphrase when its probability exceeds this (exactly 0.5 is "not paraphrase"), as `minbert evaluate` decides.
+BINARY_THRESHOLD = 0.5
+PREVIEW_CHARS = 60
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Inputs
+# ----------------------------------------------------------------------------------------------------------
+
+
+def read_input(item, task):
+    """One input -> `(text, text_pair)` with `text_pair` None for a single sentence; anything that is not a
+    non-empty string (or a pair of them) is refused with an error naming the pipeline and the field."""
+    if isinstance(item, str):
+        texts = (item, None)
+    elif isinstance(item, (tuple, list)):
+        if len(item) != 2:
+            raise ValueError(
+                f"{task}: a sentence pair has 2 texts, got a {type(item).__name__} of {len(item)}: {_preview(item)}"
+            )
+        texts = tuple(item)
+    elif isinstance(item, dict):
+        texts = _texts_of_row(item, task)
+    else:
+        raise TypeError(
+            f"{task}: expected a string, a pair (text, text_pair) or a dict with 'text' and 'text_pair'; "
+            f"got {type(item).__name__}: {_preview(item)}"
+        )
+    _check_text(texts[0], "text", task)
+    if texts[1] is not None:
+        _check_text(texts[1], "text_pair", task)
+    return texts
+
+
+def _texts_of_row(row, task):
+    # Pipeline-style keys, or the task files' own column names (a dataset of CS224N rows works as is).
+    for first, second in (("text", "text_pair"), ("sentence1", "sentence2")):
+        if first in row:
+            if first == "sentence1" and second not in row:
+                raise ValueError(f"{task}: a row with 'sentence1' needs 'sentence2'; got keys {sorted(row)}")
+            return row[first], row.get(second)
+    if "sentence" in row:
+        return row["sentence"], None
+    raise ValueError(
+        f"{task}: a dict input needs 'text' (and 'text_pair'), 'sentence1' and 'sentence2', or 'sentence'; "
+        f"got keys {sorted(row)}"
+    )
+
+
+def _check_text(text, field, task):
+    if not isinstance(text, str):
+        raise TypeError(f"{task}: {field} must be a string, got {type(text).__name__}: {_preview(text)}")
+    if not text.strip():
+        raise ValueError(f"{task}: {field} is empty")
+
+
+def _preview(value):
+    text = repr(value)
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+class _DatasetRows(torch.utils.data.Dataset):
+    """A `datasets.Dataset` seen as a torch Dataset of row dicts, which the base Pipeline streams lazily."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, index):
+        return self.rows[index]
+
+
+def _is_hf_dataset(inputs):
+    # Checked by module name: importing `datasets` here would make it a requirement of the remote code.
+    return type(inputs).__module__.split(".")[0] == "datasets"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Heads
+# ----------------------------------------------------------------------------------------------------------
+
+
+def select_head(config, task, kind, preferred, head=None):
+    """The sentence-pair head of `kind` a pipeline answers with: `head` if given (checked), else `preferred`
+    if the model has it, else the model's only such head; otherwise an error listing the candidates."""
+
+    def fits(name):
+        spec = config.tasks[name]
+        return spec["kind"] == kind and spec["pair_encoding"] != "single"
+
+    if head is not None:
+        if head not in config.tasks:
+            raise ValueError(f"{task}: the model has no head {head!r}; its heads: {', '.join(config.tasks)}")
+        if not fits(head):
+            spec = config.tasks[head]
+            raise ValueError(
+                f"{task}: head {head!r} is a {spec['kind']} head on {spec['pair_encoding']} input; "
+                f"this pipeline needs a {kind} head on sentence pairs"
+            )
+        return head
+    if preferred in config.tasks and fits(preferred):
+        return preferred
+    candidates = [name for name in config.tasks if fits(name)]
+    if len(candidates) == 1:
+        return candidates[0]
+    found = f"several: {', '.join(candidates)}" if candidates else f"none among {', '.join(config.tasks)}"
+    raise ValueError(f"{task}: the model needs one {kind} sentence-pair head, found {found}; choose with head=...")
+
+
+def head_logits(model, name, encoding, attention_mask):
+    """Logits of head `name` from an encoder output, computed as `model(..., task=name)` does."""
+    spec = model.config.tasks[name]
+    logits = model.heads[name](model._head_features(spec, encoding, attention_mask))
+    return logits.squeeze(-1) if spec["kind"] != "classification" else logits
+
+
+def mean_pooled(model, encoding, attention_mask):
+    """Sentence embeddings exactly as `model.embed` pools them (the bi-encoder heads' input)."""
+    return model._head_features({"head_pooling": "mean"}, encoding, attention_mask)
+
+
+def answer(spec, logits):
+    """One head's logits for one input -> {label, score} (score: that label's probability) or {score}
+    (regression, clipped to the task's label range)."""
+    logits = logits.double()
+    if spec["kind"] == "classification":
+        probabilities = logits.softmax(-1)
+        best = int(probabilities.argmax())
+        return {"label": spec["labels"][best], "score": float(probabilities[best])}
+    if spec["kind"] == "binary":
+        probability = float(torch.sigmoid(logits))
+        positive = probability > BINARY_THRESHOLD
+        return {"label": spec["labels"][int(positive)], "score": probability if positive else 1.0 - probability}
+    low, high = spec["label_range"]
+    return {"score": min(max(float(logits), low), high)}
+
+
+def _per_item(values, rows):
+    """Results for distinct inputs (D, ...) -> one row per batch item (N, ...); NaN where an item has no
+    such input (a single sentence has no pair)."""
+    result = values.new_full((len(rows), *values.shape[1:]), float("nan"))
+    present = [i for i, row in enumerate(rows) if row is not None]
+    if present:
+        result[present] = values[[rows[i] for i in present]]
+    return result
+
+
+def _distinct_rows(keys):
+    """Row of each key in a list of the distinct keys (None stays None)."""
+    distinct = {}
+    rows = [None if key is None else distinct.setdefault(key, len(distinct)) for key in keys]
+    return list(distinct), rows
+
+
+@contextlib.contextmanager
+def _eval_mode(model):
+    # A model handed over in training mode would answer through dropout: random answers, silently.
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _as_list(value):
+    # Batched, the collate function makes lists of the preprocessed values; with batch_size=1 they come alone.
+    return value if isinstance(value, list) else [value]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Pipelines
+# ----------------------------------------------------------------------------------------------------------
+
+
+class MinBertPipeline(Pipeline):
+    """Shared machinery: input checks, truncation with a warning, one encoder pass per distinct input, and
+    head logits for every requested head. Subclasses choose the heads and shape the answers."""
+
+    _load_tokenizer = True
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_video_processor = False
+    task_name = "minbert"
+    accepts_single_sentences = False
+
+    def __init__(self, model, *args, **kwargs):
+        # Checked first: the base class resolves call parameters (heads) against the model's config.
+        if not (hasattr(model, "heads") and hasattr(model, "bert") and hasattr(getattr(model, "config", None), "tasks")):
+            raise TypeError(
+                f"{kwargs.get('task') or self.task_name}: needs a minBERT multitask model (MinBertForMultitask); "
+                f"got {type(model).__name__}"
+            )
+        super().__init__(model, *args, **kwargs)
+        if self.tokenizer is None:
+            raise ValueError(f"{self._name}: needs the model's tokenizer")
+
+    @property
+    def _name(self):
+        return self.task or self.task_name
+
+    def __call__(self, inputs, **kwargs):
+        """Answer one input, a list, a `datasets.Dataset`, a torch Dataset or a generator (lazily, for the last
+        three). `batch_size` batches; `max_length` caps the tokens of each encoded text (default: the most the
+        model and tokenizer accept); longer texts are truncated with a warning."""
+        if _is_hf_dataset(inputs):
+            inputs = _DatasetRows(inputs) if hasattr(inputs, "__len__") else (row for row in inputs)
+        elif isinstance(inputs, list) and not inputs:
+            return []
+        return super().__call__(inputs, **kwargs)
+
+    def _sanitize_parameters(self, head=None, heads=None, max_length=None):
+        forward, postprocess = {}, {}
+        if head is not None or heads is not None:
+            forward["heads"] = postprocess["heads"] = self._heads(head=head, heads=heads)
+        if max_length is not None:
+            forward["max_length"] = self._max_length(max_length)
+        return {}, forward, postprocess
+
+    def _heads(self, head=None, heads=None):
+        raise NotImplementedError
+
+    def _max_length(self, max_length=None):
+        limit = min(self.model.config.max_position_embeddings, self.tokenizer.model_max_length)
+        if max_length is None:
+            return limit
+        if not 2 < int(max_length) <= self.model.config.max_position_embeddings:
+            raise ValueError(
+                f"{self._name}: max_length must lie in [3, {self.model.config.max_position_embeddings}] "
+                f"(max_position_embeddings), got {max_length}"
+            )
+        return int(max_length)
+
+    def preprocess(self, inputs):
+        text, text_pair = read_input(inputs, self._name)
+        if text_pair is None and not self.accepts_single_sentences:
+            raise ValueError(
+                f"{self._name}: takes sentence pairs, (text, text_pair) or {{'text': ..., 'text_pair': ...}}; "
+                f"got a single text {_preview(text)} (a list is a batch of inputs, not a pair)"
+            )
+        return {"text": text, "text_pair": text_pair}
+
+    def _forward(self, model_inputs, heads=None, max_length=None):
+        heads = heads or self._heads()
+        max_length = max_length or self._max_length()
+        texts, pairs = _as_list(model_inputs["text"]), _as_list(model_inputs["text_pair"])
+        encodings = {self.model.config.tasks[h]["pair_encoding"] for h in heads}
+        outputs = {"has_pair": torch.tensor([pair is not None for pair in pairs])}
+        with _eval_mode(self.model):
+            if encodings & {"single", "bi"}:
+                outputs.update(self._sentence_heads(texts, pairs, heads, max_length))
+            if "cross" in encodings:
+                outputs.update(self._cross_heads(texts, pairs, heads, max_length))
+        return outputs
+
+    def _sentence_heads(self, texts, pairs, heads, max_length):
+        """One encoder pass over the distinct sentences: single-sentence heads for each side, bi-encoder
+        heads (and the embeddings) for each pair."""
+        sentences, rows = _distinct_rows(texts + pairs)
+        rows_a, rows_b = rows[: len(texts)], rows[len(texts) :]
+        encoded = self._encode(sentences, None, max_length)
+        encoding = self.model.bert(**encoded)
+        outputs, embeddings = {}, None
+        for name in heads:
+            spec = self.model.config.tasks[name]
+            if spec["pair_encoding"] == "single":
+                logits = head_logits(self.model, name, encoding, encoded["attention_mask"])
+                outputs[f"{name}/text"] = _per_item(logits, rows_a)
+                outputs[f"{name}/text_pair"] = _per_item(logits, rows_b)
+            elif spec["pair_encoding"] == "bi":
+                if embeddings is None:
+                    embeddings = mean_pooled(self.model, encoding, encoded["attention_mask"])
+                    outputs["embeddings/text"] = _per_item(embeddings, rows_a)
+                    outputs["embeddings/text_pair"] = _per_item(embeddings, rows_b)
+                paired = [i for i, row in enumerate(rows_b) if row is not None]
+                logits = self.model.heads[name](
+                    embeddings[[rows_a[i] for i in paired]], embeddings[[rows_b[i] for i in paired]]
+                )
+                if spec["kind"] != "classification" and logits.dim() == 2:
+                    logits = logits.squeeze(-1)  # a concat head's single output column, as forward squeezes it
+                outputs[name] = _per_item(logits, _positions(rows_b))
+        return outputs
+
+    def _cross_heads(self, texts, pairs, heads, max_length):
+        """One encoder pass over the distinct cross-encoded pairs "[CLS] a [SEP] b [SEP]"."""
+        keys = [(text, pair) if pair is not None else None for text, pair in zip(texts, pairs)]
+        distinct, rows = _distinct_rows(keys)
+        if not distinct:
+            return {}
+        encoded = self._encode([a for a, _ in distinct], [b for _, b in distinct], max_length)
+        encoding = self.model.bert(**encoded)
+        return {
+            name: _per_item(head_logits(self.model, name, encoding, encoded["attention_mask"]), rows)
+            for name in heads
+            if self.model.config.tasks[name]["pair_encoding"] == "cross"
+        }
+
+    def _encode(self, first, second, max_length):
+        """Tokenize (pairs jointly), padded to the batch's longest, truncated at `max_length` with a warning
+        that says how many texts lost tokens."""
+        encoded = self.tokenizer(
+            first, second, padding=True, truncation=True, max_length=max_length, return_tensors="pt",
+            return_token_type_ids=True,
+        )
+        lengths = encoded["attention_mask"].sum(dim=-1).tolist()
+        at_limit = [i for i, length in enumerate(lengths) if length == max_length]
+        if at_limit:
+            # Only an encoding that exactly fills max_length can have been cut: measure just those in full.
+            full = self.tokenizer(
+                [first[i] for i in at_limit], [second[i] for i in at_limit] if second is not None else None,
+                truncation=False, verbose=False,
+            )["input_ids"]
+            cut = [i for i, ids in zip(at_limit, full) if len(ids) > max_length]
+            if cut:
+                example = first[cut[0]] if second is None else (first[cut[0]], second[cut[0]])
+                logger.warning(
+                    "%s: %d of %d inputs are longer than max_length=%d tokens and were truncated, e.g. %s",
+                    self._name, len(cut), len(first), max_length, _preview(example),
+                )
+        return {key: encoded[key].to(self.device) for key in ("input_ids", "attention_mask", "token_type_ids")}
+
+
+def _positions(rows):
+    """Index of each present row among the present rows (None stays None): where a pair's result sits in a
+    tensor computed for the paired items only."""
+    count, positions = 0, []
+    for row in rows:
+        positions.append(None if row is None else count)
+        count += row is not None
+    return positions
+
+
+class MinBertParaphrasePipeline(MinBertPipeline):
+    """Is `text_pair` a paraphrase of `text`? -> {"label": "paraphrase" | "not paraphrase", "score"}, where
+    score is the probability of the returned label. The model's binary pair head ("para", or `head=`)."""
+
+    task_name = "paraphrase-detection"
+
+    def _heads(self, head=None, heads=None):
+        if heads is not None:
+            raise TypeError(f"{self._name}: answers with one head; pass head=..., not heads=...")
+        return [select_head(self.model.config, self._name, "binary", "para", head)]
+
+    def postprocess(self, model_outputs, heads=None):
+        name = (heads or self._heads())[0]
+        return answer(self.model.config.tasks[name], model_outputs[name][0])
+
+
+class MinBertSimilarityPipeline(MinBertPipeline):
+    """How similar are `text` and `text_pair`? -> {"score": s} on the head's scale (0-5 for STS), clipped to
+    it; a bi-encoder head also returns "embeddings": [embedding of text, embedding of text_pair]."""
+
+    task_name = "sentence-similarity"
+
+    def _heads(self, head=None, heads=None):
+        if heads is not None:
+            raise TypeError(f"{self._name}: answers with one head; pass head=..., not heads=...")
+        return [select_head(self.model.config, self._name, "regression", "sts", head)]
+
+    def postprocess(self, model_outputs, heads=None):
+        name = (heads or self._heads())[0]
+        result = answer(self.model.config.tasks[name], model_outputs[name][0])
+        if self.model.config.tasks[name]["pair_encoding"] == "bi":
+            result["embeddings"] = [model_outputs["embeddings/text"][0].tolist(),
+                                    model_outputs["embeddings/text_pair"][0].tolist()]
+        return result
+
+
+class MinBertMultitaskPipeline(MinBertPipeline):
+    """Every head's answer for one input, keyed by head name: a single-sentence head (sst) answers for each
+    sentence, in a list; a pair head (para, sts) answers for the pair, when one is given.
+
+        {"sst": [{"label", "score"}, {"label", "score"}], "para": {"label", "score"}, "sts": {"score"}}
+
+    `heads=[...]` restricts the answer to some heads."""
+
+    task_name = "minbert-multitask"
+    accepts_single_sentences = True
+
+    def _heads(self, head=None, heads=None):
+        if head is not None:
+            raise TypeError(f"{self._name}: answers with several heads; pass heads=[...], not head=...")
+        if heads is None:
+            # Sentence heads first, then pair heads (config.json stores the heads in alphabetical order).
+            tasks = self.model.config.tasks
+            return sorted(tasks, key=lambda name: tasks[name]["pair_encoding"] != "single")
+        heads = [heads] if isinstance(heads, str) else list(heads)
+        unknown = [name for name in heads if name not in self.model.config.tasks]
+        if unknown or not heads:
+            raise ValueError(
+                f"{self._name}: unknown head(s) {unknown or heads}; the model's heads: {', '.join(self.model.config.tasks)}"
+            )
+        return heads
+
+    def postprocess(self, model_outputs, heads=None):
+        has_pair = bool(model_outputs["has_pair"][0])
+        result = {}
+        for name in heads or self._heads():
+            spec = self.model.config.tasks[name]
+            if spec["pair_encoding"] == "single":
+                sides = ("text", "text_pair") if has_pair else ("text",)
+                result[name] = [answer(spec, model_outputs[f"{name}/{side}"][0]) for side in sides]
+            elif has_pair:
+                result[name] = answer(spec, model_outputs[name][0])
+        return result
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Registration and saving
+# ----------------------------------------------------------------------------------------------------------
+
+PIPELINES = {
+    "paraphrase-detection": MinBertParaphrasePipeline,
+    "sentence-similarity": MinBertSimilarityPipeline,
+    "minbert-multitask": MinBertMultitaskPipeline,
+}
+
+
+def custom_pipelines_config():
+    """config.json's `custom_pipelines`: each task's class in the saved copy of this file, loaded on AutoModel."""
+    module = __name__.rsplit(".", 1)[-1]
+    return {
+        task: {"impl": f"{module}.{cls.__name__}", "pt": ["AutoModel"], "type": "text"}
+        for task, cls in PIPELINES.items()
+    }
+
+
+def attach_pipelines(model):
+    """Name the pipelines in `model.config` before a save (multitask models only: the others have no heads
+    for them). `MinBertPreTrainedModel.save_pretrained` calls this through a relative import, which is also
+    what makes transformers copy this file next to the weights."""
+    if hasattr(model, "heads"):
+        model.config.custom_pipelines = custom_pipelines_config()
+    elif hasattr(model.config, "custom_pipelines"):
+        del model.config.custom_pipelines
+
+
+def _register():
+    # Loading a saved model's copy of this file (trust_remote_code) in a process that imported hf_minbert
+    # finds the tasks taken by the same classes from hf_minbert: keep those, silently, rather than have
+    # transformers warn about overwriting them; the copy's classes still learn their task names for saving.
+    for task, cls in PIPELINES.items():
+        current = PIPELINE_REGISTRY.supported_tasks.get(task, {}).get("impl")
+        if current is not None and current.__qualname__ == cls.__qualname__ and _same_file_name(current, cls):
+            cls._registered_impl = {task: {**PIPELINE_REGISTRY.supported_tasks[task], "impl": cls}}
+            continue
+        PIPELINE_REGISTRY.register_pipeline(task, pipeline_class=cls, pt_model=AutoModel, type="text")
+
+
+def _same_file_name(first, second):
+    return first.__module__.rsplit(".", 1)[-1] == second.__module__.rsplit(".", 1)[-1]
+
+
+_register()

@@ -1,0 +1,294 @@
+"""Publishing: the exact files a push sends, the token and endpoint it uses, and — for real, through a
+Hub-compatible server (olah) on 127.0.0.1 — that a repository holding exactly those files gives a fresh
+process, where hf_minbert is not installed, the model and every pipeline."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import huggingface_hub
+import pytest
+from transformers import AutoTokenizer, pipeline
+
+from hf_minbert import MinBertForMultitask, hub
+from hf_minbert.cli import main as minbert
+from hf_minbert.metrics import with_overall_scores
+from model_cards import write_model_card
+from tests.helpers import run_isolated, tiny_model
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PAIR = ("a gorgeous , witty film", "a fine and clever movie")
+PIPELINE_TASKS = ("paraphrase-detection", "sentence-similarity", "minbert-multitask", "text-classification")
+REMOTE_LOAD_FILES = ["config.json", "configuration_minbert.py", "model.safetensors", "modeling_minbert.py",
+                     "pipelines.py", "tokenizer.json", "tokenizer_config.json"]
+PUSHED_FILES = sorted([*REMOTE_LOAD_FILES, "README.md", "metrics.json", "training_config.json", "training_curves.png"])
+OLAH_SECONDS = 180  # the server's whole lifetime: it cannot outlive a hung test
+
+
+@pytest.fixture
+def model_dir(tmp_path, minilm_path):
+    """What `minbert train` leaves, plus what must stay home: checkpoints, optimizer state, pickles, logs."""
+    path = tmp_path / "run"
+    model = tiny_model()
+    model.heads["sts"].layers[-1].bias.data.fill_(2.5)
+    model.eval().save_pretrained(path)
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(path)
+    metrics = with_overall_scores({"sst": {"accuracy": 0.5}, "para": {"accuracy": 0.8},
+                                   "sts": {"pearson": 0.8, "spearman": 0.8}})
+    (path / "metrics.json").write_text(json.dumps(metrics))
+    (path / "training_curves.png").write_bytes(b"\x89PNG\r\n")
+    write_model_card(path, metrics=metrics, base_model=minilm_path, train_seconds=60.0)
+    (path / "training_args.bin").write_bytes(b"pickle")
+    (path / "checkpoint-10").mkdir()
+    (path / "checkpoint-10" / "optimizer.pt").write_bytes(b"state")
+    (path / "runs").mkdir()
+    (path / "runs" / "events.out").write_bytes(b"log")
+    return path
+
+
+@pytest.fixture
+def hub_calls(monkeypatch):
+    """Intercepts HfApi's two writes (nothing reaches a network) and records them."""
+    calls = []
+
+    def create_repo(self, repo_id, **kwargs):
+        calls.append(("create_repo", self.endpoint, repo_id, kwargs))
+        return SimpleNamespace(repo_id=repo_id)
+
+    def create_commit(self, repo_id, operations, **kwargs):
+        calls.append(("create_commit", self.endpoint, repo_id, kwargs, operations))
+        return SimpleNamespace(commit_url=f"{self.endpoint}/{repo_id}/commit/0")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_commit", create_commit)
+    return calls
+
+
+@pytest.fixture
+def token(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    return "hf_test_token"
+
+
+@pytest.fixture
+def no_token(monkeypatch, tmp_path):
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token-here"))
+
+
+# --- the file set ------------------------------------------------------------------------------------------
+
+
+def test_remote_load_needs_config_weights_every_code_file_and_the_tokenizer(model_dir):
+    assert hub.remote_load_files(model_dir) == REMOTE_LOAD_FILES
+
+
+def test_a_push_sends_the_remote_load_files_card_record_and_plots_and_nothing_else(model_dir):
+    assert hub.files_to_push(model_dir) == PUSHED_FILES
+
+
+@pytest.mark.parametrize("missing", ["pipelines.py", "configuration_minbert.py", "model.safetensors", "tokenizer.json"])
+def test_a_folder_missing_a_needed_file_is_refused_naming_it(model_dir, missing):
+    (model_dir / missing).unlink()
+    with pytest.raises(FileNotFoundError, match=missing.replace(".", r"\.")):
+        hub.files_to_push(model_dir)
+
+
+def test_a_config_without_custom_pipelines_is_refused(model_dir):
+    config = json.loads((model_dir / "config.json").read_text())
+    del config["custom_pipelines"]
+    (model_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="no 'custom_pipelines'"):
+        hub.files_to_push(model_dir)
+
+
+def test_a_folder_without_a_card_is_refused_with_the_command_that_writes_one(model_dir):
+    (model_dir / "README.md").unlink()
+    with pytest.raises(FileNotFoundError, match="minbert card"):
+        hub.files_to_push(model_dir)
+
+
+# --- pushing -----------------------------------------------------------------------------------------------
+
+
+def test_push_creates_the_repo_and_commits_exactly_the_push_set(model_dir, hub_calls, token):
+    hub.push_model_dir(model_dir, "someone/minbert", private=True)
+    (_, _, repo_id, repo_kwargs), (_, _, commit_repo, _, operations) = hub_calls
+    assert repo_id == commit_repo == "someone/minbert" and repo_kwargs["private"] is True
+    assert sorted(op.path_in_repo for op in operations) == PUSHED_FILES
+    assert all(Path(op.path_or_fileobj) == model_dir / op.path_in_repo for op in operations)
+
+
+def test_push_goes_to_HF_ENDPOINT(model_dir, hub_calls, token, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9/")
+    hub.push_model_dir(model_dir, "someone/minbert")
+    assert {call[1] for call in hub_calls} == {"http://127.0.0.1:9"}
+
+
+def test_push_without_a_token_stops_before_any_request_or_file_check(hub_calls, no_token, tmp_path):
+    with pytest.raises(hub.MissingTokenError, match="no Hugging Face token: set HF_TOKEN, run `hf auth login`"):
+        hub.push_model_dir(tmp_path / "not-even-a-folder", "someone/minbert")
+    assert hub_calls == []
+
+
+def test_minbert_push_regenerates_the_card_for_the_repo_then_pushes(model_dir, hub_calls, token, capsys):
+    assert minbert(["push", str(model_dir), "--repo_id", "someone/minbert-mt", "--private"]) == 0
+    assert 'model_id = "someone/minbert-mt"' in (model_dir / "README.md").read_text()
+    assert sorted(op.path_in_repo for op in hub_calls[1][4]) == PUSHED_FILES
+    assert "pushed 11 files to someone/minbert-mt" in capsys.readouterr().out
+
+
+def test_minbert_push_without_a_token_says_so_and_touches_nothing(model_dir, hub_calls, no_token, capsys):
+    card = (model_dir / "README.md").read_text()
+    assert minbert(["push", str(model_dir), "--repo_id", "someone/minbert"]) == 2
+    assert "minbert push: no Hugging Face token" in capsys.readouterr().err
+    assert hub_calls == [] and (model_dir / "README.md").read_text() == card
+
+
+def _fake_trainer(output_dir, saved):
+    args = SimpleNamespace(output_dir=str(output_dir), hub_model_id="someone/from-trainer", hub_token=None,
+                           hub_private_repo=False, hub_revision=None, hub_strategy="every_save")
+    return SimpleNamespace(args=args, save_model=lambda _internal_call: saved.append(_internal_call),
+                           is_world_process_zero=lambda: True, hub_model_id="someone/from-trainer",
+                           state=SimpleNamespace(global_step=10))
+
+
+def test_trainer_push_saves_then_sends_the_push_set_of_its_output_dir(model_dir, hub_calls, token):
+    saved = []
+    hub.push_trainer_output(_fake_trainer(model_dir, saved))
+    assert saved == [True]
+    assert hub_calls[1][2] == "someone/from-trainer"
+    assert sorted(op.path_in_repo for op in hub_calls[1][4]) == PUSHED_FILES
+
+
+def test_trainer_push_without_a_token_stops_before_saving(model_dir, hub_calls, no_token):
+    saved = []
+    with pytest.raises(hub.MissingTokenError):
+        hub.push_trainer_output(_fake_trainer(model_dir, saved))
+    assert saved == [] and hub_calls == []
+
+
+def test_a_checkpoint_push_sends_the_checkpoints_complete_model_without_its_optimizer(model_dir, hub_calls, token):
+    (model_dir / "optimizer.pt").write_bytes(b"state")
+    (model_dir / "README.md").unlink()  # checkpoints have no card
+    hub.push_trainer_checkpoint(_fake_trainer(model_dir, []), model_dir)
+    pushed = sorted(op.path_in_repo for op in hub_calls[1][4])
+    assert pushed == sorted(set(PUSHED_FILES) - {"README.md"})
+    assert hub_calls[1][3]["commit_message"] == "Training in progress, step 10"
+
+
+# --- the download path, for real --------------------------------------------------------------------------
+
+
+def _olah_cli():
+    candidates = [os.environ.get("MINBERT_OLAH_CLI"), str(REPO_ROOT / ".olah-venv" / "bin" / "olah-cli"),
+                  shutil.which("olah-cli")]
+    return next((c for c in candidates if c and Path(c).is_file()), None)
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _mirror(model_dir, root, repo_id):
+    """olah's offline mirror of `repo_id`: a git repository holding exactly the files a push sends."""
+    repo = root / "mirrors" / "models" / repo_id
+    repo.mkdir(parents=True)
+    for name in hub.files_to_push(model_dir):
+        shutil.copy(model_dir / name, repo / name)
+    git = ["git", "-c", "user.name=minbert", "-c", "user.email=minbert@localhost", "-C", str(repo)]
+    for command in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "minbert model"]):
+        subprocess.run(git + command, check=True, capture_output=True)
+
+
+def _start_olah(cli, root, port):
+    (root / "olah.toml").write_text(
+        f'[basic]\nhost = "127.0.0.1"\nport = {port}\nrepos-path = "{root / "repos"}"\n'
+        f'mirrors-path = ["{root / "mirrors"}"]\nhf-scheme = "http"\nhf-netloc = "127.0.0.1:9"\n'
+        f'hf-lfs-netloc = "127.0.0.1:9"\n\n[accessibility]\noffline = true\n'
+    )
+    log = open(root / "olah.log", "wb")
+    server = subprocess.Popen(["timeout", str(OLAH_SECONDS), cli, "-c", str(root / "olah.toml")], cwd=root,
+                              stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"olah exited with {server.returncode}: {(root / 'olah.log').read_text()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return server
+        except OSError:
+            time.sleep(0.3)
+    _stop(server)
+    raise RuntimeError("olah did not listen within 60 s")
+
+
+def _stop(server):
+    server.terminate()  # `timeout` passes the signal on to olah
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def test_a_repo_of_exactly_the_pushed_files_serves_the_model_and_every_pipeline(model_dir, tmp_path, monkeypatch):
+    cli = _olah_cli()
+    if cli is None:
+        pytest.skip("olah is not installed (.ci/run installs it into .olah-venv; MINBERT_OLAH_CLI names another)")
+    repo_id, root, cache = "minbert-test/tiny-multitask", tmp_path / "olah", tmp_path / "hub-cache"
+    _mirror(model_dir, root, repo_id)
+    model, tokenizer = MinBertForMultitask.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    expected = {task: pipeline(task, model=model, tokenizer=tokenizer)(PAIR if task != "text-classification" else PAIR[0])
+                for task in PIPELINE_TASKS}  # in-process, from hf_minbert
+    port = _free_port()
+    server = _start_olah(cli, root, port)
+    try:
+        script = (f"import huggingface_hub, os; path = huggingface_hub.snapshot_download({repo_id!r}); "
+                  "print(sorted(os.listdir(path)))")
+        download = subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": f"http://127.0.0.1:{port}",
+                 "HF_HUB_CACHE": str(cache), "HF_TOKEN": ""},
+            capture_output=True, text=True, timeout=120,
+        )
+    finally:
+        _stop(server)
+    assert download.returncode == 0, download.stderr[-3000:]
+    assert download.stdout.strip() == str(hub.files_to_push(model_dir))
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
+    out = run_isolated(
+        f"""
+        import json
+        from transformers import AutoModel, pipeline
+        model = AutoModel.from_pretrained({repo_id!r}, trust_remote_code=True)
+        print(type(model).__name__)
+        answers = {{task: pipeline(task, model={repo_id!r}, trust_remote_code=True)(
+                       {PAIR!r} if task != "text-classification" else {PAIR[0]!r}) for task in {PIPELINE_TASKS!r}}}
+        print(json.dumps(answers))
+        """,
+        cwd=tmp_path,
+    )
+    model_class, answers = out.strip().splitlines()
+    assert model_class == "MinBertForMultitask"
+    assert _same(json.loads(answers), expected)
+
+
+def _same(x, y, tol=1e-6):
+    if isinstance(x, dict):
+        return x.keys() == y.keys() and all(_same(x[k], y[k], tol) for k in x)
+    if isinstance(x, list):
+        return len(x) == len(y) and all(_same(a, b, tol) for a, b in zip(x, y))
+    if isinstance(x, float):
+        return abs(x - y) <= tol
+    return x == y

@@ -1,0 +1,338 @@
+"""The minBERT pipelines: answers equal to the model's own, every input form, bad input refused, and loading
+from a saved folder where hf_minbert is not installed."""
+import json
+import logging
+import math
+import subprocess
+import sys
+
+import datasets
+import pytest
+import torch
+from transformers import AutoTokenizer, pipeline
+
+import hf_minbert.pipelines as minbert_pipelines
+from hf_minbert import MinBertConfig, MinBertModel
+from tests.helpers import run_isolated, tiny_model
+
+PAIR = ("a gorgeous , witty film", "a fine and clever movie")
+PAIRS = [PAIR, ("the plot was dull", "it is not very good"), ("good", "bad"), ("a film", "a film about nothing")]
+TASKS = ("paraphrase-detection", "sentence-similarity", "minbert-multitask")
+BI_TASKS = {**MinBertConfig().tasks, "sts_bi": {"kind": "regression", "label_range": [0, 5], "pair_encoding": "bi"}}
+
+
+def _centred(model):
+    # A random sts head answers near 0, where clipping at 0 would hide any difference: move it mid-scale.
+    model.heads["sts"].layers[-1].bias.data.fill_(2.5)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def tokenizer(minilm_path):
+    return AutoTokenizer.from_pretrained(minilm_path)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return _centred(tiny_model())
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, model, tokenizer):
+    path = tmp_path_factory.mktemp("saved")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def _logits(model, tokenizer, task, a, b=None):
+    with torch.no_grad():
+        return model(**tokenizer(a, b, return_tensors="pt"), task=task).logits[0].double()
+
+
+def _close(x, y, tol=1e-6):
+    """Pipeline answers (dicts, lists, floats, labels) equal up to float noise."""
+    if isinstance(x, dict):
+        return x.keys() == y.keys() and all(_close(x[k], y[k], tol) for k in x)
+    if isinstance(x, list):
+        return len(x) == len(y) and all(_close(a, b, tol) for a, b in zip(x, y))
+    if isinstance(x, float):
+        return math.isclose(x, y, abs_tol=tol)
+    return x == y
+
+
+# --- registration and saving -------------------------------------------------------------------------------
+
+
+def test_importing_hf_minbert_registers_the_three_pipelines(tmp_path):
+    code = (
+        "import hf_minbert\n"
+        "from transformers.pipelines import PIPELINE_REGISTRY\n"
+        "print(sorted(set(PIPELINE_REGISTRY.get_supported_tasks()) & {'paraphrase-detection', "
+        "'sentence-similarity', 'minbert-multitask'}))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == str(sorted(TASKS))
+
+
+def test_saved_model_names_each_pipeline_in_config_and_holds_its_code(model_dir):
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["custom_pipelines"] == {
+        "paraphrase-detection": {"impl": "pipelines.MinBertParaphrasePipeline", "pt": ["AutoModel"], "type": "text"},
+        "sentence-similarity": {"impl": "pipelines.MinBertSimilarityPipeline", "pt": ["AutoModel"], "type": "text"},
+        "minbert-multitask": {"impl": "pipelines.MinBertMultitaskPipeline", "pt": ["AutoModel"], "type": "text"},
+    }
+    assert (model_dir / "pipelines.py").read_text() == open(minbert_pipelines.__file__).read()
+
+
+def test_saving_one_pipeline_saves_the_model_with_all_three(tmp_path, model, tokenizer):
+    pipeline("paraphrase-detection", model=model, tokenizer=tokenizer).save_pretrained(tmp_path)
+    assert set(json.loads((tmp_path / "config.json").read_text())["custom_pipelines"]) == set(TASKS)
+    assert {"pipelines.py", "modeling_minbert.py", "tokenizer.json"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_a_model_without_task_heads_advertises_no_pipelines(tmp_path, tiny_config):
+    MinBertModel(tiny_config).save_pretrained(tmp_path)
+    assert "custom_pipelines" not in json.loads((tmp_path / "config.json").read_text())
+
+
+# --- answers -----------------------------------------------------------------------------------------------
+
+
+def test_paraphrase_answers_the_label_and_its_probability_as_the_para_head_does(model, tokenizer):
+    probability = float(torch.sigmoid(_logits(model, tokenizer, "para", *PAIR)))
+    result = pipeline("paraphrase-detection", model=model, tokenizer=tokenizer)(PAIR)
+    expected_label = "paraphrase" if probability > 0.5 else "not paraphrase"
+    expected_score = probability if probability > 0.5 else 1 - probability
+    assert result["label"] == expected_label
+    assert result["score"] == pytest.approx(expected_score, abs=1e-6)
+
+
+def test_a_pair_may_be_a_tuple_a_list_or_a_text_pair_dict(model, tokenizer):
+    paraphrase = pipeline("paraphrase-detection", model=model, tokenizer=tokenizer)
+    answers = [paraphrase(PAIR), paraphrase({"text": PAIR[0], "text_pair": PAIR[1]}), paraphrase([list(PAIR)])[0]]
+    assert _close(answers[0], answers[1]) and _close(answers[0], answers[2])
+
+
+def test_similarity_answers_the_sts_heads_score(model, tokenizer):
+    score = float(_logits(model, tokenizer, "sts", *PAIR))
+    assert 0 < score < 5
+    result = pipeline("sentence-similarity", model=model, tokenizer=tokenizer)(PAIR)
+    assert result == {"score": pytest.approx(score, abs=1e-6)}
+
+
+def test_similarity_is_clipped_to_the_heads_label_range(tokenizer):
+    model = tiny_model().eval()
+    model.heads["sts"].layers[-1].bias.data.fill_(40.0)
+    assert pipeline("sentence-similarity", model=model, tokenizer=tokenizer)(PAIR) == {"score": 5.0}
+
+
+def test_similarity_of_a_bi_encoder_head_returns_both_embeddings(tokenizer):
+    model = tiny_model(tasks=BI_TASKS).eval()
+    similarity = pipeline("sentence-similarity", model=model, tokenizer=tokenizer, head="sts_bi")
+    result = similarity(PAIR)
+    with torch.no_grad():
+        u, v = (model.embed(**tokenizer([text], return_tensors="pt", return_token_type_ids=False))[0] for text in PAIR)
+    low, high = 0.0, 5.0
+    expected = min(max(float(5 * torch.cosine_similarity(u, v, dim=0)), low), high)
+    assert result["score"] == pytest.approx(expected, abs=1e-5)
+    assert torch.allclose(torch.tensor(result["embeddings"]), torch.stack([u, v]), atol=1e-5)
+
+
+def test_paraphrase_with_a_bi_encoder_head_answers_as_the_head_does(tokenizer):
+    tasks = {**MinBertConfig().tasks, "para": {"kind": "binary", "labels": ["no", "yes"], "pair_encoding": "bi",
+                                              "bi_features": "concat"}}
+    model = tiny_model(tasks=tasks).eval()
+    a, b = (tokenizer([text], return_tensors="pt", return_token_type_ids=False) for text in PAIR)
+    with torch.no_grad():
+        logit = model(input_ids_a=a["input_ids"], attention_mask_a=a["attention_mask"], input_ids_b=b["input_ids"],
+                      attention_mask_b=b["attention_mask"], task="para").logits[0]
+    probability = float(torch.sigmoid(logit))
+    result = pipeline("paraphrase-detection", model=model, tokenizer=tokenizer)(PAIR)
+    assert result == {"label": "yes" if probability > 0.5 else "no",
+                      "score": pytest.approx(max(probability, 1 - probability), abs=1e-6)}
+
+
+def test_multitask_answers_sentiment_of_each_sentence_and_both_pair_heads(model, tokenizer):
+    result = pipeline("minbert-multitask", model=model, tokenizer=tokenizer)(PAIR)
+    sentiments = [torch.softmax(_logits(model, tokenizer, "sst", text), -1) for text in PAIR]
+    labels = model.config.tasks["sst"]["labels"]
+    assert [r["label"] for r in result["sst"]] == [labels[int(p.argmax())] for p in sentiments]
+    assert [r["score"] for r in result["sst"]] == pytest.approx([float(p.max()) for p in sentiments], abs=1e-6)
+    assert _close(result["para"], pipeline("paraphrase-detection", model=model, tokenizer=tokenizer)(PAIR))
+    assert _close(result["sts"], pipeline("sentence-similarity", model=model, tokenizer=tokenizer)(PAIR))
+
+
+def test_multitask_answers_only_sentiment_for_a_single_sentence(model, tokenizer):
+    result = pipeline("minbert-multitask", model=model, tokenizer=tokenizer)("a gorgeous , witty film")
+    assert list(result) == ["sst"] and len(result["sst"]) == 1
+
+
+def test_multitask_runs_the_encoder_once_per_distinct_input(model, tokenizer):
+    # 3 pairs over 3 distinct sentences: 3 sentences alone (sst on each side) + 3 cross-encoded pairs
+    # (para and sts share them) = 6 encoded rows in 2 passes, not 3 × (2 sst + para + sts) = 12 rows.
+    pairs = [("good", "bad"), ("good", "fine"), ("bad", "good")]
+    rows = []
+    hook = model.bert.register_forward_hook(lambda module, args, kwargs, out: rows.append(len(kwargs["input_ids"])),
+                                            with_kwargs=True)
+    try:
+        pipeline("minbert-multitask", model=model, tokenizer=tokenizer)(pairs, batch_size=3)
+    finally:
+        hook.remove()
+    assert sorted(rows) == [3, 3]
+
+
+def test_bi_encoder_heads_reuse_the_sentence_pass(tokenizer):
+    model = tiny_model(tasks=BI_TASKS).eval()
+    calls = []
+    hook = model.bert.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        pipeline("minbert-multitask", model=model, tokenizer=tokenizer, heads=["sst", "sts_bi"])(PAIR)
+    finally:
+        hook.remove()
+    assert len(calls) == 1
+
+
+def test_a_model_in_training_mode_still_answers_deterministically(tokenizer):
+    model = _centred(tiny_model(hidden_dropout_prob=0.5)).train()
+    similarity = pipeline("sentence-similarity", model=model, tokenizer=tokenizer)
+    assert similarity(PAIR) == similarity(PAIR)
+    assert model.training
+
+
+# --- input forms and batching ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_a_list_batched_or_not_gives_one_answer_per_input_in_order(model, tokenizer, task):
+    pipe = pipeline(task, model=model, tokenizer=tokenizer)
+    one_by_one = [pipe(pair) for pair in PAIRS]
+    assert _close(pipe(PAIRS), one_by_one)
+    assert _close(pipe(PAIRS, batch_size=3), one_by_one)
+
+
+def test_a_datasets_dataset_of_task_rows_streams_answers_in_order(model, tokenizer):
+    rows = datasets.Dataset.from_dict({"id": ["a", "b", "c", "d"], "sentence1": [p[0] for p in PAIRS],
+                                       "sentence2": [p[1] for p in PAIRS]})
+    pipe = pipeline("paraphrase-detection", model=model, tokenizer=tokenizer)
+    assert _close(list(pipe(rows, batch_size=2)), [pipe(pair) for pair in PAIRS])
+
+
+def test_a_generator_streams_answers_in_order(model, tokenizer):
+    pipe = pipeline("sentence-similarity", model=model, tokenizer=tokenizer)
+    streamed = pipe(({"text": a, "text_pair": b} for a, b in PAIRS), batch_size=2)
+    assert _close(list(streamed), [pipe(pair) for pair in PAIRS])
+
+
+def test_an_empty_list_gives_no_answers(model, tokenizer):
+    assert pipeline("minbert-multitask", model=model, tokenizer=tokenizer)([]) == []
+
+
+def test_over_long_input_is_truncated_with_a_warning(model, tokenizer, caplog):
+    long_text = " ".join(["good"] * 200)  # the tiny model takes 64 positions
+    with caplog.at_level(logging.WARNING, logger=minbert_pipelines.__name__):
+        result = pipeline("paraphrase-detection", model=model, tokenizer=tokenizer)((long_text, "fine"))
+    assert result["label"] in ("paraphrase", "not paraphrase")
+    assert "1 of 1 inputs are longer than max_length=64 tokens and were truncated" in caplog.text
+
+
+def test_max_length_beyond_the_models_positions_is_refused(model, tokenizer):
+    with pytest.raises(ValueError, match=r"max_length must lie in \[3, 64\]"):
+        pipeline("paraphrase-detection", model=model, tokenizer=tokenizer, max_length=65)
+
+
+# --- bad input ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad, error, message", [
+    (("", "fine"), ValueError, "paraphrase-detection: text is empty"),
+    (("good", "   "), ValueError, "paraphrase-detection: text_pair is empty"),
+    (("good", 3), TypeError, "paraphrase-detection: text_pair must be a string, got int"),
+    ({"text": None, "text_pair": "x"}, TypeError, "paraphrase-detection: text must be a string, got NoneType"),
+    (("a", "b", "c"), ValueError, "a sentence pair has 2 texts, got a tuple of 3"),
+    ({"question": "a"}, ValueError, "a dict input needs 'text'"),
+    (7, TypeError, "expected a string, a pair"),
+    ("a single sentence", ValueError, "takes sentence pairs"),
+])
+def test_bad_input_is_refused_with_an_error_naming_the_pipeline_and_field(model, tokenizer, bad, error, message):
+    with pytest.raises(error, match=message):
+        pipeline("paraphrase-detection", model=model, tokenizer=tokenizer)(bad)
+
+
+def test_a_bad_input_inside_a_batch_is_refused_too(model, tokenizer):
+    with pytest.raises(ValueError, match="text_pair is empty"):
+        pipeline("sentence-similarity", model=model, tokenizer=tokenizer)([PAIR, ("good", "")], batch_size=2)
+
+
+def test_a_head_of_the_wrong_kind_is_refused_by_name(model, tokenizer):
+    with pytest.raises(ValueError, match="head 'sst' is a classification head on single input"):
+        pipeline("paraphrase-detection", model=model, tokenizer=tokenizer, head="sst")
+
+
+def test_a_model_without_the_pipelines_head_is_refused_listing_its_heads(tokenizer):
+    model = tiny_model(tasks={"sst": MinBertConfig().tasks["sst"]}).eval()
+    with pytest.raises(ValueError, match="needs one regression sentence-pair head, found none among sst"):
+        pipeline("sentence-similarity", model=model, tokenizer=tokenizer)(PAIR)
+
+
+def test_a_model_without_task_heads_is_refused_by_the_pipeline(tokenizer, tiny_config):
+    tiny_config.vocab_size = 30522
+    with pytest.raises(TypeError, match="paraphrase-detection: needs a minBERT multitask model .* got MinBertModel"):
+        pipeline("paraphrase-detection", model=MinBertModel(tiny_config), tokenizer=tokenizer)
+
+
+# --- stock pipeline and remote code ------------------------------------------------------------------------
+
+
+def test_stock_text_classification_answers_with_the_sst_head_and_labels(model, tokenizer):
+    result = pipeline("text-classification", model=model, tokenizer=tokenizer)(PAIR[0], top_k=None)
+    probabilities = torch.softmax(_logits(model, tokenizer, "sst", PAIR[0]), -1)
+    by_label = {r["label"]: r["score"] for r in result}
+    assert by_label == {label: pytest.approx(float(p), abs=1e-5)
+                        for label, p in zip(model.config.tasks["sst"]["labels"], probabilities)}
+
+
+def test_each_pipeline_loads_from_the_saved_folder_where_hf_minbert_is_not_installed(model_dir, model, tokenizer):
+    expected = {task: pipeline(task, model=model, tokenizer=tokenizer)(PAIRS, batch_size=2) for task in TASKS}
+    expected["text-classification"] = pipeline("text-classification", model=model, tokenizer=tokenizer)(PAIR[0])
+    (model_dir / "expected.json").write_text(json.dumps(expected))
+    out = run_isolated(
+        f"""
+        import json, math
+        from transformers import pipeline
+        pairs = {PAIRS!r}
+        expected = json.load(open({str(model_dir / 'expected.json')!r}))
+        def close(x, y):
+            if isinstance(x, dict): return x.keys() == y.keys() and all(close(x[k], y[k]) for k in x)
+            if isinstance(x, list): return len(x) == len(y) and all(map(close, x, y))
+            if isinstance(x, float): return math.isclose(x, y, abs_tol=1e-6)
+            return x == y
+        for task in ("paraphrase-detection", "sentence-similarity", "minbert-multitask"):
+            pipe = pipeline(task, model={str(model_dir)!r}, trust_remote_code=True)
+            assert not type(pipe).__module__.startswith("hf_minbert"), type(pipe).__module__
+            assert close(pipe(pairs, batch_size=2), expected[task]), task
+            print(task, "same")
+        stock = pipeline("text-classification", model={str(model_dir)!r}, trust_remote_code=True)
+        assert close(stock({PAIR[0]!r}), expected["text-classification"])
+        print("text-classification same")
+        """,
+        cwd=model_dir,
+    )
+    assert out.split("\n")[:4] == [f"{task} same" for task in (*TASKS, "text-classification")]
+
+
+def test_a_remote_code_copy_saves_the_pipelines_again(model_dir, tmp_path):
+    # transformers#29714: a model fine-tuned from a remote-code repo must push all the code it needs.
+    run_isolated(
+        f"""
+        from transformers import AutoModel
+        model = AutoModel.from_pretrained({str(model_dir)!r}, trust_remote_code=True)
+        model.save_pretrained({str(tmp_path / 'again')!r})
+        """,
+        cwd=tmp_path,
+    )
+    saved = tmp_path / "again"
+    assert {"modeling_minbert.py", "configuration_minbert.py", "pipelines.py"} <= {p.name for p in saved.iterdir()}
+    assert set(json.loads((saved / "config.json").read_text())["custom_pipelines"]) == set(TASKS)
+
