@@ -41,6 +41,8 @@ TASK_SPEC_DEFAULTS = {
     "head_activation": "gelu",
     "head_pooling": "pooler",  # what a cross/single head reads: tanh pooler, raw [CLS] or mean of tokens
     "bi_features": "cosine",  # bi-encoder: cosine alone, or a head over [u, v, |u-v|, cos]
+    # cross-encoder: also encode each sentence alone and append cos(u, v) to the head's input (seed 004)
+    "cosine_feature": False,
 }
 
 
@@ -59,6 +61,8 @@ def normalize_task_spec(name, spec):
         raise ValueError(f"task {name!r}: head_pooling must be one of {HEAD_POOLINGS}, got {full['head_pooling']!r}")
     if full["bi_features"] not in BI_FEATURES:
         raise ValueError(f"task {name!r}: bi_features must be one of {BI_FEATURES}, got {full['bi_features']!r}")
+    if full["cosine_feature"] and full["pair_encoding"] != "cross":
+        raise ValueError(f"task {name!r}: cosine_feature applies to cross-encoded pair heads only")
     if int(full["head_layers"]) < 1:
         raise ValueError(f"task {name!r}: head_layers must be >= 1, got {full['head_layers']}")
     if kind == "classification" and (not full["labels"] or len(full["labels"]) < 2):
@@ -95,7 +99,8 @@ class MinBertConfig(PretrainedConfig):
             One entry per task head: `kind` ("classification", "binary" or "regression"), `labels` (class
             names), `label_range` (regression), `pair_encoding` ("single", "cross" or "bi"), `head_layers`,
             `head_dropout`, `head_activation`, `head_pooling` ("pooler", "cls", "mean") and `bi_features`
-            ("cosine" or "concat"). Defaults to sst (5 classes), para (binary) and sts (regression 0-5).
+            ("cosine" or "concat"), `cosine_feature` (cross heads: append the bi-encoder cosine of the two
+            sentences to the head's input). Defaults to sst (5 classes), para (binary) and sts (regression 0-5).
         default_task (`str`, *optional*, defaults to "sst"):
             The head used when `forward` gets no `task`, e.g. by the stock text-classification pipeline.
     """

@@ -75,7 +75,8 @@ def predict_task(
     max_length = resolve_max_length(model, tokenizer, max_length)
     with _datasets_progress_bars(progress):
         tokenized, truncation = tokenize_task(
-            dataset, tokenizer, task, pair_encoding=spec["pair_encoding"], max_length=max_length
+            dataset, tokenizer, task, pair_encoding=spec["pair_encoding"], max_length=max_length,
+            with_sides=bool(spec.get("cosine_feature")),  # such a head also reads each sentence alone
         )
     if "labels" in tokenized.column_names:
         tokenized = tokenized.remove_columns("labels")

@@ -252,7 +252,12 @@ class MinBertPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module):
+        cosine_init = getattr(module, "cosine_init", None)
+        fresh = cosine_init is not None and not getattr(module.weight, "_is_hf_initialized", False)
         super()._init_weights(module)
+        if fresh:
+            module.weight[:, -1] = cosine_init[0]
+            module.bias.fill_(cosine_init[1])
         if isinstance(module, MinBertCosineLogit):
             init.constant_(module.scale, MinBertCosineLogit.INITIAL_SCALE)
             init.constant_(module.threshold, MinBertCosineLogit.INITIAL_THRESHOLD)
@@ -348,20 +353,40 @@ def _check_lengths(config, ids_like):
 
 class MinBertTaskHead(nn.Module):
     """`head_layers` Linear layers: (dropout, Linear(·, hidden), activation) × (depth − 1), then dropout and
-    the output Linear."""
+    the output Linear. With `cosine_feature` the input gains one last feature, cos(u, v) of the separately
+    encoded sentences; a one-layer regression or binary head then starts out as the bi-encoder's own
+    cosine mapping (see `cosine_feature_init`), so fine-tuning refines a strong start instead of finding it."""
 
     def __init__(self, config, spec, in_features):
         super().__init__()
         dropout = config.hidden_dropout_prob if spec["head_dropout"] is None else spec["head_dropout"]
-        layers, width = [], in_features
+        self.cosine_feature = bool(spec["cosine_feature"])
+        layers, width = [], in_features + int(self.cosine_feature)
         for _ in range(int(spec["head_layers"]) - 1):
             layers += [nn.Dropout(dropout), nn.Linear(width, config.hidden_size), ACT2FN[spec["head_activation"]]]
             width = config.hidden_size
         layers += [nn.Dropout(dropout), nn.Linear(width, num_task_outputs(spec))]
         self.layers = nn.Sequential(*layers)
+        if self.cosine_feature and spec["head_layers"] == 1:
+            # Read by _init_weights when it initializes this Linear (and only then: loaded weights stay).
+            self.layers[-1].cosine_init = cosine_feature_init(spec)
 
-    def forward(self, features):
+    def forward(self, features, cosine=None):
+        if self.cosine_feature:
+            features = torch.cat([features, cosine.unsqueeze(-1).to(features.dtype)], dim=-1)
         return self.layers(features)
+
+
+def cosine_feature_init(spec):
+    """(weight on cos, bias) that make a one-layer head reproduce the bi-encoder mapping at the start:
+    regression low + (high − low)·cos; binary logit scale·(cos − threshold); classification: none."""
+    if spec["kind"] == "regression":
+        low, high = spec["label_range"]
+        return high - low, low
+    if spec["kind"] == "binary":
+        scale, threshold = MinBertCosineLogit.INITIAL_SCALE, MinBertCosineLogit.INITIAL_THRESHOLD
+        return scale, -scale * threshold
+    return None
 
 
 class MinBertCosineLogit(nn.Module):
@@ -528,6 +553,12 @@ class MinBertForMultitask(MinBertPreTrainedModel):
         else:
             _check(input_ids is not None or inputs_embeds is not None, task, "needs input_ids (or inputs_embeds)")
             u = v = None
+            if spec["cosine_feature"]:
+                _check(input_ids_a is not None or inputs_embeds_a is not None, task,
+                       "a head with cosine_feature also needs the sentences alone: input_ids_a/_b, attention_mask_a/_b")
+                u, v = self._encode_pair_separately(
+                    (input_ids_a, attention_mask_a, inputs_embeds_a), (input_ids_b, attention_mask_b, inputs_embeds_b)
+                )
             out = self.bert(
                 input_ids,
                 attention_mask,
@@ -536,13 +567,25 @@ class MinBertForMultitask(MinBertPreTrainedModel):
                 output_attentions=output_attentions,
                 output_hidden_states=output_hidden_states,
             )
-            logits = self.heads[task](self._head_features(spec, out, attention_mask))
+            logits = self.head_logits(task, out, attention_mask, None if u is None else (u, v))
             hidden_states, attentions = out.hidden_states, out.attentions
         if logits.shape[-1] == 1 and spec["kind"] != "classification":
             logits = logits.squeeze(-1)
         loss = task_loss(spec, task, logits, labels) if labels is not None else None
         output = MinBertMultitaskOutput(loss, logits, u, v, hidden_states, attentions)
         return output if return_dict else output.to_tuple()
+
+    def head_logits(self, task, encoder_output, attention_mask=None, pair_embeddings=None):
+        """Raw output of a single-sentence or cross-encoder head from the encoder's output (pipelines reuse
+        one encoder pass for several heads). `pair_embeddings=(u, v)`: the sentences' mean-pooled
+        embeddings, needed by heads with `cosine_feature`."""
+        spec = self.config.task_spec(task)
+        features = self._head_features(spec, encoder_output, attention_mask)
+        cosine = None
+        if spec["cosine_feature"]:
+            _check(pair_embeddings is not None, task, "a head with cosine_feature needs pair_embeddings=(u, v)")
+            cosine = F.cosine_similarity(*pair_embeddings, dim=-1)
+        return self.heads[task](features, cosine)
 
     @staticmethod
     def _head_features(spec, encoder_output, attention_mask):

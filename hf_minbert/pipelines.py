@@ -139,10 +139,10 @@ def select_head(config, task, kind, preferred, head=None):
     raise ValueError(f"{task}: the model needs one {kind} sentence-pair head, found {found}; choose with head=...")
 
 
-def head_logits(model, name, encoding, attention_mask):
+def head_logits(model, name, encoding, attention_mask, pair_embeddings=None):
     """Logits of head `name` from an encoder output, computed as `model(..., task=name)` does."""
     spec = model.config.tasks[name]
-    logits = model.heads[name](model._head_features(spec, encoding, attention_mask))
+    logits = model.head_logits(name, encoding, attention_mask, pair_embeddings)
     return logits.squeeze(-1) if spec["kind"] != "classification" else logits
 
 
@@ -277,34 +277,39 @@ class MinBertPipeline(Pipeline):
         heads = heads or self._heads()
         max_length = max_length or self._max_length()
         texts, pairs = _as_list(model_inputs["text"]), _as_list(model_inputs["text_pair"])
-        encodings = {self.model.config.tasks[h]["pair_encoding"] for h in heads}
+        specs = [self.model.config.tasks[h] for h in heads]
         outputs = {"has_pair": torch.tensor([pair is not None for pair in pairs])}
         with _eval_mode(self.model):
-            if encodings & {"single", "bi"}:
-                outputs.update(self._sentence_heads(texts, pairs, heads, max_length))
-            if "cross" in encodings:
-                outputs.update(self._cross_heads(texts, pairs, heads, max_length))
+            sentences = None
+            if any(spec["pair_encoding"] in ("single", "bi") or spec["cosine_feature"] for spec in specs):
+                sentences = self._sentence_pass(texts, pairs, max_length)
+                outputs.update(self._sentence_heads(sentences, heads))
+            if any(spec["pair_encoding"] == "cross" for spec in specs):
+                outputs.update(self._cross_heads(texts, pairs, heads, max_length, sentences))
         return outputs
 
-    def _sentence_heads(self, texts, pairs, heads, max_length):
-        """One encoder pass over the distinct sentences: single-sentence heads for each side, bi-encoder
-        heads (and the embeddings) for each pair."""
-        sentences, rows = _distinct_rows(texts + pairs)
-        rows_a, rows_b = rows[: len(texts)], rows[len(texts) :]
-        encoded = self._encode(sentences, None, max_length)
+    def _sentence_pass(self, texts, pairs, max_length):
+        """One encoder pass over the distinct sentences (each side of each input), shared by single-sentence
+        heads, bi-encoder heads and the cosine feature of cross-encoder heads."""
+        distinct, rows = _distinct_rows(texts + pairs)
+        encoded = self._encode(distinct, None, max_length)
         encoding = self.model.bert(**encoded)
-        outputs, embeddings = {}, None
+        return {"encoding": encoding, "mask": encoded["attention_mask"], "rows_a": rows[: len(texts)],
+                "rows_b": rows[len(texts):], "embeddings": mean_pooled(self.model, encoding, encoded["attention_mask"])}
+
+    def _sentence_heads(self, sentences, heads):
+        """Single-sentence heads for each side, bi-encoder heads (and the embeddings) for each pair."""
+        rows_a, rows_b, embeddings = sentences["rows_a"], sentences["rows_b"], sentences["embeddings"]
+        outputs = {}
         for name in heads:
             spec = self.model.config.tasks[name]
             if spec["pair_encoding"] == "single":
-                logits = head_logits(self.model, name, encoding, encoded["attention_mask"])
+                logits = head_logits(self.model, name, sentences["encoding"], sentences["mask"])
                 outputs[f"{name}/text"] = _per_item(logits, rows_a)
                 outputs[f"{name}/text_pair"] = _per_item(logits, rows_b)
             elif spec["pair_encoding"] == "bi":
-                if embeddings is None:
-                    embeddings = mean_pooled(self.model, encoding, encoded["attention_mask"])
-                    outputs["embeddings/text"] = _per_item(embeddings, rows_a)
-                    outputs["embeddings/text_pair"] = _per_item(embeddings, rows_b)
+                outputs["embeddings/text"] = _per_item(embeddings, rows_a)
+                outputs["embeddings/text_pair"] = _per_item(embeddings, rows_b)
                 paired = [i for i, row in enumerate(rows_b) if row is not None]
                 logits = self.model.heads[name](
                     embeddings[[rows_a[i] for i in paired]], embeddings[[rows_b[i] for i in paired]]
@@ -314,7 +319,7 @@ class MinBertPipeline(Pipeline):
                 outputs[name] = _per_item(logits, _positions(rows_b))
         return outputs
 
-    def _cross_heads(self, texts, pairs, heads, max_length):
+    def _cross_heads(self, texts, pairs, heads, max_length, sentences=None):
         """One encoder pass over the distinct cross-encoded pairs "[CLS] a [SEP] b [SEP]"."""
         keys = [(text, pair) if pair is not None else None for text, pair in zip(texts, pairs)]
         distinct, rows = _distinct_rows(keys)
@@ -322,8 +327,19 @@ class MinBertPipeline(Pipeline):
             return {}
         encoded = self._encode([a for a, _ in distinct], [b for _, b in distinct], max_length)
         encoding = self.model.bert(**encoded)
+        pair_embeddings = None
+        if sentences is not None:
+            # The sentence embeddings of each distinct pair's two sides, in the order of `distinct`.
+            first_input = {}
+            for i, row in enumerate(rows):
+                if row is not None:
+                    first_input.setdefault(row, i)
+            inputs = [first_input[d] for d in range(len(distinct))]
+            side_a = [sentences["rows_a"][i] for i in inputs]
+            side_b = [sentences["rows_b"][i] for i in inputs]
+            pair_embeddings = (sentences["embeddings"][side_a], sentences["embeddings"][side_b])
         return {
-            name: _per_item(head_logits(self.model, name, encoding, encoded["attention_mask"]), rows)
+            name: _per_item(head_logits(self.model, name, encoding, encoded["attention_mask"], pair_embeddings), rows)
             for name in heads
             if self.model.config.tasks[name]["pair_encoding"] == "cross"
         }

@@ -194,3 +194,50 @@ def test_sequence_classification_model_has_the_standard_shape(tiny_config):
     model = MinBertForSequenceClassification(tiny_config)
     out = model(**random_batch(tiny_config), labels=torch.tensor([0, 2, 1]))
     assert out.logits.shape == (3, 3) and out.loss.ndim == 0
+
+
+# --- cosine feature on cross-encoder heads ---------------------------------------------------------------
+
+
+def _cosine_feature_model(tiny_config, kind="regression"):
+    spec = {"kind": "regression", "label_range": [0, 5]} if kind == "regression" else {"kind": "binary"}
+    config = MinBertConfig(**{**tiny_config.to_dict(), "tasks": {"t": {**spec, "pair_encoding": "cross", "cosine_feature": True}}, "default_task": "t"})
+    return MinBertForMultitask(config).eval()
+
+
+def _pair_inputs(config):
+    joint, a, b = random_batch(config), random_batch(config, seed=1, pairs=False), random_batch(config, length=6, seed=2, pairs=False)
+    return {**joint, "input_ids_a": a["input_ids"], "attention_mask_a": a["attention_mask"],
+            "input_ids_b": b["input_ids"], "attention_mask_b": b["attention_mask"]}
+
+
+def test_cosine_feature_head_starts_as_the_bi_encoder_mapping(tiny_config):
+    model = _cosine_feature_model(tiny_config)
+    inputs = _pair_inputs(tiny_config)
+    head = model.heads["t"].layers[-1]
+    torch.testing.assert_close(head.weight[0, -1], torch.tensor(5.0))
+    out = model(**inputs, task="t")
+    cosine = torch.nn.functional.cosine_similarity(out.embeddings_a, out.embeddings_b)
+    pooled = model.bert(inputs["input_ids"], inputs["attention_mask"], inputs["token_type_ids"]).pooler_output
+    expected = pooled @ head.weight[0, :-1] + 5 * cosine + head.bias[0]
+    torch.testing.assert_close(out.logits, expected, rtol=0, atol=1e-5)
+
+
+def test_cosine_feature_init_survives_save_and_load_without_reinit(tmp_path, tiny_config):
+    model = _cosine_feature_model(tiny_config, kind="binary")
+    with torch.no_grad():
+        model.heads["t"].layers[-1].weight[0, -1] = 3.25  # as if trained
+    model.save_pretrained(tmp_path)
+    reloaded = MinBertForMultitask.from_pretrained(tmp_path)
+    assert reloaded.heads["t"].layers[-1].weight[0, -1].item() == 3.25
+
+
+def test_cosine_feature_head_without_the_sentences_is_a_clear_error(tiny_config):
+    model = _cosine_feature_model(tiny_config)
+    with pytest.raises(ValueError, match="cosine_feature also needs the sentences alone"):
+        model(**random_batch(tiny_config), task="t")
+
+
+def test_cosine_feature_is_refused_on_bi_encoder_heads():
+    with pytest.raises(ValueError, match="cross-encoded pair heads only"):
+        MinBertConfig(tasks={"t": {"kind": "regression", "pair_encoding": "bi", "cosine_feature": True}})

@@ -336,3 +336,15 @@ def test_a_remote_code_copy_saves_the_pipelines_again(model_dir, tmp_path):
     assert {"modeling_minbert.py", "configuration_minbert.py", "pipelines.py"} <= {p.name for p in saved.iterdir()}
     assert set(json.loads((saved / "config.json").read_text())["custom_pipelines"]) == set(TASKS)
 
+
+
+def test_similarity_with_a_cosine_feature_head_equals_the_models_forward(tokenizer):
+    tasks = {"sts": {"kind": "regression", "label_range": [0, 5], "pair_encoding": "cross", "cosine_feature": True}}
+    model = tiny_model(tasks=tasks, default_task="sts").eval()
+    joint = tokenizer(*PAIR, return_tensors="pt")
+    a, b = tokenizer(PAIR[0], return_tensors="pt"), tokenizer(PAIR[1], return_tensors="pt")
+    with torch.no_grad():
+        expected = model(**joint, input_ids_a=a["input_ids"], attention_mask_a=a["attention_mask"],
+                         input_ids_b=b["input_ids"], attention_mask_b=b["attention_mask"], task="sts").logits
+    result = pipeline("sentence-similarity", model=model, tokenizer=tokenizer)(PAIR)
+    assert result["score"] == pytest.approx(min(max(float(expected), 0.0), 5.0), abs=1e-5)

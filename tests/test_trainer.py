@@ -207,3 +207,15 @@ def test_proximal_point_moves_the_mean_teacher_after_each_step(tmp_path, tokeniz
     assert start is not None, "MeanTeacher keeps its copy in .model"
     moved = [not torch.equal(a, b) for a, b in zip(start, teacher.model.parameters())]
     assert any(moved)
+
+
+def test_cosine_feature_heads_train_with_smart_and_evaluate(tmp_path, tokenizer):
+    from hf_minbert import MinBertConfig
+
+    tasks = MinBertConfig().tasks
+    for task in ("para", "sts"):
+        tasks[task] = {**tasks[task], "cosine_feature": True}
+    trainer = _trainer(tmp_path, tokenizer, model=tiny_model(tasks=tasks), smart_weight="1")
+    trainer.train()
+    assert {"smart_para", "smart_sts"} <= {key for entry in _train_logs(trainer) for key in entry}
+    assert "eval_overall" in trainer.evaluate()

@@ -32,7 +32,7 @@ def tokenize_for_training(datasets_by_task, tokenizer, model_config, max_length,
         if "input_ids" in dataset.column_names or "input_ids_a" in dataset.column_names:
             tokenized[task] = dataset
             continue
-        with_sides = task in sides_for and spec["pair_encoding"] == "cross"
+        with_sides = spec["pair_encoding"] == "cross" and (task in sides_for or spec["cosine_feature"])
         tokenized[task], report = tokenize_task(
             dataset, tokenizer, task, pair_encoding=spec["pair_encoding"], max_length=max_length, with_sides=with_sides
         )

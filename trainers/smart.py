@@ -65,7 +65,9 @@ SEQUENCES = {
     "cross": (("input_ids", "attention_mask", "inputs_embeds"),),
     "bi": (("input_ids_a", "attention_mask_a", "inputs_embeds_a"), ("input_ids_b", "attention_mask_b", "inputs_embeds_b")),
 }
-PASSED_THROUGH = {"single": ("token_type_ids",), "cross": ("token_type_ids",), "bi": ()}
+# A cross-encoder head with `cosine_feature` also reads each sentence alone: all three sequences are perturbed.
+SEQUENCES["cross+sides"] = SEQUENCES["cross"] + SEQUENCES["bi"]
+PASSED_THROUGH = {"single": ("token_type_ids",), "cross": ("token_type_ids",), "bi": (), "cross+sides": ("token_type_ids",)}
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "input_ids_a", "attention_mask_a", "input_ids_b", "attention_mask_b")
 
 
@@ -302,7 +304,8 @@ class SmartRegularizer:
 
     def _smoothness_term(self, model, inputs, task, spec, clean_logits, rng_state) -> Optional[Tensor]:
         """Unweighted R_s (or seed 003's MSE) with gradients to the parameters; None if not finite."""
-        batch = _PerturbableBatch(model, inputs, task, spec["pair_encoding"])
+        layout = "cross+sides" if spec.get("cosine_feature") else spec["pair_encoding"]
+        batch = _PerturbableBatch(model, inputs, task, layout)
         settings = self.settings
         if settings.variant == "gaussian":
             delta = batch.initial_noise(settings.noise_std)

@@ -150,7 +150,7 @@ class MultitaskTrainer(Trainer):
     def _task_loss(self, model, task, batch):
         core = _core(model)
         spec = core.config.task_spec(task)
-        head_inputs = {k: v for k, v in batch.items() if k in (SIDE_KEYS if spec["pair_encoding"] == "bi" else JOINT_KEYS)}
+        head_inputs = {k: v for k, v in batch.items() if k in head_input_keys(spec)}
         rng = self.smart.capture_rng_state(self.args.device) if self.smart is not None else None
         outputs = model(**head_inputs, task=task, labels=batch["labels"])
         loss = outputs.loss
@@ -291,6 +291,13 @@ class _MeanTeacherUpdate(TrainerCallback):
         teacher = self.trainer.smart.teacher
         progress = state.global_step / max(state.max_steps, 1)
         teacher.update(_core(self.trainer.model), teacher.beta_at(progress))
+
+
+def head_input_keys(spec):
+    """The input columns a head reads: the joint sequence, the separate sentences, or (cosine feature) both."""
+    if spec["pair_encoding"] == "bi":
+        return SIDE_KEYS
+    return JOINT_KEYS + SIDE_KEYS if spec["cosine_feature"] else JOINT_KEYS
 
 
 def flatten_metrics(metrics, prefix="eval"):

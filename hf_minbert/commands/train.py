@@ -18,7 +18,7 @@ from transformers import AutoTokenizer, EarlyStoppingCallback, HfArgumentParser
 
 logger = logging.getLogger("minbert.train")
 
-TASK_HEAD_OPTIONS = ("pair_encoding", "head_layers", "head_dropout", "head_pooling", "bi_features")
+TASK_HEAD_OPTIONS = ("pair_encoding", "head_layers", "head_dropout", "head_pooling", "bi_features", "cosine_feature")
 
 
 @dataclass
@@ -32,6 +32,7 @@ class ModelArguments:
     head_dropout: str = field(default="", metadata={"help": "per task head dropout, e.g. sst=0.1"})
     head_pooling: str = field(default="", metadata={"help": "per task: pooler, cls or mean"})
     bi_features: str = field(default="", metadata={"help": "per bi-encoder task: cosine or concat"})
+    cosine_feature: str = field(default="", metadata={"help": "per cross-encoded pair task: append the bi-encoder cosine, e.g. sts=true"})
     hidden_dropout_prob: Optional[float] = field(default=None, metadata={"help": "encoder dropout (default: the checkpoint's)"})
 
 
@@ -88,6 +89,10 @@ def _typed(option, value):
         return int(value)
     if option == "head_dropout":
         return float(value)
+    if option == "cosine_feature":
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"--cosine_feature: expected true or false, got {value!r}")
+        return value.lower() in ("true", "1")
     return value
 
 
