@@ -8,10 +8,11 @@ under bf16 CPU autocast.
 
 Within a cell the two models alternate step by step after a shared warmup, in ABBA order (A B, B A, ...),
 so that drift in machine load and any first-mover effect hit both equally; the table reports medians of
-the per-step times, examples/s and the ratio ours/theirs (> 1 means minBERT is faster).
+the per-step times, examples/s and the ratio ours/theirs (> 1 means minBERT is faster), also computed from
+per-step process CPU time, which is steadier on a shared machine.
 
     python benchmarks/speed.py                      # batch 32, padded to 64 tokens, 20 timed steps/model
-    python benchmarks/speed.py --repeats 50 --threads 1
+    python benchmarks/speed.py --threads 1          # on a machine busy with other jobs (see README.md)
 
 Results go to benchmarks/results/speed.json (every per-step time, plus machine and settings) and
 benchmarks/results/speed.md (the table).
@@ -224,6 +225,7 @@ def main(argv=None):
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     transformers.logging.set_verbosity_error()  # the checkpoint's load reports are not benchmark output
+    transformers.logging.disable_progress_bar()
     path = embedded_base_model()
     models = load_models(path)
     inputs = padded_batch(models["minbert"].config, settings)

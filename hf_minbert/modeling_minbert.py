@@ -120,7 +120,8 @@ class MinBertSelfAttention(nn.Module):
             return qkv.permute(2, 0, 3, 1, 4).unbind(0)
         # Wrapped projections (e.g. LoRA): call each module so the wrapper's own computation runs.
         return tuple(
-            layout.pad(m(hidden_states).unflatten(-1, heads)).transpose(1, 2) for m in (self.query, self.key, self.value)
+            layout.pad(m(hidden_states).unflatten(-1, heads)).transpose(1, 2)
+            for m in (self.query, self.key, self.value)
         )
 
     def forward(self, hidden_states, layout, output_attentions=False):

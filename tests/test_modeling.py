@@ -241,3 +241,19 @@ def test_cosine_feature_head_without_the_sentences_is_a_clear_error(tiny_config)
 def test_cosine_feature_is_refused_on_bi_encoder_heads():
     with pytest.raises(ValueError, match="cross-encoded pair heads only"):
         MinBertConfig(tasks={"t": {"kind": "regression", "pair_encoding": "bi", "cosine_feature": True}})
+
+
+def test_hidden_states_at_padding_positions_are_zero(tiny_config):
+    # The encoder computes real tokens only (unpadding); padding rows come back as zeros, not garbage.
+    model = MinBertModel(tiny_config).eval()
+    batch = random_batch(tiny_config)
+    hidden = model(**batch).last_hidden_state
+    assert hidden[batch["attention_mask"] == 0].abs().max() == 0
+    assert hidden[batch["attention_mask"] == 1].abs().min() > 0
+
+
+def test_attention_mask_of_the_wrong_shape_names_both_shapes(tiny_config):
+    model = MinBertModel(tiny_config)
+    batch = random_batch(tiny_config, batch=2, length=8)
+    with pytest.raises(ValueError, match=r"attention_mask has shape \(2, 7\); expected \(2, 8\)"):
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"][:, :7])
