@@ -257,3 +257,16 @@ def test_attention_mask_of_the_wrong_shape_names_both_shapes(tiny_config):
     batch = random_batch(tiny_config, batch=2, length=8)
     with pytest.raises(ValueError, match=r"attention_mask has shape \(2, 7\); expected \(2, 8\)"):
         model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"][:, :7])
+
+
+def test_a_bert_for_pretraining_checkpoint_loads_like_bert_base_uncased(tmp_path):
+    # bert-base-uncased ships BertForPreTraining weights ("bert." prefix plus the cls.* MLM/NSP heads).
+    from transformers import BertForPreTraining
+
+    bert_config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, vocab_size=100)
+    reference = BertForPreTraining(bert_config).eval()
+    reference.save_pretrained(tmp_path)
+    model, info = MinBertForMultitask.from_pretrained(tmp_path, output_loading_info=True)
+    assert any(key.startswith("cls.") for key in info["unexpected_keys"])
+    assert not any(key.startswith("bert.") for key in info["missing_keys"])
+    _assert_parity(model.bert, reference.bert, random_batch(model.config, batch=3, length=10))
