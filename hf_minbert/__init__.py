@@ -1,14 +1,16 @@
 """hf_minbert: minBERT, a from-scratch BERT encoder, as a Hugging Face `transformers` model."""
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
 
 from .configuration_minbert import MinBertConfig
 from .modeling_minbert import (
+    MinBertForMaskedLM,
     MinBertForMultitask,
     MinBertForSequenceClassification,
     MinBertModel,
     MinBertMultitaskOutput,
     MinBertPreTrainedModel,
 )
+from .modeling_minbert_ensemble import MinBertEnsembleConfig, MinBertEnsembleForMultitask
 
 from . import pipelines  # noqa: F401  (registers the custom pipeline tasks with transformers)
 
@@ -27,13 +29,20 @@ def embedded_base_model() -> str:
 AutoConfig.register("minbert", MinBertConfig, exist_ok=True)
 AutoModel.register(MinBertConfig, MinBertForMultitask, exist_ok=True)
 AutoModelForSequenceClassification.register(MinBertConfig, MinBertForSequenceClassification, exist_ok=True)
+AutoModelForMaskedLM.register(MinBertConfig, MinBertForMaskedLM, exist_ok=True)
+AutoConfig.register("minbert-ensemble", MinBertEnsembleConfig, exist_ok=True)
+AutoModel.register(MinBertEnsembleConfig, MinBertEnsembleForMultitask, exist_ok=True)
+AutoModelForSequenceClassification.register(MinBertEnsembleConfig, MinBertEnsembleForMultitask, exist_ok=True)
 
 __all__ = [
     "MinBertConfig",
     "MinBertModel",
     "MinBertForMultitask",
     "MinBertForSequenceClassification",
+    "MinBertForMaskedLM",
     "MinBertMultitaskOutput",
     "MinBertPreTrainedModel",
+    "MinBertEnsembleConfig",
+    "MinBertEnsembleForMultitask",
     "embedded_base_model",
 ]

@@ -9,8 +9,11 @@ import sys
 # name on the command line -> (module under hf_minbert.commands, one-line help)
 COMMANDS = {
     "card": ("card", "regenerate a model folder's card (README.md) from metrics.json and training_config.json"),
+    "distill": ("distill", "train one multitask model on a teacher's (e.g. an ensemble's) soft predictions: --teacher DIR"),
     "demo": ("demo", "load the embedded base model as minBERT and run every task head once"),
+    "ensemble": ("ensemble", "greedy per-task selection of saved models on dev, saved as one ensemble model folder"),
     "evaluate": ("evaluate", "score a saved model on the dev sets and write predictions"),
+    "pretrain-mlm": ("pretrain_mlm", "further masked-LM pretraining on the task texts, before `minbert train`"),
     "push": ("push", "upload a model folder (weights, code, tokenizer, card) to the Hub: --repo_id user/name"),
     "train": ("train", "multitask fine-tuning with SMART, MNR loss and task sampling"),
 }

@@ -5,11 +5,14 @@ This file travels to the Hub as remote code: it may import only transformers (an
 import copy
 
 from transformers import PretrainedConfig
+from transformers.activations import ACT2FN
 
 TASK_KINDS = ("classification", "binary", "regression")
 PAIR_ENCODINGS = ("single", "cross", "bi")
 HEAD_POOLINGS = ("pooler", "cls", "mean")
 BI_FEATURES = ("cosine", "concat")
+# The config fields that say which parts of the encoder each task owns (see MinBertConfig).
+ARCHITECTURE_FIELDS = ("task_specific_layers", "task_specific_embeddings", "static_encoder")
 
 DEFAULT_TASKS = {
     "sst": {
@@ -59,6 +62,8 @@ def normalize_task_spec(name, spec):
         raise ValueError(f"task {name!r}: pair_encoding must be one of {PAIR_ENCODINGS}, got {full['pair_encoding']!r}")
     if full["head_pooling"] not in HEAD_POOLINGS:
         raise ValueError(f"task {name!r}: head_pooling must be one of {HEAD_POOLINGS}, got {full['head_pooling']!r}")
+    if full["head_activation"] not in ACT2FN:
+        raise ValueError(f"task {name!r}: head_activation must be one of {sorted(ACT2FN)}, got {full['head_activation']!r}")
     if full["bi_features"] not in BI_FEATURES:
         raise ValueError(f"task {name!r}: bi_features must be one of {BI_FEATURES}, got {full['bi_features']!r}")
     if full["cosine_feature"] and full["pair_encoding"] != "cross":
@@ -94,7 +99,7 @@ class MinBertConfig(PretrainedConfig):
     Args:
         vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, hidden_act,
         hidden_dropout_prob, attention_probs_dropout_prob, max_position_embeddings, type_vocab_size,
-        initializer_range, layer_norm_eps, pad_token_id: as in `BertConfig`.
+        initializer_range, layer_norm_eps, pad_token_id, tie_word_embeddings: as in `BertConfig`.
         tasks (`dict[str, dict]`, *optional*):
             One entry per task head: `kind` ("classification", "binary" or "regression"), `labels` (class
             names), `label_range` (regression), `pair_encoding` ("single", "cross" or "bi"), `head_layers`,
@@ -103,6 +108,17 @@ class MinBertConfig(PretrainedConfig):
             sentences to the head's input). Defaults to sst (5 classes), para (binary) and sts (regression 0-5).
         default_task (`str`, *optional*, defaults to "sst"):
             The head used when `forward` gets no `task`, e.g. by the stock text-classification pipeline.
+        task_specific_layers (`int`, *optional*, defaults to 0):
+            CerBERTus (seed 002): the top k encoder layers, and the pooler above them, are copied per task;
+            the lower `num_hidden_layers - k` layers and the embeddings stay shared. 0 is the plain multitask
+            model (one shared encoder); `num_hidden_layers` gives every task its own layers.
+        task_specific_embeddings (`bool`, *optional*, defaults to False):
+            Give every task its own embeddings too: with `task_specific_layers == num_hidden_layers` (required)
+            this is Triple-BERT (seeds 000/002), one complete encoder per task, nothing shared.
+        static_encoder (`bool`, *optional*, defaults to False):
+            Seed 002's "static BERT": a frozen copy of the pretrained encoder runs beside the fine-tuned one, and
+            each single-sentence or cross-encoder head reads both outputs, concatenated (pooled the head's way).
+            Bi-encoder heads and the cosine feature read the fine-tuned encoder alone.
     """
 
     model_type = "minbert"
@@ -124,6 +140,10 @@ class MinBertConfig(PretrainedConfig):
         pad_token_id=0,
         tasks=None,
         default_task="sst",
+        task_specific_layers=0,
+        task_specific_embeddings=False,
+        static_encoder=False,
+        tie_word_embeddings=True,
         **kwargs,
     ):
         super().__init__(pad_token_id=pad_token_id, **kwargs)
@@ -150,6 +170,30 @@ class MinBertConfig(PretrainedConfig):
         if default_task not in self.tasks:
             default_task = next(iter(self.tasks))
         self.default_task = default_task
+        self.task_specific_layers = int(task_specific_layers)
+        self.task_specific_embeddings = bool(task_specific_embeddings)
+        self.static_encoder = bool(static_encoder)
+        self.tie_word_embeddings = tie_word_embeddings  # as in BertConfig: the masked-LM decoder is the word table
+        self._check_architecture()
+
+    def _check_architecture(self):
+        k, num_layers = self.task_specific_layers, self.num_hidden_layers
+        if not 0 <= k <= num_layers:
+            raise ValueError(f"task_specific_layers must lie in [0, num_hidden_layers={num_layers}], got {k}")
+        if self.task_specific_embeddings and k != num_layers:
+            raise ValueError(
+                f"task_specific_embeddings=True (Triple-BERT) needs every layer task-specific: "
+                f"task_specific_layers={num_layers}, got {k}"
+            )
+        if self.static_encoder and all(spec["pair_encoding"] == "bi" for spec in self.tasks.values()):
+            raise ValueError("static_encoder=True: no head reads it (bi-encoder heads use the fine-tuned encoder alone)")
+
+    @property
+    def architecture(self):
+        """"multitask" (one shared encoder), "cerbertus" (top layers per task) or "triple" (one encoder per task)."""
+        if self.task_specific_embeddings:
+            return "triple"
+        return "cerbertus" if self.task_specific_layers else "multitask"
 
     def sync_labels_with_default_task(self):
         """Make `id2label` describe the default head: the stock text-classification pipeline reads it."""
@@ -193,7 +237,7 @@ class MinBertConfig(PretrainedConfig):
                 "only 'minbert' and standard 'bert' checkpoints are supported"
             )
         # Head settings passed to from_pretrained must go through __init__'s validation, not a setattr.
-        for key in ("tasks", "default_task"):
+        for key in ("tasks", "default_task", *ARCHITECTURE_FIELDS):
             if key in kwargs:
                 config_dict = {**config_dict, key: kwargs.pop(key)}
         return super().from_dict(config_dict, **kwargs)

@@ -195,6 +195,20 @@ def evaluate_model(model, tokenizer, datasets_by_task, *, heads=None, **predict_
     return with_overall_scores(metrics)
 
 
+def write_metrics_json(path, metrics: dict) -> None:
+    """metrics.json as {"sst": {"accuracy"}, "para": {...}, "sts": {"pearson", "spearman"}, "overall", "mean"}.
+    An undefined metric (Pearson of constant predictions is NaN) is written as null: strict JSON has no NaN."""
+    import json
+    import math
+
+    def strict(value):
+        if isinstance(value, dict):
+            return {key: strict(v) for key, v in value.items()}
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    Path(path).write_text(json.dumps(strict(metrics), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
 def write_prediction_file(path, task: str, ids, labels):
     """Write predicted labels in the course's submission format (header, then "id , value" rows)."""
     if len(ids) != len(labels):

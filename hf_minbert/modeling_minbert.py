@@ -5,6 +5,7 @@ This file travels to the Hub as remote code: it imports only torch, transformers
 (`bert.encoder.layer.{i}.attention.self.query`, ...) so that any standard BERT checkpoint loads into
 minBERT with no key mapping beyond the one `from_pretrained` already does for a base-model prefix.
 """
+import copy
 from dataclasses import dataclass
 from typing import Optional
 
@@ -14,11 +15,13 @@ from torch import nn
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
+from transformers.modeling_outputs import BaseModelOutputWithPooling, MaskedLMOutput, SequenceClassifierOutput
 from transformers.modeling_utils import PreTrainedModel
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 
-from .configuration_minbert import MinBertConfig, num_task_outputs
+from .configuration_minbert import ARCHITECTURE_FIELDS, MinBertConfig, num_task_outputs
+
+logger = logging.get_logger(__name__)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -203,23 +206,42 @@ class MinBertLayer(GradientCheckpointingLayer):
 
 
 class MinBertEncoder(nn.Module):
-    def __init__(self, config):
+    """Layers 0 .. num_layers − 1 (default: all of them; a CerBERTus shares only the lower ones)."""
+
+    def __init__(self, config, num_layers=None):
         super().__init__()
-        self.layer = nn.ModuleList([MinBertLayer(config) for _ in range(config.num_hidden_layers)])
+        num_layers = config.num_hidden_layers if num_layers is None else num_layers
+        self.layer = nn.ModuleList([MinBertLayer(config) for _ in range(num_layers)])
 
     def forward(self, hidden_states, layout, output_attentions=False, output_hidden_states=False):
-        """`hidden_states`: the real tokens, (tokens, hidden). Returns the last hidden states padded back to
-        (batch, length, hidden), and every layer's too when asked for."""
-        all_hidden_states = (layout.pad(hidden_states),) if output_hidden_states else None
-        all_attentions = () if output_attentions else None
-        for layer in self.layer:
-            hidden_states, probs = layer(hidden_states, layout, output_attentions)
-            if output_hidden_states:
-                all_hidden_states += (layout.pad(hidden_states),)
-            if output_attentions:
-                all_attentions += (probs,)
-        last_hidden_state = all_hidden_states[-1] if output_hidden_states else layout.pad(hidden_states)
-        return last_hidden_state, all_hidden_states, all_attentions
+        return run_layers(self.layer, hidden_states, layout, output_attentions, output_hidden_states)
+
+
+class MinBertTopLayers(nn.Module):
+    """Layers first_layer .. L − 1 keyed by their number in the full encoder (`layer.{i}`): a CerBERTus task's
+    own copy of the top layers carries the names of the layers it copies."""
+
+    def __init__(self, config, first_layer):
+        super().__init__()
+        self.layer = nn.ModuleDict({str(i): MinBertLayer(config) for i in range(first_layer, config.num_hidden_layers)})
+
+    def forward(self, hidden_states, layout, output_attentions=False, output_hidden_states=False):
+        return run_layers(self.layer.values(), hidden_states, layout, output_attentions, output_hidden_states)
+
+
+def run_layers(layers, hidden_states, layout, output_attentions=False, output_hidden_states=False):
+    """`hidden_states`: the real tokens, (tokens, hidden). Returns the last hidden states padded back to
+    (batch, length, hidden), and every layer's too when asked for (the input first)."""
+    all_hidden_states = (layout.pad(hidden_states),) if output_hidden_states else None
+    all_attentions = () if output_attentions else None
+    for layer in layers:
+        hidden_states, probs = layer(hidden_states, layout, output_attentions)
+        if output_hidden_states:
+            all_hidden_states += (layout.pad(hidden_states),)
+        if output_attentions:
+            all_attentions += (probs,)
+    last_hidden_state = all_hidden_states[-1] if output_hidden_states else layout.pad(hidden_states)
+    return last_hidden_state, all_hidden_states, all_attentions
 
 
 class MinBertPooler(nn.Module):
@@ -262,16 +284,18 @@ class MinBertPreTrainedModel(PreTrainedModel):
         if isinstance(module, MinBertCosineLogit):
             init.constant_(module.scale, MinBertCosineLogit.INITIAL_SCALE)
             init.constant_(module.threshold, MinBertCosineLogit.INITIAL_THRESHOLD)
+        if isinstance(module, MinBertLMPredictionHead):
+            init.zeros_(module.bias)
+
+    def auto_map(self):
+        """config.json's auto classes -> classes in the saved modeling file. One folder must resolve for
+        AutoModel *and* AutoModelForSequenceClassification (the stock text-classification pipeline loads through
+        the latter), both to the class that was saved."""
+        class_path = f"modeling_minbert.{type(self).__name__}"
+        return {"AutoModel": class_path, "AutoModelForSequenceClassification": class_path}
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        # One folder must resolve for AutoModel *and* AutoModelForSequenceClassification (the stock
-        # text-classification pipeline loads through the latter), both to the class that was saved.
-        class_path = f"modeling_minbert.{type(self).__name__}"
-        self.config.auto_map = {
-            "AutoConfig": "configuration_minbert.MinBertConfig",
-            "AutoModel": class_path,
-            "AutoModelForSequenceClassification": class_path,
-        }
+        self.config.auto_map = {"AutoConfig": "configuration_minbert.MinBertConfig", **self.auto_map()}
         # The pipelines travel with every saved model, also when a remote-code copy is fine-tuned and saved
         # again: config.json names them, and this relative import makes the save copy pipelines.py too.
         from .pipelines import attach_pipelines
@@ -287,10 +311,10 @@ class MinBertModel(MinBertPreTrainedModel):
     where transformers' BertModel returns values no real token ever attends to.
     """
 
-    def __init__(self, config, add_pooling_layer=True):
+    def __init__(self, config, add_pooling_layer=True, num_layers=None):
         super().__init__(config)
         self.embeddings = MinBertEmbeddings(config)
-        self.encoder = MinBertEncoder(config)
+        self.encoder = MinBertEncoder(config, num_layers)
         self.pooler = MinBertPooler(config) if add_pooling_layer else None
         self.post_init()
 
@@ -345,6 +369,55 @@ def _check_lengths(config, ids_like):
             f"sequence length {ids_like.shape[1]} exceeds max_position_embeddings="
             f"{config.max_position_embeddings}: truncate the input"
         )
+
+
+class MinBertTaskEncoder(nn.Module):
+    """One task's own top layers and pooler (CerBERTus, seed 002), run on the output of the shared lower layers.
+    Below `task_encoders.<task>.` the parameter names are those of the BERT parameters they copy
+    (`encoder.layer.{i}.*`, `pooler.*`), so a checkpoint's top layers map onto every task's copy by name."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.encoder = MinBertTopLayers(config, config.num_hidden_layers - config.task_specific_layers)
+        self.pooler = MinBertPooler(config)
+
+    def forward(self, shared_output, attention_mask=None, output_attentions=False, output_hidden_states=False):
+        shared_states = shared_output.last_hidden_state
+        layout = MinBertTokenLayout(attention_mask, *shared_states.shape[:2])
+        last_hidden_state, hidden_states, attentions = self.encoder(
+            layout.unpad(shared_states), layout, output_attentions, output_hidden_states
+        )
+        if output_hidden_states:  # the shared layers' states, then this task's (its input is the shared output)
+            hidden_states = shared_output.hidden_states + hidden_states[1:]
+        if output_attentions:
+            attentions = shared_output.attentions + attentions
+        return BaseModelOutputWithPooling(last_hidden_state, self.pooler(last_hidden_state), hidden_states, attentions)
+
+
+class MinBertStaticEncoder(MinBertModel):
+    """Seed 002's "static BERT": a frozen copy of the pretrained encoder, whose output the heads read beside the
+    fine-tuned encoder's. It is never trained (requires_grad False: no optimizer holds it) and always runs in
+    eval mode (a fixed feature extractor has no dropout).
+
+    It has no word table of its own: it reads the word vectors of the task's encoder (`inputs_embeds`), so that
+    `inputs_embeds` means one thing for the whole model and a perturbation of them (SMART) reaches both encoders
+    alike. Position and token-type embeddings, LayerNorm, every layer and the pooler are the frozen copy."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.embeddings.word_embeddings = None
+        self.requires_grad_(False)
+
+    def train(self, mode=True):
+        return super().train(False)
+
+
+@dataclass
+class MinBertEncoderOutput(BaseModelOutputWithPooling):
+    """A task's encoder output (`MinBertForMultitask.encode_for_tasks`); `static_output`: the static encoder's
+    output on the same input, for models with `config.static_encoder`."""
+
+    static_output: Optional[BaseModelOutputWithPooling] = None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -492,35 +565,219 @@ def _check(condition, task, message):
 
 
 class MinBertForMultitask(MinBertPreTrainedModel):
-    """One shared minBERT encoder with one head per task in `config.tasks`.
+    """A minBERT encoder with one head per task in `config.tasks`.
 
     `forward(..., task=name)` runs the named head; `task=None` runs `config.default_task`, so the stock
     text-classification pipeline answers with the default head and its label names.
+
+    How much of the encoder the tasks share (see `MinBertConfig`), by parameter name:
+        bert.*                   shared by every task: the embeddings and layers 0 .. L−k−1 (and the pooler if k = 0)
+        task_encoders.<task>.*   the task's own top k layers and pooler (k = `task_specific_layers`; CerBERTus),
+                                 or its whole encoder (`task_specific_embeddings`: Triple-BERT, no `bert` at all)
+        static_bert.*            the frozen static encoder (`static_encoder`)
+        heads.<task>.*           the task's head
+    Shared modules exist once, so every task computes with the same tensors. Loading a checkpoint without
+    task-specific layers (a BERT, or a plain multitask minBERT) copies its encoder into them: see
+    `from_pretrained`.
     """
 
     def __init__(self, config):
         super().__init__(config)
         config.sync_labels_with_default_task()
-        self.bert = MinBertModel(config)
+        num_shared_layers = config.num_hidden_layers - config.task_specific_layers
+        if config.task_specific_embeddings:
+            self.task_encoders = nn.ModuleDict({name: MinBertModel(config) for name in config.tasks})
+        else:
+            # The pooler reads the top layer: it is shared exactly when the top layer is.
+            self.bert = MinBertModel(config, add_pooling_layer=num_shared_layers == config.num_hidden_layers,
+                                     num_layers=num_shared_layers)
+            self.task_encoders = (
+                nn.ModuleDict({name: MinBertTaskEncoder(config) for name in config.tasks})
+                if config.task_specific_layers else None
+            )
+        self.static_bert = MinBertStaticEncoder(config) if config.static_encoder else None
+        head_width = config.hidden_size * (2 if config.static_encoder else 1)
         self.heads = nn.ModuleDict(
             {
                 name: MinBertBiEncoderHead(config, spec)
                 if spec["pair_encoding"] == "bi"
-                else MinBertTaskHead(config, spec, config.hidden_size)
+                else MinBertTaskHead(config, spec, head_width)
                 for name, spec in config.tasks.items()
             }
         )
         self.post_init()
 
     def get_input_embeddings(self):
-        return self.bert.get_input_embeddings()
+        return self.task_input_embeddings(self.config.default_task)
 
     def set_input_embeddings(self, value):
+        if self.config.task_specific_embeddings:
+            raise ValueError(
+                "this model (Triple-BERT) has one word table per task: set each one through "
+                "model.task_encoders[task].set_input_embeddings"
+            )
         self.bert.set_input_embeddings(value)
 
-    def embed(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None):
-        """Mean-pooled sentence embeddings (B, H) of single sentences."""
-        out = self.bert(input_ids, attention_mask, token_type_ids, inputs_embeds=inputs_embeds)
+    def task_input_embeddings(self, task=None):
+        """The word-embedding table whose vectors `inputs_embeds` holds for `task` (shared unless Triple-BERT)."""
+        task = self.config.default_task if task is None else task
+        self.config.task_spec(task)
+        if self.config.task_specific_embeddings:
+            return self.task_encoders[task].get_input_embeddings()
+        return self.bert.get_input_embeddings()
+
+    def task_parameters(self, task):
+        """The parameters only `task` uses: its head and, in a CerBERTus or Triple-BERT, its own encoder part."""
+        self.config.task_spec(task)
+        parameters = list(self.heads[task].parameters())
+        if self.task_encoders is not None:
+            parameters += list(self.task_encoders[task].parameters())
+        return parameters
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, which also loads a checkpoint with one shared encoder (a BERT, a
+        plain multitask minBERT, a `MinBertForMaskedLM`) into a CerBERTus, Triple-BERT or static-encoder model:
+        pass `task_specific_layers=k`, `task_specific_embeddings=True` or `static_encoder=True` (or a config
+        saying so). Every task's own layers then start as copies of the checkpoint's layers they replace, and
+        the static encoder as a copy of its encoder; a warning lists what was copied. A checkpoint that already
+        has task-specific layers loads only as the architecture it was saved with."""
+        requested = _requested_architecture(kwargs)
+        if requested:
+            saved = MinBertConfig.from_pretrained(pretrained_model_name_or_path, **_hub_kwargs(kwargs))
+            saved_architecture = {field: getattr(saved, field) for field in ARCHITECTURE_FIELDS}
+            if {**saved_architecture, **requested} != saved_architecture:
+                return cls._from_shared_encoder(pretrained_model_name_or_path, saved, requested, model_args, kwargs)
+        want_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs)
+        model._check_loaded(pretrained_model_name_or_path, info)
+        return (model, info) if want_info else model
+
+    @classmethod
+    def _from_shared_encoder(cls, path, saved, requested, model_args, kwargs):
+        if saved.task_specific_layers or saved.task_specific_embeddings:
+            raise ValueError(
+                f"{path} is a {saved.architecture} model (task_specific_layers={saved.task_specific_layers}); "
+                f"it loads only as saved, not with {requested}: start from a checkpoint with one shared encoder"
+            )
+        # Load the checkpoint as what it is (one shared encoder), then give each task its copies.
+        target = {field: requested.get(field, getattr(saved, field)) for field in ARCHITECTURE_FIELDS}
+        kwargs = dict(kwargs)
+        want_info = kwargs.pop("output_loading_info", False)
+        config = kwargs.get("config")
+        if isinstance(config, MinBertConfig):
+            kwargs["config"] = _with_architecture(config, {field: getattr(saved, field) for field in ARCHITECTURE_FIELDS})
+        else:
+            kwargs.update({field: getattr(saved, field) for field in ARCHITECTURE_FIELDS})
+        source, info = super().from_pretrained(path, *model_args, output_loading_info=True, **kwargs)
+        source._check_loaded(path, info)
+        model = source._with_task_specific_copies(target)
+        return (model, info) if want_info else model
+
+    def _with_task_specific_copies(self, architecture):
+        """This model (one shared encoder) turned into `architecture`: each task's own encoder part starts as a
+        copy of the shared part it replaces, a new static encoder as a copy of the shared encoder."""
+        config = _with_architecture(self.config, architecture)
+        with torch.device("meta"):
+            model = type(self)(config)
+        state = self.state_dict()
+
+        def source_of(name):
+            owner, _, rest = name.partition(".")
+            if owner == "task_encoders":  # task_encoders.<task>.X copies bert.X
+                return "bert." + rest.partition(".")[2]
+            if owner == "static_bert" and name not in state:
+                return "bert." + rest
+            return name
+
+        target_state = model.state_dict()
+        weights = {name: _widened(name, state[source_of(name)], target.shape, config.hidden_size)
+                   for name, target in target_state.items()}
+        model.load_state_dict(weights, assign=True)
+        model.train(self.training)
+        model.name_or_path = self.name_or_path
+        for message in _copy_report(self.config, config):
+            logger.warning("%s: %s", self.name_or_path, message)
+        return model
+
+    def _check_loaded(self, path, info):
+        # Loading replaces parameters with fresh ones (requires_grad True): the static encoder must stay frozen.
+        if self.static_bert is not None:
+            self.static_bert.requires_grad_(False)
+        missing = sorted({key.split(".")[1] for key in info["missing_keys"] if key.startswith("task_encoders.")})
+        if missing:
+            raise ValueError(
+                f"{path} has no task-specific encoder layers for task(s) {missing}: a new task cannot get its own "
+                "layers from a checkpoint that has them for other tasks only"
+            )
+        if any(key.startswith("cls.predictions.") for key in info["unexpected_keys"]):
+            logger.warning("%s: the masked-LM head (cls.predictions.*) is dropped; the encoder carries over", path)
+
+    def encode_for_tasks(
+        self,
+        tasks,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        inputs_embeds=None,
+        output_attentions=None,
+        output_hidden_states=None,
+    ):
+        """{task: `MinBertEncoderOutput`}: the encoder output each task's head reads, for one input batch. The
+        shared part of the encoder runs once for all `tasks`; each task's own layers (CerBERTus, Triple-BERT)
+        run on top. With a static encoder, each output carries its output as `static_output`."""
+        return self._encode(tasks, input_ids, attention_mask, token_type_ids, inputs_embeds, output_attentions,
+                            output_hidden_states, with_static=True)
+
+    def encode_for_task(self, task, *args, **kwargs):
+        """The encoder output `task`'s head reads (see `encode_for_tasks`)."""
+        return self.encode_for_tasks([task], *args, **kwargs)[task]
+
+    def _encode(self, tasks, input_ids, attention_mask, token_type_ids, inputs_embeds, output_attentions=None,
+                output_hidden_states=None, with_static=False):
+        tasks = list(dict.fromkeys([tasks] if isinstance(tasks, str) else tasks))
+        if not tasks:
+            raise ValueError("encode_for_tasks needs at least one task")
+        for task in tasks:
+            self.config.task_spec(task)
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        flags = {"output_attentions": output_attentions, "output_hidden_states": output_hidden_states, "return_dict": True}
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
+                  "inputs_embeds": inputs_embeds}
+        if self.config.task_specific_embeddings:
+            if inputs_embeds is not None and len(tasks) > 1:
+                raise ValueError("inputs_embeds are one task's word vectors here (Triple-BERT): encode one task at a time")
+            outputs = {task: self.task_encoders[task](**inputs, **flags) for task in tasks}
+        else:
+            shared = self.bert(**inputs, **flags)
+            outputs = {
+                task: shared if self.task_encoders is None
+                else self.task_encoders[task](shared, attention_mask, output_attentions, output_hidden_states)
+                for task in tasks
+            }
+        if with_static and self.static_bert is not None:
+            outputs = self._with_static_outputs(outputs, input_ids, attention_mask, token_type_ids, inputs_embeds)
+        return outputs
+
+    def _with_static_outputs(self, outputs, input_ids, attention_mask, token_type_ids, inputs_embeds):
+        # The static encoder reads the word vectors the task's encoder read: once per distinct word table.
+        static_by_table = {}
+        result = {}
+        for task, output in outputs.items():
+            table = self.task_input_embeddings(task)
+            if id(table) not in static_by_table:
+                words = inputs_embeds if inputs_embeds is not None else table(input_ids)
+                static_by_table[id(table)] = self.static_bert(None, attention_mask, token_type_ids, inputs_embeds=words)
+            result[task] = MinBertEncoderOutput(**output, static_output=static_by_table[id(table)])
+        return result
+
+    def embed(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None, task=None):
+        """Mean-pooled sentence embeddings (B, H) of single sentences, by `task`'s encoder (default: the default
+        task's; all tasks share one encoder unless the model is a CerBERTus or Triple-BERT)."""
+        task = self.config.default_task if task is None else task
+        out = self._encode([task], input_ids, attention_mask, token_type_ids, inputs_embeds)[task]
         return mean_pool(out.last_hidden_state, attention_mask)
 
     def forward(
@@ -548,7 +805,7 @@ class MinBertForMultitask(MinBertPreTrainedModel):
             _check(input_ids_a is not None or inputs_embeds_a is not None, task,
                    "a bi-encoder task needs input_ids_a/attention_mask_a and input_ids_b/attention_mask_b")
             u, v = self._encode_pair_separately(
-                (input_ids_a, attention_mask_a, inputs_embeds_a), (input_ids_b, attention_mask_b, inputs_embeds_b)
+                (input_ids_a, attention_mask_a, inputs_embeds_a), (input_ids_b, attention_mask_b, inputs_embeds_b), task
             )
             logits, hidden_states, attentions = self.heads[task](u, v), None, None
         else:
@@ -558,9 +815,10 @@ class MinBertForMultitask(MinBertPreTrainedModel):
                 _check(input_ids_a is not None or inputs_embeds_a is not None, task,
                        "a head with cosine_feature also needs the sentences alone: input_ids_a/_b, attention_mask_a/_b")
                 u, v = self._encode_pair_separately(
-                    (input_ids_a, attention_mask_a, inputs_embeds_a), (input_ids_b, attention_mask_b, inputs_embeds_b)
+                    (input_ids_a, attention_mask_a, inputs_embeds_a), (input_ids_b, attention_mask_b, inputs_embeds_b), task
                 )
-            out = self.bert(
+            out = self.encode_for_task(
+                task,
                 input_ids,
                 attention_mask,
                 token_type_ids,
@@ -570,18 +828,22 @@ class MinBertForMultitask(MinBertPreTrainedModel):
             )
             logits = self.head_logits(task, out, attention_mask, None if u is None else (u, v))
             hidden_states, attentions = out.hidden_states, out.attentions
-        if logits.shape[-1] == 1 and spec["kind"] != "classification":
-            logits = logits.squeeze(-1)
+        if logits.dim() == 2 and logits.shape[-1] == 1 and spec["kind"] != "classification":
+            logits = logits.squeeze(-1)  # (B, 1) -> (B,); a cosine head's (B,) stays, also when B = 1
         loss = task_loss(spec, task, logits, labels) if labels is not None else None
         output = MinBertMultitaskOutput(loss, logits, u, v, hidden_states, attentions)
         return output if return_dict else output.to_tuple()
 
     def head_logits(self, task, encoder_output, attention_mask=None, pair_embeddings=None):
-        """Raw output of a single-sentence or cross-encoder head from the encoder's output (pipelines reuse
-        one encoder pass for several heads). `pair_embeddings=(u, v)`: the sentences' mean-pooled
-        embeddings, needed by heads with `cosine_feature`."""
+        """Raw output of a single-sentence or cross-encoder head from the encoder output the task reads
+        (`encode_for_tasks`; pipelines reuse one encoder pass for several heads). `pair_embeddings=(u, v)`:
+        the sentences' mean-pooled embeddings by the task's encoder, needed by heads with `cosine_feature`."""
         spec = self.config.task_spec(task)
         features = self._head_features(spec, encoder_output, attention_mask)
+        if self.static_bert is not None:
+            static_output = getattr(encoder_output, "static_output", None)
+            _check(static_output is not None, task, "this model has a static encoder: pass the output of encode_for_tasks")
+            features = torch.cat([features, self._head_features(spec, static_output, attention_mask)], dim=-1)
         cosine = None
         if spec["cosine_feature"]:
             _check(pair_embeddings is not None, task, "a head with cosine_feature needs pair_embeddings=(u, v)")
@@ -597,7 +859,7 @@ class MinBertForMultitask(MinBertPreTrainedModel):
             return encoder_output.last_hidden_state[:, 0]
         return mean_pool(encoder_output.last_hidden_state, attention_mask)
 
-    def _encode_pair_separately(self, side_a, side_b):
+    def _encode_pair_separately(self, side_a, side_b, task):
         # Both sides go through the encoder as one batch of 2B: one pass over a wider batch is faster than
         # two passes, and pad-to-common-length does not change mean-pooled outputs.
         (ids_a, mask_a, emb_a), (ids_b, mask_b, emb_b) = side_a, side_b
@@ -608,12 +870,13 @@ class MinBertForMultitask(MinBertPreTrainedModel):
         mask = torch.cat([_pad_to(mask_a, length), _pad_to(mask_b, length)])
         if ids_a is not None and ids_b is not None:
             ids = torch.cat([_pad_to(ids_a, length, self.config.pad_token_id), _pad_to(ids_b, length, self.config.pad_token_id)])
-            embeddings = self.embed(ids, mask)
+            embeddings = self.embed(ids, mask, task=task)
         else:
-            word = self.get_input_embeddings()
+            word = self.task_input_embeddings(task)
             emb_a = emb_a if emb_a is not None else word(ids_a)
             emb_b = emb_b if emb_b is not None else word(ids_b)
-            embeddings = self.embed(None, mask, inputs_embeds=torch.cat([_pad_to(emb_a, length), _pad_to(emb_b, length)]))
+            pair = torch.cat([_pad_to(emb_a, length), _pad_to(emb_b, length)])
+            embeddings = self.embed(None, mask, inputs_embeds=pair, task=task)
         return embeddings.chunk(2)
 
 
@@ -705,6 +968,168 @@ class MinBertForSequenceClassification(MinBertPreTrainedModel):
         return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
 
+def _widened(name, tensor, shape, hidden_size):
+    """A copy of `tensor` for a parameter of `shape`. A head's first weight that gains the static encoder's
+    features (hidden_size more inputs, after the fine-tuned encoder's) gets zero columns for them: the model
+    then starts out computing exactly what the checkpoint computed, and those weights still train."""
+    if tensor.shape == shape:
+        return tensor.clone()
+    if name.startswith("heads.") and tensor.dim() == 2 and tuple(shape) == (tensor.shape[0], tensor.shape[1] + hidden_size):
+        static_columns = tensor.new_zeros(tensor.shape[0], hidden_size)
+        return torch.cat([tensor[:, :hidden_size], static_columns, tensor[:, hidden_size:]], dim=1)
+    raise ValueError(f"cannot convert {name}: the checkpoint has shape {tuple(tensor.shape)}, the model {tuple(shape)}")
+
+
+def _copy_report(source, target):
+    """What `_with_task_specific_copies` copied from the shared encoder of `source` into `target`, in words."""
+    tasks = ", ".join(target.tasks)
+    num_layers, k = target.num_hidden_layers, target.task_specific_layers
+    messages = []
+    if target.task_specific_embeddings:
+        messages.append(f"Triple-BERT: each task's encoder ({tasks}) starts as a copy of the checkpoint's whole encoder")
+    elif k:
+        shared = f"{_layer_range(0, num_layers - k - 1)} stay" if k < num_layers else "only the embeddings stay"
+        messages.append(
+            f"CerBERTus: each task's {_layer_range(num_layers - k, num_layers - 1)} and pooler ({tasks}) start as "
+            f"copies of the checkpoint's (task_encoders.<task>.* <- bert.*); {shared} shared"
+        )
+    if target.static_encoder and not source.static_encoder:
+        messages.append(
+            "static encoder: a frozen copy of the checkpoint's encoder (static_bert.* <- bert.*); its features "
+            "enter the heads through zero-initialised weights"
+        )
+    if source.static_encoder and not target.static_encoder:
+        messages.append("the checkpoint's static encoder is dropped (static_encoder=False)")
+    return messages
+
+
+def _layer_range(first, last):
+    return f"layer {first}" if first == last else f"layers {first}-{last}"
+
+
+def _requested_architecture(kwargs):
+    """The architecture fields a from_pretrained call asks for: all of a passed config's, or the keyword arguments."""
+    config = kwargs.get("config")
+    if isinstance(config, MinBertConfig):
+        return {field: getattr(config, field) for field in ARCHITECTURE_FIELDS}
+    return {field: kwargs[field] for field in ARCHITECTURE_FIELDS if field in kwargs}
+
+
+def _with_architecture(config, architecture):
+    config = copy.deepcopy(config)
+    for field, value in architecture.items():
+        setattr(config, field, value)
+    config._check_architecture()
+    return config
+
+
+class MinBertPredictionHeadTransform(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.transform_act_fn = ACT2FN[config.hidden_act]
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states):
+        return self.LayerNorm(self.transform_act_fn(self.dense(hidden_states)))
+
+
+class MinBertLMPredictionHead(nn.Module):
+    """BERT's masked-LM head: dense + activation + LayerNorm, then the decoder onto the vocabulary, whose
+    weight is the word-embedding table (tied) and whose bias is `bias` (tied)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.transform = MinBertPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=True)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, hidden_states):
+        return self.decoder(self.transform(hidden_states))
+
+
+class MinBertOnlyMLMHead(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.predictions = MinBertLMPredictionHead(config)
+
+    def forward(self, sequence_output):
+        return self.predictions(sequence_output)
+
+
+class MinBertForMaskedLM(MinBertPreTrainedModel):
+    """minBERT with BERT's masked-language-model head, for further pretraining on in-domain text (seeds 001/002).
+
+    Module names are those of transformers' `BertForMaskedLM` (`cls.predictions.transform.*`,
+    `cls.predictions.decoder`, `cls.predictions.bias`), so a BERT checkpoint's MLM head loads; a checkpoint
+    without one (e.g. a sentence-embedding model) gets a freshly initialised head, reported as missing keys.
+    Unlike BertForMaskedLM it keeps the pooler (MLM does not train it): a multitask model fine-tuned from the
+    saved folder then starts from the checkpoint's pooler rather than a random one.
+    """
+
+    _tied_weights_keys = {
+        "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+        "cls.predictions.decoder.bias": "cls.predictions.bias",
+    }
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.bert = MinBertModel(config)
+        self.cls = MinBertOnlyMLMHead(config)
+        self.post_init()
+
+    def auto_map(self):
+        return {"AutoModel": "modeling_minbert.MinBertModel", "AutoModelForMaskedLM": "modeling_minbert.MinBertForMaskedLM"}
+
+    def get_input_embeddings(self):
+        return self.bert.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.bert.set_input_embeddings(value)
+
+    def get_output_embeddings(self):
+        return self.cls.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.cls.predictions.decoder = new_embeddings
+        self.cls.predictions.bias = new_embeddings.bias
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels=None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+    ):
+        """`labels`: (batch, length) token ids to predict, -100 where nothing is predicted (as
+        `DataCollatorForLanguageModeling` makes them); the loss is the mean cross-entropy over the others."""
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        out = self.bert(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.cls(out.last_hidden_state)
+        loss = None
+        if labels is not None:
+            if labels.shape != logits.shape[:2]:
+                raise ValueError(f"labels must have the inputs' shape {tuple(logits.shape[:2])}, got {tuple(labels.shape)}")
+            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+        if not return_dict:
+            return tuple(x for x in (loss, logits, out.hidden_states, out.attentions) if x is not None)
+        return MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
+
+
 def _hub_kwargs(kwargs):
     keys = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "trust_remote_code")
     return {k: kwargs[k] for k in keys if k in kwargs}
@@ -715,11 +1140,13 @@ def _hub_kwargs(kwargs):
 MinBertConfig.register_for_auto_class()
 for _model_class in (MinBertModel, MinBertForMultitask, MinBertForSequenceClassification):
     _model_class.register_for_auto_class("AutoModel")
+MinBertForMaskedLM.register_for_auto_class("AutoModelForMaskedLM")
 
 __all__ = [
     "MinBertPreTrainedModel",
     "MinBertModel",
     "MinBertForMultitask",
     "MinBertForSequenceClassification",
+    "MinBertForMaskedLM",
     "MinBertMultitaskOutput",
 ]

@@ -17,6 +17,9 @@ and decay d, the learning rates are
 
 Parameter names follow transformers' BertModel under the model's `base_model_prefix` ("bert."):
 `bert.embeddings.*`, `bert.encoder.layer.{i}.*`, `bert.pooler.*`; everything outside the encoder is a head.
+A task's own copy of encoder parts (CerBERTus, Triple-BERT: `task_encoders.<task>.encoder.layer.{i}.*`,
+`...pooler.*`, `...embeddings.*`) gets the learning rate of the part it copies. The static encoder
+(`static_bert.*`) is frozen by design and joins no group.
 """
 import re
 
@@ -28,6 +31,8 @@ from torch import nn
 NO_DECAY_NAMES = ("bias", "LayerNorm.weight", "LayerNorm.bias")
 
 _LAYER_NAME = re.compile(r"encoder\.layer\.(\d+)\.")
+_TASK_ENCODER_NAME = re.compile(r"task_encoders\.[^.]+\.")
+STATIC_ENCODER_PREFIX = "static_bert."
 
 
 class AdamW(torch.optim.Optimizer):
@@ -113,33 +118,39 @@ def _check_hyperparameters(group, index):
 
 
 def encoder_prefix(model):
-    """The prefix of the encoder's parameter names: "bert." on a model with heads, "" on the bare encoder."""
+    """The prefix of the shared encoder's parameter names: "bert." on a model with heads (also a Triple-BERT,
+    which shares no encoder at all), "" on the bare encoder."""
     attribute = getattr(model, "base_model_prefix", "")
-    if attribute and isinstance(getattr(model, attribute, None), nn.Module):
+    has_task_encoders = getattr(model, "task_encoders", None) is not None
+    if attribute and (isinstance(getattr(model, attribute, None), nn.Module) or has_task_encoders):
         return attribute + "."
     return ""
 
 
 def encoder_layer_index(name):
-    """Index of the encoder layer a parameter belongs to (name relative to the encoder), or None.
-
-    The one place that maps names to layers: CerBERTus' task-specific copies of the top layers
-    (`task_layers.<task>.{j}.*`) will be mapped here.
-    """
+    """Index of the encoder layer a parameter belongs to (name relative to the encoder), or None."""
     match = _LAYER_NAME.match(name)
     return int(match.group(1)) if match else None
 
 
+def encoder_relative_name(name, prefix):
+    """A parameter's name inside the encoder part it belongs to — the shared encoder (`prefix`) or a task's own
+    copy (`task_encoders.<task>.`) — or None for a head parameter."""
+    task_encoder = _TASK_ENCODER_NAME.match(name)
+    if task_encoder:
+        return name[task_encoder.end():]
+    return name[len(prefix):] if name.startswith(prefix) else None
+
+
 def parameter_part(name, prefix):
     """Which part of the model a parameter belongs to: "embeddings", "layer_{i}", "pooler" or "heads"."""
-    if name.startswith("task_layers."):
+    if name.startswith(STATIC_ENCODER_PREFIX):
         raise ValueError(
-            f"parameter {name!r}: task-specific encoder layers (CerBERTus) have no learning-rate mapping yet; "
-            "extend hf_minbert.optimization.encoder_layer_index"
+            f"parameter {name!r} belongs to the static encoder, which is frozen by design: it has no learning rate"
         )
-    if not name.startswith(prefix):
+    inner = encoder_relative_name(name, prefix)
+    if inner is None:
         return "heads"
-    inner = name[len(prefix):]
     layer = encoder_layer_index(inner)
     if layer is not None:
         return f"layer_{layer}"
@@ -153,8 +164,11 @@ def parameter_part(name, prefix):
 
 
 def count_encoder_layers(model, prefix):
-    """Number of encoder layers: config.num_hidden_layers, checked against the parameter names."""
-    found = {encoder_layer_index(name[len(prefix):]) for name, _ in model.named_parameters() if name.startswith(prefix)}
+    """Number of encoder layers: config.num_hidden_layers, checked against the parameter names (shared layers
+    and task-specific copies together; the frozen static encoder aside)."""
+    inner_names = (encoder_relative_name(name, prefix) for name, _ in model.named_parameters()
+                   if not name.startswith(STATIC_ENCODER_PREFIX))
+    found = {encoder_layer_index(inner) for inner in inner_names if inner is not None}
     found.discard(None)
     configured = getattr(getattr(model, "config", None), "num_hidden_layers", None)
     num_layers = configured if configured is not None else len(found)
@@ -196,18 +210,19 @@ def no_decay_parameter_names(model, no_decay=NO_DECAY_NAMES):
 
 
 def freeze_parameters(model, freeze_embeddings=False, freeze_encoder=False):
-    """Set requires_grad=False on the embeddings or on the whole encoder (linear probing). Never unfreezes."""
+    """Set requires_grad=False on the embeddings (word, position and token-type, and their LayerNorm) or on the
+    whole encoder, pooler included (linear probing, the seeds' "pretrain" mode); task-specific copies of encoder
+    parts count as the encoder. Never unfreezes."""
     prefix = encoder_prefix(model)
-    if freeze_encoder:
-        if prefix == "":
-            raise ValueError("freeze_encoder=True on a bare encoder (no heads) would leave nothing to train")
-        frozen_prefix = prefix  # the pooler too, as in the seeds' "pretrain" mode
-    elif freeze_embeddings:
-        frozen_prefix = prefix + "embeddings."  # word, position and token-type embeddings and their LayerNorm
-    else:
+    if freeze_encoder and prefix == "":
+        raise ValueError("freeze_encoder=True on a bare encoder (no heads) would leave nothing to train")
+    if not (freeze_encoder or freeze_embeddings):
         return
     for name, param in model.named_parameters():
-        if name.startswith(frozen_prefix):
+        if not param.requires_grad:  # already frozen, e.g. the static encoder
+            continue
+        part = parameter_part(name, prefix)
+        if part == "embeddings" or (freeze_encoder and part != "heads"):
             param.requires_grad_(False)
 
 

@@ -219,7 +219,7 @@ class MinBertPipeline(Pipeline):
 
     def __init__(self, model, *args, **kwargs):
         # Checked first: the base class resolves call parameters (heads) against the model's config.
-        if not (hasattr(model, "heads") and hasattr(model, "bert") and hasattr(getattr(model, "config", None), "tasks")):
+        if not (hasattr(model, "heads") and hasattr(model, "encode_for_tasks") and hasattr(getattr(model, "config", None), "tasks")):
             raise TypeError(
                 f"{kwargs.get('task') or self.task_name}: needs a minBERT multitask model (MinBertForMultitask); "
                 f"got {type(model).__name__}"
@@ -282,32 +282,39 @@ class MinBertPipeline(Pipeline):
         with _eval_mode(self.model):
             sentences = None
             if any(spec["pair_encoding"] in ("single", "bi") or spec["cosine_feature"] for spec in specs):
-                sentences = self._sentence_pass(texts, pairs, max_length)
+                sentences = self._sentence_pass(texts, pairs, heads, max_length)
                 outputs.update(self._sentence_heads(sentences, heads))
             if any(spec["pair_encoding"] == "cross" for spec in specs):
                 outputs.update(self._cross_heads(texts, pairs, heads, max_length, sentences))
         return outputs
 
-    def _sentence_pass(self, texts, pairs, max_length):
+    def _sentence_pass(self, texts, pairs, heads, max_length):
         """One encoder pass over the distinct sentences (each side of each input), shared by single-sentence
-        heads, bi-encoder heads and the cosine feature of cross-encoder heads."""
+        heads, bi-encoder heads and the cosine feature of cross-encoder heads (each reading the encoder output
+        of its own task: they differ where tasks have their own layers)."""
         distinct, rows = _distinct_rows(texts + pairs)
         encoded = self._encode(distinct, None, max_length)
-        encoding = self.model.bert(**encoded)
-        return {"encoding": encoding, "mask": encoded["attention_mask"], "rows_a": rows[: len(texts)],
-                "rows_b": rows[len(texts):], "embeddings": mean_pooled(self.model, encoding, encoded["attention_mask"])}
+        specs = self.model.config.tasks
+        readers = [name for name in heads if specs[name]["pair_encoding"] != "cross" or specs[name]["cosine_feature"]]
+        encodings = self.model.encode_for_tasks(readers, **encoded)
+        mask = encoded["attention_mask"]
+        embeddings = {name: mean_pooled(self.model, encodings[name], mask) for name in readers
+                      if specs[name]["pair_encoding"] == "bi" or specs[name]["cosine_feature"]}
+        return {"encodings": encodings, "mask": mask, "rows_a": rows[: len(texts)], "rows_b": rows[len(texts):],
+                "embeddings": embeddings}
 
     def _sentence_heads(self, sentences, heads):
         """Single-sentence heads for each side, bi-encoder heads (and the embeddings) for each pair."""
-        rows_a, rows_b, embeddings = sentences["rows_a"], sentences["rows_b"], sentences["embeddings"]
+        rows_a, rows_b = sentences["rows_a"], sentences["rows_b"]
         outputs = {}
         for name in heads:
             spec = self.model.config.tasks[name]
             if spec["pair_encoding"] == "single":
-                logits = head_logits(self.model, name, sentences["encoding"], sentences["mask"])
+                logits = head_logits(self.model, name, sentences["encodings"][name], sentences["mask"])
                 outputs[f"{name}/text"] = _per_item(logits, rows_a)
                 outputs[f"{name}/text_pair"] = _per_item(logits, rows_b)
             elif spec["pair_encoding"] == "bi":
+                embeddings = sentences["embeddings"][name]
                 outputs["embeddings/text"] = _per_item(embeddings, rows_a)
                 outputs["embeddings/text_pair"] = _per_item(embeddings, rows_b)
                 paired = [i for i, row in enumerate(rows_b) if row is not None]
@@ -326,8 +333,9 @@ class MinBertPipeline(Pipeline):
         if not distinct:
             return {}
         encoded = self._encode([a for a, _ in distinct], [b for _, b in distinct], max_length)
-        encoding = self.model.bert(**encoded)
-        pair_embeddings = None
+        cross = [name for name in heads if self.model.config.tasks[name]["pair_encoding"] == "cross"]
+        encodings = self.model.encode_for_tasks(cross, **encoded)
+        side_a = side_b = None
         if sentences is not None:
             # The sentence embeddings of each distinct pair's two sides, in the order of `distinct`.
             first_input = {}
@@ -337,12 +345,13 @@ class MinBertPipeline(Pipeline):
             inputs = [first_input[d] for d in range(len(distinct))]
             side_a = [sentences["rows_a"][i] for i in inputs]
             side_b = [sentences["rows_b"][i] for i in inputs]
-            pair_embeddings = (sentences["embeddings"][side_a], sentences["embeddings"][side_b])
-        return {
-            name: _per_item(head_logits(self.model, name, encoding, encoded["attention_mask"], pair_embeddings), rows)
-            for name in heads
-            if self.model.config.tasks[name]["pair_encoding"] == "cross"
-        }
+        outputs = {}
+        for name in cross:
+            embeddings = sentences["embeddings"].get(name) if sentences is not None else None
+            pair_embeddings = None if embeddings is None else (embeddings[side_a], embeddings[side_b])
+            logits = head_logits(self.model, name, encodings[name], encoded["attention_mask"], pair_embeddings)
+            outputs[name] = _per_item(logits, rows)
+        return outputs
 
     def _encode(self, first, second, max_length):
         """Tokenize (pairs jointly), padded to the batch's longest, truncated at `max_length` with a warning

@@ -83,3 +83,18 @@ def tiny_model(tasks=None, seed=0, **config_overrides):
     config = MinBertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                            intermediate_size=64, max_position_embeddings=64, tasks=tasks, **config_overrides)
     return MinBertForMultitask(config)
+
+
+def write_task_files(folder, rows_by_task, split="dev"):
+    """Write task rows (the readers' schema, e.g. from `tiny_task_rows`) as CS224N files in `folder`:
+    tab-separated, a header line, an unnamed index column first."""
+    from pathlib import Path
+
+    from hf_minbert.data import task_schema
+
+    for task, rows in rows_by_task.items():
+        schema = task_schema(task)
+        columns = [column for column in schema.columns(labelled=True) if column in rows.column_names]
+        lines = ["\t" + "\t".join(columns)]
+        lines += [f"{index}\t" + "\t".join(str(row[c]) for c in columns) for index, row in enumerate(rows)]
+        (Path(folder) / schema.file_name(split)).write_text("\n".join(lines) + "\n", encoding="utf-8")

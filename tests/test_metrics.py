@@ -111,3 +111,14 @@ def test_binary_label_is_one_only_above_probability_one_half():
 def test_regression_labels_are_the_scores_as_python_floats():
     labels = predictions_to_labels(np.array([1.25, 4.5], dtype=np.float32), "regression")
     assert labels == [1.25, 4.5] and all(type(label) is float for label in labels)
+
+
+def test_metrics_json_writes_an_undefined_pearson_as_null(tmp_path):
+    import json
+
+    from hf_minbert.evaluation import write_metrics_json
+
+    write_metrics_json(tmp_path / "metrics.json", {"sts": {"pearson": float("nan"), "spearman": 0.5}})
+    text = (tmp_path / "metrics.json").read_text()
+    assert "NaN" not in text
+    assert json.loads(text) == {"sts": {"pearson": None, "spearman": 0.5}}

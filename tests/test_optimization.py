@@ -375,12 +375,6 @@ def test_unknown_encoder_parameter_is_an_error_naming_it(bert_classifier):
         build_parameter_groups(bert_classifier, lr=1e-3)
 
 
-def test_task_specific_layers_are_refused_until_mapped(bert_classifier):
-    bert_classifier.task_layers = nn.ModuleDict({"sst": nn.ModuleList([nn.Linear(2, 2)])})
-    with pytest.raises(ValueError, match="task_layers.sst.0.weight"):
-        build_parameter_groups(bert_classifier, lr=1e-3)
-
-
 @pytest.mark.parametrize(
     "bad, message",
     [

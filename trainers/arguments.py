@@ -95,7 +95,7 @@ class MultitaskTrainingArguments(TrainingArguments):
     smart_norm: str = field(default="linf", metadata={"help": f"perturbation norm, one of {', '.join(SMART_NORMS)}"})
     smart_dropout_masks: str = field(default="fresh", metadata={"help": "perturbed passes draw fresh dropout masks, or replay the clean pass's"})
     smart_proximal_weight: float = field(default=0.0, metadata={"help": "μ of the Bregman proximal point term (0 = off)"})
-    smart_momentum: float = field(default=0.999, metadata={"help": "β of the mean-teacher copy (0.99 for the first 10% of steps, as in the paper)"})
+    smart_momentum: float = field(default=0.999, metadata={"help": "β of the mean-teacher copy (0.99 for the first tenth of the steps, as in the paper)"})
 
     # --- MNR loss (trainers/losses.py) ---
     mnr_weight: float = field(default=0.0, metadata={"help": "weight of the MNR loss on para's paraphrase pairs (0 = off)"})

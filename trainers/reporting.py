@@ -1,11 +1,4 @@
-"""What a finished training run leaves beside its weights: metrics.json and a training-curves plot."""
-import json
-from pathlib import Path
-
-
-def write_metrics(path, metrics: dict) -> None:
-    """metrics.json in `minbert evaluate`'s layout: {"sst": {"accuracy"}, ..., "overall", "mean"}."""
-    Path(path).write_text(json.dumps(metrics, indent=2) + "\n")
+"""The training-curves plot a finished run leaves beside its weights."""
 
 
 def plot_training_curves(log_history, path) -> bool:

@@ -339,7 +339,9 @@ class _PerturbableBatch:
 
     def __init__(self, model, inputs, task, pair_encoding):
         self.model, self.task = model, task
-        word_embeddings = model.get_input_embeddings()
+        # The word table `inputs_embeds` stand for in this task (one per task in a Triple-BERT).
+        task_table = getattr(model, "task_input_embeddings", None)
+        word_embeddings = task_table(task) if task_table is not None else model.get_input_embeddings()
         self.arguments, self.embeddings, self.masks = [], [], []
         for ids_key, mask_key, embeds_key in SEQUENCES[pair_encoding]:
             if ids_key not in inputs:

@@ -172,8 +172,8 @@ class MultitaskTrainer(Trainer):
         if outputs.embeddings_a is not None:  # a bi-encoder head already embedded both sides
             emb_a, emb_b = outputs.embeddings_a, outputs.embeddings_b
         elif "input_ids_a" in batch:
-            emb_a = core.embed(batch["input_ids_a"], batch["attention_mask_a"])
-            emb_b = core.embed(batch["input_ids_b"], batch["attention_mask_b"])
+            emb_a = core.embed(batch["input_ids_a"], batch["attention_mask_a"], task=self.args.mnr_task)
+            emb_b = core.embed(batch["input_ids_b"], batch["attention_mask_b"], task=self.args.mnr_task)
         else:
             raise ValueError(f"MNR on task {self.args.mnr_task!r} needs the separate sentences (input_ids_a/_b)")
         return paraphrase_mnr_loss(
@@ -197,7 +197,8 @@ class MultitaskTrainer(Trainer):
         scale = 1.0 / self.current_gradient_accumulation_steps
         core = _core(model)
         shared = [p for name, p in core.named_parameters() if name.startswith(f"{core.base_model_prefix}.")]
-        heads = {task: list(core.heads[task].parameters()) for task in core.heads}
+        # A task's own parameters: its head, and its own encoder layers in a CerBERTus or Triple-BERT.
+        heads = {task: core.task_parameters(task) for task in core.heads}
         stats = pcgrad_backward({t: l * scale for t, l in losses.items()}, shared, heads, generator=self._pcgrad_generator)
         self._terms["pcgrad_projections"].append(float(stats.projections))
         return sum(losses.values()).detach() * scale
@@ -312,9 +313,12 @@ def flatten_metrics(metrics, prefix="eval"):
 
 
 def _core(model):
-    """The MinBertForMultitask inside DDP / accelerate wrappers."""
+    """The MinBertForMultitask inside DDP / accelerate wrappers and a peft PeftModel (whose adapter layers it
+    holds: its parameter names are the plain model's, which the optimizer's LLRD groups and PCGrad read)."""
     while hasattr(model, "module"):
         model = model.module
+    if hasattr(model, "get_base_model"):  # peft.PeftModel
+        model = model.get_base_model()
     return model
 
 

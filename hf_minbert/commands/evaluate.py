@@ -17,16 +17,15 @@ A file named on the command line must exist. A default test file that is absent 
 no quora-test-student.csv) is reported and skipped; a default dev file that is absent is an error.
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 from transformers import AutoTokenizer
 
-from hf_minbert import MinBertForMultitask
 from hf_minbert.data import TASK_SCHEMAS, DataError, read_task_file
-from hf_minbert.evaluation import evaluate_task, resolve_max_length, write_prediction_file
+from hf_minbert.ensemble import load_multitask_model
+from hf_minbert.evaluation import evaluate_task, resolve_max_length, write_metrics_json, write_prediction_file
 from hf_minbert.metrics import with_overall_scores
 
 DEFAULT_TASKS = ("sst", "para", "sts")
@@ -101,7 +100,7 @@ def read_files(files, skip_bad_rows) -> list:
 def load_model(args):
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
-        model = MinBertForMultitask.from_pretrained(args.model).to(device)
+        model = load_multitask_model(args.model).to(device)  # a single model or an ensemble
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
     except (OSError, ValueError) as error:
         source = args.model if args.tokenizer is None else f"{args.model} / {args.tokenizer}"
@@ -137,7 +136,7 @@ def main(argv=None) -> int:
             metrics[task] = result.metrics
         table.append((task, split, read_report, result))
     metrics = with_overall_scores(metrics)
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_metrics_json(output_dir / "metrics.json", metrics)
     print(format_table(table, metrics))
     print(f"wrote predictions and metrics.json to {output_dir}")
     return 0

@@ -2,15 +2,21 @@
 
     minbert train --data_dir ../shared/data --output_dir runs/minbert
     minbert train --smart_weight sst=2,para=6,sts=8 --task_sampling round_robin --pcgrad ...
+    minbert train --architecture cerbertus --task_specific_layers 2 --static_encoder --pair_encoding sts=bi
     minbert train config.json   (or config.yaml: the same keys)
 
 Every MultitaskTrainingArguments / TrainingArguments flag is accepted. The output directory holds the
 model (safetensors + remote code), its tokenizer, metrics.json, training_curves.png and a model card.
+
+    minbert train --peft lora --lora_r 8 [--peft_per_task]   (or --peft ia3|loha|lokr|vera, --peft_config FILE)
+
+trains PEFT adapters and the heads on a frozen encoder; the output directory then holds the exported model
+(see hf_minbert.adapters.export_model) and adapter/ the adapters themselves.
 """
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -18,7 +24,11 @@ from transformers import AutoTokenizer, EarlyStoppingCallback, HfArgumentParser
 
 logger = logging.getLogger("minbert.train")
 
-TASK_HEAD_OPTIONS = ("pair_encoding", "head_layers", "head_dropout", "head_pooling", "bi_features", "cosine_feature")
+ADAPTER_SUBDIR = "adapter"  # where a PEFT run keeps its adapters, beside the exported model
+TASK_HEAD_OPTIONS = (
+    "pair_encoding", "head_layers", "head_dropout", "head_activation", "head_pooling", "bi_features", "cosine_feature"
+)
+ARCHITECTURES = ("multitask", "cerbertus", "triple")
 
 
 @dataclass
@@ -30,10 +40,23 @@ class ModelArguments:
     pair_encoding: str = field(default="", metadata={"help": "per task: cross or bi, e.g. sts=bi"})
     head_layers: str = field(default="", metadata={"help": "per task head depth, e.g. sts=2"})
     head_dropout: str = field(default="", metadata={"help": "per task head dropout, e.g. sst=0.1"})
+    head_activation: str = field(default="", metadata={"help": "per task: the hidden layers' activation, e.g. sst=tanh (default gelu)"})
     head_pooling: str = field(default="", metadata={"help": "per task: pooler, cls or mean"})
     bi_features: str = field(default="", metadata={"help": "per bi-encoder task: cosine or concat"})
     cosine_feature: str = field(default="", metadata={"help": "per cross-encoded pair task: append the bi-encoder cosine, e.g. sts=true"})
     hidden_dropout_prob: Optional[float] = field(default=None, metadata={"help": "encoder dropout (default: the checkpoint's)"})
+    architecture: Optional[str] = field(
+        default=None,
+        metadata={"help": "multitask (one shared encoder), cerbertus (each task owns the top --task_specific_layers "
+                          "layers) or triple (one whole encoder per task); default: the checkpoint's own"},
+    )
+    task_specific_layers: Optional[int] = field(
+        default=None, metadata={"help": "cerbertus: how many top encoder layers each task owns (copied from the checkpoint)"}
+    )
+    static_encoder: bool = field(
+        default=False,
+        metadata={"help": "add a frozen copy of the checkpoint's encoder; the heads also read its output (seed 002)"},
+    )
 
 
 @dataclass
@@ -47,10 +70,13 @@ class DataArguments:
     early_stopping_patience: Optional[int] = field(default=None, metadata={"help": "evaluations without improvement before stopping"})
 
 
-def parse_arguments(argv):
+def parse_arguments(argv, extra=()):
+    """(model, data, training, adapter arguments, *extra dataclasses) from the command line or a config file."""
+    from hf_minbert.adapters import AdapterArguments
     from trainers import MultitaskTrainingArguments
 
-    parser = HfArgumentParser((ModelArguments, DataArguments, MultitaskTrainingArguments), prog="minbert train")
+    parser = HfArgumentParser((ModelArguments, DataArguments, MultitaskTrainingArguments, AdapterArguments, *extra),
+                              prog="minbert train")
     if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
         loader = parser.parse_json_file if argv[0].endswith(".json") else parser.parse_yaml_file
         return loader(str(Path(argv[0]).resolve()))
@@ -113,11 +139,37 @@ def _cap(dataset, limit):
     return dataset if limit is None or limit >= len(dataset) else dataset.select(range(limit))
 
 
+def architecture_overrides(model_args, num_layers):
+    """The config fields that --architecture, --task_specific_layers and --static_encoder ask for, for a
+    checkpoint of `num_layers` encoder layers; none given: the checkpoint's own architecture."""
+    architecture, k = model_args.architecture, model_args.task_specific_layers
+    if architecture is None and k is not None:
+        architecture = "cerbertus"
+    overrides = {}
+    if architecture is not None:
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"--architecture: choose one of {', '.join(ARCHITECTURES)}; got {architecture!r}")
+        implied = {"multitask": 0, "cerbertus": k, "triple": num_layers}[architecture]
+        if architecture == "cerbertus" and (k is None or not 1 <= k <= num_layers):
+            raise ValueError(
+                f"--architecture cerbertus needs --task_specific_layers k with 1 <= k <= {num_layers} "
+                f"(the checkpoint's encoder layers); got {k}"
+            )
+        if k is not None and k != implied:
+            raise ValueError(f"--task_specific_layers {k} contradicts --architecture {architecture} "
+                             f"(which means {implied} task-specific layers here)")
+        overrides = {"task_specific_layers": implied, "task_specific_embeddings": architecture == "triple"}
+    if model_args.static_encoder:
+        overrides["static_encoder"] = True
+    return overrides
+
+
 def build_model(model_args, specs):
-    from hf_minbert import MinBertForMultitask, embedded_base_model
+    from hf_minbert import MinBertConfig, MinBertForMultitask, embedded_base_model
 
     path = model_args.model_name_or_path or embedded_base_model()
-    overrides = {"tasks": specs, "default_task": next(iter(specs))}
+    num_layers = MinBertConfig.from_pretrained(path).num_hidden_layers
+    overrides = {"tasks": specs, "default_task": next(iter(specs)), **architecture_overrides(model_args, num_layers)}
     if "sst" in specs:
         overrides["default_task"] = "sst"
     if model_args.hidden_dropout_prob is not None:
@@ -127,16 +179,33 @@ def build_model(model_args, specs):
 
 def main(argv=None) -> int:
     from hf_minbert import MinBertConfig
-    from hf_minbert.evaluation import evaluate_model
-    from trainers import MultitaskTrainer
-    from trainers.reporting import plot_training_curves, write_metrics
 
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
-    model_args, data_args, training_args = parse_arguments(list(sys.argv[1:] if argv is None else argv))
+    model_args, data_args, training_args, adapter_args = parse_arguments(list(sys.argv[1:] if argv is None else argv))
     specs = task_specs(model_args, MinBertConfig().tasks)
     train, dev = load_task_data(data_args, specs)
     base_path, model = build_model(model_args, specs)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
+    train_and_save(model, tokenizer, train, dev, base_path, model_args, data_args, training_args, adapter_args)
+    return 0
+
+
+def train_and_save(model, tokenizer, train, dev, base_path, model_args, data_args, training_args, adapter_args,
+                   card_arguments=None):
+    """Train `model` with MultitaskTrainer (as PEFT adapters when `adapter_args` ask), save it to the output
+    directory with its tokenizer, dev metrics, training curves and card; returns the dev metrics.
+
+    With adapters, the output directory holds the exported model (one adapter merged into the weights, or
+    per-task adapters as an ensemble of merged encoders), which `minbert evaluate` and the Hub load like any
+    other, and adapter/ holds the adapters themselves (hf_minbert.adapters.load_adapters reads it).
+    card_arguments: extra settings to record in the card (e.g. distillation's teacher and alpha).
+    """
+    from hf_minbert.evaluation import evaluate_model, write_metrics_json
+    from trainers import MultitaskTrainer
+    from trainers.reporting import plot_training_curves
+
+    if adapter_args.enabled:
+        model = _with_adapters(model, adapter_args, training_args)
     callbacks = []
     if data_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
@@ -148,28 +217,68 @@ def main(argv=None) -> int:
     train_seconds = time.time() - start
 
     output = Path(training_args.output_dir)
-    # weights, config with auto_map, remote code, pipelines, tokenizer; the push (if asked) comes after the card
-    trainer.save_model(str(output), _internal_call=True)
-    metrics = evaluate_model(trainer.model, tokenizer, dev, batch_size=training_args.per_device_eval_batch_size,
+    if adapter_args.enabled:
+        trained = _save_adapters_and_export(trainer, tokenizer, output)
+    else:
+        # weights, config with auto_map, remote code, pipelines, tokenizer; the push (if asked) comes after the card
+        trainer.save_model(str(output), _internal_call=True)
+        trained = trainer.model
+    metrics = evaluate_model(trained, tokenizer, dev, batch_size=training_args.per_device_eval_batch_size,
                              max_length=training_args.max_seq_length, bf16=training_args.bf16)
-    write_metrics(output / "metrics.json", metrics)
+    write_metrics_json(output / "metrics.json", metrics)
     plot_training_curves(trainer.state.log_history, output / "training_curves.png")
-    _write_card(output, model_args, data_args, training_args, metrics, train_seconds, base_path)
+    recorded = {**asdict(model_args), **(asdict(adapter_args) if adapter_args.enabled else {}), **(card_arguments or {})}
+    _write_card(output, recorded, data_args, training_args, metrics, train_seconds, base_path,
+                record_only=not hasattr(trained, "heads"))
     if training_args.push_to_hub:
         trainer.push_to_hub()
     print(_summary(metrics, train_seconds, output))
-    return 0
+    return metrics
 
 
-def _write_card(output, model_args, data_args, training_args, metrics, train_seconds, base_path):
+def _with_adapters(model, adapter_args, training_args):
+    from hf_minbert.adapters import add_adapters, trainable_parameter_count
+
+    if training_args.push_to_hub:
+        raise ValueError("--push_to_hub with adapters would push the adapter files only: "
+                         "push the output folder with `minbert push` after training")
+    if adapter_args.peft_per_task and (training_args.load_best_model_at_end or training_args.resume_from_checkpoint):
+        raise ValueError("--peft_per_task: Trainer restores only one adapter from a checkpoint, so "
+                         "--load_best_model_at_end and --resume_from_checkpoint are not supported with per-task adapters")
+    total = model.num_parameters()
+    peft_model = add_adapters(model, adapter_args)
+    trainable = trainable_parameter_count(peft_model)
+    logger.info("adapters: %d of %d parameters trainable (%.2f%%)", trainable, total, 100 * trainable / total)
+    return peft_model
+
+
+def _save_adapters_and_export(trainer, tokenizer, output):
+    """adapter/ (peft's files) and, at the top, the exported model that loads without peft; returns the latter."""
+    from hf_minbert.adapters import export_model, save_adapters
+
+    exported = export_model(trainer.model)
+    if trainer.args.should_save:
+        save_adapters(trainer.model, output / ADAPTER_SUBDIR)
+        exported.save_pretrained(output)
+        tokenizer.save_pretrained(output)
+    return exported
+
+
+def _write_card(output, model_arguments, data_args, training_args, metrics, train_seconds, base_path, record_only=False):
     from model_cards import write_model_card
+    from model_cards.card import save_training_config
 
+    if record_only:  # an ensemble (per-task adapters): the card describes single multitask models only
+        save_training_config(output, base_model=base_path, training_arguments=training_args,
+                             model_arguments=model_arguments, data_arguments=data_args, train_seconds=train_seconds)
+        logger.info("no model card for an ensemble folder; training_config.json records the run")
+        return
     write_model_card(
         output,
         metrics=metrics,
         base_model=base_path,
         training_arguments=training_args,
-        model_arguments=model_args,
+        model_arguments=model_arguments,
         data_arguments=data_args,
         train_seconds=train_seconds,
     )

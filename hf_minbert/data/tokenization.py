@@ -9,6 +9,7 @@ A task's rows become the columns the model reads (see the shared contract):
 Sequences are truncated at `max_length`, and the number of examples that lost tokens is counted and
 reported: truncation changes what the model sees, so it must never pass unnoticed.
 """
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -74,8 +75,10 @@ def tokenize_task(dataset, tokenizer, task, *, pair_encoding=None, max_length=12
         encoded[_TRUNCATED] = truncated
         return encoded
 
+    settings = (task, pair_encoding, max_length, with_sides, has_labels)
     tokenized = dataset.map(
-        encode, batched=True, remove_columns=dataset.column_names, num_proc=num_proc, desc=f"tokenizing {task}"
+        encode, batched=True, remove_columns=dataset.column_names, num_proc=num_proc, desc=f"tokenizing {task}",
+        new_fingerprint=_fingerprint(dataset, tokenizer, settings),
     )
     if has_labels:
         label_type = "int64" if schema.label_dtype == "int64" else "float32"
@@ -83,6 +86,14 @@ def tokenize_task(dataset, tokenizer, task, *, pair_encoding=None, max_length=12
     report = TruncationReport(task, max_length, len(tokenized), sum(tokenized[_TRUNCATED]))
     (logger.warning if report.truncated else logger.info)(str(report))
     return tokenized.remove_columns(_TRUNCATED), report
+
+
+def _fingerprint(dataset, tokenizer, settings):
+    """What the tokenized dataset depends on, hashed: datasets would otherwise pickle the whole closure
+    (tokenizer included) to fingerprint every map, which costs seconds per call."""
+    identity = tokenizer.backend_tokenizer.to_str() if getattr(tokenizer, "is_fast", False) else repr(sorted(tokenizer.get_vocab().items()))
+    text = f"{dataset._fingerprint}|{type(tokenizer).__name__}|{identity}|{settings}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def _check_pair_encoding(task, schema, pair_encoding, with_sides):
@@ -119,8 +130,8 @@ class MultitaskDataCollator:
     """Pads each input group of a batch to its own longest sequence: the joint sequence
     (`input_ids`, `attention_mask`, `token_type_ids`) and each bi-encoder side (`*_a`, `*_b`).
 
-    `labels` become a tensor (int64 for class labels, float32 for scores); other numeric columns are
-    stacked too, and any other column is passed through as a list.
+    `labels` become a tensor (int64 for class labels, float32 for scores, (B, C) float32 for rows of class
+    probabilities); other numeric columns are stacked too, and any other column is passed through as a list.
     """
 
     tokenizer: PreTrainedTokenizerBase
@@ -146,9 +157,15 @@ class MultitaskDataCollator:
 def _stack(values):
     if isinstance(values[0], torch.Tensor):
         return torch.stack(values)
-    if all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values):
+    if all(_is_number(value) for value in values):
         return torch.tensor(values, dtype=torch.long if all(isinstance(v, int) for v in values) else torch.float32)
+    if all(isinstance(value, list) and len(value) == len(values[0]) and all(map(_is_number, value)) for value in values):
+        return torch.tensor(values, dtype=torch.float32)  # rows of numbers, e.g. soft labels (B, C) in distillation
     return values
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def example_lengths(dataset) -> list:

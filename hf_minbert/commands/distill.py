@@ -1,0 +1,64 @@
+"""`minbert distill`: train one multitask minBERT (the student) on a teacher's soft predictions over the
+training inputs, mixed with the gold labels.
+
+    minbert ensemble --models runs/a runs/b runs/c --output_dir runs/ensemble
+    minbert distill --teacher runs/ensemble --output_dir runs/distilled [--alpha 0.5 | --alpha sst=0.3,sts=0.5]
+
+The teacher (any saved multitask model; typically an ensemble) predicts every training example of every task
+once: class probabilities, paraphrase probability, similarity. Each target is then α · gold + (1 − α) ·
+teacher (class labels as one-hot rows; the teacher's similarity clipped to the label range), and the student
+(default: the embedded all-MiniLM-L6-v2 with new heads) trains on those targets exactly as `minbert train`
+trains on gold labels: every `minbert train` flag applies (SMART, sampling, --peft, ...), and the output
+folder is the same (model, tokenizer, metrics.json on the gold dev labels, curves, card).
+"""
+import logging
+import sys
+from dataclasses import asdict, dataclass, field
+
+from transformers import AutoTokenizer
+
+from hf_minbert.commands.train import build_model, load_task_data, parse_arguments, task_specs, train_and_save
+
+logger = logging.getLogger("minbert.distill")
+
+
+@dataclass
+class DistillationArguments:
+    teacher: str = field(metadata={"help": "saved multitask model (or ensemble) folder whose predictions are the targets"})
+    alpha: str = field(default="0.5", metadata={"help": "weight of the gold label in each target: one number or sst=0.3,para=0.5,sts=0.5"})
+    teacher_batch_size: int = field(default=128, metadata={"help": "examples per teacher forward pass"})
+
+
+def main(argv=None) -> int:
+    from hf_minbert import MinBertConfig
+    from hf_minbert.ensemble import load_multitask_model
+    from trainers.arguments import parse_per_task
+    from trainers.distillation import soft_label_datasets, teacher_targets
+
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    model_args, data_args, training_args, adapter_args, distill_args = parse_arguments(argv, extra=(DistillationArguments,))
+    specs = task_specs(model_args, MinBertConfig().tasks)
+    alphas = parse_per_task(distill_args.alpha, "alpha", list(specs), default=0.5)
+    train, dev = load_task_data(data_args, specs)
+    base_path, student = build_model(model_args, specs)
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+
+    teacher = load_multitask_model(distill_args.teacher).to(training_args.device)
+    logger.info("predicting the training inputs with the teacher %s", distill_args.teacher)
+    targets = teacher_targets(
+        teacher, AutoTokenizer.from_pretrained(distill_args.teacher), train, student.config, alphas,
+        batch_size=distill_args.teacher_batch_size, max_length=training_args.max_seq_length, bf16=training_args.bf16,
+        progress=not training_args.disable_tqdm,
+    )
+    del teacher
+    sides = {training_args.mnr_task} if training_args.mnr_weight > 0 else set()
+    soft_train = soft_label_datasets(train, targets, tokenizer, student.config, training_args.max_seq_length, sides_for=sides)
+    card_arguments = {**asdict(distill_args), "alpha": alphas}
+    train_and_save(student, tokenizer, soft_train, dev, base_path, model_args, data_args, training_args, adapter_args,
+                   card_arguments=card_arguments)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

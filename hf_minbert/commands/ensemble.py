@@ -1,0 +1,161 @@
+"""`minbert ensemble`: pick ensemble members per task by greedy forward selection on the dev sets, and save
+the ensemble as one model folder.
+
+    minbert ensemble --models runs/a runs/b runs/c --output_dir runs/ensemble --data_dir ../shared/data
+
+Every model predicts each task's dev set once; selection then averages those unrounded predictions (class
+probabilities, paraphrase probability, similarity) per task (see hf_minbert.ensemble). The output folder is
+a MinBertEnsembleForMultitask (weights, config, remote code, the first model's tokenizer) that `minbert
+evaluate` and `AutoModel.from_pretrained(..., trust_remote_code=True)` load, plus:
+
+    metrics.json              the ensemble's dev metrics (the dev set also chose the members: optimistic)
+    ensemble_selection.json   per task: members and weights, every candidate's own dev score, each step
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer
+
+from hf_minbert.commands.evaluate import CommandError, positive_int
+from hf_minbert.data import TASK_SCHEMAS, DataError, read_task_file
+from hf_minbert.ensemble import average_scores, build_ensemble, greedy_selection, load_multitask_model
+from hf_minbert.evaluation import gold_labels, predict_task, predictions_to_labels, score_task
+from hf_minbert.metrics import with_overall_scores
+from hf_minbert.modeling_minbert_ensemble import MinBertEnsembleForMultitask
+
+SELECTION_FILE = "ensemble_selection.json"
+# Text whose tokenization must agree between members: case, accents, punctuation, a rare word.
+TOKENIZER_PROBE = "Paraphrase? It's naïve, UNBELIEVABLY so: 3.5 stars — co-operative!"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minbert ensemble", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", required=True, help="saved multitask model folders (the candidates)")
+    parser.add_argument("--output_dir", required=True, help="where the ensemble is saved")
+    parser.add_argument("--data_dir", default="../shared/data", help="folder with the CS224N dev files")
+    parser.add_argument("--tasks", nargs="+", default=["sst", "para", "sts"], choices=list(TASK_SCHEMAS),
+                        help="tasks to ensemble (default: sst para sts)")
+    parser.add_argument("--with_replacement", action="store_true",
+                        help="a model may be picked again (weight = times picked); default: each at most once")
+    parser.add_argument("--max_members", type=positive_int, default=None,
+                        help="at most this many picks per task (default: until no candidate helps)")
+    parser.add_argument("--batch_size", type=positive_int, default=64, help="examples per forward pass")
+    parser.add_argument("--max_length", type=positive_int, default=None, help="truncate inputs to this many tokens")
+    parser.add_argument("--bf16", action="store_true", help="predict under bfloat16 autocast")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--skip_bad_rows", action="store_true", help="skip (and report) malformed dev rows")
+    parser.add_argument("--no_progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def read_dev_sets(args) -> dict:
+    dev = {}
+    for task in args.tasks:
+        path = Path(args.data_dir) / TASK_SCHEMAS[task].file_name("dev")
+        try:
+            dev[task], _ = read_task_file(path, task, labelled=True, skip_bad_rows=args.skip_bad_rows)
+        except (DataError, FileNotFoundError) as error:
+            raise CommandError(str(error)) from None
+    return dev
+
+
+def shared_tokenizer(model_dirs):
+    """The first model's tokenizer, after checking that every model tokenizes text the same way: members of
+    one ensemble read the very same input ids."""
+    tokenizers = [AutoTokenizer.from_pretrained(path) for path in model_dirs]
+    reference = tokenizers[0]
+    for path, tokenizer in zip(model_dirs[1:], tokenizers[1:]):
+        if tokenizer.get_vocab() != reference.get_vocab() or tokenizer(TOKENIZER_PROBE)["input_ids"] != reference(TOKENIZER_PROBE)["input_ids"]:
+            raise CommandError(f"{path} tokenizes differently from {model_dirs[0]}: ensemble members must share a tokenizer")
+    return reference
+
+
+def load_candidate(path, device):
+    try:
+        model = load_multitask_model(path).to(device)
+    except (OSError, ValueError) as error:
+        raise CommandError(f"cannot load a model from {path}: {error}") from None
+    if isinstance(model, MinBertEnsembleForMultitask):
+        raise CommandError(f"{path} is already an ensemble; pass its member models instead")
+    return model
+
+
+def predict_candidates(args, dev, tokenizer, device):
+    """{task: {model folder: dev predictions}} and each task's head kind, one model in memory at a time."""
+    predictions, kinds = {task: {} for task in args.tasks}, {}
+    for path in args.models:
+        model = load_candidate(path, device)
+        for task in args.tasks:
+            if task not in model.config.tasks:
+                print(f"note: {path} has no {task} head; it is not a {task} candidate")
+                continue
+            kind = model.config.tasks[task]["kind"]
+            if kinds.setdefault(task, kind) != kind:
+                raise CommandError(f"{path}: its {task} head is {kind}, other candidates' are {kinds[task]}")
+            predictions[task][path] = predict_task(
+                model, tokenizer, dev[task], task, batch_size=args.batch_size, max_length=args.max_length,
+                bf16=args.bf16, progress=not args.no_progress,
+            ).scores
+        del model
+    for task, by_model in predictions.items():
+        if not by_model:
+            raise CommandError(f"no model has a {task} head")
+    return predictions, kinds
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if len(set(args.models)) != len(args.models):
+        print("minbert ensemble: --models lists a folder twice", file=sys.stderr)
+        return 2
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        dev = read_dev_sets(args)
+        tokenizer = shared_tokenizer(args.models)
+        predictions, kinds = predict_candidates(args, dev, tokenizer, device)
+    except CommandError as error:
+        print(f"minbert ensemble: {error}", file=sys.stderr)
+        return 2
+    selections, metrics = [], {}
+    for task in args.tasks:
+        gold = gold_labels(dev[task], task)
+        names, scores = list(predictions[task]), list(predictions[task].values())
+        selection = greedy_selection(task, kinds[task], scores, gold, names=names,
+                                     with_replacement=args.with_replacement, max_members=args.max_members)
+        selections.append(selection)
+        averaged = average_scores(kinds[task], scores, selection.counts)
+        metrics[task] = score_task(task, predictions_to_labels(averaged, kinds[task]), gold)
+    metrics = with_overall_scores(metrics)
+
+    picked = {path for s in selections for path, count in zip(s.candidates, s.counts) if count}
+    models = {path: load_candidate(path, device) for path in args.models if path in picked}
+    ensemble = build_ensemble(models, selections)
+    output = Path(args.output_dir)
+    ensemble.save_pretrained(output)
+    tokenizer.save_pretrained(output)
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    record = {"with_replacement": args.with_replacement, "max_members": args.max_members,
+              "tasks": {s.task: s.to_dict() for s in selections}}
+    (output / SELECTION_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(format_summary(selections, metrics, len(models), output))
+    return 0
+
+
+def format_summary(selections, metrics, num_members, output) -> str:
+    lines = [f"ensemble of {num_members} model(s) saved to {output}"]
+    for s in selections:
+        best_single = max(s.single_scores)
+        picks = ", ".join(f"{name} ×{count}" if count > 1 else name for name, count in zip(s.candidates, s.counts) if count)
+        lines.append(f"  {s.task}: dev {s.score:.4f} (best single {best_single:.4f}) from {picks}")
+    if "overall" in metrics:
+        lines.append(f"  overall (leaderboard) {metrics['overall']:.4f}   mean {metrics['mean']:.4f}   "
+                     "(dev chose the members: optimistic)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

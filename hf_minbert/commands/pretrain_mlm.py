@@ -1,0 +1,168 @@
+"""`minbert pretrain-mlm`: further masked-language-model pretraining on the task texts (seeds 001/002, after
+Sun et al. 2019), the step before `minbert train`.
+
+    minbert pretrain-mlm --data_dir ../shared/data --output_dir runs/mlm --num_train_epochs 3
+    minbert train --model_name_or_path runs/mlm ...
+
+The texts are the sentences of the tasks' train splits (sst's sentences, both sides of quora's and sts's
+pairs), deduplicated. `DataCollatorForLanguageModeling` picks 15% of the tokens to predict, as BERT did (80%
+become [MASK], 10% a random token, 10% stay). The encoder starts from --model_name_or_path (default: the
+embedded all-MiniLM-L6-v2); a checkpoint without an MLM head gets a new one, its decoder tied to the word
+embeddings. The dev splits' sentences that are not training texts (up to --max_eval_texts) measure the
+held-out MLM loss before and after, with the same masks both times.
+
+The output folder (weights, config, remote code, tokenizer, mlm_metrics.json) is what `minbert train
+--model_name_or_path` fine-tunes: the encoder carries over and the MLM head is dropped, with a warning.
+Every TrainingArguments flag is accepted (--learning_rate, --per_device_train_batch_size, --max_steps, ...).
+"""
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from transformers import AutoTokenizer, DataCollatorForLanguageModeling, HfArgumentParser, Trainer, TrainingArguments
+
+logger = logging.getLogger("minbert.pretrain_mlm")
+
+
+@dataclass
+class MlmArguments:
+    model_name_or_path: Optional[str] = field(
+        default=None, metadata={"help": "minBERT or BERT checkpoint (dir or Hub id); default: the embedded all-MiniLM-L6-v2"}
+    )
+    data_dir: str = field(default="../shared/data", metadata={"help": "folder of the CS224N task files"})
+    tasks: str = field(default="sst,para,sts", metadata={"help": "tasks whose train sentences are the texts, comma-separated"})
+    mlm_probability: float = field(default=0.15, metadata={"help": "fraction of the tokens chosen for prediction"})
+    max_seq_length: int = field(default=128, metadata={"help": "tokens per text (longer texts are truncated)"})
+    max_train_texts: Optional[int] = field(default=None, metadata={"help": "use only the first N texts (quick runs)"})
+    max_eval_texts: int = field(default=2000, metadata={"help": "held-out dev sentences for the MLM loss (0: none)"})
+    skip_bad_rows: bool = field(default=True, metadata={"help": "skip malformed rows and report them; False: fail"})
+
+
+def parse_arguments(argv):
+    parser = HfArgumentParser((MlmArguments, TrainingArguments), prog="minbert pretrain-mlm")
+    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+        loader = parser.parse_json_file if argv[0].endswith(".json") else parser.parse_yaml_file
+        return loader(str(Path(argv[0]).resolve()))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def task_texts(data_dir, tasks, split, skip_bad_rows=True):
+    """Every sentence of `split` of `tasks` (each side of a pair), stripped and deduplicated, in file order."""
+    from hf_minbert.data import read_task_splits, task_schema
+
+    texts = {}
+    for task in tasks:
+        splits, reports = read_task_splits(data_dir, task, (split,), skip_bad_rows=skip_bad_rows)
+        logger.info(str(reports[split]))
+        for column in task_schema(task).text_columns:
+            texts.update(dict.fromkeys(text.strip() for text in splits[split][column]))
+    return list(texts)
+
+
+def tokenize_texts(texts, tokenizer, max_length):
+    """A Dataset of `input_ids` / `attention_mask` / `token_type_ids`, one row per text (unpadded)."""
+    import datasets
+
+    rows = datasets.Dataset.from_dict({"text": texts})
+    return rows.map(
+        lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_length),
+        batched=True,
+        remove_columns=["text"],
+        desc="tokenizing",
+    )
+
+
+def held_out_loss(trainer, make_collator):
+    """The MLM loss on the trainer's eval texts with masks from a freshly seeded collator, so that losses measured
+    before and after training see the same masks."""
+    training_collator, trainer.data_collator = trainer.data_collator, make_collator()
+    try:
+        return trainer.evaluate()["eval_loss"]
+    finally:
+        trainer.data_collator = training_collator
+
+
+def main(argv=None) -> int:
+    from hf_minbert import MinBertForMaskedLM, embedded_base_model
+
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
+    mlm_args, training_args = parse_arguments(list(sys.argv[1:] if argv is None else argv))
+    if not 0 < mlm_args.mlm_probability < 1:
+        raise ValueError(f"--mlm_probability must lie in (0, 1), got {mlm_args.mlm_probability}")
+    tasks = [task.strip() for task in mlm_args.tasks.split(",") if task.strip()]
+    path = mlm_args.model_name_or_path or embedded_base_model()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.mask_token is None:
+        raise ValueError(f"the tokenizer of {path} has no mask token: masked-LM pretraining needs one")
+
+    train_texts = task_texts(mlm_args.data_dir, tasks, "train", mlm_args.skip_bad_rows)[: mlm_args.max_train_texts]
+    seen = set(train_texts)
+    eval_texts = [t for t in task_texts(mlm_args.data_dir, tasks, "dev", mlm_args.skip_bad_rows) if t not in seen]
+    eval_texts = eval_texts[: mlm_args.max_eval_texts]
+    logger.info("%d distinct training texts, %d held-out dev texts", len(train_texts), len(eval_texts))
+
+    model, loading = MinBertForMaskedLM.from_pretrained(path, output_loading_info=True)
+    if any(key.startswith("cls.predictions.") for key in loading["missing_keys"]):
+        # (transformers may also call such a checkpoint "corrupted": it only lacks the MLM head)
+        logger.warning("%s has no masked-LM head: a new one starts from scratch, its decoder tied to the word "
+                       "embeddings", path)
+
+    def make_collator(seed=None):
+        # Training draws masks from torch's global generator, which Trainer seeds and restores on resume.
+        return DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_args.mlm_probability, seed=seed)
+
+    def held_out_collator():
+        return make_collator(seed=training_args.seed)
+
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=tokenize_texts(train_texts, tokenizer, mlm_args.max_seq_length),
+        eval_dataset=tokenize_texts(eval_texts, tokenizer, mlm_args.max_seq_length) if eval_texts else None,
+        data_collator=make_collator(),
+        processing_class=tokenizer,
+    )
+    before = held_out_loss(trainer, held_out_collator) if eval_texts else None
+    start = time.time()
+    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    train_seconds = time.time() - start
+    after = held_out_loss(trainer, held_out_collator) if eval_texts else None
+
+    output = Path(training_args.output_dir)
+    trainer.save_model(str(output))  # weights, config with auto_map, remote code, tokenizer
+    metrics = {
+        "base_model": path,
+        "tasks": tasks,
+        "train_texts": len(train_texts),
+        "held_out_texts": len(eval_texts),
+        "train_loss": train_result.training_loss,
+        "train_seconds": round(train_seconds, 1),
+        "held_out_loss_before": before,
+        "held_out_loss_after": after,
+        "held_out_perplexity_before": _perplexity(before),
+        "held_out_perplexity_after": _perplexity(after),
+    }
+    (output / "mlm_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    print(_summary(metrics, output))
+    return 0
+
+
+def _perplexity(loss):
+    return None if loss is None else math.exp(min(loss, 50.0))
+
+
+def _summary(metrics, output):
+    lines = [f"MLM pretraining on {metrics['train_texts']} texts in {metrics['train_seconds'] / 60:.1f} min; model in {output}"]
+    if metrics["held_out_loss_before"] is not None:
+        lines.append(
+            f"  held-out MLM loss {metrics['held_out_loss_before']:.4f} -> {metrics['held_out_loss_after']:.4f} "
+            f"(perplexity {metrics['held_out_perplexity_before']:.1f} -> {metrics['held_out_perplexity_after']:.1f}) "
+            f"on {metrics['held_out_texts']} dev texts"
+        )
+    lines.append(f"  fine-tune it: minbert train --model_name_or_path {output}")
+    return "\n".join(lines)

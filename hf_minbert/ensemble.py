@@ -1,0 +1,167 @@
+"""Ensembles of saved multitask minBERT models: greedy forward selection of members per task by dev score,
+building the selected ensemble as one model, and loading whichever kind of model a folder holds.
+
+    candidates = {task: [dev predictions of each model]}            (unrounded, from `predict_task`)
+    selection = greedy_selection(task, kind, candidates[task], gold)  (per task)
+    ensemble = build_ensemble(model_dirs, selections)                 -> MinBertEnsembleForMultitask
+
+Greedy forward selection (Caruana et al., 2004), per task as seeds 000 and 002 did it: start from the
+task's best single model, then repeatedly add the candidate whose inclusion gives the best dev score of the
+averaged predictions, while that score does not drop.
+
+- without replacement (default; seed 002: "only add models if they improve or do not change dev
+  performance"): each model joins at most once and members are averaged with equal weights. A candidate
+  that leaves the dev score unchanged still joins: averaging one more model costs nothing on dev and
+  usually helps on unseen data.
+- with replacement (Caruana's variant): a model may be added again, so that its weight is how often it was
+  picked; a step must then strictly improve the score (ties would repeat forever).
+
+The dev set both selects and scores the ensemble, so its dev score is optimistic: compare it with single
+models on held-out data (the test set), as the seeds did.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+from transformers import AutoConfig
+
+from .data.schema import task_schema
+from .evaluation import predictions_to_labels, score_task
+from .modeling_minbert import MinBertForMultitask
+from .modeling_minbert_ensemble import MinBertEnsembleConfig, MinBertEnsembleForMultitask
+
+# from_pretrained arguments that say where a folder is, which reading its config needs too.
+HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "revision", "subfolder", "token")
+# The dev metric that selection maximizes, per metric module.
+PRIMARY_METRIC = {"accuracy": "accuracy", "correlation": "pearson"}
+
+
+def load_multitask_model(path, **kwargs):
+    """The saved multitask model in `path`: a `MinBertEnsembleForMultitask` for an ensemble folder, else a
+    `MinBertForMultitask` (also from a plain BERT checkpoint, with new heads)."""
+    config = AutoConfig.from_pretrained(path, **{k: v for k, v in kwargs.items() if k in HUB_KWARGS})
+    if isinstance(config, MinBertEnsembleConfig):
+        return MinBertEnsembleForMultitask.from_pretrained(path, **kwargs)
+    return MinBertForMultitask.from_pretrained(path, **kwargs)
+
+
+def average_scores(kind, members_scores, weights=None):
+    """The weighted average of unrounded predictions: class-probability rows (N, C), probabilities or
+    scores (N,); what `MinBertEnsembleForMultitask` computes from its members' logits."""
+    stacked = np.stack([np.asarray(scores, dtype=np.float64) for scores in members_scores])
+    weights = np.ones(len(stacked)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if weights.shape != (len(stacked),) or (weights < 0).any() or weights.sum() <= 0:
+        raise ValueError(f"weights must be {len(stacked)} non-negative numbers with a positive sum, got {weights}")
+    return np.tensordot(weights / weights.sum(), stacked, axes=1)
+
+
+def dev_score(task, kind, scores, gold):
+    """The task's primary dev metric (accuracy, or Pearson's r for similarity) of unrounded predictions."""
+    metric = task_schema(task).metric
+    return score_task(task, predictions_to_labels(scores, kind), gold)[PRIMARY_METRIC[metric]]
+
+
+@dataclass
+class Selection:
+    """The outcome of greedy selection for one task: how often each candidate was picked (its weight is
+    count / total), each candidate's own dev score, and the ensemble's dev score after each pick."""
+
+    task: str
+    candidates: list  # names (model folders), in the order given
+    single_scores: list
+    counts: list
+    steps: list = field(default_factory=list)  # [(name added, ensemble dev score after adding)]
+
+    @property
+    def score(self):
+        return self.steps[-1][1]
+
+    @property
+    def weights(self):
+        total = sum(self.counts)
+        return [count / total for count in self.counts]
+
+    def to_dict(self):
+        return {
+            "task": self.task,
+            "dev_score": self.score,
+            "members": {name: weight for name, weight in zip(self.candidates, self.weights) if weight > 0},
+            "single_scores": dict(zip(self.candidates, self.single_scores)),
+            "steps": [{"added": name, "dev_score": score} for name, score in self.steps],
+        }
+
+
+def greedy_selection(task, kind, candidates, gold, *, names=None, with_replacement=False, max_members=None):
+    """Greedy forward selection of ensemble members for `task` (see the module docstring).
+
+    candidates: each candidate model's unrounded dev predictions for the task, rows in `gold`'s order.
+    max_members: stop after this many picks (counting repeats); None: until no candidate helps.
+    """
+    if not candidates:
+        raise ValueError(f"task {task!r}: no candidate models to select from")
+    names = list(names) if names is not None else [f"model {i}" for i in range(len(candidates))]
+    if len(names) != len(candidates):
+        raise ValueError(f"task {task!r}: {len(names)} names for {len(candidates)} candidates")
+    for name, scores in zip(names, candidates):
+        if len(scores) != len(gold):
+            raise ValueError(f"task {task!r}: {name} has {len(scores)} dev predictions for {len(gold)} dev rows")
+    if max_members is not None and max_members < 1:
+        raise ValueError(f"max_members must be >= 1, got {max_members}")
+    singles = [dev_score(task, kind, scores, gold) for scores in candidates]
+    best = int(np.argmax(singles))  # the first of equally good models
+    selection = Selection(task, names, singles, [0] * len(candidates))
+    selection.counts[best] = 1
+    selection.steps.append((names[best], singles[best]))
+    while max_members is None or sum(selection.counts) < max_members:
+        step = _best_addition(task, kind, candidates, gold, selection, with_replacement)
+        if step is None:
+            break
+        index, score = step
+        selection.counts[index] += 1
+        selection.steps.append((names[index], score))
+    return selection
+
+
+def _best_addition(task, kind, candidates, gold, selection, with_replacement):
+    """(candidate, score) of the best next pick, or None when no pick keeps (or, with replacement,
+    raises) the current dev score."""
+    current = selection.score
+    best = None
+    for index, scores in enumerate(candidates):
+        if selection.counts[index] and not with_replacement:
+            continue
+        counts = list(selection.counts)
+        counts[index] += 1
+        score = dev_score(task, kind, average_scores(kind, candidates, counts), gold)
+        if best is None or score > best[1]:
+            best = (index, score)
+    if best is None or best[1] < current or (with_replacement and best[1] == current):
+        return None
+    return best
+
+
+def ensemble_task_weights(selections, names):
+    """Members (the names picked for any task, in `names` order) and each task's weights over them."""
+    members = [name for name in names if any(name in s.candidates and s.counts[s.candidates.index(name)] for s in selections)]
+    weights = {}
+    for selection in selections:
+        by_name = dict(zip(selection.candidates, selection.weights))
+        weights[selection.task] = [by_name.get(name, 0.0) for name in members]
+    return members, weights
+
+
+def build_ensemble(models_by_name, selections, default_task=None):
+    """`MinBertEnsembleForMultitask` of the selected members; `models_by_name` maps every picked name to its
+    loaded model (a `MinBertForMultitask`)."""
+    members, weights = ensemble_task_weights(selections, list(models_by_name))
+    return MinBertEnsembleForMultitask.from_members([models_by_name[name] for name in members], weights, default_task)
+
+
+__all__ = [
+    "Selection",
+    "average_scores",
+    "build_ensemble",
+    "dev_score",
+    "ensemble_task_weights",
+    "greedy_selection",
+    "load_multitask_model",
+]

@@ -1,0 +1,300 @@
+"""Ensembles: the averaging model class, greedy member selection, and `minbert ensemble` end to end."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer, BertTokenizer, pipeline
+
+from hf_minbert import MinBertEnsembleConfig, MinBertEnsembleForMultitask, MinBertForMultitask
+from hf_minbert.cli import main as minbert
+from hf_minbert.ensemble import average_scores, greedy_selection, load_multitask_model
+from hf_minbert.modeling_minbert_ensemble import average_predictions, split_cross_encoded
+from tests.helpers import random_batch, run_isolated, tiny_model, tiny_task_rows, write_task_files
+
+WEIGHTS = {"sst": [1, 1], "para": [1, 0], "sts": [1, 3]}
+
+
+@pytest.fixture(scope="module")
+def tokenizer(minilm_path):
+    return AutoTokenizer.from_pretrained(minilm_path)
+
+
+@pytest.fixture(scope="module")
+def members():
+    return [tiny_model(seed=0).eval(), tiny_model(seed=1).eval()]
+
+
+@pytest.fixture(scope="module")
+def ensemble(members):
+    return MinBertEnsembleForMultitask.from_members(members, WEIGHTS).eval()
+
+
+@pytest.fixture(scope="module")
+def batch(members):
+    return random_batch(members[0].config)
+
+
+def _logits(model, batch, task):
+    with torch.no_grad():
+        return model(**batch, task=task).logits
+
+
+# ------------------------------------------------------------------------------------------------------
+# The model: averaged predictions behind ordinary logits
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_softmax_of_classification_logits_is_the_average_of_member_probabilities(ensemble, members, batch):
+    expected = sum(_logits(m, batch, "sst").softmax(-1) for m in members) / 2
+    torch.testing.assert_close(_logits(ensemble, batch, "sst").softmax(-1), expected, rtol=0, atol=1e-6)
+
+
+def test_sigmoid_of_binary_logit_is_the_weighted_average_of_member_probabilities(members, batch):
+    ensemble = MinBertEnsembleForMultitask.from_members(members, {"para": [1, 3]}).eval()
+    expected = (_logits(members[0], batch, "para").sigmoid() + 3 * _logits(members[1], batch, "para").sigmoid()) / 4
+    torch.testing.assert_close(_logits(ensemble, batch, "para").sigmoid(), expected, rtol=0, atol=1e-6)
+
+
+def test_regression_logits_are_the_weighted_average_score(ensemble, members, batch):
+    expected = (_logits(members[0], batch, "sts") + 3 * _logits(members[1], batch, "sts")) / 4
+    torch.testing.assert_close(_logits(ensemble, batch, "sts"), expected, rtol=0, atol=1e-6)
+
+
+def test_a_task_runs_only_its_weighted_members(ensemble, members, batch):
+    torch.testing.assert_close(_logits(ensemble, batch, "para"), _logits(members[0], batch, "para"), rtol=0, atol=1e-6)
+
+
+def test_confident_members_average_to_finite_logits():
+    logits = average_predictions("binary", [0.5, 0.5], [torch.tensor([200.0, -200.0]), torch.tensor([200.0, 200.0])])
+    assert torch.isfinite(logits).all()
+    torch.testing.assert_close(logits.sigmoid(), torch.tensor([1.0, 0.5]))
+
+
+def test_labels_give_the_loss_of_the_averaged_prediction(ensemble, batch):
+    labels = torch.tensor([0.5, 4.0, 2.5])
+    output = ensemble(**batch, task="sts", labels=labels)
+    torch.testing.assert_close(output.loss, torch.nn.functional.mse_loss(output.logits, labels))
+
+
+def test_weights_are_normalized_per_task(ensemble):
+    assert ensemble.config.task_weights == {"sst": [0.5, 0.5], "para": [1.0, 0.0], "sts": [0.25, 0.75]}
+
+
+def test_a_member_without_the_task_head_is_refused(members):
+    sst_only = tiny_model(tasks={"sst": MinBertForMultitask.config_class().tasks["sst"]})
+    with pytest.raises(ValueError, match="task 'para': member 1 has no head for it"):
+        MinBertEnsembleConfig(members=[members[0].config, sst_only.config], task_weights={"para": [1, 1]})
+
+
+def test_members_that_disagree_on_a_tasks_meaning_are_refused(members):
+    tasks = {name: dict(spec) for name, spec in members[0].config.tasks.items()}
+    tasks["sts"]["label_range"] = [0.0, 1.0]
+    other = tiny_model(tasks=tasks)
+    with pytest.raises(ValueError, match="members disagree on label_range"):
+        MinBertEnsembleConfig(members=[members[0].config, other.config], task_weights={"sts": [1, 1]})
+
+
+def test_a_member_that_takes_part_in_no_task_is_refused(members):
+    with pytest.raises(ValueError, match=r"member\(s\) \[1\] take part in no task"):
+        MinBertEnsembleConfig(members=[m.config for m in members], task_weights={"sst": [1, 0]})
+
+
+# ------------------------------------------------------------------------------------------------------
+# Mixed pair encodings: a bi-encoder member inside an ensemble that reads cross-encoded pairs
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_splitting_a_cross_encoded_pair_gives_each_sentence_as_tokenized_alone(tokenizer):
+    firsts, seconds = ["a fine film", "the dog sat on the mat"], ["is it good?", "a cat"]
+    joint = tokenizer(firsts, seconds, padding=True, return_tensors="pt")
+    (ids_a, mask_a), (ids_b, mask_b) = split_cross_encoded(joint["input_ids"], joint["attention_mask"], joint["token_type_ids"])
+    alone_a = tokenizer(firsts, padding=True, return_tensors="pt")
+    alone_b = tokenizer(seconds, padding=True, return_tensors="pt")
+    assert torch.equal(ids_a, alone_a["input_ids"]) and torch.equal(mask_a, alone_a["attention_mask"])
+    assert torch.equal(ids_b, alone_b["input_ids"]) and torch.equal(mask_b, alone_b["attention_mask"])
+
+
+def test_a_bi_encoder_member_scores_the_sentences_of_a_cross_encoded_batch(members, tokenizer):
+    tasks = {name: dict(spec) for name, spec in members[0].config.tasks.items()}
+    tasks["sts"]["pair_encoding"] = "bi"
+    bi = tiny_model(tasks=tasks, seed=2).eval()
+    ensemble = MinBertEnsembleForMultitask.from_members([members[0], bi], {"sts": [1, 1]}).eval()
+    assert ensemble.config.tasks["sts"]["pair_encoding"] == "cross"
+    firsts, seconds = ["a fine film", "the dog sat on the mat"], ["is it good?", "a cat"]
+    joint = dict(tokenizer(firsts, seconds, padding=True, return_tensors="pt"))
+    a, b = tokenizer(firsts, padding=True, return_tensors="pt"), tokenizer(seconds, padding=True, return_tensors="pt")
+    sides = {"input_ids_a": a["input_ids"], "attention_mask_a": a["attention_mask"],
+             "input_ids_b": b["input_ids"], "attention_mask_b": b["attention_mask"]}
+    expected = (_logits(members[0], joint, "sts") + _logits(bi, sides, "sts")) / 2
+    torch.testing.assert_close(_logits(ensemble, joint, "sts"), expected, rtol=0, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Saving and loading as one folder
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def saved(ensemble, tokenizer, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ensemble")
+    ensemble.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_save_writes_one_folder_with_auto_map_and_the_code_it_imports(saved):
+    config = json.loads((saved / "config.json").read_text())
+    assert config["auto_map"]["AutoModel"] == "modeling_minbert_ensemble.MinBertEnsembleForMultitask"
+    assert config["auto_map"]["AutoConfig"] == "modeling_minbert_ensemble.MinBertEnsembleConfig"
+    names = {p.name for p in saved.iterdir()}
+    assert {"model.safetensors", "modeling_minbert_ensemble.py", "modeling_minbert.py", "configuration_minbert.py"} <= names
+
+
+def test_automodel_and_the_multitask_loader_reload_the_same_ensemble(saved, ensemble, batch):
+    for model in (AutoModel.from_pretrained(saved), load_multitask_model(saved)):
+        assert isinstance(model, MinBertEnsembleForMultitask)
+        for task in ("sst", "para", "sts"):
+            torch.testing.assert_close(_logits(model.eval(), batch, task), _logits(ensemble, batch, task), rtol=0, atol=1e-6)
+
+
+def test_remote_code_loads_the_ensemble_where_hf_minbert_is_not_installed(saved, ensemble, batch):
+    torch.save({"batch": batch, "expected": {t: _logits(ensemble, batch, t) for t in ("sst", "para", "sts")}},
+               saved / "io.pt")
+    out = run_isolated(
+        f"""
+        import torch
+        from transformers import AutoModel
+        model = AutoModel.from_pretrained({str(saved)!r}, trust_remote_code=True).eval()
+        assert not type(model).__module__.startswith("hf_minbert"), type(model).__module__
+        io = torch.load({str(saved / 'io.pt')!r})
+        with torch.no_grad():
+            for task, logits in io["expected"].items():
+                torch.testing.assert_close(model(**io["batch"], task=task).logits, logits, rtol=0, atol=1e-6)
+        print(type(model).__name__, len(model.members))
+        """,
+        cwd=saved,
+    )
+    assert out.strip() == "MinBertEnsembleForMultitask 2"
+
+
+def test_stock_text_classification_pipeline_answers_with_the_averaged_sst_probabilities(saved, members, tokenizer):
+    result = pipeline("text-classification", model=str(saved), tokenizer=tokenizer)("a fine film", top_k=None)
+    inputs = tokenizer("a fine film", return_tensors="pt")
+    averaged = sum(_logits(m, inputs, "sst").softmax(-1)[0] for m in members) / 2
+    labels = members[0].config.tasks["sst"]["labels"]
+    assert {r["label"]: r["score"] for r in result} == {
+        label: pytest.approx(float(p), abs=1e-6) for label, p in zip(labels, averaged)
+    }
+
+
+# ------------------------------------------------------------------------------------------------------
+# Greedy forward selection
+# ------------------------------------------------------------------------------------------------------
+
+GOLD = [1.0, 1.0, 0.0, 0.0]
+GOOD_A = [0.9, 0.4, 0.1, 0.1]  # 3/4 right
+GOOD_B = [0.4, 0.9, 0.1, 0.1]  # 3/4 right; averaged with A: 4/4
+NEUTRAL = [0.9, 0.45, 0.6, 0.1]  # 2/4 alone; A + B + it still 4/4
+HARMFUL = [0.1, 0.1, 0.9, 0.9]  # 0/4; A + B + it: 2/4
+
+
+def test_selection_starts_from_the_best_single_model_and_adds_the_one_that_helps():
+    selection = greedy_selection("para", "binary", [HARMFUL, GOOD_A, GOOD_B], GOLD, names=["h", "a", "b"])
+    assert [name for name, _ in selection.steps] == ["a", "b"]
+    assert selection.score == 1.0 and selection.counts == [0, 1, 1]
+
+
+def test_selection_without_replacement_adds_a_model_that_leaves_the_score_unchanged():
+    selection = greedy_selection("para", "binary", [GOOD_A, GOOD_B, NEUTRAL], GOLD)
+    assert selection.counts == [1, 1, 1] and selection.score == 1.0
+
+
+def test_selection_with_replacement_stops_at_a_tie():
+    selection = greedy_selection("para", "binary", [GOOD_A, GOOD_B, NEUTRAL], GOLD, with_replacement=True)
+    assert selection.counts == [1, 1, 0]
+
+
+def test_selection_with_replacement_can_pick_a_model_twice():
+    gold = [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    strong = [0.45, 0.3, 0.7, 0.3, 0.55, 0.3]  # 3/6; + weak: 4/6; twice + weak: 5/6
+    weak = [0.9, 0.1, 0.3, 0.7, 0.3, 0.7]
+    assert greedy_selection("para", "binary", [strong, weak], gold, with_replacement=True).counts == [2, 1]
+    assert greedy_selection("para", "binary", [strong, weak], gold).counts == [1, 1]
+
+
+def test_max_members_caps_the_number_of_picks():
+    selection = greedy_selection("para", "binary", [GOOD_A, GOOD_B, NEUTRAL], GOLD, max_members=2)
+    assert sum(selection.counts) == 2
+
+
+def test_selection_scores_similarity_by_pearson_correlation():
+    gold = [0.0, 1.0, 2.0, 3.0, 4.0]
+    noisy_high = [0.0, 1.0, 2.0, 3.0, 9.0]
+    noisy_low = [0.0, 1.0, 2.0, 3.0, 0.5]
+    selection = greedy_selection("sts", "regression", [noisy_high, noisy_low], gold)
+    assert selection.counts == [1, 1]
+    assert selection.score == pytest.approx(np.corrcoef(average_scores("regression", [noisy_high, noisy_low]), gold)[0, 1])
+
+
+def test_predictions_of_the_wrong_length_are_refused():
+    with pytest.raises(ValueError, match="3 dev predictions for 4 dev rows"):
+        greedy_selection("para", "binary", [GOOD_A[:3]], GOLD, names=["short"])
+
+
+# ------------------------------------------------------------------------------------------------------
+# minbert ensemble, end to end
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def candidate_dirs(tmp_path_factory, tokenizer):
+    folders = []
+    for seed in range(3):
+        folder = tmp_path_factory.mktemp(f"candidate{seed}")
+        tiny_model(seed=seed).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        folders.append(str(folder))
+    return folders
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    write_task_files(folder, tiny_task_rows(n=16, seed=3), split="dev")
+    return folder
+
+
+def test_ensemble_command_saves_a_folder_that_evaluate_scores_as_the_selection_reported(
+    candidate_dirs, data_dir, tmp_path
+):
+    out, scored = tmp_path / "ensemble", tmp_path / "scored"
+    assert minbert(["ensemble", "--models", *candidate_dirs, "--output_dir", str(out), "--data_dir", str(data_dir),
+                    "--batch_size", "4", "--no_progress"]) == 0
+    selection = json.loads((out / "ensemble_selection.json").read_text())
+    assert set(selection["tasks"]) == {"sst", "para", "sts"}
+    for record in selection["tasks"].values():
+        assert record["dev_score"] >= max(record["single_scores"].values())
+    assert minbert(["evaluate", "--model", str(out), "--data_dir", str(data_dir), "--output_dir", str(scored),
+                    "--no_progress"]) == 0
+    reported, evaluated = json.loads((out / "metrics.json").read_text()), json.loads((scored / "metrics.json").read_text())
+    for task in ("sst", "para", "sts"):  # the model averages in float32, selection in float64
+        assert evaluated[task] == pytest.approx(reported[task], abs=1e-5)
+    assert selection["tasks"]["sst"]["dev_score"] == pytest.approx(evaluated["sst"]["accuracy"])
+
+
+def test_ensemble_command_refuses_models_with_different_tokenizers(candidate_dirs, data_dir, tmp_path, capsys):
+    other = tmp_path / "other"
+    tiny_model(seed=5).save_pretrained(other)
+    BertTokenizer(vocab={t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "film"])}).save_pretrained(other)
+    status = minbert(["ensemble", "--models", candidate_dirs[0], str(other), "--output_dir", str(tmp_path / "out"),
+                      "--data_dir", str(data_dir), "--no_progress"])
+    assert status == 2
+    assert "tokenizes differently" in capsys.readouterr().err
+
+
+def test_ensemble_command_refuses_an_ensemble_as_a_candidate(candidate_dirs, data_dir, saved, tmp_path, capsys):
+    status = minbert(["ensemble", "--models", candidate_dirs[0], str(saved), "--output_dir", str(tmp_path / "out"),
+                      "--data_dir", str(data_dir), "--no_progress"])
+    assert status == 2
+    assert "is already an ensemble" in capsys.readouterr().err

@@ -1,0 +1,198 @@
+"""Further masked-LM pretraining: `MinBertForMaskedLM` (BERT's head, tied to the word embeddings), a few
+Trainer steps, and `minbert pretrain-mlm` writing a folder that `minbert train` fine-tunes."""
+import json
+import logging
+
+import pytest
+import torch
+from transformers import BertConfig, BertForMaskedLM, BertTokenizer, DataCollatorForLanguageModeling, Trainer, TrainingArguments
+
+from hf_minbert import MinBertConfig, MinBertForMaskedLM, MinBertForMultitask, MinBertModel
+from hf_minbert.cli import main as minbert
+from hf_minbert.commands.pretrain_mlm import task_texts, tokenize_texts
+from tests.helpers import random_batch, run_isolated
+
+WORDS = "a the cat dog sat ran on mat park film fine dull good bad is it how why so not very . ?".split()
+TINY = dict(vocab_size=5 + len(WORDS), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+            max_position_embeddings=64)
+
+
+def word_tokenizer():
+    vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS])}
+    return BertTokenizer(vocab=vocab)
+
+
+def tiny_mlm(seed=0, **overrides):
+    torch.manual_seed(seed)
+    return MinBertForMaskedLM(MinBertConfig(**{**TINY, **overrides}))
+
+
+# --- the model ----------------------------------------------------------------------------------------------
+
+
+def test_decoder_weight_and_bias_are_tied_to_the_word_embeddings_and_the_output_bias():
+    model = tiny_mlm()
+    assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
+    assert model.cls.predictions.decoder.bias is model.cls.predictions.bias
+
+
+def test_tying_survives_save_and_load(tmp_path):
+    tiny_mlm().save_pretrained(tmp_path)
+    loaded = MinBertForMaskedLM.from_pretrained(tmp_path)
+    assert loaded.cls.predictions.decoder.weight is loaded.bert.embeddings.word_embeddings.weight
+    assert loaded.cls.predictions.decoder.bias is loaded.cls.predictions.bias
+
+
+def test_a_bert_masked_lm_checkpoint_loads_with_its_head_and_the_same_predictions(tmp_path):
+    reference = BertForMaskedLM(BertConfig(**TINY)).eval()
+    reference.save_pretrained(tmp_path)
+    ours, info = MinBertForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert set(info["missing_keys"]) == {"bert.pooler.dense.weight", "bert.pooler.dense.bias"}  # BertForMaskedLM has none
+    batch = random_batch(ours.config, batch=3, length=9)
+    with torch.no_grad():
+        expected, got = reference(**batch).logits, ours.eval()(**batch).logits
+    real = batch["attention_mask"].bool()  # padding positions are never computed by minBERT
+    torch.testing.assert_close(got[real], expected[real], rtol=0, atol=1e-4)
+
+
+def test_a_checkpoint_without_an_mlm_head_gets_a_fresh_tied_head(tmp_path):
+    MinBertModel(MinBertConfig(**TINY)).save_pretrained(tmp_path)
+    model, info = MinBertForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert {key for key in info["missing_keys"] if not key.startswith("cls.")} == set()
+    assert "cls.predictions.transform.dense.weight" in info["missing_keys"]
+    predictions = model.cls.predictions
+    assert torch.equal(predictions.bias, torch.zeros_like(predictions.bias))
+    assert torch.equal(predictions.transform.LayerNorm.weight, torch.ones_like(predictions.transform.LayerNorm.weight))
+    assert predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
+
+
+def test_the_loss_is_cross_entropy_over_the_labelled_positions_only():
+    model = tiny_mlm().eval()
+    batch = random_batch(model.config, pairs=False)
+    labels = torch.full_like(batch["input_ids"], -100)
+    labels[0, 1], labels[1, 3] = 7, 9
+    with torch.no_grad():
+        out = model(**batch, labels=labels)
+    expected = torch.nn.functional.cross_entropy(torch.stack([out.logits[0, 1], out.logits[1, 3]]), torch.tensor([7, 9]))
+    torch.testing.assert_close(out.loss, expected)
+    assert out.logits.shape == (*batch["input_ids"].shape, model.config.vocab_size)
+
+
+def test_labels_of_the_wrong_shape_are_refused():
+    model = tiny_mlm()
+    batch = random_batch(model.config)
+    with pytest.raises(ValueError, match="labels must have the inputs' shape"):
+        model(**batch, labels=batch["input_ids"][:, :4])
+
+
+def test_a_few_trainer_steps_lower_the_loss_and_keep_the_tying(tmp_path):
+    tokenizer = word_tokenizer()
+    texts = ["the cat sat on the mat .", "a dog ran in the park .", "it is a good film .", "why is it so dull ?"] * 8
+    model = tiny_mlm()
+    pooler = model.bert.pooler.dense.weight.detach().clone()
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=24, per_device_train_batch_size=8, learning_rate=1e-2,
+                             logging_steps=1, report_to="none", use_cpu=True, save_strategy="no", disable_tqdm=True, seed=0)
+    trainer = Trainer(model=model, args=args, train_dataset=tokenize_texts(texts, tokenizer, 32),
+                      data_collator=DataCollatorForLanguageModeling(tokenizer), processing_class=tokenizer)
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert sum(losses[-6:]) / 6 < sum(losses[:6]) / 6
+    assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
+    assert torch.equal(model.bert.pooler.dense.weight, pooler), "MLM gives the pooler no gradient"
+
+
+def test_masked_lm_loads_as_remote_code_with_identical_predictions(tmp_path):
+    model = tiny_mlm().eval()
+    model.save_pretrained(tmp_path)
+    batch = random_batch(model.config)
+    with torch.no_grad():
+        torch.save({"batch": batch, "logits": model(**batch).logits}, tmp_path / "io.pt")
+    out = run_isolated(
+        f"""
+        import torch
+        from transformers import AutoModelForMaskedLM
+        model = AutoModelForMaskedLM.from_pretrained({str(tmp_path)!r}, trust_remote_code=True).eval()
+        io = torch.load({str(tmp_path / 'io.pt')!r})
+        with torch.no_grad():
+            torch.testing.assert_close(model(**io["batch"]).logits, io["logits"], rtol=0, atol=1e-5)
+        print(type(model).__name__, model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight)
+        """,
+        cwd=tmp_path,
+    )
+    assert out.split() == ["MinBertForMaskedLM", "True"]
+
+
+# --- minbert pretrain-mlm ------------------------------------------------------------------------------------
+
+FILES = {
+    "ids-sst-train.csv": ["\tid\tsentence\tsentiment", "0\ts0\t the cat sat .\t3", "1\ts1\t a dull film .\t1",
+                          "2\ts2\t the cat sat .\t3"],
+    "ids-sst-dev.csv": ["\tid\tsentence\tsentiment", "0\tsd0\t a good film .\t4", "1\tsd1\t a dull film .\t1"],
+    "quora-train.csv": ["\tid\tsentence1\tsentence2\tis_duplicate", "0\tq0\thow is the film ?\tthe cat sat .\t0.0",
+                        "1\tq1\twhy is it so ?\tis it so ?\t1.0"],
+    "quora-dev.csv": ["\tid\tsentence1\tsentence2\tis_duplicate", "0\tqd0\tis the dog good ?\ta dog ran .\t0.0"],
+    "sts-train.csv": ["\tid\tsentence1\tsentence2\tsimilarity", "0\tt0\ta dog ran .\tthe dog ran .\t4.0",
+                      "1\tt1\tthe park\ta film\t0.2"],
+    "sts-dev.csv": ["\tid\tsentence1\tsentence2\tsimilarity", "0\ttd0\tthe cat ran .\ta dull film .\t1.0"],
+}
+# The distinct training sentences, stripped, in file order: sst, then quora's, then sts's (both sides of pairs).
+TRAIN_TEXTS = ["the cat sat .", "a dull film .", "how is the film ?", "why is it so ?", "is it so ?", "a dog ran .",
+               "the park", "the dog ran .", "a film"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    for name, lines in FILES.items():
+        (folder / name).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("base")
+    torch.manual_seed(0)
+    MinBertModel(MinBertConfig(**TINY)).save_pretrained(folder)
+    word_tokenizer().save_pretrained(folder)
+    return folder
+
+
+def test_task_texts_are_the_distinct_train_sentences_of_every_side(data_dir):
+    assert sorted(task_texts(data_dir, ["sst", "para", "sts"], "train")) == sorted(TRAIN_TEXTS)
+
+
+@pytest.fixture(scope="module")
+def pretrained(data_dir, base_dir, tmp_path_factory):
+    output = tmp_path_factory.mktemp("mlm")
+    code = minbert(["pretrain-mlm", "--model_name_or_path", str(base_dir), "--data_dir", str(data_dir),
+                    "--output_dir", str(output), "--max_steps", "3", "--per_device_train_batch_size", "4",
+                    "--learning_rate", "1e-3", "--report_to", "none", "--use_cpu", "--save_strategy", "no",
+                    "--disable_tqdm", "true"])
+    assert code == 0
+    return output
+
+
+def test_pretrain_mlm_writes_the_model_tokenizer_and_held_out_losses(pretrained):
+    assert {"model.safetensors", "config.json", "modeling_minbert.py", "tokenizer_config.json"} <= {p.name for p in pretrained.iterdir()}
+    metrics = json.loads((pretrained / "mlm_metrics.json").read_text())
+    assert metrics["train_texts"] == len(TRAIN_TEXTS)
+    # the 5 distinct dev sentences less the 2 that are training texts ("a dull film .", "a dog ran .")
+    assert metrics["held_out_texts"] == 3
+    assert metrics["held_out_loss_before"] > 0 and metrics["held_out_loss_after"] > 0
+
+
+def test_train_fine_tunes_the_pretrained_encoder_and_drops_the_mlm_head(pretrained, caplog):
+    mlm = MinBertForMaskedLM.from_pretrained(pretrained)
+    with caplog.at_level(logging.WARNING):
+        model = MinBertForMultitask.from_pretrained(pretrained)
+    assert "masked-LM head (cls.predictions.*) is dropped" in caplog.text
+    ours = model.bert.state_dict()
+    assert ours.keys() == mlm.bert.state_dict().keys()
+    assert all(torch.equal(value, ours[name]) for name, value in mlm.bert.state_dict().items())
+
+
+def test_the_pretrained_folder_also_starts_a_cerbertus(pretrained):
+    mlm = MinBertForMaskedLM.from_pretrained(pretrained)
+    model = MinBertForMultitask.from_pretrained(pretrained, task_specific_layers=1)
+    copied = model.task_encoders["sts"].encoder.layer["1"].output.dense.weight
+    assert torch.equal(copied, mlm.bert.encoder.layer[1].output.dense.weight)

@@ -1,0 +1,329 @@
+"""PEFT adapters on minBERT: every offered method, per-task adapters routed by task, save/load/merge round
+trips, training with MultitaskTrainer, and `minbert train --peft`."""
+import json
+
+import pytest
+import torch
+from peft import PeftModel
+from peft.tuners.tuners_utils import BaseTunerLayer
+from transformers import AutoTokenizer, TrainerCallback
+
+from hf_minbert import MinBertEnsembleForMultitask, MinBertForMultitask
+from hf_minbert.adapters import (
+    METHODS,
+    AdapterArguments,
+    add_adapters,
+    export_model,
+    load_adapters,
+    merged_model,
+    save_adapters,
+)
+from hf_minbert.cli import main as minbert
+from tests.helpers import random_batch, tiny_model, tiny_task_rows, write_task_files
+from trainers import MultitaskTrainer, MultitaskTrainingArguments
+
+TASKS = ("sst", "para", "sts")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(minilm_path):
+    return AutoTokenizer.from_pretrained(minilm_path)
+
+
+def _model(seed=0):
+    # No dropout: outputs are compared across copies of the model.
+    return tiny_model(seed=seed, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
+def _perturb_adapters(peft_model, seed=0):
+    """Random adapter and head weights, so that adapters change outputs (LoRA starts as the identity)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in peft_model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(0.1 * torch.randn(parameter.shape, generator=generator))
+
+
+def _outputs(model, batch):
+    model.eval()
+    with torch.no_grad():
+        return {task: model(**batch, task=task).logits for task in TASKS}
+
+
+def _assert_same_outputs(first, second, atol=1e-6):
+    for task in TASKS:
+        torch.testing.assert_close(first[task], second[task], rtol=0, atol=atol, msg=task)
+
+
+def _has_peft_layers(model):
+    return any(isinstance(module, BaseTunerLayer) for module in model.modules())
+
+
+# ------------------------------------------------------------------------------------------------------
+# One shared adapter, every method
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_lora_adapts_every_encoder_linear_and_trains_only_adapters_and_heads():
+    peft_model = add_adapters(_model(), AdapterArguments(peft="lora", lora_r=4))
+    adapted = {name.rsplit(".", 1)[-1] for name, m in peft_model.get_base_model().named_modules() if isinstance(m, BaseTunerLayer)}
+    assert adapted == {"query", "key", "value", "dense"}
+    trainable = [name for name, p in peft_model.get_base_model().named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in name or ".modules_to_save." in name for name in trainable)
+    assert {name.split(".modules_to_save.")[0] for name in trainable if ".modules_to_save." in name} == {
+        f"heads.{task}" for task in TASKS
+    }
+
+
+def test_a_frozen_part_of_the_model_gets_no_adapter():
+    model = _model()
+    model.bert.pooler.requires_grad_(False)  # as the static encoder is frozen
+    peft_model = add_adapters(model, AdapterArguments(peft="lora"))
+    assert not isinstance(peft_model.get_base_model().bert.pooler.dense, BaseTunerLayer)
+    assert isinstance(peft_model.get_base_model().bert.encoder.layer[1].output.dense, BaseTunerLayer)
+
+
+def test_target_modules_that_match_nothing_are_refused():
+    with pytest.raises(ValueError, match="no trainable Linear layer is named like qkv"):
+        add_adapters(_model(), AdapterArguments(peft="lora", peft_target_modules="qkv"))
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_each_method_changes_outputs_and_round_trips_through_save_load_and_merge(method, tmp_path):
+    batch = random_batch(_model().config)
+    peft_model = add_adapters(_model(), AdapterArguments(peft=method))
+    _perturb_adapters(peft_model)
+    adapted = _outputs(peft_model, batch)
+    assert not torch.allclose(adapted["sts"], _outputs(_model(), batch)["sts"])
+
+    save_adapters(peft_model, tmp_path)
+    reloaded = load_adapters(tmp_path, base_model=_model())
+    _assert_same_outputs(_outputs(reloaded, batch), adapted)
+
+    merged = merged_model(peft_model)
+    assert type(merged) is MinBertForMultitask and not _has_peft_layers(merged)
+    assert set(merged.state_dict()) == set(_model().state_dict())
+    _assert_same_outputs(_outputs(merged, batch), adapted, atol=1e-5)
+
+
+def test_merged_lora_weight_is_the_base_weight_plus_the_scaled_low_rank_update():
+    peft_model = add_adapters(_model(), AdapterArguments(peft="lora", lora_r=4, lora_alpha=8))
+    _perturb_adapters(peft_model)
+    query = peft_model.get_base_model().bert.encoder.layer[0].attention.self.query
+    expected = query.base_layer.weight + (8 / 4) * query.lora_B["default"].weight @ query.lora_A["default"].weight
+    merged = merged_model(peft_model)
+    torch.testing.assert_close(merged.bert.encoder.layer[0].attention.self.query.weight, expected, rtol=0, atol=1e-7)
+
+
+def test_merging_leaves_the_adapter_model_unchanged():
+    peft_model = add_adapters(_model(), AdapterArguments(peft="lora"))
+    _perturb_adapters(peft_model)
+    batch = random_batch(_model().config)
+    before = _outputs(peft_model, batch)
+    merged_model(peft_model)
+    assert _has_peft_layers(peft_model.get_base_model())
+    _assert_same_outputs(_outputs(peft_model, batch), before, atol=0)
+
+
+def test_stock_peft_loading_works_on_the_saved_adapter(tmp_path):
+    peft_model = add_adapters(_model(), AdapterArguments(peft="lora"))
+    _perturb_adapters(peft_model)
+    save_adapters(peft_model, tmp_path)
+    batch = random_batch(_model().config)
+    reloaded = PeftModel.from_pretrained(_model(), str(tmp_path))
+    _assert_same_outputs(_outputs(reloaded, batch), _outputs(peft_model, batch))
+
+
+def test_a_peft_config_file_selects_any_lora_like_method(tmp_path):
+    (tmp_path / "oft.json").write_text(json.dumps({"peft_type": "OFT", "r": 0, "oft_block_size": 8}))
+    peft_model = add_adapters(_model(), AdapterArguments(peft_config=str(tmp_path / "oft.json")))
+    assert peft_model.peft_config["default"].peft_type.value == "OFT"
+    _perturb_adapters(peft_model)
+    batch = random_batch(_model().config)
+    _assert_same_outputs(_outputs(merged_model(peft_model), batch), _outputs(peft_model, batch), atol=1e-5)
+
+
+def test_adalora_is_refused_with_the_reason(tmp_path):
+    (tmp_path / "adalora.json").write_text(json.dumps({"peft_type": "ADALORA", "total_step": 10}))
+    with pytest.raises(ValueError, match="AdaLoRA needs its rank allocator stepped"):
+        add_adapters(_model(), AdapterArguments(peft_config=str(tmp_path / "adalora.json")))
+
+
+def test_a_flag_the_method_does_not_take_is_refused():
+    with pytest.raises(ValueError, match="--lora_r does not apply to --peft ia3"):
+        add_adapters(_model(), AdapterArguments(peft="ia3", lora_r=4))
+
+
+def test_adapter_flags_without_a_method_are_refused():
+    with pytest.raises(ValueError, match="--lora_r needs --peft"):
+        AdapterArguments(lora_r=8)
+    with pytest.raises(ValueError, match="choose one of lora"):
+        AdapterArguments(peft="qlora")
+
+
+# ------------------------------------------------------------------------------------------------------
+# One adapter per task on a shared frozen encoder
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def per_task():
+    peft_model = add_adapters(_model(), AdapterArguments(peft="lora", lora_r=4, peft_per_task=True))
+    _perturb_adapters(peft_model)
+    return peft_model
+
+
+def test_per_task_adapters_are_named_like_the_tasks_and_all_trainable(per_task):
+    assert set(per_task.peft_config) == set(TASKS)
+    trainable = {name for name, p in per_task.named_parameters() if p.requires_grad}
+    for task in TASKS:
+        assert any(f"lora_A.{task}." in name for name in trainable)
+        assert any(f"heads.{task}.modules_to_save.{task}." in name for name in trainable)
+
+
+def test_each_task_runs_through_its_own_adapter_only(per_task):
+    batch = random_batch(per_task.get_base_model().config)
+    before = _outputs(per_task, batch)
+    with torch.no_grad():
+        for name, parameter in per_task.named_parameters():
+            if "lora_B.para." in name:
+                parameter.add_(1.0)
+    after = _outputs(per_task, batch)
+    assert not torch.allclose(after["para"], before["para"])
+    torch.testing.assert_close(after["sst"], before["sst"], rtol=0, atol=0)
+    torch.testing.assert_close(after["sts"], before["sts"], rtol=0, atol=0)
+
+
+def test_calls_on_the_unwrapped_model_are_routed_too(per_task):
+    # MultitaskTrainer's evaluation and SMART call the model inside the PeftModel.
+    batch = random_batch(per_task.get_base_model().config)
+    _assert_same_outputs(_outputs(per_task.get_base_model(), batch), _outputs(per_task, batch), atol=0)
+    assert not torch.allclose(_outputs(per_task.get_base_model(), batch)["sts"], _outputs(_model(), batch)["sts"])
+
+
+def test_per_task_adapters_save_one_folder_per_task_and_load_back(per_task, tmp_path):
+    save_adapters(per_task, tmp_path)
+    assert all((tmp_path / task / "adapter_config.json").is_file() for task in TASKS)
+    batch = random_batch(per_task.get_base_model().config)
+    reloaded = load_adapters(tmp_path, base_model=_model())
+    _assert_same_outputs(_outputs(reloaded, batch), _outputs(per_task, batch))
+
+
+def test_per_task_adapters_export_as_an_ensemble_of_merged_encoders_with_the_same_predictions(per_task, tmp_path):
+    exported = export_model(per_task)
+    assert isinstance(exported, MinBertEnsembleForMultitask) and len(exported.members) == 3
+    assert exported.config.task_weights["para"] == [0.0, 1.0, 0.0]
+    batch = random_batch(per_task.get_base_model().config)
+    ensemble, routed = _outputs(exported, batch), _outputs(per_task, batch)
+    # The ensemble's classification logits are log-probabilities: equal up to a per-row constant.
+    ensemble["sst"], routed["sst"] = ensemble["sst"].softmax(-1), routed["sst"].softmax(-1)
+    _assert_same_outputs(ensemble, routed, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Training with MultitaskTrainer
+# ------------------------------------------------------------------------------------------------------
+
+
+def _train(tmp_path, tokenizer, peft_model, callbacks=None, resume_from_checkpoint=None, **overrides):
+    settings = dict(output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, max_steps=3, logging_steps=1,
+                    eval_strategy="no", save_strategy="no", report_to="none", use_cpu=True, bf16=False,
+                    learning_rate=1e-2, seed=0, max_seq_length=32, disable_tqdm=True)
+    settings.update(overrides)
+    trainer = MultitaskTrainer(model=peft_model, args=MultitaskTrainingArguments(**settings),
+                               train_dataset=tiny_task_rows(), processing_class=tokenizer, callbacks=callbacks)
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    return trainer
+
+
+def _snapshot(model):
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+def test_multitask_trainer_trains_the_adapters_and_heads_and_leaves_the_encoder_frozen(tmp_path, tokenizer):
+    peft_model = add_adapters(_model(), AdapterArguments(peft="lora", lora_r=4))
+    before = _snapshot(peft_model)
+    _train(tmp_path, tokenizer, peft_model)
+    changed = {name for name, p in peft_model.named_parameters() if not torch.equal(p, before[name])}
+    assert any("lora_B" in name for name in changed) and any(".modules_to_save." in name for name in changed)
+    assert all("lora_" in name or ".modules_to_save." in name for name in changed)
+
+
+def test_per_task_training_with_every_task_in_one_step_trains_every_tasks_adapter(tmp_path, tokenizer):
+    # All three tasks' forwards precede one backward: switching adapters must not freeze the earlier ones.
+    peft_model = add_adapters(_model(), AdapterArguments(peft="lora", lora_r=4, peft_per_task=True))
+    before = _snapshot(peft_model)
+    _train(tmp_path, tokenizer, peft_model, task_sampling="all_tasks", max_steps=1)
+    for task in TASKS:
+        lora_b = [name for name in before if f"lora_B.{task}." in name]
+        assert any(not torch.equal(peft_model.get_parameter(name), before[name]) for name in lora_b), task
+
+
+class _StopAt(TrainerCallback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_save = control.should_training_stop = True
+
+
+def test_shared_adapter_training_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path, tokenizer):
+    # Checkpoints of a PeftModel are adapter folders; Trainer's own PEFT support restores them.
+    def run(folder, **kwargs):
+        peft_model = add_adapters(_model(seed=1), AdapterArguments(peft="lora", lora_r=4))
+        _train(folder, tokenizer, peft_model, max_steps=4, save_strategy="steps", save_steps=1000, **kwargs)
+        return {name: p.detach().clone() for name, p in peft_model.named_parameters() if p.requires_grad}
+
+    full = run(tmp_path / "full")
+    run(tmp_path / "cut", callbacks=[_StopAt(2)])
+    resumed = run(tmp_path / "cut", resume_from_checkpoint=str(tmp_path / "cut" / "out" / "checkpoint-2"))
+    for name, value in full.items():
+        torch.testing.assert_close(resumed[name], value, rtol=0, atol=1e-6, msg=name)
+
+
+# ------------------------------------------------------------------------------------------------------
+# minbert train --peft
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def base_and_data(tmp_path_factory, tokenizer):
+    base = tmp_path_factory.mktemp("base")
+    _model().save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    data = tmp_path_factory.mktemp("data")
+    write_task_files(data, tiny_task_rows(n=16, seed=1), split="train")
+    write_task_files(data, tiny_task_rows(n=8, seed=2), split="dev")
+    return base, data
+
+
+def _train_command(base, data, output, *flags):
+    return minbert(["train", "--model_name_or_path", str(base), "--data_dir", str(data), "--output_dir", str(output),
+                    "--max_steps", "2", "--per_device_train_batch_size", "4", "--eval_strategy", "no",
+                    "--save_strategy", "no", "--bf16", "false", "--use_cpu", "true", "--disable_tqdm", "true",
+                    "--max_seq_length", "32", *flags])
+
+
+@pytest.mark.parametrize("per_task", [False, True], ids=["shared", "per_task"])
+def test_train_with_peft_writes_a_model_that_evaluate_scores_and_the_adapters(base_and_data, tmp_path, per_task):
+    base, data = base_and_data
+    output = tmp_path / "run"
+    assert _train_command(base, data, output, "--peft", "lora", "--lora_r", "4", *(["--peft_per_task"] if per_task else [])) == 0
+    config = json.loads((output / "config.json").read_text())
+    assert config["architectures"] == ["MinBertEnsembleForMultitask" if per_task else "MinBertForMultitask"]
+    assert minbert(["evaluate", "--model", str(output), "--data_dir", str(data), "--output_dir", str(tmp_path / "eval"),
+                    "--no_progress"]) == 0
+    trained = json.loads((output / "metrics.json").read_text())
+    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert evaluated["sst"] == pytest.approx(trained["sst"]) and evaluated["sts"] == pytest.approx(trained["sts"], abs=1e-5)
+    # The adapters load back onto the base checkpoint that adapter_config.json names.
+    adapters = load_adapters(output / "adapter")
+    assert set(adapters.peft_config) == (set(TASKS) if per_task else {"default"})
+
+
+def test_train_refuses_per_task_adapters_with_load_best_model_at_end(base_and_data, tmp_path):
+    base, data = base_and_data
+    with pytest.raises(ValueError, match="not supported with per-task adapters"):
+        _train_command(base, data, tmp_path / "run", "--peft", "lora", "--peft_per_task", "--load_best_model_at_end",
+                       "true", "--eval_strategy", "steps", "--save_strategy", "steps")
