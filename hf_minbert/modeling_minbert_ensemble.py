@@ -130,7 +130,10 @@ def _ensemble_task_spec(task, configs, weights):
     # Cross-encoded input carries both sentences, and a bi-encoder member recovers them from it
     # (`split_cross_encoded`); the reverse is impossible, so any cross member makes the ensemble read "cross".
     encoding = "cross" if "cross" in encodings else encodings.pop()
-    return {"kind": first["kind"], "labels": first["labels"], "label_range": first["label_range"], "pair_encoding": encoding}
+    # The ensemble reads one joint sequence and derives what each member needs (sentences alone for bi-encoder
+    # and cosine-feature members) itself, so its own spec never asks callers for the sentences alone.
+    return {"kind": first["kind"], "labels": first["labels"], "label_range": first["label_range"],
+            "pair_encoding": encoding, "cosine_feature": False}
 
 
 def average_predictions(kind, weights, member_logits):
@@ -245,14 +248,22 @@ class MinBertEnsembleForMultitask(PreTrainedModel):
     @staticmethod
     def _member_inputs(index, member, task, joint, sides):
         input_ids, attention_mask, token_type_ids = joint
-        if member.config.tasks[task]["pair_encoding"] != "bi":
+        spec = member.config.tasks[task]
+        if spec["pair_encoding"] != "bi":
             if input_ids is None:
                 raise ValueError(f"task {task!r}: member {index} reads input_ids (the cross-encoded pair); none given")
-            return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+            inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+            if spec.get("cosine_feature"):  # this member's head also reads each sentence alone
+                inputs.update(MinBertEnsembleForMultitask._side_inputs(member, joint, sides))
+            return inputs
+        return MinBertEnsembleForMultitask._side_inputs(member, joint, sides)
+
+    @staticmethod
+    def _side_inputs(member, joint, sides):
         if sides[0] is not None:
             return dict(zip(("input_ids_a", "attention_mask_a", "input_ids_b", "attention_mask_b"), sides))
-        if input_ids is None:
-            raise ValueError(f"task {task!r}: member {index} needs input_ids_a/_b or a cross-encoded input_ids")
+        if joint[0] is None:
+            raise ValueError("an ensemble member needs input_ids_a/_b or a cross-encoded input_ids")
         (ids_a, mask_a), (ids_b, mask_b) = split_cross_encoded(*joint, pad_token_id=member.config.pad_token_id)
         return {"input_ids_a": ids_a, "attention_mask_a": mask_a, "input_ids_b": ids_b, "attention_mask_b": mask_b}
 

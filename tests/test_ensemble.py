@@ -298,3 +298,19 @@ def test_ensemble_command_refuses_an_ensemble_as_a_candidate(candidate_dirs, dat
                       "--data_dir", str(data_dir), "--no_progress"])
     assert status == 2
     assert "is already an ensemble" in capsys.readouterr().err
+
+
+def test_a_cosine_feature_member_gets_the_sentences_split_from_the_joint_input(tokenizer):
+    from hf_minbert import MinBertConfig
+
+    tasks = MinBertConfig().tasks
+    tasks["sts"] = {**tasks["sts"], "cosine_feature": True}
+    cosine_member, plain_member = tiny_model(tasks=tasks, seed=4).eval(), tiny_model(seed=5).eval()
+    ensemble = MinBertEnsembleForMultitask.from_members([cosine_member, plain_member], {"sts": [1.0, 1.0]}).eval()
+    joint = tokenizer(["a good film"], ["a great movie"], return_tensors="pt")
+    a, b = tokenizer(["a good film"], return_tensors="pt"), tokenizer(["a great movie"], return_tensors="pt")
+    with torch.no_grad():
+        alone = cosine_member(**joint, input_ids_a=a["input_ids"], attention_mask_a=a["attention_mask"],
+                              input_ids_b=b["input_ids"], attention_mask_b=b["attention_mask"], task="sts").logits
+        expected = (alone + plain_member(**joint, task="sts").logits) / 2
+        torch.testing.assert_close(ensemble(**joint, task="sts").logits, expected, rtol=0, atol=1e-5)
