@@ -38,9 +38,23 @@ TRAIN_ROWS = {
     "all_tasks": ("one batch of every task per step (seeds 000/004)", ["--task_sampling", "all_tasks"]),
     "pcgrad": ("all_tasks + PCGrad", ["--task_sampling", "all_tasks", "--pcgrad", "true"]),
     "sts_bi": ("bi-encoded STS head (cosine)", ["--pair_encoding", "sts=bi"]),
-    "sts_cross": ("cross-encoded STS head", ["--pair_encoding", "sts=cross"]),
+    "sts_cross": ("cross-encoded STS head, no cosine feature", ["--pair_encoding", "sts=cross", "--cosine_feature", "sts=false"]),
+    "cerbertus_k2": ("CerBERTus: top 2 layers per task (seed 002)", ["--architecture", "cerbertus", "--task_specific_layers", "2"]),
+    "triple": ("Triple-BERT: one encoder per task (seeds 000/002)", ["--architecture", "triple"]),
+    "static": ("static (frozen) encoder beside the tuned one (seed 002)", ["--static_encoder"]),
+    "lora_per_task": ("per-task LoRA r=8 on one frozen encoder", ["--peft", "lora", "--lora_r", "8", "--peft_per_task"]),
 }
-ROWS = {**{name: desc for name, (desc, _) in TRAIN_ROWS.items()}, "peer": "transformers peer: 3 AutoModelForSequenceClassification, Trainer defaults"}
+# Rows built from other rows' outputs (they must run after them).
+COMPOSITE_ROWS = {
+    "mlm": "further MLM pretraining on the task texts, then the default fine-tuning (seeds 001/002)",
+    "ensemble": "greedy per-task ensemble of every trained row's model (seeds 000/002)",
+    "distilled": "one default-size model distilled from the ensemble",
+}
+ROWS = {
+    **{name: desc for name, (desc, _) in TRAIN_ROWS.items()},
+    **COMPOSITE_ROWS,
+    "peer": "transformers peer: 3 AutoModelForSequenceClassification, Trainer defaults",
+}
 
 
 def main(argv=None):
@@ -63,7 +77,8 @@ def main(argv=None):
     results = _load_results()
     for row in rows:
         print(f"=== {row}: {ROWS[row]}", flush=True)
-        result = run_peer(args) if row == "peer" else run_training_row(row, args)
+        runner = {"peer": run_peer, "mlm": run_mlm_row, "ensemble": run_ensemble_row, "distilled": run_distilled_row}
+        result = runner[row](args, results) if row in runner else run_training_row(row, args)
         results[row] = result
         _save_results(results)
         print(json.dumps(result, indent=2), flush=True)
@@ -71,20 +86,60 @@ def main(argv=None):
     return 0
 
 
-def run_training_row(row, args):
+def run_training_row(row, args, extra_flags=(), command="train"):
     out = Path(args.work_dir) / row
-    flags = ["--data_dir", args.data_dir, "--output_dir", str(out), *TRAIN_ROWS[row][1], *args.extra.split()]
+    flags = ["--data_dir", args.data_dir, "--output_dir", str(out), *TRAIN_ROWS.get(row, ("", []))[1], *extra_flags,
+             *args.extra.split()]
     if args.max_train_samples:
         flags += ["--max_train_samples", str(args.max_train_samples)]
-    start = time.time()
-    subprocess.run([sys.executable, "-m", "hf_minbert.cli", "train", *flags], check=True, cwd=ROOT,
-                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    seconds = time.time() - start
+    seconds = _minbert(command, flags)
     metrics = json.loads((out / "metrics.json").read_text())
-    return _result(metrics, seconds, command="minbert train " + " ".join(flags), max_train_samples=args.max_train_samples)
+    return _result(metrics, seconds, command=f"minbert {command} " + " ".join(flags),
+                   max_train_samples=args.max_train_samples, model_dir=out)
 
 
-def run_peer(args):
+def run_mlm_row(args, results):
+    mlm_dir = Path(args.work_dir) / "mlm_pretrained"
+    seconds = _minbert("pretrain-mlm", ["--data_dir", args.data_dir, "--output_dir", str(mlm_dir)])
+    result = run_training_row("mlm", args, ["--model_name_or_path", str(mlm_dir)])
+    result["minutes"] = round(result["minutes"] + seconds / 60, 1)
+    result["command"] = f"minbert pretrain-mlm --data_dir {args.data_dir} --output_dir {mlm_dir} && {result['command']}"
+    return result
+
+
+def run_ensemble_row(args, results):
+    candidates = [str(Path(args.work_dir) / name) for name in (*TRAIN_ROWS, "mlm") if name in results
+                  and _is_single_model(Path(args.work_dir) / name)]
+    if len(candidates) < 2:
+        raise SystemExit("the ensemble row needs at least two trained rows in --work_dir; run them first")
+    out = Path(args.work_dir) / "ensemble"
+    flags = ["--models", *candidates, "--output_dir", str(out), "--data_dir", args.data_dir, "--bf16"]
+    seconds = _minbert("ensemble", flags)
+    metrics = json.loads((out / "metrics.json").read_text())
+    return _result(metrics, seconds, command="minbert ensemble " + " ".join(flags), max_train_samples=None, model_dir=out)
+
+
+def _is_single_model(model_dir):
+    """A trained row's folder holding one model (per-task LoRA exports an ensemble, which cannot be a member)."""
+    config = model_dir / "config.json"
+    return config.exists() and json.loads(config.read_text()).get("model_type") == "minbert"
+
+
+def run_distilled_row(args, results):
+    teacher = Path(args.work_dir) / "ensemble"
+    if not (teacher / "config.json").exists():
+        raise SystemExit("the distilled row needs the ensemble row first")
+    return run_training_row("distilled", args, ["--teacher", str(teacher)], command="distill")
+
+
+def _minbert(command, flags):
+    start = time.time()
+    subprocess.run([sys.executable, "-m", "hf_minbert.cli", command, *flags], check=True, cwd=ROOT,
+                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return time.time() - start
+
+
+def run_peer(args, results=None):
     """Three stock BertForSequenceClassification models, Trainer defaults, cross-encoded pairs."""
     import numpy as np
     import torch
@@ -130,8 +185,9 @@ def run_peer(args):
                    max_train_samples=args.max_train_samples)
 
 
-def _result(metrics, seconds, command, max_train_samples):
+def _result(metrics, seconds, command, max_train_samples, model_dir=None):
     return {
+        "parameters_millions": _parameters(model_dir),
         "sst_accuracy": metrics["sst"]["accuracy"],
         "para_accuracy": metrics["para"]["accuracy"],
         "sts_pearson": metrics["sts"]["pearson"],
@@ -143,6 +199,23 @@ def _result(metrics, seconds, command, max_train_samples):
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "date": time.strftime("%Y-%m-%d"),
     }
+
+
+def _parameters(model_dir):
+    weights = Path(model_dir) / "model.safetensors" if model_dir else None
+    if weights is None or not weights.exists():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as f:
+        return round(sum(_numel(f.get_slice(k).get_shape()) for k in f.keys()) / 1e6, 1)
+
+
+def _numel(shape):
+    total = 1
+    for n in shape:
+        total *= n
+    return total
 
 
 def _load_results():
@@ -157,13 +230,26 @@ def _save_results(results):
 
 
 def render_table(results):
-    lines = ["| row | SST acc | Quora acc | STS r | overall (leaderboard) | mean | minutes | rows/task |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| row | SST acc | Quora acc | STS r | overall (leaderboard) | mean | parameters | minutes | rows/task |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name in [n for n in ROWS if n in results]:
         r = results[name]
+        parameters = f"{r['parameters_millions']}M" if r.get("parameters_millions") else "–"
         lines.append(f"| {name} | {r['sst_accuracy']:.3f} | {r['para_accuracy']:.3f} | {r['sts_pearson']:.3f} | "
-                     f"{r['overall']:.3f} | {r['mean']:.3f} | {r['minutes']} | {r['max_train_samples'] or 'all'} |")
+                     f"{r['overall']:.3f} | {r['mean']:.3f} | {parameters} | {r['minutes']} | {r['max_train_samples'] or 'all'} |")
+    kept = distillation_gain_kept(results)
+    if kept is not None:
+        lines += ["", f"The distilled model keeps {kept:.0%} of the ensemble's overall gain over the best single trained row."]
     return "\n".join(lines)
+
+
+def distillation_gain_kept(results):
+    """(distilled − best single) / (ensemble − best single), on the leaderboard overall score."""
+    singles = [r["overall"] for name, r in results.items() if name in TRAIN_ROWS or name == "mlm"]
+    if "ensemble" not in results or "distilled" not in results or not singles:
+        return None
+    gain = results["ensemble"]["overall"] - max(singles)
+    return None if gain <= 0 else (results["distilled"]["overall"] - max(singles)) / gain
 
 
 if __name__ == "__main__":
