@@ -32,6 +32,7 @@ import transformers
 from transformers import BertModel
 
 from hf_minbert import MinBertModel, embedded_base_model
+from model_cards.card import cpu_model
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MODELS = ("minbert", "transformers")
@@ -182,21 +183,13 @@ def machine_info():
         "transformers": transformers.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "mkldnn_bf16_supported": torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported(),
     }
 
 
-def _cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def markdown_table(results, settings, command, real_tokens, machine):

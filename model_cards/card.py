@@ -102,10 +102,10 @@ def describe_hardware() -> str:
 
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
     gpu = ", ".join(gpus) or "no GPU"
-    return f"{_cpu_model()}, {os.cpu_count()} CPU cores, {gpu}"
+    return f"{cpu_model()}, {os.cpu_count()} CPU cores, {gpu}"
 
 
-def _cpu_model():
+def cpu_model():
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
