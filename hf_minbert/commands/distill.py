@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 from transformers import AutoTokenizer
 
-from hf_minbert.commands.train import build_model, load_task_data, parse_arguments, task_specs, train_and_save
+from hf_minbert.commands.train import base_task_specs, build_model, load_task_data, parse_arguments, task_specs, train_and_save
 
 logger = logging.getLogger("minbert.distill")
 
@@ -30,7 +30,6 @@ class DistillationArguments:
 
 
 def main(argv=None) -> int:
-    from hf_minbert import MinBertConfig
     from hf_minbert.ensemble import load_multitask_model
     from trainers.arguments import parse_per_task
     from trainers.distillation import soft_label_datasets, teacher_targets
@@ -38,7 +37,7 @@ def main(argv=None) -> int:
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     argv = list(sys.argv[1:] if argv is None else argv)
     model_args, data_args, training_args, adapter_args, distill_args = parse_arguments(argv, extra=(DistillationArguments,))
-    specs = task_specs(model_args, MinBertConfig().tasks)
+    specs = task_specs(model_args, *base_task_specs(model_args))
     alphas = parse_per_task(distill_args.alpha, "alpha", list(specs), default=0.5)
     train, dev = load_task_data(data_args, specs)
     base_path, student = build_model(model_args, specs)

@@ -25,6 +25,10 @@ from transformers import AutoTokenizer, EarlyStoppingCallback, HfArgumentParser
 logger = logging.getLogger("minbert.train")
 
 ADAPTER_SUBDIR = "adapter"  # where a PEFT run keeps its adapters, beside the exported model
+# The STS head starts from the base model's own sentence-embedding similarity (Pearson 0.838 untrained on
+# sts-dev with the embedded MiniLM): 0.849 after one epoch against 0.818 for the plain cross-encoder head.
+DEFAULT_COSINE_FEATURE = "sts=true"
+
 TASK_HEAD_OPTIONS = (
     "pair_encoding", "head_layers", "head_dropout", "head_activation", "head_pooling", "bi_features", "cosine_feature"
 )
@@ -43,7 +47,10 @@ class ModelArguments:
     head_activation: str = field(default="", metadata={"help": "per task: the hidden layers' activation, e.g. sst=tanh (default gelu)"})
     head_pooling: str = field(default="", metadata={"help": "per task: pooler, cls or mean"})
     bi_features: str = field(default="", metadata={"help": "per bi-encoder task: cosine or concat"})
-    cosine_feature: str = field(default="", metadata={"help": "per cross-encoded pair task: append the bi-encoder cosine, e.g. sts=true"})
+    cosine_feature: str = field(
+        default=DEFAULT_COSINE_FEATURE,
+        metadata={"help": "per cross-encoded pair task: append the bi-encoder cosine, e.g. sts=true (default; sts=false turns it off)"},
+    )
     hidden_dropout_prob: Optional[float] = field(default=None, metadata={"help": "encoder dropout (default: the checkpoint's)"})
     architecture: Optional[str] = field(
         default=None,
@@ -83,15 +90,33 @@ def parse_arguments(argv, extra=()):
     return parser.parse_args_into_dataclasses(args=argv)
 
 
-def task_specs(model_args, base_tasks):
-    """The heads to train: the default specs of the chosen tasks with the per-task command-line options."""
+def base_task_specs(model_args):
+    """The heads a run starts from: a minBERT checkpoint's own (so its trained heads load), or for a plain
+    BERT checkpoint the default heads with this project's recipe (`DEFAULT_COSINE_FEATURE`). Returns
+    (specs, whether the recipe defaults apply)."""
+    from hf_minbert import MinBertConfig, embedded_base_model
+
+    path = model_args.model_name_or_path or embedded_base_model()
+    raw, _ = MinBertConfig.get_config_dict(path)
+    if raw.get("model_type") == MinBertConfig.model_type and raw.get("tasks"):
+        return MinBertConfig.from_pretrained(path).tasks, False
+    return MinBertConfig().tasks, True
+
+
+def task_specs(model_args, base_tasks, recipe_defaults=True):
+    """The heads to train: the base specs of the chosen tasks with the per-task command-line options."""
     names = [name.strip() for name in model_args.tasks.split(",") if name.strip()]
     unknown = [name for name in names if name not in base_tasks]
     if unknown:
         raise ValueError(f"--tasks: unknown task(s) {unknown}; known: {', '.join(base_tasks)}")
     specs = {name: dict(base_tasks[name]) for name in names}
     for option in TASK_HEAD_OPTIONS:
-        for task, value in _per_task_strings(getattr(model_args, option), option, names).items():
+        value = getattr(model_args, option)
+        if option == "cosine_feature" and value == DEFAULT_COSINE_FEATURE:
+            # The default applies to a fresh sts cross-encoder head, and to nothing else.
+            fresh = recipe_defaults and "sts" in names and specs["sts"]["pair_encoding"] == "cross"
+            value = "sts=true" if fresh else ""
+        for task, value in _per_task_strings(value, option, names).items():
             specs[task][option] = _typed(option, value)
     return specs
 
@@ -178,11 +203,9 @@ def build_model(model_args, specs):
 
 
 def main(argv=None) -> int:
-    from hf_minbert import MinBertConfig
-
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     model_args, data_args, training_args, adapter_args = parse_arguments(list(sys.argv[1:] if argv is None else argv))
-    specs = task_specs(model_args, MinBertConfig().tasks)
+    specs = task_specs(model_args, *base_task_specs(model_args))
     train, dev = load_task_data(data_args, specs)
     base_path, model = build_model(model_args, specs)
     tokenizer = AutoTokenizer.from_pretrained(base_path)

@@ -1,0 +1,43 @@
+"""`minbert train`'s recipe defaults: what a run gets with no flags, and when the defaults stand aside."""
+from hf_minbert.commands.train import ModelArguments, base_task_specs, task_specs
+from tests.helpers import tiny_model
+from trainers import MultitaskTrainingArguments
+
+
+def _specs(**model_args):
+    args = ModelArguments(**model_args)
+    return task_specs(args, *base_task_specs(args))
+
+
+def test_a_fresh_bert_base_gets_the_sts_cosine_feature():
+    specs = _specs()
+    assert specs["sts"]["cosine_feature"] is True
+    assert specs["para"]["cosine_feature"] is False
+
+
+def test_the_cosine_feature_default_can_be_turned_off_or_replaced_by_a_bi_encoder():
+    assert _specs(cosine_feature="sts=false")["sts"]["cosine_feature"] is False
+    bi = _specs(pair_encoding="sts=bi")["sts"]
+    assert bi["pair_encoding"] == "bi" and bi["cosine_feature"] is False
+
+
+def test_the_defaults_ignore_tasks_a_run_does_not_train():
+    assert set(_specs(tasks="sst,para")) == {"sst", "para"}
+    args = MultitaskTrainingArguments(output_dir="/tmp/x")
+    assert args.per_task("smart_weight", ["para", "sts"], 0.0) == {"para": 0.0, "sts": 0.0}
+    assert args.per_task("smart_weight", ["sst", "para", "sts"], 0.0) == {"sst": 1.0, "para": 0.0, "sts": 0.0}
+
+
+def test_a_minbert_checkpoint_keeps_its_own_heads(tmp_path):
+    tasks = {"sst": {"kind": "classification", "labels": ["neg", "pos"]},
+             "sts": {"kind": "regression", "label_range": [0, 5], "pair_encoding": "cross"}}
+    tiny_model(tasks=tasks).save_pretrained(tmp_path)
+    specs = _specs(model_name_or_path=str(tmp_path), tasks="sst,sts")
+    assert specs["sst"]["labels"] == ["neg", "pos"]
+    assert specs["sts"]["cosine_feature"] is False, "a trained plain head must load, not change shape"
+
+
+def test_the_best_checkpoint_is_kept_when_evaluation_and_saving_share_a_schedule():
+    assert MultitaskTrainingArguments(output_dir="/tmp/x").load_best_model_at_end is True
+    no_eval = MultitaskTrainingArguments(output_dir="/tmp/x", eval_strategy="no", save_strategy="steps")
+    assert no_eval.load_best_model_at_end is False
