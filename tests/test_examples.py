@@ -1,0 +1,26 @@
+"""The examples run as written (on small CS224N-format files the test writes)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import tiny_task_rows, write_task_files
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_train_multitask_example_trains_saves_and_scores(tmp_path):
+    rows = tiny_task_rows(n=16)
+    for split in ("train", "dev"):
+        write_task_files(tmp_path, rows, split=split)
+    out = tmp_path / "model"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "train_multitask.py"), str(tmp_path), str(out), "16"],
+        capture_output=True, text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"sst", "para", "sts", "overall", "mean"} <= set(metrics)
+    assert (out / "model.safetensors").exists() and (out / "modeling_minbert.py").exists()
+    assert json.loads((out / "config.json").read_text())["tasks"]["sts"]["cosine_feature"] is True
