@@ -41,3 +41,20 @@ def test_the_best_checkpoint_is_kept_when_evaluation_and_saving_share_a_schedule
     assert MultitaskTrainingArguments(output_dir="/tmp/x").load_best_model_at_end is True
     no_eval = MultitaskTrainingArguments(output_dir="/tmp/x", eval_strategy="no", save_strategy="steps")
     assert no_eval.load_best_model_at_end is False
+
+
+def test_a_fresh_bert_base_gets_the_cerbertus_recipe_unless_an_architecture_is_named(minilm_path):
+    from hf_minbert.commands.train import build_model
+
+    fresh = ModelArguments(model_name_or_path=minilm_path, tasks="sst")
+    assert build_model(fresh, task_specs(fresh, *base_task_specs(fresh)))[1].config.task_specific_layers == 2
+    plain = ModelArguments(model_name_or_path=minilm_path, tasks="sst", architecture="multitask")
+    assert build_model(plain, task_specs(plain, *base_task_specs(plain)))[1].config.task_specific_layers == 0
+
+
+def test_a_minbert_checkpoint_keeps_its_own_architecture(tmp_path):
+    from hf_minbert.commands.train import build_model
+
+    tiny_model().save_pretrained(tmp_path)
+    args = ModelArguments(model_name_or_path=str(tmp_path))
+    assert build_model(args, task_specs(args, *base_task_specs(args)))[1].config.task_specific_layers == 0
