@@ -11,15 +11,11 @@ from dataclasses import dataclass
 
 from torch.utils.data import DataLoader, Dataset
 
-from hf_minbert.data.tokenization import MultitaskDataCollator, tokenize_task
+from hf_minbert.data.tokenization import MODEL_INPUT_COLUMNS, MultitaskDataCollator, tokenize_task
 
 logger = logging.getLogger(__name__)
 
-MODEL_INPUT_COLUMNS = (
-    "input_ids", "attention_mask", "token_type_ids",
-    "input_ids_a", "attention_mask_a", "input_ids_b", "attention_mask_b",
-    "labels",
-)
+TRAINING_COLUMNS = MODEL_INPUT_COLUMNS + ("labels",)
 
 
 def tokenize_for_training(datasets_by_task, tokenizer, model_config, max_length, sides_for=()):
@@ -43,7 +39,7 @@ def tokenize_for_training(datasets_by_task, tokenizer, model_config, max_length,
 def _model_columns(task, dataset):
     if "labels" not in dataset.column_names:
         raise ValueError(f"train dataset of task {task!r} has no labels; it has columns {dataset.column_names}")
-    extra = [c for c in dataset.column_names if c not in MODEL_INPUT_COLUMNS]
+    extra = [c for c in dataset.column_names if c not in TRAINING_COLUMNS]
     return dataset.remove_columns(extra).with_format(None)
 
 

@@ -53,6 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hf_minbert.data.tokenization import MODEL_INPUT_COLUMNS
+
 VARIANTS = ("smart", "gaussian")
 NORMS = ("linf", "l2")
 DROPOUT_MASKS = ("fresh", "replay")
@@ -68,7 +70,7 @@ SEQUENCES = {
 # A cross-encoder head with `cosine_feature` also reads each sentence alone: all three sequences are perturbed.
 SEQUENCES["cross+sides"] = SEQUENCES["cross"] + SEQUENCES["bi"]
 PASSED_THROUGH = {"single": ("token_type_ids",), "cross": ("token_type_ids",), "bi": (), "cross+sides": ("token_type_ids",)}
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "input_ids_a", "attention_mask_a", "input_ids_b", "attention_mask_b")
+
 
 
 @dataclass
@@ -434,7 +436,7 @@ class MeanTeacher:
         device = student_logits.device
         if next(self.model.parameters()).device != device:
             self.model.to(device)
-        model_inputs = {key: inputs[key] for key in MODEL_INPUTS if inputs.get(key) is not None}
+        model_inputs = {key: inputs[key] for key in MODEL_INPUT_COLUMNS if inputs.get(key) is not None}
         with torch.no_grad():
             teacher_logits = self.model(**model_inputs, task=task, return_dict=True).logits
         return smoothness_divergence(kind, student_logits, teacher_logits)

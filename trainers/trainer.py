@@ -19,7 +19,7 @@ from collections import defaultdict
 import torch
 from transformers import Trainer, TrainerCallback
 
-from hf_minbert.data.tokenization import example_lengths
+from hf_minbert.data.tokenization import JOINT_COLUMNS, SIDE_COLUMNS, example_lengths
 from hf_minbert.evaluation import evaluate_model
 from hf_minbert.optimization import create_optimizer
 
@@ -31,8 +31,6 @@ from .sampling import MultitaskBatchSampler
 
 logger = logging.getLogger(__name__)
 
-SIDE_KEYS = ("input_ids_a", "attention_mask_a", "input_ids_b", "attention_mask_b")
-JOINT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class MultitaskTrainer(Trainer):
@@ -297,8 +295,8 @@ class _MeanTeacherUpdate(TrainerCallback):
 def head_input_keys(spec):
     """The input columns a head reads: the joint sequence, the separate sentences, or (cosine feature) both."""
     if spec["pair_encoding"] == "bi":
-        return SIDE_KEYS
-    return JOINT_KEYS + SIDE_KEYS if spec["cosine_feature"] else JOINT_KEYS
+        return SIDE_COLUMNS
+    return JOINT_COLUMNS + SIDE_COLUMNS if spec["cosine_feature"] else JOINT_COLUMNS
 
 
 def flatten_metrics(metrics, prefix="eval"):

@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 PAIR_ENCODINGS = ("single", "cross", "bi")
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 SIDE_SUFFIXES = ("_a", "_b")
+# The columns a head reads: the joint sequence, and each sentence alone (bi-encoder heads, cosine feature, MNR).
+JOINT_COLUMNS = INPUT_KEYS
+SIDE_COLUMNS = ("input_ids_a", "attention_mask_a", "input_ids_b", "attention_mask_b")
+MODEL_INPUT_COLUMNS = JOINT_COLUMNS + SIDE_COLUMNS
 _TRUNCATED = "_truncated"  # temporary per-example flag column, removed before the dataset is returned
 
 
