@@ -3,10 +3,14 @@
     python benchmarks/quality.py --rows default,peer          # the headline comparison
     python benchmarks/quality.py --rows no_smart,no_mnr,...    # ablations (each a full training run)
     python benchmarks/quality.py --list                         # what each row runs
+    python benchmarks/quality.py --epochs 1 --rows default,...  # a suite at a smaller budget
+
 
 Each row trains from the embedded all-MiniLM-L6-v2 on ../shared/data and is scored on the three dev
 sets. Results accumulate in benchmarks/results/quality.json (a row re-run replaces its old result), and
-the markdown table benchmarks/results/quality.md is rewritten from all rows each time. Rows run one after
+the markdown table benchmarks/results/quality.md is rewritten from all rows each time. `--epochs N` trains
+every row (the peer too) for N epochs instead of the defaults' 3 and keeps its own suite, quality-Nepoch.json
+and .md, in runs/quality-Nepoch: rows compare only within one suite. Rows run one after
 another: two trainings at once on a 2-core machine run far slower than the same two in turn.
 
 The peer is what a transformers user would do without this project: one
@@ -27,22 +31,21 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 # row name -> (description, extra `minbert train` flags on top of the defaults)
 TRAIN_ROWS = {
-    "default": ("minbert train, defaults", []),
+    "default": ("minbert train defaults: proportional sampling, CerBERTus k=2, STS cosine feature, SMART λ=1 on sst", []),
+    "multitask": ("one shared encoder for all tasks (CerBERTus k=0)", ["--architecture", "multitask"]),
     "no_smart": ("defaults without SMART", ["--smart_weight", "0"]),
-    "no_mnr": ("defaults without MNR", ["--mnr_weight", "0"]),
-    "sampling_round_robin": ("round-robin sampling (seed 001)", ["--task_sampling", "round_robin"]),
-    "sampling_proportional": ("proportional sampling (seed 002)", ["--task_sampling", "proportional"]),
-    "sampling_temperature": ("temperature sampling, T=2", ["--task_sampling", "temperature", "--sampling_temperature", "2"]),
-    "sampling_equal_split": ("equal-split schedule (seed 003)", ["--task_sampling", "equal_split"]),
-    "sampling_sequential": ("sequential task after task (seed 000)", ["--task_sampling", "sequential"]),
-    "all_tasks": ("one batch of every task per step (seeds 000/004)", ["--task_sampling", "all_tasks"]),
-    "pcgrad": ("all_tasks + PCGrad", ["--task_sampling", "all_tasks", "--pcgrad", "true"]),
-    "sts_bi": ("bi-encoded STS head (cosine)", ["--pair_encoding", "sts=bi"]),
-    "sts_cross": ("cross-encoded STS head, no cosine feature", ["--pair_encoding", "sts=cross", "--cosine_feature", "sts=false"]),
-    "cerbertus_k2": ("CerBERTus: top 2 layers per task (seed 002)", ["--architecture", "cerbertus", "--task_specific_layers", "2"]),
+    "mnr": ("defaults + MNR loss (weight 1) on Quora's paraphrase pairs", ["--mnr_weight", "1"]),
+    "sts_bi": ("bi-encoded STS head (cosine, seed 001)", ["--pair_encoding", "sts=bi"]),
+    "sts_cross": ("cross-encoded STS head without the cosine feature", ["--pair_encoding", "sts=cross", "--cosine_feature", "sts=false"]),
     "triple": ("Triple-BERT: one encoder per task (seeds 000/002)", ["--architecture", "triple"]),
     "static": ("static (frozen) encoder beside the tuned one (seed 002)", ["--static_encoder"]),
     "lora_per_task": ("per-task LoRA r=8 on one frozen encoder", ["--peft", "lora", "--lora_r", "8", "--peft_per_task"]),
+    "all_tasks": ("one batch of every task per step, losses summed (seeds 000/004)", ["--task_sampling", "all_tasks"]),
+    "pcgrad": ("all_tasks + PCGrad", ["--task_sampling", "all_tasks", "--pcgrad", "true"]),
+    "sampling_round_robin": ("round-robin sampling, down to the smallest task (seed 001)", ["--task_sampling", "round_robin"]),
+    "sampling_temperature": ("temperature sampling, T=2", ["--task_sampling", "temperature", "--sampling_temperature", "2"]),
+    "sampling_equal_split": ("equal-split schedule (seed 003)", ["--task_sampling", "equal_split"]),
+    "sampling_sequential": ("sequential, task after task (seed 000)", ["--task_sampling", "sequential"]),
 }
 # Rows built from other rows' outputs (they must run after them).
 COMPOSITE_ROWS = {
@@ -61,7 +64,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="default,peer", help="comma-separated rows (see --list)")
     parser.add_argument("--data_dir", default=str(ROOT.parent / "shared" / "data"))
-    parser.add_argument("--work_dir", default=str(ROOT / "runs" / "quality"), help="where models are trained")
+    parser.add_argument("--epochs", type=float, default=None, help="train every row this many epochs (a separate suite)")
+    parser.add_argument("--work_dir", default=None, help="where models are trained (default: runs/<suite>)")
     parser.add_argument("--max_train_samples", type=int, default=None, help="cap rows per task (quick checks; recorded)")
     parser.add_argument("--extra", default="", help="extra `minbert train` flags for every training row")
     parser.add_argument("--list", action="store_true")
@@ -74,22 +78,32 @@ def main(argv=None):
     unknown = [row for row in rows if row not in ROWS]
     if unknown:
         parser.error(f"unknown row(s) {unknown}; known: {', '.join(ROWS)}")
-    results = _load_results()
+    args.suite = "quality" if args.epochs is None else f"quality-{args.epochs:g}epoch"
+    args.work_dir = args.work_dir or str(ROOT / "runs" / args.suite)
+    results, failed = _load_results(args.suite), []
     for row in rows:
         print(f"=== {row}: {ROWS[row]}", flush=True)
         runner = {"peer": run_peer, "mlm": run_mlm_row, "ensemble": run_ensemble_row, "distilled": run_distilled_row}
-        result = runner[row](args, results) if row in runner else run_training_row(row, args)
+        try:
+            result = runner[row](args, results) if row in runner else run_training_row(row, args)
+        except subprocess.CalledProcessError as error:
+            # A suite runs for hours unattended: one failed row must not cost the rows after it.
+            print(f"=== {row} FAILED: {error}", file=sys.stderr, flush=True)
+            failed.append(row)
+            continue
         results[row] = result
-        _save_results(results)
+        _save_results(results, args.suite)
         print(json.dumps(result, indent=2), flush=True)
     print(render_table(results))
-    return 0
+    if failed:
+        print(f"failed rows (see their output above): {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def run_training_row(row, args, extra_flags=(), command="train"):
     out = Path(args.work_dir) / row
     flags = ["--data_dir", args.data_dir, "--output_dir", str(out), *TRAIN_ROWS.get(row, ("", []))[1], *extra_flags,
-             *args.extra.split()]
+             *_epoch_flags(args), *args.extra.split()]
     if args.max_train_samples:
         flags += ["--max_train_samples", str(args.max_train_samples)]
     seconds = _minbert(command, flags)
@@ -98,12 +112,24 @@ def run_training_row(row, args, extra_flags=(), command="train"):
                    max_train_samples=args.max_train_samples, model_dir=out)
 
 
+def _epoch_flags(args, flag="--num_train_epochs"):
+    return [] if args.epochs is None else [flag, f"{args.epochs:g}"]
+
+
 def run_mlm_row(args, results):
+    import torch
+
     mlm_dir = Path(args.work_dir) / "mlm_pretrained"
-    seconds = _minbert("pretrain-mlm", ["--data_dir", args.data_dir, "--output_dir", str(mlm_dir)])
+    # One epoch over the ~50k distinct task sentences at the fine-tuning batch size, in bf16: ~10 minutes here.
+    pretrain = ["--data_dir", args.data_dir, "--output_dir", str(mlm_dir), "--num_train_epochs", "1",
+                "--per_device_train_batch_size", "32", "--bf16", "true", "--save_strategy", "no", "--report_to", "none",
+                *(["--use_cpu", "true"] if not torch.cuda.is_available() else [])]
+    if args.max_train_samples:
+        pretrain += ["--max_train_texts", str(args.max_train_samples)]
+    seconds = _minbert("pretrain-mlm", pretrain)
     result = run_training_row("mlm", args, ["--model_name_or_path", str(mlm_dir)])
     result["minutes"] = round(result["minutes"] + seconds / 60, 1)
-    result["command"] = f"minbert pretrain-mlm --data_dir {args.data_dir} --output_dir {mlm_dir} && {result['command']}"
+    result["command"] = "minbert pretrain-mlm " + " ".join(pretrain) + " && " + result["command"]
     return result
 
 
@@ -170,7 +196,8 @@ def run_peer(args, results=None):
         dev_tok = splits["dev"].map(encode, batched=True, remove_columns=splits["dev"].column_names)
         model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=num_labels)
         training_args = TrainingArguments(
-            output_dir=str(Path(args.work_dir) / f"peer_{task}"), per_device_train_batch_size=32, num_train_epochs=3,
+            output_dir=str(Path(args.work_dir) / f"peer_{task}"), per_device_train_batch_size=32,
+            num_train_epochs=3 if args.epochs is None else args.epochs,
             bf16=True, use_cpu=not torch.cuda.is_available(), save_strategy="no", eval_strategy="no", report_to="none",
             per_device_eval_batch_size=128, logging_steps=100,
         )
@@ -181,7 +208,7 @@ def run_peer(args, results=None):
         predictions = logits.reshape(-1).tolist() if num_labels == 1 else np.argmax(logits, axis=-1).tolist()
         gold = list(splits["dev"][schema.label_column])
         metrics[task] = score_task(task, predictions, gold)
-    return _result(with_overall_scores(metrics), time.time() - start, command="python benchmarks/quality.py --rows peer",
+    return _result(with_overall_scores(metrics), time.time() - start, command=" ".join(["python benchmarks/quality.py --rows peer", *_epoch_flags(args, "--epochs")]),
                    max_train_samples=args.max_train_samples)
 
 
@@ -218,15 +245,15 @@ def _numel(shape):
     return total
 
 
-def _load_results():
-    path = RESULTS / "quality.json"
+def _load_results(suite):
+    path = RESULTS / f"{suite}.json"
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _save_results(results):
+def _save_results(results, suite):
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "quality.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "quality.md").write_text(render_table(results) + "\n")
+    (RESULTS / f"{suite}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / f"{suite}.md").write_text(render_table(results) + "\n")
 
 
 def render_table(results):

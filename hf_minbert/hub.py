@@ -3,7 +3,7 @@
 A push sends an exact list of files, not "whatever is in the folder": the files a remote
 `from_pretrained(..., trust_remote_code=True)` and the pipelines read (config, safetensors weights, every
 code file the config names and every file those import relatively, the tokenizer), plus the model card and
-the run's record (metrics.json, training_config.json, plots). Checkpoints, optimizer states and pickled
+the run's record (metrics.json, training_config.json or an ensemble's ensemble_selection.json, plots). Checkpoints, optimizer states and pickled
 training arguments stay home. Before any of this the token is checked: without one the push stops at once.
 
     files_to_push(model_dir)        the relative paths a push sends, checked (a missing piece is an error)
@@ -25,7 +25,7 @@ SAFE_WEIGHTS_INDEX = "model.safetensors.index.json"
 TOKENIZER_FILES = (
     "tokenizer_config.json", "tokenizer.json", "vocab.txt", "special_tokens_map.json", "added_tokens.json",
 )
-RUN_RECORD_FILES = ("metrics.json", "training_config.json")
+RUN_RECORD_FILES = ("metrics.json", "training_config.json", "ensemble_selection.json")
 PLOT_SUFFIX = ".png"
 
 
@@ -61,7 +61,8 @@ def remote_load_files(model_dir) -> list:
 
 def files_to_push(model_dir, require_card=True) -> list:
     """Every file a push sends, as paths relative to `model_dir`: what a remote load needs, the model card
-    (README.md), the run's record (metrics.json, training_config.json) and the plots (*.png) beside them."""
+    (README.md), the run's record (metrics.json, training_config.json, ensemble_selection.json) and the plots
+    (*.png) beside them."""
     model_dir = Path(model_dir)
     files = set(remote_load_files(model_dir))
     if (model_dir / CARD_FILE).is_file():

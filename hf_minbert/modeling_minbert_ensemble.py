@@ -276,6 +276,11 @@ class MinBertEnsembleForMultitask(PreTrainedModel):
             "AutoModel": class_path,
             "AutoModelForSequenceClassification": class_path,
         }
+        # The custom pipelines travel with the ensemble as with a single model (this relative import makes
+        # the save copy pipelines.py too).
+        from .pipelines import attach_pipelines
+
+        attach_pipelines(self)
         return super().save_pretrained(save_directory, *args, **kwargs)
 
 

@@ -20,6 +20,7 @@ transformers, and reaches the encoder and heads through the model object it is g
 hf_minbert, which a user of the Hub repository does not have.
 """
 import contextlib
+import inspect
 import logging
 
 import torch
@@ -219,10 +220,10 @@ class MinBertPipeline(Pipeline):
 
     def __init__(self, model, *args, **kwargs):
         # Checked first: the base class resolves call parameters (heads) against the model's config.
-        if not (hasattr(model, "heads") and hasattr(model, "encode_for_tasks") and hasattr(getattr(model, "config", None), "tasks")):
+        if not is_multitask_model(model):
             raise TypeError(
-                f"{kwargs.get('task') or self.task_name}: needs a minBERT multitask model (MinBertForMultitask); "
-                f"got {type(model).__name__}"
+                f"{kwargs.get('task') or self.task_name}: needs a minBERT multitask model (MinBertForMultitask or "
+                f"an ensemble of them); got {type(model).__name__}"
             )
         super().__init__(model, *args, **kwargs)
         if self.tokenizer is None:
@@ -280,6 +281,9 @@ class MinBertPipeline(Pipeline):
         specs = [self.model.config.tasks[h] for h in heads]
         outputs = {"has_pair": torch.tensor([pair is not None for pair in pairs])}
         with _eval_mode(self.model):
+            if not hasattr(self.model, "encode_for_tasks"):
+                outputs.update(self._whole_model_heads(texts, pairs, heads, max_length))
+                return outputs
             sentences = None
             if any(spec["pair_encoding"] in ("single", "bi") or spec["cosine_feature"] for spec in specs):
                 sentences = self._sentence_pass(texts, pairs, heads, max_length)
@@ -353,6 +357,34 @@ class MinBertPipeline(Pipeline):
             outputs[name] = _per_item(logits, rows)
         return outputs
 
+    def _whole_model_heads(self, texts, pairs, heads, max_length):
+        """Heads of a model that exposes no encoder (an ensemble): `model(..., task=head)` per head, on the
+        distinct sentences alone for single-sentence heads and on the distinct cross-encoded pairs for pair
+        heads (an ensemble derives from those what each member reads, bi-encoder members included)."""
+        specs = self.model.config.tasks
+        single = [name for name in heads if specs[name]["pair_encoding"] == "single"]
+        paired = [name for name in heads if specs[name]["pair_encoding"] != "single"]
+        outputs = {}
+        if single:
+            distinct, rows = _distinct_rows(texts + pairs)
+            encoded = self._encode(distinct, None, max_length)
+            for name in single:
+                logits = self._task_logits(name, encoded)
+                outputs[f"{name}/text"] = _per_item(logits, rows[: len(texts)])
+                outputs[f"{name}/text_pair"] = _per_item(logits, rows[len(texts):])
+        distinct, rows = _distinct_rows([(a, b) if b is not None else None for a, b in zip(texts, pairs)])
+        if paired and distinct:
+            encoded = self._encode([a for a, _ in distinct], [b for _, b in distinct], max_length)
+            for name in paired:
+                outputs[name] = _per_item(self._task_logits(name, encoded), rows)
+        return outputs
+
+    def _task_logits(self, name, encoded):
+        logits = self.model(**encoded, task=name).logits
+        if self.model.config.tasks[name]["kind"] != "classification" and logits.dim() == 2:
+            logits = logits.squeeze(-1)  # one output column, as head_logits squeezes it
+        return logits
+
     def _encode(self, first, second, max_length):
         """Tokenize (pairs jointly), padded to the batch's longest, truncated at `max_length` with a warning
         that says how many texts lost tokens."""
@@ -418,7 +450,7 @@ class MinBertSimilarityPipeline(MinBertPipeline):
     def postprocess(self, model_outputs, heads=None):
         name = (heads or self._heads())[0]
         result = answer(self.model.config.tasks[name], model_outputs[name][0])
-        if self.model.config.tasks[name]["pair_encoding"] == "bi":
+        if "embeddings/text" in model_outputs:  # a bi-encoder head of one model (an ensemble has no one embedding)
             result["embeddings"] = [model_outputs["embeddings/text"][0].tolist(),
                                     model_outputs["embeddings/text_pair"][0].tolist()]
         return result
@@ -483,11 +515,18 @@ def custom_pipelines_config():
     }
 
 
+def is_multitask_model(model):
+    """A model these pipelines can answer with: task heads named in `config.tasks` and a `forward(...,
+    task=...)` (a `MinBertForMultitask`, or an ensemble of them)."""
+    tasks = getattr(getattr(model, "config", None), "tasks", None)
+    return bool(tasks) and isinstance(tasks, dict) and "task" in inspect.signature(model.forward).parameters
+
+
 def attach_pipelines(model):
     """Name the pipelines in `model.config` before a save (multitask models only: the others have no heads
-    for them). `MinBertPreTrainedModel.save_pretrained` calls this through a relative import, which is also
-    what makes transformers copy this file next to the weights."""
-    if hasattr(model, "heads"):
+    for them). The models' `save_pretrained` call this through a relative import, which is also what makes
+    transformers copy this file next to the weights."""
+    if is_multitask_model(model):
         model.config.custom_pipelines = custom_pipelines_config()
     elif hasattr(model.config, "custom_pipelines"):
         del model.config.custom_pipelines

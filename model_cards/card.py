@@ -8,6 +8,8 @@ A card is a function of files in the model folder, so it can be regenerated at a
     metrics.json          dev metrics (`minbert train` / `minbert evaluate` write it)
     training_config.json  the run's arguments, base model, time, hardware and software versions, recorded at
                           training time (`save_training_config`; `write_model_card` records it)
+    ensemble_selection.json  instead of training_config.json in a `minbert ensemble` folder: the members and
+                          their dev scores (the card then lists the members rather than a training run)
     config.json, model.safetensors, training_curves.png   heads, parameter count, plot
 """
 import json
@@ -21,8 +23,10 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 TEMPLATE = Path(__file__).with_name("template.md")
 METRICS_FILE = "metrics.json"
 TRAINING_CONFIG_FILE = "training_config.json"
+SELECTION_FILE = "ensemble_selection.json"
 CURVES_FILE = "training_curves.png"
 EMBEDDED_BASE_ID = "sentence-transformers/all-MiniLM-L6-v2"
+ENSEMBLE_MODEL_TYPE = "minbert-ensemble"
 
 TASK_NAMES = {
     "sst": ("text-classification", "SST-5 sentiment (CS224N split)", "sentiment (SST, 5 classes)"),
@@ -84,16 +88,19 @@ def save_training_config(model_dir, *, base_model, training_arguments=None, mode
 def load_run_record(model_dir):
     """`(metrics, training_config)` of a model folder; a clear error naming the file that is missing."""
     model_dir = Path(model_dir)
-    loaded = []
-    for name, writer in ((METRICS_FILE, "minbert train or minbert evaluate"), (TRAINING_CONFIG_FILE, "minbert train")):
-        path = model_dir / name
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing (written by {writer}); a card needs it")
-        try:
-            loaded.append(json.loads(path.read_text(encoding="utf-8")))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: not valid JSON ({error})") from None
-    return tuple(loaded)
+    metrics = _read_json(model_dir / METRICS_FILE, "minbert train or minbert evaluate")
+    if (model_dir / SELECTION_FILE).is_file() and not (model_dir / TRAINING_CONFIG_FILE).is_file():
+        return metrics, {}  # a `minbert ensemble` folder: its members trained elsewhere
+    return metrics, _read_json(model_dir / TRAINING_CONFIG_FILE, "minbert train")
+
+
+def _read_json(path, writer):
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing (written by {writer}); a card needs it")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
 
 
 def describe_hardware() -> str:
@@ -167,11 +174,14 @@ def build_model_card(model_dir, metrics, training_config, model_id=None, model_n
     arguments = {**training_config.get("training_arguments", {}), **training_config.get("data_arguments", {}),
                  **training_config.get("model_arguments", {})}
     model_name = model_name or (model_id.split("/")[-1] if model_id else model_dir.resolve().name)
+    ensemble = config.get("model_type") == ENSEMBLE_MODEL_TYPE
+    selection = _read_json(model_dir / SELECTION_FILE, "minbert ensemble") if (model_dir / SELECTION_FILE).is_file() else None
     card_data = ModelCardData(
         language="en",
         library_name="transformers",
         pipeline_tag="text-classification",
-        tags=["minbert", "multitask", "custom_code", "text-classification", "sentence-similarity"],
+        tags=["minbert", "multitask", "custom_code", "text-classification", "sentence-similarity",
+              *(["ensemble"] if ensemble else [])],
         base_model=base_id,
         datasets=[_hub_dataset(task)[0] for task in TASK_NAMES if task in metrics],
         model_name=model_name,
@@ -191,7 +201,11 @@ def build_model_card(model_dir, metrics, training_config, model_id=None, model_n
         overall=_fmt(metrics.get("overall")),
         mean=_fmt(metrics.get("mean")),
         usage=usage_snippet(model_id or str(model_dir), tasks, default_task),
-        head_rows=[_head_row(name, spec) for name, spec in tasks.items()],
+        head_rows=[] if ensemble else [_head_row(name, spec) for name, spec in tasks.items()],
+        member_rows=_member_rows(config, tasks, selection) if ensemble else [],
+        member_tasks=list(tasks),
+        selected=selection is not None,
+        has_training_record=bool(training_config),
         data_summary=_data_summary(arguments),
         max_eval_samples=arguments.get("max_eval_samples"),
         train_time=f"{seconds / 60:.1f} minutes" if seconds is not None else "not recorded",
@@ -289,6 +303,21 @@ def _snippet_head(tasks, kind, preferred):
 def _task_summary(tasks):
     names = [TASK_NAMES[t][2] if t in TASK_NAMES else t for t in tasks]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _member_rows(config, tasks, selection):
+    """Per ensemble member: its name (the folder `minbert ensemble` took it from, else its position), then
+    per task its weight, with its own dev score when a selection record has it."""
+    names = (selection or {}).get("members") or [f"member {i}" for i in range(len(config["members"]))]
+    rows = []
+    for index, name in enumerate(names):
+        row = [f"`{Path(name).name}`" if selection else name]
+        for task in tasks:
+            weight = config["task_weights"][task][index]
+            single = ((selection or {}).get("tasks", {}).get(task, {}).get("single_scores", {})).get(name)
+            row.append("" if weight == 0 else f"{weight:.2f}" + (f" ({single:.3f})" if single is not None else ""))
+        rows.append(row)
+    return rows
 
 
 def _head_row(name, spec):

@@ -433,11 +433,12 @@ def test_head_flags_build_the_configured_heads(checkpoint, tmp_path):
 @pytest.mark.parametrize(
     "flags, architecture, k, static",
     [
-        ([], "multitask", 0, False),
+        ([], "cerbertus", 2, False),  # a checkpoint without task heads gets the recipe's CerBERTus k=2
+        (["--architecture", "multitask"], "multitask", 0, False),
         (["--architecture", "cerbertus", "--task_specific_layers", "1"], "cerbertus", 1, False),
         (["--task_specific_layers", "2"], "cerbertus", 2, False),
         (["--architecture", "triple"], "triple", 2, False),
-        (["--static_encoder"], "multitask", 0, True),
+        (["--static_encoder"], "cerbertus", 2, True),
         (["--architecture", "cerbertus", "--task_specific_layers", "1", "--static_encoder"], "cerbertus", 1, True),
     ],
 )

@@ -1,5 +1,7 @@
 """Ensembles: the averaging model class, greedy member selection, and `minbert ensemble` end to end."""
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from hf_minbert.cli import main as minbert
 from hf_minbert.ensemble import average_scores, greedy_selection, load_multitask_model
 from hf_minbert.modeling_minbert_ensemble import average_predictions, split_cross_encoded
 from tests.helpers import random_batch, run_isolated, tiny_model, tiny_task_rows, write_task_files
+from tests.test_hub import hub_calls, token  # noqa: F401  (fixtures)
 
 WEIGHTS = {"sst": [1, 1], "para": [1, 0], "sts": [1, 3]}
 
@@ -188,6 +191,54 @@ def test_stock_text_classification_pipeline_answers_with_the_averaged_sst_probab
     }
 
 
+PAIR = ("a gorgeous , witty film", "a fine and clever movie")
+
+
+def _pair_logits(model, tokenizer, task):
+    return _logits(model, tokenizer(*PAIR, return_tensors="pt"), task)[0]
+
+
+def test_saved_ensemble_names_the_custom_pipelines_and_carries_their_code(saved):
+    config = json.loads((saved / "config.json").read_text())
+    assert set(config["custom_pipelines"]) == {"paraphrase-detection", "sentence-similarity", "minbert-multitask"}
+    assert (saved / "pipelines.py").is_file()
+
+
+def test_paraphrase_pipeline_answers_with_the_ensembles_probability(ensemble, members, tokenizer):
+    answer = pipeline("paraphrase-detection", model=ensemble, tokenizer=tokenizer)(PAIR)
+    probability = float(torch.sigmoid(_pair_logits(members[0], tokenizer, "para")))  # para weights: [1, 0]
+    expected = ("paraphrase", probability) if probability > 0.5 else ("not paraphrase", 1 - probability)
+    assert (answer["label"], answer["score"]) == (expected[0], pytest.approx(expected[1], abs=1e-6))
+
+
+def test_similarity_pipeline_answers_with_the_weighted_average_score(ensemble, members, tokenizer):
+    answer = pipeline("sentence-similarity", model=ensemble, tokenizer=tokenizer)(PAIR)
+    scores = [float(_pair_logits(m, tokenizer, "sts").reshape(())) for m in members]
+    assert answer == {"score": pytest.approx(min(max((scores[0] + 3 * scores[1]) / 4, 0.0), 5.0), abs=1e-6)}
+
+
+def test_multitask_pipeline_answers_every_head_of_the_ensemble_and_sst_per_sentence(ensemble, members, tokenizer):
+    answer = pipeline("minbert-multitask", model=ensemble, tokenizer=tokenizer)([PAIR, PAIR[1]], batch_size=2)
+    assert set(answer[0]) == {"sst", "para", "sts"} and set(answer[1]) == {"sst"}
+    averaged = sum(_logits(m, tokenizer(PAIR[1], return_tensors="pt"), "sst").softmax(-1)[0] for m in members) / 2
+    assert answer[0]["sst"][1]["score"] == pytest.approx(float(averaged.max()), abs=1e-6)
+    assert answer[1]["sst"] == [answer[0]["sst"][1]]
+
+
+def test_remote_code_pipelines_load_the_saved_ensemble_where_hf_minbert_is_not_installed(saved, ensemble, tokenizer):
+    expected = pipeline("sentence-similarity", model=ensemble, tokenizer=tokenizer)(PAIR)["score"]
+    out = run_isolated(
+        f"""
+        from transformers import pipeline
+        pipe = pipeline("sentence-similarity", model={str(saved)!r}, trust_remote_code=True)
+        assert not type(pipe).__module__.startswith("hf_minbert"), type(pipe).__module__
+        print(round(pipe({PAIR!r})["score"] - {expected!r}, 6) == 0, type(pipe.model).__name__)
+        """,
+        cwd=saved,
+    )
+    assert out.strip() == "True MinBertEnsembleForMultitask"
+
+
 # ------------------------------------------------------------------------------------------------------
 # Greedy forward selection
 # ------------------------------------------------------------------------------------------------------
@@ -265,12 +316,18 @@ def data_dir(tmp_path_factory):
     return folder
 
 
-def test_ensemble_command_saves_a_folder_that_evaluate_scores_as_the_selection_reported(
-    candidate_dirs, data_dir, tmp_path
-):
-    out, scored = tmp_path / "ensemble", tmp_path / "scored"
+@pytest.fixture(scope="module")
+def command_ensemble(candidate_dirs, data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("command") / "ensemble"
     assert minbert(["ensemble", "--models", *candidate_dirs, "--output_dir", str(out), "--data_dir", str(data_dir),
                     "--batch_size", "4", "--no_progress"]) == 0
+    return out
+
+
+def test_ensemble_command_saves_a_folder_that_evaluate_scores_as_the_selection_reported(
+    command_ensemble, data_dir, tmp_path
+):
+    out, scored = command_ensemble, tmp_path / "scored"
     selection = json.loads((out / "ensemble_selection.json").read_text())
     assert set(selection["tasks"]) == {"sst", "para", "sts"}
     for record in selection["tasks"].values():
@@ -281,6 +338,35 @@ def test_ensemble_command_saves_a_folder_that_evaluate_scores_as_the_selection_r
     for task in ("sst", "para", "sts"):  # the model averages in float32, selection in float64
         assert evaluated[task] == pytest.approx(reported[task], abs=1e-5)
     assert selection["tasks"]["sst"]["dev_score"] == pytest.approx(evaluated["sst"]["accuracy"])
+
+
+def test_ensemble_command_writes_a_card_with_the_metrics_and_each_members_weights_and_dev_scores(command_ensemble):
+    card = (command_ensemble / "README.md").read_text()
+    selection = json.loads((command_ensemble / "ensemble_selection.json").read_text())
+    metrics = json.loads((command_ensemble / "metrics.json").read_text())
+    assert "tags:" in card and "- ensemble" in card and "## Members" in card and "optimistic" in card
+    assert f"{metrics['sst']['accuracy']:.4f}" in card
+    for member in selection["members"]:
+        row = next(line for line in card.splitlines() if line.startswith(f"| `{Path(member).name}` |"))
+        sst = selection["tasks"]["sst"]
+        if member in sst["members"]:
+            assert f"{sst['members'][member]:.2f} ({sst['single_scores'][member]:.3f})" in row
+
+
+def test_ensemble_card_usage_snippet_runs_where_hf_minbert_is_not_installed(command_ensemble):
+    snippet = re.search(r"```python\n(.*?)```", (command_ensemble / "README.md").read_text(), flags=re.S).group(1)
+    sentiment, paraphrase, similarity, multitask, *logits = run_isolated(snippet, cwd=command_ensemble).strip().splitlines()
+    assert sentiment.startswith("[{'label': ") and paraphrase.startswith("{'label': ")
+    assert similarity.startswith("{'score': ") and multitask.startswith("{'sst': [{'label': ")
+    assert logits[0].startswith("tensor([[")
+
+
+def test_minbert_push_sends_an_ensemble_folder_with_its_card_and_pipeline_code(command_ensemble, hub_calls, token):
+    assert minbert(["push", str(command_ensemble), "--repo_id", "someone/minbert-ensemble"]) == 0
+    pushed = {op.path_in_repo for op in hub_calls[1][4]}
+    assert {"README.md", "pipelines.py", "modeling_minbert_ensemble.py", "modeling_minbert.py", "metrics.json",
+            "ensemble_selection.json"} <= pushed
+    assert 'model_id = "someone/minbert-ensemble"' in (command_ensemble / "README.md").read_text()
 
 
 def test_ensemble_command_refuses_models_with_different_tokenizers(candidate_dirs, data_dir, tmp_path, capsys):

@@ -312,6 +312,8 @@ def test_train_with_peft_writes_a_model_that_evaluate_scores_and_the_adapters(ba
     assert _train_command(base, data, output, "--peft", "lora", "--lora_r", "4", *(["--peft_per_task"] if per_task else [])) == 0
     config = json.loads((output / "config.json").read_text())
     assert config["architectures"] == ["MinBertEnsembleForMultitask" if per_task else "MinBertForMultitask"]
+    card = (output / "README.md").read_text()  # per-task adapters export as an ensemble, which has a card too
+    assert ("## Members" in card) == per_task and "## Training" in card
     assert minbert(["evaluate", "--model", str(output), "--data_dir", str(data), "--output_dir", str(tmp_path / "eval"),
                     "--no_progress"]) == 0
     trained = json.loads((output / "metrics.json").read_text())
@@ -327,3 +329,13 @@ def test_train_refuses_per_task_adapters_with_load_best_model_at_end(base_and_da
     with pytest.raises(ValueError, match="not supported with per-task adapters"):
         _train_command(base, data, tmp_path / "run", "--peft", "lora", "--peft_per_task", "--load_best_model_at_end",
                        "true", "--eval_strategy", "steps", "--save_strategy", "steps")
+
+
+def test_train_per_task_adapters_with_default_epoch_evaluation_keeps_the_last_model(base_and_data, tmp_path):
+    # Evaluating and saving each epoch turns load_best_model_at_end on by default; per-task adapters cannot
+    # honour it, so that default (unlike an explicit request) is dropped rather than refused.
+    base, data = base_and_data
+    output = tmp_path / "run"
+    assert _train_command(base, data, output, "--peft", "lora", "--peft_per_task", "--eval_strategy", "epoch",
+                          "--save_strategy", "epoch") == 0
+    assert json.loads((output / "config.json").read_text())["architectures"] == ["MinBertEnsembleForMultitask"]

@@ -58,3 +58,16 @@ def test_a_minbert_checkpoint_keeps_its_own_architecture(tmp_path):
     tiny_model().save_pretrained(tmp_path)
     args = ModelArguments(model_name_or_path=str(tmp_path))
     assert build_model(args, task_specs(args, *base_task_specs(args)))[1].config.task_specific_layers == 0
+
+
+def test_an_mlm_pretrained_checkpoint_gets_the_recipe_like_a_plain_bert(tmp_path):
+    # `minbert pretrain-mlm` saves a minBERT config with no trained task heads: nothing to keep.
+    from hf_minbert import MinBertConfig, MinBertForMaskedLM
+    from hf_minbert.commands.train import build_model
+
+    MinBertForMaskedLM(MinBertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                                     intermediate_size=64, max_position_embeddings=64)).save_pretrained(tmp_path)
+    args = ModelArguments(model_name_or_path=str(tmp_path))
+    specs = task_specs(args, *base_task_specs(args))
+    assert specs["sts"]["cosine_feature"] is True
+    assert build_model(args, specs)[1].config.task_specific_layers == 2

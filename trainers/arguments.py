@@ -122,6 +122,9 @@ class MultitaskTrainingArguments(TrainingArguments):
     use_torch_adamw: bool = field(default=False, metadata={"help": "torch.optim.AdamW instead of hf_minbert's AdamW"})
 
     def __post_init__(self):
+        # Remembered so that a caller can turn off a default it cannot honour (per-task adapters), but must
+        # refuse the same value when the user asked for it.
+        self.load_best_model_at_end_by_default = self.load_best_model_at_end is None
         if self.load_best_model_at_end is None:
             self.load_best_model_at_end = str(self.eval_strategy) != "no" and str(self.eval_strategy) == str(self.save_strategy)
         # bf16 on a machine without a GPU means CPU autocast, which TrainingArguments only allows with use_cpu.

@@ -10,6 +10,7 @@ evaluate` and `AutoModel.from_pretrained(..., trust_remote_code=True)` load, plu
 
     metrics.json              the ensemble's dev metrics (the dev set also chose the members: optimistic)
     ensemble_selection.json   per task: members and weights, every candidate's own dev score, each step
+    README.md                 the model card: dev metrics, the members with their weights and own dev scores
 """
 import argparse
 import json
@@ -21,12 +22,13 @@ from transformers import AutoTokenizer
 
 from hf_minbert.commands.evaluate import CommandError, positive_int
 from hf_minbert.data import TASK_SCHEMAS, DataError, read_task_file
-from hf_minbert.ensemble import average_scores, build_ensemble, greedy_selection, load_multitask_model
+from hf_minbert.ensemble import average_scores, build_ensemble, ensemble_task_weights, greedy_selection, load_multitask_model
 from hf_minbert.evaluation import gold_labels, predict_task, predictions_to_labels, score_task
 from hf_minbert.metrics import with_overall_scores
 from hf_minbert.modeling_minbert_ensemble import MinBertEnsembleForMultitask
+from model_cards import regenerate_model_card
+from model_cards.card import SELECTION_FILE
 
-SELECTION_FILE = "ensemble_selection.json"
 # Text whose tokenization must agree between members: case, accents, punctuation, a rare word.
 TOKENIZER_PROBE = "Paraphrase? It's naïve, UNBELIEVABLY so: 3.5 stars — co-operative!"
 
@@ -138,9 +140,10 @@ def main(argv=None) -> int:
     ensemble.save_pretrained(output)
     tokenizer.save_pretrained(output)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    record = {"with_replacement": args.with_replacement, "max_members": args.max_members,
-              "tasks": {s.task: s.to_dict() for s in selections}}
+    record = {"members": ensemble_task_weights(selections, list(models))[0], "with_replacement": args.with_replacement,
+              "max_members": args.max_members, "tasks": {s.task: s.to_dict() for s in selections}}
     (output / SELECTION_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    regenerate_model_card(output)
     print(format_summary(selections, metrics, len(models), output))
     return 0
 

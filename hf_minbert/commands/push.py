@@ -48,10 +48,12 @@ def main(argv=None) -> int:
 
 def _refresh_card(model_dir, repo_id):
     from model_cards import regenerate_model_card
-    from model_cards.card import METRICS_FILE, TRAINING_CONFIG_FILE
+    from model_cards.card import METRICS_FILE, SELECTION_FILE, TRAINING_CONFIG_FILE
 
     model_dir = Path(model_dir)
-    if (model_dir / METRICS_FILE).is_file() and (model_dir / TRAINING_CONFIG_FILE).is_file():
+    # A run's record: training_config.json (minbert train), or ensemble_selection.json (minbert ensemble).
+    recorded = (model_dir / TRAINING_CONFIG_FILE).is_file() or (model_dir / SELECTION_FILE).is_file()
+    if (model_dir / METRICS_FILE).is_file() and recorded:
         regenerate_model_card(model_dir, model_id=repo_id)
         print(f"regenerated {model_dir / 'README.md'} for {repo_id}")
     elif (model_dir / "README.md").is_file():

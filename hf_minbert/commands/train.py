@@ -95,14 +95,15 @@ def parse_arguments(argv, extra=()):
 
 
 def base_task_specs(model_args):
-    """The heads a run starts from: a minBERT checkpoint's own (so its trained heads load), or for a plain
-    BERT checkpoint the default heads with this project's recipe (`DEFAULT_COSINE_FEATURE`). Returns
-    (specs, whether the recipe defaults apply)."""
+    """The heads a run starts from: a multitask minBERT checkpoint's own (so its trained heads load), or for
+    any checkpoint without task heads — a plain BERT, a `minbert pretrain-mlm` output — the default heads
+    with this project's recipe (`DEFAULT_COSINE_FEATURE`). Returns (specs, whether the recipe defaults apply)."""
     from hf_minbert import MinBertConfig, embedded_base_model
 
     path = model_args.model_name_or_path or embedded_base_model()
     raw, _ = MinBertConfig.get_config_dict(path)
-    if raw.get("model_type") == MinBertConfig.model_type and raw.get("tasks"):
+    has_heads = "MinBertForMultitask" in (raw.get("architectures") or [])
+    if raw.get("model_type") == MinBertConfig.model_type and raw.get("tasks") and has_heads:
         return MinBertConfig.from_pretrained(path).tasks, False
     return MinBertConfig().tasks, True
 
@@ -260,8 +261,7 @@ def train_and_save(model, tokenizer, train, dev, base_path, model_args, data_arg
     write_metrics_json(output / "metrics.json", metrics)
     plot_training_curves(trainer.state.log_history, output / "training_curves.png")
     recorded = {**asdict(model_args), **(asdict(adapter_args) if adapter_args.enabled else {}), **(card_arguments or {})}
-    _write_card(output, recorded, data_args, training_args, metrics, train_seconds, base_path,
-                record_only=not hasattr(trained, "heads"))
+    _write_card(output, recorded, data_args, training_args, metrics, train_seconds, base_path)
     if training_args.push_to_hub:
         trainer.push_to_hub()
     print(_summary(metrics, train_seconds, output))
@@ -274,6 +274,10 @@ def _with_adapters(model, adapter_args, training_args):
     if training_args.push_to_hub:
         raise ValueError("--push_to_hub with adapters would push the adapter files only: "
                          "push the output folder with `minbert push` after training")
+    if adapter_args.peft_per_task and training_args.load_best_model_at_end and training_args.load_best_model_at_end_by_default:
+        logger.info("--peft_per_task: the model of the last epoch is kept (Trainer restores only one adapter "
+                    "from a checkpoint, so the best one cannot be reloaded)")
+        training_args.load_best_model_at_end = False
     if adapter_args.peft_per_task and (training_args.load_best_model_at_end or training_args.resume_from_checkpoint):
         raise ValueError("--peft_per_task: Trainer restores only one adapter from a checkpoint, so "
                          "--load_best_model_at_end and --resume_from_checkpoint are not supported with per-task adapters")
@@ -296,15 +300,9 @@ def _save_adapters_and_export(trainer, tokenizer, output):
     return exported
 
 
-def _write_card(output, model_arguments, data_args, training_args, metrics, train_seconds, base_path, record_only=False):
+def _write_card(output, model_arguments, data_args, training_args, metrics, train_seconds, base_path):
     from model_cards import write_model_card
-    from model_cards.card import save_training_config
 
-    if record_only:  # an ensemble (per-task adapters): the card describes single multitask models only
-        save_training_config(output, base_model=base_path, training_arguments=training_args,
-                             model_arguments=model_arguments, data_arguments=data_args, train_seconds=train_seconds)
-        logger.info("no model card for an ensemble folder; training_config.json records the run")
-        return
     write_model_card(
         output,
         metrics=metrics,
