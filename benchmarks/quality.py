@@ -69,10 +69,16 @@ def main(argv=None):
     parser.add_argument("--max_train_samples", type=int, default=None, help="cap rows per task (quick checks; recorded)")
     parser.add_argument("--extra", default="", help="extra `minbert train` flags for every training row")
     parser.add_argument("--list", action="store_true")
+    parser.add_argument("--render", action="store_true", help="only rewrite the suite's markdown table from its JSON")
     args = parser.parse_args(argv)
     if args.list:
         for name, description in ROWS.items():
             print(f"{name:<24}{description}")
+        return 0
+    if args.render:
+        suite = "quality" if args.epochs is None else f"quality-{args.epochs:g}epoch"
+        _save_results(_load_results(suite), suite)
+        print(render_table(_load_results(suite)))
         return 0
     rows = [row.strip() for row in args.rows.split(",") if row.strip()]
     unknown = [row for row in rows if row not in ROWS]
@@ -257,13 +263,16 @@ def _save_results(results, suite):
 
 
 def render_table(results):
-    lines = ["| row | SST acc | Quora acc | STS r | overall (leaderboard) | mean | parameters | minutes | rows/task |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| row | SST acc | Quora acc | STS r | overall (leaderboard) | Δ overall vs default | mean | parameters | minutes | rows/task |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    reference = results.get("default", {}).get("overall")
     for name in [n for n in ROWS if n in results]:
         r = results[name]
         parameters = f"{r['parameters_millions']}M" if r.get("parameters_millions") else "–"
+        delta = "" if reference is None or name == "default" else f"{r['overall'] - reference:+.3f}"
         lines.append(f"| {name} | {r['sst_accuracy']:.3f} | {r['para_accuracy']:.3f} | {r['sts_pearson']:.3f} | "
-                     f"{r['overall']:.3f} | {r['mean']:.3f} | {parameters} | {r['minutes']} | {r['max_train_samples'] or 'all'} |")
+                     f"{r['overall']:.3f} | {delta} | {r['mean']:.3f} | {parameters} | {r['minutes']} | "
+                     f"{r['max_train_samples'] or 'all'} |")
     kept = distillation_gain_kept(results)
     if kept is not None:
         lines += ["", f"The distilled model keeps {kept:.0%} of the ensemble's overall gain over the best single trained row."]

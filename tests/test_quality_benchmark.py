@@ -1,0 +1,46 @@
+"""benchmarks/quality.py's bookkeeping (not its training runs): suites kept apart by epoch budget, the table's
+Δ column and the share of the ensemble's gain the distilled model keeps."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "quality.py"
+
+
+@pytest.fixture(scope="module")
+def quality():
+    spec = importlib.util.spec_from_file_location("quality_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(overall, sst=0.5):
+    return {"sst_accuracy": sst, "para_accuracy": 0.8, "sts_pearson": 0.8, "overall": overall, "mean": 0.7,
+            "minutes": 1.0, "max_train_samples": None, "parameters_millions": 22.7}
+
+
+def test_distilled_model_keeps_its_share_of_the_ensembles_gain_over_the_best_single_row(quality):
+    results = {"default": _row(0.70), "multitask": _row(0.72), "ensemble": _row(0.76), "distilled": _row(0.735)}
+    assert quality.distillation_gain_kept(results) == pytest.approx(0.375)
+
+
+def test_no_share_is_claimed_when_the_ensemble_gains_nothing(quality):
+    results = {"default": _row(0.72), "ensemble": _row(0.72), "distilled": _row(0.73)}
+    assert quality.distillation_gain_kept(results) is None
+
+
+def test_table_gives_each_rows_overall_difference_from_the_default(quality):
+    table = quality.render_table({"default": _row(0.700), "no_smart": _row(0.690)})
+    no_smart = next(line for line in table.splitlines() if line.startswith("| no_smart |"))
+    assert "| -0.010 |" in no_smart
+
+
+def test_an_epoch_budget_keeps_its_own_results_file_and_work_dir(quality, tmp_path, monkeypatch):
+    monkeypatch.setattr(quality, "RESULTS", tmp_path)
+    monkeypatch.setattr(quality, "run_training_row", lambda row, args: {**_row(0.7), "work_dir": args.work_dir})
+    assert quality.main(["--epochs", "1", "--rows", "default"]) == 0
+    saved = (tmp_path / "quality-1epoch.json").read_text()
+    assert '"work_dir": "' + str(quality.ROOT / "runs" / "quality-1epoch") + '"' in saved
+    assert (tmp_path / "quality-1epoch.md").is_file() and not (tmp_path / "quality.json").exists()
