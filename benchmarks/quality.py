@@ -39,7 +39,11 @@ TRAIN_ROWS = {
     "sts_cross": ("cross-encoded STS head without the cosine feature", ["--pair_encoding", "sts=cross", "--cosine_feature", "sts=false"]),
     "triple": ("Triple-BERT: one encoder per task (seeds 000/002)", ["--architecture", "triple"]),
     "static": ("static (frozen) encoder beside the tuned one (seed 002)", ["--static_encoder"]),
-    "lora_per_task": ("per-task LoRA r=8 on one frozen encoder", ["--peft", "lora", "--lora_r", "8", "--peft_per_task"]),
+    # LoRA learns at the usual LoRA rate: at the full fine-tuning rate (5e-5), on the recipe's CerBERTus, one
+    # epoch left it far behind (SST 0.255, Quora 0.633, STS 0.843 measured here).
+    "lora_per_task": ("per-task LoRA r=8 on one shared frozen encoder (k=0), lr 5e-4",
+                      ["--architecture", "multitask", "--peft", "lora", "--lora_r", "8", "--peft_per_task",
+                       "--learning_rate", "5e-4"]),
     "all_tasks": ("one batch of every task per step, losses summed (seeds 000/004)", ["--task_sampling", "all_tasks"]),
     "pcgrad": ("all_tasks + PCGrad", ["--task_sampling", "all_tasks", "--pcgrad", "true"]),
     "sampling_round_robin": ("round-robin sampling, down to the smallest task (seed 001)", ["--task_sampling", "round_robin"]),
@@ -273,10 +277,31 @@ def render_table(results):
         lines.append(f"| {name} | {r['sst_accuracy']:.3f} | {r['para_accuracy']:.3f} | {r['sts_pearson']:.3f} | "
                      f"{r['overall']:.3f} | {delta} | {r['mean']:.3f} | {parameters} | {r['minutes']} | "
                      f"{r['max_train_samples'] or 'all'} |")
-    kept = distillation_gain_kept(results)
-    if kept is not None:
-        lines += ["", f"The distilled model keeps {kept:.0%} of the ensemble's overall gain over the best single trained row."]
+    summary = distillation_summary(results)
+    if summary:
+        lines += ["", summary]
     return "\n".join(lines)
+
+
+# Below this an ensemble's overall gain is within run-to-run noise here (11 SST dev sentences are 0.01 accuracy).
+NOISE_OVERALL = 0.01
+
+
+def distillation_summary(results):
+    """The ensemble's and the distilled model's overall score against the best single trained row, and the
+    share of the ensemble's gain the distilled model keeps, with a warning when that gain is only noise."""
+    singles = {name: r["overall"] for name, r in results.items() if name in TRAIN_ROWS or name == "mlm"}
+    if "ensemble" not in results or "distilled" not in results or not singles:
+        return None
+    best = max(singles, key=singles.get)
+    gain, kept = results["ensemble"]["overall"] - singles[best], results["distilled"]["overall"] - singles[best]
+    text = f"Against the best single trained row ({best}): ensemble {gain:+.4f} overall, distilled model {kept:+.4f}"
+    share = distillation_gain_kept(results)
+    if share is not None:
+        text += f"; the distilled model keeps {share:.0%} of the ensemble's gain"
+    if gain < NOISE_OVERALL:
+        text += f". An ensemble gain below {NOISE_OVERALL} is within run-to-run noise: no share of it means much."
+    return text + ("" if text.endswith(".") else ".")
 
 
 def distillation_gain_kept(results):

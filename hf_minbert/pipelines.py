@@ -12,7 +12,10 @@ A pair is a tuple `(a, b)` or a dict `{"text": a, "text_pair": b}`; every pipeli
 `datasets.Dataset` (rows with text/text_pair, sentence1/sentence2 or sentence columns), a torch Dataset or a
 generator, and batches with `batch_size`. Within a batch each distinct text goes through the encoder once:
 sentences on their own in one pass (sentiment and bi-encoder heads read it), cross-encoded pairs in another
-(pair heads read it), so the multitask answer costs no more encoder passes than its distinct inputs.
+(pair heads read it), so the multitask answer costs no more encoder passes than its distinct inputs. An
+ensemble (`minbert ensemble`, per-task adapters) exposes no single encoder: each head then runs through
+`model(..., task=head)` on the same distinct inputs, and the answers mean the same (averaged probabilities and
+scores); the similarity pipeline returns no embeddings for it.
 
 This file travels to the Hub as remote code: saving a minBERT model copies it next to the weights and names
 the pipelines in config.json's `custom_pipelines` (see `attach_pipelines`). So it imports only torch and

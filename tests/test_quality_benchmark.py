@@ -44,3 +44,15 @@ def test_an_epoch_budget_keeps_its_own_results_file_and_work_dir(quality, tmp_pa
     saved = (tmp_path / "quality-1epoch.json").read_text()
     assert '"work_dir": "' + str(quality.ROOT / "runs" / "quality-1epoch") + '"' in saved
     assert (tmp_path / "quality-1epoch.md").is_file() and not (tmp_path / "quality.json").exists()
+
+
+def test_summary_warns_that_a_share_of_a_noise_sized_gain_means_little(quality):
+    results = {"default": _row(0.730), "ensemble": _row(0.731), "distilled": _row(0.725)}
+    summary = quality.distillation_summary(results)
+    assert "ensemble +0.0010 overall, distilled model -0.0050" in summary and "within run-to-run noise" in summary
+
+
+def test_summary_of_a_real_gain_states_the_share_kept_without_a_warning(quality):
+    results = {"default": _row(0.70), "ensemble": _row(0.76), "distilled": _row(0.745)}
+    summary = quality.distillation_summary(results)
+    assert "keeps 75% of the ensemble's gain" in summary and "noise" not in summary
