@@ -239,20 +239,10 @@ def _result(metrics, seconds, command, max_train_samples, model_dir=None):
 
 
 def _parameters(model_dir):
-    weights = Path(model_dir) / "model.safetensors" if model_dir else None
-    if weights is None or not weights.exists():
-        return None
-    from safetensors import safe_open
+    from model_cards.card import parameter_count
 
-    with safe_open(str(weights), framework="pt") as f:
-        return round(sum(_numel(f.get_slice(k).get_shape()) for k in f.keys()) / 1e6, 1)
-
-
-def _numel(shape):
-    total = 1
-    for n in shape:
-        total *= n
-    return total
+    total = parameter_count(model_dir) if model_dir else None
+    return None if total is None else round(total / 1e6, 1)
 
 
 def _load_results(suite):

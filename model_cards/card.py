@@ -13,6 +13,7 @@ A card is a function of files in the model folder, so it can be regenerated at a
     config.json, model.safetensors, training_curves.png   heads, parameter count, plot
 """
 import json
+import math
 import os
 import platform
 from dataclasses import asdict, is_dataclass
@@ -351,22 +352,20 @@ def _read_model_config(model_dir):
     return config
 
 
-def _parameter_count(model_dir):
+def parameter_count(model_dir):
+    """The number of parameters in `model_dir`'s model.safetensors (read from its header), or None without one."""
     weights = Path(model_dir) / "model.safetensors"
     if not weights.exists():
-        return "an unknown number of"
+        return None
     from safetensors import safe_open
 
     with safe_open(str(weights), framework="pt") as f:
-        total = sum(_prod(f.get_slice(k).get_shape()) for k in f.keys())
-    return f"{total / 1e6:.1f}M"
+        return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
 
 
-def _prod(shape):
-    total = 1
-    for n in shape:
-        total *= n
-    return total
+def _parameter_count(model_dir):
+    total = parameter_count(model_dir)
+    return "an unknown number of" if total is None else f"{total / 1e6:.1f}M"
 
 
 def _cell(value):
