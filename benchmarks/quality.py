@@ -50,6 +50,10 @@ TRAIN_ROWS = {
     "sampling_temperature": ("temperature sampling, T=2", ["--task_sampling", "temperature", "--sampling_temperature", "2"]),
     "sampling_equal_split": ("equal-split schedule (seed 003)", ["--task_sampling", "equal_split"]),
     "sampling_sequential": ("sequential, task after task (seed 000)", ["--task_sampling", "sequential"]),
+    # Members for the ensemble that differ in more than their recipe: every other row shares seed 42, hence
+    # its heads' initialization and its batch order, and their errors agree too often to average out.
+    "sts_bi_seed1": ("sts_bi trained with seed 1 (an ensemble member)", ["--pair_encoding", "sts=bi", "--seed", "1"]),
+    "sts_bi_seed2": ("sts_bi trained with seed 2 (an ensemble member)", ["--pair_encoding", "sts=bi", "--seed", "2"]),
 }
 # Rows built from other rows' outputs (they must run after them).
 COMPOSITE_ROWS = {
