@@ -23,11 +23,12 @@ for task in ("sst", "para", "sts"):
     train[task] = splits["train"].select(range(min(limit, len(splits["train"])))) if limit else splits["train"]
     dev[task] = splits["dev"]
 
-# Heads: SST (5 classes), Quora (binary, cross-encoded), STS (0-5, cross-encoded + the bi-encoder cosine).
+# Heads: SST (5 classes), Quora (binary, cross-encoded), STS (0-5, the cosine of the two sentences' embeddings).
+# As `minbert train` does: each task owns a copy of the top 2 encoder layers (CerBERTus), the rest is shared.
 tasks = MinBertConfig().tasks
-tasks["sts"]["cosine_feature"] = True
+tasks["sts"]["pair_encoding"] = "bi"
 base = embedded_base_model()
-model = MinBertForMultitask.from_pretrained(base, tasks=tasks)
+model = MinBertForMultitask.from_pretrained(base, tasks=tasks, task_specific_layers=2)
 tokenizer = AutoTokenizer.from_pretrained(base)
 
 args = MultitaskTrainingArguments(

@@ -23,4 +23,5 @@ def test_train_multitask_example_trains_saves_and_scores(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"sst", "para", "sts", "overall", "mean"} <= set(metrics)
     assert (out / "model.safetensors").exists() and (out / "modeling_minbert.py").exists()
-    assert json.loads((out / "config.json").read_text())["tasks"]["sts"]["cosine_feature"] is True
+    config = json.loads((out / "config.json").read_text())
+    assert config["tasks"]["sts"]["pair_encoding"] == "bi" and config["task_specific_layers"] == 2

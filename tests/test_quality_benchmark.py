@@ -37,6 +37,11 @@ def test_table_gives_each_rows_overall_difference_from_the_default(quality):
     assert "| -0.010 |" in no_smart
 
 
+def test_a_row_measured_under_former_defaults_carries_its_note_below_the_table(quality):
+    table = quality.render_table({"default": _row(0.70), "sts_cross_cosine": {**_row(0.69), "note": "the old default"}})
+    assert table.splitlines()[-1] == "- sts_cross_cosine: the old default"
+
+
 def test_an_epoch_budget_keeps_its_own_results_file_and_work_dir(quality, tmp_path, monkeypatch):
     monkeypatch.setattr(quality, "RESULTS", tmp_path)
     monkeypatch.setattr(quality, "run_training_row", lambda row, args: {**_row(0.7), "work_dir": args.work_dir})

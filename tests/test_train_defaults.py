@@ -9,16 +9,20 @@ def _specs(**model_args):
     return task_specs(args, *base_task_specs(args))
 
 
-def test_a_fresh_bert_base_gets_the_sts_cosine_feature():
+def test_a_fresh_bert_base_gets_a_bi_encoded_sts_head():
     specs = _specs()
-    assert specs["sts"]["cosine_feature"] is True
-    assert specs["para"]["cosine_feature"] is False
+    assert specs["sts"]["pair_encoding"] == "bi" and specs["sts"]["cosine_feature"] is False
+    assert specs["para"]["pair_encoding"] == "cross" and specs["para"]["cosine_feature"] is False
 
 
-def test_the_cosine_feature_default_can_be_turned_off_or_replaced_by_a_bi_encoder():
-    assert _specs(cosine_feature="sts=false")["sts"]["cosine_feature"] is False
-    bi = _specs(pair_encoding="sts=bi")["sts"]
-    assert bi["pair_encoding"] == "bi" and bi["cosine_feature"] is False
+def test_a_cross_encoded_sts_head_gets_the_cosine_feature_unless_it_is_turned_off():
+    assert _specs(pair_encoding="sts=cross")["sts"]["cosine_feature"] is True
+    assert _specs(pair_encoding="sts=cross", cosine_feature="sts=false")["sts"]["cosine_feature"] is False
+
+
+def test_an_option_for_one_task_leaves_the_recipe_of_the_others():
+    specs = _specs(pair_encoding="para=bi", bi_features="para=concat")
+    assert specs["para"]["pair_encoding"] == "bi" and specs["sts"]["pair_encoding"] == "bi"
 
 
 def test_the_defaults_ignore_tasks_a_run_does_not_train():
@@ -69,5 +73,5 @@ def test_an_mlm_pretrained_checkpoint_gets_the_recipe_like_a_plain_bert(tmp_path
                                      intermediate_size=64, max_position_embeddings=64)).save_pretrained(tmp_path)
     args = ModelArguments(model_name_or_path=str(tmp_path))
     specs = task_specs(args, *base_task_specs(args))
-    assert specs["sts"]["cosine_feature"] is True
+    assert specs["sts"]["pair_encoding"] == "bi"
     assert build_model(args, specs)[1].config.task_specific_layers == 2
