@@ -17,7 +17,9 @@ averaged predictions, while that score does not drop.
   picked; a step must then strictly improve the score (ties would repeat forever).
 
 The dev set both selects and scores the ensemble, so its dev score is optimistic: compare it with single
-models on held-out data (the test set), as the seeds did.
+models on held-out data (the test set), as the seeds did. Where there is none, `held_out_scores`
+cross-fits: selection runs on part of the dev rows and is scored on the rest, which also measures how much
+of an ensemble's dev gain was only the luck of picking on the rows that score it.
 """
 from dataclasses import dataclass, field
 
@@ -139,6 +141,31 @@ def _best_addition(task, kind, candidates, gold, selection, with_replacement):
     return best
 
 
+def held_out_scores(task, kind, candidates, gold, *, folds=2, seed=0, with_replacement=False, max_members=None):
+    """(ensemble, best single) dev scores of greedy selection on rows it did not see.
+
+    The dev rows are dealt at random into `folds` parts; for each part, selection runs on the other rows,
+    and both the ensemble it picks and the candidate it ranks best alone are scored on that part. Each score
+    is the mean over the parts, weighted by their sizes (for Pearson's r a mean of per-part correlations).
+    """
+    if folds < 2:
+        raise ValueError(f"held-out scores need at least 2 folds, got {folds}")
+    gold = np.asarray(gold)
+    if len(gold) < 2 * folds:
+        raise ValueError(f"task {task!r}: {len(gold)} dev rows are too few for {folds} folds")
+    candidates = [np.asarray(scores) for scores in candidates]
+    parts = np.array_split(np.random.default_rng(seed).permutation(len(gold)), folds)
+    ensemble = single = 0.0
+    for part in parts:
+        rest = np.setdiff1d(np.arange(len(gold)), part)
+        selection = greedy_selection(task, kind, [scores[rest] for scores in candidates], gold[rest],
+                                     with_replacement=with_replacement, max_members=max_members)
+        held_out = [scores[part] for scores in candidates]
+        ensemble += len(part) * dev_score(task, kind, average_scores(kind, held_out, selection.counts), gold[part])
+        single += len(part) * dev_score(task, kind, held_out[int(np.argmax(selection.single_scores))], gold[part])
+    return ensemble / len(gold), single / len(gold)
+
+
 def ensemble_task_weights(selections, names):
     """Members (the names picked for any task, in `names` order) and each task's weights over them."""
     members = [name for name in names if any(name in s.candidates and s.counts[s.candidates.index(name)] for s in selections)]
@@ -163,5 +190,6 @@ __all__ = [
     "dev_score",
     "ensemble_task_weights",
     "greedy_selection",
+    "held_out_scores",
     "load_multitask_model",
 ]

@@ -10,7 +10,8 @@ from transformers import AutoModel, AutoTokenizer, BertTokenizer, pipeline
 
 from hf_minbert import MinBertEnsembleConfig, MinBertEnsembleForMultitask, MinBertForMultitask
 from hf_minbert.cli import main as minbert
-from hf_minbert.ensemble import average_scores, greedy_selection, load_multitask_model
+from hf_minbert.ensemble import average_scores, greedy_selection, held_out_scores, load_multitask_model
+from hf_minbert.metrics import leaderboard_score
 from hf_minbert.modeling_minbert_ensemble import average_predictions, split_cross_encoded
 from tests.helpers import random_batch, run_isolated, tiny_model, tiny_task_rows, write_task_files
 from tests.test_hub import hub_calls, token  # noqa: F401  (fixtures)
@@ -288,6 +289,30 @@ def test_selection_scores_similarity_by_pearson_correlation():
     assert selection.score == pytest.approx(np.corrcoef(average_scores("regression", [noisy_high, noisy_low]), gold)[0, 1])
 
 
+def test_held_out_scores_remove_the_luck_of_picking_on_the_scored_rows():
+    # Twenty coin-flipping "models": on the rows that pick them they look better than chance; on unseen rows
+    # they are coins again.
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 2, 400)
+    noise = [rng.random(400) for _ in range(20)]
+    in_sample = greedy_selection("para", "binary", noise, gold).score
+    ensemble, single = held_out_scores("para", "binary", noise, gold)
+    assert in_sample - ensemble > 0.04
+    assert abs(ensemble - 0.5) < 0.05 and abs(single - 0.5) < 0.05
+
+
+def test_held_out_scores_of_a_candidate_that_is_always_right_are_perfect():
+    gold = np.array([0, 1] * 10)
+    assert held_out_scores("para", "binary", [gold * 0.8 + 0.1, np.full(20, 0.7)], gold, folds=4) == (1.0, 1.0)
+
+
+def test_held_out_scores_need_two_folds_with_rows_to_spare():
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        held_out_scores("para", "binary", [GOOD_A], GOLD, folds=1)
+    with pytest.raises(ValueError, match="too few for 3 folds"):
+        held_out_scores("para", "binary", [GOOD_A[:5]], GOLD[:5], folds=3)
+
+
 def test_predictions_of_the_wrong_length_are_refused():
     with pytest.raises(ValueError, match="3 dev predictions for 4 dev rows"):
         greedy_selection("para", "binary", [GOOD_A[:3]], GOLD, names=["short"])
@@ -338,6 +363,20 @@ def test_ensemble_command_saves_a_folder_that_evaluate_scores_as_the_selection_r
     for task in ("sst", "para", "sts"):  # the model averages in float32, selection in float64
         assert evaluated[task] == pytest.approx(reported[task], abs=1e-5)
     assert selection["tasks"]["sst"]["dev_score"] == pytest.approx(evaluated["sst"]["accuracy"])
+
+
+def test_ensemble_command_records_how_selection_scores_on_dev_rows_that_did_not_choose(command_ensemble):
+    selection = json.loads((command_ensemble / "ensemble_selection.json").read_text())
+    held_out = {task: record["held_out"] for task, record in selection["tasks"].items()}
+    assert all(record["folds"] == 2 and set(record) == {"ensemble", "best_single", "folds"} for record in held_out.values())
+    parts = [held_out[task]["ensemble"] for task in ("sst", "para", "sts")]
+    assert selection["held_out_overall"]["ensemble"] == pytest.approx(leaderboard_score(*parts))
+
+
+def test_ensemble_command_refuses_fewer_than_two_held_out_folds(candidate_dirs, data_dir, tmp_path, capsys):
+    status = minbert(["ensemble", "--models", *candidate_dirs, "--output_dir", str(tmp_path / "out"),
+                      "--data_dir", str(data_dir), "--held_out_folds", "1"])
+    assert status == 2 and "--held_out_folds must be at least 2" in capsys.readouterr().err
 
 
 def test_ensemble_command_writes_a_card_with_the_metrics_and_each_members_weights_and_dev_scores(command_ensemble):

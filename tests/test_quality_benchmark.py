@@ -61,3 +61,9 @@ def test_summary_of_a_real_gain_states_the_share_kept_without_a_warning(quality)
     results = {"default": _row(0.70), "ensemble": _row(0.76), "distilled": _row(0.745)}
     summary = quality.distillation_summary(results)
     assert "keeps 75% of the ensemble's gain" in summary and "noise" not in summary
+
+
+def test_summary_adds_the_ensembles_gain_on_dev_rows_that_did_not_choose_it(quality):
+    ensemble = {**_row(0.76), "held_out_overall": {"ensemble": 0.741, "best_single": 0.735}}
+    summary = quality.distillation_summary({"default": _row(0.70), "ensemble": ensemble, "distilled": _row(0.745)})
+    assert summary.endswith("reaches 0.7410 overall against 0.7350 for the best single model per task: +0.0060 from averaging.")

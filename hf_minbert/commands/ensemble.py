@@ -9,7 +9,10 @@ a MinBertEnsembleForMultitask (weights, config, remote code, the first model's t
 evaluate` and `AutoModel.from_pretrained(..., trust_remote_code=True)` load, plus:
 
     metrics.json              the ensemble's dev metrics (the dev set also chose the members: optimistic)
-    ensemble_selection.json   per task: members and weights, every candidate's own dev score, each step
+    ensemble_selection.json   per task: members and weights, every candidate's own dev score, each step,
+                              and `held_out`: selection cross-fitted over --held_out_folds parts of the dev
+                              rows, the ensemble and the best single model each scored on rows that did not
+                              choose them (with `held_out_overall` when sst, para and sts are all there)
     README.md                 the model card: dev metrics, the members with their weights and own dev scores
 """
 import argparse
@@ -22,9 +25,11 @@ from transformers import AutoTokenizer
 
 from hf_minbert.commands.evaluate import CommandError, positive_int
 from hf_minbert.data import TASK_SCHEMAS, DataError, read_task_file
-from hf_minbert.ensemble import average_scores, build_ensemble, ensemble_task_weights, greedy_selection, load_multitask_model
+from hf_minbert.ensemble import (
+    average_scores, build_ensemble, ensemble_task_weights, greedy_selection, held_out_scores, load_multitask_model
+)
 from hf_minbert.evaluation import gold_labels, predict_task, predictions_to_labels, score_task
-from hf_minbert.metrics import with_overall_scores
+from hf_minbert.metrics import leaderboard_score, with_overall_scores
 from hf_minbert.modeling_minbert_ensemble import MinBertEnsembleForMultitask
 from model_cards import regenerate_model_card
 from model_cards.card import SELECTION_FILE
@@ -45,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a model may be picked again (weight = times picked); default: each at most once")
     parser.add_argument("--max_members", type=positive_int, default=None,
                         help="at most this many picks per task (default: until no candidate helps)")
+    parser.add_argument("--held_out_folds", type=positive_int, default=2,
+                        help="cross-fit selection over this many parts of the dev rows to score it on unseen rows (>= 2)")
     parser.add_argument("--batch_size", type=positive_int, default=64, help="examples per forward pass")
     parser.add_argument("--max_length", type=positive_int, default=None, help="truncate inputs to this many tokens")
     parser.add_argument("--bf16", action="store_true", help="predict under bfloat16 autocast")
@@ -114,6 +121,9 @@ def main(argv=None) -> int:
     if len(set(args.models)) != len(args.models):
         print("minbert ensemble: --models lists a folder twice", file=sys.stderr)
         return 2
+    if args.held_out_folds < 2:
+        print(f"minbert ensemble: --held_out_folds must be at least 2, got {args.held_out_folds}", file=sys.stderr)
+        return 2
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         dev = read_dev_sets(args)
@@ -122,15 +132,21 @@ def main(argv=None) -> int:
     except CommandError as error:
         print(f"minbert ensemble: {error}", file=sys.stderr)
         return 2
-    selections, metrics = [], {}
+    selections, metrics, held_out = [], {}, {}
+    options = {"with_replacement": args.with_replacement, "max_members": args.max_members}
     for task in args.tasks:
         gold = gold_labels(dev[task], task)
         names, scores = list(predictions[task]), list(predictions[task].values())
-        selection = greedy_selection(task, kinds[task], scores, gold, names=names,
-                                     with_replacement=args.with_replacement, max_members=args.max_members)
+        selection = greedy_selection(task, kinds[task], scores, gold, names=names, **options)
         selections.append(selection)
         averaged = average_scores(kinds[task], scores, selection.counts)
         metrics[task] = score_task(task, predictions_to_labels(averaged, kinds[task]), gold)
+        try:
+            ensemble_score, single_score = held_out_scores(task, kinds[task], scores, gold, folds=args.held_out_folds, **options)
+        except ValueError as error:
+            print(f"minbert ensemble: --held_out_folds: {error}", file=sys.stderr)
+            return 2
+        held_out[task] = {"ensemble": ensemble_score, "best_single": single_score, "folds": args.held_out_folds}
     metrics = with_overall_scores(metrics)
 
     picked = {path for s in selections for path, count in zip(s.candidates, s.counts) if count}
@@ -140,20 +156,25 @@ def main(argv=None) -> int:
     ensemble.save_pretrained(output)
     tokenizer.save_pretrained(output)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    record = {"members": ensemble_task_weights(selections, list(models))[0], "with_replacement": args.with_replacement,
-              "max_members": args.max_members, "tasks": {s.task: s.to_dict() for s in selections}}
+    record = {"members": ensemble_task_weights(selections, list(models))[0], **options,
+              "tasks": {s.task: {**s.to_dict(), "held_out": held_out[s.task]} for s in selections}}
+    if all(task in held_out for task in ("sst", "para", "sts")):
+        record["held_out_overall"] = {which: leaderboard_score(*(held_out[t][which] for t in ("sst", "para", "sts")))
+                                      for which in ("ensemble", "best_single")}
     (output / SELECTION_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     regenerate_model_card(output)
-    print(format_summary(selections, metrics, len(models), output))
+    print(format_summary(selections, metrics, held_out, len(models), output))
     return 0
 
 
-def format_summary(selections, metrics, num_members, output) -> str:
+def format_summary(selections, metrics, held_out, num_members, output) -> str:
     lines = [f"ensemble of {num_members} model(s) saved to {output}"]
     for s in selections:
         best_single = max(s.single_scores)
         picks = ", ".join(f"{name} ×{count}" if count > 1 else name for name, count in zip(s.candidates, s.counts) if count)
-        lines.append(f"  {s.task}: dev {s.score:.4f} (best single {best_single:.4f}) from {picks}")
+        unseen = held_out[s.task]
+        lines.append(f"  {s.task}: dev {s.score:.4f} (best single {best_single:.4f}) from {picks}; on unseen dev rows "
+                     f"({unseen['folds']}-fold) {unseen['ensemble']:.4f} (best single {unseen['best_single']:.4f})")
     if "overall" in metrics:
         lines.append(f"  overall (leaderboard) {metrics['overall']:.4f}   mean {metrics['mean']:.4f}   "
                      "(dev chose the members: optimistic)")
