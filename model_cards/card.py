@@ -206,6 +206,9 @@ def build_model_card(model_dir, metrics, training_config, model_id=None, model_n
         member_rows=_member_rows(config, tasks, selection) if ensemble else [],
         member_tasks=list(tasks),
         selected=selection is not None,
+        held_out_rows=_held_out_rows(selection),
+        held_out_folds=next((row["held_out"]["folds"] for row in (selection or {}).get("tasks", {}).values()
+                             if "held_out" in row), None),
         has_training_record=bool(training_config),
         data_summary=_data_summary(arguments),
         max_eval_samples=arguments.get("max_eval_samples"),
@@ -304,6 +307,13 @@ def _snippet_head(tasks, kind, preferred):
 def _task_summary(tasks):
     names = [TASK_NAMES[t][2] if t in TASK_NAMES else t for t in tasks]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _held_out_rows(selection):
+    """(task, ensemble, best single) dev scores on rows that did not choose the members, where recorded."""
+    tasks = (selection or {}).get("tasks", {})
+    return [(task, _fmt(row["held_out"]["ensemble"]), _fmt(row["held_out"]["best_single"]))
+            for task, row in tasks.items() if "held_out" in row]
 
 
 def _member_rows(config, tasks, selection):

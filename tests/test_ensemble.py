@@ -371,6 +371,8 @@ def test_ensemble_command_records_how_selection_scores_on_dev_rows_that_did_not_
     assert all(record["folds"] == 2 and set(record) == {"ensemble", "best_single", "folds"} for record in held_out.values())
     parts = [held_out[task]["ensemble"] for task in ("sst", "para", "sts")]
     assert selection["held_out_overall"]["ensemble"] == pytest.approx(leaderboard_score(*parts))
+    card = (command_ensemble / "README.md").read_text()
+    assert f"sst {held_out['sst']['ensemble']:.4f} against {held_out['sst']['best_single']:.4f}" in card
 
 
 def test_ensemble_command_refuses_fewer_than_two_held_out_folds(candidate_dirs, data_dir, tmp_path, capsys):
