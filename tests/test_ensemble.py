@@ -375,6 +375,17 @@ def test_ensemble_command_records_how_selection_scores_on_dev_rows_that_did_not_
     assert f"sst {held_out['sst']['ensemble']:.4f} against {held_out['sst']['best_single']:.4f}" in card
 
 
+def test_ensemble_command_on_too_few_dev_rows_to_cross_fit_still_saves_the_ensemble(candidate_dirs, tmp_path):
+    (tmp_path / "data").mkdir()
+    write_task_files(tmp_path / "data", tiny_task_rows(n=3, seed=4), split="dev")
+    out = tmp_path / "out"
+    assert minbert(["ensemble", "--models", *candidate_dirs, "--output_dir", str(out), "--data_dir",
+                    str(tmp_path / "data"), "--no_progress"]) == 0
+    selection = json.loads((out / "ensemble_selection.json").read_text())
+    assert (out / "model.safetensors").is_file() and "held_out_overall" not in selection
+    assert not any("held_out" in record for record in selection["tasks"].values())
+
+
 def test_ensemble_command_refuses_fewer_than_two_held_out_folds(candidate_dirs, data_dir, tmp_path, capsys):
     status = minbert(["ensemble", "--models", *candidate_dirs, "--output_dir", str(tmp_path / "out"),
                       "--data_dir", str(data_dir), "--held_out_folds", "1"])

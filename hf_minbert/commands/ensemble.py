@@ -143,9 +143,9 @@ def main(argv=None) -> int:
         metrics[task] = score_task(task, predictions_to_labels(averaged, kinds[task]), gold)
         try:
             ensemble_score, single_score = held_out_scores(task, kinds[task], scores, gold, folds=args.held_out_folds, **options)
-        except ValueError as error:
-            print(f"minbert ensemble: --held_out_folds: {error}", file=sys.stderr)
-            return 2
+        except ValueError as error:  # too few dev rows to cross-fit: the ensemble itself is still worth saving
+            print(f"note: no held-out scores: {error}")
+            continue
         held_out[task] = {"ensemble": ensemble_score, "best_single": single_score, "folds": args.held_out_folds}
     metrics = with_overall_scores(metrics)
 
@@ -157,7 +157,8 @@ def main(argv=None) -> int:
     tokenizer.save_pretrained(output)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     record = {"members": ensemble_task_weights(selections, list(models))[0], **options,
-              "tasks": {s.task: {**s.to_dict(), "held_out": held_out[s.task]} for s in selections}}
+              "tasks": {s.task: {**s.to_dict(), **({"held_out": held_out[s.task]} if s.task in held_out else {})}
+                        for s in selections}}
     if all(task in held_out for task in ("sst", "para", "sts")):
         record["held_out_overall"] = {which: leaderboard_score(*(held_out[t][which] for t in ("sst", "para", "sts")))
                                       for which in ("ensemble", "best_single")}
@@ -172,9 +173,12 @@ def format_summary(selections, metrics, held_out, num_members, output) -> str:
     for s in selections:
         best_single = max(s.single_scores)
         picks = ", ".join(f"{name} ×{count}" if count > 1 else name for name, count in zip(s.candidates, s.counts) if count)
-        unseen = held_out[s.task]
-        lines.append(f"  {s.task}: dev {s.score:.4f} (best single {best_single:.4f}) from {picks}; on unseen dev rows "
-                     f"({unseen['folds']}-fold) {unseen['ensemble']:.4f} (best single {unseen['best_single']:.4f})")
+        line = f"  {s.task}: dev {s.score:.4f} (best single {best_single:.4f}) from {picks}"
+        if s.task in held_out:
+            unseen = held_out[s.task]
+            line += (f"; on unseen dev rows ({unseen['folds']}-fold) {unseen['ensemble']:.4f} "
+                     f"(best single {unseen['best_single']:.4f})")
+        lines.append(line)
     if "overall" in metrics:
         lines.append(f"  overall (leaderboard) {metrics['overall']:.4f}   mean {metrics['mean']:.4f}   "
                      "(dev chose the members: optimistic)")
