@@ -310,7 +310,7 @@ def test_held_out_scores_need_two_folds_with_rows_to_spare():
     with pytest.raises(ValueError, match="at least 2 folds"):
         held_out_scores("para", "binary", [GOOD_A], GOLD, folds=1)
     with pytest.raises(ValueError, match="too few for 3 folds"):
-        held_out_scores("para", "binary", [GOOD_A[:5]], GOLD[:5], folds=3)
+        held_out_scores("para", "binary", [GOOD_A], GOLD, folds=3)
 
 
 def test_predictions_of_the_wrong_length_are_refused():
