@@ -16,7 +16,10 @@ averaged predictions, while that score does not drop.
 - with replacement (Caruana's variant): a model may be added again, so that its weight is how often it was
   picked; a step must then strictly improve the score (ties would repeat forever).
 
-The dev set both selects and scores the ensemble, so its dev score is optimistic: compare it with single
+`average_all` is the plain alternative: every candidate with equal weight. The dev set then chooses
+nothing, so the ensemble's dev score is as fair as a single model's.
+
+The dev set both selects and scores the (greedy) ensemble, so its dev score is optimistic: compare it with single
 models on held-out data (the test set), as the seeds did. Where there is none, `held_out_scores`
 cross-fits: selection runs on part of the dev rows and is scored on the rest, which also measures how much
 of an ensemble's dev gain was only the luck of picking on the rows that score it.
@@ -98,14 +101,7 @@ def greedy_selection(task, kind, candidates, gold, *, names=None, with_replaceme
     candidates: each candidate model's unrounded dev predictions for the task, rows in `gold`'s order.
     max_members: stop after this many picks (counting repeats); None: until no candidate helps.
     """
-    if not candidates:
-        raise ValueError(f"task {task!r}: no candidate models to select from")
-    names = list(names) if names is not None else [f"model {i}" for i in range(len(candidates))]
-    if len(names) != len(candidates):
-        raise ValueError(f"task {task!r}: {len(names)} names for {len(candidates)} candidates")
-    for name, scores in zip(names, candidates):
-        if len(scores) != len(gold):
-            raise ValueError(f"task {task!r}: {name} has {len(scores)} dev predictions for {len(gold)} dev rows")
+    names = _checked_names(task, candidates, gold, names)
     if max_members is not None and max_members < 1:
         raise ValueError(f"max_members must be >= 1, got {max_members}")
     singles = [dev_score(task, kind, scores, gold) for scores in candidates]
@@ -121,6 +117,21 @@ def greedy_selection(task, kind, candidates, gold, *, names=None, with_replaceme
         selection.counts[index] += 1
         selection.steps.append((names[index], score))
     return selection
+
+
+def average_all(task, kind, candidates, gold, *, names=None):
+    """Every candidate once, with equal weight, as a `Selection`; its steps are the running average's dev
+    score as each candidate joins in the order given (the first step is the first candidate alone)."""
+    names = _checked_names(task, candidates, gold, names)
+    singles = [dev_score(task, kind, scores, gold) for scores in candidates]
+    selection = Selection(task, names, singles, [1] * len(candidates))
+    selection.steps = [(names[n - 1], dev_score(task, kind, average_scores(kind, candidates[:n]), gold))
+                       for n in range(1, len(candidates) + 1)]
+    return selection
+
+
+# How `minbert ensemble --selection` picks members: name -> function(task, kind, candidates, gold, ...).
+SELECTION_METHODS = {"greedy": greedy_selection, "all": average_all}
 
 
 def _best_addition(task, kind, candidates, gold, selection, with_replacement):
@@ -141,8 +152,22 @@ def _best_addition(task, kind, candidates, gold, selection, with_replacement):
     return best
 
 
-def held_out_scores(task, kind, candidates, gold, *, folds=2, seed=0, with_replacement=False, max_members=None):
-    """(ensemble, best single) dev scores of greedy selection on rows it did not see.
+def _checked_names(task, candidates, gold, names):
+    """The candidates' names (default: model 0, model 1, …) after checking there is a prediction per dev row."""
+    if not candidates:
+        raise ValueError(f"task {task!r}: no candidate models")
+    names = list(names) if names is not None else [f"model {i}" for i in range(len(candidates))]
+    if len(names) != len(candidates):
+        raise ValueError(f"task {task!r}: {len(names)} names for {len(candidates)} candidates")
+    for name, scores in zip(names, candidates):
+        if len(scores) != len(gold):
+            raise ValueError(f"task {task!r}: {name} has {len(scores)} dev predictions for {len(gold)} dev rows")
+    return names
+
+
+def held_out_scores(task, kind, candidates, gold, *, folds=2, seed=0, method="greedy", **options):
+    """(ensemble, best single) dev scores of selection by `method` (see SELECTION_METHODS; `options` go to
+    it) on rows it did not see.
 
     The dev rows are dealt at random into `folds` parts; for each part, selection runs on the other rows,
     and both the ensemble it picks and the candidate it ranks best alone are scored on that part. Each score
@@ -158,8 +183,7 @@ def held_out_scores(task, kind, candidates, gold, *, folds=2, seed=0, with_repla
     ensemble = single = 0.0
     for part in parts:
         rest = np.setdiff1d(np.arange(len(gold)), part)
-        selection = greedy_selection(task, kind, [scores[rest] for scores in candidates], gold[rest],
-                                     with_replacement=with_replacement, max_members=max_members)
+        selection = SELECTION_METHODS[method](task, kind, [scores[rest] for scores in candidates], gold[rest], **options)
         held_out = [scores[part] for scores in candidates]
         ensemble += len(part) * dev_score(task, kind, average_scores(kind, held_out, selection.counts), gold[part])
         single += len(part) * dev_score(task, kind, held_out[int(np.argmax(selection.single_scores))], gold[part])
@@ -184,7 +208,9 @@ def build_ensemble(models_by_name, selections, default_task=None):
 
 
 __all__ = [
+    "SELECTION_METHODS",
     "Selection",
+    "average_all",
     "average_scores",
     "build_ensemble",
     "dev_score",

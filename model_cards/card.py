@@ -205,7 +205,8 @@ def build_model_card(model_dir, metrics, training_config, model_id=None, model_n
         head_rows=[] if ensemble else [_head_row(name, spec) for name, spec in tasks.items()],
         member_rows=_member_rows(config, tasks, selection) if ensemble else [],
         member_tasks=list(tasks),
-        selected=selection is not None,
+        selected=selection is not None and selection.get("selection", "greedy") == "greedy",
+        averaged_all=selection is not None and selection.get("selection") == "all",
         held_out_rows=_held_out_rows(selection),
         held_out_folds=next((row["held_out"]["folds"] for row in (selection or {}).get("tasks", {}).values()
                              if "held_out" in row), None),

@@ -10,7 +10,7 @@ from transformers import AutoModel, AutoTokenizer, BertTokenizer, pipeline
 
 from hf_minbert import MinBertEnsembleConfig, MinBertEnsembleForMultitask, MinBertForMultitask
 from hf_minbert.cli import main as minbert
-from hf_minbert.ensemble import average_scores, greedy_selection, held_out_scores, load_multitask_model
+from hf_minbert.ensemble import average_all, average_scores, greedy_selection, held_out_scores, load_multitask_model
 from hf_minbert.metrics import leaderboard_score
 from hf_minbert.modeling_minbert_ensemble import average_predictions, split_cross_encoded
 from tests.helpers import random_batch, run_isolated, tiny_model, tiny_task_rows, write_task_files
@@ -316,6 +316,24 @@ def test_held_out_scores_need_two_folds_with_rows_to_spare():
 def test_predictions_of_the_wrong_length_are_refused():
     with pytest.raises(ValueError, match="3 dev predictions for 4 dev rows"):
         greedy_selection("para", "binary", [GOOD_A[:3]], GOLD, names=["short"])
+    with pytest.raises(ValueError, match="3 dev predictions for 4 dev rows"):
+        average_all("para", "binary", [GOOD_A, GOOD_A[:3]], GOLD, names=["full", "short"])
+
+
+def test_averaging_all_keeps_a_harmful_model_that_greedy_selection_leaves_out():
+    selection = average_all("para", "binary", [GOOD_A, GOOD_B, HARMFUL], GOLD, names=["a", "b", "h"])
+    assert selection.counts == [1, 1, 1] and selection.weights == pytest.approx([1 / 3] * 3)
+    assert selection.steps == [("a", 0.75), ("b", 1.0), ("h", 0.5)]  # the running average as each joins
+
+
+def test_held_out_scores_of_averaging_all_do_not_improve_on_noise():
+    # Averaging coins chooses nothing on the dev rows, so it cannot look better than chance there either.
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 2, 400)
+    noise = [rng.random(400) for _ in range(20)]
+    in_sample = average_all("para", "binary", noise, gold).score
+    ensemble, _ = held_out_scores("para", "binary", noise, gold, method="all")
+    assert abs(in_sample - 0.5) < 0.05 and abs(ensemble - 0.5) < 0.05
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -390,6 +408,28 @@ def test_ensemble_command_refuses_fewer_than_two_held_out_folds(candidate_dirs, 
     status = minbert(["ensemble", "--models", *candidate_dirs, "--output_dir", str(tmp_path / "out"),
                       "--data_dir", str(data_dir), "--held_out_folds", "1"])
     assert status == 2 and "--held_out_folds must be at least 2" in capsys.readouterr().err
+
+
+def test_ensemble_command_with_selection_all_averages_every_model_and_says_the_dev_score_is_fair(
+    candidate_dirs, data_dir, tmp_path
+):
+    out = tmp_path / "average"
+    assert minbert(["ensemble", "--selection", "all", "--models", *candidate_dirs, "--output_dir", str(out),
+                    "--data_dir", str(data_dir), "--no_progress"]) == 0
+    selection = json.loads((out / "ensemble_selection.json").read_text())
+    assert selection["selection"] == "all" and selection["members"] == candidate_dirs
+    for record in selection["tasks"].values():
+        assert record["members"] == pytest.approx({path: 1 / 3 for path in candidate_dirs})
+    assert MinBertEnsembleForMultitask.from_pretrained(out).config.task_weights["sst"] == pytest.approx([1 / 3] * 3)
+    card = (out / "README.md").read_text()
+    assert "every member weighted equally" in card and "optimistic" not in card and "as fair as a single" in card
+
+
+def test_ensemble_command_refuses_greedy_options_with_selection_all(candidate_dirs, data_dir, tmp_path, capsys):
+    status = minbert(["ensemble", "--selection", "all", "--max_members", "2", "--models", *candidate_dirs,
+                      "--output_dir", str(tmp_path / "out"), "--data_dir", str(data_dir)])
+    assert status == 2 and "apply to --selection greedy" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_ensemble_command_writes_a_card_with_the_metrics_and_each_members_weights_and_dev_scores(command_ensemble):

@@ -67,3 +67,39 @@ def test_summary_adds_the_ensembles_gain_on_dev_rows_that_did_not_choose_it(qual
     ensemble = {**_row(0.76), "held_out_overall": {"ensemble": 0.741, "best_single": 0.735}}
     summary = quality.distillation_summary({"default": _row(0.70), "ensemble": ensemble, "distilled": _row(0.745)})
     assert summary.endswith("reaches 0.7410 overall against 0.7350 for the best single model per task: +0.0060 from averaging.")
+
+
+def test_the_equal_weight_ensemble_row_asks_minbert_ensemble_to_average_every_trained_row(quality, tmp_path, monkeypatch):
+    calls = []
+
+    def fake_minbert(command, flags):
+        out = Path(flags[flags.index("--output_dir") + 1])
+        out.mkdir(parents=True)
+        (out / "metrics.json").write_text('{"sst": {"accuracy": 0.5}, "para": {"accuracy": 0.8}, '
+                                          '"sts": {"pearson": 0.8}, "overall": 0.73, "mean": 0.7}')
+        (out / "ensemble_selection.json").write_text("{}")
+        calls.append((command, flags))
+        return 1.0
+
+    for row in ("default", "epochs_6"):
+        (tmp_path / row).mkdir()
+        (tmp_path / row / "config.json").write_text('{"model_type": "minbert"}')
+    monkeypatch.setattr(quality, "_minbert", fake_minbert)
+    args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data")
+    quality.run_ensemble_row(args, {"default": _row(0.7), "epochs_6": _row(0.71)}, "ensemble_all")
+    (command, flags), = calls
+    assert command == "ensemble" and flags[:2] == ["--selection", "all"]
+    assert flags[flags.index("--models") + 1:flags.index("--output_dir")] == [str(tmp_path / "default"), str(tmp_path / "epochs_6")]
+    assert flags[flags.index("--output_dir") + 1] == str(tmp_path / "ensemble_all")
+
+
+def test_each_ensemble_row_is_summarized_with_its_own_distilled_row(quality):
+    results = {"default": _row(0.70), "ensemble": _row(0.76), "distilled": _row(0.745),
+               "ensemble_all": {**_row(0.72), "held_out_overall": {"ensemble": 0.72, "best_single": 0.7}},
+               "distilled_all": _row(0.71)}
+    table = quality.render_table(results)
+    assert "ensemble +0.0600 overall, distilled model +0.0450; the distilled model keeps 75%" in table
+    all_summary = quality.distillation_summary(results, "ensemble_all", "distilled_all")
+    assert "ensemble_all +0.0200 overall, distilled_all model +0.0100; the distilled_all model keeps 50%" in all_summary
+    assert "cross-fitted" not in all_summary  # averaging every row chose nothing on dev: no selection luck to remove
+    assert all_summary in table

@@ -1,14 +1,16 @@
-"""`minbert ensemble`: pick ensemble members per task by greedy forward selection on the dev sets, and save
-the ensemble as one model folder.
+"""`minbert ensemble`: pick ensemble members per task by greedy forward selection on the dev sets (or take
+them all, equally weighted), and save the ensemble as one model folder.
 
     minbert ensemble --models runs/a runs/b runs/c --output_dir runs/ensemble --data_dir ../shared/data
+    minbert ensemble --selection all --models runs/a runs/b runs/c --output_dir runs/average
 
 Every model predicts each task's dev set once; selection then averages those unrounded predictions (class
 probabilities, paraphrase probability, similarity) per task (see hf_minbert.ensemble). The output folder is
 a MinBertEnsembleForMultitask (weights, config, remote code, the first model's tokenizer) that `minbert
 evaluate` and `AutoModel.from_pretrained(..., trust_remote_code=True)` load, plus:
 
-    metrics.json              the ensemble's dev metrics (the dev set also chose the members: optimistic)
+    metrics.json              the ensemble's dev metrics (optimistic under greedy selection, where the dev
+                              set also chose the members; fair under --selection all)
     ensemble_selection.json   per task: members and weights, every candidate's own dev score, each step,
                               and `held_out`: selection cross-fitted over --held_out_folds parts of the dev
                               rows, the ensemble and the best single model each scored on rows that did not
@@ -26,7 +28,7 @@ from transformers import AutoTokenizer
 from hf_minbert.commands.evaluate import CommandError, positive_int
 from hf_minbert.data import TASK_SCHEMAS, DataError, read_task_file
 from hf_minbert.ensemble import (
-    average_scores, build_ensemble, ensemble_task_weights, greedy_selection, held_out_scores, load_multitask_model
+    SELECTION_METHODS, average_scores, build_ensemble, ensemble_task_weights, held_out_scores, load_multitask_model
 )
 from hf_minbert.evaluation import gold_labels, predict_task, predictions_to_labels, score_task
 from hf_minbert.metrics import leaderboard_score, with_overall_scores
@@ -46,10 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data_dir", default="../shared/data", help="folder with the CS224N dev files")
     parser.add_argument("--tasks", nargs="+", default=["sst", "para", "sts"], choices=list(TASK_SCHEMAS),
                         help="tasks to ensemble (default: sst para sts)")
+    parser.add_argument("--selection", choices=list(SELECTION_METHODS), default="greedy",
+                        help="greedy: forward selection by dev score per task (default); all: every model, equal weights")
     parser.add_argument("--with_replacement", action="store_true",
-                        help="a model may be picked again (weight = times picked); default: each at most once")
+                        help="greedy: a model may be picked again (weight = times picked); default: each at most once")
     parser.add_argument("--max_members", type=positive_int, default=None,
-                        help="at most this many picks per task (default: until no candidate helps)")
+                        help="greedy: at most this many picks per task (default: until no candidate helps)")
     parser.add_argument("--held_out_folds", type=positive_int, default=2,
                         help="cross-fit selection over this many parts of the dev rows to score it on unseen rows (>= 2)")
     parser.add_argument("--batch_size", type=positive_int, default=64, help="examples per forward pass")
@@ -121,6 +125,10 @@ def main(argv=None) -> int:
     if len(set(args.models)) != len(args.models):
         print("minbert ensemble: --models lists a folder twice", file=sys.stderr)
         return 2
+    if args.selection != "greedy" and (args.with_replacement or args.max_members is not None):
+        print(f"minbert ensemble: --with_replacement and --max_members apply to --selection greedy, not {args.selection}",
+              file=sys.stderr)
+        return 2
     if args.held_out_folds < 2:
         print(f"minbert ensemble: --held_out_folds must be at least 2, got {args.held_out_folds}", file=sys.stderr)
         return 2
@@ -133,16 +141,18 @@ def main(argv=None) -> int:
         print(f"minbert ensemble: {error}", file=sys.stderr)
         return 2
     selections, metrics, held_out = [], {}, {}
-    options = {"with_replacement": args.with_replacement, "max_members": args.max_members}
+    options = {"with_replacement": args.with_replacement, "max_members": args.max_members} if args.selection == "greedy" else {}
+    select = SELECTION_METHODS[args.selection]
     for task in args.tasks:
         gold = gold_labels(dev[task], task)
         names, scores = list(predictions[task]), list(predictions[task].values())
-        selection = greedy_selection(task, kinds[task], scores, gold, names=names, **options)
+        selection = select(task, kinds[task], scores, gold, names=names, **options)
         selections.append(selection)
         averaged = average_scores(kinds[task], scores, selection.counts)
         metrics[task] = score_task(task, predictions_to_labels(averaged, kinds[task]), gold)
         try:
-            ensemble_score, single_score = held_out_scores(task, kinds[task], scores, gold, folds=args.held_out_folds, **options)
+            ensemble_score, single_score = held_out_scores(task, kinds[task], scores, gold, folds=args.held_out_folds,
+                                                           method=args.selection, **options)
         except ValueError as error:  # too few dev rows to cross-fit: the ensemble itself is still worth saving
             print(f"note: no held-out scores: {error}")
             continue
@@ -156,7 +166,7 @@ def main(argv=None) -> int:
     ensemble.save_pretrained(output)
     tokenizer.save_pretrained(output)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    record = {"members": ensemble_task_weights(selections, list(models))[0], **options,
+    record = {"members": ensemble_task_weights(selections, list(models))[0], "selection": args.selection, **options,
               "tasks": {s.task: {**s.to_dict(), **({"held_out": held_out[s.task]} if s.task in held_out else {})}
                         for s in selections}}
     if all(task in held_out for task in ("sst", "para", "sts")):
@@ -164,11 +174,11 @@ def main(argv=None) -> int:
                                       for which in ("ensemble", "best_single")}
     (output / SELECTION_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     regenerate_model_card(output)
-    print(format_summary(selections, metrics, held_out, len(models), output))
+    print(format_summary(selections, metrics, held_out, len(models), output, args.selection))
     return 0
 
 
-def format_summary(selections, metrics, held_out, num_members, output) -> str:
+def format_summary(selections, metrics, held_out, num_members, output, method="greedy") -> str:
     lines = [f"ensemble of {num_members} model(s) saved to {output}"]
     for s in selections:
         best_single = max(s.single_scores)
@@ -180,8 +190,8 @@ def format_summary(selections, metrics, held_out, num_members, output) -> str:
                      f"(best single {unseen['best_single']:.4f})")
         lines.append(line)
     if "overall" in metrics:
-        lines.append(f"  overall (leaderboard) {metrics['overall']:.4f}   mean {metrics['mean']:.4f}   "
-                     "(dev chose the members: optimistic)")
+        caveat = "(dev chose the members: optimistic)" if method == "greedy" else "(every model averaged: dev chose nothing)"
+        lines.append(f"  overall (leaderboard) {metrics['overall']:.4f}   mean {metrics['mean']:.4f}   {caveat}")
     return "\n".join(lines)
 
 
