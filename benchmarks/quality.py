@@ -58,6 +58,9 @@ TRAIN_ROWS = {
     # the 60 minutes #4 allows. (In a suite run with --epochs, that flag wins over epochs_6's own.)
     "epochs_6": ("defaults, trained 6 epochs instead of 3", ["--num_train_epochs", "6"]),
     "lr_1e-4": ("defaults at peak learning rate 1e-4 instead of 5e-5", ["--learning_rate", "1e-4"]),
+    # all-MiniLM-L6-v2 was trained as a sentence encoder on mean-pooled embeddings, not on its pooler.
+    "head_pooling_mean": ("sst and para heads read mean-pooled tokens instead of the pooler",
+                          ["--head_pooling", "sst=mean,para=mean"]),
     # Members for the ensemble that differ in more than their recipe: every other row shares seed 42, hence
     # its heads' initialization and its batch order (the seeds also measure the run-to-run noise).
     "sts_bi_seed1": ("sts_bi trained with seed 1 (an ensemble member)", ["--pair_encoding", "sts=bi", "--seed", "1"]),
