@@ -103,3 +103,22 @@ def test_each_ensemble_row_is_summarized_with_its_own_distilled_row(quality):
     assert "ensemble_all +0.0200 overall, distilled_all model +0.0100; the distilled_all model keeps 50%" in all_summary
     assert "cross-fitted" not in all_summary  # averaging every row chose nothing on dev: no selection luck to remove
     assert all_summary in table
+
+
+def test_a_suites_epoch_budget_applies_to_every_row_but_the_one_that_sets_its_own(quality, tmp_path, monkeypatch):
+    trained = {}
+
+    def fake_minbert(command, flags):
+        out = Path(flags[flags.index("--output_dir") + 1])
+        out.mkdir(parents=True)
+        (out / "metrics.json").write_text('{"sst": {"accuracy": 0.5}, "para": {"accuracy": 0.8}, '
+                                          '"sts": {"pearson": 0.8}, "overall": 0.73, "mean": 0.7}')
+        trained[out.name] = flags
+        return 1.0
+
+    monkeypatch.setattr(quality, "_minbert", fake_minbert)
+    args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data", epochs=1.0, extra="", max_train_samples=None)
+    for row in ("no_smart", "epochs_6"):
+        quality.run_training_row(row, args)
+    epochs = {row: [flags[i + 1] for i, flag in enumerate(flags) if flag == "--num_train_epochs"] for row, flags in trained.items()}
+    assert epochs == {"no_smart": ["1"], "epochs_6": ["6"]}
