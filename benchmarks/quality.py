@@ -313,20 +313,23 @@ NOISE_OVERALL = 0.01
 
 
 def distillation_summary(results, ensemble="ensemble", distilled="distilled"):
-    """The ensemble's and the distilled model's overall score against the best single trained row, and the
-    share of the ensemble's gain the distilled model keeps, with a warning when that gain is only noise."""
-    best = _best_single_row(results, ensemble, distilled)
+    """The ensemble's (and, once it exists, the distilled model's) overall score against the best single
+    trained row, the share of the ensemble's gain the distilled model keeps, and a warning when that gain is
+    only noise."""
+    best = _best_single_row(results, ensemble)
     if best is None:
         return None
     reference = results[best]["overall"]
-    gain, kept = results[ensemble]["overall"] - reference, results[distilled]["overall"] - reference
-    text = (f"Against the best single trained row ({best}): {ensemble} {gain:+.4f} overall, "
-            f"{distilled} model {kept:+.4f}")
-    share = distillation_gain_kept(results, ensemble, distilled)
-    if share is not None:
-        text += f"; the {distilled} model keeps {share:.0%} of the ensemble's gain"
+    gain = results[ensemble]["overall"] - reference
+    text = f"Against the best single trained row ({best}): {ensemble} {gain:+.4f} overall"
+    if distilled in results:
+        text += f", {distilled} model {results[distilled]['overall'] - reference:+.4f}"
+        share = distillation_gain_kept(results, ensemble, distilled)
+        if share is not None:
+            text += f"; the {distilled} model keeps {share:.0%} of the ensemble's gain"
     if gain < NOISE_OVERALL:
-        text += f". An ensemble gain below {NOISE_OVERALL} is within run-to-run noise: no share of it means much."
+        text += f". An ensemble gain below {NOISE_OVERALL} is within run-to-run noise"
+        text += ": no share of it means much." if distilled in results else "."
     text += "" if text.endswith(".") else "."
     held_out = results[ensemble].get("held_out_overall")
     if held_out and ENSEMBLE_ROWS[ensemble][0] == "greedy":  # averaging all chooses nothing: its dev score is fair
@@ -338,17 +341,17 @@ def distillation_summary(results, ensemble="ensemble", distilled="distilled"):
 
 def distillation_gain_kept(results, ensemble="ensemble", distilled="distilled"):
     """(distilled − best single) / (ensemble − best single), on the leaderboard overall score."""
-    best = _best_single_row(results, ensemble, distilled)
-    if best is None:
+    best = _best_single_row(results, ensemble)
+    if best is None or distilled not in results:
         return None
     gain = results[ensemble]["overall"] - results[best]["overall"]
     return None if gain <= 0 else (results[distilled]["overall"] - results[best]["overall"]) / gain
 
 
-def _best_single_row(results, ensemble, distilled):
-    """The single-model row with the best overall score, once the ensemble and distilled rows exist."""
+def _best_single_row(results, ensemble):
+    """The single-model row with the best overall score, once the ensemble row exists."""
     singles = [name for name in results if name in TRAIN_ROWS or name == "mlm"]
-    if ensemble not in results or distilled not in results or not singles:
+    if ensemble not in results or not singles:
         return None
     return max(singles, key=lambda name: results[name]["overall"])
 

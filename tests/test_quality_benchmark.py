@@ -122,3 +122,10 @@ def test_a_suites_epoch_budget_applies_to_every_row_but_the_one_that_sets_its_ow
         quality.run_training_row(row, args)
     epochs = {row: [flags[i + 1] for i, flag in enumerate(flags) if flag == "--num_train_epochs"] for row, flags in trained.items()}
     assert epochs == {"no_smart": ["1"], "epochs_6": ["6"]}
+
+
+def test_an_ensemble_without_its_distilled_row_yet_is_summarized_alone(quality):
+    summary = quality.distillation_summary({"default": _row(0.730), "ensemble_all": _row(0.733)}, "ensemble_all", "distilled_all")
+    assert summary == ("Against the best single trained row (default): ensemble_all +0.0030 overall. "
+                       "An ensemble gain below 0.01 is within run-to-run noise.")
+    assert quality.distillation_gain_kept({"default": _row(0.70), "ensemble": _row(0.76)}) is None
