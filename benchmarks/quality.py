@@ -111,10 +111,10 @@ def main(argv=None):
     args.suite = "quality" if args.epochs is None else f"quality-{args.epochs:g}epoch"
     args.work_dir = args.work_dir or str(ROOT / "runs" / args.suite)
     results, failed = _load_results(args.suite), []
+    runner = {"peer": run_peer, "mlm": run_mlm_row, **{name: run_ensemble_row for name in ENSEMBLE_ROWS},
+              **{distilled: run_distilled_row for _, distilled in ENSEMBLE_ROWS.values()}}
     for row in rows:
         print(f"=== {row}: {ROWS[row]}", flush=True)
-        runner = {"peer": run_peer, "mlm": run_mlm_row, **{name: run_ensemble_row for name in ENSEMBLE_ROWS},
-                  **{distilled: run_distilled_row for _, distilled in ENSEMBLE_ROWS.values()}}
         try:
             result = runner[row](args, results, row) if row in runner else run_training_row(row, args)
         except subprocess.CalledProcessError as error:

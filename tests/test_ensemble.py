@@ -423,6 +423,7 @@ def test_ensemble_command_with_selection_all_averages_every_model_and_says_the_d
     assert MinBertEnsembleForMultitask.from_pretrained(out).config.task_weights["sst"] == pytest.approx([1 / 3] * 3)
     card = (out / "README.md").read_text()
     assert "every member weighted equally" in card and "optimistic" not in card and "as fair as a single" in card
+    assert "(the best single model chosen on the other parts" in card
 
 
 def test_ensemble_command_refuses_greedy_options_with_selection_all(candidate_dirs, data_dir, tmp_path, capsys):
