@@ -165,6 +165,30 @@ def _checked_names(task, candidates, gold, names):
     return names
 
 
+def member_errors(kind, scores, gold):
+    """One model's per-row errors: 1 for a wrong label and 0 for a right one, or prediction − gold for a
+    similarity score."""
+    if kind == "regression":
+        return np.asarray(scores, dtype=np.float64) - np.asarray(gold, dtype=np.float64)
+    return (np.asarray(predictions_to_labels(scores, kind)) != np.asarray(gold, dtype=np.int64)).astype(np.float64)
+
+
+def error_correlation(task, kind, candidates, gold, *, names=None):
+    """How alike the candidates err: {"pairs": {"a ~ b": r}, "mean": mean r over the pairs}, r the Pearson
+    correlation of two models' per-row errors (`member_errors`). Averaging gains little from models whose errors
+    correlate near 1: they are wrong on the same rows. r is None where a model's errors do not vary (it is
+    right, or wrong, everywhere); the mean leaves those out and is None without a pair."""
+    names = _checked_names(task, candidates, gold, names)
+    errors = [member_errors(kind, scores, gold) for scores in candidates]
+    pairs = {}
+    for i in range(len(errors)):
+        for j in range(i + 1, len(errors)):
+            varies = errors[i].std() > 0 and errors[j].std() > 0
+            pairs[f"{names[i]} ~ {names[j]}"] = float(np.corrcoef(errors[i], errors[j])[0, 1]) if varies else None
+    defined = [r for r in pairs.values() if r is not None]
+    return {"pairs": pairs, "mean": float(np.mean(defined)) if defined else None}
+
+
 def held_out_scores(task, kind, candidates, gold, *, folds=2, seed=0, method="greedy", **options):
     """(ensemble, best single) dev scores of selection by `method` (see SELECTION_METHODS; `options` go to
     it) on rows it did not see.
@@ -215,7 +239,9 @@ __all__ = [
     "build_ensemble",
     "dev_score",
     "ensemble_task_weights",
+    "error_correlation",
     "greedy_selection",
     "held_out_scores",
     "load_multitask_model",
+    "member_errors",
 ]

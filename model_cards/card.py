@@ -208,6 +208,7 @@ def build_model_card(model_dir, metrics, training_config, model_id=None, model_n
         selected=selection is not None and selection.get("selection", "greedy") == "greedy",
         averaged_all=selection is not None and selection.get("selection") == "all",
         held_out_rows=_held_out_rows(selection),
+        error_correlation_rows=_error_correlation_rows(selection),
         held_out_folds=next((row["held_out"]["folds"] for row in (selection or {}).get("tasks", {}).values()
                              if "held_out" in row), None),
         has_training_record=bool(training_config),
@@ -315,6 +316,13 @@ def _held_out_rows(selection):
     tasks = (selection or {}).get("tasks", {})
     return [(task, _fmt(row["held_out"]["ensemble"]), _fmt(row["held_out"]["best_single"]))
             for task, row in tasks.items() if "held_out" in row]
+
+
+def _error_correlation_rows(selection):
+    """(task, mean correlation of the candidates' per-row dev errors), where recorded and defined."""
+    tasks = (selection or {}).get("tasks", {})
+    return [(task, f"{row['error_correlation']['mean']:.2f}") for task, row in tasks.items()
+            if (row.get("error_correlation") or {}).get("mean") is not None]
 
 
 def _member_rows(config, tasks, selection):

@@ -10,7 +10,9 @@ from transformers import AutoModel, AutoTokenizer, BertTokenizer, pipeline
 
 from hf_minbert import MinBertEnsembleConfig, MinBertEnsembleForMultitask, MinBertForMultitask
 from hf_minbert.cli import main as minbert
-from hf_minbert.ensemble import average_all, average_scores, greedy_selection, held_out_scores, load_multitask_model
+from hf_minbert.ensemble import (
+    average_all, average_scores, error_correlation, greedy_selection, held_out_scores, load_multitask_model
+)
 from hf_minbert.metrics import leaderboard_score
 from hf_minbert.modeling_minbert_ensemble import average_predictions, split_cross_encoded
 from tests.helpers import random_batch, run_isolated, tiny_model, tiny_task_rows, write_task_files
@@ -336,6 +338,37 @@ def test_held_out_scores_of_averaging_all_do_not_improve_on_noise():
     assert abs(in_sample - 0.5) < 0.05 and abs(ensemble - 0.5) < 0.05
 
 
+def test_models_wrong_on_the_same_rows_have_error_correlation_one():
+    sure, unsure = [0.9, 0.9, 0.1, 0.9], [0.6, 0.7, 0.4, 0.8]  # both wrong on the last row only
+    assert error_correlation("para", "binary", [sure, unsure], GOLD, names=["a", "b"]) == {
+        "pairs": {"a ~ b": pytest.approx(1.0)}, "mean": pytest.approx(1.0)}
+
+
+def test_error_correlation_of_labels_is_the_correlation_of_wrong_rows():
+    gold = [0, 1, 2, 0, 1, 2]
+    one_hot = np.eye(3)
+    a = one_hot[[1, 2, 2, 0, 1, 2]]  # wrong on rows 0, 1
+    b = one_hot[[1, 1, 0, 0, 1, 2]]  # wrong on rows 0, 2
+    # errors (1,1,0,0,0,0) and (1,0,1,0,0,0): covariance 1/6 − 1/9, variances 2/9: r = 1/4
+    assert error_correlation("sst", "classification", [a, b], gold)["mean"] == pytest.approx(0.25)
+
+
+def test_error_correlation_of_similarity_is_the_correlation_of_residuals():
+    gold = np.array([0.0, 1.0, 2.0, 3.0])
+    alike = [gold + [1, -1, 1, -1], gold + [2, -2, 2, -2]]
+    unlike = gold + [1, 1, -1, -1]
+    assert error_correlation("sts", "regression", alike, gold)["mean"] == pytest.approx(1.0)
+    assert error_correlation("sts", "regression", [alike[0], unlike], gold)["mean"] == pytest.approx(0.0)
+
+
+def test_a_model_right_everywhere_has_no_error_correlation_and_the_mean_leaves_it_out():
+    perfect = [0.9, 0.9, 0.1, 0.1]
+    result = error_correlation("para", "binary", [GOOD_A, GOOD_B, perfect], GOLD, names=["a", "b", "p"])
+    assert result["pairs"]["a ~ p"] is None and result["pairs"]["b ~ p"] is None
+    assert result["mean"] == pytest.approx(result["pairs"]["a ~ b"])
+    assert error_correlation("para", "binary", [perfect, perfect], GOLD)["mean"] is None
+
+
 # ------------------------------------------------------------------------------------------------------
 # minbert ensemble, end to end
 # ------------------------------------------------------------------------------------------------------
@@ -391,6 +424,16 @@ def test_ensemble_command_records_how_selection_scores_on_dev_rows_that_did_not_
     assert selection["held_out_overall"]["ensemble"] == pytest.approx(leaderboard_score(*parts))
     card = (command_ensemble / "README.md").read_text()
     assert f"sst {held_out['sst']['ensemble']:.4f} against {held_out['sst']['best_single']:.4f}" in card
+
+
+def test_ensemble_command_records_and_reports_how_alike_each_pair_of_candidates_errs(command_ensemble):
+    selection = json.loads((command_ensemble / "ensemble_selection.json").read_text())
+    for record in selection["tasks"].values():
+        pairs = record["error_correlation"]["pairs"]
+        assert len(pairs) == 3 and all(-1 <= r <= 1 for r in pairs.values())  # three candidates
+        assert record["error_correlation"]["mean"] == pytest.approx(np.mean(list(pairs.values())))
+    card = (command_ensemble / "README.md").read_text()
+    assert f"sst {selection['tasks']['sst']['error_correlation']['mean']:.2f}" in card.split("How alike")[1]
 
 
 def test_ensemble_command_on_too_few_dev_rows_to_cross_fit_still_saves_the_ensemble(candidate_dirs, tmp_path):

@@ -14,7 +14,8 @@ evaluate` and `AutoModel.from_pretrained(..., trust_remote_code=True)` load, plu
     ensemble_selection.json   per task: members and weights, every candidate's own dev score, each step,
                               and `held_out`: selection cross-fitted over --held_out_folds parts of the dev
                               rows, the ensemble and the best single model each scored on rows that did not
-                              choose them (with `held_out_overall` when sst, para and sts are all there)
+                              choose them (with `held_out_overall` when sst, para and sts are all there),
+                              and `error_correlation`: how alike each pair of candidates errs on dev
     README.md                 the model card: dev metrics, the members with their weights and own dev scores
 """
 import argparse
@@ -28,7 +29,8 @@ from transformers import AutoTokenizer
 from hf_minbert.commands.evaluate import CommandError, positive_int
 from hf_minbert.data import TASK_SCHEMAS, DataError, read_task_file
 from hf_minbert.ensemble import (
-    SELECTION_METHODS, average_scores, build_ensemble, ensemble_task_weights, held_out_scores, load_multitask_model
+    SELECTION_METHODS, average_scores, build_ensemble, ensemble_task_weights, error_correlation, held_out_scores,
+    load_multitask_model,
 )
 from hf_minbert.evaluation import gold_labels, predict_task, predictions_to_labels, score_task
 from hf_minbert.metrics import leaderboard_score, with_overall_scores
@@ -140,7 +142,7 @@ def main(argv=None) -> int:
     except CommandError as error:
         print(f"minbert ensemble: {error}", file=sys.stderr)
         return 2
-    selections, metrics, held_out = [], {}, {}
+    selections, metrics, held_out, alike = [], {}, {}, {}
     options = {"with_replacement": args.with_replacement, "max_members": args.max_members} if args.selection == "greedy" else {}
     select = SELECTION_METHODS[args.selection]
     for task in args.tasks:
@@ -150,6 +152,7 @@ def main(argv=None) -> int:
         selections.append(selection)
         averaged = average_scores(kinds[task], scores, selection.counts)
         metrics[task] = score_task(task, predictions_to_labels(averaged, kinds[task]), gold)
+        alike[task] = error_correlation(task, kinds[task], scores, gold, names=names)
         try:
             ensemble_score, single_score = held_out_scores(task, kinds[task], scores, gold, folds=args.held_out_folds,
                                                            method=args.selection, **options)
@@ -167,18 +170,19 @@ def main(argv=None) -> int:
     tokenizer.save_pretrained(output)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     record = {"members": ensemble_task_weights(selections, list(models))[0], "selection": args.selection, **options,
-              "tasks": {s.task: {**s.to_dict(), **({"held_out": held_out[s.task]} if s.task in held_out else {})}
+              "tasks": {s.task: {**s.to_dict(), "error_correlation": alike[s.task],
+                                 **({"held_out": held_out[s.task]} if s.task in held_out else {})}
                         for s in selections}}
     if all(task in held_out for task in ("sst", "para", "sts")):
         record["held_out_overall"] = {which: leaderboard_score(*(held_out[t][which] for t in ("sst", "para", "sts")))
                                       for which in ("ensemble", "best_single")}
     (output / SELECTION_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     regenerate_model_card(output)
-    print(format_summary(selections, metrics, held_out, len(models), output, args.selection))
+    print(format_summary(selections, metrics, held_out, len(models), output, args.selection, alike))
     return 0
 
 
-def format_summary(selections, metrics, held_out, num_members, output, method="greedy") -> str:
+def format_summary(selections, metrics, held_out, num_members, output, method="greedy", alike=None) -> str:
     lines = [f"ensemble of {num_members} model(s) saved to {output}"]
     for s in selections:
         best_single = max(s.single_scores)
@@ -188,6 +192,8 @@ def format_summary(selections, metrics, held_out, num_members, output, method="g
             unseen = held_out[s.task]
             line += (f"; on unseen dev rows ({unseen['folds']}-fold) {unseen['ensemble']:.4f} "
                      f"(best single {unseen['best_single']:.4f})")
+        if (alike or {}).get(s.task, {}).get("mean") is not None:
+            line += f"; candidates' errors correlate {alike[s.task]['mean']:.2f} on average"
         lines.append(line)
     if "overall" in metrics:
         caveat = "(dev chose the members: optimistic)" if method == "greedy" else "(every model averaged: dev chose nothing)"
