@@ -64,7 +64,7 @@ class MultitaskTrainingArguments(TrainingArguments):
     learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate (top encoder layer)"})
     # Six, not Trainer's three: measured with benchmarks/quality.py on the embedded MiniLM, dev SST and Quora
     # still rose at the third epoch, and six reached 0.760 overall against 0.753 for three (SST 0.505 vs
-    # 0.484), in 37 minutes on a 2-core CPU.
+    # 0.484), in 37 minutes on a 2-core CPU; eight did not go further (0.755, 48 minutes).
     num_train_epochs: float = field(default=6.0, metadata={"help": "epochs over the sampled task schedule"})
     per_device_train_batch_size: int = field(default=32, metadata={"help": "examples per task batch"})
     per_device_eval_batch_size: int = field(default=128, metadata={"help": "examples per prediction batch"})
