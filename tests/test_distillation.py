@@ -9,10 +9,10 @@ from transformers import AutoTokenizer
 
 from hf_minbert import MinBertEnsembleForMultitask
 from hf_minbert.cli import main as minbert
-from hf_minbert.evaluation import predict_task
+from hf_minbert.evaluation import gold_labels, predict_task
 from tests.helpers import tiny_model, tiny_task_rows, write_task_files
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
-from trainers.distillation import mix_targets, soft_label_datasets, teacher_targets
+from trainers.distillation import mix_targets, soft_label_datasets, teacher_fit, teacher_targets
 from trainers.multitask_data import MultitaskCollator
 
 SST = {"kind": "classification", "labels": ["a", "b", "c"], "label_range": None}
@@ -83,6 +83,15 @@ def test_targets_are_the_teachers_unrounded_predictions_mixed_with_gold(teacher,
     assert targets["sts"].shape == (6,)
 
 
+def test_teacher_fit_is_the_teachers_primary_metric_on_the_training_labels():
+    rows = tiny_task_rows(n=6)
+    gold = {task: np.array(gold_labels(rows[task], task)) for task in rows}
+    predictions = {"sst": np.eye(5)[gold["sst"].astype(int)],  # right everywhere
+                   "para": 1.0 - gold["para"],  # wrong everywhere
+                   "sts": 0.5 * gold["sts"] + 1.0}  # perfectly correlated, off scale
+    assert teacher_fit(rows, predictions, tiny_model().config) == pytest.approx({"sst": 1.0, "para": 0.0, "sts": 1.0})
+
+
 def test_a_teacher_whose_head_predicts_something_else_is_refused(tokenizer):
     tasks = {name: dict(spec) for name, spec in tiny_model().config.tasks.items()}
     tasks["sts"]["label_range"] = [0.0, 1.0]
@@ -145,6 +154,11 @@ def test_distill_command_trains_a_single_model_that_evaluate_scores(folders, tmp
     assert json.loads((output / "config.json").read_text())["architectures"] == ["MinBertForMultitask"]
     recorded = json.loads((output / "training_config.json").read_text())["model_arguments"]
     assert recorded["teacher"] == str(teacher_dir) and recorded["alpha"] == {"sst": 0.3, "para": 0.5, "sts": 0.5}
+    train_sst = tiny_task_rows(n=16, seed=1)["sst"]
+    teacher_labels = predict_task(MinBertEnsembleForMultitask.from_pretrained(teacher_dir), AutoTokenizer.from_pretrained(teacher_dir),
+                                  train_sst, "sst", progress=False).scores.argmax(axis=1)
+    assert set(recorded["teacher_train_scores"]) == {"sst", "para", "sts"}
+    assert recorded["teacher_train_scores"]["sst"] == pytest.approx(np.mean(teacher_labels == np.array(train_sst["sentiment"])))
     assert minbert(["evaluate", "--model", str(output), "--data_dir", str(data), "--output_dir", str(tmp_path / "eval"),
                     "--no_progress"]) == 0
     trained = json.loads((output / "metrics.json").read_text())

@@ -18,6 +18,7 @@ the point is one small model that keeps most of an ensemble's gain.
 import datasets
 import numpy as np
 
+from hf_minbert.ensemble import dev_score
 from hf_minbert.evaluation import gold_labels, predict_task
 
 from .multitask_data import tokenize_for_training
@@ -46,16 +47,34 @@ def mix_targets(task, spec, gold, teacher_scores, alpha):
     return mixed.astype(np.float32)
 
 
-def teacher_targets(teacher, tokenizer, rows_by_task, student_config, alphas, **predict_kwargs):
-    """{task: soft targets} for each task's labelled training rows, in row order. `alphas`: {task: α}.
+def teacher_predictions(teacher, tokenizer, rows_by_task, student_config, **predict_kwargs):
+    """{task: the teacher's unrounded predictions} for each task's labelled training rows, in row order.
     `predict_kwargs` go to `predict_task` (batch_size, max_length, bf16, progress)."""
-    targets = {}
+    predictions = {}
     for task, rows in rows_by_task.items():
-        spec = student_config.task_spec(task)
-        check_teacher_head(teacher.config, task, spec)
-        scores = predict_task(teacher, tokenizer, rows, task, **predict_kwargs).scores
-        targets[task] = mix_targets(task, spec, gold_labels(rows, task), scores, alphas[task])
-    return targets
+        check_teacher_head(teacher.config, task, student_config.task_spec(task))
+        predictions[task] = predict_task(teacher, tokenizer, rows, task, **predict_kwargs).scores
+    return predictions
+
+
+def targets_from_predictions(rows_by_task, predictions, student_config, alphas):
+    """{task: soft targets}: each task's teacher predictions mixed with its gold labels (`mix_targets`)."""
+    return {task: mix_targets(task, student_config.task_spec(task), gold_labels(rows, task), predictions[task], alphas[task])
+            for task, rows in rows_by_task.items()}
+
+
+def teacher_targets(teacher, tokenizer, rows_by_task, student_config, alphas, **predict_kwargs):
+    """{task: soft targets} for each task's labelled training rows, in row order. `alphas`: {task: α}."""
+    predictions = teacher_predictions(teacher, tokenizer, rows_by_task, student_config, **predict_kwargs)
+    return targets_from_predictions(rows_by_task, predictions, student_config, alphas)
+
+
+def teacher_fit(rows_by_task, predictions, student_config):
+    """{task: the teacher's primary metric on the training rows} (accuracy, or Pearson's r). A teacher whose
+    members trained on these rows fits them far better than dev: its soft targets then sit close to the gold
+    labels, and the student learns little from it that the labels alone would not teach."""
+    return {task: dev_score(task, student_config.task_spec(task)["kind"], predictions[task], gold_labels(rows, task))
+            for task, rows in rows_by_task.items()}
 
 
 def check_teacher_head(teacher_config, task, student_spec):
@@ -81,4 +100,13 @@ def with_soft_labels(task, dataset, targets):
     return dataset.remove_columns("labels").add_column("labels", targets.tolist(), feature=feature)
 
 
-__all__ = ["check_teacher_head", "mix_targets", "soft_label_datasets", "teacher_targets", "with_soft_labels"]
+__all__ = [
+    "check_teacher_head",
+    "mix_targets",
+    "soft_label_datasets",
+    "targets_from_predictions",
+    "teacher_fit",
+    "teacher_predictions",
+    "teacher_targets",
+    "with_soft_labels",
+]

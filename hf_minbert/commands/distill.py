@@ -9,7 +9,9 @@ once: class probabilities, paraphrase probability, similarity. Each target is th
 teacher (class labels as one-hot rows; the teacher's similarity clipped to the label range), and the student
 (default: the embedded all-MiniLM-L6-v2 with new heads) trains on those targets exactly as `minbert train`
 trains on gold labels: every `minbert train` flag applies (SMART, sampling, --peft, ...), and the output
-folder is the same (model, tokenizer, metrics.json on the gold dev labels, curves, card).
+folder is the same (model, tokenizer, metrics.json on the gold dev labels, curves, card). The card also
+records `teacher_train_scores`: the teacher's own score on the training rows, which says how far its targets
+are from the gold labels (a teacher trained on those rows fits them closely).
 """
 import logging
 import sys
@@ -32,7 +34,7 @@ class DistillationArguments:
 def main(argv=None) -> int:
     from hf_minbert.ensemble import load_multitask_model
     from trainers.arguments import parse_per_task
-    from trainers.distillation import soft_label_datasets, teacher_targets
+    from trainers.distillation import soft_label_datasets, targets_from_predictions, teacher_fit, teacher_predictions
 
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -45,15 +47,19 @@ def main(argv=None) -> int:
 
     teacher = load_multitask_model(distill_args.teacher).to(training_args.device)
     logger.info("predicting the training inputs with the teacher %s", distill_args.teacher)
-    targets = teacher_targets(
-        teacher, AutoTokenizer.from_pretrained(distill_args.teacher), train, student.config, alphas,
+    predictions = teacher_predictions(
+        teacher, AutoTokenizer.from_pretrained(distill_args.teacher), train, student.config,
         batch_size=distill_args.teacher_batch_size, max_length=training_args.max_seq_length, bf16=training_args.bf16,
         progress=not training_args.disable_tqdm,
     )
     del teacher
+    fit = teacher_fit(train, predictions, student.config)
+    logger.info("the teacher on the training rows (near 1: its targets are near the gold labels): %s",
+                ", ".join(f"{task} {score:.4f}" for task, score in fit.items()))
+    targets = targets_from_predictions(train, predictions, student.config, alphas)
     sides = {training_args.mnr_task} if training_args.mnr_weight > 0 else set()
     soft_train = soft_label_datasets(train, targets, tokenizer, student.config, training_args.max_seq_length, sides_for=sides)
-    card_arguments = {**asdict(distill_args), "alpha": alphas}
+    card_arguments = {**asdict(distill_args), "alpha": alphas, "teacher_train_scores": fit}
     train_and_save(student, tokenizer, soft_train, dev, base_path, model_args, data_args, training_args, adapter_args,
                    card_arguments=card_arguments)
     return 0
