@@ -3,6 +3,7 @@ padding and length grouping."""
 import json
 
 import datasets
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -11,12 +12,14 @@ from transformers import BertTokenizer
 from hf_minbert.data import (
     DataError,
     MultitaskDataCollator,
+    assign_folds,
     example_lengths,
     length_grouped_sampler,
     length_sorted_batches,
     load_hub_task,
     read_task_file,
     read_task_splits,
+    rows_outside_fold,
     tokenize_task,
 )
 from tests.conftest import SHARED_DATA
@@ -449,3 +452,30 @@ def test_length_grouped_sampler_yields_a_permutation_with_the_longest_example_fi
     order = list(length_grouped_sampler(tokenized, batch_size=2, generator=torch.Generator().manual_seed(0)))
     assert sorted(order) == list(range(8))
     assert order[0] == 4  # transformers puts the longest example in the first batch
+
+
+# ------------------------------------------------------------------------------------------------------
+# Folds (out-of-fold distillation teachers)
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_folds_are_balanced_and_depend_only_on_the_row_count_the_fold_count_and_the_seed():
+    folds = assign_folds(10, 3, seed=5)
+    assert sorted(np.bincount(folds)) == [3, 3, 4]
+    np.testing.assert_array_equal(folds, assign_folds(10, 3, seed=5))
+    assert not np.array_equal(assign_folds(100, 2, seed=0), assign_folds(100, 2, seed=1))
+
+
+def test_rows_outside_a_fold_are_every_other_folds_rows_in_order():
+    folds = assign_folds(9, 3, seed=0)
+    outside = rows_outside_fold(9, 3, held_out_fold=1, seed=0)
+    np.testing.assert_array_equal(outside, [row for row in range(9) if folds[row] != 1])
+
+
+def test_one_fold_more_folds_than_rows_and_a_fold_out_of_range_are_refused():
+    with pytest.raises(ValueError, match="at least 2"):
+        assign_folds(10, 1)
+    with pytest.raises(ValueError, match="3 rows cannot fill 4 folds"):
+        assign_folds(3, 4)
+    with pytest.raises(ValueError, match=r"held_out_fold must lie in 0 .. 1, got 2"):
+        rows_outside_fold(10, 2, held_out_fold=2)

@@ -9,15 +9,23 @@ from transformers import AutoTokenizer
 
 from hf_minbert import MinBertEnsembleForMultitask
 from hf_minbert.cli import main as minbert
+from hf_minbert.commands.train import DataArguments, load_task_data
+from hf_minbert.data import assign_folds, rows_outside_fold
 from hf_minbert.evaluation import gold_labels, predict_task
 from tests.helpers import tiny_model, tiny_task_rows, write_task_files
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
-from trainers.distillation import mix_targets, soft_label_datasets, teacher_fit, teacher_targets
+from trainers.distillation import (
+    fold_teachers, mix_targets, out_of_fold_predictions, soft_label_datasets, teacher_fit, teacher_fold_record,
+    teacher_targets,
+)
 from trainers.multitask_data import MultitaskCollator
 
 SST = {"kind": "classification", "labels": ["a", "b", "c"], "label_range": None}
 PARA = {"kind": "binary", "labels": ["no", "yes"], "label_range": None}
 STS = {"kind": "regression", "labels": None, "label_range": [0.0, 5.0]}
+# A few steps of `minbert train` / `minbert distill` on the tiny fixtures.
+TINY_RUN = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--eval_strategy", "no", "--save_strategy", "no",
+            "--bf16", "false", "--use_cpu", "true", "--disable_tqdm", "true", "--max_seq_length", "32"]
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +172,103 @@ def test_distill_command_trains_a_single_model_that_evaluate_scores(folders, tmp
     trained = json.loads((output / "metrics.json").read_text())
     evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert evaluated["sst"] == pytest.approx(trained["sst"]) and evaluated["para"] == pytest.approx(trained["para"])
+
+
+# ------------------------------------------------------------------------------------------------------
+# Out-of-fold teachers
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_training_with_a_held_out_fold_reads_only_the_other_folds_rows(tmp_path):
+    write_task_files(tmp_path, tiny_task_rows(n=10, seed=1), split="train")
+    write_task_files(tmp_path, tiny_task_rows(n=4, seed=2), split="dev")
+    whole, _ = load_task_data(DataArguments(data_dir=str(tmp_path)), ["sst"])
+    fold_1_out, _ = load_task_data(DataArguments(data_dir=str(tmp_path), num_folds=2, held_out_fold=1, fold_seed=3), ["sst"])
+    kept = rows_outside_fold(10, 2, held_out_fold=1, seed=3)
+    assert fold_1_out["sst"]["id"] == [whole["sst"]["id"][i] for i in kept] and len(kept) == 5
+
+
+def test_num_folds_without_a_held_out_fold_is_refused():
+    with pytest.raises(ValueError, match="--num_folds and --held_out_fold go together"):
+        DataArguments(num_folds=2)
+    with pytest.raises(ValueError, match=r"--held_out_fold must lie in 0 .. 2, got 3"):
+        DataArguments(num_folds=3, held_out_fold=3)
+
+
+def test_each_row_gets_the_prediction_of_the_teacher_that_left_its_fold_out(tokenizer):
+    rows = tiny_task_rows(n=9)
+    teachers = {0: (tiny_model(seed=1).eval(), tokenizer), 1: (tiny_model(seed=2).eval(), tokenizer)}
+    predictions = out_of_fold_predictions(teachers, rows, tiny_model().config, num_folds=2, fold_seed=7, progress=False)
+    folds = assign_folds(9, 2, seed=7)
+    for task in rows:
+        every_row = {fold: predict_task(model, tokenizer, rows[task], task, progress=False).scores
+                     for fold, (model, _) in teachers.items()}
+        expected = np.stack([every_row[folds[row]][row] for row in range(9)])
+        np.testing.assert_allclose(predictions[task], expected, rtol=1e-4, atol=1e-5)
+
+
+def _fold_teacher(folder, held_out_fold, num_folds=2, fold_seed=0, max_train_samples=None):
+    folder.mkdir()
+    data = {"num_folds": num_folds, "held_out_fold": held_out_fold, "fold_seed": fold_seed,
+            "max_train_samples": max_train_samples}
+    (folder / "training_config.json").write_text(json.dumps({"data_arguments": data}))
+    return str(folder)
+
+
+def test_fold_teachers_are_matched_to_the_fold_each_left_out(tmp_path):
+    second, first = _fold_teacher(tmp_path / "b", 1), _fold_teacher(tmp_path / "a", 0)
+    assert fold_teachers([second, first], max_train_samples=None) == ({1: second, 0: first}, 2, 0)
+
+
+def test_an_ensemble_of_models_trained_without_the_same_fold_is_that_folds_teacher(tmp_path):
+    members = [_fold_teacher(tmp_path / name, 0) for name in ("m1", "m2")]
+    (tmp_path / "ens").mkdir()
+    (tmp_path / "ens" / "ensemble_selection.json").write_text(json.dumps({"members": members}))
+    assert teacher_fold_record(tmp_path / "ens")["held_out_fold"] == 0
+    other = _fold_teacher(tmp_path / "m3", 1)
+    (tmp_path / "ens" / "ensemble_selection.json").write_text(json.dumps({"members": [*members, other]}))
+    with pytest.raises(ValueError, match="its members were trained on different folds"):
+        teacher_fold_record(tmp_path / "ens")
+
+
+@pytest.mark.parametrize("teachers, message", [
+    ([("a", 0), ("b", 0)], r"one teacher per fold 0 .. 1"),
+    ([("a", 0), ("b", 1, 2, 5)], r"split the rows differently"),
+    ([("a", 0), ("b", 1, 2, 0, 100)], r"b trained with --max_train_samples 100, this run has None"),
+])
+def test_fold_teachers_that_do_not_cover_the_same_rows_once_are_refused(tmp_path, teachers, message):
+    folders = [_fold_teacher(tmp_path / name, *spec) for name, *spec in teachers]
+    with pytest.raises(ValueError, match=message):
+        fold_teachers(folders, max_train_samples=None)
+
+
+def test_a_teacher_trained_on_every_row_is_not_a_fold_teacher(tmp_path, folders):
+    teacher_dir, student_dir, data = folders
+    trained = tmp_path / "whole"
+    assert minbert(["train", "--model_name_or_path", str(student_dir), "--data_dir", str(data), "--output_dir",
+                    str(trained), *TINY_RUN]) == 0
+    with pytest.raises(ValueError, match="trained on every training row"):
+        fold_teachers([str(trained), _fold_teacher(tmp_path / "f1", 1)], max_train_samples=None)
+    with pytest.raises(ValueError, match=r"no training_config.json or ensemble_selection.json"):
+        fold_teachers([str(teacher_dir)], max_train_samples=None)
+
+
+def test_distill_command_with_fold_teachers_records_their_out_of_fold_scores(folders, tmp_path):
+    _, student_dir, data = folders
+    teachers = []
+    for fold in (1, 0):
+        teachers.append(str(tmp_path / f"fold{fold}"))
+        assert minbert(["train", "--model_name_or_path", str(student_dir), "--data_dir", str(data), "--output_dir",
+                        teachers[-1], "--num_folds", "2", "--held_out_fold", str(fold), *TINY_RUN]) == 0
+    output = tmp_path / "distilled"
+    assert minbert(["distill", "--fold_teachers", *teachers, "--model_name_or_path", str(student_dir),
+                    "--data_dir", str(data), "--output_dir", str(output), *TINY_RUN]) == 0
+    recorded = json.loads((output / "training_config.json").read_text())["model_arguments"]
+    assert recorded["fold_teachers"] == teachers and set(recorded["teacher_train_scores"]) == {"sst", "para", "sts"}
+
+
+def test_distill_needs_exactly_one_of_teacher_and_fold_teachers(folders, tmp_path):
+    teacher_dir, student_dir, data = folders
+    with pytest.raises(ValueError, match="give --teacher DIR or --fold_teachers"):
+        minbert(["distill", "--model_name_or_path", str(student_dir), "--data_dir", str(data),
+                 "--output_dir", str(tmp_path / "out"), *TINY_RUN])

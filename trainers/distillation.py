@@ -15,11 +15,16 @@ Per example, with α the weight of the gold label (α = 1: plain training; α = 
 The teacher is any saved multitask model, typically a `MinBertEnsembleForMultitask` (`minbert ensemble`):
 the point is one small model that keeps most of an ensemble's gain.
 """
+import json
+from pathlib import Path
+
 import datasets
 import numpy as np
 
+from hf_minbert.data import assign_folds
 from hf_minbert.ensemble import dev_score
 from hf_minbert.evaluation import gold_labels, predict_task
+from model_cards.card import SELECTION_FILE, TRAINING_CONFIG_FILE
 
 from .multitask_data import tokenize_for_training
 
@@ -77,6 +82,62 @@ def teacher_fit(rows_by_task, predictions, student_config):
             for task, rows in rows_by_task.items()}
 
 
+def fold_teachers(teacher_dirs, max_train_samples):
+    """({held-out fold: teacher folder}, num_folds, fold_seed) of out-of-fold teachers, checked: each was trained
+    with `--num_folds k --held_out_fold i` (an ensemble: all its members alike), all with the same k, seed and
+    --max_train_samples as this run (else their folds would hold other rows), one teacher per fold."""
+    records = {folder: teacher_fold_record(folder) for folder in teacher_dirs}
+    for folder, record in records.items():
+        if record["num_folds"] is None:
+            raise ValueError(f"--fold_teachers: {folder} trained on every training row (no --num_folds)")
+        if record["max_train_samples"] != max_train_samples:
+            raise ValueError(f"--fold_teachers: {folder} trained with --max_train_samples {record['max_train_samples']}, "
+                             f"this run has {max_train_samples}: its folds would be of other rows")
+    splits = {(r["num_folds"], r["fold_seed"]) for r in records.values()}
+    if len(splits) != 1:
+        raise ValueError(f"--fold_teachers: the teachers split the rows differently (num_folds, fold_seed): {sorted(splits)}")
+    num_folds, seed = splits.pop()
+    by_fold = {record["held_out_fold"]: folder for folder, record in records.items()}
+    if sorted(r["held_out_fold"] for r in records.values()) != list(range(num_folds)):
+        held_out = {folder: record["held_out_fold"] for folder, record in records.items()}
+        raise ValueError(f"--fold_teachers: need exactly one teacher per fold 0 .. {num_folds - 1}; held-out folds: {held_out}")
+    return by_fold, num_folds, seed
+
+
+def teacher_fold_record(folder):
+    """{num_folds, held_out_fold, fold_seed, max_train_samples} of a trained model folder's run; an ensemble
+    folder's members must share theirs."""
+    folder = Path(folder)
+    if (folder / TRAINING_CONFIG_FILE).is_file():
+        data = json.loads((folder / TRAINING_CONFIG_FILE).read_text())["data_arguments"]
+        return {key: data.get(key, default) for key, default in
+                (("num_folds", None), ("held_out_fold", None), ("fold_seed", 0), ("max_train_samples", None))}
+    if (folder / SELECTION_FILE).is_file():
+        members = json.loads((folder / SELECTION_FILE).read_text())["members"]
+        records = [teacher_fold_record(member) for member in members]
+        if any(record != records[0] for record in records):
+            raise ValueError(f"{folder}: its members were trained on different folds: {dict(zip(members, records))}")
+        return records[0]
+    raise ValueError(f"{folder}: no {TRAINING_CONFIG_FILE} or {SELECTION_FILE} says which rows it trained on")
+
+
+def out_of_fold_predictions(teachers, rows_by_task, student_config, num_folds, fold_seed, **predict_kwargs):
+    """{task: predictions} in which each training row's comes from the teacher that did not train on it.
+    teachers: {held-out fold: (model, tokenizer)}; the rows are split as `minbert train --num_folds` splits them."""
+    predictions = {}
+    for task, rows in rows_by_task.items():
+        folds = assign_folds(len(rows), num_folds, fold_seed)
+        parts = []
+        for fold, (teacher, tokenizer) in teachers.items():
+            index = np.flatnonzero(folds == fold)
+            scores = teacher_predictions(teacher, tokenizer, {task: rows.select(index)}, student_config, **predict_kwargs)[task]
+            parts.append((index, scores))
+        predictions[task] = np.empty((len(rows), *parts[0][1].shape[1:]), dtype=parts[0][1].dtype)
+        for index, scores in parts:
+            predictions[task][index] = scores
+    return predictions
+
+
 def check_teacher_head(teacher_config, task, student_spec):
     """The teacher's head for `task` must predict what the student's does: same kind, classes and range."""
     if task not in teacher_config.tasks:
@@ -102,10 +163,13 @@ def with_soft_labels(task, dataset, targets):
 
 __all__ = [
     "check_teacher_head",
+    "fold_teachers",
     "mix_targets",
+    "out_of_fold_predictions",
     "soft_label_datasets",
     "targets_from_predictions",
     "teacher_fit",
+    "teacher_fold_record",
     "teacher_predictions",
     "teacher_targets",
     "with_soft_labels",

@@ -4,6 +4,10 @@ training inputs, mixed with the gold labels.
     minbert ensemble --models runs/a runs/b runs/c --output_dir runs/ensemble
     minbert distill --teacher runs/ensemble --output_dir runs/distilled [--alpha 0.5 | --alpha sst=0.3,sts=0.5]
 
+    # out-of-fold targets: teachers that never trained on the rows they label
+    minbert train --num_folds 2 --held_out_fold 0 --output_dir runs/fold0   # (and fold 1; or ensembles of such)
+    minbert distill --fold_teachers runs/fold0 runs/fold1 --output_dir runs/distilled
+
 The teacher (any saved multitask model; typically an ensemble) predicts every training example of every task
 once: class probabilities, paraphrase probability, similarity. Each target is then α · gold + (1 − α) ·
 teacher (class labels as one-hot rows; the teacher's similarity clipped to the label range), and the student
@@ -11,11 +15,14 @@ teacher (class labels as one-hot rows; the teacher's similarity clipped to the l
 trains on gold labels: every `minbert train` flag applies (SMART, sampling, --peft, ...), and the output
 folder is the same (model, tokenizer, metrics.json on the gold dev labels, curves, card). The card also
 records `teacher_train_scores`: the teacher's own score on the training rows, which says how far its targets
-are from the gold labels (a teacher trained on those rows fits them closely).
+are from the gold labels (a teacher trained on those rows fits them closely, so on the tasks it has
+memorized its "soft" targets are the gold labels again). With --fold_teachers every row is labelled by a
+teacher that left its fold out, and the targets carry the teacher's errors and doubts as on unseen text.
 """
 import logging
 import sys
 from dataclasses import asdict, dataclass, field
+from typing import List, Optional
 
 from transformers import AutoTokenizer
 
@@ -26,7 +33,15 @@ logger = logging.getLogger("minbert.distill")
 
 @dataclass
 class DistillationArguments:
-    teacher: str = field(metadata={"help": "saved multitask model (or ensemble) folder whose predictions are the targets"})
+    teacher: Optional[str] = field(
+        default=None, metadata={"help": "saved multitask model (or ensemble) folder whose predictions are the targets"}
+    )
+    fold_teachers: Optional[List[str]] = field(
+        default=None,
+        metadata={"help": "instead of --teacher: one folder per fold, each trained with `minbert train --num_folds k "
+                          "--held_out_fold i` (or an ensemble of such models); each training row's target comes from "
+                          "the teacher that did not train on it"},
+    )
     alpha: str = field(default="0.5", metadata={"help": "weight of the gold label in each target: one number or sst=0.3,para=0.5,sts=0.5"})
     teacher_batch_size: int = field(default=128, metadata={"help": "examples per teacher forward pass"})
 
@@ -34,25 +49,36 @@ class DistillationArguments:
 def main(argv=None) -> int:
     from hf_minbert.ensemble import load_multitask_model
     from trainers.arguments import parse_per_task
-    from trainers.distillation import soft_label_datasets, targets_from_predictions, teacher_fit, teacher_predictions
+    from trainers.distillation import (
+        fold_teachers, out_of_fold_predictions, soft_label_datasets, targets_from_predictions, teacher_fit,
+        teacher_predictions,
+    )
 
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     argv = list(sys.argv[1:] if argv is None else argv)
     model_args, data_args, training_args, adapter_args, distill_args = parse_arguments(argv, extra=(DistillationArguments,))
+    if (distill_args.teacher is None) == (not distill_args.fold_teachers):
+        raise ValueError("minbert distill: give --teacher DIR or --fold_teachers DIR DIR ..., not both and not neither")
     specs = task_specs(model_args, *base_task_specs(model_args))
     alphas = parse_per_task(distill_args.alpha, "alpha", list(specs), default=0.5)
     train, dev = load_task_data(data_args, specs)
     base_path, student = build_model(model_args, specs)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
 
-    teacher = load_multitask_model(distill_args.teacher).to(training_args.device)
-    logger.info("predicting the training inputs with the teacher %s", distill_args.teacher)
-    predictions = teacher_predictions(
-        teacher, AutoTokenizer.from_pretrained(distill_args.teacher), train, student.config,
-        batch_size=distill_args.teacher_batch_size, max_length=training_args.max_seq_length, bf16=training_args.bf16,
-        progress=not training_args.disable_tqdm,
-    )
-    del teacher
+    predict_kwargs = {"batch_size": distill_args.teacher_batch_size, "max_length": training_args.max_seq_length,
+                      "bf16": training_args.bf16, "progress": not training_args.disable_tqdm}
+    if distill_args.fold_teachers:
+        by_fold, num_folds, fold_seed = fold_teachers(distill_args.fold_teachers, data_args.max_train_samples)
+        logger.info("predicting each fold of the training inputs with the teacher that left it out: %s", by_fold)
+        teachers = {fold: (load_multitask_model(folder).to(training_args.device), AutoTokenizer.from_pretrained(folder))
+                    for fold, folder in by_fold.items()}
+        predictions = out_of_fold_predictions(teachers, train, student.config, num_folds, fold_seed, **predict_kwargs)
+    else:
+        logger.info("predicting the training inputs with the teacher %s", distill_args.teacher)
+        teacher = load_multitask_model(distill_args.teacher).to(training_args.device)
+        predictions = teacher_predictions(teacher, AutoTokenizer.from_pretrained(distill_args.teacher), train,
+                                          student.config, **predict_kwargs)
+    teachers = teacher = None  # free them before the student trains
     fit = teacher_fit(train, predictions, student.config)
     logger.info("the teacher on the training rows (near 1: its targets are near the gold labels): %s",
                 ", ".join(f"{task} {score:.4f}" for task, score in fit.items()))

@@ -87,6 +87,20 @@ class DataArguments:
         default=True, metadata={"help": "skip malformed rows (two Quora rows have no label) and report them; False: fail"}
     )
     early_stopping_patience: Optional[int] = field(default=None, metadata={"help": "evaluations without improvement before stopping"})
+    num_folds: Optional[int] = field(
+        default=None, metadata={"help": "split each task's training rows into this many folds and leave --held_out_fold "
+                                        "out (an out-of-fold teacher for `minbert distill --fold_teachers`)"}
+    )
+    held_out_fold: Optional[int] = field(default=None, metadata={"help": "with --num_folds: the fold not trained on (0 .. k-1)"})
+    fold_seed: int = field(default=0, metadata={"help": "seed of the row-to-fold assignment (the same for every fold's run)"})
+
+    def __post_init__(self):
+        if (self.num_folds is None) != (self.held_out_fold is None):
+            raise ValueError("--num_folds and --held_out_fold go together: give both or neither")
+        if self.num_folds is not None and self.num_folds < 2:
+            raise ValueError(f"--num_folds must be at least 2, got {self.num_folds}")
+        if self.num_folds is not None and not 0 <= self.held_out_fold < self.num_folds:
+            raise ValueError(f"--held_out_fold must lie in 0 .. {self.num_folds - 1}, got {self.held_out_fold}")
 
 
 def parse_arguments(argv, extra=()):
@@ -172,13 +186,21 @@ def load_task_data(data_args, tasks):
         splits, reports = read_task_splits(data_args.data_dir, task, ("train", "dev"), skip_bad_rows=data_args.skip_bad_rows)
         for split, report in reports.items():
             logger.info(str(report))
-        train[task] = _cap(splits["train"], data_args.max_train_samples)
+        train[task] = _without_held_out_fold(_cap(splits["train"], data_args.max_train_samples), data_args)
         dev[task] = _cap(splits["dev"], data_args.max_eval_samples)
     return train, dev
 
 
 def _cap(dataset, limit):
     return dataset if limit is None or limit >= len(dataset) else dataset.select(range(limit))
+
+
+def _without_held_out_fold(dataset, data_args):
+    if data_args.num_folds is None:
+        return dataset
+    from hf_minbert.data import rows_outside_fold
+
+    return dataset.select(rows_outside_fold(len(dataset), data_args.num_folds, data_args.held_out_fold, data_args.fold_seed))
 
 
 def architecture_overrides(model_args, num_layers):

@@ -1,4 +1,5 @@
 """Task data: readers for the CS224N files and the Hub datasets, tokenization, padding and batching."""
+from .folds import assign_folds, rows_outside_fold
 from .hub import HUB_SOURCES, HubSource, load_hub_task
 from .readers import read_task_file, read_task_splits
 from .schema import TASK_SCHEMAS, BadRow, DataError, ReadReport, TaskSchema, task_schema
@@ -29,4 +30,6 @@ __all__ = [
     "example_lengths",
     "length_grouped_sampler",
     "length_sorted_batches",
+    "assign_folds",
+    "rows_outside_fold",
 ]
