@@ -76,9 +76,16 @@ COMPOSITE_ROWS = {
     "distilled": "one default-size model distilled from the ensemble",
     "ensemble_all": "every trained row's model averaged with equal weights (dev chooses nothing)",
     "distilled_all": "one default-size model distilled from ensemble_all",
+    "distilled_oof": ("one default-size model distilled from out-of-fold teachers: per fold of two, seeds 42 and 1 "
+                      "trained on the other fold's rows and averaged label the rows they never saw"),
 }
-# Each ensemble row, its `minbert ensemble --selection`, and the row distilled from it.
-ENSEMBLE_ROWS = {"ensemble": ("greedy", "distilled"), "ensemble_all": ("all", "distilled_all")}
+# Each ensemble row and its `minbert ensemble --selection`.
+ENSEMBLE_SELECTION = {"ensemble": "greedy", "ensemble_all": "all"}
+# Each distilled row and the ensemble row whose gain it should keep (distilled_oof's own teachers are fold
+# ensembles of the default recipe; ensemble_all is the same kind of average over models that saw every row).
+DISTILLED_FROM = {"distilled": "ensemble", "distilled_all": "ensemble_all", "distilled_oof": "ensemble_all"}
+# distilled_oof's teachers: per fold, these seeds of the default recipe trained on the other folds' rows.
+OOF_FOLDS, OOF_SEEDS = 2, (42, 1)
 ROWS = {
     **{name: desc for name, (desc, _) in TRAIN_ROWS.items()},
     **COMPOSITE_ROWS,
@@ -113,8 +120,8 @@ def main(argv=None):
     args.suite = "quality" if args.epochs is None else f"quality-{args.epochs:g}epoch"
     args.work_dir = args.work_dir or str(ROOT / "runs" / args.suite)
     results, failed = _load_results(args.suite), []
-    runner = {"peer": run_peer, "mlm": run_mlm_row, **{name: run_ensemble_row for name in ENSEMBLE_ROWS},
-              **{distilled: run_distilled_row for _, distilled in ENSEMBLE_ROWS.values()}}
+    runner = {"peer": run_peer, "mlm": run_mlm_row, **{name: run_ensemble_row for name in ENSEMBLE_SELECTION},
+              "distilled": run_distilled_row, "distilled_all": run_distilled_row, "distilled_oof": run_distilled_oof_row}
     for row in rows:
         print(f"=== {row}: {ROWS[row]}", flush=True)
         try:
@@ -175,7 +182,7 @@ def run_ensemble_row(args, results, row="ensemble"):
     if len(candidates) < 2:
         raise SystemExit(f"the {row} row needs at least two trained rows in --work_dir; run them first")
     out = Path(args.work_dir) / row
-    flags = ["--selection", ENSEMBLE_ROWS[row][0], "--models", *candidates, "--output_dir", str(out),
+    flags = ["--selection", ENSEMBLE_SELECTION[row], "--models", *candidates, "--output_dir", str(out),
              "--data_dir", args.data_dir, "--bf16"]
     seconds = _minbert("ensemble", flags)
     metrics = json.loads((out / "metrics.json").read_text())
@@ -193,11 +200,32 @@ def _is_single_model(model_dir):
 
 
 def run_distilled_row(args, results, row="distilled"):
-    teacher_row = next(name for name, (_, distilled) in ENSEMBLE_ROWS.items() if distilled == row)
+    teacher_row = DISTILLED_FROM[row]
     teacher = Path(args.work_dir) / teacher_row
     if not (teacher / "config.json").exists():
         raise SystemExit(f"the {row} row needs the {teacher_row} row first")
     return run_training_row(row, args, ["--teacher", str(teacher)], command="distill")
+
+
+def run_distilled_oof_row(args, results, row="distilled_oof"):
+    """Trains the out-of-fold teachers (OOF_SEEDS per fold, averaged by `minbert ensemble --selection all`),
+    then distills; its minutes count the teachers' training, which no other row shares."""
+    work, seconds, teachers = Path(args.work_dir) / "oof_teachers", 0.0, []
+    cap = ["--max_train_samples", str(args.max_train_samples)] if args.max_train_samples else []
+    for fold in range(OOF_FOLDS):
+        members = [str(work / f"fold{fold}_seed{seed}") for seed in OOF_SEEDS]
+        for seed, member in zip(OOF_SEEDS, members):
+            seconds += _minbert("train", ["--data_dir", args.data_dir, "--output_dir", member, "--num_folds", str(OOF_FOLDS),
+                                          "--held_out_fold", str(fold), "--seed", str(seed), *_epoch_flags(args),
+                                          *args.extra.split(), *cap])
+        teachers.append(str(work / f"fold{fold}"))
+        seconds += _minbert("ensemble", ["--selection", "all", "--models", *members, "--output_dir", teachers[-1],
+                                         "--data_dir", args.data_dir, "--bf16"])
+    result = run_training_row(row, args, ["--fold_teachers", *teachers], command="distill")
+    result["minutes"] = round(result["minutes"] + seconds / 60, 1)
+    result["teachers"] = (f"per fold F of {OOF_FOLDS}, for each seed S of {list(OOF_SEEDS)}: minbert train --num_folds "
+                          f"{OOF_FOLDS} --held_out_fold F --seed S; then per fold minbert ensemble --selection all")
+    return result
 
 
 def _minbert(command, flags):
@@ -303,10 +331,12 @@ def render_table(results):
     notes = [f"- {name}: {results[name]['note']}" for name in ROWS if results.get(name, {}).get("note")]
     if notes:
         lines += ["", *notes]
-    for ensemble, (_, distilled) in ENSEMBLE_ROWS.items():
-        summary = distillation_summary(results, ensemble, distilled)
-        if summary:
-            lines += ["", summary]
+    for ensemble in ENSEMBLE_SELECTION:
+        students = [row for row, teacher in DISTILLED_FROM.items() if teacher == ensemble and row in results]
+        for student in students or [None]:  # an ensemble without a distilled row yet is summarized alone
+            summary = distillation_summary(results, ensemble, student)
+            if summary:
+                lines += ["", summary]
     return "\n".join(lines)
 
 
@@ -334,7 +364,7 @@ def distillation_summary(results, ensemble="ensemble", distilled="distilled"):
         text += ": no share of it means much." if distilled in results else "."
     text += "" if text.endswith(".") else "."
     held_out = results[ensemble].get("held_out_overall")
-    if held_out and ENSEMBLE_ROWS[ensemble][0] == "greedy":  # averaging all chooses nothing: its dev score is fair
+    if held_out and ENSEMBLE_SELECTION[ensemble] == "greedy":  # averaging all chooses nothing: its dev score is fair
         text += (f" Scored on dev rows that did not choose them (selection cross-fitted over two halves of each dev set), "
                  f"the ensemble reaches {held_out['ensemble']:.4f} overall against {held_out['best_single']:.4f} for "
                  f"the best single model per task: {held_out['ensemble'] - held_out['best_single']:+.4f} from averaging.")

@@ -129,3 +129,39 @@ def test_an_ensemble_without_its_distilled_row_yet_is_summarized_alone(quality):
     assert summary == ("Against the best single trained row (default): ensemble_all +0.0030 overall. "
                        "An ensemble gain below 0.01 is within run-to-run noise.")
     assert quality.distillation_gain_kept({"default": _row(0.70), "ensemble": _row(0.76)}) is None
+
+
+def test_the_out_of_fold_row_trains_each_folds_teachers_without_it_then_distills_from_their_averages(
+    quality, tmp_path, monkeypatch
+):
+    calls = []
+
+    def fake_minbert(command, flags):
+        out = Path(flags[flags.index("--output_dir") + 1])
+        out.mkdir(parents=True)
+        (out / "metrics.json").write_text('{"sst": {"accuracy": 0.5}, "para": {"accuracy": 0.8}, '
+                                          '"sts": {"pearson": 0.8}, "overall": 0.73, "mean": 0.7}')
+        calls.append((command, flags))
+        return 60.0
+
+    monkeypatch.setattr(quality, "_minbert", fake_minbert)
+    args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data", epochs=None, extra="", max_train_samples=None)
+    result = quality.run_distilled_oof_row(args, {}, "distilled_oof")
+    trained = [flags for command, flags in calls if command == "train"]
+    held_out = sorted((flags[flags.index("--held_out_fold") + 1], flags[flags.index("--seed") + 1]) for flags in trained)
+    assert held_out == [("0", "1"), ("0", "42"), ("1", "1"), ("1", "42")]
+    averaged = [flags for command, flags in calls if command == "ensemble"]
+    assert [flags[:2] for flags in averaged] == [["--selection", "all"]] * 2
+    assert all(f"seed{seed}" in member and f"fold{fold}" in member for fold, flags in enumerate(averaged)
+               for seed, member in zip((42, 1), flags[flags.index("--models") + 1:flags.index("--output_dir")]))
+    command, distill = calls[-1]
+    teachers = distill[distill.index("--fold_teachers") + 1:distill.index("--fold_teachers") + 3]
+    assert command == "distill" and teachers == [str(tmp_path / "oof_teachers" / "fold0"), str(tmp_path / "oof_teachers" / "fold1")]
+    assert result["minutes"] == 7.0  # four trainings, two averages and the distillation, a minute each
+
+
+def test_the_out_of_fold_student_is_summarized_against_the_equal_weight_ensemble(quality):
+    results = {"default": _row(0.70), "ensemble_all": _row(0.72), "distilled_oof": _row(0.715)}
+    summaries = [line for line in quality.render_table(results).splitlines() if line.startswith("Against")]
+    assert summaries == [quality.distillation_summary(results, "ensemble_all", "distilled_oof")]
+    assert "the distilled_oof model keeps 75% of the ensemble's gain" in summaries[0]
