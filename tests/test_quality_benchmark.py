@@ -21,6 +21,20 @@ def _row(overall, sst=0.5):
             "minutes": 1.0, "max_train_samples": None, "parameters_millions": 22.7}
 
 
+def _fake_minbert(calls, seconds=1.0):
+    """A stand-in for quality._minbert that records (command, flags) and writes what a run leaves in its
+    --output_dir: metrics.json (and an ensemble's selection record)."""
+    def fake(command, flags):
+        out = Path(flags[flags.index("--output_dir") + 1])
+        out.mkdir(parents=True)
+        (out / "metrics.json").write_text('{"sst": {"accuracy": 0.5}, "para": {"accuracy": 0.8}, '
+                                          '"sts": {"pearson": 0.8}, "overall": 0.73, "mean": 0.7}')
+        (out / "ensemble_selection.json").write_text("{}")
+        calls.append((command, flags))
+        return seconds
+    return fake
+
+
 def test_distilled_model_keeps_its_share_of_the_ensembles_gain_over_the_best_single_row(quality):
     results = {"default": _row(0.70), "multitask": _row(0.72), "ensemble": _row(0.76), "distilled": _row(0.735)}
     assert quality.distillation_gain_kept(results) == pytest.approx(0.375)
@@ -71,20 +85,10 @@ def test_summary_adds_the_ensembles_gain_on_dev_rows_that_did_not_choose_it(qual
 
 def test_the_equal_weight_ensemble_row_asks_minbert_ensemble_to_average_every_trained_row(quality, tmp_path, monkeypatch):
     calls = []
-
-    def fake_minbert(command, flags):
-        out = Path(flags[flags.index("--output_dir") + 1])
-        out.mkdir(parents=True)
-        (out / "metrics.json").write_text('{"sst": {"accuracy": 0.5}, "para": {"accuracy": 0.8}, '
-                                          '"sts": {"pearson": 0.8}, "overall": 0.73, "mean": 0.7}')
-        (out / "ensemble_selection.json").write_text("{}")
-        calls.append((command, flags))
-        return 1.0
-
     for row in ("default", "epochs_6"):
         (tmp_path / row).mkdir()
         (tmp_path / row / "config.json").write_text('{"model_type": "minbert"}')
-    monkeypatch.setattr(quality, "_minbert", fake_minbert)
+    monkeypatch.setattr(quality, "_minbert", _fake_minbert(calls))
     args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data")
     quality.run_ensemble_row(args, {"default": _row(0.7), "epochs_6": _row(0.71)}, "ensemble_all")
     (command, flags), = calls
@@ -106,20 +110,12 @@ def test_each_ensemble_row_is_summarized_with_its_own_distilled_row(quality):
 
 
 def test_a_suites_epoch_budget_applies_to_every_row_but_the_one_that_sets_its_own(quality, tmp_path, monkeypatch):
-    trained = {}
-
-    def fake_minbert(command, flags):
-        out = Path(flags[flags.index("--output_dir") + 1])
-        out.mkdir(parents=True)
-        (out / "metrics.json").write_text('{"sst": {"accuracy": 0.5}, "para": {"accuracy": 0.8}, '
-                                          '"sts": {"pearson": 0.8}, "overall": 0.73, "mean": 0.7}')
-        trained[out.name] = flags
-        return 1.0
-
-    monkeypatch.setattr(quality, "_minbert", fake_minbert)
+    calls = []
+    monkeypatch.setattr(quality, "_minbert", _fake_minbert(calls))
     args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data", epochs=1.0, extra="", max_train_samples=None)
     for row in ("no_smart", "epochs_6"):
         quality.run_training_row(row, args)
+    trained = {Path(flags[flags.index("--output_dir") + 1]).name: flags for _, flags in calls}
     epochs = {row: [flags[i + 1] for i, flag in enumerate(flags) if flag == "--num_train_epochs"] for row, flags in trained.items()}
     assert epochs == {"no_smart": ["1"], "epochs_6": ["6"]}
 
@@ -135,16 +131,7 @@ def test_the_out_of_fold_row_trains_each_folds_teachers_without_it_then_distills
     quality, tmp_path, monkeypatch
 ):
     calls = []
-
-    def fake_minbert(command, flags):
-        out = Path(flags[flags.index("--output_dir") + 1])
-        out.mkdir(parents=True)
-        (out / "metrics.json").write_text('{"sst": {"accuracy": 0.5}, "para": {"accuracy": 0.8}, '
-                                          '"sts": {"pearson": 0.8}, "overall": 0.73, "mean": 0.7}')
-        calls.append((command, flags))
-        return 60.0
-
-    monkeypatch.setattr(quality, "_minbert", fake_minbert)
+    monkeypatch.setattr(quality, "_minbert", _fake_minbert(calls, seconds=60.0))
     args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data", epochs=None, extra="", max_train_samples=None)
     result = quality.run_distilled_oof_row(args, {}, "distilled_oof")
     trained = [flags for command, flags in calls if command == "train"]
