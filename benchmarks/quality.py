@@ -78,9 +78,11 @@ COMPOSITE_ROWS = {
     "distilled_all": "one default-size model distilled from ensemble_all",
     "distilled_oof": ("one default-size model distilled from out-of-fold teachers: per fold of two, seeds 42 and 1 "
                       "trained on the other fold's rows and averaged label the rows they never saw"),
+    "ensemble_folds": ("distilled_oof's four half-data teachers averaged with equal weights (bagging: members "
+                       "that saw different rows)"),
 }
 # Each ensemble row and its `minbert ensemble --selection`.
-ENSEMBLE_SELECTION = {"ensemble": "greedy", "ensemble_all": "all"}
+ENSEMBLE_SELECTION = {"ensemble": "greedy", "ensemble_all": "all", "ensemble_folds": "all"}
 # Each distilled row and the ensemble row whose gain it should keep (distilled_oof's own teachers are fold
 # ensembles of the default recipe; ensemble_all is the same kind of average over models that saw every row).
 DISTILLED_FROM = {"distilled": "ensemble", "distilled_all": "ensemble_all", "distilled_oof": "ensemble_all"}
@@ -177,10 +179,10 @@ def run_mlm_row(args, results, row="mlm"):
 
 
 def run_ensemble_row(args, results, row="ensemble"):
-    candidates = [str(Path(args.work_dir) / name) for name in (*TRAIN_ROWS, "mlm") if name in results
-                  and _is_single_model(Path(args.work_dir) / name)]
+    candidates = _ensemble_candidates(args, results, row)
     if len(candidates) < 2:
-        raise SystemExit(f"the {row} row needs at least two trained rows in --work_dir; run them first")
+        needed = "distilled_oof's teachers" if row == "ensemble_folds" else "at least two trained rows"
+        raise SystemExit(f"the {row} row needs {needed} in --work_dir; run them first")
     out = Path(args.work_dir) / row
     flags = ["--selection", ENSEMBLE_SELECTION[row], "--models", *candidates, "--output_dir", str(out),
              "--data_dir", args.data_dir, "--bf16"]
@@ -197,6 +199,14 @@ def _is_single_model(model_dir):
     """A trained row's folder holding one model (per-task LoRA exports an ensemble, which cannot be a member)."""
     config = model_dir / "config.json"
     return config.exists() and json.loads(config.read_text()).get("model_type") == "minbert"
+
+
+def _ensemble_candidates(args, results, row):
+    if row == "ensemble_folds":  # the single models under oof_teachers/, not their per-fold averages
+        return [str(path) for path in sorted((Path(args.work_dir) / "oof_teachers").glob("fold*_seed*"))
+                if _is_single_model(path)]
+    return [str(Path(args.work_dir) / name) for name in (*TRAIN_ROWS, "mlm") if name in results
+            and _is_single_model(Path(args.work_dir) / name)]
 
 
 def run_distilled_row(args, results, row="distilled"):

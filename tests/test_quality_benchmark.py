@@ -152,3 +152,24 @@ def test_the_out_of_fold_student_is_summarized_against_the_equal_weight_ensemble
     summaries = [line for line in quality.render_table(results).splitlines() if line.startswith("Against")]
     assert summaries == [quality.distillation_summary(results, "ensemble_all", "distilled_oof")]
     assert "the distilled_oof model keeps 75% of the ensemble's gain" in summaries[0]
+
+
+def test_the_fold_ensemble_row_averages_the_out_of_fold_teachers_single_models(quality, tmp_path, monkeypatch):
+    calls, teachers = [], tmp_path / "oof_teachers"
+    for name in ("fold0_seed42", "fold0_seed1", "fold1_seed42", "fold1_seed1", "fold0", "fold1"):
+        (teachers / name).mkdir(parents=True)
+        model_type = "minbert-ensemble" if name in ("fold0", "fold1") else "minbert"
+        (teachers / name / "config.json").write_text(f'{{"model_type": "{model_type}"}}')
+    monkeypatch.setattr(quality, "_minbert", _fake_minbert(calls))
+    args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data")
+    quality.run_ensemble_row(args, {"default": _row(0.7)}, "ensemble_folds")
+    (command, flags), = calls
+    members = flags[flags.index("--models") + 1:flags.index("--output_dir")]
+    assert flags[:2] == ["--selection", "all"]
+    assert sorted(Path(member).name for member in members) == ["fold0_seed1", "fold0_seed42", "fold1_seed1", "fold1_seed42"]
+
+
+def test_the_fold_ensemble_row_without_the_out_of_fold_teachers_says_to_run_them_first(quality, tmp_path):
+    args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data")
+    with pytest.raises(SystemExit, match="distilled_oof's teachers"):
+        quality.run_ensemble_row(args, {"default": _row(0.7)}, "ensemble_folds")
