@@ -367,17 +367,21 @@ def distillation_summary(results, ensemble="ensemble", distilled="distilled"):
     if distilled in results:
         text += f", {distilled} model {results[distilled]['overall'] - reference:+.4f}"
         share = distillation_gain_kept(results, ensemble, distilled)
-        if share is not None:
+        if share is not None and gain >= NOISE_OVERALL:
             text += f"; the {distilled} model keeps {share:.0%} of the ensemble's gain"
     if gain < NOISE_OVERALL:
         text += f". An ensemble gain below {NOISE_OVERALL} is within run-to-run noise"
-        text += ": no share of it means much." if distilled in results else "."
+        text += ": no share of it is stated." if distilled in results else "."
     text += "" if text.endswith(".") else "."
     held_out = results[ensemble].get("held_out_overall")
-    if held_out and ENSEMBLE_SELECTION[ensemble] == "greedy":  # averaging all chooses nothing: its dev score is fair
+    if held_out and ENSEMBLE_SELECTION[ensemble] == "greedy":
         text += (f" Scored on dev rows that did not choose them (selection cross-fitted over two halves of each dev set), "
                  f"the ensemble reaches {held_out['ensemble']:.4f} overall against {held_out['best_single']:.4f} for "
                  f"the best single model per task: {held_out['ensemble'] - held_out['best_single']:+.4f} from averaging.")
+    elif held_out:  # averaging all chooses nothing, so only the member it is compared with was picked on dev
+        text += (f" Against its own members (the best per task picked on one half of each dev set, scored on the "
+                 f"other): {held_out['ensemble']:.4f} overall against {held_out['best_single']:.4f}, "
+                 f"{held_out['ensemble'] - held_out['best_single']:+.4f} from averaging.")
     return text
 
 

@@ -69,6 +69,14 @@ def test_summary_warns_that_a_share_of_a_noise_sized_gain_means_little(quality):
     results = {"default": _row(0.730), "ensemble": _row(0.731), "distilled": _row(0.725)}
     summary = quality.distillation_summary(results)
     assert "ensemble +0.0010 overall, distilled model -0.0050" in summary and "within run-to-run noise" in summary
+    assert "keeps" not in summary
+
+
+def test_an_equal_weight_ensemble_is_compared_with_its_own_members_on_dev_rows_that_did_not_pick_them(quality):
+    ensemble = {**_row(0.752), "held_out_overall": {"ensemble": 0.7524, "best_single": 0.7393}}
+    summary = quality.distillation_summary({"default": _row(0.760), "ensemble_folds": ensemble}, "ensemble_folds")
+    assert summary.endswith("Against its own members (the best per task picked on one half of each dev set, scored on "
+                            "the other): 0.7524 overall against 0.7393, +0.0131 from averaging.")
 
 
 def test_summary_of_a_real_gain_states_the_share_kept_without_a_warning(quality):
