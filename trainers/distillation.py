@@ -127,14 +127,12 @@ def out_of_fold_predictions(teachers, rows_by_task, student_config, num_folds, f
     predictions = {}
     for task, rows in rows_by_task.items():
         folds = assign_folds(len(rows), num_folds, fold_seed)
-        parts = []
+        indices, scores = [], []
         for fold, (teacher, tokenizer) in teachers.items():
-            index = np.flatnonzero(folds == fold)
-            scores = teacher_predictions(teacher, tokenizer, {task: rows.select(index)}, student_config, **predict_kwargs)[task]
-            parts.append((index, scores))
-        predictions[task] = np.empty((len(rows), *parts[0][1].shape[1:]), dtype=parts[0][1].dtype)
-        for index, scores in parts:
-            predictions[task][index] = scores
+            indices.append(np.flatnonzero(folds == fold))
+            scores.append(teacher_predictions(teacher, tokenizer, {task: rows.select(indices[-1])}, student_config,
+                                              **predict_kwargs)[task])
+        predictions[task] = np.concatenate(scores)[np.argsort(np.concatenate(indices))]  # back to row order
     return predictions
 
 
