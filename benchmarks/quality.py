@@ -64,6 +64,14 @@ TRAIN_ROWS = {
     # all-MiniLM-L6-v2 was trained as a sentence encoder on mean-pooled embeddings, not on its pooler.
     "head_pooling_mean": ("sst and para heads read mean-pooled tokens instead of the pooler",
                           ["--head_pooling", "sst=mean,para=mean"]),
+    # Seed 002's layer-wise learning-rate decay: each layer below the top learns at 0.9× the rate of the one
+    # above it, so the lower layers of the pretrained encoder move less.
+    "llrd_0.9": ("layer-wise learning-rate decay 0.9 toward the input (seed 002)", ["--layerwise_lr_decay", "0.9"]),
+    # SMART as the seeds found it best (λ 2-15) on every task, at an ε that bf16 does not round away: the
+    # default ε = 1e-5 is ~0.02% of a word-embedding entry (std 0.056), below bf16's 8 mantissa bits.
+    "smart_strong": ("SMART λ=5 on every task at ε=1e-3", ["--smart_weight", "5", "--smart_epsilon", "1e-3"]),
+    # Twice the optimizer steps per epoch at the same rate: small data sets often prefer small batches.
+    "batch_16": ("per-task batches of 16 instead of 32", ["--per_device_train_batch_size", "16"]),
     # Members for the ensemble that differ in more than their recipe: every other row shares seed 42, hence
     # its heads' initialization and its batch order (the seeds also measure the run-to-run noise).
     "sts_bi_seed1": ("sts_bi trained with seed 1 (an ensemble member)", ["--pair_encoding", "sts=bi", "--seed", "1"]),
