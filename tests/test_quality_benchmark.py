@@ -190,15 +190,3 @@ def test_every_training_rows_flags_are_minbert_train_arguments(quality, tmp_path
         parsed = parse_arguments(["--data_dir", str(tmp_path), "--output_dir", str(tmp_path / row), *flags])
         assert parsed[2].output_dir == str(tmp_path / row), row
 
-
-def test_the_llrd_strong_smart_and_small_batch_rows_set_what_they_name(quality, tmp_path):
-    from hf_minbert.commands.train import parse_arguments
-
-    def training_args(row):
-        flags = quality.TRAIN_ROWS[row][1]
-        return parse_arguments(["--data_dir", str(tmp_path), "--output_dir", str(tmp_path), *flags])[2]
-
-    assert training_args("llrd_0.9").layerwise_lr_decay == 0.9
-    strong = training_args("smart_strong")
-    assert (strong.smart_weight, strong.smart_epsilon) == ("5", 1e-3)
-    assert training_args("batch_16").per_device_train_batch_size == 16
