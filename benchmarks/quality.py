@@ -32,18 +32,20 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 # row name -> (description, extra `minbert train` flags on top of the defaults)
 TRAIN_ROWS = {
-    "default": ("minbert train defaults: 6 epochs, proportional sampling, CerBERTus k=2, bi-encoded STS, SMART λ=1 on sst", []),
+    "default": ("minbert train defaults: course files + treebank phrases + Quora extra pairs, 5 epochs of SST capped "
+                "at 24k rows, proportional sampling, CerBERTus k=2, bi-encoded STS, no SMART", []),
     "multitask": ("one shared encoder for all tasks (CerBERTus k=0)", ["--architecture", "multitask"]),
-    "no_smart": ("defaults without SMART", ["--smart_weight", "0"]),
+    "no_smart": ("SMART off (--smart_weight 0; the default since SMART's passes run in fp32)", ["--smart_weight", "0"]),
+    "smart_sst": ("SMART λ=1 on sst (seed 000's best λ for SST), its passes in fp32", ["--smart_weight", "sst=1"]),
     "mnr": ("defaults + MNR loss (weight 1) on Quora's paraphrase pairs", ["--mnr_weight", "1"]),
     "sts_bi": ("bi-encoded STS head (cosine, seed 001)", ["--pair_encoding", "sts=bi"]),
     "sts_cross": ("cross-encoded STS head without the cosine feature", ["--pair_encoding", "sts=cross", "--cosine_feature", "sts=false"]),
-    "sts_cross_cosine": ("cross-encoded STS head reading the bi-encoder cosine (the default before 2026-11-22)",
+    "sts_cross_cosine": ("cross-encoded STS head reading the bi-encoder cosine (--pair_encoding sts=cross)",
                          ["--pair_encoding", "sts=cross"]),
     "triple": ("Triple-BERT: one encoder per task (seeds 000/002)", ["--architecture", "triple"]),
     "static": ("static (frozen) encoder beside the tuned one (seed 002)", ["--static_encoder"]),
-    # LoRA learns at the usual LoRA rate: at the full fine-tuning rate (5e-5) one epoch left it far behind
-    # (the lora_per_task_lr5e-5 row).
+    # LoRA learns at the usual LoRA rate: at the full fine-tuning rate (5e-5) adapters barely move in one
+    # epoch (benchmarks/RESULTS.md, the 1-epoch suite).
     "lora_per_task": ("per-task LoRA r=8 on one shared frozen encoder (k=0), lr 5e-4",
                       ["--architecture", "multitask", "--peft", "lora", "--lora_r", "8", "--peft_per_task",
                        "--learning_rate", "5e-4"]),
@@ -55,10 +57,9 @@ TRAIN_ROWS = {
     "sampling_temperature": ("temperature sampling, T=2", ["--task_sampling", "temperature", "--sampling_temperature", "2"]),
     "sampling_equal_split": ("equal-split schedule (seed 003)", ["--task_sampling", "equal_split"]),
     "sampling_sequential": ("sequential, task after task (seed 000)", ["--task_sampling", "sequential"]),
-    # Longer or faster schedules: at 3 epochs (the default until 2026-11-22) dev scores still rose at the
-    # last epoch, and the run used 17 of the 60 minutes #4 allows. epochs_6 and epochs_8 keep theirs in any suite.
-    "epochs_6": ("6 epochs (today's default; it was 3)", ["--num_train_epochs", "6"]),
-    # ~6 minutes an epoch here: 8 epochs (47.9 minutes measured) leave room inside #4's 60 for evaluation.
+    # Longer or faster schedules than the default. epochs_6 and epochs_8 are about the budget itself, so they
+    # keep their epoch counts in any suite.
+    "epochs_6": ("6 epochs", ["--num_train_epochs", "6"]),
     "epochs_8": ("8 epochs", ["--num_train_epochs", "8"]),
     "lr_1e-4": ("defaults at peak learning rate 1e-4 instead of 5e-5", ["--learning_rate", "1e-4"]),
     # all-MiniLM-L6-v2 was trained as a sentence encoder on mean-pooled embeddings, not on its pooler.
@@ -76,7 +77,23 @@ TRAIN_ROWS = {
     # its heads' initialization and its batch order (the seeds also measure the run-to-run noise).
     "sts_bi_seed1": ("sts_bi trained with seed 1 (an ensemble member)", ["--pair_encoding", "sts=bi", "--seed", "1"]),
     "sts_bi_seed2": ("sts_bi trained with seed 2 (an ensemble member)", ["--pair_encoding", "sts=bi", "--seed", "2"]),
+    # The training data: the default reads the treebank's phrases and Quora's extra pairs when the data folder
+    # has them; these rows take each source away, or both (the course's files, at the former 6-epoch budget).
+    "former_default": ("the default before the extra data: the course's train files only, 6 epochs, SMART λ=1 on sst",
+                       ["--extra_training_files", "false", "--num_train_epochs", "6", "--smart_weight", "sst=1"]),
+    "phrases_only": ("extra data: the treebank's phrases, not Quora's extra pairs",
+                     ["--train_sources", "para=quora-train.csv"]),
+    "quora_extra_only": ("extra data: Quora's extra pairs, not the treebank's phrases",
+                         ["--train_sources", "sst=ids-sst-train.csv"]),
+    # Seeds: the spread of identical runs, against which every other row's Δ is read.
+    "default_seed1": ("the default with --seed 1", ["--seed", "1"]),
+    "default_seed2": ("the default with --seed 2", ["--seed", "2"]),
+    "smart_sst_seed1": ("smart_sst with --seed 1", ["--smart_weight", "sst=1", "--seed", "1"]),
+    "smart_sst_seed2": ("smart_sst with --seed 2", ["--smart_weight", "sst=1", "--seed", "2"]),
 }
+# Rows that are one recipe under several seeds: the table adds their mean and standard deviation.
+SEED_GROUPS = {"default": ("default", "default_seed1", "default_seed2"),
+               "smart_sst": ("smart_sst", "smart_sst_seed1", "smart_sst_seed2")}
 # Rows built from other rows' outputs (they must run after them).
 COMPOSITE_ROWS = {
     "mlm": "further MLM pretraining on the task texts, then the default fine-tuning (seeds 001/002)",
@@ -155,8 +172,9 @@ def run_training_row(row, args, extra_flags=(), command="train"):
     row_flags = TRAIN_ROWS.get(row, ("", []))[1]
     # A suite's --epochs sets every row's budget, except where the row is about the budget itself.
     epoch_flags = [] if "--num_train_epochs" in row_flags else _epoch_flags(args)
-    flags = ["--data_dir", args.data_dir, "--output_dir", str(out), *row_flags, *extra_flags, *epoch_flags,
-             *args.extra.split()]
+    # A re-run replaces the row's model: the result it came with is replaced too.
+    flags = ["--data_dir", args.data_dir, "--output_dir", str(out), "--overwrite_output_dir", "true", *row_flags,
+             *extra_flags, *epoch_flags, *args.extra.split()]
     if args.max_train_samples:
         flags += ["--max_train_samples", str(args.max_train_samples)]
     seconds = _minbert(command, flags)
@@ -173,7 +191,7 @@ def run_mlm_row(args, results, row="mlm"):
     import torch
 
     mlm_dir = Path(args.work_dir) / "mlm_pretrained"
-    # One epoch over the ~50k distinct task sentences at the fine-tuning batch size, in bf16: ~10 minutes here.
+    # One epoch over the distinct task sentences at the fine-tuning batch size, in bf16.
     pretrain = ["--data_dir", args.data_dir, "--output_dir", str(mlm_dir), "--num_train_epochs", "1",
                 "--per_device_train_batch_size", "32", "--bf16", "true", "--save_strategy", "no", "--report_to", "none",
                 *(["--use_cpu", "true"] if not torch.cuda.is_available() else [])]
@@ -311,9 +329,20 @@ def _result(metrics, seconds, command, max_train_samples, model_dir=None):
         "minutes": round(seconds / 60, 1),
         "max_train_samples": max_train_samples,
         "command": command,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
         "date": time.strftime("%Y-%m-%d"),
     }
+
+
+def cpu_model():
+    """The processor's name (what the speed of every row depends on), with its bf16 matrix units if any."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                platform.machine())
+    return name + (" (AMX)" if " amx_bf16" in info else "")
 
 
 def _parameters(model_dir):
@@ -345,6 +374,7 @@ def render_table(results):
         lines.append(f"| {name} | {r['sst_accuracy']:.3f} | {r['para_accuracy']:.3f} | {r['sts_pearson']:.3f} | "
                      f"{r['overall']:.3f} | {delta} | {r['mean']:.3f} | {parameters} | {r['minutes']} | "
                      f"{r['max_train_samples'] or 'all'} |")
+    lines += seed_group_lines(results)
     # A row measured under other defaults than today's says so (its command is the one that ran).
     notes = [f"- {name}: {results[name]['note']}" for name in ROWS if results.get(name, {}).get("note")]
     if notes:
@@ -356,6 +386,21 @@ def render_table(results):
             if summary:
                 lines += ["", summary]
     return "\n".join(lines)
+
+
+def seed_group_lines(results):
+    """Mean ± standard deviation (over seeds) of each recipe measured with more than one seed."""
+    import statistics
+
+    lines = []
+    for recipe, rows in SEED_GROUPS.items():
+        measured = [results[row] for row in rows if row in results]
+        if len(measured) < 2:
+            continue
+        cells = [f"{statistics.mean(r[key] for r in measured):.3f} ± {statistics.stdev(r[key] for r in measured):.3f}"
+                 for key in ("sst_accuracy", "para_accuracy", "sts_pearson", "overall")]
+        lines.append(f"| {recipe}: mean ± sd of {len(measured)} seeds | " + " | ".join(cells) + " | | | | | |")
+    return lines
 
 
 # Below this an ensemble's overall gain is within run-to-run noise here (11 SST dev sentences are 0.01 accuracy).

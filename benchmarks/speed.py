@@ -11,16 +11,28 @@ so that drift in machine load and any first-mover effect hit both equally; the t
 the per-step times, examples/s and the ratio ours/theirs (> 1 means minBERT is faster), also computed from
 per-step process CPU time, which is steadier on a shared machine.
 
-    python benchmarks/speed.py                      # batch 32, padded to 64 tokens, 20 timed steps/model
-    python benchmarks/speed.py --threads 1          # on a machine busy with other jobs (see README.md)
+Beside the cells it measures what the CPU can do and how close each cell gets:
+- the matmul peak: bf16 and fp32 TFLOP/s at 2048^3 and at the encoder's own shapes (the real tokens of
+  the batch times the QKV, attention-output and feed-forward weights); the bf16 peak is the best of them;
+- each cell's TFLOP/s on real tokens and its MFU, the share of the bf16 peak (see `model_flops`);
+- a profile of minBERT's bf16 training step: the top operators by self CPU time;
+- the optimizer step over the default `minbert train` model's parameters: the project's AdamW against
+  `torch.optim.AdamW(fused=True)`, alternating, after warmup (ours compiles its fused update first).
 
-Results go to benchmarks/results/speed.json (every per-step time, plus machine and settings) and
-benchmarks/results/speed.md (the table).
+    python benchmarks/speed.py                      # batch 32, padded to 64 tokens, 20 timed steps/model
+    python benchmarks/speed.py --threads 1          # on a machine busy with other jobs (see benchmarks/README.md)
+    python benchmarks/speed.py --quick              # 5 timed steps per cell, fewer repeats everywhere
+    python benchmarks/speed.py --label "what changed"   # names this run's row in the history
+
+Results go to benchmarks/results/speed.json (every per-step time, plus machine and settings, and the
+history: one summary row per run, labelled with the change it measured) and benchmarks/results/speed.md
+(the tables).
 """
 import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -29,6 +41,7 @@ from pathlib import Path
 
 import torch
 import transformers
+from torch.profiler import ProfilerActivity, profile
 from transformers import BertModel
 
 from hf_minbert import MinBertModel, embedded_base_model
@@ -48,6 +61,10 @@ class SpeedSettings:
     seed: int = 0
     cells: tuple = ("train-fp32", "train-bf16", "infer-fp32", "infer-bf16")
     out_dir: str = str(RESULTS_DIR)
+    quick: bool = False
+    label: str = ""
+    optimizer_repeats: int = 10
+    profile_top: int = 10
 
 
 def parse_args(argv) -> SpeedSettings:
@@ -61,10 +78,21 @@ def parse_args(argv) -> SpeedSettings:
     p.add_argument("--seed", type=int, default=SpeedSettings.seed)
     p.add_argument("--cells", nargs="+", default=list(SpeedSettings.cells), choices=SpeedSettings.cells)
     p.add_argument("--out_dir", default=SpeedSettings.out_dir)
+    p.add_argument("--quick", action="store_true",
+                   help="5 timed steps per cell, 1 warmup, 4 optimizer steps: a rough check in a few minutes")
+    p.add_argument("--label", default="", help="what this run measures (e.g. the change just made), for the history")
+    p.add_argument("--optimizer_repeats", type=int, default=SpeedSettings.optimizer_repeats,
+                   help="timed optimizer steps per optimizer")
+    p.add_argument("--profile_top", type=int, default=SpeedSettings.profile_top,
+                   help="operators listed in the training step's profile (0: no profile)")
     args = p.parse_args(argv)
-    for name in ("batch_size", "seq_length", "repeats"):
+    if args.quick:
+        args.repeats, args.warmup, args.optimizer_repeats = min(args.repeats, 5), min(args.warmup, 1), 4
+    for name in ("batch_size", "seq_length", "repeats", "optimizer_repeats"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be at least 1")
+    if args.profile_top < 0:
+        p.error("--profile_top must be non-negative")
     if args.warmup < 0:
         p.error("--warmup must be non-negative")
     if args.seq_length < 4:
@@ -173,6 +201,120 @@ def summarize(wall, cpu, batch_size):
 
 
 # ----------------------------------------------------------------------------------------------------------
+# What the CPU can do, and how close each cell gets
+# ----------------------------------------------------------------------------------------------------------
+
+
+def matmul_shapes(config, real_tokens):
+    """(name, m, k, n) of the benchmark's matmuls: a square reference and the encoder's own weights applied
+    to the batch's real tokens (minBERT runs every per-token matmul on real tokens only)."""
+    h, i = config.hidden_size, config.intermediate_size
+    return [
+        ("2048^3", 2048, 2048, 2048),
+        ("qkv", real_tokens, h, 3 * h),
+        ("attention output", real_tokens, h, h),
+        ("ffn up", real_tokens, h, i),
+        ("ffn down", real_tokens, i, h),
+    ]
+
+
+def matmul_peak(config, real_tokens, repeats):
+    """TFLOP/s of `a @ b` per shape and dtype from the fastest of `repeats` products (a peak is what the CPU
+    can do, so the run least disturbed by other work counts); the peak of a dtype is its best shape."""
+    shapes = {}
+    for dtype in (torch.bfloat16, torch.float32):
+        for name, m, k, n in matmul_shapes(config, real_tokens):
+            a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+            a @ b
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                a @ b
+                times.append(time.perf_counter() - start)
+            label = f"{str(dtype).removeprefix('torch.')} {name} ({m}x{k} @ {k}x{n})"
+            shapes[label] = 2 * m * k * n / min(times) / 1e12
+    peak = {dtype: max(v for key, v in shapes.items() if key.startswith(dtype)) for dtype in ("bfloat16", "float32")}
+    return {"tflops_by_shape": shapes, "peak_tflops": peak}
+
+
+def model_flops(config, attention_mask, training):
+    """Matmul FLOPs of one step on the real tokens, counted layer by layer (2 per multiply-add):
+    per layer the Q, K, V and output projections (4 H^2 per token) and the feed-forward (2 H I per token),
+    plus attention's two products QK^T and PV over real token pairs (2 H n^2 per row of n tokens), then
+    the pooler (H^2 per row); a training step adds the backward pass, twice the forward (gradients of
+    inputs and of weights). Padding, embeddings lookups, softmax and LayerNorm are not counted, so both
+    models are measured against the same useful work."""
+    h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    lengths = attention_mask.sum(dim=1).double()
+    tokens, pairs, rows = lengths.sum().item(), lengths.pow(2).sum().item(), len(lengths)
+    forward = layers * (2 * tokens * (4 * h * h + 2 * h * i) + 4 * h * pairs) + 2 * rows * h * h
+    return 3 * forward if training else forward
+
+
+def add_mfu(results, config, inputs, peak_tflops):
+    for cell, r in results.items():
+        flops = model_flops(config, inputs["attention_mask"], training=cell.startswith("train"))
+        r["flops_per_step"] = flops
+        r["tflops"] = {name: flops / s / 1e12 for name, s in r["median_s"].items()}
+        r["mfu"] = {name: tflops / peak_tflops for name, tflops in r["tflops"].items()}
+
+
+def profile_training_step(model, inputs, top):
+    """Top `top` operators by self CPU time over three bf16 training steps of `model` (after one warmup)."""
+    model.train()
+    training_step(model, inputs, autocast=True)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(3):
+            training_step(model, inputs, autocast=True)
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    return [{"operator": e.key, "self_cpu_ms_per_step": e.self_cpu_time_total / 3 / 1e3,
+             "share": e.self_cpu_time_total / total, "calls_per_step": e.count / 3} for e in events[:top]]
+
+
+def default_recipe_parameters():
+    """The trainable parameters of the model `minbert train` builds by default (random gradients)."""
+    from hf_minbert.commands.train import ModelArguments, base_task_specs, build_model, task_specs
+
+    model_args = ModelArguments()
+    _, model = build_model(model_args, task_specs(model_args, *base_task_specs(model_args)))
+    params = [p for p in model.parameters() if p.requires_grad]
+    generator = torch.Generator().manual_seed(0)
+    for param in params:
+        param.grad = torch.randn(param.shape, generator=generator) * 1e-3
+    return params
+
+
+def time_optimizers(settings):
+    """Per-step seconds of our AdamW and torch's fused AdamW over the default model's parameters (two
+    copies, one param group with weight decay), alternating after two warmup steps each."""
+    from hf_minbert.optimization import AdamW
+
+    params = default_recipe_parameters()
+    twins = [torch.nn.Parameter(p.detach().clone()) for p in params]
+    for twin, param in zip(twins, params):
+        twin.grad = param.grad.clone()
+    optimizers = {"minbert AdamW": AdamW(params, lr=2e-5, weight_decay=0.01),
+                  "torch AdamW(fused=True)": torch.optim.AdamW(twins, lr=2e-5, weight_decay=0.01, fused=True)}
+    start = time.perf_counter()
+    for optimizer in optimizers.values():
+        optimizer.step()
+    first_steps_s = time.perf_counter() - start
+    for optimizer in optimizers.values():
+        optimizer.step()
+    wall = {name: [] for name in optimizers}
+    for i in range(settings.optimizer_repeats):
+        names = list(optimizers) if i % 2 == 0 else list(optimizers)[::-1]
+        for name in names:
+            start = time.perf_counter()
+            optimizers[name].step()
+            wall[name].append(time.perf_counter() - start)
+    medians = {name: statistics.median(t) for name, t in wall.items()}
+    return {"parameters": sum(p.numel() for p in params), "median_s": medians, "wall_s": wall,
+            "first_steps_s": first_steps_s, "ratio": medians["minbert AdamW"] / medians["torch AdamW(fused=True)"]}
+
+
+# ----------------------------------------------------------------------------------------------------------
 # Reporting
 # ----------------------------------------------------------------------------------------------------------
 
@@ -192,23 +334,71 @@ def machine_info():
 
 
 
-def markdown_table(results, settings, command, real_tokens, machine):
+def markdown_table(results, settings, command, real_tokens, machine, extras):
+    peak = extras["matmul"]["peak_tflops"]
     lines = [
         f"minBERT vs transformers `BertModel` (SDPA), all-MiniLM-L6-v2 weights, batch {settings.batch_size} "
-        f"padded to {settings.seq_length} tokens ({real_tokens / (settings.batch_size * settings.seq_length):.0%} "
-        f"real tokens); medians of {settings.repeats} alternating steps per model; torch {machine['torch']}, "
-        f"{machine['torch_threads']} threads on {machine['cpu_count']} CPUs ({machine['cpu']}).",
+        f"padded to {settings.seq_length} tokens ({real_tokens} real, "
+        f"{real_tokens / (settings.batch_size * settings.seq_length):.0%}); medians of {settings.repeats} alternating "
+        f"steps per model; torch {machine['torch']}, {machine['torch_threads']} threads on {machine['cpu_count']} "
+        f"CPUs ({machine['cpu']}). Measured matmul peak: bf16 {peak['bfloat16']:.2f} TFLOP/s, fp32 "
+        f"{peak['float32']:.2f} TFLOP/s. MFU: matmul FLOPs on real tokens per second over the bf16 peak.",
         "",
-        "| cell | minBERT ex/s | transformers ex/s | ratio (ours/theirs) | ratio by CPU time |",
-        "|---|---:|---:|---:|---:|",
+        "| cell | minBERT ex/s | transformers ex/s | ratio (ours/theirs) | ratio by CPU time "
+        "| minBERT TFLOP/s | minBERT MFU | transformers MFU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for cell, r in results.items():
-        eps = r["examples_per_s"]
+        eps, mfu = r["examples_per_s"], r["mfu"]
         lines.append(
-            f"| {cell} | {eps['minbert']:.1f} | {eps['transformers']:.1f} | {r['ratio']:.2f} | {r['cpu_ratio']:.2f} |"
+            f"| {cell} | {eps['minbert']:.1f} | {eps['transformers']:.1f} | {r['ratio']:.2f} | {r['cpu_ratio']:.2f} "
+            f"| {r['tflops']['minbert']:.3f} | {mfu['minbert']:.1%} | {mfu['transformers']:.1%} |"
         )
+    optimizer = extras["optimizer"]
+    lines += ["", f"Optimizer step over the default model's {optimizer['parameters'] / 1e6:.1f}M parameters: "
+              + ", ".join(f"{name} {s * 1e3:.1f} ms" for name, s in optimizer["median_s"].items())
+              + f" (ratio {optimizer['ratio']:.2f}; first steps incl. compiling {optimizer['first_steps_s']:.1f} s)."]
+    lines += ["", "| matmul | TFLOP/s |", "|---|---:|"]
+    lines += [f"| {name} | {tflops:.2f} |" for name, tflops in extras["matmul"]["tflops_by_shape"].items()]
+    if extras["profile"]:
+        lines += ["", "minBERT bf16 training step, top operators by self CPU time (torch.profiler):", "",
+                  "| operator | ms/step | share | calls/step |", "|---|---:|---:|---:|"]
+        lines += [f"| `{e['operator']}` | {e['self_cpu_ms_per_step']:.1f} | {e['share']:.1%} "
+                  f"| {e['calls_per_step']:.0f} |"
+                  for e in extras["profile"]]
+    lines += ["", "History (one row per change measured; ratios are within one run):", "",
+              "| change | train-bf16 MFU | train-fp32 MFU | train-bf16 ratio | AdamW / torch fused | command |",
+              "|---|---:|---:|---:|---:|---|"]
+    for row in extras["history"]:
+        lines.append(f"| {row['label']} | {_percent(row.get('train-bf16 mfu'))} "
+                     f"| {_percent(row.get('train-fp32 mfu'))} | {_number(row.get('train-bf16 ratio'))} "
+                     f"| {_number(row.get('adamw ratio'))} | `{row['command']}` |")
     lines += ["", f"Command: `{command}`"]
     return "\n".join(lines) + "\n"
+
+
+def _percent(value):
+    return "–" if value is None else f"{value:.1%}"
+
+
+def _number(value):
+    return "–" if value is None else f"{value:.2f}"
+
+
+def history_row(settings, command, results, optimizer):
+    row = {"label": settings.label or "(unlabelled)", "command": command, "adamw ratio": optimizer["ratio"]}
+    for cell, r in results.items():
+        row[f"{cell} mfu"] = r["mfu"]["minbert"]
+        row[f"{cell} ratio"] = r["ratio"]
+    return row
+
+
+def previous_history(out_dir):
+    path = Path(out_dir) / "speed.json"
+    try:
+        return json.loads(path.read_text()).get("history", [])
+    except (OSError, ValueError):
+        return []
 
 
 def main(argv=None):
@@ -219,6 +409,7 @@ def main(argv=None):
     torch.manual_seed(settings.seed)
     transformers.logging.set_verbosity_error()  # the checkpoint's load reports are not benchmark output
     transformers.logging.disable_progress_bar()
+    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} torch threads", flush=True)
     path = embedded_base_model()
     models = load_models(path)
     inputs = padded_batch(models["minbert"].config, settings)
@@ -234,10 +425,23 @@ def main(argv=None):
               f"transformers {r['examples_per_s']['transformers']:.1f} ex/s, "
               f"ratio {r['ratio']:.2f} (CPU time {r['cpu_ratio']:.2f})", flush=True)
 
-    command = "python benchmarks/speed.py" + ("" if not argv else " " + " ".join(argv))
+    command = "python benchmarks/speed.py" + ("" if not argv else " " + shlex.join(argv))
     real_tokens = int(inputs["attention_mask"].sum())
+    config = models["minbert"].config
+    matmul = matmul_peak(config, real_tokens, repeats=3 if settings.quick else 10)
+    print(f"matmul peak: bf16 {matmul['peak_tflops']['bfloat16']:.2f} TFLOP/s, "
+          f"fp32 {matmul['peak_tflops']['float32']:.2f} TFLOP/s", flush=True)
+    add_mfu(results, config, inputs, matmul["peak_tflops"]["bfloat16"])
+    profile_rows = []
+    if settings.profile_top:
+        profile_rows = profile_training_step(models["minbert"], inputs, settings.profile_top)
+    optimizer = time_optimizers(settings)
+    print("optimizer step: " + ", ".join(f"{n} {s * 1e3:.1f} ms" for n, s in optimizer["median_s"].items()),
+          flush=True)
+    history = previous_history(settings.out_dir) + [history_row(settings, command, results, optimizer)]
+    extras = {"matmul": matmul, "profile": profile_rows, "optimizer": optimizer, "history": history}
     machine = machine_info()
-    table = markdown_table(results, settings, command, real_tokens, machine)
+    table = markdown_table(results, settings, command, real_tokens, machine, extras)
     print("\n" + table)
     out_dir = Path(settings.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -249,6 +453,7 @@ def main(argv=None):
         "real_tokens": real_tokens,
         "max_abs_output_difference": difference,
         "cells": results,
+        **extras,
     }
     (out_dir / "speed.json").write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / "speed.md").write_text(table)

@@ -2,8 +2,15 @@
 
 Each subcommand lives in its own module so that it can own its argument parser (`train` uses
 `HfArgumentParser`, others plain argparse) and so that importing the CLI stays cheap.
+
+A command raises ValueError (hf_minbert.data.DataError is one) for a bad flag or bad data, and OSError for
+a file it cannot read; the dispatcher prints it as one line, `minbert <command>: <message>`, with exit
+status 2, as argparse does for a malformed flag. Commands check their flags and read their data before any
+long work, so these errors come first. MINBERT_TRACEBACK=1 lets them through with their traceback, for an
+error that is a bug rather than a bad input.
 """
 import importlib
+import os
 import sys
 
 # name on the command line -> (module under hf_minbert.commands, one-line help)
@@ -15,6 +22,8 @@ COMMANDS = {
     "evaluate": ("evaluate", "score a saved model on the dev sets and write predictions"),
     "pretrain-mlm": ("pretrain_mlm", "further masked-LM pretraining on the task texts, before `minbert train`"),
     "push": ("push", "upload a model folder (weights, code, tokenizer, card) to the Hub: --repo_id user/name"),
+    "serve": ("serve", "try a model folder in the browser: a local Gradio demo of every task (needs hf_minbert[demo])"),
+    "space": ("space", "write and upload a Hub Space (Gradio demo) serving a pushed model repo: --repo_id user/name"),
     "train": ("train", "multitask fine-tuning with SMART, MNR loss and task sampling"),
 }
 
@@ -36,7 +45,13 @@ def main(argv=None) -> int:
         print(f"minbert: unknown command {name!r}; known: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module = importlib.import_module(f"hf_minbert.commands.{COMMANDS[name][0]}")
-    return module.main(rest) or 0
+    try:
+        return module.main(rest) or 0
+    except (ValueError, OSError) as error:
+        if os.environ.get("MINBERT_TRACEBACK"):
+            raise
+        print(f"minbert {name}: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -5,9 +5,12 @@ A push sends an exact list of files, not "whatever is in the folder": the files 
 code file the config names and every file those import relatively, the tokenizer), plus the model card and
 the run's record (metrics.json, training_config.json or an ensemble's ensemble_selection.json, plots). Checkpoints, optimizer states and pickled
 training arguments stay home. Before any of this the token is checked: without one the push stops at once.
+Then the folder (complete, and every file inside it: a crafted index or a symlink naming a file elsewhere is
+refused), then the endpoint (reachable, and accepting the token), all before the first write.
 
     files_to_push(model_dir)        the relative paths a push sends, checked (a missing piece is an error)
     remote_load_files(model_dir)    the part of them a remote load needs
+    check_hub_access(token)         the endpoint answers and accepts the token (HubAccessError if not)
     push_model_dir(model_dir, repo_id, private=False, token=None, ...)   create the repo and commit the files
 """
 import json
@@ -33,6 +36,10 @@ class MissingTokenError(RuntimeError):
     """No Hugging Face token anywhere a push looks for one."""
 
 
+class HubAccessError(RuntimeError):
+    """The endpoint cannot be reached, refuses the token, or refuses the upload; the message is one line."""
+
+
 def resolve_token(token=None) -> str:
     """`token`, else the usual places (HF_TOKEN, the token file of `hf auth login`); a clear error if none."""
     token = token or get_token()
@@ -47,6 +54,27 @@ def resolve_token(token=None) -> str:
 def hub_endpoint() -> str:
     """HF_ENDPOINT as it is now (huggingface_hub reads it once, at import), else the default Hub."""
     return os.environ.get("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
+
+
+def check_hub_access(token, api=None) -> str:
+    """The account `token` belongs to, asked of the endpoint: proves it is reachable and accepts the token
+    before anything is written. `api`: an `HfApi`-like object (default: one on `hub_endpoint()`)."""
+    api = api if api is not None else HfApi(endpoint=hub_endpoint(), token=token)
+    try:
+        return api.whoami(token=token)["name"]
+    except Exception as error:  # the transport's errors differ across huggingface_hub versions (requests, httpx)
+        raise HubAccessError(f"cannot use the Hub at {api.endpoint}: {_one_line(error)}") from None
+
+
+def _one_line(error) -> str:
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    if status == 401:
+        return "the token was refused (401 Unauthorized); check HF_TOKEN, `hf auth login` or --token"
+    first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    first = first if len(first) <= 200 else first[:199] + "…"
+    if status is not None:
+        return first if str(status) in first else f"HTTP {status}: {first}"
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 def remote_load_files(model_dir) -> list:
@@ -71,25 +99,46 @@ def files_to_push(model_dir, require_card=True) -> list:
         raise FileNotFoundError(f"{model_dir}: no model card ({CARD_FILE}); write one with `minbert card {model_dir}`")
     files.update(name for name in RUN_RECORD_FILES if (model_dir / name).is_file())
     files.update(path.name for path in model_dir.glob(f"*{PLOT_SUFFIX}") if path.is_file())
+    for name in files:
+        _check_inside(model_dir, name)
     return sorted(files)
 
 
+def _check_inside(model_dir, name):
+    """A pushed file must be a file of the folder: a name in config or index files such as "../x" or "/x", or a
+    symlink to a file elsewhere, would upload whatever it points at."""
+    root = model_dir.resolve()
+    target = (model_dir / name).resolve()
+    if Path(name).is_absolute() or not target.is_relative_to(root):
+        raise ValueError(f"{model_dir}: {name} resolves to {target}, outside the model folder; refusing to upload it")
+
+
 def push_model_dir(model_dir, repo_id, *, private=False, token=None, commit_message="Upload minBERT model",
-                   revision=None, require_card=True, api=None):
+                   revision=None, require_card=True, api=None, card_text=None, check_access=True):
     """Create `repo_id` (if needed) on HF_ENDPOINT and commit exactly `files_to_push(model_dir)` to it.
 
-    The token is checked first and the folder second, so a push that cannot succeed fails before any
-    request. `api`: an `HfApi`-like object (default: one on `hub_endpoint()` with the token).
-    Returns the `CommitInfo` of the commit.
+    The token is checked first, the folder second and the endpoint third (`check_access=False`: the caller
+    just did), so a push that cannot succeed fails before any write. `card_text`: README.md's content, sent
+    in place of the folder's file (which then need not exist). `api`: an `HfApi`-like object (default: one on
+    `hub_endpoint()` with the token). Returns the `CommitInfo` of the commit; a refusal by the server is a
+    `HubAccessError`.
     """
     token = resolve_token(token)
-    files = files_to_push(model_dir, require_card=require_card)
+    files = set(files_to_push(model_dir, require_card=require_card and card_text is None))
     api = api if api is not None else HfApi(endpoint=hub_endpoint(), token=token)
-    repo = api.create_repo(repo_id, token=token, private=private, repo_type="model", exist_ok=True)
-    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(Path(model_dir) / name)) for name in files]
-    return api.create_commit(
-        repo.repo_id, operations, commit_message=commit_message, token=token, repo_type="model", revision=revision
-    )
+    if check_access:
+        check_hub_access(token, api)
+    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(Path(model_dir) / name))
+                  for name in sorted(files - {CARD_FILE} if card_text is not None else files)]
+    if card_text is not None:
+        operations.append(CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=card_text.encode("utf-8")))
+    try:
+        repo = api.create_repo(repo_id, token=token, private=private, repo_type="model", exist_ok=True)
+        return api.create_commit(
+            repo.repo_id, operations, commit_message=commit_message, token=token, repo_type="model", revision=revision
+        )
+    except Exception as error:  # as in check_hub_access: one line, whatever the transport
+        raise HubAccessError(f"upload of {model_dir} to {repo_id} on {api.endpoint} failed: {_one_line(error)}") from None
 
 
 def push_trainer_output(trainer, commit_message="End of training", token=None, revision=None, private=None):
@@ -139,7 +188,10 @@ def _weight_files(model_dir):
         return [SAFE_WEIGHTS]
     index = model_dir / SAFE_WEIGHTS_INDEX
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
+        if not isinstance(weight_map, dict) or not all(isinstance(shard, str) for shard in weight_map.values()):
+            raise ValueError(f"{index}: no 'weight_map' of tensor names to shard files")
+        shards = sorted(set(weight_map.values()))
         missing = [shard for shard in shards if not (model_dir / shard).is_file()]
         if missing:
             raise FileNotFoundError(f"{index}: shard(s) {missing} are missing")

@@ -12,9 +12,15 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import initialization as init
+try:
+    from transformers import initialization as init
+except ImportError:  # transformers 4.x: torch's initializers (5.x's skip weights already loaded)
+    from torch.nn import init
 from transformers.activations import ACT2FN
-from transformers.modeling_layers import GradientCheckpointingLayer
+try:
+    from transformers.modeling_layers import GradientCheckpointingLayer
+except ImportError:  # transformers < 4.52: no gradient checkpointing for remote code there
+    GradientCheckpointingLayer = nn.Module
 from transformers.modeling_outputs import BaseModelOutputWithPooling, MaskedLMOutput, SequenceClassifierOutput
 from transformers.modeling_utils import PreTrainedModel
 from transformers.utils import ModelOutput, logging
@@ -34,14 +40,17 @@ class MinBertTokenLayout:
 
     Everything in a layer except attention itself (projections, feed-forward, LayerNorm, dropout, GELU) acts
     on each token alone, so the encoder carries hidden states as a (real tokens, hidden) matrix and re-pads
-    only around `scaled_dot_product_attention`. Sentence batches padded to their longest row are often half
-    padding, and padding would otherwise cost as much as words (ModernBERT unpads the same way). Positions
-    with attention_mask 0 are never computed: their returned hidden states are zeros.
+    only for the attention product (on CPU per group of rows of similar length). Sentence batches padded to
+    their longest row are often half padding, and padding would otherwise cost as much as words (ModernBERT
+    unpads the same way). Positions with attention_mask 0 are never computed: their returned hidden states
+    are zeros.
     """
 
     def __init__(self, attention_mask, batch, length):
         self.batch, self.length = batch, length
         self.rows = self.cols = self.sdpa_mask = None
+        self.attention_mask = attention_mask
+        self._length_groups = False  # not planned yet (None: no grouping for this batch)
         if attention_mask is not None:
             if attention_mask.shape != (batch, length):
                 raise ValueError(
@@ -67,11 +76,89 @@ class MinBertTokenLayout:
         padded = tokens.new_zeros(self.batch, self.length, *tokens.shape[1:])
         return padded.index_put((self.rows, self.cols), tokens)
 
+    def length_groups(self):
+        """The batch's rows gathered by length for attention (`MinBertLengthGroups`), or None where attention
+        runs on the padded batch: no padding, or not on CPU (GPU kernels skip masked work themselves)."""
+        if self._length_groups is False:
+            on_cpu = self.rows is not None and self.rows.device.type == "cpu"
+            groups = MinBertLengthGroups(self) if on_cpu else None
+            self._length_groups = groups if groups is not None and groups.shapes else None
+        return self._length_groups
+
+
+class MinBertLengthGroups:
+    """Attention over rows of similar length: the rows are sorted by their number of real tokens and cut into
+    groups, each padded only to its own longest row, in one packed (slots, ...) buffer.
+
+    On CPU, attention's cost (the score products, the softmax and above all the dropout mask, one random draw
+    per query-key pair) grows with the padded width squared, so a batch padded to its longest row pays for
+    pairs no token uses. Each extra group costs a few more small operations, so the cut minimises
+    rows × width² summed over the groups plus `COST_PER_GROUP` per group. A row's real tokens are packed to
+    the left of its slots whatever the mask's layout: position embeddings are already added, and attention
+    itself does not depend on where a token sits, only on which tokens it may see.
+    """
+
+    COST_PER_GROUP = 1024  # in query-key pairs per head: about what a group's extra small operations cost
+
+    def __init__(self, layout):
+        lengths = layout.attention_mask.bool().sum(dim=1)
+        plan = plan_length_groups(lengths.tolist(), self.COST_PER_GROUP)
+        first_slot = [0] * layout.batch
+        self.shapes, self.key_masks, slot = [], [], 0
+        for rows, width in plan:
+            for i, row in enumerate(rows):
+                first_slot[row] = slot + i * width
+            row_lengths = lengths[rows]
+            ragged = bool((row_lengths < width).any())
+            # (rows, 1, 1, width) boolean, True = a real key; None lets SDPA take its unmasked kernel.
+            key_mask = torch.arange(width, device=lengths.device) < row_lengths[:, None]
+            self.key_masks.append(key_mask[:, None, None, :] if ragged else None)
+            self.shapes.append((len(rows), width))
+            slot += len(rows) * width
+        self.num_slots = slot
+        # The k-th real token of row r (row-major, as `unpad` orders them) goes to slot first_slot[r] + k.
+        row_starts = lengths.cumsum(0) - lengths
+        token_index = torch.arange(layout.rows.numel(), device=lengths.device)
+        self.slots = torch.tensor(first_slot, device=lengths.device)[layout.rows] + token_index - row_starts[layout.rows]
+
+    def pack(self, tokens):
+        """(real tokens, ...) -> (slots, ...), zeros in the slots of padding."""
+        return tokens.new_zeros(self.num_slots, *tokens.shape[1:]).index_copy(0, self.slots, tokens)
+
+    def split(self, packed):
+        """(slots, ...) -> one (rows × width, ...) block per group."""
+        return packed.split([rows * width for rows, width in self.shapes])
+
+    def unpack(self, packed):
+        """(slots, ...) -> (real tokens, ...), in the layout's order."""
+        return packed.index_select(0, self.slots)
+
+
+def plan_length_groups(lengths, cost_per_group):
+    """[(rows, width)]: rows with tokens, longest first, cut into consecutive groups so that
+    Σ len(rows) · width² + cost_per_group · groups is least (exact dynamic programme over the cut points).
+    Cuts only fall where the length changes: splitting rows of equal length only adds a group."""
+    order = sorted((row for row, n in enumerate(lengths) if n > 0), key=lambda row: -lengths[row])
+    cuts = [i for i in range(len(order)) if i == 0 or lengths[order[i]] != lengths[order[i - 1]]] + [len(order)]
+    best = {0: (0, None)}  # cut index -> (least cost of the rows before it, previous cut)
+    for end in cuts[1:]:
+        best[end] = min(
+            (best[start][0] + (end - start) * lengths[order[start]] ** 2 + cost_per_group, start)
+            for start in cuts if start < end
+        )
+    groups, end = [], len(order)
+    while end:
+        start = best[end][1]
+        groups.append((order[start:end], lengths[order[start]]))
+        end = start
+    return groups[::-1]
+
 
 class MinBertEmbeddings(nn.Module):
     """Word + position + token-type embeddings, then LayerNorm and dropout (applied once, also for
     `inputs_embeds`: a perturbation of word embeddings goes through the same normalisation as words).
-    Returns the real tokens only, (tokens, hidden), as laid out by `layout`."""
+    Returns the real tokens only, (tokens, hidden), as laid out by `layout`: only they are looked up, so
+    padding costs neither the sums nor a padded gradient in the backward pass."""
 
     def __init__(self, config):
         super().__init__()
@@ -83,22 +170,27 @@ class MinBertEmbeddings(nn.Module):
 
     def forward(self, layout, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None):
         if inputs_embeds is None:
-            inputs_embeds = self.word_embeddings(input_ids)
-        seq_length = inputs_embeds.shape[1]
+            embeddings = self.word_embeddings(layout.unpad(input_ids))
+        else:
+            embeddings = layout.unpad(inputs_embeds)
         if position_ids is None:
-            position_ids = torch.arange(seq_length, device=inputs_embeds.device).unsqueeze(0)
-        embeddings = inputs_embeds + self.position_embeddings(position_ids)
+            position_ids = torch.arange(layout.length, device=embeddings.device)
+        embeddings = embeddings + self.position_embeddings(layout.unpad(position_ids.expand(layout.batch, -1)))
         if token_type_ids is None:
             # Row 0 of the type table broadcasts: the same as all-zero token types without building them.
             embeddings = embeddings + self.token_type_embeddings.weight[0]
         else:
-            embeddings = embeddings + self.token_type_embeddings(token_type_ids)
-        return self.dropout(self.LayerNorm(layout.unpad(embeddings)))
+            embeddings = embeddings + self.token_type_embeddings(layout.unpad(token_type_ids))
+        return self.dropout(self.LayerNorm(embeddings))
 
 
 class MinBertSelfAttention(nn.Module):
-    """Multi-head self-attention on `scaled_dot_product_attention`, over the real tokens of `layout` (padded
-    only for the attention product itself).
+    """Multi-head self-attention over the real tokens of `layout`: padded again only for the product itself,
+    per group of rows of similar length on CPU (`MinBertLengthGroups`), else to the batch's longest row.
+
+    `config._attn_implementation` picks the kernel: "sdpa" (the default) is `scaled_dot_product_attention`,
+    "eager" the explicit softmax(QKᵀ/√d)·V of `_attention_with_probs`. `output_attentions` always takes the
+    explicit one over the padded batch: SDPA does not return the attention matrix.
 
     query/key/value stay separate Linear modules (checkpoint names, and what PEFT wraps), but when all
     three are plain Linears their weights are concatenated so the projection is one matmul instead of
@@ -107,6 +199,7 @@ class MinBertSelfAttention(nn.Module):
 
     def __init__(self, config):
         super().__init__()
+        self.config = config
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.query = nn.Linear(config.hidden_size, config.hidden_size)
@@ -114,32 +207,45 @@ class MinBertSelfAttention(nn.Module):
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout_prob = config.attention_probs_dropout_prob
 
-    def _project_qkv(self, hidden_states, layout):
-        heads = (self.num_heads, self.head_dim)
+    def _project_qkv(self, hidden_states):
+        """(tokens, hidden) -> (tokens, 3 × hidden): each token's query, key and value side by side."""
         if all(type(m) is nn.Linear for m in (self.query, self.key, self.value)):
             weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
             bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
-            qkv = layout.pad(F.linear(hidden_states, weight, bias).unflatten(-1, (3, *heads)))
-            return qkv.permute(2, 0, 3, 1, 4).unbind(0)
+            return F.linear(hidden_states, weight, bias)
         # Wrapped projections (e.g. LoRA): call each module so the wrapper's own computation runs.
-        return tuple(
-            layout.pad(m(hidden_states).unflatten(-1, heads)).transpose(1, 2)
-            for m in (self.query, self.key, self.value)
-        )
+        return torch.cat([m(hidden_states) for m in (self.query, self.key, self.value)], dim=-1)
+
+    def _heads(self, qkv):
+        """(rows, length, 3 × hidden) -> query, key and value, each (rows, heads, length, head_dim)."""
+        return qkv.unflatten(-1, (3, self.num_heads, self.head_dim)).permute(2, 0, 3, 1, 4).unbind(0)
+
+    def _attend(self, query, key, value, key_mask):
+        dropout = self.dropout_prob if self.training else 0.0
+        if getattr(self.config, "_attn_implementation", None) == "eager":
+            return self._attention_with_probs(query, key, value, key_mask, dropout)[0]
+        return F.scaled_dot_product_attention(query, key, value, attn_mask=key_mask, dropout_p=dropout)
 
     def forward(self, hidden_states, layout, output_attentions=False):
-        query, key, value = self._project_qkv(hidden_states, layout)
-        dropout = self.dropout_prob if self.training else 0.0
+        qkv = self._project_qkv(hidden_states)
+        groups = None if output_attentions else layout.length_groups()
+        if groups is not None:
+            blocks = groups.split(groups.pack(qkv))
+            contexts = [
+                self._attend(*self._heads(block.view(rows, width, -1)), key_mask).transpose(1, 2).flatten(0, 1)
+                for block, (rows, width), key_mask in zip(blocks, groups.shapes, groups.key_masks)
+            ]
+            return groups.unpack(torch.cat(contexts)).flatten(1), None
+        query, key, value = self._heads(layout.pad(qkv))
         if output_attentions:
+            dropout = self.dropout_prob if self.training else 0.0
             context, probs = self._attention_with_probs(query, key, value, layout.sdpa_mask, dropout)
         else:
-            context = F.scaled_dot_product_attention(query, key, value, attn_mask=layout.sdpa_mask, dropout_p=dropout)
-            probs = None
+            context, probs = self._attend(query, key, value, layout.sdpa_mask), None
         return layout.unpad(context.transpose(1, 2)).flatten(1), probs
 
     @staticmethod
     def _attention_with_probs(query, key, value, attention_mask, dropout):
-        # SDPA does not return the attention matrix, so the explicit path is used only when it is asked for.
         scores = query @ key.transpose(-1, -2) * query.shape[-1] ** -0.5
         if attention_mask is not None:
             scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)

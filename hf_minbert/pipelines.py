@@ -7,6 +7,8 @@ at once.
         -> {"score": 4.1}                                   (0-5; plus "embeddings" from a bi-encoder head)
     pipeline("minbert-multitask", ...)(("a", "b"))
         -> {"sst": [{"label", "score"}, {"label", "score"}], "para": {"label", "score"}, "sts": {"score"}}
+    pipeline("text-classification", model=dir_or_repo, trust_remote_code=True)("a")
+        -> [{"label": "positive", "score": 0.55}]          (the sentiment head; the stock pipeline's format)
 
 A pair is a tuple `(a, b)` or a dict `{"text": a, "text_pair": b}`; every pipeline takes one input, a list, a
 `datasets.Dataset` (rows with text/text_pair, sentence1/sentence2 or sentence columns), a torch Dataset or a
@@ -16,6 +18,14 @@ sentences on their own in one pass (sentiment and bi-encoder heads read it), cro
 ensemble (`minbert ensemble`, per-task adapters) exposes no single encoder: each head then runs through
 `model(..., task=head)` on the same distinct inputs, and the answers mean the same (averaged probabilities and
 scores); the similarity pipeline returns no embeddings for it.
+
+"text-classification" (and its alias "sentiment-analysis") is transformers' own task name: a saved folder names
+`MinBertSentimentPipeline` for it in `custom_pipelines`, which `pipeline()` consults before its built-in tasks,
+so `pipeline("text-classification", model=dir_or_repo, trust_remote_code=True)` checks its input like the
+pipelines above. A model *object* passed in-process has no such entry until saved and gets the stock
+`TextClassificationPipeline` (which labels "" and reads only the first text of a tuple): pass
+`pipeline_class=MinBertSentimentPipeline` there. It is not registered in-process under the built-in name, which
+would replace the stock pipeline for every other model too.
 
 This file travels to the Hub as remote code: saving a minBERT model copies it next to the weights and names
 the pipelines in config.json's `custom_pipelines` (see `attach_pipelines`). So it imports only torch and
@@ -27,7 +37,7 @@ import inspect
 import logging
 
 import torch
-from transformers import AutoModel
+from transformers import AutoModel, AutoTokenizer
 from transformers.pipelines import PIPELINE_REGISTRY, Pipeline
 
 logger = logging.getLogger(__name__)
@@ -228,6 +238,8 @@ class MinBertPipeline(Pipeline):
                 f"{kwargs.get('task') or self.task_name}: needs a minBERT multitask model (MinBertForMultitask or "
                 f"an ensemble of them); got {type(model).__name__}"
             )
+        if kwargs.get("tokenizer") is None and not args:
+            kwargs["tokenizer"] = _saved_tokenizer(model)
         super().__init__(model, *args, **kwargs)
         if self.tokenizer is None:
             raise ValueError(f"{self._name}: needs the model's tokenizer")
@@ -413,6 +425,18 @@ class MinBertPipeline(Pipeline):
         return {key: encoded[key].to(self.device) for key in ("input_ids", "attention_mask", "token_type_ids")}
 
 
+def _saved_tokenizer(model):
+    """The tokenizer saved beside the model, or None. transformers 4.x's `pipeline()` loads no tokenizer for a
+    model type it does not know (a remote-code one), so the pipeline finds it itself."""
+    source = getattr(model, "name_or_path", None)
+    if not source:
+        return None
+    try:
+        return AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError):
+        return None
+
+
 def _positions(rows):
     """Index of each present row among the present rows (None stays None): where a pair's result sits in a
     tensor computed for the paired items only."""
@@ -498,14 +522,105 @@ class MinBertMultitaskPipeline(MinBertPipeline):
         return result
 
 
+class MinBertSentimentPipeline(MinBertPipeline):
+    """transformers' "text-classification" task on a minBERT model: one sentence -> its single-sentence head's
+    answer (the default task's, e.g. sst), in the stock pipeline's format: `{"label", "score"}` per input
+    (a lone string: wrapped in a list, as the stock pipeline does), or with `top_k` (None: all labels) a list
+    of them, most probable first. Unlike the stock pipeline it refuses empty or non-string input and pairs
+    (its head reads one sentence: pairs go to paraphrase-detection or minbert-multitask), and answers [] to
+    an empty list."""
+
+    task_name = "text-classification"
+    accepts_single_sentences = True
+    _NO_TOP_K = object()  # top_k not passed: one dict per input (None means every label)
+
+    def __call__(self, inputs, **kwargs):
+        result = super().__call__(inputs, **kwargs)
+        return [result] if isinstance(inputs, str) and "top_k" not in kwargs else result
+
+    def _sanitize_parameters(self, head=None, heads=None, max_length=None, top_k=_NO_TOP_K):
+        preprocess, forward, postprocess = super()._sanitize_parameters(head=head, heads=heads, max_length=max_length)
+        if top_k is not self._NO_TOP_K:
+            if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+                raise ValueError(f"{self._name}: top_k must be a positive integer or None (every label), got {top_k!r}")
+            postprocess["top_k"] = top_k
+        return preprocess, forward, postprocess
+
+    def _heads(self, head=None, heads=None):
+        if heads is not None:
+            raise TypeError(f"{self._name}: answers with one head; pass head=..., not heads=...")
+        return [select_sentence_head(self.model.config, self._name, head)]
+
+    def preprocess(self, inputs):
+        text, text_pair = read_input(inputs, self._name)
+        if text_pair is not None:
+            raise ValueError(
+                f"{self._name}: classifies one sentence; got a pair {_preview(inputs)} (a list is a batch of "
+                "sentences; for pairs use paraphrase-detection, sentence-similarity or minbert-multitask)"
+            )
+        return {"text": text, "text_pair": None}
+
+    def postprocess(self, model_outputs, heads=None, top_k=_NO_TOP_K):
+        name = (heads or self._heads())[0]
+        ranked = ranked_labels(self.model.config.tasks[name], model_outputs[f"{name}/text"][0])
+        if top_k is self._NO_TOP_K:
+            return ranked[0]
+        return ranked if top_k is None else ranked[:top_k]
+
+
+def select_sentence_head(config, task, head=None):
+    """The single-sentence classification head `task` answers with: `head` if given (checked), else the default
+    task's (the head the stock pipeline used) if it is one, else "sst", else the model's only such head."""
+
+    def fits(name):
+        spec = config.tasks[name]
+        return spec["pair_encoding"] == "single" and spec["kind"] in ("classification", "binary")
+
+    if head is not None:
+        if head not in config.tasks:
+            raise ValueError(f"{task}: the model has no head {head!r}; its heads: {', '.join(config.tasks)}")
+        if not fits(head):
+            spec = config.tasks[head]
+            raise ValueError(f"{task}: head {head!r} is a {spec['kind']} head on {spec['pair_encoding']} input; "
+                             "this pipeline needs a classification head on single sentences")
+        return head
+    for preferred in (config.default_task, "sst"):
+        if preferred in config.tasks and fits(preferred):
+            return preferred
+    candidates = [name for name in config.tasks if fits(name)]
+    if len(candidates) == 1:
+        return candidates[0]
+    found = f"several: {', '.join(candidates)}" if candidates else f"none among {', '.join(config.tasks)}"
+    raise ValueError(f"{task}: the model needs one single-sentence classification head, found {found}; "
+                     "choose with head=...")
+
+
+def ranked_labels(spec, logits):
+    """Every label of a classification or binary head with its probability, most probable first."""
+    logits = logits.double()
+    if spec["kind"] == "binary":
+        positive = float(torch.sigmoid(logits.reshape(())))
+        probabilities = [1.0 - positive, positive]
+    else:
+        probabilities = logits.softmax(-1).tolist()
+    pairs = sorted(zip(spec["labels"], probabilities), key=lambda pair: -pair[1])
+    return [{"label": label, "score": score} for label, score in pairs]
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Registration and saving
 # ----------------------------------------------------------------------------------------------------------
 
+# The tasks registered in-process (importing hf_minbert) and named in every saved folder.
 PIPELINES = {
     "paraphrase-detection": MinBertParaphrasePipeline,
     "sentence-similarity": MinBertSimilarityPipeline,
     "minbert-multitask": MinBertMultitaskPipeline,
+}
+# transformers' own task names, taken over in saved folders only (see the module docstring).
+BUILT_IN_TASKS = {
+    "text-classification": MinBertSentimentPipeline,
+    "sentiment-analysis": MinBertSentimentPipeline,
 }
 
 
@@ -514,7 +629,7 @@ def custom_pipelines_config():
     module = __name__.rsplit(".", 1)[-1]
     return {
         task: {"impl": f"{module}.{cls.__name__}", "pt": ["AutoModel"], "type": "text"}
-        for task, cls in PIPELINES.items()
+        for task, cls in {**PIPELINES, **BUILT_IN_TASKS}.items()
     }
 
 

@@ -5,7 +5,8 @@ renders as the `model-index` the Hub shows. The body states the exact training c
 hardware, the heads, a usage snippet built for the model's own heads, and the limitations.
 
 A card is a function of files in the model folder, so it can be regenerated at any time:
-    metrics.json          dev metrics (`minbert train` / `minbert evaluate` write it)
+    metrics.json          dev metrics (`minbert train` / `minbert evaluate` write it); from `minbert train`
+                          also `skipped_rows`, the bad data rows the readers skipped (file, task, count, first)
     training_config.json  the run's arguments, base model, time, hardware and software versions, recorded at
                           training time (`save_training_config`; `write_model_card` records it)
     ensemble_selection.json  instead of training_config.json in a `minbert ensemble` folder: the members and
@@ -198,7 +199,7 @@ def build_model_card(model_dir, metrics, training_config, model_id=None, model_n
         task_summary=_task_summary(tasks),
         parameter_count=_parameter_count(model_dir),
         metric_rows=[(task, name, f"{value:.4f}") for task, values in metrics.items() if isinstance(values, dict)
-                     for name, value in values.items()],
+                     for name, value in values.items() if isinstance(value, (int, float))],
         overall=_fmt(metrics.get("overall")),
         mean=_fmt(metrics.get("mean")),
         usage=usage_snippet(model_id or str(model_dir), tasks, default_task),
@@ -212,7 +213,8 @@ def build_model_card(model_dir, metrics, training_config, model_id=None, model_n
         held_out_folds=next((row["held_out"]["folds"] for row in (selection or {}).get("tasks", {}).values()
                              if "held_out" in row), None),
         has_training_record=bool(training_config),
-        data_summary=_data_summary(arguments),
+        data_summary=_data_summary(arguments, metrics.get("training_data")),
+        skipped_rows=_skipped_rows(metrics.get("skipped_rows")),
         max_eval_samples=arguments.get("max_eval_samples"),
         train_time=f"{seconds / 60:.1f} minutes" if seconds is not None else "not recorded",
         hardware=training_config.get("hardware", "not recorded"),
@@ -346,11 +348,30 @@ def _head_row(name, spec):
     return [name, spec["kind"], spec["pair_encoding"], str(spec["head_layers"]), pooling, scale]
 
 
-def _data_summary(arguments):
-    text = "the CS224N task files (`ids-sst-*`, `quora-*`, `sts-*`)"
+def _data_summary(arguments, training_data=None):
+    """Which training files gave how many rows (metrics.json's `training_data`), or the course's files."""
+    if training_data:
+        parts = [f"{task} {record['rows']:,} rows (" + ", ".join(f"`{name}` {rows:,}" for name, rows in
+                                                             record["sources"].items()) + ")"
+                 for task, record in training_data.items()]
+        text = "; ".join(parts)
+        dropped = sum(record.get("overlapping_rows_dropped", 0) for record in training_data.values())
+        if dropped:
+            text += f"; {dropped:,} rows repeating an earlier file's row dropped"
+    else:
+        text = "the CS224N task files (`ids-sst-*`, `quora-*`, `sts-*`)"
     if arguments.get("max_train_samples"):
         text += f", at most {arguments['max_train_samples']} training rows per task"
     return text
+
+
+def _skipped_rows(records):
+    """One line per data file with skipped rows (from metrics.json); [] when none were, None when the run
+    did not record it (metrics.json from `minbert evaluate`, an ensemble)."""
+    if records is None:
+        return None
+    return [f"`{Path(record['file']).name}` ({record['task']}): {record['count']} row(s); first "
+            + "; ".join(record["first"]) for record in records]
 
 
 def _hub_dataset(task):

@@ -36,3 +36,7 @@ def minilm_path():
     from hf_minbert import embedded_base_model
 
     return embedded_base_model()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a subprocess, server or browser test (more than a few seconds)")

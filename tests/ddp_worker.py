@@ -1,5 +1,8 @@
 """Run by tests/test_distributed.py under `torchrun --nproc_per_node 2`: a few multitask steps with SMART
-on a tiny model (gloo, CPU); each rank writes the examples it trained on and a digest of its weights."""
+on a tiny model (gloo, CPU), with the task sampling strategy given (and PCGrad when asked); each rank writes
+the examples it trained on and a digest of its weights.
+
+Usage: ddp_worker.py OUT_DIR [STRATEGY] [pcgrad]"""
 import hashlib
 import json
 import os
@@ -39,11 +42,12 @@ class RecordingTrainer(MultitaskTrainer):
         return MultitaskDataLoader(loader.dataset, batch_sampler=self.recorder, collate_fn=loader.collate_fn)
 
 
-def main(out_dir):
+def main(out_dir, strategy="proportional", pcgrad=False):
     args = MultitaskTrainingArguments(
         output_dir=out_dir, use_cpu=True, ddp_backend="gloo", per_device_train_batch_size=4, max_steps=6,
         eval_strategy="no", save_strategy="no", report_to="none", smart_weight="sst=2,para=2,sts=2",
         learning_rate=1e-3, logging_steps=1, disable_tqdm=True, max_seq_length=32,
+        task_sampling=strategy, pcgrad=pcgrad,
     )
     trainer = RecordingTrainer(model=tiny_model(seed=3), args=args, train_dataset=tiny_task_rows(),
                                processing_class=AutoTokenizer.from_pretrained(embedded_base_model()))
@@ -63,4 +67,4 @@ def main(out_dir):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], *sys.argv[2:3], pcgrad="pcgrad" in sys.argv[3:])

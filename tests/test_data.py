@@ -148,11 +148,47 @@ def test_a_quoted_field_opening_with_a_space_and_quote_runs_reads_as_one_sentenc
     assert dataset["sentiment"][2] == 4
 
 
-def test_a_quote_never_closed_is_an_error_naming_the_lines_it_joined(tmp_path):
-    lines = SST_LINES[:2] + ['1\tsst-x\t"An unclosed quote .\t2', "2\tsst-y\t A fine film .\t3"]
-    path = write_file(tmp_path, "ids-sst-dev.csv", lines)
-    with pytest.raises(DataError, match=r"ids-sst-dev\.csv, line 3: one record runs over lines 3-4"):
+def sst_rows_with_an_unclosed_quote(rows, quote_line):
+    """An SST file of `rows` rows whose sentence on `quote_line` (header = line 1) opens a quote it never closes."""
+    lines = [SST_LINES[0]] + [f"{i}\tsst-{i}\t A fine film number {i} .\t{i % 5}" for i in range(rows)]
+    lines[quote_line - 1] = lines[quote_line - 1].replace("\t A fine", '\t"A fine')
+    return lines
+
+
+def test_a_quote_never_closed_is_an_error_naming_the_line_and_column_where_it_opens(tmp_path):
+    path = write_file(tmp_path, "ids-sst-dev.csv", sst_rows_with_an_unclosed_quote(40, quote_line=4))
+    with pytest.raises(DataError, match=r"ids-sst-dev\.csv, line 4, column 'sentence': a quote opened in this field"):
         read_task_file(path, "sst")
+
+
+def test_an_unclosed_quote_costs_its_own_row_only_not_the_rows_after_it(tmp_path):
+    path = write_file(tmp_path, "ids-sst-dev.csv", sst_rows_with_an_unclosed_quote(40, quote_line=4))
+    dataset, report = read_task_file(path, "sst", skip_bad_rows=True)
+    assert len(dataset) == 39 and report.skipped_lines == [4]
+    assert dataset["id"][3] == "sst-4"  # the row after the bad line reads normally
+
+
+def test_an_unclosed_quote_in_a_long_file_is_named_at_its_own_line(tmp_path):
+    # A quote left open used to run until the next quote character (line 957 of the real SST dev file).
+    lines = sst_rows_with_an_unclosed_quote(1200, quote_line=4)
+    lines[956] = lines[956].replace(" .\t", ' " .\t')
+    with pytest.raises(DataError, match=r"line 4, column 'sentence'"):
+        read_task_file(write_file(tmp_path, "ids-sst-dev.csv", lines), "sst")
+
+
+def test_a_latin_1_file_is_an_error_naming_the_line_and_character_of_the_first_bad_byte(tmp_path):
+    path = tmp_path / "ids-sst-dev.csv"
+    text = "\n".join(SST_LINES[:3] + ["3\tsst-3\t A caf\u00e9 film .\t2", "4\tsst-4\t Na\u00efve .\t1"]) + "\n"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(DataError, match=r"ids-sst-dev\.csv, line 4, character 15: not UTF-8 text \(byte 0xe9\)"):
+        read_task_file(path, "sst")
+
+
+def test_crlf_line_endings_and_a_byte_order_mark_read_like_plain_lines(tmp_path):
+    path = tmp_path / "ids-sst-dev.csv"
+    path.write_bytes(("\ufeff" + "\r\n".join(SST_LINES) + "\r\n").encode("utf-8"))
+    dataset, _ = read_task_file(path, "sst")
+    assert dataset["id"] == ["sst-0", "sst-1", "sst-2"] and dataset["sentence"][0] == " It 's a fine film ."
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -216,6 +252,16 @@ def test_row_with_wrong_field_count_is_an_error_naming_the_line(tmp_path):
     path = write_file(tmp_path, "ids-sst-dev.csv", SST_LINES + ["3\tsst-3\t A film .\t1\textra"])
     with pytest.raises(DataError, match=r"line 5: 5 tab-separated fields where the header has 4"):
         read_task_file(path, "sst")
+
+
+def test_the_read_report_gives_the_skipped_count_and_first_lines_for_logs_and_metrics(tmp_path):
+    path = write_file(tmp_path, "quora-train.csv", QUORA_LINES + QUORA_UNLABELLED_LINES)
+    _, report = read_task_file(path, "para", skip_bad_rows=True)
+    summary = report.as_dict(limit=1)
+    assert (report.skipped_count, report.skipped_lines) == (2, [4, 5])
+    assert summary["skipped_rows"] == 2 and summary["skipped_lines"] == [4]
+    assert summary["first_skipped"] == ["line 4, column 'is_duplicate': empty label"]
+    json.dumps(summary)
 
 
 def test_file_whose_rows_are_all_bad_is_an_error_even_when_skipping(tmp_path):

@@ -1,27 +1,33 @@
-"""Data-parallel training under torchrun (2 CPU processes, gloo)."""
+"""Data-parallel training under torchrun (2 CPU processes, gloo), with every task sampling strategy."""
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from trainers.sampling import SAMPLING_STRATEGIES
+
 WORKER = Path(__file__).with_name("ddp_worker.py")
+SETUPS = [(strategy, False) for strategy in SAMPLING_STRATEGIES] + [("all_tasks", True)]  # PCGrad needs all_tasks
 
 
-def test_two_ranks_see_disjoint_examples_share_the_task_schedule_and_end_equal(tmp_path):
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy, pcgrad", SETUPS, ids=[s + ("+pcgrad" if p else "") for s, p in SETUPS])
+def test_two_ranks_see_disjoint_examples_share_the_task_schedule_and_end_equal(tmp_path, strategy, pcgrad):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-         str(WORKER), str(tmp_path)],
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(WORKER), str(tmp_path), strategy] + (["pcgrad"] if pcgrad else []),
         capture_output=True, text=True, timeout=600, env=env,
     )
     assert proc.returncode == 0, proc.stderr[-5000:]
     rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert rank0["world_size"] == rank1["world_size"] == 2
     assert rank0["global_step"] == rank1["global_step"] == 6
-    assert rank0["tasks"] == rank1["tasks"], "every rank must be on the same task at every step"
-    seen0 = {i for batch in rank0["batches"] for i in batch}
-    seen1 = {i for batch in rank1["batches"] for i in batch}
-    assert seen0 and seen1 and not seen0 & seen1, "ranks must train on disjoint examples"
+    assert rank0["tasks"] == rank1["tasks"], "every rank must be on the same task(s) at every step"
+    for step0, step1 in zip(rank0["batches"], rank1["batches"]):
+        assert step0 and step1 and not set(step0) & set(step1), "ranks must train on disjoint examples"
     assert rank0["smart_computed"] > 0 and rank1["smart_computed"] > 0
     assert rank0["weights"] == rank1["weights"], "DDP must keep the replicas identical"

@@ -185,7 +185,8 @@ def test_remote_code_loads_the_ensemble_where_hf_minbert_is_not_installed(saved,
 
 
 def test_stock_text_classification_pipeline_answers_with_the_averaged_sst_probabilities(saved, members, tokenizer):
-    result = pipeline("text-classification", model=str(saved), tokenizer=tokenizer)("a fine film", top_k=None)
+    result = pipeline("text-classification", model=str(saved), tokenizer=tokenizer, trust_remote_code=True)(
+        "a fine film", top_k=None)
     inputs = tokenizer("a fine film", return_tensors="pt")
     averaged = sum(_logits(m, inputs, "sst").softmax(-1)[0] for m in members) / 2
     labels = members[0].config.tasks["sst"]["labels"]
@@ -203,7 +204,8 @@ def _pair_logits(model, tokenizer, task):
 
 def test_saved_ensemble_names_the_custom_pipelines_and_carries_their_code(saved):
     config = json.loads((saved / "config.json").read_text())
-    assert set(config["custom_pipelines"]) == {"paraphrase-detection", "sentence-similarity", "minbert-multitask"}
+    assert set(config["custom_pipelines"]) == {"paraphrase-detection", "sentence-similarity", "minbert-multitask",
+                                               "text-classification", "sentiment-analysis"}
     assert (saved / "pipelines.py").is_file()
 
 

@@ -1,12 +1,13 @@
 """`minbert evaluate` end to end on a tiny random model, and the evaluation core the trainer reuses."""
 import json
 import re
+import shutil
 
 import datasets
 import numpy as np
 import pytest
 import torch
-from transformers import BertTokenizer
+from transformers import BertConfig, BertModel, BertTokenizer
 
 from hf_minbert import MinBertConfig, MinBertForMultitask
 from hf_minbert.cli import main as minbert
@@ -228,6 +229,55 @@ def test_a_task_the_model_has_no_head_for_is_an_error(tmp_path, data_dir, capsys
                       "--output_dir", str(tmp_path / "out")])
     assert status == 2
     assert "has no head for ['para', 'sts']" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def plain_bert(tmp_path_factory):
+    """A standard BERT checkpoint (transformers' BertModel): an encoder, no task heads."""
+    folder = tmp_path_factory.mktemp("bert")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=64)
+    BertModel(config).save_pretrained(folder)
+    word_tokenizer().save_pretrained(folder)
+    return folder
+
+
+def test_a_checkpoint_without_trained_heads_is_refused_before_any_output(plain_bert, data_dir, tmp_path, capsys):
+    status = minbert(["evaluate", "--model", str(plain_bert), "--data_dir", str(data_dir),
+                      "--output_dir", str(tmp_path / "out"), "--no_progress"])
+    assert status == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"minbert evaluate: {plain_bert} holds no trained head for sst, para, sts")
+    assert "--allow_untrained_heads" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_allow_untrained_heads_scores_them_and_says_they_are_untrained(plain_bert, data_dir, tmp_path, capsys):
+    status = minbert(["evaluate", "--model", str(plain_bert), "--data_dir", str(data_dir), "--tasks", "sst",
+                      "--output_dir", str(tmp_path / "out"), "--no_progress", "--allow_untrained_heads"])
+    assert status == 0
+    assert "note: scoring untrained (randomly initialized) heads: sst" in capsys.readouterr().out
+    assert (tmp_path / "out" / "sst-dev-output.csv").is_file()
+
+
+def test_a_model_directory_that_does_not_exist_is_no_such_directory(data_dir, tmp_path, capsys):
+    missing = tmp_path / "no-model-here"
+    status = minbert(["evaluate", "--model", str(missing), "--data_dir", str(data_dir), "--output_dir", str(tmp_path)])
+    assert status == 2
+    assert capsys.readouterr().err.strip() == f"minbert evaluate: --model {missing}: no such directory"
+
+
+def test_a_truncated_weights_file_is_an_error_naming_it(saved_model, data_dir, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(saved_model, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    status = minbert(["evaluate", "--model", str(broken), "--data_dir", str(data_dir), "--output_dir", str(tmp_path)])
+    assert status == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"minbert evaluate: --model {broken}: cannot read {weights} (truncated or corrupt?)")
+    assert len(err.splitlines()) == 1
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -64,6 +66,7 @@ def hub_calls(monkeypatch):
         calls.append(("create_commit", self.endpoint, repo_id, kwargs, operations))
         return SimpleNamespace(commit_url=f"{self.endpoint}/{repo_id}/commit/0")
 
+    monkeypatch.setattr(huggingface_hub.HfApi, "whoami", lambda self, token=None: {"name": "someone"})
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
     monkeypatch.setattr(huggingface_hub.HfApi, "create_commit", create_commit)
     return calls
@@ -108,6 +111,23 @@ def test_a_config_without_custom_pipelines_is_refused(model_dir):
         hub.files_to_push(model_dir)
 
 
+def test_a_crafted_shard_index_naming_a_file_outside_the_folder_is_refused(model_dir, tmp_path):
+    (tmp_path / "secret.safetensors").write_bytes(b"not yours")
+    (model_dir / "model.safetensors").unlink()
+    index = {"metadata": {}, "weight_map": {"bert.embeddings.word_embeddings.weight": "../secret.safetensors"}}
+    (model_dir / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match=r"\.\./secret\.safetensors resolves to .* outside the model folder"):
+        hub.files_to_push(model_dir)
+
+
+def test_a_symlink_to_a_file_outside_the_folder_is_refused(model_dir, tmp_path):
+    (tmp_path / "private.png").write_bytes(b"\x89PNG\r\n")
+    (model_dir / "training_curves.png").unlink()
+    (model_dir / "training_curves.png").symlink_to(tmp_path / "private.png")
+    with pytest.raises(ValueError, match=r"training_curves\.png resolves to .*private\.png, outside the model folder"):
+        hub.files_to_push(model_dir)
+
+
 def test_a_folder_without_a_card_is_refused_with_the_command_that_writes_one(model_dir):
     (model_dir / "README.md").unlink()
     with pytest.raises(FileNotFoundError, match="minbert card"):
@@ -149,6 +169,76 @@ def test_minbert_push_without_a_token_says_so_and_touches_nothing(model_dir, hub
     assert minbert(["push", str(model_dir), "--repo_id", "someone/minbert"]) == 2
     assert "minbert push: no Hugging Face token" in capsys.readouterr().err
     assert hub_calls == [] and (model_dir / "README.md").read_text() == card
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """Lets huggingface_hub send requests (to 127.0.0.1 only: each test sets HF_ENDPOINT to it)."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+
+def _stderr_is_one_line(captured):
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    return lines[0]
+
+
+def test_minbert_push_to_an_unreachable_endpoint_fails_in_one_line_and_leaves_the_folder(
+        model_dir, token, online, monkeypatch, capsys):
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_free_port()}")  # nothing listens there
+    before = {path.name: path.read_bytes() for path in model_dir.iterdir() if path.is_file()}
+    assert minbert(["push", str(model_dir), "--repo_id", "someone/minbert"]) == 1
+    line = _stderr_is_one_line(capsys.readouterr())
+    assert line.startswith("minbert push: cannot use the Hub at http://127.0.0.1:")
+    assert {path.name: path.read_bytes() for path in model_dir.iterdir() if path.is_file()} == before
+
+
+class _RefusingHub(BaseHTTPRequestHandler):
+    """A Hub that knows the token (whoami) but refuses to create the repository (403)."""
+
+    def do_GET(self):
+        if self.path.startswith("/api/whoami"):
+            self._reply(200, {"name": "someone", "type": "user"})
+        else:
+            self._reply(403, {"error": "Access to this resource is forbidden"})
+
+    def do_POST(self):
+        self._reply(403, {"error": "You don't have the rights to create a model under the namespace someone-else"})
+
+    def _reply(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_minbert_push_refused_by_the_server_fails_in_one_line_and_keeps_the_old_card(
+        model_dir, token, online, monkeypatch, capsys):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefusingHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+    card = (model_dir / "README.md").read_text()
+    try:
+        assert minbert(["push", str(model_dir), "--repo_id", "someone-else/minbert"]) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    line = _stderr_is_one_line(capsys.readouterr())
+    assert "upload of" in line and "someone-else/minbert" in line and "403" in line
+    assert (model_dir / "README.md").read_text() == card
+
+
+def test_minbert_push_sends_the_regenerated_card_and_writes_it_only_after_the_upload(model_dir, hub_calls, token):
+    old_card = (model_dir / "README.md").read_text()
+    assert minbert(["push", str(model_dir), "--repo_id", "someone/minbert-mt"]) == 0
+    sent = next(op for op in hub_calls[1][4] if op.path_in_repo == "README.md")
+    assert 'model_id = "someone/minbert-mt"' in sent.path_or_fileobj.decode() != old_card
+    assert (model_dir / "README.md").read_text() == sent.path_or_fileobj.decode()
 
 
 def _fake_trainer(output_dir, saved):

@@ -4,6 +4,7 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from hf_minbert import MinBertConfig, MinBertForMultitask, MinBertForSequenceClassification, MinBertModel
+from hf_minbert.modeling_minbert import MinBertTokenLayout, plan_length_groups
 from tests.helpers import random_batch
 
 
@@ -77,6 +78,63 @@ def test_output_attentions_are_row_stochastic_and_match_sdpa_outputs(tiny_config
     padded = batch["attention_mask"] == 0
     assert explicit.attentions[0][1, :, :, padded[1]].abs().max() == 0, "padding must get no attention"
     torch.testing.assert_close(plain.last_hidden_state, explicit.last_hidden_state, rtol=0, atol=1e-5)
+
+
+def _ragged_batch(config):
+    """Rows of very different lengths (cut into several length groups), one of them left-padded."""
+    lengths = [40, 3, 38, 5, 4, 39, 2, 6]
+    batch = random_batch(config, batch=len(lengths), length=40)
+    mask = (torch.arange(40) < torch.tensor(lengths)[:, None]).long()
+    mask[1] = mask[1].flip(0)
+    batch["attention_mask"] = mask
+    assert len(MinBertTokenLayout(mask, *mask.shape).length_groups().shapes) > 1
+    return batch
+
+
+def test_length_groups_partition_the_rows_by_length_and_skip_empty_rows():
+    lengths = [40, 3, 0, 38, 5, 4, 39, 2]
+    groups = plan_length_groups(lengths, cost_per_group=1024)
+    assert [(sorted(rows), width) for rows, width in groups] == [([0, 3, 6], 40), ([1, 4, 5, 7], 5)]
+
+
+def test_length_grouped_attention_equals_attention_over_the_padded_batch(tiny_config):
+    model = MinBertModel(tiny_config).eval()
+    batch = _ragged_batch(tiny_config)
+    with torch.no_grad():
+        grouped = model(**batch)
+        padded = model(**batch, output_attentions=True)  # the explicit product over the padded batch
+    keep = batch["attention_mask"].bool()
+    torch.testing.assert_close(grouped.last_hidden_state[keep], padded.last_hidden_state[keep], rtol=0, atol=1e-5)
+
+
+def test_length_grouped_attention_gives_the_padded_batch_gradients(tiny_config):
+    config = MinBertConfig(**{**tiny_config.to_dict(), "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0})
+    model = MinBertModel(config).train()
+    batch = _ragged_batch(config)
+    gradients = []
+    for output_attentions in (False, True):
+        model.zero_grad()
+        out = model(**batch, output_attentions=output_attentions)
+        (out.last_hidden_state.pow(2).sum() + out.pooler_output.pow(2).sum()).backward()
+        gradients.append([p.grad.clone() for p in model.parameters()])
+    for grouped, padded in zip(*gradients):
+        torch.testing.assert_close(grouped, padded, rtol=1e-4, atol=1e-4)
+
+
+def test_eager_attention_implementation_is_honoured_and_matches_sdpa(tiny_config, monkeypatch):
+    sdpa_model = MinBertModel(tiny_config).eval()
+    eager_model = MinBertModel._from_config(tiny_config, attn_implementation="eager").eval()
+    eager_model.load_state_dict(sdpa_model.state_dict())
+    batch = _ragged_batch(tiny_config)
+    with torch.no_grad():
+        expected = sdpa_model(**batch).last_hidden_state
+
+        def no_sdpa(*args, **kwargs):
+            raise AssertionError("attn_implementation='eager' called scaled_dot_product_attention")
+
+        monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", no_sdpa)
+        eager = eager_model(**batch).last_hidden_state
+    torch.testing.assert_close(eager, expected, rtol=0, atol=1e-5)
 
 
 def test_task_none_means_default_task(tiny_config):

@@ -9,6 +9,7 @@ from transformers import BertConfig, BertForSequenceClassification, BertModel
 
 from hf_minbert import MinBertConfig
 from hf_minbert.modeling_minbert import MinBertForMultitask
+from hf_minbert import optimization
 from hf_minbert.optimization import AdamW, build_parameter_groups, create_optimizer, describe_parameter_groups
 
 NUM_LAYERS = 3
@@ -161,6 +162,69 @@ def test_adamw_skips_parameters_without_gradient_and_leaves_their_state_alone():
     assert optimizer.state[unused]["step"] == state_before["step"] == 1
     assert torch.equal(optimizer.state[unused]["exp_avg"], state_before["exp_avg"])
     assert optimizer.state[used]["step"] == 2
+
+
+def test_adamw_parameter_that_skipped_steps_keeps_its_own_bias_correction_like_torch():
+    ours_params = [nn.Parameter(torch.full((3,), value)) for value in (1.0, -2.0)]
+    torch_params = [nn.Parameter(p.detach().clone()) for p in ours_params]
+    ours, theirs = AdamW(ours_params, lr=0.1), torch.optim.AdamW(torch_params, lr=0.1)
+    for step in range(4):
+        for params, optimizer in ((ours_params, ours), (torch_params, theirs)):
+            params[0].grad = torch.tensor([0.5, -1.0, 2.0]) * (step + 1)
+            params[1].grad = None if step == 1 else torch.tensor([1.0, 0.25, -0.5])  # one group, two step counts
+            optimizer.step()
+    for a, b in zip(ours_params, torch_params):
+        assert torch.allclose(a, b, rtol=0, atol=1e-7)
+
+
+def wide_linear_model():
+    torch.manual_seed(0)  # 256 x 512 = 131072 weights: past COMPILED_MIN_NUMEL, so the compiled update runs
+    assert 256 * 512 >= optimization.COMPILED_MIN_NUMEL
+    return nn.Sequential(nn.Linear(256, 512), nn.Tanh(), nn.Linear(512, 3))
+
+
+def train_regression(model, optimizer, steps=20):
+    generator = torch.Generator().manual_seed(2)
+    for _ in range(steps):
+        inputs, targets = torch.randn(8, 256, generator=generator), torch.randn(8, 3, generator=generator)
+        optimizer.zero_grad()
+        (model(inputs) - targets).pow(2).mean().backward()
+        optimizer.step()
+
+
+@pytest.mark.slow  # compiles the fused update (seconds; tens of seconds on a busy machine)
+def test_adamw_compiled_update_of_large_parameters_equals_torch_adamw():
+    ours_model = wide_linear_model()
+    twin = copy.deepcopy(ours_model)
+
+    def groups(model):  # the wide weight with decay, the rest (eager foreach update) without
+        return [{"params": [model[0].weight], "weight_decay": 0.1},
+                {"params": [model[0].bias, *model[2].parameters()], "weight_decay": 0.0}]
+
+    train_regression(ours_model, AdamW(groups(ours_model), lr=1e-2, compiled=True))
+    train_regression(twin, torch.optim.AdamW(groups(twin), lr=1e-2))
+    assert optimization._COMPILER.usable and optimization._COMPILER._function is not None
+    assert max_parameter_difference(ours_model, twin) <= 1e-6
+
+
+def test_adamw_falls_back_to_the_foreach_update_with_a_warning_when_compiling_fails(monkeypatch):
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no C++ compiler found")
+
+    monkeypatch.setattr(optimization, "_COMPILER", optimization._CompiledUpdate())
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    ours_model = wide_linear_model()
+    twin = copy.deepcopy(ours_model)
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler found"):
+        train_regression(ours_model, AdamW(ours_model.parameters(), lr=1e-2, compiled=True))
+    train_regression(twin, torch.optim.AdamW(twin.parameters(), lr=1e-2))
+    assert not optimization._COMPILER.usable
+    assert max_parameter_difference(ours_model, twin) <= 1e-6
+
+
+def test_adamw_compiles_by_default_only_for_models_large_enough_to_repay_it():
+    assert not AdamW(wide_linear_model().parameters()).compiled
+    assert AdamW([nn.Parameter(torch.zeros(optimization.COMPILED_MIN_TOTAL))]).compiled
 
 
 def test_adamw_rejects_sparse_gradients_with_a_clear_error():

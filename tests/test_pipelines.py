@@ -18,6 +18,7 @@ from tests.helpers import run_isolated, tiny_model
 PAIR = ("a gorgeous , witty film", "a fine and clever movie")
 PAIRS = [PAIR, ("the plot was dull", "it is not very good"), ("good", "bad"), ("a film", "a film about nothing")]
 TASKS = ("paraphrase-detection", "sentence-similarity", "minbert-multitask")
+SAVED_TASKS = (*TASKS, "text-classification", "sentiment-analysis")  # named in config.json's custom_pipelines
 BI_TASKS = {**MinBertConfig().tasks, "sts_bi": {"kind": "regression", "label_range": [0, 5], "pair_encoding": "bi"}}
 
 
@@ -82,13 +83,15 @@ def test_saved_model_names_each_pipeline_in_config_and_holds_its_code(model_dir)
         "paraphrase-detection": {"impl": "pipelines.MinBertParaphrasePipeline", "pt": ["AutoModel"], "type": "text"},
         "sentence-similarity": {"impl": "pipelines.MinBertSimilarityPipeline", "pt": ["AutoModel"], "type": "text"},
         "minbert-multitask": {"impl": "pipelines.MinBertMultitaskPipeline", "pt": ["AutoModel"], "type": "text"},
+        "text-classification": {"impl": "pipelines.MinBertSentimentPipeline", "pt": ["AutoModel"], "type": "text"},
+        "sentiment-analysis": {"impl": "pipelines.MinBertSentimentPipeline", "pt": ["AutoModel"], "type": "text"},
     }
     assert (model_dir / "pipelines.py").read_text() == open(minbert_pipelines.__file__).read()
 
 
-def test_saving_one_pipeline_saves_the_model_with_all_three(tmp_path, model, tokenizer):
+def test_saving_one_pipeline_saves_the_model_with_all_of_them(tmp_path, model, tokenizer):
     pipeline("paraphrase-detection", model=model, tokenizer=tokenizer).save_pretrained(tmp_path)
-    assert set(json.loads((tmp_path / "config.json").read_text())["custom_pipelines"]) == set(TASKS)
+    assert set(json.loads((tmp_path / "config.json").read_text())["custom_pipelines"]) == set(SAVED_TASKS)
     assert {"pipelines.py", "modeling_minbert.py", "tokenizer.json"} <= {p.name for p in tmp_path.iterdir()}
 
 
@@ -293,6 +296,61 @@ def test_stock_text_classification_answers_with_the_sst_head_and_labels(model, t
                         for label, p in zip(model.config.tasks["sst"]["labels"], probabilities)}
 
 
+def _sentiment(model, tokenizer, **kwargs):
+    return pipeline("text-classification", model=model, tokenizer=tokenizer,
+                    pipeline_class=minbert_pipelines.MinBertSentimentPipeline, **kwargs)
+
+
+def test_text_classification_of_a_saved_folder_is_the_checked_sentiment_pipeline(model_dir):
+    classify = pipeline("text-classification", model=str(model_dir), trust_remote_code=True)
+    assert type(classify).__name__ == "MinBertSentimentPipeline"
+    with pytest.raises(ValueError, match="text-classification: text is empty"):
+        classify("")
+
+
+@pytest.mark.parametrize("call", [
+    lambda pipe: pipe(PAIR[0]),
+    lambda pipe: pipe(list(PAIR)),
+    lambda pipe: pipe(list(PAIR), batch_size=2),
+    lambda pipe: pipe(PAIR[0], top_k=None),
+    lambda pipe: pipe(list(PAIR), top_k=2),
+], ids=["one", "list", "batched", "all-labels", "top-2"])
+def test_sentiment_answers_as_the_stock_pipeline_on_valid_input(model, tokenizer, call):
+    stock = pipeline("text-classification", model=model, tokenizer=tokenizer)
+    assert _close(call(_sentiment(model, tokenizer)), call(stock), tol=1e-5)
+
+
+@pytest.mark.parametrize("bad, error, message", [
+    ("", ValueError, "text-classification: text is empty"),
+    ("   ", ValueError, "text-classification: text is empty"),
+    (PAIR, ValueError, "text-classification: classifies one sentence; got a pair"),
+    ({"text": PAIR[0], "text_pair": PAIR[1]}, ValueError, "classifies one sentence; got a pair"),
+    (None, TypeError, "text-classification: expected a string"),
+    ([PAIR[0], 3], TypeError, "text-classification: expected a string"),
+])
+def test_sentiment_refuses_empty_non_string_and_pair_input(model, tokenizer, bad, error, message):
+    with pytest.raises(error, match=message):
+        _sentiment(model, tokenizer)(bad)
+
+
+def test_sentiment_answers_an_empty_list_with_no_answers(model, tokenizer):
+    assert _sentiment(model, tokenizer)([]) == []
+
+
+def test_sentiment_answers_with_the_default_tasks_head(tokenizer):
+    tasks = {**MinBertConfig().tasks, "mood": {"kind": "binary", "labels": ["sad", "happy"]}}
+    model = tiny_model(tasks=tasks, default_task="mood").eval()
+    probability = float(torch.sigmoid(_logits(model, tokenizer, "mood", PAIR[0])))
+    assert _close(_sentiment(model, tokenizer)(PAIR[0], top_k=None),
+                  sorted([{"label": "sad", "score": 1 - probability}, {"label": "happy", "score": probability}],
+                         key=lambda answer: -answer["score"]))
+
+
+def test_sentiment_refuses_a_pair_head(model, tokenizer):
+    with pytest.raises(ValueError, match="head 'para' is a binary head on cross input"):
+        _sentiment(model, tokenizer, head="para")
+
+
 def test_each_pipeline_loads_from_the_saved_folder_where_hf_minbert_is_not_installed(model_dir, model, tokenizer):
     expected = {task: pipeline(task, model=model, tokenizer=tokenizer)(PAIRS, batch_size=2) for task in TASKS}
     expected["text-classification"] = pipeline("text-classification", model=model, tokenizer=tokenizer)(PAIR[0])
@@ -322,6 +380,32 @@ def test_each_pipeline_loads_from_the_saved_folder_where_hf_minbert_is_not_insta
     assert out.split("\n")[:4] == [f"{task} same" for task in (*TASKS, "text-classification")]
 
 
+@pytest.mark.slow
+def test_text_classification_of_a_saved_folder_refuses_bad_input_as_remote_code(model_dir):
+    out = run_isolated(
+        f"""
+        from transformers import pipeline
+        for task in ("text-classification", "sentiment-analysis"):
+            classify = pipeline(task, model={str(model_dir)!r}, trust_remote_code=True)
+            print(type(classify).__name__, classify([]))
+            for bad in ("", ("a fine film", "a dull film"), {{"text": "a", "text_pair": "b"}}, [None]):
+                try:
+                    classify(bad)
+                except (TypeError, ValueError) as error:
+                    print(type(error).__name__, str(error).split(";")[0])
+        """,
+        cwd=model_dir,
+    )
+    assert out.splitlines()[:5] == [
+        "MinBertSentimentPipeline []",
+        "ValueError text-classification: text is empty",
+        "ValueError text-classification: classifies one sentence",
+        "ValueError text-classification: classifies one sentence",
+        "TypeError text-classification: expected a string, a pair (text, text_pair) or a dict with 'text' and 'text_pair'",
+    ]
+    assert out.splitlines()[5:7] == ["MinBertSentimentPipeline []", "ValueError sentiment-analysis: text is empty"]
+
+
 def test_a_remote_code_copy_saves_the_pipelines_again(model_dir, tmp_path):
     # transformers#29714: a model fine-tuned from a remote-code repo must push all the code it needs.
     run_isolated(
@@ -334,7 +418,7 @@ def test_a_remote_code_copy_saves_the_pipelines_again(model_dir, tmp_path):
     )
     saved = tmp_path / "again"
     assert {"modeling_minbert.py", "configuration_minbert.py", "pipelines.py"} <= {p.name for p in saved.iterdir()}
-    assert set(json.loads((saved / "config.json").read_text())["custom_pipelines"]) == set(TASKS)
+    assert set(json.loads((saved / "config.json").read_text())["custom_pipelines"]) == set(SAVED_TASKS)
 
 
 

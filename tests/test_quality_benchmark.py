@@ -190,3 +190,23 @@ def test_every_training_rows_flags_are_minbert_train_arguments(quality, tmp_path
         parsed = parse_arguments(["--data_dir", str(tmp_path), "--output_dir", str(tmp_path / row), *flags])
         assert parsed[2].output_dir == str(tmp_path / row), row
 
+
+
+def test_a_recipe_measured_with_three_seeds_gets_its_mean_and_standard_deviation(quality):
+    results = {"default": _row(0.70, sst=0.50), "default_seed1": _row(0.72, sst=0.52), "default_seed2": _row(0.74, sst=0.54)}
+    line = next(line for line in quality.render_table(results).splitlines() if "mean ± sd of 3 seeds" in line)
+    assert "| 0.520 ± 0.020 |" in line and "| 0.720 ± 0.020 |" in line
+
+
+def test_a_recipe_with_one_seed_gets_no_spread(quality):
+    assert "mean ± sd" not in quality.render_table({"default": _row(0.70), "no_smart": _row(0.69)})
+
+
+def test_a_rerun_row_replaces_its_model_folder(quality, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(quality, "_minbert", _fake_minbert(calls))
+    args = quality.main.__globals__["argparse"].Namespace(work_dir=str(tmp_path), data_dir="d", epochs=None, extra="",
+                                                          max_train_samples=None)
+    quality.run_training_row("default", args)
+    flags = calls[0][1]
+    assert flags[flags.index("--overwrite_output_dir") + 1] == "true"

@@ -1,11 +1,18 @@
 """Saved minBERT folders load as remote code where hf_minbert is not installed."""
 import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
+import pytest
 import torch
 from transformers import AutoTokenizer
 
 from hf_minbert import MinBertForMultitask, MinBertForSequenceClassification
-from tests.helpers import random_batch, run_isolated
+from tests.helpers import random_batch, run_isolated, tiny_model
 
 
 def _save_with_tokenizer(model, path, minilm_path):
@@ -104,3 +111,86 @@ def test_multitask_checkpoint_opened_as_sequence_classification_keeps_its_heads(
     assert isinstance(reopened, MinBertForMultitask)
     batch = random_batch(tiny_config)
     torch.testing.assert_close(reopened(**batch).logits, model(**batch).logits)
+
+
+# --- the oldest transformers setup.py declares ---------------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+OLDEST_PYTHON = os.environ.get("MINBERT_OLDEST_PYTHON") or str(REPO_ROOT / ".venv-oldest" / "bin" / "python")
+# transformers 4.x has neither module; the saved code must fall back to what 4.x has. transformers' own
+# modules are imported first (they use them), then the two are made unimportable for the saved code.
+HIDE_TRANSFORMERS_5_MODULES = """
+import importlib.abc, sys
+import transformers, transformers.modeling_utils, transformers.pipelines
+HIDDEN = ("transformers.initialization", "transformers.modeling_layers")
+class _Hide5x(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name in HIDDEN:
+            raise ImportError(f"{name} is a transformers 5 module")
+for name in HIDDEN:
+    sys.modules.pop(name, None)
+    transformers.__dict__.pop(name.split(".")[1], None)
+sys.meta_path.insert(0, _Hide5x())
+try:
+    from transformers import initialization
+except ImportError:
+    pass
+else:
+    raise SystemExit("transformers.initialization still importable: the test would prove nothing")
+"""
+
+
+def _declared_transformers_floor():
+    return re.search(r'"transformers>=([0-9.]+)"', (REPO_ROOT / "setup.py").read_text()).group(1)
+
+
+@pytest.mark.slow
+def test_saved_code_loads_and_answers_the_same_without_transformers_5_only_modules(tmp_path, minilm_path):
+    model = tiny_model().eval()
+    _save_with_tokenizer(model, tmp_path, minilm_path)
+    batch = random_batch(model.config)
+    torch.save(batch, tmp_path / "batch.pt")
+    with torch.no_grad():
+        torch.save({task: model(**batch, task=task).logits for task in model.config.tasks}, tmp_path / "expected.pt")
+    out = run_isolated(
+        HIDE_TRANSFORMERS_5_MODULES + textwrap.dedent(f"""
+        import torch
+        from transformers import AutoModel
+        model = AutoModel.from_pretrained({str(tmp_path)!r}, trust_remote_code=True).eval()
+        batch, expected = torch.load({str(tmp_path / 'batch.pt')!r}), torch.load({str(tmp_path / 'expected.pt')!r})
+        with torch.no_grad():
+            for task, logits in expected.items():
+                torch.testing.assert_close(model(**batch, task=task).logits, logits, rtol=0, atol=1e-6)
+        print("identical", sorted(expected))
+        """),
+        cwd=tmp_path,
+    )
+    assert "identical ['para', 'sst', 'sts']" in out
+
+
+@pytest.mark.slow
+def test_saved_folders_answer_the_same_on_the_oldest_declared_transformers(tmp_path):
+    if not Path(OLDEST_PYTHON).is_file():
+        pytest.skip(f"no oldest-transformers venv at {OLDEST_PYTHON}: .ci/run builds .venv-oldest with setup.py's "
+                    "floor (MINBERT_OLDEST_PYTHON names another)")
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tests" / "remote_code_compat.py"), "--python", OLDEST_PYTHON,
+         "--dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    floor = re.escape(_declared_transformers_floor())
+    for folder in ("multitask", "ensemble"):
+        assert re.search(rf"^{folder}: transformers {floor}(\.0)? answers as ", proc.stdout, re.MULTILINE), proc.stdout
+
+
+def test_the_compat_check_tells_answers_within_tolerance_from_different_ones():
+    from tests.remote_code_compat import TOLERANCE, first_difference
+
+    reference = {"logits": [[0.5, -1.0]], "pipeline": [{"label": "positive", "score": 0.25}]}
+    close = {"logits": [[0.5 + TOLERANCE / 2, -1.0]], "pipeline": [{"label": "positive", "score": 0.25}]}
+    assert first_difference(reference, close) is None
+    assert first_difference(reference, {**close, "logits": [[0.5 + 2 * TOLERANCE, -1.0]]}) == (
+        "/logits[0][0]: 0.5 != 0.50002")
+    assert first_difference(reference, {**close, "pipeline": [{"label": "negative", "score": 0.25}]}) == (
+        "/pipeline[0]/label: 'positive' != 'negative'")

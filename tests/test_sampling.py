@@ -230,8 +230,9 @@ def test_no_duplicates_keeps_repeated_keys_in_different_batches():
 
 
 def test_no_duplicates_leaves_a_clash_it_cannot_resolve():
+    # Six copies of one key in two batches of three: no swap can separate them, so none is made.
     sampler = make("sequential", {"a": 6}, batch_size=3, example_keys={"a": ["same"] * 6})
-    assert sorted(local_indices(sampler, 0, "a")) == list(range(6))
+    assert list(sampler) == list(make("sequential", {"a": 6}, batch_size=3))
 
 
 # ---- use with DataLoader ----
@@ -338,3 +339,35 @@ def test_length_grouping_is_deterministic_and_changes_with_the_epoch():
 def test_length_grouping_rejects_a_length_list_of_the_wrong_size():
     with pytest.raises(ValueError, match=r"lengths\['t'\] has 3 entries for 10 examples"):
         MultitaskBatchSampler({"t": 10}, 2, "proportional", lengths={"t": [1, 2, 3]})
+
+
+# ---- epoch_rows: a very large task gives each epoch only its next share ----
+
+
+def _task_indices(sampler, task, epoch):
+    sampler.set_epoch(epoch)
+    offset = sampler.offsets[task]
+    return [i - offset for batch in sampler for i in batch if sampler.task_of(i) == task]
+
+
+def test_epoch_rows_caps_a_large_tasks_examples_per_epoch_and_leaves_the_others_whole():
+    sampler = MultitaskBatchSampler({"sst": 100, "para": 30}, batch_size=4, strategy="proportional", epoch_rows={"sst": 40})
+    assert len(_task_indices(sampler, "sst", 0)) == 40
+    assert sorted(_task_indices(sampler, "para", 0)) == list(range(30))
+
+
+def test_epoch_rows_continues_through_the_task_so_epochs_cover_all_of_it_before_repeating():
+    sampler = MultitaskBatchSampler({"sst": 100, "para": 8}, batch_size=4, strategy="proportional", epoch_rows={"sst": 25})
+    four_epochs = [i for epoch in range(4) for i in _task_indices(sampler, "sst", epoch)]
+    assert sorted(four_epochs) == list(range(100))
+
+
+def test_epoch_rows_larger_than_the_task_changes_nothing():
+    capped = MultitaskBatchSampler({"sst": 20, "para": 8}, batch_size=4, strategy="proportional", epoch_rows=50, seed=3)
+    plain = MultitaskBatchSampler({"sst": 20, "para": 8}, batch_size=4, strategy="proportional", seed=3)
+    assert list(capped) == list(plain)
+
+
+def test_epoch_rows_with_a_strategy_it_does_not_apply_to_is_an_error():
+    with pytest.raises(ValueError, match="epoch_rows applies only to"):
+        MultitaskBatchSampler({"sst": 20, "para": 8}, batch_size=4, strategy="round_robin", epoch_rows={"sst": 10})

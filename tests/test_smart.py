@@ -349,3 +349,29 @@ def test_proximal_term_is_mu_times_divergence_to_the_teacher_with_gradient_to_th
 def test_proximal_term_needs_the_model_at_construction():
     with pytest.raises(ValueError, match="proximal_weight"):
         SmartRegularizer(SmartSettings(weights={"sst": 1.0}, proximal_weight=1.0))
+
+
+# ---- precision: ε must survive bf16 autocast ------------------------------------------------------------
+
+
+def logit_change(model, batch, task, bf16, **settings):
+    """√R_s of SMART at the default settings (dropout off): the size of the logit change the adversarial
+    perturbation causes, as the regularizer sees it, computed under bf16 autocast or in fp32."""
+    smart = SmartRegularizer(SmartSettings(weights={task: 1.0}, **settings))
+    torch.manual_seed(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        value = smart(model, batch, task, model(**batch, task=task).logits)
+    return value.detach().sqrt().item()
+
+
+@pytest.mark.parametrize("task", ["sst", "sts"])
+def test_default_epsilon_changes_the_logits_under_bf16_as_much_as_in_fp32(model, batch, task):
+    in_fp32, in_bf16 = (logit_change(model, batch, task, bf16) for bf16 in (False, True))
+    assert in_fp32 > 0
+    assert in_fp32 / 2 <= in_bf16 <= 2 * in_fp32
+
+
+def test_logit_change_under_bf16_grows_with_epsilon(model, batch):
+    changes = [logit_change(model, batch, "sst", True, epsilon=epsilon) for epsilon in (1e-6, 1e-5, 1e-4)]
+    assert changes[0] < changes[1] < changes[2]
+    assert changes[2] > 50 * changes[0]  # linear in ε in this regime: 100× over two decades

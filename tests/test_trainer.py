@@ -7,6 +7,7 @@ from transformers import AutoTokenizer, HfArgumentParser, TrainerCallback
 
 from tests.helpers import tiny_model, tiny_task_rows
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
+from trainers.sampling import SAMPLING_STRATEGIES, MultitaskBatchSampler
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +57,19 @@ def test_proportional_sampling_visits_every_example_once_per_epoch(tmp_path, tok
     assert counts == {"sst": 24, "para": 24, "sts": 24}
 
 
+@pytest.mark.parametrize("strategy", SAMPLING_STRATEGIES)
+def test_train_batches_follow_the_chosen_sampling_strategy(tmp_path, tokenizer, strategy):
+    rows = tiny_task_rows()
+    rows["para"] = rows["para"].select(range(16))  # unequal sizes, so that the strategies differ
+    trainer = _trainer(tmp_path, tokenizer, rows=rows, task_sampling=strategy, group_by_length=False)
+    plan = MultitaskBatchSampler({"sst": 24, "para": 16, "sts": 24}, 8, strategy, seed=0).plan(0)
+    batches = list(trainer.get_train_dataloader())
+    assert [list(batch) for batch in batches] == [[b.task for b in step] for step in plan]
+    assert [[len(inputs["labels"]) for inputs in batch.values()] for batch in batches] == [
+        [len(b.indices) for b in step] for step in plan
+    ]
+
+
 def test_all_tasks_batches_hold_every_task(tmp_path, tokenizer):
     trainer = _trainer(tmp_path, tokenizer, task_sampling="all_tasks")
     batch = next(iter(trainer.get_train_dataloader()))
@@ -86,22 +100,73 @@ def test_evaluate_reports_task_metrics_and_overall_scores(tmp_path, tokenizer):
     assert metrics["eval_overall"] == pytest.approx(expected)
 
 
+class _ScoreEpochs(TrainerCallback):
+    """Sets the overall score of each evaluation, so that which checkpoint is best is known in advance."""
+
+    def __init__(self, scores):
+        self.scores = list(scores)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        metrics["eval_overall"] = self.scores.pop(0)
+
+
 def test_best_model_by_overall_is_loaded_at_end(tmp_path, tokenizer):
+    from safetensors.torch import load_file
+
     trainer = _trainer(tmp_path, tokenizer, num_train_epochs=2, eval_strategy="epoch", save_strategy="epoch",
-                       load_best_model_at_end=True)
+                       load_best_model_at_end=True, callbacks=[_ScoreEpochs([0.9, 0.1])])  # epoch 1 is best
     trainer.train()
-    overall = [e["eval_overall"] for e in trainer.state.log_history if "eval_overall" in e]
-    assert len(overall) == 2
-    assert trainer.state.best_metric == pytest.approx(max(overall))
-    saved = json.loads((tmp_path / "out" / trainer.state.best_model_checkpoint.split("/")[-1] / "config.json").read_text())
+    first, last = sorted((tmp_path / "out").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert trainer.state.best_model_checkpoint == str(first)
+    best, final = load_file(first / "model.safetensors"), load_file(last / "model.safetensors")
+    loaded = trainer.model.state_dict()
+    assert any(not torch.equal(best[name], final[name]) for name in best), "the epochs must end on different weights"
+    for name, value in best.items():
+        assert torch.equal(loaded[name], value), name
+    saved = json.loads((first / "config.json").read_text())
     assert saved["auto_map"]["AutoModel"] == "modeling_minbert.MinBertForMultitask"
 
 
-def test_mnr_term_is_logged_and_trains(tmp_path, tokenizer):
-    trainer = _trainer(tmp_path, tokenizer, mnr_weight=0.5)
-    trainer.train()
-    mnr = [e["mnr"] for e in _train_logs(trainer) if "mnr" in e]
-    assert mnr and all(value >= 0 for value in mnr)
+def _distinct_pairs(labels):
+    """Paraphrase rows whose sentences all differ (no candidate is masked as a duplicate)."""
+    import datasets
+
+    from tests.helpers import WORDS
+
+    n = len(labels)
+    return datasets.Dataset.from_dict({
+        "id": [f"p{i}" for i in range(n)],
+        "sentence1": [" ".join(WORDS[(i + k) % len(WORDS)] for k in range(4)) for i in range(n)],
+        "sentence2": [" ".join(WORDS[(3 * i + k) % len(WORDS)] for k in (1, 5, 6)) + " film" for i in range(n)],
+        "is_duplicate": [float(label) for label in labels],
+    })
+
+
+def test_mnr_term_is_the_cross_entropy_of_each_paraphrase_against_the_batch(tmp_path, tokenizer):
+    import torch.nn.functional as F
+
+    model = tiny_model(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    trainer = _trainer(tmp_path, tokenizer, model=model, rows={"para": _distinct_pairs([1, 0, 1, 1, 0, 1, 0, 1])},
+                       mnr_weight=0.5, bf16=False)
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))["para"]
+    total = trainer._task_loss(model, "para", batch)
+
+    def embed(side):  # mean of the encoder's token states over the real tokens
+        ids, mask = batch[f"input_ids_{side}"], batch[f"attention_mask_{side}"]
+        states = model.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        return (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+
+    a, b = embed("a"), embed("b")
+    pair = batch["labels"] == 1
+    # Each paraphrase's first sentence picks its own second sentence among every second sentence of the
+    # paraphrases and both sentences of the non-paraphrases.
+    candidates = torch.cat([b[pair], a[~pair], b[~pair]])
+    scores = 20 * F.cosine_similarity(a[pair][:, None], candidates[None], dim=-1)
+    expected = F.cross_entropy(scores, torch.arange(int(pair.sum())))
+    head = model(**{k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")},
+                 task="para", labels=batch["labels"]).loss
+    assert trainer._terms["mnr"][-1] == pytest.approx(expected.item(), rel=1e-5)
+    torch.testing.assert_close(total, head + 0.5 * expected)
 
 
 def test_pcgrad_requires_all_tasks_sampling(tmp_path):
@@ -109,12 +174,43 @@ def test_pcgrad_requires_all_tasks_sampling(tmp_path):
         _args(tmp_path, pcgrad=True)
 
 
-def test_pcgrad_step_trains_and_counts_projections(tmp_path, tokenizer):
-    trainer = _trainer(tmp_path, tokenizer, task_sampling="all_tasks", pcgrad=True)
-    before = _weights(trainer.model)
-    trainer.train()
-    assert any(not torch.equal(before[k], v) for k, v in _weights(trainer.model).items())
-    assert any("pcgrad_projections" in e for e in _train_logs(trainer))
+def test_pcgrad_with_fp16_is_refused_when_the_arguments_are_built(tmp_path):
+    # PCGrad's per-task gradients would skip the fp16 loss scaler that the optimizer step then unscales.
+    with pytest.raises(ValueError, match="--pcgrad does not work with --fp16") as error:
+        _args(tmp_path, task_sampling="all_tasks", pcgrad=True, fp16=True, bf16=False)
+    assert "\n" not in str(error.value)
+
+
+def test_pcgrad_update_differs_from_the_plain_sum_exactly_when_task_gradients_conflict(tmp_path, tokenizer):
+    from trainers.pcgrad import _random_orders, project_conflicting
+    from trainers.trainer import head_input_keys
+
+    model = tiny_model(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    trainer = _trainer(tmp_path, tokenizer, model=model, task_sampling="all_tasks", pcgrad=True, bf16=False, smart_weight="0")
+    trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop, which this test steps for
+    shared = [p for name, p in model.named_parameters() if name.startswith("bert.")]
+    conflicts_seen = []
+    for batch in trainer.get_train_dataloader():  # 3 all_tasks steps
+        batch = trainer._prepare_inputs(batch)
+        plain = {}
+        for task, inputs in batch.items():
+            head_inputs = {k: v for k, v in inputs.items() if k in head_input_keys(model.config.task_spec(task))}
+            loss = model(**head_inputs, task=task, labels=inputs["labels"]).loss
+            grads = torch.autograd.grad(loss, shared, allow_unused=True)
+            plain[task] = torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads, shared)])
+        generator = torch.Generator().set_state(trainer._pcgrad_generator.get_state())
+        expected, _ = project_conflicting(plain, _random_orders(list(plain), generator, distributed=False))
+        conflict = any(plain[s].dot(plain[t]) < 0 for s in plain for t in plain if s < t)
+        conflicts_seen.append(conflict)
+
+        model.zero_grad()
+        trainer.training_step(model, batch)
+        update = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in shared])
+        plain_sum = sum(plain.values())
+        torch.testing.assert_close(update, sum(expected.values()), rtol=1e-4, atol=1e-7)
+        differs = not torch.allclose(update, plain_sum, rtol=1e-4, atol=1e-7)
+        assert differs == conflict, f"conflict={conflict} but the update {'differs from' if differs else 'equals'} the plain sum"
+    assert True in conflicts_seen and False in conflicts_seen, "the steps must include both cases to mean anything"
 
 
 def test_layerwise_lr_decay_reaches_the_optimizer(tmp_path, tokenizer):
@@ -176,17 +272,28 @@ class _StopAt(TrainerCallback):
             control.should_training_stop = True
 
 
-def test_resume_mid_epoch_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, tokenizer):
-    common = dict(num_train_epochs=2, task_sampling="proportional", save_strategy="steps", save_steps=1000)
+@pytest.mark.parametrize(
+    "technique",
+    [
+        dict(task_sampling="proportional"),
+        dict(task_sampling="proportional", smart_weight="0", smart_proximal_weight=1.0),  # the mean teacher
+        dict(task_sampling="all_tasks", pcgrad=True, num_train_epochs=6),  # the generator of the task order
+    ],
+    ids=["plain", "smart_proximal", "pcgrad"],
+)
+def test_resume_mid_epoch_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, tokenizer, technique):
+    common = {**dict(num_train_epochs=2, save_strategy="steps", save_steps=1000), **technique}  # 18 steps
     full = _trainer(tmp_path / "full", tokenizer, model=tiny_model(seed=1), **common)
     full.train()
 
     interrupted = _trainer(tmp_path / "cut", tokenizer, model=tiny_model(seed=1), callbacks=[_StopAt(4)], **common)
-    interrupted.train()  # 9 steps per epoch: stops at step 4, mid-epoch, after saving checkpoint-4
+    interrupted.train()  # stops at step 4, mid-epoch (9 or 3 steps per epoch), after saving checkpoint-4
     resumed = _trainer(tmp_path / "cut", tokenizer, model=tiny_model(seed=1), **common)
     resumed.train(resume_from_checkpoint=str(tmp_path / "cut" / "out" / "checkpoint-4"))
 
     assert resumed.state.global_step == full.state.global_step == 18
+    if technique.get("pcgrad"):
+        assert sum(e.get("pcgrad_projections", 0) for e in _train_logs(resumed)) > 0, "no order to restore"
     expected = _weights(full.model)
     for name, value in _weights(resumed.model).items():
         torch.testing.assert_close(value, expected[name], rtol=0, atol=1e-6, msg=name)
@@ -219,3 +326,46 @@ def test_cosine_feature_heads_train_with_smart_and_evaluate(tmp_path, tokenizer)
     trainer.train()
     assert {"smart_para", "smart_sts"} <= {key for entry in _train_logs(trainer) for key in entry}
     assert "eval_overall" in trainer.evaluate()
+
+
+def _linear_output_dtypes(trainer):
+    """The dtype of every output of the first feed-forward projection while the trainer trains."""
+    seen = []
+    layer = trainer.model.bert.encoder.layer[0].intermediate.dense
+    layer.register_forward_hook(lambda module, args, output: seen.append(output.dtype))
+    trainer.train()
+    return seen
+
+
+def test_smart_passes_run_in_fp32_while_the_clean_forward_keeps_bf16(tmp_path, tokenizer):
+    rows = {"sst": tiny_task_rows()["sst"]}
+    with_smart = _linear_output_dtypes(_trainer(tmp_path / "a", tokenizer, rows=rows, bf16=True, max_steps=2, smart_weight="1"))
+    without = _linear_output_dtypes(_trainer(tmp_path / "b", tokenizer, rows=rows, bf16=True, max_steps=2, smart_weight="0"))
+    assert set(without) == {torch.bfloat16}
+    # Per step: the clean forward in bf16; SMART's fp32 clean reference, ascent and final passes in fp32.
+    assert with_smart.count(torch.bfloat16) == 2 and with_smart.count(torch.float32) == 6
+
+
+def test_two_task_run_with_default_arguments_picks_its_best_model_by_those_tasks(tmp_path, tokenizer):
+    rows = tiny_task_rows()
+    rows = {"sst": rows["sst"], "sts": rows["sts"]}
+    trainer = _trainer(tmp_path, tokenizer, rows=rows, eval_strategy="epoch", save_strategy="epoch")
+    assert trainer.args.metric_for_best_model == "tasks_overall"  # resolved before step 1
+    trainer.train()
+    (scores,) = [e for e in trainer.state.log_history if "eval_tasks_overall" in e]
+    expected = (scores["eval_sst_accuracy"] + (scores["eval_sts_pearson"] + 1) / 2) / 2
+    assert scores["eval_tasks_overall"] == pytest.approx(expected)
+    assert trainer.state.best_metric == pytest.approx(expected)
+
+
+def test_best_model_metric_that_will_not_be_reported_is_named_before_training(tmp_path, tokenizer):
+    rows = tiny_task_rows()
+    rows = {"sst": rows["sst"], "sts": rows["sts"]}
+    with pytest.raises(ValueError, match=r"'para_accuracy' will not be reported .* sst_accuracy, sts_pearson") as error:
+        _trainer(tmp_path, tokenizer, rows=rows, metric_for_best_model="para_accuracy")
+    assert "\n" not in str(error.value)
+
+
+def test_with_all_three_tasks_the_best_model_metric_stays_overall(tmp_path, tokenizer):
+    trainer = _trainer(tmp_path, tokenizer, eval_strategy="epoch", save_strategy="epoch")
+    assert trainer.args.metric_for_best_model == "overall"

@@ -3,6 +3,7 @@
 Every field is a command-line flag through `HfArgumentParser` (and a key in a JSON/YAML config file).
 Per-task values are written `sst=2,para=6,sts=8`, or as one number for every task.
 """
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -11,9 +12,12 @@ from transformers import TrainingArguments
 from .sampling import SAMPLING_STRATEGIES
 
 SMART_VARIANTS = ("smart", "gaussian")
-# SMART on the sentiment task only: SST gains from it (seed 000: λ=1-2 best), and one extra adversarial pass on
-# its short single sentences costs far less than on the pair tasks. A run without sst ignores this default.
-DEFAULT_SMART_WEIGHT = "sst=1"
+# SMART is off by default: its passes run in fp32 (bf16 would round its perturbation away), which makes an SST
+# step about eight times as expensive, and it has not shown a gain above the seed noise (benchmarks/RESULTS.md).
+DEFAULT_SMART_WEIGHT = "0"
+# The treebank's ~160k SST phrases would make an epoch five times longer and proportional sampling would give
+# them nine steps in ten: capped, each epoch trains on the next share of them beside every Quora and STS row.
+DEFAULT_TASK_EPOCH_ROWS = "sst=24000"
 SMART_NORMS = ("linf", "l2")
 
 
@@ -57,15 +61,55 @@ def _as_float(value, name):
         raise ValueError(f"--{name}: {value!r} is not a number") from None
 
 
+def check_per_task_weights(value, name: str) -> None:
+    """Every weight in a per-task option (one number, `sst=2,para=6` or a dict) is finite and >= 0: a NaN
+    weight trains a model of NaNs, a negative one climbs the loss."""
+    for number in _per_task_numbers(value, name):
+        weight = _as_float(number, name)
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"--{name}: weights must be finite and >= 0, got {number!r}")
+
+
+def check_per_task_counts(value, name: str) -> None:
+    """Every count in a per-task option is a whole number >= 0."""
+    for number in _per_task_numbers(value, name):
+        count = _as_float(number, name)
+        if not (math.isfinite(count) and count >= 0 and count == int(count)):
+            raise ValueError(f"--{name}: counts must be whole numbers >= 0, got {number!r}")
+
+
+def _per_task_numbers(value, name: str) -> list:
+    """The values of a per-task option (one number, `sst=2,para=6` or a dict), whatever tasks it names."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, dict):
+        return list(value.values())
+    if "=" in str(value):
+        return [_split_item(item, name)[1] for item in str(value).split(",") if item.strip()]
+    return [value]
+
+
+def _check_range(name, value, low, high=math.inf, low_open=False, high_open=False):
+    """`value` lies in the interval (NaN never does); else an error naming the flag."""
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if not (above and below):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"--{name} must lie in {interval}, got {value}")
+
+
 @dataclass
 class MultitaskTrainingArguments(TrainingArguments):
     # --- defaults that suit multitask fine-tuning of a small encoder on CPU ---
     output_dir: Optional[str] = field(default="runs/minbert", metadata={"help": "where checkpoints and the model go"})
+    # TrainingArguments lost this field in transformers 5; `minbert train` honours it (Trainer never did).
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "replace an --output_dir that already holds a model (minbert train refuses otherwise)"}
+    )
     learning_rate: float = field(default=5e-5, metadata={"help": "peak learning rate (top encoder layer)"})
-    # Six, not Trainer's three: measured with benchmarks/quality.py on the embedded MiniLM, dev SST and Quora
-    # still rose at the third epoch, and six reached 0.760 overall against 0.753 for three (SST 0.505 vs
-    # 0.484), in 37 minutes on a 2-core CPU; eight did not go further (0.755, 48 minutes).
-    num_train_epochs: float = field(default=6.0, metadata={"help": "epochs over the sampled task schedule"})
+    # More than Trainer's three: on the course's files alone dev scores still rose after the third epoch
+    # (benchmarks/RESULTS.md). With the extra data an epoch is about twice as long, so five fit the hour.
+    num_train_epochs: float = field(default=5.0, metadata={"help": "epochs over the sampled task schedule"})
     per_device_train_batch_size: int = field(default=32, metadata={"help": "examples per task batch"})
     per_device_eval_batch_size: int = field(default=128, metadata={"help": "examples per prediction batch"})
     warmup_ratio: Optional[float] = field(default=0.06, metadata={"help": "share of steps with linear warmup"})
@@ -81,7 +125,7 @@ class MultitaskTrainingArguments(TrainingArguments):
                                         "evaluation and saving share a schedule)"}
     )
     report_to: Optional[str] = field(default="none", metadata={"help": "logging integrations"})
-    bf16: bool = field(default=True, metadata={"help": "bf16 autocast (AMX CPUs run bf16 matmuls ~10× faster than fp32)"})
+    bf16: bool = field(default=True, metadata={"help": "bf16 autocast (on CPUs with AMX, bf16 matmuls run several times faster than fp32)"})
 
     group_by_length: bool = field(default=True, metadata={"help": "batch examples of similar length within each task"})
 
@@ -94,6 +138,11 @@ class MultitaskTrainingArguments(TrainingArguments):
     sampling_temperature: Optional[float] = field(default=None, metadata={"help": "temperature strategy: p_i ∝ n_i^(1/T)"})
     sampling_size_cap: Optional[int] = field(default=None, metadata={"help": "temperature strategy: cap n_i at this"})
     equal_split_parts: Optional[int] = field(default=None, metadata={"help": "equal_split: parts of the largest task"})
+    task_epoch_rows: str = field(
+        default=DEFAULT_TASK_EPOCH_ROWS,
+        metadata={"help": "proportional/sequential: the most rows a task gives an epoch, e.g. sst=24000 (0 = all); a "
+                          "larger task reads the next part of its reshuffled rows each epoch"},
+    )
 
     # --- SMART (trainers/smart.py) ---
     smart_weight: str = field(default=DEFAULT_SMART_WEIGHT, metadata={"help": "λ_s: one number or sst=2,para=6,sts=8 (0 = off)"})
@@ -142,13 +191,50 @@ class MultitaskTrainingArguments(TrainingArguments):
             raise ValueError(f"--smart_norm {self.smart_norm!r}: choose one of {', '.join(SMART_NORMS)}")
         if self.pcgrad and self.task_sampling != "all_tasks":
             raise ValueError("--pcgrad needs every task's loss in one step: use --task_sampling all_tasks")
+        if self.pcgrad and self.fp16:  # its per-task autograd.grad bypasses the loss scaler that fp16 needs
+            raise ValueError("--pcgrad does not work with --fp16 (its task gradients bypass fp16 loss scaling): use --bf16 or fp32")
         if self.max_seq_length < 8:
             raise ValueError(f"--max_seq_length {self.max_seq_length} is too short")
         for name in ("smart_steps",):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1")
-        if self.mnr_weight < 0:
-            raise ValueError("--mnr_weight must be >= 0")
+        self._check_numbers()
+        self._check_mnr_task()
+
+    def _check_numbers(self):
+        """Every number flag in its meaningful range, so a typo fails here rather than mid-training (or, for
+        a NaN, never, leaving a model of NaNs)."""
+        for name in ("task_weights", "smart_weight"):
+            check_per_task_weights(getattr(self, name), name)
+        check_per_task_counts(self.task_epoch_rows, "task_epoch_rows")
+        for name in ("mnr_weight", "smart_proximal_weight"):
+            _check_range(name, getattr(self, name), 0)
+        for name in ("mnr_scale", "smart_step_size", "smart_epsilon", "head_lr_multiplier"):
+            _check_range(name, getattr(self, name), 0, low_open=True)
+        _check_range("smart_momentum", self.smart_momentum, 0, 1, high_open=True)
+        _check_range("layerwise_lr_decay", self.layerwise_lr_decay, 0, 1, low_open=True)
+        if self.smart_noise_std is not None:
+            _check_range("smart_noise_std", self.smart_noise_std, 0)
+        if self.sampling_temperature is not None:
+            _check_range("sampling_temperature", self.sampling_temperature, 0, low_open=True)
+
+    def _check_mnr_task(self):
+        """MNR ranks the second sentence of a pair among the batch's: a single-sentence task has none. (A task
+        without a data schema is checked against its head by `minbert train`.)"""
+        from hf_minbert.data import TASK_SCHEMAS
+
+        schema = TASK_SCHEMAS.get(self.mnr_task)
+        if self.mnr_weight > 0 and schema is not None and not schema.is_pair:
+            pair_tasks = ", ".join(name for name, s in TASK_SCHEMAS.items() if s.is_pair)
+            raise ValueError(f"--mnr_task {self.mnr_task}: MNR needs a sentence-pair task ({pair_tasks}); "
+                             f"{self.mnr_task} has single sentences")
+
+    def epoch_rows(self, tasks) -> Optional[dict]:
+        """--task_epoch_rows for these tasks as the sampler's `epoch_rows` (None: no task is capped)."""
+        if self.task_sampling not in ("proportional", "sequential"):
+            return None
+        caps = {task: int(rows) for task, rows in self.per_task("task_epoch_rows", tasks, 0).items() if rows > 0}
+        return caps or None
 
     def per_task(self, name: str, tasks, default: float) -> dict:
         """A per-task option (`smart_weight`, `task_weights`) resolved for these tasks. A value the user gave

@@ -12,6 +12,10 @@ Strategies (`SAMPLING_STRATEGIES`), all reshuffled every epoch and deterministic
                    tasks taking turns batch by batch (seed 001).
 - ``proportional`` every example of every task once; the tasks' batches shuffled together, so a task's
                    share of steps is proportional to its size (seed 002, MT-DNN's default).
+                   With ``epoch_rows`` (``sequential`` too), a task larger than its cap reads only that
+                   many examples an epoch from its endless reshuffled stream (see ``temperature``), so
+                   a very large task (the treebank's phrases) neither starves the others nor makes
+                   an epoch hours long, and still covers all its data over the epochs.
 - ``temperature``  as many steps as ``proportional``, shared among tasks with p_i ∝ min(n_i, cap_i)^(1/T)
                    (T=1 is proportional, T→∞ uniform). The counts are the rounded expectations
                    (largest remainder), in shuffled order: i.i.d. task draws with the variance removed.
@@ -88,6 +92,8 @@ class MultitaskBatchSampler(Sampler):
         example_keys: per task, one key (or collection of keys) per example; those tasks' batches avoid
             repeated keys.
         lengths: per task, the token count of each example; those tasks' batches are length-grouped.
+        epoch_rows: `sequential` and `proportional` only: per task, the most examples it gives an epoch
+            (an int for every task, or per task).
     """
 
     def __init__(
@@ -105,6 +111,7 @@ class MultitaskBatchSampler(Sampler):
         num_splits: Union[int, Mapping[str, int], None] = None,
         example_keys: Optional[Mapping[str, Sequence]] = None,
         lengths: Optional[Mapping[str, Sequence[int]]] = None,
+        epoch_rows: Union[int, Mapping[str, int], None] = None,
     ):
         self.sizes = _check_sizes(sizes)
         self.tasks = tuple(self.sizes)
@@ -128,6 +135,9 @@ class MultitaskBatchSampler(Sampler):
         self.temperature = self._checked_temperature(temperature)
         self.size_cap = self._per_task_ints("size_cap", size_cap, default=None)
         self.num_splits = self._checked_splits(num_splits)
+        if epoch_rows is not None and strategy not in ("sequential", "proportional"):
+            raise ValueError(f"epoch_rows applies only to the 'sequential' and 'proportional' strategies, not to {strategy!r}")
+        self.epoch_rows = self._per_task_ints("epoch_rows", epoch_rows, default=None)
         self.example_keys = self._checked_keys(example_keys or {})
         self.lengths = self._checked_lengths(lengths or {})
         self.offsets = dict(zip(self.tasks, np.cumsum([0, *self.sizes.values()])[:-1].tolist()))
@@ -178,7 +188,7 @@ class MultitaskBatchSampler(Sampler):
     # ---- one builder per strategy: each returns steps as tuples of (task, local indices) ----
 
     def _plan_sequential(self, epoch):
-        return [((t, batch),) for t in self.tasks for batch in self._batches(t, self._epoch_order(t, epoch))]
+        return [((t, batch),) for t in self.tasks for batch in self._batches(t, self._capped_epoch_order(t, epoch))]
 
     def _plan_proportional(self, epoch):
         return self._shuffled(epoch, self._plan_sequential(epoch))
@@ -233,6 +243,13 @@ class MultitaskBatchSampler(Sampler):
 
     def _epoch_order(self, task: str, epoch: int) -> np.ndarray:
         return self._rng(_EPOCH_ORDER, task, epoch).permutation(self.sizes[task])
+
+    def _capped_epoch_order(self, task: str, epoch: int) -> np.ndarray:
+        """The task's examples this epoch: all of them, or the next `epoch_rows` of its stream."""
+        cap = self.epoch_rows[task]
+        if cap is None or cap >= self.sizes[task]:
+            return self._epoch_order(task, epoch)
+        return self._stream(task, start=epoch * cap, length=cap)
 
     def _stream(self, task: str, start: int, length: int) -> np.ndarray:
         """Positions [start, start + length) of the task's endless sequence of reshuffled passes."""

@@ -34,9 +34,13 @@ exact definition instead: the caller captures the RNG state right before its cle
 (`SmartRegularizer.capture_rng_state`) and every perturbed forward replays it, so both sides share the
 same masks and ℓ_s measures the perturbation alone.
 
-Precision. The divergences are computed in fp32 outside autocast. Under bf16 autocast the encoder's
-matmuls round their inputs to 8 mantissa bits, far coarser than ε = 1e-5: the perturbation then survives
-mostly as rounding flips. Use fp32, or a larger ε, where that matters.
+Precision. The adversarial passes run in fp32 even under bf16/fp16 autocast, and so does the clean
+forward they are compared with (recomputed when the caller's came from autocast: one more forward). Under
+bf16 the encoder's matmuls round their inputs to 8 mantissa bits, relative steps of 4e-3, while ε = 1e-5
+moves a word embedding (scale ~0.05) by 2e-4 of itself: the perturbation would survive only as rounding
+flips, a change of the logits that does not depend on ε. In fp32, ε is the radius the paper means.
+The divergences are computed in fp32 too. The gaussian variant's σ = 0.05 is resolved by bf16 and stays
+in the caller's precision.
 
 Also here: seed 003's simplified variant (`variant="gaussian"`: one forward with N(0, σ²) noise on the
 word embeddings, σ = 0.05 by default, mean squared difference of the logits, no ascent), and the Bregman
@@ -309,14 +313,17 @@ class SmartRegularizer:
         layout = "cross+sides" if spec.get("cosine_feature") else spec["pair_encoding"]
         batch = _PerturbableBatch(model, inputs, task, layout)
         settings = self.settings
-        if settings.variant == "gaussian":
+        if settings.variant == "gaussian":  # σ = 0.05 is far above bf16's rounding: the caller's precision will do
             delta = batch.initial_noise(settings.noise_std)
             value = logit_mse(batch.forward(delta, rng_state), clean_logits)
         else:
-            delta = self._ascend(batch, clean_logits.detach(), spec["kind"], rng_state)
-            if delta is None:
-                return None
-            value = smoothness_divergence(spec["kind"], batch.forward(delta, rng_state), clean_logits)
+            with _autocast_off(batch.model, clean_logits.device.type) as was_lowered:
+                if was_lowered:  # the caller's clean logits are bf16/fp16 ones: compare fp32 with fp32
+                    clean_logits = batch.forward(None, rng_state)
+                delta = self._ascend(batch, clean_logits.detach(), spec["kind"], rng_state)
+                if delta is None:
+                    return None
+                value = smoothness_divergence(spec["kind"], batch.forward(delta, rng_state), clean_logits)
         self.stats.last_perturbation = tuple(delta)
         return value if _all_finite(value) else None
 
@@ -365,7 +372,9 @@ class _PerturbableBatch:
         return [p * m for p, m in zip(parts, self.masks)]
 
     def forward(self, delta, rng_state=None, constant_embeddings=False) -> Tensor:
+        """Logits at x + δ (δ = None: the clean logits, through the same path)."""
         embeddings = [e.detach() for e in self.embeddings] if constant_embeddings else self.embeddings
+        delta = [0] * len(embeddings) if delta is None else delta
         perturbed = {key: e + d for key, e, d in zip(self.arguments, embeddings, delta)}
         with _replayed_rng(rng_state):
             return self.model(**self.fixed, **perturbed, task=self.task, return_dict=True).logits
@@ -384,6 +393,23 @@ def _replayed_rng(rng_state: Optional[RngState]):
         if rng_state.cuda is not None:
             torch.cuda.set_rng_state(rng_state.cuda, rng_state.device)
         yield
+
+
+@contextlib.contextmanager
+def _autocast_off(model, device_type: str):
+    """Run the block, and the model's forwards in it, in fp32; yields whether the caller ran at a lower
+    precision. `Accelerator.prepare` with mixed precision (Trainer with --bf16) wraps the instance's
+    `forward` in autocast and keeps the plain one as `_original_forward`: that one is put back meanwhile."""
+    wrapped = model.__dict__.get("forward") if hasattr(model, "_original_forward") else None
+    lowered = torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type) != torch.float32
+    if wrapped is not None:
+        model.forward = model._original_forward
+    try:
+        with torch.autocast(device_type, enabled=False):
+            yield lowered or wrapped is not None
+    finally:
+        if wrapped is not None:
+            model.forward = wrapped
 
 
 def _all_finite(*tensors) -> bool:

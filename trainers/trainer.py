@@ -5,20 +5,23 @@ What it adds to Trainer, and where:
   return a batch sampler); each batch arrives as `{task: inputs}`.
 - `compute_loss`: per task, the head's loss × the task weight, + SMART, + MNR (on the MNR task).
 - `training_step`: PCGrad's gradient surgery when asked; otherwise Trainer's own step (loss scaling for
-  gradient accumulation, backward, bf16 via accelerate).
-- `evaluate`: per-task dev metrics with `hf_minbert.evaluation` and the overall score, which is the
-  default `metric_for_best_model`.
+  gradient accumulation, backward, bf16 via accelerate), once per task of an all_tasks batch.
+- `evaluate`: per-task dev metrics with `hf_minbert.evaluation`, the overall score (the default
+  `metric_for_best_model`; it needs sst, para and sts) and `tasks_overall`, the same score over any tasks.
+- checkpoints: SMART's mean teacher and PCGrad's generator are saved beside the optimizer and restored.
 - `create_optimizer`: hf_minbert's AdamW (or torch's) with LLRD, head multiplier and frozen parts.
 - `log`: each task's loss and the SMART/MNR terms, averaged since the last log.
 """
 import contextlib
 import logging
+import os
 import time
 from collections import defaultdict
 
 import torch
 from transformers import Trainer, TrainerCallback
 
+from hf_minbert.data import task_schema
 from hf_minbert.data.tokenization import JOINT_COLUMNS, SIDE_COLUMNS, example_lengths
 from hf_minbert.evaluation import evaluate_model
 from hf_minbert.optimization import create_optimizer
@@ -31,6 +34,13 @@ from .sampling import MultitaskBatchSampler
 
 logger = logging.getLogger(__name__)
 
+# The keys each shipped metric reports (hf_minbert/metrics), as evaluate() names them after the task.
+METRIC_KEYS = {"accuracy": ("accuracy",), "correlation": ("pearson", "spearman")}
+OVERALL_TASKS = ("sst", "para", "sts")  # the leaderboard's "overall" and "mean" need all three
+
+# Beside optimizer.pt in a checkpoint: the training state Trainer does not know about (SMART's mean teacher,
+# PCGrad's generator), so that a resumed run continues exactly where the interrupted one was.
+MULTITASK_STATE_NAME = "multitask_state.pt"
 
 
 class MultitaskTrainer(Trainer):
@@ -46,6 +56,8 @@ class MultitaskTrainer(Trainer):
         config = _core(model).config
         for name, datasets in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
             _check_task_dict(name, datasets, config)
+        if eval_dataset is not None:
+            resolve_best_model_metric(args, list(eval_dataset))
         if train_dataset is not None:
             sides = {args.mnr_task} if args.mnr_weight > 0 else set()
             if sides and args.mnr_task not in train_dataset:
@@ -105,6 +117,7 @@ class MultitaskTrainer(Trainer):
             temperature=args.sampling_temperature if strategy == "temperature" else None,
             size_cap=args.sampling_size_cap if strategy == "temperature" else None,
             num_splits=args.equal_split_parts if strategy == "equal_split" else None,
+            epoch_rows=args.epoch_rows(dataset.sizes),
             example_keys=self._no_duplicate_keys(dataset),
             lengths={t: example_lengths(ds) for t, ds in dataset.datasets.items()} if args.group_by_length else None,
         )
@@ -185,8 +198,22 @@ class MultitaskTrainer(Trainer):
         )
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        if not self.args.pcgrad:
+        if self.args.pcgrad:
+            return self._pcgrad_step(model, inputs)
+        if len(inputs) == 1:
             return super().training_step(model, inputs, num_items_in_batch)
+        # all_tasks: a forward and a backward per task. DDP allows one forward per backward, so every task but
+        # the last backpropagates under no_sync: the gradients add up locally, and the last backward
+        # all-reduces their sum, the gradient of the summed loss.
+        tasks = list(inputs)
+        total = 0.0
+        for n, task in enumerate(tasks):
+            last = n == len(tasks) - 1
+            with contextlib.nullcontext() if last else self.accelerator.no_sync(model):
+                total = total + super().training_step(model, {task: inputs[task]}, num_items_in_batch)
+        return total
+
+    def _pcgrad_step(self, model, inputs):
         model.train()
         inputs = self._prepare_inputs(inputs)
         # autograd.grad bypasses DDP's all-reduce hooks; pcgrad_backward averages across ranks itself.
@@ -237,6 +264,7 @@ class MultitaskTrainer(Trainer):
             max_length=self.args.max_seq_length,
             bf16=self.args.bf16,
         )
+        metrics["tasks_overall"] = tasks_overall(metrics)
         flat = flatten_metrics(metrics, metric_key_prefix)
         flat[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 3)
         flat["epoch"] = self.state.epoch
@@ -263,6 +291,44 @@ class MultitaskTrainer(Trainer):
             )
         return self.optimizer
 
+
+    # ---- checkpoints -------------------------------------------------------------------------------------
+    # Saved and loaded with the optimizer: like its moments, this state matters only to resume training
+    # (a `save_only_model` checkpoint, which cannot be resumed, has neither).
+
+    def _save_optimizer_and_scheduler(self, output_dir):
+        super()._save_optimizer_and_scheduler(output_dir)
+        if self.args.should_save:
+            torch.save(self._multitask_state(), os.path.join(output_dir, MULTITASK_STATE_NAME))
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is None:
+            return
+        path = os.path.join(checkpoint, MULTITASK_STATE_NAME)
+        if not os.path.isfile(path):
+            logger.warning("%s lacks %s: SMART's mean teacher restarts from the current weights and PCGrad's "
+                           "task order from the seed", checkpoint, MULTITASK_STATE_NAME)
+            if self.smart is not None and self.smart.teacher is not None:
+                self.smart.teacher.update(_core(self.model), beta=0.0)
+            return
+        self._load_multitask_state(torch.load(path, weights_only=True))
+
+    def _multitask_state(self):
+        state = {"pcgrad_generator": self._pcgrad_generator.get_state()}
+        if self.smart is not None and self.smart.teacher is not None:
+            teacher = self.smart.teacher
+            state["mean_teacher"] = {"weights": teacher.model.state_dict(), "num_updates": teacher.num_updates}
+        return state
+
+    def _load_multitask_state(self, state):
+        self._pcgrad_generator.set_state(state["pcgrad_generator"])
+        teacher = self.smart.teacher if self.smart is not None else None
+        if teacher is not None and "mean_teacher" in state:
+            teacher.model.load_state_dict(state["mean_teacher"]["weights"])
+            teacher.num_updates = state["mean_teacher"]["num_updates"]
+        elif teacher is not None:  # the interrupted run had no proximal term: start the teacher here
+            teacher.update(_core(self.model), beta=0.0)
 
     # ---- Hub ---------------------------------------------------------------------------------------------
 
@@ -297,6 +363,40 @@ def head_input_keys(spec):
     if spec["pair_encoding"] == "bi":
         return SIDE_COLUMNS
     return JOINT_COLUMNS + SIDE_COLUMNS if spec["cosine_feature"] else JOINT_COLUMNS
+
+
+def tasks_overall(metrics):
+    """The leaderboard score over the tasks evaluated: the mean of their accuracies and of (r + 1) / 2 for a
+    correlation task. With sst, para and sts it is "overall"; unlike it, it exists for any set of tasks."""
+    parts = [(m["pearson"] + 1) / 2 if "pearson" in m else m["accuracy"] for m in metrics.values() if isinstance(m, dict)]
+    return sum(parts) / len(parts)
+
+
+def evaluation_metric_names(tasks):
+    """The metrics `MultitaskTrainer.evaluate` reports for these tasks, without the "eval_" prefix."""
+    names = [f"{task}_{key}" for task in tasks for key in METRIC_KEYS[task_schema(task).metric]]
+    names.append("tasks_overall")
+    if all(task in tasks for task in OVERALL_TASKS):
+        names += ["overall", "mean"]
+    return names
+
+
+def resolve_best_model_metric(args, eval_tasks):
+    """Make `metric_for_best_model` one that evaluation will report, before any training. The default
+    "overall" needs sst, para and sts: with other tasks it becomes "tasks_overall" (the same score over the
+    tasks evaluated). Any other metric that will not exist is an error naming the ones that will."""
+    metric = args.metric_for_best_model
+    if metric is None:
+        return
+    available = evaluation_metric_names(eval_tasks)
+    name = metric[len("eval_"):] if metric.startswith("eval_") else metric
+    if name == "overall" and name not in available:
+        logger.info("metric_for_best_model: 'overall' needs sst, para and sts; evaluating %s, the best model is "
+                    "picked by 'tasks_overall'", ", ".join(eval_tasks))
+        args.metric_for_best_model = name = "tasks_overall"
+    if name not in available:
+        raise ValueError(f"--metric_for_best_model {metric!r} will not be reported when evaluating "
+                         f"{', '.join(eval_tasks)}; choose one of: {', '.join(available)}")
 
 
 def flatten_metrics(metrics, prefix="eval"):

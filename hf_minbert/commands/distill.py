@@ -22,11 +22,14 @@ teacher that left its fold out, and the targets carry the teacher's errors and d
 import logging
 import sys
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import List, Optional
 
 from transformers import AutoTokenizer
 
-from hf_minbert.commands.train import base_task_specs, build_model, load_task_data, parse_arguments, task_specs, train_and_save
+from hf_minbert.commands.train import (
+    base_task_specs, build_model, check_run, load_task_data, parse_arguments, seed_run, task_specs, train_and_save,
+)
 
 logger = logging.getLogger("minbert.distill")
 
@@ -58,10 +61,13 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     model_args, data_args, training_args, adapter_args, distill_args = parse_arguments(argv, extra=(DistillationArguments,))
     if (distill_args.teacher is None) == (not distill_args.fold_teachers):
-        raise ValueError("minbert distill: give --teacher DIR or --fold_teachers DIR DIR ..., not both and not neither")
+        raise ValueError("give --teacher DIR or --fold_teachers DIR DIR ..., not both and not neither")
     specs = task_specs(model_args, *base_task_specs(model_args))
     alphas = parse_per_task(distill_args.alpha, "alpha", list(specs), default=0.5)
-    train, dev = load_task_data(data_args, specs)
+    _check_distillation_arguments(distill_args, alphas)
+    check_run(model_args, data_args, training_args, specs)  # before the teacher's long pass over the data
+    train, dev, read_reports = load_task_data(data_args, specs)
+    seed_run(training_args)
     base_path, student = build_model(model_args, specs)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
 
@@ -87,8 +93,18 @@ def main(argv=None) -> int:
     soft_train = soft_label_datasets(train, targets, tokenizer, student.config, training_args.max_seq_length, sides_for=sides)
     card_arguments = {**asdict(distill_args), "alpha": alphas, "teacher_train_scores": fit}
     train_and_save(student, tokenizer, soft_train, dev, base_path, model_args, data_args, training_args, adapter_args,
-                   card_arguments=card_arguments)
+                   card_arguments=card_arguments, read_reports=read_reports)
     return 0
+
+
+def _check_distillation_arguments(distill_args, alphas):
+    for task, alpha in alphas.items():
+        if not 0 <= alpha <= 1:
+            raise ValueError(f"--alpha: {task}={alpha} must lie in [0, 1] (the weight of the gold label)")
+    flag = "--teacher" if distill_args.teacher else "--fold_teachers"
+    for folder in [distill_args.teacher] if distill_args.teacher else distill_args.fold_teachers:
+        if not Path(folder).is_dir():
+            raise ValueError(f"{flag} {folder}: no such directory")
 
 
 if __name__ == "__main__":

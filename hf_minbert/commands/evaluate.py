@@ -15,13 +15,23 @@ For each task (sst, para, sts by default) it reads the dev file (labelled) and t
 
 A file named on the command line must exist. A default test file that is absent (this data folder has
 no quora-test-student.csv) is reported and skipped; a default dev file that is absent is an error.
+
+The model must carry trained heads for the tasks it is scored on: a plain BERT checkpoint (or any folder
+whose weights lack a task's head) would be scored with randomly initialized heads, so it is refused unless
+--allow_untrained_heads says that is meant. --model is a local folder or a Hub repository id; a path that is
+neither is "no such directory", and an unreadable weights file is named.
 """
 import argparse
+import contextlib
+import os
 import sys
 from pathlib import Path
 
 import torch
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+from safetensors import SafetensorError, safe_open
 from transformers import AutoTokenizer
+from transformers.utils import logging as transformers_logging
 
 from hf_minbert.data import TASK_SCHEMAS, DataError, read_task_file
 from hf_minbert.ensemble import load_multitask_model
@@ -52,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip_bad_rows", action="store_true",
                         help="skip rows that break a task's schema (and report their count) instead of failing")
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
+    parser.add_argument("--allow_untrained_heads", action="store_true",
+                        help="score task heads that are not in the checkpoint (randomly initialized) instead of refusing")
     return parser
 
 
@@ -97,18 +109,90 @@ def read_files(files, skip_bad_rows) -> list:
     return read
 
 
+def check_model_source(flag, source):
+    """A local folder (its safetensors files readable), else a name that can only be a Hub repository id;
+    anything else is "no such directory" rather than a Hub connection error."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        for weights in sorted(path.glob("*.safetensors")):
+            try:
+                with safe_open(str(weights), framework="pt"):
+                    pass
+            except (SafetensorError, OSError) as error:
+                raise CommandError(f"{flag} {source}: cannot read {weights} (truncated or corrupt?): {error}") from None
+        return
+    if path.exists():
+        raise CommandError(f"{flag} {source}: not a directory (a saved model folder or a Hub repository id)")
+    if not looks_like_repo_id(source):
+        raise CommandError(f"{flag} {source}: no such directory")
+
+
+def looks_like_repo_id(source):
+    # "name" or "namespace/name", not a path that merely does not exist ("./x", "/x", "~/x", "a/b/c").
+    if source.startswith((".", "~", os.sep)) or source.count("/") > 1:
+        return False
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def quiet_load_report():
+    """No load report and no loading bar from transformers: an error about the model must be the one line printed."""
+    verbosity, bars = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        if bars:
+            transformers_logging.enable_progress_bar()
+
+
+def untrained_heads(loading_info, tasks):
+    """The tasks among `tasks` whose head weights the checkpoint lacked (freshly initialized on load)."""
+    missing = set()
+    for key in loading_info.get("missing_keys", ()):
+        parts = key.split(".")
+        if "heads" in parts[:-1]:
+            missing.add(parts[parts.index("heads") + 1])
+    return [task for task in tasks if task in missing]
+
+
 def load_model(args):
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    check_model_source("--model", args.model)
+    if args.tokenizer is not None:
+        check_model_source("--tokenizer", args.tokenizer)
     try:
-        model = load_multitask_model(args.model).to(device)  # a single model or an ensemble
+        with quiet_load_report():  # what it lists (missing, unexpected weights) is checked below
+            model, loading_info = load_multitask_model(args.model, output_loading_info=True)  # a model or an ensemble
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, SafetensorError) as error:
         source = args.model if args.tokenizer is None else f"{args.model} / {args.tokenizer}"
-        raise CommandError(f"cannot load the model or tokenizer from {source}: {error}") from None
+        where = "" if Path(source).is_dir() else " (no such directory; tried it as a Hub repository id)"
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CommandError(f"cannot load the model or tokenizer from {source}{where}: {first_line}") from None
+    model = model.to(device)
     missing = [task for task in args.tasks if task not in model.config.tasks]
     if missing:
         known = ", ".join(model.config.tasks)
         raise CommandError(f"model {args.model} has no head for {missing}; its tasks: {known}")
+    untrained = untrained_heads(loading_info, args.tasks)
+    if untrained and not args.allow_untrained_heads:
+        raise CommandError(
+            f"{args.model} holds no trained head for {', '.join(untrained)} (not in the checkpoint: they would be "
+            "randomly initialized and their scores meaningless); evaluate a model trained with `minbert train`, "
+            "or pass --allow_untrained_heads"
+        )
+    if untrained:
+        print(f"note: scoring untrained (randomly initialized) heads: {', '.join(untrained)}")
+    others = [key for key in loading_info.get("missing_keys", ()) if "heads" not in key.split(".")[:-1]]
+    if others:
+        print(f"note: {len(others)} weight(s) not in the checkpoint were randomly initialized, e.g. {others[0]}")
     try:
         resolve_max_length(model, tokenizer, args.max_length)
     except ValueError as error:

@@ -58,7 +58,7 @@ def task_texts(data_dir, tasks, split, skip_bad_rows=True):
     texts = {}
     for task in tasks:
         splits, reports = read_task_splits(data_dir, task, (split,), skip_bad_rows=skip_bad_rows)
-        logger.info(str(reports[split]))
+        (logger.warning if reports[split].skipped else logger.info)(str(reports[split]))
         for column in task_schema(task).text_columns:
             texts.update(dict.fromkeys(text.strip() for text in splits[split][column]))
     return list(texts)
@@ -89,6 +89,7 @@ def held_out_loss(trainer, make_collator):
 
 def main(argv=None) -> int:
     from hf_minbert import MinBertForMaskedLM, embedded_base_model
+    from hf_minbert.commands.train import seed_run
 
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     mlm_args, training_args = parse_arguments(list(sys.argv[1:] if argv is None else argv))
@@ -106,6 +107,7 @@ def main(argv=None) -> int:
     eval_texts = eval_texts[: mlm_args.max_eval_texts]
     logger.info("%d distinct training texts, %d held-out dev texts", len(train_texts), len(eval_texts))
 
+    seed_run(training_args)  # a new MLM head is drawn here, before Trainer seeds
     model, loading = MinBertForMaskedLM.from_pretrained(path, output_loading_info=True)
     if any(key.startswith("cls.predictions.") for key in loading["missing_keys"]):
         # (transformers may also call such a checkpoint "corrupted": it only lacks the MLM head)

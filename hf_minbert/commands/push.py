@@ -3,11 +3,14 @@
 Sends exactly the files a remote user needs — safetensors weights, config.json (with auto_map and
 custom_pipelines), every code file the remote load imports, the tokenizer — plus the model card,
 metrics.json, training_config.json and the plots; nothing else in DIR (checkpoints, optimizer states,
-pickled arguments). The card is first regenerated so that its usage snippet loads `--repo_id`
-(`--keep_card` sends README.md as it is).
+pickled arguments). The card is regenerated so that its usage snippet loads `--repo_id` (`--keep_card`
+sends README.md as it is); the new card is what is sent, and it replaces the folder's README.md only once the
+upload has succeeded.
 
 The endpoint is HF_ENDPOINT (default https://huggingface.co); the token is --token, HF_TOKEN or the one
-`hf auth login` stored. Without a token the command stops before doing anything.
+`hf auth login` stored. Everything that can stop a push is checked before any file is written or sent, in
+this order: the token, the folder (complete, and no file that resolves outside it), the endpoint (it answers
+and accepts the token). A failure is one line: exit status 2 for the token and the folder, 1 for the Hub.
 """
 import argparse
 import sys
@@ -24,37 +27,66 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--revision", default=None, help="branch to commit to (default: main)")
     parser.add_argument("--commit_message", default="Upload minBERT model", help="commit message")
     parser.add_argument("--keep_card", action="store_true", help="send README.md as it is, without regenerating it")
+    parser.add_argument("--space_repo_id", default=None,
+                        help="then also upload a Gradio demo Space serving --repo_id to this repository (minbert space)")
     return parser
 
 
 def main(argv=None) -> int:
-    from hf_minbert.hub import MissingTokenError, files_to_push, push_model_dir, resolve_token
+    from hf_minbert.hub import (HubAccessError, MissingTokenError, check_hub_access, files_to_push, push_model_dir,
+                                resolve_token)
 
     args = build_parser().parse_args(argv)
     try:
         token = resolve_token(args.token)  # first: no work at all without a token
-        if not args.keep_card:
-            _refresh_card(args.model_dir, args.repo_id)
-        files = files_to_push(args.model_dir)
+        if args.space_repo_id:
+            from hf_minbert.space import check_space_upload
+
+            check_space_upload(args.repo_id, args.space_repo_id)  # before the model goes up
+        card = None if args.keep_card else _new_card(args.model_dir, args.repo_id)
+        files = files_to_push(args.model_dir, require_card=card is None)
     except (MissingTokenError, FileNotFoundError, ValueError) as error:
         print(f"minbert push: {error}", file=sys.stderr)
         return 2
-    commit = push_model_dir(args.model_dir, args.repo_id, private=args.private, token=token,
-                            commit_message=args.commit_message, revision=args.revision)
+    try:
+        check_hub_access(token)
+        commit = push_model_dir(args.model_dir, args.repo_id, private=args.private, token=token,
+                                commit_message=args.commit_message, revision=args.revision,
+                                card_text=None if card is None else str(card), check_access=False)
+    except HubAccessError as error:
+        print(f"minbert push: {error}", file=sys.stderr)
+        return 1
+    if card is not None:
+        card.save(Path(args.model_dir) / "README.md")  # the folder's card is now the repository's
+        print(f"regenerated {Path(args.model_dir) / 'README.md'} for {args.repo_id}")
+        files = sorted({*files, "README.md"})
     print(f"pushed {len(files)} files to {args.repo_id}: {', '.join(files)}")
     print(getattr(commit, "commit_url", commit))
+    if args.space_repo_id:
+        from hf_minbert.space import push_space
+
+        try:
+            space_commit = push_space(args.repo_id, args.space_repo_id, private=args.private, token=token,
+                                      check_access=False)
+        except HubAccessError as error:
+            print(f"minbert push: {error}", file=sys.stderr)
+            return 1
+        print(f"uploaded the Space {args.space_repo_id}, serving {args.repo_id}")
+        print(getattr(space_commit, "commit_url", space_commit))
     return 0
 
 
-def _refresh_card(model_dir, repo_id):
-    from model_cards import regenerate_model_card
-    from model_cards.card import METRICS_FILE, SELECTION_FILE, TRAINING_CONFIG_FILE
+def _new_card(model_dir, repo_id):
+    """The card regenerated for `repo_id` from the folder's run record (not yet written), or None when the
+    folder has no record and its README.md is sent as it is."""
+    from model_cards.card import METRICS_FILE, SELECTION_FILE, TRAINING_CONFIG_FILE, build_model_card, load_run_record
 
     model_dir = Path(model_dir)
     # A run's record: training_config.json (minbert train), or ensemble_selection.json (minbert ensemble).
     recorded = (model_dir / TRAINING_CONFIG_FILE).is_file() or (model_dir / SELECTION_FILE).is_file()
     if (model_dir / METRICS_FILE).is_file() and recorded:
-        regenerate_model_card(model_dir, model_id=repo_id)
-        print(f"regenerated {model_dir / 'README.md'} for {repo_id}")
-    elif (model_dir / "README.md").is_file():
+        metrics, training_config = load_run_record(model_dir)
+        return build_model_card(model_dir, metrics, training_config, model_id=repo_id)
+    if (model_dir / "README.md").is_file():
         print(f"{model_dir} has no {METRICS_FILE} and {TRAINING_CONFIG_FILE}: sending README.md as it is")
+    return None

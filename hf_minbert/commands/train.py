@@ -6,7 +6,16 @@
     minbert train config.json   (or config.yaml: the same keys)
 
 Every MultitaskTrainingArguments / TrainingArguments flag is accepted. The output directory holds the
-model (safetensors + remote code), its tokenizer, metrics.json, training_curves.png and a model card.
+model (safetensors + remote code), its tokenizer, metrics.json, training_curves.png and a model card. It is
+written aside and moved in complete (see hf_minbert/commands/output_folder.py): a folder that already holds a
+model is replaced only with --overwrite_output_dir, and a run that fails leaves it as it was.
+
+--seed fixes the run: the random heads are drawn after seeding, and Trainer draws the data order and dropout
+from the same seed (--data_seed: the order alone), so the same command gives bitwise the same weights on the
+same machine.
+
+Every flag is checked, and all data is read, before the model is built: a bad flag or a bad file is one line
+on stderr (exit status 2), not a traceback after training.
 
     minbert train --peft lora --lora_r 8 [--peft_per_task]   (or --peft ia3|loha|lokr|vera, --peft_config FILE)
 
@@ -25,22 +34,22 @@ from transformers import AutoTokenizer, EarlyStoppingCallback, HfArgumentParser
 logger = logging.getLogger("minbert.train")
 
 ADAPTER_SUBDIR = "adapter"  # where a PEFT run keeps its adapters, beside the exported model
-# Starting from a plain BERT checkpoint with no architecture flag: the top 2 layers per task (CerBERTus, seed 002).
-# Run C of the README (with SMART on SST) reached overall 0.744 against 0.738 for one shared encoder (run B).
+# Starting from a plain BERT checkpoint with no architecture flag: each task owns the top 2 layers (CerBERTus,
+# seed 002's best k). Chosen by measurement: benchmarks/RESULTS.md, "Where each default comes from".
 DEFAULT_TASK_SPECIFIC_LAYERS = 2
 
-# Heads trained from scratch (on a checkpoint without task heads) get this project's recipe, measured with
-# benchmarks/quality.py on the embedded MiniLM, a sentence-transformers bi-encoder: STS as a bi-encoder
-# (cosine of the two sentences' mean-pooled embeddings, seed 001) reached Pearson 0.883 in the 3-epoch
-# default run (0.876 after one epoch), against 0.844 for a cross-encoder that also reads that cosine (0.858)
-# and 0.812 for a plain cross-encoder (one epoch). A cross-encoded STS head the user asks for
-# (--pair_encoding sts=cross) keeps the cosine feature unless told otherwise.
+# Heads trained from scratch (on a checkpoint without task heads) get this project's recipe: STS as a
+# bi-encoder, the cosine of the two sentences' mean-pooled embeddings (seed 001). The default base is a
+# sentence-transformers bi-encoder, and a head that uses it that way scored best (benchmarks/RESULTS.md,
+# "Where each default comes from"). A cross-encoded STS head the user asks for (--pair_encoding sts=cross)
+# keeps the cosine feature unless told otherwise.
 RECIPE_HEADS = {"sts": {"pair_encoding": "bi"}}
 RECIPE_CROSS_COSINE_FEATURE = ("sts",)
 
 TASK_HEAD_OPTIONS = (
     "pair_encoding", "head_layers", "head_dropout", "head_activation", "head_pooling", "bi_features", "cosine_feature"
 )
+PAIR_OPTIONS = ("pair_encoding", "bi_features", "cosine_feature")  # meaningless for a single-sentence head
 ARCHITECTURES = ("multitask", "cerbertus", "triple")
 
 
@@ -81,6 +90,21 @@ class ModelArguments:
 @dataclass
 class DataArguments:
     data_dir: str = field(default="../shared/data", metadata={"help": "folder of the CS224N task files"})
+    train_sources: Optional[list[str]] = field(
+        default=None,
+        metadata={"help": "a task's training files inside --data_dir, one task=file[,file...] per task: "
+                          "sst=ids-sst-train.csv,sst-train-trees.txt para=quora-train.csv (tasks not named: their "
+                          "default sources); a row repeating an earlier file's row is dropped and reported"},
+    )
+    extra_training_files: bool = field(
+        default=True,
+        metadata={"help": "train also on sst-train-trees.txt (the treebank's phrases) and quora-train-extra.csv "
+                          "when they are in --data_dir; False: the course's train files only"},
+    )
+    min_phrase_tokens: int = field(
+        default=1, metadata={"help": "treebank sources: keep inner phrases of at least this many tokens (whole "
+                                     "sentences are always kept)"}
+    )
     max_train_samples: Optional[int] = field(default=None, metadata={"help": "cap each task's training rows (quick runs)"})
     max_eval_samples: Optional[int] = field(default=None, metadata={"help": "cap each task's dev rows"})
     skip_bad_rows: bool = field(
@@ -95,6 +119,9 @@ class DataArguments:
     fold_seed: int = field(default=0, metadata={"help": "seed of the row-to-fold assignment (the same for every fold's run)"})
 
     def __post_init__(self):
+        for name in ("max_train_samples", "max_eval_samples", "early_stopping_patience", "min_phrase_tokens"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
         if (self.num_folds is None) != (self.held_out_fold is None):
             raise ValueError("--num_folds and --held_out_fold go together: give both or neither")
         if self.num_folds is not None and self.num_folds < 2:
@@ -116,13 +143,38 @@ def parse_arguments(argv, extra=()):
     return parser.parse_args_into_dataclasses(args=argv)
 
 
+def seed_run(training_args):
+    """Seed Python, numpy and torch from --seed (deterministic kernels too with --full_determinism) before
+    anything random is drawn: Trainer seeds only when it is built, after the fresh heads were initialized."""
+    from transformers import enable_full_determinism, set_seed
+
+    if training_args.full_determinism:
+        enable_full_determinism(training_args.seed)
+    else:
+        set_seed(training_args.seed)
+
+
+def model_path(model_args):
+    """--model_name_or_path, or the embedded all-MiniLM-L6-v2. A path that can only be local must exist (a
+    Hub id, `name` or `org/name`, is looked up when loading)."""
+    from hf_minbert import embedded_base_model
+
+    path = model_args.model_name_or_path
+    if path is None:
+        return embedded_base_model()
+    local = path.startswith((".", "/", "~")) or path.count("/") > 1 or "\\" in path
+    if local and not Path(path).expanduser().is_dir():
+        raise ValueError(f"--model_name_or_path {path}: no such directory")
+    return path
+
+
 def base_task_specs(model_args):
     """The heads a run starts from: a multitask minBERT checkpoint's own (so its trained heads load), or for
     any checkpoint without task heads — a plain BERT, a `minbert pretrain-mlm` output — the default heads,
     which then get this project's recipe (`RECIPE_HEADS`). Returns (specs, whether the recipe applies)."""
-    from hf_minbert import MinBertConfig, embedded_base_model
+    from hf_minbert import MinBertConfig
 
-    path = model_args.model_name_or_path or embedded_base_model()
+    path = model_path(model_args)
     raw, _ = MinBertConfig.get_config_dict(path)
     has_heads = "MinBertForMultitask" in (raw.get("architectures") or [])
     if raw.get("model_type") == MinBertConfig.model_type and raw.get("tasks") and has_heads:
@@ -134,6 +186,8 @@ def task_specs(model_args, base_tasks, recipe_defaults=True):
     """The heads to train: the base specs of the chosen tasks, the recipe for fresh heads, then the per-task
     command-line options, which override both task by task."""
     names = [name.strip() for name in model_args.tasks.split(",") if name.strip()]
+    if not names:
+        raise ValueError("--tasks: name at least one task")
     unknown = [name for name in names if name not in base_tasks]
     if unknown:
         raise ValueError(f"--tasks: unknown task(s) {unknown}; known: {', '.join(base_tasks)}")
@@ -141,8 +195,9 @@ def task_specs(model_args, base_tasks, recipe_defaults=True):
     if recipe_defaults:
         for task in names:
             specs[task].update(RECIPE_HEADS.get(task, {}))
+    single = [name for name in names if base_tasks[name]["pair_encoding"] == "single"]
     for option in TASK_HEAD_OPTIONS:
-        for task, value in _per_task_strings(getattr(model_args, option), option, names).items():
+        for task, value in _per_task_strings(getattr(model_args, option), option, names, single).items():
             specs[task][option] = _typed(option, value)
     if recipe_defaults:
         chosen = _per_task_strings(model_args.cosine_feature, "cosine_feature", names)
@@ -152,21 +207,30 @@ def task_specs(model_args, base_tasks, recipe_defaults=True):
     return specs
 
 
-def _per_task_strings(value, option, names):
+def _per_task_strings(value, option, names, single=()):
+    """{task: setting} of a per-task option. The options that only a sentence pair has (PAIR_OPTIONS): one
+    value for all applies to the pair tasks, and naming a single-sentence task is an error."""
     if not value:
         return {}
+    pair_only = option in PAIR_OPTIONS
     if "=" not in value:
-        return {task: value for task in names}
+        return {task: value for task in names if not (pair_only and task in single)}
     result = {}
     for item in value.split(","):
         task, _, setting = item.partition("=")
         if task.strip() not in names:
             raise ValueError(f"--{option}: unknown task {task.strip()!r}; training tasks: {', '.join(names)}")
+        if pair_only and task.strip() in single:
+            pairs = [name for name in names if name not in single]
+            raise ValueError(f"--{option} {item.strip()}: {task.strip()} is a single-sentence task; {option} applies "
+                             f"to sentence-pair tasks ({', '.join(pairs) or 'none in this run'})")
         result[task.strip()] = setting.strip()
     return result
 
 
 def _typed(option, value):
+    if option == "pair_encoding" and value not in ("cross", "bi"):
+        raise ValueError(f"--pair_encoding: choose cross or bi, got {value!r}")
     if option == "head_layers":
         return int(value)
     if option == "head_dropout":
@@ -179,16 +243,75 @@ def _typed(option, value):
 
 
 def load_task_data(data_args, tasks):
-    from hf_minbert.data import read_task_splits
+    """(train, dev, reports): each task's train and dev rows, and the reports of the data read — a
+    SourcesReport per task's training sources (rows kept per file, overlaps dropped) and a ReadReport per dev
+    file. Skipped bad rows are a warning on the console; `skipped_rows_record` puts them in metrics.json and
+    the card, `training_data_record` the training rows each file gave."""
+    from hf_minbert.data import read_task_splits, read_training_sources
 
-    train, dev = {}, {}
+    sources = training_sources(data_args, tasks)
+    train, dev, reports = {}, {}, []
     for task in tasks:
-        splits, reports = read_task_splits(data_args.data_dir, task, ("train", "dev"), skip_bad_rows=data_args.skip_bad_rows)
-        for split, report in reports.items():
-            logger.info(str(report))
-        train[task] = _without_held_out_fold(_cap(splits["train"], data_args.max_train_samples), data_args)
+        splits, dev_reports = read_task_splits(data_args.data_dir, task, ("dev",), skip_bad_rows=data_args.skip_bad_rows)
         dev[task] = _cap(splits["dev"], data_args.max_eval_samples)
-    return train, dev
+        # A treebank phrase equal to a dev sentence would be trained on: such phrases are dropped.
+        dev_sentences = set(splits["dev"]["sentence"]) if task == "sst" else ()
+        rows, report = read_training_sources(task, sources[task], skip_bad_rows=data_args.skip_bad_rows,
+                                             exclude_sentences=dev_sentences, phrase_options=_phrase_options(data_args))
+        train[task] = _without_held_out_fold(_cap(rows, data_args.max_train_samples), data_args)
+        for read in [*(source.read for source in report.sources), *dev_reports.values()]:
+            (logger.warning if read.skipped else logger.info)(str(read))
+        logger.info(str(report))
+        reports += [report, *dev_reports.values()]
+    return train, dev, reports
+
+
+def training_sources(data_args, tasks):
+    """Each task's training files: --train_sources where it names the task, else the course's train file plus
+    (with --extra_training_files) the extra files of the data folder. Every file must exist."""
+    from hf_minbert.data import default_training_sources, parse_task_sources
+
+    defaults = default_training_sources(data_args.data_dir, tasks)
+    if not data_args.extra_training_files:
+        defaults = {task: paths[:1] for task, paths in defaults.items()}
+    chosen = dict(parse_task_sources(value, data_args.data_dir) for value in data_args.train_sources or ())
+    unknown = [task for task in chosen if task not in tasks]
+    if unknown:
+        raise ValueError(f"--train_sources: {', '.join(unknown)} is not a training task ({', '.join(tasks)})")
+    sources = {task: chosen.get(task, defaults[task]) for task in tasks}
+    for task, paths in sources.items():
+        for path in paths:
+            if not Path(path).is_file():
+                raise ValueError(f"{task} training source {path}: no such file")
+    return sources
+
+
+def _phrase_options(data_args):
+    from hf_minbert.data import PhraseOptions
+
+    return PhraseOptions(min_tokens=data_args.min_phrase_tokens)
+
+
+def _read_reports(reports):
+    """The ReadReport of every file read, from a mix of ReadReports and SourcesReports."""
+    reads = []
+    for report in reports:
+        reads += [source.read for source in report.sources] if hasattr(report, "sources") else [report]
+    return reads
+
+
+def training_data_record(reports):
+    """Per task: the training rows, and how many each source file gave (after overlaps were dropped)."""
+    return {report.task: {"rows": report.rows, "overlapping_rows_dropped": report.overlapping_rows,
+                          "sources": {Path(source.source).name: source.kept for source in report.sources}}
+            for report in reports if hasattr(report, "sources")}
+
+
+def skipped_rows_record(read_reports):
+    """Per file with skipped rows: its path, task, how many rows and the first few (line and problem)."""
+    return [{"file": report.source, "task": report.task, "count": len(report.skipped),
+             "first": [f"{bad.where()}: {bad.problem}" for bad in report.skipped[: report.MAX_SHOWN]]}
+            for report in _read_reports(read_reports) if report.skipped]
 
 
 def _cap(dataset, limit):
@@ -228,10 +351,36 @@ def architecture_overrides(model_args, num_layers):
     return overrides
 
 
-def build_model(model_args, specs):
-    from hf_minbert import MinBertConfig, MinBertForMultitask, embedded_base_model
+def check_run(model_args, data_args, training_args, specs):
+    """What only the command can check, before reading data or building anything: the output folder, and
+    the flags that depend on the checkpoint or the tasks."""
+    from hf_minbert import MinBertConfig
 
-    path = model_args.model_name_or_path or embedded_base_model()
+    from .output_folder import check_output_folder
+
+    check_output_folder(training_args.output_dir, training_args.overwrite_output_dir,
+                        training_args.resume_from_checkpoint, inputs={"--data_dir": data_args.data_dir})
+    path = model_path(model_args)
+    positions = MinBertConfig.from_pretrained(path).max_position_embeddings
+    if training_args.max_seq_length > positions:
+        raise ValueError(f"--max_seq_length {training_args.max_seq_length} exceeds the model's "
+                         f"max_position_embeddings ({positions}, {path})")
+    if training_args.mnr_weight > 0:
+        spec = specs.get(training_args.mnr_task)
+        if spec is None or spec["pair_encoding"] == "single":
+            pairs = [task for task, s in specs.items() if s["pair_encoding"] != "single"]
+            raise ValueError(f"--mnr_task {training_args.mnr_task}: MNR needs a sentence-pair task among the "
+                             f"training tasks ({', '.join(pairs) or 'none'})")
+    if data_args.early_stopping_patience and not (training_args.load_best_model_at_end
+                                                   and training_args.metric_for_best_model):
+        raise ValueError("--early_stopping_patience needs --load_best_model_at_end and --metric_for_best_model "
+                         "(evaluation and saving on the same schedule)")
+
+
+def build_model(model_args, specs):
+    from hf_minbert import MinBertConfig, MinBertForMultitask
+
+    path = model_path(model_args)
     num_layers = MinBertConfig.from_pretrained(path).num_hidden_layers
     architecture = architecture_overrides(model_args, num_layers)
     chose = model_args.architecture is not None or model_args.task_specific_layers is not None
@@ -250,56 +399,88 @@ def main(argv=None) -> int:
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     model_args, data_args, training_args, adapter_args = parse_arguments(list(sys.argv[1:] if argv is None else argv))
     specs = task_specs(model_args, *base_task_specs(model_args))
-    train, dev = load_task_data(data_args, specs)
+    check_run(model_args, data_args, training_args, specs)
+    train, dev, read_reports = load_task_data(data_args, specs)
+    seed_run(training_args)
     base_path, model = build_model(model_args, specs)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
-    train_and_save(model, tokenizer, train, dev, base_path, model_args, data_args, training_args, adapter_args)
+    train_and_save(model, tokenizer, train, dev, base_path, model_args, data_args, training_args, adapter_args,
+                   read_reports=read_reports)
     return 0
 
 
 def train_and_save(model, tokenizer, train, dev, base_path, model_args, data_args, training_args, adapter_args,
-                   card_arguments=None):
+                   card_arguments=None, read_reports=()):
     """Train `model` with MultitaskTrainer (as PEFT adapters when `adapter_args` ask), save it to the output
     directory with its tokenizer, dev metrics, training curves and card; returns the dev metrics.
 
-    With adapters, the output directory holds the exported model (one adapter merged into the weights, or
-    per-task adapters as an ensemble of merged encoders), which `minbert evaluate` and the Hub load like any
-    other, and adapter/ holds the adapters themselves (hf_minbert.adapters.load_adapters reads it).
+    Checkpoints and then the model are written to `<output_dir>.partial`, which replaces the output directory
+    only once complete (output_folder.py). With adapters, the output directory holds the exported model (one
+    adapter merged into the weights, or per-task adapters as an ensemble of merged encoders), which `minbert
+    evaluate` and the Hub load like any other, and adapter/ holds the adapters themselves
+    (hf_minbert.adapters.load_adapters reads it).
     card_arguments: extra settings to record in the card (e.g. distillation's teacher and alpha).
+    read_reports: the ReadReports of the data files; their skipped rows go into metrics.json and the card.
     """
-    from hf_minbert.evaluation import evaluate_model, write_metrics_json
+    from hf_minbert.evaluation import evaluate_model
     from trainers import MultitaskTrainer
-    from trainers.reporting import plot_training_curves
 
+    from .output_folder import check_output_folder, discard_unfinished_run, staging_folder
+
+    output = Path(training_args.output_dir)
+    check_output_folder(output, training_args.overwrite_output_dir, training_args.resume_from_checkpoint,
+                        inputs={"--data_dir": data_args.data_dir})
     if adapter_args.enabled:
         model = _with_adapters(model, adapter_args, training_args)
     callbacks = []
     if data_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
-    trainer = MultitaskTrainer(
-        model=model, args=training_args, train_dataset=train, eval_dataset=dev, processing_class=tokenizer, callbacks=callbacks
-    )
-    start = time.time()
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    train_seconds = time.time() - start
+    staging = staging_folder(output)
+    if training_args.should_save:
+        discard_unfinished_run(staging, training_args.resume_from_checkpoint)
+    if training_args.push_to_hub and training_args.hub_model_id is None:
+        training_args.hub_model_id = output.resolve().name  # Trainer would name the repo after the staging folder
+    training_args.output_dir = str(staging)  # Trainer's checkpoints, then the model, are written here
+    try:
+        trainer = MultitaskTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=dev,
+                                   processing_class=tokenizer, callbacks=callbacks)
+        start = time.time()
+        trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        train_seconds = time.time() - start
+    finally:
+        training_args.output_dir = str(output)  # what the run's record names, and where a push reads from
 
-    output = Path(training_args.output_dir)
     if adapter_args.enabled:
-        trained = _save_adapters_and_export(trainer, tokenizer, output)
+        trained = _save_adapters_and_export(trainer, tokenizer, staging)
     else:
         # weights, config with auto_map, remote code, pipelines, tokenizer; the push (if asked) comes after the card
-        trainer.save_model(str(output), _internal_call=True)
+        trainer.save_model(str(staging), _internal_call=True)
         trained = trainer.model
     metrics = evaluate_model(trained, tokenizer, dev, batch_size=training_args.per_device_eval_batch_size,
                              max_length=training_args.max_seq_length, bf16=training_args.bf16)
-    write_metrics_json(output / "metrics.json", metrics)
-    plot_training_curves(trainer.state.log_history, output / "training_curves.png")
-    recorded = {**asdict(model_args), **(asdict(adapter_args) if adapter_args.enabled else {}), **(card_arguments or {})}
-    _write_card(output, recorded, data_args, training_args, metrics, train_seconds, base_path)
+    if training_args.should_save:
+        recorded = {**asdict(model_args), **(asdict(adapter_args) if adapter_args.enabled else {}), **(card_arguments or {})}
+        _save_record(staging, output, trainer, {**metrics, "skipped_rows": skipped_rows_record(read_reports),
+                                                   "training_data": training_data_record(read_reports)},
+                     recorded, data_args, training_args, train_seconds, base_path)
     if training_args.push_to_hub:
         trainer.push_to_hub()
-    print(_summary(metrics, train_seconds, output))
+    print(_summary(metrics, train_seconds, output, skipped_rows_record(read_reports)))
     return metrics
+
+
+def _save_record(staging, output, trainer, metrics, model_arguments, data_args, training_args, train_seconds, base_path):
+    """metrics.json, the curves and the card beside the model in the staging folder, then the staging folder
+    into the output folder's place."""
+    from hf_minbert.evaluation import write_metrics_json
+    from trainers.reporting import plot_training_curves
+
+    from .output_folder import move_into_place
+
+    write_metrics_json(staging / "metrics.json", metrics)
+    plot_training_curves(trainer.state.log_history, staging / "training_curves.png")
+    _write_card(staging, model_arguments, data_args, training_args, metrics, train_seconds, base_path, model_id=str(output))
+    move_into_place(staging, output)
 
 
 def _with_adapters(model, adapter_args, training_args):
@@ -334,22 +515,26 @@ def _save_adapters_and_export(trainer, tokenizer, output):
     return exported
 
 
-def _write_card(output, model_arguments, data_args, training_args, metrics, train_seconds, base_path):
+def _write_card(folder, model_arguments, data_args, training_args, metrics, train_seconds, base_path, model_id):
     from model_cards import write_model_card
 
     write_model_card(
-        output,
+        folder,
         metrics=metrics,
         base_model=base_path,
         training_arguments=training_args,
         model_arguments=model_arguments,
         data_arguments=data_args,
         train_seconds=train_seconds,
+        model_id=model_id,  # the output folder, not the staging folder the card is written in
     )
 
 
-def _summary(metrics, seconds, output):
+def _summary(metrics, seconds, output, skipped_rows=()):
     lines = [f"trained in {seconds / 60:.1f} min; model in {output}"]
+    if skipped_rows:
+        count = sum(record["count"] for record in skipped_rows)
+        lines.append(f"  skipped {count} bad data row(s) in {len(skipped_rows)} file(s): see metrics.json")
     for task in ("sst", "para", "sts"):
         if task in metrics:
             lines.append(f"  {task}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics[task].items()))

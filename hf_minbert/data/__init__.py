@@ -1,8 +1,18 @@
-"""Task data: readers for the CS224N files and the Hub datasets, tokenization, padding and batching."""
+"""Task data: readers for the CS224N files, the treebank's trees and the Hub datasets, several training
+sources per task, tokenization, padding and batching."""
 from .folds import assign_folds, rows_outside_fold
-from .hub import HUB_SOURCES, HubSource, load_hub_task
+from .hub import HUB_SOURCES, HUB_TREES, HubSource, load_hub_sst_trees, load_hub_task
 from .readers import read_task_file, read_task_splits
 from .schema import TASK_SCHEMAS, BadRow, DataError, ReadReport, TaskSchema, task_schema
+from .sources import (
+    EXTRA_TRAINING_FILES,
+    SourceReport,
+    SourcesReport,
+    default_training_sources,
+    parse_sources,
+    parse_task_sources,
+    read_training_sources,
+)
 from .tokenization import (
     MultitaskDataCollator,
     TruncationReport,
@@ -11,6 +21,7 @@ from .tokenization import (
     length_sorted_batches,
     tokenize_task,
 )
+from .trees import Phrase, PhraseOptions, TreeReadReport, TreeSyntaxError, parse_tree, read_tree_file
 
 __all__ = [
     "TASK_SCHEMAS",
@@ -22,8 +33,23 @@ __all__ = [
     "read_task_file",
     "read_task_splits",
     "HUB_SOURCES",
+    "HUB_TREES",
     "HubSource",
     "load_hub_task",
+    "load_hub_sst_trees",
+    "Phrase",
+    "PhraseOptions",
+    "TreeReadReport",
+    "TreeSyntaxError",
+    "parse_tree",
+    "read_tree_file",
+    "EXTRA_TRAINING_FILES",
+    "SourceReport",
+    "SourcesReport",
+    "default_training_sources",
+    "parse_sources",
+    "parse_task_sources",
+    "read_training_sources",
     "tokenize_task",
     "TruncationReport",
     "MultitaskDataCollator",

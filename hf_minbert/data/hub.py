@@ -4,6 +4,11 @@
     para  nyu-mll/glue, config "qqp"    question1, question2, label, idx       -> sentence1, sentence2, is_duplicate, id
     sts   sentence-transformers/stsb    sentence1, sentence2, score (0..1)     -> similarity = 5 * score
 
+The treebank's phrases come from the `ptb` configuration of `stanfordnlp/sst` (column `ptb_tree`: one
+PTB-format tree per row, as in the treebank's own files; splits train / validation / test), parsed by
+`trees.py` exactly as a local tree file is. Its `dictionary` configuration is not used: it pools the
+phrases of all three splits, so training on it would train on dev and test sentences.
+
 Loading goes through `datasets.load_dataset`, so a Hub name, a local copy of the repository or a
 mirror (HF_ENDPOINT) all work; rows are then checked exactly as the CS224N files are. Datasets without an
 id column get `"{hub split}-{row}"`. GLUE's QQP test split has no labels (label -1), so it loads unlabelled.
@@ -13,6 +18,7 @@ from dataclasses import dataclass, field
 import datasets
 
 from .schema import TaskRowsBuilder, task_schema
+from .trees import PhraseOptions, phrases_to_rows
 
 SPLITS = ("train", "dev", "test")
 
@@ -43,6 +49,10 @@ HUB_SOURCES = {
         label_scale=5.0,
     ),
 }
+
+
+# The treebank's trees: (repository, config, column holding one PTB tree per row).
+HUB_TREES = HubSource("stanfordnlp/sst", name="ptb", columns={"ptb_tree": "sentence"})
 
 
 def hub_source(task: str) -> HubSource:
@@ -93,3 +103,24 @@ def _scaled(label, scale):
     # Only a number is scaled: anything else reaches the row check unchanged and is reported there.
     is_number = isinstance(label, (int, float)) and not isinstance(label, bool)
     return label * scale if is_number and scale != 1.0 else label
+
+
+def load_hub_sst_trees(split: str = "train", *, path=None, name=None, options: PhraseOptions = PhraseOptions(),
+                       exclude_sentences=(), skip_bad_rows=False, **load_kwargs):
+    """The treebank's labelled phrases of `split` ("train", "dev" or "test") from the Hub, in the sst schema.
+
+    Options and the result are those of `trees.read_tree_file`; ids are `{hub split}-{row}-{node}`. Should
+    the repository serve only its old loading script (which datasets no longer runs), pass
+    `revision="refs/convert/parquet"`, the Hub's automatic Parquet export, through `load_kwargs`.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    path, name = path or HUB_TREES.path, name if name is not None else HUB_TREES.name
+    hub_split = HUB_TREES.hub_splits[split]
+    raw = datasets.load_dataset(path, name, split=hub_split, **load_kwargs)
+    description = f"{path}{f' ({name})' if name else ''} split {hub_split!r}"
+    (column,) = HUB_TREES.columns
+    if column not in raw.column_names:
+        raise ValueError(f"{description}: missing column {column!r} holding the trees; found {raw.column_names}")
+    rows = ((f"row {row}", row, tree) for row, tree in enumerate(raw.select_columns([column]).to_dict()[column]))
+    return phrases_to_rows(rows, description, hub_split, options, exclude_sentences, skip_bad_rows)

@@ -3,15 +3,17 @@
 The files are tab-separated with a header line; the first column is an unnamed row index, and the
 `*-test-student` files of SST and CFIMDB carry one more unnamed float column. Columns are therefore
 found by their header names, never by position. Quoting is CSV-style but irregular (the course's own
-`csv.DictReader` read it the same way, so this reader does too); what irregular quoting can break is
-caught instead of mis-parsed: a quote left open joins lines into one record, and a row whose field count
-differs from the header's is rejected. Both name the line.
+`csv.DictReader` read it the same way, so this reader does too), and every record is one line: each line
+is parsed on its own, so a quote left open is a bad row naming the line (and column) where it opens,
+instead of a record that swallows the lines after it. A row whose field count differs from the header's
+is rejected too, and a line that is not UTF-8 is an error naming it.
 """
 import csv
 from pathlib import Path
 
 import datasets
 
+from .lines import read_lines
 from .schema import DataError, TaskRowsBuilder, task_schema
 
 
@@ -25,34 +27,33 @@ def read_task_file(path, task: str, *, labelled=None, skip_bad_rows: bool = Fals
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{task} data file not found: {path}")
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle, delimiter="\t")
-        header = _next_record(reader, path)
-        if header is None:
-            raise DataError(f"{path}: empty file; expected a header line naming the columns")
-        positions = _column_positions(header, schema, labelled, path)
-        builder = TaskRowsBuilder(schema, schema.label_column in positions, str(path), skip_bad_rows)
-        last_line = reader.line_num
-        while (fields := _next_record(reader, path)) is not None:
-            first_line, last_line = last_line + 1, reader.line_num
-            location = f"line {first_line}"
-            if last_line > first_line:
-                problem = f"one record runs over lines {first_line}-{last_line}: a quote opened in it is never closed"
-                builder.reject(location, None, problem)
-            elif len(fields) != len(header):
-                builder.reject(location, None, f"{len(fields)} tab-separated fields where the header has {len(header)}")
-            else:
-                builder.add(location, {column: fields[index] for column, index in positions.items()})
+    lines = read_lines(path)
+    _, header = next(lines, (1, None))
+    if header is None:
+        raise DataError(f"{path}: empty file; expected a header line naming the columns")
+    header = _fields(header, path, 1)
+    positions = _column_positions(header, schema, labelled, path)
+    builder = TaskRowsBuilder(schema, schema.label_column in positions, str(path), skip_bad_rows)
+    for number, line in lines:
+        fields, location = _fields(line, path, number), f"line {number}"
+        open_quote = next((index for index, value in enumerate(fields) if "\n" in value), None)
+        if open_quote is not None:
+            column = header[open_quote] if open_quote < len(header) else f"field {open_quote + 1}"
+            builder.reject(location, column, "a quote opened in this field is never closed on its line")
+        elif len(fields) != len(header):
+            builder.reject(location, None, f"{len(fields)} tab-separated fields where the header has {len(header)}")
+        else:
+            builder.add(location, {column: fields[index] for column, index in positions.items()})
     return builder.finish()
 
 
-def _next_record(reader, path):
+def _fields(line, path, number):
+    """The tab-separated fields of one line. The newline given to the parser ends up inside a field only
+    when a quote in that field is still open at the end of the line."""
     try:
-        return next(reader, None)
+        return next(csv.reader([line + "\n"], delimiter="\t"))
     except csv.Error as error:
-        raise DataError(f"{path}, line {reader.line_num}: unreadable CSV record ({error})") from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}, after line {reader.line_num}: not UTF-8 text ({error})") from None
+        raise DataError(f"{path}, line {number}: unreadable CSV record ({error})") from None
 
 
 def _column_positions(header, schema, labelled, path):

@@ -1,0 +1,92 @@
+"""`minbert serve DIR [--port 7860] [--host 127.0.0.1]`: try a saved model in the browser, until Ctrl-C.
+
+A Gradio app (hf_minbert.demo_app) over any model folder `minbert evaluate` accepts, ensembles included: a
+tab per task (sentiment as bars over the five classes, paraphrase, similarity on a 0-5 gauge with the
+bi-encoder cosine where the head has one) and one that answers all three, with the model's dev metrics
+beside them. It answers through the pipelines saved with the model (trust_remote_code=True), as a Hub user
+would. Gradio is an optional extra: pip install "hf_minbert[demo]".
+"""
+import argparse
+import json
+import socket
+import sys
+from pathlib import Path
+
+INSTALL_HINT = 'install the demo extra: pip install "hf_minbert[demo]"'
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minbert serve", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_dir", help="saved model folder (minbert train's or minbert ensemble's output)")
+    parser.add_argument("--port", type=port_number, default=7860, help="port to listen on (default: 7860)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 shares it)")
+    return parser
+
+
+def port_number(text: str) -> int:
+    port = int(text)
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"must lie in [1, 65535], got {text}")
+    return port
+
+
+class ServeError(Exception):
+    """A problem with the folder or the installation: printed as one line, exit status 2."""
+
+
+def check_model_dir(model_dir) -> Path:
+    """The folder, if it holds a model the demo's pipelines can load; else a ServeError naming what is missing."""
+    path = Path(model_dir)
+    config = path / "config.json"
+    if not config.is_file():
+        raise ServeError(f"{path}: no config.json; is this a saved model folder?")
+    if not json.loads(config.read_text(encoding="utf-8")).get("custom_pipelines"):
+        raise ServeError(f"{config}: no custom_pipelines, so this is not a multitask minBERT model (or an ensemble) "
+                         "saved by hf_minbert")
+    return path
+
+
+def check_port(host, port):
+    """A ServeError now, rather than after the model has loaded, if `host:port` cannot be listened on."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server itself will
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ServeError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+
+
+def import_demo_app():
+    """hf_minbert.demo_app, or a ServeError saying how to install gradio."""
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise ServeError(f"gradio is not installed; {INSTALL_HINT}") from None
+    from hf_minbert import demo_app
+
+    return demo_app
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        model_dir = check_model_dir(args.model_dir)
+        demo_app = import_demo_app()
+        check_port(args.host, args.port)
+        demo = demo_app.build_demo(str(model_dir))
+    except (ServeError, OSError, ValueError) as error:
+        print(f"minbert serve: {error}", file=sys.stderr)
+        return 2
+    print(f"serving {model_dir} on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    try:
+        demo.launch(server_name=args.host, server_port=args.port, share=False)
+    except OSError as error:  # the port is taken, or the address is not this machine's
+        print(f"minbert serve: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""Several training sources per task: read by format, concatenated in the task schema, overlaps between
+sources dropped and reported (never counted twice), and the default sources of a data folder."""
+import json
+
+import pytest
+
+from hf_minbert.data import (
+    DataError,
+    PhraseOptions,
+    default_training_sources,
+    parse_sources,
+    parse_task_sources,
+    read_training_sources,
+    task_schema,
+)
+from tests.conftest import SHARED_DATA
+
+SST_HEADER = "\tid\tsentence\tsentiment"
+QUORA_HEADER = "\tid\tsentence1\tsentence2\tis_duplicate"
+
+
+def write(folder, name, lines):
+    path = folder / name
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def write_sst_csv_and_trees(folder):
+    """A CSV of two sentences and the trees of the same two sentences: the trees' roots are the CSV rows."""
+    write(folder, "ids-sst-train.csv", [SST_HEADER, "0\ts-0\t A film is great .\t3", "1\ts-1\t Dull .\t0"])
+    trees = ["(3 (2 (2 A) (2 film)) (4 (3 (2 is) (4 great)) (2 .)))", "(0 (0 Dull) (2 .))"]
+    write(folder, "sst-train-trees.txt", trees)
+
+
+def test_sst_csv_and_its_trees_combine_with_the_roots_dropped_as_overlaps(tmp_path):
+    write_sst_csv_and_trees(tmp_path)
+    dataset, report = read_training_sources("sst", "ids-sst-train.csv,sst-train-trees.txt", data_dir=tmp_path)
+    csv, trees = report.sources
+    assert dataset["id"][:2] == ["s-0", "s-1"]  # the first source's rows are the ones kept
+    assert (csv.kept, trees.rows_read, trees.kept) == (2, 11, 9)
+    assert trees.overlaps == {str(tmp_path / "ids-sst-train.csv"): 2} and trees.same_text == 2
+    assert len(dataset) == report.rows == 11 and report.overlapping_rows == 2
+
+
+def test_combined_rows_have_exactly_the_task_schema(tmp_path):
+    write_sst_csv_and_trees(tmp_path)
+    dataset, _ = read_training_sources("sst", "ids-sst-train.csv,sst-train-trees.txt", data_dir=tmp_path)
+    assert dataset.features == task_schema("sst").features(labelled=True)
+
+
+def test_the_first_source_listed_wins_an_overlap(tmp_path):
+    write_sst_csv_and_trees(tmp_path)
+    dataset, report = read_training_sources("sst", "sst-train-trees.txt,ids-sst-train.csv", data_dir=tmp_path)
+    assert "s-0" not in dataset["id"] and report.sources[1].kept == 0
+
+
+def test_a_pair_repeated_in_the_other_order_is_an_overlap(tmp_path):
+    write(tmp_path, "quora-train.csv", [QUORA_HEADER, "1\tq-1\tHow?\tWhy?\t1.0", "2\tq-2\tA?\tB?\t0.0"])
+    write(tmp_path, "quora-train-extra.csv", [QUORA_HEADER, "3\tq-3\tWhy?\t How? \t1.0", "4\tq-4\tC?\tD?\t0.0"])
+    dataset, report = read_training_sources("para", "quora-train.csv,quora-train-extra.csv", data_dir=tmp_path)
+    assert dataset["id"] == ["q-1", "q-2", "q-4"]
+    assert report.sources[1].same_text == 1
+
+
+def test_a_row_repeating_an_earlier_sources_id_is_an_overlap_even_with_other_text(tmp_path):
+    write(tmp_path, "quora-train.csv", [QUORA_HEADER, "1\tq-1\tHow?\tWhy?\t1.0"])
+    write(tmp_path, "quora-train-extra.csv", [QUORA_HEADER, "3\tq-1\tWhat?\tWhen?\t0.0", "4\tq-4\tC?\tD?\t0.0"])
+    dataset, report = read_training_sources("para", "quora-train.csv,quora-train-extra.csv", data_dir=tmp_path)
+    assert dataset["id"] == ["q-1", "q-4"] and report.sources[1].same_id == 1
+
+
+def test_an_overlap_with_another_label_is_counted_as_a_label_conflict(tmp_path):
+    write(tmp_path, "quora-train.csv", [QUORA_HEADER, "1\tq-1\tHow?\tWhy?\t1.0"])
+    write(tmp_path, "quora-train-extra.csv", [QUORA_HEADER, "3\tq-3\tHow?\tWhy?\t0.0", "4\tq-4\tC?\tD?\t0.0"])
+    _, report = read_training_sources("para", "quora-train.csv,quora-train-extra.csv", data_dir=tmp_path)
+    assert report.sources[1].label_conflicts == 1
+    assert "1 with another label" in str(report)
+
+
+def test_repeats_inside_one_source_are_kept_as_the_data_has_them(tmp_path):
+    write(tmp_path, "quora-train.csv", [QUORA_HEADER, "1\tq-1\tHow?\tWhy?\t1.0", "2\tq-2\tHow?\tWhy?\t1.0"])
+    write(tmp_path, "quora-train-extra.csv", [QUORA_HEADER, "4\tq-4\tC?\tD?\t0.0"])
+    dataset, report = read_training_sources("para", "quora-train.csv,quora-train-extra.csv", data_dir=tmp_path)
+    assert len(dataset) == 3 and report.sources[0].read.repeated_texts == 1 and report.overlapping_rows == 0
+
+
+def test_phrase_options_and_evaluation_sentences_apply_to_tree_sources(tmp_path):
+    write_sst_csv_and_trees(tmp_path)
+    dataset, report = read_training_sources(
+        "sst", "ids-sst-train.csv,sst-train-trees.txt", data_dir=tmp_path,
+        phrase_options=PhraseOptions(min_tokens=2), exclude_sentences=[" is great"],
+    )
+    assert " is great" not in dataset["sentence"] and " film" not in dataset["sentence"]
+    assert report.sources[1].read.excluded == ["sst-train-trees-1-5"]
+
+
+def test_bad_rows_of_a_source_are_reported_with_their_lines(tmp_path):
+    write(tmp_path, "quora-train.csv", [QUORA_HEADER, "1\tq-1\tHow?\tWhy?\t1.0", "2\tq-2\tA?\tB?\t"])
+    write(tmp_path, "quora-train-extra.csv", [QUORA_HEADER, "4\tq-4\tC?\tD?\t0.0"])
+    _, report = read_training_sources("para", "quora-train.csv,quora-train-extra.csv", data_dir=tmp_path,
+                                      skip_bad_rows=True)
+    assert report.sources[0].bad_rows == 1 and report.sources[0].read.skipped_lines == [3]
+    assert "1 bad row(s) skipped, first at 3" in str(report)
+
+
+def test_the_report_summary_is_json_ready_and_names_each_source(tmp_path):
+    write_sst_csv_and_trees(tmp_path)
+    _, report = read_training_sources("sst", "ids-sst-train.csv,sst-train-trees.txt", data_dir=tmp_path)
+    summary = json.loads(json.dumps(report.as_dict()))
+    trees = summary["sources"][str(tmp_path / "sst-train-trees.txt")]
+    assert summary["rows"] == 11 and (trees["rows_read"], trees["rows_kept"]) == (11, 9)
+    assert (trees["read"]["phrases"], trees["read"]["duplicates"]) == (12, 1)  # " ." is in both trees
+
+
+# ------------------------------------------------------------------------------------------------------
+# Naming sources
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_a_spec_names_files_inside_the_data_folder(tmp_path):
+    assert parse_sources("a.csv, b.txt", data_dir=tmp_path) == [tmp_path / "a.csv", tmp_path / "b.txt"]
+
+
+def test_a_task_sources_flag_value_is_task_equals_files(tmp_path):
+    assert parse_task_sources("para=quora-train.csv,quora-train-extra.csv", tmp_path) == (
+        "para", [tmp_path / "quora-train.csv", tmp_path / "quora-train-extra.csv"]
+    )
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("quora-train.csv", r"expected task=file\[,file...\]"),
+        ("qqp=quora-train.csv", "unknown task 'qqp'"),
+        ("para=a.csv,,b.csv", "empty source name"),
+    ],
+)
+def test_a_malformed_task_sources_value_is_refused_with_its_reason(value, message):
+    with pytest.raises(ValueError, match=message):
+        parse_task_sources(value)
+
+
+def test_a_source_of_unknown_format_is_refused_before_reading_anything(tmp_path):
+    with pytest.raises(ValueError, match=r"extra\.json: cannot tell the format from the extension '\.json'"):
+        read_training_sources("para", "extra.json", data_dir=tmp_path)
+
+
+def test_a_tree_file_is_refused_for_a_task_other_than_sst(tmp_path):
+    with pytest.raises(ValueError, match="holds sst phrases, not para rows"):
+        read_training_sources("para", "sst-train-trees.txt", data_dir=tmp_path)
+
+
+def test_a_source_listed_twice_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="listed twice"):
+        read_training_sources("para", "quora-train.csv,quora-train.csv", data_dir=tmp_path)
+
+
+def test_a_missing_source_file_is_an_error_naming_it(tmp_path):
+    write(tmp_path, "quora-train.csv", [QUORA_HEADER, "1\tq-1\tHow?\tWhy?\t1.0"])
+    with pytest.raises(FileNotFoundError, match=r"quora-train-extra\.csv"):
+        read_training_sources("para", "quora-train.csv,quora-train-extra.csv", data_dir=tmp_path)
+
+
+def test_a_malformed_tree_source_is_an_error_naming_its_line(tmp_path):
+    write(tmp_path, "ids-sst-train.csv", [SST_HEADER, "0\ts-0\t Dull .\t0"])
+    write(tmp_path, "sst-train-trees.txt", ["(0 (0 Dull) (2 .))", "(0 (0 Dull) (2 .)"])
+    with pytest.raises(DataError, match=r"sst-train-trees\.txt, line 2: malformed tree at character 18"):
+        read_training_sources("sst", "ids-sst-train.csv,sst-train-trees.txt", data_dir=tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Default sources of a data folder
+# ------------------------------------------------------------------------------------------------------
+
+
+def test_default_sources_add_the_extra_files_that_are_present(tmp_path):
+    write(tmp_path, "quora-train-extra.csv", [QUORA_HEADER])
+    write(tmp_path, "sst-train-trees.txt", ["(0 (0 Dull) (2 .))"])
+    sources = default_training_sources(tmp_path)
+    assert sources["sst"] == [tmp_path / "ids-sst-train.csv", tmp_path / "sst-train-trees.txt"]
+    assert sources["para"] == [tmp_path / "quora-train.csv", tmp_path / "quora-train-extra.csv"]
+    assert sources["sts"] == [tmp_path / "sts-train.csv"]
+
+
+def test_default_sources_are_the_course_files_alone_when_the_extras_are_absent(tmp_path):
+    sources = default_training_sources(tmp_path, tasks=("sst", "para"))
+    assert sources == {"sst": [tmp_path / "ids-sst-train.csv"], "para": [tmp_path / "quora-train.csv"]}
+
+
+# ------------------------------------------------------------------------------------------------------
+# The real files in ../shared/data
+# ------------------------------------------------------------------------------------------------------
+
+needs_extras = pytest.mark.skipif(
+    not (SHARED_DATA / "quora-train-extra.csv").is_file(), reason="quora-train-extra.csv is absent on this machine"
+)
+
+
+@needs_extras
+def test_real_quora_sources_give_the_readme_28719_pairs_without_overlap():
+    sources = default_training_sources(SHARED_DATA, tasks=("para",))["para"]
+    dataset, report = read_training_sources("para", sources, skip_bad_rows=True)
+    assert len(dataset) == 28719 and report.overlapping_rows == 0
+
+
+@pytest.mark.slow
+@needs_extras
+def test_real_sst_sources_drop_the_trees_roots_as_repeats_of_the_csv_sentences():
+    sources = default_training_sources(SHARED_DATA, tasks=("sst",))["sst"]
+    _, report = read_training_sources("sst", sources)
+    csv, trees = report.sources
+    assert csv.kept == 8544 and trees.same_id == 0
+    assert trees.label_conflicts == 0  # the roots carry the CSV sentences' labels
+    assert trees.overlaps == {csv.source: 8534}  # the CSV's distinct sentences

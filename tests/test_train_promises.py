@@ -1,0 +1,317 @@
+"""What `minbert train` (and `distill`, `pretrain-mlm`) promise: --seed fixes the run, a bad flag or bad data
+is one line before any training, a model folder is never silently or half replaced, and skipped data rows
+are reported on the console, in metrics.json and in the card."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from hf_minbert import MinBertConfig, MinBertModel
+from hf_minbert.cli import main as minbert
+from tests.helpers import tiny_model, tiny_task_rows, write_task_files
+
+TINY_RUN = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--eval_strategy", "no", "--save_strategy", "no",
+            "--bf16", "false", "--use_cpu", "true", "--disable_tqdm", "true", "--max_seq_length", "32",
+            "--report_to", "none"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(minilm_path):
+    return AutoTokenizer.from_pretrained(minilm_path)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, tokenizer):
+    """A tiny encoder without task heads: every run starts with freshly drawn heads."""
+    folder = tmp_path_factory.mktemp("base")
+    torch.manual_seed(0)
+    MinBertModel(MinBertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                               intermediate_size=64, max_position_embeddings=128)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    write_task_files(folder, tiny_task_rows(n=16, seed=1), split="train")
+    write_task_files(folder, tiny_task_rows(n=8, seed=2), split="dev")
+    return folder
+
+
+def train(base, data, output, *flags, command="train"):
+    return minbert([command, "--model_name_or_path", str(base), "--data_dir", str(data), "--output_dir", str(output),
+                    *TINY_RUN, *flags])
+
+
+def weights(folder):
+    return (Path(folder) / "model.safetensors").read_bytes()
+
+
+def folder_bytes(folder):
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(Path(folder).rglob("*")) if path.is_file()}
+
+
+def _scramble_global_rng():
+    # Whatever ran before in this process must not matter: only --seed may.
+    torch.rand(int(torch.randint(1, 1000, (1,))))
+
+
+# ------------------------------------------------------------------------------------------------------
+# 1. --seed fixes the run
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seeded_runs(base, data, tmp_path_factory):
+    """Two runs with --seed 7 and one with --seed 8; dropout is on, so the seed must also fix its masks."""
+    root = tmp_path_factory.mktemp("seeded")
+    for name, seed in (("first", 7), ("again", 7), ("other", 8)):
+        _scramble_global_rng()
+        assert train(base, data, root / name, "--seed", str(seed)) == 0
+    return root
+
+
+def test_train_twice_with_the_same_seed_gives_bitwise_equal_weights(seeded_runs):
+    assert weights(seeded_runs / "first") == weights(seeded_runs / "again")
+
+
+def test_train_with_another_seed_gives_other_weights(seeded_runs):
+    assert weights(seeded_runs / "first") != weights(seeded_runs / "other")
+
+
+def test_distill_twice_with_the_same_seed_gives_bitwise_equal_weights(base, data, tokenizer, tmp_path):
+    teacher = tmp_path / "teacher"
+    tiny_model(seed=3).save_pretrained(teacher)
+    tokenizer.save_pretrained(teacher)
+    for name in ("first", "again"):
+        _scramble_global_rng()
+        assert train(base, data, tmp_path / name, "--teacher", str(teacher), "--seed", "7", command="distill") == 0
+    assert weights(tmp_path / "first") == weights(tmp_path / "again")
+
+
+def test_pretrain_mlm_twice_with_the_same_seed_gives_bitwise_equal_weights(base, data, tmp_path):
+    # `base` has no MLM head: a new one is drawn, which the seed must fix.
+    for name in ("first", "again"):
+        _scramble_global_rng()
+        assert minbert(["pretrain-mlm", "--model_name_or_path", str(base), "--data_dir", str(data), "--output_dir",
+                        str(tmp_path / name), "--max_steps", "2", "--per_device_train_batch_size", "4", "--use_cpu",
+                        "true", "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true",
+                        "--max_eval_texts", "8", "--seed", "7"]) == 0
+    assert weights(tmp_path / "first") == weights(tmp_path / "again")
+
+
+def test_the_example_twice_gives_bitwise_equal_weights(base, data, tmp_path, monkeypatch):
+    import runpy
+
+    import hf_minbert
+
+    monkeypatch.setattr(hf_minbert, "embedded_base_model", lambda: str(base))  # the tiny encoder, not MiniLM
+    example = Path(__file__).resolve().parents[1] / "examples" / "train_multitask.py"
+    for name in ("first", "again"):
+        _scramble_global_rng()
+        monkeypatch.setattr("sys.argv", [str(example), str(data), str(tmp_path / name), "16"])
+        runpy.run_path(str(example), run_name="__main__")
+    assert weights(tmp_path / "first") == weights(tmp_path / "again")
+
+
+# ------------------------------------------------------------------------------------------------------
+# 7. Every flag checked before training: one line naming it, exit status 2
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--task_weights", "sst=nan"], "--task_weights"),
+    (["--task_weights", "-1"], "--task_weights"),
+    (["--smart_weight", "para=inf"], "--smart_weight"),
+    (["--max_seq_length", "256"], "--max_seq_length 256 exceeds the model's max_position_embeddings (128"),
+    (["--mnr_weight", "1", "--mnr_task", "sst"], "--mnr_task sst"),
+    (["--max_train_samples", "0"], "--max_train_samples"),
+    (["--pair_encoding", "sst=bi"], "--pair_encoding sst=bi: sst is a single-sentence task"),
+    (["--pair_encoding", "para=triple"], "--pair_encoding"),
+    (["--mnr_scale", "0"], "--mnr_scale"),
+    (["--tasks", ""], "--tasks"),
+])
+def test_a_bad_flag_is_one_line_naming_it_before_any_training(base, data, tmp_path, capsys, flags, named):
+    assert train(base, data, tmp_path / "out", *flags) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("minbert train: ") and named in error[0], error
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+
+
+def test_library_arguments_refuse_a_nan_task_weight():
+    from trainers import MultitaskTrainingArguments
+
+    with pytest.raises(ValueError, match="--task_weights"):
+        MultitaskTrainingArguments(output_dir="/tmp/x", task_weights={"sst": float("nan")})
+
+
+def test_one_value_for_every_task_sets_the_pair_encoding_of_the_pair_tasks_only():
+    from hf_minbert.commands.train import ModelArguments, base_task_specs, task_specs
+
+    args = ModelArguments(pair_encoding="cross")
+    specs = task_specs(args, *base_task_specs(args))
+    assert {task: spec["pair_encoding"] for task, spec in specs.items()} == {"sst": "single", "para": "cross", "sts": "cross"}
+
+
+def test_a_missing_data_file_is_one_line_naming_it(base, data, tmp_path, capsys):
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    assert train(base, empty, tmp_path / "out") == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "ids-sst-train.csv" in error[0], error
+
+
+def test_a_bad_row_without_skipping_is_one_line_naming_its_line(base, data, tmp_path, capsys):
+    bad = _data_with_bad_rows(data, tmp_path / "bad")
+    assert train(base, bad, tmp_path / "out", "--skip_bad_rows", "false") == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "quora-train.csv, line 3" in error[0], error
+
+
+def test_a_nonexistent_local_model_is_no_such_directory(data, tmp_path, capsys):
+    assert train(tmp_path / "nowhere", data, tmp_path / "out") == 2
+    assert "no such directory" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------------
+# 8. Never a half-replaced or silently replaced model folder
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def trained(base, data, tmp_path):
+    output = tmp_path / "model"
+    assert train(base, data, output, "--seed", "1") == 0
+    return output
+
+
+def test_an_output_dir_holding_a_model_is_refused_before_training(base, data, trained, capsys):
+    before = folder_bytes(trained)
+    assert train(base, data, trained, "--seed", "2") == 2
+    error = capsys.readouterr().err.strip()
+    assert "already holds a model" in error and "--overwrite_output_dir" in error
+    assert folder_bytes(trained) == before
+
+
+def test_overwrite_output_dir_replaces_the_whole_folder(base, data, trained):
+    (trained / "adapter").mkdir()
+    (trained / "adapter" / "stale.bin").write_bytes(b"old")
+    old_weights = weights(trained)
+    assert train(base, data, trained, "--seed", "2", "--overwrite_output_dir", "true") == 0
+    assert weights(trained) != old_weights
+    assert not (trained / "adapter").exists(), "nothing of the old folder may survive beside the new model"
+    assert {"metrics.json", "README.md", "training_config.json", "config.json"} <= {p.name for p in trained.iterdir()}
+    assert not trained.with_name("model.partial").exists() and not trained.with_name("model.replaced").exists()
+
+
+def test_a_failure_while_saving_leaves_the_old_folder_byte_identical(base, data, trained, monkeypatch):
+    import model_cards
+
+    def broken_card(*args, **kwargs):
+        raise OSError("disk full while writing the card")
+
+    monkeypatch.setattr(model_cards, "write_model_card", broken_card)
+    before = folder_bytes(trained)
+    assert train(base, data, trained, "--seed", "2", "--overwrite_output_dir", "true") == 2
+    assert folder_bytes(trained) == before
+
+
+def test_a_folder_with_other_files_is_never_replaced(base, data, tmp_path, capsys):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    assert train(base, data, tmp_path / "notes", "--overwrite_output_dir", "true") == 2
+    assert "holds no model" in capsys.readouterr().err
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
+
+
+def test_an_unfinished_run_is_refused_unless_resumed_or_discarded(base, data, tmp_path, capsys):
+    output = tmp_path / "model"
+    assert train(base, data, output, "--save_strategy", "steps", "--save_steps", "1", "--max_steps", "2") == 0
+    # Simulate a run killed during training: its checkpoints are left in the staging folder.
+    output.rename(tmp_path / "model.partial")
+    assert train(base, data, output) == 2
+    assert "holds an unfinished run" in capsys.readouterr().err
+    checkpoint = tmp_path / "model.partial" / "checkpoint-1"
+    assert train(base, data, output, "--resume_from_checkpoint", str(checkpoint)) == 0
+    assert (output / "model.safetensors").exists() and (output / "checkpoint-2").is_dir()
+    assert not (tmp_path / "model.partial").exists()
+
+
+def test_checkpoints_and_the_best_model_end_in_the_output_folder(base, data, tmp_path):
+    output = tmp_path / "model"
+    assert train(base, data, output, "--eval_strategy", "steps", "--save_strategy", "steps", "--eval_steps", "1",
+                 "--save_steps", "1", "--load_best_model_at_end", "true", "--metric_for_best_model", "sst_accuracy",
+                 "--max_eval_samples", "4") == 0
+    state = json.loads((output / "checkpoint-2" / "trainer_state.json").read_text())
+    best = Path(state["best_model_checkpoint"]).name
+    assert best in {p.name for p in output.iterdir()}, "the best checkpoint moves in with the model"
+
+
+# ------------------------------------------------------------------------------------------------------
+# 9. Skipped rows: console, metrics.json, card
+# ------------------------------------------------------------------------------------------------------
+
+
+def _data_with_bad_rows(data, folder):
+    """The fixture data, with quora-train.csv's rows on lines 3 and 5 missing their label."""
+    folder.mkdir()
+    for path in Path(data).iterdir():
+        lines = path.read_text().splitlines()
+        if path.name == "quora-train.csv":
+            for number in (3, 5):
+                lines[number - 1] = lines[number - 1].rsplit("\t", 1)[0] + "\t"
+        (folder / path.name).write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture
+def run_with_bad_rows(base, data, tmp_path, caplog):
+    output = tmp_path / "model"
+    with caplog.at_level("WARNING", logger="minbert.train"):
+        assert train(base, _data_with_bad_rows(data, tmp_path / "bad"), output) == 0
+    return output, [(r.levelname, r.getMessage()) for r in caplog.records]
+
+
+def test_skipped_rows_are_a_console_warning(run_with_bad_rows):
+    _, records = run_with_bad_rows
+    warnings = [message for level, message in records if level == "WARNING" and "quora-train.csv" in message]
+    assert len(warnings) == 1 and "skipped 2 bad row(s)" in warnings[0] and "line 3" in warnings[0]
+
+
+def test_skipped_rows_are_recorded_in_metrics_json(run_with_bad_rows):
+    output, _ = run_with_bad_rows
+    (record,) = json.loads((output / "metrics.json").read_text())["skipped_rows"]
+    assert Path(record["file"]).name == "quora-train.csv" and record["task"] == "para" and record["count"] == 2
+    assert [line.split(",")[0].split(":")[0] for line in record["first"]] == ["line 3", "line 5"]
+
+
+def test_skipped_rows_are_stated_in_the_card(run_with_bad_rows):
+    output, _ = run_with_bad_rows
+    card = (output / "README.md").read_text()
+    line = next(line for line in card.splitlines() if "quora-train.csv" in line and "row(s)" in line)
+    assert "2 row(s)" in line and "line 3" in line and "line 5" in line
+
+
+def test_a_run_without_bad_rows_says_so_in_the_card(trained):
+    assert json.loads((trained / "metrics.json").read_text())["skipped_rows"] == []
+    assert "- Bad data rows skipped while reading: none" in (trained / "README.md").read_text()
+
+
+@pytest.mark.parametrize("value", ["sst=-5", "sst=2.5", "sst=nan"])
+def test_task_epoch_rows_must_be_whole_counts(value):
+    from trainers import MultitaskTrainingArguments
+
+    with pytest.raises(ValueError, match="--task_epoch_rows"):
+        MultitaskTrainingArguments(output_dir="unused", task_epoch_rows=value, bf16=False)
+
+
+def test_task_epoch_rows_resolves_to_the_samplers_caps_for_the_tasks_trained():
+    from trainers import MultitaskTrainingArguments
+
+    args = MultitaskTrainingArguments(output_dir="unused", task_epoch_rows="sst=100", bf16=False)
+    assert args.epoch_rows(["sst", "para"]) == {"sst": 100}
+    default = MultitaskTrainingArguments(output_dir="unused", bf16=False)
+    assert default.epoch_rows(["para", "sts"]) is None  # the built-in default may name a task not trained
