@@ -1,5 +1,10 @@
 from setuptools import find_packages, setup
 
+# A saved model's remote code (the files that travel with it) loads on this transformers release and later:
+# .ci/run checks it in a virtualenv of its own (tests/remote_code_compat.py). The package itself, to train,
+# needs the release it is tested on.
+REMOTE_CODE_MIN_TRANSFORMERS = "4.45"
+
 setup(
     name="hf_minbert",
     version="0.1.0",
@@ -12,7 +17,7 @@ setup(
     python_requires=">=3.9",
     install_requires=[
         "torch>=2.2",
-        "transformers>=4.45",  # the floor .ci/run checks remote code on (tests/remote_code_compat.py)
+        "transformers>=5.24",
         "datasets",
         "evaluate",
         "huggingface_hub",

@@ -14,8 +14,10 @@ import torch.nn.functional as F
 from torch import nn
 try:
     from transformers import initialization as init
-except ImportError:  # transformers 4.x: torch's initializers (5.x's skip weights already loaded)
+    BASE_INITIALIZES_LAYERS = True  # transformers 5: PreTrainedModel._init_weights sets Linear, Embedding, LayerNorm
+except ImportError:  # transformers 4.x: torch's initializers, and a base _init_weights that does nothing
     from torch.nn import init
+    BASE_INITIALIZES_LAYERS = False
 from transformers.activations import ACT2FN
 try:
     from transformers.modeling_layers import GradientCheckpointingLayer
@@ -370,6 +372,22 @@ def mean_pool(last_hidden_state, attention_mask):
     return (last_hidden_state * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
 
 
+def _init_standard_layer(module, std):
+    """BERT's initialization of a Linear, Embedding or LayerNorm, for transformers releases whose
+    PreTrainedModel._init_weights leaves them to the model (4.x): a fresh head is never left uninitialized."""
+    if isinstance(module, nn.Linear):
+        init.normal_(module.weight, mean=0.0, std=std)
+        if module.bias is not None:
+            init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        init.normal_(module.weight, mean=0.0, std=std)
+        if module.padding_idx is not None:
+            module.weight[module.padding_idx].zero_()
+    elif isinstance(module, nn.LayerNorm):
+        init.ones_(module.weight)
+        init.zeros_(module.bias)
+
+
 class MinBertPreTrainedModel(PreTrainedModel):
     config_class = MinBertConfig
     base_model_prefix = "bert"
@@ -384,6 +402,8 @@ class MinBertPreTrainedModel(PreTrainedModel):
         cosine_init = getattr(module, "cosine_init", None)
         fresh = cosine_init is not None and not getattr(module.weight, "_is_hf_initialized", False)
         super()._init_weights(module)
+        if not BASE_INITIALIZES_LAYERS:
+            _init_standard_layer(module, self.config.initializer_range)
         if fresh:
             module.weight[:, -1] = cosine_init[0]
             module.bias.fill_(cosine_init[1])

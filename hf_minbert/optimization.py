@@ -52,9 +52,9 @@ class AdamW(torch.optim.Optimizer):
     The update is vectorized: per param group, the parameters that share a step count go through the
     formulas above as a few `torch._foreach_*` ops (the operations of torch's foreach AdamW, in its
     order). Done op by op, those ops sweep the 30M numbers of a BERT-small model from memory eight times,
-    which costs several times torch's fused kernel; so with `compiled=True` (the default), large
-    float32 CPU parameters (COMPILED_MIN_NUMEL elements or more) instead go through `_compiled_update`, the
-    same formulas that torch.compile fuses into one pass. It compiles once per process (seconds, cached
+    which costs several times torch's fused kernel; so when compiling, large float32 CPU parameters
+    (COMPILED_MIN_NUMEL elements or more) instead go through `_fused_formulas`, the same formulas, which
+    torch.compile (`_CompiledUpdate`) fuses into one pass. It compiles once per process (seconds, cached
     on disk by torch), and if compiling fails (no C++ compiler, an unsupported platform) the optimizer
     warns once and stays on the foreach ops. `compiled=None` (the default) compiles only for models of
     COMPILED_MIN_TOTAL parameters or more, where the saving repays the compile time within a few hundred

@@ -141,7 +141,7 @@ else:
 
 
 def _declared_transformers_floor():
-    return re.search(r'"transformers>=([0-9.]+)"', (REPO_ROOT / "setup.py").read_text()).group(1)
+    return re.search(r'^REMOTE_CODE_MIN_TRANSFORMERS = "([0-9.]+)"', (REPO_ROOT / "setup.py").read_text(), re.M).group(1)
 
 
 @pytest.mark.slow
@@ -194,3 +194,37 @@ def test_the_compat_check_tells_answers_within_tolerance_from_different_ones():
         "/logits[0][0]: 0.5 != 0.50002")
     assert first_difference(reference, {**close, "pipeline": [{"label": "negative", "score": 0.25}]}) == (
         "/pipeline[0]/label: 'positive' != 'negative'")
+
+
+# Fresh heads on a checkpoint without them, built by the saved code alone on the oldest transformers: its
+# PreTrainedModel._init_weights initializes nothing, so the saved code must (BERT's normal(0, 0.02)).
+FRESH_HEADS_ON_OLDEST = """
+import shutil, sys, torch
+from pathlib import Path
+package = Path(sys.argv[1]) / "saved_code"
+package.mkdir()
+(package / "__init__.py").write_text("")
+for name in ("configuration_minbert.py", "modeling_minbert.py", "pipelines.py"):
+    shutil.copy(Path(sys.argv[2]) / name, package / name)
+sys.path.insert(0, sys.argv[1])
+from saved_code.configuration_minbert import MinBertConfig
+from saved_code.modeling_minbert import MinBertForMultitask, MinBertModel
+config = MinBertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                       intermediate_size=64, max_position_embeddings=64)
+MinBertModel(config).save_pretrained(Path(sys.argv[1]) / "base")
+model = MinBertForMultitask.from_pretrained(Path(sys.argv[1]) / "base")
+for name, weight in model.named_parameters():
+    if name.startswith("heads.") and weight.dim() == 2:
+        print(name, float(weight.std()), bool(torch.isfinite(weight).all()))
+"""
+
+
+@pytest.mark.slow
+def test_fresh_heads_are_initialized_by_the_saved_code_on_the_oldest_transformers(tmp_path):
+    if not Path(OLDEST_PYTHON).is_file():
+        pytest.skip(f"no oldest-transformers venv at {OLDEST_PYTHON}")
+    proc = subprocess.run([OLDEST_PYTHON, "-c", FRESH_HEADS_ON_OLDEST, str(tmp_path), str(REPO_ROOT / "hf_minbert")],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    heads = [line.split() for line in proc.stdout.splitlines() if line.startswith("heads.")]
+    assert heads and all(finite == "True" and 0.01 < float(std) < 0.03 for _, std, finite in heads), proc.stdout

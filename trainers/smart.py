@@ -318,7 +318,9 @@ class SmartRegularizer:
             value = logit_mse(batch.forward(delta, rng_state), clean_logits)
         else:
             with _autocast_off(batch.model, clean_logits.device.type) as was_lowered:
-                if was_lowered:  # the caller's clean logits are bf16/fp16 ones: compare fp32 with fp32
+                # The caller's clean logits are bf16/fp16 ones (the autocast wrapper may sit on an outer
+                # module, e.g. a PeftModel, that this one cannot see): compare fp32 with fp32.
+                if was_lowered or clean_logits.dtype in (torch.bfloat16, torch.float16):
                     clean_logits = batch.forward(None, rng_state)
                 delta = self._ascend(batch, clean_logits.detach(), spec["kind"], rng_state)
                 if delta is None:
