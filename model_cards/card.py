@@ -186,8 +186,11 @@ def build_model_card(model_dir, metrics, training_config, model_id=None, model_n
               *(["ensemble"] if ensemble else [])],
         base_model=base_id,
         datasets=[_hub_dataset(task)[0] for task in TASK_NAMES if task in metrics],
+        license=BASE_LICENSE,
         model_name=model_name,
         eval_results=eval_results(metrics) or None,
+        # The Hub's inference widget runs the text-classification pipeline: the sentiment head.
+        widget=[{"text": text} for text in WIDGET_SENTENCES] if "sst" in tasks else None,
     )
     seconds = training_config.get("train_seconds")
     return ModelCard.from_template(
@@ -222,6 +225,11 @@ def build_model_card(model_dir, metrics, training_config, model_id=None, model_n
         training_rows=[(key, _cell(arguments[key])) for key in TRAINING_KEYS if key in arguments],
         has_curves=(model_dir / CURVES_FILE).is_file(),
     )
+
+
+# all-MiniLM-L6-v2's license, which a model fine-tuned from it inherits.
+BASE_LICENSE = "apache-2.0"
+WIDGET_SENTENCES = ("A gorgeous, witty, seductive movie.", "The plot is thin and the jokes fall flat.")
 
 
 def write_model_card(model_dir, *, metrics, base_model, training_arguments=None, model_arguments=None,

@@ -11,7 +11,7 @@ from hf_minbert.cli import main as minbert
 from hf_minbert.commands.train import DataArguments, ModelArguments
 from hf_minbert.metrics import with_overall_scores
 from model_cards import regenerate_model_card, write_model_card
-from model_cards.card import TRAINING_CONFIG_FILE
+from model_cards.card import TRAINING_CONFIG_FILE, WIDGET_SENTENCES
 from tests.helpers import run_isolated, tiny_model
 from trainers import MultitaskTrainingArguments
 
@@ -58,6 +58,12 @@ def test_model_index_holds_every_metric_and_both_overall_scores_of_metrics_json(
                 ("cs224n-minbert-multitask", "overall"): METRICS["overall"],
                 ("cs224n-minbert-multitask", "mean"): METRICS["mean"]}
     assert reported == pytest.approx(expected)
+
+
+def test_front_matter_gives_the_hub_a_widget_pipeline_and_license(trained_dir):
+    front = _front_matter(_card(trained_dir))
+    assert front["pipeline_tag"] == "text-classification" and front["license"] == "apache-2.0"
+    assert [example["text"] for example in front["widget"]] == list(WIDGET_SENTENCES)
 
 
 def test_front_matter_names_base_model_datasets_and_library(trained_dir):
