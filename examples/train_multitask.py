@@ -17,7 +17,7 @@ limit = int(sys.argv[3]) if len(sys.argv) > 3 else None
 
 # Each task's training files: the course's, plus the treebank's phrases and Quora's extra pairs when the data
 # folder has them (a row repeating an earlier file's row is dropped and reported), and its dev rows.
-train, dev = {}, {}
+train, dev, sentences_first = {}, {}, {}
 for task, sources in default_training_sources(data_dir).items():
     splits, _ = read_task_splits(data_dir, task, ("dev",), skip_bad_rows=True)
     dev[task] = splits["dev"]
@@ -25,11 +25,12 @@ for task, sources in default_training_sources(data_dir).items():
     rows, report = read_training_sources(task, sources, skip_bad_rows=True, exclude_sentences=dev_sentences)
     print(report)
     train[task] = rows.select(range(min(limit, len(rows)))) if limit else rows
+    sentences_first[task] = min(report.sources[0].kept, len(train[task]))  # the course's rows lead
 
 args = MultitaskTrainingArguments(
     output_dir=output_dir,
     task_sampling="proportional",  # or round_robin, temperature, equal_split, sequential, all_tasks
-    task_epoch_rows="sst=24000",  # each epoch the next 24k of SST's ~160k rows, beside every Quora and STS row
+    task_epoch_rows="sst=16000",  # each epoch every SST sentence and the next 16k of its ~150k phrases
     smart_weight="0",  # SMART λ per task, e.g. "sst=1"
     mnr_weight=0.0,  # Multiple Negatives Ranking loss on Quora's paraphrase pairs
     layerwise_lr_decay=1.0,  # 0.95 as in seed 002
@@ -45,7 +46,8 @@ tasks["sts"]["pair_encoding"] = "bi"
 base = embedded_base_model()
 model = MinBertForMultitask.from_pretrained(base, tasks=tasks, task_specific_layers=2)
 tokenizer = AutoTokenizer.from_pretrained(base)
-trainer = MultitaskTrainer(model=model, args=args, train_dataset=train, eval_dataset=dev, processing_class=tokenizer)
+trainer = MultitaskTrainer(model=model, args=args, train_dataset=train, eval_dataset=dev, processing_class=tokenizer,
+                           always_rows=sentences_first)  # the course's rows are read whole every epoch
 trainer.train()
 trainer.save_model(output_dir)  # weights, config, remote code, pipelines, tokenizer
 

@@ -371,3 +371,31 @@ def test_epoch_rows_larger_than_the_task_changes_nothing():
 def test_epoch_rows_with_a_strategy_it_does_not_apply_to_is_an_error():
     with pytest.raises(ValueError, match="epoch_rows applies only to"):
         MultitaskBatchSampler({"sst": 20, "para": 8}, batch_size=4, strategy="round_robin", epoch_rows={"sst": 10})
+
+
+def test_always_rows_are_read_whole_every_epoch_and_the_cap_draws_from_the_rest():
+    sampler = MultitaskBatchSampler({"sst": 100, "para": 8}, batch_size=4, strategy="proportional",
+                                    epoch_rows={"sst": 30}, always_rows={"sst": 10})
+    for epoch in range(3):
+        indices = _task_indices(sampler, "sst", epoch)
+        assert len(indices) == 40 and len(set(indices)) == 40
+        assert set(range(10)) <= set(indices)
+
+
+def test_always_rows_leave_the_cap_covering_the_rest_before_repeating():
+    sampler = MultitaskBatchSampler({"sst": 100, "para": 8}, batch_size=4, strategy="proportional",
+                                    epoch_rows={"sst": 30}, always_rows={"sst": 10})
+    rest = [i for epoch in range(3) for i in _task_indices(sampler, "sst", epoch) if i >= 10]
+    assert sorted(rest) == list(range(10, 100))
+
+
+def test_always_rows_shuffle_the_core_rows_among_the_capped_ones():
+    sampler = MultitaskBatchSampler({"sst": 100, "para": 8}, batch_size=4, strategy="proportional",
+                                    epoch_rows={"sst": 30}, always_rows={"sst": 10})
+    order = _task_indices(sampler, "sst", 0)
+    assert sorted(order[:10]) != list(range(10))
+
+
+def test_always_rows_larger_than_the_task_is_an_error():
+    with pytest.raises(ValueError, match=r"always_rows\['sst'\]=30 exceeds the task's 20 examples"):
+        MultitaskBatchSampler({"sst": 20, "para": 8}, 4, "proportional", epoch_rows={"sst": 5}, always_rows={"sst": 30})

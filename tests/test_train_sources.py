@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hf_minbert.commands.train import DataArguments, load_task_data, training_sources
+from hf_minbert.commands.train import DataArguments, always_rows, load_task_data, training_sources
 from hf_minbert.cli import main as minbert
 from tests.helpers import tiny_task_rows, write_task_files
 from tests.test_train_promises import TINY_RUN, base, tokenizer  # noqa: F401  (module fixtures)
@@ -88,6 +88,23 @@ def test_a_treebank_phrase_equal_to_a_dev_sentence_is_not_trained_on(data_with_e
     write_task_files(folder, {"sst": dev}, split="dev")
     train, _, _ = load_task_data(DataArguments(data_dir=str(folder)), ["sst"])
     assert "witty film" not in {" ".join(sentence.split()) for sentence in train["sst"]["sentence"]}
+
+
+def test_a_tasks_first_source_rows_are_read_whole_every_epoch_by_default(data_with_extras):
+    _, _, reports = load_task_data(DataArguments(data_dir=str(data_with_extras)), ["sst", "para", "sts"])
+    assert always_rows(reports, DataArguments(data_dir=str(data_with_extras))) == {"sst": 16, "para": 16}
+
+
+def test_first_source_every_epoch_false_lets_the_cap_apply_to_all_rows(data_with_extras):
+    args = DataArguments(data_dir=str(data_with_extras), first_source_every_epoch=False)
+    _, _, reports = load_task_data(args, ["sst"])
+    assert always_rows(reports, args) == {}
+
+
+def test_the_first_sources_rows_are_counted_among_the_rows_trained_on(data_with_extras):
+    args = DataArguments(data_dir=str(data_with_extras), max_train_samples=10)
+    _, _, reports = load_task_data(args, ["sst"])
+    assert always_rows(reports, args) == {"sst": 10}
 
 
 def test_metrics_and_card_say_which_files_gave_how_many_rows(base, data_with_extras, tmp_path):  # noqa: F811

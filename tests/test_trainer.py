@@ -23,10 +23,10 @@ def _args(tmp_path, **overrides):
     return MultitaskTrainingArguments(**settings)
 
 
-def _trainer(tmp_path, tokenizer, model=None, rows=None, callbacks=None, **overrides):
+def _trainer(tmp_path, tokenizer, model=None, rows=None, callbacks=None, always_rows=None, **overrides):
     rows = rows or tiny_task_rows()
     return MultitaskTrainer(model=model or tiny_model(), args=_args(tmp_path, **overrides), train_dataset=rows,
-                            eval_dataset=rows, processing_class=tokenizer, callbacks=callbacks)
+                            eval_dataset=rows, processing_class=tokenizer, callbacks=callbacks, always_rows=always_rows)
 
 
 def _train_logs(trainer):
@@ -55,6 +55,20 @@ def test_proportional_sampling_visits_every_example_once_per_epoch(tmp_path, tok
         (task, inputs), = batch.items()
         counts[task] = counts.get(task, 0) + len(inputs["labels"])
     assert counts == {"sst": 24, "para": 24, "sts": 24}
+
+
+def test_a_capped_task_reads_its_always_rows_every_epoch_beside_its_cap(tmp_path, tokenizer):
+    trainer = _trainer(tmp_path, tokenizer, task_epoch_rows="sst=8", always_rows={"sst": 4})
+    sampler = trainer.get_train_dataloader().batch_sampler
+    for epoch in range(2):
+        sampler.set_epoch(epoch)
+        sst = [i for batch in sampler for i in batch if sampler.task_of(i) == "sst"]
+        assert len(sst) == 12 and set(range(4)) <= {i - sampler.offsets["sst"] for i in sst}
+
+
+def test_always_rows_beyond_a_tasks_rows_are_refused(tmp_path, tokenizer):
+    with pytest.raises(ValueError, match=r"always_rows\['sst'\]=99: expected 0..24"):
+        _trainer(tmp_path, tokenizer, always_rows={"sst": 99})
 
 
 @pytest.mark.parametrize("strategy", SAMPLING_STRATEGIES)

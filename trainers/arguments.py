@@ -15,9 +15,10 @@ SMART_VARIANTS = ("smart", "gaussian")
 # SMART is off by default: its passes run in fp32 (bf16 would round its perturbation away), which makes an SST
 # step about eight times as expensive, and it has not shown a gain above the seed noise (benchmarks/RESULTS.md).
 DEFAULT_SMART_WEIGHT = "0"
-# The treebank's ~160k SST phrases would make an epoch five times longer and proportional sampling would give
-# them nine steps in ten: capped, each epoch trains on the next share of them beside every Quora and STS row.
-DEFAULT_TASK_EPOCH_ROWS = "sst=24000"
+# The treebank's ~150k SST phrases would make an epoch five times longer and proportional sampling would give
+# them nine steps in ten: capped, each epoch trains on the next share of them beside every SST sentence (the
+# train command reads a task's first source whole) and every Quora and STS row.
+DEFAULT_TASK_EPOCH_ROWS = "sst=16000"
 SMART_NORMS = ("linf", "l2")
 
 
@@ -140,8 +141,9 @@ class MultitaskTrainingArguments(TrainingArguments):
     equal_split_parts: Optional[int] = field(default=None, metadata={"help": "equal_split: parts of the largest task"})
     task_epoch_rows: str = field(
         default=DEFAULT_TASK_EPOCH_ROWS,
-        metadata={"help": "proportional/sequential: the most rows a task gives an epoch, e.g. sst=24000 (0 = all); a "
-                          "larger task reads the next part of its reshuffled rows each epoch"},
+        metadata={"help": "proportional/sequential: the most rows a task gives an epoch, e.g. sst=16000 (0 = all); a "
+                          "larger task reads the next part of its reshuffled rows each epoch (minbert train: beside "
+                          "its first source's rows, see --first_source_every_epoch)"},
     )
 
     # --- SMART (trainers/smart.py) ---

@@ -15,7 +15,9 @@ Strategies (`SAMPLING_STRATEGIES`), all reshuffled every epoch and deterministic
                    With ``epoch_rows`` (``sequential`` too), a task larger than its cap reads only that
                    many examples an epoch from its endless reshuffled stream (see ``temperature``), so
                    a very large task (the treebank's phrases) neither starves the others nor makes
-                   an epoch hours long, and still covers all its data over the epochs.
+                   an epoch hours long, and still covers all its data over the epochs. With
+                   ``always_rows``, a task's first rows (its core source: SST's sentences beside their
+                   treebank phrases) are read whole every epoch and the cap draws only from the rest.
 - ``temperature``  as many steps as ``proportional``, shared among tasks with p_i ∝ min(n_i, cap_i)^(1/T)
                    (T=1 is proportional, T→∞ uniform). The counts are the rounded expectations
                    (largest remainder), in shuffled order: i.i.d. task draws with the variance removed.
@@ -94,6 +96,8 @@ class MultitaskBatchSampler(Sampler):
         lengths: per task, the token count of each example; those tasks' batches are length-grouped.
         epoch_rows: `sequential` and `proportional` only: per task, the most examples it gives an epoch
             (an int for every task, or per task).
+        always_rows: with `epoch_rows`, per task: how many of its first examples every epoch reads whole;
+            the task's cap then draws only from the examples after them.
     """
 
     def __init__(
@@ -112,6 +116,7 @@ class MultitaskBatchSampler(Sampler):
         example_keys: Optional[Mapping[str, Sequence]] = None,
         lengths: Optional[Mapping[str, Sequence[int]]] = None,
         epoch_rows: Union[int, Mapping[str, int], None] = None,
+        always_rows: Optional[Mapping[str, int]] = None,
     ):
         self.sizes = _check_sizes(sizes)
         self.tasks = tuple(self.sizes)
@@ -138,6 +143,7 @@ class MultitaskBatchSampler(Sampler):
         if epoch_rows is not None and strategy not in ("sequential", "proportional"):
             raise ValueError(f"epoch_rows applies only to the 'sequential' and 'proportional' strategies, not to {strategy!r}")
         self.epoch_rows = self._per_task_ints("epoch_rows", epoch_rows, default=None)
+        self.always_rows = self._checked_always_rows(always_rows or {})
         self.example_keys = self._checked_keys(example_keys or {})
         self.lengths = self._checked_lengths(lengths or {})
         self.offsets = dict(zip(self.tasks, np.cumsum([0, *self.sizes.values()])[:-1].tolist()))
@@ -245,20 +251,26 @@ class MultitaskBatchSampler(Sampler):
         return self._rng(_EPOCH_ORDER, task, epoch).permutation(self.sizes[task])
 
     def _capped_epoch_order(self, task: str, epoch: int) -> np.ndarray:
-        """The task's examples this epoch: all of them, or the next `epoch_rows` of its stream."""
-        cap = self.epoch_rows[task]
-        if cap is None or cap >= self.sizes[task]:
+        """The task's examples this epoch: all of them, or its `always_rows` first examples and the next
+        `epoch_rows` of the stream over the others, shuffled together."""
+        cap, always = self.epoch_rows[task], self.always_rows.get(task, 0)
+        if cap is None or always + cap >= self.sizes[task]:
             return self._epoch_order(task, epoch)
-        return self._stream(task, start=epoch * cap, length=cap)
+        if always == 0:
+            return self._stream(task, start=epoch * cap, length=cap)
+        rest = always + self._stream(task, start=epoch * cap, length=cap, first=always)
+        return self._rng(_EPOCH_ORDER, task, epoch).permutation(np.concatenate([np.arange(always), rest]))
 
-    def _stream(self, task: str, start: int, length: int) -> np.ndarray:
-        """Positions [start, start + length) of the task's endless sequence of reshuffled passes."""
+    def _stream(self, task: str, start: int, length: int, first: int = 0) -> np.ndarray:
+        """Positions [start, start + length) of the endless sequence of reshuffled passes over the task's
+        examples from `first` on, as indices relative to `first`."""
         if length == 0:
             return np.empty(0, dtype=np.int64)
-        n = self.sizes[task]
-        first, last = start // n, (start + length - 1) // n
-        passes = np.concatenate([self._rng(_TASK_STREAM, task, k).permutation(n) for k in range(first, last + 1)])
-        return passes[start - first * n : start - first * n + length]
+        n = self.sizes[task] - first
+        tag = (task,) if first == 0 else (task, first)  # a stream over fewer rows draws its own passes
+        first_pass, last_pass = start // n, (start + length - 1) // n
+        passes = np.concatenate([self._rng(_TASK_STREAM, *tag, k).permutation(n) for k in range(first_pass, last_pass + 1)])
+        return passes[start - first_pass * n : start - first_pass * n + length]
 
     def _num_batches(self, num_examples: int) -> int:
         rounding = math.floor if self.drop_last else math.ceil
@@ -334,6 +346,17 @@ class MultitaskBatchSampler(Sampler):
             if parts > self.sizes[task]:
                 raise ValueError(f"num_splits[{task!r}]={parts} exceeds the task's {self.sizes[task]} examples")
         return splits
+
+    def _checked_always_rows(self, always_rows: Mapping[str, int]) -> dict:
+        checked = {}
+        for task, rows in always_rows.items():
+            if task not in self.sizes:
+                raise ValueError(f"always_rows names unknown task {task!r}; tasks are {list(self.tasks)}")
+            _check_int(f"always_rows[{task!r}]", rows, minimum=0)
+            if rows > self.sizes[task]:
+                raise ValueError(f"always_rows[{task!r}]={rows} exceeds the task's {self.sizes[task]} examples")
+            checked[task] = rows
+        return checked
 
     def _checked_lengths(self, lengths: Mapping[str, Sequence[int]]) -> dict:
         checked = {}

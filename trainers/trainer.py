@@ -45,9 +45,14 @@ MULTITASK_STATE_NAME = "multitask_state.pt"
 
 class MultitaskTrainer(Trainer):
     """Trainer over `train_dataset={"sst": rows, "para": rows, "sts": rows}` (raw task rows as
-    `hf_minbert.data` reads them, or already tokenized), scored on `eval_dataset` (raw rows, same keys)."""
+    `hf_minbert.data` reads them, or already tokenized), scored on `eval_dataset` (raw rows, same keys).
 
-    def __init__(self, model=None, args=None, train_dataset=None, eval_dataset=None, processing_class=None, **kwargs):
+    always_rows: per task, how many of its first training rows (its core source, e.g. SST's sentences ahead
+    of their treebank phrases) every epoch reads whole; `--task_epoch_rows` then caps only the rows after them.
+    """
+
+    def __init__(self, model=None, args=None, train_dataset=None, eval_dataset=None, processing_class=None,
+                 always_rows=None, **kwargs):
         args = args if args is not None else MultitaskTrainingArguments()
         if not isinstance(args, MultitaskTrainingArguments):
             raise TypeError("MultitaskTrainer needs MultitaskTrainingArguments (a TrainingArguments subclass)")
@@ -58,6 +63,9 @@ class MultitaskTrainer(Trainer):
             _check_task_dict(name, datasets, config)
         if eval_dataset is not None:
             resolve_best_model_metric(args, list(eval_dataset))
+        if always_rows and train_dataset is not None:
+            _check_always_rows(always_rows, train_dataset)
+        self.always_rows = dict(always_rows or {})
         if train_dataset is not None:
             sides = {args.mnr_task} if args.mnr_weight > 0 else set()
             if sides and args.mnr_task not in train_dataset:
@@ -118,6 +126,7 @@ class MultitaskTrainer(Trainer):
             size_cap=args.sampling_size_cap if strategy == "temperature" else None,
             num_splits=args.equal_split_parts if strategy == "equal_split" else None,
             epoch_rows=args.epoch_rows(dataset.sizes),
+            always_rows=self.always_rows if args.epoch_rows(dataset.sizes) else None,
             example_keys=self._no_duplicate_keys(dataset),
             lengths={t: example_lengths(ds) for t, ds in dataset.datasets.items()} if args.group_by_length else None,
         )
@@ -428,3 +437,11 @@ def _check_task_dict(name, datasets, config):
     unknown = [task for task in datasets if task not in config.tasks]
     if unknown:
         raise ValueError(f"{name} names task(s) {unknown} that the model has no head for; its tasks: {list(config.tasks)}")
+
+
+def _check_always_rows(always_rows, train_dataset):
+    for task, rows in always_rows.items():
+        if task not in train_dataset:
+            raise ValueError(f"always_rows names task {task!r}, which has no train dataset ({', '.join(train_dataset)})")
+        if not (isinstance(rows, int) and 0 <= rows <= len(train_dataset[task])):
+            raise ValueError(f"always_rows[{task!r}]={rows!r}: expected 0..{len(train_dataset[task])} (the task's rows)")

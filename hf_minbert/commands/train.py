@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 from transformers import AutoTokenizer, EarlyStoppingCallback, HfArgumentParser
 
 logger = logging.getLogger("minbert.train")
@@ -100,6 +101,11 @@ class DataArguments:
         default=True,
         metadata={"help": "train also on sst-train-trees.txt (the treebank's phrases) and quora-train-extra.csv "
                           "when they are in --data_dir; False: the course's train files only"},
+    )
+    first_source_every_epoch: bool = field(
+        default=True,
+        metadata={"help": "with --task_epoch_rows: a capped task reads its first training file (the course's rows) "
+                          "whole every epoch and the cap applies to its other files' rows; False: to all its rows"},
     )
     min_phrase_tokens: int = field(
         default=1, metadata={"help": "treebank sources: keep inner phrases of at least this many tokens (whole "
@@ -258,7 +264,8 @@ def load_task_data(data_args, tasks):
         dev_sentences = set(splits["dev"]["sentence"]) if task == "sst" else ()
         rows, report = read_training_sources(task, sources[task], skip_bad_rows=data_args.skip_bad_rows,
                                              exclude_sentences=dev_sentences, phrase_options=_phrase_options(data_args))
-        train[task] = _without_held_out_fold(_cap(rows, data_args.max_train_samples), data_args)
+        indices = training_row_indices(len(rows), data_args)
+        train[task] = rows if len(indices) == len(rows) else rows.select(indices)
         for read in [*(source.read for source in report.sources), *dev_reports.values()]:
             (logger.warning if read.skipped else logger.info)(str(read))
         logger.info(str(report))
@@ -318,12 +325,23 @@ def _cap(dataset, limit):
     return dataset if limit is None or limit >= len(dataset) else dataset.select(range(limit))
 
 
-def _without_held_out_fold(dataset, data_args):
+def training_row_indices(num_rows, data_args):
+    """Which of a task's training rows are trained on: the first --max_train_samples, less the held-out fold."""
+    indices = np.arange(min(num_rows, data_args.max_train_samples or num_rows))
     if data_args.num_folds is None:
-        return dataset
+        return indices
     from hf_minbert.data import rows_outside_fold
 
-    return dataset.select(rows_outside_fold(len(dataset), data_args.num_folds, data_args.held_out_fold, data_args.fold_seed))
+    return indices[rows_outside_fold(len(indices), data_args.num_folds, data_args.held_out_fold, data_args.fold_seed)]
+
+
+def always_rows(read_reports, data_args):
+    """Per task with several training sources: how many of its trained rows come from its first source (which
+    lead its rows), for the sampler to read whole every epoch (--first_source_every_epoch)."""
+    if not data_args.first_source_every_epoch:
+        return {}
+    return {report.task: int((training_row_indices(report.rows, data_args) < report.sources[0].kept).sum())
+            for report in read_reports if hasattr(report, "sources") and len(report.sources) > 1}
 
 
 def architecture_overrides(model_args, num_layers):
@@ -443,7 +461,8 @@ def train_and_save(model, tokenizer, train, dev, base_path, model_args, data_arg
     training_args.output_dir = str(staging)  # Trainer's checkpoints, then the model, are written here
     try:
         trainer = MultitaskTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=dev,
-                                   processing_class=tokenizer, callbacks=callbacks)
+                                   processing_class=tokenizer, callbacks=callbacks,
+                                   always_rows=always_rows(read_reports, data_args))
         start = time.time()
         trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
         train_seconds = time.time() - start
