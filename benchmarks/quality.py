@@ -21,11 +21,12 @@ AutoModelForSequenceClassification per task from the same weights, Trainer defau
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from model_cards.card import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -280,12 +281,18 @@ def run_peer(args, results=None, row="peer"):
     """Three stock BertForSequenceClassification models, Trainer defaults, cross-encoded pairs."""
     import numpy as np
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     from hf_minbert import embedded_base_model
     from hf_minbert.data import read_task_splits, task_schema
-    from hf_minbert.metrics import with_overall_scores
     from hf_minbert.evaluation import score_task
+    from hf_minbert.metrics import with_overall_scores
 
     base = embedded_base_model()
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -297,7 +304,7 @@ def run_peer(args, results=None, row="peer"):
         if args.max_train_samples:
             train = train.select(range(min(args.max_train_samples, len(train))))
 
-        def encode(rows):
+        def encode(rows, schema=schema, num_labels=num_labels):  # this task's values, bound per pass
             encoded = tokenizer(*[rows[c] for c in schema.text_columns], truncation=True, max_length=128)
             labels = rows[schema.label_column]
             encoded["labels"] = [float(y) for y in labels] if num_labels == 1 else [int(y) for y in labels]
@@ -337,17 +344,6 @@ def _result(metrics, seconds, command, max_train_samples, model_dir=None):
         "machine": f"{cpu_model()}, {os.cpu_count()} cores",
         "date": time.strftime("%Y-%m-%d"),
     }
-
-
-def cpu_model():
-    """The processor's name (what the speed of every row depends on), with its bf16 matrix units if any."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                platform.machine())
-    return name + (" (AMX)" if " amx_bf16" in info else "")
 
 
 def _parameters(model_dir):

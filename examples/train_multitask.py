@@ -1,12 +1,14 @@
 """`minbert train` in Python: multitask fine-tuning of the embedded all-MiniLM-L6-v2 on the CS224N tasks.
 
     python examples/train_multitask.py ../shared/data runs/example [max rows per task]
+
+It trains what `minbert train --max_train_samples N` trains: the default recipe (hf_minbert/recipe.py).
 """
 import sys
 
 from transformers import AutoTokenizer, set_seed
 
-from hf_minbert import MinBertConfig, MinBertForMultitask, embedded_base_model
+from hf_minbert import MinBertForMultitask, embedded_base_model, recipe
 from hf_minbert.data import default_training_sources, read_task_splits, read_training_sources
 from hf_minbert.evaluation import evaluate_model, write_metrics_json
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
@@ -17,7 +19,7 @@ limit = int(sys.argv[3]) if len(sys.argv) > 3 else None
 
 # Each task's training files: the course's, plus the treebank's phrases and Quora's extra pairs when the data
 # folder has them (a row repeating an earlier file's row is dropped and reported), and its dev rows.
-train, dev, sentences_first = {}, {}, {}
+train, dev, reports = {}, {}, []
 for task, sources in default_training_sources(data_dir).items():
     splits, _ = read_task_splits(data_dir, task, ("dev",), skip_bad_rows=True)
     dev[task] = splits["dev"]
@@ -25,29 +27,24 @@ for task, sources in default_training_sources(data_dir).items():
     rows, report = read_training_sources(task, sources, skip_bad_rows=True, exclude_sentences=dev_sentences)
     print(report)
     train[task] = rows.select(range(min(limit, len(rows)))) if limit else rows
-    sentences_first[task] = min(report.sources[0].kept, len(train[task]))  # the course's rows lead
+    reports.append(report)
 
-args = MultitaskTrainingArguments(
-    output_dir=output_dir,
-    task_sampling="proportional",  # or round_robin, temperature, equal_split, sequential, all_tasks
-    task_epoch_rows="sst=16000",  # each epoch every SST sentence and the next 16k of its ~150k phrases
-    smart_weight="0",  # SMART λ per task, e.g. "sst=1"
-    mnr_weight=0.0,  # Multiple Negatives Ranking loss on Quora's paraphrase pairs
-    layerwise_lr_decay=1.0,  # 0.95 as in seed 002
-    seed=42,
-)
+# The recipe's training settings are the defaults: proportional task sampling with SST capped at 16k rows an
+# epoch, SMART and MNR off, no layer-wise lr decay. Any field may be set here, e.g. task_sampling="temperature",
+# smart_weight="sst=1", mnr_weight=0.1 or layerwise_lr_decay=0.95 (see docs/training.md).
+args = MultitaskTrainingArguments(output_dir=output_dir)
 # Seed before the heads are drawn: Trainer seeds only when it is built, after the model exists.
 set_seed(args.seed)
 
-# Heads: SST (5 classes), Quora (binary, cross-encoded), STS (0-5, the cosine of the two sentences' embeddings).
-# As `minbert train` does: each task owns a copy of the top 2 encoder layers (CerBERTus), the rest is shared.
-tasks = MinBertConfig().tasks
-tasks["sts"]["pair_encoding"] = "bi"
+# The recipe's heads: SST (5 classes), Quora (binary, cross-encoded), STS (0-5, the cosine of the two sentences'
+# embeddings); each task owns a copy of the top 2 encoder layers (CerBERTus), the rest is shared.
 base = embedded_base_model()
-model = MinBertForMultitask.from_pretrained(base, tasks=tasks, task_specific_layers=2)
+model = MinBertForMultitask.from_pretrained(base, **recipe.model_kwargs(base))
 tokenizer = AutoTokenizer.from_pretrained(base)
+# The course's rows (each task's first file) are read whole every epoch; the cap applies to the rows after them.
+always_rows = recipe.first_source_rows(reports, {task: range(len(rows)) for task, rows in train.items()})
 trainer = MultitaskTrainer(model=model, args=args, train_dataset=train, eval_dataset=dev, processing_class=tokenizer,
-                           always_rows=sentences_first)  # the course's rows are read whole every epoch
+                           always_rows=always_rows)
 trainer.train()
 trainer.save_model(output_dir)  # weights, config, remote code, pipelines, tokenizer
 

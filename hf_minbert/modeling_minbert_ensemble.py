@@ -13,8 +13,10 @@ may use any subset of the members with any weights (`task_weights`): the greedy 
 `hf_minbert.ensemble` picks a different subset per task, and per-task LoRA adapters export as one merged
 member per task.
 
-This file travels to the Hub as remote code: it imports only torch, transformers and, relatively,
-`configuration_minbert` and `modeling_minbert`, which `save_pretrained` copies next to it.
+This file travels to the Hub as remote code: it imports only torch, transformers and, relatively, minBERT's own
+modeling files, which `save_pretrained` copies next to it. It imports every one of them itself, also those only
+the members' code uses: an ensemble folder loads through this file, and transformers 4.x, loading a local
+folder's remote code, copies only the files the loaded module imports itself, not what those import in turn.
 """
 import inspect
 import sys
@@ -25,7 +27,12 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
 from .configuration_minbert import MinBertConfig
-from .modeling_minbert import MinBertForMultitask, MinBertMultitaskOutput, task_loss
+from .modeling_minbert import MinBertForMultitask
+from .modeling_minbert_conversion import load_multitask  # noqa: F401  (see the module docstring)
+from .modeling_minbert_heads import MinBertMultitaskOutput, MinBertTaskPrediction, task_loss
+from .modeling_minbert_layers import MinBertLayer  # noqa: F401
+from .modeling_minbert_task_encoders import stack_sides
+from .modeling_minbert_unpadding import MinBertTokenLayout  # noqa: F401
 
 # Fields of a task spec that must agree among the members a task averages: what a prediction means.
 MEANING_FIELDS = ("kind", "labels", "label_range")
@@ -192,7 +199,7 @@ class MinBertEnsembleForMultitask(PreTrainedModel):
     """Several multitask minBERT models averaged per task (see the module docstring); `members[i]` is a
     complete model. `forward` takes the inputs of `MinBertForMultitask.forward` (but not `inputs_embeds`:
     members have their own embeddings) and returns a `MinBertMultitaskOutput` with `.logits` (and `.loss`
-    when `labels` are given)."""
+    when `labels` are given); `predict` takes those of `MinBertForMultitask.predict`, for several tasks."""
 
     config_class = MinBertEnsembleConfig
     main_input_name = "input_ids"
@@ -232,40 +239,63 @@ class MinBertEnsembleForMultitask(PreTrainedModel):
         task = self.config.default_task if task is None else task
         spec = self.config.task_spec(task)
         return_dict = self.config.return_dict if return_dict is None else return_dict
-        joint = (input_ids, attention_mask, token_type_ids)
-        sides = (input_ids_a, attention_mask_a, input_ids_b, attention_mask_b)
-        weights, member_logits = [], []
-        for index, (weight, member) in enumerate(zip(self.config.task_weights[task], self.members)):
-            if weight > 0:
-                inputs = self._member_inputs(index, member, task, joint, sides)
-                member_logits.append(member(**inputs, task=task).logits)
-                weights.append(weight)
-        logits = average_predictions(spec["kind"], weights, member_logits)
+        joint = None if input_ids is None else {"input_ids": input_ids, "attention_mask": attention_mask,
+                                                "token_type_ids": token_type_ids}
+        inputs = {"sentences" if spec["pair_encoding"] == "single" else "pairs": joint}
+        if input_ids_a is not None and spec["pair_encoding"] != "single":
+            # Padding ids are never read (masked positions are skipped): any member's will do.
+            inputs["sentences"], inputs["sides"] = stack_sides(
+                (input_ids_a, attention_mask_a, None), (input_ids_b, attention_mask_b, None), self.members[0].config.pad_token_id
+            )
+        logits = self.predict([task], **inputs)[task].logits
         loss = task_loss(spec, task, logits, labels) if labels is not None else None
         output = MinBertMultitaskOutput(loss=loss, logits=logits)
         return output if return_dict else output.to_tuple()
 
-    @staticmethod
-    def _member_inputs(index, member, task, joint, sides):
-        input_ids, attention_mask, token_type_ids = joint
-        spec = member.config.tasks[task]
-        if spec["pair_encoding"] != "bi":
-            if input_ids is None:
-                raise ValueError(f"task {task!r}: member {index} reads input_ids (the cross-encoded pair); none given")
-            inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-            if spec.get("cosine_feature"):  # this member's head also reads each sentence alone
-                inputs.update(MinBertEnsembleForMultitask._side_inputs(member, joint, sides))
-            return inputs
-        return MinBertEnsembleForMultitask._side_inputs(member, joint, sides)
+    def predict_inputs(self, task):
+        """Which of `predict`'s inputs `task` reads: single sentences, or the cross-encoded pairs (members that
+        read the sentences alone get them split from there, or from "sentences" at "sides" when given)."""
+        return ("sentences",) if self.config.task_spec(task)["pair_encoding"] == "single" else ("pairs",)
+
+    def predict(self, tasks, sentences=None, pairs=None, sides=None):
+        """{task: `MinBertTaskPrediction`} with the averaged logits, from the inputs of
+        `MinBertForMultitask.predict`; each member predicts through its own `predict`."""
+        predictions = {}
+        for task in dict.fromkeys([tasks] if isinstance(tasks, str) else tasks):
+            spec = self.config.task_spec(task)
+            joint, alone = (sentences, None) if spec["pair_encoding"] == "single" else (pairs, (sentences, sides))
+            weights, member_logits = [], []
+            for index, (weight, member) in enumerate(zip(self.config.task_weights[task], self.members)):
+                if weight > 0:
+                    inputs = self._member_inputs(index, member, task, joint, alone)
+                    member_logits.append(member.predict([task], **inputs)[task].logits)
+                    weights.append(weight)
+            predictions[task] = MinBertTaskPrediction(logits=average_predictions(spec["kind"], weights, member_logits))
+        return predictions
 
     @staticmethod
-    def _side_inputs(member, joint, sides):
-        if sides[0] is not None:
-            return dict(zip(("input_ids_a", "attention_mask_a", "input_ids_b", "attention_mask_b"), sides))
-        if joint[0] is None:
-            raise ValueError("an ensemble member needs input_ids_a/_b or a cross-encoded input_ids")
-        (ids_a, mask_a), (ids_b, mask_b) = split_cross_encoded(*joint, pad_token_id=member.config.pad_token_id)
-        return {"input_ids_a": ids_a, "attention_mask_a": mask_a, "input_ids_b": ids_b, "attention_mask_b": mask_b}
+    def _member_inputs(index, member, task, joint, alone):
+        """`member.predict`'s inputs for `task`: `joint` (what the ensemble reads for the task: sentences or
+        cross-encoded pairs) and, for a member that reads each sentence alone, `alone` = (sentences, sides) if
+        given, else the sentences split from the cross-encoded pairs."""
+        spec = member.config.tasks[task]
+        inputs = {}
+        if spec["pair_encoding"] != "bi":
+            if joint is None:
+                raise ValueError(f"task {task!r}: member {index} reads input_ids (the cross-encoded pair); none given")
+            inputs["sentences" if spec["pair_encoding"] == "single" else "pairs"] = joint
+        if "sides" in member.predict_inputs(task):
+            if alone is not None and alone[1] is not None:
+                inputs["sentences"], inputs["sides"] = alone
+            elif joint is None:
+                raise ValueError("an ensemble member needs input_ids_a/_b or a cross-encoded input_ids")
+            else:
+                pad = member.config.pad_token_id
+                (ids_a, mask_a), (ids_b, mask_b) = split_cross_encoded(
+                    joint["input_ids"], joint.get("attention_mask"), joint.get("token_type_ids"), pad_token_id=pad
+                )
+                inputs["sentences"], inputs["sides"] = stack_sides((ids_a, mask_a, None), (ids_b, mask_b, None), pad)
+        return inputs
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         # One folder must resolve for AutoModel and AutoModelForSequenceClassification (the stock

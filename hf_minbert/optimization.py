@@ -186,7 +186,7 @@ class _CompiledUpdate:
         except Exception as error:  # any compiler failure: the foreach ops compute the same update
             self.usable = False
             warnings.warn(f"AdamW: torch.compile of the fused update failed ({type(error).__name__}: "
-                          f"{str(error).splitlines()[0] if str(error) else ''}); using the foreach update")
+                          f"{str(error).splitlines()[0] if str(error) else ''}); using the foreach update", stacklevel=2)
             return False
 
 

@@ -12,12 +12,11 @@ at once.
 
 A pair is a tuple `(a, b)` or a dict `{"text": a, "text_pair": b}`; every pipeline takes one input, a list, a
 `datasets.Dataset` (rows with text/text_pair, sentence1/sentence2 or sentence columns), a torch Dataset or a
-generator, and batches with `batch_size`. Within a batch each distinct text goes through the encoder once:
-sentences on their own in one pass (sentiment and bi-encoder heads read it), cross-encoded pairs in another
-(pair heads read it), so the multitask answer costs no more encoder passes than its distinct inputs. An
-ensemble (`minbert ensemble`, per-task adapters) exposes no single encoder: each head then runs through
-`model(..., task=head)` on the same distinct inputs, and the answers mean the same (averaged probabilities and
-scores); the similarity pipeline returns no embeddings for it.
+generator, and batches with `batch_size`. Within a batch each distinct text is tokenized once: the sentences on
+their own and the cross-encoded pairs, as the model's `predict` reads them (`predict_inputs`), so the multitask
+answer costs no more encoder passes than its distinct inputs. An ensemble (`minbert ensemble`, per-task
+adapters) predicts the same way, and its answers mean the same (averaged probabilities and scores); the
+similarity pipeline returns no embeddings for it.
 
 "text-classification" (and its alias "sentiment-analysis") is transformers' own task name: a saved folder names
 `MinBertSentimentPipeline` for it in `custom_pipelines`, which `pipeline()` consults before its built-in tasks,
@@ -29,12 +28,16 @@ would replace the stock pipeline for every other model too.
 
 This file travels to the Hub as remote code: saving a minBERT model copies it next to the weights and names
 the pipelines in config.json's `custom_pipelines` (see `attach_pipelines`). So it imports only torch and
-transformers, and reaches the encoder and heads through the model object it is given, never through
-hf_minbert, which a user of the Hub repository does not have.
+transformers, and reaches the model only through its public `predict` (or `forward(..., task=...)`), never
+through hf_minbert, which a user of the Hub repository does not have. The pipelines do pre- and post-processing
+only: reading and tokenizing the inputs, and turning predictions into answers. It imports no file beside it:
+the modeling files import it, and transformers 4.x, loading a local folder's remote code, copies only the files
+a loaded module imports itself, not what those import in turn.
 """
 import contextlib
 import inspect
 import logging
+from types import SimpleNamespace
 
 import torch
 from transformers import AutoModel, AutoTokenizer
@@ -153,18 +156,6 @@ def select_head(config, task, kind, preferred, head=None):
     raise ValueError(f"{task}: the model needs one {kind} sentence-pair head, found {found}; choose with head=...")
 
 
-def head_logits(model, name, encoding, attention_mask, pair_embeddings=None):
-    """Logits of head `name` from an encoder output, computed as `model(..., task=name)` does."""
-    spec = model.config.tasks[name]
-    logits = model.head_logits(name, encoding, attention_mask, pair_embeddings)
-    return logits.squeeze(-1) if spec["kind"] != "classification" else logits
-
-
-def mean_pooled(model, encoding, attention_mask):
-    """Sentence embeddings exactly as `model.embed` pools them (the bi-encoder heads' input)."""
-    return model._head_features({"head_pooling": "mean"}, encoding, attention_mask)
-
-
 def answer(spec, logits):
     """One head's logits for one input -> {label, score} (score: that label's probability) or {score}
     (regression, clipped to the task's label range)."""
@@ -220,8 +211,8 @@ def _as_list(value):
 
 
 class MinBertPipeline(Pipeline):
-    """Shared machinery: input checks, truncation with a warning, one encoder pass per distinct input, and
-    head logits for every requested head. Subclasses choose the heads and shape the answers."""
+    """Shared machinery: input checks, truncation with a warning, and the model's predictions for every
+    requested head on each distinct input. Subclasses choose the heads and shape the answers."""
 
     _load_tokenizer = True
     _load_processor = False
@@ -293,112 +284,40 @@ class MinBertPipeline(Pipeline):
         heads = heads or self._heads()
         max_length = max_length or self._max_length()
         texts, pairs = _as_list(model_inputs["text"]), _as_list(model_inputs["text_pair"])
-        specs = [self.model.config.tasks[h] for h in heads]
-        outputs = {"has_pair": torch.tensor([pair is not None for pair in pairs])}
+        sentences, rows = _distinct_rows(texts + pairs)
+        rows_a, rows_b = rows[: len(texts)], rows[len(texts):]
+        pair_texts, pair_rows = _distinct_rows([(a, b) if b is not None else None for a, b in zip(texts, pairs)])
+        specs = self.model.config.tasks
+        heads = [name for name in heads if pair_texts or specs[name]["pair_encoding"] == "single"]
+        inputs = self._inputs({name for head in heads for name in _reads(self.model, head)}, sentences, pair_texts,
+                              max_length)
         with _eval_mode(self.model):
-            if not hasattr(self.model, "encode_for_tasks"):
-                outputs.update(self._whole_model_heads(texts, pairs, heads, max_length))
-                return outputs
-            sentences = None
-            if any(spec["pair_encoding"] in ("single", "bi") or spec["cosine_feature"] for spec in specs):
-                sentences = self._sentence_pass(texts, pairs, heads, max_length)
-                outputs.update(self._sentence_heads(sentences, heads))
-            if any(spec["pair_encoding"] == "cross" for spec in specs):
-                outputs.update(self._cross_heads(texts, pairs, heads, max_length, sentences))
-        return outputs
-
-    def _sentence_pass(self, texts, pairs, heads, max_length):
-        """One encoder pass over the distinct sentences (each side of each input), shared by single-sentence
-        heads, bi-encoder heads and the cosine feature of cross-encoder heads (each reading the encoder output
-        of its own task: they differ where tasks have their own layers)."""
-        distinct, rows = _distinct_rows(texts + pairs)
-        encoded = self._encode(distinct, None, max_length)
-        specs = self.model.config.tasks
-        readers = [name for name in heads if specs[name]["pair_encoding"] != "cross" or specs[name]["cosine_feature"]]
-        encodings = self.model.encode_for_tasks(readers, **encoded)
-        mask = encoded["attention_mask"]
-        embeddings = {name: mean_pooled(self.model, encodings[name], mask) for name in readers
-                      if specs[name]["pair_encoding"] == "bi" or specs[name]["cosine_feature"]}
-        return {"encodings": encodings, "mask": mask, "rows_a": rows[: len(texts)], "rows_b": rows[len(texts):],
-                "embeddings": embeddings}
-
-    def _sentence_heads(self, sentences, heads):
-        """Single-sentence heads for each side, bi-encoder heads (and the embeddings) for each pair."""
-        rows_a, rows_b = sentences["rows_a"], sentences["rows_b"]
-        outputs = {}
+            predictions = _predictions(self.model, heads, inputs)
+        outputs = {"has_pair": torch.tensor([pair is not None for pair in pairs])}
         for name in heads:
-            spec = self.model.config.tasks[name]
-            if spec["pair_encoding"] == "single":
-                logits = head_logits(self.model, name, sentences["encodings"][name], sentences["mask"])
-                outputs[f"{name}/text"] = _per_item(logits, rows_a)
-                outputs[f"{name}/text_pair"] = _per_item(logits, rows_b)
-            elif spec["pair_encoding"] == "bi":
-                embeddings = sentences["embeddings"][name]
-                outputs["embeddings/text"] = _per_item(embeddings, rows_a)
-                outputs["embeddings/text_pair"] = _per_item(embeddings, rows_b)
-                paired = [i for i, row in enumerate(rows_b) if row is not None]
-                logits = self.model.heads[name](
-                    embeddings[[rows_a[i] for i in paired]], embeddings[[rows_b[i] for i in paired]]
-                )
-                if spec["kind"] != "classification" and logits.dim() == 2:
-                    logits = logits.squeeze(-1)  # a concat head's single output column, as forward squeezes it
-                outputs[name] = _per_item(logits, _positions(rows_b))
+            prediction = predictions[name]
+            if specs[name]["pair_encoding"] == "single":  # one answer per sentence
+                outputs[f"{name}/text"] = _per_item(prediction.logits, rows_a)
+                outputs[f"{name}/text_pair"] = _per_item(prediction.logits, rows_b)
+            else:  # one answer per pair
+                outputs[name] = _per_item(prediction.logits, pair_rows)
+            if specs[name]["pair_encoding"] == "bi" and prediction.embeddings is not None:
+                outputs["embeddings/text"] = _per_item(prediction.embeddings, rows_a)
+                outputs["embeddings/text_pair"] = _per_item(prediction.embeddings, rows_b)
         return outputs
 
-    def _cross_heads(self, texts, pairs, heads, max_length, sentences=None):
-        """One encoder pass over the distinct cross-encoded pairs "[CLS] a [SEP] b [SEP]"."""
-        keys = [(text, pair) if pair is not None else None for text, pair in zip(texts, pairs)]
-        distinct, rows = _distinct_rows(keys)
-        if not distinct:
-            return {}
-        encoded = self._encode([a for a, _ in distinct], [b for _, b in distinct], max_length)
-        cross = [name for name in heads if self.model.config.tasks[name]["pair_encoding"] == "cross"]
-        encodings = self.model.encode_for_tasks(cross, **encoded)
-        side_a = side_b = None
-        if sentences is not None:
-            # The sentence embeddings of each distinct pair's two sides, in the order of `distinct`.
-            first_input = {}
-            for i, row in enumerate(rows):
-                if row is not None:
-                    first_input.setdefault(row, i)
-            inputs = [first_input[d] for d in range(len(distinct))]
-            side_a = [sentences["rows_a"][i] for i in inputs]
-            side_b = [sentences["rows_b"][i] for i in inputs]
-        outputs = {}
-        for name in cross:
-            embeddings = sentences["embeddings"].get(name) if sentences is not None else None
-            pair_embeddings = None if embeddings is None else (embeddings[side_a], embeddings[side_b])
-            logits = head_logits(self.model, name, encodings[name], encoded["attention_mask"], pair_embeddings)
-            outputs[name] = _per_item(logits, rows)
-        return outputs
-
-    def _whole_model_heads(self, texts, pairs, heads, max_length):
-        """Heads of a model that exposes no encoder (an ensemble): `model(..., task=head)` per head, on the
-        distinct sentences alone for single-sentence heads and on the distinct cross-encoded pairs for pair
-        heads (an ensemble derives from those what each member reads, bi-encoder members included)."""
-        specs = self.model.config.tasks
-        single = [name for name in heads if specs[name]["pair_encoding"] == "single"]
-        paired = [name for name in heads if specs[name]["pair_encoding"] != "single"]
-        outputs = {}
-        if single:
-            distinct, rows = _distinct_rows(texts + pairs)
-            encoded = self._encode(distinct, None, max_length)
-            for name in single:
-                logits = self._task_logits(name, encoded)
-                outputs[f"{name}/text"] = _per_item(logits, rows[: len(texts)])
-                outputs[f"{name}/text_pair"] = _per_item(logits, rows[len(texts):])
-        distinct, rows = _distinct_rows([(a, b) if b is not None else None for a, b in zip(texts, pairs)])
-        if paired and distinct:
-            encoded = self._encode([a for a, _ in distinct], [b for _, b in distinct], max_length)
-            for name in paired:
-                outputs[name] = _per_item(self._task_logits(name, encoded), rows)
-        return outputs
-
-    def _task_logits(self, name, encoded):
-        logits = self.model(**encoded, task=name).logits
-        if self.model.config.tasks[name]["kind"] != "classification" and logits.dim() == 2:
-            logits = logits.squeeze(-1)  # one output column, as head_logits squeezes it
-        return logits
+    def _inputs(self, needed, sentences, pair_texts, max_length):
+        """The `predict` inputs named in `needed`, for the batch's distinct sentences and distinct pairs."""
+        inputs = {}
+        if "sentences" in needed:
+            inputs["sentences"] = self._encode(sentences, None, max_length)
+        if "pairs" in needed:
+            inputs["pairs"] = self._encode([a for a, _ in pair_texts], [b for _, b in pair_texts], max_length)
+        if "sides" in needed:  # where each pair's two sentences sit among the sentences
+            row_of = {text: row for row, text in enumerate(sentences)}
+            inputs["sides"] = tuple(torch.tensor([row_of[pair[side]] for pair in pair_texts], device=self.device)
+                                    for side in (0, 1))
+        return inputs
 
     def _encode(self, first, second, max_length):
         """Tokenize (pairs jointly), padded to the batch's longest, truncated at `max_length` with a warning
@@ -437,14 +356,20 @@ def _saved_tokenizer(model):
         return None
 
 
-def _positions(rows):
-    """Index of each present row among the present rows (None stays None): where a pair's result sits in a
-    tensor computed for the paired items only."""
-    count, positions = 0, []
-    for row in rows:
-        positions.append(None if row is None else count)
-        count += row is not None
-    return positions
+def _reads(model, head):
+    """Which inputs `model.predict` reads for `head`. A model with `forward(..., task=...)` but no `predict` reads
+    the sentences for a single-sentence head and the cross-encoded pairs for a pair head, as its forward does."""
+    if hasattr(model, "predict_inputs"):
+        return model.predict_inputs(head)
+    return ("sentences",) if model.config.tasks[head]["pair_encoding"] == "single" else ("pairs",)
+
+
+def _predictions(model, heads, inputs):
+    """{head: prediction with `.logits` (and `.embeddings`)}: `model.predict`, else `model(..., task=head)`."""
+    if hasattr(model, "predict"):
+        return model.predict(heads, **inputs)
+    return {head: SimpleNamespace(logits=model(**inputs[_reads(model, head)[0]], task=head).logits, embeddings=None)
+            for head in heads}
 
 
 class MinBertParaphrasePipeline(MinBertPipeline):

@@ -45,12 +45,14 @@ OVERALL_SCORES = {
 TRAINING_KEYS = (
     # model and data
     "model_name_or_path", "tasks", "pair_encoding", "head_layers", "head_dropout", "head_pooling", "bi_features",
-    "hidden_dropout_prob", "max_train_samples", "max_eval_samples", "max_seq_length",
+    "hidden_dropout_prob", "extra_training_files", "min_phrase_tokens", "max_train_samples", "max_eval_samples",
+    "max_seq_length",
     # optimisation
     "learning_rate", "lr_scheduler_type", "num_train_epochs", "max_steps", "per_device_train_batch_size",
     "gradient_accumulation_steps", "warmup_ratio", "weight_decay", "bf16", "seed", "use_torch_adamw",
     # task sampling and weights
-    "task_sampling", "sampling_temperature", "sampling_size_cap", "equal_split_parts", "task_weights",
+    "task_sampling", "sampling_temperature", "sampling_size_cap", "equal_split_parts", "task_epoch_rows",
+    "first_source_every_epoch", "task_weights",
     # SMART
     "smart_weight", "smart_variant", "smart_steps", "smart_step_size", "smart_epsilon", "smart_noise_std",
     "smart_norm", "smart_dropout_masks", "smart_proximal_weight", "smart_momentum",
@@ -115,13 +117,14 @@ def describe_hardware() -> str:
 
 
 def cpu_model():
+    """The processor's name (what every speed depends on), with its bf16 matrix units if it has them."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        info = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return platform.processor() or platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                platform.processor() or platform.machine())
+    return name + (" (AMX)" if " amx_bf16" in info else "")
 
 
 def _software_versions():

@@ -1,4 +1,4 @@
-"""Remote code on the oldest transformers the project declares (setup.py's floor): model folders saved by the
+"""Remote code on the oldest transformers the project declares (pyproject.toml's `tool.hf_minbert` floor): model folders saved by the
 current version load there, in a fresh process where hf_minbert is not installed, and answer as they do here.
 
     python tests/remote_code_compat.py --python .venv-oldest/bin/python [--dir DIR]
@@ -36,8 +36,13 @@ def answers(folder):
     padded batches), the stock TextClassificationPipeline over AutoModelForSequenceClassification, and every
     pipeline the folder names."""
     import torch
-    from transformers import (AutoModel, AutoModelForSequenceClassification, AutoTokenizer,
-                              TextClassificationPipeline, pipeline)
+    from transformers import (
+        AutoModel,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        TextClassificationPipeline,
+        pipeline,
+    )
     from transformers.utils import logging
 
     logging.set_verbosity_error()  # load reports and progress bars would bury the one line that matters

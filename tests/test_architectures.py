@@ -56,7 +56,7 @@ def _logits(model, inputs=None):
 
 def _layers_run(model, task, inputs):
     """The MinBertLayer modules a forward of `task` runs, in order."""
-    from hf_minbert.modeling_minbert import MinBertLayer
+    from hf_minbert.modeling_minbert_layers import MinBertLayer
 
     ran = []
     hooks = [m.register_forward_hook(lambda module, *_: ran.append(module)) for m in model.modules() if isinstance(m, MinBertLayer)]

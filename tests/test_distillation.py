@@ -15,7 +15,12 @@ from hf_minbert.evaluation import gold_labels, predict_task
 from tests.helpers import tiny_model, tiny_task_rows, write_task_files
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
 from trainers.distillation import (
-    fold_teachers, mix_targets, out_of_fold_predictions, soft_label_datasets, teacher_fit, teacher_fold_record,
+    fold_teachers,
+    mix_targets,
+    out_of_fold_predictions,
+    soft_label_datasets,
+    teacher_fit,
+    teacher_fold_record,
     teacher_targets,
 )
 from trainers.multitask_data import MultitaskCollator

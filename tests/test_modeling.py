@@ -4,7 +4,7 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from hf_minbert import MinBertConfig, MinBertForMultitask, MinBertForSequenceClassification, MinBertModel
-from hf_minbert.modeling_minbert import MinBertTokenLayout, plan_length_groups
+from hf_minbert.modeling_minbert_unpadding import MinBertTokenLayout, plan_length_groups
 from tests.helpers import random_batch
 
 

@@ -7,9 +7,8 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertForSequenceClassification, BertModel
 
-from hf_minbert import MinBertConfig
+from hf_minbert import MinBertConfig, optimization
 from hf_minbert.modeling_minbert import MinBertForMultitask
-from hf_minbert import optimization
 from hf_minbert.optimization import AdamW, build_parameter_groups, create_optimizer, describe_parameter_groups
 
 NUM_LAYERS = 3

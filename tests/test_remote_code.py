@@ -113,7 +113,7 @@ def test_multitask_checkpoint_opened_as_sequence_classification_keeps_its_heads(
     torch.testing.assert_close(reopened(**batch).logits, model(**batch).logits)
 
 
-# --- the oldest transformers setup.py declares ---------------------------------------------------------------
+# --- the oldest transformers pyproject.toml declares ---------------------------------------------------------------
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OLDEST_PYTHON = os.environ.get("MINBERT_OLDEST_PYTHON") or str(REPO_ROOT / ".venv-oldest" / "bin" / "python")
@@ -141,7 +141,9 @@ else:
 
 
 def _declared_transformers_floor():
-    return re.search(r'^REMOTE_CODE_MIN_TRANSFORMERS = "([0-9.]+)"', (REPO_ROOT / "setup.py").read_text(), re.M).group(1)
+    import tomllib  # Python 3.11+, as this project's CI
+
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["hf_minbert"]["remote-code-min-transformers"]
 
 
 @pytest.mark.slow
@@ -171,7 +173,7 @@ def test_saved_code_loads_and_answers_the_same_without_transformers_5_only_modul
 @pytest.mark.slow
 def test_saved_folders_answer_the_same_on_the_oldest_declared_transformers(tmp_path):
     if not Path(OLDEST_PYTHON).is_file():
-        pytest.skip(f"no oldest-transformers venv at {OLDEST_PYTHON}: .ci/run builds .venv-oldest with setup.py's "
+        pytest.skip(f"no oldest-transformers venv at {OLDEST_PYTHON}: .ci/run builds .venv-oldest with pyproject.toml's "
                     "floor (MINBERT_OLDEST_PYTHON names another)")
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / "tests" / "remote_code_compat.py"), "--python", OLDEST_PYTHON,

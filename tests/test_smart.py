@@ -375,3 +375,28 @@ def test_logit_change_under_bf16_grows_with_epsilon(model, batch):
     changes = [logit_change(model, batch, "sst", True, epsilon=epsilon) for epsilon in (1e-6, 1e-5, 1e-4)]
     assert changes[0] < changes[1] < changes[2]
     assert changes[2] > 50 * changes[0]  # linear in ε in this regime: 100× over two decades
+
+
+# ---- the trainer's SMART: read from the training arguments ------------------------------------------------
+
+
+def test_the_trainers_smart_settings_are_the_smart_arguments(model):
+    from trainers import MultitaskTrainingArguments
+    from trainers.multitask_state import build_smart
+
+    args = MultitaskTrainingArguments(
+        output_dir="/tmp/x", smart_weight="sst=2", smart_variant="gaussian", smart_steps=3, smart_step_size=0.01,
+        smart_epsilon=1e-4, smart_noise_std=0.1, smart_norm="l2", smart_dropout_masks="replay",
+        smart_proximal_weight=0.5, smart_momentum=0.9,
+    )
+    settings = build_smart(args, ["sst", "para", "sts"], model).settings
+    assert settings == SmartSettings(weights={"sst": 2.0, "para": 0.0, "sts": 0.0}, variant="gaussian", steps=3,
+                                     step_size=0.01, epsilon=1e-4, noise_std=0.1, norm="l2", dropout_masks="replay",
+                                     proximal_weight=0.5, momentum=0.9)
+
+
+def test_the_trainer_builds_no_smart_when_every_weight_is_zero(model):
+    from trainers import MultitaskTrainingArguments
+    from trainers.multitask_state import build_smart
+
+    assert build_smart(MultitaskTrainingArguments(output_dir="/tmp/x"), ["sst", "para", "sts"], model) is None

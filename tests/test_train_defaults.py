@@ -1,7 +1,14 @@
 """`minbert train`'s recipe defaults: what a run gets with no flags, and when the defaults stand aside."""
+from pathlib import Path
+
+import pytest
+
 from hf_minbert.commands.train import ModelArguments, base_task_specs, task_specs
-from tests.helpers import tiny_model
+from tests.helpers import tiny_model, tiny_task_rows, write_task_files
 from trainers import MultitaskTrainingArguments
+
+ROOT = Path(__file__).resolve().parents[1]
+TREES = ["(3 (2 a) (4 (4 witty) (2 film)))", "(1 (2 the) (1 (1 dull) (2 plot)))"]
 
 
 def _specs(**model_args):
@@ -75,3 +82,64 @@ def test_an_mlm_pretrained_checkpoint_gets_the_recipe_like_a_plain_bert(tmp_path
     specs = task_specs(args, *base_task_specs(args))
     assert specs["sts"]["pair_encoding"] == "bi"
     assert build_model(args, specs)[1].config.task_specific_layers == 2
+
+
+def test_the_example_trains_the_recipe_minbert_train_trains(tmp_path, monkeypatch, minilm_path):
+    """examples/train_multitask.py N and `minbert train --max_train_samples N` build the same model config,
+    the same training arguments, and read the same rows whole every epoch."""
+    import runpy
+
+    import hf_minbert
+    import trainers
+    from hf_minbert.commands.train import always_rows, build_model, load_task_data, parse_arguments
+
+    data, base, output = _data_with_trees(tmp_path / "data"), _tiny_base(tmp_path / "base", minilm_path), tmp_path / "out"
+    monkeypatch.setattr(hf_minbert, "embedded_base_model", lambda: str(base))
+    built = {}
+
+    class Built(Exception):
+        pass
+
+    def capture(model, args, always_rows, **kwargs):
+        built.update(model=model, args=args, always_rows=always_rows)
+        raise Built  # the example is not run past building its trainer
+
+    monkeypatch.setattr(trainers, "MultitaskTrainer", capture)
+    monkeypatch.setattr("sys.argv", ["train_multitask.py", str(data), str(output), "20"])
+    with pytest.raises(Built):
+        runpy.run_path(str(ROOT / "examples" / "train_multitask.py"), run_name="__main__")
+
+    model_args, data_args, training_args, _ = parse_arguments(
+        ["--data_dir", str(data), "--output_dir", str(output), "--max_train_samples", "20"])
+    specs = task_specs(model_args, *base_task_specs(model_args))
+    _, model = build_model(model_args, specs)
+    _, _, reports = load_task_data(data_args, specs)
+    assert built["model"].config.to_dict() == model.config.to_dict()
+    assert built["model"].config.tasks["sts"]["pair_encoding"] == "bi" and model.config.task_specific_layers == 2
+    assert _comparable(built["args"]) == _comparable(training_args)
+    assert built["always_rows"] == always_rows(reports, data_args) == {"sst": 16}  # the course's 16 of 20 rows
+
+
+def _data_with_trees(folder):
+    folder.mkdir()
+    write_task_files(folder, tiny_task_rows(n=16, seed=1), split="train")
+    write_task_files(folder, tiny_task_rows(n=8, seed=2), split="dev")
+    (folder / "sst-train-trees.txt").write_text("\n".join(TREES) + "\n")
+    return folder
+
+
+def _tiny_base(folder, tokenizer_path):
+    """A tiny encoder without task heads, with the embedded tokenizer."""
+    from transformers import AutoTokenizer
+
+    from hf_minbert import MinBertConfig, MinBertModel
+
+    MinBertModel(MinBertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                               intermediate_size=64, max_position_embeddings=128)).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tokenizer_path).save_pretrained(folder)
+    return folder
+
+
+def _comparable(training_args):
+    # logging_dir is stamped with the time the arguments were made
+    return {k: v for k, v in training_args.to_dict().items() if k != "logging_dir"}

@@ -2,12 +2,11 @@
 of the data folder when present (the treebank's phrases, Quora's extra pairs), or the files --train_sources
 names; the log, metrics.json and the card say which files gave how many rows."""
 import json
-from pathlib import Path
 
 import pytest
 
-from hf_minbert.commands.train import DataArguments, always_rows, load_task_data, training_sources
 from hf_minbert.cli import main as minbert
+from hf_minbert.commands.train import DataArguments, always_rows, load_task_data, training_sources
 from tests.helpers import tiny_task_rows, write_task_files
 from tests.test_train_promises import TINY_RUN, base, tokenizer  # noqa: F401  (module fixtures)
 

@@ -1,10 +1,12 @@
 """MultitaskTrainer: training with every technique, evaluation, logging, checkpoints and resume."""
 import json
+import re
 
 import pytest
 import torch
 from transformers import AutoTokenizer, HfArgumentParser, TrainerCallback
 
+from hf_minbert.commands.train import ModelArguments, base_task_specs, task_specs
 from tests.helpers import tiny_model, tiny_task_rows
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
 from trainers.sampling import SAMPLING_STRATEGIES, MultitaskBatchSampler
@@ -269,6 +271,20 @@ def test_per_task_option_rejects_unknown_task(tmp_path):
     args = _args(tmp_path, smart_weight="sst=2,nli=3")
     with pytest.raises(ValueError, match="unknown task 'nli'"):
         args.per_task("smart_weight", ["sst", "para", "sts"], 0.0)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda tmp: _args(tmp, task_weights="sst=1,para"), "--task_weights: expected task=value, got 'para'"),
+    (lambda tmp: _args(tmp, smart_weight="sst=high"), "--smart_weight: 'high' is not a number"),
+    (lambda tmp: task_specs(ModelArguments(head_layers="sts=2=3"), *base_task_specs(ModelArguments())),
+     "--head_layers: expected task=value, got 'sts=2=3'"),
+    (lambda tmp: task_specs(ModelArguments(head_pooling="sst=cls,nli=mean"), *base_task_specs(ModelArguments())),
+     "--head_pooling: unknown task 'nli'"),
+])
+def test_every_per_task_option_names_the_flag_and_the_bad_item(tmp_path, make, message):
+    # One parser reads the training arguments' numbers and minbert train's head options alike.
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make(tmp_path)
 
 
 def test_bad_sampling_strategy_names_the_choices(tmp_path):

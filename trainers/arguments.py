@@ -1,7 +1,7 @@
 """`MultitaskTrainingArguments`: TrainingArguments plus the knobs of the seeds' techniques.
 
 Every field is a command-line flag through `HfArgumentParser` (and a key in a JSON/YAML config file).
-Per-task values are written `sst=2,para=6,sts=8`, or as one number for every task.
+Per-task values are written `sst=2,para=6,sts=8`, or as one number for every task (trainers/per_task.py).
 """
 import math
 from dataclasses import dataclass, field
@@ -9,7 +9,8 @@ from typing import Optional
 
 from transformers import TrainingArguments
 
-from .sampling import SAMPLING_STRATEGIES
+from .per_task import check_per_task_counts, check_per_task_weights, parse_per_task
+from .sampling import CAPPED_STRATEGIES, SAMPLING_STRATEGIES
 
 SMART_VARIANTS = ("smart", "gaussian")
 # SMART is off by default: its passes run in fp32 (bf16 would round its perturbation away), which makes an SST
@@ -26,68 +27,6 @@ def _has_accelerator():
     import torch
 
     return torch.cuda.is_available() or (hasattr(torch.backends, "mps") and torch.backends.mps.is_available())
-
-
-def parse_per_task(value, name: str, tasks, default: float = 0.0) -> dict:
-    """`"2"` -> every task 2.0; `"sst=2,para=6"` -> those tasks, the rest `default`; unknown task -> error."""
-    if value is None or value == "":
-        return {task: default for task in tasks}
-    if isinstance(value, (int, float)):
-        return {task: float(value) for task in tasks}
-    if isinstance(value, dict):
-        items = value.items()
-    elif "=" not in str(value):
-        return {task: _as_float(value, name) for task in tasks}
-    else:
-        items = [_split_item(item, name) for item in str(value).split(",") if item.strip()]
-    result = {task: default for task in tasks}
-    for task, number in items:
-        if task not in result:
-            raise ValueError(f"--{name}: unknown task {task!r}; known: {', '.join(tasks)}")
-        result[task] = _as_float(number, name)
-    return result
-
-
-def _split_item(item: str, name: str):
-    if item.count("=") != 1:
-        raise ValueError(f"--{name}: expected task=value, got {item!r}")
-    task, number = item.split("=")
-    return task.strip(), number.strip()
-
-
-def _as_float(value, name):
-    try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"--{name}: {value!r} is not a number") from None
-
-
-def check_per_task_weights(value, name: str) -> None:
-    """Every weight in a per-task option (one number, `sst=2,para=6` or a dict) is finite and >= 0: a NaN
-    weight trains a model of NaNs, a negative one climbs the loss."""
-    for number in _per_task_numbers(value, name):
-        weight = _as_float(number, name)
-        if not (math.isfinite(weight) and weight >= 0):
-            raise ValueError(f"--{name}: weights must be finite and >= 0, got {number!r}")
-
-
-def check_per_task_counts(value, name: str) -> None:
-    """Every count in a per-task option is a whole number >= 0."""
-    for number in _per_task_numbers(value, name):
-        count = _as_float(number, name)
-        if not (math.isfinite(count) and count >= 0 and count == int(count)):
-            raise ValueError(f"--{name}: counts must be whole numbers >= 0, got {number!r}")
-
-
-def _per_task_numbers(value, name: str) -> list:
-    """The values of a per-task option (one number, `sst=2,para=6` or a dict), whatever tasks it names."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, dict):
-        return list(value.values())
-    if "=" in str(value):
-        return [_split_item(item, name)[1] for item in str(value).split(",") if item.strip()]
-    return [value]
 
 
 def _check_range(name, value, low, high=math.inf, low_open=False, high_open=False):
@@ -233,7 +172,7 @@ class MultitaskTrainingArguments(TrainingArguments):
 
     def epoch_rows(self, tasks) -> Optional[dict]:
         """--task_epoch_rows for these tasks as the sampler's `epoch_rows` (None: no task is capped)."""
-        if self.task_sampling not in ("proportional", "sequential"):
+        if self.task_sampling not in CAPPED_STRATEGIES:
             return None
         caps = {task: int(rows) for task, rows in self.per_task("task_epoch_rows", tasks, 0).items() if rows > 0}
         return caps or None
@@ -242,6 +181,5 @@ class MultitaskTrainingArguments(TrainingArguments):
         """A per-task option (`smart_weight`, `task_weights`) resolved for these tasks. A value the user gave
         must name only these tasks; the built-in default may name a task this run does not train."""
         value = getattr(self, name)
-        if value == self.__dataclass_fields__[name].default and "=" in str(value):
-            value = ",".join(item for item in str(value).split(",") if item.split("=")[0].strip() in tasks)
-        return parse_per_task(value, name, list(tasks), default)
+        built_in = value == self.__dataclass_fields__[name].default
+        return parse_per_task(value, name, list(tasks), default, skip_unknown=built_in)

@@ -1,46 +1,43 @@
 """`MultitaskTrainer`: `transformers.Trainer` for one `MinBertForMultitask` over several tasks.
 
 What it adds to Trainer, and where:
-- `get_train_dataloader`: task batches from `MultitaskBatchSampler` (Trainer's own sampler hook cannot
-  return a batch sampler); each batch arrives as `{task: inputs}`.
+- `get_train_dataloader`: task batches from `MultitaskBatchSampler` (train_batches.py); each batch arrives
+  as `{task: inputs}`.
 - `compute_loss`: per task, the head's loss × the task weight, + SMART, + MNR (on the MNR task).
 - `training_step`: PCGrad's gradient surgery when asked; otherwise Trainer's own step (loss scaling for
   gradient accumulation, backward, bf16 via accelerate), once per task of an all_tasks batch.
 - `evaluate`: per-task dev metrics with `hf_minbert.evaluation`, the overall score (the default
   `metric_for_best_model`; it needs sst, para and sts) and `tasks_overall`, the same score over any tasks.
-- checkpoints: SMART's mean teacher and PCGrad's generator are saved beside the optimizer and restored.
+- checkpoints: SMART's mean teacher and PCGrad's generator are saved beside the optimizer and restored
+  (multitask_state.py, which also builds SMART from the arguments).
 - `create_optimizer`: hf_minbert's AdamW (or torch's) with LLRD, head multiplier and frozen parts.
 - `log`: each task's loss and the SMART/MNR terms, averaged since the last log.
 """
 import contextlib
 import logging
-import os
 import time
 from collections import defaultdict
 
 import torch
-from transformers import Trainer, TrainerCallback
+from transformers import Trainer
 
 from hf_minbert.data import task_schema
-from hf_minbert.data.tokenization import JOINT_COLUMNS, SIDE_COLUMNS, example_lengths
+from hf_minbert.data.tokenization import JOINT_COLUMNS, SIDE_COLUMNS
 from hf_minbert.evaluation import evaluate_model
 from hf_minbert.optimization import create_optimizer
 
 from .arguments import MultitaskTrainingArguments
 from .losses import paraphrase_mnr_loss, sentence_keys
-from .multitask_data import MultitaskCollator, MultitaskDataLoader, MultitaskDataset, tokenize_for_training
+from .multitask_data import MultitaskCollator
+from .multitask_state import MeanTeacherUpdate, build_smart, load_multitask_state, save_multitask_state
 from .pcgrad import pcgrad_backward
-from .sampling import MultitaskBatchSampler
+from .train_batches import train_batch_sampler, train_dataloader, training_dataset
 
 logger = logging.getLogger(__name__)
 
 # The keys each shipped metric reports (hf_minbert/metrics), as evaluate() names them after the task.
 METRIC_KEYS = {"accuracy": ("accuracy",), "correlation": ("pearson", "spearman")}
 OVERALL_TASKS = ("sst", "para", "sts")  # the leaderboard's "overall" and "mean" need all three
-
-# Beside optimizer.pt in a checkpoint: the training state Trainer does not know about (SMART's mean teacher,
-# PCGrad's generator), so that a resumed run continues exactly where the interrupted one was.
-MULTITASK_STATE_NAME = "multitask_state.pt"
 
 
 class MultitaskTrainer(Trainer):
@@ -63,92 +60,25 @@ class MultitaskTrainer(Trainer):
             _check_task_dict(name, datasets, config)
         if eval_dataset is not None:
             resolve_best_model_metric(args, list(eval_dataset))
-        if always_rows and train_dataset is not None:
-            _check_always_rows(always_rows, train_dataset)
-        self.always_rows = dict(always_rows or {})
         if train_dataset is not None:
-            sides = {args.mnr_task} if args.mnr_weight > 0 else set()
-            if sides and args.mnr_task not in train_dataset:
-                raise ValueError(f"--mnr_weight > 0 but the MNR task {args.mnr_task!r} has no train dataset")
-            train_dataset = MultitaskDataset(
-                tokenize_for_training(train_dataset, processing_class, config, args.max_seq_length, sides_for=sides)
-            )
+            train_dataset = training_dataset(train_dataset, args, processing_class, config, always_rows)
+        self.always_rows = dict(always_rows or {})
         kwargs.setdefault("data_collator", MultitaskCollator(processing_class))
         super().__init__(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                          processing_class=processing_class, **kwargs)
         tasks = list(config.tasks)
         self.task_weights = args.per_task("task_weights", tasks, default=1.0)
-        self.smart = self._build_smart(args, tasks, _core(model))
+        self.smart = build_smart(args, tasks, _core(model))
         if self.smart is not None and self.smart.teacher is not None:
-            self.add_callback(_MeanTeacherUpdate(self))
+            self.add_callback(MeanTeacherUpdate(self.smart.teacher, lambda: _core(self.model)))
         self._pcgrad_generator = torch.Generator().manual_seed(args.seed)
         self._terms = defaultdict(list)  # name -> values since the last log
-
-    @staticmethod
-    def _build_smart(args, tasks, model):
-        weights = args.per_task("smart_weight", tasks, default=0.0)
-        if not any(weights.values()) and args.smart_proximal_weight == 0:
-            return None
-        from .smart import SmartRegularizer, SmartSettings
-
-        return SmartRegularizer(
-            SmartSettings(
-                weights=weights,
-                variant=args.smart_variant,
-                steps=args.smart_steps,
-                step_size=args.smart_step_size,
-                epsilon=args.smart_epsilon,
-                noise_std=args.smart_noise_std,
-                norm=args.smart_norm,
-                dropout_masks=args.smart_dropout_masks,
-                proximal_weight=args.smart_proximal_weight,
-                momentum=args.smart_momentum,
-            ),
-            model=model,
-        )
-
-    # ---- data ------------------------------------------------------------------------------------------
 
     def get_train_dataloader(self):
         if self.train_dataset is None:
             raise ValueError("MultitaskTrainer: training requires a train_dataset")
-        dataset, args = self.train_dataset, self.args
-        strategy = args.task_sampling
-        sampler = MultitaskBatchSampler(
-            dataset.sizes,
-            self._train_batch_size,
-            strategy,
-            seed=args.data_seed if args.data_seed is not None else args.seed,
-            num_replicas=args.world_size,
-            rank=args.process_index,
-            drop_last=args.dataloader_drop_last,
-            temperature=args.sampling_temperature if strategy == "temperature" else None,
-            size_cap=args.sampling_size_cap if strategy == "temperature" else None,
-            num_splits=args.equal_split_parts if strategy == "equal_split" else None,
-            epoch_rows=args.epoch_rows(dataset.sizes),
-            always_rows=self.always_rows if args.epoch_rows(dataset.sizes) else None,
-            example_keys=self._no_duplicate_keys(dataset),
-            lengths={t: example_lengths(ds) for t, ds in dataset.datasets.items()} if args.group_by_length else None,
-        )
-        # Not passed through accelerator.prepare: its BatchSamplerShard would re-shard batches that the
-        # sampler already split by rank. Trainer moves each batch to the device in _prepare_inputs.
-        return MultitaskDataLoader(
-            dataset,
-            batch_sampler=sampler,
-            collate_fn=self.data_collator,
-            num_workers=args.dataloader_num_workers,
-            pin_memory=args.dataloader_pin_memory and torch.cuda.is_available(),
-        )
-
-    def _no_duplicate_keys(self, dataset):
-        task = self.args.mnr_task
-        if self.args.mnr_weight == 0 or not self.args.mnr_no_duplicates or task not in dataset.sizes:
-            return None
-        rows = dataset.datasets[task]
-        if "input_ids_a" not in rows.column_names:
-            return None
-        # A pair's key is its two sentences: no sentence may appear twice among a batch's candidates.
-        return {task: [(tuple(a), tuple(b)) for a, b in zip(rows["input_ids_a"], rows["input_ids_b"])]}
+        sampler = train_batch_sampler(self.train_dataset, self.args, self._train_batch_size, self.always_rows)
+        return train_dataloader(self.train_dataset, sampler, self.data_collator, self.args)
 
     # ---- loss --------------------------------------------------------------------------------------------
 
@@ -183,28 +113,10 @@ class MultitaskTrainer(Trainer):
                 self._record(f"smart_{task}", regularizer)
                 loss = loss + regularizer
         if self.args.mnr_weight > 0 and task == self.args.mnr_task:
-            mnr = self._mnr_loss(core, batch, outputs)
+            mnr = mnr_loss(core, batch, outputs, self.args)
             self._record("mnr", mnr)
             loss = loss + self.args.mnr_weight * mnr
         return self.task_weights[task] * loss
-
-    def _mnr_loss(self, core, batch, outputs):
-        if outputs.embeddings_a is not None:  # a bi-encoder head already embedded both sides
-            emb_a, emb_b = outputs.embeddings_a, outputs.embeddings_b
-        elif "input_ids_a" in batch:
-            emb_a = core.embed(batch["input_ids_a"], batch["attention_mask_a"], task=self.args.mnr_task)
-            emb_b = core.embed(batch["input_ids_b"], batch["attention_mask_b"], task=self.args.mnr_task)
-        else:
-            raise ValueError(f"MNR on task {self.args.mnr_task!r} needs the separate sentences (input_ids_a/_b)")
-        return paraphrase_mnr_loss(
-            emb_a,
-            emb_b,
-            batch["labels"].round(),
-            scale=self.args.mnr_scale,
-            symmetric=self.args.mnr_symmetric,
-            keys_a=sentence_keys(batch["input_ids_a"], batch["attention_mask_a"]) if "input_ids_a" in batch else None,
-            keys_b=sentence_keys(batch["input_ids_b"], batch["attention_mask_b"]) if "input_ids_b" in batch else None,
-        )
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         if self.args.pcgrad:
@@ -233,7 +145,7 @@ class MultitaskTrainer(Trainer):
         shared = [p for name, p in core.named_parameters() if name.startswith(f"{core.base_model_prefix}.")]
         # A task's own parameters: its head, and its own encoder layers in a CerBERTus or Triple-BERT.
         heads = {task: core.task_parameters(task) for task in core.heads}
-        stats = pcgrad_backward({t: l * scale for t, l in losses.items()}, shared, heads, generator=self._pcgrad_generator)
+        stats = pcgrad_backward({t: loss * scale for t, loss in losses.items()}, shared, heads, generator=self._pcgrad_generator)
         self._terms["pcgrad_projections"].append(float(stats.projections))
         return sum(losses.values()).detach() * scale
 
@@ -300,44 +212,17 @@ class MultitaskTrainer(Trainer):
             )
         return self.optimizer
 
-
-    # ---- checkpoints -------------------------------------------------------------------------------------
-    # Saved and loaded with the optimizer: like its moments, this state matters only to resume training
-    # (a `save_only_model` checkpoint, which cannot be resumed, has neither).
+    # ---- checkpoints: SMART's mean teacher and PCGrad's generator go with the optimizer (multitask_state.py)
 
     def _save_optimizer_and_scheduler(self, output_dir):
         super()._save_optimizer_and_scheduler(output_dir)
         if self.args.should_save:
-            torch.save(self._multitask_state(), os.path.join(output_dir, MULTITASK_STATE_NAME))
+            save_multitask_state(self.smart, self._pcgrad_generator, output_dir)
 
     def _load_optimizer_and_scheduler(self, checkpoint):
         super()._load_optimizer_and_scheduler(checkpoint)
-        if checkpoint is None:
-            return
-        path = os.path.join(checkpoint, MULTITASK_STATE_NAME)
-        if not os.path.isfile(path):
-            logger.warning("%s lacks %s: SMART's mean teacher restarts from the current weights and PCGrad's "
-                           "task order from the seed", checkpoint, MULTITASK_STATE_NAME)
-            if self.smart is not None and self.smart.teacher is not None:
-                self.smart.teacher.update(_core(self.model), beta=0.0)
-            return
-        self._load_multitask_state(torch.load(path, weights_only=True))
-
-    def _multitask_state(self):
-        state = {"pcgrad_generator": self._pcgrad_generator.get_state()}
-        if self.smart is not None and self.smart.teacher is not None:
-            teacher = self.smart.teacher
-            state["mean_teacher"] = {"weights": teacher.model.state_dict(), "num_updates": teacher.num_updates}
-        return state
-
-    def _load_multitask_state(self, state):
-        self._pcgrad_generator.set_state(state["pcgrad_generator"])
-        teacher = self.smart.teacher if self.smart is not None else None
-        if teacher is not None and "mean_teacher" in state:
-            teacher.model.load_state_dict(state["mean_teacher"]["weights"])
-            teacher.num_updates = state["mean_teacher"]["num_updates"]
-        elif teacher is not None:  # the interrupted run had no proximal term: start the teacher here
-            teacher.update(_core(self.model), beta=0.0)
+        if checkpoint is not None:
+            load_multitask_state(self.smart, self._pcgrad_generator, checkpoint, _core(self.model))
 
     # ---- Hub ---------------------------------------------------------------------------------------------
 
@@ -355,16 +240,25 @@ class MultitaskTrainer(Trainer):
         push_trainer_checkpoint(self, checkpoint_folder)
 
 
-class _MeanTeacherUpdate(TrainerCallback):
-    """After every optimizer step, move SMART's mean-teacher copy toward the model (Bregman proximal point)."""
-
-    def __init__(self, trainer):
-        self.trainer = trainer
-
-    def on_optimizer_step(self, args, state, control, **kwargs):
-        teacher = self.trainer.smart.teacher
-        progress = state.global_step / max(state.max_steps, 1)
-        teacher.update(_core(self.trainer.model), teacher.beta_at(progress))
+def mnr_loss(core, batch, outputs, args):
+    """The MNR loss of a batch of the MNR task: its pairs' embeddings, from the bi-encoder head's outputs or
+    embedded here."""
+    if outputs.embeddings_a is not None:  # a bi-encoder head already embedded both sides
+        emb_a, emb_b = outputs.embeddings_a, outputs.embeddings_b
+    elif "input_ids_a" in batch:
+        emb_a = core.embed(batch["input_ids_a"], batch["attention_mask_a"], task=args.mnr_task)
+        emb_b = core.embed(batch["input_ids_b"], batch["attention_mask_b"], task=args.mnr_task)
+    else:
+        raise ValueError(f"MNR on task {args.mnr_task!r} needs the separate sentences (input_ids_a/_b)")
+    return paraphrase_mnr_loss(
+        emb_a,
+        emb_b,
+        batch["labels"].round(),
+        scale=args.mnr_scale,
+        symmetric=args.mnr_symmetric,
+        keys_a=sentence_keys(batch["input_ids_a"], batch["attention_mask_a"]) if "input_ids_a" in batch else None,
+        keys_b=sentence_keys(batch["input_ids_b"], batch["attention_mask_b"]) if "input_ids_b" in batch else None,
+    )
 
 
 def head_input_keys(spec):
@@ -437,11 +331,3 @@ def _check_task_dict(name, datasets, config):
     unknown = [task for task in datasets if task not in config.tasks]
     if unknown:
         raise ValueError(f"{name} names task(s) {unknown} that the model has no head for; its tasks: {list(config.tasks)}")
-
-
-def _check_always_rows(always_rows, train_dataset):
-    for task, rows in always_rows.items():
-        if task not in train_dataset:
-            raise ValueError(f"always_rows names task {task!r}, which has no train dataset ({', '.join(train_dataset)})")
-        if not (isinstance(rows, int) and 0 <= rows <= len(train_dataset[task])):
-            raise ValueError(f"always_rows[{task!r}]={rows!r}: expected 0..{len(train_dataset[task])} (the task's rows)")

@@ -23,12 +23,19 @@ import logging
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 from transformers import AutoTokenizer
 
 from hf_minbert.commands.train import (
-    base_task_specs, build_model, check_run, load_task_data, parse_arguments, seed_run, task_specs, train_and_save,
+    base_task_specs,
+    build_model,
+    check_run,
+    load_task_data,
+    parse_arguments,
+    seed_run,
+    task_specs,
+    train_and_save,
 )
 
 logger = logging.getLogger("minbert.distill")
@@ -39,7 +46,7 @@ class DistillationArguments:
     teacher: Optional[str] = field(
         default=None, metadata={"help": "saved multitask model (or ensemble) folder whose predictions are the targets"}
     )
-    fold_teachers: Optional[List[str]] = field(
+    fold_teachers: Optional[list[str]] = field(
         default=None,
         metadata={"help": "instead of --teacher: one folder per fold, each trained with `minbert train --num_folds k "
                           "--held_out_fold i` (or an ensemble of such models); each training row's target comes from "
@@ -51,11 +58,15 @@ class DistillationArguments:
 
 def main(argv=None) -> int:
     from hf_minbert.ensemble import load_multitask_model
-    from trainers.arguments import parse_per_task
     from trainers.distillation import (
-        fold_teachers, out_of_fold_predictions, soft_label_datasets, targets_from_predictions, teacher_fit,
+        fold_teachers,
+        out_of_fold_predictions,
+        soft_label_datasets,
+        targets_from_predictions,
+        teacher_fit,
         teacher_predictions,
     )
+    from trainers.per_task import parse_per_task
 
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -33,8 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from hf_minbert.hub import (HubAccessError, MissingTokenError, check_hub_access, files_to_push, push_model_dir,
-                                resolve_token)
+    from hf_minbert.hub import (
+        HubAccessError,
+        MissingTokenError,
+        check_hub_access,
+        files_to_push,
+        push_model_dir,
+        resolve_token,
+    )
 
     args = build_parser().parse_args(argv)
     try:

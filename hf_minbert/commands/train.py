@@ -32,20 +32,11 @@ from typing import Optional
 import numpy as np
 from transformers import AutoTokenizer, EarlyStoppingCallback, HfArgumentParser
 
+from hf_minbert import recipe
+
 logger = logging.getLogger("minbert.train")
 
 ADAPTER_SUBDIR = "adapter"  # where a PEFT run keeps its adapters, beside the exported model
-# Starting from a plain BERT checkpoint with no architecture flag: each task owns the top 2 layers (CerBERTus,
-# seed 002's best k). Chosen by measurement: benchmarks/RESULTS.md, "Where each default comes from".
-DEFAULT_TASK_SPECIFIC_LAYERS = 2
-
-# Heads trained from scratch (on a checkpoint without task heads) get this project's recipe: STS as a
-# bi-encoder, the cosine of the two sentences' mean-pooled embeddings (seed 001). The default base is a
-# sentence-transformers bi-encoder, and a head that uses it that way scored best (benchmarks/RESULTS.md,
-# "Where each default comes from"). A cross-encoded STS head the user asks for (--pair_encoding sts=cross)
-# keeps the cosine feature unless told otherwise.
-RECIPE_HEADS = {"sts": {"pair_encoding": "bi"}}
-RECIPE_CROSS_COSINE_FEATURE = ("sts",)
 
 TASK_HEAD_OPTIONS = (
     "pair_encoding", "head_layers", "head_dropout", "head_activation", "head_pooling", "bi_features", "cosine_feature"
@@ -177,7 +168,7 @@ def model_path(model_args):
 def base_task_specs(model_args):
     """The heads a run starts from: a multitask minBERT checkpoint's own (so its trained heads load), or for
     any checkpoint without task heads — a plain BERT, a `minbert pretrain-mlm` output — the default heads,
-    which then get this project's recipe (`RECIPE_HEADS`). Returns (specs, whether the recipe applies)."""
+    which then get this project's recipe (hf_minbert/recipe.py). Returns (specs, whether the recipe applies)."""
     from hf_minbert import MinBertConfig
 
     path = model_path(model_args)
@@ -199,15 +190,14 @@ def task_specs(model_args, base_tasks, recipe_defaults=True):
         raise ValueError(f"--tasks: unknown task(s) {unknown}; known: {', '.join(base_tasks)}")
     specs = {name: dict(base_tasks[name]) for name in names}
     if recipe_defaults:
-        for task in names:
-            specs[task].update(RECIPE_HEADS.get(task, {}))
+        specs = recipe.heads(specs)
     single = [name for name in names if base_tasks[name]["pair_encoding"] == "single"]
     for option in TASK_HEAD_OPTIONS:
         for task, value in _per_task_strings(getattr(model_args, option), option, names, single).items():
             specs[task][option] = _typed(option, value)
     if recipe_defaults:
         chosen = _per_task_strings(model_args.cosine_feature, "cosine_feature", names)
-        for task in RECIPE_CROSS_COSINE_FEATURE:
+        for task in recipe.CROSS_COSINE_FEATURE:
             if task in specs and task not in chosen and specs[task]["pair_encoding"] == "cross":
                 specs[task]["cosine_feature"] = True
     return specs
@@ -216,22 +206,16 @@ def task_specs(model_args, base_tasks, recipe_defaults=True):
 def _per_task_strings(value, option, names, single=()):
     """{task: setting} of a per-task option. The options that only a sentence pair has (PAIR_OPTIONS): one
     value for all applies to the pair tasks, and naming a single-sentence task is an error."""
-    if not value:
-        return {}
+    from trainers.per_task import parse_task_values
+
     pair_only = option in PAIR_OPTIONS
-    if "=" not in value:
-        return {task: value for task in names if not (pair_only and task in single)}
-    result = {}
-    for item in value.split(","):
-        task, _, setting = item.partition("=")
-        if task.strip() not in names:
-            raise ValueError(f"--{option}: unknown task {task.strip()!r}; training tasks: {', '.join(names)}")
-        if pair_only and task.strip() in single:
-            pairs = [name for name in names if name not in single]
-            raise ValueError(f"--{option} {item.strip()}: {task.strip()} is a single-sentence task; {option} applies "
+    pairs = [name for name in names if name not in single]
+    settings = parse_task_values(value, option, names, every=pairs if pair_only else names)
+    for task, setting in settings.items():
+        if pair_only and task in single:
+            raise ValueError(f"--{option} {task}={setting}: {task} is a single-sentence task; {option} applies "
                              f"to sentence-pair tasks ({', '.join(pairs) or 'none in this run'})")
-        result[task.strip()] = setting.strip()
-    return result
+    return settings
 
 
 def _typed(option, value):
@@ -340,8 +324,9 @@ def always_rows(read_reports, data_args):
     lead its rows), for the sampler to read whole every epoch (--first_source_every_epoch)."""
     if not data_args.first_source_every_epoch:
         return {}
-    return {report.task: int((training_row_indices(report.rows, data_args) < report.sources[0].kept).sum())
-            for report in read_reports if hasattr(report, "sources") and len(report.sources) > 1}
+    trained = {report.task: training_row_indices(report.rows, data_args)
+               for report in read_reports if hasattr(report, "sources")}
+    return recipe.first_source_rows(read_reports, trained)
 
 
 def architecture_overrides(model_args, num_layers):
@@ -403,11 +388,8 @@ def build_model(model_args, specs):
     architecture = architecture_overrides(model_args, num_layers)
     chose = model_args.architecture is not None or model_args.task_specific_layers is not None
     if not chose and base_task_specs(model_args)[1]:  # a fresh start from a plain BERT: the recipe's CerBERTus
-        architecture = {**architecture, "task_specific_layers": min(DEFAULT_TASK_SPECIFIC_LAYERS, num_layers),
-                        "task_specific_embeddings": False}
-    overrides = {"tasks": specs, "default_task": next(iter(specs)), **architecture}
-    if "sst" in specs:
-        overrides["default_task"] = "sst"
+        architecture = {**architecture, **recipe.architecture(num_layers)}
+    overrides = {"tasks": specs, "default_task": recipe.default_task(specs), **architecture}
     if model_args.hidden_dropout_prob is not None:
         overrides["hidden_dropout_prob"] = model_args.hidden_dropout_prob
     return path, MinBertForMultitask.from_pretrained(path, **overrides)

@@ -19,7 +19,7 @@ def metric_path(name: str) -> Path:
     return METRICS_DIR / name / f"{name}.py"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_metric(name: str) -> evaluate.EvaluationModule:
     """The shipped metric `name`, loaded once per process with `evaluate.load(<local path>)`."""
     # keep_in_memory: no arrow cache files under ~/.cache for a computation this small.

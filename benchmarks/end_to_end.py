@@ -1,0 +1,215 @@
+"""End to end: the default `minbert train` recipe against the transformers peer, on the same task batches.
+
+    python benchmarks/end_to_end.py                      # 20 warmup steps, then 100 timed steps
+    python benchmarks/end_to_end.py --steps 40 --warmup 10
+
+minBERT: the command's own code path (its data, its recipe's model, `MultitaskTrainer` with the default
+arguments, bf16 autocast) runs `warmup + steps` optimizer steps, evaluation and saving off. Its steps are
+the first steps of the default sampler's epoch: the tasks' batches shuffled together, SST's sentences and
+a share of its phrases, grouped by length.
+
+The peer: what a transformers user would train instead — one stock `BertForSequenceClassification` per
+task from the same weights (cross-encoded pairs), each trained by a stock `Trainer` (bf16, batch 32, same
+learning rate) on exactly the rows of its task's batches above, batch by batch in the same order.
+
+A step's time is the wall time between the ends of two consecutive optimizer steps, so data loading,
+collation, forward, backward and the optimizer are all in it; only the steps after the warmup count (for
+the peer: the same global steps, and never a model's first step). Real tokens are the non-padding tokens
+each side feeds its encoder (the bi-encoded STS pair as two sentences, the peer's as one joint sequence).
+Results: benchmarks/results/end_to_end.json and .md; `benchmarks/speed.py` measures the encoder step alone.
+"""
+import argparse
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+from transformers import (
+    BertForSequenceClassification,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+from model_cards.card import cpu_model
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+PEER_LABELS = {"sst": 5, "para": 2, "sts": 1}
+
+
+class StepClock(TrainerCallback):
+    """The wall time at the end of every optimizer step."""
+
+    def __init__(self):
+        self.ends = []
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.ends = [time.perf_counter()]
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.ends.append(time.perf_counter())
+
+    def step_seconds(self):
+        """Seconds of step k (0-based): from the end of step k-1 (or the start of training) to its end."""
+        return np.diff(self.ends)
+
+
+def run_minbert(data_dir, work_dir, total_steps, seed):
+    """Train the default recipe for `total_steps`. Returns the per-step seconds, each step's (task, row
+    indices), the tokenized and the raw training rows, the base model's path and the learning rate."""
+    from hf_minbert.commands import train as command
+    from trainers import MultitaskTrainer
+
+    model_args, data_args, training_args, adapter_args = command.parse_arguments([
+        "--data_dir", str(data_dir), "--output_dir", str(work_dir / "minbert"), "--max_steps", str(total_steps),
+        "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false",
+        "--logging_steps", str(total_steps), "--report_to", "none", "--disable_tqdm", "true", "--seed", str(seed)])
+    specs = command.task_specs(model_args, *command.base_task_specs(model_args))
+    command.check_run(model_args, data_args, training_args, specs)
+    train, _, reports = command.load_task_data(data_args, specs)
+    command.seed_run(training_args)
+    base_path, model = command.build_model(model_args, specs)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(base_path)
+    clock = StepClock()
+    trainer = MultitaskTrainer(model=model, args=training_args, train_dataset=train, processing_class=tokenizer,
+                               callbacks=[clock], always_rows=command.always_rows(reports, data_args))
+    sampler = trainer.get_train_dataloader().batch_sampler
+    sampler.set_epoch(0)
+    if len(sampler) < total_steps:
+        raise ValueError(f"the default epoch has {len(sampler)} steps, fewer than the {total_steps} asked")
+    batches = [(batch.task, batch.indices - sampler.offsets[batch.task]) for (batch,) in sampler.plan(0)[:total_steps]]
+    trainer.train()
+    return clock.step_seconds(), batches, trainer.train_dataset, train, base_path, training_args.learning_rate
+
+
+def real_tokens(rows, indices):
+    """Non-padding tokens of these tokenized rows: the joint sequence, or both sides of a bi-encoded pair."""
+    columns = [c for c in ("input_ids", "input_ids_a", "input_ids_b") if c in rows.column_names]
+    picked = rows.select(indices)
+    return sum(len(ids) for column in columns for ids in picked[column])
+
+
+def run_peer(raw_train, batches, base_path, work_dir, learning_rate, seed):
+    """Each task's peer model trained on its batches in order; returns per-global-step seconds (NaN for a
+    model's first step) and real tokens per global step."""
+    from hf_minbert.data import task_schema
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(base_path)
+    seconds, tokens = np.full(len(batches), np.nan), np.zeros(len(batches), dtype=np.int64)
+    for task, num_labels in PEER_LABELS.items():
+        steps = [k for k, (t, _) in enumerate(batches) if t == task]
+        if not steps:
+            continue
+        schema = task_schema(task)
+        order = np.concatenate([batches[k][1] for k in steps])
+        rows = raw_train[task].select(order)
+
+        def encode(rows, schema=schema, num_labels=num_labels):  # this task's values, bound per pass
+            encoded = tokenizer(*[rows[c] for c in schema.text_columns], truncation=True, max_length=128)
+            labels = rows[schema.label_column]
+            encoded["labels"] = [float(y) for y in labels] if num_labels == 1 else [int(y) for y in labels]
+            return encoded
+
+        encoded = rows.map(encode, batched=True, remove_columns=rows.column_names)
+        sizes = [len(batches[k][1]) for k in steps]
+        if len(set(sizes[:-1])) > 1:
+            raise ValueError(f"{task}: the peer replays batches of one size; got sizes {sorted(set(sizes))}")
+        model = BertForSequenceClassification.from_pretrained(base_path, num_labels=num_labels)
+        args = TrainingArguments(
+            output_dir=str(work_dir / f"peer_{task}"), per_device_train_batch_size=sizes[0], max_steps=len(steps),
+            learning_rate=learning_rate, bf16=True, use_cpu=not torch.cuda.is_available(), save_strategy="no",
+            eval_strategy="no", report_to="none", logging_steps=len(steps), disable_tqdm=True, seed=seed)
+        clock = StepClock()
+        trainer = _InOrderTrainer(model=model, args=args, train_dataset=encoded, processing_class=tokenizer,
+                                  data_collator=DataCollatorWithPadding(tokenizer), callbacks=[clock])
+        trainer.train()
+        step_seconds = clock.step_seconds()
+        step_seconds[0] = np.nan  # a fresh model's first step: allocation, not training
+        seconds[steps] = step_seconds
+        bounds = np.cumsum([0, *sizes])
+        tokens[steps] = [sum(len(ids) for ids in encoded[int(a):int(b)]["input_ids"]) for a, b in zip(bounds, bounds[1:])]
+    return seconds, tokens
+
+
+class _InOrderTrainer(Trainer):
+    """A stock Trainer that reads its rows in the order given (they already are the replayed batches)."""
+
+    def _get_train_sampler(self, *args, **kwargs):
+        return torch.utils.data.SequentialSampler(self.train_dataset)
+
+
+def summarize(seconds, tokens, rows, warmup):
+    timed = slice(warmup, None)
+    counted = ~np.isnan(seconds[timed])
+    total = float(np.nansum(seconds[timed]))
+    return {"steps_timed": int(counted.sum()), "seconds": round(total, 2),
+            "real_tokens_per_s": round(float(tokens[timed][counted].sum()) / total, 1),
+            "rows_per_s": round(float(rows[timed][counted].sum()) / total, 2),
+            "median_step_ms": round(float(np.nanmedian(seconds[timed])) * 1e3, 1)}
+
+
+def markdown(report):
+    ours, peer = report["minbert"], report["peer"]
+    lines = [f"End to end, `minbert train`'s default recipe against the transformers peer on the same {report['steps']} "
+             f"task batches after {report['warmup']} warmup steps; {report['machine']}, torch {report['torch']}, "
+             f"{report['threads']} threads.", "",
+             "| | real tokens/s | rows/s | median step (ms) | steps timed |", "|---|---:|---:|---:|---:|",
+             f"| minBERT (`MultitaskTrainer`) | {ours['real_tokens_per_s']:.0f} | {ours['rows_per_s']:.1f} | "
+             f"{ours['median_step_ms']:.0f} | {ours['steps_timed']} |",
+             f"| peer (`Trainer` + `BertForSequenceClassification` ×3) | {peer['real_tokens_per_s']:.0f} | "
+             f"{peer['rows_per_s']:.1f} | {peer['median_step_ms']:.0f} | {peer['steps_timed']} |",
+             f"| ratio (ours/peer) | {report['ratio_real_tokens']:.2f} | {report['ratio_rows']:.2f} | | |", "",
+             f"Task batches timed: {report['task_steps']}. Command: `{report['command']}`"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data_dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    parser.add_argument("--steps", type=int, default=100, help="timed optimizer steps")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed optimizer steps before them")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out_dir", default=str(RESULTS_DIR))
+    options = parser.parse_args(argv)
+    if options.steps < 1 or options.warmup < 1:
+        parser.error("--steps and --warmup must be at least 1")
+    transformers.logging.set_verbosity_error()
+    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} torch threads", flush=True)
+    total = options.warmup + options.steps
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        ours_s, batches, tokenized, raw, base, learning_rate = run_minbert(options.data_dir, work, total, options.seed)
+        ours_tokens = np.array([real_tokens(tokenized.datasets[t], i) for t, i in batches])
+        rows = np.array([len(i) for _, i in batches])
+        print(f"minBERT: {np.sum(ours_s[options.warmup:]):.1f} s for {options.steps} steps", flush=True)
+        peer_s, peer_tokens = run_peer(raw, batches, base, work, learning_rate, options.seed)
+    report = {"command": "python benchmarks/end_to_end.py" + ("" if not argv else " " + shlex.join(argv)),
+              "machine": f"{cpu_model()}, {os.cpu_count()} cores", "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "steps": options.steps, "warmup": options.warmup,
+              "date": time.strftime("%Y-%m-%d"),
+              "task_steps": {t: sum(1 for task, _ in batches[options.warmup:] if task == t) for t in PEER_LABELS},
+              "minbert": summarize(ours_s, ours_tokens, rows, options.warmup),
+              "peer": summarize(peer_s, peer_tokens, rows, options.warmup),
+              "minbert_step_seconds": ours_s.tolist(), "peer_step_seconds": peer_s.tolist()}
+    report["ratio_real_tokens"] = round(report["minbert"]["real_tokens_per_s"] / report["peer"]["real_tokens_per_s"], 2)
+    report["ratio_rows"] = round(report["minbert"]["rows_per_s"] / report["peer"]["rows_per_s"], 2)
+    table = markdown(report)
+    print("\n" + table)
+    out = Path(options.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "end_to_end.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "end_to_end.md").write_text(table)
+    print(f"wrote {out / 'end_to_end.json'} and {out / 'end_to_end.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

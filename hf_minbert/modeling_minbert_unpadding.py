@@ -1,0 +1,123 @@
+"""minBERT's unpadding: where the real tokens of a padded batch sit, and on CPU which rows attention groups by
+length. Part of minBERT's remote code (see `modeling_minbert.py`): imports only torch.
+"""
+import torch
+
+
+class MinBertTokenLayout:
+    """Where the real tokens of a padded (batch, length) batch sit, so that per-token work skips padding.
+
+    Everything in a layer except attention itself (projections, feed-forward, LayerNorm, dropout, GELU) acts
+    on each token alone, so the encoder carries hidden states as a (real tokens, hidden) matrix and re-pads
+    only for the attention product (on CPU per group of rows of similar length). Sentence batches padded to
+    their longest row are often half padding, and padding would otherwise cost as much as words (ModernBERT
+    unpads the same way). Positions with attention_mask 0 are never computed: their returned hidden states
+    are zeros.
+    """
+
+    def __init__(self, attention_mask, batch, length):
+        self.batch, self.length = batch, length
+        self.rows = self.cols = self.sdpa_mask = None
+        self.attention_mask = attention_mask
+        self._length_groups = False  # not planned yet (None: no grouping for this batch)
+        if attention_mask is not None:
+            if attention_mask.shape != (batch, length):
+                raise ValueError(
+                    f"attention_mask has shape {tuple(attention_mask.shape)}; expected {(batch, length)}, "
+                    "one 1/0 entry per input token"
+                )
+            rows, cols = attention_mask.nonzero(as_tuple=True)
+            if rows.numel() < batch * length:
+                # (B, 1, 1, L) boolean mask, True = attend; None (no padding) lets SDPA take its fastest kernel.
+                self.rows, self.cols = rows, cols
+                self.sdpa_mask = attention_mask.bool()[:, None, None, :]
+
+    def unpad(self, padded):
+        """(batch, length, ...) -> (real tokens, ...), in row-major order."""
+        if self.rows is None:
+            return padded.reshape(self.batch * self.length, *padded.shape[2:])
+        return padded[self.rows, self.cols]
+
+    def pad(self, tokens):
+        """(real tokens, ...) -> (batch, length, ...), zeros at padding."""
+        if self.rows is None:
+            return tokens.view(self.batch, self.length, *tokens.shape[1:])
+        padded = tokens.new_zeros(self.batch, self.length, *tokens.shape[1:])
+        return padded.index_put((self.rows, self.cols), tokens)
+
+    def length_groups(self):
+        """The batch's rows gathered by length for attention (`MinBertLengthGroups`), or None where attention
+        runs on the padded batch: no padding, or not on CPU (GPU kernels skip masked work themselves)."""
+        if self._length_groups is False:
+            on_cpu = self.rows is not None and self.rows.device.type == "cpu"
+            groups = MinBertLengthGroups(self) if on_cpu else None
+            self._length_groups = groups if groups is not None and groups.shapes else None
+        return self._length_groups
+
+
+class MinBertLengthGroups:
+    """Attention over rows of similar length: the rows are sorted by their number of real tokens and cut into
+    groups, each padded only to its own longest row, in one packed (slots, ...) buffer.
+
+    On CPU, attention's cost (the score products, the softmax and above all the dropout mask, one random draw
+    per query-key pair) grows with the padded width squared, so a batch padded to its longest row pays for
+    pairs no token uses. Each extra group costs a few more small operations, so the cut minimises
+    rows × width² summed over the groups plus `COST_PER_GROUP` per group. A row's real tokens are packed to
+    the left of its slots whatever the mask's layout: position embeddings are already added, and attention
+    itself does not depend on where a token sits, only on which tokens it may see.
+    """
+
+    COST_PER_GROUP = 1024  # in query-key pairs per head: about what a group's extra small operations cost
+
+    def __init__(self, layout):
+        lengths = layout.attention_mask.bool().sum(dim=1)
+        plan = plan_length_groups(lengths.tolist(), self.COST_PER_GROUP)
+        first_slot = [0] * layout.batch
+        self.shapes, self.key_masks, slot = [], [], 0
+        for rows, width in plan:
+            for i, row in enumerate(rows):
+                first_slot[row] = slot + i * width
+            row_lengths = lengths[rows]
+            ragged = bool((row_lengths < width).any())
+            # (rows, 1, 1, width) boolean, True = a real key; None lets SDPA take its unmasked kernel.
+            key_mask = torch.arange(width, device=lengths.device) < row_lengths[:, None]
+            self.key_masks.append(key_mask[:, None, None, :] if ragged else None)
+            self.shapes.append((len(rows), width))
+            slot += len(rows) * width
+        self.num_slots = slot
+        # The k-th real token of row r (row-major, as `unpad` orders them) goes to slot first_slot[r] + k.
+        row_starts = lengths.cumsum(0) - lengths
+        token_index = torch.arange(layout.rows.numel(), device=lengths.device)
+        self.slots = torch.tensor(first_slot, device=lengths.device)[layout.rows] + token_index - row_starts[layout.rows]
+
+    def pack(self, tokens):
+        """(real tokens, ...) -> (slots, ...), zeros in the slots of padding."""
+        return tokens.new_zeros(self.num_slots, *tokens.shape[1:]).index_copy(0, self.slots, tokens)
+
+    def split(self, packed):
+        """(slots, ...) -> one (rows × width, ...) block per group."""
+        return packed.split([rows * width for rows, width in self.shapes])
+
+    def unpack(self, packed):
+        """(slots, ...) -> (real tokens, ...), in the layout's order."""
+        return packed.index_select(0, self.slots)
+
+
+def plan_length_groups(lengths, cost_per_group):
+    """[(rows, width)]: rows with tokens, longest first, cut into consecutive groups so that
+    Σ len(rows) · width² + cost_per_group · groups is least (exact dynamic programme over the cut points).
+    Cuts only fall where the length changes: splitting rows of equal length only adds a group."""
+    order = sorted((row for row, n in enumerate(lengths) if n > 0), key=lambda row: -lengths[row])
+    cuts = [i for i in range(len(order)) if i == 0 or lengths[order[i]] != lengths[order[i - 1]]] + [len(order)]
+    best = {0: (0, None)}  # cut index -> (least cost of the rows before it, previous cut)
+    for end in cuts[1:]:
+        best[end] = min(
+            (best[start][0] + (end - start) * lengths[order[start]] ** 2 + cost_per_group, start)
+            for start in cuts if start < end
+        )
+    groups, end = [], len(order)
+    while end:
+        start = best[end][1]
+        groups.append((order[start:end], lengths[order[start]]))
+        end = start
+    return groups[::-1]

@@ -1,0 +1,189 @@
+"""Folders saved by earlier code answer the same today: every task's forward and every pipeline, in-process
+and as remote code where hf_minbert is not installed (tests/fixtures/make_behaviour_fixture.py recorded them)."""
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer, pipeline
+from transformers.dynamic_module_utils import get_relative_import_files, get_relative_imports
+
+from hf_minbert import MinBertForMultitask
+from hf_minbert.ensemble import load_multitask_model
+from hf_minbert.pipelines import MinBertSentimentPipeline
+from tests.fixtures import behaviour
+from tests.helpers import BLOCK_PROJECT_IMPORTS, run_isolated
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = REPO_ROOT / "hf_minbert"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "behaviour"
+OLDEST_PYTHON = os.environ.get("MINBERT_OLDEST_PYTHON") or str(REPO_ROOT / ".venv-oldest" / "bin" / "python")
+NAMES = sorted(path.stem for path in FIXTURES.glob("*.json"))
+SINGLE_MODELS = [name for name in NAMES if name != "ensemble"]
+
+
+def _recorded(name):
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def _recorded_config(name):
+    return json.loads((FIXTURES / name / "config.json").read_text())
+
+
+def _assert_same(expected, actual, where):
+    difference = behaviour.first_difference(expected, behaviour.round_trip(actual), where)
+    assert difference is None, difference
+
+
+def _in_process_pipeline(model, tokenizer):
+    def make(task, **kwargs):
+        if task in ("text-classification", "sentiment-analysis"):  # a model object gets the stock class unless told
+            kwargs["pipeline_class"] = MinBertSentimentPipeline
+        return pipeline(task, model=model, tokenizer=tokenizer, **kwargs)
+
+    return make
+
+
+def _named_modules(config):
+    """The modules config.json names (auto_map, custom_pipelines): those transformers loads from the folder."""
+    references = [*config["auto_map"].values(), *(entry["impl"] for entry in config["custom_pipelines"].values())]
+    return sorted({reference.split(".")[0] for reference in references})
+
+
+def _code_files(config):
+    """The code a folder with this config.json needs: the modules it names and what they import relatively."""
+    files = set()
+    for module in _named_modules(config):
+        source = PACKAGE / f"{module}.py"
+        files |= {source, *map(Path, get_relative_import_files(str(source)))}
+    return files
+
+
+def test_the_fixture_has_every_architecture_and_an_ensemble():
+    assert set(NAMES) == {"multitask", "cerbertus", "cerbertus_all_layers", "static", "cerbertus_static",
+                          "triple_static", "ensemble"}
+    assert all((FIXTURES / name / "model.safetensors").is_file() for name in NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_saved_folder_answers_as_recorded_in_process(name):
+    folder, recorded = FIXTURES / name, _recorded(name)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = load_multitask_model(folder).eval()
+    auto = AutoModel.from_pretrained(folder).eval()
+    assert type(auto) is type(model) and type(model).__module__.startswith("hf_minbert")
+    _assert_same(recorded["forward"], behaviour.forward_answers(model, tokenizer), f"{name}/forward")
+    _assert_same(recorded["forward"], behaviour.forward_answers(auto, tokenizer), f"{name}/AutoModel")
+    make = _in_process_pipeline(model, tokenizer)
+    _assert_same(recorded["pipelines"], behaviour.pipeline_answers(make), f"{name}/pipelines")
+    _assert_same(recorded["stock-text-classification"], behaviour.stock_answers(model, tokenizer), f"{name}/stock")
+    classes = {task: type(make(task)).__name__ for task in ("paraphrase-detection", "sentence-similarity",
+                                                            "minbert-multitask")}
+    assert classes == {task: recorded["pipeline_classes"][task] for task in classes}
+
+
+@pytest.mark.parametrize("name", SINGLE_MODELS)
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_attention_honours_the_configured_implementation(name, implementation, monkeypatch):
+    folder = FIXTURES / name
+    model = MinBertForMultitask.from_pretrained(folder, attn_implementation=implementation).eval()
+    assert model.config._attn_implementation == implementation
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda *args, **kwargs: calls.append(1) or sdpa(*args, **kwargs))
+    answers = behaviour.forward_answers(model, AutoTokenizer.from_pretrained(folder))
+    _assert_same(_recorded(name)["forward"], answers, f"{name}/{implementation}")
+    # The explicit product only where asked for (eager) or where SDPA cannot serve (output_attentions).
+    assert bool(calls) == (implementation == "sdpa")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_saving_again_writes_every_code_file_the_folder_needs(name, tmp_path):
+    load_multitask_model(FIXTURES / name).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["auto_map"] == _recorded_config(name)["auto_map"]
+    assert config["custom_pipelines"] == _recorded_config(name)["custom_pipelines"]
+    assert {path.name for path in tmp_path.glob("*.py")} == {path.name for path in _code_files(config)}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_module_a_folder_names_imports_every_file_it_needs_itself(name):
+    # Loading a local folder's remote code, transformers 4.x copies only the loaded module's own relative imports
+    # out of the folder, not what those import in turn: a file imported two levels down would be missing.
+    for module in _named_modules(_recorded_config(name)):
+        source = str(PACKAGE / f"{module}.py")
+        needed = {Path(path).stem for path in get_relative_import_files(source)}
+        assert needed <= set(get_relative_imports(source)), (module, needed - set(get_relative_imports(source)))
+
+
+REMOTE_ANSWERS = """
+import json, os, sys
+os.environ["HF_MODULES_CACHE"] = {modules!r}
+sys.path.insert(0, {repo!r})  # tests.fixtures.behaviour only: hf_minbert stays unimportable
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, pipeline
+from transformers.utils import logging
+from tests.fixtures import behaviour
+
+logging.set_verbosity_error()
+logging.disable_progress_bar()
+result = {{}}
+for name, folder in {folders!r}.items():
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+    assert not type(model).__module__.startswith("hf_minbert"), type(model).__module__
+    built = {{}}
+
+    def make(task, **kwargs):
+        key = (task, tuple(sorted(kwargs.items())))
+        if key not in built:
+            built[key] = pipeline(task, model=folder, trust_remote_code=True, **kwargs)
+            assert not type(built[key]).__module__.startswith("hf_minbert"), type(built[key]).__module__
+        return built[key]
+
+    classifier = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
+    result[name] = {{
+        "forward": behaviour.forward_answers(model, tokenizer),
+        "pipelines": behaviour.pipeline_answers(make),
+        "stock-text-classification": behaviour.stock_answers(classifier, tokenizer),
+        "pipeline_classes": behaviour.pipeline_classes(make),
+    }}
+print("ANSWERS " + json.dumps(behaviour.round_trip(result)))
+"""
+
+
+def _remote_script(tmp_path):
+    """The isolated script's source, over a copy of each folder as a user has it after the code moved on: its
+    config and weights, and the current code files its config.json names (the fixture keeps no code of its own)."""
+    folders = {}
+    for name in NAMES:
+        folder = shutil.copytree(FIXTURES / name, tmp_path / name)
+        for source in _code_files(_recorded_config(name)):
+            shutil.copy(source, folder / source.name)
+        folders[name] = str(folder)
+    return REMOTE_ANSWERS.format(modules=str(tmp_path / "modules"), repo=str(REPO_ROOT), folders=folders)
+
+
+def _assert_remote_answers_as_recorded(out, where):
+    answers = json.loads(next(line for line in out.splitlines() if line.startswith("ANSWERS "))[len("ANSWERS "):])
+    for name in NAMES:
+        _assert_same(_recorded(name), answers[name], f"{name}/{where}")
+
+
+def test_saved_folders_answer_as_recorded_as_remote_code(tmp_path):
+    _assert_remote_answers_as_recorded(run_isolated(_remote_script(tmp_path), cwd=tmp_path, timeout=600), "remote")
+
+
+@pytest.mark.slow
+def test_saved_folders_answer_as_recorded_as_remote_code_on_the_oldest_declared_transformers(tmp_path):
+    if not Path(OLDEST_PYTHON).is_file():
+        pytest.skip(f"no oldest-transformers venv at {OLDEST_PYTHON}")
+    proc = subprocess.run(
+        [OLDEST_PYTHON, "-c", BLOCK_PROJECT_IMPORTS + _remote_script(tmp_path)], cwd=tmp_path, capture_output=True,
+        text=True, timeout=900, stdin=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""},
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    _assert_remote_answers_as_recorded(proc.stdout, "oldest")

@@ -1,0 +1,69 @@
+"""What `MultitaskTrainer` keeps beside Trainer's state: SMART's regularizer with its mean teacher, and
+PCGrad's generator of the task order.
+
+Both are saved beside optimizer.pt in a checkpoint and restored with it, so that a resumed run continues
+exactly where the interrupted one was. Like the optimizer's moments, this state matters only to resume
+training (a `save_only_model` checkpoint, which cannot be resumed, has neither).
+"""
+import dataclasses
+import logging
+import os
+
+import torch
+from transformers import TrainerCallback
+
+logger = logging.getLogger(__name__)
+
+MULTITASK_STATE_NAME = "multitask_state.pt"
+
+
+def build_smart(args, tasks, model):
+    """SMART as `args` ask, or None when off. `SmartSettings` is read from the arguments by name: each of its
+    fields is the argument `smart_<field>`, and its per-task `weights` are --smart_weight for `tasks`."""
+    weights = args.per_task("smart_weight", tasks, default=0.0)
+    if not any(weights.values()) and args.smart_proximal_weight == 0:
+        return None
+    from .smart import SmartRegularizer, SmartSettings
+
+    fields = [field.name for field in dataclasses.fields(SmartSettings) if field.name != "weights"]
+    settings = SmartSettings(weights=weights, **{name: getattr(args, f"smart_{name}") for name in fields})
+    return SmartRegularizer(settings, model=model)
+
+
+class MeanTeacherUpdate(TrainerCallback):
+    """After every optimizer step, move SMART's mean-teacher copy toward the model (Bregman proximal point).
+    `current_model()` gives the unwrapped model being trained."""
+
+    def __init__(self, teacher, current_model):
+        self.teacher, self.current_model = teacher, current_model
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        progress = state.global_step / max(state.max_steps, 1)
+        self.teacher.update(self.current_model(), self.teacher.beta_at(progress))
+
+
+def save_multitask_state(smart, pcgrad_generator, output_dir):
+    state = {"pcgrad_generator": pcgrad_generator.get_state()}
+    if smart is not None and smart.teacher is not None:
+        state["mean_teacher"] = {"weights": smart.teacher.model.state_dict(), "num_updates": smart.teacher.num_updates}
+    torch.save(state, os.path.join(output_dir, MULTITASK_STATE_NAME))
+
+
+def load_multitask_state(smart, pcgrad_generator, checkpoint, model):
+    """Restore the state saved in `checkpoint`. Without it (or without a teacher in it), the teacher restarts
+    from `model`'s current weights and PCGrad's task order from the seed."""
+    teacher = smart.teacher if smart is not None else None
+    path = os.path.join(checkpoint, MULTITASK_STATE_NAME)
+    if not os.path.isfile(path):
+        logger.warning("%s lacks %s: SMART's mean teacher restarts from the current weights and PCGrad's "
+                       "task order from the seed", checkpoint, MULTITASK_STATE_NAME)
+        if teacher is not None:
+            teacher.update(model, beta=0.0)
+        return
+    state = torch.load(path, weights_only=True)
+    pcgrad_generator.set_state(state["pcgrad_generator"])
+    if teacher is not None and "mean_teacher" in state:
+        teacher.model.load_state_dict(state["mean_teacher"]["weights"])
+        teacher.num_updates = state["mean_teacher"]["num_updates"]
+    elif teacher is not None:  # the interrupted run had no proximal term: start the teacher here
+        teacher.update(model, beta=0.0)

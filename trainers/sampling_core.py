@@ -1,0 +1,151 @@
+"""The shared core of `MultitaskBatchSampler`: what every strategy builds its epochs from.
+
+- random draws, each from its own stream of (seed, tag, ...) so that a plan depends on nothing but its inputs;
+- a task's order for an epoch (a fresh permutation, or a window of its endless reshuffled stream when capped);
+- cutting an order into global batches: length grouping, the incomplete last batch (dropped or padded for
+  the ranks), and moving duplicate keys apart;
+- shuffling which task each step serves, and a rank's share of a global batch.
+"""
+
+import math
+import zlib
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Optional
+
+import numpy as np
+
+LENGTH_GROUP_BATCHES = 50  # as transformers' LengthGroupedSampler's megabatch multiplier
+
+# Tags that give every random draw its own independent stream (numpy SeedSequence entropy).
+EPOCH_ORDER, TASK_STREAM, SPLIT_CUT, STEP_ORDER = 0, 1, 2, 3
+
+
+class SamplingCore:
+    """Task orders and global batches for one seed, world size and rank; the strategies combine them.
+
+    Args are the sampler's, already checked: `epoch_rows` {task: cap or None}, `always_rows`, `example_keys`
+    (key sets per example) and `lengths` (arrays) for some tasks.
+    """
+
+    def __init__(
+        self,
+        sizes: Mapping[str, int],
+        global_batch_size: int,
+        *,
+        seed: int,
+        num_replicas: int,
+        rank: int,
+        drop_last: bool,
+        epoch_rows: Mapping[str, Optional[int]],
+        always_rows: Mapping[str, int],
+        example_keys: Mapping[str, Sequence[frozenset]],
+        lengths: Mapping[str, np.ndarray],
+    ):
+        self.sizes, self.tasks = dict(sizes), tuple(sizes)
+        self.global_batch_size = global_batch_size
+        self.seed, self.num_replicas, self.rank, self.drop_last = seed, num_replicas, rank, drop_last
+        self.epoch_rows, self.always_rows = epoch_rows, always_rows
+        self.example_keys, self.lengths = example_keys, lengths
+
+    def rng(self, *tags) -> np.random.Generator:
+        # Tasks are identified by a hash of their name, so reordering the dict does not reshuffle a task.
+        entropy = [self.seed, *(zlib.crc32(t.encode()) if isinstance(t, str) else t for t in tags)]
+        return np.random.default_rng(entropy)
+
+    # ---- a task's examples for an epoch ----
+
+    def epoch_order(self, task: str, epoch: int) -> np.ndarray:
+        return self.rng(EPOCH_ORDER, task, epoch).permutation(self.sizes[task])
+
+    def capped_epoch_order(self, task: str, epoch: int) -> np.ndarray:
+        """The task's examples this epoch: all of them, or its `always_rows` first examples and the next
+        `epoch_rows` of the stream over the others, shuffled together."""
+        cap, always = self.epoch_rows[task], self.always_rows.get(task, 0)
+        if cap is None or always + cap >= self.sizes[task]:
+            return self.epoch_order(task, epoch)
+        if always == 0:
+            return self.stream(task, start=epoch * cap, length=cap)
+        rest = always + self.stream(task, start=epoch * cap, length=cap, first=always)
+        return self.rng(EPOCH_ORDER, task, epoch).permutation(np.concatenate([np.arange(always), rest]))
+
+    def stream(self, task: str, start: int, length: int, first: int = 0) -> np.ndarray:
+        """Positions [start, start + length) of the endless sequence of reshuffled passes over the task's
+        examples from `first` on, as indices relative to `first`."""
+        if length == 0:
+            return np.empty(0, dtype=np.int64)
+        n = self.sizes[task] - first
+        tag = (task,) if first == 0 else (task, first)  # a stream over fewer rows draws its own passes
+        first_pass, last_pass = start // n, (start + length - 1) // n
+        passes = np.concatenate([self.rng(TASK_STREAM, *tag, k).permutation(n) for k in range(first_pass, last_pass + 1)])
+        return passes[start - first_pass * n : start - first_pass * n + length]
+
+    # ---- global batches ----
+
+    def num_batches(self, num_examples: int) -> int:
+        rounding = math.floor if self.drop_last else math.ceil
+        return rounding(num_examples / self.global_batch_size)
+
+    def batches(self, task: str, order: np.ndarray) -> list[np.ndarray]:
+        """Cut a task's epoch order into global batches, handling the tail, then separate duplicates."""
+        size = self.global_batch_size
+        if task in self.lengths:
+            order = self._grouped_by_length(task, order)
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
+        if batches and len(batches[-1]) < size:
+            if self.drop_last:
+                batches.pop()
+            else:
+                missing = -len(batches[-1]) % self.num_replicas
+                batches[-1] = np.concatenate([batches[-1], np.resize(order, missing)])
+        if task in self.example_keys:
+            separate_duplicates(batches, self.example_keys[task])
+        return batches
+
+    def _grouped_by_length(self, task: str, order: np.ndarray) -> np.ndarray:
+        lengths, mega = self.lengths[task], self.global_batch_size * LENGTH_GROUP_BATCHES
+        groups = [order[i : i + mega] for i in range(0, len(order), mega)]
+        # Stable sort: equal lengths keep their random order.
+        return np.concatenate([g[np.argsort(-lengths[g], kind="stable")] for g in groups]) if groups else order
+
+    # ---- steps ----
+
+    def shuffled(self, epoch: int, steps: list) -> list:
+        """Shuffle which task each step serves, keeping each task's own batches in their order (so a
+        task's stream is read front to back)."""
+        order = self.rng(STEP_ORDER, epoch).permutation(len(steps))
+        tasks_in_order = [steps[i][0][0] for i in order]
+        queues = {task: iter([s for s in steps if s[0][0] == task]) for task in self.tasks}
+        return [next(queues[task]) for task in tasks_in_order]
+
+    def rank_share(self, indices: np.ndarray) -> np.ndarray:
+        share = len(indices) // self.num_replicas
+        return indices[self.rank * share : (self.rank + 1) * share]
+
+
+def separate_duplicates(batches: list[np.ndarray], key_sets: Sequence[frozenset]) -> None:
+    """Swap examples between batches (in place) until no batch holds two examples sharing a key, where
+    possible. A clash is swapped with the first example of a later batch that fits, else with one of an
+    earlier batch where both sides fit; with no such example the clash stays."""
+    for b, batch in enumerate(batches):
+        seen: set = set()
+        for pos in range(len(batch)):
+            if key_sets[batch[pos]] & seen:
+                _swap_out(batches, b, pos, seen, key_sets)
+            seen |= key_sets[batch[pos]]
+
+
+def _swap_out(batches, b, pos, seen, key_sets) -> None:
+    clashing = key_sets[batches[b][pos]]
+    for other in range(b + 1, len(batches)):  # later batches get checked when their turn comes
+        for q, candidate in enumerate(batches[other]):
+            if not key_sets[candidate] & seen:
+                batches[b][pos], batches[other][q] = candidate, batches[b][pos]
+                return
+    for other in range(b):  # earlier batches are final: the clash must fit there too
+        counts = Counter(k for i in batches[other] for k in key_sets[i])
+        for q, candidate in enumerate(batches[other]):
+            leaving = key_sets[candidate]
+            if not leaving & seen and all(counts[k] == (k in leaving) for k in clashing):
+                batches[b][pos], batches[other][q] = candidate, batches[b][pos]
+                return

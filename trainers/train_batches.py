@@ -1,0 +1,72 @@
+"""The training batches of `MultitaskTrainer`: its task datasets tokenized and concatenated, a
+`MultitaskBatchSampler` set up from the training arguments, and the DataLoader that reads them through it.
+
+Trainer's own sampler hook cannot return a batch sampler, hence a loader of our own. It is not passed through
+`accelerator.prepare`: its `BatchSamplerShard` would re-shard batches that the sampler already split by rank.
+Trainer moves each batch to the device in `_prepare_inputs`.
+"""
+import torch
+
+from hf_minbert.data.tokenization import example_lengths
+
+from .multitask_data import MultitaskDataLoader, MultitaskDataset, tokenize_for_training
+from .sampling import MultitaskBatchSampler
+
+
+def training_dataset(train_dataset, args, tokenizer, config, always_rows=None):
+    """`train_dataset` ({task: rows}) as one MultitaskDataset, tokenized for the model's heads (and, with MNR,
+    the MNR task's separate sentences); `always_rows` is checked against it."""
+    for task, rows in (always_rows or {}).items():
+        if task not in train_dataset:
+            raise ValueError(f"always_rows names task {task!r}, which has no train dataset ({', '.join(train_dataset)})")
+        if not (isinstance(rows, int) and 0 <= rows <= len(train_dataset[task])):
+            raise ValueError(f"always_rows[{task!r}]={rows!r}: expected 0..{len(train_dataset[task])} (the task's rows)")
+    sides = {args.mnr_task} if args.mnr_weight > 0 else set()
+    if sides and args.mnr_task not in train_dataset:
+        raise ValueError(f"--mnr_weight > 0 but the MNR task {args.mnr_task!r} has no train dataset")
+    return MultitaskDataset(tokenize_for_training(train_dataset, tokenizer, config, args.max_seq_length, sides_for=sides))
+
+
+def train_batch_sampler(dataset, args, batch_size, always_rows=None):
+    """The sampler over `dataset` (a MultitaskDataset) for this rank: strategy, seed, caps, length grouping
+    and the MNR task's duplicate separation as `args` (MultitaskTrainingArguments) ask."""
+    strategy = args.task_sampling
+    epoch_rows = args.epoch_rows(dataset.sizes)
+    return MultitaskBatchSampler(
+        dataset.sizes,
+        batch_size,
+        strategy,
+        seed=args.data_seed if args.data_seed is not None else args.seed,
+        num_replicas=args.world_size,
+        rank=args.process_index,
+        drop_last=args.dataloader_drop_last,
+        temperature=args.sampling_temperature if strategy == "temperature" else None,
+        size_cap=args.sampling_size_cap if strategy == "temperature" else None,
+        num_splits=args.equal_split_parts if strategy == "equal_split" else None,
+        epoch_rows=epoch_rows,
+        always_rows=always_rows if epoch_rows else None,
+        example_keys=no_duplicate_keys(dataset, args),
+        lengths={t: example_lengths(ds) for t, ds in dataset.datasets.items()} if args.group_by_length else None,
+    )
+
+
+def train_dataloader(dataset, sampler, collator, args):
+    return MultitaskDataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collator,
+        num_workers=args.dataloader_num_workers,
+        pin_memory=args.dataloader_pin_memory and torch.cuda.is_available(),
+    )
+
+
+def no_duplicate_keys(dataset, args):
+    """The MNR task's example keys when its batches must avoid repeated sentences (else None)."""
+    task = args.mnr_task
+    if args.mnr_weight == 0 or not args.mnr_no_duplicates or task not in dataset.sizes:
+        return None
+    rows = dataset.datasets[task]
+    if "input_ids_a" not in rows.column_names:
+        return None
+    # A pair's key is its two sentences: no sentence may appear twice among a batch's candidates.
+    return {task: [(tuple(a), tuple(b)) for a, b in zip(rows["input_ids_a"], rows["input_ids_b"])]}
