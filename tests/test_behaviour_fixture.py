@@ -25,6 +25,13 @@ NAMES = sorted(path.stem for path in FIXTURES.glob("*.json"))
 SINGLE_MODELS = [name for name in NAMES if name != "ensemble"]
 
 
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """Every fixture folder materialized (its weights drawn from its manifest) in a temporary directory."""
+    root = tmp_path_factory.mktemp("behaviour")
+    return {name: behaviour.materialize(FIXTURES / name, root / name) for name in NAMES}
+
+
 def _recorded(name):
     return json.loads((FIXTURES / f"{name}.json").read_text())
 
@@ -65,12 +72,12 @@ def _code_files(config):
 def test_the_fixture_has_every_architecture_and_an_ensemble():
     assert set(NAMES) == {"multitask", "cerbertus", "cerbertus_all_layers", "static", "cerbertus_static",
                           "triple_static", "ensemble"}
-    assert all((FIXTURES / name / "model.safetensors").is_file() for name in NAMES)
+    assert all((FIXTURES / name / behaviour.WEIGHTS_MANIFEST).is_file() for name in NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_a_saved_folder_answers_as_recorded_in_process(name):
-    folder, recorded = FIXTURES / name, _recorded(name)
+def test_a_saved_folder_answers_as_recorded_in_process(name, folders):
+    folder, recorded = folders[name], _recorded(name)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = load_multitask_model(folder).eval()
     auto = AutoModel.from_pretrained(folder).eval()
@@ -87,8 +94,8 @@ def test_a_saved_folder_answers_as_recorded_in_process(name):
 
 @pytest.mark.parametrize("name", SINGLE_MODELS)
 @pytest.mark.parametrize("implementation", ["eager", "sdpa"])
-def test_attention_honours_the_configured_implementation(name, implementation, monkeypatch):
-    folder = FIXTURES / name
+def test_attention_honours_the_configured_implementation(name, implementation, monkeypatch, folders):
+    folder = folders[name]
     model = MinBertForMultitask.from_pretrained(folder, attn_implementation=implementation).eval()
     assert model.config._attn_implementation == implementation
     calls = []
@@ -102,8 +109,8 @@ def test_attention_honours_the_configured_implementation(name, implementation, m
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_saving_again_writes_every_code_file_the_folder_needs(name, tmp_path):
-    load_multitask_model(FIXTURES / name).save_pretrained(tmp_path)
+def test_saving_again_writes_every_code_file_the_folder_needs(name, tmp_path, folders):
+    load_multitask_model(folders[name]).save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["auto_map"] == _recorded_config(name)["auto_map"]
     assert config["custom_pipelines"] == _recorded_config(name)["custom_pipelines"]
@@ -160,7 +167,7 @@ def _remote_script(tmp_path):
     config and weights, and the current code files its config.json names (the fixture keeps no code of its own)."""
     folders = {}
     for name in NAMES:
-        folder = shutil.copytree(FIXTURES / name, tmp_path / name)
+        folder = behaviour.materialize(FIXTURES / name, tmp_path / name)
         for source in _code_files(_recorded_config(name)):
             shutil.copy(source, folder / source.name)
         folders[name] = str(folder)
