@@ -1,6 +1,7 @@
 """hf_minbert: minBERT, a from-scratch BERT encoder, as a Hugging Face `transformers` model."""
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification
 
+from . import pipelines  # noqa: F401  (registers the custom pipeline tasks with transformers)
 from .configuration_minbert import MinBertConfig
 from .modeling_minbert import (
     MinBertForMaskedLM,
@@ -11,8 +12,6 @@ from .modeling_minbert import (
     MinBertPreTrainedModel,
 )
 from .modeling_minbert_ensemble import MinBertEnsembleConfig, MinBertEnsembleForMultitask
-
-from . import pipelines  # noqa: F401  (registers the custom pipeline tasks with transformers)
 
 __version__ = "0.1.0"
 

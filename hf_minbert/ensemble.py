@@ -139,7 +139,7 @@ def _best_addition(task, kind, candidates, gold, selection, with_replacement):
     raises) the current dev score."""
     current = selection.score
     best = None
-    for index, scores in enumerate(candidates):
+    for index in range(len(candidates)):
         if selection.counts[index] and not with_replacement:
             continue
         counts = list(selection.counts)

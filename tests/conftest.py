@@ -13,6 +13,8 @@ import torch  # noqa: E402
 # Tiny models spend their time in thread hand-offs, not arithmetic: one thread is several times faster.
 torch.set_num_threads(1)
 
+pytest_plugins = ["tests.hub_fixtures"]
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

@@ -3,8 +3,8 @@ current version load there, in a fresh process where hf_minbert is not installed
 
     python tests/remote_code_compat.py --python .venv-oldest/bin/python [--dir DIR]
 
-With the project's interpreter it saves a multitask model and an ensemble of two (together they carry all four
-code files: configuration_minbert.py, modeling_minbert.py, modeling_minbert_ensemble.py, pipelines.py), writes
+With the project's interpreter it saves a multitask model and an ensemble of two (together they carry every
+code file: configuration_minbert.py, the modeling_minbert*.py modules, pipelines.py), writes
 what AutoModel, the stock TextClassificationPipeline and every folder pipeline answer to DIR/reference.json,
 then runs `--python ... remote_code_compat.py check DIR`, which computes the same answers and compares them
 within TOLERANCE. Exit status 0 when all agree; otherwise the first difference is printed.

@@ -11,12 +11,16 @@ from transformers import AutoModel, AutoTokenizer, BertTokenizer, pipeline
 from hf_minbert import MinBertEnsembleConfig, MinBertEnsembleForMultitask, MinBertForMultitask
 from hf_minbert.cli import main as minbert
 from hf_minbert.ensemble import (
-    average_all, average_scores, error_correlation, greedy_selection, held_out_scores, load_multitask_model
+    average_all,
+    average_scores,
+    error_correlation,
+    greedy_selection,
+    held_out_scores,
+    load_multitask_model,
 )
 from hf_minbert.metrics import leaderboard_score
 from hf_minbert.modeling_minbert_ensemble import average_predictions, split_cross_encoded
 from tests.helpers import random_batch, run_isolated, tiny_model, tiny_task_rows, write_task_files
-from tests.test_hub import hub_calls, token  # noqa: F401  (fixtures)
 
 WEIGHTS = {"sst": [1, 1], "para": [1, 0], "sts": [1, 3]}
 

@@ -190,7 +190,7 @@ def test_head_depth_and_pooling_follow_the_task_spec(tiny_config):
     config = MinBertConfig(**{**tiny_config.to_dict(), "tasks": {"t": spec}, "default_task": "t"})
     model = MinBertForMultitask(config)
     linears = [m for m in model.heads["t"].modules() if isinstance(m, torch.nn.Linear)]
-    assert [l.out_features for l in linears] == [config.hidden_size, config.hidden_size, 3]
+    assert [linear.out_features for linear in linears] == [config.hidden_size, config.hidden_size, 3]
     assert model(**random_batch(config)).logits.shape == (3, 3)
 
 

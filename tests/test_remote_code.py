@@ -206,8 +206,9 @@ from pathlib import Path
 package = Path(sys.argv[1]) / "saved_code"
 package.mkdir()
 (package / "__init__.py").write_text("")
-for name in ("configuration_minbert.py", "modeling_minbert.py", "pipelines.py"):
-    shutil.copy(Path(sys.argv[2]) / name, package / name)
+for pattern in ("configuration_minbert*.py", "modeling_minbert*.py", "pipelines*.py"):
+    for path in Path(sys.argv[2]).glob(pattern):
+        shutil.copy(path, package / path.name)
 sys.path.insert(0, sys.argv[1])
 from saved_code.configuration_minbert import MinBertConfig
 from saved_code.modeling_minbert import MinBertForMultitask, MinBertModel

@@ -16,17 +16,7 @@ from transformers import pipeline
 from hf_minbert import space
 from hf_minbert.cli import main as minbert
 from tests.helpers import BLOCK_PROJECT_IMPORTS
-from tests.test_hub import (  # noqa: F401  (fixtures: hub_calls, no_token, online, token)
-    _free_port,
-    _mirror,
-    _olah_cli,
-    _start_olah,
-    _stop,
-    hub_calls,
-    no_token,
-    online,
-    token,
-)
+from tests.test_hub import _free_port, _mirror, _olah_cli, _start_olah, _stop
 from tests.test_serve import PAIR, SENTENCE, _start_server, _stop_server, save_demo_model
 
 REPO_ID = "someone/minbert-mt"

@@ -29,7 +29,12 @@ from transformers import AutoTokenizer
 from hf_minbert.commands.evaluate import CommandError, positive_int
 from hf_minbert.data import TASK_SCHEMAS, DataError, read_task_file
 from hf_minbert.ensemble import (
-    SELECTION_METHODS, average_scores, build_ensemble, ensemble_task_weights, error_correlation, held_out_scores,
+    SELECTION_METHODS,
+    average_scores,
+    build_ensemble,
+    ensemble_task_weights,
+    error_correlation,
+    held_out_scores,
     load_multitask_model,
 )
 from hf_minbert.evaluation import gold_labels, predict_task, predictions_to_labels, score_task
