@@ -1,7 +1,7 @@
 """A Gradio demo of a multitask minBERT model: sentiment, paraphrase, similarity, and all three at once.
 
-    build_demo("runs/minbert").launch()     a saved model folder (an ensemble too)
-    build_demo("user/minbert").launch()     a Hub repository
+    launch(build_demo("runs/minbert"))     a saved model folder (an ensemble too), until Ctrl-C
+    launch(build_demo("user/minbert"))     a Hub repository
 
 `minbert serve DIR` runs it over a local folder; `minbert space` copies this file, unchanged, into a Hub
 Space beside an app.py that names the model repository. So this file imports only gradio, torch,
@@ -12,6 +12,8 @@ what a visitor of the model's Hub page would call.
 import functools
 import json
 import os
+import signal
+import threading
 from pathlib import Path
 
 # Read by gradio whenever an app is built or launched: unset, it reports usage to its servers (and, with no
@@ -228,6 +230,19 @@ def build_demo(model_id, demo_model=None):
             with gr.Column(scale=1):
                 gr.Markdown(dev_metrics_markdown(demo_model.model_id), elem_id="dev-metrics")
     return demo
+
+
+def launch(demo, **launch_kwargs):
+    """Serve `demo` until Ctrl-C, then close it. A second SIGINT while it closes (a user pressing twice, or
+    `timeout`, which signals the child and then its whole group) is the same request: without this, gradio's
+    own wait would end in a KeyboardInterrupt traceback from inside its shutdown."""
+    demo.launch(prevent_thread_lock=True, **launch_kwargs)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("stopping the server", flush=True)
+        demo.close()
 
 
 def _sentiment_tab(demo_model):

@@ -27,11 +27,11 @@ DEMO_APP = Path(__file__).with_name("demo_app.py")
 REQUIREMENTS = ("gradio", "torch", "transformers", "huggingface_hub")
 
 APP_TEMPLATE = '''"""The minBERT demo over the model repository {model_repo_id} (written by `minbert space`)."""
-from demo_app import build_demo
+from demo_app import build_demo, launch
 
 MODEL_REPO_ID = "{model_repo_id}"
 
-build_demo(MODEL_REPO_ID).launch()
+launch(build_demo(MODEL_REPO_ID))
 '''
 
 

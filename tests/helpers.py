@@ -1,9 +1,15 @@
 """Small builders shared by tests (kept out of conftest so tests can import them explicitly)."""
+import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
+import pytest
 import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Prepended to subprocess scripts: makes `import hf_minbert` / `import trainers` fail, as on a machine
 # where the package is not installed, so only the code saved next to the weights can be used.
@@ -30,10 +36,32 @@ def run_isolated(script: str, cwd, timeout=300) -> str:
     code = BLOCK_PROJECT_IMPORTS + textwrap.dedent(script)
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert proc.returncode == 0, f"isolated run failed:\nSTDOUT:\n{proc.stdout}\nSTDERR:\n{proc.stderr[-4000:]}"
     return proc.stdout
+
+
+def oldest_python() -> str:
+    """The interpreter of the venv with the oldest transformers the remote code declares (MINBERT_OLDEST_PYTHON,
+    else .venv-oldest/). Where there is none the calling test skips; where MINBERT_OLDEST_PYTHON names a missing
+    one (as in CI, which builds it) it fails."""
+    python = os.environ.get("MINBERT_OLDEST_PYTHON") or str(REPO_ROOT / ".venv-oldest" / "bin" / "python")
+    if not Path(python).is_file():
+        if os.environ.get("MINBERT_OLDEST_PYTHON"):
+            pytest.fail(f"MINBERT_OLDEST_PYTHON={python} does not exist")
+        pytest.skip(f"no oldest-transformers venv at {python}")
+    return python
+
+
+def isolated_answers(python: str, script: str, cwd) -> dict:
+    """Run `script` with `python` where hf_minbert cannot be imported; it prints one line 'ANSWERS <json>'."""
+    proc = subprocess.run([python, "-c", BLOCK_PROJECT_IMPORTS + script], cwd=cwd, capture_output=True, text=True,
+                          timeout=900, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("ANSWERS "))
+    return json.loads(line[len("ANSWERS "):])
 
 
 def random_batch(config, batch=3, length=9, pairs=True, seed=0):

@@ -11,7 +11,7 @@ from hf_minbert import MinBertConfig, MinBertForMultitask, MinBertModel
 from hf_minbert.commands.train import build_model, parse_arguments, task_specs
 from hf_minbert.modeling_minbert import MinBertBiEncoderHead, MinBertStaticEncoder
 from hf_minbert.optimization import build_parameter_groups
-from tests.helpers import random_batch, run_isolated, tiny_model, tiny_task_rows
+from tests.helpers import random_batch, tiny_model, tiny_task_rows
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
 from trainers.pcgrad import pcgrad_backward
 
@@ -284,32 +284,6 @@ def test_save_and_load_round_trip_keeps_outputs_and_the_frozen_static_encoder(tm
         torch.testing.assert_close(got[task], expected[task], rtol=0, atol=1e-5)
     if loaded.static_bert is not None:
         assert not any(p.requires_grad for p in loaded.static_bert.parameters())
-
-
-def test_cerbertus_and_triple_load_as_remote_code_with_identical_outputs(tmp_path):
-    for architecture in ("cerbertus_static", "triple"):
-        model = _model(**ARCHITECTURES[architecture])
-        folder = tmp_path / architecture
-        model.save_pretrained(folder)
-        inputs = _inputs(model.config)
-        torch.save({"inputs": inputs, "logits": _logits(model, inputs)}, folder / "io.pt")
-    out = run_isolated(
-        f"""
-        import torch
-        from transformers import AutoModel
-        for name in ("cerbertus_static", "triple"):
-            folder = {str(tmp_path)!r} + "/" + name
-            model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
-            assert not type(model).__module__.startswith("hf_minbert"), type(model).__module__
-            io = torch.load(folder + "/io.pt")
-            with torch.no_grad():
-                for task, logits in io["logits"].items():
-                    torch.testing.assert_close(model(**io["inputs"], task=task).logits, logits, rtol=0, atol=1e-5)
-            print(name, model.config.architecture, all(not p.requires_grad for n, p in model.named_parameters() if n.startswith("static_bert.")))
-        """,
-        cwd=tmp_path,
-    )
-    assert "cerbertus_static cerbertus True" in out and "triple triple True" in out
 
 
 # --- optimizer, PCGrad, training ---------------------------------------------------------------------------

@@ -1,9 +1,8 @@
 """Folders saved by earlier code answer the same today: every task's forward and every pipeline, in-process
 and as remote code where hf_minbert is not installed (tests/fixtures/make_behaviour_fixture.py recorded them)."""
 import json
-import os
 import shutil
-import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,12 +14,10 @@ from hf_minbert import MinBertForMultitask
 from hf_minbert.ensemble import load_multitask_model
 from hf_minbert.pipelines import MinBertSentimentPipeline
 from tests.fixtures import behaviour
-from tests.helpers import BLOCK_PROJECT_IMPORTS, run_isolated
+from tests.helpers import REPO_ROOT, isolated_answers, oldest_python
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = REPO_ROOT / "hf_minbert"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "behaviour"
-OLDEST_PYTHON = os.environ.get("MINBERT_OLDEST_PYTHON") or str(REPO_ROOT / ".venv-oldest" / "bin" / "python")
 NAMES = sorted(path.stem for path in FIXTURES.glob("*.json"))
 SINGLE_MODELS = [name for name in NAMES if name != "ensemble"]
 
@@ -127,41 +124,6 @@ def test_each_module_a_folder_names_imports_every_file_it_needs_itself(name):
         assert needed <= set(get_relative_imports(source)), (module, needed - set(get_relative_imports(source)))
 
 
-REMOTE_ANSWERS = """
-import json, os, sys
-os.environ["HF_MODULES_CACHE"] = {modules!r}
-sys.path.insert(0, {repo!r})  # tests.fixtures.behaviour only: hf_minbert stays unimportable
-from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, pipeline
-from transformers.utils import logging
-from tests.fixtures import behaviour
-
-logging.set_verbosity_error()
-logging.disable_progress_bar()
-result = {{}}
-for name, folder in {folders!r}.items():
-    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
-    model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
-    assert not type(model).__module__.startswith("hf_minbert"), type(model).__module__
-    built = {{}}
-
-    def make(task, **kwargs):
-        key = (task, tuple(sorted(kwargs.items())))
-        if key not in built:
-            built[key] = pipeline(task, model=folder, trust_remote_code=True, **kwargs)
-            assert not type(built[key]).__module__.startswith("hf_minbert"), type(built[key]).__module__
-        return built[key]
-
-    classifier = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
-    result[name] = {{
-        "forward": behaviour.forward_answers(model, tokenizer),
-        "pipelines": behaviour.pipeline_answers(make),
-        "stock-text-classification": behaviour.stock_answers(classifier, tokenizer),
-        "pipeline_classes": behaviour.pipeline_classes(make),
-    }}
-print("ANSWERS " + json.dumps(behaviour.round_trip(result)))
-"""
-
-
 def _remote_script(tmp_path):
     """The isolated script's source, over a copy of each folder as a user has it after the code moved on: its
     config and weights, and the current code files its config.json names (the fixture keeps no code of its own)."""
@@ -170,27 +132,22 @@ def _remote_script(tmp_path):
         folder = behaviour.materialize(FIXTURES / name, tmp_path / name)
         for source in _code_files(_recorded_config(name)):
             shutil.copy(source, folder / source.name)
-        folders[name] = str(folder)
-    return REMOTE_ANSWERS.format(modules=str(tmp_path / "modules"), repo=str(REPO_ROOT), folders=folders)
+        folders[name] = (str(folder), "AutoModel", True)
+    return behaviour.remote_answers_script(folders, tmp_path / "modules", REPO_ROOT)
 
 
-def _assert_remote_answers_as_recorded(out, where):
-    answers = json.loads(next(line for line in out.splitlines() if line.startswith("ANSWERS "))[len("ANSWERS "):])
-    for name in NAMES:
-        _assert_same(_recorded(name), answers[name], f"{name}/{where}")
-
-
-def test_saved_folders_answer_as_recorded_as_remote_code(tmp_path):
-    _assert_remote_answers_as_recorded(run_isolated(_remote_script(tmp_path), cwd=tmp_path, timeout=600), "remote")
+@pytest.fixture(scope="module", params=["current", "oldest"])
+def remote(request, tmp_path_factory):
+    """What every fixture folder answers as remote code in a fresh interpreter (this one's transformers, or the
+    oldest the project declares)."""
+    python = sys.executable if request.param == "current" else oldest_python()
+    root = tmp_path_factory.mktemp("remote")
+    return isolated_answers(python, _remote_script(root), cwd=root)
 
 
 @pytest.mark.slow
-def test_saved_folders_answer_as_recorded_as_remote_code_on_the_oldest_declared_transformers(tmp_path):
-    if not Path(OLDEST_PYTHON).is_file():
-        pytest.skip(f"no oldest-transformers venv at {OLDEST_PYTHON}")
-    proc = subprocess.run(
-        [OLDEST_PYTHON, "-c", BLOCK_PROJECT_IMPORTS + _remote_script(tmp_path)], cwd=tmp_path, capture_output=True,
-        text=True, timeout=900, stdin=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""},
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    _assert_remote_answers_as_recorded(proc.stdout, "oldest")
+@pytest.mark.parametrize("name", NAMES)
+def test_a_saved_folder_answers_as_recorded_as_remote_code(name, remote):
+    recorded, answers = _recorded(name), remote[name]["answers"]
+    _assert_same(recorded, {key: answers[key] for key in recorded}, f"{name}/remote")
+    assert not any(module.startswith("hf_minbert") for module in remote[name]["modules"]), remote[name]["modules"]

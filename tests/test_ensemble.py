@@ -168,26 +168,6 @@ def test_automodel_and_the_multitask_loader_reload_the_same_ensemble(saved, ense
             torch.testing.assert_close(_logits(model.eval(), batch, task), _logits(ensemble, batch, task), rtol=0, atol=1e-6)
 
 
-def test_remote_code_loads_the_ensemble_where_hf_minbert_is_not_installed(saved, ensemble, batch):
-    torch.save({"batch": batch, "expected": {t: _logits(ensemble, batch, t) for t in ("sst", "para", "sts")}},
-               saved / "io.pt")
-    out = run_isolated(
-        f"""
-        import torch
-        from transformers import AutoModel
-        model = AutoModel.from_pretrained({str(saved)!r}, trust_remote_code=True).eval()
-        assert not type(model).__module__.startswith("hf_minbert"), type(model).__module__
-        io = torch.load({str(saved / 'io.pt')!r})
-        with torch.no_grad():
-            for task, logits in io["expected"].items():
-                torch.testing.assert_close(model(**io["batch"], task=task).logits, logits, rtol=0, atol=1e-6)
-        print(type(model).__name__, len(model.members))
-        """,
-        cwd=saved,
-    )
-    assert out.strip() == "MinBertEnsembleForMultitask 2"
-
-
 def test_stock_text_classification_pipeline_answers_with_the_averaged_sst_probabilities(saved, members, tokenizer):
     result = pipeline("text-classification", model=str(saved), tokenizer=tokenizer, trust_remote_code=True)(
         "a fine film", top_k=None)
@@ -232,20 +212,6 @@ def test_multitask_pipeline_answers_every_head_of_the_ensemble_and_sst_per_sente
     averaged = sum(_logits(m, tokenizer(PAIR[1], return_tensors="pt"), "sst").softmax(-1)[0] for m in members) / 2
     assert answer[0]["sst"][1]["score"] == pytest.approx(float(averaged.max()), abs=1e-6)
     assert answer[1]["sst"] == [answer[0]["sst"][1]]
-
-
-def test_remote_code_pipelines_load_the_saved_ensemble_where_hf_minbert_is_not_installed(saved, ensemble, tokenizer):
-    expected = pipeline("sentence-similarity", model=ensemble, tokenizer=tokenizer)(PAIR)["score"]
-    out = run_isolated(
-        f"""
-        from transformers import pipeline
-        pipe = pipeline("sentence-similarity", model={str(saved)!r}, trust_remote_code=True)
-        assert not type(pipe).__module__.startswith("hf_minbert"), type(pipe).__module__
-        print(round(pipe({PAIR!r})["score"] - {expected!r}, 6) == 0, type(pipe.model).__name__)
-        """,
-        cwd=saved,
-    )
-    assert out.strip() == "True MinBertEnsembleForMultitask"
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from transformers import (
 from hf_minbert import MinBertConfig, MinBertForMaskedLM, MinBertForMultitask, MinBertModel
 from hf_minbert.cli import main as minbert
 from hf_minbert.commands.pretrain_mlm import task_texts, tokenize_texts
-from tests.helpers import random_batch, run_isolated
+from tests.helpers import random_batch
 
 WORDS = "a the cat dog sat ran on mat park film fine dull good bad is it how why so not very . ?".split()
 TINY = dict(vocab_size=5 + len(WORDS), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
@@ -106,27 +106,6 @@ def test_a_few_trainer_steps_lower_the_loss_and_keep_the_tying(tmp_path):
     assert sum(losses[-6:]) / 6 < sum(losses[:6]) / 6
     assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
     assert torch.equal(model.bert.pooler.dense.weight, pooler), "MLM gives the pooler no gradient"
-
-
-def test_masked_lm_loads_as_remote_code_with_identical_predictions(tmp_path):
-    model = tiny_mlm().eval()
-    model.save_pretrained(tmp_path)
-    batch = random_batch(model.config)
-    with torch.no_grad():
-        torch.save({"batch": batch, "logits": model(**batch).logits}, tmp_path / "io.pt")
-    out = run_isolated(
-        f"""
-        import torch
-        from transformers import AutoModelForMaskedLM
-        model = AutoModelForMaskedLM.from_pretrained({str(tmp_path)!r}, trust_remote_code=True).eval()
-        io = torch.load({str(tmp_path / 'io.pt')!r})
-        with torch.no_grad():
-            torch.testing.assert_close(model(**io["batch"]).logits, io["logits"], rtol=0, atol=1e-5)
-        print(type(model).__name__, model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight)
-        """,
-        cwd=tmp_path,
-    )
-    assert out.split() == ["MinBertForMaskedLM", "True"]
 
 
 # --- minbert pretrain-mlm ------------------------------------------------------------------------------------

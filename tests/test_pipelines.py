@@ -351,35 +351,6 @@ def test_sentiment_refuses_a_pair_head(model, tokenizer):
         _sentiment(model, tokenizer, head="para")
 
 
-def test_each_pipeline_loads_from_the_saved_folder_where_hf_minbert_is_not_installed(model_dir, model, tokenizer):
-    expected = {task: pipeline(task, model=model, tokenizer=tokenizer)(PAIRS, batch_size=2) for task in TASKS}
-    expected["text-classification"] = pipeline("text-classification", model=model, tokenizer=tokenizer)(PAIR[0])
-    (model_dir / "expected.json").write_text(json.dumps(expected))
-    out = run_isolated(
-        f"""
-        import json, math
-        from transformers import pipeline
-        pairs = {PAIRS!r}
-        expected = json.load(open({str(model_dir / 'expected.json')!r}))
-        def close(x, y):
-            if isinstance(x, dict): return x.keys() == y.keys() and all(close(x[k], y[k]) for k in x)
-            if isinstance(x, list): return len(x) == len(y) and all(map(close, x, y))
-            if isinstance(x, float): return math.isclose(x, y, abs_tol=1e-6)
-            return x == y
-        for task in ("paraphrase-detection", "sentence-similarity", "minbert-multitask"):
-            pipe = pipeline(task, model={str(model_dir)!r}, trust_remote_code=True)
-            assert not type(pipe).__module__.startswith("hf_minbert"), type(pipe).__module__
-            assert close(pipe(pairs, batch_size=2), expected[task]), task
-            print(task, "same")
-        stock = pipeline("text-classification", model={str(model_dir)!r}, trust_remote_code=True)
-        assert close(stock({PAIR[0]!r}), expected["text-classification"])
-        print("text-classification same")
-        """,
-        cwd=model_dir,
-    )
-    assert out.split("\n")[:4] == [f"{task} same" for task in (*TASKS, "text-classification")]
-
-
 @pytest.mark.slow
 def test_text_classification_of_a_saved_folder_refuses_bad_input_as_remote_code(model_dir):
     out = run_isolated(

@@ -1,28 +1,20 @@
 """Saved minBERT folders load as remote code where hf_minbert is not installed."""
 import json
 import os
-import re
 import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoTokenizer
 
 from hf_minbert import MinBertForMultitask, MinBertForSequenceClassification
-from tests.helpers import random_batch, run_isolated, tiny_model
+from tests.helpers import REPO_ROOT, oldest_python, random_batch, run_isolated, tiny_model
 
 
 def _save_with_tokenizer(model, path, minilm_path):
     model.save_pretrained(path)
     AutoTokenizer.from_pretrained(minilm_path).save_pretrained(path)
-
-
-def _tiny_vocab_config(tiny_config):
-    tiny_config.vocab_size = 30522  # the MiniLM tokenizer's vocabulary, so the pipeline can tokenize
-    return tiny_config
 
 
 def test_save_writes_safetensors_auto_map_and_both_code_files(tmp_path, tiny_config):
@@ -38,72 +30,6 @@ def test_save_writes_safetensors_auto_map_and_both_code_files(tmp_path, tiny_con
     assert not any(n.endswith(".bin") for n in names)
 
 
-def test_multitask_model_loads_via_automodel_remote_code_with_identical_outputs(tmp_path, tiny_config):
-    model = MinBertForMultitask(tiny_config).eval()
-    model.save_pretrained(tmp_path)
-    batch = random_batch(tiny_config)
-    torch.save(batch, tmp_path / "batch.pt")
-    expected = {task: model(**batch, task=task).logits for task in tiny_config.tasks}
-    torch.save(expected, tmp_path / "expected.pt")
-    out = run_isolated(
-        f"""
-        import torch
-        from transformers import AutoModel
-        model = AutoModel.from_pretrained({str(tmp_path)!r}, trust_remote_code=True).eval()
-        assert type(model).__name__ == "MinBertForMultitask", type(model)
-        assert not type(model).__module__.startswith("hf_minbert"), type(model).__module__
-        batch = torch.load({str(tmp_path / 'batch.pt')!r})
-        expected = torch.load({str(tmp_path / 'expected.pt')!r})
-        with torch.no_grad():
-            for task, logits in expected.items():
-                # Same weights, bit for bit; CPU kernels may still round differently in the last ulp.
-                torch.testing.assert_close(model(**batch, task=task).logits, logits, rtol=0, atol=1e-6)
-        print("identical", sorted(expected))
-        """,
-        cwd=tmp_path,
-    )
-    assert "identical ['para', 'sst', 'sts']" in out
-
-
-def test_sequence_classification_loads_via_auto_class_remote_code(tmp_path, tiny_config):
-    tiny_config.num_labels = 2
-    model = MinBertForSequenceClassification(tiny_config).eval()
-    model.save_pretrained(tmp_path)
-    batch = random_batch(tiny_config)
-    torch.save({"batch": batch, "logits": model(**batch).logits}, tmp_path / "io.pt")
-    out = run_isolated(
-        f"""
-        import torch
-        from transformers import AutoModelForSequenceClassification
-        model = AutoModelForSequenceClassification.from_pretrained({str(tmp_path)!r}, trust_remote_code=True).eval()
-        io = torch.load({str(tmp_path / 'io.pt')!r})
-        with torch.no_grad():
-            torch.testing.assert_close(model(**io["batch"]).logits, io["logits"], rtol=0, atol=1e-6)
-        print(type(model).__name__)
-        """,
-        cwd=tmp_path,
-    )
-    assert out.strip() == "MinBertForSequenceClassification"
-
-
-def test_text_classification_pipeline_answers_with_sst_label_names(tmp_path, tiny_config, minilm_path):
-    model = MinBertForMultitask(_tiny_vocab_config(tiny_config)).eval()
-    _save_with_tokenizer(model, tmp_path, minilm_path)
-    out = run_isolated(
-        f"""
-        from transformers import pipeline
-        clf = pipeline("text-classification", model={str(tmp_path)!r}, trust_remote_code=True)
-        result = clf(["a gorgeous, witty film", "dull"], top_k=None)
-        print(sorted(r["label"] for r in result[0]))
-        print(abs(sum(r["score"] for r in result[0]) - 1) < 1e-5)
-        """,
-        cwd=tmp_path,
-    )
-    labels, normalised = out.strip().splitlines()
-    assert labels == str(sorted(["negative", "somewhat negative", "neutral", "somewhat positive", "positive"]))
-    assert normalised == "True"
-
-
 def test_multitask_checkpoint_opened_as_sequence_classification_keeps_its_heads(tmp_path, tiny_config):
     model = MinBertForMultitask(tiny_config).eval()
     model.save_pretrained(tmp_path)
@@ -115,8 +41,6 @@ def test_multitask_checkpoint_opened_as_sequence_classification_keeps_its_heads(
 
 # --- the oldest transformers pyproject.toml declares ---------------------------------------------------------------
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-OLDEST_PYTHON = os.environ.get("MINBERT_OLDEST_PYTHON") or str(REPO_ROOT / ".venv-oldest" / "bin" / "python")
 # transformers 4.x has neither module; the saved code must fall back to what 4.x has. transformers' own
 # modules are imported first (they use them), then the two are made unimportable for the saved code.
 HIDE_TRANSFORMERS_5_MODULES = """
@@ -170,24 +94,8 @@ def test_saved_code_loads_and_answers_the_same_without_transformers_5_only_modul
     assert "identical ['para', 'sst', 'sts']" in out
 
 
-@pytest.mark.slow
-def test_saved_folders_answer_the_same_on_the_oldest_declared_transformers(tmp_path):
-    if not Path(OLDEST_PYTHON).is_file():
-        pytest.skip(f"no oldest-transformers venv at {OLDEST_PYTHON}: .ci/run builds .venv-oldest with pyproject.toml's "
-                    "floor (MINBERT_OLDEST_PYTHON names another)")
-    proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "tests" / "remote_code_compat.py"), "--python", OLDEST_PYTHON,
-         "--dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    floor = re.escape(_declared_transformers_floor())
-    for folder in ("multitask", "ensemble"):
-        assert re.search(rf"^{folder}: transformers {floor}(\.0)? answers as ", proc.stdout, re.MULTILINE), proc.stdout
-
-
-def test_the_compat_check_tells_answers_within_tolerance_from_different_ones():
-    from tests.remote_code_compat import TOLERANCE, first_difference
+def test_answers_within_tolerance_agree_and_the_first_difference_is_named():
+    from tests.fixtures.behaviour import TOLERANCE, first_difference
 
     reference = {"logits": [[0.5, -1.0]], "pipeline": [{"label": "positive", "score": 0.25}]}
     close = {"logits": [[0.5 + TOLERANCE / 2, -1.0]], "pipeline": [{"label": "positive", "score": 0.25}]}
@@ -224,9 +132,7 @@ for name, weight in model.named_parameters():
 
 @pytest.mark.slow
 def test_fresh_heads_are_initialized_by_the_saved_code_on_the_oldest_transformers(tmp_path):
-    if not Path(OLDEST_PYTHON).is_file():
-        pytest.skip(f"no oldest-transformers venv at {OLDEST_PYTHON}")
-    proc = subprocess.run([OLDEST_PYTHON, "-c", FRESH_HEADS_ON_OLDEST, str(tmp_path), str(REPO_ROOT / "hf_minbert")],
+    proc = subprocess.run([oldest_python(), "-c", FRESH_HEADS_ON_OLDEST, str(tmp_path), str(REPO_ROOT / "hf_minbert")],
                           capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     heads = [line.split() for line in proc.stdout.splitlines() if line.startswith("heads.")]

@@ -133,18 +133,19 @@ def test_serve_refuses_a_port_in_use_before_loading_the_model(model_dir, demo_ap
 # --- the answers: exactly the pipelines' ----------------------------------------------------------------------
 
 
-def test_ctrl_c_closes_the_server_and_a_second_ctrl_c_while_closing_is_ignored(monkeypatch):
-    from hf_minbert.commands import serve
-
+def test_ctrl_c_closes_the_server_and_a_second_ctrl_c_while_closing_is_ignored(demo_app, monkeypatch):
     class Interrupted:
         def wait(self):
             raise KeyboardInterrupt
 
-    closed = []
-    monkeypatch.setattr(serve.threading, "Event", Interrupted)
-    monkeypatch.setattr(serve.signal, "signal", lambda number, handler: closed.append((number, handler)))
-    serve.serve_until_interrupted(type("Demo", (), {"close": lambda self: closed.append("closed")})())
-    assert closed == [(signal.SIGINT, signal.SIG_IGN), "closed"]
+    calls = []
+    demo = type("Demo", (), {"launch": lambda self, **kwargs: calls.append(("launch", kwargs)),
+                             "close": lambda self: calls.append("close")})()
+    monkeypatch.setattr(demo_app.threading, "Event", Interrupted)
+    monkeypatch.setattr(demo_app.signal, "signal", lambda number, handler: calls.append((number, handler)))
+    demo_app.launch(demo, server_port=7861)
+    assert calls == [("launch", {"prevent_thread_lock": True, "server_port": 7861}),
+                     (signal.SIGINT, signal.SIG_IGN), "close"]
 
 
 def test_sentiment_shows_every_class_probability_of_the_text_classification_pipeline(demo_model, expected):

@@ -77,7 +77,7 @@ def test_the_spaces_demo_is_the_one_minbert_serve_runs(space_dir):
 
 def test_app_py_serves_the_model_repository_by_name(space_dir):
     app = (space_dir / "app.py").read_text()
-    assert f'MODEL_REPO_ID = "{REPO_ID}"' in app and "build_demo(MODEL_REPO_ID).launch()" in app
+    assert f'MODEL_REPO_ID = "{REPO_ID}"' in app and "launch(build_demo(MODEL_REPO_ID))" in app
 
 
 def test_the_readme_front_matter_makes_it_a_gradio_space_of_the_model(space_dir):

@@ -8,10 +8,8 @@ would. Gradio is an optional extra: pip install "hf_minbert[demo]".
 """
 import argparse
 import json
-import signal
 import socket
 import sys
-import threading
 from pathlib import Path
 
 INSTALL_HINT = 'install the demo extra: pip install "hf_minbert[demo]"'
@@ -83,23 +81,11 @@ def main(argv=None) -> int:
         return 2
     print(f"serving {model_dir} on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     try:
-        demo.launch(server_name=args.host, server_port=args.port, share=False, prevent_thread_lock=True)
+        demo_app.launch(demo, server_name=args.host, server_port=args.port, share=False)
     except OSError as error:  # the port is taken, or the address is not this machine's
         print(f"minbert serve: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 2
-    serve_until_interrupted(demo)
     return 0
-
-
-def serve_until_interrupted(demo) -> None:
-    """Block until Ctrl-C, then close the server. A second SIGINT while closing (a user pressing twice, or
-    `timeout` which sends it to the child and then to the whole group) is the same request, not a crash."""
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        print("stopping the server", flush=True)
-        demo.close()
 
 
 if __name__ == "__main__":
