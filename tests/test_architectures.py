@@ -216,6 +216,7 @@ def plain_dir(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("architecture", [a for a in ARCHITECTURES if a != "multitask"])
 def test_a_plain_checkpoint_loads_into_every_architecture_computing_what_it_computed(plain_dir, architecture, caplog):
     plain = MinBertForMultitask.from_pretrained(plain_dir).eval()
@@ -245,6 +246,7 @@ def test_the_copy_report_names_the_copied_layers(plain_dir, caplog):
     assert "static_bert.* <- bert.*" in caplog.text
 
 
+@pytest.mark.slow
 def test_the_embedded_minilm_loads_as_cerbertus_with_its_top_layers_in_every_task(minilm_path):
     model = MinBertForMultitask.from_pretrained(minilm_path, task_specific_layers=2)
     reference = MinBertModel.from_pretrained(minilm_path)
@@ -336,6 +338,7 @@ def _train(tmp_path, tokenizer, model, **overrides):
     return {name for name, p in model.named_parameters() if not torch.equal(before[name], p)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "architecture, training",
     [

@@ -72,6 +72,7 @@ def test_the_fixture_has_every_architecture_and_an_ensemble():
     assert all((FIXTURES / name / behaviour.WEIGHTS_MANIFEST).is_file() for name in NAMES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_a_saved_folder_answers_as_recorded_in_process(name, folders):
     folder, recorded = folders[name], _recorded(name)
@@ -89,6 +90,7 @@ def test_a_saved_folder_answers_as_recorded_in_process(name, folders):
     assert classes == {task: recorded["pipeline_classes"][task] for task in classes}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SINGLE_MODELS)
 @pytest.mark.parametrize("implementation", ["eager", "sdpa"])
 def test_attention_honours_the_configured_implementation(name, implementation, monkeypatch, folders):
@@ -105,6 +107,7 @@ def test_attention_honours_the_configured_implementation(name, implementation, m
     assert bool(calls) == (implementation == "sdpa")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_saving_again_writes_every_code_file_the_folder_needs(name, tmp_path, folders):
     load_multitask_model(folders[name]).save_pretrained(tmp_path)

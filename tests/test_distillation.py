@@ -85,6 +85,7 @@ def teacher():
                                                      {"sst": [1, 1], "para": [1, 1], "sts": [1, 1]}).eval()
 
 
+@pytest.mark.slow
 def test_targets_are_the_teachers_unrounded_predictions_mixed_with_gold(teacher, tokenizer):
     rows = tiny_task_rows(n=6)
     targets = teacher_targets(teacher, tokenizer, rows, tiny_model().config, {"sst": 0.0, "para": 0.5, "sts": 0.0},
@@ -122,6 +123,7 @@ def test_soft_class_rows_reach_the_model_as_a_float_tensor(tokenizer):
     torch.testing.assert_close(batch["labels"], torch.from_numpy(probabilities))
 
 
+@pytest.mark.slow
 def test_a_student_trains_a_few_steps_on_soft_targets(teacher, tokenizer, tmp_path):
     rows = tiny_task_rows(n=16)
     student = tiny_model(seed=3)
@@ -156,6 +158,7 @@ def folders(tmp_path_factory, tokenizer, teacher):
     return teacher_dir, student_dir, data
 
 
+@pytest.mark.slow
 def test_distill_command_trains_a_single_model_that_evaluate_scores(folders, tmp_path):
     teacher_dir, student_dir, data = folders
     output = tmp_path / "distilled"
@@ -200,6 +203,7 @@ def test_num_folds_without_a_held_out_fold_is_refused():
         DataArguments(num_folds=3, held_out_fold=3)
 
 
+@pytest.mark.slow
 def test_each_row_gets_the_prediction_of_the_teacher_that_left_its_fold_out(tokenizer):
     rows = tiny_task_rows(n=9)
     teachers = {0: (tiny_model(seed=1).eval(), tokenizer), 1: (tiny_model(seed=2).eval(), tokenizer)}
@@ -247,6 +251,7 @@ def test_fold_teachers_that_do_not_cover_the_same_rows_once_are_refused(tmp_path
         fold_teachers(folders, max_train_samples=None)
 
 
+@pytest.mark.slow
 def test_a_teacher_trained_on_every_row_is_not_a_fold_teacher(tmp_path, folders):
     teacher_dir, student_dir, data = folders
     trained = tmp_path / "whole"
@@ -258,6 +263,7 @@ def test_a_teacher_trained_on_every_row_is_not_a_fold_teacher(tmp_path, folders)
         fold_teachers([str(teacher_dir)], max_train_samples=None)
 
 
+@pytest.mark.slow
 def test_distill_command_with_fold_teachers_records_their_out_of_fold_scores(folders, tmp_path):
     _, student_dir, data = folders
     teachers = []

@@ -263,6 +263,7 @@ def test_selection_scores_similarity_by_pearson_correlation():
     assert selection.score == pytest.approx(np.corrcoef(average_scores("regression", [noisy_high, noisy_low]), gold)[0, 1])
 
 
+@pytest.mark.slow
 def test_held_out_scores_remove_the_luck_of_picking_on_the_scored_rows():
     # Twenty coin-flipping "models": on the rows that pick them they look better than chance; on unseen rows
     # they are coins again.
@@ -300,6 +301,7 @@ def test_averaging_all_keeps_a_harmful_model_that_greedy_selection_leaves_out():
     assert selection.steps == [("a", 0.75), ("b", 1.0), ("h", 0.5)]  # the running average as each joins
 
 
+@pytest.mark.slow
 def test_held_out_scores_of_averaging_all_do_not_improve_on_noise():
     # Averaging coins chooses nothing on the dev rows, so it cannot look better than chance there either.
     rng = np.random.default_rng(0)
@@ -372,6 +374,7 @@ def command_ensemble(candidate_dirs, data_dir, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_ensemble_command_saves_a_folder_that_evaluate_scores_as_the_selection_reported(
     command_ensemble, data_dir, tmp_path
 ):
@@ -408,6 +411,7 @@ def test_ensemble_command_records_and_reports_how_alike_each_pair_of_candidates_
     assert f"sst {selection['tasks']['sst']['error_correlation']['mean']:.2f}" in card.split("How alike")[1]
 
 
+@pytest.mark.slow
 def test_ensemble_command_on_too_few_dev_rows_to_cross_fit_still_saves_the_ensemble(candidate_dirs, tmp_path):
     (tmp_path / "data").mkdir()
     write_task_files(tmp_path / "data", tiny_task_rows(n=3, seed=4), split="dev")
@@ -425,6 +429,7 @@ def test_ensemble_command_refuses_fewer_than_two_held_out_folds(candidate_dirs, 
     assert status == 2 and "--held_out_folds must be at least 2" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ensemble_command_with_selection_all_averages_every_model_and_says_the_dev_score_is_fair(
     candidate_dirs, data_dir, tmp_path
 ):
@@ -461,6 +466,7 @@ def test_ensemble_command_writes_a_card_with_the_metrics_and_each_members_weight
             assert f"{sst['members'][member]:.2f} ({sst['single_scores'][member]:.3f})" in row
 
 
+@pytest.mark.slow
 def test_ensemble_card_usage_snippet_runs_where_hf_minbert_is_not_installed(command_ensemble):
     snippet = re.search(r"```python\n(.*?)```", (command_ensemble / "README.md").read_text(), flags=re.S).group(1)
     sentiment, paraphrase, similarity, multitask, *logits = run_isolated(snippet, cwd=command_ensemble).strip().splitlines()
@@ -487,6 +493,7 @@ def test_ensemble_command_refuses_models_with_different_tokenizers(candidate_dir
     assert "tokenizes differently" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ensemble_command_refuses_an_ensemble_as_a_candidate(candidate_dirs, data_dir, saved, tmp_path, capsys):
     status = minbert(["ensemble", "--models", candidate_dirs[0], str(saved), "--output_dir", str(tmp_path / "out"),
                       "--data_dir", str(data_dir), "--no_progress"])

@@ -5,11 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import tiny_task_rows, write_task_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_train_multitask_example_trains_saves_and_scores(tmp_path):
     rows = tiny_task_rows(n=16)
     for split in ("train", "dev"):

@@ -179,6 +179,7 @@ class _RefusingHub(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow
 def test_minbert_push_refused_by_the_server_fails_in_one_line_and_keeps_the_old_card(
         model_dir, token, online, monkeypatch, capsys):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _RefusingHub)

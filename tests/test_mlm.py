@@ -92,6 +92,7 @@ def test_labels_of_the_wrong_shape_are_refused():
         model(**batch, labels=batch["input_ids"][:, :4])
 
 
+@pytest.mark.slow
 def test_a_few_trainer_steps_lower_the_loss_and_keep_the_tying(tmp_path):
     tokenizer = word_tokenizer()
     texts = ["the cat sat on the mat .", "a dog ran in the park .", "it is a good film .", "why is it so dull ?"] * 8
@@ -158,6 +159,7 @@ def pretrained(data_dir, base_dir, tmp_path_factory):
     return output
 
 
+@pytest.mark.slow
 def test_pretrain_mlm_writes_the_model_tokenizer_and_held_out_losses(pretrained):
     assert {"model.safetensors", "config.json", "modeling_minbert.py", "tokenizer_config.json"} <= {p.name for p in pretrained.iterdir()}
     metrics = json.loads((pretrained / "mlm_metrics.json").read_text())

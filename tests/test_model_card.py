@@ -99,6 +99,7 @@ def test_recorded_configuration_keeps_no_hub_token(trained_dir):
     assert "hf_secret_value" not in (trained_dir / TRAINING_CONFIG_FILE).read_text()
 
 
+@pytest.mark.slow
 def test_usage_snippet_in_the_card_runs_where_hf_minbert_is_not_installed(trained_dir):
     snippet = re.search(r"```python\n(.*?)```", _card(trained_dir), flags=re.S).group(1)
     assert f'model_id = "{trained_dir}"' in snippet

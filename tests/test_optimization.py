@@ -97,6 +97,7 @@ def test_adamw_defaults_equal_torch_adamw():
         assert ours[key] == theirs[key], key
 
 
+@pytest.mark.slow
 def test_adamw_equals_torch_adamw_over_100_steps_with_llrd_groups_and_weight_decay(bert_classifier):
     twin = copy.deepcopy(bert_classifier)
     batches = random_batches(100)
@@ -106,6 +107,7 @@ def test_adamw_equals_torch_adamw_over_100_steps_with_llrd_groups_and_weight_dec
     assert max_parameter_difference(bert_classifier, twin) <= 1e-6
 
 
+@pytest.mark.slow
 def test_adamw_equals_torch_adamw_under_a_lambda_lr_schedule(bert_classifier):
     twin = copy.deepcopy(bert_classifier)
     batches = random_batches(100)

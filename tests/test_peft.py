@@ -209,6 +209,7 @@ def test_per_task_adapters_save_one_folder_per_task_and_load_back(per_task, tmp_
     _assert_same_outputs(_outputs(reloaded, batch), _outputs(per_task, batch))
 
 
+@pytest.mark.slow
 def test_per_task_adapters_export_as_an_ensemble_of_merged_encoders_with_the_same_predictions(per_task, tmp_path):
     exported = export_model(per_task)
     assert isinstance(exported, MinBertEnsembleForMultitask) and len(exported.members) == 3
@@ -240,6 +241,7 @@ def _snapshot(model):
     return {name: p.detach().clone() for name, p in model.named_parameters()}
 
 
+@pytest.mark.slow
 def test_multitask_trainer_trains_the_adapters_and_heads_and_leaves_the_encoder_frozen(tmp_path, tokenizer):
     peft_model = add_adapters(_model(), AdapterArguments(peft="lora", lora_r=4))
     before = _snapshot(peft_model)
@@ -249,6 +251,7 @@ def test_multitask_trainer_trains_the_adapters_and_heads_and_leaves_the_encoder_
     assert all("lora_" in name or ".modules_to_save." in name for name in changed)
 
 
+@pytest.mark.slow
 def test_per_task_training_with_every_task_in_one_step_trains_every_tasks_adapter(tmp_path, tokenizer):
     # All three tasks' forwards precede one backward: switching adapters must not freeze the earlier ones.
     peft_model = add_adapters(_model(), AdapterArguments(peft="lora", lora_r=4, peft_per_task=True))
@@ -268,6 +271,7 @@ class _StopAt(TrainerCallback):
             control.should_save = control.should_training_stop = True
 
 
+@pytest.mark.slow
 def test_shared_adapter_training_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path, tokenizer):
     # Checkpoints of a PeftModel are adapter folders; Trainer's own PEFT support restores them.
     def run(folder, **kwargs):
@@ -305,6 +309,7 @@ def _train_command(base, data, output, *flags):
                     "--max_seq_length", "32", *flags])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("per_task", [False, True], ids=["shared", "per_task"])
 def test_train_with_peft_writes_a_model_that_evaluate_scores_and_the_adapters(base_and_data, tmp_path, per_task):
     base, data = base_and_data
@@ -331,6 +336,7 @@ def test_train_refuses_per_task_adapters_with_load_best_model_at_end(base_and_da
     assert "not supported with per-task adapters" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_per_task_adapters_with_default_epoch_evaluation_keeps_the_last_model(base_and_data, tmp_path):
     # Evaluating and saving each epoch turns load_best_model_at_end on by default; per-task adapters cannot
     # honour it, so that default (unlike an explicit request) is dropped rather than refused.

@@ -65,6 +65,7 @@ def _close(x, y, tol=1e-6):
 # --- registration and saving -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_importing_hf_minbert_registers_the_three_pipelines(tmp_path):
     code = (
         "import hf_minbert\n"
@@ -377,6 +378,7 @@ def test_text_classification_of_a_saved_folder_refuses_bad_input_as_remote_code(
     assert out.splitlines()[5:7] == ["MinBertSentimentPipeline []", "ValueError sentiment-analysis: text is empty"]
 
 
+@pytest.mark.slow
 def test_a_remote_code_copy_saves_the_pipelines_again(model_dir, tmp_path):
     # transformers#29714: a model fine-tuned from a remote-code repo must push all the code it needs.
     run_isolated(

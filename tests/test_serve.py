@@ -120,6 +120,7 @@ def test_serve_refuses_a_model_without_the_minbert_pipelines(tmp_path, capsys):
     assert "no custom_pipelines" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_port_in_use_before_loading_the_model(model_dir, demo_app, monkeypatch, capsys):
     monkeypatch.setattr(demo_app, "build_demo", lambda *args: pytest.fail("the model was loaded"))
     with socket.socket() as taken:
@@ -148,6 +149,7 @@ def test_ctrl_c_closes_the_server_and_a_second_ctrl_c_while_closing_is_ignored(d
                      (signal.SIGINT, signal.SIG_IGN), "close"]
 
 
+@pytest.mark.slow
 def test_sentiment_shows_every_class_probability_of_the_text_classification_pipeline(demo_model, expected):
     shown = demo_model.sentiment(SENTENCE)
     assert list(shown) == list(expected["sentiment"])
@@ -190,6 +192,7 @@ def test_a_cross_encoder_head_without_the_cosine_feature_shows_no_cosine(demo_ap
     assert demo_app.DemoModel(folder).similarity(*PAIR)[1] is None
 
 
+@pytest.mark.slow
 def test_an_ensemble_folder_is_served_through_the_same_pipelines(demo_app, tmp_path, minilm_path):
     members = [tiny_model(seed=0).eval(), tiny_model(seed=1).eval()]
     ensemble = MinBertEnsembleForMultitask.from_members(members, {"sst": [1, 1], "para": [1, 0], "sts": [1, 3]})

@@ -196,6 +196,7 @@ needs_extras = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow
 @needs_extras
 def test_real_quora_sources_give_the_readme_28719_pairs_without_overlap():
     sources = default_training_sources(SHARED_DATA, tasks=("para",))["para"]

@@ -84,6 +84,7 @@ def test_an_mlm_pretrained_checkpoint_gets_the_recipe_like_a_plain_bert(tmp_path
     assert build_model(args, specs)[1].config.task_specific_layers == 2
 
 
+@pytest.mark.slow
 def test_the_example_trains_the_recipe_minbert_train_trains(tmp_path, monkeypatch, minilm_path):
     """examples/train_multitask.py N and `minbert train --max_train_samples N` build the same model config,
     the same training arguments, and read the same rows whole every epoch."""

@@ -74,6 +74,7 @@ def seeded_runs(base, data, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_train_twice_with_the_same_seed_gives_bitwise_equal_weights(seeded_runs):
     assert weights(seeded_runs / "first") == weights(seeded_runs / "again")
 
@@ -82,6 +83,7 @@ def test_train_with_another_seed_gives_other_weights(seeded_runs):
     assert weights(seeded_runs / "first") != weights(seeded_runs / "other")
 
 
+@pytest.mark.slow
 def test_distill_twice_with_the_same_seed_gives_bitwise_equal_weights(base, data, tokenizer, tmp_path):
     teacher = tmp_path / "teacher"
     tiny_model(seed=3).save_pretrained(teacher)
@@ -92,6 +94,7 @@ def test_distill_twice_with_the_same_seed_gives_bitwise_equal_weights(base, data
     assert weights(tmp_path / "first") == weights(tmp_path / "again")
 
 
+@pytest.mark.slow
 def test_pretrain_mlm_twice_with_the_same_seed_gives_bitwise_equal_weights(base, data, tmp_path):
     # `base` has no MLM head: a new one is drawn, which the seed must fix.
     for name in ("first", "again"):
@@ -103,6 +106,7 @@ def test_pretrain_mlm_twice_with_the_same_seed_gives_bitwise_equal_weights(base,
     assert weights(tmp_path / "first") == weights(tmp_path / "again")
 
 
+@pytest.mark.slow
 def test_the_example_twice_gives_bitwise_equal_weights(base, data, tmp_path, monkeypatch):
     import runpy
 
@@ -188,6 +192,7 @@ def trained(base, data, tmp_path):
     return output
 
 
+@pytest.mark.slow
 def test_an_output_dir_holding_a_model_is_refused_before_training(base, data, trained, capsys):
     before = folder_bytes(trained)
     assert train(base, data, trained, "--seed", "2") == 2
@@ -196,6 +201,7 @@ def test_an_output_dir_holding_a_model_is_refused_before_training(base, data, tr
     assert folder_bytes(trained) == before
 
 
+@pytest.mark.slow
 def test_overwrite_output_dir_replaces_the_whole_folder(base, data, trained):
     (trained / "adapter").mkdir()
     (trained / "adapter" / "stale.bin").write_bytes(b"old")
@@ -207,6 +213,7 @@ def test_overwrite_output_dir_replaces_the_whole_folder(base, data, trained):
     assert not trained.with_name("model.partial").exists() and not trained.with_name("model.replaced").exists()
 
 
+@pytest.mark.slow
 def test_a_failure_while_saving_leaves_the_old_folder_byte_identical(base, data, trained, monkeypatch):
     import model_cards
 
@@ -227,6 +234,7 @@ def test_a_folder_with_other_files_is_never_replaced(base, data, tmp_path, capsy
     assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_an_unfinished_run_is_refused_unless_resumed_or_discarded(base, data, tmp_path, capsys):
     output = tmp_path / "model"
     assert train(base, data, output, "--save_strategy", "steps", "--save_steps", "1", "--max_steps", "2") == 0
@@ -240,6 +248,7 @@ def test_an_unfinished_run_is_refused_unless_resumed_or_discarded(base, data, tm
     assert not (tmp_path / "model.partial").exists()
 
 
+@pytest.mark.slow
 def test_checkpoints_and_the_best_model_end_in_the_output_folder(base, data, tmp_path):
     output = tmp_path / "model"
     assert train(base, data, output, "--eval_strategy", "steps", "--save_strategy", "steps", "--eval_steps", "1",
@@ -275,12 +284,14 @@ def run_with_bad_rows(base, data, tmp_path, caplog):
     return output, [(r.levelname, r.getMessage()) for r in caplog.records]
 
 
+@pytest.mark.slow
 def test_skipped_rows_are_a_console_warning(run_with_bad_rows):
     _, records = run_with_bad_rows
     warnings = [message for level, message in records if level == "WARNING" and "quora-train.csv" in message]
     assert len(warnings) == 1 and "skipped 2 bad row(s)" in warnings[0] and "line 3" in warnings[0]
 
 
+@pytest.mark.slow
 def test_skipped_rows_are_recorded_in_metrics_json(run_with_bad_rows):
     output, _ = run_with_bad_rows
     (record,) = json.loads((output / "metrics.json").read_text())["skipped_rows"]
@@ -288,6 +299,7 @@ def test_skipped_rows_are_recorded_in_metrics_json(run_with_bad_rows):
     assert [line.split(",")[0].split(":")[0] for line in record["first"]] == ["line 3", "line 5"]
 
 
+@pytest.mark.slow
 def test_skipped_rows_are_stated_in_the_card(run_with_bad_rows):
     output, _ = run_with_bad_rows
     card = (output / "README.md").read_text()
@@ -295,6 +307,7 @@ def test_skipped_rows_are_stated_in_the_card(run_with_bad_rows):
     assert "2 row(s)" in line and "line 3" in line and "line 5" in line
 
 
+@pytest.mark.slow
 def test_a_run_without_bad_rows_says_so_in_the_card(trained):
     assert json.loads((trained / "metrics.json").read_text())["skipped_rows"] == []
     assert "- Bad data rows skipped while reading: none" in (trained / "README.md").read_text()

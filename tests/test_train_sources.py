@@ -106,6 +106,7 @@ def test_the_first_sources_rows_are_counted_among_the_rows_trained_on(data_with_
     assert always_rows(reports, args) == {"sst": 10}
 
 
+@pytest.mark.slow
 def test_metrics_and_card_say_which_files_gave_how_many_rows(base, data_with_extras, tmp_path):  # noqa: F811
     output = tmp_path / "model"
     assert minbert(["train", "--model_name_or_path", str(base), "--data_dir", str(data_with_extras),

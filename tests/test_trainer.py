@@ -39,6 +39,7 @@ def _weights(model):
     return {name: p.detach().clone() for name, p in model.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_training_changes_weights_and_logs_each_tasks_loss(tmp_path, tokenizer):
     trainer = _trainer(tmp_path, tokenizer)
     before = _weights(trainer.model)
@@ -92,6 +93,7 @@ def test_all_tasks_batches_hold_every_task(tmp_path, tokenizer):
     assert list(batch) == ["sst", "para", "sts"]
 
 
+@pytest.mark.slow
 def test_logged_loss_is_not_inflated_by_gradient_accumulation(tmp_path, tokenizer):
     # Same data and schedule seen as 2 micro-batches of 4 per step instead of 1 batch of 8: the logged
     # loss is a per-example mean in both cases (Trainer must not treat it as pre-scaled).
@@ -126,6 +128,7 @@ class _ScoreEpochs(TrainerCallback):
         metrics["eval_overall"] = self.scores.pop(0)
 
 
+@pytest.mark.slow
 def test_best_model_by_overall_is_loaded_at_end(tmp_path, tokenizer):
     from safetensors.torch import load_file
 
@@ -197,6 +200,7 @@ def test_pcgrad_with_fp16_is_refused_when_the_arguments_are_built(tmp_path):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.slow
 def test_pcgrad_update_differs_from_the_plain_sum_exactly_when_task_gradients_conflict(tmp_path, tokenizer):
     from trainers.pcgrad import _random_orders, project_conflicting
     from trainers.trainer import head_input_keys
@@ -239,6 +243,7 @@ def test_layerwise_lr_decay_reaches_the_optimizer(tmp_path, tokenizer):
     assert lrs["heads/decay"] == pytest.approx(4e-3)
 
 
+@pytest.mark.slow
 def test_frozen_encoder_trains_only_the_heads(tmp_path, tokenizer):
     trainer = _trainer(tmp_path, tokenizer, freeze_encoder=True)
     before = _weights(trainer.model)
@@ -302,6 +307,7 @@ class _StopAt(TrainerCallback):
             control.should_training_stop = True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "technique",
     [
@@ -329,6 +335,7 @@ def test_resume_mid_epoch_ends_with_the_weights_of_an_uninterrupted_run(tmp_path
         torch.testing.assert_close(value, expected[name], rtol=0, atol=1e-6, msg=name)
 
 
+@pytest.mark.slow
 def test_smart_terms_are_logged_for_tasks_with_a_weight(tmp_path, tokenizer):
     trainer = _trainer(tmp_path, tokenizer, smart_weight="sst=2,para=0,sts=8")
     trainer.train()
@@ -336,6 +343,7 @@ def test_smart_terms_are_logged_for_tasks_with_a_weight(tmp_path, tokenizer):
     assert {"smart_sst", "smart_sts"} <= logged and "smart_para" not in logged
 
 
+@pytest.mark.slow
 def test_proximal_point_moves_the_mean_teacher_after_each_step(tmp_path, tokenizer):
     trainer = _trainer(tmp_path, tokenizer, smart_weight="0", smart_proximal_weight=1.0, max_steps=2)
     teacher = trainer.smart.teacher
@@ -346,6 +354,7 @@ def test_proximal_point_moves_the_mean_teacher_after_each_step(tmp_path, tokeniz
     assert any(moved)
 
 
+@pytest.mark.slow
 def test_cosine_feature_heads_train_with_smart_and_evaluate(tmp_path, tokenizer):
     from hf_minbert import MinBertConfig
 
@@ -367,6 +376,7 @@ def _linear_output_dtypes(trainer):
     return seen
 
 
+@pytest.mark.slow
 def test_smart_passes_run_in_fp32_while_the_clean_forward_keeps_bf16(tmp_path, tokenizer):
     rows = {"sst": tiny_task_rows()["sst"]}
     with_smart = _linear_output_dtypes(_trainer(tmp_path / "a", tokenizer, rows=rows, bf16=True, max_steps=2, smart_weight="1"))
@@ -376,6 +386,7 @@ def test_smart_passes_run_in_fp32_while_the_clean_forward_keeps_bf16(tmp_path, t
     assert with_smart.count(torch.bfloat16) == 2 and with_smart.count(torch.float32) == 6
 
 
+@pytest.mark.slow
 def test_two_task_run_with_default_arguments_picks_its_best_model_by_those_tasks(tmp_path, tokenizer):
     rows = tiny_task_rows()
     rows = {"sst": rows["sst"], "sts": rows["sts"]}
