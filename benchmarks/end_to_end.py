@@ -99,7 +99,7 @@ def real_tokens(rows, indices):
 def run_peer(raw_train, batches, base_path, work_dir, learning_rate, seed):
     """Each task's peer model trained on its batches in order; returns per-global-step seconds (NaN for a
     model's first step) and real tokens per global step."""
-    from hf_minbert.data import task_schema
+    from hf_minbert.data import tokenize_for_sequence_classification
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(base_path)
     seconds, tokens = np.full(len(batches), np.nan), np.zeros(len(batches), dtype=np.int64)
@@ -107,17 +107,8 @@ def run_peer(raw_train, batches, base_path, work_dir, learning_rate, seed):
         steps = [k for k, (t, _) in enumerate(batches) if t == task]
         if not steps:
             continue
-        schema = task_schema(task)
         order = np.concatenate([batches[k][1] for k in steps])
-        rows = raw_train[task].select(order)
-
-        def encode(rows, schema=schema, num_labels=num_labels):  # this task's values, bound per pass
-            encoded = tokenizer(*[rows[c] for c in schema.text_columns], truncation=True, max_length=128)
-            labels = rows[schema.label_column]
-            encoded["labels"] = [float(y) for y in labels] if num_labels == 1 else [int(y) for y in labels]
-            return encoded
-
-        encoded = rows.map(encode, batched=True, remove_columns=rows.column_names)
+        encoded = tokenize_for_sequence_classification(raw_train[task].select(order), tokenizer, task, num_labels)
         sizes = [len(batches[k][1]) for k in steps]
         if len(set(sizes[:-1])) > 1:
             raise ValueError(f"{task}: the peer replays batches of one size; got sizes {sorted(set(sizes))}")

@@ -290,7 +290,7 @@ def run_peer(args, results=None, row="peer"):
     )
 
     from hf_minbert import embedded_base_model
-    from hf_minbert.data import read_task_splits, task_schema
+    from hf_minbert.data import read_task_splits, task_schema, tokenize_for_sequence_classification
     from hf_minbert.evaluation import score_task
     from hf_minbert.metrics import with_overall_scores
 
@@ -299,19 +299,11 @@ def run_peer(args, results=None, row="peer"):
     metrics, start = {}, time.time()
     for task, num_labels in (("sst", 5), ("para", 2), ("sts", 1)):
         splits, _ = read_task_splits(args.data_dir, task, ("train", "dev"), skip_bad_rows=True)
-        schema = task_schema(task)
         train = splits["train"]
         if args.max_train_samples:
             train = train.select(range(min(args.max_train_samples, len(train))))
-
-        def encode(rows, schema=schema, num_labels=num_labels):  # this task's values, bound per pass
-            encoded = tokenizer(*[rows[c] for c in schema.text_columns], truncation=True, max_length=128)
-            labels = rows[schema.label_column]
-            encoded["labels"] = [float(y) for y in labels] if num_labels == 1 else [int(y) for y in labels]
-            return encoded
-
-        train_tok = train.map(encode, batched=True, remove_columns=train.column_names)
-        dev_tok = splits["dev"].map(encode, batched=True, remove_columns=splits["dev"].column_names)
+        train_tok = tokenize_for_sequence_classification(train, tokenizer, task, num_labels)
+        dev_tok = tokenize_for_sequence_classification(splits["dev"], tokenizer, task, num_labels)
         model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=num_labels)
         training_args = TrainingArguments(
             output_dir=str(Path(args.work_dir) / f"peer_{task}"), per_device_train_batch_size=32,
@@ -324,7 +316,7 @@ def run_peer(args, results=None, row="peer"):
         trainer.train()
         logits = trainer.predict(dev_tok).predictions
         predictions = logits.reshape(-1).tolist() if num_labels == 1 else np.argmax(logits, axis=-1).tolist()
-        gold = list(splits["dev"][schema.label_column])
+        gold = list(splits["dev"][task_schema(task).label_column])
         metrics[task] = score_task(task, predictions, gold)
     return _result(with_overall_scores(metrics), time.time() - start, command=" ".join(["python benchmarks/quality.py --rows peer", *_epoch_flags(args, "--epochs")]),
                    max_train_samples=args.max_train_samples)

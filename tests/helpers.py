@@ -64,6 +64,21 @@ def isolated_answers(python: str, script: str, cwd) -> dict:
     return json.loads(line[len("ANSWERS "):])
 
 
+def in_process_pipelines(model, tokenizer):
+    """`make(task, **kwargs)`: a pipeline over a model object, as a folder's config.json would build it (a model
+    object otherwise gets transformers' stock text-classification pipeline, not minBERT's)."""
+    from transformers import pipeline
+
+    from hf_minbert.pipelines import MinBertSentimentPipeline
+
+    def make(task, **kwargs):
+        if task in ("text-classification", "sentiment-analysis"):
+            kwargs["pipeline_class"] = MinBertSentimentPipeline
+        return pipeline(task, model=model, tokenizer=tokenizer, **kwargs)
+
+    return make
+
+
 def random_batch(config, batch=3, length=9, pairs=True, seed=0):
     """A padded batch: row lengths differ, and (with pairs) token types mark a second segment."""
     g = torch.Generator().manual_seed(seed)

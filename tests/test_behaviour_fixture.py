@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModel, AutoTokenizer, pipeline
+from transformers import AutoModel, AutoTokenizer
 from transformers.dynamic_module_utils import get_relative_import_files, get_relative_imports
 
 from hf_minbert import MinBertForMultitask
 from hf_minbert.ensemble import load_multitask_model
-from hf_minbert.pipelines import MinBertSentimentPipeline
 from tests.fixtures import behaviour
-from tests.helpers import REPO_ROOT, isolated_answers, oldest_python
+from tests.helpers import REPO_ROOT, in_process_pipelines, isolated_answers, oldest_python
 
 PACKAGE = REPO_ROOT / "hf_minbert"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "behaviour"
@@ -40,15 +39,6 @@ def _recorded_config(name):
 def _assert_same(expected, actual, where):
     difference = behaviour.first_difference(expected, behaviour.round_trip(actual), where)
     assert difference is None, difference
-
-
-def _in_process_pipeline(model, tokenizer):
-    def make(task, **kwargs):
-        if task in ("text-classification", "sentiment-analysis"):  # a model object gets the stock class unless told
-            kwargs["pipeline_class"] = MinBertSentimentPipeline
-        return pipeline(task, model=model, tokenizer=tokenizer, **kwargs)
-
-    return make
 
 
 def _named_modules(config):
@@ -82,7 +72,7 @@ def test_a_saved_folder_answers_as_recorded_in_process(name, folders):
     assert type(auto) is type(model) and type(model).__module__.startswith("hf_minbert")
     _assert_same(recorded["forward"], behaviour.forward_answers(model, tokenizer), f"{name}/forward")
     _assert_same(recorded["forward"], behaviour.forward_answers(auto, tokenizer), f"{name}/AutoModel")
-    make = _in_process_pipeline(model, tokenizer)
+    make = in_process_pipelines(model, tokenizer)
     _assert_same(recorded["pipelines"], behaviour.pipeline_answers(make), f"{name}/pipelines")
     _assert_same(recorded["stock-text-classification"], behaviour.stock_answers(model, tokenizer), f"{name}/stock")
     classes = {task: type(make(task)).__name__ for task in ("paraphrase-detection", "sentence-similarity",

@@ -20,6 +20,7 @@ from hf_minbert.data import (
     read_task_file,
     read_task_splits,
     rows_outside_fold,
+    tokenize_for_sequence_classification,
     tokenize_task,
 )
 from tests.conftest import SHARED_DATA
@@ -426,6 +427,15 @@ def test_single_sentences_become_cls_sentence_sep_with_integer_labels():
     assert set(tokenized.column_names) == {"input_ids", "token_type_ids", "attention_mask", "labels"}
     assert tokenizer.convert_ids_to_tokens(tokenized[0]["input_ids"]) == ["[CLS]", "a", "fine", "film", "[SEP]"]
     assert tokenized[0]["labels"] == 3 and tokenized.features["labels"].dtype == "int64"
+
+
+def test_rows_for_a_stock_classifier_keep_only_its_inputs_with_float_labels_for_one_output():
+    pairs = sts_rows([("how is it", "a fine film")], [2.5])
+    regression = tokenize_for_sequence_classification(pairs, word_tokenizer(), "sts", num_labels=1)
+    assert set(regression.column_names) == {"input_ids", "token_type_ids", "attention_mask", "labels"}
+    assert regression[0]["token_type_ids"] == [0, 0, 0, 0, 0, 1, 1, 1, 1] and regression[0]["labels"] == 2.5
+    classes = tokenize_for_sequence_classification(sst_rows(["a fine film"], [3]), word_tokenizer(), "sst", 5)
+    assert classes[0]["labels"] == 3 and classes.features["labels"].dtype == "int64"
 
 
 def test_cross_encoded_pair_marks_the_second_sentence_with_token_type_one():

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoTokenizer, pipeline
+from transformers import AutoTokenizer
 
 from hf_minbert import MinBertConfig, MinBertForMaskedLM, MinBertForSequenceClassification
 from hf_minbert.modeling_minbert_ensemble import MinBertEnsembleForMultitask
-from hf_minbert.pipelines import MinBertSentimentPipeline
 from tests.fixtures import behaviour
 from tests.fixtures.make_behaviour_fixture import OTHER_TASKS, tiny_model
-from tests.helpers import REPO_ROOT, isolated_answers, oldest_python
+from tests.helpers import REPO_ROOT, in_process_pipelines, isolated_answers, oldest_python
 
 pytestmark = pytest.mark.slow  # one fresh interpreter per transformers version
 
@@ -46,15 +45,6 @@ MODELS = {
     "masked_lm": (lambda: _one_head(MinBertForMaskedLM, 5), "AutoModelForMaskedLM", False),
 }
 
-def _in_process_pipeline(model, tokenizer):
-    def make(task, **kwargs):
-        if task in ("text-classification", "sentiment-analysis"):  # a model object gets the stock class unless told
-            kwargs["pipeline_class"] = MinBertSentimentPipeline
-        return pipeline(task, model=model, tokenizer=tokenizer, **kwargs)
-
-    return make
-
-
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """Every model saved with the fixture tokenizer, and what it answered in this process before saving."""
@@ -65,7 +55,7 @@ def saved(tmp_path_factory):
         model = build().eval()
         model.save_pretrained(root / name)
         tokenizer.save_pretrained(root / name)
-        make = _in_process_pipeline(model, tokenizer) if multitask else None
+        make = in_process_pipelines(model, tokenizer) if multitask else None
         expected[name] = behaviour.round_trip(behaviour.contract_answers(model, tokenizer, make))
         folders[name] = (str(root / name), auto_class, multitask)
     return root, folders, expected

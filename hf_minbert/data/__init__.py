@@ -19,6 +19,7 @@ from .tokenization import (
     example_lengths,
     length_grouped_sampler,
     length_sorted_batches,
+    tokenize_for_sequence_classification,
     tokenize_task,
 )
 from .trees import Phrase, PhraseOptions, TreeReadReport, TreeSyntaxError, parse_tree, read_tree_file
@@ -50,6 +51,7 @@ __all__ = [
     "parse_sources",
     "parse_task_sources",
     "read_training_sources",
+    "tokenize_for_sequence_classification",
     "tokenize_task",
     "TruncationReport",
     "MultitaskDataCollator",

@@ -92,6 +92,21 @@ def tokenize_task(dataset, tokenizer, task, *, pair_encoding=None, max_length=12
     return tokenized.remove_columns(_TRUNCATED), report
 
 
+def tokenize_for_sequence_classification(dataset, tokenizer, task, num_labels, max_length=128):
+    """A task's rows as a stock `AutoModelForSequenceClassification` with `num_labels` outputs reads them (the
+    benchmarks' transformers peer): the text, a pair as one sequence, and `labels`, floats for a regression
+    head (num_labels=1) and class indices otherwise (a binary task as two classes)."""
+    schema = task_schema(task)
+
+    def encode(rows):
+        encoded = tokenizer(*[rows[column] for column in schema.text_columns], truncation=True, max_length=max_length)
+        labels = rows[schema.label_column]
+        encoded["labels"] = [float(y) for y in labels] if num_labels == 1 else [int(y) for y in labels]
+        return encoded
+
+    return dataset.map(encode, batched=True, remove_columns=dataset.column_names)
+
+
 def _fingerprint(dataset, tokenizer, settings):
     """What the tokenized dataset depends on, hashed: datasets would otherwise pickle the whole closure
     (tokenizer included) to fingerprint every map, which costs seconds per call."""
