@@ -9,7 +9,7 @@
 Each row trains from the embedded all-MiniLM-L6-v2 on ../shared/data and is scored on the three dev
 sets. Results accumulate in benchmarks/results/quality.json (a row re-run replaces its old result), and
 the markdown table benchmarks/results/quality.md is rewritten from all rows each time. `--epochs N` trains
-every row (the peer too) for N epochs instead of the defaults' (6 for `minbert train`, Trainer's 3 for the
+every row (the peer too) for N epochs instead of the defaults' (3 for `minbert train` and for the
 peer) and keeps its own suite, quality-Nepoch.json and .md, in runs/quality-Nepoch: rows compare only
 within one suite. Rows run one after another: two trainings at once on a 2-core machine run far slower
 than the same two in turn.
