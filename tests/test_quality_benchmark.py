@@ -68,27 +68,25 @@ def test_an_epoch_budget_keeps_its_own_results_file_and_work_dir(quality, tmp_pa
 def test_summary_warns_that_a_share_of_a_noise_sized_gain_means_little(quality):
     results = {"default": _row(0.730), "ensemble": _row(0.731), "distilled": _row(0.725)}
     summary = quality.distillation_summary(results)
-    assert "ensemble +0.0010 overall, distilled model -0.0050" in summary and "within run-to-run noise" in summary
-    assert "keeps" not in summary
+    assert "+0.0010" in summary and "-0.0050" in summary and "noise" in summary and "keeps" not in summary
 
 
 def test_an_equal_weight_ensemble_is_compared_with_its_own_members_on_dev_rows_that_did_not_pick_them(quality):
     ensemble = {**_row(0.752), "held_out_overall": {"ensemble": 0.7524, "best_single": 0.7393}}
     summary = quality.distillation_summary({"default": _row(0.760), "ensemble_folds": ensemble}, "ensemble_folds")
-    assert summary.endswith("Against its own members (the best per task picked on one half of each dev set, scored on "
-                            "the other): 0.7524 overall against 0.7393, +0.0131 from averaging.")
+    assert all(figure in summary for figure in ("0.7524", "0.7393", "+0.0131"))
 
 
 def test_summary_of_a_real_gain_states_the_share_kept_without_a_warning(quality):
     results = {"default": _row(0.70), "ensemble": _row(0.76), "distilled": _row(0.745)}
     summary = quality.distillation_summary(results)
-    assert "keeps 75% of the ensemble's gain" in summary and "noise" not in summary
+    assert "75%" in summary and "noise" not in summary
 
 
 def test_summary_adds_the_ensembles_gain_on_dev_rows_that_did_not_choose_it(quality):
     ensemble = {**_row(0.76), "held_out_overall": {"ensemble": 0.741, "best_single": 0.735}}
     summary = quality.distillation_summary({"default": _row(0.70), "ensemble": ensemble, "distilled": _row(0.745)})
-    assert summary.endswith("reaches 0.7410 overall against 0.7350 for the best single model per task: +0.0060 from averaging.")
+    assert all(figure in summary for figure in ("0.7410", "0.7350", "+0.0060"))
 
 
 def test_the_equal_weight_ensemble_row_asks_minbert_ensemble_to_average_every_trained_row(quality, tmp_path, monkeypatch):
@@ -110,9 +108,9 @@ def test_each_ensemble_row_is_summarized_with_its_own_distilled_row(quality):
                "ensemble_all": {**_row(0.72), "held_out_overall": {"ensemble": 0.72, "best_single": 0.7}},
                "distilled_all": _row(0.71)}
     table = quality.render_table(results)
-    assert "ensemble +0.0600 overall, distilled model +0.0450; the distilled model keeps 75%" in table
+    assert all(figure in table for figure in ("+0.0600", "+0.0450", "75%"))
     all_summary = quality.distillation_summary(results, "ensemble_all", "distilled_all")
-    assert "ensemble_all +0.0200 overall, distilled_all model +0.0100; the distilled_all model keeps 50%" in all_summary
+    assert all(figure in all_summary for figure in ("ensemble_all +0.0200", "distilled_all model +0.0100", "50%"))
     assert "cross-fitted" not in all_summary  # averaging every row chose nothing on dev: no selection luck to remove
     assert all_summary in table
 
@@ -130,8 +128,7 @@ def test_a_suites_epoch_budget_applies_to_every_row_but_the_one_that_sets_its_ow
 
 def test_an_ensemble_without_its_distilled_row_yet_is_summarized_alone(quality):
     summary = quality.distillation_summary({"default": _row(0.730), "ensemble_all": _row(0.733)}, "ensemble_all", "distilled_all")
-    assert summary == ("Against the best single trained row (default): ensemble_all +0.0030 overall. "
-                       "An ensemble gain below 0.01 is within run-to-run noise.")
+    assert "ensemble_all +0.0030" in summary and "noise" in summary and "distilled" not in summary
     assert quality.distillation_gain_kept({"default": _row(0.70), "ensemble": _row(0.76)}) is None
 
 
@@ -159,7 +156,7 @@ def test_the_out_of_fold_student_is_summarized_against_the_equal_weight_ensemble
     results = {"default": _row(0.70), "ensemble_all": _row(0.72), "distilled_oof": _row(0.715)}
     summaries = [line for line in quality.render_table(results).splitlines() if line.startswith("Against")]
     assert summaries == [quality.distillation_summary(results, "ensemble_all", "distilled_oof")]
-    assert "the distilled_oof model keeps 75% of the ensemble's gain" in summaries[0]
+    assert "distilled_oof" in summaries[0] and "75%" in summaries[0]
 
 
 def test_the_fold_ensemble_row_averages_the_out_of_fold_teachers_single_models(quality, tmp_path, monkeypatch):
