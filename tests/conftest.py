@@ -41,4 +41,4 @@ def minilm_path():
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: a subprocess, server or browser test (more than a few seconds)")
+    config.addinivalue_line("markers", "slow: a subprocess, server, browser or end-to-end training test (over half a second)")
