@@ -31,12 +31,13 @@ BLOCK_PROJECT_IMPORTS = textwrap.dedent(
 )
 
 
-def run_isolated(script: str, cwd, timeout=300) -> str:
-    """Run `script` in a fresh Python where hf_minbert cannot be imported; return stdout or fail loudly."""
+def run_isolated(script: str, cwd, timeout=300, python=sys.executable) -> str:
+    """Run `script` with `python` (default: this one) in a fresh process where hf_minbert cannot be imported;
+    return stdout or fail loudly."""
     code = BLOCK_PROJECT_IMPORTS + textwrap.dedent(script)
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        [python, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""},
     )
     assert proc.returncode == 0, f"isolated run failed:\nSTDOUT:\n{proc.stdout}\nSTDERR:\n{proc.stderr[-4000:]}"
     return proc.stdout
@@ -55,13 +56,9 @@ def oldest_python() -> str:
 
 
 def isolated_answers(python: str, script: str, cwd) -> dict:
-    """Run `script` with `python` where hf_minbert cannot be imported; it prints one line 'ANSWERS <json>'."""
-    proc = subprocess.run([python, "-c", BLOCK_PROJECT_IMPORTS + script], cwd=cwd, capture_output=True, text=True,
-                          timeout=900, stdin=subprocess.DEVNULL,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""})
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    line = next(line for line in proc.stdout.splitlines() if line.startswith("ANSWERS "))
-    return json.loads(line[len("ANSWERS "):])
+    """`run_isolated` for a script that prints one line 'ANSWERS <json>': that JSON."""
+    out = run_isolated(script, cwd, timeout=900, python=python)
+    return json.loads(next(line for line in out.splitlines() if line.startswith("ANSWERS "))[len("ANSWERS "):])
 
 
 def in_process_pipelines(model, tokenizer):

@@ -143,4 +143,4 @@ def remote(request, tmp_path_factory):
 def test_a_saved_folder_answers_as_recorded_as_remote_code(name, remote):
     recorded, answers = _recorded(name), remote[name]["answers"]
     _assert_same(recorded, {key: answers[key] for key in recorded}, f"{name}/remote")
-    assert not any(module.startswith("hf_minbert") for module in remote[name]["modules"]), remote[name]["modules"]
+    assert all(module.startswith("transformers_modules.") for module in remote[name]["modules"]), remote[name]["modules"]

@@ -13,12 +13,12 @@ from transformers import AutoTokenizer
 from hf_minbert import MinBertConfig, MinBertForMaskedLM, MinBertForSequenceClassification
 from hf_minbert.modeling_minbert_ensemble import MinBertEnsembleForMultitask
 from tests.fixtures import behaviour
-from tests.fixtures.make_behaviour_fixture import OTHER_TASKS, tiny_model
+from tests.fixtures.make_behaviour_fixture import OTHER_TASKS, VOCAB, tiny_model
 from tests.helpers import REPO_ROOT, in_process_pipelines, isolated_answers, oldest_python
 
 pytestmark = pytest.mark.slow  # one fresh interpreter per transformers version
 
-TOKENIZER = Path(__file__).resolve().parent / "fixtures" / "behaviour" / "multitask"  # 94 words, WordPiece
+TOKENIZER = Path(__file__).resolve().parent / "fixtures" / "behaviour" / "multitask"  # the VOCAB WordPiece
 
 
 def _ensemble():
@@ -29,7 +29,7 @@ def _ensemble():
 
 def _one_head(model_class, seed, **config):
     torch.manual_seed(seed)
-    return model_class(MinBertConfig(vocab_size=94, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+    return model_class(MinBertConfig(vocab_size=len(VOCAB), hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
                                      intermediate_size=16, max_position_embeddings=32, **config))
 
 
@@ -72,8 +72,10 @@ def remote(request, saved, tmp_path_factory):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_a_saved_folder_loads_as_its_own_code_where_hf_minbert_is_not_installed(name, remote):
+    # The model, the classifier and every pipeline come from the folder's code files (transformers' dynamic
+    # modules), not from a class transformers has built in.
     modules = remote[name]["modules"]
-    assert modules and not any(module.startswith("hf_minbert") for module in modules), modules
+    assert modules and all(module.startswith("transformers_modules.") for module in modules), modules
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -95,7 +95,8 @@ def tokenize_task(dataset, tokenizer, task, *, pair_encoding=None, max_length=12
 def tokenize_for_sequence_classification(dataset, tokenizer, task, num_labels, max_length=128):
     """A task's rows as a stock `AutoModelForSequenceClassification` with `num_labels` outputs reads them (the
     benchmarks' transformers peer): the text, a pair as one sequence, and `labels`, floats for a regression
-    head (num_labels=1) and class indices otherwise (a binary task as two classes)."""
+    head (num_labels=1) and class indices otherwise (a binary task as two classes). Truncation is neither
+    counted nor reported: the peer does what a plain transformers user does."""
     schema = task_schema(task)
 
     def encode(rows):
