@@ -16,6 +16,10 @@ A step's time is the wall time between the ends of two consecutive optimizer ste
 collation, forward, backward and the optimizer are all in it; only the steps after the warmup count (for
 the peer: the same global steps, and never a model's first step). Real tokens are the non-padding tokens
 each side feeds its encoder (the bi-encoded STS pair as two sentences, the peer's as one joint sequence).
+Inference, the same way: the trained minBERT model scores the dev sets through `minbert evaluate`'s code
+path (`evaluate_model`: tokenization, batches of 128, bf16 autocast) against the peer's three models under
+`Trainer.predict` (bf16, batches of 128) on the same rows, tokenization included on both sides, each after
+an untimed pass over a few rows; rows/s.
 Results: benchmarks/results/end_to_end.json and .md; `benchmarks/speed.py` measures the encoder step alone.
 """
 import argparse
@@ -26,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -42,6 +47,7 @@ from model_cards.card import cpu_model
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PEER_LABELS = {"sst": 5, "para": 2, "sts": 1}
+WARMUP_ROWS = 16  # untimed rows each inference side scores first
 
 
 class StepClock(TrainerCallback):
@@ -73,7 +79,7 @@ def run_minbert(data_dir, work_dir, total_steps, seed):
         "--logging_steps", str(total_steps), "--report_to", "none", "--disable_tqdm", "true", "--seed", str(seed)])
     specs = command.task_specs(model_args, *command.base_task_specs(model_args))
     command.check_run(model_args, data_args, training_args, specs)
-    train, _, reports = command.load_task_data(data_args, specs)
+    train, dev, reports = command.load_task_data(data_args, specs)
     command.seed_run(training_args)
     base_path, model = command.build_model(model_args, specs)
     tokenizer = transformers.AutoTokenizer.from_pretrained(base_path)
@@ -86,7 +92,54 @@ def run_minbert(data_dir, work_dir, total_steps, seed):
         raise ValueError(f"the default epoch has {len(sampler)} steps, fewer than the {total_steps} asked")
     batches = [(batch.task, batch.indices - sampler.offsets[batch.task]) for (batch,) in sampler.plan(0)[:total_steps]]
     trainer.train()
-    return clock.step_seconds(), batches, trainer.train_dataset, train, base_path, training_args.learning_rate
+    trained = Trained(trainer.model, tokenizer, dev, base_path, training_args.learning_rate)
+    return clock.step_seconds(), batches, trainer.train_dataset, train, trained
+
+
+class Trained(NamedTuple):
+    """What the inference comparison needs from the minBERT run."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    dev: dict
+    base_path: str
+    learning_rate: float
+
+
+def time_inference(trained, eval_rows, batch_size=128):
+    """Rows/s scoring the first `eval_rows` dev rows of each task: minBERT through `evaluate_model`, the peer
+    through `Trainer.predict` on one fresh `BertForSequenceClassification` per task (speed does not depend
+    on the weights); each side's tokenization included."""
+    from hf_minbert.data import tokenize_for_sequence_classification
+    from hf_minbert.evaluation import evaluate_model
+
+    dev = {task: rows.select(range(min(eval_rows, len(rows)))) for task, rows in trained.dev.items()}
+    rows = sum(len(r) for r in dev.values())
+    model = trained.model.eval()
+    warmup = {task: rows.select(range(min(WARMUP_ROWS, len(rows)))) for task, rows in dev.items()}
+    evaluate_model(model, trained.tokenizer, warmup, batch_size=batch_size, bf16=True, progress=False)
+    start = time.perf_counter()
+    evaluate_model(model, trained.tokenizer, dev, batch_size=batch_size, bf16=True, progress=False)
+    ours = time.perf_counter() - start
+    peer = 0.0
+    with tempfile.TemporaryDirectory() as work:
+        for task, num_labels in PEER_LABELS.items():
+            if task not in dev:
+                continue
+            peer_model = BertForSequenceClassification.from_pretrained(trained.base_path, num_labels=num_labels)
+            args = TrainingArguments(output_dir=work, per_device_eval_batch_size=batch_size, bf16=True,
+                                     use_cpu=not torch.cuda.is_available(), report_to="none", disable_tqdm=True)
+            predictor = Trainer(model=peer_model, args=args, processing_class=trained.tokenizer,
+                                data_collator=DataCollatorWithPadding(trained.tokenizer))
+            start = time.perf_counter()
+            encoded = tokenize_for_sequence_classification(dev[task], trained.tokenizer, task, num_labels)
+            tokenized = time.perf_counter()
+            predictor.predict(encoded.select(range(min(WARMUP_ROWS, len(encoded)))))  # a fresh model's first pass
+            start += time.perf_counter() - tokenized
+            predictor.predict(encoded)
+            peer += time.perf_counter() - start
+    return {"rows": rows, "minbert_rows_per_s": round(rows / ours, 1), "peer_rows_per_s": round(rows / peer, 1),
+            "ratio": round(peer / ours, 2)}
 
 
 def real_tokens(rows, indices):
@@ -157,7 +210,16 @@ def markdown(report):
              f"| peer (`Trainer` + `BertForSequenceClassification` ×3) | {peer['real_tokens_per_s']:.0f} | "
              f"{peer['rows_per_s']:.1f} | {peer['median_step_ms']:.0f} | {peer['steps_timed']} |",
              f"| ratio (ours/peer) | {report['ratio_real_tokens']:.2f} | {report['ratio_rows']:.2f} | | |", "",
-             f"Task batches timed: {report['task_steps']}. Command: `{report['command']}`"]
+             f"Task batches timed: {report['task_steps']}.", ""]
+    inference = report.get("inference")
+    if inference:
+        lines += [f"Inference on {inference['rows']} dev rows (up to {report['eval_rows']} per task), tokenization "
+                  "included, bf16, batches of 128:", "",
+                  "| | rows/s |", "|---|---:|",
+                  f"| minBERT (`evaluate_model`, as `minbert evaluate`) | {inference['minbert_rows_per_s']:.1f} |",
+                  f"| peer (`Trainer.predict`, `BertForSequenceClassification` ×3) | {inference['peer_rows_per_s']:.1f} |",
+                  f"| ratio (ours/peer) | {inference['ratio']:.2f} |", ""]
+    lines.append(f"Command: `{report['command']}`")
     return "\n".join(lines) + "\n"
 
 
@@ -168,27 +230,31 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=100, help="timed optimizer steps")
     parser.add_argument("--warmup", type=int, default=20, help="untimed optimizer steps before them")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--eval_rows", type=int, default=1000, help="dev rows per task for the inference comparison")
     parser.add_argument("--out_dir", default=str(RESULTS_DIR))
     options = parser.parse_args(argv)
-    if options.steps < 1 or options.warmup < 1:
-        parser.error("--steps and --warmup must be at least 1")
+    if options.steps < 1 or options.warmup < 1 or options.eval_rows < 1:
+        parser.error("--steps, --warmup and --eval_rows must be at least 1")
     transformers.logging.set_verbosity_error()
     print(f"CPU: {cpu_model()}, {torch.get_num_threads()} torch threads", flush=True)
     total = options.warmup + options.steps
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        ours_s, batches, tokenized, raw, base, learning_rate = run_minbert(options.data_dir, work, total, options.seed)
+        ours_s, batches, tokenized, raw, trained = run_minbert(options.data_dir, work, total, options.seed)
         ours_tokens = np.array([real_tokens(tokenized.datasets[t], i) for t, i in batches])
         rows = np.array([len(i) for _, i in batches])
         print(f"minBERT: {np.sum(ours_s[options.warmup:]):.1f} s for {options.steps} steps", flush=True)
-        peer_s, peer_tokens = run_peer(raw, batches, base, work, learning_rate, options.seed)
+        peer_s, peer_tokens = run_peer(raw, batches, trained.base_path, work, trained.learning_rate, options.seed)
+        inference = time_inference(trained, options.eval_rows)
     report = {"command": "python benchmarks/end_to_end.py" + ("" if not argv else " " + shlex.join(argv)),
               "machine": f"{cpu_model()}, {os.cpu_count()} cores", "torch": torch.__version__,
               "threads": torch.get_num_threads(), "steps": options.steps, "warmup": options.warmup,
+              "eval_rows": options.eval_rows,
               "date": time.strftime("%Y-%m-%d"),
               "task_steps": {t: sum(1 for task, _ in batches[options.warmup:] if task == t) for t in PEER_LABELS},
               "minbert": summarize(ours_s, ours_tokens, rows, options.warmup),
               "peer": summarize(peer_s, peer_tokens, rows, options.warmup),
+              "inference": inference,
               "minbert_step_seconds": ours_s.tolist(), "peer_step_seconds": peer_s.tolist()}
     report["ratio_real_tokens"] = round(report["minbert"]["real_tokens_per_s"] / report["peer"]["real_tokens_per_s"], 2)
     report["ratio_rows"] = round(report["minbert"]["rows_per_s"] / report["peer"]["rows_per_s"], 2)

@@ -6,7 +6,7 @@ saved class's module imports relatively), so each imports only torch, transforme
     configuration_minbert.py            the config: encoder size, task heads, architecture
     modeling_minbert.py                 the models users load (this file)
     modeling_minbert_unpadding.py       where a padded batch's real tokens are; attention's length groups
-    modeling_minbert_layers.py          embeddings, attention, layers, pooler
+    modeling_minbert_layers.py          embeddings, attention, layers, pooler, dropout (a cheaper CPU mask)
     modeling_minbert_heads.py           task heads, their features and logits, losses, the masked-LM head
     modeling_minbert_task_encoders.py   what the tasks share: one encoder, CerBERTus, Triple-BERT, static
     modeling_minbert_conversion.py      a shared encoder's checkpoint loaded into task-specific copies

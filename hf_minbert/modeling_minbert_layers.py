@@ -13,6 +13,32 @@ except ImportError:  # transformers < 4.52: no gradient checkpointing for remote
     GradientCheckpointingLayer = nn.Module
 
 
+def dropout(hidden, p, training=True):
+    """`F.dropout`, drawing its mask from a quarter of the random numbers on CPU.
+
+    A CPU dropout mask costs one draw of the serial Mersenne Twister per element, several times the cost of
+    everything else dropout does (and dropout sits on every hidden state and every attention weight). Here
+    one 64-bit draw gives the keep/drop decisions of four elements, one per 16 bits, so the drop probability
+    is `p` rounded to a multiple of 1/65536 (0.1 becomes 0.1000061). Same generator as torch's, so
+    `torch.manual_seed` and saved RNG states replay it; elsewhere (GPU kernels fuse the mask) `F.dropout`.
+    """
+    if not training or p == 0.0:
+        return hidden
+    if hidden.device.type != "cpu" or not 0.0 < p < 1.0:
+        return F.dropout(hidden, p, training=True)
+    words = torch.empty((hidden.numel() + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
+    draws = words.view(torch.int16)[: hidden.numel()].view(hidden.shape)  # uniform over [-2^15, 2^15)
+    keep = draws >= round(p * 65536) - 32768
+    return hidden * keep.to(hidden.dtype).mul_(1.0 / (1.0 - p))
+
+
+class MinBertDropout(nn.Dropout):
+    """`nn.Dropout` through minBERT's cheaper CPU mask (`dropout`)."""
+
+    def forward(self, hidden):
+        return dropout(hidden, self.p, self.training)
+
+
 class MinBertEmbeddings(nn.Module):
     """Word + position + token-type embeddings, then LayerNorm and dropout (applied once, also for
     `inputs_embeds`: a perturbation of word embeddings goes through the same normalisation as words).
@@ -25,7 +51,7 @@ class MinBertEmbeddings(nn.Module):
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = MinBertDropout(config.hidden_dropout_prob)
 
     def forward(self, layout, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None):
         if inputs_embeds is None:
@@ -80,10 +106,13 @@ class MinBertSelfAttention(nn.Module):
         return qkv.unflatten(-1, (3, self.num_heads, self.head_dim)).permute(2, 0, 3, 1, 4).unbind(0)
 
     def _attend(self, query, key, value, key_mask):
-        dropout = self.dropout_prob if self.training else 0.0
-        if getattr(self.config, "_attn_implementation", None) == "eager":
-            return self._attention_with_probs(query, key, value, key_mask, dropout)[0]
-        return F.scaled_dot_product_attention(query, key, value, attn_mask=key_mask, dropout_p=dropout)
+        dropout_p = self.dropout_prob if self.training else 0.0
+        # On CPU, SDPA with dropout takes its unfused math path and torch's mask: the explicit product with
+        # minBERT's cheaper mask computes the same thing faster.
+        explicit = dropout_p > 0 and query.device.type == "cpu"
+        if explicit or getattr(self.config, "_attn_implementation", None) == "eager":
+            return self._attention_with_probs(query, key, value, key_mask, dropout_p)[0]
+        return F.scaled_dot_product_attention(query, key, value, attn_mask=key_mask, dropout_p=dropout_p)
 
     def forward(self, hidden_states, layout, output_attentions=False):
         qkv = self._project_qkv(hidden_states)
@@ -97,19 +126,19 @@ class MinBertSelfAttention(nn.Module):
             return groups.unpack(torch.cat(contexts)).flatten(1), None
         query, key, value = self._heads(layout.pad(qkv))
         if output_attentions:
-            dropout = self.dropout_prob if self.training else 0.0
-            context, probs = self._attention_with_probs(query, key, value, layout.sdpa_mask, dropout)
+            dropout_p = self.dropout_prob if self.training else 0.0
+            context, probs = self._attention_with_probs(query, key, value, layout.sdpa_mask, dropout_p)
         else:
             context, probs = self._attend(query, key, value, layout.sdpa_mask), None
         return layout.unpad(context.transpose(1, 2)).flatten(1), probs
 
     @staticmethod
-    def _attention_with_probs(query, key, value, attention_mask, dropout):
+    def _attention_with_probs(query, key, value, attention_mask, dropout_p):
         scores = query @ key.transpose(-1, -2) * query.shape[-1] ** -0.5
         if attention_mask is not None:
             scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
         probs = scores.softmax(dim=-1)
-        return F.dropout(probs, p=dropout) @ value, probs
+        return dropout(probs, dropout_p) @ value, probs
 
 
 class MinBertSelfOutput(nn.Module):
@@ -117,7 +146,7 @@ class MinBertSelfOutput(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = MinBertDropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states, residual):
         return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
@@ -149,7 +178,7 @@ class MinBertOutput(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = MinBertDropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states, residual):
         return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
