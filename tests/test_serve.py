@@ -1,6 +1,6 @@
 """`minbert serve`: the Gradio demo answers as the model's own pipelines do, for one model or an ensemble, refuses
 bad input with a message, shows the dev metrics, keeps gradio out of the core package and, for real, serves a
-page that a headless browser drives (which also takes docs/images/demo.png)."""
+page that a headless browser drives (with MINBERT_RETAKE_SCREENSHOT=1 it also retakes docs/images/demo.png)."""
 import io
 import json
 import os
@@ -23,7 +23,9 @@ from model_cards import write_model_card
 from tests.helpers import tiny_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The docs' picture of the demo; the browser test retakes it only when asked (a test run leaves the tree as it was).
 SCREENSHOT = REPO_ROOT / "docs" / "images" / "demo.png"
+RETAKE_SCREENSHOT = os.environ.get("MINBERT_RETAKE_SCREENSHOT") == "1"
 SENTENCE = "a gorgeous , witty and seductive movie"
 PAIR = ("how do i learn to cook ?", "what is the best way to learn cooking ?")
 SERVER_SECONDS = 300  # the server's whole lifetime: it cannot outlive a hung test
@@ -375,7 +377,7 @@ def test_a_browser_sees_the_pipelines_answers_on_the_served_page(model_dir, expe
             f"{expected['multitask']['sts']['score']:.3f}"
         shown = browser.find_element(By.CSS_SELECTOR, "#multitask-sentiment-b [data-testid='label-output-value']")
         assert shown.text == expected["multitask"]["sst"][1]["label"]
-        _save_small_png(browser.get_screenshot_as_png(), SCREENSHOT)
+        _save_small_png(browser.get_screenshot_as_png(), SCREENSHOT if RETAKE_SCREENSHOT else tmp_path / "demo.png")
 
         # An empty box: a message on the page, no traceback.
         _run_tab(browser, "Sentiment", {"sentiment-text": " "}, "sentiment-run", "sentiment-label")
