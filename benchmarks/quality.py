@@ -94,6 +94,9 @@ TRAIN_ROWS = {
     # Seeds: the spread of identical runs, against which every other row's Δ is read.
     "default_seed1": ("the default with --seed 1", ["--seed", "1"]),
     "default_seed2": ("the default with --seed 2", ["--seed", "2"]),
+    # The three rows above ran on torch's dropout; this one checks that minBERT's own CPU mask (a faster draw,
+    # p rounded to 1/65536) keeps the default within their spread.
+    "default_own_dropout": ("the default on minBERT's own CPU dropout mask (seed 42)", []),
     "smart_sst_seed1": ("smart_sst with --seed 1", ["--smart_weight", "sst=1", "--seed", "1"]),
     "smart_sst_seed2": ("smart_sst with --seed 2", ["--smart_weight", "sst=1", "--seed", "2"]),
 }
