@@ -20,6 +20,9 @@ Inference, the same way: the trained minBERT model scores the dev sets through `
 path (`evaluate_model`: tokenization, batches of 128, bf16 autocast) against the peer's three models under
 `Trainer.predict` (bf16, batches of 128) on the same rows, tokenization included on both sides, each after
 an untimed pass over a few rows; rows/s.
+After the timed steps, `--profile_steps` more minBERT steps run under torch.profiler (untimed: profiling
+slows them): where the full step's time goes (forward and losses, backward, optimizer, the rest of the
+Trainer's step) and the top operators by self CPU time.
 Results: benchmarks/results/end_to_end.json and .md; `benchmarks/speed.py` measures the encoder step alone.
 """
 import argparse
@@ -42,6 +45,8 @@ from transformers import (
     TrainerCallback,
     TrainingArguments,
 )
+
+from torch.profiler import ProfilerActivity, profile, record_function
 
 from model_cards.card import cpu_model
 
@@ -67,11 +72,64 @@ class StepClock(TrainerCallback):
         return np.diff(self.ends)
 
 
-def run_minbert(data_dir, work_dir, total_steps, seed):
-    """Train the default recipe for `total_steps`. Returns the per-step seconds, each step's (task, row
-    indices), the tokenized and the raw training rows, the base model's path and the learning rate."""
+FORWARD_LABEL = "## forward and losses ##"
+
+
+class StepProfiler(TrainerCallback):
+    """torch.profiler over the optimizer steps `first` .. `first + count - 1` (0-based)."""
+
+    def __init__(self, first, count):
+        self.first, self.count = first, count
+        self.profiler, self.wall = None, 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == self.first and self.count:
+            self.profiler = profile(activities=[ProfilerActivity.CPU])
+            self.profiler.__enter__()
+            self.wall = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.profiler is not None and state.global_step == self.first + self.count:
+            self.wall = time.perf_counter() - self.wall
+            self.profiler.__exit__(None, None, None)
+
+    def summary(self, top):
+        """Per step: milliseconds of each phase of the step, and the top operators by self CPU time."""
+        if self.profiler is None:
+            return None
+        events = self.profiler.key_averages()
+        per_step = lambda us: round(us / self.count / 1e3, 1)  # noqa: E731
+        phases = {
+            "forward and losses": sum(e.cpu_time_total for e in events if e.key == FORWARD_LABEL),
+            "backward": sum(e.cpu_time_total for e in events if e.key.startswith("autograd::engine::evaluate_function")),
+            "optimizer step": sum(e.cpu_time_total for e in events if e.key.startswith("Optimizer.step#")),
+            "zero_grad": sum(e.cpu_time_total for e in events if e.key.startswith("Optimizer.zero_grad#")),
+        }
+        wall_ms = self.wall * 1e3 / self.count
+        phases_ms = {name: per_step(us) for name, us in phases.items()}
+        phases_ms["rest (data, clipping, scheduler, callbacks)"] = round(wall_ms - sum(phases_ms.values()), 1)
+        ranked = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)
+        total = sum(e.self_cpu_time_total for e in events)
+        operators = [{"operator": e.key, "self_cpu_ms_per_step": per_step(e.self_cpu_time_total),
+                      "share": round(e.self_cpu_time_total / total, 4), "calls_per_step": round(e.count / self.count, 1)}
+                     for e in ranked[:top]]
+        return {"steps": self.count, "wall_ms_per_step": round(wall_ms, 1), "phases_ms": phases_ms,
+                "top_operators": operators}
+
+
+def run_minbert(data_dir, work_dir, total_steps, seed, profiler):
+    """Train the default recipe for `total_steps` (`profiler`, a StepProfiler, watching some of them). Returns
+    the per-step seconds, each step's (task, row indices), the tokenized and the raw training rows, and what
+    the inference comparison needs."""
     from hf_minbert.commands import train as command
     from trainers import MultitaskTrainer
+
+    class LabelledTrainer(MultitaskTrainer):
+        """Marks the forward pass and the losses for the profile (a no-op when no profiler runs)."""
+
+        def compute_loss(self, *args, **kwargs):
+            with record_function(FORWARD_LABEL):
+                return super().compute_loss(*args, **kwargs)
 
     model_args, data_args, training_args, adapter_args = command.parse_arguments([
         "--data_dir", str(data_dir), "--output_dir", str(work_dir / "minbert"), "--max_steps", str(total_steps),
@@ -84,8 +142,8 @@ def run_minbert(data_dir, work_dir, total_steps, seed):
     base_path, model = command.build_model(model_args, specs)
     tokenizer = transformers.AutoTokenizer.from_pretrained(base_path)
     clock = StepClock()
-    trainer = MultitaskTrainer(model=model, args=training_args, train_dataset=train, processing_class=tokenizer,
-                               callbacks=[clock], always_rows=command.always_rows(reports, data_args))
+    trainer = LabelledTrainer(model=model, args=training_args, train_dataset=train, processing_class=tokenizer,
+                              callbacks=[clock, profiler], always_rows=command.always_rows(reports, data_args))
     sampler = trainer.get_train_dataloader().batch_sampler
     sampler.set_epoch(0)
     if len(sampler) < total_steps:
@@ -219,6 +277,16 @@ def markdown(report):
                   f"| minBERT (`evaluate_model`, as `minbert evaluate`) | {inference['minbert_rows_per_s']:.1f} |",
                   f"| peer (`Trainer.predict`, `BertForSequenceClassification` ×3) | {inference['peer_rows_per_s']:.1f} |",
                   f"| ratio (ours/peer) | {inference['ratio']:.2f} |", ""]
+    profiled = report.get("profile")
+    if profiled:
+        lines += [f"Where minBERT's step goes: {profiled['steps']} more steps under torch.profiler (slower than the "
+                  f"timed ones: {profiled['wall_ms_per_step']:.0f} ms a step), per step:", "",
+                  "| phase | ms/step |", "|---|---:|"]
+        lines += [f"| {phase} | {ms:.1f} |" for phase, ms in profiled["phases_ms"].items()]
+        lines += ["", "| operator (self CPU time) | ms/step | share | calls/step |", "|---|---:|---:|---:|"]
+        lines += [f"| `{e['operator']}` | {e['self_cpu_ms_per_step']:.1f} | {e['share']:.1%} | {e['calls_per_step']:g} |"
+                  for e in profiled["top_operators"]]
+        lines.append("")
     lines.append(f"Command: `{report['command']}`")
     return "\n".join(lines) + "\n"
 
@@ -231,16 +299,23 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=20, help="untimed optimizer steps before them")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--eval_rows", type=int, default=1000, help="dev rows per task for the inference comparison")
+    parser.add_argument("--profile_steps", type=int, default=10, help="minBERT steps profiled after the timed ones (0: none)")
+    parser.add_argument("--profile_top", type=int, default=15, help="operators listed in the profile")
     parser.add_argument("--out_dir", default=str(RESULTS_DIR))
     options = parser.parse_args(argv)
     if options.steps < 1 or options.warmup < 1 or options.eval_rows < 1:
         parser.error("--steps, --warmup and --eval_rows must be at least 1")
+    if options.profile_steps < 0 or options.profile_top < 1:
+        parser.error("--profile_steps must be at least 0 and --profile_top at least 1")
     transformers.logging.set_verbosity_error()
     print(f"CPU: {cpu_model()}, {torch.get_num_threads()} torch threads", flush=True)
-    total = options.warmup + options.steps
+    timed_end = options.warmup + options.steps
+    profiler = StepProfiler(first=timed_end, count=options.profile_steps)
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        ours_s, batches, tokenized, raw, trained = run_minbert(options.data_dir, work, total, options.seed)
+        ours_s, batches, tokenized, raw, trained = run_minbert(
+            options.data_dir, work, timed_end + options.profile_steps, options.seed, profiler)
+        ours_s, batches = ours_s[:timed_end], batches[:timed_end]  # the profiled steps are not timed
         ours_tokens = np.array([real_tokens(tokenized.datasets[t], i) for t, i in batches])
         rows = np.array([len(i) for _, i in batches])
         print(f"minBERT: {np.sum(ours_s[options.warmup:]):.1f} s for {options.steps} steps", flush=True)
@@ -255,6 +330,7 @@ def main(argv=None):
               "minbert": summarize(ours_s, ours_tokens, rows, options.warmup),
               "peer": summarize(peer_s, peer_tokens, rows, options.warmup),
               "inference": inference,
+              "profile": profiler.summary(options.profile_top),
               "minbert_step_seconds": ours_s.tolist(), "peer_step_seconds": peer_s.tolist()}
     report["ratio_real_tokens"] = round(report["minbert"]["real_tokens_per_s"] / report["peer"]["real_tokens_per_s"], 2)
     report["ratio_rows"] = round(report["minbert"]["rows_per_s"] / report["peer"]["rows_per_s"], 2)
