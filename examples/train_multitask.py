@@ -29,7 +29,7 @@ for task, sources in default_training_sources(data_dir).items():
     train[task] = rows.select(range(min(limit, len(rows)))) if limit else rows
     reports.append(report)
 
-# The recipe's training settings are the defaults: proportional task sampling with SST capped at 12k rows an
+# The recipe's training settings are the defaults: proportional task sampling with SST capped at 16k rows an
 # epoch, SMART and MNR off, no layer-wise lr decay. Any field may be set here, e.g. task_sampling="temperature",
 # smart_weight="sst=1", mnr_weight=0.1 or layerwise_lr_decay=0.95 (see docs/training.md).
 args = MultitaskTrainingArguments(output_dir=output_dir)

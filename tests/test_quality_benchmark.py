@@ -207,3 +207,19 @@ def test_a_rerun_row_replaces_its_model_folder(quality, tmp_path, monkeypatch):
     quality.run_training_row("default", args)
     flags = calls[0][1]
     assert flags[flags.index("--overwrite_output_dir") + 1] == "true"
+
+
+def test_steal_share_is_the_hosts_part_of_the_cpu_time_between_two_readings(quality):
+    # /proc/stat's counters: user nice system idle iowait irq softirq steal
+    before, after = [100, 0, 10, 500, 0, 0, 0, 20], [400, 0, 40, 600, 0, 0, 0, 120]
+    assert quality._steal_share(before, after) == pytest.approx(100 / 530, abs=1e-3)
+
+
+def test_steal_share_is_unknown_without_cpu_counters(quality):
+    assert quality._steal_share(None, [1] * 8) is None
+    assert quality._steal_share([1, 2, 3], [4, 5, 6]) is None
+
+
+def test_table_shows_how_much_of_the_cpu_the_host_took_beside_a_rows_minutes(quality):
+    table = quality.render_table({"default": {**_row(0.70), "minutes": 61.0, "cpu_steal_share": 0.12}})
+    assert "| 61.0 (host took 12%) |" in table

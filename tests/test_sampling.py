@@ -341,6 +341,76 @@ def test_length_grouping_rejects_a_length_list_of_the_wrong_size():
         MultitaskBatchSampler({"t": 10}, 2, "proportional", lengths={"t": [1, 2, 3]})
 
 
+# ---- token_budget: batches of short rows take more of them ----
+
+
+def _packed_sampler(num_replicas=1, rank=0, **kwargs):
+    """SST: 40 long rows (20 tokens) and 160 short ones (2 tokens), capped at 100 rows an epoch beside the long
+    ones; para: 30 rows of 10 tokens."""
+    lengths = {"sst": [20] * 40 + [2] * 160, "para": [10] * 30}
+    options = dict(strategy="proportional", seed=5, lengths=lengths, epoch_rows={"sst": 100},
+                   always_rows={"sst": 40}, token_budget={"sst": 80}, num_replicas=num_replicas, rank=rank)
+    return MultitaskBatchSampler({"sst": 200, "para": 30}, 4, **{**options, **kwargs})
+
+
+def _batches(sampler, task, epoch):
+    return [batch.indices - sampler.offsets[task] for step in sampler.plan(epoch) for batch in step if batch.task == task]
+
+
+def test_token_budget_fills_a_batch_of_short_rows_with_more_of_them():
+    sampler = _packed_sampler()
+    lengths = np.array([20] * 40 + [2] * 160)
+    *batches, tail = _batches(sampler, "sst", 0)
+    short = [batch for batch in batches if lengths[batch].max() == 2]
+    assert short and all(4 < len(batch) <= 40 for batch in short)  # 40 rows × 2 tokens: the budget of 80
+    assert all(len(batch) == 4 for batch in batches if lengths[batch].max() == 20)  # the budget already spent
+
+
+def test_token_budget_makes_fewer_steps_and_reads_the_same_rows():
+    packed, plain = _packed_sampler(), _packed_sampler(token_budget=None)
+    assert len(packed) < len(plain)
+    for epoch in range(3):
+        rows = np.concatenate(_batches(packed, "sst", epoch))
+        assert sorted(rows.tolist()) == sorted(np.concatenate(_batches(plain, "sst", epoch)).tolist())
+        assert len(rows) == 140
+
+
+def test_token_budget_leaves_the_other_tasks_batches_alone():
+    packed, plain = _packed_sampler(), _packed_sampler(token_budget=None)
+    assert [b.tolist() for b in _batches(packed, "para", 0)] == [b.tolist() for b in _batches(plain, "para", 0)]
+
+
+def test_token_budget_gives_every_epoch_the_same_number_of_steps():
+    sampler = _packed_sampler()
+    counts = {len(_batches(sampler, "sst", epoch)) for epoch in range(6)}
+    assert len(counts) == 1
+    assert {len(sampler.plan(epoch)) for epoch in range(6)} == {len(sampler)}
+
+
+def test_token_budget_batches_split_evenly_over_ranks():
+    shares = [_packed_sampler(num_replicas=2, rank=rank) for rank in range(2)]
+    for batch in _batches(shares[0], "sst", 1):
+        assert len(batch) % 2 == 0
+    ranks = [list(sampler) for sampler in shares]
+    assert all(len(a) == len(b) for a, b in zip(*ranks))
+    assert not any(set(a) & set(b) for a, b in zip(*ranks))
+
+
+def test_token_budget_needs_the_tasks_lengths():
+    with pytest.raises(ValueError, match=r"token_budget\['sst'\] needs the task's example lengths"):
+        _packed_sampler(lengths={"para": [10] * 30})
+
+
+def test_token_budget_is_refused_with_drop_last():
+    with pytest.raises(ValueError, match="token_budget cannot be combined with drop_last"):
+        _packed_sampler(drop_last=True)
+
+
+def test_token_budget_with_a_strategy_it_does_not_apply_to_is_an_error():
+    with pytest.raises(ValueError, match="token_budget applies only to"):
+        _packed_sampler(strategy="round_robin", epoch_rows=None, always_rows=None)
+
+
 # ---- epoch_rows: a very large task gives each epoch only its next share ----
 
 

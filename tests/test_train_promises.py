@@ -321,6 +321,27 @@ def test_task_epoch_rows_must_be_whole_counts(value):
         MultitaskTrainingArguments(output_dir="unused", task_epoch_rows=value, bf16=False)
 
 
+@pytest.mark.parametrize("flags, message", [
+    ({"batch_tokens": "sst=-1"}, "--batch_tokens: counts must be whole numbers"),
+    ({"batch_tokens": "sst=768", "task_sampling": "round_robin"}, "--batch_tokens applies to --task_sampling"),
+    ({"batch_tokens": "sst=768", "group_by_length": False}, "--batch_tokens needs --group_by_length true"),
+    ({"batch_tokens": "sst=768", "dataloader_drop_last": True}, "--batch_tokens cannot be combined with --dataloader_drop_last"),
+])
+def test_batch_tokens_is_refused_where_it_cannot_apply(flags, message):
+    from trainers import MultitaskTrainingArguments
+
+    with pytest.raises(ValueError, match=message):
+        MultitaskTrainingArguments(output_dir="unused", bf16=False, **flags)
+
+
+def test_batch_tokens_resolves_to_the_samplers_token_budget():
+    from trainers import MultitaskTrainingArguments
+
+    assert MultitaskTrainingArguments(output_dir="unused", bf16=False).token_budgets(["sst", "para"]) is None
+    args = MultitaskTrainingArguments(output_dir="unused", batch_tokens="sst=768", bf16=False)
+    assert args.token_budgets(["sst", "para"]) == {"sst": 768}
+
+
 def test_task_epoch_rows_resolves_to_the_samplers_caps_for_the_tasks_trained():
     from trainers import MultitaskTrainingArguments
 

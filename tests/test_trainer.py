@@ -69,6 +69,14 @@ def test_a_capped_task_reads_its_always_rows_every_epoch_beside_its_cap(tmp_path
         assert len(sst) == 12 and set(range(4)) <= {i - sampler.offsets["sst"] for i in sst}
 
 
+def test_batch_tokens_packs_a_tasks_short_rows_into_fewer_fuller_batches(tmp_path, tokenizer):
+    plain = _trainer(tmp_path, tokenizer).get_train_dataloader().batch_sampler
+    packed = _trainer(tmp_path, tokenizer, batch_tokens="sst=4096").get_train_dataloader().batch_sampler
+    sst_steps = [sum(tasks == ("sst",) for tasks in sampler.task_schedule(0)) for sampler in (plain, packed)]
+    assert sst_steps[1] < sst_steps[0]
+    assert len(packed) == len(plain) - (sst_steps[0] - sst_steps[1])  # the other tasks' steps are unchanged
+
+
 def test_always_rows_beyond_a_tasks_rows_are_refused(tmp_path, tokenizer):
     with pytest.raises(ValueError, match=r"always_rows\['sst'\]=99: expected 0..24"):
         _trainer(tmp_path, tokenizer, always_rows={"sst": 99})

@@ -18,10 +18,8 @@ SMART_VARIANTS = ("smart", "gaussian")
 DEFAULT_SMART_WEIGHT = "0"
 # The treebank's ~150k SST phrases would make an epoch five times longer and proportional sampling would give
 # them nine steps in ten: capped, each epoch trains on the next share of them beside every SST sentence (the
-# train command reads a task's first source whole) and every Quora and STS row. 12k rather than more keeps the
-# default within the hour on a 2-core CPU; more phrases an epoch have not raised SST's dev accuracy here
-# (benchmarks/RESULTS.md).
-DEFAULT_TASK_EPOCH_ROWS = "sst=12000"
+# train command reads a task's first source whole) and every Quora and STS row.
+DEFAULT_TASK_EPOCH_ROWS = "sst=16000"
 SMART_NORMS = ("linf", "l2")
 
 
@@ -82,9 +80,16 @@ class MultitaskTrainingArguments(TrainingArguments):
     equal_split_parts: Optional[int] = field(default=None, metadata={"help": "equal_split: parts of the largest task"})
     task_epoch_rows: str = field(
         default=DEFAULT_TASK_EPOCH_ROWS,
-        metadata={"help": "proportional/sequential: the most rows a task gives an epoch, e.g. sst=12000 (0 = all); a "
+        metadata={"help": "proportional/sequential: the most rows a task gives an epoch, e.g. sst=16000 (0 = all); a "
                           "larger task reads the next part of its reshuffled rows each epoch (minbert train: beside "
                           "its first source's rows, see --first_source_every_epoch)"},
+    )
+
+    batch_tokens: str = field(
+        default="",
+        metadata={"help": "proportional/sequential: a task's batches take more rows than the batch size while rows × "
+                          "longest row stay within this many tokens, e.g. sst=768 (short treebank phrases: fewer, "
+                          "fuller steps; needs --group_by_length; empty = off)"},
     )
 
     # --- SMART (trainers/smart.py) ---
@@ -150,6 +155,15 @@ class MultitaskTrainingArguments(TrainingArguments):
         for name in ("task_weights", "smart_weight"):
             check_per_task_weights(getattr(self, name), name)
         check_per_task_counts(self.task_epoch_rows, "task_epoch_rows")
+        check_per_task_counts(self.batch_tokens, "batch_tokens")
+        if self.batch_tokens:
+            if self.task_sampling not in CAPPED_STRATEGIES:
+                raise ValueError(f"--batch_tokens applies to --task_sampling {' or '.join(CAPPED_STRATEGIES)}, "
+                                 f"not {self.task_sampling}")
+            if not self.group_by_length:
+                raise ValueError("--batch_tokens needs --group_by_length true (a budget packs rows of similar length)")
+            if self.dataloader_drop_last:
+                raise ValueError("--batch_tokens cannot be combined with --dataloader_drop_last (a packed task keeps its last batch)")
         for name in ("mnr_weight", "smart_proximal_weight"):
             _check_range(name, getattr(self, name), 0)
         for name in ("mnr_scale", "smart_step_size", "smart_epsilon", "head_lr_multiplier"):
@@ -178,6 +192,11 @@ class MultitaskTrainingArguments(TrainingArguments):
             return None
         caps = {task: int(rows) for task, rows in self.per_task("task_epoch_rows", tasks, 0).items() if rows > 0}
         return caps or None
+
+    def token_budgets(self, tasks) -> Optional[dict]:
+        """--batch_tokens for these tasks as the sampler's `token_budget` (None: no task packs by tokens)."""
+        budgets = {task: int(tokens) for task, tokens in self.per_task("batch_tokens", tasks, 0).items() if tokens > 0}
+        return budgets or None
 
     def per_task(self, name: str, tasks, default: float) -> dict:
         """A per-task option (`smart_weight`, `task_weights`) resolved for these tasks. A value the user gave

@@ -45,6 +45,12 @@ Length grouping: with `lengths[task]` (tokens per example), a task's order is cu
 `LENGTH_GROUP_BATCHES` global batches, each sorted longest first before it is cut into batches — transformers'
 `group_by_length` — so a batch pads little while the megabatches keep the epoch random.
 
+Token budget: with `token_budget[task]` (`proportional` and `sequential`; needs the task's lengths), a batch
+of that task holds at least a global batch of rows and more while its rows times its longest row stay within
+the budget, so a batch of short rows (SST's treebank phrases) carries as many tokens as one of long rows, in
+one optimizer step instead of several. Each epoch is cut into the number of batches the budget gives epoch 0
+(`SamplingCore._packed`), so every epoch has the same number of steps, as Trainer's schedule needs.
+
 No duplicates: with `example_keys[task]` (one entry per example: a key, or a tuple/list/set of keys, e.g.
 both sentences of a pair), examples sharing a key are moved apart by swapping them with examples of other
 batches of the same task and epoch, so in-batch negatives of the MNR loss are not copies of the positive.
@@ -72,6 +78,7 @@ from .sampling_checks import (
     checked_sizes,
     checked_splits,
     checked_temperature,
+    checked_token_budget,
     per_task_ints,
 )
 from .sampling_core import LENGTH_GROUP_BATCHES, SamplingCore
@@ -112,6 +119,9 @@ class MultitaskBatchSampler(Sampler):
             (an int for every task, or per task).
         always_rows: with `epoch_rows`, per task: how many of its first examples every epoch reads whole;
             the task's cap then draws only from the examples after them.
+        token_budget: `sequential` and `proportional` only, tasks with `lengths`: per task (or an int for
+            every task), the padded tokens (rows × longest row) up to which a global batch takes more than
+            `batch_size × num_replicas` rows. Not with drop_last.
     """
 
     def __init__(
@@ -131,6 +141,7 @@ class MultitaskBatchSampler(Sampler):
         lengths: Optional[Mapping[str, Sequence[int]]] = None,
         epoch_rows: Union[int, Mapping[str, int], None] = None,
         always_rows: Optional[Mapping[str, int]] = None,
+        token_budget: Union[int, Mapping[str, int], None] = None,
     ):
         self.sizes = checked_sizes(sizes)
         self.tasks = tuple(self.sizes)
@@ -159,12 +170,14 @@ class MultitaskBatchSampler(Sampler):
         self.always_rows = checked_always_rows(always_rows or {}, self.sizes)
         self.example_keys = checked_keys(example_keys or {}, self.sizes)
         self.lengths = checked_lengths(lengths or {}, self.sizes)
+        check_applies("token_budget", token_budget, CAPPED_STRATEGIES, strategy)
+        self.token_budget = checked_token_budget(token_budget, self.tasks, self.lengths, drop_last)
         self.offsets = dict(zip(self.tasks, np.cumsum([0, *self.sizes.values()])[:-1].tolist()))
         self.epoch = 0
         self._core = SamplingCore(
             self.sizes, self.global_batch_size, seed=seed, num_replicas=num_replicas, rank=rank, drop_last=drop_last,
             epoch_rows=self.epoch_rows, always_rows=self.always_rows, example_keys=self.example_keys,
-            lengths=self.lengths,
+            lengths=self.lengths, token_budget=self.token_budget,
         )
         options = {"temperature": {"temperature": self.temperature, "size_cap": self.size_cap},
                    "equal_split": {"num_splits": self.num_splits}}

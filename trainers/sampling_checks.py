@@ -89,6 +89,20 @@ def checked_lengths(lengths: Mapping[str, Sequence[int]], sizes: dict) -> dict:
     return checked
 
 
+def checked_token_budget(token_budget, tasks, lengths: dict, drop_last: bool) -> dict:
+    """{task: budget} for the tasks that have one; each needs its lengths, and none may drop its last batch
+    (a packed epoch's batch count is fixed, its tail kept)."""
+    if token_budget is None:
+        return {}
+    budgets = {t: b for t, b in per_task_ints("token_budget", token_budget, None, tasks).items() if b is not None}
+    for task in budgets:
+        if task not in lengths:
+            raise ValueError(f"token_budget[{task!r}] needs the task's example lengths (group by length)")
+    if budgets and drop_last:
+        raise ValueError("token_budget cannot be combined with drop_last: a packed task keeps its last batch")
+    return budgets
+
+
 def checked_keys(example_keys: Mapping[str, Sequence], sizes: dict) -> dict:
     checked = {}
     for task, keys in example_keys.items():

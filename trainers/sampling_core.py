@@ -25,7 +25,8 @@ class SamplingCore:
     """Task orders and global batches for one seed, world size and rank; the strategies combine them.
 
     Args are the sampler's, already checked: `epoch_rows` {task: cap or None}, `always_rows`, `example_keys`
-    (key sets per example) and `lengths` (arrays) for some tasks.
+    (key sets per example), `lengths` (arrays) and `token_budget` (padded tokens per global batch) for some
+    tasks.
     """
 
     def __init__(
@@ -41,12 +42,15 @@ class SamplingCore:
         always_rows: Mapping[str, int],
         example_keys: Mapping[str, Sequence[frozenset]],
         lengths: Mapping[str, np.ndarray],
+        token_budget: Optional[Mapping[str, int]] = None,
     ):
         self.sizes, self.tasks = dict(sizes), tuple(sizes)
         self.global_batch_size = global_batch_size
         self.seed, self.num_replicas, self.rank, self.drop_last = seed, num_replicas, rank, drop_last
         self.epoch_rows, self.always_rows = epoch_rows, always_rows
         self.example_keys, self.lengths = example_keys, lengths
+        self.token_budget = dict(token_budget or {})
+        self._packed_batches: dict[str, int] = {}  # task -> its batch count per epoch under a token budget
 
     def rng(self, *tags) -> np.random.Generator:
         # Tasks are identified by a hash of their name, so reordering the dict does not reshuffle a task.
@@ -91,8 +95,11 @@ class SamplingCore:
         size = self.global_batch_size
         if task in self.lengths:
             order = self._grouped_by_length(task, order)
-        batches = [order[i : i + size] for i in range(0, len(order), size)]
-        if batches and len(batches[-1]) < size:
+        if task in self.token_budget:
+            batches = self._packed(task, order)
+        else:
+            batches = [order[i : i + size] for i in range(0, len(order), size)]
+        if batches and len(batches[-1]) < size:  # a packed task's tail too (the sampler refuses drop_last for it)
             if self.drop_last:
                 batches.pop()
             else:
@@ -101,6 +108,50 @@ class SamplingCore:
         if task in self.example_keys:
             separate_duplicates(batches, self.example_keys[task])
         return batches
+
+    def _packed(self, task: str, order: np.ndarray) -> list[np.ndarray]:
+        """The order (grouped by length) cut into the task's fixed number of batches under its token budget.
+
+        A batch holds at least a global batch of rows, and more while its rows times its longest row stay
+        within the budget: short rows (SST's phrases) fill a step with as many tokens as long ones. The count
+        is what the budget gives epoch 0; other epochs (whose capped rows differ) are cut into exactly as many
+        batches, by the smallest budget that needs no more (then halving the largest where it needs fewer),
+        so that every epoch has the same number of steps."""
+        lengths = self.lengths[task][order]
+        if task not in self._packed_batches:
+            first = self.capped_epoch_order(task, 0)
+            first_lengths = self.lengths[task][self._grouped_by_length(task, first)]
+            self._packed_batches[task] = len(self._next_fit(first_lengths, self.token_budget[task]))
+        count = min(self._packed_batches[task], math.ceil(len(order) / self.num_replicas))
+        low, high = self.token_budget[task], max(int(lengths.max(initial=1)) * len(order), self.token_budget[task])
+        while low < high:  # next-fit needs no more batches for a larger budget: bisect the smallest that fits
+            middle = (low + high) // 2
+            low, high = (middle + 1, high) if len(self._next_fit(lengths, middle)) > count else (low, middle)
+        cuts = self._next_fit(lengths, low)
+        while len(cuts) < count:  # halve the batch of most rows (in whole rank shares) until the count is met
+            widest = max(range(len(cuts)), key=lambda k: cuts[k][1] - cuts[k][0])
+            start, end = cuts[widest]
+            if end - start < 2 * self.num_replicas:
+                break  # every batch is one rank share: cannot happen for an order as long as epoch 0's
+            middle = start + (end - start) // (2 * self.num_replicas) * self.num_replicas
+            cuts[widest : widest + 1] = [(start, middle), (middle, end)]
+        return [order[start:end] for start, end in cuts]
+
+    def _next_fit(self, lengths: np.ndarray, budget: int) -> list[tuple[int, int]]:
+        """(start, end) of consecutive batches: each takes rank shares of rows while it has fewer than a global
+        batch or its rows × its longest row stay within `budget`."""
+        size, step, total = self.global_batch_size, self.num_replicas, len(lengths)
+        cuts, start = [], 0
+        while start < total:
+            # A row costs at least one token, so no batch past its first global batch holds more than `budget` rows.
+            window = min(total - start, max(size, budget))
+            longest = np.maximum.accumulate(lengths[start : start + window])
+            rows = np.minimum(np.arange(size + step, window + step, step), window)  # the sizes it may grow to
+            fitting = rows[rows * longest[rows - 1] <= budget]  # cost grows with rows: the fitting ones come first
+            end = start + (int(fitting[-1]) if len(fitting) else min(size, window))
+            cuts.append((start, end))
+            start = end
+        return cuts
 
     def _grouped_by_length(self, task: str, order: np.ndarray) -> np.ndarray:
         lengths, mega = self.lengths[task], self.global_batch_size * LENGTH_GROUP_BATCHES
