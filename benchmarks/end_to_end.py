@@ -38,6 +38,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import transformers
+from torch.profiler import ProfilerActivity, profile, record_function
 from transformers import (
     BertForSequenceClassification,
     DataCollatorWithPadding,
@@ -45,8 +46,6 @@ from transformers import (
     TrainerCallback,
     TrainingArguments,
 )
-
-from torch.profiler import ProfilerActivity, profile, record_function
 
 from model_cards.card import cpu_model
 
