@@ -26,6 +26,8 @@ import transformers
 
 from model_cards.card import cpu_model
 
+from result_files import save_results
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ROWS = "rows"  # the variant without a budget: batches of --per_device_train_batch_size rows
 
@@ -109,11 +111,7 @@ def main(argv=None):
               "date": time.strftime("%Y-%m-%d"), "summary": summarize(runs), "runs": runs}
     table = markdown(report)
     print("\n" + table)
-    out = Path(options.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "batch_tokens.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "batch_tokens.md").write_text(table)
-    print(f"wrote {out / 'batch_tokens.json'} and {out / 'batch_tokens.md'}")
+    save_results(options.out_dir, "batch_tokens", report, table)
     return 0
 
 

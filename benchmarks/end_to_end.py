@@ -26,7 +26,6 @@ Trainer's step) and the top operators by self CPU time.
 Results: benchmarks/results/end_to_end.json and .md; `benchmarks/speed.py` measures the encoder step alone.
 """
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -48,6 +47,8 @@ from transformers import (
 )
 
 from model_cards.card import cpu_model
+
+from result_files import save_results
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PEER_LABELS = {"sst": 5, "para": 2, "sts": 1}
@@ -335,11 +336,7 @@ def main(argv=None):
     report["ratio_rows"] = round(report["minbert"]["rows_per_s"] / report["peer"]["rows_per_s"], 2)
     table = markdown(report)
     print("\n" + table)
-    out = Path(options.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "end_to_end.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "end_to_end.md").write_text(table)
-    print(f"wrote {out / 'end_to_end.json'} and {out / 'end_to_end.md'}")
+    save_results(options.out_dir, "end_to_end", report, table)
     return 0
 
 

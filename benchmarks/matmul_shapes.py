@@ -12,7 +12,6 @@ multiple of `--bucket` (few distinct shapes; the padded rows are counted as work
 Results: benchmarks/results/matmul_shapes.json and .md.
 """
 import argparse
-import json
 import os
 import random
 import shlex
@@ -23,6 +22,8 @@ from pathlib import Path
 import torch
 
 from model_cards.card import cpu_model
+
+from result_files import save_results
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 HIDDEN, INTERMEDIATE = 384, 1536  # all-MiniLM-L6-v2's feed-forward
@@ -74,11 +75,7 @@ def main(argv=None):
     lines += ["", f"Command: `{report['command']}`"]
     table = "\n".join(lines) + "\n"
     print("\n" + table)
-    out = Path(options.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "matmul_shapes.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "matmul_shapes.md").write_text(table)
-    print(f"wrote {out / 'matmul_shapes.json'} and {out / 'matmul_shapes.md'}")
+    save_results(options.out_dir, "matmul_shapes", report, table)
     return 0
 
 

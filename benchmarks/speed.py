@@ -47,6 +47,8 @@ from transformers import BertModel
 from hf_minbert import MinBertModel, embedded_base_model
 from model_cards.card import cpu_model
 
+from result_files import save_results
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MODELS = ("minbert", "transformers")
 
@@ -455,9 +457,7 @@ def main(argv=None):
         "cells": results,
         **extras,
     }
-    (out_dir / "speed.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out_dir / "speed.md").write_text(table)
-    print(f"wrote {out_dir / 'speed.json'} and {out_dir / 'speed.md'}")
+    save_results(out_dir, "speed", report, table)
     return 0
 
 
