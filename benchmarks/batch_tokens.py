@@ -13,8 +13,6 @@ outside the timing. Results: benchmarks/results/batch_tokens.json and .md.
 """
 import argparse
 import json
-import os
-import shlex
 import statistics
 import sys
 import tempfile
@@ -26,7 +24,7 @@ import transformers
 
 from model_cards.card import cpu_model
 
-from result_files import save_results
+from result_files import run_header, save_results
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ROWS = "rows"  # the variant without a budget: batches of --per_device_train_batch_size rows
@@ -105,10 +103,8 @@ def main(argv=None):
             result = train_share(options.data_dir, options.fraction, None if variant == ROWS else variant, options.seed)
             runs[variant].append(result)
             print(f"{variant} run {repeat + 1}: {json.dumps(result)}", flush=True)
-    report = {"command": "python benchmarks/batch_tokens.py" + ("" if not argv else " " + shlex.join(argv)),
-              "machine": f"{cpu_model()}, {os.cpu_count()} cores", "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "fraction": options.fraction, "repeats": options.repeats,
-              "date": time.strftime("%Y-%m-%d"), "summary": summarize(runs), "runs": runs}
+    report = {**run_header("batch_tokens.py", argv), "fraction": options.fraction, "repeats": options.repeats,
+              "summary": summarize(runs), "runs": runs}
     table = markdown(report)
     print("\n" + table)
     save_results(options.out_dir, "batch_tokens", report, table)

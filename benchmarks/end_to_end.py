@@ -26,8 +26,6 @@ Trainer's step) and the top operators by self CPU time.
 Results: benchmarks/results/end_to_end.json and .md; `benchmarks/speed.py` measures the encoder step alone.
 """
 import argparse
-import os
-import shlex
 import sys
 import tempfile
 import time
@@ -48,7 +46,7 @@ from transformers import (
 
 from model_cards.card import cpu_model
 
-from result_files import save_results
+from result_files import run_header, save_results
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PEER_LABELS = {"sst": 5, "para": 2, "sts": 1}
@@ -321,11 +319,8 @@ def main(argv=None):
         print(f"minBERT: {np.sum(ours_s[options.warmup:]):.1f} s for {options.steps} steps", flush=True)
         peer_s, peer_tokens = run_peer(raw, batches, trained.base_path, work, trained.learning_rate, options.seed)
         inference = time_inference(trained, options.eval_rows)
-    report = {"command": "python benchmarks/end_to_end.py" + ("" if not argv else " " + shlex.join(argv)),
-              "machine": f"{cpu_model()}, {os.cpu_count()} cores", "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "steps": options.steps, "warmup": options.warmup,
+    report = {**run_header("end_to_end.py", argv), "steps": options.steps, "warmup": options.warmup,
               "eval_rows": options.eval_rows,
-              "date": time.strftime("%Y-%m-%d"),
               "task_steps": {t: sum(1 for task, _ in batches[options.warmup:] if task == t) for t in PEER_LABELS},
               "minbert": summarize(ours_s, ours_tokens, rows, options.warmup),
               "peer": summarize(peer_s, peer_tokens, rows, options.warmup),

@@ -12,9 +12,7 @@ multiple of `--bucket` (few distinct shapes; the padded rows are counted as work
 Results: benchmarks/results/matmul_shapes.json and .md.
 """
 import argparse
-import os
 import random
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -23,7 +21,7 @@ import torch
 
 from model_cards.card import cpu_model
 
-from result_files import save_results
+from result_files import run_header, save_results
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 HIDDEN, INTERMEDIATE = 384, 1536  # all-MiniLM-L6-v2's feed-forward
@@ -64,10 +62,7 @@ def main(argv=None):
     for name, rows in variants.items():
         results[name] = {"tflops": round(tflops(rows, weight), 3), "distinct_shapes": len(set(rows))}
         print(f"{name}: {results[name]}", flush=True)
-    report = {"command": "python benchmarks/matmul_shapes.py" + ("" if not argv else " " + shlex.join(argv)),
-              "machine": f"{cpu_model()}, {os.cpu_count()} cores", "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d"), "settings": vars(options),
-              "results": results}
+    report = {**run_header("matmul_shapes.py", argv), "settings": vars(options), "results": results}
     lines = [f"bf16 `linear`, rows × {HIDDEN} @ {HIDDEN} × {INTERMEDIATE}, {options.calls} calls per variant, row counts "
              f"{options.low}–{options.high}; {report['machine']}, torch {report['torch']}, {report['threads']} threads.", "",
              "| row counts | distinct shapes | TFLOP/s |", "|---|---:|---:|"]
