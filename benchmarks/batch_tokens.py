@@ -24,6 +24,7 @@ import transformers
 
 from model_cards.card import cpu_model
 
+from default_recipe import default_recipe
 from result_files import run_header, save_results
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -32,23 +33,8 @@ ROWS = "rows"  # the variant without a budget: batches of --per_device_train_bat
 
 def train_share(data_dir, fraction, budget, seed):
     """Train the default recipe (with `--batch_tokens budget` unless None) for `fraction` of its epoch's steps."""
-    from hf_minbert.commands import train as command
-    from trainers import MultitaskTrainer
-
     with tempfile.TemporaryDirectory() as work:
-        flags = ["--data_dir", str(data_dir), "--output_dir", str(Path(work) / "model"), "--eval_strategy", "no",
-                 "--save_strategy", "no", "--load_best_model_at_end", "false", "--report_to", "none",
-                 "--disable_tqdm", "true", "--seed", str(seed)]
-        model_args, data_args, training_args, _ = command.parse_arguments(
-            flags + (["--batch_tokens", budget] if budget else []))
-        specs = command.task_specs(model_args, *command.base_task_specs(model_args))
-        command.check_run(model_args, data_args, training_args, specs)
-        train, _, reports = command.load_task_data(data_args, specs)
-        command.seed_run(training_args)
-        base_path, model = command.build_model(model_args, specs)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(base_path)
-        trainer = MultitaskTrainer(model=model, args=training_args, train_dataset=train, processing_class=tokenizer,
-                                   always_rows=command.always_rows(reports, data_args))
+        trainer = default_recipe(data_dir, Path(work) / "model", ["--batch_tokens", budget] if budget else [], seed).trainer
         epoch_steps = len(trainer.get_train_dataloader().batch_sampler)
         trainer.args.max_steps = max(1, round(fraction * epoch_steps))
         cpu, wall = time.process_time(), time.perf_counter()

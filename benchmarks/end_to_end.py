@@ -46,6 +46,7 @@ from transformers import (
 
 from model_cards.card import cpu_model
 
+from default_recipe import default_recipe
 from result_files import run_header, save_results
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -119,7 +120,6 @@ def run_minbert(data_dir, work_dir, total_steps, seed, profiler):
     """Train the default recipe for `total_steps` (`profiler`, a StepProfiler, watching some of them). Returns
     the per-step seconds, each step's (task, row indices), the tokenized and the raw training rows, and what
     the inference comparison needs."""
-    from hf_minbert.commands import train as command
     from trainers import MultitaskTrainer
 
     class LabelledTrainer(MultitaskTrainer):
@@ -129,26 +129,17 @@ def run_minbert(data_dir, work_dir, total_steps, seed, profiler):
             with record_function(FORWARD_LABEL):
                 return super().compute_loss(*args, **kwargs)
 
-    model_args, data_args, training_args, adapter_args = command.parse_arguments([
-        "--data_dir", str(data_dir), "--output_dir", str(work_dir / "minbert"), "--max_steps", str(total_steps),
-        "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false",
-        "--logging_steps", str(total_steps), "--report_to", "none", "--disable_tqdm", "true", "--seed", str(seed)])
-    specs = command.task_specs(model_args, *command.base_task_specs(model_args))
-    command.check_run(model_args, data_args, training_args, specs)
-    train, dev, reports = command.load_task_data(data_args, specs)
-    command.seed_run(training_args)
-    base_path, model = command.build_model(model_args, specs)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(base_path)
     clock = StepClock()
-    trainer = LabelledTrainer(model=model, args=training_args, train_dataset=train, processing_class=tokenizer,
-                              callbacks=[clock, profiler], always_rows=command.always_rows(reports, data_args))
+    trainer, train, dev, base_path = default_recipe(
+        data_dir, work_dir / "minbert", ["--max_steps", str(total_steps), "--logging_steps", str(total_steps)], seed,
+        trainer_class=LabelledTrainer, callbacks=[clock, profiler])
     sampler = trainer.get_train_dataloader().batch_sampler
     sampler.set_epoch(0)
     if len(sampler) < total_steps:
         raise ValueError(f"the default epoch has {len(sampler)} steps, fewer than the {total_steps} asked")
     batches = [(batch.task, batch.indices - sampler.offsets[batch.task]) for (batch,) in sampler.plan(0)[:total_steps]]
     trainer.train()
-    trained = Trained(trainer.model, tokenizer, dev, base_path, training_args.learning_rate)
+    trained = Trained(trainer.model, trainer.processing_class, dev, base_path, trainer.args.learning_rate)
     return clock.step_seconds(), batches, trainer.train_dataset, train, trained
 
 

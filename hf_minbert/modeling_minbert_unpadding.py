@@ -3,6 +3,24 @@ length. Part of minBERT's remote code (see `modeling_minbert.py`): imports only 
 """
 import torch
 
+# On CPU the token matrix's row count can be rounded up to one of this many steps per power of two (a power of
+# two itself, e.g. 8; 0: not rounded). Off until a same-run comparison shows that it pays in training
+# (benchmarks/token_rows.py): the spare rows are work too, and they change the dropout draws of a seeded run.
+CPU_ROW_STEPS_PER_OCTAVE = 0
+
+
+def token_rows(tokens, device_type):
+    """Rows the (tokens, hidden) matrix carries for `tokens` real tokens: on CPU, when CPU_ROW_STEPS_PER_OCTAVE
+    is set (8: at most 1/8 more rows), rounded up so that a run meets a few dozen matrix shapes instead of one
+    per batch. oneDNN, which runs CPU bf16 products, builds a kernel for every new shape
+    and caches only some: a product on a shape it has not met runs at a third of the speed
+    (benchmarks/matmul_shapes.py). The extra rows are zeros that no output reads."""
+    steps = CPU_ROW_STEPS_PER_OCTAVE
+    if device_type != "cpu" or steps == 0 or tokens < 2 * steps:
+        return tokens
+    step = 1 << (tokens.bit_length() - steps.bit_length())
+    return -(-tokens // step) * step
+
 
 class MinBertTokenLayout:
     """Where the real tokens of a padded (batch, length) batch sit, so that per-token work skips padding.
@@ -12,11 +30,12 @@ class MinBertTokenLayout:
     only for the attention product (on CPU per group of rows of similar length). Sentence batches padded to
     their longest row are often half padding, and padding would otherwise cost as much as words (ModernBERT
     unpads the same way). Positions with attention_mask 0 are never computed: their returned hidden states
-    are zeros.
+    are zeros. On CPU the matrix may end in a few zero rows (`token_rows`), so that its row count takes few values.
     """
 
     def __init__(self, attention_mask, batch, length):
         self.batch, self.length = batch, length
+        self.tokens = batch * length  # real tokens
         self.rows = self.cols = self.sdpa_mask = None
         self.attention_mask = attention_mask
         self._length_groups = False  # not planned yet (None: no grouping for this batch)
@@ -29,19 +48,28 @@ class MinBertTokenLayout:
             rows, cols = attention_mask.nonzero(as_tuple=True)
             if rows.numel() < batch * length:
                 # (B, 1, 1, L) boolean mask, True = attend; None (no padding) lets SDPA take its fastest kernel.
-                self.rows, self.cols = rows, cols
+                self.rows, self.cols, self.tokens = rows, cols, rows.numel()
                 self.sdpa_mask = attention_mask.bool()[:, None, None, :]
 
     def unpad(self, padded):
-        """(batch, length, ...) -> (real tokens, ...), in row-major order."""
+        """(batch, length, ...) -> (token rows, ...): the real tokens in row-major order, then zero rows up to
+        `token_rows`."""
         if self.rows is None:
-            return padded.reshape(self.batch * self.length, *padded.shape[2:])
-        return padded[self.rows, self.cols]
+            tokens = padded.reshape(self.batch * self.length, *padded.shape[2:])
+        else:
+            tokens = padded[self.rows, self.cols]
+        return self.with_spare_rows(tokens)
+
+    def with_spare_rows(self, tokens):
+        """(real tokens, ...) -> (token rows, ...), zeros appended."""
+        spare = token_rows(self.tokens, tokens.device.type) - self.tokens
+        return torch.cat([tokens, tokens.new_zeros(spare, *tokens.shape[1:])]) if spare else tokens
 
     def pad(self, tokens):
-        """(real tokens, ...) -> (batch, length, ...), zeros at padding."""
+        """(token rows, ...) -> (batch, length, ...), zeros at padding."""
+        tokens = tokens[: self.tokens]
         if self.rows is None:
-            return tokens.view(self.batch, self.length, *tokens.shape[1:])
+            return tokens.reshape(self.batch, self.length, *tokens.shape[1:])
         padded = tokens.new_zeros(self.batch, self.length, *tokens.shape[1:])
         return padded.index_put((self.rows, self.cols), tokens)
 
@@ -89,18 +117,20 @@ class MinBertLengthGroups:
         row_starts = lengths.cumsum(0) - lengths
         token_index = torch.arange(layout.rows.numel(), device=lengths.device)
         self.slots = torch.tensor(first_slot, device=lengths.device)[layout.rows] + token_index - row_starts[layout.rows]
+        self.layout = layout
 
     def pack(self, tokens):
-        """(real tokens, ...) -> (slots, ...), zeros in the slots of padding."""
-        return tokens.new_zeros(self.num_slots, *tokens.shape[1:]).index_copy(0, self.slots, tokens)
+        """(token rows, ...) -> (slots, ...), zeros in the slots of padding."""
+        real = tokens[: self.slots.numel()]
+        return tokens.new_zeros(self.num_slots, *tokens.shape[1:]).index_copy(0, self.slots, real)
 
     def split(self, packed):
         """(slots, ...) -> one (rows × width, ...) block per group."""
         return packed.split([rows * width for rows, width in self.shapes])
 
     def unpack(self, packed):
-        """(slots, ...) -> (real tokens, ...), in the layout's order."""
-        return packed.index_select(0, self.slots)
+        """(slots, ...) -> (token rows, ...), in the layout's order."""
+        return self.layout.with_spare_rows(packed.index_select(0, self.slots))
 
 
 def plan_length_groups(lengths, cost_per_group):

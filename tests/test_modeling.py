@@ -3,8 +3,14 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from hf_minbert import MinBertConfig, MinBertForMultitask, MinBertForSequenceClassification, MinBertModel
-from hf_minbert.modeling_minbert_unpadding import MinBertTokenLayout, plan_length_groups
+from hf_minbert import (
+    MinBertConfig,
+    MinBertForMultitask,
+    MinBertForSequenceClassification,
+    MinBertModel,
+    modeling_minbert_unpadding,
+)
+from hf_minbert.modeling_minbert_unpadding import MinBertTokenLayout, plan_length_groups, token_rows
 from tests.helpers import random_batch
 
 
@@ -89,6 +95,29 @@ def _ragged_batch(config):
     batch["attention_mask"] = mask
     assert len(MinBertTokenLayout(mask, *mask.shape).length_groups().shapes) > 1
     return batch
+
+
+def test_token_rows_round_up_by_at_most_an_eighth_into_a_few_shapes_per_octave(monkeypatch):
+    monkeypatch.setattr(modeling_minbert_unpadding, "CPU_ROW_STEPS_PER_OCTAVE", 8)
+    for tokens in range(16, 5000):
+        assert tokens <= token_rows(tokens, "cpu") <= tokens * 1.125
+    assert {token_rows(tokens, "cpu") for tokens in range(1025, 2049)} == set(range(1152, 2049, 128))
+    assert token_rows(15, "cpu") == 15 and token_rows(1000, "cuda") == 1000
+
+
+def test_token_rows_are_exact_by_default():
+    assert [token_rows(tokens, "cpu") for tokens in (17, 1025, 1999)] == [17, 1025, 1999]
+
+
+def test_the_token_matrix_carries_zero_spare_rows_that_padding_drops(monkeypatch):
+    monkeypatch.setattr(modeling_minbert_unpadding, "CPU_ROW_STEPS_PER_OCTAVE", 8)
+    mask = (torch.arange(12) < torch.tensor([12, 6, 9])[:, None]).long()  # 27 real tokens -> 28 rows
+    layout = MinBertTokenLayout(mask, *mask.shape)
+    padded = torch.randn(3, 12, 4) * mask[..., None]
+    tokens = layout.unpad(padded)
+    assert tokens.shape == (token_rows(27, "cpu"), 4) == (28, 4)
+    assert tokens[27:].abs().max() == 0
+    torch.testing.assert_close(layout.pad(tokens), padded, rtol=0, atol=0)
 
 
 def test_length_groups_partition_the_rows_by_length_and_skip_empty_rows():
