@@ -51,7 +51,7 @@ TRAINING_KEYS = (
     "learning_rate", "lr_scheduler_type", "num_train_epochs", "max_steps", "per_device_train_batch_size",
     "gradient_accumulation_steps", "warmup_ratio", "weight_decay", "bf16", "seed", "use_torch_adamw",
     # task sampling and weights
-    "task_sampling", "sampling_temperature", "sampling_size_cap", "equal_split_parts", "task_epoch_rows",
+    "task_sampling", "sampling_temperature", "sampling_size_cap", "equal_split_parts", "task_epoch_rows", "batch_tokens",
     "first_source_every_epoch", "task_weights",
     # SMART
     "smart_weight", "smart_variant", "smart_steps", "smart_step_size", "smart_epsilon", "smart_noise_std",

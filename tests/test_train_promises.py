@@ -337,9 +337,37 @@ def test_batch_tokens_is_refused_where_it_cannot_apply(flags, message):
 def test_batch_tokens_resolves_to_the_samplers_token_budget():
     from trainers import MultitaskTrainingArguments
 
-    assert MultitaskTrainingArguments(output_dir="unused", bf16=False).token_budgets(["sst", "para"]) is None
-    args = MultitaskTrainingArguments(output_dir="unused", batch_tokens="sst=768", bf16=False)
+    args = MultitaskTrainingArguments(output_dir="unused", batch_tokens="sst=1024,para=2048", bf16=False)
+    assert args.token_budgets(["sst", "para"]) == {"sst": 1024, "para": 2048}
+    off = MultitaskTrainingArguments(output_dir="unused", batch_tokens="", bf16=False)
+    assert off.token_budgets(["sst", "para"]) is None
+
+
+def test_sst_batches_are_packed_by_tokens_by_default():
+    from trainers import MultitaskTrainingArguments
+    from trainers.arguments import DEFAULT_BATCH_TOKENS
+
+    args = MultitaskTrainingArguments(output_dir="unused", bf16=False)
+    assert args.batch_tokens == DEFAULT_BATCH_TOKENS == "sst=768"
     assert args.token_budgets(["sst", "para"]) == {"sst": 768}
+    assert args.token_budgets(["para", "sts"]) is None  # a run without SST: nothing to pack
+
+
+@pytest.mark.parametrize("flags", [{"task_sampling": "round_robin"}, {"group_by_length": False},
+                                   {"dataloader_drop_last": True}])
+def test_the_default_token_budget_is_off_where_it_cannot_apply(flags):
+    from trainers import MultitaskTrainingArguments
+
+    args = MultitaskTrainingArguments(output_dir="unused", bf16=False, **flags)
+    assert args.batch_tokens == "" and args.token_budgets(["sst", "para"]) is None
+
+
+def test_a_budget_for_a_task_not_trained_is_refused_when_given():
+    from trainers import MultitaskTrainingArguments
+
+    args = MultitaskTrainingArguments(output_dir="unused", batch_tokens="sst=768", bf16=False)
+    with pytest.raises(ValueError, match="batch_tokens"):
+        args.token_budgets(["para", "sts"])
 
 
 def test_task_epoch_rows_resolves_to_the_samplers_caps_for_the_tasks_trained():

@@ -20,6 +20,9 @@ DEFAULT_SMART_WEIGHT = "0"
 # them nine steps in ten: capped, each epoch trains on the next share of them beside every SST sentence (the
 # train command reads a task's first source whole) and every Quora and STS row.
 DEFAULT_TASK_EPOCH_ROWS = "sst=16000"
+# Most treebank phrases are a few tokens long: packed up to 768 padded tokens, an SST step takes about twice the
+# rows and an epoch a sixth fewer steps (benchmarks/batch_tokens.py), which brings the default within the hour.
+DEFAULT_BATCH_TOKENS = "sst=768"
 SMART_NORMS = ("linf", "l2")
 
 
@@ -85,11 +88,12 @@ class MultitaskTrainingArguments(TrainingArguments):
                           "its first source's rows, see --first_source_every_epoch)"},
     )
 
-    batch_tokens: str = field(
-        default="",
+    batch_tokens: Optional[str] = field(
+        default=None,
         metadata={"help": "proportional/sequential: a task's batches take more rows than the batch size while rows × "
-                          "longest row stay within this many tokens, e.g. sst=768 (short treebank phrases: fewer, "
-                          "fuller steps; needs --group_by_length; empty = off)"},
+                          "longest row stay within this many tokens, e.g. sst=1024 (short treebank phrases: fewer, "
+                          "fuller steps; needs --group_by_length; empty = off). Unset: "
+                          f"{DEFAULT_BATCH_TOKENS} where the sampling allows it, else off"},
     )
 
     # --- SMART (trainers/smart.py) ---
@@ -131,6 +135,11 @@ class MultitaskTrainingArguments(TrainingArguments):
         if self.bf16 and not self.use_cpu and not _has_accelerator():
             self.use_cpu = True
         super().__post_init__()
+        # The built-in budget applies where it can and may name a task the run does not train; one the user
+        # gives is checked.
+        self.batch_tokens_by_default = self.batch_tokens is None
+        if self.batch_tokens is None:
+            self.batch_tokens = DEFAULT_BATCH_TOKENS if self._can_pack_by_tokens() else ""
         if self.task_sampling not in SAMPLING_STRATEGIES:
             raise ValueError(f"--task_sampling {self.task_sampling!r}: choose one of {', '.join(SAMPLING_STRATEGIES)}")
         if self.smart_variant not in SMART_VARIANTS:
@@ -156,14 +165,13 @@ class MultitaskTrainingArguments(TrainingArguments):
             check_per_task_weights(getattr(self, name), name)
         check_per_task_counts(self.task_epoch_rows, "task_epoch_rows")
         check_per_task_counts(self.batch_tokens, "batch_tokens")
-        if self.batch_tokens:
+        if self.batch_tokens and not self._can_pack_by_tokens():
             if self.task_sampling not in CAPPED_STRATEGIES:
                 raise ValueError(f"--batch_tokens applies to --task_sampling {' or '.join(CAPPED_STRATEGIES)}, "
                                  f"not {self.task_sampling}")
             if not self.group_by_length:
                 raise ValueError("--batch_tokens needs --group_by_length true (a budget packs rows of similar length)")
-            if self.dataloader_drop_last:
-                raise ValueError("--batch_tokens cannot be combined with --dataloader_drop_last (a packed task keeps its last batch)")
+            raise ValueError("--batch_tokens cannot be combined with --dataloader_drop_last (a packed task keeps its last batch)")
         for name in ("mnr_weight", "smart_proximal_weight"):
             _check_range(name, getattr(self, name), 0)
         for name in ("mnr_scale", "smart_step_size", "smart_epsilon", "head_lr_multiplier"):
@@ -186,6 +194,9 @@ class MultitaskTrainingArguments(TrainingArguments):
             raise ValueError(f"--mnr_task {self.mnr_task}: MNR needs a sentence-pair task ({pair_tasks}); "
                              f"{self.mnr_task} has single sentences")
 
+    def _can_pack_by_tokens(self):
+        return self.task_sampling in CAPPED_STRATEGIES and self.group_by_length and not self.dataloader_drop_last
+
     def epoch_rows(self, tasks) -> Optional[dict]:
         """--task_epoch_rows for these tasks as the sampler's `epoch_rows` (None: no task is capped)."""
         if self.task_sampling not in CAPPED_STRATEGIES:
@@ -202,5 +213,5 @@ class MultitaskTrainingArguments(TrainingArguments):
         """A per-task option (`smart_weight`, `task_weights`) resolved for these tasks. A value the user gave
         must name only these tasks; the built-in default may name a task this run does not train."""
         value = getattr(self, name)
-        built_in = value == self.__dataclass_fields__[name].default
+        built_in = value == self.__dataclass_fields__[name].default or (name == "batch_tokens" and self.batch_tokens_by_default)
         return parse_per_task(value, name, list(tasks), default, skip_unknown=built_in)
