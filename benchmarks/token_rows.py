@@ -109,8 +109,8 @@ def markdown(report):
         label = variant if variant != CACHED else f"exact, ONEDNN_PRIMITIVE_CACHE_CAPACITY={report['cache_capacity']}"
         lines.append(f"| {label} | {r['first_cpu_s']:.1f} | {r['first_ratio']:.2f} | {r['second_cpu_s']:.1f} | "
                      f"{r['second_ratio']:.2f} |")
-    lines += ["", "exact: as many rows as the batch has real tokens; rounded: up to one of "
-              "8 row counts per power of two (at most 1/8 more rows, zeros). CPU s: the process's CPU time "
+    lines += ["", f"exact: as many rows as the batch has real tokens; rounded: up to one of {ROUNDED_STEPS_PER_OCTAVE} "
+              "row counts per power of two (at most 1/8 more rows, zeros). CPU s: the process's CPU time "
               "(both threads) for that half of the steps.", "", f"Command: `{report['command']}`"]
     return "\n".join(lines) + "\n"
 

@@ -24,6 +24,8 @@ DEFAULT_TASK_EPOCH_ROWS = "sst=16000"
 # rows and an epoch a sixth fewer steps (benchmarks/batch_tokens.py), which brings the default within the hour.
 DEFAULT_BATCH_TOKENS = "sst=768"
 SMART_NORMS = ("linf", "l2")
+# The options that take one value per task, e.g. sst=2,para=6 (resolved by `per_task`).
+PER_TASK_OPTIONS = ("task_weights", "smart_weight", "task_epoch_rows", "batch_tokens")
 
 
 def _has_accelerator():
@@ -135,9 +137,11 @@ class MultitaskTrainingArguments(TrainingArguments):
         if self.bf16 and not self.use_cpu and not _has_accelerator():
             self.use_cpu = True
         super().__post_init__()
-        # The built-in budget applies where it can and may name a task the run does not train; one the user
-        # gives is checked.
-        self.batch_tokens_by_default = self.batch_tokens is None
+        # A per-task option left at its built-in value may name a task the run does not train; one the user
+        # gives is checked against the tasks (see per_task).
+        self.left_to_default = {name for name in PER_TASK_OPTIONS
+                                if getattr(self, name) == self.__dataclass_fields__[name].default}
+        # The built-in token budget applies where the sampling allows it.
         if self.batch_tokens is None:
             self.batch_tokens = DEFAULT_BATCH_TOKENS if self._can_pack_by_tokens() else ""
         if self.task_sampling not in SAMPLING_STRATEGIES:
@@ -212,6 +216,4 @@ class MultitaskTrainingArguments(TrainingArguments):
     def per_task(self, name: str, tasks, default: float) -> dict:
         """A per-task option (`smart_weight`, `task_weights`) resolved for these tasks. A value the user gave
         must name only these tasks; the built-in default may name a task this run does not train."""
-        value = getattr(self, name)
-        built_in = value == self.__dataclass_fields__[name].default or (name == "batch_tokens" and self.batch_tokens_by_default)
-        return parse_per_task(value, name, list(tasks), default, skip_unknown=built_in)
+        return parse_per_task(getattr(self, name), name, list(tasks), default, skip_unknown=name in self.left_to_default)
