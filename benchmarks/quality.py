@@ -11,8 +11,8 @@ sets. Results accumulate in benchmarks/results/quality.json (a row re-run replac
 the markdown table benchmarks/results/quality.md is rewritten from all rows each time. `--epochs N` trains
 every row (the peer too) for N epochs instead of the defaults' (3 for `minbert train` and for the
 peer) and keeps its own suite, quality-Nepoch.json and .md, in runs/quality-Nepoch: rows compare only
-within one suite. Rows run one after another: two trainings at once on a 2-core machine run far slower
-than the same two in turn.
+within one suite; `--suite NAME` starts another (e.g. a budget's suite measured on new data). Rows run one
+after another: two trainings at once on a 2-core machine run far slower than the same two in turn.
 
 The peer is what a transformers user would do without this project: one
 AutoModelForSequenceClassification per task from the same weights, Trainer defaults (lr 5e-5, batch 32,
@@ -140,6 +140,9 @@ def main(argv=None):
     parser.add_argument("--rows", default="default,peer", help="comma-separated rows (see --list)")
     parser.add_argument("--data_dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--epochs", type=float, default=None, help="train every row this many epochs (a separate suite)")
+    parser.add_argument("--suite", default=None,
+                        help="name the suite (default: quality, or quality-Nepoch with --epochs): a new name starts an "
+                             "empty one, so rows measured on another recipe or data stay in theirs")
     parser.add_argument("--work_dir", default=None, help="where models are trained (default: runs/<suite>)")
     parser.add_argument("--max_train_samples", type=int, default=None, help="cap rows per task (quick checks; recorded)")
     parser.add_argument("--extra", default="", help="extra `minbert train` flags for every training row")
@@ -150,16 +153,15 @@ def main(argv=None):
         for name, description in ROWS.items():
             print(f"{name:<24}{description}")
         return 0
+    args.suite = args.suite or ("quality" if args.epochs is None else f"quality-{args.epochs:g}epoch")
     if args.render:
-        suite = "quality" if args.epochs is None else f"quality-{args.epochs:g}epoch"
-        _save_results(_load_results(suite), suite)
-        print(render_table(_load_results(suite)))
+        _save_results(_load_results(args.suite), args.suite)
+        print(render_table(_load_results(args.suite)))
         return 0
     rows = [row.strip() for row in args.rows.split(",") if row.strip()]
     unknown = [row for row in rows if row not in ROWS]
     if unknown:
         parser.error(f"unknown row(s) {unknown}; known: {', '.join(ROWS)}")
-    args.suite = "quality" if args.epochs is None else f"quality-{args.epochs:g}epoch"
     args.work_dir = args.work_dir or str(ROOT / "runs" / args.suite)
     results, failed = _load_results(args.suite), []
     runner = {"peer": run_peer, "mlm": run_mlm_row, **{name: run_ensemble_row for name in ENSEMBLE_SELECTION},

@@ -65,6 +65,15 @@ def test_an_epoch_budget_keeps_its_own_results_file_and_work_dir(quality, tmp_pa
     assert (tmp_path / "quality-1epoch.md").is_file() and not (tmp_path / "quality.json").exists()
 
 
+def test_a_named_suite_keeps_its_own_results_file_and_work_dir(quality, tmp_path, monkeypatch):
+    monkeypatch.setattr(quality, "RESULTS", tmp_path)
+    monkeypatch.setattr(quality, "run_training_row", lambda row, args: {**_row(0.7), "work_dir": args.work_dir})
+    assert quality.main(["--epochs", "1", "--suite", "quality-1epoch-new", "--rows", "default"]) == 0
+    saved = (tmp_path / "quality-1epoch-new.json").read_text()
+    assert '"work_dir": "' + str(quality.ROOT / "runs" / "quality-1epoch-new") + '"' in saved
+    assert not (tmp_path / "quality-1epoch.json").exists()
+
+
 def test_summary_warns_that_a_share_of_a_noise_sized_gain_means_little(quality):
     results = {"default": _row(0.730), "ensemble": _row(0.731), "distilled": _row(0.725)}
     summary = quality.distillation_summary(results)
