@@ -104,11 +104,19 @@ TRAIN_ROWS = {
     "smart_sst_seed2": ("smart_sst with --seed 2", ["--smart_weight", "sst=1", "--seed", "2"]),
     # Another way to bring the default within the hour: fewer phrases an epoch.
     "sst_cap_12k": ("12k treebank phrases an epoch instead of 16k", ["--task_epoch_rows", "sst=12000"]),
+    # The token matrix's row count rounded up to 8 values per power of two (faster on CPU: fewer oneDNN kernel
+    # shapes; benchmarks/token_rows.py): do its spare rows, which change the dropout draws, change the scores?
+    "token_rows_8": ("the default with token rows rounded to 8 steps per octave (MINBERT_CPU_ROW_STEPS=8)", []),
+    "token_rows_8_seed1": ("token_rows_8 with --seed 1", ["--seed", "1"]),
+    "token_rows_8_seed2": ("token_rows_8 with --seed 2", ["--seed", "2"]),
 }
+# Rows that run `minbert train` under extra environment variables (recorded in the row's command).
+ROW_ENVIRONMENT = {row: {"MINBERT_CPU_ROW_STEPS": "8"} for row in ("token_rows_8", "token_rows_8_seed1", "token_rows_8_seed2")}
 # Rows that are one recipe under several seeds: the table adds their mean and standard deviation.
 SEED_GROUPS = {"default": ("default", "default_seed1", "default_seed2"),
                "rows_32": ("rows_32", "rows_32_seed1", "rows_32_seed2"),
-               "smart_sst": ("smart_sst", "smart_sst_seed1", "smart_sst_seed2")}
+               "smart_sst": ("smart_sst", "smart_sst_seed1", "smart_sst_seed2"),
+               "token_rows_8": ("token_rows_8", "token_rows_8_seed1", "token_rows_8_seed2")}
 # Rows built from other rows' outputs (they must run after them).
 COMPOSITE_ROWS = {
     "mlm": "further MLM pretraining on the task texts, then the default fine-tuning (seeds 001/002)",
@@ -198,9 +206,11 @@ def run_training_row(row, args, extra_flags=(), command="train"):
              *extra_flags, *epoch_flags, *args.extra.split()]
     if args.max_train_samples:
         flags += ["--max_train_samples", str(args.max_train_samples)]
-    seconds = _minbert(command, flags)
+    environment = ROW_ENVIRONMENT.get(row, {})
+    seconds = _minbert(command, flags, environment)
     metrics = json.loads((out / "metrics.json").read_text())
-    return _result(metrics, seconds, command=f"minbert {command} " + " ".join(flags),
+    prefix = "".join(f"{name}={value} " for name, value in environment.items())
+    return _result(metrics, seconds, command=f"{prefix}minbert {command} " + " ".join(flags),
                    max_train_samples=args.max_train_samples, model_dir=out)
 
 
@@ -285,10 +295,10 @@ def run_distilled_oof_row(args, results, row="distilled_oof"):
     return result
 
 
-def _minbert(command, flags):
+def _minbert(command, flags, environment=None):
     start = time.time()
     subprocess.run([sys.executable, "-m", "hf_minbert.cli", command, *flags], check=True, cwd=ROOT,
-                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                   env={**os.environ, "HF_HUB_OFFLINE": "1", **(environment or {})})
     return time.time() - start
 
 

@@ -13,6 +13,8 @@ import importlib
 import os
 import sys
 
+from hf_minbert.modeling_minbert_unpadding import cpu_row_steps
+
 # name on the command line -> (module under hf_minbert.commands, one-line help)
 COMMANDS = {
     "card": ("card", "regenerate a model folder's card (README.md) from metrics.json and training_config.json"),
@@ -44,9 +46,9 @@ def main(argv=None) -> int:
     if name not in COMMANDS:
         print(f"minbert: unknown command {name!r}; known: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"hf_minbert.commands.{COMMANDS[name][0]}")
     try:
-        return module.main(rest) or 0
+        cpu_row_steps()  # a bad MINBERT_CPU_ROW_STEPS fails here, before any work
+        return importlib.import_module(f"hf_minbert.commands.{COMMANDS[name][0]}").main(rest) or 0
     except (ValueError, OSError) as error:
         if os.environ.get("MINBERT_TRACEBACK"):
             raise

@@ -1,21 +1,46 @@
 """minBERT's unpadding: where the real tokens of a padded batch sit, and on CPU which rows attention groups by
-length. Part of minBERT's remote code (see `modeling_minbert.py`): imports only torch.
+length. Part of minBERT's remote code (see `modeling_minbert.py`): imports only torch and the standard library.
 """
+import functools
+import os
+
 import torch
 
+# The environment variable that sets the rounding below for a process when the constant is left at None.
+CPU_ROW_STEPS_VARIABLE = "MINBERT_CPU_ROW_STEPS"
 # On CPU the token matrix's row count can be rounded up to one of this many steps per power of two (a power of
-# two itself, e.g. 8; 0: not rounded). Off until a same-run comparison shows that it pays in training
-# (benchmarks/token_rows.py): the spare rows are work too, and they change the dropout draws of a seeded run.
-CPU_ROW_STEPS_PER_OCTAVE = 0
+# two itself, e.g. 8; 0: not rounded; None: MINBERT_CPU_ROW_STEPS decides, 0 when unset). Off until its dev
+# scores are measured against exact rows over seeds (benchmarks/token_rows.py measures its speed): the spare
+# rows change the dropout draws of a seeded run.
+CPU_ROW_STEPS_PER_OCTAVE = None
+
+
+def cpu_row_steps_from_environment(environment):
+    """MINBERT_CPU_ROW_STEPS as a step count: 0 (unset) or a power of two; anything else is refused."""
+    value = environment.get(CPU_ROW_STEPS_VARIABLE, "0").strip()
+    if not value.isdigit() or int(value) & (int(value) - 1):
+        raise ValueError(f"{CPU_ROW_STEPS_VARIABLE}={value!r}: expected 0 (exact row counts) or a power of two "
+                         "such as 8 (row counts rounded up to 8 values per power of two)")
+    return int(value)
+
+
+@functools.cache
+def _process_cpu_row_steps():
+    return cpu_row_steps_from_environment(os.environ)
+
+
+def cpu_row_steps():
+    """The steps per power of two in force: CPU_ROW_STEPS_PER_OCTAVE, or the process environment's (read once)."""
+    return _process_cpu_row_steps() if CPU_ROW_STEPS_PER_OCTAVE is None else CPU_ROW_STEPS_PER_OCTAVE
 
 
 def token_rows(tokens, device_type):
-    """Rows the (tokens, hidden) matrix carries for `tokens` real tokens: on CPU, when CPU_ROW_STEPS_PER_OCTAVE
+    """Rows the (tokens, hidden) matrix carries for `tokens` real tokens: on CPU, when `cpu_row_steps()`
     is set (8: at most 1/8 more rows), rounded up so that a run meets a few dozen matrix shapes instead of one
     per batch. oneDNN, which runs CPU bf16 products, builds a kernel for every new shape
     and caches only some: a product on a shape it has not met runs at a third of the speed
     (benchmarks/matmul_shapes.py). The extra rows are zeros that no output reads."""
-    steps = CPU_ROW_STEPS_PER_OCTAVE
+    steps = cpu_row_steps()
     if device_type != "cpu" or steps == 0 or tokens < 2 * steps:
         return tokens
     step = 1 << (tokens.bit_length() - steps.bit_length())

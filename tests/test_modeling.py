@@ -109,6 +109,14 @@ def test_token_rows_are_exact_by_default():
     assert [token_rows(tokens, "cpu") for tokens in (17, 1025, 1999)] == [17, 1025, 1999]
 
 
+def test_token_row_steps_come_from_the_environment_as_a_power_of_two():
+    assert modeling_minbert_unpadding.cpu_row_steps_from_environment({}) == 0
+    assert modeling_minbert_unpadding.cpu_row_steps_from_environment({"MINBERT_CPU_ROW_STEPS": "8"}) == 8
+    for bad in ("6", "eight", "-8"):
+        with pytest.raises(ValueError, match=f"MINBERT_CPU_ROW_STEPS='{bad}': expected 0 .* or a power of two"):
+            modeling_minbert_unpadding.cpu_row_steps_from_environment({"MINBERT_CPU_ROW_STEPS": bad})
+
+
 def test_the_token_matrix_carries_zero_spare_rows_that_padding_drops(monkeypatch):
     monkeypatch.setattr(modeling_minbert_unpadding, "CPU_ROW_STEPS_PER_OCTAVE", 8)
     mask = (torch.arange(12) < torch.tensor([12, 6, 9])[:, None]).long()  # 27 real tokens -> 28 rows

@@ -24,13 +24,13 @@ def _row(overall, sst=0.5):
 def _fake_minbert(calls, seconds=1.0):
     """A stand-in for quality._minbert that records (command, flags) and writes what a run leaves in its
     --output_dir: metrics.json (and an ensemble's selection record)."""
-    def fake(command, flags):
+    def fake(command, flags, environment=None):
         out = Path(flags[flags.index("--output_dir") + 1])
         out.mkdir(parents=True)
         (out / "metrics.json").write_text('{"sst": {"accuracy": 0.5}, "para": {"accuracy": 0.8}, '
                                           '"sts": {"pearson": 0.8}, "overall": 0.73, "mean": 0.7}')
         (out / "ensemble_selection.json").write_text("{}")
-        calls.append((command, flags))
+        calls.append((command, flags, environment) if environment else (command, flags))
         return seconds
     return fake
 
@@ -187,6 +187,16 @@ def test_the_fold_ensemble_row_without_the_out_of_fold_teachers_says_to_run_them
     args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data")
     with pytest.raises(SystemExit, match="distilled_oof's teachers"):
         quality.run_ensemble_row(args, {"default": _row(0.7)}, "ensemble_folds")
+
+
+def test_a_row_with_an_environment_trains_under_it_and_records_it_in_its_command(quality, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(quality, "_minbert", _fake_minbert(calls))
+    args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data", epochs=None, extra="", max_train_samples=None)
+    result = quality.run_training_row("token_rows_8_seed1", args)
+    (command, flags, environment), = calls
+    assert environment == {"MINBERT_CPU_ROW_STEPS": "8"} and flags[-2:] == ["--seed", "1"]
+    assert result["command"].startswith("MINBERT_CPU_ROW_STEPS=8 minbert train ")
 
 
 def test_every_training_rows_flags_are_minbert_train_arguments(quality, tmp_path):

@@ -168,6 +168,20 @@ def test_a_missing_data_file_is_one_line_naming_it(base, data, tmp_path, capsys)
     assert len(error) == 1 and "ids-sst-train.csv" in error[0], error
 
 
+def test_a_bad_token_row_setting_in_the_environment_is_one_line_naming_it(base, data, tmp_path, capsys, monkeypatch):
+    from hf_minbert import modeling_minbert_unpadding
+
+    monkeypatch.setenv("MINBERT_CPU_ROW_STEPS", "6")
+    modeling_minbert_unpadding._process_cpu_row_steps.cache_clear()
+    try:
+        assert train(base, data, tmp_path / "out") == 2
+    finally:
+        modeling_minbert_unpadding._process_cpu_row_steps.cache_clear()
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "MINBERT_CPU_ROW_STEPS='6'" in error[0], error
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_bad_row_without_skipping_is_one_line_naming_its_line(base, data, tmp_path, capsys):
     bad = _data_with_bad_rows(data, tmp_path / "bad")
     assert train(base, bad, tmp_path / "out", "--skip_bad_rows", "false") == 2
