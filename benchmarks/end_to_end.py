@@ -210,8 +210,6 @@ def run_peer(raw_train, batches, base_path, work_dir, learning_rate, seed):
         order = np.concatenate([batches[k][1] for k in steps])
         encoded = tokenize_for_sequence_classification(raw_train[task].select(order), tokenizer, task, num_labels)
         sizes = [len(batches[k][1]) for k in steps]
-        if len(set(sizes[:-1])) > 1:
-            raise ValueError(f"{task}: the peer replays batches of one size; got sizes {sorted(set(sizes))}")
         model = BertForSequenceClassification.from_pretrained(base_path, num_labels=num_labels)
         args = TrainingArguments(
             output_dir=str(work_dir / f"peer_{task}"), per_device_train_batch_size=sizes[0], max_steps=len(steps),
@@ -219,7 +217,7 @@ def run_peer(raw_train, batches, base_path, work_dir, learning_rate, seed):
             eval_strategy="no", report_to="none", logging_steps=len(steps), disable_tqdm=True, seed=seed)
         clock = StepClock()
         trainer = _InOrderTrainer(model=model, args=args, train_dataset=encoded, processing_class=tokenizer,
-                                  data_collator=DataCollatorWithPadding(tokenizer), callbacks=[clock])
+                                  data_collator=DataCollatorWithPadding(tokenizer), callbacks=[clock], batch_sizes=sizes)
         trainer.train()
         step_seconds = clock.step_seconds()
         step_seconds[0] = np.nan  # a fresh model's first step: allocation, not training
@@ -230,10 +228,18 @@ def run_peer(raw_train, batches, base_path, work_dir, learning_rate, seed):
 
 
 class _InOrderTrainer(Trainer):
-    """A stock Trainer that reads its rows in the order given (they already are the replayed batches)."""
+    """A stock Trainer that reads its rows in the order given, cut into the replayed batches' sizes (SST's
+    batches packed by tokens hold different numbers of rows). One process: no sharding to prepare."""
 
-    def _get_train_sampler(self, *args, **kwargs):
-        return torch.utils.data.SequentialSampler(self.train_dataset)
+    def __init__(self, *args, batch_sizes, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batch_sizes = batch_sizes
+
+    def get_train_dataloader(self):
+        dataset = self._remove_unused_columns(self.train_dataset, description="training")
+        bounds = np.cumsum([0, *self.batch_sizes]).tolist()
+        batches = [list(range(start, end)) for start, end in zip(bounds, bounds[1:])]
+        return torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=self.data_collator)
 
 
 def summarize(seconds, tokens, rows, warmup):

@@ -9,9 +9,9 @@ import torch
 # The environment variable that sets the rounding below for a process when the constant is left at None.
 CPU_ROW_STEPS_VARIABLE = "MINBERT_CPU_ROW_STEPS"
 # On CPU the token matrix's row count can be rounded up to one of this many steps per power of two (a power of
-# two itself, e.g. 8; 0: not rounded; None: MINBERT_CPU_ROW_STEPS decides, 0 when unset). Off until its dev
-# scores are measured against exact rows over seeds (benchmarks/token_rows.py measures its speed): the spare
-# rows change the dropout draws of a seeded run.
+# two itself, e.g. 8; 0: not rounded; None: MINBERT_CPU_ROW_STEPS decides, 0 when unset). Off by default: its
+# dev scores are level with exact rows over three seeds, but whole training runs did not come out faster,
+# although the first steps' CPU time did (benchmarks/RESULTS.md, benchmarks/token_rows.py).
 CPU_ROW_STEPS_PER_OCTAVE = None
 
 
