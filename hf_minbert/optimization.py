@@ -49,14 +49,14 @@ class AdamW(torch.optim.Optimizer):
     Each param group may carry its own lr/betas/eps/weight_decay (schedulers change group["lr"]);
     parameters whose .grad is None are skipped and their state is left untouched.
 
-    The update is vectorized: per param group, the parameters that share a step count go through the
-    formulas above as a few `torch._foreach_*` ops (the operations of torch's foreach AdamW, in its
+    The update is vectorized: the parameters of every group go through the formulas above as a few
+    `torch._foreach_*` ops, each with its own scalars (the operations of torch's foreach AdamW, in its
     order). Done op by op, those ops sweep the 30M numbers of a BERT-small model from memory eight times,
     which costs several times torch's fused kernel; so when compiling, large float32 CPU parameters
     (COMPILED_MIN_NUMEL elements or more) instead go through `_fused_formulas`, the same formulas, which
-    torch.compile (`_CompiledUpdate`) fuses into one pass. It compiles once per process (seconds, cached
-    on disk by torch), and if compiling fails (no C++ compiler, an unsupported platform) the optimizer
-    warns once and stays on the foreach ops. `compiled=None` (the default) compiles only for models of
+    torch.compile (`_CompiledUpdate`) fuses into one pass per tensor, COMPILED_CHUNK tensors of any groups a
+    call. It compiles twice per process (seconds, cached on disk by torch), and if compiling fails (no C++
+    compiler, an unsupported platform) the optimizer warns once and stays on the foreach ops. `compiled=None` (the default) compiles only for models of
     COMPILED_MIN_TOTAL parameters or more, where the saving repays the compile time within a few hundred
     steps; `compiled=True` always, `compiled=False` never.
     """
@@ -78,16 +78,18 @@ class AdamW(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for index, group in enumerate(self.param_groups):
-            for step, tensors in self._advance_group(group, index).items():
-                self._update(*tensors, group, step)
+        updates = [update for index, group in enumerate(self.param_groups) for update in self._advance_group(group, index)]
+        compiled, eager = self._split(updates)
+        applied = _COMPILER.run(compiled) if compiled else 0
+        eager += compiled[applied:]  # compiling failed: the foreach ops compute the same update
+        if eager:
+            _foreach_update(eager)
         return loss
 
     def _advance_group(self, group, index):
-        """Count one more step for each parameter of `group` that has a gradient; return their
-        (params, grads, exp_avgs, exp_avg_sqs) lists keyed by step count (one key unless some parameters
-        skipped steps), since the bias correction depends on it."""
-        by_step = {}
+        """Count one more step for each parameter of `group` that has a gradient; return their updates, each
+        (param, grad, exp_avg, exp_avg_sq, hyperparameters of its step count)."""
+        updates, hyper_by_step = [], {}
         for param in group["params"]:
             if param.grad is None:
                 continue
@@ -102,31 +104,31 @@ class AdamW(torch.optim.Optimizer):
                 state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
             state["step"] += 1
-            lists = by_step.setdefault(state["step"], ([], [], [], []))
-            for target, tensor in zip(lists, (param, param.grad, state["exp_avg"], state["exp_avg_sq"])):
-                target.append(tensor)
-        return by_step
+            step = state["step"]  # a parameter that skipped steps keeps its own bias correction
+            if step not in hyper_by_step:
+                hyper_by_step[step] = _step_hyperparameters(group, step)
+            updates.append((param, param.grad, state["exp_avg"], state["exp_avg_sq"], hyper_by_step[step]))
+        return updates
 
-    def _update(self, params, grads, exp_avgs, exp_avg_sqs, group, step):
-        hyper = _step_hyperparameters(group, step)
-        eager = ([], [], [], [])
-        for tensors in zip(params, grads, exp_avgs, exp_avg_sqs):
-            if not (self.compiled and _COMPILER.usable and _fits_compiled_update(tensors)):
-                for target, tensor in zip(eager, tensors):
-                    target.append(tensor)
-                continue
-            if not _COMPILER.run(*(t.view(-1) for t in tensors), hyper):
-                for target, tensor in zip(eager, tensors):
-                    target.append(tensor)
-        if eager[0]:
-            _foreach_update(*eager, hyper)
+    def _split(self, updates):
+        """(updates for the compiled update, updates for the foreach ops)."""
+        if not (self.compiled and _COMPILER.usable) or torch.compiler.is_compiling():
+            return [], updates
+        compiled, eager = [], []
+        for update in updates:
+            (compiled if _fits_compiled_update(update) else eager).append(update)
+        return compiled, eager
 
 
-# Below this many elements a tensor's update is cheap either way, and a compiled call's fixed cost
-# (~0.1-0.2 ms of guards and wrappers) would outweigh what fusing saves.
+# Below this many elements a tensor's update is cheap either way, and its share of a compiled call's fixed
+# cost (~0.02-0.2 ms of guards and wrappers) would outweigh what fusing saves.
 COMPILED_MIN_NUMEL = 1 << 16
 # A smaller model's foreach update is fast enough that compiling would not pay within a short run.
 COMPILED_MIN_TOTAL = 8_000_000
+# The compiled update takes this many tensors a call, which spreads its fixed cost; the few left over at the
+# end of a step go one a call, so that exactly two graphs are compiled (a chunk's and a single tensor's),
+# whatever the model and whichever parameters have gradients this step.
+COMPILED_CHUNK = 8
 
 
 def _step_hyperparameters(group, step):
@@ -138,56 +140,82 @@ def _step_hyperparameters(group, step):
     return (decay, 1 - beta1, beta2, 1 - beta2, (1 - beta2**step) ** 0.5, group["eps"], -lr / (1 - beta1**step))
 
 
-def _foreach_update(params, grads, exp_avgs, exp_avg_sqs, hyper):
-    decay, one_minus_beta1, beta2, one_minus_beta2, bias_correction2_sqrt, eps, neg_step_size = hyper
-    if decay is not None:
-        torch._foreach_mul_(params, decay)
-    torch._foreach_lerp_(exp_avgs, grads, one_minus_beta1)  # = beta1 * m + (1 - beta1) * g, as torch computes it
-    torch._foreach_mul_(exp_avg_sqs, beta2)
-    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, one_minus_beta2)
+def _foreach_update(updates):
+    """Every update of the list through one pass of `torch._foreach_*` ops (torch's foreach AdamW's, in its
+    order), each parameter with its own scalars, so that param groups and step counts share the calls."""
+    params, grads, exp_avgs, exp_avg_sqs, hypers = (list(column) for column in zip(*updates))
+    decay, one_minus_beta1, beta2, one_minus_beta2, bias_correction2_sqrt, eps, neg_step_size = zip(*hypers)
+    decaying = [(param, factor) for param, factor in zip(params, decay) if factor is not None]
+    if decaying:
+        torch._foreach_mul_(*(list(column) for column in zip(*decaying)))
+    torch._foreach_lerp_(exp_avgs, grads, list(one_minus_beta1))  # = beta1 * m + (1 - beta1) * g, as torch computes it
+    torch._foreach_mul_(exp_avg_sqs, list(beta2))
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, list(one_minus_beta2))
     denom = torch._foreach_sqrt(exp_avg_sqs)
-    torch._foreach_div_(denom, bias_correction2_sqrt)
-    torch._foreach_add_(denom, eps)
-    torch._foreach_addcdiv_(params, exp_avgs, denom, neg_step_size)
+    torch._foreach_div_(denom, list(bias_correction2_sqrt))
+    torch._foreach_add_(denom, list(eps))
+    torch._foreach_addcdiv_(params, exp_avgs, denom, list(neg_step_size))
 
 
-def _fused_formulas(param, grad, exp_avg, exp_avg_sq, hyper):
-    """One parameter's update (flat tensors); `hyper` is `_step_hyperparameters` as a float32 tensor (decay
-    factor 1 when there is none) so that a new learning rate or step count does not recompile."""
-    param.mul_(hyper[0])
-    exp_avg.lerp_(grad, hyper[1])
-    exp_avg_sq.mul_(hyper[2]).add_(grad * grad * hyper[3])
-    param.add_(exp_avg / (exp_avg_sq.sqrt() / hyper[4] + hyper[5]) * hyper[6])
+def _fused_formulas(params, grads, exp_avgs, exp_avg_sqs, hypers):
+    """The update of each parameter of the lists (flat tensors). Row i of `hypers` is parameter i's
+    `_step_hyperparameters` (decay factor 1 when there is none): a float32 tensor, so that a new learning
+    rate or step count does not recompile, and one row per parameter, so that a call may span param groups."""
+    for param, grad, exp_avg, exp_avg_sq, hyper in zip(params, grads, exp_avgs, exp_avg_sqs, hypers):
+        param.mul_(hyper[0])
+        exp_avg.lerp_(grad, hyper[1])
+        exp_avg_sq.mul_(hyper[2]).add_(grad * grad * hyper[3])
+        param.add_(exp_avg / (exp_avg_sq.sqrt() / hyper[4] + hyper[5]) * hyper[6])
 
 
-def _fits_compiled_update(tensors):
-    param = tensors[0]
+def _fits_compiled_update(update):
+    param = update[0]
     return (param.device.type == "cpu" and param.numel() >= COMPILED_MIN_NUMEL
-            and all(t.dtype == torch.float32 and t.is_contiguous() for t in tensors)
-            and not torch.compiler.is_compiling())
+            and all(t.dtype == torch.float32 and t.is_contiguous() for t in update[:4]))
+
+
+def _chunks(updates):
+    """Full chunks of COMPILED_CHUNK updates, then the rest one by one."""
+    whole = len(updates) - len(updates) % COMPILED_CHUNK
+    yield from (updates[start:start + COMPILED_CHUNK] for start in range(0, whole, COMPILED_CHUNK))
+    yield from ([update] for update in updates[whole:])
+
+
+def _distinct_size_symbols():
+    """Dynamo's default gives sizes that happen to be equal one symbol and guards on the equality, so every
+    new pattern of equal sizes within a chunk would compile a new graph; one symbol per size compiles once."""
+    from torch.fx.experimental import _config as symbolic_shapes_config
+
+    return symbolic_shapes_config.patch(use_duck_shape=False)
 
 
 class _CompiledUpdate:
-    """`_fused_formulas` under torch.compile (one kernel for every size), built on first use; a failure to
+    """`_fused_formulas` under torch.compile (one graph for every size), built on first use; a failure to
     compile is reported once and turns the compiled path off for the rest of the process."""
 
     def __init__(self):
         self.usable = hasattr(torch, "compile")
         self._function = None
 
-    def run(self, param, grad, exp_avg, exp_avg_sq, hyper):
-        """Apply the update; False (nothing changed) if the kernel cannot be compiled here."""
-        values = [1.0 if hyper[0] is None else hyper[0], *hyper[1:]]
+    def run(self, updates):
+        """Apply each (param, grad, exp_avg, exp_avg_sq, hyperparameters) of `updates`, a chunk a call; return
+        how many were applied: all, unless compiling failed, which leaves the rest to the caller."""
+        applied = 0
         try:
             if self._function is None:
                 self._function = torch.compile(_fused_formulas, dynamic=True, fullgraph=True)
-            self._function(param, grad, exp_avg, exp_avg_sq, torch.tensor(values, dtype=torch.float32))
-            return True
+            with _distinct_size_symbols():
+                for chunk in _chunks(updates):
+                    columns = [[tensor.view(-1) for tensor in column] for column in zip(*(update[:4] for update in chunk))]
+                    hypers = torch.tensor([[1.0 if h[0] is None else h[0], *h[1:]] for *_, h in chunk],
+                                          dtype=torch.float32)
+                    self._function(*columns, hypers)
+                    applied += len(chunk)
         except Exception as error:  # any compiler failure: the foreach ops compute the same update
             self.usable = False
             warnings.warn(f"AdamW: torch.compile of the fused update failed ({type(error).__name__}: "
-                          f"{str(error).splitlines()[0] if str(error) else ''}); using the foreach update", stacklevel=2)
-            return False
+                          f"{str(error).splitlines()[0] if str(error) else ''}); using the foreach update", stacklevel=3)
+        return applied
 
 
 _COMPILER = _CompiledUpdate()

@@ -208,6 +208,58 @@ def test_adamw_compiled_update_of_large_parameters_equals_torch_adamw():
     assert max_parameter_difference(ours_model, twin) <= 1e-6
 
 
+# Shapes past COMPILED_MIN_NUMEL with sizes equal and unequal in every pattern: more than a chunk of them.
+WIDE_SHAPES = [(256, 256), (256, 320), (320, 256), (288, 288), (256, 384), (384, 256), (320, 320), (256, 288),
+               (288, 256), (300, 300), (256, 260)]
+
+
+def wide_parameters(seed):
+    generator = torch.Generator().manual_seed(seed)
+    return [nn.Parameter(torch.randn(shape, generator=generator)) for shape in WIDE_SHAPES]
+
+
+def step_with_random_gradients(optimizers_and_params, steps=5, skip_step=2, skipped=3):
+    """Give every copy the same random gradients (not a model's, so that each step compares the update
+    alone) and step; at `skip_step` one parameter sits out, so its bias correction lags the others'."""
+    generator = torch.Generator().manual_seed(3)
+    for step in range(steps):
+        gradients = [torch.randn(shape, generator=generator) for shape in WIDE_SHAPES]
+        for optimizer, params in optimizers_and_params:
+            for param, gradient in zip(params, gradients):
+                param.grad = None if step == skip_step and param is params[skipped] else gradient.clone()
+            optimizer.step()
+
+
+def groups_of_one(params):  # every tensor its own learning rate and weight decay
+    return [{"params": [param], "lr": 1e-3 * (index + 1), "weight_decay": 0.05 * index} for index, param in enumerate(params)]
+
+
+@pytest.mark.slow  # compiles the fused update (seconds; tens of seconds on a busy machine)
+def test_adamw_compiled_chunks_spanning_groups_and_step_counts_equal_torch_adamw():
+    ours_params, torch_params = wide_parameters(0), wide_parameters(0)
+    step_with_random_gradients([(AdamW(groups_of_one(ours_params), compiled=True), ours_params),
+                                (torch.optim.AdamW(groups_of_one(torch_params)), torch_params)])
+    assert optimization._COMPILER.usable
+    assert max((a - b).abs().max().item() for a, b in zip(ours_params, torch_params)) <= 1e-6
+
+
+@pytest.mark.slow  # compiles the fused update (seconds; tens of seconds on a busy machine)
+def test_adamw_compiles_two_graphs_whatever_the_shapes_in_a_chunk():
+    from torch._dynamo.utils import counters
+
+    params = wide_parameters(1)
+    graphs_before = counters["stats"]["unique_graphs"]
+    step_with_random_gradients([(AdamW(params, compiled=True), params)], steps=4, skip_step=1)
+    assert optimization._COMPILER.usable
+    assert counters["stats"]["unique_graphs"] - graphs_before <= 2
+
+
+def test_compiled_update_chunks_are_full_then_single():
+    chunks = list(optimization._chunks(list(range(2 * optimization.COMPILED_CHUNK + 3))))
+    assert [len(chunk) for chunk in chunks] == [optimization.COMPILED_CHUNK] * 2 + [1, 1, 1]
+    assert [item for chunk in chunks for item in chunk] == list(range(2 * optimization.COMPILED_CHUNK + 3))
+
+
 def test_adamw_falls_back_to_the_foreach_update_with_a_warning_when_compiling_fails(monkeypatch):
     def no_compiler(*args, **kwargs):
         raise RuntimeError("no C++ compiler found")
