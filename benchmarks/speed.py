@@ -369,14 +369,20 @@ def markdown_table(results, settings, command, real_tokens, machine, extras):
                   f"| {e['calls_per_step']:.0f} |"
                   for e in extras["profile"]]
     lines += ["", "History (one row per change measured; ratios are within one run):", "",
-              "| change | train-bf16 MFU | train-fp32 MFU | train-bf16 ratio | AdamW / torch fused | command |",
-              "|---|---:|---:|---:|---:|---|"]
+              "| change | CPU (bf16 peak TFLOP/s) | train-bf16 MFU | train-fp32 MFU | train-bf16 ratio "
+              "| AdamW / torch fused | command |",
+              "|---|---|---:|---:|---:|---:|---|"]
     for row in extras["history"]:
-        lines.append(f"| {row['label']} | {_percent(row.get('train-bf16 mfu'))} "
+        lines.append(f"| {row['label']} | {_history_cpu(row)} | {_percent(row.get('train-bf16 mfu'))} "
                      f"| {_percent(row.get('train-fp32 mfu'))} | {_number(row.get('train-bf16 ratio'))} "
                      f"| {_number(row.get('adamw ratio'))} | `{row['command']}` |")
     lines += ["", f"Command: `{command}`"]
     return "\n".join(lines) + "\n"
+
+
+def _history_cpu(row):
+    cpu = row.get("cpu", "not recorded")
+    return cpu if row.get("bf16 peak tflops") is None else f"{cpu} ({row['bf16 peak tflops']:.2f})"
 
 
 def _percent(value):
@@ -387,8 +393,11 @@ def _number(value):
     return "–" if value is None else f"{value:.2f}"
 
 
-def history_row(settings, command, results, optimizer):
-    row = {"label": settings.label or "(unlabelled)", "command": command, "adamw ratio": optimizer["ratio"]}
+def history_row(settings, command, results, optimizer, machine, peak_tflops):
+    """One run's figures for the history table, with its CPU: MFU is a share of that machine's own peak, so
+    rows from different CPUs are not one series."""
+    row = {"label": settings.label or "(unlabelled)", "command": command, "adamw ratio": optimizer["ratio"],
+           "cpu": machine["cpu"], "bf16 peak tflops": peak_tflops}
     for cell, r in results.items():
         row[f"{cell} mfu"] = r["mfu"]["minbert"]
         row[f"{cell} ratio"] = r["ratio"]
@@ -440,9 +449,10 @@ def main(argv=None):
     optimizer = time_optimizers(settings)
     print("optimizer step: " + ", ".join(f"{n} {s * 1e3:.1f} ms" for n, s in optimizer["median_s"].items()),
           flush=True)
-    history = previous_history(settings.out_dir) + [history_row(settings, command, results, optimizer)]
-    extras = {"matmul": matmul, "profile": profile_rows, "optimizer": optimizer, "history": history}
     machine = machine_info()
+    history = previous_history(settings.out_dir) + [
+        history_row(settings, command, results, optimizer, machine, matmul["peak_tflops"]["bfloat16"])]
+    extras = {"matmul": matmul, "profile": profile_rows, "optimizer": optimizer, "history": history}
     table = markdown_table(results, settings, command, real_tokens, machine, extras)
     print("\n" + table)
     out_dir = Path(settings.out_dir)
