@@ -56,9 +56,10 @@ class AdamW(torch.optim.Optimizer):
     (COMPILED_MIN_NUMEL elements or more) instead go through `_fused_formulas`, the same formulas, which
     torch.compile (`_CompiledUpdate`) fuses into one pass per tensor, COMPILED_CHUNK tensors of any groups a
     call. It compiles twice per process (seconds, cached on disk by torch), and if compiling fails (no C++
-    compiler, an unsupported platform) the optimizer warns once and stays on the foreach ops. `compiled=None` (the default) compiles only for models of
-    COMPILED_MIN_TOTAL parameters or more, where the saving repays the compile time within a few hundred
-    steps; `compiled=True` always, `compiled=False` never.
+    compiler, an unsupported platform) the optimizer warns once and stays on the foreach ops.
+    `compiled=None` (the default) compiles only for models of COMPILED_MIN_TOTAL parameters or more, where
+    the saving repays the compile time within a few hundred steps; `compiled=True` always, `compiled=False`
+    never.
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, compiled=None):
@@ -78,7 +79,8 @@ class AdamW(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        updates = [update for index, group in enumerate(self.param_groups) for update in self._advance_group(group, index)]
+        updates = [update for index, group in enumerate(self.param_groups)
+                   for update in self._advance_group(group, index)]
         compiled, eager = self._split(updates)
         applied = _COMPILER.run(compiled) if compiled else 0
         eager += compiled[applied:]  # compiling failed: the foreach ops compute the same update
