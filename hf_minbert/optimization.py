@@ -128,8 +128,9 @@ COMPILED_MIN_NUMEL = 1 << 16
 # A smaller model's foreach update is fast enough that compiling would not pay within a short run.
 COMPILED_MIN_TOTAL = 8_000_000
 # The compiled update takes this many tensors a call, which spreads its fixed cost; the few left over at the
-# end of a step go one a call, so that exactly two graphs are compiled (a chunk's and a single tensor's),
-# whatever the model and whichever parameters have gradients this step.
+# end of a step go one a call, so that two graphs are compiled (a chunk's and a single tensor's) whatever the
+# shapes and whichever parameters have gradients this step. (Dynamo also guards on the rank of a flat view's
+# base: a model whose large parameters have several ranks compiles two graphs more for each mix in a chunk.)
 COMPILED_CHUNK = 8
 
 
