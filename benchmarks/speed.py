@@ -17,7 +17,7 @@ Beside the cells it measures what the CPU can do and how close each cell gets:
 - each cell's TFLOP/s on real tokens and its MFU, the share of the bf16 peak (see `model_flops`);
 - a profile of minBERT's bf16 training step: the top operators by self CPU time;
 - the optimizer step over the default `minbert train` model's parameters: the project's AdamW against
-  `torch.optim.AdamW(fused=True)`, alternating, after warmup (ours compiles its fused update first).
+  `torch.optim.AdamW(fused=True)`, alternating, after warmup (ours builds its C kernel first, once per machine).
 
     python benchmarks/speed.py                      # batch 32, padded to 64 tokens, 20 timed steps/model
     python benchmarks/speed.py --threads 1          # on a machine busy with other jobs (see benchmarks/README.md)

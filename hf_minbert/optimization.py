@@ -21,11 +21,13 @@ A task's own copy of encoder parts (CerBERTus, Triple-BERT: `task_encoders.<task
 `...pooler.*`, `...embeddings.*`) gets the learning rate of the part it copies. The static encoder
 (`static_bert.*`) is frozen by design and joins no group.
 """
+import ctypes
 import re
-import warnings
 
 import torch
 from torch import nn
+
+from hf_minbert import kernels
 
 # Name suffixes (at a "." boundary) that get no weight decay. Every parameter with fewer than two
 # dimensions is exempt as well (see no_decay_parameter_names), whatever its module calls it.
@@ -49,24 +51,20 @@ class AdamW(torch.optim.Optimizer):
     Each param group may carry its own lr/betas/eps/weight_decay (schedulers change group["lr"]);
     parameters whose .grad is None are skipped and their state is left untouched.
 
-    The update is vectorized: the parameters of every group go through the formulas above as a few
-    `torch._foreach_*` ops, each with its own scalars (the operations of torch's foreach AdamW, in its
-    order). Done op by op, those ops sweep the 30M numbers of a BERT-small model from memory eight times,
-    which costs several times torch's fused kernel; so when compiling, large float32 CPU parameters
-    (COMPILED_MIN_NUMEL elements or more) instead go through `_fused_formulas`, the same formulas, which
-    torch.compile (`_CompiledUpdate`) fuses into one pass per tensor, COMPILED_CHUNK tensors of any groups a
-    call. It compiles twice per process (seconds, cached on disk by torch), and if compiling fails (no C++
-    compiler, an unsupported platform) the optimizer warns once and stays on the foreach ops.
-    `compiled=None` (the default) compiles only for models of COMPILED_MIN_TOTAL parameters or more, where
-    the saving repays the compile time within a few hundred steps; `compiled=True` always, `compiled=False`
-    never.
+    The update is vectorized. Float32 CPU tensors go through the project's C kernel
+    (hf_minbert/kernels/adamw.c): the formulas above in one pass over memory for every tensor of every group,
+    split across torch's threads, as torch's fused AdamW does. Where that kernel cannot be built (no C
+    compiler) the optimizer warns once, and everything goes through a few `torch._foreach_*` ops, each with
+    its own scalars: the operations of torch's foreach AdamW, in its order, which sweep memory eight times.
+    Other tensors (bf16, CUDA, non-contiguous) always take the foreach ops; so does everything with
+    `compiled=False`. The foreach ops give torch's numbers exactly; the kernel agrees with torch's step to a
+    few units in the last place (it rounds like torch's ops but has no fused multiply-add or vendor sqrt),
+    as torch's own fused AdamW does.
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, compiled=None):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, compiled=True):
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
         super().__init__(params, defaults)
-        if compiled is None:
-            compiled = sum(p.numel() for group in self.param_groups for p in group["params"]) >= COMPILED_MIN_TOTAL
         self.compiled = compiled
 
     def add_param_group(self, param_group):
@@ -81,9 +79,9 @@ class AdamW(torch.optim.Optimizer):
                 loss = closure()
         updates = [update for index, group in enumerate(self.param_groups)
                    for update in self._advance_group(group, index)]
-        compiled, eager = self._split(updates)
-        applied = _COMPILER.run(compiled) if compiled else 0
-        eager += compiled[applied:]  # compiling failed: the foreach ops compute the same update
+        native, eager = self._split(updates)
+        if native and not _KERNEL.run(native):
+            eager += native  # the kernel cannot be built: the foreach ops compute the same update
         if eager:
             _foreach_update(eager)
         return loss
@@ -113,25 +111,13 @@ class AdamW(torch.optim.Optimizer):
         return updates
 
     def _split(self, updates):
-        """(updates for the compiled update, updates for the foreach ops)."""
-        if not (self.compiled and _COMPILER.usable) or torch.compiler.is_compiling():
+        """(updates for the C kernel, updates for the foreach ops)."""
+        if not (self.compiled and _KERNEL.usable) or torch.compiler.is_compiling():
             return [], updates
-        compiled, eager = [], []
+        native, eager = [], []
         for update in updates:
-            (compiled if _fits_compiled_update(update) else eager).append(update)
-        return compiled, eager
-
-
-# Below this many elements a tensor's update is cheap either way, and its share of a compiled call's fixed
-# cost (~0.02-0.2 ms of guards and wrappers) would outweigh what fusing saves.
-COMPILED_MIN_NUMEL = 1 << 16
-# A smaller model's foreach update is fast enough that compiling would not pay within a short run.
-COMPILED_MIN_TOTAL = 8_000_000
-# The compiled update takes this many tensors a call, which spreads its fixed cost; the few left over at the
-# end of a step go one a call, so that two graphs are compiled (a chunk's and a single tensor's) whatever the
-# shapes and whichever parameters have gradients this step. (Dynamo also guards on the rank of a flat view's
-# base: a model whose large parameters have several ranks compiles two graphs more for each mix in a chunk.)
-COMPILED_CHUNK = 8
+            (native if _fits_kernel(update) else eager).append(update)
+        return native, eager
 
 
 def _step_hyperparameters(group, step):
@@ -160,68 +146,50 @@ def _foreach_update(updates):
     torch._foreach_addcdiv_(params, exp_avgs, denom, list(neg_step_size))
 
 
-def _fused_formulas(params, grads, exp_avgs, exp_avg_sqs, hypers):
-    """The update of each parameter of the lists (flat tensors). Row i of `hypers` is parameter i's
-    `_step_hyperparameters` (decay factor 1 when there is none): a float32 tensor, so that a new learning
-    rate or step count does not recompile, and one row per parameter, so that a call may span param groups."""
-    for param, grad, exp_avg, exp_avg_sq, hyper in zip(params, grads, exp_avgs, exp_avg_sqs, hypers):
-        param.mul_(hyper[0])
-        exp_avg.lerp_(grad, hyper[1])
-        exp_avg_sq.mul_(hyper[2]).add_(grad * grad * hyper[3])
-        param.add_(exp_avg / (exp_avg_sq.sqrt() / hyper[4] + hyper[5]) * hyper[6])
-
-
-def _fits_compiled_update(update):
+def _fits_kernel(update):
     param = update[0]
-    return (param.device.type == "cpu" and param.numel() >= COMPILED_MIN_NUMEL
-            and all(t.dtype == torch.float32 and t.is_contiguous() for t in update[:4]))
+    return param.device.type == "cpu" and all(t.dtype == torch.float32 and t.is_contiguous() for t in update[:4])
 
 
-def _chunks(updates):
-    """Full chunks of COMPILED_CHUNK updates, then the rest one by one."""
-    whole = len(updates) - len(updates) % COMPILED_CHUNK
-    yield from (updates[start:start + COMPILED_CHUNK] for start in range(0, whole, COMPILED_CHUNK))
-    yield from ([update] for update in updates[whole:])
-
-
-def _distinct_size_symbols():
-    """Dynamo's default gives sizes that happen to be equal one symbol and guards on the equality, so every
-    new pattern of equal sizes within a chunk would compile a new graph; one symbol per size compiles once."""
-    from torch.fx.experimental import _config as symbolic_shapes_config
-
-    return symbolic_shapes_config.patch(use_duck_shape=False)
-
-
-class _CompiledUpdate:
-    """`_fused_formulas` under torch.compile (one graph for every size), built on first use; a failure to
-    compile is reported once and turns the compiled path off for the rest of the process."""
+class _KernelUpdate:
+    """hf_minbert/kernels/adamw.c's `minbert_adamw_step`, loaded on first use; where it cannot be built,
+    `usable` turns False for the rest of the process."""
 
     def __init__(self):
-        self.usable = hasattr(torch, "compile")
-        self._function = None
+        self.usable = True
+        self._step = None
 
     def run(self, updates):
-        """Apply each (param, grad, exp_avg, exp_avg_sq, hyperparameters) of `updates`, a chunk a call; return
-        how many were applied: all, unless compiling failed, which leaves the rest to the caller."""
-        applied = 0
-        try:
-            if self._function is None:
-                self._function = torch.compile(_fused_formulas, dynamic=True, fullgraph=True)
-            with _distinct_size_symbols():
-                for chunk in _chunks(updates):
-                    columns = [[tensor.view(-1) for tensor in column] for column in zip(*(update[:4] for update in chunk))]
-                    hypers = torch.tensor([[1.0 if h[0] is None else h[0], *h[1:]] for *_, h in chunk],
-                                          dtype=torch.float32)
-                    self._function(*columns, hypers)
-                    applied += len(chunk)
-        except Exception as error:  # any compiler failure: the foreach ops compute the same update
+        """Apply every (param, grad, exp_avg, exp_avg_sq, hyperparameters) of `updates` in one call; False
+        (nothing applied) where the kernel cannot be built."""
+        if self._step is None and not self._load():
+            return False
+        count = len(updates)
+        pointers = [(ctypes.c_void_p * count)(*(tensor.data_ptr() for tensor in column))
+                    for column in zip(*(update[:4] for update in updates))]
+        numels = (ctypes.c_int64 * count)(*(update[0].numel() for update in updates))
+        hypers = (ctypes.c_float * (7 * count))(
+            *(value for *_, h in updates for value in (1.0 if h[0] is None else h[0], *h[1:])))
+        self._step(count, *pointers, numels, hypers, torch.get_num_threads())
+        # The kernel wrote through raw pointers: tell autograd the parameters changed, as an in-place op would.
+        torch.autograd.graph.increment_version([update[0] for update in updates])
+        return True
+
+    def _load(self):
+        library = kernels.load("adamw")
+        if library is None:
             self.usable = False
-            warnings.warn(f"AdamW: torch.compile of the fused update failed ({type(error).__name__}: "
-                          f"{str(error).splitlines()[0] if str(error) else ''}); using the foreach update", stacklevel=3)
-        return applied
+            return False
+        pointer_array = ctypes.POINTER(ctypes.c_void_p)
+        step = library.minbert_adamw_step
+        step.argtypes = [ctypes.c_int64, *[pointer_array] * 4, ctypes.POINTER(ctypes.c_int64),
+                         ctypes.POINTER(ctypes.c_float), ctypes.c_int]
+        step.restype = None
+        self._step = step
+        return True
 
 
-_COMPILER = _CompiledUpdate()
+_KERNEL = _KernelUpdate()
 
 
 def _group_label(group, index):
