@@ -112,6 +112,11 @@ TRAIN_ROWS = {
     # do the phrases raise SST's ceiling, or only how fast it is reached?
     "sst_phrases_48k": ("48k treebank phrases an epoch instead of 16k (every phrase once in 3 epochs)",
                         ["--task_epoch_rows", "sst=48000"]),
+    # CoSENT (Su 2022) beside the STS head's MSE: the head's loss puts each cosine at label / 5, CoSENT orders the
+    # pairs of a batch by their labels, which is what the correlation reads.
+    "cosent": ("CoSENT ranking loss (weight 1, scale 20) on STS's pairs beside the head's MSE", ["--cosent_weight", "1"]),
+    "cosent_seed1": ("cosent with --seed 1", ["--cosent_weight", "1", "--seed", "1"]),
+    "cosent_seed2": ("cosent with --seed 2", ["--cosent_weight", "1", "--seed", "2"]),
     # The default after its AdamW moved from torch.compile and foreach ops to the project's C kernel, which rounds
     # differently in the last place: do the scores stay within the seed spread?
     "default_adamw_kernel": ("the default (seed 42) with AdamW's C kernel, on the AMD EPYC beside default_amd_epyc", []),
@@ -125,7 +130,8 @@ TRAIN_ROWS = {
 SEED_GROUPS = {"default": ("default", "default_seed1", "default_seed2"),
                "rows_32": ("rows_32", "rows_32_seed1", "rows_32_seed2"),
                "smart_sst": ("smart_sst", "smart_sst_seed1", "smart_sst_seed2"),
-               "token_rows_8": ("token_rows_8", "token_rows_8_seed1", "token_rows_8_seed2")}
+               "token_rows_8": ("token_rows_8", "token_rows_8_seed1", "token_rows_8_seed2"),
+               "cosent": ("cosent", "cosent_seed1", "cosent_seed2")}
 # Rows that run `minbert train` under extra environment variables (recorded in the row's command).
 ROW_ENVIRONMENT = {row: {"MINBERT_CPU_ROW_STEPS": "8"} for row in SEED_GROUPS["token_rows_8"]}
 # Rows built from other rows' outputs (they must run after them).

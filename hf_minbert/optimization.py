@@ -168,11 +168,14 @@ class _KernelUpdate:
         pointers = [(ctypes.c_void_p * count)(*(tensor.data_ptr() for tensor in column))
                     for column in zip(*(update[:4] for update in updates))]
         numels = (ctypes.c_int64 * count)(*(update[0].numel() for update in updates))
-        hypers = (ctypes.c_float * (7 * count))(
-            *(value for *_, h in updates for value in (1.0 if h[0] is None else h[0], *h[1:])))
+        # one row of the kernel's hyperparameters per tensor, in _step_hyperparameters' order (no decay: factor 1)
+        rows = [value for *_, h in updates for value in (1.0 if h[0] is None else h[0], *h[1:])]
+        hypers = (ctypes.c_float * len(rows))(*rows)
         self._step(count, *pointers, numels, hypers, torch.get_num_threads())
-        # The kernel wrote through raw pointers: tell autograd the parameters changed, as an in-place op would.
-        torch.autograd.graph.increment_version([update[0] for update in updates])
+        # The kernel wrote through raw pointers: tell autograd the parameters changed, as an in-place op would
+        # (one tensor a call: torch before 2.3 takes no list).
+        for update in updates:
+            torch.autograd.graph.increment_version(update[0])
         return True
 
     def _load(self):

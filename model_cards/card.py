@@ -58,6 +58,8 @@ TRAINING_KEYS = (
     "smart_norm", "smart_dropout_masks", "smart_proximal_weight", "smart_momentum",
     # MNR
     "mnr_weight", "mnr_task", "mnr_scale", "mnr_symmetric", "mnr_no_duplicates",
+    # CoSENT
+    "cosent_weight", "cosent_task", "cosent_scale",
     # PCGrad, LLRD and frozen parts
     "pcgrad", "layerwise_lr_decay", "head_lr_multiplier", "freeze_embeddings", "freeze_encoder",
     # model selection

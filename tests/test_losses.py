@@ -1,4 +1,4 @@
-"""Multiple Negatives Ranking loss against hand computations on toy embeddings."""
+"""The MNR and CoSENT losses against hand computations on toy embeddings."""
 import math
 
 import pytest
@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from trainers.losses import (
+    cosent_loss,
     false_negative_mask,
     multiple_negatives_ranking_loss,
     paraphrase_mnr_loss,
@@ -229,3 +230,52 @@ def test_paraphrase_bad_arguments_are_named(labels, keys, message):
     a, b, _ = pair_batch()
     with pytest.raises(ValueError, match=message):
         paraphrase_mnr_loss(a, b, labels, **keys)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CoSENT
+# ---------------------------------------------------------------------------------------------------------
+
+
+def cosent_by_hand(cosines, labels, scale=20.0):
+    """log(1 + sum over (i, j) with y_i > y_j of exp(scale * (cos_j - cos_i)))."""
+    terms = [math.exp(scale * (cosines[j] - cosines[i]))
+             for i in range(len(labels)) for j in range(len(labels)) if labels[i] > labels[j]]
+    return math.log(1 + sum(terms))
+
+
+def pairs_at_angles(angles):
+    """First sentences all at 0 degrees, second sentences at `angles`: pair i's cosine is cos(angles[i])."""
+    return torch.tensor([unit(0)] * len(angles)), torch.tensor([unit(angle) for angle in angles])
+
+
+def test_cosent_loss_equals_its_formula():
+    a, b = pairs_at_angles([10, 40, 80, 30])
+    labels = torch.tensor([4.5, 2.0, 0.5, 2.0])  # a tie orders nothing
+    expected = cosent_by_hand([cos(0, angle) for angle in (10, 40, 80, 30)], labels.tolist(), scale=5.0)
+    assert cosent_loss(a, b, labels, scale=5.0).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_cosent_loss_is_lower_when_the_cosines_follow_the_labels():
+    labels = torch.tensor([5.0, 3.0, 1.0])
+    in_order = cosent_loss(*pairs_at_angles([10, 45, 80]), labels)
+    reversed_order = cosent_loss(*pairs_at_angles([80, 45, 10]), labels)
+    assert in_order.item() < 0.01 < reversed_order.item()
+
+
+def test_cosent_loss_reads_only_the_order_of_the_labels():
+    a, b = pairs_at_angles([10, 40, 80])
+    assert cosent_loss(a, b, torch.tensor([5.0, 3.0, 1.0])).item() == cosent_loss(a, b, torch.tensor([2.0, 1.9, 0.0])).item()
+
+
+def test_cosent_loss_of_a_batch_with_one_label_is_zero_and_keeps_the_graph():
+    a, b = pairs_at_angles([10, 40])
+    b.requires_grad_(True)
+    loss = cosent_loss(a, b, torch.tensor([3.0, 3.0]))
+    loss.backward()
+    assert loss.item() == 0.0 and b.grad is not None
+
+
+def test_cosent_loss_rejects_labels_that_do_not_match_the_pairs():
+    with pytest.raises(ValueError, match="labels must have shape"):
+        cosent_loss(*pairs_at_angles([10, 40]), torch.tensor([1.0, 2.0, 3.0]))

@@ -136,6 +136,8 @@ def test_the_example_twice_gives_bitwise_equal_weights(base, data, tmp_path, mon
     (["--pair_encoding", "sst=bi"], "--pair_encoding sst=bi: sst is a single-sentence task"),
     (["--pair_encoding", "para=triple"], "--pair_encoding"),
     (["--mnr_scale", "0"], "--mnr_scale"),
+    (["--cosent_weight", "1", "--cosent_task", "sst"], "--cosent_task sst"),
+    (["--cosent_weight", "-1"], "--cosent_weight"),
     (["--tasks", ""], "--tasks"),
 ])
 def test_a_bad_flag_is_one_line_naming_it_before_any_training(base, data, tmp_path, capsys, flags, named):

@@ -196,6 +196,32 @@ def test_mnr_term_is_the_cross_entropy_of_each_paraphrase_against_the_batch(tmp_
     torch.testing.assert_close(total, head + 0.5 * expected)
 
 
+def test_cosent_term_ranks_each_sts_batch_by_its_labels_beside_the_head_loss(tmp_path, tokenizer):
+    import torch.nn.functional as F
+
+    from trainers.trainer import head_input_keys
+
+    model = tiny_model(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    trainer = _trainer(tmp_path, tokenizer, model=model, rows={"sts": tiny_task_rows()["sts"]}, cosent_weight=0.5,
+                       bf16=False)
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))["sts"]
+    total = trainer._task_loss(model, "sts", batch)
+
+    def embed(side):  # mean of the encoder's token states over the real tokens
+        ids, mask = batch[f"input_ids_{side}"], batch[f"attention_mask_{side}"]
+        states = model.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        return (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+
+    cosines, labels = F.cosine_similarity(embed("a"), embed("b")), batch["labels"]
+    # every pair with a higher label than another should have the higher cosine
+    expected = torch.log(1 + sum(torch.exp(20 * (cosines[j] - cosines[i]))
+                                 for i in range(len(labels)) for j in range(len(labels)) if labels[i] > labels[j]))
+    head = model(**{k: v for k, v in batch.items() if k in head_input_keys(model.config.task_spec("sts"))},
+                 task="sts", labels=labels).loss
+    assert trainer._terms["cosent"][-1] == pytest.approx(expected.item(), rel=1e-5)
+    torch.testing.assert_close(total, head + 0.5 * expected)
+
+
 def test_pcgrad_requires_all_tasks_sampling(tmp_path):
     with pytest.raises(ValueError, match="all_tasks"):
         _args(tmp_path, pcgrad=True)

@@ -24,6 +24,8 @@ DEFAULT_TASK_EPOCH_ROWS = "sst=16000"
 # rows and an epoch a sixth fewer steps (benchmarks/batch_tokens.py), which brings the default within the hour.
 DEFAULT_BATCH_TOKENS = "sst=768"
 SMART_NORMS = ("linf", "l2")
+# The losses on a pair task's two sentence embeddings (trainers/losses.py), by their flags' prefix.
+EMBEDDING_LOSSES = {"mnr": "MNR", "cosent": "CoSENT"}
 # The options that take one value per task, e.g. sst=2,para=6 (resolved by `per_task`).
 PER_TASK_OPTIONS = ("task_weights", "smart_weight", "task_epoch_rows", "batch_tokens")
 
@@ -117,6 +119,11 @@ class MultitaskTrainingArguments(TrainingArguments):
     mnr_symmetric: bool = field(default=False, metadata={"help": "average both ranking directions"})
     mnr_no_duplicates: bool = field(default=True, metadata={"help": "batches of the MNR task avoid repeated sentences"})
 
+    # --- CoSENT loss (trainers/losses.py) ---
+    cosent_weight: float = field(default=0.0, metadata={"help": "weight of the CoSENT ranking loss on the graded pairs of --cosent_task, beside its head's loss (0 = off)"})
+    cosent_task: str = field(default="sts", metadata={"help": "the sentence-pair task whose graded pairs feed the CoSENT loss"})
+    cosent_scale: float = field(default=20.0, metadata={"help": "CoSENT's cosine scale (1 / temperature)"})
+
     # --- PCGrad (trainers/pcgrad.py) ---
     pcgrad: bool = field(default=False, metadata={"help": "project conflicting task gradients (needs task_sampling=all_tasks)"})
 
@@ -160,7 +167,8 @@ class MultitaskTrainingArguments(TrainingArguments):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1")
         self._check_numbers()
-        self._check_mnr_task()
+        for loss in EMBEDDING_LOSSES:
+            self._check_pair_task(loss)
 
     def _check_numbers(self):
         """Every number flag in its meaningful range, so a typo fails here rather than mid-training (or, for
@@ -176,9 +184,9 @@ class MultitaskTrainingArguments(TrainingArguments):
             if not self.group_by_length:
                 raise ValueError("--batch_tokens needs --group_by_length true (a budget packs rows of similar length)")
             raise ValueError("--batch_tokens cannot be combined with --dataloader_drop_last (a packed task keeps its last batch)")
-        for name in ("mnr_weight", "smart_proximal_weight"):
+        for name in ("mnr_weight", "cosent_weight", "smart_proximal_weight"):
             _check_range(name, getattr(self, name), 0)
-        for name in ("mnr_scale", "smart_step_size", "smart_epsilon", "head_lr_multiplier"):
+        for name in ("mnr_scale", "cosent_scale", "smart_step_size", "smart_epsilon", "head_lr_multiplier"):
             _check_range(name, getattr(self, name), 0, low_open=True)
         _check_range("smart_momentum", self.smart_momentum, 0, 1, high_open=True)
         _check_range("layerwise_lr_decay", self.layerwise_lr_decay, 0, 1, low_open=True)
@@ -187,16 +195,21 @@ class MultitaskTrainingArguments(TrainingArguments):
         if self.sampling_temperature is not None:
             _check_range("sampling_temperature", self.sampling_temperature, 0, low_open=True)
 
-    def _check_mnr_task(self):
-        """MNR ranks the second sentence of a pair among the batch's: a single-sentence task has none. (A task
-        without a data schema is checked against its head by `minbert train`.)"""
+    def embedding_loss_tasks(self):
+        """The tasks whose batches must also carry their separate sentences, for the MNR or CoSENT loss."""
+        return {getattr(self, f"{loss}_task") for loss in EMBEDDING_LOSSES if getattr(self, f"{loss}_weight") > 0}
+
+    def _check_pair_task(self, loss):
+        """MNR and CoSENT read the two sentences of a pair: a single-sentence task has none. (A task without a
+        data schema is checked against its head by `minbert train`.)"""
         from hf_minbert.data import TASK_SCHEMAS
 
-        schema = TASK_SCHEMAS.get(self.mnr_task)
-        if self.mnr_weight > 0 and schema is not None and not schema.is_pair:
+        task = getattr(self, f"{loss}_task")
+        schema = TASK_SCHEMAS.get(task)
+        if getattr(self, f"{loss}_weight") > 0 and schema is not None and not schema.is_pair:
             pair_tasks = ", ".join(name for name, s in TASK_SCHEMAS.items() if s.is_pair)
-            raise ValueError(f"--mnr_task {self.mnr_task}: MNR needs a sentence-pair task ({pair_tasks}); "
-                             f"{self.mnr_task} has single sentences")
+            raise ValueError(f"--{loss}_task {task}: {EMBEDDING_LOSSES[loss]} needs a sentence-pair task ({pair_tasks}); "
+                             f"{task} has single sentences")
 
     def _can_pack_by_tokens(self):
         return self.task_sampling in CAPPED_STRATEGIES and self.group_by_length and not self.dataloader_drop_last

@@ -1,4 +1,5 @@
-"""Multiple Negatives Ranking (MNR) loss: in-batch negatives for sentence embeddings (Henderson et al. 2017).
+"""Ranking losses on sentence embeddings: Multiple Negatives Ranking (MNR, Henderson et al. 2017) for
+paraphrase pairs, and CoSENT (Su 2022) for pairs with graded similarity labels.
 
 For anchors a_1..a_B and their positives p_1..p_B, every anchor scores every candidate (all positives,
 plus optional extra negatives) by scaled cosine similarity, and cross-entropy asks anchor i to pick p_i:
@@ -17,6 +18,14 @@ For the paraphrase task, `paraphrase_mnr_loss` takes a batch of labelled pairs: 
 candidates as extra negatives. Those sentences are already embedded, so the extra negatives are free; they
 are ordinary in-batch negatives for the other anchors (a non-paraphrase pair says nothing about them),
 and any of them that is literally a sentence of an anchor's paraphrase group is masked when keys are given.
+
+CoSENT (`cosent_loss`) reads the cosine of each pair of a batch of graded pairs (STS) and asks that a pair
+with a higher label have a higher cosine than every pair with a lower one, whatever their absolute values:
+
+    loss = log(1 + sum over pairs (i, j) with y_i > y_j of exp(scale * (cos_j - cos_i)))
+
+as sentence-transformers' `CoSENTLoss` does. A regression head trained by MSE alone must put each cosine at
+label / 5; the ranking term only orders them, which is what a correlation metric reads.
 """
 
 from collections.abc import Hashable, Sequence
@@ -70,6 +79,26 @@ def multiple_negatives_ranking_loss(
             # scores[j, i] = cos(a_j, p_i): column i is positive i scored against every anchor.
             loss = (loss + F.cross_entropy(scores[:, :num_pairs].T, targets)) / 2
     return loss
+
+
+def cosent_loss(embeddings_a: Tensor, embeddings_b: Tensor, labels: Tensor, *, scale: float = 20.0) -> Tensor:
+    """CoSENT loss of the pairs (embeddings_a[i], embeddings_b[i]) with graded `labels` (B,) (module docstring).
+
+    A batch without two different labels has no ordered pair: the loss is log(1) = 0, still depending on the
+    inputs (so every rank's backward reaches the same parameters).
+    """
+    _check_embeddings(embeddings_a, embeddings_b, None)
+    if scale <= 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    if labels.shape != embeddings_a.shape[:1]:
+        raise ValueError(f"labels must have shape ({embeddings_a.shape[0]},), got {tuple(labels.shape)}")
+    with torch.autocast(device_type=embeddings_a.device.type, enabled=False):
+        cosines = scale * F.cosine_similarity(embeddings_a.float(), embeddings_b.float(), dim=-1)
+        # differences[i, j] = scale * (cos_j - cos_i), counted where pair i's label is above pair j's
+        differences = cosines[None, :] - cosines[:, None]
+        ordered = labels[:, None] > labels[None, :]
+        terms = torch.cat([differences.new_zeros(1), differences[ordered]])  # the zero is the "1 +"
+        return torch.logsumexp(terms, dim=0) + differences.sum() * 0.0
 
 
 def paraphrase_mnr_loss(

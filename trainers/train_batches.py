@@ -9,21 +9,24 @@ import torch
 
 from hf_minbert.data.tokenization import example_lengths
 
+from .arguments import EMBEDDING_LOSSES
 from .multitask_data import MultitaskDataLoader, MultitaskDataset, tokenize_for_training
 from .sampling import MultitaskBatchSampler
 
 
 def training_dataset(train_dataset, args, tokenizer, config, always_rows=None):
-    """`train_dataset` ({task: rows}) as one MultitaskDataset, tokenized for the model's heads (and, with MNR,
-    the MNR task's separate sentences); `always_rows` is checked against it."""
+    """`train_dataset` ({task: rows}) as one MultitaskDataset, tokenized for the model's heads (and, with MNR or
+    CoSENT, that task's separate sentences); `always_rows` is checked against it."""
     for task, rows in (always_rows or {}).items():
         if task not in train_dataset:
             raise ValueError(f"always_rows names task {task!r}, which has no train dataset ({', '.join(train_dataset)})")
         if not (isinstance(rows, int) and 0 <= rows <= len(train_dataset[task])):
             raise ValueError(f"always_rows[{task!r}]={rows!r}: expected 0..{len(train_dataset[task])} (the task's rows)")
-    sides = {args.mnr_task} if args.mnr_weight > 0 else set()
-    if sides and args.mnr_task not in train_dataset:
-        raise ValueError(f"--mnr_weight > 0 but the MNR task {args.mnr_task!r} has no train dataset")
+    sides = args.embedding_loss_tasks()
+    for loss in EMBEDDING_LOSSES:
+        task = getattr(args, f"{loss}_task")
+        if getattr(args, f"{loss}_weight") > 0 and task not in train_dataset:
+            raise ValueError(f"--{loss}_weight > 0 but the {EMBEDDING_LOSSES[loss]} task {task!r} has no train dataset")
     return MultitaskDataset(tokenize_for_training(train_dataset, tokenizer, config, args.max_seq_length, sides_for=sides))
 
 

@@ -27,7 +27,7 @@ from hf_minbert.evaluation import evaluate_model
 from hf_minbert.optimization import create_optimizer
 
 from .arguments import MultitaskTrainingArguments
-from .losses import paraphrase_mnr_loss, sentence_keys
+from .losses import cosent_loss, paraphrase_mnr_loss, sentence_keys
 from .multitask_data import MultitaskCollator
 from .multitask_state import MeanTeacherUpdate, build_smart, load_multitask_state, save_multitask_state
 from .pcgrad import pcgrad_backward
@@ -116,6 +116,11 @@ class MultitaskTrainer(Trainer):
             mnr = mnr_loss(core, batch, outputs, self.args)
             self._record("mnr", mnr)
             loss = loss + self.args.mnr_weight * mnr
+        if self.args.cosent_weight > 0 and task == self.args.cosent_task:
+            cosent = cosent_loss(*pair_embeddings(core, batch, outputs, task), batch["labels"].float(),
+                                 scale=self.args.cosent_scale)
+            self._record("cosent", cosent)
+            loss = loss + self.args.cosent_weight * cosent
         return self.task_weights[task] * loss
 
     def training_step(self, model, inputs, num_items_in_batch=None):
@@ -240,16 +245,19 @@ class MultitaskTrainer(Trainer):
         push_trainer_checkpoint(self, checkpoint_folder)
 
 
-def mnr_loss(core, batch, outputs, args):
-    """The MNR loss of a batch of the MNR task: its pairs' embeddings, from the bi-encoder head's outputs or
-    embedded here."""
+def pair_embeddings(core, batch, outputs, task):
+    """The two sentences' embeddings of a batch of pairs: the bi-encoder head's, or embedded here."""
     if outputs.embeddings_a is not None:  # a bi-encoder head already embedded both sides
-        emb_a, emb_b = outputs.embeddings_a, outputs.embeddings_b
-    elif "input_ids_a" in batch:
-        emb_a = core.embed(batch["input_ids_a"], batch["attention_mask_a"], task=args.mnr_task)
-        emb_b = core.embed(batch["input_ids_b"], batch["attention_mask_b"], task=args.mnr_task)
-    else:
-        raise ValueError(f"MNR on task {args.mnr_task!r} needs the separate sentences (input_ids_a/_b)")
+        return outputs.embeddings_a, outputs.embeddings_b
+    if "input_ids_a" not in batch:
+        raise ValueError(f"task {task!r}: an embedding loss needs the separate sentences (input_ids_a/_b)")
+    return (core.embed(batch["input_ids_a"], batch["attention_mask_a"], task=task),
+            core.embed(batch["input_ids_b"], batch["attention_mask_b"], task=task))
+
+
+def mnr_loss(core, batch, outputs, args):
+    """The MNR loss of a batch of the MNR task (its pairs' embeddings: `pair_embeddings`)."""
+    emb_a, emb_b = pair_embeddings(core, batch, outputs, args.mnr_task)
     return paraphrase_mnr_loss(
         emb_a,
         emb_b,

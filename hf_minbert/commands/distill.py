@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     logger.info("the teacher on the training rows (near 1: its targets are near the gold labels): %s",
                 ", ".join(f"{task} {score:.4f}" for task, score in fit.items()))
     targets = targets_from_predictions(train, predictions, student.config, alphas)
-    sides = {training_args.mnr_task} if training_args.mnr_weight > 0 else set()
+    sides = training_args.embedding_loss_tasks()
     soft_train = soft_label_datasets(train, targets, tokenizer, student.config, training_args.max_seq_length, sides_for=sides)
     card_arguments = {**asdict(distill_args), "alpha": alphas, "teacher_train_scores": fit}
     train_and_save(student, tokenizer, soft_train, dev, base_path, model_args, data_args, training_args, adapter_args,

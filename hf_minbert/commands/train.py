@@ -358,6 +358,7 @@ def check_run(model_args, data_args, training_args, specs):
     """What only the command can check, before reading data or building anything: the output folder, and
     the flags that depend on the checkpoint or the tasks."""
     from hf_minbert import MinBertConfig
+    from trainers.arguments import EMBEDDING_LOSSES
 
     from .output_folder import check_output_folder
 
@@ -368,11 +369,12 @@ def check_run(model_args, data_args, training_args, specs):
     if training_args.max_seq_length > positions:
         raise ValueError(f"--max_seq_length {training_args.max_seq_length} exceeds the model's "
                          f"max_position_embeddings ({positions}, {path})")
-    if training_args.mnr_weight > 0:
-        spec = specs.get(training_args.mnr_task)
-        if spec is None or spec["pair_encoding"] == "single":
-            pairs = [task for task, s in specs.items() if s["pair_encoding"] != "single"]
-            raise ValueError(f"--mnr_task {training_args.mnr_task}: MNR needs a sentence-pair task among the "
+    for loss in EMBEDDING_LOSSES:
+        task = getattr(training_args, f"{loss}_task")
+        spec = specs.get(task)
+        if getattr(training_args, f"{loss}_weight") > 0 and (spec is None or spec["pair_encoding"] == "single"):
+            pairs = [name for name, s in specs.items() if s["pair_encoding"] != "single"]
+            raise ValueError(f"--{loss}_task {task}: {EMBEDDING_LOSSES[loss]} needs a sentence-pair task among the "
                              f"training tasks ({', '.join(pairs) or 'none'})")
     if data_args.early_stopping_patience and not (training_args.load_best_model_at_end
                                                    and training_args.metric_for_best_model):

@@ -13,6 +13,7 @@
 #include <omp.h>
 #endif
 
+/* One row per tensor, in the order of hf_minbert.optimization._step_hyperparameters. */
 enum { DECAY, ONE_MINUS_BETA1, BETA2, ONE_MINUS_BETA2, BIAS_CORRECTION2_SQRT, EPS, NEG_STEP_SIZE, HYPERPARAMETERS };
 
 /* Threads split the numbers of all tensors at multiples of 16 floats, one 64-byte cache line. */
