@@ -169,6 +169,13 @@ def _distinct_pairs(labels):
     })
 
 
+def mean_embeddings(model, batch, side):
+    """One side's sentences of a pair batch as the mean of the encoder's token states over the real tokens."""
+    ids, mask = batch[f"input_ids_{side}"], batch[f"attention_mask_{side}"]
+    states = model.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+    return (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+
+
 def test_mnr_term_is_the_cross_entropy_of_each_paraphrase_against_the_batch(tmp_path, tokenizer):
     import torch.nn.functional as F
 
@@ -178,12 +185,7 @@ def test_mnr_term_is_the_cross_entropy_of_each_paraphrase_against_the_batch(tmp_
     batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))["para"]
     total = trainer._task_loss(model, "para", batch)
 
-    def embed(side):  # mean of the encoder's token states over the real tokens
-        ids, mask = batch[f"input_ids_{side}"], batch[f"attention_mask_{side}"]
-        states = model.bert(input_ids=ids, attention_mask=mask).last_hidden_state
-        return (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-
-    a, b = embed("a"), embed("b")
+    a, b = mean_embeddings(model, batch, "a"), mean_embeddings(model, batch, "b")
     pair = batch["labels"] == 1
     # Each paraphrase's first sentence picks its own second sentence among every second sentence of the
     # paraphrases and both sentences of the non-paraphrases.
@@ -207,12 +209,8 @@ def test_cosent_term_ranks_each_sts_batch_by_its_labels_beside_the_head_loss(tmp
     batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))["sts"]
     total = trainer._task_loss(model, "sts", batch)
 
-    def embed(side):  # mean of the encoder's token states over the real tokens
-        ids, mask = batch[f"input_ids_{side}"], batch[f"attention_mask_{side}"]
-        states = model.bert(input_ids=ids, attention_mask=mask).last_hidden_state
-        return (states * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-
-    cosines, labels = F.cosine_similarity(embed("a"), embed("b")), batch["labels"]
+    cosines = F.cosine_similarity(mean_embeddings(model, batch, "a"), mean_embeddings(model, batch, "b"))
+    labels = batch["labels"]
     # every pair with a higher label than another should have the higher cosine
     expected = torch.log(1 + sum(torch.exp(20 * (cosines[j] - cosines[i]))
                                  for i in range(len(labels)) for j in range(len(labels)) if labels[i] > labels[j]))

@@ -23,8 +23,8 @@ from pathlib import Path
 SOURCE_DIR = Path(__file__).resolve().parent
 # Tried in turn: the fast build, then one any C compiler takes (Apple's clang has no -fopenmp).
 FLAG_SETS = (("-O3", "-march=native", "-fopenmp"), ("-O3",))
-# The formulas must round like torch's op-by-op update: no fused multiply-add. sqrt vectorizes only when it
-# need not set errno.
+# Each operation of the formulas rounds to float32 on its own, as in torch's op-by-op update: no contraction
+# into fused multiply-adds. sqrt vectorizes only when it need not set errno.
 COMMON_FLAGS = ("-shared", "-fPIC", "-ffp-contract=off", "-fno-math-errno")
 BUILD_TIMEOUT_S = 120
 
