@@ -2,6 +2,7 @@
 
     python benchmarks/end_to_end.py                      # 20 warmup steps, then 100 timed steps
     python benchmarks/end_to_end.py --steps 40 --warmup 10
+    python benchmarks/end_to_end.py --label "what changed"   # names this run's row in the history
 
 minBERT: the command's own code path (its data, its recipe's model, `MultitaskTrainer` with the default
 arguments, bf16 autocast) runs `warmup + steps` optimizer steps, evaluation and saving off. Its steps are
@@ -16,16 +17,20 @@ A step's time is the wall time between the ends of two consecutive optimizer ste
 collation, forward, backward and the optimizer are all in it; only the steps after the warmup count (for
 the peer: the same global steps, and never a model's first step). Real tokens are the non-padding tokens
 each side feeds its encoder (the bi-encoded STS pair as two sentences, the peer's as one joint sequence).
-Inference, the same way: the trained minBERT model scores the dev sets through `minbert evaluate`'s code
-path (`evaluate_model`: tokenization, batches of 128, bf16 autocast) against the peer's three models under
-`Trainer.predict` (bf16, batches of 128) on the same rows, tokenization included on both sides, each after
-an untimed pass over a few rows; rows/s.
+Inference, the same way: the recipe's minBERT model (before training: speed does not depend on the weights)
+scores the dev sets through `minbert evaluate`'s code path (`evaluate_model`: tokenization, batches of 128,
+bf16 autocast) against the peer's three models under `Trainer.predict` (bf16, batches of 128) on the same
+rows, tokenization included on both sides, each after an untimed pass over a few rows; rows/s.
+Order: the matmul peak, inference and the peer's training run first, as in any process; minBERT's training
+last, because its trainer has glibc keep freed memory for the rest of the process (trainers/cpu_memory.py),
+which would speed up whatever ran after it.
 After the timed steps, `--profile_steps` more minBERT steps run under torch.profiler (untimed: profiling
 slows them): where the full step's time goes (forward and losses, backward, optimizer, the rest of the
 Trainer's step) and the top operators by self CPU time.
 Results: benchmarks/results/end_to_end.json and .md; `benchmarks/speed.py` measures the encoder step alone.
 """
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -48,6 +53,7 @@ from model_cards.card import cpu_model
 
 from default_recipe import default_recipe
 from result_files import run_header, save_results
+from speed import matmul_peak, sequence_flops
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PEER_LABELS = {"sst": 5, "para": 2, "sts": 1}
@@ -116,10 +122,10 @@ class StepProfiler(TrainerCallback):
                 "top_operators": operators}
 
 
-def run_minbert(data_dir, work_dir, total_steps, seed, profiler):
-    """Train the default recipe for `total_steps` (`profiler`, a StepProfiler, watching some of them). Returns
-    the per-step seconds, each step's (task, row indices), the tokenized and the raw training rows, and what
-    the inference comparison needs."""
+def prepare_minbert(data_dir, work_dir, total_steps, seed, profiler):
+    """The default recipe's trainer, set to train `total_steps` (`profiler`, a StepProfiler, watching some of
+    them), untrained. Returns it, its step clock, each step's (task, row indices), the raw training rows, and
+    what the inference comparison needs."""
     from trainers import MultitaskTrainer
 
     class LabelledTrainer(MultitaskTrainer):
@@ -138,13 +144,12 @@ def run_minbert(data_dir, work_dir, total_steps, seed, profiler):
     if len(sampler) < total_steps:
         raise ValueError(f"the default epoch has {len(sampler)} steps, fewer than the {total_steps} asked")
     batches = [(batch.task, batch.indices - sampler.offsets[batch.task]) for (batch,) in sampler.plan(0)[:total_steps]]
-    trainer.train()
-    trained = Trained(trainer.model, trainer.processing_class, dev, base_path, trainer.args.learning_rate)
-    return clock.step_seconds(), batches, trainer.train_dataset, train, trained
+    model = Trained(trainer.model, trainer.processing_class, dev, base_path, trainer.args.learning_rate)
+    return trainer, clock, batches, train, model
 
 
 class Trained(NamedTuple):
-    """What the inference comparison needs from the minBERT run."""
+    """What the inference comparison and the peer need from the minBERT recipe."""
 
     model: torch.nn.Module
     tokenizer: object
@@ -189,20 +194,28 @@ def time_inference(trained, eval_rows, batch_size=128):
             "ratio": round(peer / ours, 2)}
 
 
-def real_tokens(rows, indices):
-    """Non-padding tokens of these tokenized rows: the joint sequence, or both sides of a bi-encoded pair."""
+def sequence_lengths(rows, indices):
+    """Real tokens of each sequence the encoder reads for these tokenized rows: the joint sequence, or both
+    sides of a bi-encoded pair."""
     columns = [c for c in ("input_ids", "input_ids_a", "input_ids_b") if c in rows.column_names]
     picked = rows.select(indices)
-    return sum(len(ids) for column in columns for ids in picked[column])
+    return [len(ids) for column in columns for ids in picked[column]]
+
+
+def step_work(config, lengths_per_step):
+    """(real tokens, matmul FLOPs of a training step on them) per step, as `speed.py` counts FLOPs."""
+    tokens = np.array([sum(lengths) for lengths in lengths_per_step], dtype=np.int64)
+    flops = np.array([sequence_flops(config, lengths, training=True) for lengths in lengths_per_step])
+    return tokens, flops
 
 
 def run_peer(raw_train, batches, base_path, work_dir, learning_rate, seed):
     """Each task's peer model trained on its batches in order; returns per-global-step seconds (NaN for a
-    model's first step) and real tokens per global step."""
+    model's first step) and each global step's sequence lengths (empty for another task's steps)."""
     from hf_minbert.data import tokenize_for_sequence_classification
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(base_path)
-    seconds, tokens = np.full(len(batches), np.nan), np.zeros(len(batches), dtype=np.int64)
+    seconds, lengths = np.full(len(batches), np.nan), [[] for _ in batches]
     for task, num_labels in PEER_LABELS.items():
         steps = [k for k, (t, _) in enumerate(batches) if t == task]
         if not steps:
@@ -223,8 +236,9 @@ def run_peer(raw_train, batches, base_path, work_dir, learning_rate, seed):
         step_seconds[0] = np.nan  # a fresh model's first step: allocation, not training
         seconds[steps] = step_seconds
         bounds = np.cumsum([0, *sizes])
-        tokens[steps] = [sum(len(ids) for ids in encoded[int(a):int(b)]["input_ids"]) for a, b in zip(bounds, bounds[1:])]
-    return seconds, tokens
+        for step, a, b in zip(steps, bounds, bounds[1:]):
+            lengths[step] = [len(ids) for ids in encoded[int(a):int(b)]["input_ids"]]
+    return seconds, lengths
 
 
 class _InOrderTrainer(Trainer):
@@ -242,14 +256,26 @@ class _InOrderTrainer(Trainer):
         return torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=self.data_collator)
 
 
-def summarize(seconds, tokens, rows, warmup):
+def summarize(seconds, tokens, flops, rows, warmup):
     timed = slice(warmup, None)
     counted = ~np.isnan(seconds[timed])
     total = float(np.nansum(seconds[timed]))
     return {"steps_timed": int(counted.sum()), "seconds": round(total, 2),
             "real_tokens_per_s": round(float(tokens[timed][counted].sum()) / total, 1),
+            "matmul_flops_per_real_token": float(flops[timed][counted].sum() / tokens[timed][counted].sum()),
+            "tflops": float(flops[timed][counted].sum()) / total / 1e12,
             "rows_per_s": round(float(rows[timed][counted].sum()) / total, 2),
             "median_step_ms": round(float(np.nanmedian(seconds[timed])) * 1e3, 1)}
+
+
+def add_matmul_ceiling(report, peak_tflops):
+    """Each side's MFU (matmul FLOP/s on real tokens over the bf16 peak), and the ceiling: the real-tokens ratio
+    minBERT's step would reach against this peer if all its matmuls ran at the peak and nothing else took time.
+    No implementation of the same step on this CPU can exceed it."""
+    for side in ("minbert", "peer"):
+        report[side]["mfu"] = report[side]["tflops"] / peak_tflops
+    at_peak = peak_tflops * 1e12 / report["minbert"]["matmul_flops_per_real_token"]
+    report["ceiling_ratio_real_tokens"] = round(at_peak / report["peer"]["real_tokens_per_s"], 2)
 
 
 def markdown(report):
@@ -257,13 +283,23 @@ def markdown(report):
     lines = [f"End to end, `minbert train`'s default recipe against the transformers peer on the same {report['steps']} "
              f"task batches after {report['warmup']} warmup steps; {report['machine']}, torch {report['torch']}, "
              f"{report['threads']} threads.", "",
-             "| | real tokens/s | rows/s | median step (ms) | steps timed |", "|---|---:|---:|---:|---:|",
+             "| | real tokens/s | rows/s | median step (ms) | steps timed | matmul TFLOP/s | MFU |",
+             "|---|---:|---:|---:|---:|---:|---:|",
              f"| minBERT (`MultitaskTrainer`) | {ours['real_tokens_per_s']:.0f} | {ours['rows_per_s']:.1f} | "
-             f"{ours['median_step_ms']:.0f} | {ours['steps_timed']} |",
+             f"{ours['median_step_ms']:.0f} | {ours['steps_timed']} | {ours['tflops']:.3f} | {_percent(ours.get('mfu'))} |",
              f"| peer (`Trainer` + `BertForSequenceClassification` ×3) | {peer['real_tokens_per_s']:.0f} | "
-             f"{peer['rows_per_s']:.1f} | {peer['median_step_ms']:.0f} | {peer['steps_timed']} |",
-             f"| ratio (ours/peer) | {report['ratio_real_tokens']:.2f} | {report['ratio_rows']:.2f} | | |", "",
+             f"{peer['rows_per_s']:.1f} | {peer['median_step_ms']:.0f} | {peer['steps_timed']} | {peer['tflops']:.3f} | "
+             f"{_percent(peer.get('mfu'))} |",
+             f"| ratio (ours/peer) | {report['ratio_real_tokens']:.2f} | {report['ratio_rows']:.2f} | | | | |", "",
              f"Task batches timed: {report['task_steps']}.", ""]
+    if "ceiling_ratio_real_tokens" in report:
+        peak = report["matmul"]["peak_tflops"]["bfloat16"]
+        lines += [f"Matmul FLOPs are counted on real tokens as `speed.py` counts them; MFU is their rate over the "
+                  f"measured bf16 matmul peak, {peak:.2f} TFLOP/s. The ceiling: were every matmul of minBERT's step "
+                  f"at that peak and nothing else to do, it would process "
+                  f"{peak * 1e12 / ours['matmul_flops_per_real_token']:.0f} real tokens/s, "
+                  f"**{report['ceiling_ratio_real_tokens']:.2f}×** the peer's: no implementation of the same "
+                  "step on this CPU can reach a higher ratio.", ""]
     inference = report.get("inference")
     if inference:
         lines += [f"Inference on {inference['rows']} dev rows (up to {report['eval_rows']} per task), tokenization "
@@ -282,8 +318,42 @@ def markdown(report):
         lines += [f"| `{e['operator']}` | {e['self_cpu_ms_per_step']:.1f} | {e['share']:.1%} | {e['calls_per_step']:g} |"
                   for e in profiled["top_operators"]]
         lines.append("")
+    history = report.get("history")
+    if history:
+        lines += ["History (one row per change measured; each ratio within its own run):", "",
+                  "| change | CPU | minBERT real tokens/s | peer | ratio | minBERT MFU | peer MFU | ceiling | command |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+        lines += [f"| {row['label']} | {row['machine']} | {row['minbert real tokens/s']:.0f} | "
+                  f"{row['peer real tokens/s']:.0f} | {row['ratio']:.2f} | {_percent(row['minbert mfu'])} | "
+                  f"{_percent(row['peer mfu'])} | {'' if row['ceiling'] is None else format(row['ceiling'], '.2f')} | "
+                  f"`{row['command']}` |" for row in history]
+        lines.append("")
     lines.append(f"Command: `{report['command']}`")
     return "\n".join(lines) + "\n"
+
+
+def history_row(report):
+    """One run's figures for the history table, with its CPU (its MFU is a share of that machine's peak)."""
+    ours, peer = report["minbert"], report["peer"]
+    return {"label": report.get("label", "(unlabelled)"), "machine": report["machine"], "date": report["date"],
+            "minbert real tokens/s": ours["real_tokens_per_s"], "peer real tokens/s": peer["real_tokens_per_s"],
+            "ratio": report["ratio_real_tokens"], "minbert mfu": ours.get("mfu"), "peer mfu": peer.get("mfu"),
+            "ceiling": report.get("ceiling_ratio_real_tokens"), "command": report["command"]}
+
+
+def previous_history(out_dir):
+    """The history of the report in `out_dir`; a report from before the history holds one run, its own row."""
+    try:
+        previous = json.loads((Path(out_dir) / "end_to_end.json").read_text())
+    except (OSError, ValueError):
+        return []
+    if "history" in previous:
+        return previous["history"]
+    return [history_row(previous)] if "ratio_real_tokens" in previous else []
+
+
+def _percent(value):
+    return "" if value is None else f"{value:.1%}"
 
 
 def main(argv=None):
@@ -297,6 +367,7 @@ def main(argv=None):
     parser.add_argument("--profile_steps", type=int, default=10, help="minBERT steps profiled after the timed ones (0: none)")
     parser.add_argument("--profile_top", type=int, default=15, help="operators listed in the profile")
     parser.add_argument("--out_dir", default=str(RESULTS_DIR))
+    parser.add_argument("--label", default="", help="names this run's row in the history (what changed)")
     options = parser.parse_args(argv)
     if options.steps < 1 or options.warmup < 1 or options.eval_rows < 1:
         parser.error("--steps, --warmup and --eval_rows must be at least 1")
@@ -308,24 +379,35 @@ def main(argv=None):
     profiler = StepProfiler(first=timed_end, count=options.profile_steps)
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        ours_s, batches, tokenized, raw, trained = run_minbert(
+        trainer, clock, batches, raw, minbert = prepare_minbert(
             options.data_dir, work, timed_end + options.profile_steps, options.seed, profiler)
-        ours_s, batches = ours_s[:timed_end], batches[:timed_end]  # the profiled steps are not timed
-        ours_tokens = np.array([real_tokens(tokenized.datasets[t], i) for t, i in batches])
+        batches = batches[:timed_end]  # the profiled steps are not timed
+        config = transformers.AutoConfig.from_pretrained(minbert.base_path)  # both sides' encoder shapes
+        tokenized = trainer.train_dataset
+        ours_tokens, ours_flops = step_work(config, [sequence_lengths(tokenized.datasets[t], i) for t, i in batches])
         rows = np.array([len(i) for _, i in batches])
+        # minBERT's trainer has glibc keep freed memory for the rest of the process (trainers/cpu_memory.py), so
+        # everything a stock process would run without that comes first: the peak, inference, the peer.
+        peak = matmul_peak(config, int(np.median(ours_tokens)), repeats=10)
+        inference = time_inference(minbert, options.eval_rows)
+        peer_s, peer_lengths = run_peer(raw, batches, minbert.base_path, work, minbert.learning_rate, options.seed)
+        peer_tokens, peer_flops = step_work(config, peer_lengths)
+        trainer.train()
+        ours_s = clock.step_seconds()[:timed_end]
         print(f"minBERT: {np.sum(ours_s[options.warmup:]):.1f} s for {options.steps} steps", flush=True)
-        peer_s, peer_tokens = run_peer(raw, batches, trained.base_path, work, trained.learning_rate, options.seed)
-        inference = time_inference(trained, options.eval_rows)
     report = {**run_header("end_to_end.py", argv), "steps": options.steps, "warmup": options.warmup,
               "eval_rows": options.eval_rows,
               "task_steps": {t: sum(1 for task, _ in batches[options.warmup:] if task == t) for t in PEER_LABELS},
-              "minbert": summarize(ours_s, ours_tokens, rows, options.warmup),
-              "peer": summarize(peer_s, peer_tokens, rows, options.warmup),
-              "inference": inference,
+              "minbert": summarize(ours_s, ours_tokens, ours_flops, rows, options.warmup),
+              "peer": summarize(peer_s, peer_tokens, peer_flops, rows, options.warmup),
+              "inference": inference, "matmul": peak,
               "profile": profiler.summary(options.profile_top),
               "minbert_step_seconds": ours_s.tolist(), "peer_step_seconds": peer_s.tolist()}
     report["ratio_real_tokens"] = round(report["minbert"]["real_tokens_per_s"] / report["peer"]["real_tokens_per_s"], 2)
     report["ratio_rows"] = round(report["minbert"]["rows_per_s"] / report["peer"]["rows_per_s"], 2)
+    add_matmul_ceiling(report, peak["peak_tflops"]["bfloat16"])
+    report["label"] = options.label or "(unlabelled)"
+    report["history"] = previous_history(options.out_dir) + [history_row(report)]
     table = markdown(report)
     print("\n" + table)
     save_results(options.out_dir, "end_to_end", report, table)

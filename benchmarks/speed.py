@@ -246,11 +246,15 @@ def model_flops(config, attention_mask, training):
     the pooler (H^2 per row); a training step adds the backward pass, twice the forward (gradients of
     inputs and of weights). Padding, embeddings lookups, softmax and LayerNorm are not counted, so both
     models are measured against the same useful work."""
+    return sequence_flops(config, attention_mask.sum(dim=1).tolist(), training)
+
+
+def sequence_flops(config, lengths, training):
+    """`model_flops` of a batch of sequences with these numbers of real tokens."""
     h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
-    lengths = attention_mask.sum(dim=1).double()
-    tokens, pairs, rows = lengths.sum().item(), lengths.pow(2).sum().item(), len(lengths)
+    tokens, pairs, rows = sum(lengths), sum(n * n for n in lengths), len(lengths)
     forward = layers * (2 * tokens * (4 * h * h + 2 * h * i) + 4 * h * pairs) + 2 * rows * h * h
-    return 3 * forward if training else forward
+    return float(3 * forward if training else forward)
 
 
 def add_mfu(results, config, inputs, peak_tflops):

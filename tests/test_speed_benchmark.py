@@ -1,24 +1,60 @@
-"""benchmarks/speed.py's bookkeeping (not its timings): each history row names the CPU it ran on, because
-MFU is a share of that machine's own measured peak and the project's machines differ."""
+"""benchmarks/speed.py's and end_to_end.py's bookkeeping (not their timings): each history row names the CPU it
+ran on, because MFU is a share of that machine's own measured peak and the project's machines differ; FLOPs
+are counted per real sequence; the end-to-end ceiling is what the peak allows against the peer."""
 import importlib.util
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-@pytest.fixture(scope="module")
-def speed():
-    sys.path.insert(0, str(BENCHMARKS))  # speed.py imports its sibling result_files
+def _load_benchmark(name):
+    sys.path.insert(0, str(BENCHMARKS))  # the scripts import their siblings (result_files, speed, ...)
     try:
-        spec = importlib.util.spec_from_file_location("speed_benchmark", BENCHMARKS / "speed.py")
+        spec = importlib.util.spec_from_file_location(f"{name}_benchmark", BENCHMARKS / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(BENCHMARKS))
     return module
+
+
+@pytest.fixture(scope="module")
+def speed():
+    return _load_benchmark("speed")
+
+
+@pytest.fixture(scope="module")
+def end_to_end():
+    return _load_benchmark("end_to_end")
+
+
+TINY = SimpleNamespace(hidden_size=4, intermediate_size=8, num_hidden_layers=1)
+
+
+def test_sequence_flops_count_projections_per_token_and_attention_per_pair_of_a_sequences_tokens(speed):
+    # Per layer 2·tokens·(4H² + 2HI) + 4H·Σn², then the pooler 2H² per sequence; training triples it.
+    forward = 2 * 5 * (4 * 16 + 2 * 4 * 8) + 4 * 4 * (2 * 2 + 3 * 3) + 2 * 2 * 16
+    assert speed.sequence_flops(TINY, [2, 3], training=False) == forward
+    assert speed.sequence_flops(TINY, [2, 3], training=True) == 3 * forward
+
+
+def test_model_flops_of_a_padded_batch_count_only_its_real_tokens(speed):
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 0]])
+    assert speed.model_flops(TINY, mask, training=True) == speed.sequence_flops(TINY, [2, 3], training=True)
+
+
+def test_end_to_end_ceiling_is_our_tokens_per_second_at_the_peak_over_the_peers(end_to_end):
+    report = {"minbert": {"tflops": 0.2, "matmul_flops_per_real_token": 1e8},
+              "peer": {"tflops": 0.1, "real_tokens_per_s": 1000.0}}
+    end_to_end.add_matmul_ceiling(report, peak_tflops=0.4)
+    # At 0.4 TFLOP/s, 1e8 FLOPs a token is 4000 tokens/s: 4× the peer's 1000.
+    assert report["ceiling_ratio_real_tokens"] == 4.0
+    assert (report["minbert"]["mfu"], report["peer"]["mfu"]) == (0.5, 0.25)
 
 
 def test_history_row_records_the_cpu_and_its_bf16_peak(speed):

@@ -138,6 +138,9 @@ def test_the_example_twice_gives_bitwise_equal_weights(base, data, tmp_path, mon
     (["--mnr_scale", "0"], "--mnr_scale"),
     (["--cosent_weight", "1", "--cosent_task", "sst"], "--cosent_task sst"),
     (["--cosent_weight", "-1"], "--cosent_weight"),
+    (["--pair_swap_probability", "sts=0.5"], "--pair_swap_probability sts: only a cross-encoded"),
+    (["--pair_swap_probability", "para=2"], "--pair_swap_probability"),
+    (["--pair_swap_probability", "cola=0.5"], "--pair_swap_probability: unknown task 'cola'"),
     (["--tasks", ""], "--tasks"),
 ])
 def test_a_bad_flag_is_one_line_naming_it_before_any_training(base, data, tmp_path, capsys, flags, named):

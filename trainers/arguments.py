@@ -9,7 +9,7 @@ from typing import Optional
 
 from transformers import TrainingArguments
 
-from .per_task import check_per_task_counts, check_per_task_weights, parse_per_task
+from .per_task import check_per_task_counts, check_per_task_probabilities, check_per_task_weights, parse_per_task
 from .sampling import CAPPED_STRATEGIES, SAMPLING_STRATEGIES
 
 SMART_VARIANTS = ("smart", "gaussian")
@@ -27,7 +27,7 @@ SMART_NORMS = ("linf", "l2")
 # The losses on a pair task's two sentence embeddings (trainers/losses.py), by their flags' prefix.
 EMBEDDING_LOSSES = {"mnr": "MNR", "cosent": "CoSENT"}
 # The options that take one value per task, e.g. sst=2,para=6 (resolved by `per_task`).
-PER_TASK_OPTIONS = ("task_weights", "smart_weight", "task_epoch_rows", "batch_tokens")
+PER_TASK_OPTIONS = ("task_weights", "smart_weight", "task_epoch_rows", "batch_tokens", "pair_swap_probability")
 
 
 def _has_accelerator():
@@ -79,6 +79,12 @@ class MultitaskTrainingArguments(TrainingArguments):
     # --- data ---
     max_seq_length: int = field(default=128, metadata={"help": "truncate inputs (pairs jointly) to this many tokens"})
     task_weights: str = field(default="", metadata={"help": "fixed loss weight per task: one number or sst=1,para=1,sts=1"})
+
+    pair_swap_probability: str = field(
+        default="",
+        metadata={"help": "a cross-encoded pair task reads each pair the other way round ([CLS] b [SEP] a [SEP]) with "
+                          "this probability, drawn afresh every step, e.g. para=0.5 (trainers/pair_order.py; empty = off)"},
+    )
 
     # --- task sampling (trainers/sampling.py) ---
     task_sampling: str = field(default="proportional", metadata={"help": f"one of {', '.join(SAMPLING_STRATEGIES)}"})
@@ -134,6 +140,13 @@ class MultitaskTrainingArguments(TrainingArguments):
     freeze_encoder: bool = field(default=False, metadata={"help": "train the heads only (linear probing)"})
     use_torch_adamw: bool = field(default=False, metadata={"help": "torch.optim.AdamW instead of hf_minbert's AdamW"})
 
+    # --- memory (trainers/cpu_memory.py) ---
+    keep_freed_memory: bool = field(
+        default=True,
+        metadata={"help": "training on a Linux CPU: glibc keeps freed memory for reuse instead of returning it to the "
+                          "system, so each step's large tensors are not faulted in afresh (the process keeps its peak size)"},
+    )
+
     def __post_init__(self):
         # Remembered so that a caller can turn off a default it cannot honour (per-task adapters), but must
         # refuse the same value when the user asked for it.
@@ -175,6 +188,7 @@ class MultitaskTrainingArguments(TrainingArguments):
         a NaN, never, leaving a model of NaNs)."""
         for name in ("task_weights", "smart_weight"):
             check_per_task_weights(getattr(self, name), name)
+        check_per_task_probabilities(self.pair_swap_probability, "pair_swap_probability")
         check_per_task_counts(self.task_epoch_rows, "task_epoch_rows")
         check_per_task_counts(self.batch_tokens, "batch_tokens")
         if self.batch_tokens and not self._can_pack_by_tokens():
@@ -220,6 +234,10 @@ class MultitaskTrainingArguments(TrainingArguments):
             return None
         caps = {task: int(rows) for task, rows in self.per_task("task_epoch_rows", tasks, 0).items() if rows > 0}
         return caps or None
+
+    def pair_swap_probabilities(self, tasks) -> dict:
+        """--pair_swap_probability for these tasks: {task: probability} of the tasks that swap."""
+        return {task: p for task, p in self.per_task("pair_swap_probability", tasks, 0.0).items() if p > 0}
 
     def token_budgets(self, tasks) -> Optional[dict]:
         """--batch_tokens for these tasks as the sampler's `token_budget` (None: no task packs by tokens)."""

@@ -1,7 +1,7 @@
 """The one parser of per-task options: `sst=2,para=6` (some tasks), `2` (every task), or a dict.
 
 Every flag that takes a value per task goes through `parse_task_values`: `--task_weights`, `--smart_weight`,
-`--task_epoch_rows`, `minbert distill --alpha` (numbers, with `parse_per_task`) and `minbert train`'s head
+`--task_epoch_rows`, `--pair_swap_probability`, `minbert distill --alpha` (numbers, with `parse_per_task`) and `minbert train`'s head
 options such as `--pair_encoding sts=bi` (strings). An error names the flag and the bad item.
 """
 import math
@@ -59,6 +59,14 @@ def check_per_task_counts(value, name: str) -> None:
         count = as_float(number, name)
         if not (math.isfinite(count) and count >= 0 and count == int(count)):
             raise ValueError(f"--{name}: counts must be whole numbers >= 0, got {number!r}")
+
+
+def check_per_task_probabilities(value, name: str) -> None:
+    """Every value in a per-task option is a probability in [0, 1]."""
+    for number in _values(value, name):
+        probability = as_float(number, name)
+        if not 0 <= probability <= 1:  # also refuses NaN
+            raise ValueError(f"--{name}: probabilities lie in [0, 1], got {number!r}")
 
 
 def as_float(value, name: str) -> float:

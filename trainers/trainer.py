@@ -3,13 +3,15 @@
 What it adds to Trainer, and where:
 - `get_train_dataloader`: task batches from `MultitaskBatchSampler` (train_batches.py); each batch arrives
   as `{task: inputs}`.
-- `compute_loss`: per task, the head's loss × the task weight, + SMART, + MNR (on the MNR task).
+- `compute_loss`: per task, the head's loss × the task weight, + SMART, + MNR (on the MNR task); a pair task
+  under `--pair_swap_probability` first has some of its pairs swapped (pair_order.py).
 - `training_step`: PCGrad's gradient surgery when asked; otherwise Trainer's own step (loss scaling for
   gradient accumulation, backward, bf16 via accelerate), once per task of an all_tasks batch.
 - `evaluate`: per-task dev metrics with `hf_minbert.evaluation`, the overall score (the default
   `metric_for_best_model`; it needs sst, para and sts) and `tasks_overall`, the same score over any tasks.
 - checkpoints: SMART's mean teacher and PCGrad's generator are saved beside the optimizer and restored
   (multitask_state.py, which also builds SMART from the arguments).
+- `train`: on a Linux CPU, first has glibc keep freed memory for the next step (cpu_memory.py).
 - `create_optimizer`: hf_minbert's AdamW (or torch's) with LLRD, head multiplier and frozen parts.
 - `log`: each task's loss and the SMART/MNR terms, averaged since the last log.
 """
@@ -27,9 +29,11 @@ from hf_minbert.evaluation import evaluate_model
 from hf_minbert.optimization import create_optimizer
 
 from .arguments import MultitaskTrainingArguments
+from .cpu_memory import keep_freed_memory
 from .losses import cosent_loss, paraphrase_mnr_loss, sentence_keys
 from .multitask_data import MultitaskCollator
 from .multitask_state import MeanTeacherUpdate, build_smart, load_multitask_state, save_multitask_state
+from .pair_order import check_swappable, pair_order_generator, randomly_swapped
 from .pcgrad import pcgrad_backward
 from .train_batches import train_batch_sampler, train_dataloader, training_dataset
 
@@ -72,7 +76,16 @@ class MultitaskTrainer(Trainer):
         if self.smart is not None and self.smart.teacher is not None:
             self.add_callback(MeanTeacherUpdate(self.smart.teacher, lambda: _core(self.model)))
         self._pcgrad_generator = torch.Generator().manual_seed(args.seed)
+        self.pair_swap = args.pair_swap_probabilities(tasks)
+        for task in self.pair_swap:
+            check_swappable(task, config.task_spec(task)["pair_encoding"])
+        self._swap_draws = (None, 0)  # (optimizer step, batches swapped in it): one generator per batch
         self._terms = defaultdict(list)  # name -> values since the last log
+
+    def train(self, *args, **kwargs):
+        if self.args.keep_freed_memory and self.args.device.type == "cpu":
+            keep_freed_memory()
+        return super().train(*args, **kwargs)
 
     def get_train_dataloader(self):
         if self.train_dataset is None:
@@ -99,6 +112,8 @@ class MultitaskTrainer(Trainer):
 
     def _task_loss(self, model, task, batch):
         core = _core(model)
+        if task in self.pair_swap:
+            batch = randomly_swapped(batch, task, self.pair_swap[task], self._swap_generator(task))
         spec = core.config.task_spec(task)
         head_inputs = {k: v for k, v in batch.items() if k in head_input_keys(spec)}
         rng = self.smart.capture_rng_state(self.args.device) if self.smart is not None else None
@@ -122,6 +137,14 @@ class MultitaskTrainer(Trainer):
             self._record("cosent", cosent)
             loss = loss + self.args.cosent_weight * cosent
         return self.task_weights[task] * loss
+
+    def _swap_generator(self, task):
+        """A generator for this batch's swap draws, from the seed, the optimizer step and the batch's place in it
+        (gradient accumulation and all_tasks run several batches a step): a resumed run draws the same."""
+        step, count = self._swap_draws
+        count = count + 1 if step == self.state.global_step else 0
+        self._swap_draws = (self.state.global_step, count)
+        return pair_order_generator(self.args.seed, self.state.global_step, task, count)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         if self.args.pcgrad:

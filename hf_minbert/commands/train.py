@@ -359,6 +359,7 @@ def check_run(model_args, data_args, training_args, specs):
     the flags that depend on the checkpoint or the tasks."""
     from hf_minbert import MinBertConfig
     from trainers.arguments import EMBEDDING_LOSSES
+    from trainers.pair_order import check_swappable
 
     from .output_folder import check_output_folder
 
@@ -376,6 +377,8 @@ def check_run(model_args, data_args, training_args, specs):
             pairs = [name for name, s in specs.items() if s["pair_encoding"] != "single"]
             raise ValueError(f"--{loss}_task {task}: {EMBEDDING_LOSSES[loss]} needs a sentence-pair task among the "
                              f"training tasks ({', '.join(pairs) or 'none'})")
+    for task in training_args.pair_swap_probabilities(specs):
+        check_swappable(task, specs[task]["pair_encoding"])
     if data_args.early_stopping_patience and not (training_args.load_best_model_at_end
                                                    and training_args.metric_for_best_model):
         raise ValueError("--early_stopping_patience needs --load_best_model_at_end and --metric_for_best_model "

@@ -1,0 +1,113 @@
+"""Pair-order augmentation (trainers/pair_order.py): a cross-encoded pair read the other way round, drawn per
+batch from the seed and the step, refused where a batch has no order to swap."""
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from tests.helpers import tiny_model, tiny_task_rows
+from trainers import MultitaskTrainer, MultitaskTrainingArguments
+from trainers.pair_order import pair_order_generator, randomly_swapped, swap_pair_order
+
+FIRST = ["how do i learn python", "a b c d e f", "why"]
+SECOND = ["what is the best way to learn python", "x", "why not"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(minilm_path):
+    return AutoTokenizer.from_pretrained(minilm_path)
+
+
+def _pairs(tokenizer, first, second, **kwargs):
+    return tokenizer(first, second, padding=True, return_tensors="pt", **kwargs)
+
+
+def _swap(batch, rows):
+    return swap_pair_order(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], torch.tensor(rows))
+
+
+def test_a_swapped_pair_is_what_the_tokenizer_gives_for_the_other_order(tokenizer):
+    input_ids, token_type_ids = _swap(_pairs(tokenizer, FIRST, SECOND), [True, True, True])
+    reversed_pairs = _pairs(tokenizer, SECOND, FIRST)
+    assert torch.equal(input_ids, reversed_pairs["input_ids"])
+    assert torch.equal(token_type_ids, reversed_pairs["token_type_ids"])
+
+
+def test_rows_not_drawn_and_padding_stay_as_they_were(tokenizer):
+    batch = _pairs(tokenizer, FIRST, SECOND)
+    input_ids, token_type_ids = _swap(batch, [False, True, False])
+    for row in (0, 2):
+        assert torch.equal(input_ids[row], batch["input_ids"][row])
+        assert torch.equal(token_type_ids[row], batch["token_type_ids"][row])
+    padding = batch["attention_mask"] == 0
+    assert padding.any() and torch.equal(input_ids[padding], batch["input_ids"][padding])
+
+
+def test_swapping_twice_gives_back_the_batch(tokenizer):
+    batch = _pairs(tokenizer, FIRST, SECOND)
+    once = dict(batch, **dict(zip(("input_ids", "token_type_ids"), _swap(batch, [True, False, True]))))
+    input_ids, token_type_ids = _swap(once, [True, False, True])
+    assert torch.equal(input_ids, batch["input_ids"]) and torch.equal(token_type_ids, batch["token_type_ids"])
+
+
+def test_draws_depend_on_seed_step_task_and_place_in_the_step(tokenizer):
+    def draws(*key):
+        return torch.rand(8, generator=pair_order_generator(*key)).tolist()
+
+    assert draws(0, 5, "para") == draws(0, 5, "para")
+    others = [(1, 5, "para"), (0, 6, "para"), (0, 5, "sts"), (0, 5, "para", 1)]
+    assert all(draws(*key) != draws(0, 5, "para") for key in others)
+
+
+def test_probability_one_swaps_every_row_and_zero_none(tokenizer):
+    batch = dict(_pairs(tokenizer, FIRST, SECOND))
+    assert randomly_swapped(batch, "para", 0.0, pair_order_generator(0, 0, "para")) is batch
+    swapped = randomly_swapped(batch, "para", 1.0, pair_order_generator(0, 0, "para"))
+    assert torch.equal(swapped["input_ids"], _pairs(tokenizer, SECOND, FIRST)["input_ids"])
+
+
+def test_a_left_padded_batch_is_refused_naming_the_flag(tokenizer):
+    batch = dict(_pairs(tokenizer, FIRST, SECOND))
+    batch = {key: value.flip(1) for key, value in batch.items()}  # padding first
+    with pytest.raises(ValueError, match="--pair_swap_probability para: .*right padding"):
+        randomly_swapped(batch, "para", 0.5, pair_order_generator(0, 0, "para"))
+
+
+def test_a_batch_without_segment_ids_is_refused_naming_the_flag(tokenizer):
+    batch = {key: value for key, value in _pairs(tokenizer, FIRST, SECOND).items() if key != "token_type_ids"}
+    with pytest.raises(ValueError, match="--pair_swap_probability para: .*token_type_ids"):
+        randomly_swapped(batch, "para", 0.5, pair_order_generator(0, 0, "para"))
+
+
+@pytest.mark.parametrize("value", ["para=1.5", "-0.1", "para=nan"])
+def test_a_probability_outside_zero_one_is_refused_when_the_arguments_are_built(tmp_path, value):
+    with pytest.raises(ValueError, match="--pair_swap_probability: probabilities lie in"):
+        MultitaskTrainingArguments(output_dir=str(tmp_path), use_cpu=True, pair_swap_probability=value)
+
+
+def _arguments(tmp_path, **overrides):
+    return MultitaskTrainingArguments(output_dir=str(tmp_path), use_cpu=True, per_device_train_batch_size=8,
+                                      num_train_epochs=1, report_to="none", eval_strategy="no", save_strategy="no",
+                                      max_seq_length=32, seed=0, bf16=False, **overrides)
+
+
+def _trainer(tmp_path, tokenizer, model, **overrides):
+    return MultitaskTrainer(model=model, args=_arguments(tmp_path, **overrides),
+                            train_dataset={"para": tiny_task_rows()["para"]}, processing_class=tokenizer)
+
+
+def test_the_trainer_refuses_to_swap_a_task_whose_head_is_bi_encoded(tmp_path, tokenizer):
+    model = tiny_model(tasks={"sts": {"kind": "regression", "label_range": [0.0, 5.0], "pair_encoding": "bi"}})
+    with pytest.raises(ValueError, match="--pair_swap_probability sts: only a cross-encoded"):
+        MultitaskTrainer(model=model, args=_arguments(tmp_path, pair_swap_probability="sts=0.5"),
+                         train_dataset={"sts": tiny_task_rows()["sts"]}, processing_class=tokenizer)
+
+
+def test_the_trainers_para_loss_reads_the_swapped_batch(tmp_path, tokenizer):
+    model = tiny_model(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    trainer = _trainer(tmp_path, tokenizer, model, pair_swap_probability="para=1")
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))["para"]
+    swapped = randomly_swapped(batch, "para", 1.0, pair_order_generator(0, 0, "para"))
+    assert not torch.equal(swapped["input_ids"], batch["input_ids"])
+    keys = ("input_ids", "attention_mask", "token_type_ids")
+    expected = model(**{k: swapped[k] for k in keys}, task="para", labels=batch["labels"]).loss
+    torch.testing.assert_close(trainer._task_loss(model, "para", batch), expected)
