@@ -29,7 +29,7 @@ def trained_dir(tmp_path, minilm_path):
     (tmp_path / "metrics.json").write_text(json.dumps(METRICS))
     arguments = MultitaskTrainingArguments(
         output_dir=str(tmp_path), use_cpu=True, smart_weight="sst=2,para=6,sts=8", task_sampling="round_robin",
-        mnr_weight=0.5, layerwise_lr_decay=0.95, hub_token="hf_secret_value",
+        mnr_weight=0.5, layerwise_lr_decay=0.95, pair_swap_probability="para=0.5", hub_token="hf_secret_value",
     )
     write_model_card(tmp_path, metrics=METRICS, base_model=minilm_path, training_arguments=arguments,
                      model_arguments=ModelArguments(head_layers="sts=2"), data_arguments=DataArguments(),
@@ -77,7 +77,8 @@ def test_body_states_the_training_configuration_time_and_hardware(trained_dir):
     card = _card(trained_dir)
     record = json.loads((trained_dir / TRAINING_CONFIG_FILE).read_text())
     for row in ("| smart_weight | sst=2,para=6,sts=8 |", "| task_sampling | round_robin |", "| mnr_weight | 0.5 |",
-                "| layerwise_lr_decay | 0.95 |", "| pcgrad | False |", "| head_layers | sts=2 |"):
+                "| layerwise_lr_decay | 0.95 |", "| pcgrad | False |", "| head_layers | sts=2 |",
+                "| pair_swap_probability | para=0.5 |"):
         assert row in card
     assert "Training time: 12.6 minutes on " + record["hardware"] in card
     assert "| sts | pearson | 0.8530 |" in card
