@@ -128,9 +128,6 @@ TRAIN_ROWS = {
     # The default's dev scores still rose in its third epoch (SST 0.467, 0.491, 0.501): does a fourth, with the
     # learning rate decaying over four, raise them? It fits the hour only where three take under 45 minutes.
     "epochs_4": ("the default for 4 epochs instead of 3", ["--num_train_epochs", "4"]),
-    # The default after MultitaskTrainer had glibc keep freed memory (trainers/cpu_memory.py): allocation enters no
-    # arithmetic, so the scores should be default_adamw_kernel's exactly; what changes is the minutes.
-    "default_kept_memory": ("the default (seed 42) with freed memory kept in the process, on the AMD EPYC", []),
     # Quora's cross-encoder reads "[CLS] a [SEP] b [SEP]": the default model answers differently for 6% of the dev
     # pairs read the other way round. Each pair in a random order every time it is read, at no cost a step.
     "pair_swap": ("Quora's pairs read in a random order each time (--pair_swap_probability para=0.5)",

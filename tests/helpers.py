@@ -138,3 +138,18 @@ def write_task_files(folder, rows_by_task, split="dev"):
         lines = ["\t" + "\t".join(columns)]
         lines += [f"{index}\t" + "\t".join(str(row[c]) for c in columns) for index, row in enumerate(rows)]
         (Path(folder) / schema.file_name(split)).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def load_benchmark(name):
+    """benchmarks/<name>.py as a module (the scripts import their siblings, so benchmarks/ joins sys.path meanwhile)."""
+    import importlib.util
+
+    benchmarks = REPO_ROOT / "benchmarks"
+    sys.path.insert(0, str(benchmarks))
+    try:
+        spec = importlib.util.spec_from_file_location(f"{name}_benchmark", benchmarks / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(benchmarks))
+    return module

@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from tests.helpers import tiny_model, tiny_task_rows
+from tests.helpers import load_benchmark, tiny_model, tiny_task_rows
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
 from trainers.pair_order import pair_order_generator, randomly_swapped, swap_pair_order
 
@@ -111,3 +111,14 @@ def test_the_trainers_para_loss_reads_the_swapped_batch(tmp_path, tokenizer):
     keys = ("input_ids", "attention_mask", "token_type_ids")
     expected = model(**{k: swapped[k] for k in keys}, task="para", labels=batch["labels"]).loss
     torch.testing.assert_close(trainer._task_loss(model, "para", batch), expected)
+
+
+def test_the_pair_order_benchmark_finds_no_order_in_pairs_of_one_sentence_twice(tmp_path, tokenizer):
+    benchmark = load_benchmark("pair_order")
+    tiny_model().save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    rows = tiny_task_rows()["para"]
+    twice = rows.remove_columns("sentence2").add_column("sentence2", rows["sentence1"])
+    scores = benchmark.pair_order_scores(tmp_path, twice, "para")
+    assert scores["label changes"] == 0.0
+    assert scores["as given"] == scores["swapped"] == scores["averaged"]

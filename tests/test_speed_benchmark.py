@@ -1,36 +1,22 @@
 """benchmarks/speed.py's and end_to_end.py's bookkeeping (not their timings): each history row names the CPU it
 ran on, because MFU is a share of that machine's own measured peak and the project's machines differ; FLOPs
 are counted per real sequence; the end-to-end ceiling is what the peak allows against the peer."""
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load_benchmark(name):
-    sys.path.insert(0, str(BENCHMARKS))  # the scripts import their siblings (result_files, speed, ...)
-    try:
-        spec = importlib.util.spec_from_file_location(f"{name}_benchmark", BENCHMARKS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
+from tests.helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def speed():
-    return _load_benchmark("speed")
+    return load_benchmark("speed")
 
 
 @pytest.fixture(scope="module")
 def end_to_end():
-    return _load_benchmark("end_to_end")
+    return load_benchmark("end_to_end")
 
 
 TINY = SimpleNamespace(hidden_size=4, intermediate_size=8, num_hidden_layers=1)

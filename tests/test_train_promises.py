@@ -84,6 +84,25 @@ def test_train_with_another_seed_gives_other_weights(seeded_runs):
 
 
 @pytest.mark.slow
+def test_keeping_freed_memory_changes_no_weight(data, tokenizer, tmp_path):
+    import subprocess
+    import sys
+
+    # 30522 × 288 float32 word embeddings: a 35 MB gradient, which glibc would otherwise mmap afresh each step.
+    base = tmp_path / "wide-base"
+    torch.manual_seed(0)
+    MinBertModel(MinBertConfig(vocab_size=30522, hidden_size=288, num_hidden_layers=1, num_attention_heads=4,
+                               intermediate_size=64, max_position_embeddings=128)).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    for keep in ("true", "false"):  # glibc's setting lasts for the process: one process each
+        flags = ["train", "--model_name_or_path", str(base), "--data_dir", str(data), "--output_dir", str(tmp_path / keep),
+                 *TINY_RUN, "--max_steps", "4", "--seed", "7", "--keep_freed_memory", keep]
+        code = "import sys; from hf_minbert.cli import main; sys.exit(main(sys.argv[1:]))"
+        subprocess.run([sys.executable, "-c", code, *flags], check=True, capture_output=True, timeout=600)
+    assert weights(tmp_path / "true") == weights(tmp_path / "false")
+
+
+@pytest.mark.slow
 def test_distill_twice_with_the_same_seed_gives_bitwise_equal_weights(base, data, tokenizer, tmp_path):
     teacher = tmp_path / "teacher"
     tiny_model(seed=3).save_pretrained(teacher)
