@@ -144,11 +144,11 @@ def prepare_minbert(data_dir, work_dir, total_steps, seed, profiler):
     if len(sampler) < total_steps:
         raise ValueError(f"the default epoch has {len(sampler)} steps, fewer than the {total_steps} asked")
     batches = [(batch.task, batch.indices - sampler.offsets[batch.task]) for (batch,) in sampler.plan(0)[:total_steps]]
-    model = Trained(trainer.model, trainer.processing_class, dev, base_path, trainer.args.learning_rate)
-    return trainer, clock, batches, train, model
+    side = MinBertSide(trainer.model, trainer.processing_class, dev, base_path, trainer.args.learning_rate)
+    return trainer, clock, batches, train, side
 
 
-class Trained(NamedTuple):
+class MinBertSide(NamedTuple):
     """What the inference comparison and the peer need from the minBERT recipe."""
 
     model: torch.nn.Module
@@ -158,33 +158,33 @@ class Trained(NamedTuple):
     learning_rate: float
 
 
-def time_inference(trained, eval_rows, batch_size=128):
+def time_inference(minbert, eval_rows, batch_size=128):
     """Rows/s scoring the first `eval_rows` dev rows of each task: minBERT through `evaluate_model`, the peer
     through `Trainer.predict` on one fresh `BertForSequenceClassification` per task (speed does not depend
     on the weights); each side's tokenization included."""
     from hf_minbert.data import tokenize_for_sequence_classification
     from hf_minbert.evaluation import evaluate_model
 
-    dev = {task: rows.select(range(min(eval_rows, len(rows)))) for task, rows in trained.dev.items()}
+    dev = {task: rows.select(range(min(eval_rows, len(rows)))) for task, rows in minbert.dev.items()}
     rows = sum(len(r) for r in dev.values())
-    model = trained.model.eval()
+    model = minbert.model.eval()
     warmup = {task: rows.select(range(min(WARMUP_ROWS, len(rows)))) for task, rows in dev.items()}
-    evaluate_model(model, trained.tokenizer, warmup, batch_size=batch_size, bf16=True, progress=False)
+    evaluate_model(model, minbert.tokenizer, warmup, batch_size=batch_size, bf16=True, progress=False)
     start = time.perf_counter()
-    evaluate_model(model, trained.tokenizer, dev, batch_size=batch_size, bf16=True, progress=False)
+    evaluate_model(model, minbert.tokenizer, dev, batch_size=batch_size, bf16=True, progress=False)
     ours = time.perf_counter() - start
     peer = 0.0
     with tempfile.TemporaryDirectory() as work:
         for task, num_labels in PEER_LABELS.items():
             if task not in dev:
                 continue
-            peer_model = BertForSequenceClassification.from_pretrained(trained.base_path, num_labels=num_labels)
+            peer_model = BertForSequenceClassification.from_pretrained(minbert.base_path, num_labels=num_labels)
             args = TrainingArguments(output_dir=work, per_device_eval_batch_size=batch_size, bf16=True,
                                      use_cpu=not torch.cuda.is_available(), report_to="none", disable_tqdm=True)
-            predictor = Trainer(model=peer_model, args=args, processing_class=trained.tokenizer,
-                                data_collator=DataCollatorWithPadding(trained.tokenizer))
+            predictor = Trainer(model=peer_model, args=args, processing_class=minbert.tokenizer,
+                                data_collator=DataCollatorWithPadding(minbert.tokenizer))
             start = time.perf_counter()
-            encoded = tokenize_for_sequence_classification(dev[task], trained.tokenizer, task, num_labels)
+            encoded = tokenize_for_sequence_classification(dev[task], minbert.tokenizer, task, num_labels)
             tokenized = time.perf_counter()
             predictor.predict(encoded.select(range(min(WARMUP_ROWS, len(encoded)))))  # a fresh model's first pass
             start += time.perf_counter() - tokenized
