@@ -19,8 +19,7 @@ import numpy as np
 import transformers
 
 from hf_minbert.data import read_task_file, task_schema
-from hf_minbert.evaluation import BINARY_THRESHOLD, predict_task
-from hf_minbert.metrics import load_metric
+from hf_minbert.evaluation import gold_labels, predict_task, predictions_to_labels, score_task
 
 from result_files import run_header, save_results
 
@@ -36,20 +35,21 @@ def pair_order_scores(model_dir, dev, task, batch_size=128):
     swapped = dev.rename_columns({"sentence1": "sentence2", "sentence2": "sentence1"})
     forward, backward = (predict_task(model, tokenizer, rows, task, batch_size=batch_size, bf16=True, progress=False).scores
                          for rows in (dev, swapped))
-    labels = np.asarray(dev[task_schema(task).label_column])
-    result = {name: _metric(task, scores, labels) for name, scores in
+    kind = model.config.task_spec(task)["kind"]
+    gold = gold_labels(dev, task)
+    result = {name: _metric(task, predictions_to_labels(scores, kind), gold) for name, scores in
               (("as given", forward), ("swapped", backward), ("averaged", (forward + backward) / 2))}
     if task == "sts":
         result["mean absolute change"] = float(np.abs(forward - backward).mean())
     else:
-        result["label changes"] = float(((forward > BINARY_THRESHOLD) != (backward > BINARY_THRESHOLD)).mean())
+        changed = np.not_equal(predictions_to_labels(forward, kind), predictions_to_labels(backward, kind))
+        result["label changes"] = float(changed.mean())
     return result
 
 
-def _metric(task, scores, labels):
-    if task == "sts":
-        return load_metric("correlation").compute(predictions=scores, references=labels)["pearson"]
-    return float(((scores > BINARY_THRESHOLD) == (labels > BINARY_THRESHOLD)).mean())
+def _metric(task, predictions, gold):
+    """The task's dev metric (`minbert evaluate`'s): accuracy, or Pearson r for STS."""
+    return score_task(task, predictions, gold)["pearson" if task == "sts" else "accuracy"]
 
 
 def markdown(report):

@@ -180,8 +180,8 @@ class MultitaskTrainingArguments(TrainingArguments):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1")
         self._check_numbers()
-        for loss in EMBEDDING_LOSSES:
-            self._check_pair_task(loss)
+        for loss, task in self.embedding_losses().items():
+            self._check_pair_task(loss, task)
 
     def _check_numbers(self):
         """Every number flag in its meaningful range, so a typo fails here rather than mid-training (or, for
@@ -209,18 +209,22 @@ class MultitaskTrainingArguments(TrainingArguments):
         if self.sampling_temperature is not None:
             _check_range("sampling_temperature", self.sampling_temperature, 0, low_open=True)
 
+    def embedding_losses(self) -> dict:
+        """{loss: its task} of the embedding losses that are on ("mnr", "cosent": EMBEDDING_LOSSES)."""
+        return {loss: getattr(self, f"{loss}_task") for loss in EMBEDDING_LOSSES if getattr(self, f"{loss}_weight") > 0}
+
     def embedding_loss_tasks(self):
         """The tasks whose batches must also carry their separate sentences, for the MNR or CoSENT loss."""
-        return {getattr(self, f"{loss}_task") for loss in EMBEDDING_LOSSES if getattr(self, f"{loss}_weight") > 0}
+        return set(self.embedding_losses().values())
 
-    def _check_pair_task(self, loss):
+    @staticmethod
+    def _check_pair_task(loss, task):
         """MNR and CoSENT read the two sentences of a pair: a single-sentence task has none. (A task without a
         data schema is checked against its head by `minbert train`.)"""
         from hf_minbert.data import TASK_SCHEMAS
 
-        task = getattr(self, f"{loss}_task")
         schema = TASK_SCHEMAS.get(task)
-        if getattr(self, f"{loss}_weight") > 0 and schema is not None and not schema.is_pair:
+        if schema is not None and not schema.is_pair:
             pair_tasks = ", ".join(name for name, s in TASK_SCHEMAS.items() if s.is_pair)
             raise ValueError(f"--{loss}_task {task}: {EMBEDDING_LOSSES[loss]} needs a sentence-pair task ({pair_tasks}); "
                              f"{task} has single sentences")

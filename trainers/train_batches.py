@@ -22,11 +22,10 @@ def training_dataset(train_dataset, args, tokenizer, config, always_rows=None):
             raise ValueError(f"always_rows names task {task!r}, which has no train dataset ({', '.join(train_dataset)})")
         if not (isinstance(rows, int) and 0 <= rows <= len(train_dataset[task])):
             raise ValueError(f"always_rows[{task!r}]={rows!r}: expected 0..{len(train_dataset[task])} (the task's rows)")
-    sides = args.embedding_loss_tasks()
-    for loss in EMBEDDING_LOSSES:
-        task = getattr(args, f"{loss}_task")
-        if getattr(args, f"{loss}_weight") > 0 and task not in train_dataset:
+    for loss, task in args.embedding_losses().items():
+        if task not in train_dataset:
             raise ValueError(f"--{loss}_weight > 0 but the {EMBEDDING_LOSSES[loss]} task {task!r} has no train dataset")
+    sides = args.embedding_loss_tasks()
     return MultitaskDataset(tokenize_for_training(train_dataset, tokenizer, config, args.max_seq_length, sides_for=sides))
 
 

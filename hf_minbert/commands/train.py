@@ -370,10 +370,9 @@ def check_run(model_args, data_args, training_args, specs):
     if training_args.max_seq_length > positions:
         raise ValueError(f"--max_seq_length {training_args.max_seq_length} exceeds the model's "
                          f"max_position_embeddings ({positions}, {path})")
-    for loss in EMBEDDING_LOSSES:
-        task = getattr(training_args, f"{loss}_task")
+    for loss, task in training_args.embedding_losses().items():
         spec = specs.get(task)
-        if getattr(training_args, f"{loss}_weight") > 0 and (spec is None or spec["pair_encoding"] == "single"):
+        if spec is None or spec["pair_encoding"] == "single":
             pairs = [name for name, s in specs.items() if s["pair_encoding"] != "single"]
             raise ValueError(f"--{loss}_task {task}: {EMBEDDING_LOSSES[loss]} needs a sentence-pair task among the "
                              f"training tasks ({', '.join(pairs) or 'none'})")
