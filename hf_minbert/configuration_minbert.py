@@ -46,6 +46,9 @@ TASK_SPEC_DEFAULTS = {
     "bi_features": "cosine",  # bi-encoder: cosine alone, or a head over [u, v, |u-v|, cos]
     # cross-encoder: also encode each sentence alone and append cos(u, v) to the head's input (seed 004)
     "cosine_feature": False,
+    # cross-encoder, eval mode: answer with the mean of the head's outputs for (a, b) and (b, a), so the answer
+    # does not depend on which sentence comes first (twice the encoder work per pair)
+    "average_pair_orders": False,
 }
 
 
@@ -68,6 +71,9 @@ def normalize_task_spec(name, spec):
         raise ValueError(f"task {name!r}: bi_features must be one of {BI_FEATURES}, got {full['bi_features']!r}")
     if full["cosine_feature"] and full["pair_encoding"] != "cross":
         raise ValueError(f"task {name!r}: cosine_feature applies to cross-encoded pair heads only")
+    if full["average_pair_orders"] and full["pair_encoding"] != "cross":
+        raise ValueError(f"task {name!r}: average_pair_orders applies to cross-encoded pair heads only (a "
+                         f"{full['pair_encoding']} head has no order to average over)")
     if int(full["head_layers"]) < 1:
         raise ValueError(f"task {name!r}: head_layers must be >= 1, got {full['head_layers']}")
     if kind == "classification" and (not full["labels"] or len(full["labels"]) < 2):
@@ -105,7 +111,9 @@ class MinBertConfig(PretrainedConfig):
             names), `label_range` (regression), `pair_encoding` ("single", "cross" or "bi"), `head_layers`,
             `head_dropout`, `head_activation`, `head_pooling` ("pooler", "cls", "mean") and `bi_features`
             ("cosine" or "concat"), `cosine_feature` (cross heads: append the bi-encoder cosine of the two
-            sentences to the head's input). Defaults to sst (5 classes), para (binary) and sts (regression 0-5).
+            sentences to the head's input), `average_pair_orders` (cross heads, eval mode: the mean of the
+            head's outputs for (a, b) and (b, a)). Defaults to sst (5 classes), para (binary) and sts
+            (regression 0-5).
         default_task (`str`, *optional*, defaults to "sst"):
             The head used when `forward` gets no `task`, e.g. by the stock text-classification pipeline.
         task_specific_layers (`int`, *optional*, defaults to 0):

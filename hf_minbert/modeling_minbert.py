@@ -8,6 +8,7 @@ saved class's module imports relatively), so each imports only torch, transforme
     modeling_minbert_unpadding.py       where a padded batch's real tokens are; attention's length groups
     modeling_minbert_layers.py          embeddings, attention, layers, pooler, dropout (a cheaper CPU mask)
     modeling_minbert_heads.py           task heads, their features and logits, losses, the masked-LM head
+    modeling_minbert_pair_order.py      a cross-encoded pair read the other way round (average_pair_orders)
     modeling_minbert_task_encoders.py   what the tasks share: one encoder, CerBERTus, Triple-BERT, static
     modeling_minbert_conversion.py      a shared encoder's checkpoint loaded into task-specific copies
 
@@ -45,6 +46,7 @@ from .modeling_minbert_heads import (
     task_loss,
 )
 from .modeling_minbert_layers import MinBertEmbeddings, MinBertEncoder, MinBertPooler, mean_pool
+from .modeling_minbert_pair_order import both_orders
 from .modeling_minbert_task_encoders import INPUT_KEYS, encoder_variant, stack_sides
 from .modeling_minbert_unpadding import MinBertTokenLayout
 
@@ -295,7 +297,8 @@ class MinBertForMultitask(MinBertPreTrainedModel):
 
         `predict_inputs(task)` says which a task reads. The sentences go through the encoder once and the pairs
         once, whatever the number of tasks (shared layers once for all of them): a caller that passes each
-        distinct text once encodes it once."""
+        distinct text once encodes it once. In eval mode a cross-encoder task with `average_pair_orders` also
+        reads the pairs swapped, "[CLS] b [SEP] a [SEP]", and answers with the mean of both head outputs."""
         tasks = list(dict.fromkeys([tasks] if isinstance(tasks, str) else tasks))
         specs = {task: self.config.task_spec(task) for task in tasks}
         single = [task for task in tasks if specs[task]["pair_encoding"] == "single"]
@@ -305,7 +308,7 @@ class MinBertForMultitask(MinBertPreTrainedModel):
         for task in tasks:
             for name in self.predict_inputs(task):
                 check_task(given[name] is not None, task, f"predict needs {name}=")
-        by_sentence, by_pair, embeddings = {}, {}, {}
+        by_sentence, by_pair, by_swapped, embeddings = {}, {}, {}, {}
         if single or alone:
             # Hidden states and attentions are those of the pass a head reads: this one for sentence heads only.
             flags = (output_attentions, output_hidden_states) if single else (None, None)
@@ -314,6 +317,9 @@ class MinBertForMultitask(MinBertPreTrainedModel):
             embeddings = {task: mean_pool(by_sentence[task].last_hidden_state, mask) for task in alone}
         if cross:
             by_pair = self._encode(cross, pairs, output_attentions, output_hidden_states, static_tasks=cross)
+        both = [task for task in cross if specs[task]["average_pair_orders"] and not self.training]
+        if both:
+            by_swapped = self._encode(both, self._swapped_pairs(both[0], pairs), static_tasks=both)
         predictions = {}
         for task in tasks:
             spec, read = specs[task], None
@@ -323,11 +329,22 @@ class MinBertForMultitask(MinBertPreTrainedModel):
             else:
                 read, inputs = (by_sentence[task], sentences) if task in single else (by_pair[task], pairs)
                 logits = self.head_logits(task, read, inputs.get("attention_mask"), pair_embeddings)
+                if task in by_swapped:
+                    swapped_embeddings = pair_embeddings and pair_embeddings[::-1]
+                    swapped = self.head_logits(task, by_swapped[task], pairs.get("attention_mask"), swapped_embeddings)
+                    logits = (logits + swapped) / 2
             predictions[task] = MinBertTaskPrediction(
                 logits=task_logits(spec, logits), embeddings=embeddings.get(task),
                 hidden_states=getattr(read, "hidden_states", None), attentions=getattr(read, "attentions", None),
             )
         return predictions
+
+    @staticmethod
+    def _swapped_pairs(task, pairs):
+        try:
+            return both_orders(pairs)
+        except ValueError as error:
+            raise ValueError(f"task {task!r} (average_pair_orders): {error}") from None
 
     def head_logits(self, task, encoder_output, attention_mask=None, pair_embeddings=None):
         """Raw output of a single-sentence or cross-encoder head from the encoder output the task reads

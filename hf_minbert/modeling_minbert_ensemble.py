@@ -31,6 +31,7 @@ from .modeling_minbert import MinBertForMultitask
 from .modeling_minbert_conversion import load_multitask  # noqa: F401  (see the module docstring)
 from .modeling_minbert_heads import MinBertMultitaskOutput, MinBertTaskPrediction, task_loss
 from .modeling_minbert_layers import MinBertLayer  # noqa: F401
+from .modeling_minbert_pair_order import both_orders  # noqa: F401
 from .modeling_minbert_task_encoders import stack_sides
 from .modeling_minbert_unpadding import MinBertTokenLayout  # noqa: F401
 

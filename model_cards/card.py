@@ -45,7 +45,7 @@ OVERALL_SCORES = {
 TRAINING_KEYS = (
     # model and data
     "model_name_or_path", "tasks", "pair_encoding", "head_layers", "head_dropout", "head_pooling", "bi_features",
-    "hidden_dropout_prob", "extra_training_files", "min_phrase_tokens", "max_train_samples", "max_eval_samples",
+    "average_pair_orders", "hidden_dropout_prob", "extra_training_files", "min_phrase_tokens", "max_train_samples", "max_eval_samples",
     "max_seq_length",
     # optimisation
     "learning_rate", "lr_scheduler_type", "num_train_epochs", "max_steps", "per_device_train_batch_size",
@@ -358,7 +358,8 @@ def _member_rows(config, tasks, selection):
 def _head_row(name, spec):
     scale = ", ".join(spec["labels"]) if spec.get("labels") else "{} to {}".format(*spec["label_range"])
     pooling = "mean (bi-encoder)" if spec["pair_encoding"] == "bi" else spec["head_pooling"]
-    return [name, spec["kind"], spec["pair_encoding"], str(spec["head_layers"]), pooling, scale]
+    encoding = spec["pair_encoding"] + (" (both orders averaged)" if spec.get("average_pair_orders") else "")
+    return [name, spec["kind"], encoding, str(spec["head_layers"]), pooling, scale]
 
 
 def _data_summary(arguments, training_data=None):

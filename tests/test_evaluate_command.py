@@ -231,6 +231,36 @@ def test_a_task_the_model_has_no_head_for_is_an_error(tmp_path, data_dir, capsys
     assert "has no head for ['para', 'sts']" in capsys.readouterr().err
 
 
+def _sts_predictions(saved_model, dev_file, output_dir, *flags):
+    status = minbert(["evaluate", "--model", str(saved_model), "--tasks", "sts", "--sts_dev", str(dev_file),
+                      "--sts_test", str(dev_file), "--output_dir", str(output_dir), "--no_progress", *flags])
+    assert status == 0
+    return read_prediction_file(output_dir / "sts-dev-output.csv", "sts")[1]
+
+
+def test_average_pair_orders_scores_a_pair_the_same_in_either_order(tmp_path):
+    saved_model = tmp_path / "model"
+    torch.manual_seed(0)  # wide initial weights: at BERT's initializer_range a random head answers nearly constantly
+    MinBertForMultitask(MinBertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                      intermediate_size=64, initializer_range=0.5)).save_pretrained(saved_model)
+    word_tokenizer().save_pretrained(saved_model)
+    swapped = [STS_DEV[0]] + ["\t".join(line.split("\t")[i] for i in (0, 1, 3, 2, 4)) for line in STS_DEV[1:]]
+    given, reversed_ = write_lines(tmp_path / "given.csv", STS_DEV), write_lines(tmp_path / "swapped.csv", swapped)
+    plain = [_sts_predictions(saved_model, path, tmp_path / path.stem) for path in (given, reversed_)]
+    averaged = [_sts_predictions(saved_model, path, tmp_path / f"{path.stem}-averaged", "--average_pair_orders", "sts")
+                for path in (given, reversed_)]
+    assert max(abs(a - b) for a, b in zip(*plain)) > 1e-3, "the random cross-encoder should depend on the order"
+    assert averaged[0] == pytest.approx(averaged[1], abs=1e-5)
+
+
+def test_average_pair_orders_on_a_single_sentence_head_is_an_error(saved_model, data_dir, tmp_path, capsys):
+    status = minbert(["evaluate", "--model", str(saved_model), "--data_dir", str(data_dir),
+                      "--output_dir", str(tmp_path / "out"), "--average_pair_orders", "sst"])
+    assert status == 2
+    assert "--average_pair_orders sst: only a cross-encoded sentence pair has an order" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.fixture(scope="module")
 def plain_bert(tmp_path_factory):
     """A standard BERT checkpoint (transformers' BertModel): an encoder, no task heads."""

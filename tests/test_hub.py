@@ -27,7 +27,8 @@ PAIR = ("a gorgeous , witty film", "a fine and clever movie")
 PIPELINE_TASKS = ("paraphrase-detection", "sentence-similarity", "minbert-multitask", "text-classification")
 REMOTE_LOAD_FILES = ["config.json", "configuration_minbert.py", "model.safetensors", "modeling_minbert.py",
                      "modeling_minbert_conversion.py", "modeling_minbert_heads.py", "modeling_minbert_layers.py",
-                     "modeling_minbert_task_encoders.py", "modeling_minbert_unpadding.py", "pipelines.py", "tokenizer.json", "tokenizer_config.json"]
+                     "modeling_minbert_pair_order.py", "modeling_minbert_task_encoders.py", "modeling_minbert_unpadding.py",
+                     "pipelines.py", "tokenizer.json", "tokenizer_config.json"]
 PUSHED_FILES = sorted([*REMOTE_LOAD_FILES, "README.md", "metrics.json", "training_config.json", "training_curves.png"])
 OLAH_SECONDS = 180  # the server's whole lifetime: it cannot outlive a hung test
 

@@ -138,3 +138,14 @@ def test_overall_scores_are_left_out_when_a_task_was_not_scored(trained_dir):
     card = _card(trained_dir)
     types = {m["type"] for e in _front_matter(card)["model-index"][0]["results"] for m in e["metrics"]}
     assert types == {"accuracy"} and "not scored on all three" in card
+
+
+def test_the_heads_table_says_which_head_averages_both_pair_orders(trained_dir):
+    from hf_minbert import MinBertForMultitask
+
+    model = MinBertForMultitask.from_pretrained(trained_dir)
+    model.config.tasks["para"]["average_pair_orders"] = True
+    model.save_pretrained(trained_dir)
+    regenerate_model_card(trained_dir)
+    heads = {line.split(" | ")[0][2:]: line for line in _card(trained_dir).splitlines() if " | pooler | " in line}
+    assert "| cross (both orders averaged) |" in heads["para"] and "| cross |" in heads["sts"]

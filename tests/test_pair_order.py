@@ -4,9 +4,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from hf_minbert.modeling_minbert_pair_order import swap_pair_order
 from tests.helpers import load_benchmark, tiny_model, tiny_task_rows
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
-from trainers.pair_order import pair_order_generator, randomly_swapped, swap_pair_order
+from trainers.pair_order import pair_order_generator, randomly_swapped
 
 FIRST = ["how do i learn python", "a b c d e f", "why"]
 SECOND = ["what is the best way to learn python", "x", "why not"]

@@ -27,6 +27,20 @@ def test_a_cross_encoded_sts_head_gets_the_cosine_feature_unless_it_is_turned_of
     assert _specs(pair_encoding="sts=cross", cosine_feature="sts=false")["sts"]["cosine_feature"] is False
 
 
+def test_a_fresh_cross_encoded_quora_head_averages_both_pair_orders_unless_told_otherwise():
+    assert _specs()["para"]["average_pair_orders"] is True
+    assert _specs(average_pair_orders="para=false")["para"]["average_pair_orders"] is False
+    assert _specs(pair_encoding="para=bi")["para"]["average_pair_orders"] is False, "a bi-encoder has no pair order"
+    assert _specs()["sts"]["average_pair_orders"] is False
+
+
+def test_training_swaps_quora_pairs_by_default_only_where_they_have_an_order():
+    args = MultitaskTrainingArguments(output_dir="/tmp/x")
+    assert args.pair_swap_probabilities(_specs()) == {"para": 0.5}
+    assert args.pair_swap_probabilities(_specs(pair_encoding="para=bi")) == {}
+    assert args.pair_swap_probabilities(_specs(tasks="sst,sts")) == {}
+
+
 def test_an_option_for_one_task_leaves_the_recipe_of_the_others():
     specs = _specs(pair_encoding="para=bi", bi_features="para=concat")
     assert specs["para"]["pair_encoding"] == "bi" and specs["sts"]["pair_encoding"] == "bi"

@@ -238,7 +238,8 @@ def test_pcgrad_update_differs_from_the_plain_sum_exactly_when_task_gradients_co
     from trainers.trainer import head_input_keys
 
     model = tiny_model(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    trainer = _trainer(tmp_path, tokenizer, model=model, task_sampling="all_tasks", pcgrad=True, bf16=False, smart_weight="0")
+    trainer = _trainer(tmp_path, tokenizer, model=model, task_sampling="all_tasks", pcgrad=True, bf16=False, smart_weight="0",
+                       pair_swap_probability="")  # the plain gradients below read the pairs as given
     trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop, which this test steps for
     shared = [p for name, p in model.named_parameters() if name.startswith("bert.")]
     conflicts_seen = []

@@ -81,9 +81,10 @@ class MultitaskTrainingArguments(TrainingArguments):
     task_weights: str = field(default="", metadata={"help": "fixed loss weight per task: one number or sst=1,para=1,sts=1"})
 
     pair_swap_probability: str = field(
-        default="",
+        default="para=0.5",
         metadata={"help": "a cross-encoded pair task reads each pair the other way round ([CLS] b [SEP] a [SEP]) with "
-                          "this probability, drawn afresh every step, e.g. para=0.5 (trainers/pair_order.py; empty = off)"},
+                          "this probability, drawn afresh every step (trainers/pair_order.py; the default applies "
+                          "where para is cross-encoded; empty = off)"},
     )
 
     # --- task sampling (trainers/sampling.py) ---
@@ -239,9 +240,14 @@ class MultitaskTrainingArguments(TrainingArguments):
         caps = {task: int(rows) for task, rows in self.per_task("task_epoch_rows", tasks, 0).items() if rows > 0}
         return caps or None
 
-    def pair_swap_probabilities(self, tasks) -> dict:
-        """--pair_swap_probability for these tasks: {task: probability} of the tasks that swap."""
-        return {task: p for task, p in self.per_task("pair_swap_probability", tasks, 0.0).items() if p > 0}
+    def pair_swap_probabilities(self, specs) -> dict:
+        """--pair_swap_probability for the tasks of `specs` ({task: head spec}): {task: probability} of the tasks
+        that swap. The built-in default stands aside where a task's head has no pair order (not cross-encoded);
+        a value the user gives is checked against the heads by `check_swappable`."""
+        chosen = {task: p for task, p in self.per_task("pair_swap_probability", specs, 0.0).items() if p > 0}
+        if "pair_swap_probability" in self.left_to_default:
+            chosen = {task: p for task, p in chosen.items() if specs[task]["pair_encoding"] == "cross"}
+        return chosen
 
     def token_budgets(self, tasks) -> Optional[dict]:
         """--batch_tokens for these tasks as the sampler's `token_budget` (None: no task packs by tokens)."""

@@ -5,35 +5,16 @@ position embeddings that tell a from b, so its answer for (a, b) need not be its
 on each pair in a random order, drawn afresh every time the pair is read, shows the model both orders of the
 same data at no extra cost a step.
 
-The swap rewrites the padded batch itself: "[CLS] a [SEP] b [SEP]" becomes "[CLS] b [SEP] a [SEP]" with
-segment ids 0 for "[CLS] b [SEP]" and 1 for "a [SEP]". A row keeps its length, so padding stays where it was.
+The swap itself (`swap_pair_order`) is the model's own, so that what training reads swapped is what a model
+with `average_pair_orders` reads at prediction time (hf_minbert/modeling_minbert_pair_order.py).
 """
 import hashlib
 
 import torch
 
+from hf_minbert.modeling_minbert_pair_order import right_padding_error, swap_pair_order
+
 SWAP_KEYS = ("input_ids", "token_type_ids", "attention_mask")
-
-
-def swap_pair_order(input_ids, token_type_ids, attention_mask, rows):
-    """(input_ids, token_type_ids) with the two segments of every row where `rows` is True exchanged.
-
-    The rows are right-padded joint sequences: real tokens first (attention_mask 1), segment 0 ("[CLS] a
-    [SEP]") then segment 1 ("b [SEP]"). Other rows, and every padding position, come back unchanged.
-    """
-    width = input_ids.shape[1]
-    real = attention_mask.bool()
-    length = real.sum(dim=1, keepdim=True)
-    first = (real & (token_type_ids == 0)).sum(dim=1, keepdim=True)  # [CLS] a [SEP]
-    second = length - first  # b [SEP]
-    position = torch.arange(width, device=input_ids.device).expand_as(input_ids)
-    # Position 0 keeps [CLS]; 1 .. second read b [SEP]; second + 1 .. length − 1 read a [SEP]; padding stays.
-    source = torch.where(position <= second, first + position - 1, position - second)
-    source = torch.where((position == 0) | ~real, position, source)
-    swapped_ids = input_ids.gather(1, source)
-    swapped_types = torch.where(real, (position > second).to(token_type_ids.dtype), token_type_ids)
-    rows = rows.to(input_ids.device)[:, None]
-    return torch.where(rows, swapped_ids, input_ids), torch.where(rows, swapped_types, token_type_ids)
 
 
 def check_swappable(task, pair_encoding):
@@ -48,8 +29,7 @@ def check_right_padded_pairs(batch, task):
     missing = [key for key in SWAP_KEYS if key not in batch]
     if missing:
         raise ValueError(f"--pair_swap_probability {task}: its batches are not cross-encoded pairs (no {', '.join(missing)})")
-    real = batch["attention_mask"].bool()
-    if bool((real[:, 1:] & ~real[:, :-1]).any()):
+    if right_padding_error(batch["attention_mask"]):
         raise ValueError(f"--pair_swap_probability {task}: the tokenizer pads on the left; pair-order swapping "
                          "needs right padding (tokenizer.padding_side = 'right')")
 

@@ -76,7 +76,7 @@ class MultitaskTrainer(Trainer):
         if self.smart is not None and self.smart.teacher is not None:
             self.add_callback(MeanTeacherUpdate(self.smart.teacher, lambda: _core(self.model)))
         self._pcgrad_generator = torch.Generator().manual_seed(args.seed)
-        self.pair_swap = args.pair_swap_probabilities(tasks)
+        self.pair_swap = args.pair_swap_probabilities(config.tasks)
         for task in self.pair_swap:
             check_swappable(task, config.task_spec(task)["pair_encoding"])
         self._swap_draws = (None, 0)  # (optimizer step, batches swapped in it): one generator per batch

@@ -13,6 +13,9 @@ For each task (sst, para, sts by default) it reads the dev file (labelled) and t
     metrics.json   {"sst": {"accuracy"}, "para": {"accuracy"}, "sts": {"pearson", "spearman"},
                     "overall": leaderboard score, "mean": plain mean}   (overall/mean need all three tasks)
 
+--average_pair_orders TASK scores a cross-encoded pair task with the mean of the head's outputs for both
+orders of each pair, as a model trained with that flag does (the model's files are not changed).
+
 A file named on the command line must exist. A default test file that is absent (this data folder has
 no quora-test-student.csv) is reported and skipped; a default dev file that is absent is an error.
 
@@ -62,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip_bad_rows", action="store_true",
                         help="skip rows that break a task's schema (and report their count) instead of failing")
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
+    parser.add_argument("--average_pair_orders", nargs="+", default=[], metavar="TASK",
+                        help="score these cross-encoded pair tasks with the mean of the head's outputs for (a, b) "
+                        "and (b, a), as a model trained with --average_pair_orders does")
     parser.add_argument("--allow_untrained_heads", action="store_true",
                         help="score task heads that are not in the checkpoint (randomly initialized) instead of refusing")
     return parser
@@ -162,6 +168,22 @@ def untrained_heads(loading_info, tasks):
     return [task for task in tasks if task in missing]
 
 
+def average_pair_orders(model, tasks):
+    """Turn on `average_pair_orders` for `tasks` in the loaded model (a single model's cross-encoder heads)."""
+    for task in tasks:
+        spec = model.config.tasks.get(task)
+        if spec is None:
+            raise CommandError(f"--average_pair_orders {task}: the model has no such head; its tasks: "
+                               f"{', '.join(model.config.tasks)}")
+        if not hasattr(model, "heads"):
+            raise CommandError(f"--average_pair_orders {task}: an ensemble averages its members' answers; turn it "
+                               "on in the members before building the ensemble")
+        if spec["pair_encoding"] != "cross":
+            raise CommandError(f"--average_pair_orders {task}: only a cross-encoded sentence pair has an order to "
+                               f"average over; {task}'s head reads {spec['pair_encoding']!r} inputs")
+        spec["average_pair_orders"] = True
+
+
 def load_model(args):
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     check_model_source("--model", args.model)
@@ -181,6 +203,7 @@ def load_model(args):
     if missing:
         known = ", ".join(model.config.tasks)
         raise CommandError(f"model {args.model} has no head for {missing}; its tasks: {known}")
+    average_pair_orders(model, args.average_pair_orders)
     untrained = untrained_heads(loading_info, args.tasks)
     if untrained and not args.allow_untrained_heads:
         raise CommandError(

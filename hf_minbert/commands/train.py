@@ -38,10 +38,11 @@ logger = logging.getLogger("minbert.train")
 
 ADAPTER_SUBDIR = "adapter"  # where a PEFT run keeps its adapters, beside the exported model
 
-TASK_HEAD_OPTIONS = (
-    "pair_encoding", "head_layers", "head_dropout", "head_activation", "head_pooling", "bi_features", "cosine_feature"
-)
-PAIR_OPTIONS = ("pair_encoding", "bi_features", "cosine_feature")  # meaningless for a single-sentence head
+TASK_HEAD_OPTIONS = ("pair_encoding", "head_layers", "head_dropout", "head_activation", "head_pooling", "bi_features",
+                     "cosine_feature", "average_pair_orders")
+# Meaningless for a single-sentence head.
+PAIR_OPTIONS = ("pair_encoding", "bi_features", "cosine_feature", "average_pair_orders")
+BOOLEAN_HEAD_OPTIONS = ("cosine_feature", "average_pair_orders")
 ARCHITECTURES = ("multitask", "cerbertus", "triple")
 
 
@@ -63,6 +64,12 @@ class ModelArguments:
         default="",
         metadata={"help": "per cross-encoded pair task: append the bi-encoder cosine, e.g. sts=true (fresh "
                           "cross-encoded sts heads get it; sts=false turns it off)"},
+    )
+    average_pair_orders: str = field(
+        default="",
+        metadata={"help": "per cross-encoded pair task: evaluate and predict with the mean of the head's outputs for "
+                          "(a, b) and (b, a) (twice the encoder work per pair; saved in the config). Fresh "
+                          "cross-encoded para heads get it; para=false turns it off"},
     )
     hidden_dropout_prob: Optional[float] = field(default=None, metadata={"help": "encoder dropout (default: the checkpoint's)"})
     architecture: Optional[str] = field(
@@ -196,10 +203,11 @@ def task_specs(model_args, base_tasks, recipe_defaults=True):
         for task, value in _per_task_strings(getattr(model_args, option), option, names, single).items():
             specs[task][option] = _typed(option, value)
     if recipe_defaults:
-        chosen = _per_task_strings(model_args.cosine_feature, "cosine_feature", names)
-        for task in recipe.CROSS_COSINE_FEATURE:
-            if task in specs and task not in chosen and specs[task]["pair_encoding"] == "cross":
-                specs[task]["cosine_feature"] = True
+        for option, tasks in recipe.CROSS_HEAD_FIELDS.items():
+            chosen = _per_task_strings(getattr(model_args, option), option, names)
+            for task in tasks:
+                if task in specs and task not in chosen:
+                    specs[task][option] = specs[task]["pair_encoding"] == "cross"
     return specs
 
 
@@ -225,9 +233,9 @@ def _typed(option, value):
         return int(value)
     if option == "head_dropout":
         return float(value)
-    if option == "cosine_feature":
+    if option in BOOLEAN_HEAD_OPTIONS:
         if value.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"--cosine_feature: expected true or false, got {value!r}")
+            raise ValueError(f"--{option}: expected true or false, got {value!r}")
         return value.lower() in ("true", "1")
     return value
 
@@ -378,6 +386,10 @@ def check_run(model_args, data_args, training_args, specs):
                              f"training tasks ({', '.join(pairs) or 'none'})")
     for task in training_args.pair_swap_probabilities(specs):
         check_swappable(task, specs[task]["pair_encoding"])
+    for task, spec in specs.items():
+        if spec.get("average_pair_orders") and spec["pair_encoding"] != "cross":
+            raise ValueError(f"--average_pair_orders {task}: only a cross-encoded sentence pair has an order to "
+                             f"average over; {task}'s head reads {spec['pair_encoding']!r} inputs")
     if data_args.early_stopping_patience and not (training_args.load_best_model_at_end
                                                    and training_args.metric_for_best_model):
         raise ValueError("--early_stopping_patience needs --load_best_model_at_end and --metric_for_best_model "

@@ -1,0 +1,68 @@
+"""A cross-encoded sentence pair read the other way round: "[CLS] a [SEP] b [SEP]" as "[CLS] b [SEP] a [SEP]".
+
+Paraphrase and similarity are symmetric, but a cross-encoder's segment and position embeddings tell a from b,
+so its answer for (a, b) need not be its answer for (b, a). Two users of the swap:
+- `average_pair_orders` (a task spec field): in eval mode the head answers with the mean of its outputs for
+  both orders, so the answer no longer depends on the order (`MinBertForMultitask.predict`);
+- `--pair_swap_probability` (trainers/pair_order.py): training reads each pair in a random order.
+
+The swap rewrites a right-padded batch in place of the tokenizer: the swapped row has segment ids 0 for
+"[CLS] b [SEP]" and 1 for "a [SEP]", keeps its length, and its padding stays where it was. Part of minBERT's
+remote code (see `modeling_minbert.py`): imports only torch.
+"""
+import torch
+
+
+def swapped_positions(token_type_ids, attention_mask):
+    """(source, swapped_types) of a batch of right-padded joint sequences, every row swapped: position j of a
+    swapped row holds position source[:, j] of the row as given, with segment id swapped_types[:, j]."""
+    width = token_type_ids.shape[1]
+    real = attention_mask.bool()
+    length = real.sum(dim=1, keepdim=True)
+    first = (real & (token_type_ids == 0)).sum(dim=1, keepdim=True)  # [CLS] a [SEP]
+    second = length - first  # b [SEP]
+    position = torch.arange(width, device=token_type_ids.device).expand_as(token_type_ids)
+    # Position 0 keeps [CLS]; 1 .. second read b [SEP]; second + 1 .. length − 1 read a [SEP]; padding stays.
+    source = torch.where(position <= second, first + position - 1, position - second)
+    source = torch.where((position == 0) | ~real, position, source)
+    swapped_types = torch.where(real, (position > second).to(token_type_ids.dtype), token_type_ids)
+    return source, swapped_types
+
+
+def swap_pair_order(input_ids, token_type_ids, attention_mask, rows):
+    """(input_ids, token_type_ids) with the two segments of every row where `rows` is True exchanged; other
+    rows, and every padding position, come back unchanged."""
+    source, swapped_types = swapped_positions(token_type_ids, attention_mask)
+    rows = rows.to(input_ids.device)[:, None]
+    return (torch.where(rows, input_ids.gather(1, source), input_ids),
+            torch.where(rows, swapped_types, token_type_ids))
+
+
+def right_padding_error(attention_mask):
+    """None when every row's real tokens come first (right padding, or none); else why the swap cannot apply."""
+    real = attention_mask.bool()
+    if bool((real[:, 1:] & ~real[:, :-1]).any()):
+        return "the pairs are padded on the left; reading them in both orders needs right padding"
+    return None
+
+
+def both_orders(pairs):
+    """The cross-encoded `pairs` (a dict of input_ids or inputs_embeds, attention_mask and token_type_ids)
+    read the other way round, every row swapped. Raises ValueError where the batch has no order to find."""
+    token_type_ids = pairs.get("token_type_ids")
+    if token_type_ids is None:
+        raise ValueError("reading pairs in both orders needs their token_type_ids (which tokens are the second sentence)")
+    attention_mask = pairs.get("attention_mask")
+    if attention_mask is None:
+        attention_mask = torch.ones_like(token_type_ids)
+    problem = right_padding_error(attention_mask)
+    if problem:
+        raise ValueError(problem)
+    source, swapped_types = swapped_positions(token_type_ids, attention_mask)
+    swapped = {**pairs, "token_type_ids": swapped_types}
+    if pairs.get("input_ids") is not None:
+        swapped["input_ids"] = pairs["input_ids"].gather(1, source)
+    else:
+        embeds = pairs["inputs_embeds"]
+        swapped["inputs_embeds"] = embeds.gather(1, source[..., None].expand_as(embeds))
+    return swapped
