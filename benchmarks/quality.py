@@ -145,7 +145,8 @@ SEED_GROUPS = {"default": ("default", "default_seed1", "default_seed2"),
                "smart_sst": ("smart_sst", "smart_sst_seed1", "smart_sst_seed2"),
                "token_rows_8": ("token_rows_8", "token_rows_8_seed1", "token_rows_8_seed2"),
                "cosent": ("cosent", "cosent_seed1", "cosent_seed2"),
-               "pair_swap": ("pair_swap", "pair_swap_seed1", "pair_swap_seed2")}
+               "pair_swap": ("pair_swap", "pair_swap_seed1", "pair_swap_seed2"),
+               "default_both_orders": ("default_both_orders", "default_both_orders_seed1", "default_both_orders_seed2")}
 # Rows that run `minbert train` under extra environment variables (recorded in the row's command).
 ROW_ENVIRONMENT = {row: {"MINBERT_CPU_ROW_STEPS": "8"} for row in SEED_GROUPS["token_rows_8"]}
 # Rows built from other rows' outputs (they must run after them).
@@ -160,6 +161,14 @@ COMPOSITE_ROWS = {
     "ensemble_folds": ("distilled_oof's four half-data teachers averaged with equal weights (bagging: members "
                        "that saw different rows)"),
 }
+# Rows that score another row's kept checkpoints with extra `minbert evaluate` flags and keep the one with the
+# best overall score, as the trainer keeps its best: what that row's training gives under a setting that acts
+# in eval mode only (the training, and so every checkpoint, is the same).
+RESCORED_ROWS = {
+    f"default_both_orders_seed{seed}": (f"pair_swap_seed{seed}", ["--average_pair_orders", "para"]) for seed in (1, 2)
+}
+COMPOSITE_ROWS.update({row: f"{source}'s checkpoints scored with {' '.join(flags)} (the default's training and "
+                            f"evaluation for --seed {row[-1]})" for row, (source, flags) in RESCORED_ROWS.items()})
 # Each ensemble row and its `minbert ensemble --selection`.
 ENSEMBLE_SELECTION = {"ensemble": "greedy", "ensemble_all": "all", "ensemble_folds": "all"}
 # Each distilled row and the ensemble row whose gain it should keep (distilled_oof's own teachers are fold
@@ -204,7 +213,8 @@ def main(argv=None):
     args.work_dir = args.work_dir or str(ROOT / "runs" / args.suite)
     results, failed = _load_results(args.suite), []
     runner = {"peer": run_peer, "mlm": run_mlm_row, **{name: run_ensemble_row for name in ENSEMBLE_SELECTION},
-              "distilled": run_distilled_row, "distilled_all": run_distilled_row, "distilled_oof": run_distilled_oof_row}
+              "distilled": run_distilled_row, "distilled_all": run_distilled_row, "distilled_oof": run_distilled_oof_row,
+              **{name: run_rescored_row for name in RESCORED_ROWS}}
     for row in rows:
         print(f"=== {row}: {ROWS[row]}", flush=True)
         cpu_before = _cpu_times()
@@ -323,6 +333,28 @@ def run_distilled_oof_row(args, results, row="distilled_oof"):
     result["minutes"] = round(result["minutes"] + seconds / 60, 1)
     result["teachers"] = (f"per fold F of {OOF_FOLDS}, for each seed S of {list(OOF_SEEDS)}: minbert train --num_folds "
                           f"{OOF_FOLDS} --held_out_fold F --seed S; then per fold minbert ensemble --selection all")
+    return result
+
+
+def run_rescored_row(args, results, row):
+    """`minbert evaluate` with the row's flags on each checkpoint its source row kept; the best overall is the
+    row. Its minutes are the source row's plus the scoring."""
+    source, flags = RESCORED_ROWS[row]
+    checkpoints = sorted((Path(args.work_dir) / source).glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
+    if source not in results or not checkpoints:
+        raise SystemExit(f"the {row} row needs the {source} row's model and checkpoints in --work_dir; run it first")
+    scored, seconds = {}, 0.0
+    for checkpoint in checkpoints:
+        out = Path(args.work_dir) / row / checkpoint.name
+        seconds += _minbert("evaluate", ["--model", str(checkpoint), "--data_dir", args.data_dir, "--output_dir", str(out),
+                                         "--bf16", "--batch_size", "128", "--no_progress", *flags])
+        scored[checkpoint.name] = json.loads((out / "metrics.json").read_text())
+    best = max(scored, key=lambda name: scored[name]["overall"])
+    result = _result(scored[best], results[source]["minutes"] * 60 + seconds, max_train_samples=None,
+                     command=f"minbert evaluate --model {Path(args.work_dir) / source}/<each checkpoint> --bf16 "
+                             f"--batch_size 128 {' '.join(flags)}; the best overall kept",
+                     model_dir=Path(args.work_dir) / source)
+    result["checkpoints_overall"] = {name: metrics["overall"] for name, metrics in scored.items()}
     return result
 
 

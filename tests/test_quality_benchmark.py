@@ -1,7 +1,9 @@
 """benchmarks/quality.py's bookkeeping (not its training runs): suites kept apart by epoch budget, the table's
 Δ column and the share of the ensemble's gain the distilled model keeps."""
 import importlib.util
+import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -242,3 +244,33 @@ def test_steal_share_is_unknown_without_cpu_counters(quality):
 def test_table_shows_how_much_of_the_cpu_the_host_took_beside_a_rows_minutes(quality):
     table = quality.render_table({"default": {**_row(0.70), "minutes": 61.0, "cpu_steal_share": 0.12}})
     assert "| 61.0 (host took 12%) |" in table
+
+
+def test_a_rescored_row_scores_each_kept_checkpoint_of_its_source_and_keeps_the_best(quality, tmp_path, monkeypatch):
+    source = tmp_path / "pair_swap_seed1"
+    for step in (3060, 4590):
+        (source / f"checkpoint-{step}").mkdir(parents=True)
+    overall = {"checkpoint-3060": 0.76, "checkpoint-4590": 0.77}
+    calls = []
+
+    def fake(command, flags, environment=None):
+        out = Path(flags[flags.index("--output_dir") + 1])
+        out.mkdir(parents=True)
+        (out / "metrics.json").write_text(json.dumps({"sst": {"accuracy": 0.5}, "para": {"accuracy": 0.85},
+                                                      "sts": {"pearson": 0.88}, "overall": overall[out.name], "mean": 0.7}))
+        calls.append((command, flags))
+        return 30.0
+
+    monkeypatch.setattr(quality, "_minbert", fake)
+    args = SimpleNamespace(work_dir=str(tmp_path), data_dir="data")
+    result = quality.run_rescored_row(args, {"pair_swap_seed1": {**_row(0.75), "minutes": 26.0}}, "default_both_orders_seed1")
+    assert [Path(flags[flags.index("--model") + 1]).name for _, flags in calls] == ["checkpoint-3060", "checkpoint-4590"]
+    assert all(command == "evaluate" and flags[-2:] == ["--average_pair_orders", "para"] for command, flags in calls)
+    assert result["overall"] == 0.77 and result["checkpoints_overall"] == overall
+    assert result["minutes"] == 27.0  # the source's training and both scorings
+
+
+def test_a_rescored_row_without_its_source_says_to_run_it_first(quality, tmp_path):
+    args = SimpleNamespace(work_dir=str(tmp_path), data_dir="data")
+    with pytest.raises(SystemExit, match="needs the pair_swap_seed2 row's model and checkpoints"):
+        quality.run_rescored_row(args, {}, "default_both_orders_seed2")
