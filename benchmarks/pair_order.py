@@ -34,13 +34,13 @@ def pair_order_scores(model_dir, dev, task, batch_size=128):
     model = transformers.AutoModel.from_pretrained(model_dir)
     tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
     swapped = dev.rename_columns({"sentence1": "sentence2", "sentence2": "sentence1"})
-    def scores(rows):
+    def predict(rows):
         return predict_task(model, tokenizer, rows, task, batch_size=batch_size, bf16=True, progress=False).scores
 
-    forward, backward = scores(dev), scores(swapped)
+    forward, backward = predict(dev), predict(swapped)
     if model.config.task_spec(task)["pair_encoding"] == "cross":  # a bi-encoder's cosine has no order
         model.config.tasks[task]["average_pair_orders"] = True
-    averaged = scores(dev)
+    averaged = predict(dev)
     kind = model.config.task_spec(task)["kind"]
     gold = gold_labels(dev, task)
     result = {name: _metric(task, predictions_to_labels(scores, kind), gold) for name, scores in

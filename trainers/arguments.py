@@ -243,7 +243,7 @@ class MultitaskTrainingArguments(TrainingArguments):
     def pair_swap_probabilities(self, specs) -> dict:
         """--pair_swap_probability for the tasks of `specs` ({task: head spec}): {task: probability} of the tasks
         that swap. The built-in default stands aside where a task's head has no pair order (not cross-encoded);
-        a value the user gives is checked against the heads by `check_swappable`."""
+        a value the user gives is checked against the heads by `check_pair_order`."""
         chosen = {task: p for task, p in self.per_task("pair_swap_probability", specs, 0.0).items() if p > 0}
         if "pair_swap_probability" in self.left_to_default:
             chosen = {task: p for task, p in chosen.items() if specs[task]["pair_encoding"] == "cross"}

@@ -17,11 +17,12 @@ from hf_minbert.modeling_minbert_pair_order import right_padding_error, swap_pai
 SWAP_KEYS = ("input_ids", "token_type_ids", "attention_mask")
 
 
-def check_swappable(task, pair_encoding):
-    """A task whose head reads `pair_encoding` inputs can have its pairs swapped: only a cross-encoded pair can."""
+def check_pair_order(flag, task, pair_encoding):
+    """`--flag task` (pair swapping, order averaging) needs a head that reads the pair in an order: a
+    cross-encoded one."""
     if pair_encoding != "cross":
-        raise ValueError(f"--pair_swap_probability {task}: only a cross-encoded sentence pair has an order to swap; "
-                         f"{task}'s head reads {pair_encoding!r} inputs")
+        raise ValueError(f"--{flag} {task}: only a cross-encoded sentence pair has an order to swap or average "
+                         f"over; {task}'s head reads {pair_encoding!r} inputs")
 
 
 def check_right_padded_pairs(batch, task):

@@ -33,7 +33,7 @@ from .cpu_memory import keep_freed_memory
 from .losses import cosent_loss, paraphrase_mnr_loss, sentence_keys
 from .multitask_data import MultitaskCollator
 from .multitask_state import MeanTeacherUpdate, build_smart, load_multitask_state, save_multitask_state
-from .pair_order import check_swappable, pair_order_generator, randomly_swapped
+from .pair_order import check_pair_order, pair_order_generator, randomly_swapped
 from .pcgrad import pcgrad_backward
 from .train_batches import train_batch_sampler, train_dataloader, training_dataset
 
@@ -78,7 +78,7 @@ class MultitaskTrainer(Trainer):
         self._pcgrad_generator = torch.Generator().manual_seed(args.seed)
         self.pair_swap = args.pair_swap_probabilities(config.tasks)
         for task in self.pair_swap:
-            check_swappable(task, config.task_spec(task)["pair_encoding"])
+            check_pair_order("pair_swap_probability", task, config.task_spec(task)["pair_encoding"])
         self._swap_draws = (None, 0)  # (optimizer step, batches swapped in it): one generator per batch
         self._terms = defaultdict(list)  # name -> values since the last log
 

@@ -170,6 +170,8 @@ def untrained_heads(loading_info, tasks):
 
 def average_pair_orders(model, tasks):
     """Turn on `average_pair_orders` for `tasks` in the loaded model (a single model's cross-encoder heads)."""
+    from trainers.pair_order import check_pair_order
+
     for task in tasks:
         spec = model.config.tasks.get(task)
         if spec is None:
@@ -178,9 +180,10 @@ def average_pair_orders(model, tasks):
         if not hasattr(model, "heads"):
             raise CommandError(f"--average_pair_orders {task}: an ensemble averages its members' answers; turn it "
                                "on in the members before building the ensemble")
-        if spec["pair_encoding"] != "cross":
-            raise CommandError(f"--average_pair_orders {task}: only a cross-encoded sentence pair has an order to "
-                               f"average over; {task}'s head reads {spec['pair_encoding']!r} inputs")
+        try:
+            check_pair_order("average_pair_orders", task, spec["pair_encoding"])
+        except ValueError as error:
+            raise CommandError(str(error)) from None
         spec["average_pair_orders"] = True
 
 

@@ -367,7 +367,7 @@ def check_run(model_args, data_args, training_args, specs):
     the flags that depend on the checkpoint or the tasks."""
     from hf_minbert import MinBertConfig
     from trainers.arguments import EMBEDDING_LOSSES
-    from trainers.pair_order import check_swappable
+    from trainers.pair_order import check_pair_order
 
     from .output_folder import check_output_folder
 
@@ -385,11 +385,10 @@ def check_run(model_args, data_args, training_args, specs):
             raise ValueError(f"--{loss}_task {task}: {EMBEDDING_LOSSES[loss]} needs a sentence-pair task among the "
                              f"training tasks ({', '.join(pairs) or 'none'})")
     for task in training_args.pair_swap_probabilities(specs):
-        check_swappable(task, specs[task]["pair_encoding"])
+        check_pair_order("pair_swap_probability", task, specs[task]["pair_encoding"])
     for task, spec in specs.items():
-        if spec.get("average_pair_orders") and spec["pair_encoding"] != "cross":
-            raise ValueError(f"--average_pair_orders {task}: only a cross-encoded sentence pair has an order to "
-                             f"average over; {task}'s head reads {spec['pair_encoding']!r} inputs")
+        if spec.get("average_pair_orders"):
+            check_pair_order("average_pair_orders", task, spec["pair_encoding"])
     if data_args.early_stopping_patience and not (training_args.load_best_model_at_end
                                                    and training_args.metric_for_best_model):
         raise ValueError("--early_stopping_patience needs --load_best_model_at_end and --metric_for_best_model "
