@@ -13,7 +13,7 @@ remote code (see `modeling_minbert.py`): imports only torch.
 import torch
 
 
-def swapped_positions(token_type_ids, attention_mask):
+def _swapped_positions(token_type_ids, attention_mask):
     """(source, swapped_types) of a batch of right-padded joint sequences, every row swapped: position j of a
     swapped row holds position source[:, j] of the row as given, with segment id swapped_types[:, j]."""
     width = token_type_ids.shape[1]
@@ -29,23 +29,6 @@ def swapped_positions(token_type_ids, attention_mask):
     return source, swapped_types
 
 
-def swap_pair_order(input_ids, token_type_ids, attention_mask, rows):
-    """(input_ids, token_type_ids) with the two segments of every row where `rows` is True exchanged; other
-    rows, and every padding position, come back unchanged."""
-    source, swapped_types = swapped_positions(token_type_ids, attention_mask)
-    rows = rows.to(input_ids.device)[:, None]
-    return (torch.where(rows, input_ids.gather(1, source), input_ids),
-            torch.where(rows, swapped_types, token_type_ids))
-
-
-def right_padding_error(attention_mask):
-    """None when every row's real tokens come first (right padding, or none); else why the swap cannot apply."""
-    real = attention_mask.bool()
-    if bool((real[:, 1:] & ~real[:, :-1]).any()):
-        return "the pairs are padded on the left; reading them in both orders needs right padding"
-    return None
-
-
 def both_orders(pairs):
     """The cross-encoded `pairs` (a dict of input_ids or inputs_embeds, attention_mask and token_type_ids)
     read the other way round, every row swapped. Raises ValueError where the batch has no order to find."""
@@ -55,10 +38,10 @@ def both_orders(pairs):
     attention_mask = pairs.get("attention_mask")
     if attention_mask is None:
         attention_mask = torch.ones_like(token_type_ids)
-    problem = right_padding_error(attention_mask)
-    if problem:
-        raise ValueError(problem)
-    source, swapped_types = swapped_positions(token_type_ids, attention_mask)
+    real = attention_mask.bool()
+    if bool((real[:, 1:] & ~real[:, :-1]).any()):
+        raise ValueError("the pairs are padded on the left; reading them in both orders needs right padding")
+    source, swapped_types = _swapped_positions(token_type_ids, attention_mask)
     swapped = {**pairs, "token_type_ids": swapped_types}
     if pairs.get("input_ids") is not None:
         swapped["input_ids"] = pairs["input_ids"].gather(1, source)

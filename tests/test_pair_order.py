@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from hf_minbert.modeling_minbert_pair_order import swap_pair_order
+from hf_minbert.modeling_minbert_pair_order import both_orders
 from tests.helpers import load_benchmark, tiny_model, tiny_task_rows
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
 from trainers.pair_order import pair_order_generator, randomly_swapped
@@ -22,32 +22,23 @@ def _pairs(tokenizer, first, second, **kwargs):
     return tokenizer(first, second, padding=True, return_tensors="pt", **kwargs)
 
 
-def _swap(batch, rows):
-    return swap_pair_order(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], torch.tensor(rows))
-
-
-def test_a_swapped_pair_is_what_the_tokenizer_gives_for_the_other_order(tokenizer):
-    input_ids, token_type_ids = _swap(_pairs(tokenizer, FIRST, SECOND), [True, True, True])
+def test_rows_drawn_are_read_the_other_way_round_and_the_rest_as_given(tokenizer):
+    batch = dict(_pairs(tokenizer, FIRST, SECOND))
+    key = (0, 4, "para")
+    drawn = (torch.rand(3, generator=pair_order_generator(*key)) < 0.5).tolist()
+    assert True in drawn and False in drawn, "the key should draw both kinds of rows"
+    swapped = randomly_swapped(batch, "para", 0.5, pair_order_generator(*key))
     reversed_pairs = _pairs(tokenizer, SECOND, FIRST)
-    assert torch.equal(input_ids, reversed_pairs["input_ids"])
-    assert torch.equal(token_type_ids, reversed_pairs["token_type_ids"])
+    for row, swap in enumerate(drawn):
+        expected = reversed_pairs if swap else batch
+        for name in ("input_ids", "token_type_ids"):
+            assert torch.equal(swapped[name][row], expected[name][row]), (row, name)
 
 
-def test_rows_not_drawn_and_padding_stay_as_they_were(tokenizer):
-    batch = _pairs(tokenizer, FIRST, SECOND)
-    input_ids, token_type_ids = _swap(batch, [False, True, False])
-    for row in (0, 2):
-        assert torch.equal(input_ids[row], batch["input_ids"][row])
-        assert torch.equal(token_type_ids[row], batch["token_type_ids"][row])
-    padding = batch["attention_mask"] == 0
-    assert padding.any() and torch.equal(input_ids[padding], batch["input_ids"][padding])
-
-
-def test_swapping_twice_gives_back_the_batch(tokenizer):
-    batch = _pairs(tokenizer, FIRST, SECOND)
-    once = dict(batch, **dict(zip(("input_ids", "token_type_ids"), _swap(batch, [True, False, True]))))
-    input_ids, token_type_ids = _swap(once, [True, False, True])
-    assert torch.equal(input_ids, batch["input_ids"]) and torch.equal(token_type_ids, batch["token_type_ids"])
+def test_reading_both_orders_twice_gives_back_the_batch(tokenizer):
+    batch = dict(_pairs(tokenizer, FIRST, SECOND))
+    twice = both_orders(both_orders(batch))
+    assert torch.equal(twice["input_ids"], batch["input_ids"]) and torch.equal(twice["token_type_ids"], batch["token_type_ids"])
 
 
 def test_draws_depend_on_seed_step_task_and_place_in_the_step(tokenizer):

@@ -5,16 +5,14 @@ position embeddings that tell a from b, so its answer for (a, b) need not be its
 on each pair in a random order, drawn afresh every time the pair is read, shows the model both orders of the
 same data at no extra cost a step.
 
-The swap itself (`swap_pair_order`) is the model's own, so that what training reads swapped is what a model
+The swap itself (`both_orders`) is the model's own, so that what training reads swapped is what a model
 with `average_pair_orders` reads at prediction time (hf_minbert/modeling_minbert_pair_order.py).
 """
 import hashlib
 
 import torch
 
-from hf_minbert.modeling_minbert_pair_order import right_padding_error, swap_pair_order
-
-SWAP_KEYS = ("input_ids", "token_type_ids", "attention_mask")
+from hf_minbert.modeling_minbert_pair_order import both_orders
 
 
 def check_pair_order(flag, task, pair_encoding):
@@ -23,16 +21,6 @@ def check_pair_order(flag, task, pair_encoding):
     if pair_encoding != "cross":
         raise ValueError(f"--{flag} {task}: only a cross-encoded sentence pair has an order to swap or average "
                          f"over; {task}'s head reads {pair_encoding!r} inputs")
-
-
-def check_right_padded_pairs(batch, task):
-    """The batch is what `swap_pair_order` can rewrite: a joint sequence with segment ids, right-padded."""
-    missing = [key for key in SWAP_KEYS if key not in batch]
-    if missing:
-        raise ValueError(f"--pair_swap_probability {task}: its batches are not cross-encoded pairs (no {', '.join(missing)})")
-    if right_padding_error(batch["attention_mask"]):
-        raise ValueError(f"--pair_swap_probability {task}: the tokenizer pads on the left; pair-order swapping "
-                         "needs right padding (tokenizer.padding_side = 'right')")
 
 
 def pair_order_generator(seed, step, task, batch_in_step=0):
@@ -44,9 +32,12 @@ def pair_order_generator(seed, step, task, batch_in_step=0):
 
 def randomly_swapped(batch, task, probability, generator):
     """`batch` with each row's pair swapped with `probability` (a new dict; the input is left as it is)."""
-    check_right_padded_pairs(batch, task)
+    try:
+        swapped = both_orders(batch)  # also checks that the batch has an order to swap
+    except ValueError as error:
+        raise ValueError(f"--pair_swap_probability {task}: {error}") from None
     rows = torch.rand(batch["input_ids"].shape[0], generator=generator) < probability
     if not bool(rows.any()):
         return batch
-    input_ids, token_type_ids = swap_pair_order(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], rows)
-    return {**batch, "input_ids": input_ids, "token_type_ids": token_type_ids}
+    rows = rows.to(batch["input_ids"].device)[:, None]
+    return {**batch, **{key: torch.where(rows, swapped[key], batch[key]) for key in ("input_ids", "token_type_ids")}}
