@@ -365,9 +365,7 @@ def _head_row(name, spec):
 def _data_summary(arguments, training_data=None):
     """Which training files gave how many rows (metrics.json's `training_data`), or the course's files."""
     if training_data:
-        parts = [f"{task} {record['rows']:,} rows (" + ", ".join(f"`{name}` {rows:,}" for name, rows in
-                                                             record["sources"].items()) + ")"
-                 for task, record in training_data.items()]
+        parts = [_task_data(task, record) for task, record in training_data.items()]
         text = "; ".join(parts)
         dropped = sum(record.get("overlapping_rows_dropped", 0) for record in training_data.values())
         if dropped:
@@ -377,6 +375,15 @@ def _data_summary(arguments, training_data=None):
     if arguments.get("max_train_samples"):
         text += f", at most {arguments['max_train_samples']} training rows per task"
     return text
+
+
+def _task_data(task, record):
+    """ "para 35,782 rows (`quora-train.csv` 15,212, …, 7,063 pairs implied by the labels)"."""
+    parts = [f"`{name}` {rows:,}" for name, rows in record["sources"].items()]
+    implied = record.get("implied_pairs")
+    if implied is not None:
+        parts.append(f"{implied:,} pairs implied by the labels")
+    return f"{task} {record['rows'] + (implied or 0):,} rows ({', '.join(parts)})"
 
 
 def _skipped_rows(records):

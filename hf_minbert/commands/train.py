@@ -109,6 +109,12 @@ class DataArguments:
         default=1, metadata={"help": "treebank sources: keep inner phrases of at least this many tokens (whole "
                                      "sentences are always kept)"}
     )
+    implied_pairs_per_question: float = field(
+        default=0.0,
+        metadata={"help": "para: also train on the pairs its labels imply (duplicates of duplicates are duplicates; "
+                          "a non-duplicate's sides' duplicates are non-duplicates), at most this many new duplicates "
+                          "per question of a group of duplicates (hf_minbert/data/implied_pairs.py; 0 = off)"},
+    )
     max_train_samples: Optional[int] = field(default=None, metadata={"help": "cap each task's training rows (quick runs)"})
     max_eval_samples: Optional[int] = field(default=None, metadata={"help": "cap each task's dev rows"})
     skip_bad_rows: bool = field(
@@ -245,7 +251,7 @@ def load_task_data(data_args, tasks):
     SourcesReport per task's training sources (rows kept per file, overlaps dropped) and a ReadReport per dev
     file. Skipped bad rows are a warning on the console; `skipped_rows_record` puts them in metrics.json and
     the card, `training_data_record` the training rows each file gave."""
-    from hf_minbert.data import read_task_splits, read_training_sources
+    from hf_minbert.data import implies_pairs, read_task_splits, read_training_sources
 
     sources = training_sources(data_args, tasks)
     train, dev, reports = {}, {}, []
@@ -258,11 +264,26 @@ def load_task_data(data_args, tasks):
                                              exclude_sentences=dev_sentences, phrase_options=_phrase_options(data_args))
         indices = training_row_indices(len(rows), data_args)
         train[task] = rows if len(indices) == len(rows) else rows.select(indices)
+        if data_args.implied_pairs_per_question and implies_pairs(task):
+            train[task], report.implied = with_implied_pairs(train[task], splits["dev"], task, data_args)
         for read in [*(source.read for source in report.sources), *dev_reports.values()]:
             (logger.warning if read.skipped else logger.info)(str(read))
         logger.info(str(report))
         reports += [report, *dev_reports.values()]
     return train, dev, reports
+
+
+def with_implied_pairs(train, dev, task, data_args):
+    """`train` and the pairs its labels imply (none equal to a dev pair): derived from the rows trained on, so
+    a held-out fold's or a capped-off row's label implies nothing."""
+    import datasets
+
+    from hf_minbert.data import ImpliedPairOptions, implied_pairs
+
+    options = ImpliedPairOptions(per_question=data_args.implied_pairs_per_question)
+    implied, report = implied_pairs(train, task=task, options=options,
+                                    exclude_pairs=zip(dev["sentence1"], dev["sentence2"]))
+    return datasets.concatenate_datasets([train, implied]), report
 
 
 def training_sources(data_args, tasks):
@@ -300,9 +321,11 @@ def _read_reports(reports):
 
 
 def training_data_record(reports):
-    """Per task: the training rows, and how many each source file gave (after overlaps were dropped)."""
+    """Per task: the rows its files gave and how many each gave (after overlaps were dropped), and the pairs
+    their labels imply where those were added."""
     return {report.task: {"rows": report.rows, "overlapping_rows_dropped": report.overlapping_rows,
-                          "sources": {Path(source.source).name: source.kept for source in report.sources}}
+                          "sources": {Path(source.source).name: source.kept for source in report.sources},
+                          **({"implied_pairs": report.implied.rows} if report.implied else {})}
             for report in reports if hasattr(report, "sources")}
 
 

@@ -2,6 +2,7 @@
 sources per task, tokenization, padding and batching."""
 from .folds import assign_folds, rows_outside_fold
 from .hub import HUB_SOURCES, HUB_TREES, HubSource, load_hub_sst_trees, load_hub_task
+from .implied_pairs import IMPLIED_SOURCE, ImpliedPairOptions, ImpliedPairsReport, implied_pairs, implies_pairs
 from .readers import read_task_file, read_task_splits
 from .schema import TASK_SCHEMAS, BadRow, DataError, ReadReport, TaskSchema, task_schema
 from .sources import (
@@ -44,6 +45,11 @@ __all__ = [
     "TreeSyntaxError",
     "parse_tree",
     "read_tree_file",
+    "IMPLIED_SOURCE",
+    "ImpliedPairOptions",
+    "ImpliedPairsReport",
+    "implied_pairs",
+    "implies_pairs",
     "EXTRA_TRAINING_FILES",
     "SourceReport",
     "SourcesReport",

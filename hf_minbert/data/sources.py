@@ -12,10 +12,12 @@ With both the SST CSV and its trees, the trees' roots are the CSV's sentences, s
 """
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import datasets
 import numpy as np
 
+from .implied_pairs import ImpliedPairsReport
 from .readers import read_task_file
 from .schema import ReadReport, task_schema
 from .trees import PhraseOptions, read_tree_file
@@ -115,9 +117,11 @@ class SourceReport:
 class SourcesReport:
     task: str
     sources: list  # SourceReport per source, in reading order
+    implied: Optional[ImpliedPairsReport] = None  # the pairs the trained rows' labels imply, when added
 
     @property
     def rows(self) -> int:
+        """The rows the source files gave (the implied pairs are not among them)."""
         return sum(source.kept for source in self.sources)
 
     @property
@@ -128,11 +132,16 @@ class SourcesReport:
         lines = [f"{self.task}: {self.rows} training rows from {len(self.sources)} source(s)"]
         for source in self.sources:
             lines += [f"  {source}", f"    read: {source.read}"]
+        if self.implied is not None:
+            lines.append(f"  and {self.implied}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
-        return {"task": self.task, "rows": self.rows, "overlapping_rows": self.overlapping_rows,
-                "sources": {source.source: source.as_dict() for source in self.sources}}
+        summary = {"task": self.task, "rows": self.rows, "overlapping_rows": self.overlapping_rows,
+                   "sources": {source.source: source.as_dict() for source in self.sources}}
+        if self.implied is not None:
+            summary["implied_pairs"] = self.implied.as_dict()
+        return summary
 
 
 def read_training_sources(task: str, sources, *, data_dir=None, skip_bad_rows: bool = False,
