@@ -166,11 +166,13 @@ def pooled_features(spec, encoder_output, attention_mask):
     return mean_pool(encoder_output.last_hidden_state, attention_mask)
 
 
-def task_loss(spec, task, logits, labels):
+def task_loss(spec, task, logits, labels, label_smoothing=0.0):
     """The task's loss, after checking that `labels` fit the task (shape and range) with a clear error.
 
     Classification also accepts soft targets (B, C) that are probability rows, and binary accepts targets
-    in [0, 1]: distillation trains on a teacher's probabilities.
+    in [0, 1]: distillation trains on a teacher's probabilities. label_smoothing ε (Trainer's
+    `label_smoothing_factor`): classification targets become (1 − ε)·target + ε/C, binary ones the same rule
+    for two classes, (1 − ε)·y + ε/2; a regression loss is left as it is.
     """
     kind = spec["kind"]
     if kind == "classification":
@@ -179,20 +181,20 @@ def task_loss(spec, task, logits, labels):
             check_task(labels.shape == logits.shape, task, f"soft labels must have shape {tuple(logits.shape)}")
             check_task(bool((labels >= 0).all()) and torch.allclose(labels.sum(-1), labels.new_ones(())), task,
                         "soft labels must be probability rows (non-negative, summing to 1)")
-            return F.cross_entropy(logits, labels)
+            return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
         check_task(labels.shape == logits.shape[:1], task, f"labels must have shape ({logits.shape[0]},), got {tuple(labels.shape)}")
         check_task(not labels.is_floating_point() or bool((labels == labels.round()).all()), task, "class labels must be integers")
         labels = labels.long()
         check_task(bool(((labels >= 0) & (labels < num_classes)).all()), task,
                     f"class labels must lie in [0, {num_classes}), got values {labels.unique().tolist()}")
-        return F.cross_entropy(logits, labels)
+        return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
     labels = labels.reshape(-1) if labels.dim() == 2 and labels.shape[-1] == 1 else labels
     check_task(labels.shape == logits.shape, task, f"labels must have shape {tuple(logits.shape)}, got {tuple(labels.shape)}")
     labels = labels.to(logits.dtype)
     check_task(bool(torch.isfinite(labels).all()), task, "labels contain NaN or Inf")
     if kind == "binary":
         check_task(bool(((labels >= 0) & (labels <= 1)).all()), task, "binary labels must lie in [0, 1]")
-        return F.binary_cross_entropy_with_logits(logits, labels)
+        return F.binary_cross_entropy_with_logits(logits, labels * (1 - label_smoothing) + label_smoothing / 2)
     low, high = spec["label_range"]
     check_task(bool(((labels >= low) & (labels <= high)).all()), task, f"regression labels must lie in [{low}, {high}]")
     return F.mse_loss(logits, labels)

@@ -45,11 +45,13 @@ OVERALL_SCORES = {
 TRAINING_KEYS = (
     # model and data
     "model_name_or_path", "tasks", "pair_encoding", "head_layers", "head_dropout", "head_pooling", "bi_features",
-    "average_pair_orders", "hidden_dropout_prob", "extra_training_files", "min_phrase_tokens", "max_train_samples", "max_eval_samples",
+    "average_pair_orders", "hidden_dropout_prob", "extra_training_files", "min_phrase_tokens", "implied_pairs_per_question",
+    "max_train_samples", "max_eval_samples",
     "max_seq_length",
     # optimisation
     "learning_rate", "lr_scheduler_type", "num_train_epochs", "max_steps", "per_device_train_batch_size",
-    "gradient_accumulation_steps", "warmup_ratio", "weight_decay", "bf16", "seed", "use_torch_adamw",
+    "gradient_accumulation_steps", "warmup_ratio", "weight_decay", "label_smoothing_factor", "bf16", "seed",
+    "use_torch_adamw",
     # task sampling and weights
     "task_sampling", "sampling_temperature", "sampling_size_cap", "equal_split_parts", "task_epoch_rows", "batch_tokens",
     "first_source_every_epoch", "task_weights", "pair_swap_probability",

@@ -220,6 +220,43 @@ def test_cosent_term_ranks_each_sts_batch_by_its_labels_beside_the_head_loss(tmp
     torch.testing.assert_close(total, head + 0.5 * expected)
 
 
+def _head_loss_with_and_without_smoothing(tmp_path, tokenizer, task):
+    from trainers.trainer import head_input_keys
+
+    model = tiny_model(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    trainer = _trainer(tmp_path, tokenizer, model=model, rows={task: tiny_task_rows()[task]}, bf16=False,
+                       label_smoothing_factor=0.2, pair_swap_probability="")
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))[task]
+    outputs = model(**{k: v for k, v in batch.items() if k in head_input_keys(model.config.task_spec(task))},
+                    task=task, labels=batch["labels"])
+    return trainer._task_loss(model, task, batch), outputs, batch["labels"]
+
+
+def test_label_smoothing_factor_smooths_a_classification_heads_targets(tmp_path, tokenizer):
+    smoothed, outputs, labels = _head_loss_with_and_without_smoothing(tmp_path, tokenizer, "sst")
+    targets = torch.nn.functional.one_hot(labels, 5).float() * 0.8 + 0.2 / 5
+    expected = -(targets * outputs.logits.log_softmax(-1)).sum(-1).mean()
+    torch.testing.assert_close(smoothed, expected)
+    assert not torch.allclose(smoothed, outputs.loss)
+
+
+def test_label_smoothing_factor_moves_binary_targets_toward_one_half(tmp_path, tokenizer):
+    smoothed, outputs, labels = _head_loss_with_and_without_smoothing(tmp_path, tokenizer, "para")
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(outputs.logits, labels.float() * 0.8 + 0.1)
+    torch.testing.assert_close(smoothed, expected)
+
+
+def test_label_smoothing_factor_leaves_a_regression_loss_as_it_is(tmp_path, tokenizer):
+    smoothed, outputs, _ = _head_loss_with_and_without_smoothing(tmp_path, tokenizer, "sts")
+    torch.testing.assert_close(smoothed, outputs.loss)
+
+
+@pytest.mark.parametrize("factor", [-0.1, 1.0, float("nan")])
+def test_a_label_smoothing_factor_outside_zero_to_one_is_refused(tmp_path, factor):
+    with pytest.raises(ValueError, match=r"--label_smoothing_factor must lie in \[0, 1\)"):
+        _args(tmp_path, label_smoothing_factor=factor)
+
+
 def test_pcgrad_requires_all_tasks_sampling(tmp_path):
     with pytest.raises(ValueError, match="all_tasks"):
         _args(tmp_path, pcgrad=True)

@@ -190,6 +190,7 @@ class MultitaskTrainingArguments(TrainingArguments):
         for name in ("task_weights", "smart_weight"):
             check_per_task_weights(getattr(self, name), name)
         check_per_task_probabilities(self.pair_swap_probability, "pair_swap_probability")
+        _check_range("label_smoothing_factor", self.label_smoothing_factor, 0, 1, high_open=True)
         check_per_task_counts(self.task_epoch_rows, "task_epoch_rows")
         check_per_task_counts(self.batch_tokens, "batch_tokens")
         if self.batch_tokens and not self._can_pack_by_tokens():

@@ -26,6 +26,7 @@ from transformers import Trainer
 from hf_minbert.data import task_schema
 from hf_minbert.data.tokenization import JOINT_COLUMNS, SIDE_COLUMNS
 from hf_minbert.evaluation import evaluate_model
+from hf_minbert.modeling_minbert_heads import task_loss
 from hf_minbert.optimization import create_optimizer
 
 from .arguments import MultitaskTrainingArguments
@@ -119,6 +120,9 @@ class MultitaskTrainer(Trainer):
         rng = self.smart.capture_rng_state(self.args.device) if self.smart is not None else None
         outputs = model(**head_inputs, task=task, labels=batch["labels"])
         loss = outputs.loss
+        if self.args.label_smoothing_factor:
+            # Trainer's LabelSmoother reads one logits tensor; here each head's loss smooths its own targets.
+            loss = task_loss(spec, task, outputs.logits, batch["labels"], self.args.label_smoothing_factor)
         self._record(f"loss_{task}", loss)
         if self.smart is not None:
             # The extra passes use the unwrapped model: under DDP only the clean forward goes through the
