@@ -118,11 +118,10 @@ class MultitaskTrainer(Trainer):
         spec = core.config.task_spec(task)
         head_inputs = {k: v for k, v in batch.items() if k in head_input_keys(spec)}
         rng = self.smart.capture_rng_state(self.args.device) if self.smart is not None else None
-        outputs = model(**head_inputs, task=task, labels=batch["labels"])
-        loss = outputs.loss
-        if self.args.label_smoothing_factor:
-            # Trainer's LabelSmoother reads one logits tensor; here each head's loss smooths its own targets.
-            loss = task_loss(spec, task, outputs.logits, batch["labels"], self.args.label_smoothing_factor)
+        # Trainer's LabelSmoother reads one logits tensor; here each head's loss smooths its own targets.
+        smoothing = self.args.label_smoothing_factor
+        outputs = model(**head_inputs, task=task, labels=None if smoothing else batch["labels"])
+        loss = task_loss(spec, task, outputs.logits, batch["labels"], smoothing) if smoothing else outputs.loss
         self._record(f"loss_{task}", loss)
         if self.smart is not None:
             # The extra passes use the unwrapped model: under DDP only the clean forward goes through the
