@@ -105,6 +105,18 @@ def test_the_trainers_para_loss_reads_the_swapped_batch(tmp_path, tokenizer):
     torch.testing.assert_close(trainer._task_loss(model, "para", batch), expected)
 
 
+def test_a_head_reading_the_cosine_too_trains_on_the_swapped_pairs_and_the_sentences_alone(tmp_path, tokenizer):
+    spec = {**tiny_model().config.tasks["para"], "cosine_feature": True}
+    model = tiny_model(tasks={"para": spec}, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    trainer = _trainer(tmp_path, tokenizer, model, pair_swap_probability="para=1")
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))["para"]
+    swapped = randomly_swapped(batch, "para", 1.0, pair_order_generator(0, 0, "para"))
+    keys = ("input_ids", "attention_mask", "token_type_ids", "input_ids_a", "attention_mask_a", "input_ids_b",
+            "attention_mask_b")
+    expected = model(**{k: swapped[k] for k in keys}, task="para", labels=batch["labels"]).loss
+    torch.testing.assert_close(trainer._task_loss(model, "para", batch), expected)
+
+
 def test_the_pair_order_benchmark_finds_no_order_in_pairs_of_one_sentence_twice(tmp_path, tokenizer):
     benchmark = load_benchmark("pair_order")
     tiny_model().save_pretrained(tmp_path)
