@@ -152,8 +152,8 @@ TRAIN_ROWS = {
     # may be what limits the first epoch, the one whose scores trail most.
     "head_lr_10": ("the default with the task heads at 10x the learning rate (--head_lr_multiplier 10)",
                    ["--head_lr_multiplier", "10"]),
-    # Three epochs over all the data end with SST still rising: less encoder dropout lets the small model fit
-    # faster (MiniLM's checkpoint says 0.1).
+    # Three epochs over all the data end with SST still rising: does less encoder dropout let the small model fit
+    # faster? (MiniLM's checkpoint says 0.1.)
     "hidden_dropout_0.05": ("the default with the encoder's dropout at 0.05 instead of the checkpoint's 0.1 "
                             "(--hidden_dropout_prob 0.05)", ["--hidden_dropout_prob", "0.05"]),
     # Four in ten treebank phrases are one to three words long, and 61-74% of those are neutral, against 21% of
