@@ -163,6 +163,29 @@ def test_the_out_of_fold_row_trains_each_folds_teachers_without_it_then_distills
     assert result["minutes"] == 7.0  # four trainings, two averages and the distillation, a minute each
 
 
+def test_the_curriculum_row_trains_on_sst_sentences_alone_from_the_phrase_stages_model_under_one_seed(
+    quality, tmp_path, monkeypatch
+):
+    calls = []
+    monkeypatch.setattr(quality, "_minbert", _fake_minbert(calls, seconds=60.0))
+    args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data", epochs=None, extra="", max_train_samples=None)
+    result = quality.run_curriculum_row(args, {}, "curriculum_seed2")
+    (_, phrases), (_, sentences) = calls
+    assert "--train_sources" not in phrases and phrases[phrases.index("--num_train_epochs") + 1] == "2"
+    assert sentences[sentences.index("--model_name_or_path") + 1] == phrases[phrases.index("--output_dir") + 1]
+    assert sentences[sentences.index("--train_sources") + 1] == "sst=ids-sst-train.csv"
+    assert [flags[flags.index("--seed") + 1] for flags in (phrases, sentences)] == ["2", "2"]
+    assert result["minutes"] == 2.0 and result["command"].count("minbert train") == 2
+
+
+def test_the_curriculum_stages_flags_are_minbert_train_arguments(quality, tmp_path):
+    from hf_minbert.commands.train import parse_arguments
+
+    for flags in (quality.CURRICULUM_PHRASE_EPOCHS, quality.CURRICULUM_SENTENCE_EPOCH):
+        parsed = parse_arguments(["--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "out"), *flags])
+        assert parsed[2].num_train_epochs == float(flags[1])
+
+
 def test_the_out_of_fold_student_is_summarized_against_the_equal_weight_ensemble(quality):
     results = {"default": _row(0.70), "ensemble_all": _row(0.72), "distilled_oof": _row(0.715)}
     summaries = [line for line in quality.render_table(results).splitlines() if line.startswith("Against")]
