@@ -176,6 +176,7 @@ def test_the_curriculum_row_trains_on_sst_sentences_alone_from_the_phrase_stages
     assert sentences[sentences.index("--train_sources") + 1] == "sst=ids-sst-train.csv"
     assert [flags[flags.index("--seed") + 1] for flags in (phrases, sentences)] == ["2", "2"]
     assert result["minutes"] == 2.0 and result["command"].count("minbert train") == 2
+    assert result["first_stage"]["minutes"] == 1.0 and result["first_stage"]["command"].count("minbert train") == 1
 
 
 def test_the_curriculum_stages_flags_are_minbert_train_arguments(quality, tmp_path):
