@@ -179,6 +179,15 @@ def test_the_curriculum_row_trains_on_sst_sentences_alone_from_the_phrase_stages
     assert result["first_stage"]["minutes"] == 1.0 and result["first_stage"]["command"].count("minbert train") == 1
 
 
+def test_the_curriculum_row_refuses_a_suites_epoch_budget_before_training(quality, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(quality, "_minbert", _fake_minbert(calls))
+    args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data", epochs=1.0, extra="", max_train_samples=None)
+    with pytest.raises(SystemExit, match="curriculum row sets its own epochs"):
+        quality.run_curriculum_row(args, {}, "curriculum")
+    assert calls == []
+
+
 def test_the_curriculum_stages_flags_are_minbert_train_arguments(quality, tmp_path):
     from hf_minbert.commands.train import parse_arguments
 
