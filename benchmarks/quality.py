@@ -208,14 +208,15 @@ RESCORED_ROWS = {
 # A curriculum from phrases to sentences, in two `minbert train` runs: the default's first two epochs (the treebank
 # phrases beside the sentences), then one epoch whose SST rows are the course's sentences alone, the kind of text
 # the dev and test sets hold. The second run restarts its schedule at the rate the default's own schedule has when
-# its third epoch starts (about a third of the peak, decaying to 0, no warmup).
-CURRICULUM_ROWS = {"curriculum": [], **{f"curriculum_seed{seed}": ["--seed", str(seed)] for seed in (1, 2)}}
-CURRICULUM_PHRASE_EPOCHS = ["--num_train_epochs", "2"]
+# its third epoch starts (about a third of the peak, decaying to 0, no warmup). Each curriculum row: its first
+# stage, an `epochs_2` row (recorded as that row too), and the seed flags of both stages.
+CURRICULUM_ROWS = {"curriculum": ("epochs_2", []),
+                   **{f"curriculum_seed{seed}": (f"epochs_2_seed{seed}", ["--seed", str(seed)]) for seed in (1, 2)}}
 CURRICULUM_SENTENCE_EPOCH = ["--num_train_epochs", "1", "--train_sources", "sst=ids-sst-train.csv",
                              "--learning_rate", "1.8e-5", "--warmup_ratio", "0"]
-COMPOSITE_ROWS.update({row: ("the default's first 2 epochs (phrases and sentences), then 1 epoch on SST's sentences "
-                             "alone at a third of the peak rate" + (f" (--seed {flags[1]})" if flags else ""))
-                       for row, flags in CURRICULUM_ROWS.items()})
+COMPOSITE_ROWS.update({row: (f"{first}, then 1 epoch on SST's sentences alone at a third of the peak rate"
+                             + (f" (--seed {flags[1]})" if flags else ""))
+                       for row, (first, flags) in CURRICULUM_ROWS.items()})
 COMPOSITE_ROWS.update({row: f"{source}'s checkpoints scored with {' '.join(flags)} (the default's training and "
                             f"evaluation for --seed {row[-1]})" for row, (source, flags) in RESCORED_ROWS.items()})
 # Each ensemble row and its `minbert ensemble --selection`.
@@ -408,22 +409,16 @@ def run_rescored_row(args, results, row):
 
 
 def run_curriculum_row(args, results, row="curriculum"):
-    """The phrase stage into `<row>_phrases`, then the sentence stage from its model into `<row>`; minutes and
-    command cover both, and `first_stage` holds the phrase stage's own result (the `epochs_2` rows' recipe)."""
+    """The phrase stage (its `epochs_2` row, whose result is recorded too), then the sentence stage from its model
+    into `<row>`; the row's minutes and command cover both."""
     if args.epochs is not None:
         raise SystemExit(f"the {row} row sets its own epochs (2, then 1): run it without --epochs")
-    seed_flags = CURRICULUM_ROWS[row]
-    phrases = Path(args.work_dir) / f"{row}_phrases"
-    cap = ["--max_train_samples", str(args.max_train_samples)] if args.max_train_samples else []
-    first = ["--data_dir", args.data_dir, "--output_dir", str(phrases), "--overwrite_output_dir", "true", *seed_flags,
-             *CURRICULUM_PHRASE_EPOCHS, *args.extra.split(), *cap]
-    seconds = _minbert("train", first)
-    first_stage = _result(json.loads((phrases / "metrics.json").read_text()), seconds, command="minbert train " + " ".join(first),
-                          max_train_samples=args.max_train_samples, model_dir=phrases)
-    result = run_training_row(row, args, ["--model_name_or_path", str(phrases), *seed_flags, *CURRICULUM_SENTENCE_EPOCH])
-    result["minutes"] = round(result["minutes"] + seconds / 60, 1)
-    result["command"] = first_stage["command"] + " && " + result["command"]
-    result["first_stage"] = first_stage
+    first, seed_flags = CURRICULUM_ROWS[row]
+    results[first] = run_training_row(first, args)
+    result = run_training_row(row, args, ["--model_name_or_path", str(Path(args.work_dir) / first), *seed_flags,
+                                          *CURRICULUM_SENTENCE_EPOCH])
+    result["minutes"] = round(result["minutes"] + results[first]["minutes"], 1)
+    result["command"] = results[first]["command"] + " && " + result["command"]
     return result
 
 

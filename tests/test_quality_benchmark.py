@@ -37,6 +37,10 @@ def _fake_minbert(calls, seconds=1.0):
     return fake
 
 
+def _suite_args(tmp_path, epochs=None):
+    return SimpleNamespace(work_dir=str(tmp_path), data_dir="data", epochs=epochs, extra="", max_train_samples=None)
+
+
 def test_distilled_model_keeps_its_share_of_the_ensembles_gain_over_the_best_single_row(quality):
     results = {"default": _row(0.70), "multitask": _row(0.72), "ensemble": _row(0.76), "distilled": _row(0.735)}
     assert quality.distillation_gain_kept(results) == pytest.approx(0.375)
@@ -129,7 +133,7 @@ def test_each_ensemble_row_is_summarized_with_its_own_distilled_row(quality):
 def test_a_suites_epoch_budget_applies_to_every_row_but_the_one_that_sets_its_own(quality, tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(quality, "_minbert", _fake_minbert(calls))
-    args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data", epochs=1.0, extra="", max_train_samples=None)
+    args = _suite_args(tmp_path, epochs=1.0)
     for row in ("no_smart", "epochs_6"):
         quality.run_training_row(row, args)
     trained = {Path(flags[flags.index("--output_dir") + 1]).name: flags for _, flags in calls}
@@ -148,7 +152,7 @@ def test_the_out_of_fold_row_trains_each_folds_teachers_without_it_then_distills
 ):
     calls = []
     monkeypatch.setattr(quality, "_minbert", _fake_minbert(calls, seconds=60.0))
-    args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data", epochs=None, extra="", max_train_samples=None)
+    args = _suite_args(tmp_path)
     result = quality.run_distilled_oof_row(args, {}, "distilled_oof")
     trained = [flags for command, flags in calls if command == "train"]
     held_out = sorted((flags[flags.index("--held_out_fold") + 1], flags[flags.index("--seed") + 1]) for flags in trained)
@@ -163,37 +167,41 @@ def test_the_out_of_fold_row_trains_each_folds_teachers_without_it_then_distills
     assert result["minutes"] == 7.0  # four trainings, two averages and the distillation, a minute each
 
 
-def test_the_curriculum_row_trains_on_sst_sentences_alone_from_the_phrase_stages_model_under_one_seed(
+def test_the_curriculum_row_trains_on_sst_sentences_alone_from_its_two_epoch_rows_model_under_one_seed(
     quality, tmp_path, monkeypatch
 ):
-    calls = []
+    calls, results = [], {}
     monkeypatch.setattr(quality, "_minbert", _fake_minbert(calls, seconds=60.0))
-    args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data", epochs=None, extra="", max_train_samples=None)
-    result = quality.run_curriculum_row(args, {}, "curriculum_seed2")
+    result = quality.run_curriculum_row(_suite_args(tmp_path), results, "curriculum_seed2")
     (_, phrases), (_, sentences) = calls
     assert "--train_sources" not in phrases and phrases[phrases.index("--num_train_epochs") + 1] == "2"
-    assert sentences[sentences.index("--model_name_or_path") + 1] == phrases[phrases.index("--output_dir") + 1]
+    assert sentences[sentences.index("--model_name_or_path") + 1] == str(tmp_path / "epochs_2_seed2")
     assert sentences[sentences.index("--train_sources") + 1] == "sst=ids-sst-train.csv"
     assert [flags[flags.index("--seed") + 1] for flags in (phrases, sentences)] == ["2", "2"]
     assert result["minutes"] == 2.0 and result["command"].count("minbert train") == 2
-    assert result["first_stage"]["minutes"] == 1.0 and result["first_stage"]["command"].count("minbert train") == 1
+
+
+def test_the_curriculum_rows_first_stage_is_recorded_as_its_two_epoch_row(quality, tmp_path, monkeypatch):
+    calls, results = [], {}
+    monkeypatch.setattr(quality, "_minbert", _fake_minbert(calls, seconds=60.0))
+    quality.run_curriculum_row(_suite_args(tmp_path), results, "curriculum")
+    assert results["epochs_2"]["minutes"] == 1.0 and results["epochs_2"]["command"].count("minbert train") == 1
 
 
 def test_the_curriculum_row_refuses_a_suites_epoch_budget_before_training(quality, tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(quality, "_minbert", _fake_minbert(calls))
-    args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data", epochs=1.0, extra="", max_train_samples=None)
     with pytest.raises(SystemExit, match="curriculum row sets its own epochs"):
-        quality.run_curriculum_row(args, {}, "curriculum")
+        quality.run_curriculum_row(_suite_args(tmp_path, epochs=1.0), {}, "curriculum")
     assert calls == []
 
 
-def test_the_curriculum_stages_flags_are_minbert_train_arguments(quality, tmp_path):
+def test_the_curriculum_sentence_stages_flags_are_minbert_train_arguments(quality, tmp_path):
     from hf_minbert.commands.train import parse_arguments
 
-    for flags in (quality.CURRICULUM_PHRASE_EPOCHS, quality.CURRICULUM_SENTENCE_EPOCH):
-        parsed = parse_arguments(["--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "out"), *flags])
-        assert parsed[2].num_train_epochs == float(flags[1])
+    parsed = parse_arguments(["--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "out"),
+                              *quality.CURRICULUM_SENTENCE_EPOCH])
+    assert parsed[2].num_train_epochs == 1 and parsed[2].warmup_ratio == 0
 
 
 def test_the_out_of_fold_student_is_summarized_against_the_equal_weight_ensemble(quality):
@@ -227,7 +235,7 @@ def test_the_fold_ensemble_row_without_the_out_of_fold_teachers_says_to_run_them
 def test_a_row_with_an_environment_trains_under_it_and_records_it_in_its_command(quality, tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(quality, "_minbert", _fake_minbert(calls))
-    args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data", epochs=None, extra="", max_train_samples=None)
+    args = _suite_args(tmp_path)
     result = quality.run_training_row("token_rows_8_seed1", args)
     (command, flags, environment), = calls
     assert environment == {"MINBERT_CPU_ROW_STEPS": "8"} and flags[-2:] == ["--seed", "1"]
