@@ -152,6 +152,8 @@ TRAIN_ROWS = {
     "label_smoothing": ("the default with label smoothing 0.1 on the classification heads (--label_smoothing_factor "
                         "0.1: SST's targets (1 − ε)·one-hot + ε/5, Quora's y·(1 − ε) + ε/2)",
                         ["--label_smoothing_factor", "0.1"]),
+    **{f"label_smoothing_seed{seed}": (f"label_smoothing with --seed {seed}",
+                                       ["--label_smoothing_factor", "0.1", "--seed", str(seed)]) for seed in (1, 2)},
     # The task heads start from random weights while the encoder starts trained: at the encoder's rate the heads
     # may be what limits the first epoch, the one whose scores trail most.
     "head_lr_10": ("the default with the task heads at 10x the learning rate (--head_lr_multiplier 10)",
@@ -184,7 +186,8 @@ SEED_GROUPS = {"default": ("default", "default_seed1", "default_seed2"),
                "implied_pairs": ("implied_pairs", "implied_pairs_seed1", "implied_pairs_seed2"),
                "triple": ("triple", "triple_seed1", "triple_seed2"),
                "curriculum": ("curriculum", "curriculum_seed1", "curriculum_seed2"),
-               "epochs_2": ("epochs_2", "epochs_2_seed1", "epochs_2_seed2")}
+               "epochs_2": ("epochs_2", "epochs_2_seed1", "epochs_2_seed2"),
+               "label_smoothing": ("label_smoothing", "label_smoothing_seed1", "label_smoothing_seed2")}
 # Rows that run `minbert train` under extra environment variables (recorded in the row's command).
 ROW_ENVIRONMENT = {row: {"MINBERT_CPU_ROW_STEPS": "8"} for row in SEED_GROUPS["token_rows_8"]}
 # Rows built from other rows' outputs (they must run after them).
