@@ -96,16 +96,9 @@ TRAIN_ROWS = {
     # again on the other kind, so that rows measured there have an anchor on their own machine.
     "default_amd_epyc": ("the default (seed 42) run on the AMD EPYC, where phrases_only and quora_extra_only ran at "
                          "the full budget", []),
-    # Seeds: the spread of identical runs, against which every other row's Δ is read.
-    "default_seed1": ("the default with --seed 1", ["--seed", "1"]),
-    "default_seed2": ("the default with --seed 2", ["--seed", "2"]),
     # The default before SST's batches were packed by tokens (its three seeds also ran on torch's dropout, before
     # minBERT drew its own CPU mask): batches of 32 rows, 1854 steps an epoch against 1529.
     "rows_32": ("the default with SST in batches of 32 rows (--batch_tokens off)", ["--batch_tokens", ""]),
-    "rows_32_seed1": ("rows_32 with --seed 1", ["--batch_tokens", "", "--seed", "1"]),
-    "rows_32_seed2": ("rows_32 with --seed 2", ["--batch_tokens", "", "--seed", "2"]),
-    "smart_sst_seed1": ("smart_sst with --seed 1", ["--smart_weight", "sst=1", "--seed", "1"]),
-    "smart_sst_seed2": ("smart_sst with --seed 2", ["--smart_weight", "sst=1", "--seed", "2"]),
     # Another way to bring the default within the hour: fewer phrases an epoch.
     "sst_cap_12k": ("12k treebank phrases an epoch instead of 16k", ["--task_epoch_rows", "sst=12000"]),
     # Every phrase once over the three epochs (48k of the treebank's ~144k phrases an epoch instead of 16k):
@@ -115,29 +108,21 @@ TRAIN_ROWS = {
     # CoSENT (Su 2022) beside the STS head's MSE: the head's loss puts each cosine at label / 5, CoSENT orders the
     # pairs of a batch by their labels, which is what the correlation reads.
     "cosent": ("CoSENT ranking loss (weight 1, scale 20) on STS's pairs beside the head's MSE", ["--cosent_weight", "1"]),
-    "cosent_seed1": ("cosent with --seed 1", ["--cosent_weight", "1", "--seed", "1"]),
-    "cosent_seed2": ("cosent with --seed 2", ["--cosent_weight", "1", "--seed", "2"]),
     # The default after its AdamW moved from torch.compile and foreach ops to the project's C kernel, which rounds
     # differently in the last place: do the scores stay within the seed spread?
     "default_adamw_kernel": ("the default (seed 42) with AdamW's C kernel, on the AMD EPYC beside default_amd_epyc", []),
     # The token matrix's row count rounded up to 8 values per power of two (faster on CPU: fewer oneDNN kernel
     # shapes; benchmarks/token_rows.py): do its spare rows, which change the dropout draws, change the scores?
     "token_rows_8": ("the default with token rows rounded to 8 steps per octave (MINBERT_CPU_ROW_STEPS=8)", []),
-    "token_rows_8_seed1": ("token_rows_8 with --seed 1", ["--seed", "1"]),
-    "token_rows_8_seed2": ("token_rows_8 with --seed 2", ["--seed", "2"]),
     # The default's dev scores still rose in its third epoch (SST 0.467, 0.491, 0.501): does a fourth, with the
     # learning rate decaying over four, raise them? It fits the hour only where three take under 45 minutes.
     "epochs_4": ("the default for 4 epochs instead of 3", ["--num_train_epochs", "4"]),
     # Does the third epoch pay for its nine minutes? (The same command is the curriculum rows' first stage.)
     "epochs_2": ("the default for 2 epochs instead of 3", ["--num_train_epochs", "2"]),
-    **{f"epochs_2_seed{seed}": (f"epochs_2 with --seed {seed}", ["--num_train_epochs", "2", "--seed", str(seed)])
-       for seed in (1, 2)},
     # Quora's cross-encoder reads "[CLS] a [SEP] b [SEP]": the default model answers differently for 6% of the dev
     # pairs read the other way round. Each pair in a random order every time it is read, at no cost a step.
     "pair_swap": ("Quora's pairs read in a random order each time (--pair_swap_probability para=0.5)",
                   ["--pair_swap_probability", "para=0.5"]),
-    "pair_swap_seed1": ("pair_swap with --seed 1", ["--pair_swap_probability", "para=0.5", "--seed", "1"]),
-    "pair_swap_seed2": ("pair_swap with --seed 2", ["--pair_swap_probability", "para=0.5", "--seed", "2"]),
     # pair_swap with both orders averaged at prediction time became the default: the default command, seed 42,
     # trains what pair_swap trained (the averaging acts in eval mode only) and scores it the new way.
     "default_both_orders": ("the default since Quora's pairs are read in both orders (pair_swap + "
@@ -146,14 +131,10 @@ TRAIN_ROWS = {
     # nobody labelled (hf_minbert/data/implied_pairs.py), about 7k beside the 28.7k labelled ones.
     "implied_pairs": ("the default plus the Quora pairs its labels imply, at most 2 new duplicates per question of "
                       "a group (--implied_pairs_per_question 2)", ["--implied_pairs_per_question", "2"]),
-    "implied_pairs_seed1": ("implied_pairs with --seed 1", ["--implied_pairs_per_question", "2", "--seed", "1"]),
-    "implied_pairs_seed2": ("implied_pairs with --seed 2", ["--implied_pairs_per_question", "2", "--seed", "2"]),
     # SST's five classes are noisy neighbours (a 1 and a 2 differ by a reader's taste): softer targets.
     "label_smoothing": ("the default with label smoothing 0.1 on the classification heads (--label_smoothing_factor "
                         "0.1: SST's targets (1 − ε)·one-hot + ε/5, Quora's y·(1 − ε) + ε/2)",
                         ["--label_smoothing_factor", "0.1"]),
-    **{f"label_smoothing_seed{seed}": (f"label_smoothing with --seed {seed}",
-                                       ["--label_smoothing_factor", "0.1", "--seed", str(seed)]) for seed in (1, 2)},
     # The task heads start from random weights while the encoder starts trained: at the encoder's rate the heads
     # may be what limits the first epoch, the one whose scores trail most.
     "head_lr_10": ("the default with the task heads at 10x the learning rate (--head_lr_multiplier 10)",
@@ -175,23 +156,29 @@ TRAIN_ROWS = {
     # default reads it three times and scores 0.879 ± 0.001: does STS want a larger share of the shared layers'
     # updates? (Its loss weighted 2, at no cost a step.)
     "sts_weight_2": ("the default with STS's loss weighted 2 (--task_weights sts=2)", ["--task_weights", "sts=2"]),
-    # Triple-BERT led the default after every epoch with seed 42, by less than the seeds' spread: its other seeds.
-    "triple_seed1": ("triple with --seed 1", ["--architecture", "triple", "--seed", "1"]),
-    "triple_seed2": ("triple with --seed 2", ["--architecture", "triple", "--seed", "2"]),
 }
+# Rows measured under seeds 1 and 2 beside their own (seed 42): the spread of identical runs, against which every
+# other row's Δ is read. Each `<row>_seed<N>` is the row's command with `--seed N`.
+SEEDS = (1, 2)
+SEEDED_TRAIN_ROWS = ("default", "rows_32", "smart_sst", "cosent", "token_rows_8", "epochs_2", "pair_swap",
+                     "implied_pairs", "label_smoothing", "triple")
+
+
+def _with_seed_rows(rows):
+    """The rows, each seeded one followed by its seed rows (so tables list them together)."""
+    listed = {}
+    for name, (description, flags) in rows.items():
+        listed[name] = (description, flags)
+        if name in SEEDED_TRAIN_ROWS:
+            listed.update({f"{name}_seed{seed}": (f"{name} with --seed {seed}", [*flags, "--seed", str(seed)])
+                           for seed in SEEDS})
+    return listed
+
+
+TRAIN_ROWS = _with_seed_rows(TRAIN_ROWS)
 # Rows that are one recipe under several seeds: the table adds their mean and standard deviation.
-SEED_GROUPS = {"default": ("default", "default_seed1", "default_seed2"),
-               "rows_32": ("rows_32", "rows_32_seed1", "rows_32_seed2"),
-               "smart_sst": ("smart_sst", "smart_sst_seed1", "smart_sst_seed2"),
-               "token_rows_8": ("token_rows_8", "token_rows_8_seed1", "token_rows_8_seed2"),
-               "cosent": ("cosent", "cosent_seed1", "cosent_seed2"),
-               "pair_swap": ("pair_swap", "pair_swap_seed1", "pair_swap_seed2"),
-               "default_both_orders": ("default_both_orders", "default_both_orders_seed1", "default_both_orders_seed2"),
-               "implied_pairs": ("implied_pairs", "implied_pairs_seed1", "implied_pairs_seed2"),
-               "triple": ("triple", "triple_seed1", "triple_seed2"),
-               "curriculum": ("curriculum", "curriculum_seed1", "curriculum_seed2"),
-               "epochs_2": ("epochs_2", "epochs_2_seed1", "epochs_2_seed2"),
-               "label_smoothing": ("label_smoothing", "label_smoothing_seed1", "label_smoothing_seed2")}
+SEED_GROUPS = {row: (row, *(f"{row}_seed{seed}" for seed in SEEDS))
+               for row in (*SEEDED_TRAIN_ROWS, "default_both_orders", "curriculum")}
 # Rows that run `minbert train` under extra environment variables (recorded in the row's command).
 ROW_ENVIRONMENT = {row: {"MINBERT_CPU_ROW_STEPS": "8"} for row in SEED_GROUPS["token_rows_8"]}
 # Rows built from other rows' outputs (they must run after them).
@@ -210,7 +197,7 @@ COMPOSITE_ROWS = {
 # best overall score, as the trainer keeps its best: what that row's training gives under a setting that acts
 # in eval mode only (the training, and so every checkpoint, is the same).
 RESCORED_ROWS = {
-    f"default_both_orders_seed{seed}": (f"pair_swap_seed{seed}", ["--average_pair_orders", "para"]) for seed in (1, 2)
+    f"default_both_orders_seed{seed}": (f"pair_swap_seed{seed}", ["--average_pair_orders", "para"]) for seed in SEEDS
 }
 # A curriculum from phrases to sentences, in two `minbert train` runs: the default's first two epochs (the treebank
 # phrases beside the sentences), then one epoch whose SST rows are the course's sentences alone, the kind of text
@@ -218,7 +205,7 @@ RESCORED_ROWS = {
 # its third epoch starts (about a third of the peak, decaying to 0, no warmup). Each curriculum row: its first
 # stage, an `epochs_2` row (recorded as that row too), and the seed flags of both stages.
 CURRICULUM_ROWS = {"curriculum": ("epochs_2", []),
-                   **{f"curriculum_seed{seed}": (f"epochs_2_seed{seed}", ["--seed", str(seed)]) for seed in (1, 2)}}
+                   **{f"curriculum_seed{seed}": (f"epochs_2_seed{seed}", ["--seed", str(seed)]) for seed in SEEDS}}
 CURRICULUM_SENTENCE_EPOCH = ["--num_train_epochs", "1", "--train_sources", "sst=ids-sst-train.csv",
                              "--learning_rate", "1.8e-5", "--warmup_ratio", "0"]
 COMPOSITE_ROWS.update({row: (f"{first}, then 1 epoch on SST's sentences alone at a third of the peak rate"

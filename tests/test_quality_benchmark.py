@@ -232,6 +232,16 @@ def test_the_fold_ensemble_row_without_the_out_of_fold_teachers_says_to_run_them
         quality.run_ensemble_row(args, {"default": _row(0.7)}, "ensemble_folds")
 
 
+def test_a_seed_row_is_its_rows_command_with_that_seed_and_is_listed_right_after_it(quality):
+    rows = list(quality.TRAIN_ROWS)
+    for row in quality.SEEDED_TRAIN_ROWS:
+        seed_rows = [f"{row}_seed{seed}" for seed in quality.SEEDS]
+        assert rows[rows.index(row) + 1:rows.index(row) + 1 + len(seed_rows)] == seed_rows
+        for seed, seed_row in zip(quality.SEEDS, seed_rows):
+            assert quality.TRAIN_ROWS[seed_row][1] == [*quality.TRAIN_ROWS[row][1], "--seed", str(seed)]
+        assert quality.SEED_GROUPS[row] == (row, *seed_rows)
+
+
 def test_a_row_with_an_environment_trains_under_it_and_records_it_in_its_command(quality, tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(quality, "_minbert", _fake_minbert(calls))
