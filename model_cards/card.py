@@ -53,8 +53,8 @@ TRAINING_KEYS = (
     "gradient_accumulation_steps", "warmup_ratio", "weight_decay", "label_smoothing_factor", "bf16", "seed",
     "use_torch_adamw",
     # task sampling and weights
-    "task_sampling", "sampling_temperature", "sampling_size_cap", "equal_split_parts", "task_epoch_rows", "batch_tokens",
-    "first_source_every_epoch", "task_weights", "pair_swap_probability",
+    "task_sampling", "sampling_temperature", "sampling_size_cap", "equal_split_parts", "task_epoch_rows",
+    "task_epoch_passes", "batch_tokens", "first_source_every_epoch", "task_weights", "pair_swap_probability",
     # SMART
     "smart_weight", "smart_variant", "smart_steps", "smart_step_size", "smart_epsilon", "smart_noise_std",
     "smart_norm", "smart_dropout_masks", "smart_proximal_weight", "smart_momentum",

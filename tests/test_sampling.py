@@ -443,6 +443,37 @@ def test_epoch_rows_with_a_strategy_it_does_not_apply_to_is_an_error():
         MultitaskBatchSampler({"sst": 20, "para": 8}, batch_size=4, strategy="round_robin", epoch_rows={"sst": 10})
 
 
+def test_epoch_passes_read_each_example_that_many_times_an_epoch_and_leave_the_others_once():
+    sampler = MultitaskBatchSampler({"sst": 100, "sts": 10}, batch_size=4, strategy="proportional", epoch_passes={"sts": 3})
+    for epoch in range(2):
+        assert sorted(_task_indices(sampler, "sts", epoch)) == sorted(list(range(10)) * 3)
+        assert sorted(_task_indices(sampler, "sst", epoch)) == list(range(100))
+
+
+def test_epoch_passes_give_a_task_that_many_times_the_steps():
+    once = MultitaskBatchSampler({"sst": 100, "sts": 12}, batch_size=4, strategy="proportional")
+    thrice = MultitaskBatchSampler({"sst": 100, "sts": 12}, batch_size=4, strategy="proportional", epoch_passes={"sts": 3})
+    assert steps_per_task(once)["sts"] == 3 and steps_per_task(thrice)["sts"] == 9
+    assert steps_per_task(thrice)["sst"] == steps_per_task(once)["sst"] and len(thrice) == len(once) + 6
+
+
+def test_epoch_passes_order_each_pass_afresh():
+    sampler = MultitaskBatchSampler({"sst": 8, "sts": 40}, batch_size=4, strategy="sequential", epoch_passes={"sts": 2})
+    order = _task_indices(sampler, "sts", 0)
+    first, second = order[:40], order[40:]
+    assert sorted(first) == sorted(second) == list(range(40)) and first != second
+
+
+def test_epoch_passes_and_a_cap_on_the_same_task_are_refused():
+    with pytest.raises(ValueError, match=r"epoch_passes\['sst'\]=2 and epoch_rows\['sst'\]=50"):
+        MultitaskBatchSampler({"sst": 100, "sts": 10}, 4, "proportional", epoch_rows={"sst": 50}, epoch_passes={"sst": 2})
+
+
+def test_epoch_passes_with_a_strategy_it_does_not_apply_to_is_an_error():
+    with pytest.raises(ValueError, match="epoch_passes applies only to"):
+        MultitaskBatchSampler({"sst": 20, "sts": 8}, batch_size=4, strategy="temperature", epoch_passes={"sts": 2})
+
+
 def test_always_rows_are_read_whole_every_epoch_and_the_cap_draws_from_the_rest():
     sampler = MultitaskBatchSampler({"sst": 100, "para": 8}, batch_size=4, strategy="proportional",
                                     epoch_rows={"sst": 30}, always_rows={"sst": 10})

@@ -408,6 +408,34 @@ def test_a_budget_for_a_task_not_trained_is_refused_when_given():
         args.token_budgets(["para", "sts"])
 
 
+@pytest.mark.parametrize("flags, message", [
+    ({"task_epoch_passes": "sts=0"}, "--task_epoch_passes: counts must be whole numbers >= 1"),
+    ({"task_epoch_passes": "sts=1.5"}, "--task_epoch_passes: counts must be whole numbers >= 1"),
+    ({"task_epoch_passes": "sts=2", "task_sampling": "temperature"}, "--task_epoch_passes applies to --task_sampling"),
+])
+def test_task_epoch_passes_is_refused_where_it_cannot_apply(flags, message):
+    from trainers import MultitaskTrainingArguments
+
+    with pytest.raises(ValueError, match=message):
+        MultitaskTrainingArguments(output_dir="unused", bf16=False, **flags)
+
+
+def test_task_epoch_passes_resolves_to_the_samplers_passes_for_the_tasks_trained():
+    from trainers import MultitaskTrainingArguments
+
+    args = MultitaskTrainingArguments(output_dir="unused", task_epoch_passes="sts=2,para=1", bf16=False)
+    assert args.epoch_passes(["sst", "para", "sts"]) == {"sts": 2}
+    assert MultitaskTrainingArguments(output_dir="unused", bf16=False).epoch_passes(["sst", "sts"]) is None
+
+
+def test_task_epoch_passes_on_a_capped_task_names_both_flags():
+    from trainers import MultitaskTrainingArguments
+
+    args = MultitaskTrainingArguments(output_dir="unused", task_epoch_passes="sst=2", bf16=False)  # sst capped by default
+    with pytest.raises(ValueError, match="--task_epoch_passes and --task_epoch_rows both name sst"):
+        args.epoch_passes(["sst", "sts"])
+
+
 def test_task_epoch_rows_resolves_to_the_samplers_caps_for_the_tasks_trained():
     from trainers import MultitaskTrainingArguments
 

@@ -69,6 +69,20 @@ def test_a_capped_task_reads_its_always_rows_every_epoch_beside_its_cap(tmp_path
         assert len(sst) == 12 and set(range(4)) <= {i - sampler.offsets["sst"] for i in sst}
 
 
+def test_task_epoch_passes_reads_a_tasks_rows_that_many_times_an_epoch(tmp_path, tokenizer):
+    sampler = _trainer(tmp_path, tokenizer, task_epoch_passes="sts=2").get_train_dataloader().batch_sampler
+    sts = [i - sampler.offsets["sts"] for batch in sampler for i in batch if sampler.task_of(i) == "sts"]
+    assert sorted(sts) == sorted(list(range(24)) * 2)
+
+
+def test_task_epoch_passes_naming_a_task_without_data_fails_before_tokenizing(tmp_path, tokenizer, monkeypatch):
+    import trainers.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "training_dataset", lambda *a, **k: pytest.fail("tokenized first"))
+    with pytest.raises(ValueError, match="--task_epoch_passes: unknown task 'nli'"):
+        _trainer(tmp_path, tokenizer, task_epoch_passes="nli=2")
+
+
 def test_batch_tokens_packs_a_tasks_short_rows_into_fewer_fuller_batches(tmp_path, tokenizer):
     plain = _trainer(tmp_path, tokenizer, batch_tokens="").get_train_dataloader().batch_sampler
     packed = _trainer(tmp_path, tokenizer, batch_tokens="sst=4096").get_train_dataloader().batch_sampler

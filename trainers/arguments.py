@@ -27,7 +27,8 @@ SMART_NORMS = ("linf", "l2")
 # The losses on a pair task's two sentence embeddings (trainers/losses.py), by their flags' prefix.
 EMBEDDING_LOSSES = {"mnr": "MNR", "cosent": "CoSENT"}
 # The options that take one value per task, e.g. sst=2,para=6 (resolved by `per_task`).
-PER_TASK_OPTIONS = ("task_weights", "smart_weight", "task_epoch_rows", "batch_tokens", "pair_swap_probability")
+PER_TASK_OPTIONS = ("task_weights", "smart_weight", "task_epoch_rows", "task_epoch_passes", "batch_tokens",
+                    "pair_swap_probability")
 
 
 def _has_accelerator():
@@ -99,6 +100,12 @@ class MultitaskTrainingArguments(TrainingArguments):
                           "its first source's rows, see --first_source_every_epoch)"},
     )
 
+    task_epoch_passes: Optional[str] = field(
+        default=None,
+        metadata={"help": "proportional/sequential: how many times an epoch reads each row of a task, each pass in its "
+                          "own order, e.g. sts=2 (up-sampling a small task; 1 = once; not with a --task_epoch_rows cap "
+                          "on the same task)"},
+    )
     batch_tokens: Optional[str] = field(
         default=None,
         metadata={"help": "proportional/sequential: a task's batches take more rows than the batch size while rows × "
@@ -192,6 +199,10 @@ class MultitaskTrainingArguments(TrainingArguments):
         check_per_task_probabilities(self.pair_swap_probability, "pair_swap_probability")
         _check_range("label_smoothing_factor", self.label_smoothing_factor, 0, 1, high_open=True)
         check_per_task_counts(self.task_epoch_rows, "task_epoch_rows")
+        check_per_task_counts(self.task_epoch_passes, "task_epoch_passes", minimum=1)
+        if self.task_epoch_passes and self.task_sampling not in CAPPED_STRATEGIES:
+            raise ValueError(f"--task_epoch_passes applies to --task_sampling {' or '.join(CAPPED_STRATEGIES)}, "
+                             f"not {self.task_sampling}")
         check_per_task_counts(self.batch_tokens, "batch_tokens")
         if self.batch_tokens and not self._can_pack_by_tokens():
             if self.task_sampling not in CAPPED_STRATEGIES:
@@ -240,6 +251,17 @@ class MultitaskTrainingArguments(TrainingArguments):
             return None
         caps = {task: int(rows) for task, rows in self.per_task("task_epoch_rows", tasks, 0).items() if rows > 0}
         return caps or None
+
+    def epoch_passes(self, tasks) -> Optional[dict]:
+        """--task_epoch_passes for these tasks as the sampler's `epoch_passes` (None: every task read once)."""
+        if self.task_sampling not in CAPPED_STRATEGIES:
+            return None
+        passes = {task: int(n) for task, n in self.per_task("task_epoch_passes", tasks, 1).items() if n > 1}
+        both = [task for task in passes if task in (self.epoch_rows(tasks) or {})]
+        if both:
+            raise ValueError(f"--task_epoch_passes and --task_epoch_rows both name {both[0]}: a task is either read "
+                             f"several times an epoch or capped, not both (--task_epoch_rows {both[0]}=0 lifts the cap)")
+        return passes or None
 
     def pair_swap_probabilities(self, specs) -> dict:
         """--pair_swap_probability for the tasks of `specs` ({task: head spec}): {task: probability} of the tasks

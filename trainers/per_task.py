@@ -1,7 +1,7 @@
 """The one parser of per-task options: `sst=2,para=6` (some tasks), `2` (every task), or a dict.
 
 Every flag that takes a value per task goes through `parse_task_values`: `--task_weights`, `--smart_weight`,
-`--task_epoch_rows`, `--pair_swap_probability`, `minbert distill --alpha` (numbers, with `parse_per_task`)
+`--task_epoch_rows`, `--task_epoch_passes`, `--pair_swap_probability`, `minbert distill --alpha` (numbers, with `parse_per_task`)
 and `minbert train`'s head options such as `--pair_encoding sts=bi` (strings). An error names the flag and
 the bad item.
 """
@@ -54,12 +54,12 @@ def check_per_task_weights(value, name: str) -> None:
             raise ValueError(f"--{name}: weights must be finite and >= 0, got {number!r}")
 
 
-def check_per_task_counts(value, name: str) -> None:
-    """Every count in a per-task option is a whole number >= 0."""
+def check_per_task_counts(value, name: str, minimum: int = 0) -> None:
+    """Every count in a per-task option is a whole number >= `minimum`."""
     for number in _values(value, name):
         count = as_float(number, name)
-        if not (math.isfinite(count) and count >= 0 and count == int(count)):
-            raise ValueError(f"--{name}: counts must be whole numbers >= 0, got {number!r}")
+        if not (math.isfinite(count) and count >= minimum and count == int(count)):
+            raise ValueError(f"--{name}: counts must be whole numbers >= {minimum}, got {number!r}")
 
 
 def check_per_task_probabilities(value, name: str) -> None:

@@ -18,6 +18,8 @@ Strategies (`SAMPLING_STRATEGIES`), all reshuffled every epoch and deterministic
                    an epoch hours long, and still covers all its data over the epochs. With
                    ``always_rows``, a task's first rows (its core source: SST's sentences beside their
                    treebank phrases) are read whole every epoch and the cap draws only from the rest.
+                   With ``epoch_passes``, a small task (STS beside 50k other rows) reads its examples
+                   that many times an epoch, each pass in its own order: up-sampled, where a cap down-samples.
 - ``temperature``  as many steps as ``proportional``, shared among tasks with p_i ∝ min(n_i, cap_i)^(1/T)
                    (T=1 is proportional, T→∞ uniform). The counts are the rounded expectations
                    (largest remainder), in shuffled order: i.i.d. task draws with the variance removed.
@@ -73,6 +75,7 @@ from .sampling_checks import (
     check_applies,
     check_int,
     checked_always_rows,
+    checked_epoch_passes,
     checked_keys,
     checked_lengths,
     checked_sizes,
@@ -85,7 +88,7 @@ from .sampling_core import LENGTH_GROUP_BATCHES, SamplingCore
 from .sampling_strategies import DEFAULT_TEMPERATURE, STRATEGIES, temperature_step_counts
 
 SAMPLING_STRATEGIES = tuple(STRATEGIES)  # sequential, round_robin, proportional, temperature, equal_split, all_tasks
-CAPPED_STRATEGIES = ("sequential", "proportional")  # the strategies that honour epoch_rows
+CAPPED_STRATEGIES = ("sequential", "proportional")  # the strategies that honour epoch_rows and epoch_passes
 
 __all__ = ["DEFAULT_TEMPERATURE", "LENGTH_GROUP_BATCHES", "SAMPLING_STRATEGIES", "MultitaskBatchSampler", "TaskBatch"]
 
@@ -119,6 +122,8 @@ class MultitaskBatchSampler(Sampler):
             (an int for every task, or per task).
         always_rows: with `epoch_rows`, per task: how many of its first examples every epoch reads whole;
             the task's cap then draws only from the examples after them.
+        epoch_passes: `sequential` and `proportional` only: per task (or an int for every task), how many
+            times an epoch reads each of its examples (default 1); not for a task with `epoch_rows`.
         token_budget: `sequential` and `proportional` only, tasks with `lengths`: per task (or an int for
             every task), the padded tokens (rows × longest row) up to which a global batch takes more than
             `batch_size × num_replicas` rows. Not with drop_last.
@@ -142,6 +147,7 @@ class MultitaskBatchSampler(Sampler):
         epoch_rows: Union[int, Mapping[str, int], None] = None,
         always_rows: Optional[Mapping[str, int]] = None,
         token_budget: Union[int, Mapping[str, int], None] = None,
+        epoch_passes: Union[int, Mapping[str, int], None] = None,
     ):
         self.sizes = checked_sizes(sizes)
         self.tasks = tuple(self.sizes)
@@ -168,6 +174,8 @@ class MultitaskBatchSampler(Sampler):
         check_applies("epoch_rows", epoch_rows, CAPPED_STRATEGIES, strategy)
         self.epoch_rows = per_task_ints("epoch_rows", epoch_rows, None, self.tasks)
         self.always_rows = checked_always_rows(always_rows or {}, self.sizes)
+        check_applies("epoch_passes", epoch_passes, CAPPED_STRATEGIES, strategy)
+        self.epoch_passes = checked_epoch_passes(epoch_passes, self.tasks, self.epoch_rows)
         self.example_keys = checked_keys(example_keys or {}, self.sizes)
         self.lengths = checked_lengths(lengths or {}, self.sizes)
         check_applies("token_budget", token_budget, CAPPED_STRATEGIES, strategy)
@@ -177,7 +185,7 @@ class MultitaskBatchSampler(Sampler):
         self._core = SamplingCore(
             self.sizes, self.global_batch_size, seed=seed, num_replicas=num_replicas, rank=rank, drop_last=drop_last,
             epoch_rows=self.epoch_rows, always_rows=self.always_rows, example_keys=self.example_keys,
-            lengths=self.lengths, token_budget=self.token_budget,
+            lengths=self.lengths, token_budget=self.token_budget, epoch_passes=self.epoch_passes,
         )
         options = {"temperature": {"temperature": self.temperature, "size_cap": self.size_cap},
                    "equal_split": {"num_splits": self.num_splits}}

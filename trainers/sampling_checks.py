@@ -89,6 +89,16 @@ def checked_lengths(lengths: Mapping[str, Sequence[int]], sizes: dict) -> dict:
     return checked
 
 
+def checked_epoch_passes(epoch_passes, tasks, epoch_rows: dict) -> dict:
+    """{task: passes} for the tasks read more than once an epoch; a capped task reads less than once."""
+    passes = {t: p for t, p in per_task_ints("epoch_passes", epoch_passes, 1, tasks).items() if p > 1}
+    for task, count in passes.items():
+        if epoch_rows.get(task) is not None:
+            raise ValueError(f"epoch_passes[{task!r}]={count} and epoch_rows[{task!r}]={epoch_rows[task]}: a task "
+                             "is either read several times an epoch or capped, not both")
+    return passes
+
+
 def checked_token_budget(token_budget, tasks, lengths: dict, drop_last: bool) -> dict:
     """{task: budget} for the tasks that have one; each needs its lengths, and none may drop its last batch
     (a packed epoch's batch count is fixed, its tail kept)."""

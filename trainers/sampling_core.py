@@ -24,8 +24,8 @@ EPOCH_ORDER, TASK_STREAM, SPLIT_CUT, STEP_ORDER = 0, 1, 2, 3
 class SamplingCore:
     """Task orders and global batches for one seed, world size and rank; the strategies combine them.
 
-    Args are the sampler's, already checked: `epoch_rows` {task: cap or None}, `always_rows`, `example_keys`
-    (key sets per example), `lengths` (arrays) and `token_budget` (padded tokens per global batch) for some
+    Args are the sampler's, already checked: `epoch_rows` {task: cap or None}, `always_rows`, `epoch_passes`
+    {task: passes} (tasks read more than once an epoch), `example_keys` (key sets per example), `lengths` (arrays) and `token_budget` (padded tokens per global batch) for some
     tasks.
     """
 
@@ -43,11 +43,13 @@ class SamplingCore:
         example_keys: Mapping[str, Sequence[frozenset]],
         lengths: Mapping[str, np.ndarray],
         token_budget: Optional[Mapping[str, int]] = None,
+        epoch_passes: Optional[Mapping[str, int]] = None,
     ):
         self.sizes, self.tasks = dict(sizes), tuple(sizes)
         self.global_batch_size = global_batch_size
         self.seed, self.num_replicas, self.rank, self.drop_last = seed, num_replicas, rank, drop_last
         self.epoch_rows, self.always_rows = epoch_rows, always_rows
+        self.epoch_passes = dict(epoch_passes or {})
         self.example_keys, self.lengths = example_keys, lengths
         self.token_budget = dict(token_budget or {})
         self._packed_batches: dict[str, int] = {}  # task -> its batch count per epoch under a token budget
@@ -63,8 +65,11 @@ class SamplingCore:
         return self.rng(EPOCH_ORDER, task, epoch).permutation(self.sizes[task])
 
     def capped_epoch_order(self, task: str, epoch: int) -> np.ndarray:
-        """The task's examples this epoch: all of them, or its `always_rows` first examples and the next
-        `epoch_rows` of the stream over the others, shuffled together."""
+        """The task's examples this epoch: all of them, each `epoch_passes` times, or its `always_rows` first
+        examples and the next `epoch_rows` of the stream over the others, shuffled together."""
+        passes = self.epoch_passes.get(task, 1)
+        if passes > 1:  # whole passes of the stream, one after another: a copy meets its twin only across a seam
+            return self.stream(task, start=epoch * passes * self.sizes[task], length=passes * self.sizes[task])
         cap, always = self.epoch_rows[task], self.always_rows.get(task, 0)
         if cap is None or always + cap >= self.sizes[task]:
             return self.epoch_order(task, epoch)

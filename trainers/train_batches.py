@@ -50,6 +50,7 @@ def train_batch_sampler(dataset, args, batch_size, always_rows=None):
         example_keys=no_duplicate_keys(dataset, args),
         lengths={t: example_lengths(ds) for t, ds in dataset.datasets.items()} if args.group_by_length else None,
         token_budget=args.token_budgets(dataset.sizes),
+        epoch_passes=args.epoch_passes(dataset.sizes),
     )
 
 

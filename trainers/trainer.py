@@ -66,6 +66,7 @@ class MultitaskTrainer(Trainer):
         if eval_dataset is not None:
             resolve_best_model_metric(args, list(eval_dataset))
         if train_dataset is not None:
+            args.epoch_passes(list(train_dataset))  # a flag that names no task of the data fails before tokenizing
             train_dataset = training_dataset(train_dataset, args, processing_class, config, always_rows)
         self.always_rows = dict(always_rows or {})
         kwargs.setdefault("data_collator", MultitaskCollator(processing_class))
