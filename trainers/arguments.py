@@ -99,13 +99,13 @@ class MultitaskTrainingArguments(TrainingArguments):
                           "larger task reads the next part of its reshuffled rows each epoch (minbert train: beside "
                           "its first source's rows, see --first_source_every_epoch)"},
     )
-
     task_epoch_passes: Optional[str] = field(
         default=None,
         metadata={"help": "proportional/sequential: how many times an epoch reads each row of a task, each pass in its "
                           "own order, e.g. sts=2 (up-sampling a small task; 1 = once; not with a --task_epoch_rows cap "
                           "on the same task)"},
     )
+
     batch_tokens: Optional[str] = field(
         default=None,
         metadata={"help": "proportional/sequential: a task's batches take more rows than the batch size while rows × "

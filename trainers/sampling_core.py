@@ -25,8 +25,8 @@ class SamplingCore:
     """Task orders and global batches for one seed, world size and rank; the strategies combine them.
 
     Args are the sampler's, already checked: `epoch_rows` {task: cap or None}, `always_rows`, `epoch_passes`
-    {task: passes} (tasks read more than once an epoch), `example_keys` (key sets per example), `lengths` (arrays) and `token_budget` (padded tokens per global batch) for some
-    tasks.
+    {task: passes} (tasks read more than once an epoch), `example_keys` (key sets per example), `lengths`
+    (arrays) and `token_budget` (padded tokens per global batch) for some tasks.
     """
 
     def __init__(
