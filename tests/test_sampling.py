@@ -464,6 +464,25 @@ def test_epoch_passes_order_each_pass_afresh():
     assert sorted(first) == sorted(second) == list(range(40)) and first != second
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_epoch_passes_never_put_a_row_twice_in_one_batch_under_length_grouping(seed):
+    lengths = {"sts": np.random.default_rng(seed).integers(1, 4, size=10)}  # ties: copies would sort side by side
+    sampler = MultitaskBatchSampler({"sts": 10}, batch_size=4, strategy="proportional", seed=seed, lengths=lengths,
+                                    epoch_passes={"sts": 3})
+    for epoch in range(3):
+        for step in sampler.plan(epoch):
+            (batch,) = step
+            assert len(set(batch.indices.tolist())) == len(batch.indices)
+
+
+def test_epoch_passes_under_a_token_budget_give_every_epoch_the_same_number_of_steps():
+    lengths = {"sst": np.random.default_rng(0).integers(2, 30, size=60)}
+    sampler = MultitaskBatchSampler({"sst": 60, "sts": 8}, batch_size=4, strategy="proportional", lengths=lengths,
+                                    token_budget={"sst": 64}, epoch_passes={"sst": 2})
+    assert len({len(sampler.plan(epoch)) for epoch in range(4)}) == 1
+    assert sorted(_task_indices(sampler, "sst", 1)) == sorted(list(range(60)) * 2)
+
+
 def test_epoch_passes_and_a_cap_on_the_same_task_are_refused():
     with pytest.raises(ValueError, match=r"epoch_passes\['sst'\]=2 and epoch_rows\['sst'\]=50"):
         MultitaskBatchSampler({"sst": 100, "sts": 10}, 4, "proportional", epoch_rows={"sst": 50}, epoch_passes={"sst": 2})

@@ -160,6 +160,8 @@ def test_the_example_twice_gives_bitwise_equal_weights(base, data, tmp_path, mon
     (["--pair_swap_probability", "sts=0.5"], "--pair_swap_probability sts: only a cross-encoded"),
     (["--pair_swap_probability", "para=2"], "--pair_swap_probability"),
     (["--pair_swap_probability", "cola=0.5"], "--pair_swap_probability: unknown task 'cola'"),
+    (["--task_epoch_passes", "cola=2"], "--task_epoch_passes: unknown task 'cola'"),
+    (["--task_epoch_passes", "2"], "--task_epoch_passes gives sst 2 passes an epoch, but sst is capped by the built-in"),
     (["--tasks", ""], "--tasks"),
 ])
 def test_a_bad_flag_is_one_line_naming_it_before_any_training(base, data, tmp_path, capsys, flags, named):
@@ -428,11 +430,21 @@ def test_task_epoch_passes_resolves_to_the_samplers_passes_for_the_tasks_trained
     assert MultitaskTrainingArguments(output_dir="unused", bf16=False).epoch_passes(["sst", "sts"]) is None
 
 
-def test_task_epoch_passes_on_a_capped_task_names_both_flags():
+def test_task_epoch_passes_on_a_task_the_user_capped_names_both_flags():
     from trainers import MultitaskTrainingArguments
 
-    args = MultitaskTrainingArguments(output_dir="unused", task_epoch_passes="sst=2", bf16=False)  # sst capped by default
-    with pytest.raises(ValueError, match="--task_epoch_passes and --task_epoch_rows both name sst"):
+    args = MultitaskTrainingArguments(output_dir="unused", task_epoch_passes="sts=2", task_epoch_rows="sts=100",
+                                      bf16=False)
+    with pytest.raises(ValueError, match="--task_epoch_passes and --task_epoch_rows both name sts"):
+        args.epoch_passes(["sst", "sts"])
+
+
+@pytest.mark.parametrize("passes", ["2", "sst=2"])
+def test_task_epoch_passes_reaching_the_built_in_sst_cap_says_so_and_how_to_name_tasks(passes):
+    from trainers import MultitaskTrainingArguments
+
+    args = MultitaskTrainingArguments(output_dir="unused", task_epoch_passes=passes, bf16=False)
+    with pytest.raises(ValueError, match=r"sst is capped by the built-in --task_epoch_rows sst=16000: name the tasks"):
         args.epoch_passes(["sst", "sts"])
 
 

@@ -257,10 +257,16 @@ class MultitaskTrainingArguments(TrainingArguments):
         if self.task_sampling not in CAPPED_STRATEGIES:
             return None
         passes = {task: int(n) for task, n in self.per_task("task_epoch_passes", tasks, 1).items() if n > 1}
-        both = [task for task in passes if task in (self.epoch_rows(tasks) or {})]
-        if both:
-            raise ValueError(f"--task_epoch_passes and --task_epoch_rows both name {both[0]}: a task is either read "
-                             f"several times an epoch or capped, not both (--task_epoch_rows {both[0]}=0 lifts the cap)")
+        caps = self.epoch_rows(tasks) or {}
+        for task in passes:
+            if task not in caps:
+                continue
+            if "task_epoch_rows" in self.left_to_default:
+                raise ValueError(f"--task_epoch_passes gives {task} {passes[task]} passes an epoch, but {task} is capped "
+                                 f"by the built-in --task_epoch_rows {DEFAULT_TASK_EPOCH_ROWS}: name the tasks to read "
+                                 f"more than once (e.g. --task_epoch_passes sts=2)")
+            raise ValueError(f"--task_epoch_passes and --task_epoch_rows both name {task}: a task is either read "
+                             "several times an epoch or capped, not both")
         return passes or None
 
     def pair_swap_probabilities(self, specs) -> dict:

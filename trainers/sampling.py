@@ -19,7 +19,8 @@ Strategies (`SAMPLING_STRATEGIES`), all reshuffled every epoch and deterministic
                    ``always_rows``, a task's first rows (its core source: SST's sentences beside their
                    treebank phrases) are read whole every epoch and the cap draws only from the rest.
                    With ``epoch_passes``, a small task (STS beside 50k other rows) reads its examples
-                   that many times an epoch, each pass in its own order: up-sampled, where a cap down-samples.
+                   that many times an epoch, each pass in its own order (length-grouped pass by pass,
+                   no batch holding a row twice): up-sampled, where a cap down-samples.
 - ``temperature``  as many steps as ``proportional``, shared among tasks with p_i ∝ min(n_i, cap_i)^(1/T)
                    (T=1 is proportional, T→∞ uniform). The counts are the rounded expectations
                    (largest remainder), in shuffled order: i.i.d. task draws with the variance removed.
@@ -177,6 +178,8 @@ class MultitaskBatchSampler(Sampler):
         check_applies("epoch_passes", epoch_passes, CAPPED_STRATEGIES, strategy)
         self.epoch_passes = checked_epoch_passes(epoch_passes, self.tasks, self.epoch_rows)
         self.example_keys = checked_keys(example_keys or {}, self.sizes)
+        for task in self.epoch_passes:  # the batch where two passes meet must not hold a row twice
+            self.example_keys.setdefault(task, [frozenset([i]) for i in range(self.sizes[task])])
         self.lengths = checked_lengths(lengths or {}, self.sizes)
         check_applies("token_budget", token_budget, CAPPED_STRATEGIES, strategy)
         self.token_budget = checked_token_budget(token_budget, self.tasks, self.lengths, drop_last)

@@ -68,7 +68,7 @@ class SamplingCore:
         """The task's examples this epoch: all of them, each `epoch_passes` times, or its `always_rows` first
         examples and the next `epoch_rows` of the stream over the others, shuffled together."""
         passes = self.epoch_passes.get(task, 1)
-        if passes > 1:  # whole passes of the stream, one after another: a copy meets its twin only across a seam
+        if passes > 1:  # whole passes of the stream, one after another (length grouping keeps them apart)
             return self.stream(task, start=epoch * passes * self.sizes[task], length=passes * self.sizes[task])
         cap, always = self.epoch_rows[task], self.always_rows.get(task, 0)
         if cap is None or always + cap >= self.sizes[task]:
@@ -160,7 +160,10 @@ class SamplingCore:
 
     def _grouped_by_length(self, task: str, order: np.ndarray) -> np.ndarray:
         lengths, mega = self.lengths[task], self.global_batch_size * LENGTH_GROUP_BATCHES
-        groups = [order[i : i + mega] for i in range(0, len(order), mega)]
+        # A task read in several passes is grouped pass by pass: a megabatch across two passes would sort a row
+        # beside its own repeat.
+        span = self.sizes[task] if self.epoch_passes.get(task, 1) > 1 else max(len(order), 1)
+        groups = [order[p + i : p + min(i + mega, span)] for p in range(0, len(order), span) for i in range(0, span, mega)]
         # Stable sort: equal lengths keep their random order.
         return np.concatenate([g[np.argsort(-lengths[g], kind="stable")] for g in groups]) if groups else order
 

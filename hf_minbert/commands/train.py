@@ -407,6 +407,7 @@ def check_run(model_args, data_args, training_args, specs):
             pairs = [name for name, s in specs.items() if s["pair_encoding"] != "single"]
             raise ValueError(f"--{loss}_task {task}: {EMBEDDING_LOSSES[loss]} needs a sentence-pair task among the "
                              f"training tasks ({', '.join(pairs) or 'none'})")
+    training_args.epoch_passes(specs)
     for task in training_args.pair_swap_probabilities(specs):
         check_pair_order("pair_swap_probability", task, specs[task]["pair_encoding"])
     for task, spec in specs.items():
