@@ -170,7 +170,7 @@ TRAIN_ROWS = {
 # other row's Δ is read. Each `<row>_seed<N>` is the row's command with `--seed N`.
 SEEDS = (1, 2)
 SEEDED_TRAIN_ROWS = ("default", "rows_32", "smart_sst", "cosent", "token_rows_8", "epochs_2", "pair_swap",
-                     "implied_pairs", "label_smoothing", "triple", "lr_8e-5")
+                     "implied_pairs", "label_smoothing", "triple", "lr_8e-5", "sts_passes_2")
 
 
 def _with_seed_rows(rows):
