@@ -25,7 +25,7 @@ class SamplingCore:
     """Task orders and global batches for one seed, world size and rank; the strategies combine them.
 
     Args are the sampler's, already checked: `epoch_rows` {task: cap or None}, `always_rows`, `epoch_passes`
-    {task: passes} (tasks read more than once an epoch), `example_keys` (key sets per example), `lengths`
+    {task: passes} (only tasks read more than once an epoch), `example_keys` (key sets per example), `lengths`
     (arrays) and `token_budget` (padded tokens per global batch) for some tasks.
     """
 
@@ -67,9 +67,9 @@ class SamplingCore:
     def capped_epoch_order(self, task: str, epoch: int) -> np.ndarray:
         """The task's examples this epoch: all of them, each `epoch_passes` times, or its `always_rows` first
         examples and the next `epoch_rows` of the stream over the others, shuffled together."""
-        passes = self.epoch_passes.get(task, 1)
-        if passes > 1:  # whole passes of the stream, one after another (length grouping keeps them apart)
-            return self.stream(task, start=epoch * passes * self.sizes[task], length=passes * self.sizes[task])
+        if task in self.epoch_passes:  # whole passes of the stream, one after another (grouped pass by pass)
+            length = self.epoch_passes[task] * self.sizes[task]
+            return self.stream(task, start=epoch * length, length=length)
         cap, always = self.epoch_rows[task], self.always_rows.get(task, 0)
         if cap is None or always + cap >= self.sizes[task]:
             return self.epoch_order(task, epoch)
@@ -162,8 +162,9 @@ class SamplingCore:
         lengths, mega = self.lengths[task], self.global_batch_size * LENGTH_GROUP_BATCHES
         # A task read in several passes is grouped pass by pass: a megabatch across two passes would sort a row
         # beside its own repeat.
-        span = self.sizes[task] if self.epoch_passes.get(task, 1) > 1 else max(len(order), 1)
-        groups = [order[p + i : p + min(i + mega, span)] for p in range(0, len(order), span) for i in range(0, span, mega)]
+        span = self.sizes[task] if task in self.epoch_passes else max(len(order), 1)
+        passes = [order[p : p + span] for p in range(0, len(order), span)]
+        groups = [part[i : i + mega] for part in passes for i in range(0, len(part), mega)]
         # Stable sort: equal lengths keep their random order.
         return np.concatenate([g[np.argsort(-lengths[g], kind="stable")] for g in groups]) if groups else order
 
