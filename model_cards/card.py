@@ -62,6 +62,8 @@ TRAINING_KEYS = (
     "mnr_weight", "mnr_task", "mnr_scale", "mnr_symmetric", "mnr_no_duplicates",
     # CoSENT
     "cosent_weight", "cosent_task", "cosent_scale",
+    # ordinal loss
+    "ordinal_weight", "ordinal_task",
     # PCGrad, LLRD and frozen parts
     "pcgrad", "layerwise_lr_decay", "head_lr_multiplier", "freeze_embeddings", "freeze_encoder",
     # model selection

@@ -157,6 +157,8 @@ def test_the_example_twice_gives_bitwise_equal_weights(base, data, tmp_path, mon
     (["--mnr_scale", "0"], "--mnr_scale"),
     (["--cosent_weight", "1", "--cosent_task", "sst"], "--cosent_task sst"),
     (["--cosent_weight", "-1"], "--cosent_weight"),
+    (["--ordinal_weight", "1", "--ordinal_task", "sts"], "--ordinal_task sts: the ordinal loss needs a classification"),
+    (["--ordinal_weight", "-1"], "--ordinal_weight"),
     (["--pair_swap_probability", "sts=0.5"], "--pair_swap_probability sts: only a cross-encoded"),
     (["--pair_swap_probability", "para=2"], "--pair_swap_probability"),
     (["--pair_swap_probability", "cola=0.5"], "--pair_swap_probability: unknown task 'cola'"),

@@ -234,6 +234,31 @@ def test_cosent_term_ranks_each_sts_batch_by_its_labels_beside_the_head_loss(tmp
     torch.testing.assert_close(total, head + 0.5 * expected)
 
 
+def test_ordinal_term_adds_the_squared_emd_of_each_sst_batch_beside_the_head_loss(tmp_path, tokenizer):
+    from trainers.trainer import head_input_keys
+
+    model = tiny_model(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    trainer = _trainer(tmp_path, tokenizer, model=model, rows={"sst": tiny_task_rows()["sst"]}, ordinal_weight=0.5,
+                       bf16=False)
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))["sst"]
+    total = trainer._task_loss(model, "sst", batch)
+
+    outputs = model(**{k: v for k, v in batch.items() if k in head_input_keys(model.config.task_spec("sst"))},
+                    task="sst", labels=batch["labels"])
+    below = torch.arange(5)[None, :4] >= batch["labels"][:, None]  # target CDF: P(class <= k) is 1 from the label on
+    expected = (outputs.logits.softmax(-1).cumsum(-1)[:, :4] - below.float()).square().sum(-1).mean()
+    assert trainer._terms["ordinal"][-1] == pytest.approx(expected.item(), rel=1e-5)
+    torch.testing.assert_close(total, outputs.loss + 0.5 * expected)
+
+
+def test_ordinal_loss_on_a_task_without_classes_fails_before_tokenizing(tmp_path, tokenizer, monkeypatch):
+    import trainers.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "training_dataset", lambda *a, **k: pytest.fail("tokenized before the check"))
+    with pytest.raises(ValueError, match="--ordinal_task para: the ordinal loss needs a classification task .*sst"):
+        _trainer(tmp_path, tokenizer, ordinal_weight=1.0, ordinal_task="para")
+
+
 def _head_loss_with_and_without_smoothing(tmp_path, tokenizer, task):
     from trainers.trainer import head_input_keys
 

@@ -138,6 +138,10 @@ class MultitaskTrainingArguments(TrainingArguments):
     cosent_task: str = field(default="sts", metadata={"help": "the sentence-pair task whose graded pairs feed the CoSENT loss"})
     cosent_scale: float = field(default=20.0, metadata={"help": "CoSENT's cosine scale (1 / temperature)"})
 
+    # --- ordinal loss (trainers/ordinal.py) ---
+    ordinal_weight: float = field(default=0.0, metadata={"help": "weight of the squared-EMD ordinal loss on the ordered classes of --ordinal_task, beside its cross-entropy (0 = off)"})
+    ordinal_task: str = field(default="sst", metadata={"help": "the classification task whose classes are ordered grades (SST's 0-4)"})
+
     # --- PCGrad (trainers/pcgrad.py) ---
     pcgrad: bool = field(default=False, metadata={"help": "project conflicting task gradients (needs task_sampling=all_tasks)"})
 
@@ -211,7 +215,7 @@ class MultitaskTrainingArguments(TrainingArguments):
             if not self.group_by_length:
                 raise ValueError("--batch_tokens needs --group_by_length true (a budget packs rows of similar length)")
             raise ValueError("--batch_tokens cannot be combined with --dataloader_drop_last (a packed task keeps its last batch)")
-        for name in ("mnr_weight", "cosent_weight", "smart_proximal_weight"):
+        for name in ("mnr_weight", "cosent_weight", "ordinal_weight", "smart_proximal_weight"):
             _check_range(name, getattr(self, name), 0)
         for name in ("mnr_scale", "cosent_scale", "smart_step_size", "smart_epsilon", "head_lr_multiplier"):
             _check_range(name, getattr(self, name), 0, low_open=True)

@@ -34,6 +34,7 @@ from .cpu_memory import keep_freed_memory
 from .losses import cosent_loss, paraphrase_mnr_loss, sentence_keys
 from .multitask_data import MultitaskCollator
 from .multitask_state import MeanTeacherUpdate, build_smart, load_multitask_state, save_multitask_state
+from .ordinal import check_ordinal_task, squared_emd_loss
 from .pair_order import check_pair_order, pair_order_generator, randomly_swapped
 from .pcgrad import pcgrad_backward
 from .train_batches import train_batch_sampler, train_dataloader, training_dataset
@@ -63,6 +64,8 @@ class MultitaskTrainer(Trainer):
         config = _core(model).config
         for name, datasets in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
             _check_task_dict(name, datasets, config)
+        if args.ordinal_weight > 0:
+            check_ordinal_task(args.ordinal_task, {task: config.task_spec(task) for task in config.tasks})
         if eval_dataset is not None:
             resolve_best_model_metric(args, list(eval_dataset))
         if train_dataset is not None:
@@ -124,6 +127,10 @@ class MultitaskTrainer(Trainer):
         outputs = model(**head_inputs, task=task, labels=None if smoothing else batch["labels"])
         loss = task_loss(spec, task, outputs.logits, batch["labels"], smoothing) if smoothing else outputs.loss
         self._record(f"loss_{task}", loss)
+        if self.args.ordinal_weight > 0 and task == self.args.ordinal_task:
+            ordinal = squared_emd_loss(outputs.logits, batch["labels"])
+            self._record("ordinal", ordinal)
+            loss = loss + self.args.ordinal_weight * ordinal
         if self.smart is not None:
             # The extra passes use the unwrapped model: under DDP only the clean forward goes through the
             # wrapper, and every gradient still lands on the same parameters before one all-reduce.

@@ -390,6 +390,7 @@ def check_run(model_args, data_args, training_args, specs):
     the flags that depend on the checkpoint or the tasks."""
     from hf_minbert import MinBertConfig
     from trainers.arguments import EMBEDDING_LOSSES
+    from trainers.ordinal import check_ordinal_task
     from trainers.pair_order import check_pair_order
 
     from .output_folder import check_output_folder
@@ -407,6 +408,8 @@ def check_run(model_args, data_args, training_args, specs):
             pairs = [name for name, s in specs.items() if s["pair_encoding"] != "single"]
             raise ValueError(f"--{loss}_task {task}: {EMBEDDING_LOSSES[loss]} needs a sentence-pair task among the "
                              f"training tasks ({', '.join(pairs) or 'none'})")
+    if training_args.ordinal_weight > 0:
+        check_ordinal_task(training_args.ordinal_task, specs)
     training_args.epoch_passes(specs)
     for task in training_args.pair_swap_probabilities(specs):
         check_pair_order("pair_swap_probability", task, specs[task]["pair_encoding"])

@@ -1,0 +1,48 @@
+"""An ordinal loss for classes that have an order, such as SST's five sentiment grades.
+
+Cross-entropy treats SST's classes as unrelated: putting the mass of a "positive" sentence on "somewhat
+positive" costs as much as putting it on "negative". The squared Earth Mover's Distance (Hou, Yu & Samaras
+2016) compares the cumulative distributions instead, so the cost of a wrong grade grows with its distance:
+
+    loss = mean_i  sum_{k < C-1}  (P_i(class <= k) - T_i(class <= k))^2
+
+where P is the softmax of the logits and T the target (one-hot, or a teacher's probabilities). It is
+added beside the head's cross-entropy, which still decides the argmax: the distance term only shapes where
+the remaining probability mass lies.
+"""
+import torch
+from torch import Tensor
+
+
+def squared_emd_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Squared EMD between softmax(logits) (B, C) and the targets: class indices (B,) or probability rows
+    (B, C). Computed in fp32 outside autocast; a batch of B = 0 gives a zero that depends on the logits."""
+    if logits.dim() != 2 or logits.shape[-1] < 2:
+        raise ValueError(f"logits must have shape (batch, classes >= 2), got {tuple(logits.shape)}")
+    num_classes = logits.shape[-1]
+    if labels.dim() == 1:
+        if labels.shape[0] != logits.shape[0]:
+            raise ValueError(f"labels must have shape ({logits.shape[0]},), got {tuple(labels.shape)}")
+        if bool(((labels < 0) | (labels >= num_classes)).any()):
+            raise ValueError(f"class labels must lie in [0, {num_classes}), got values {labels.unique().tolist()}")
+        targets = torch.nn.functional.one_hot(labels.long(), num_classes)
+    elif labels.shape == logits.shape:
+        targets = labels
+    else:
+        raise ValueError(f"labels must be class indices ({logits.shape[0]},) or probability rows "
+                         f"{tuple(logits.shape)}, got {tuple(labels.shape)}")
+    if logits.shape[0] == 0:
+        return logits.sum() * 0.0
+    with torch.autocast(device_type=logits.device.type, enabled=False):
+        predicted = logits.float().softmax(-1).cumsum(-1)[:, :-1]  # the last entry is 1 on both sides
+        wanted = targets.float().cumsum(-1)[:, :-1]
+        return (predicted - wanted).square().sum(-1).mean()
+
+
+def check_ordinal_task(task: str, specs: dict) -> None:
+    """--ordinal_task names a classification task among `specs` ({task: head spec}); else a one-line error."""
+    spec = specs.get(task)
+    if spec is None or spec["kind"] != "classification":
+        choices = [name for name, s in specs.items() if s["kind"] == "classification"]
+        raise ValueError(f"--ordinal_task {task}: the ordinal loss needs a classification task among the training "
+                         f"tasks ({', '.join(choices) or 'none'})")
