@@ -2,6 +2,9 @@
 import pytest
 import torch
 
+from hf_minbert import MinBertConfig
+from hf_minbert.commands.train import DataArguments, ModelArguments, check_run, task_specs
+from trainers import MultitaskTrainingArguments
 from trainers.ordinal import check_ordinal_task, squared_emd_loss
 
 
@@ -46,6 +49,20 @@ def test_squared_emd_rejects_labels_outside_the_classes():
         squared_emd_loss(torch.zeros(2, 5), torch.tensor([0, 5]))
 
 
+def test_squared_emd_rejects_fractional_class_labels():
+    with pytest.raises(ValueError, match="class labels must be integers"):
+        squared_emd_loss(torch.zeros(2, 5), torch.tensor([0.0, 2.5]))
+
+
+def test_squared_emd_under_bf16_autocast_is_fp32_and_close_to_the_fp32_value():
+    logits = torch.randn(8, 5, generator=torch.Generator().manual_seed(2))
+    labels = torch.tensor([0, 1, 2, 3, 4, 0, 2, 4])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = squared_emd_loss(logits.bfloat16(), labels)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, squared_emd_loss(logits, labels), rtol=2e-2, atol=1e-3)
+
+
 def test_squared_emd_rejects_labels_of_the_wrong_shape():
     with pytest.raises(ValueError, match="labels must be class indices"):
         squared_emd_loss(torch.zeros(2, 5), torch.zeros(2, 4))
@@ -58,3 +75,10 @@ def test_ordinal_task_must_be_a_classification_task_of_the_run():
         check_ordinal_task("para", specs)
     with pytest.raises(ValueError, match="--ordinal_task cola"):
         check_ordinal_task("cola", specs)
+
+
+def test_minbert_train_refuses_an_ordinal_task_without_classes_before_reading_data(tmp_path, minilm_path):
+    specs = task_specs(ModelArguments(), MinBertConfig().tasks)
+    args = MultitaskTrainingArguments(output_dir=str(tmp_path / "out"), ordinal_weight=1.0, ordinal_task="sts")
+    with pytest.raises(ValueError, match=r"--ordinal_task sts: .*\(sst\)"):
+        check_run(ModelArguments(), DataArguments(data_dir=str(tmp_path / "no data here")), args, specs)

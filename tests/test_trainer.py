@@ -259,6 +259,12 @@ def test_ordinal_loss_on_a_task_without_classes_fails_before_tokenizing(tmp_path
         _trainer(tmp_path, tokenizer, ordinal_weight=1.0, ordinal_task="para")
 
 
+def test_ordinal_loss_on_a_task_the_data_does_not_train_is_refused(tmp_path, tokenizer):
+    rows = {task: tiny_task_rows()[task] for task in ("para", "sts")}
+    with pytest.raises(ValueError, match=r"--ordinal_task sst: .*among the training tasks \(none\)"):
+        _trainer(tmp_path, tokenizer, rows=rows, ordinal_weight=1.0)
+
+
 def _head_loss_with_and_without_smoothing(tmp_path, tokenizer, task):
     from trainers.trainer import head_input_keys
 
@@ -288,6 +294,12 @@ def test_label_smoothing_factor_moves_binary_targets_toward_one_half(tmp_path, t
 def test_label_smoothing_factor_leaves_a_regression_loss_as_it_is(tmp_path, tokenizer):
     smoothed, outputs, _ = _head_loss_with_and_without_smoothing(tmp_path, tokenizer, "sts")
     torch.testing.assert_close(smoothed, outputs.loss)
+
+
+@pytest.mark.parametrize("flag", ["ordinal_weight", "cosent_weight", "mnr_scale", "sampling_temperature"])
+def test_an_infinite_weight_or_scale_is_refused(tmp_path, flag):
+    with pytest.raises(ValueError, match=rf"--{flag} must lie in .*inf\), got inf"):
+        _args(tmp_path, **{flag: float("inf")})
 
 
 @pytest.mark.parametrize("factor", [-0.1, 1.0, float("nan")])
@@ -520,3 +532,10 @@ def test_best_model_metric_that_will_not_be_reported_is_named_before_training(tm
 def test_with_all_three_tasks_the_best_model_metric_stays_overall(tmp_path, tokenizer):
     trainer = _trainer(tmp_path, tokenizer, eval_strategy="epoch", save_strategy="epoch")
     assert trainer.args.metric_for_best_model == "overall"
+
+
+def test_the_training_curves_plot_every_loss_term_and_nothing_else():
+    from trainers.reporting import is_loss_term
+
+    logged = ["loss", "loss_sst", "smart_sst", "mnr", "cosent", "ordinal", "learning_rate", "grad_norm", "epoch"]
+    assert [key for key in logged if is_loss_term(key)] == ["loss", "loss_sst", "smart_sst", "mnr", "cosent", "ordinal"]

@@ -7,8 +7,8 @@ positive" costs as much as putting it on "negative". The squared Earth Mover's D
     loss = mean_i  sum_{k < C-1}  (P_i(class <= k) - T_i(class <= k))^2
 
 where P is the softmax of the logits and T the target (one-hot, or a teacher's probabilities). It is
-added beside the head's cross-entropy, which still decides the argmax: the distance term only shapes where
-the remaining probability mass lies.
+added beside the head's cross-entropy: both are lowest at the true class distribution, but where the model
+cannot reach it the distance term prefers errors near the right grade, which can change what it predicts.
 """
 import torch
 from torch import Tensor
@@ -23,6 +23,8 @@ def squared_emd_loss(logits: Tensor, labels: Tensor) -> Tensor:
     if labels.dim() == 1:
         if labels.shape[0] != logits.shape[0]:
             raise ValueError(f"labels must have shape ({logits.shape[0]},), got {tuple(labels.shape)}")
+        if labels.is_floating_point() and not bool((labels == labels.round()).all()):
+            raise ValueError("class labels must be integers")
         if bool(((labels < 0) | (labels >= num_classes)).any()):
             raise ValueError(f"class labels must lie in [0, {num_classes}), got values {labels.unique().tolist()}")
         targets = torch.nn.functional.one_hot(labels.long(), num_classes)

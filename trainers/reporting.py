@@ -2,7 +2,7 @@
 
 
 def plot_training_curves(log_history, path) -> bool:
-    """Per-task training losses (and SMART/MNR terms) by step, and the dev metrics by step, in one PNG.
+    """Per-task training losses (and the SMART, MNR, CoSENT and ordinal terms) by step, and the dev metrics by step, in one PNG.
     Returns False when there is nothing to plot (no training log yet)."""
     import matplotlib
 
@@ -14,12 +14,17 @@ def plot_training_curves(log_history, path) -> bool:
     if not train and not dev:
         return False
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    _plot_series(left, train, lambda k: k.startswith(("loss_", "smart_", "mnr")) or k == "loss", "training loss (averaged per log)")
+    _plot_series(left, train, is_loss_term, "training loss (averaged per log)")
     _plot_series(right, dev, lambda k: k.startswith("eval_") and k not in ("eval_runtime",), "dev metrics")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return True
+
+
+def is_loss_term(key) -> bool:
+    """A training log's loss or one of its terms (not the learning rate, the gradient norm or the epoch)."""
+    return key == "loss" or key.startswith(("loss_", "smart_", "mnr", "cosent", "ordinal"))
 
 
 def _plot_series(axis, entries, wanted, title):

@@ -3,7 +3,8 @@
 What it adds to Trainer, and where:
 - `get_train_dataloader`: task batches from `MultitaskBatchSampler` (train_batches.py); each batch arrives
   as `{task: inputs}`.
-- `compute_loss`: per task, the head's loss × the task weight, + SMART, + MNR (on the MNR task); a pair task
+- `compute_loss`: per task, the head's loss × the task weight, + SMART, + the ordinal term (on the ordinal
+  task), + MNR and CoSENT (on their pair tasks); a pair task
   under `--pair_swap_probability` first has some of its pairs swapped (pair_order.py).
 - `training_step`: PCGrad's gradient surgery when asked; otherwise Trainer's own step (loss scaling for
   gradient accumulation, backward, bf16 via accelerate), once per task of an all_tasks batch.
@@ -65,7 +66,8 @@ class MultitaskTrainer(Trainer):
         for name, datasets in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
             _check_task_dict(name, datasets, config)
         if args.ordinal_weight > 0:
-            check_ordinal_task(args.ordinal_task, {task: config.task_spec(task) for task in config.tasks})
+            trained = list(train_dataset) if train_dataset is not None else config.tasks
+            check_ordinal_task(args.ordinal_task, {task: config.task_spec(task) for task in trained})
         if eval_dataset is not None:
             resolve_best_model_metric(args, list(eval_dataset))
         if train_dataset is not None:
@@ -112,7 +114,7 @@ class MultitaskTrainer(Trainer):
         return (loss, losses) if return_outputs else loss
 
     def task_losses(self, model, inputs):
-        """{task: weight × (head loss + SMART + MNR)} for the tasks of this batch."""
+        """{task: weight × (head loss + ordinal + SMART + MNR + CoSENT)} for the tasks of this batch."""
         return {task: self._task_loss(model, task, batch) for task, batch in inputs.items()}
 
     def _task_loss(self, model, task, batch):
@@ -128,6 +130,8 @@ class MultitaskTrainer(Trainer):
         loss = task_loss(spec, task, outputs.logits, batch["labels"], smoothing) if smoothing else outputs.loss
         self._record(f"loss_{task}", loss)
         if self.args.ordinal_weight > 0 and task == self.args.ordinal_task:
+            # the targets as given (class indices or a teacher's rows), not label-smoothed: smoothing would
+            # put mass on every grade, the far ones too
             ordinal = squared_emd_loss(outputs.logits, batch["labels"])
             self._record("ordinal", ordinal)
             loss = loss + self.args.ordinal_weight * ordinal
