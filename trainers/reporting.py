@@ -2,8 +2,8 @@
 
 
 def plot_training_curves(log_history, path) -> bool:
-    """Per-task training losses (and the SMART, MNR, CoSENT and ordinal terms) by step, and the dev metrics by step, in one PNG.
-    Returns False when there is nothing to plot (no training log yet)."""
+    """Per-task training losses (and the SMART, MNR, CoSENT and ordinal terms) by step, and the dev metrics
+    by step, in one PNG. Returns False when there is nothing to plot (no training log yet)."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers; must precede pyplot
