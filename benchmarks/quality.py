@@ -169,7 +169,7 @@ TRAIN_ROWS = {
     "lr_3e-5": ("the default at peak learning rate 3e-5 instead of 5e-5 (--learning_rate 3e-5)",
                 ["--learning_rate", "3e-5"]),
     # SST's five grades are ordered: cross-entropy charges mass on the far end as much as on a neighbour, the
-    # squared EMD beside it charges by distance. (Four in five of a default model's dev errors are one grade off.)
+    # squared EMD beside it charges by distance. (Four in five of a default-like model's dev errors are one grade off.)
     "ordinal": ("the default with the squared-EMD ordinal loss (weight 1) on SST's grades beside its cross-entropy "
                 "(--ordinal_weight 1)", ["--ordinal_weight", "1"]),
 }

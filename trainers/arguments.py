@@ -38,7 +38,9 @@ def _has_accelerator():
 
 
 def _check_range(name, value, low, high=math.inf, low_open=False, high_open=False):
-    """`value` lies in the interval (NaN never does); else an error naming the flag."""
+    """`value` lies in the interval (NaN never does, nor ±inf: an unbounded end is open); else an error naming
+    the flag."""
+    high_open = high_open or high == math.inf
     above = value > low if low_open else value >= low
     below = value < high if high_open else value <= high
     if not (above and below):
@@ -216,15 +218,15 @@ class MultitaskTrainingArguments(TrainingArguments):
                 raise ValueError("--batch_tokens needs --group_by_length true (a budget packs rows of similar length)")
             raise ValueError("--batch_tokens cannot be combined with --dataloader_drop_last (a packed task keeps its last batch)")
         for name in ("mnr_weight", "cosent_weight", "ordinal_weight", "smart_proximal_weight"):
-            _check_range(name, getattr(self, name), 0, high_open=True)
+            _check_range(name, getattr(self, name), 0)
         for name in ("mnr_scale", "cosent_scale", "smart_step_size", "smart_epsilon", "head_lr_multiplier"):
-            _check_range(name, getattr(self, name), 0, low_open=True, high_open=True)
+            _check_range(name, getattr(self, name), 0, low_open=True)
         _check_range("smart_momentum", self.smart_momentum, 0, 1, high_open=True)
         _check_range("layerwise_lr_decay", self.layerwise_lr_decay, 0, 1, low_open=True)
         if self.smart_noise_std is not None:
-            _check_range("smart_noise_std", self.smart_noise_std, 0, high_open=True)
+            _check_range("smart_noise_std", self.smart_noise_std, 0)
         if self.sampling_temperature is not None:
-            _check_range("sampling_temperature", self.sampling_temperature, 0, low_open=True, high_open=True)
+            _check_range("sampling_temperature", self.sampling_temperature, 0, low_open=True)
 
     def embedding_losses(self) -> dict:
         """{loss: its task} of the embedding losses that are on ("mnr", "cosent": EMBEDDING_LOSSES)."""
