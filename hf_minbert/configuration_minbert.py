@@ -230,7 +230,23 @@ class MinBertConfig(PretrainedConfig):
         return cls(**{**values, **overrides})
 
     @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):
+        # Read as minBERT's before `from_pretrained` compares model types: it warns that a `bert` config read
+        # into another type "can yield errors", and minBERT reads BERT configs by design.
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        return cls._as_minbert_dict(config_dict), kwargs
+
+    @classmethod
     def from_dict(cls, config_dict, **kwargs):
+        config_dict = cls._as_minbert_dict(config_dict)
+        # Head settings passed to from_pretrained must go through __init__'s validation, not a setattr.
+        for key in ("tasks", "default_task", *ARCHITECTURE_FIELDS):
+            if key in kwargs:
+                config_dict = {**config_dict, key: kwargs.pop(key)}
+        return super().from_dict(config_dict, **kwargs)
+
+    @classmethod
+    def _as_minbert_dict(cls, config_dict):
         # A standard BERT checkpoint's config.json is accepted as the encoder description; anything else
         # is refused by name rather than half-loaded into the wrong architecture.
         model_type = config_dict.get("model_type", cls.model_type)
@@ -238,17 +254,13 @@ class MinBertConfig(PretrainedConfig):
             # A BERT checkpoint's label names (often LABEL_0/LABEL_1) describe none of our heads.
             dropped = ("model_type", "architectures", "id2label", "label2id", "num_labels")
             config_dict = {k: v for k, v in config_dict.items() if k not in dropped}
-            config_dict = {**config_dict, "model_type": cls.model_type}
-        elif model_type != cls.model_type:
+            return {**config_dict, "model_type": cls.model_type}
+        if model_type != cls.model_type:
             raise ValueError(
                 f"cannot load a checkpoint with model_type={model_type!r} as minBERT: "
                 "only 'minbert' and standard 'bert' checkpoints are supported"
             )
-        # Head settings passed to from_pretrained must go through __init__'s validation, not a setattr.
-        for key in ("tasks", "default_task", *ARCHITECTURE_FIELDS):
-            if key in kwargs:
-                config_dict = {**config_dict, key: kwargs.pop(key)}
-        return super().from_dict(config_dict, **kwargs)
+        return config_dict
 
 
 __all__ = ["MinBertConfig"]

@@ -75,6 +75,8 @@ class MinBertPreTrainedModel(PreTrainedModel):
     # forward() takes no **kwargs and returns a per-batch mean loss: Trainer must scale it itself.
     accepts_loss_kwargs = False
     _no_split_modules = ["MinBertLayer"]
+    # A buffer of positions 0..max that checkpoints saved by older transformers carry; minBERT computes positions.
+    _keys_to_ignore_on_load_unexpected = [r"embeddings\.position_ids$"]
 
     @torch.no_grad()
     def _init_weights(self, module):

@@ -2,6 +2,8 @@
 import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
+from transformers.testing_utils import CaptureLogger
+from transformers.utils import logging as transformers_logging
 
 from hf_minbert import (
     MinBertConfig,
@@ -236,7 +238,16 @@ def test_bert_checkpoint_loads_with_missing_heads_reported(minilm_path):
     missing = set(info["missing_keys"])
     assert {"heads.sst.layers.1.weight", "heads.para.layers.1.weight", "heads.sts.layers.1.weight"} <= missing
     assert not any(k.startswith("bert.") for k in missing), "every encoder weight must come from the checkpoint"
+    assert not info["unexpected_keys"], "the checkpoint's position_ids buffer is known, not unexpected"
     assert model.config.hidden_size == 384 and model.config.num_hidden_layers == 6
+
+
+def test_bert_checkpoint_loads_without_transformers_model_type_warning(minilm_path):
+    # transformers warns that a `bert` config read as another model type "can yield errors": minBERT reads BERT
+    # configs by design, and the warning in every training log would say otherwise.
+    with CaptureLogger(transformers_logging.get_logger("transformers.configuration_utils")) as captured:
+        MinBertForMultitask.from_pretrained(minilm_path)
+    assert "to instantiate a model of type" not in captured.out
 
 
 # --- bad input -------------------------------------------------------------------------------------------
