@@ -174,7 +174,7 @@ TRAIN_ROWS = {
     "para_passes_2": ("the default with each Quora pair read twice an epoch (--task_epoch_passes para=2)",
                       ["--task_epoch_passes", "para=2"]),
     # AdamW's decoupled decay pulls every weight toward zero, away from the pretrained values: 0.01 (the default) is
-    # the seeds' choice; 0.1 is RoBERTa's and a common fine-tuning one. Does a stronger pull regularize the heads?
+    # BERT's fine-tuning value, 0.1 RoBERTa's (the seeds used 0 to 1e-3). Does a stronger pull regularize?
     "weight_decay_0.1": ("the default with AdamW weight decay 0.1 instead of 0.01 (--weight_decay 0.1)",
                          ["--weight_decay", "0.1"]),
     # SST's five grades are ordered: cross-entropy charges mass on the far end as much as on a neighbour, the
