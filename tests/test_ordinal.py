@@ -77,7 +77,7 @@ def test_ordinal_task_must_be_a_classification_task_of_the_run():
         check_ordinal_task("cola", specs)
 
 
-def test_minbert_train_refuses_an_ordinal_task_without_classes_before_reading_data(tmp_path, minilm_path):
+def test_minbert_train_refuses_an_ordinal_task_without_classes_before_reading_data(tmp_path):
     specs = task_specs(ModelArguments(), MinBertConfig().tasks)
     args = MultitaskTrainingArguments(output_dir=str(tmp_path / "out"), ordinal_weight=1.0, ordinal_task="sts")
     with pytest.raises(ValueError, match=r"--ordinal_task sts: .*\(sst\)"):
