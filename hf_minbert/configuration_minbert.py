@@ -13,6 +13,9 @@ HEAD_POOLINGS = ("pooler", "cls", "mean")
 BI_FEATURES = ("cosine", "concat")
 # The config fields that say which parts of the encoder each task owns (see MinBertConfig).
 ARCHITECTURE_FIELDS = ("task_specific_layers", "task_specific_embeddings", "static_encoder")
+# A checkpoint saved as one of these has its labels in its task heads, not in num_labels/id2label.
+MULTITASK_ARCHITECTURES = ("MinBertForMultitask",)
+LABEL_FIELDS = ("num_labels", "id2label", "label2id")
 
 DEFAULT_TASKS = {
     "sst": {
@@ -95,6 +98,19 @@ def num_task_outputs(spec):
     return len(spec["labels"]) if spec["kind"] == "classification" else 1
 
 
+def sequence_classification_labels(task, spec):
+    """The label of each column of a head's logits in transformers' (batch, num_labels) shape, which `forward`
+    without a task returns (see `sequence_classification_logits`): the class names; a binary head's two names
+    (columns [0, logit]); a regression head's one score, named after the task."""
+    return list(spec["labels"]) if spec["kind"] != "regression" else [task]
+
+
+def is_minbert_config(config):
+    """Whether `config` is a minBERT config: by model type, because a remote-code load may give the config
+    and the model code two copies of `MinBertConfig` (two dynamic modules), so `isinstance` would fail."""
+    return getattr(config, "model_type", None) == MinBertConfig.model_type
+
+
 class MinBertConfig(PretrainedConfig):
     r"""
     Configuration of a minBERT encoder and its task heads.
@@ -114,8 +130,9 @@ class MinBertConfig(PretrainedConfig):
             sentences to the head's input), `average_pair_orders` (cross heads, eval mode: the mean of the
             head's outputs for (a, b) and (b, a)). Defaults to sst (5 classes), para (binary) and sts
             (regression 0-5).
-        default_task (`str`, *optional*, defaults to "sst"):
-            The head used when `forward` gets no `task`, e.g. by the stock text-classification pipeline.
+        default_task (`str`, *optional*):
+            The head used when `forward` gets no `task`, e.g. by the stock text-classification pipeline; one of
+            `tasks` (another name is an error). Defaults to "sst" if the model has it, else the first task.
         task_specific_layers (`int`, *optional*, defaults to 0):
             CerBERTus (seed 002): the top k encoder layers, and the pooler above them, are copied per task;
             the lower `num_hidden_layers - k` layers and the embeddings stay shared. 0 is the plain multitask
@@ -147,7 +164,7 @@ class MinBertConfig(PretrainedConfig):
         layer_norm_eps=1e-12,
         pad_token_id=0,
         tasks=None,
-        default_task="sst",
+        default_task=None,
         task_specific_layers=0,
         task_specific_embeddings=False,
         static_encoder=False,
@@ -175,9 +192,7 @@ class MinBertConfig(PretrainedConfig):
         if not tasks:
             raise ValueError("tasks must name at least one task head")
         self.tasks = {name: normalize_task_spec(name, spec) for name, spec in tasks.items()}
-        if default_task not in self.tasks:
-            default_task = next(iter(self.tasks))
-        self.default_task = default_task
+        self.default_task = _checked_default_task(default_task, self.tasks)
         self.task_specific_layers = int(task_specific_layers)
         self.task_specific_embeddings = bool(task_specific_embeddings)
         self.static_encoder = bool(static_encoder)
@@ -204,11 +219,11 @@ class MinBertConfig(PretrainedConfig):
         return "cerbertus" if self.task_specific_layers else "multitask"
 
     def sync_labels_with_default_task(self):
-        """Make `id2label` describe the default head: the stock text-classification pipeline reads it."""
-        spec = self.tasks[self.default_task]
-        if spec["kind"] != "regression":
-            self.id2label = dict(enumerate(spec["labels"]))
-            self.label2id = {label: i for i, label in enumerate(spec["labels"])}
+        """Make `id2label` (and so `num_labels`) describe the default head's logits as `forward` returns them
+        without a task: the stock text-classification pipeline reads both."""
+        labels = sequence_classification_labels(self.default_task, self.tasks[self.default_task])
+        self.id2label = dict(enumerate(labels))
+        self.label2id = {label: i for i, label in enumerate(labels)}
 
     def task_spec(self, task):
         """The spec of `task` (None: the default task); an unknown name lists the known ones."""
@@ -238,12 +253,17 @@ class MinBertConfig(PretrainedConfig):
 
     @classmethod
     def from_dict(cls, config_dict, **kwargs):
-        config_dict = cls._as_minbert_dict(config_dict)
+        config_dict = _without_stale_default_task(cls._as_minbert_dict(config_dict), kwargs)
         # Head settings passed to from_pretrained must go through __init__'s validation, not a setattr.
         for key in ("tasks", "default_task", *ARCHITECTURE_FIELDS):
             if key in kwargs:
                 config_dict = {**config_dict, key: kwargs.pop(key)}
-        return super().from_dict(config_dict, **kwargs)
+        # A multitask checkpoint's labels are its heads': a num_labels/id2label request must agree with them.
+        multitask = (config_dict.get("architectures") or [None])[0] in MULTITASK_ARCHITECTURES
+        requested = {key: kwargs.pop(key) for key in LABEL_FIELDS if key in kwargs} if multitask else {}
+        result = super().from_dict(config_dict, **kwargs)
+        _check_requested_labels(result[0] if isinstance(result, tuple) else result, requested)
+        return result
 
     @classmethod
     def _as_minbert_dict(cls, config_dict):
@@ -251,9 +271,9 @@ class MinBertConfig(PretrainedConfig):
         # is refused by name rather than half-loaded into the wrong architecture.
         model_type = config_dict.get("model_type", cls.model_type)
         if model_type == "bert":
-            # A BERT checkpoint's label names (often LABEL_0/LABEL_1) describe none of our heads.
-            dropped = ("model_type", "architectures", "id2label", "label2id", "num_labels")
-            config_dict = {k: v for k, v in config_dict.items() if k not in dropped}
+            # Its labels stay: a fine-tuned BertForSequenceClassification's classifier and label names load into
+            # MinBertForSequenceClassification (a multitask model names its labels after its default head).
+            config_dict = {k: v for k, v in config_dict.items() if k not in ("model_type", "architectures")}
             return {**config_dict, "model_type": cls.model_type}
         if model_type != cls.model_type:
             raise ValueError(
@@ -261,6 +281,41 @@ class MinBertConfig(PretrainedConfig):
                 "only 'minbert' and standard 'bert' checkpoints are supported"
             )
         return config_dict
+
+
+def _without_stale_default_task(config_dict, kwargs):
+    # New heads (tasks=) without a default_task= replace the saved heads: a saved default that names none of
+    # them is dropped, so that the default's default applies instead of an error.
+    tasks = kwargs.get("tasks") or DEFAULT_TASKS
+    if "tasks" in kwargs and "default_task" not in kwargs and config_dict.get("default_task") not in tasks:
+        return {key: value for key, value in config_dict.items() if key != "default_task"}
+    return config_dict
+
+
+def _checked_default_task(default_task, tasks):
+    if default_task is None:
+        return "sst" if "sst" in tasks else next(iter(tasks))
+    if default_task not in tasks:
+        raise ValueError(f"default_task={default_task!r} is not one of this model's tasks: {', '.join(tasks)}")
+    return default_task
+
+
+def _check_requested_labels(config, requested):
+    """Refuse num_labels/id2label/label2id that differ from what a multitask checkpoint's default head answers:
+    silently keeping the head would train, say, a 5-way head on 0/1 labels."""
+    labels = sequence_classification_labels(config.default_task, config.tasks[config.default_task])
+    expected = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+                "label2id": {label: i for i, label in enumerate(labels)}}
+    for key, value in requested.items():
+        given = {int(k): v for k, v in value.items()} if key == "id2label" else value
+        if given != expected[key]:
+            heads = ", ".join(f"{name} ({len(sequence_classification_labels(name, spec))})"
+                              for name, spec in config.tasks.items())
+            raise ValueError(
+                f"{key}={value!r} does not fit this multitask checkpoint: its default head {config.default_task!r} "
+                f"answers {expected[key]!r}. Pick another head with default_task= (heads and label counts: {heads}) "
+                "or add one with tasks="
+            )
 
 
 __all__ = ["MinBertConfig"]

@@ -29,7 +29,7 @@ except ImportError:  # transformers 4.x: torch's initializers, and a base _init_
 from transformers.modeling_outputs import BaseModelOutputWithPooling, MaskedLMOutput, SequenceClassifierOutput
 from transformers.modeling_utils import PreTrainedModel
 
-from .configuration_minbert import MinBertConfig
+from .configuration_minbert import MinBertConfig, is_minbert_config
 from .modeling_minbert_conversion import hub_kwargs, load_multitask
 from .modeling_minbert_heads import (
     MinBertBiEncoderHead,
@@ -41,6 +41,7 @@ from .modeling_minbert_heads import (
     MinBertTaskPrediction,
     check_task,
     inputs_read,
+    sequence_classification_logits,
     sequence_classification_loss,
     task_logits,
     task_loss,
@@ -378,6 +379,9 @@ class MinBertForMultitask(MinBertPreTrainedModel):
         output_hidden_states=None,
         return_dict=None,
     ):
+        """`task`'s logits (and loss, given `labels`); without a task, the default head's, in transformers'
+        (batch, num_labels) shape (`sequence_classification_logits`), as a generic caller expects them."""
+        generic = task is None
         task = self.config.default_task if task is None else task
         spec = self.config.task_spec(task)
         return_dict = self.config.return_dict if return_dict is None else return_dict
@@ -403,7 +407,8 @@ class MinBertForMultitask(MinBertPreTrainedModel):
         if "sides" in inputs:
             u, v = (prediction.embeddings[rows] for rows in inputs["sides"])
         loss = task_loss(spec, task, prediction.logits, labels) if labels is not None else None
-        output = MinBertMultitaskOutput(loss, prediction.logits, u, v, prediction.hidden_states, prediction.attentions)
+        logits = sequence_classification_logits(spec, prediction.logits) if generic else prediction.logits
+        output = MinBertMultitaskOutput(loss, logits, u, v, prediction.hidden_states, prediction.attentions)
         return output if return_dict else output.to_tuple()
 
 
@@ -425,7 +430,7 @@ class MinBertForSequenceClassification(MinBertPreTrainedModel):
         # does) must keep its trained heads: loading it into a fresh single classifier would silently
         # answer with random weights.
         config = kwargs.get("config")
-        if not isinstance(config, MinBertConfig):
+        if not is_minbert_config(config):
             config = MinBertConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs(kwargs))
         if cls is MinBertForSequenceClassification and (config.architectures or [None])[0] == "MinBertForMultitask":
             return MinBertForMultitask.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
@@ -455,6 +460,7 @@ class MinBertForSequenceClassification(MinBertPreTrainedModel):
             inputs_embeds,
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
+            return_dict=True,  # read by name here; the tuple, if asked for, is built below
         )
         logits = self.classifier(self.dropout(out.pooler_output))
         loss = None if labels is None else sequence_classification_loss(self.config, self.num_labels, logits, labels)

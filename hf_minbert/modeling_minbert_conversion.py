@@ -8,12 +8,13 @@ import copy
 import torch
 from transformers.utils import logging
 
-from .configuration_minbert import ARCHITECTURE_FIELDS, MinBertConfig
+from .configuration_minbert import ARCHITECTURE_FIELDS, MinBertConfig, is_minbert_config
 
 logger = logging.get_logger(__name__)
 
-# from_pretrained arguments that say where a checkpoint is, which reading its config alone needs too.
-HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "trust_remote_code")
+# from_pretrained arguments that say where a checkpoint is, which reading its config alone needs too (not
+# trust_remote_code: MinBertConfig.from_pretrained is no Auto class, and transformers warns that it ignores it).
+HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
 
 
 def load_multitask(load, path, model_args, kwargs):
@@ -45,7 +46,7 @@ def _load_from_shared_encoder(load, path, saved, requested, model_args, kwargs):
     kwargs = dict(kwargs)
     want_info = kwargs.pop("output_loading_info", False)
     config = kwargs.get("config")
-    if isinstance(config, MinBertConfig):
+    if is_minbert_config(config):
         kwargs["config"] = with_architecture(config, architecture_of(saved))
     else:
         kwargs.update(architecture_of(saved))
@@ -140,7 +141,7 @@ def architecture_of(config):
 def requested_architecture(kwargs):
     """The architecture fields a from_pretrained call asks for: all of a passed config's, or the keyword arguments."""
     config = kwargs.get("config")
-    if isinstance(config, MinBertConfig):
+    if is_minbert_config(config):
         return architecture_of(config)
     return {field: kwargs[field] for field in ARCHITECTURE_FIELDS if field in kwargs}
 

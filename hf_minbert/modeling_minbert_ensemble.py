@@ -26,10 +26,15 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
-from .configuration_minbert import MinBertConfig
+from .configuration_minbert import MinBertConfig, sequence_classification_labels
 from .modeling_minbert import MinBertForMultitask
 from .modeling_minbert_conversion import load_multitask  # noqa: F401  (see the module docstring)
-from .modeling_minbert_heads import MinBertMultitaskOutput, MinBertTaskPrediction, task_loss
+from .modeling_minbert_heads import (
+    MinBertMultitaskOutput,
+    MinBertTaskPrediction,
+    sequence_classification_logits,
+    task_loss,
+)
 from .modeling_minbert_layers import MinBertLayer  # noqa: F401
 from .modeling_minbert_pair_order import both_orders  # noqa: F401
 from .modeling_minbert_task_encoders import stack_sides
@@ -82,10 +87,10 @@ class MinBertEnsembleConfig(PretrainedConfig):
             raise ValueError(f"ensemble members must share one tokenizer, but their vocab sizes differ: {sorted(vocab_sizes)}")
         self.vocab_size = vocab_sizes.pop()
         self.default_task = default_task if default_task in self.tasks else ("sst" if "sst" in self.tasks else next(iter(self.tasks)))
-        spec = self.tasks[self.default_task]
-        if spec["kind"] != "regression":  # the stock text-classification pipeline names classes from id2label
-            self.id2label = dict(enumerate(spec["labels"]))
-            self.label2id = {label: i for i, label in enumerate(spec["labels"])}
+        # The stock text-classification pipeline names the columns of forward's task-less logits from id2label.
+        labels = sequence_classification_labels(self.default_task, self.tasks[self.default_task])
+        self.id2label = dict(enumerate(labels))
+        self.label2id = {label: i for i, label in enumerate(labels)}
 
     def member_configs(self):
         return [MinBertConfig.from_dict(member) for member in self.members]
@@ -237,6 +242,8 @@ class MinBertEnsembleForMultitask(PreTrainedModel):
         labels=None,
         return_dict=None,
     ):
+        """As `MinBertForMultitask.forward`: without a task, the default head's logits as (batch, num_labels)."""
+        generic = task is None
         task = self.config.default_task if task is None else task
         spec = self.config.task_spec(task)
         return_dict = self.config.return_dict if return_dict is None else return_dict
@@ -250,6 +257,7 @@ class MinBertEnsembleForMultitask(PreTrainedModel):
             )
         logits = self.predict([task], **inputs)[task].logits
         loss = task_loss(spec, task, logits, labels) if labels is not None else None
+        logits = sequence_classification_logits(spec, logits) if generic else logits
         output = MinBertMultitaskOutput(loss=loss, logits=logits)
         return output if return_dict else output.to_tuple()
 

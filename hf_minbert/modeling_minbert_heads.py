@@ -15,6 +15,9 @@ from transformers.utils import ModelOutput
 from .configuration_minbert import num_task_outputs
 from .modeling_minbert_layers import mean_pool
 
+# A class label that contributes no loss, as in transformers' BERT heads (cross-entropy's ignore_index).
+IGNORE_INDEX = -100
+
 
 class MinBertTaskHead(nn.Module):
     """`head_layers` Linear layers: (dropout, Linear(·, hidden), activation) × (depth − 1), then dropout and
@@ -106,7 +109,8 @@ class MinBertMultitaskOutput(ModelOutput):
     """
     loss: the task's loss when `labels` are given (cross-entropy, BCE-with-logits or MSE).
     logits: (B, num_classes) for classification; (B,) — one logit, or the predicted score on the label
-        scale — for binary and regression tasks.
+        scale — for binary and regression tasks. `forward` with no `task` (the default head, for transformers'
+        generic consumers) returns them as (B, num_labels): see `sequence_classification_logits`.
     embeddings_a, embeddings_b: the mean-pooled sentence embeddings of a bi-encoder task.
     """
 
@@ -133,6 +137,19 @@ class MinBertTaskPrediction(ModelOutput):
     embeddings: Optional[torch.FloatTensor] = None
     hidden_states: Optional[tuple] = None
     attentions: Optional[tuple] = None
+
+
+def sequence_classification_logits(spec, logits):
+    """A task's logits in transformers' (batch, num_labels) shape, which `forward` returns when called without a
+    task, as transformers' generic consumers call it (the stock text-classification pipeline, a Trainer of an
+    AutoModelForSequenceClassification): binary (B,) -> (B, 2) = [0, logit], whose softmax is (1 − p, p) and
+    whose cross-entropy is the binary loss; regression (B,) -> (B, 1); classification (B, C) unchanged.
+    `config.id2label` names these columns (`sync_labels_with_default_task`)."""
+    if spec["kind"] == "binary":
+        return torch.stack([torch.zeros_like(logits), logits], dim=-1)
+    if spec["kind"] == "regression":
+        return logits.unsqueeze(-1)
+    return logits
 
 
 def task_logits(spec, logits):
@@ -185,9 +202,10 @@ def task_loss(spec, task, logits, labels, label_smoothing=0.0):
         check_task(labels.shape == logits.shape[:1], task, f"labels must have shape ({logits.shape[0]},), got {tuple(labels.shape)}")
         check_task(not labels.is_floating_point() or bool((labels == labels.round()).all()), task, "class labels must be integers")
         labels = labels.long()
-        check_task(bool(((labels >= 0) & (labels < num_classes)).all()), task,
-                    f"class labels must lie in [0, {num_classes}), got values {labels.unique().tolist()}")
-        return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+        check_task(bool((((labels >= 0) & (labels < num_classes)) | (labels == IGNORE_INDEX)).all()), task,
+                    f"class labels must lie in [0, {num_classes}) (or be {IGNORE_INDEX}: ignored), "
+                    f"got values {labels.unique().tolist()}")
+        return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing)
     labels = labels.reshape(-1) if labels.dim() == 2 and labels.shape[-1] == 1 else labels
     check_task(labels.shape == logits.shape, task, f"labels must have shape {tuple(logits.shape)}, got {tuple(labels.shape)}")
     labels = labels.to(logits.dtype)
@@ -218,9 +236,10 @@ def sequence_classification_loss(config, num_labels, logits, labels):
     if config.problem_type == "regression":
         return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype).reshape(-1))
     if config.problem_type == "single_label_classification":
-        if labels.dim() != 1 or bool(((labels < 0) | (labels >= num_labels)).any()):
-            raise ValueError(f"labels must be class indices in [0, {num_labels}) of shape (batch,)")
-        return F.cross_entropy(logits, labels)
+        outside = ((labels < 0) | (labels >= num_labels)) & (labels != IGNORE_INDEX)
+        if labels.dim() != 1 or bool(outside.any()):
+            raise ValueError(f"labels must be class indices in [0, {num_labels}) (or {IGNORE_INDEX}: ignored) of shape (batch,)")
+        return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
     if labels.shape != logits.shape:
         raise ValueError(f"multi-label targets must have shape {tuple(logits.shape)}, got {tuple(labels.shape)}")
     return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))

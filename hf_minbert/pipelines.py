@@ -9,6 +9,8 @@ at once.
         -> {"sst": [{"label", "score"}, {"label", "score"}], "para": {"label", "score"}, "sts": {"score"}}
     pipeline("text-classification", model=dir_or_repo, trust_remote_code=True)("a")
         -> [{"label": "positive", "score": 0.55}]          (the sentiment head; the stock pipeline's format)
+    pipeline("feature-extraction", model=dir_or_repo, trust_remote_code=True)("a")
+        -> [[[...hidden_size floats] per token]]            (last hidden states; the stock pipeline's format)
 
 A pair is a tuple `(a, b)` or a dict `{"text": a, "text_pair": b}`; every pipeline takes one input, a list, a
 `datasets.Dataset` (rows with text/text_pair, sentence1/sentence2 or sentence columns), a torch Dataset or a
@@ -24,7 +26,9 @@ so `pipeline("text-classification", model=dir_or_repo, trust_remote_code=True)` 
 pipelines above. A model *object* passed in-process has no such entry until saved and gets the stock
 `TextClassificationPipeline` (which labels "" and reads only the first text of a tuple): pass
 `pipeline_class=MinBertSentimentPipeline` there. It is not registered in-process under the built-in name, which
-would replace the stock pipeline for every other model too.
+would replace the stock pipeline for every other model too. "feature-extraction" is taken over the same way
+(`MinBertFeatureExtractionPipeline`): the stock pipeline answers with the first output of the folder's AutoModel
+class, a multitask model's logits.
 
 This file travels to the Hub as remote code: saving a minBERT model copies it next to the weights and names
 the pipelines in config.json's `custom_pipelines` (see `attach_pipelines`). So it imports only torch and
@@ -41,7 +45,8 @@ from types import SimpleNamespace
 
 import torch
 from transformers import AutoModel, AutoTokenizer
-from transformers.pipelines import PIPELINE_REGISTRY, Pipeline
+from transformers.modeling_outputs import BaseModelOutput
+from transformers.pipelines import PIPELINE_REGISTRY, FeatureExtractionPipeline, Pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +82,17 @@ def read_input(item, task):
     if texts[1] is not None:
         _check_text(texts[1], "text_pair", task)
     return texts
+
+
+def _paired(inputs, text_pair, task):
+    """`inputs` with the `text_pair=` call option: a text and a second text, or a list of texts and a list of as
+    many second texts, as pairs."""
+    if isinstance(inputs, str) and isinstance(text_pair, str):
+        return (inputs, text_pair)
+    if isinstance(inputs, list) and isinstance(text_pair, list) and len(inputs) == len(text_pair):
+        return list(zip(inputs, text_pair))
+    raise ValueError(f"{task}: text_pair= pairs a text with a text, or a list of texts with a list of as many; got "
+                     f"{type(inputs).__name__} and {type(text_pair).__name__}: {_preview(text_pair)}")
 
 
 def _texts_of_row(row, task):
@@ -221,6 +237,7 @@ class MinBertPipeline(Pipeline):
     _load_video_processor = False
     task_name = "minbert"
     accepts_single_sentences = False
+    _options = "head, max_length, truncation, text_pair, batch_size"  # named when another option is refused
 
     def __init__(self, model, *args, **kwargs):
         # Checked first: the base class resolves call parameters (heads) against the model's config.
@@ -239,22 +256,32 @@ class MinBertPipeline(Pipeline):
     def _name(self):
         return self.task or self.task_name
 
-    def __call__(self, inputs, **kwargs):
+    def __call__(self, inputs, text_pair=None, **kwargs):
         """Answer one input, a list, a `datasets.Dataset`, a torch Dataset or a generator (lazily, for the last
-        three). `batch_size` batches; `max_length` caps the tokens of each encoded text (default: the most the
-        model and tokenizer accept); longer texts are truncated with a warning."""
+        three). `text_pair` pairs a text (or a list of texts) with a second one (a list of as many), as the stock
+        text-classification pipeline does. `batch_size` batches; `max_length` caps the tokens of each encoded
+        text (default: the most the model and tokenizer accept); longer texts are truncated with a warning
+        (`truncation=True`: without one; `truncation=False`: refused with an error)."""
+        if text_pair is not None:
+            inputs = _paired(inputs, text_pair, self._name)
         if _is_hf_dataset(inputs):
             inputs = _DatasetRows(inputs) if hasattr(inputs, "__len__") else (row for row in inputs)
         elif isinstance(inputs, list) and not inputs:
             return []
         return super().__call__(inputs, **kwargs)
 
-    def _sanitize_parameters(self, head=None, heads=None, max_length=None):
+    def _sanitize_parameters(self, head=None, heads=None, max_length=None, truncation=None, **unsupported):
+        if unsupported:  # the base class would raise a TypeError naming _sanitize_parameters, not the option
+            raise ValueError(f"{self._name}: no option {', '.join(sorted(unsupported))}; it takes {self._options}")
         forward, postprocess = {}, {}
         if head is not None or heads is not None:
             forward["heads"] = postprocess["heads"] = self._heads(head=head, heads=heads)
         if max_length is not None:
             forward["max_length"] = self._max_length(max_length)
+        if truncation is not None:
+            if not isinstance(truncation, bool):
+                raise ValueError(f"{self._name}: truncation must be True or False, got {truncation!r}")
+            forward["truncation"] = truncation
         return {}, forward, postprocess
 
     def _heads(self, head=None, heads=None):
@@ -280,7 +307,7 @@ class MinBertPipeline(Pipeline):
             )
         return {"text": text, "text_pair": text_pair}
 
-    def _forward(self, model_inputs, heads=None, max_length=None):
+    def _forward(self, model_inputs, heads=None, max_length=None, truncation=None):
         heads = heads or self._heads()
         max_length = max_length or self._max_length()
         texts, pairs = _as_list(model_inputs["text"]), _as_list(model_inputs["text_pair"])
@@ -290,7 +317,7 @@ class MinBertPipeline(Pipeline):
         specs = self.model.config.tasks
         heads = [name for name in heads if pair_texts or specs[name]["pair_encoding"] == "single"]
         inputs = self._inputs({name for head in heads for name in _reads(self.model, head)}, sentences, pair_texts,
-                              max_length)
+                              max_length, truncation)
         with _eval_mode(self.model):
             predictions = _predictions(self.model, heads, inputs)
         outputs = {"has_pair": torch.tensor([pair is not None for pair in pairs])}
@@ -306,29 +333,30 @@ class MinBertPipeline(Pipeline):
                 outputs["embeddings/text_pair"] = _per_item(prediction.embeddings, rows_b)
         return outputs
 
-    def _inputs(self, needed, sentences, pair_texts, max_length):
+    def _inputs(self, needed, sentences, pair_texts, max_length, truncation=None):
         """The `predict` inputs named in `needed`, for the batch's distinct sentences and distinct pairs."""
         inputs = {}
         if "sentences" in needed:
-            inputs["sentences"] = self._encode(sentences, None, max_length)
+            inputs["sentences"] = self._encode(sentences, None, max_length, truncation)
         if "pairs" in needed:
-            inputs["pairs"] = self._encode([a for a, _ in pair_texts], [b for _, b in pair_texts], max_length)
+            inputs["pairs"] = self._encode([a for a, _ in pair_texts], [b for _, b in pair_texts], max_length,
+                                           truncation)
         if "sides" in needed:  # where each pair's two sentences sit among the sentences
             row_of = {text: row for row, text in enumerate(sentences)}
             inputs["sides"] = tuple(torch.tensor([row_of[pair[side]] for pair in pair_texts], device=self.device)
                                     for side in (0, 1))
         return inputs
 
-    def _encode(self, first, second, max_length):
+    def _encode(self, first, second, max_length, truncation=None):
         """Tokenize (pairs jointly), padded to the batch's longest, truncated at `max_length` with a warning
-        that says how many texts lost tokens."""
+        that says how many texts lost tokens (`truncation=True`: silently; False: an error instead)."""
         encoded = self.tokenizer(
             first, second, padding=True, truncation=True, max_length=max_length, return_tensors="pt",
             return_token_type_ids=True,
         )
         lengths = encoded["attention_mask"].sum(dim=-1).tolist()
         at_limit = [i for i, length in enumerate(lengths) if length == max_length]
-        if at_limit:
+        if at_limit and truncation is not True:
             # Only an encoding that exactly fills max_length can have been cut: measure just those in full.
             full = self.tokenizer(
                 [first[i] for i in at_limit], [second[i] for i in at_limit] if second is not None else None,
@@ -337,6 +365,9 @@ class MinBertPipeline(Pipeline):
             cut = [i for i, ids in zip(at_limit, full) if len(ids) > max_length]
             if cut:
                 example = first[cut[0]] if second is None else (first[cut[0]], second[cut[0]])
+                if truncation is False:
+                    raise ValueError(f"{self._name}: truncation=False, but {len(cut)} of {len(first)} inputs are longer "
+                                     f"than max_length={max_length} tokens, e.g. {_preview(example)}")
                 logger.warning(
                     "%s: %d of %d inputs are longer than max_length=%d tokens and were truncated, e.g. %s",
                     self._name, len(cut), len(first), max_length, _preview(example),
@@ -418,6 +449,7 @@ class MinBertMultitaskPipeline(MinBertPipeline):
 
     task_name = "minbert-multitask"
     accepts_single_sentences = True
+    _options = "heads, max_length, truncation, text_pair, batch_size"
 
     def _heads(self, head=None, heads=None):
         if head is not None:
@@ -458,17 +490,25 @@ class MinBertSentimentPipeline(MinBertPipeline):
     task_name = "text-classification"
     accepts_single_sentences = True
     _NO_TOP_K = object()  # top_k not passed: one dict per input (None means every label)
+    _options = "head, max_length, truncation, top_k, function_to_apply, batch_size"
 
     def __call__(self, inputs, **kwargs):
         result = super().__call__(inputs, **kwargs)
         return [result] if isinstance(inputs, str) and "top_k" not in kwargs else result
 
-    def _sanitize_parameters(self, head=None, heads=None, max_length=None, top_k=_NO_TOP_K):
-        preprocess, forward, postprocess = super()._sanitize_parameters(head=head, heads=heads, max_length=max_length)
+    def _sanitize_parameters(self, top_k=_NO_TOP_K, function_to_apply=None, **kwargs):
+        preprocess, forward, postprocess = super()._sanitize_parameters(**kwargs)
         if top_k is not self._NO_TOP_K:
             if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
                 raise ValueError(f"{self._name}: top_k must be a positive integer or None (every label), got {top_k!r}")
             postprocess["top_k"] = top_k
+        if function_to_apply is not None:
+            # The stock pipeline's values: strings or its ClassificationFunction members (a str enum).
+            name = str(getattr(function_to_apply, "value", function_to_apply)).lower()
+            if name not in SCORE_FUNCTIONS:
+                raise ValueError(f"{self._name}: function_to_apply must be one of {', '.join(SCORE_FUNCTIONS)}, "
+                                 f"got {function_to_apply!r}")
+            postprocess["function_to_apply"] = name
         return preprocess, forward, postprocess
 
     def _heads(self, head=None, heads=None):
@@ -485,9 +525,9 @@ class MinBertSentimentPipeline(MinBertPipeline):
             )
         return {"text": text, "text_pair": None}
 
-    def postprocess(self, model_outputs, heads=None, top_k=_NO_TOP_K):
+    def postprocess(self, model_outputs, heads=None, top_k=_NO_TOP_K, function_to_apply="softmax"):
         name = (heads or self._heads())[0]
-        ranked = ranked_labels(self.model.config.tasks[name], model_outputs[f"{name}/text"][0])
+        ranked = ranked_labels(self.model.config.tasks[name], model_outputs[f"{name}/text"][0], function_to_apply)
         if top_k is self._NO_TOP_K:
             return ranked[0]
         return ranked if top_k is None else ranked[:top_k]
@@ -520,16 +560,68 @@ def select_sentence_head(config, task, head=None):
                      "choose with head=...")
 
 
-def ranked_labels(spec, logits):
-    """Every label of a classification or binary head with its probability, most probable first."""
-    logits = logits.double()
+def ranked_labels(spec, logits, function_to_apply="softmax"):
+    """Every label of a classification or binary head with its score, highest first, scored as the stock
+    text-classification pipeline scores the model's task-less logits (a binary head's are [0, logit]): "softmax"
+    (each label's probability; a binary head's (1 − p, p)), "sigmoid" or "none" (the raw logits)."""
+    logits = logits.double().reshape(-1)
     if spec["kind"] == "binary":
-        positive = float(torch.sigmoid(logits.reshape(())))
-        probabilities = [1.0 - positive, positive]
-    else:
-        probabilities = logits.softmax(-1).tolist()
-    pairs = sorted(zip(spec["labels"], probabilities), key=lambda pair: -pair[1])
+        logits = torch.cat([logits.new_zeros(1), logits])
+    scores = SCORE_FUNCTIONS[function_to_apply](logits).tolist()
+    pairs = sorted(zip(spec["labels"], scores), key=lambda pair: -pair[1])
     return [{"label": label, "score": score} for label, score in pairs]
+
+
+# The stock text-classification pipeline's `function_to_apply` values.
+SCORE_FUNCTIONS = {
+    "softmax": lambda logits: logits.softmax(-1),
+    "sigmoid": torch.sigmoid,
+    "none": lambda logits: logits,
+}
+
+
+class MinBertFeatureExtractionPipeline(FeatureExtractionPipeline):
+    """transformers' "feature-extraction" task on a minBERT model: the stock pipeline's call options
+    (`truncation`, `tokenize_kwargs`, `return_tensors`) and answer, a (1, tokens, hidden) nested list per text
+    (a tensor with `return_tensors=True`), holding the last hidden states the head `head=` reads (default: the
+    default task's; a CerBERTus or Triple-BERT gives each task its own top layers). The stock pipeline would
+    answer with the first output of the folder's AutoModel class: a multitask model's logits, not features.
+    Padding positions (of a batch) are zeros: minBERT skips them."""
+
+    def __init__(self, model, *args, **kwargs):
+        _check_token_features(model, kwargs.get("task") or "feature-extraction")
+        if kwargs.get("tokenizer") is None and not args:
+            kwargs["tokenizer"] = _saved_tokenizer(model)
+        super().__init__(model, *args, **kwargs)
+
+    def _sanitize_parameters(self, head=None, **kwargs):
+        preprocess, forward, postprocess = super()._sanitize_parameters(**kwargs)
+        if head is not None:
+            if not hasattr(self.model, "encode_for_task"):
+                raise ValueError(f"{self.task}: head={head!r}, but a {type(self.model).__name__} has no task heads")
+            self.model.config.task_spec(head)  # an unknown head: an error listing the model's heads
+            forward["head"] = head
+        return preprocess, forward, postprocess
+
+    def _forward(self, model_inputs, head=None):
+        inputs = {key: model_inputs[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in model_inputs}
+        with _eval_mode(self.model):
+            return BaseModelOutput(last_hidden_state=token_features(self.model, head, inputs))
+
+
+def token_features(model, head, inputs):
+    """The last hidden states (B, T, H) `head`'s head reads (a multitask model), or the encoder's (one head)."""
+    if hasattr(model, "encode_for_task"):
+        head = model.config.default_task if head is None else head
+        return model.encode_for_task(head, **inputs).last_hidden_state
+    return getattr(model, "bert", model)(**inputs, return_dict=True).last_hidden_state
+
+
+def _check_token_features(model, task):
+    # An ensemble averages its members' predictions: it has no one encoder whose states to return.
+    if not (hasattr(model, "encode_for_task") or hasattr(getattr(model, "bert", model), "embeddings")):
+        raise ValueError(f"{task}: a {type(model).__name__} has no single encoder whose token features to return; "
+                         "extract them with one of its members")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -546,6 +638,7 @@ PIPELINES = {
 BUILT_IN_TASKS = {
     "text-classification": MinBertSentimentPipeline,
     "sentiment-analysis": MinBertSentimentPipeline,
+    "feature-extraction": MinBertFeatureExtractionPipeline,
 }
 
 

@@ -153,3 +153,16 @@ def load_benchmark(name):
     finally:
         sys.path.remove(str(benchmarks))
     return module
+
+
+def refused_calls(monkeypatch, module, name):
+    """Replace `module.name` (a reader of data or texts) by one that records its call and fails: a check made
+    before anything is read leaves the returned list empty."""
+    calls = []
+
+    def read(*args, **kwargs):
+        calls.append(args)
+        raise RuntimeError(f"{name} was called")
+
+    monkeypatch.setattr(module, name, read)
+    return calls

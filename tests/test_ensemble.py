@@ -189,7 +189,7 @@ def _pair_logits(model, tokenizer, task):
 def test_saved_ensemble_names_the_custom_pipelines_and_carries_their_code(saved):
     config = json.loads((saved / "config.json").read_text())
     assert set(config["custom_pipelines"]) == {"paraphrase-detection", "sentence-similarity", "minbert-multitask",
-                                               "text-classification", "sentiment-analysis"}
+                                               "text-classification", "sentiment-analysis", "feature-extraction"}
     assert (saved / "pipelines.py").is_file()
 
 
@@ -499,6 +499,53 @@ def test_ensemble_command_refuses_an_ensemble_as_a_candidate(candidate_dirs, dat
                       "--data_dir", str(data_dir), "--no_progress"])
     assert status == 2
     assert "is already an ensemble" in capsys.readouterr().err
+
+
+@pytest.fixture
+def predictions_made(monkeypatch):
+    """The calls of `minbert ensemble`'s predictor: a check made before predicting leaves it empty."""
+    from hf_minbert.commands import ensemble as ensemble_command
+
+    calls = []
+    monkeypatch.setattr(ensemble_command, "predict_task", lambda *args, **kwargs: calls.append(args))
+    return calls
+
+
+def test_ensemble_command_refuses_candidates_whose_heads_differ_before_predicting(
+    candidate_dirs, data_dir, tokenizer, tmp_path, capsys, predictions_made
+):
+    from hf_minbert import MinBertConfig
+
+    tasks = MinBertConfig().tasks
+    tasks["sst"] = {**tasks["sst"], "labels": ["negative", "neutral", "positive"]}
+    three_class = tmp_path / "three-class"
+    tiny_model(tasks=tasks, seed=6).save_pretrained(three_class)
+    tokenizer.save_pretrained(three_class)
+    capsys.readouterr()  # the save's progress bar
+    status = minbert(["ensemble", "--models", candidate_dirs[0], str(three_class), "--output_dir", str(tmp_path / "out"),
+                      "--data_dir", str(data_dir), "--no_progress"])
+    assert status == 2 and predictions_made == []
+    assert capsys.readouterr().err.strip() == (
+        f"minbert ensemble: the --models' sst heads differ, so their sst answers cannot be averaged: "
+        f"{candidate_dirs[0]}: 5-class classification; {three_class}: 3-class classification")
+
+
+def test_ensemble_command_on_a_model_folder_that_does_not_exist_is_no_such_directory(
+    candidate_dirs, data_dir, tmp_path, capsys, predictions_made
+):
+    status = minbert(["ensemble", "--models", candidate_dirs[0], str(tmp_path / "nowhere"), "--output_dir",
+                      str(tmp_path / "out"), "--data_dir", str(data_dir)])
+    assert status == 2 and predictions_made == []
+    assert capsys.readouterr().err.strip() == f"minbert ensemble: --models {tmp_path / 'nowhere'}: no such directory"
+
+
+def test_ensemble_command_refuses_a_device_torch_cannot_use_naming_the_flag(
+    candidate_dirs, data_dir, tmp_path, capsys, predictions_made
+):
+    status = minbert(["ensemble", "--models", *candidate_dirs, "--output_dir", str(tmp_path / "out"),
+                      "--data_dir", str(data_dir), "--device", "gpu0"])
+    assert status == 2 and predictions_made == []
+    assert capsys.readouterr().err.strip() == "minbert ensemble: --device gpu0: not a torch device (cpu, cuda, cuda:1, mps, ...)"
 
 
 def test_a_cosine_feature_member_gets_the_sentences_split_from_the_joint_input(tokenizer):

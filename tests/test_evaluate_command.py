@@ -298,6 +298,24 @@ def test_a_model_directory_that_does_not_exist_is_no_such_directory(data_dir, tm
     assert capsys.readouterr().err.strip() == f"minbert evaluate: --model {missing}: no such directory"
 
 
+@pytest.mark.parametrize("device, reason", [
+    ("gpu0", "not a torch device (cpu, cuda, cuda:1, mps, ...)"),
+    ("cuda:99", "this torch cannot use that device ("),  # no CUDA here, or no 100th GPU
+])
+def test_a_device_torch_cannot_use_is_one_line_naming_the_flag_before_reading_data(
+    saved_model, data_dir, tmp_path, capsys, monkeypatch, device, reason
+):
+    from hf_minbert.commands import evaluate as evaluate_command
+
+    reads = []
+    monkeypatch.setattr(evaluate_command, "read_task_file", lambda *args, **kwargs: reads.append(args))
+    status = minbert(["evaluate", "--model", str(saved_model), "--data_dir", str(data_dir),
+                      "--output_dir", str(tmp_path / "out"), "--device", device])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(error) == 1 and error[0].startswith(f"minbert evaluate: --device {device}: {reason}")
+    assert reads == [] and not (tmp_path / "out").exists()
+
+
 def test_a_truncated_weights_file_is_an_error_naming_it(saved_model, data_dir, tmp_path, capsys):
     broken = tmp_path / "broken"
     shutil.copytree(saved_model, broken)

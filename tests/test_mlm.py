@@ -152,7 +152,7 @@ def test_task_texts_are_the_distinct_train_sentences_of_every_side(data_dir):
 def pretrained(data_dir, base_dir, tmp_path_factory):
     output = tmp_path_factory.mktemp("mlm")
     code = minbert(["pretrain-mlm", "--model_name_or_path", str(base_dir), "--data_dir", str(data_dir),
-                    "--output_dir", str(output), "--max_steps", "3", "--per_device_train_batch_size", "4",
+                    "--output_dir", str(output), "--max_seq_length", "64", "--max_steps", "3", "--per_device_train_batch_size", "4",
                     "--learning_rate", "1e-3", "--report_to", "none", "--use_cpu", "--save_strategy", "no",
                     "--disable_tqdm", "true"])
     assert code == 0
@@ -184,3 +184,62 @@ def test_the_pretrained_folder_also_starts_a_cerbertus(pretrained):
     model = MinBertForMultitask.from_pretrained(pretrained, task_specific_layers=1)
     copied = model.task_encoders["sts"].encoder.layer["1"].output.dense.weight
     assert torch.equal(copied, mlm.bert.encoder.layer[1].output.dense.weight)
+
+
+# --- checked before the texts are read, and a model folder never silently replaced ----------------------------
+
+
+@pytest.fixture
+def text_reads(monkeypatch):
+    """The calls of `minbert pretrain-mlm`'s text reader: a check made before any text is read leaves it empty."""
+    from hf_minbert.commands import pretrain_mlm
+    from tests.helpers import refused_calls
+
+    return refused_calls(monkeypatch, pretrain_mlm, "task_texts")
+
+
+def pretrain_mlm(base, data_dir, output, *flags):
+    return minbert(["pretrain-mlm", "--model_name_or_path", str(base), "--data_dir", str(data_dir), "--output_dir",
+                    str(output), "--max_seq_length", "64", "--max_steps", "1", "--per_device_train_batch_size", "4",
+                    "--report_to", "none", "--use_cpu", "--disable_tqdm", "true", "--max_eval_texts", "2", *flags])
+
+
+def one_error_line(capsys):
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("minbert pretrain-mlm: "), lines
+    return lines[0]
+
+
+def test_pretrain_mlm_refuses_a_max_seq_length_beyond_the_models_positions_before_reading_texts(
+    data_dir, base_dir, tmp_path, capsys, text_reads
+):
+    assert pretrain_mlm(base_dir, data_dir, tmp_path / "out", "--max_seq_length", "65") == 2
+    assert "--max_seq_length 65 exceeds the model's max_position_embeddings (64" in one_error_line(capsys)
+    assert text_reads == [] and not (tmp_path / "out").exists()
+
+
+def test_pretrain_mlm_refuses_an_output_folder_holding_a_model_before_reading_texts(
+    data_dir, base_dir, tmp_path, capsys, text_reads
+):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "model.safetensors").write_bytes(b"old")
+    assert pretrain_mlm(base_dir, data_dir, tmp_path / "out") == 2
+    assert "already holds a model (model.safetensors): pass --overwrite_output_dir" in one_error_line(capsys)
+    assert text_reads == [] and (tmp_path / "out" / "model.safetensors").read_bytes() == b"old"
+
+
+@pytest.mark.slow
+def test_pretrain_mlm_overwrite_output_dir_replaces_the_whole_folder(data_dir, base_dir, tmp_path):
+    stale = tmp_path / "out" / "checkpoint-39"
+    stale.mkdir(parents=True)
+    (tmp_path / "out" / "model.safetensors").write_bytes(b"old")
+    assert pretrain_mlm(base_dir, data_dir, tmp_path / "out", "--overwrite_output_dir", "--save_strategy", "no") == 0
+    assert not stale.exists() and (tmp_path / "out" / "mlm_metrics.json").is_file()
+    assert MinBertForMaskedLM.from_pretrained(tmp_path / "out") is not None
+    assert not (tmp_path / "out.partial").exists()
+
+
+def test_pretrain_mlm_on_a_local_model_that_does_not_exist_is_no_such_directory(data_dir, tmp_path, capsys, text_reads):
+    assert pretrain_mlm(tmp_path / "nowhere", data_dir, tmp_path / "out") == 2
+    assert one_error_line(capsys) == f"minbert pretrain-mlm: --model_name_or_path {tmp_path / 'nowhere'}: no such directory"
+    assert text_reads == []

@@ -18,7 +18,8 @@ from tests.helpers import run_isolated, tiny_model
 PAIR = ("a gorgeous , witty film", "a fine and clever movie")
 PAIRS = [PAIR, ("the plot was dull", "it is not very good"), ("good", "bad"), ("a film", "a film about nothing")]
 TASKS = ("paraphrase-detection", "sentence-similarity", "minbert-multitask")
-SAVED_TASKS = (*TASKS, "text-classification", "sentiment-analysis")  # named in config.json's custom_pipelines
+# named in config.json's custom_pipelines
+SAVED_TASKS = (*TASKS, "text-classification", "sentiment-analysis", "feature-extraction")
 BI_TASKS = {**MinBertConfig().tasks, "sts_bi": {"kind": "regression", "label_range": [0, 5], "pair_encoding": "bi"}}
 
 
@@ -86,6 +87,8 @@ def test_saved_model_names_each_pipeline_in_config_and_holds_its_code(model_dir)
         "minbert-multitask": {"impl": "pipelines.MinBertMultitaskPipeline", "pt": ["AutoModel"], "type": "text"},
         "text-classification": {"impl": "pipelines.MinBertSentimentPipeline", "pt": ["AutoModel"], "type": "text"},
         "sentiment-analysis": {"impl": "pipelines.MinBertSentimentPipeline", "pt": ["AutoModel"], "type": "text"},
+        "feature-extraction": {"impl": "pipelines.MinBertFeatureExtractionPipeline", "pt": ["AutoModel"],
+                               "type": "text"},
     }
     assert (model_dir / "pipelines.py").read_text() == open(minbert_pipelines.__file__).read()
 
@@ -405,3 +408,100 @@ def test_similarity_with_a_cosine_feature_head_equals_the_models_forward(tokeniz
                          input_ids_b=b["input_ids"], attention_mask_b=b["attention_mask"], task="sts").logits
     result = pipeline("sentence-similarity", model=model, tokenizer=tokenizer)(PAIR)
     assert result["score"] == pytest.approx(min(max(float(expected), 0.0), 5.0), abs=1e-5)
+
+
+# --- transformers' call options ----------------------------------------------------------------------------
+
+
+def test_sentiment_takes_truncation_true_and_truncates_without_a_warning(model, tokenizer, caplog):
+    long_text = "good " * 200
+    with caplog.at_level(logging.WARNING, logger=minbert_pipelines.__name__):
+        answer = _sentiment(model, tokenizer)(long_text, truncation=True)
+    assert not caplog.records
+    assert answer == _sentiment(model, tokenizer)(long_text)
+
+
+def test_truncation_false_refuses_over_long_input(model, tokenizer):
+    with pytest.raises(ValueError, match="paraphrase-detection: truncation=False, but 1 of 1 inputs are longer"):
+        pipeline("paraphrase-detection", model=model, tokenizer=tokenizer)(("good " * 200, "bad"), truncation=False)
+
+
+@pytest.mark.parametrize("function_to_apply", ["softmax", "sigmoid", "none"])
+def test_sentiment_scores_with_function_to_apply_as_the_stock_pipeline(model, tokenizer, function_to_apply):
+    stock = pipeline("text-classification", model=model, tokenizer=tokenizer)
+    ours = _sentiment(model, tokenizer)(PAIR[0], top_k=None, function_to_apply=function_to_apply)
+    assert _close(ours, stock(PAIR[0], top_k=None, function_to_apply=function_to_apply), tol=1e-5)
+
+
+def test_an_option_the_pipeline_does_not_take_is_a_one_line_error_naming_it(model, tokenizer):
+    with pytest.raises(ValueError, match="text-classification: no option return_all_scores; it takes head"):
+        _sentiment(model, tokenizer)(PAIR[0], return_all_scores=True)
+
+
+def test_paraphrase_takes_the_second_text_as_text_pair(model, tokenizer):
+    paraphrase = pipeline("paraphrase-detection", model=model, tokenizer=tokenizer)
+    assert paraphrase(PAIR[0], text_pair=PAIR[1]) == paraphrase(PAIR)
+    assert paraphrase([a for a, _ in PAIRS], text_pair=[b for _, b in PAIRS]) == paraphrase(PAIRS)
+
+
+def test_stock_text_classification_of_a_binary_default_head_answers_its_probabilities(tokenizer):
+    model = tiny_model(tasks={"mood": {"kind": "binary", "labels": ["sad", "happy"]}}).eval()
+    model.heads["mood"].layers[-1].bias.data.fill_(1.0)  # away from 0.5, where both labels tie
+    stock = pipeline("text-classification", model=model, tokenizer=tokenizer)
+    happy = float(torch.sigmoid(_logits(model, tokenizer, "mood", PAIR[0])))
+    assert _close(stock(PAIR[0], top_k=None), [{"label": "happy", "score": happy}, {"label": "sad", "score": 1 - happy}],
+                  tol=1e-5)
+
+
+# --- feature extraction -----------------------------------------------------------------------------------
+
+
+def _features(model, tokenizer, text, task):
+    with torch.no_grad():
+        return model.encode_for_task(task, **tokenizer(text, return_tensors="pt")).last_hidden_state
+
+
+def test_feature_extraction_of_a_saved_folder_returns_the_default_heads_token_features(model, model_dir, tokenizer):
+    extract = pipeline("feature-extraction", model=str(model_dir), trust_remote_code=True)
+    features = torch.tensor(extract(PAIR[0]))
+    torch.testing.assert_close(features, _features(model, tokenizer, PAIR[0], "sst"), rtol=0, atol=1e-5)
+
+
+def test_feature_extraction_reads_the_chosen_heads_own_layers(tmp_path, tokenizer):
+    model = tiny_model(task_specific_layers=1).eval()
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    extract = pipeline("feature-extraction", model=str(tmp_path), trust_remote_code=True)
+    features = extract(PAIR[0], head="para", return_tensors=True)
+    torch.testing.assert_close(features, _features(model, tokenizer, PAIR[0], "para"), rtol=0, atol=1e-5)
+    assert not torch.allclose(features, _features(model, tokenizer, PAIR[0], "sst"))
+
+
+def test_feature_extraction_takes_the_stock_truncation_option(model_dir, model, tokenizer):
+    extract = pipeline("feature-extraction", model=str(model_dir), trust_remote_code=True)
+    features = extract("good " * 200, truncation=True, tokenize_kwargs={"max_length": 16}, return_tensors=True)
+    assert features.shape == (1, 16, model.config.hidden_size)
+
+
+def test_feature_extraction_refuses_an_ensemble_naming_why(model, tokenizer):
+    from hf_minbert import MinBertEnsembleForMultitask
+
+    ensemble = MinBertEnsembleForMultitask.from_members([model], {"sst": [1.0]})
+    with pytest.raises(ValueError, match="has no single encoder whose token features to return"):
+        pipeline("feature-extraction", model=ensemble, tokenizer=tokenizer,
+                 pipeline_class=minbert_pipelines.MinBertFeatureExtractionPipeline)
+
+
+@pytest.mark.slow
+def test_feature_extraction_of_a_saved_folder_returns_token_features_as_remote_code(model, model_dir, tokenizer):
+    out = run_isolated(
+        f"""
+        import json
+        from transformers import pipeline
+        extract = pipeline("feature-extraction", model={str(model_dir)!r}, trust_remote_code=True)
+        print(json.dumps(extract({PAIR[0]!r})))
+        """,
+        cwd=model_dir,
+    )
+    features = torch.tensor(json.loads(out.splitlines()[-1]))
+    torch.testing.assert_close(features, _features(model, tokenizer, PAIR[0], "sst"), rtol=0, atol=1e-5)

@@ -39,6 +39,31 @@ def test_multitask_checkpoint_opened_as_sequence_classification_keeps_its_heads(
     torch.testing.assert_close(reopened(**batch).logits, model(**batch).logits)
 
 
+@pytest.mark.slow
+def test_auto_model_converts_a_saved_model_to_cerbertus_as_remote_code(tmp_path, minilm_path):
+    # The remote config and the remote modeling code are two copies of MinBertConfig: an isinstance check between
+    # them fails, and the conversion must not depend on one.
+    model = tiny_model().eval()
+    _save_with_tokenizer(model, tmp_path, minilm_path)
+    batch = random_batch(model.config)
+    torch.save(batch, tmp_path / "batch.pt")
+    out = run_isolated(
+        f"""
+        import json, torch
+        from transformers import AutoModel
+        model = AutoModel.from_pretrained({str(tmp_path)!r}, trust_remote_code=True, task_specific_layers=1).eval()
+        with torch.no_grad():
+            logits = model(**torch.load({str(tmp_path / 'batch.pt')!r}), task="sst").logits
+        print(model.config.architecture, json.dumps(logits.tolist()))
+        """,
+        cwd=tmp_path,
+    )
+    architecture, logits = out.splitlines()[-1].split(" ", 1)
+    assert architecture == "cerbertus"
+    with torch.no_grad():  # each task's layers start as copies: the converted model computes what the saved one did
+        torch.testing.assert_close(torch.tensor(json.loads(logits)), model(**batch, task="sst").logits, rtol=0, atol=1e-5)
+
+
 # --- the oldest transformers pyproject.toml declares ---------------------------------------------------------------
 
 # transformers 4.x has neither module; the saved code must fall back to what 4.x has. transformers' own

@@ -173,6 +173,50 @@ def test_a_bad_flag_is_one_line_naming_it_before_any_training(base, data, tmp_pa
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
 
 
+@pytest.fixture
+def data_reads(monkeypatch):
+    """The calls of `minbert train`'s data reader: a check made before any data is read leaves it empty."""
+    from hf_minbert.commands import train as train_command
+    from tests.helpers import refused_calls
+
+    return refused_calls(monkeypatch, train_command, "load_task_data")
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size must be at least 1, got 0"),
+    (["--per_device_eval_batch_size", "0"], "--per_device_eval_batch_size must be at least 1, got 0"),
+    (["--gradient_accumulation_steps", "0"], "--gradient_accumulation_steps must be at least 1, got 0"),
+    (["--learning_rate", "-1"], "--learning_rate must lie in [0, inf), got -1.0"),
+    (["--weight_decay", "-0.1"], "--weight_decay must lie in [0, inf)"),
+    (["--warmup_ratio", "2"], "--warmup_ratio must lie in [0, 1]"),
+    (["--adam_beta2", "1"], "--adam_beta2 must lie in [0, 1)"),
+    (["--num_train_epochs", "0", "--max_steps", "-1"], "--num_train_epochs must lie in (0, inf)"),
+    (["--smart_weight", "foo=1"], "--smart_weight: unknown task 'foo'"),
+    (["--task_weights", "foo=1"], "--task_weights: unknown task 'foo'"),
+    (["--batch_tokens", "foo=512"], "--batch_tokens: unknown task 'foo'"),
+    (["--architecture", "triple", "--task_specific_layers", "1"], "--task_specific_layers 1 contradicts --architecture triple"),
+    (["--task_specific_layers", "5"], "--architecture cerbertus needs --task_specific_layers k with 1 <= k <= 2"),
+    (["--hidden_dropout_prob", "2"], "--hidden_dropout_prob"),
+    (["--head_dropout", "sst=2"], "--head_dropout"),
+    (["--head_layers", "sst=x"], "--head_layers"),
+    (["--head_pooling", "sst=max"], "head_pooling"),
+    (["--implied_pairs_per_question", "-1"], "--implied_pairs_per_question"),
+    (["--optim", "adafactor"], "--optim adafactor: MultitaskTrainer always trains with AdamW"),
+])
+def test_a_bad_flag_fails_naming_it_before_the_data_is_read(base, data, tmp_path, capsys, data_reads, flags, named):
+    assert train(base, data, tmp_path / "out", *flags) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("minbert train: ") and named in error[0], error
+    assert data_reads == []
+
+
+def test_library_arguments_refuse_an_optimizer_that_multitask_trainer_would_not_use():
+    from trainers import MultitaskTrainingArguments
+
+    with pytest.raises(ValueError, match="--optim adafactor: MultitaskTrainer always trains with AdamW"):
+        MultitaskTrainingArguments(output_dir="/tmp/x", optim="adafactor")
+
+
 def test_library_arguments_refuse_a_nan_task_weight():
     from trainers import MultitaskTrainingArguments
 

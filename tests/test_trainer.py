@@ -140,6 +140,29 @@ def test_evaluate_reports_task_metrics_and_overall_scores(tmp_path, tokenizer):
     assert metrics["eval_overall"] == pytest.approx(expected)
 
 
+def test_predict_gives_each_tasks_scores_gold_labels_and_the_metrics_evaluate_reports(tmp_path, tokenizer):
+    trainer = _trainer(tmp_path, tokenizer)
+    rows = tiny_task_rows()
+    outputs = trainer.predict(rows)
+    metrics = trainer.evaluate()
+    assert outputs["sst"].predictions.shape == (24, 5) and outputs["para"].predictions.shape == (24,)
+    assert list(outputs["sts"].label_ids) == pytest.approx(rows["sts"]["similarity"])
+    assert outputs["sst"].metrics["test_sst_accuracy"] == metrics["eval_sst_accuracy"]
+    assert outputs["sts"].metrics["test_sts_pearson"] == pytest.approx(metrics["eval_sts_pearson"])
+
+
+def test_predict_on_unlabelled_rows_gives_scores_without_labels_or_metrics(tmp_path, tokenizer):
+    trainer = _trainer(tmp_path, tokenizer)
+    output = trainer.predict({"sst": tiny_task_rows()["sst"].remove_columns("sentiment")})["sst"]
+    assert output.predictions.shape == (24, 5) and output.label_ids is None and output.metrics == {}
+
+
+def test_predict_refuses_rows_not_keyed_by_task(tmp_path, tokenizer):
+    trainer = _trainer(tmp_path, tokenizer)
+    with pytest.raises(TypeError, match=r"test_dataset=\{task: rows\}"):
+        trainer.predict(tiny_task_rows()["sst"])
+
+
 class _ScoreEpochs(TrainerCallback):
     """Sets the overall score of each evaluation, so that which checkpoint is best is known in advance."""
 

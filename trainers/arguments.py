@@ -170,6 +170,7 @@ class MultitaskTrainingArguments(TrainingArguments):
         # bf16 on a machine without a GPU means CPU autocast, which TrainingArguments only allows with use_cpu.
         if self.bf16 and not self.use_cpu and not _has_accelerator():
             self.use_cpu = True
+        self._check_optimizer_choice()  # before TrainingArguments turns optim into an enum
         super().__post_init__()
         # A per-task option left at its built-in value may name a task the run does not train; one the user
         # gives is checked against the tasks (see per_task).
@@ -197,9 +198,39 @@ class MultitaskTrainingArguments(TrainingArguments):
         for loss, task in self.embedding_losses().items():
             self._check_pair_task(loss, task)
 
+    def _check_optimizer_choice(self):
+        """MultitaskTrainer always builds AdamW over its own parameter groups (hf_minbert/optimization.py) and
+        never reads --optim: another optimizer asked for would silently be AdamW."""
+        optim = str(getattr(self.optim, "value", self.optim))  # a name or an OptimizerNames
+        if optim != self.__dataclass_fields__["optim"].default:
+            asked = f"--optim {optim}"
+        elif self.optim_args:
+            asked = f"--optim_args {self.optim_args}"
+        else:
+            return
+        raise ValueError(f"{asked}: MultitaskTrainer always trains with AdamW over its parameter groups "
+                         "(--layerwise_lr_decay, --head_lr_multiplier); --optim cannot choose another optimizer "
+                         "or its arguments (torch's AdamW: --use_torch_adamw)")
+
+    def _check_trainer_numbers(self):
+        """TrainingArguments' numbers that Trainer itself checks only once the data is read and the model built
+        (a batch size of 0, a negative learning rate), or never."""
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("learning_rate", "weight_decay", "max_grad_norm", "adam_epsilon"):
+            _check_range(name, getattr(self, name), 0)
+        for name in ("adam_beta1", "adam_beta2"):
+            _check_range(name, getattr(self, name), 0, 1, high_open=True)
+        if self.warmup_ratio is not None:
+            _check_range("warmup_ratio", self.warmup_ratio, 0, 1)
+        if self.max_steps <= 0:  # the epochs decide the length of the run
+            _check_range("num_train_epochs", self.num_train_epochs, 0, low_open=True)
+
     def _check_numbers(self):
         """Every number flag in its meaningful range, so a typo fails here rather than mid-training (or, for
         a NaN, never, leaving a model of NaNs)."""
+        self._check_trainer_numbers()
         for name in ("task_weights", "smart_weight"):
             check_per_task_weights(getattr(self, name), name)
         check_per_task_probabilities(self.pair_swap_probability, "pair_swap_probability")
@@ -227,6 +258,15 @@ class MultitaskTrainingArguments(TrainingArguments):
             _check_range("smart_noise_std", self.smart_noise_std, 0)
         if self.sampling_temperature is not None:
             _check_range("sampling_temperature", self.sampling_temperature, 0, low_open=True)
+        for name in ("sampling_size_cap", "equal_split_parts"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
+
+    def check_tasks(self, tasks) -> None:
+        """Every per-task option the user gave names only these tasks (the training tasks), so that a typo in a
+        task name fails before the data is read, not when the option is first used."""
+        for name in PER_TASK_OPTIONS:
+            self.per_task(name, tasks, 0.0)
 
     def embedding_losses(self) -> dict:
         """{loss: its task} of the embedding losses that are on ("mnr", "cosent": EMBEDDING_LOSSES)."""

@@ -10,6 +10,7 @@ What it adds to Trainer, and where:
   gradient accumulation, backward, bf16 via accelerate), once per task of an all_tasks batch.
 - `evaluate`: per-task dev metrics with `hf_minbert.evaluation`, the overall score (the default
   `metric_for_best_model`; it needs sst, para and sts) and `tasks_overall`, the same score over any tasks.
+- `predict`: per task, Trainer's `PredictionOutput` (scores, gold labels where the rows have them, metrics).
 - checkpoints: SMART's mean teacher and PCGrad's generator are saved beside the optimizer and restored
   (multitask_state.py, which also builds SMART from the arguments).
 - `train`: on a Linux CPU, first has glibc keep freed memory for the next step (cpu_memory.py).
@@ -21,12 +22,14 @@ import logging
 import time
 from collections import defaultdict
 
+import numpy as np
 import torch
 from transformers import Trainer
+from transformers.trainer_utils import PredictionOutput
 
 from hf_minbert.data import task_schema
 from hf_minbert.data.tokenization import JOINT_COLUMNS, SIDE_COLUMNS
-from hf_minbert.evaluation import evaluate_model
+from hf_minbert.evaluation import evaluate_model, evaluate_task, gold_labels
 from hf_minbert.modeling_minbert_heads import task_loss
 from hf_minbert.optimization import create_optimizer
 
@@ -235,6 +238,25 @@ class MultitaskTrainer(Trainer):
         self.log(flat)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, flat)
         return flat
+
+    def predict(self, test_dataset, ignore_keys=None, metric_key_prefix="test"):
+        """{task: PredictionOutput} for `test_dataset={task: rows}`: `predictions` are the head's scores (class
+        probabilities, paraphrase probability or similarity), `label_ids` the gold labels (None for unlabelled
+        rows, e.g. a test-student file), `metrics` e.g. {"test_sst_accuracy": ...} (empty when unlabelled)."""
+        if not isinstance(test_dataset, dict):
+            raise TypeError("MultitaskTrainer.predict needs test_dataset={task: rows} (one task's rows: "
+                            f"{{'sst': rows}}), got {type(test_dataset).__name__}")
+        _check_task_dict("test_dataset", test_dataset, _core(self.model).config)
+        return {task: self._predict_task(task, rows, metric_key_prefix) for task, rows in test_dataset.items()}
+
+    def _predict_task(self, task, rows, metric_key_prefix):
+        result = evaluate_task(_core(self.model), self.processing_class, rows, task, progress=False,
+                               batch_size=self.args.per_device_eval_batch_size, max_length=self.args.max_seq_length,
+                               bf16=self.args.bf16)
+        labelled = task_schema(task).label_column in rows.column_names
+        metrics = flatten_metrics({task: result.metrics}, metric_key_prefix) if labelled else {}
+        return PredictionOutput(predictions=result.predictions.scores,
+                                label_ids=np.asarray(gold_labels(rows, task)) if labelled else None, metrics=metrics)
 
     # ---- optimizer ---------------------------------------------------------------------------------------
 

@@ -23,10 +23,9 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-from transformers import AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer
 
-from hf_minbert.commands.evaluate import CommandError, positive_int
+from hf_minbert.commands.evaluate import CommandError, check_model_source, positive_int, torch_device
 from hf_minbert.data import TASK_SCHEMAS, DataError, read_task_file
 from hf_minbert.ensemble import (
     SELECTION_METHODS,
@@ -39,7 +38,7 @@ from hf_minbert.ensemble import (
 )
 from hf_minbert.evaluation import gold_labels, predict_task, predictions_to_labels, score_task
 from hf_minbert.metrics import leaderboard_score, with_overall_scores
-from hf_minbert.modeling_minbert_ensemble import MinBertEnsembleForMultitask
+from hf_minbert.modeling_minbert_ensemble import MinBertEnsembleConfig
 from model_cards import regenerate_model_card
 from model_cards.card import SELECTION_FILE
 
@@ -94,37 +93,73 @@ def shared_tokenizer(model_dirs):
     return reference
 
 
+def candidate_heads(args) -> dict:
+    """{task: {model folder: its head's spec}}, from the folders' configs before any dev row is read or
+    predicted: every --models entry must be a model folder (or a Hub id), not an ensemble, and the candidates
+    for a task must answer alike (head_answer), since their answers are averaged."""
+    from hf_minbert import MinBertConfig
+
+    heads = {task: {} for task in args.tasks}
+    for path in args.models:
+        check_model_source("--models", path)
+        try:
+            if isinstance(AutoConfig.from_pretrained(path), MinBertEnsembleConfig):
+                raise CommandError(f"{path} is already an ensemble; pass its member models instead")
+            tasks = MinBertConfig.from_pretrained(path).tasks
+        except (OSError, ValueError) as error:
+            raise CommandError(f"cannot load a model from {path}: {_first_line(error)}") from None
+        for task in args.tasks:
+            if task in tasks:
+                heads[task][path] = tasks[task]
+            else:
+                print(f"note: {path} has no {task} head; it is not a {task} candidate")
+    for task, by_model in heads.items():
+        _check_alike(task, by_model)
+    return heads
+
+
+def head_answer(spec) -> str:
+    """What a head answers, which the candidates for its task must share: its kind, and its classes or range."""
+    if spec["kind"] == "classification":
+        return f"{len(spec['labels'])}-class classification"
+    if spec["kind"] == "regression":
+        return f"regression over {spec['label_range']}"
+    return spec["kind"]
+
+
+def _check_alike(task, heads):
+    if not heads:
+        raise CommandError(f"no model has a {task} head")
+    answers = {path: head_answer(spec) for path, spec in heads.items()}
+    if len(set(answers.values())) > 1:
+        listed = "; ".join(f"{path}: {answer}" for path, answer in answers.items())
+        raise CommandError(f"the --models' {task} heads differ, so their {task} answers cannot be averaged: {listed}")
+
+
+def _first_line(error) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def load_candidate(path, device):
     try:
-        model = load_multitask_model(path).to(device)
+        return load_multitask_model(path).to(device)
     except (OSError, ValueError) as error:
-        raise CommandError(f"cannot load a model from {path}: {error}") from None
-    if isinstance(model, MinBertEnsembleForMultitask):
-        raise CommandError(f"{path} is already an ensemble; pass its member models instead")
-    return model
+        raise CommandError(f"cannot load a model from {path}: {_first_line(error)}") from None
 
 
-def predict_candidates(args, dev, tokenizer, device):
-    """{task: {model folder: dev predictions}} and each task's head kind, one model in memory at a time."""
-    predictions, kinds = {task: {} for task in args.tasks}, {}
+def predict_candidates(args, dev, tokenizer, device, heads):
+    """{task: {model folder: dev predictions}} of the candidates in `heads`, one model in memory at a time."""
+    predictions = {task: {} for task in args.tasks}
     for path in args.models:
         model = load_candidate(path, device)
         for task in args.tasks:
-            if task not in model.config.tasks:
-                print(f"note: {path} has no {task} head; it is not a {task} candidate")
-                continue
-            kind = model.config.tasks[task]["kind"]
-            if kinds.setdefault(task, kind) != kind:
-                raise CommandError(f"{path}: its {task} head is {kind}, other candidates' are {kinds[task]}")
-            predictions[task][path] = predict_task(
-                model, tokenizer, dev[task], task, batch_size=args.batch_size, max_length=args.max_length,
-                bf16=args.bf16, progress=not args.no_progress,
-            ).scores
+            if path in heads[task]:
+                predictions[task][path] = predict_task(
+                    model, tokenizer, dev[task], task, batch_size=args.batch_size, max_length=args.max_length,
+                    bf16=args.bf16, progress=not args.no_progress,
+                ).scores
         del model
-    for task, by_model in predictions.items():
-        if not by_model:
-            raise CommandError(f"no model has a {task} head")
-    return predictions, kinds
+    return predictions
 
 
 def main(argv=None) -> int:
@@ -139,17 +174,19 @@ def main(argv=None) -> int:
     if args.held_out_folds < 2:
         print(f"minbert ensemble: --held_out_folds must be at least 2, got {args.held_out_folds}", file=sys.stderr)
         return 2
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
+        device = torch_device("--device", args.device)
+        heads = candidate_heads(args)
         dev = read_dev_sets(args)
         tokenizer = shared_tokenizer(args.models)
-        predictions, kinds = predict_candidates(args, dev, tokenizer, device)
+        predictions = predict_candidates(args, dev, tokenizer, device, heads)
     except CommandError as error:
         print(f"minbert ensemble: {error}", file=sys.stderr)
         return 2
     selections, metrics, held_out, alike = [], {}, {}, {}
     options = {"with_replacement": args.with_replacement, "max_members": args.max_members} if args.selection == "greedy" else {}
     select = SELECTION_METHODS[args.selection]
+    kinds = {task: next(iter(by_model.values()))["kind"] for task, by_model in heads.items()}
     for task in args.tasks:
         gold = gold_labels(dev[task], task)
         names, scores = list(predictions[task]), list(predictions[task].values())

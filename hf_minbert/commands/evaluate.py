@@ -80,8 +80,27 @@ def positive_int(text: str) -> int:
     return value
 
 
-class CommandError(Exception):
-    """A problem with the command's arguments or inputs: printed as one line, exit status 2."""
+class CommandError(ValueError):
+    """A problem with the command's arguments or inputs: printed as one line, exit status 2 (a ValueError, so
+    that the dispatcher prints it so where another command raises it)."""
+
+
+def torch_device(flag, name):
+    """The torch device `name` names (None: cuda where available, else cpu), after checking that this torch
+    can place a tensor there: a bad name or a missing backend is one line naming the flag, not a traceback
+    from the first model.to(device)."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise CommandError(f"{flag} {name}: not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as error:  # AssertionError: "Torch not compiled with CUDA enabled"
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0].split(". ")[0]  # some run on for a page
+        raise CommandError(f"{flag} {name}: this torch cannot use that device ({reason})") from None
+    return device
 
 
 def resolve_files(args) -> list:
@@ -187,8 +206,7 @@ def average_pair_orders(model, tasks):
         spec["average_pair_orders"] = True
 
 
-def load_model(args):
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+def load_model(args, device):
     check_model_source("--model", args.model)
     if args.tokenizer is not None:
         check_model_source("--tokenizer", args.tokenizer)
@@ -229,8 +247,9 @@ def load_model(args):
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        device = torch_device("--device", args.device)
         inputs = read_files(resolve_files(args), args.skip_bad_rows)
-        model, tokenizer = load_model(args)
+        model, tokenizer = load_model(args, device)
     except CommandError as error:
         print(f"minbert evaluate: {error}", file=sys.stderr)
         return 2

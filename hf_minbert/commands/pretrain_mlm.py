@@ -13,7 +13,11 @@ held-out MLM loss before and after, with the same masks both times.
 
 The output folder (weights, config, remote code, tokenizer, mlm_metrics.json) is what `minbert train
 --model_name_or_path` fine-tunes: the encoder carries over and the MLM head is dropped, with a warning.
-Every TrainingArguments flag is accepted (--learning_rate, --per_device_train_batch_size, --max_steps, ...).
+Every TrainingArguments flag is accepted (--learning_rate, --per_device_train_batch_size, --max_steps, ...),
+or a JSON/YAML file of the same keys (config_file.py). The output folder is written as `minbert train`
+writes its own (output_folder.py): aside in `<output_dir>.partial`, moved in complete, and a folder that
+already holds a model is replaced only with --overwrite_output_dir. Every flag, the checkpoint and the output
+folder are checked before the texts are read.
 """
 import json
 import logging
@@ -41,14 +45,40 @@ class MlmArguments:
     max_train_texts: Optional[int] = field(default=None, metadata={"help": "use only the first N texts (quick runs)"})
     max_eval_texts: int = field(default=2000, metadata={"help": "held-out dev sentences for the MLM loss (0: none)"})
     skip_bad_rows: bool = field(default=True, metadata={"help": "skip malformed rows and report them; False: fail"})
+    # TrainingArguments lost this field in transformers 5; here it means what it means to `minbert train`.
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "replace an --output_dir that already holds a model (refused otherwise)"}
+    )
+
+    def __post_init__(self):
+        if not 0 < self.mlm_probability < 1:  # also refuses NaN
+            raise ValueError(f"--mlm_probability must lie in (0, 1), got {self.mlm_probability}")
+        if self.max_seq_length < 8:
+            raise ValueError(f"--max_seq_length {self.max_seq_length} is too short")
+        if self.max_train_texts is not None and self.max_train_texts < 1:
+            raise ValueError(f"--max_train_texts must be at least 1, got {self.max_train_texts}")
+        if self.max_eval_texts < 0:
+            raise ValueError(f"--max_eval_texts must be at least 0, got {self.max_eval_texts}")
+
+    def task_names(self) -> list:
+        """The --tasks, each one with a data schema (its files can be read)."""
+        from hf_minbert.data import task_schema
+
+        names = [task.strip() for task in self.tasks.split(",") if task.strip()]
+        if not names:
+            raise ValueError("--tasks: name at least one task")
+        for task in names:
+            try:
+                task_schema(task)
+            except ValueError as error:
+                raise ValueError(f"--tasks: {error}") from None
+        return names
 
 
 def parse_arguments(argv):
-    parser = HfArgumentParser((MlmArguments, TrainingArguments), prog="minbert pretrain-mlm")
-    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-        loader = parser.parse_json_file if argv[0].endswith(".json") else parser.parse_yaml_file
-        return loader(str(Path(argv[0]).resolve()))
-    return parser.parse_args_into_dataclasses(args=argv)
+    from .config_file import parse_with_config_file
+
+    return parse_with_config_file(HfArgumentParser((MlmArguments, TrainingArguments), prog="minbert pretrain-mlm"), argv)
 
 
 def task_texts(data_dir, tasks, split, skip_bad_rows=True):
@@ -87,19 +117,37 @@ def held_out_loss(trainer, make_collator):
         trainer.data_collator = training_collator
 
 
-def main(argv=None) -> int:
-    from hf_minbert import MinBertForMaskedLM, embedded_base_model
-    from hf_minbert.commands.train import seed_run
+def check_run(mlm_args, training_args):
+    """(checkpoint path, tokenizer) after every check that needs no data: the checkpoint exists and its
+    positions hold --max_seq_length, its tokenizer has a mask token, and the output folder may be written."""
+    from hf_minbert import MinBertConfig, embedded_base_model
 
-    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
-    mlm_args, training_args = parse_arguments(list(sys.argv[1:] if argv is None else argv))
-    if not 0 < mlm_args.mlm_probability < 1:
-        raise ValueError(f"--mlm_probability must lie in (0, 1), got {mlm_args.mlm_probability}")
-    tasks = [task.strip() for task in mlm_args.tasks.split(",") if task.strip()]
+    from .evaluate import check_model_source
+    from .output_folder import check_output_folder
+
+    check_output_folder(training_args.output_dir, mlm_args.overwrite_output_dir,
+                        training_args.resume_from_checkpoint, inputs={"--data_dir": mlm_args.data_dir})
     path = mlm_args.model_name_or_path or embedded_base_model()
+    check_model_source("--model_name_or_path", path)
+    positions = MinBertConfig.from_pretrained(path).max_position_embeddings
+    if mlm_args.max_seq_length > positions:
+        raise ValueError(f"--max_seq_length {mlm_args.max_seq_length} exceeds the model's "
+                         f"max_position_embeddings ({positions}, {path})")
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.mask_token is None:
         raise ValueError(f"the tokenizer of {path} has no mask token: masked-LM pretraining needs one")
+    return path, tokenizer
+
+
+def main(argv=None) -> int:
+    from hf_minbert.commands.train import seed_run
+
+    from .output_folder import discard_unfinished_run, move_into_place, staging_folder
+
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
+    mlm_args, training_args = parse_arguments(list(sys.argv[1:] if argv is None else argv))
+    tasks = mlm_args.task_names()
+    path, tokenizer = check_run(mlm_args, training_args)
 
     train_texts = task_texts(mlm_args.data_dir, tasks, "train", mlm_args.skip_bad_rows)[: mlm_args.max_train_texts]
     seen = set(train_texts)
@@ -107,12 +155,43 @@ def main(argv=None) -> int:
     eval_texts = eval_texts[: mlm_args.max_eval_texts]
     logger.info("%d distinct training texts, %d held-out dev texts", len(train_texts), len(eval_texts))
 
-    seed_run(training_args)  # a new MLM head is drawn here, before Trainer seeds
+    seed_run(training_args)  # a new MLM head is drawn in load_model, before Trainer seeds
+    model = load_model(path)
+    # Checkpoints, then the model, go to <output_dir>.partial, which replaces the output folder once complete
+    # (output_folder.py): a failed run leaves the old folder as it was, and no stale checkpoint stays beside the new.
+    output = Path(training_args.output_dir)
+    staging = staging_folder(output)
+    if training_args.should_save:
+        discard_unfinished_run(staging, training_args.resume_from_checkpoint)
+    training_args.output_dir = str(staging)
+    try:
+        trainer, metrics = pretrain(model, tokenizer, mlm_args, training_args, train_texts, eval_texts)
+    finally:
+        training_args.output_dir = str(output)
+    metrics = {"base_model": path, "tasks": tasks, **metrics}
+    if training_args.should_save:
+        trainer.save_model(str(staging))  # weights, config with auto_map, remote code, tokenizer
+        (staging / "mlm_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        move_into_place(staging, output)
+    print(_summary(metrics, output))
+    return 0
+
+
+def load_model(path):
+    """MinBertForMaskedLM from `path`; a checkpoint without an MLM head gets a new one (tied decoder)."""
+    from hf_minbert import MinBertForMaskedLM
+
     model, loading = MinBertForMaskedLM.from_pretrained(path, output_loading_info=True)
     if any(key.startswith("cls.predictions.") for key in loading["missing_keys"]):
         # (transformers may also call such a checkpoint "corrupted": it only lacks the MLM head)
         logger.warning("%s has no masked-LM head: a new one starts from scratch, its decoder tied to the word "
                        "embeddings", path)
+    return model
+
+
+def pretrain(model, tokenizer, mlm_args, training_args, train_texts, eval_texts):
+    """(trainer, metrics): MLM training on `train_texts`, with the held-out loss on `eval_texts` before and
+    after."""
 
     def make_collator(seed=None):
         # Training draws masks from torch's global generator, which Trainer seeds and restores on resume.
@@ -134,12 +213,7 @@ def main(argv=None) -> int:
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     train_seconds = time.time() - start
     after = held_out_loss(trainer, held_out_collator) if eval_texts else None
-
-    output = Path(training_args.output_dir)
-    trainer.save_model(str(output))  # weights, config with auto_map, remote code, tokenizer
-    metrics = {
-        "base_model": path,
-        "tasks": tasks,
+    return trainer, {
         "train_texts": len(train_texts),
         "held_out_texts": len(eval_texts),
         "train_loss": train_result.training_loss,
@@ -149,9 +223,6 @@ def main(argv=None) -> int:
         "held_out_perplexity_before": _perplexity(before),
         "held_out_perplexity_after": _perplexity(after),
     }
-    (output / "mlm_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    print(_summary(metrics, output))
-    return 0
 
 
 def _perplexity(loss):

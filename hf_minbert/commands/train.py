@@ -85,6 +85,15 @@ class ModelArguments:
         metadata={"help": "add a frozen copy of the checkpoint's encoder; the heads also read its output (seed 002)"},
     )
 
+    def __post_init__(self):
+        # What needs no checkpoint; the layers --task_specific_layers may take are checked against it (check_run).
+        if self.architecture is not None and self.architecture not in ARCHITECTURES:
+            raise ValueError(f"--architecture: choose one of {', '.join(ARCHITECTURES)}; got {self.architecture!r}")
+        if self.task_specific_layers is not None and self.task_specific_layers < 0:
+            raise ValueError(f"--task_specific_layers must be at least 0, got {self.task_specific_layers}")
+        if self.hidden_dropout_prob is not None and not 0 <= self.hidden_dropout_prob <= 1:  # also refuses NaN
+            raise ValueError(f"--hidden_dropout_prob: a dropout probability lies in [0, 1], got {self.hidden_dropout_prob}")
+
 
 @dataclass
 class DataArguments:
@@ -132,6 +141,8 @@ class DataArguments:
         for name in ("max_train_samples", "max_eval_samples", "early_stopping_patience", "min_phrase_tokens"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if not self.implied_pairs_per_question >= 0:  # also refuses NaN
+            raise ValueError(f"--implied_pairs_per_question must be at least 0, got {self.implied_pairs_per_question}")
         if (self.num_folds is None) != (self.held_out_fold is None):
             raise ValueError("--num_folds and --held_out_fold go together: give both or neither")
         if self.num_folds is not None and self.num_folds < 2:
@@ -141,16 +152,16 @@ class DataArguments:
 
 
 def parse_arguments(argv, extra=()):
-    """(model, data, training, adapter arguments, *extra dataclasses) from the command line or a config file."""
+    """(model, data, training, adapter arguments, *extra dataclasses) from the command line, which may start
+    with a config file (config_file.py)."""
     from hf_minbert.adapters import AdapterArguments
     from trainers import MultitaskTrainingArguments
 
+    from .config_file import parse_with_config_file
+
     parser = HfArgumentParser((ModelArguments, DataArguments, MultitaskTrainingArguments, AdapterArguments, *extra),
                               prog="minbert train")
-    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-        loader = parser.parse_json_file if argv[0].endswith(".json") else parser.parse_yaml_file
-        return loader(str(Path(argv[0]).resolve()))
-    return parser.parse_args_into_dataclasses(args=argv)
+    return parse_with_config_file(parser, argv)
 
 
 def seed_run(training_args):
@@ -236,9 +247,16 @@ def _typed(option, value):
     if option == "pair_encoding" and value not in ("cross", "bi"):
         raise ValueError(f"--pair_encoding: choose cross or bi, got {value!r}")
     if option == "head_layers":
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"--head_layers: a head has a whole number >= 1 of layers, got {value!r}")
         return int(value)
     if option == "head_dropout":
-        return float(value)
+        from trainers.per_task import as_float
+
+        dropout = as_float(value, option)
+        if not 0 <= dropout <= 1:  # also refuses NaN
+            raise ValueError(f"--head_dropout: a dropout probability lies in [0, 1], got {value!r}")
+        return dropout
     if option in BOOLEAN_HEAD_OPTIONS:
         if value.lower() not in ("true", "false", "1", "0"):
             raise ValueError(f"--{option}: expected true or false, got {value!r}")
@@ -388,20 +406,40 @@ def architecture_overrides(model_args, num_layers):
 def check_run(model_args, data_args, training_args, specs):
     """What only the command can check, before reading data or building anything: the output folder, and
     the flags that depend on the checkpoint or the tasks."""
-    from hf_minbert import MinBertConfig
-    from trainers.arguments import EMBEDDING_LOSSES
-    from trainers.ordinal import check_ordinal_task
-    from trainers.pair_order import check_pair_order
-
     from .output_folder import check_output_folder
 
     check_output_folder(training_args.output_dir, training_args.overwrite_output_dir,
                         training_args.resume_from_checkpoint, inputs={"--data_dir": data_args.data_dir})
+    _check_checkpoint_flags(model_args, training_args)
+    _check_task_flags(training_args, specs)
+    if data_args.early_stopping_patience and not (training_args.load_best_model_at_end
+                                                   and training_args.metric_for_best_model):
+        raise ValueError("--early_stopping_patience needs --load_best_model_at_end and --metric_for_best_model "
+                         "(evaluation and saving on the same schedule)")
+
+
+def _check_checkpoint_flags(model_args, training_args):
+    """The flags that must fit the checkpoint: the sequence length its positions allow, the architecture its
+    layers allow."""
+    from hf_minbert import MinBertConfig
+
     path = model_path(model_args)
-    positions = MinBertConfig.from_pretrained(path).max_position_embeddings
-    if training_args.max_seq_length > positions:
+    config = MinBertConfig.from_pretrained(path)
+    if training_args.max_seq_length > config.max_position_embeddings:
         raise ValueError(f"--max_seq_length {training_args.max_seq_length} exceeds the model's "
-                         f"max_position_embeddings ({positions}, {path})")
+                         f"max_position_embeddings ({config.max_position_embeddings}, {path})")
+    architecture_overrides(model_args, config.num_hidden_layers)
+
+
+def _check_task_flags(training_args, specs):
+    """The flags that name tasks or need a kind of head: every per-task option, the embedding losses' and the
+    ordinal loss's tasks, the pair-order options; and each head's options (--head_pooling, ...)."""
+    from hf_minbert.configuration_minbert import normalize_task_spec
+    from trainers.arguments import EMBEDDING_LOSSES
+    from trainers.ordinal import check_ordinal_task
+    from trainers.pair_order import check_pair_order
+
+    training_args.check_tasks(specs)
     for loss, task in training_args.embedding_losses().items():
         spec = specs.get(task)
         if spec is None or spec["pair_encoding"] == "single":
@@ -416,10 +454,8 @@ def check_run(model_args, data_args, training_args, specs):
     for task, spec in specs.items():
         if spec.get("average_pair_orders"):
             check_pair_order("average_pair_orders", task, spec["pair_encoding"])
-    if data_args.early_stopping_patience and not (training_args.load_best_model_at_end
-                                                   and training_args.metric_for_best_model):
-        raise ValueError("--early_stopping_patience needs --load_best_model_at_end and --metric_for_best_model "
-                         "(evaluation and saving on the same schedule)")
+    for task, spec in specs.items():  # the rest of each head's options, last: the messages above name their flag
+        normalize_task_spec(task, spec)
 
 
 def build_model(model_args, specs):

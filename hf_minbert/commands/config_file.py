@@ -1,0 +1,148 @@
+"""Config files of the commands built on `HfArgumentParser` (`minbert train`, `distill`, `pretrain-mlm`).
+
+    minbert train config.yaml                          (or .yml, .json: keys are the flag names)
+    minbert train config.yaml --learning_rate 8e-5     (flags after the file override its values)
+
+Every value is converted as the same value on the command line would be, by the parser's own type of the
+flag: `learning_rate: 1e-4` is a number although YAML reads it as the string '1e-4', `bf16: "false"` is
+False, and `per_device_train_batch_size: 3.5` is refused. A mapping for a per-task option (`smart_weight:
+{sst: 2, para: 6}`) reads as its command-line form, `sst=2,para=6`. An unknown key, a value of the wrong type
+or a file that is not valid JSON/YAML is one line naming the file and the key (or the line), before any
+work; the dataclasses' own checks then run once, on the file's values and the flags together.
+"""
+import argparse
+import dataclasses
+import difflib
+import json
+import typing
+from pathlib import Path
+
+from transformers.hf_argparser import string_to_bool
+
+CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
+EXPECTED = {int: "a whole number", float: "a number", string_to_bool: "true or false"}
+
+
+def parse_with_config_file(parser, argv) -> tuple:
+    """`parser`'s dataclasses from `argv`, which may start with a config file: its values replace the
+    defaults, and the flags after it override them."""
+    argv = list(argv)
+    if argv and argv[0].endswith(CONFIG_SUFFIXES) and not argv[0].startswith("-"):
+        parser.set_defaults(**config_values(parser, argv.pop(0)))
+    *parsed, unused = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    if unused:
+        raise ValueError(_unused_message(parser.prog, unused))
+    return tuple(parsed)
+
+
+def config_values(parser, path) -> dict:
+    """{field: value} of the config file at `path`, each value converted as on the command line."""
+    fields = _field_types(parser)
+    values = {}
+    for key, value in read_config(path).items():
+        if key not in fields:
+            raise ValueError(f"{path}: unknown key {key!r}{_did_you_mean(key, fields)}")
+        values[key] = _convert(parser._option_string_actions[f"--{key}"], fields[key], value, f"{path}: {key}")
+    return values
+
+
+def read_config(path) -> dict:
+    """The mapping a JSON or YAML file holds (an empty file: none); a syntax error names its line."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    data = _load_json(path, text) if str(path).endswith(".json") else _load_yaml(path, text)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of flag names to values, got a {type(data).__name__}")
+    return {str(key): value for key, value in data.items()}
+
+
+def _load_json(path, text):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}, line {error.lineno}, column {error.colno}: not valid JSON: {error.msg}") from None
+
+
+def _load_yaml(path, text):
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ValueError(f"{path}{where}: not valid YAML: {problem}") from None
+
+
+def _field_types(parser) -> dict:
+    """{field name: its type hint} of every init field of the parser's dataclasses."""
+    types = {}
+    for dtype in parser.dataclass_types:
+        hints = typing.get_type_hints(dtype)
+        types.update({f.name: hints[f.name] for f in dataclasses.fields(dtype) if f.init})
+    return types
+
+
+def _convert(action, hint, value, where):
+    """`value` as the parser would give it for the flag typed on the command line."""
+    if value is None:
+        if not _admits(hint, type(None)):
+            raise ValueError(f"{where}: expected {_expected(action)}, got null")
+        return None
+    if action.nargs in ("+", "*"):  # a list flag: one value or a list of them
+        return [_convert_one(action, item, where) for item in (value if isinstance(value, list) else [value])]
+    if isinstance(value, (dict, list)):
+        return _convert_container(action, hint, value, where)
+    return _convert_one(action, value, where)
+
+
+def _convert_container(action, hint, value, where):
+    """A mapping or list where the field takes one: kept; a mapping for a string flag (a per-task option):
+    its command-line form `task=value,...`; else an error."""
+    if _admits(hint, type(value)):
+        return value
+    if isinstance(value, dict) and action.type is str:
+        return ",".join(f"{task}={_convert_one(action, item, where)}" for task, item in value.items())
+    raise ValueError(f"{where}: expected {_expected(action)}, got a {'mapping' if isinstance(value, dict) else 'list'}")
+
+
+def _convert_one(action, value, where):
+    text = str(value).lower() if isinstance(value, bool) else str(value)  # as typed: true, 3, 1e-4
+    try:
+        converted = action.type(text) if action.type is not None else text
+    except (ValueError, TypeError, argparse.ArgumentTypeError):
+        raise ValueError(f"{where}: expected {_expected(action)}, got {value!r}") from None
+    if action.choices is not None and converted not in action.choices:
+        raise ValueError(f"{where}: expected {_expected(action)}, got {value!r}")
+    return converted
+
+
+def _expected(action) -> str:
+    if action.choices is not None:
+        return "one of " + ", ".join(str(choice) for choice in action.choices)
+    return EXPECTED.get(action.type, "a string")
+
+
+def _admits(hint, kind) -> bool:
+    """Whether the type hint `hint` (Optional[...], dict[str, Any] | str, ...) accepts a value of type `kind`."""
+    return hint is kind or typing.get_origin(hint) is kind or any(_admits(arg, kind) for arg in typing.get_args(hint))
+
+
+def _did_you_mean(key, fields) -> str:
+    close = difflib.get_close_matches(key, fields, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unused_message(prog, unused) -> str:
+    files = [arg for arg in unused if arg.endswith(CONFIG_SUFFIXES) and not arg.startswith("-")]
+    if files:
+        return (f"{files[0]}: a config file comes first, before any flag: {prog} {files[0]} [--flag value ...] "
+                "(the flags override the file's values)")
+    return f"unrecognized arguments: {' '.join(unused)}"

@@ -1,0 +1,110 @@
+"""`minbert train CONFIG.json|yaml [--flag value ...]` (and `pretrain-mlm`): the file's values are read as the
+command line reads the same values, a bad one is one line naming the file and the key (or the line) before
+any data is read, and flags after the file override it."""
+import json
+
+import pytest
+
+from hf_minbert.cli import main as minbert
+from hf_minbert.commands import train as train_command
+from hf_minbert.commands.train import parse_arguments
+from tests.helpers import refused_calls
+
+
+@pytest.fixture
+def data_reads(monkeypatch):
+    """The calls of `minbert train`'s data reader: a check made before any data is read leaves it empty."""
+    return refused_calls(monkeypatch, train_command, "load_task_data")
+
+
+def write_config(folder, name, values, output):
+    """`values` plus an output folder as a JSON or YAML file (by `name`'s suffix)."""
+    import yaml
+
+    values = {"output_dir": str(output), **values}
+    text = json.dumps(values) if name.endswith(".json") else yaml.safe_dump(values)
+    (folder / name).write_text(text, encoding="utf-8")
+    return folder / name
+
+
+def one_error_line(capsys):
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("minbert train: "), lines
+    return lines[0]
+
+
+def test_a_yaml_number_written_1e_4_is_a_float_as_on_the_command_line(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"output_dir: {tmp_path / 'out'}\nlearning_rate: 1e-4\n", encoding="utf-8")  # YAML: a string
+    training = parse_arguments([str(config)])[2]
+    assert training.learning_rate == 1e-4 and isinstance(training.learning_rate, float)
+
+
+@pytest.mark.parametrize("name", ["c.json", "c.yaml"])
+@pytest.mark.parametrize("key, value, expected", [
+    ("num_train_epochs", "three", "expected a number, got 'three'"),
+    ("per_device_train_batch_size", 3.5, "expected a whole number, got 3.5"),
+    ("bf16", "maybe", "expected true or false, got 'maybe'"),
+    ("lr_scheduler_type", "sideways", "expected one of linear, cosine"),
+    ("learning_rate", None, "expected a number, got null"),
+])
+def test_a_value_of_the_wrong_type_is_one_line_naming_the_file_and_key_before_the_data_is_read(
+    tmp_path, capsys, data_reads, name, key, value, expected
+):
+    config = write_config(tmp_path, name, {key: value}, tmp_path / "out")
+    assert minbert(["train", str(config)]) == 2
+    assert one_error_line(capsys).startswith(f"minbert train: {config}: {key}: {expected}")
+    assert data_reads == []
+
+
+def test_a_yaml_syntax_error_is_one_line_naming_the_file_and_line(tmp_path, capsys, data_reads):
+    config = tmp_path / "c.yaml"
+    config.write_text("num_train_epochs: 1\noutput_dir: [unclosed\n", encoding="utf-8")
+    assert minbert(["train", str(config)]) == 2
+    assert one_error_line(capsys).startswith(f"minbert train: {config}, line 3, column 1: not valid YAML: ")
+    assert data_reads == []
+
+
+def test_a_json_syntax_error_is_one_line_naming_the_file_and_line(tmp_path, capsys, data_reads):
+    config = tmp_path / "c.json"
+    config.write_text('{"num_train_epochs": 1,\n "output_dir": }\n', encoding="utf-8")
+    assert minbert(["train", str(config)]) == 2
+    assert one_error_line(capsys).startswith(f"minbert train: {config}, line 2, column 16: not valid JSON: ")
+    assert data_reads == []
+
+
+def test_an_unknown_key_is_named_with_the_file_and_the_nearest_flag(tmp_path, capsys, data_reads):
+    config = write_config(tmp_path, "c.yaml", {"learning_rat": 1e-4}, tmp_path / "out")
+    assert minbert(["train", str(config)]) == 2
+    assert one_error_line(capsys) == (f"minbert train: {config}: unknown key 'learning_rat' "
+                                      "(did you mean 'learning_rate'?)")
+    assert data_reads == []
+
+
+def test_flags_after_a_config_file_override_its_values(tmp_path):
+    config = write_config(tmp_path, "c.yaml", {"learning_rate": "1e-4", "num_train_epochs": 2}, tmp_path / "out")
+    training = parse_arguments([str(config), "--learning_rate", "3e-4"])[2]
+    assert (training.learning_rate, training.num_train_epochs) == (3e-4, 2.0)
+
+
+def test_a_config_file_after_flags_is_refused_saying_it_comes_first(tmp_path, capsys, data_reads):
+    config = write_config(tmp_path, "c.yaml", {}, tmp_path / "out")
+    assert minbert(["train", "--learning_rate", "3e-4", str(config)]) == 2
+    assert f"{config}: a config file comes first, before any flag" in one_error_line(capsys)
+    assert data_reads == []
+
+
+def test_a_mapping_for_a_per_task_option_reads_as_its_task_value_pairs(tmp_path):
+    config = write_config(tmp_path, "c.yaml", {"smart_weight": {"sst": 2, "para": 6}}, tmp_path / "out")
+    training = parse_arguments([str(config)])[2]
+    assert training.per_task("smart_weight", ["sst", "para", "sts"], 0.0) == {"sst": 2.0, "para": 6.0, "sts": 0.0}
+
+
+def test_pretrain_mlm_reads_a_config_file_as_train_does(tmp_path):
+    from hf_minbert.commands.pretrain_mlm import parse_arguments as parse_mlm_arguments
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"output_dir: {tmp_path / 'out'}\nlearning_rate: 1e-4\nmlm_probability: 0.2\n", encoding="utf-8")
+    mlm, training = parse_mlm_arguments([str(config), "--mlm_probability", "0.3"])
+    assert training.learning_rate == 1e-4 and isinstance(training.learning_rate, float)
+    assert mlm.mlm_probability == 0.3

@@ -1,0 +1,188 @@
+"""minBERT keeps transformers' conventions where a generic caller relies on them: tuples under return_dict=False,
+a fine-tuned BERT classifier's labels, (batch, num_labels) logits for a caller that names no task, the class a
+folder names for AutoModel, BERT's ignored label -100, and an error (not a silent fallback) for a default task or
+label count the model cannot honour."""
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import (
+    AutoModel,
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertForSequenceClassification,
+)
+from transformers.testing_utils import CaptureLogger
+from transformers.utils import logging as transformers_logging
+
+from hf_minbert import (
+    MinBertConfig,
+    MinBertForMaskedLM,
+    MinBertForMultitask,
+    MinBertForSequenceClassification,
+    MinBertModel,
+)
+from tests.helpers import random_batch
+
+MOOD = {"mood": {"kind": "binary", "labels": ["sad", "happy"]}}
+SCORE = {"score": {"kind": "regression", "label_range": [0, 5]}}
+
+
+def _config(tiny_config, **overrides):
+    saved = {key: value for key, value in tiny_config.to_dict().items() if key != "default_task"}
+    return MinBertConfig(**{**saved, **overrides})
+
+
+# --- return_dict=False ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model_class", [MinBertModel, MinBertForSequenceClassification, MinBertForMaskedLM,
+                                         MinBertForMultitask])
+def test_return_dict_false_in_the_config_gives_a_tuple_of_the_same_outputs(tiny_config, model_class):
+    model = model_class(_config(tiny_config, return_dict=False)).eval()
+    batch = random_batch(model.config)
+    with torch.no_grad():
+        as_tuple, as_output = model(**batch), model(**batch, return_dict=True)
+    assert isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[0], as_output[0])
+
+
+# --- a fine-tuned BERT classifier ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def bert_classifier_dir(tmp_path):
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, id2label={0: "neg", 1: "neu", 2: "pos"},
+                        label2id={"neg": 0, "neu": 1, "pos": 2})
+    reference = BertForSequenceClassification(config).eval()
+    reference.save_pretrained(tmp_path)
+    return tmp_path, reference
+
+
+def test_a_fine_tuned_bert_classifier_loads_with_its_classifier_and_label_names(bert_classifier_dir):
+    path, reference = bert_classifier_dir
+    model = MinBertForSequenceClassification.from_pretrained(path).eval()
+    assert model.config.id2label == {0: "neg", 1: "neu", 2: "pos"}
+    batch = random_batch(model.config)
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).logits, reference(**batch).logits, rtol=0, atol=1e-5)
+
+
+def test_a_multitask_model_from_a_bert_classifier_names_its_labels_after_its_default_head(bert_classifier_dir):
+    model = MinBertForMultitask.from_pretrained(bert_classifier_dir[0])
+    assert model.config.id2label == dict(enumerate(model.config.tasks["sst"]["labels"]))
+
+
+# --- the default task and the label count -----------------------------------------------------------------
+
+
+def test_a_default_task_that_is_not_a_task_is_an_error_naming_it_and_the_tasks():
+    with pytest.raises(ValueError, match="default_task='sentiment' is not one of this model's tasks: sst, para, sts"):
+        MinBertConfig(hidden_size=32, num_attention_heads=4, default_task="sentiment")
+
+
+def test_a_default_task_passed_to_from_pretrained_must_be_a_task(tmp_path, tiny_config):
+    MinBertForMultitask(tiny_config).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="default_task='sentiment' is not one of this model's tasks"):
+        MinBertForMultitask.from_pretrained(tmp_path, default_task="sentiment")
+
+
+def test_new_heads_without_a_default_task_default_to_sst_or_the_first(tmp_path, tiny_config):
+    MinBertForMultitask(tiny_config).save_pretrained(tmp_path)  # saved with default_task "sst"
+    assert MinBertForMultitask.from_pretrained(tmp_path, tasks=MOOD).config.default_task == "mood"
+
+
+def test_num_labels_that_differ_from_a_multitask_checkpoints_default_head_are_refused(tmp_path, tiny_config):
+    MinBertForMultitask(tiny_config).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"num_labels=2 does not fit this multitask checkpoint: its default head "
+                                         r"'sst' answers 5.*para \(2\)"):
+        AutoModelForSequenceClassification.from_pretrained(tmp_path, num_labels=2)
+
+
+def test_num_labels_that_agree_with_a_multitask_checkpoints_default_head_load(tmp_path, tiny_config):
+    MinBertForMultitask(tiny_config).save_pretrained(tmp_path)
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path, num_labels=2, default_task="para")
+    assert model.config.num_labels == 2 and model.config.default_task == "para"
+
+
+# --- logits for a caller that names no task ---------------------------------------------------------------
+
+
+def test_a_binary_default_head_answers_a_task_less_call_with_two_columns_zero_and_its_logit(tiny_config):
+    model = MinBertForMultitask(_config(tiny_config, tasks=MOOD)).eval()
+    batch = random_batch(model.config)
+    logit = model(**batch, task="mood").logits
+    torch.testing.assert_close(model(**batch).logits, torch.stack([torch.zeros_like(logit), logit], dim=-1))
+    assert model.config.num_labels == 2 and model.config.id2label == {0: "sad", 1: "happy"}
+
+
+def test_a_regression_default_head_answers_a_task_less_call_with_one_column(tiny_config):
+    model = MinBertForMultitask(_config(tiny_config, tasks=SCORE)).eval()
+    batch = random_batch(model.config)
+    torch.testing.assert_close(model(**batch).logits, model(**batch, task="score").logits.unsqueeze(-1))
+    assert model.config.num_labels == 1
+
+
+def test_an_ensemble_answers_a_task_less_call_in_transformers_shape_too(tiny_config):
+    from hf_minbert import MinBertEnsembleForMultitask
+
+    member = MinBertForMultitask(_config(tiny_config, tasks=MOOD)).eval()
+    ensemble = MinBertEnsembleForMultitask.from_members([member], {"mood": [1.0]}).eval()
+    batch = random_batch(member.config)
+    logit = ensemble(**batch, task="mood").logits
+    torch.testing.assert_close(ensemble(**batch).logits, torch.stack([torch.zeros_like(logit), logit], dim=-1))
+    assert ensemble.config.id2label == {0: "sad", 1: "happy"}
+
+
+def test_a_task_less_binary_loss_is_the_cross_entropy_of_its_two_columns(tiny_config):
+    model = MinBertForMultitask(_config(tiny_config, tasks=MOOD)).eval()
+    labels = torch.tensor([1, 0, 1])
+    out = model(**random_batch(model.config), labels=labels)
+    torch.testing.assert_close(out.loss, F.cross_entropy(out.logits, labels))
+
+
+# --- AutoModel in-process ---------------------------------------------------------------------------------
+
+
+def test_auto_model_loads_a_saved_sequence_classifier_with_its_classifier(tmp_path, tiny_config):
+    saved = MinBertForSequenceClassification(_config(tiny_config, num_labels=3)).eval()
+    saved.save_pretrained(tmp_path)
+    model = AutoModel.from_pretrained(tmp_path).eval()
+    assert type(model) is MinBertForSequenceClassification
+    batch = random_batch(saved.config)
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).logits, saved(**batch).logits)
+
+
+def test_auto_model_loads_a_masked_lm_folder_as_its_encoder_as_remote_code_does(tmp_path, tiny_config):
+    MinBertForMaskedLM(tiny_config).save_pretrained(tmp_path)
+    assert type(AutoModel.from_pretrained(tmp_path)) is MinBertModel
+
+
+def test_auto_model_from_a_fresh_config_is_the_multitask_model(tiny_config):
+    assert type(AutoModel.from_config(tiny_config)) is MinBertForMultitask
+
+
+def test_loading_through_auto_classes_does_not_warn_that_trust_remote_code_is_ignored(tmp_path, tiny_config):
+    MinBertForMultitask(tiny_config).save_pretrained(tmp_path)
+    with CaptureLogger(transformers_logging.get_logger("transformers.configuration_utils")) as captured:
+        AutoModel.from_pretrained(tmp_path, trust_remote_code=True)
+        AutoModelForSequenceClassification.from_pretrained(tmp_path, trust_remote_code=True)
+    assert "trust_remote_code" not in captured.out
+
+
+# --- label -100 -------------------------------------------------------------------------------------------
+
+
+def test_a_class_label_of_minus_100_is_ignored_by_a_classification_head(tiny_config):
+    model = MinBertForMultitask(tiny_config).eval()
+    batch = random_batch(tiny_config)
+    out = model(**batch, task="sst", labels=torch.tensor([2, -100, 4]))
+    torch.testing.assert_close(out.loss, F.cross_entropy(out.logits[[0, 2]], torch.tensor([2, 4])))
+
+
+def test_a_class_label_of_minus_100_is_ignored_by_the_sequence_classifier(tiny_config):
+    model = MinBertForSequenceClassification(_config(tiny_config, num_labels=3)).eval()
+    out = model(**random_batch(tiny_config), labels=torch.tensor([-100, 1, 2]))
+    torch.testing.assert_close(out.loss, F.cross_entropy(out.logits[1:], torch.tensor([1, 2])))
