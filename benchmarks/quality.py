@@ -39,6 +39,7 @@ TRAIN_ROWS = {
     "multitask": ("one shared encoder for all tasks (CerBERTus k=0)", ["--architecture", "multitask"]),
     "no_smart": ("SMART off (--smart_weight 0): the same as the default now, kept for the older suites", ["--smart_weight", "0"]),
     "smart_sst": ("SMART λ=1 on sst (seed 000's best λ for SST), its passes in fp32", ["--smart_weight", "sst=1"]),
+    # The seeds' MNR loss, beside the default (half an epoch, three seeds: its own suite quality-0.5epoch-mnr).
     "mnr": ("defaults + MNR loss (weight 1) on Quora's paraphrase pairs", ["--mnr_weight", "1"]),
     "sts_bi": ("bi-encoded STS head (cosine, seed 001)", ["--pair_encoding", "sts=bi"]),
     "sts_cross": ("cross-encoded STS head without the cosine feature", ["--pair_encoding", "sts=cross", "--cosine_feature", "sts=false"]),
@@ -186,7 +187,8 @@ TRAIN_ROWS = {
 # other row's Δ is read. Each `<row>_seed<N>` is the row's command with `--seed N`.
 SEEDS = (1, 2)
 SEEDED_TRAIN_ROWS = ("default", "rows_32", "smart_sst", "cosent", "token_rows_8", "epochs_2", "pair_swap",
-                     "implied_pairs", "label_smoothing", "triple", "lr_8e-5", "sts_passes_2", "ordinal", "para_passes_2")
+                     "implied_pairs", "label_smoothing", "triple", "lr_8e-5", "sts_passes_2", "ordinal", "para_passes_2",
+                     "mnr")
 
 
 def _with_seed_rows(rows):
