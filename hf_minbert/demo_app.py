@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -23,7 +24,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 from huggingface_hub import ModelCard, hf_hub_download  # noqa: E402
-from transformers import AutoModelForSequenceClassification, pipeline  # noqa: E402
+from transformers import pipeline  # noqa: E402
 
 METRICS_FILE = "metrics.json"
 CARD_FILE = "README.md"
@@ -32,7 +33,7 @@ PREFERRED_HEADS = {"paraphrase": "para", "similarity": "sts"}
 
 
 class DemoModel:
-    """The model, loaded once, and the pipelines over it that the app answers with: the stock
+    """The model, loaded once, and the pipelines over it that the app answers with: the model's own
     text-classification pipeline (every class's probability, for the model's default head when that is a
     single-sentence classifier) and the model's own paraphrase-detection, sentence-similarity and
     minbert-multitask pipelines. Every method takes the texts as typed and refuses empty or over-long ones
@@ -52,10 +53,11 @@ class DemoModel:
         self.similarity_pipeline = pipeline("sentence-similarity", **shared) if self.heads["similarity"] else None
         self.sentiment_pipeline = None
         if self.heads["sentiment"]:
-            # config.json's auto_map names this class for AutoModelForSequenceClassification as well; loading
-            # through AutoModel registered it for AutoModel only, and the stock pipeline checks the former.
-            AutoModelForSequenceClassification.register(type(self.model.config), type(self.model), exist_ok=True)
-            self.sentiment_pipeline = pipeline("text-classification", **shared)
+            # The folder's own text-classification pipeline (its pipelines.py, loaded above) over the loaded model:
+            # pipeline() on a model object would give the stock one, and registering the model's class with
+            # AutoModelForSequenceClassification to avoid that would change every later load in the process.
+            sentiment_pipeline = sys.modules[type(self.multitask).__module__].MinBertSentimentPipeline
+            self.sentiment_pipeline = sentiment_pipeline(task="text-classification", **shared)
 
     def sentiment(self, text):
         """{class: probability} for every class of the sentiment head."""

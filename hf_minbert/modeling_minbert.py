@@ -436,6 +436,12 @@ class MinBertForSequenceClassification(MinBertPreTrainedModel):
             return MinBertForMultitask.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
+    def auto_map(self):
+        # As transformers maps a BERT classifier: AutoModel gives its encoder, whose first output is the token
+        # features the stock feature-extraction pipeline reads (this class's first output is logits).
+        return {"AutoModel": "modeling_minbert.MinBertModel",
+                "AutoModelForSequenceClassification": "modeling_minbert.MinBertForSequenceClassification"}
+
     def get_input_embeddings(self):
         return self.bert.get_input_embeddings()
 
@@ -545,8 +551,10 @@ class MinBertForMaskedLM(MinBertPreTrainedModel):
 # save_pretrained copies this file, the files it imports relatively and configuration_minbert.py next to the
 # weights and writes auto_map, so the folder loads with trust_remote_code=True where hf_minbert is not installed.
 MinBertConfig.register_for_auto_class()
-for _model_class in (MinBertModel, MinBertForMultitask, MinBertForSequenceClassification):
+for _model_class in (MinBertModel, MinBertForMultitask):
     _model_class.register_for_auto_class("AutoModel")
+# Each class under the auto class its auto_map() gives it: transformers writes this entry over auto_map's.
+MinBertForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
 MinBertForMaskedLM.register_for_auto_class("AutoModelForMaskedLM")
 
 __all__ = [

@@ -158,6 +158,20 @@ def test_sentiment_shows_every_class_probability_of_the_text_classification_pipe
     assert shown == pytest.approx(expected["sentiment"], abs=1e-6)
 
 
+@pytest.mark.slow
+def test_the_demo_leaves_the_processs_auto_classes_as_they_were(demo_app, model_dir):
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    from hf_minbert import MinBertConfig
+
+    def mapped():
+        return {auto: auto._model_mapping[MinBertConfig] for auto in (AutoModel, AutoModelForSequenceClassification)}
+
+    before = mapped()
+    demo_app.DemoModel(model_dir)
+    assert mapped() == before
+
+
 def test_paraphrase_shows_the_pipelines_label_first_and_both_probabilities(demo_model, expected):
     shown = demo_model.paraphrase(*PAIR)
     label, probability = next(iter(shown.items()))

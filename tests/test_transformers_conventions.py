@@ -145,14 +145,33 @@ def test_a_task_less_binary_loss_is_the_cross_entropy_of_its_two_columns(tiny_co
 # --- AutoModel in-process ---------------------------------------------------------------------------------
 
 
-def test_auto_model_loads_a_saved_sequence_classifier_with_its_classifier(tmp_path, tiny_config):
+def test_a_saved_sequence_classifier_loads_as_its_encoder_through_auto_model_as_bert_does(tmp_path, tiny_config):
     saved = MinBertForSequenceClassification(_config(tiny_config, num_labels=3)).eval()
     saved.save_pretrained(tmp_path)
-    model = AutoModel.from_pretrained(tmp_path).eval()
-    assert type(model) is MinBertForSequenceClassification
+    encoder = AutoModel.from_pretrained(tmp_path).eval()
+    assert type(encoder) is MinBertModel
+    batch = random_batch(saved.config)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(**batch).last_hidden_state, saved.bert(**batch).last_hidden_state)
+
+
+def test_a_saved_sequence_classifier_loads_with_its_classifier_through_the_classification_auto_class(
+        tmp_path, tiny_config):
+    saved = MinBertForSequenceClassification(_config(tiny_config, num_labels=3)).eval()
+    saved.save_pretrained(tmp_path)
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
     batch = random_batch(saved.config)
     with torch.no_grad():
         torch.testing.assert_close(model(**batch).logits, saved(**batch).logits)
+
+
+def test_feature_extraction_of_a_saved_sequence_classifier_gives_token_features(tmp_path, tiny_config, minilm_path):
+    from transformers import AutoTokenizer, pipeline
+
+    MinBertForSequenceClassification(_config(tiny_config, num_labels=3, vocab_size=30522)).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(tmp_path)
+    features = pipeline("feature-extraction", model=str(tmp_path), trust_remote_code=True)("a fine film")
+    assert torch.tensor(features).shape == (1, 5, tiny_config.hidden_size)  # [CLS] a fine film [SEP]
 
 
 def test_auto_model_loads_a_masked_lm_folder_as_its_encoder_as_remote_code_does(tmp_path, tiny_config):
