@@ -23,7 +23,7 @@ import json
 import sys
 from pathlib import Path
 
-from transformers import AutoConfig, AutoTokenizer
+from transformers import AutoTokenizer, PretrainedConfig
 
 from hf_minbert.commands.evaluate import CommandError, check_model_source, positive_int, torch_device
 from hf_minbert.data import TASK_SCHEMAS, DataError, read_task_file
@@ -103,10 +103,14 @@ def candidate_heads(args) -> dict:
     for path in args.models:
         check_model_source("--models", path)
         try:
-            if isinstance(AutoConfig.from_pretrained(path), MinBertEnsembleConfig):
-                raise CommandError(f"{path} is already an ensemble; pass its member models instead")
-            tasks = MinBertConfig.from_pretrained(path).tasks
-        except (OSError, ValueError) as error:
+            config_dict, _ = PretrainedConfig.get_config_dict(path)  # read once, as saved
+        except OSError as error:
+            raise CommandError(f"cannot load a model from {path}: {_first_line(error)}") from None
+        if config_dict.get("model_type") == MinBertEnsembleConfig.model_type:
+            raise CommandError(f"{path} is already an ensemble; pass its member models instead")
+        try:
+            tasks = MinBertConfig.from_dict(config_dict).tasks
+        except ValueError as error:
             raise CommandError(f"cannot load a model from {path}: {_first_line(error)}") from None
         for task in args.tasks:
             if task in tasks:
