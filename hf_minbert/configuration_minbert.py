@@ -192,7 +192,7 @@ class MinBertConfig(PretrainedConfig):
         if not tasks:
             raise ValueError("tasks must name at least one task head")
         self.tasks = {name: normalize_task_spec(name, spec) for name, spec in tasks.items()}
-        self.default_task = _checked_default_task(default_task, self.tasks)
+        self.default_task = checked_default_task(default_task, self.tasks)
         self.task_specific_layers = int(task_specific_layers)
         self.task_specific_embeddings = bool(task_specific_embeddings)
         self.static_encoder = bool(static_encoder)
@@ -292,7 +292,7 @@ def _without_stale_default_task(config_dict, kwargs):
     return config_dict
 
 
-def _checked_default_task(default_task, tasks):
+def checked_default_task(default_task, tasks):
     if default_task is None:
         return "sst" if "sst" in tasks else next(iter(tasks))
     if default_task not in tasks:

@@ -255,11 +255,11 @@ class MinBertForMultitask(MinBertPreTrainedModel):
         return load_multitask(super().from_pretrained, pretrained_model_name_or_path, model_args, kwargs)
 
     def encode_for_tasks(self, tasks, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None,
-                         output_attentions=None, output_hidden_states=None):
+                         output_attentions=None, output_hidden_states=None, position_ids=None):
         """{task: `MinBertEncoderOutput`}: the encoder output each task's head reads, for one input batch. The
         shared part of the encoder runs once for all `tasks`; each task's own layers (CerBERTus, Triple-BERT)
         run on top. With a static encoder, each output carries its output as `static_output`."""
-        inputs = dict(zip(INPUT_KEYS, (input_ids, attention_mask, token_type_ids, inputs_embeds)))
+        inputs = dict(zip(INPUT_KEYS, (input_ids, attention_mask, token_type_ids, inputs_embeds, position_ids)))
         tasks = list(dict.fromkeys([tasks] if isinstance(tasks, str) else tasks))
         return self._encode(tasks, inputs, output_attentions, output_hidden_states, static_tasks=tasks)
 
@@ -378,9 +378,11 @@ class MinBertForMultitask(MinBertPreTrainedModel):
         output_attentions=None,
         output_hidden_states=None,
         return_dict=None,
+        position_ids=None,
     ):
         """`task`'s logits (and loss, given `labels`); without a task, the default head's, in transformers'
-        (batch, num_labels) shape (`sequence_classification_logits`), as a generic caller expects them."""
+        (batch, num_labels) shape (`sequence_classification_logits`), as a generic caller expects them.
+        `position_ids` go with `input_ids` (or `inputs_embeds`): sentences or cross-encoded pairs."""
         generic = task is None
         task = self.config.default_task if task is None else task
         spec = self.config.task_spec(task)
@@ -389,9 +391,11 @@ class MinBertForMultitask(MinBertPreTrainedModel):
         if spec["pair_encoding"] == "bi":
             check_task(input_ids_a is not None or inputs_embeds_a is not None, task,
                        "a bi-encoder task needs input_ids_a/attention_mask_a and input_ids_b/attention_mask_b")
+            check_task(position_ids is None, task, "a bi-encoder task reads each sentence from position 0: "
+                       "position_ids go with input_ids, which it does not read")
         else:
             check_task(input_ids is not None or inputs_embeds is not None, task, "needs input_ids (or inputs_embeds)")
-            joint = dict(zip(INPUT_KEYS, (input_ids, attention_mask, token_type_ids, inputs_embeds)))
+            joint = dict(zip(INPUT_KEYS, (input_ids, attention_mask, token_type_ids, inputs_embeds, position_ids)))
             inputs["sentences" if spec["pair_encoding"] == "single" else "pairs"] = joint
             if spec["cosine_feature"]:
                 check_task(input_ids_a is not None or inputs_embeds_a is not None, task,

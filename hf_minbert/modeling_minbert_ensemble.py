@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
-from .configuration_minbert import MinBertConfig, sequence_classification_labels
+from .configuration_minbert import MinBertConfig, checked_default_task, sequence_classification_labels
 from .modeling_minbert import MinBertForMultitask
 from .modeling_minbert_conversion import load_multitask  # noqa: F401  (see the module docstring)
 from .modeling_minbert_heads import (
@@ -86,7 +86,7 @@ class MinBertEnsembleConfig(PretrainedConfig):
         if len(vocab_sizes) != 1:
             raise ValueError(f"ensemble members must share one tokenizer, but their vocab sizes differ: {sorted(vocab_sizes)}")
         self.vocab_size = vocab_sizes.pop()
-        self.default_task = default_task if default_task in self.tasks else ("sst" if "sst" in self.tasks else next(iter(self.tasks)))
+        self.default_task = checked_default_task(default_task, self.tasks)
         # The stock text-classification pipeline names the columns of forward's task-less logits from id2label.
         labels = sequence_classification_labels(self.default_task, self.tasks[self.default_task])
         self.id2label = dict(enumerate(labels))

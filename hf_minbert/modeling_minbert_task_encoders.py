@@ -24,7 +24,7 @@ from .modeling_minbert_heads import check_task, pooled_features
 from .modeling_minbert_layers import MinBertPooler, MinBertTopLayers
 from .modeling_minbert_unpadding import MinBertTokenLayout
 
-INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "inputs_embeds")
+INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "inputs_embeds", "position_ids")
 
 
 class MinBertTaskEncoder(nn.Module):
@@ -161,7 +161,7 @@ class MinBertWithStaticEncoder:
             if id(table) not in static_by_table:
                 words = inputs["inputs_embeds"] if inputs["inputs_embeds"] is not None else table(inputs["input_ids"])
                 static_by_table[id(table)] = model.static_bert(
-                    None, inputs["attention_mask"], inputs["token_type_ids"], inputs_embeds=words
+                    None, inputs["attention_mask"], inputs["token_type_ids"], inputs["position_ids"], inputs_embeds=words
                 )
             outputs[task] = MinBertEncoderOutput(**outputs[task], static_output=static_by_table[id(table)])
         return outputs

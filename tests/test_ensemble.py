@@ -23,6 +23,7 @@ from hf_minbert.modeling_minbert_ensemble import average_predictions, split_cros
 from tests.helpers import random_batch, run_isolated, tiny_model, tiny_task_rows, write_task_files
 
 WEIGHTS = {"sst": [1, 1], "para": [1, 0], "sts": [1, 3]}
+WEIGHTS_SST_PARA = {"sst": [1, 1], "para": [1, 1]}
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +109,16 @@ def test_members_that_disagree_on_a_tasks_meaning_are_refused(members):
 def test_a_member_that_takes_part_in_no_task_is_refused(members):
     with pytest.raises(ValueError, match=r"member\(s\) \[1\] take part in no task"):
         MinBertEnsembleConfig(members=[m.config for m in members], task_weights={"sst": [1, 0]})
+
+
+def test_a_default_task_the_ensemble_does_not_answer_is_refused(members):
+    with pytest.raises(ValueError, match=r"default_task='sts' is not one of this model's tasks: sst, para"):
+        MinBertEnsembleConfig(members=[m.config for m in members], task_weights=WEIGHTS_SST_PARA, default_task="sts")
+
+
+def test_without_a_default_task_the_ensemble_answers_sst(members):
+    config = MinBertEnsembleConfig(members=[m.config for m in members], task_weights=WEIGHTS_SST_PARA)
+    assert config.default_task == "sst"
 
 
 # ------------------------------------------------------------------------------------------------------

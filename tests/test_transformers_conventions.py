@@ -1,6 +1,6 @@
 """minBERT keeps transformers' conventions where a generic caller relies on them: tuples under return_dict=False,
 a fine-tuned BERT classifier's labels, (batch, num_labels) logits for a caller that names no task, the class a
-folder names for AutoModel, BERT's ignored label -100, and an error (not a silent fallback) for a default task or
+folder names for AutoModel, BERT's position_ids and ignored label -100, and an error (not a silent fallback) for a default task or
 label count the model cannot honour."""
 import pytest
 import torch
@@ -189,6 +189,61 @@ def test_loading_through_auto_classes_does_not_warn_that_trust_remote_code_is_ig
         AutoModel.from_pretrained(tmp_path, trust_remote_code=True)
         AutoModelForSequenceClassification.from_pretrained(tmp_path, trust_remote_code=True)
     assert "trust_remote_code" not in captured.out
+
+
+# --- position_ids -------------------------------------------------------------------------------------------
+
+VARIANTS = {"shared": {}, "cerbertus": {"task_specific_layers": 1}, "triple": {"task_specific_embeddings": True, "task_specific_layers": 2},
+            "static": {"static_encoder": True}}
+
+
+def _shifted_positions(batch, shift=3):
+    length = batch["input_ids"].shape[1]
+    return torch.arange(shift, shift + length).expand_as(batch["input_ids"])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("task", ["sst", "para"])
+def test_multitask_position_ids_from_zero_are_the_default_positions(tiny_config, variant, task):
+    model = MinBertForMultitask(_config(tiny_config, **VARIANTS[variant])).eval()
+    batch = random_batch(model.config)
+    default = torch.arange(batch["input_ids"].shape[1]).expand_as(batch["input_ids"])
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch, task=task, position_ids=default).logits,
+                                   model(**batch, task=task).logits)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_multitask_position_ids_reach_every_encoder_the_head_reads(tiny_config, variant):
+    model = MinBertForMultitask(_config(tiny_config, **VARIANTS[variant])).eval()
+    batch = random_batch(model.config)
+    with torch.no_grad():
+        given = model.encode_for_task("sst", **batch, position_ids=_shifted_positions(batch))
+        default = model.encode_for_task("sst", **batch)
+    assert not torch.allclose(given.last_hidden_state, default.last_hidden_state)
+    if variant == "static":
+        assert not torch.allclose(given.static_output.last_hidden_state, default.static_output.last_hidden_state)
+
+
+def test_multitask_position_ids_give_the_encoders_answer_for_those_positions(tiny_config):
+    model = MinBertForMultitask(_config(tiny_config)).eval()
+    batch = random_batch(model.config)
+    positions = _shifted_positions(batch)
+    with torch.no_grad():
+        encoded = model.bert(**batch, position_ids=positions)
+        expected = model.head_logits("sst", encoded, batch["attention_mask"])
+        torch.testing.assert_close(model(**batch, task="sst", position_ids=positions).logits, expected)
+
+
+def test_a_bi_encoder_task_refuses_position_ids_it_would_not_read(tiny_config):
+    tasks = {name: dict(spec) for name, spec in tiny_config.tasks.items()}
+    tasks["sts"]["pair_encoding"] = "bi"
+    model = MinBertForMultitask(_config(tiny_config, tasks=tasks)).eval()
+    batch = random_batch(model.config, pairs=False)
+    sides = {"input_ids_a": batch["input_ids"], "attention_mask_a": batch["attention_mask"],
+             "input_ids_b": batch["input_ids"], "attention_mask_b": batch["attention_mask"]}
+    with pytest.raises(ValueError, match="task 'sts': a bi-encoder task reads each sentence from position 0"):
+        model(**sides, task="sts", position_ids=_shifted_positions(batch))
 
 
 # --- label -100 -------------------------------------------------------------------------------------------
