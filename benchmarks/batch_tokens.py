@@ -19,13 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 import transformers
 
-from model_cards.card import cpu_model
-
 from default_recipe import default_recipe
-from result_files import run_header, save_results
+from result_files import print_machine, run_header, save_results
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ROWS = "rows"  # the variant without a budget: batches of --per_device_train_batch_size rows
@@ -82,7 +79,7 @@ def main(argv=None):
     if not 0 < options.fraction <= 1 or options.repeats < 1:
         parser.error("--fraction must be in (0, 1] and --repeats at least 1")
     transformers.logging.set_verbosity_error()
-    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} torch threads", flush=True)
+    print_machine()
     runs = {variant: [] for variant in (ROWS, *options.budgets)}
     for repeat in range(options.repeats):
         for variant in runs:

@@ -30,7 +30,6 @@ Trainer's step) and the top operators by self CPU time.
 Results: benchmarks/results/end_to_end.json and .md; `benchmarks/speed.py` measures the encoder step alone.
 """
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -49,10 +48,8 @@ from transformers import (
     TrainingArguments,
 )
 
-from model_cards.card import cpu_model
-
 from default_recipe import default_recipe
-from result_files import run_header, save_results
+from result_files import append_history, print_machine, run_header, save_results
 from speed import matmul_peak, sequence_flops
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -341,17 +338,6 @@ def history_row(report):
             "ceiling": report.get("ceiling_ratio_real_tokens"), "command": report["command"]}
 
 
-def previous_history(out_dir):
-    """The history of the report in `out_dir`; a report from before the history holds one run, its own row."""
-    try:
-        previous = json.loads((Path(out_dir) / "end_to_end.json").read_text())
-    except (OSError, ValueError):
-        return []
-    if "history" in previous:
-        return previous["history"]
-    return [history_row(previous)] if "ratio_real_tokens" in previous else []
-
-
 def _percent(value):
     return "" if value is None else f"{value:.1%}"
 
@@ -374,7 +360,7 @@ def main(argv=None):
     if options.profile_steps < 0 or options.profile_top < 1:
         parser.error("--profile_steps must be at least 0 and --profile_top at least 1")
     transformers.logging.set_verbosity_error()
-    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} torch threads", flush=True)
+    print_machine()
     timed_end = options.warmup + options.steps
     profiler = StepProfiler(first=timed_end, count=options.profile_steps)
     with tempfile.TemporaryDirectory() as work:
@@ -407,7 +393,7 @@ def main(argv=None):
     report["ratio_rows"] = round(report["minbert"]["rows_per_s"] / report["peer"]["rows_per_s"], 2)
     add_matmul_ceiling(report, peak["peak_tflops"]["bfloat16"])
     report["label"] = options.label or "(unlabelled)"
-    report["history"] = previous_history(options.out_dir) + [history_row(report)]
+    report["history"] = append_history(options.out_dir, "end_to_end", history_row(report))
     table = markdown(report)
     print("\n" + table)
     save_results(options.out_dir, "end_to_end", report, table)

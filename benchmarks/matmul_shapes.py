@@ -19,9 +19,7 @@ from pathlib import Path
 
 import torch
 
-from model_cards.card import cpu_model
-
-from result_files import run_header, save_results
+from result_files import print_machine, run_header, save_results
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 HIDDEN, INTERMEDIATE = 384, 1536  # all-MiniLM-L6-v2's feed-forward
@@ -49,7 +47,7 @@ def main(argv=None):
     options = parser.parse_args(argv)
     if options.calls < 1 or not 0 < options.low <= options.high or options.bucket < 1:
         parser.error("need --calls >= 1, 0 < --low <= --high and --bucket >= 1")
-    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} torch threads", flush=True)
+    print_machine()
     rng = random.Random(options.seed)
     torch.manual_seed(options.seed)
     weight = torch.randn(INTERMEDIATE, HIDDEN, dtype=torch.bfloat16)

@@ -1,21 +1,50 @@
 """Where a benchmark's figures go: `<name>.json` (everything measured, with the command and the machine) and
-`<name>.md` (the table quoted in the README), side by side in the results folder."""
+`<name>.md` (the table quoted in the README), side by side in the results folder; and how a result names
+the machine that measured it.
+
+torch is imported only where a function needs it: quality.py's `--list` and `--render` run without it."""
 import json
 import os
 import shlex
 import time
 from pathlib import Path
 
-import torch
+from model_cards.run_record import cpu_model
 
-from model_cards.card import cpu_model
+
+def command_line(script, argv):
+    """The command that ran `benchmarks/<script>` with `argv`, as a report quotes it."""
+    return f"python benchmarks/{script}" + ("" if not argv else " " + shlex.join(argv))
+
+
+def machine_name():
+    """The CPU and its core count, as every report names its machine: "AMD EPYC, 2 cores"."""
+    return f"{cpu_model()}, {os.cpu_count()} cores"
+
+
+def print_machine():
+    """Say which CPU and how many torch threads the figures printed next come from."""
+    import torch
+
+    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} torch threads", flush=True)
 
 
 def run_header(script, argv):
     """What every report starts with: the command that made it, the machine, torch and its threads, the date."""
-    return {"command": f"python benchmarks/{script}" + ("" if not argv else " " + shlex.join(argv)),
-            "machine": f"{cpu_model()}, {os.cpu_count()} cores", "torch": torch.__version__,
+    import torch
+
+    return {"command": command_line(script, argv), "machine": machine_name(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}
+
+
+def append_history(out_dir, name, row):
+    """The history of the report `<name>.json` in `out_dir` (one row per earlier run; none without a
+    report), then `row`: rerunning a benchmark adds its run to the table instead of replacing it."""
+    try:
+        history = json.loads((Path(out_dir) / f"{name}.json").read_text()).get("history", [])
+    except (OSError, ValueError):
+        history = []
+    return history + [row]
 
 
 def save_results(out_dir, name, report, table):

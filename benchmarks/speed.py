@@ -29,10 +29,8 @@ history: one summary row per run, labelled with the change it measured) and benc
 (the tables).
 """
 import argparse
-import json
 import os
 import platform
-import shlex
 import statistics
 import sys
 import time
@@ -45,9 +43,9 @@ from torch.profiler import ProfilerActivity, profile
 from transformers import BertModel
 
 from hf_minbert import MinBertModel, embedded_base_model
-from model_cards.card import cpu_model
+from model_cards.run_record import cpu_model
 
-from result_files import save_results
+from result_files import append_history, command_line, print_machine, save_results
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MODELS = ("minbert", "transformers")
@@ -338,8 +336,6 @@ def machine_info():
     }
 
 
-
-
 def markdown_table(results, settings, command, real_tokens, machine, extras):
     peak = extras["matmul"]["peak_tflops"]
     lines = [
@@ -408,14 +404,6 @@ def history_row(settings, command, results, optimizer, machine, peak_tflops):
     return row
 
 
-def previous_history(out_dir):
-    path = Path(out_dir) / "speed.json"
-    try:
-        return json.loads(path.read_text()).get("history", [])
-    except (OSError, ValueError):
-        return []
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     settings = parse_args(argv)
@@ -424,7 +412,7 @@ def main(argv=None):
     torch.manual_seed(settings.seed)
     transformers.logging.set_verbosity_error()  # the checkpoint's load reports are not benchmark output
     transformers.logging.disable_progress_bar()
-    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} torch threads", flush=True)
+    print_machine()
     path = embedded_base_model()
     models = load_models(path)
     inputs = padded_batch(models["minbert"].config, settings)
@@ -440,7 +428,7 @@ def main(argv=None):
               f"transformers {r['examples_per_s']['transformers']:.1f} ex/s, "
               f"ratio {r['ratio']:.2f} (CPU time {r['cpu_ratio']:.2f})", flush=True)
 
-    command = "python benchmarks/speed.py" + ("" if not argv else " " + shlex.join(argv))
+    command = command_line("speed.py", argv)
     real_tokens = int(inputs["attention_mask"].sum())
     config = models["minbert"].config
     matmul = matmul_peak(config, real_tokens, repeats=3 if settings.quick else 10)
@@ -454,8 +442,8 @@ def main(argv=None):
     print("optimizer step: " + ", ".join(f"{n} {s * 1e3:.1f} ms" for n, s in optimizer["median_s"].items()),
           flush=True)
     machine = machine_info()
-    history = previous_history(settings.out_dir) + [
-        history_row(settings, command, results, optimizer, machine, matmul["peak_tflops"]["bfloat16"])]
+    history = append_history(settings.out_dir, "speed",
+                             history_row(settings, command, results, optimizer, machine, matmul["peak_tflops"]["bfloat16"]))
     extras = {"matmul": matmul, "profile": profile_rows, "optimizer": optimizer, "history": history}
     table = markdown_table(results, settings, command, real_tokens, machine, extras)
     print("\n" + table)

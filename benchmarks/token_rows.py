@@ -27,13 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 import transformers
 
-from model_cards.card import cpu_model
-
 from default_recipe import default_recipe
-from result_files import run_header, save_results
+from result_files import print_machine, run_header, save_results
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 EXACT, ROUNDED, CACHED = "exact", "rounded", "exact, larger kernel cache"
@@ -134,7 +131,7 @@ def main(argv=None):
         result = train_halves(options.data_dir, options.fraction, options.seed, rounded=options.child == ROUNDED)
         print(RESULT_PREFIX + json.dumps(result), flush=True)
         return 0
-    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} torch threads", flush=True)
+    print_machine()
     runs = {variant: [] for variant in (EXACT, ROUNDED, *([CACHED] if options.cache_capacity else []))}
     for repeat in range(options.repeats):
         for variant in runs:

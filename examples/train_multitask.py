@@ -9,7 +9,7 @@ import sys
 from transformers import AutoTokenizer, set_seed
 
 from hf_minbert import MinBertForMultitask, embedded_base_model, recipe
-from hf_minbert.data import default_training_sources, read_task_splits, read_training_sources
+from hf_minbert.data import default_training_sources, read_task_splits, read_training_sources, task_schema
 from hf_minbert.evaluation import evaluate_model, write_metrics_json
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
 
@@ -18,13 +18,15 @@ output_dir = sys.argv[2] if len(sys.argv) > 2 else "runs/example"
 limit = int(sys.argv[3]) if len(sys.argv) > 3 else None
 
 # Each task's training files: the course's, plus the treebank's phrases and Quora's extra pairs when the data
-# folder has them (a row repeating an earlier file's row is dropped and reported), and its dev rows.
+# folder has them (a row repeating an earlier file's row is dropped and reported), and its dev rows. A training
+# row whose text equals a dev row's (a sentence, or a pair in either order) is dropped too: its dev score would
+# be measured on a row trained on.
 train, dev, reports = {}, {}, []
 for task, sources in default_training_sources(data_dir).items():
     splits, _ = read_task_splits(data_dir, task, ("dev",), skip_bad_rows=True)
     dev[task] = splits["dev"]
-    dev_sentences = set(dev[task]["sentence"]) if task == "sst" else ()  # no phrase equal to a dev sentence
-    rows, report = read_training_sources(task, sources, skip_bad_rows=True, exclude_sentences=dev_sentences)
+    dev_texts = list(zip(*(dev[task][column] for column in task_schema(task).text_columns)))
+    rows, report = read_training_sources(task, sources, skip_bad_rows=True, exclude_texts=dev_texts)
     print(report)
     train[task] = rows.select(range(min(limit, len(rows)))) if limit else rows
     reports.append(report)

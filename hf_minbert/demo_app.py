@@ -26,6 +26,7 @@ import torch  # noqa: E402
 from huggingface_hub import ModelCard, hf_hub_download  # noqa: E402
 from transformers import pipeline  # noqa: E402
 
+# model_cards.run_record.METRICS_FILE, written out: a Space runs this file without the project to import it from.
 METRICS_FILE = "metrics.json"
 CARD_FILE = "README.md"
 # The pipelines answer with these heads when the model has them (else with another head of the same kind).

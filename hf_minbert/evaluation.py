@@ -196,17 +196,24 @@ def evaluate_model(model, tokenizer, datasets_by_task, *, heads=None, **predict_
 
 
 def write_metrics_json(path, metrics: dict) -> None:
-    """metrics.json as {"sst": {"accuracy"}, "para": {...}, "sts": {"pearson", "spearman"}, "overall", "mean"}.
-    An undefined metric (Pearson of constant predictions is NaN) is written as null: strict JSON has no NaN."""
+    """metrics.json as {"sst": {"accuracy"}, "para": {...}, "sts": {"pearson", "spearman"}, "overall", "mean"}."""
+    write_strict_json(path, metrics)
+
+
+def write_strict_json(path, data) -> None:
+    """`data` as JSON that every reader accepts: an undefined number (the Pearson r of constant predictions is
+    NaN) is written as null, as strict JSON has no NaN."""
     import json
     import math
 
     def strict(value):
         if isinstance(value, dict):
             return {key: strict(v) for key, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [strict(v) for v in value]
         return None if isinstance(value, float) and math.isnan(value) else value
 
-    Path(path).write_text(json.dumps(strict(metrics), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    Path(path).write_text(json.dumps(strict(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def write_prediction_file(path, task: str, ids, labels):

@@ -20,6 +20,8 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
 from transformers.dynamic_module_utils import get_relative_import_files
 
+from hf_minbert.commands.common import first_line
+
 CONFIG_FILE = "config.json"
 CARD_FILE = "README.md"
 SAFE_WEIGHTS = "model.safetensors"
@@ -70,11 +72,13 @@ def _one_line(error) -> str:
     status = getattr(getattr(error, "response", None), "status_code", None)
     if status == 401:
         return "the token was refused (401 Unauthorized); check HF_TOKEN, `hf auth login` or --token"
-    first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    first = first_line(error)
     first = first if len(first) <= 200 else first[:199] + "…"
     if status is not None:
         return first if str(status) in first else f"HTTP {status}: {first}"
-    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+    if first == type(error).__name__:  # first_line's answer for a blank message
+        return first
+    return f"{type(error).__name__}: {first}"
 
 
 def remote_load_files(model_dir) -> list:

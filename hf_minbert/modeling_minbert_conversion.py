@@ -35,12 +35,20 @@ def load_multitask(load, path, model_args, kwargs):
     return (model, info) if want_info else model
 
 
-def _load_from_shared_encoder(load, path, saved, requested, model_args, kwargs):
+def check_architecture_change(saved, requested, path):
+    """Refuse to turn a checkpoint whose tasks already own encoder parts into another architecture: which task's
+    copy would the new parts start from? `saved`: its config; `requested`: the architecture fields asked for."""
+    if {**architecture_of(saved), **requested} == architecture_of(saved):
+        return
     if saved.task_specific_layers or saved.task_specific_embeddings:
         raise ValueError(
             f"{path} is a {saved.architecture} model (task_specific_layers={saved.task_specific_layers}); "
             f"it loads only as saved, not with {requested}: start from a checkpoint with one shared encoder"
         )
+
+
+def _load_from_shared_encoder(load, path, saved, requested, model_args, kwargs):
+    check_architecture_change(saved, requested, path)
     # Load the checkpoint as what it is (one shared encoder), then give each task its copies.
     target = {field: requested.get(field, getattr(saved, field)) for field in ARCHITECTURE_FIELDS}
     kwargs = dict(kwargs)

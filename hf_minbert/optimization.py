@@ -57,15 +57,15 @@ class AdamW(torch.optim.Optimizer):
     compiler) the optimizer warns once, and everything goes through a few `torch._foreach_*` ops, each with
     its own scalars: the operations of torch's foreach AdamW, in its order, which sweep memory eight times.
     Other tensors (bf16, CUDA, non-contiguous) always take the foreach ops; so does everything with
-    `compiled=False`. The foreach ops give torch's numbers exactly; the kernel agrees with torch's step to a
+    `use_kernel=False`. The foreach ops give torch's numbers exactly; the kernel agrees with torch's step to a
     few units in the last place (it rounds like torch's ops but has no fused multiply-add or vendor sqrt),
     as torch's own fused AdamW does.
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, compiled=True):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, use_kernel=True):
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
         super().__init__(params, defaults)
-        self.compiled = compiled
+        self.use_kernel = use_kernel
 
     def add_param_group(self, param_group):
         super().add_param_group(param_group)
@@ -112,7 +112,7 @@ class AdamW(torch.optim.Optimizer):
 
     def _split(self, updates):
         """(updates for the C kernel, updates for the foreach ops)."""
-        if not (self.compiled and _KERNEL.usable) or torch.compiler.is_compiling():
+        if not (self.use_kernel and _KERNEL.usable) or torch.compiler.is_compiling():
             return [], updates
         native, eager = [], []
         for update in updates:

@@ -11,7 +11,7 @@ Why each choice: benchmarks/RESULTS.md, "Where each default comes from".
 """
 import numpy as np
 
-from .configuration_minbert import MinBertConfig
+from .configuration_minbert import MinBertConfig, checked_default_task
 
 # STS as the cosine of the two sentences' mean-pooled embeddings (seed 001): the default base is a
 # sentence-transformers bi-encoder, and a head that uses it that way scored best. SST (single sentence) keeps
@@ -23,7 +23,6 @@ HEADS = {"sts": {"pair_encoding": "bi"}, "para": {"average_pair_orders": True}}
 # Quora head turned into a bi-encoder (--pair_encoding para=bi) has no pair order to average over.
 CROSS_HEAD_FIELDS = {"cosine_feature": ("sts",), "average_pair_orders": ("para",)}
 TASK_SPECIFIC_LAYERS = 2  # seed 002's best k
-DEFAULT_TASK = "sst"  # the head the stock text-classification pipeline uses
 
 
 def heads(base=None) -> dict:
@@ -38,7 +37,8 @@ def architecture(num_layers: int) -> dict:
 
 
 def default_task(tasks) -> str:
-    return DEFAULT_TASK if DEFAULT_TASK in tasks else next(iter(tasks))
+    """The head the stock text-classification pipeline uses: sst where there is one, as for any config."""
+    return checked_default_task(None, tasks)
 
 
 def model_kwargs(checkpoint) -> dict:

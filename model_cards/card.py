@@ -4,37 +4,57 @@ The front matter carries `eval_results` (each task metric and both overall score
 renders as the `model-index` the Hub shows. The body states the exact training configuration, time and
 hardware, the heads, a usage snippet built for the model's own heads, and the limitations.
 
-A card is a function of files in the model folder, so it can be regenerated at any time:
+A card is a function of files in the model folder, so it can be regenerated at any time (the run record's
+files are written and read by model_cards/run_record.py):
     metrics.json          dev metrics (`minbert train` / `minbert evaluate` write it); from `minbert train`
-                          also `skipped_rows`, the bad data rows the readers skipped (file, task, count, first)
-    training_config.json  the run's arguments, base model, time, hardware and software versions, recorded at
-                          training time (`save_training_config`; `write_model_card` records it)
+                          also `skipped_rows`, the bad data rows the readers skipped (file, task, count, first),
+                          and `training_data`, the rows each training file gave (those equal to a dev row left
+                          out; where a cap or held-out fold left some out, also those trained on): what the card
+                          says of the data (the course's facts only where these show the course's files), else
+                          "not recorded"
+    training_config.json  the run's arguments (--sst_dev etc.: the dev files scored on, where given), base model,
+                          time, hardware and software versions, recorded at training time (`write_model_card`
+                          records it)
     ensemble_selection.json  instead of training_config.json in a `minbert ensemble` folder: the members and
                           their dev scores (the card then lists the members rather than a training run)
     config.json, model.safetensors, training_curves.png   heads, parameter count, plot
 """
 import json
 import math
-import os
-import platform
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .run_record import EMBEDDED_BASE_ID, load_ensemble_selection, load_run_record, save_training_config
+
 TEMPLATE = Path(__file__).with_name("template.md")
-METRICS_FILE = "metrics.json"
-TRAINING_CONFIG_FILE = "training_config.json"
-SELECTION_FILE = "ensemble_selection.json"
 CURVES_FILE = "training_curves.png"
-EMBEDDED_BASE_ID = "sentence-transformers/all-MiniLM-L6-v2"
 ENSEMBLE_MODEL_TYPE = "minbert-ensemble"
+# all-MiniLM-L6-v2's license, which a model fine-tuned from it inherits.
+BASE_LICENSE = "apache-2.0"
+WIDGET_SENTENCES = ("A gorgeous, witty, seductive movie.", "The plot is thin and the jokes fall flat.")
 
 TASK_NAMES = {
     "sst": ("text-classification", "SST-5 sentiment (CS224N split)", "sentiment (SST, 5 classes)"),
     "para": ("text-classification", "Quora Question Pairs (split of the CS224N dev file)",
              "paraphrase detection (Quora, binary)"),
     "sts": ("sentence-similarity", "STS Benchmark (CS224N split)", "semantic textual similarity (STS, 0–5)"),
+}
+# This project's copy of the course data (../shared/data), known by each task's course training file, the rows
+# read from it and how many of those equal a row of the course's dev file (`minbert train` drops those, so a
+# record shows the rows read less them; a record written before it did shows them all): a user's own data in the
+# course's format has the same file names but not these counts, and its card then states none of the course's
+# facts below and claims none of its Hub datasets.
+COURSE_TRAINING_FILES = {"sst": ("ids-sst-train.csv", 8_544, 1), "para": ("quora-train.csv", 15_212, 0),
+                         "sts": ("sts-train.csv", 6_040, 17)}
+# The dev file `minbert train` reads from the same folder as a course training file (unless --<task>_dev named
+# another), in the card's order.
+COURSE_DEV_SETS = {
+    "sst": "SST dev (1,101 sentences)",
+    "sts": "STS dev (863 pairs)",
+    "para": "for Quora a fixed random split (seed 224) of the course's 20,214-pair dev file into 15,214 training "
+            "and 5,000 dev pairs",
 }
 OVERALL_SCORES = {
     "overall": "leaderboard overall (sst_acc + para_acc + (sts_pearson + 1) / 2) / 3",
@@ -44,10 +64,13 @@ OVERALL_SCORES = {
 # The settings of the seeds' techniques, shown in the card whatever their value, in this order.
 TRAINING_KEYS = (
     # model and data
-    "model_name_or_path", "tasks", "pair_encoding", "head_layers", "head_dropout", "head_pooling", "bi_features",
+    "model_name_or_path", "data_dir", "train_sources", "tasks", "pair_encoding", "head_layers", "head_dropout",
+    "head_pooling", "bi_features",
     "average_pair_orders", "hidden_dropout_prob", "extra_training_files", "min_phrase_tokens", "implied_pairs_per_question",
-    "max_train_samples", "max_eval_samples",
+    "max_train_samples", "max_eval_samples", "num_folds", "held_out_fold", "fold_seed",
     "max_seq_length",
+    # PEFT: recorded (so shown) only for a run that trained adapters
+    "peft", "peft_config", "lora_r", "lora_alpha", "lora_dropout", "peft_target_modules", "peft_per_task",
     # optimisation
     "learning_rate", "lr_scheduler_type", "num_train_epochs", "max_steps", "per_device_train_batch_size",
     "gradient_accumulation_steps", "warmup_ratio", "weight_decay", "label_smoothing_factor", "bf16", "seed",
@@ -71,107 +94,6 @@ TRAINING_KEYS = (
 )
 
 
-# ----------------------------------------------------------------------------------------------------------
-# The run's record
-# ----------------------------------------------------------------------------------------------------------
-
-
-def save_training_config(model_dir, *, base_model, training_arguments=None, model_arguments=None,
-                         data_arguments=None, train_seconds=None, hardware=None) -> dict:
-    """Write `training_config.json`: everything a card states about the run that the weights cannot tell,
-    captured now (hardware and versions would be wrong if read when a card is regenerated elsewhere)."""
-    record = {
-        "base_model": str(base_model),
-        "base_model_id": hub_base_id(base_model),
-        "train_seconds": train_seconds,
-        "hardware": hardware or describe_hardware(),
-        "software": _software_versions(),
-        "model_arguments": _as_dict(model_arguments),
-        "data_arguments": _as_dict(data_arguments),
-        "training_arguments": _as_dict(training_arguments),
-    }
-    path = Path(model_dir) / TRAINING_CONFIG_FILE
-    path.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def load_run_record(model_dir):
-    """`(metrics, training_config)` of a model folder; a clear error naming the file that is missing."""
-    model_dir = Path(model_dir)
-    metrics = _read_json(model_dir / METRICS_FILE, "minbert train or minbert evaluate")
-    if (model_dir / SELECTION_FILE).is_file() and not (model_dir / TRAINING_CONFIG_FILE).is_file():
-        return metrics, {}  # a `minbert ensemble` folder: its members trained elsewhere
-    return metrics, _read_json(model_dir / TRAINING_CONFIG_FILE, "minbert train")
-
-
-def _read_json(path, writer):
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing (written by {writer}); a card needs it")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
-
-
-def describe_hardware() -> str:
-    """CPU model, core count and GPUs of this machine, e.g. "Intel(R) Xeon(R) ..., 2 CPU cores, no GPU"."""
-    import torch
-
-    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
-    gpu = ", ".join(gpus) or "no GPU"
-    return f"{cpu_model()}, {os.cpu_count()} CPU cores, {gpu}"
-
-
-def cpu_model():
-    """The processor's name (what every speed depends on), with its bf16 matrix units if it has them."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                platform.processor() or platform.machine())
-    return name + (" (AMX)" if " amx_bf16" in info else "")
-
-
-def _software_versions():
-    import torch
-    import transformers
-
-    try:
-        from hf_minbert import __version__ as minbert_version
-    except ImportError:
-        minbert_version = None
-    return {"hf_minbert": minbert_version, "torch": torch.__version__, "transformers": transformers.__version__,
-            "python": platform.python_version()}
-
-
-def _as_dict(arguments):
-    if arguments is None:
-        return {}
-    if hasattr(arguments, "to_dict"):  # TrainingArguments: enums as values, tokens masked
-        return arguments.to_dict()
-    if is_dataclass(arguments):
-        return asdict(arguments)
-    return dict(arguments)
-
-
-def hub_base_id(base_model):
-    """The Hub id of the base model: the embedded MiniLM's path maps to its Hub id; a local folder has none."""
-    try:
-        from hf_minbert import embedded_base_model
-
-        if Path(str(base_model)).resolve() == Path(embedded_base_model()).resolve():
-            return EMBEDDED_BASE_ID
-    except ImportError:
-        pass
-    return None if Path(str(base_model)).exists() else str(base_model)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The card
-# ----------------------------------------------------------------------------------------------------------
-
-
 def build_model_card(model_dir, metrics, training_config, model_id=None, model_name=None) -> ModelCard:
     """The card of `model_dir` from its metrics, its training record and its saved config.
 
@@ -186,20 +108,24 @@ def build_model_card(model_dir, metrics, training_config, model_id=None, model_n
                  **training_config.get("model_arguments", {})}
     model_name = model_name or (model_id.split("/")[-1] if model_id else model_dir.resolve().name)
     ensemble = config.get("model_type") == ENSEMBLE_MODEL_TYPE
-    selection = _read_json(model_dir / SELECTION_FILE, "minbert ensemble") if (model_dir / SELECTION_FILE).is_file() else None
+    selection = load_ensemble_selection(model_dir)
+    training_data = metrics.get("training_data")
+    course_tasks = [task for task in _course_data_tasks(training_data) if task in tasks]
+    given_dev_files = _given_dev_files(arguments)
+    pipeline_tags = _hub_pipeline_tags(config)
+    pipeline_tag = next(iter(pipeline_tags), None if ensemble else "feature-extraction")
     card_data = ModelCardData(
         language="en",
         library_name="transformers",
-        pipeline_tag="text-classification",
-        tags=["minbert", "multitask", "custom_code", "text-classification", "sentence-similarity",
-              *(["ensemble"] if ensemble else [])],
+        pipeline_tag=pipeline_tag,
+        tags=["minbert", "multitask", "custom_code", *pipeline_tags, *(["ensemble"] if ensemble else [])],
         base_model=base_id,
-        datasets=[_hub_dataset(task)[0] for task in TASK_NAMES if task in metrics],
+        datasets=[_hub_dataset(task)[0] for task in course_tasks] or None,
         license=BASE_LICENSE,
         model_name=model_name,
-        eval_results=eval_results(metrics) or None,
-        # The Hub's inference widget runs the text-classification pipeline: the sentiment head.
-        widget=[{"text": text} for text in WIDGET_SENTENCES] if "sst" in tasks else None,
+        eval_results=eval_results(metrics, given_dev_files) or None,
+        # The Hub's inference widget runs the pipeline_tag's pipeline: single sentences for text-classification.
+        widget=[{"text": text} for text in WIDGET_SENTENCES] if pipeline_tag == "text-classification" else None,
     )
     seconds = training_config.get("train_seconds")
     return ModelCard.from_template(
@@ -209,11 +135,14 @@ def build_model_card(model_dir, metrics, training_config, model_id=None, model_n
         base_model=base_model,
         base_is_minilm=base_id == EMBEDDED_BASE_ID,
         task_summary=_task_summary(tasks),
+        adapter_summary=_adapter_summary(arguments),
         parameter_count=_parameter_count(model_dir),
         metric_rows=[(task, name, f"{value:.4f}") for task, values in metrics.items() if isinstance(values, dict)
                      for name, value in values.items() if isinstance(value, (int, float))],
         overall=_fmt(metrics.get("overall")),
         mean=_fmt(metrics.get("mean")),
+        dev_summary=_dev_summary(_scored_tasks(metrics), training_data, course_tasks, given_dev_files),
+        course_quora="para" in course_tasks,
         usage=usage_snippet(model_id or str(model_dir), tasks, default_task),
         head_rows=[] if ensemble else [_head_row(name, spec) for name, spec in tasks.items()],
         member_rows=_member_rows(config, tasks, selection) if ensemble else [],
@@ -225,7 +154,7 @@ def build_model_card(model_dir, metrics, training_config, model_id=None, model_n
         held_out_folds=next((row["held_out"]["folds"] for row in (selection or {}).get("tasks", {}).values()
                              if "held_out" in row), None),
         has_training_record=bool(training_config),
-        data_summary=_data_summary(arguments, metrics.get("training_data")),
+        data_summary=_data_summary(arguments, training_data),
         skipped_rows=_skipped_rows(metrics.get("skipped_rows")),
         max_eval_samples=arguments.get("max_eval_samples"),
         train_time=f"{seconds / 60:.1f} minutes" if seconds is not None else "not recorded",
@@ -234,11 +163,6 @@ def build_model_card(model_dir, metrics, training_config, model_id=None, model_n
         training_rows=[(key, _cell(arguments[key])) for key in TRAINING_KEYS if key in arguments],
         has_curves=(model_dir / CURVES_FILE).is_file(),
     )
-
-
-# all-MiniLM-L6-v2's license, which a model fine-tuned from it inherits.
-BASE_LICENSE = "apache-2.0"
-WIDGET_SENTENCES = ("A gorgeous, witty, seductive movie.", "The plot is thin and the jokes fall flat.")
 
 
 def write_model_card(model_dir, *, metrics, base_model, training_arguments=None, model_arguments=None,
@@ -261,27 +185,67 @@ def regenerate_model_card(model_dir, model_id=None, model_name=None) -> ModelCar
     return card
 
 
-def eval_results(metrics):
-    """One `EvalResult` per task metric on the dev split, and one per overall score."""
+def eval_results(metrics, given_dev_files=None):
+    """One `EvalResult` per task metric on the dev split, and one per overall score, each naming the dev set it
+    was scored on: the course's (its Hub dataset) only where metrics.json's `training_data` shows its files and
+    no dev file of the run's own was given. given_dev_files: task -> the dev file --<task>_dev named."""
+    given_dev_files = given_dev_files or {}
+    course_tasks = [task for task in _course_data_tasks(metrics.get("training_data")) if task not in given_dev_files]
+    recorded = bool(metrics.get("training_data"))
     results = []
-    for task, values in metrics.items():
-        if task not in TASK_NAMES or not isinstance(values, dict):
-            continue
-        task_type, dataset_name, _ = TASK_NAMES[task]
-        dataset_id, dataset_config = _hub_dataset(task)
-        for name, value in values.items():
+    for task in _scored_tasks(metrics):
+        task_type = TASK_NAMES[task][0] if task in TASK_NAMES else "text-classification"
+        dataset_id, dataset_name, dataset_config = _dev_dataset(task, course_tasks, recorded, given_dev_files.get(task))
+        for name, value in metrics[task].items():
+            if value is None:  # undefined (metrics.json writes NaN as null): the model-index holds numbers only
+                continue
             results.append(EvalResult(
                 task_type=task_type, dataset_type=dataset_id, dataset_name=dataset_name, dataset_config=dataset_config,
                 dataset_split="dev", metric_type=name, metric_name=f"{task} {name}", metric_value=float(value),
             ))
+    dataset_id, dataset_name = _overall_dataset(course_tasks)
     for key, description in OVERALL_SCORES.items():
         if key in metrics:
             results.append(EvalResult(
-                task_type="text-classification", dataset_type="cs224n-minbert-multitask",
-                dataset_name="CS224N multitask dev sets (SST, Quora, STS)", dataset_split="dev",
-                metric_type=key, metric_name=description, metric_value=float(metrics[key]),
+                task_type="text-classification", dataset_type=dataset_id, dataset_name=dataset_name,
+                dataset_split="dev", metric_type=key, metric_name=description, metric_value=float(metrics[key]),
             ))
     return results
+
+
+def _course_data_tasks(training_data):
+    """The tasks that `training_data` (metrics.json's) shows trained on the course's files, whose dev files
+    `minbert train` read from the same folder unless --<task>_dev named another; [] without a record."""
+    return [task for task, (name, rows, equal_to_dev) in COURSE_TRAINING_FILES.items()
+            if ((training_data or {}).get(task) or {}).get("sources", {}).get(name) in (rows, rows - equal_to_dev)]
+
+
+def _given_dev_files(arguments):
+    """Task -> the dev file the run was given for it (--sst_dev, ..., recorded in training_config.json) in place
+    of its data folder's."""
+    from hf_minbert.data import TASK_SCHEMAS
+
+    return {task: str(arguments[f"{task}_dev"]) for task in TASK_SCHEMAS if arguments.get(f"{task}_dev")}
+
+
+def _hub_pipeline_tags(config):
+    """The Hub's pipeline tags whose minBERT pipeline answers on this model without `head=` (as the Hub's widget
+    calls it): text-classification needs one single-sentence classification head, sentence-similarity one
+    regression head on pairs. The heads are chosen as the pipelines choose them."""
+    from hf_minbert.pipelines import select_head, select_sentence_head
+
+    model_config = SimpleNamespace(tasks=config["tasks"], default_task=config.get("default_task"))
+    choosers = {"text-classification": lambda: select_sentence_head(model_config, "text-classification"),
+                "sentence-similarity": lambda: select_head(model_config, "sentence-similarity", "regression", "sts")}
+    return [tag for tag, choose in choosers.items() if _chooses_a_head(choose)]
+
+
+def _chooses_a_head(choose):
+    try:
+        choose()
+    except ValueError:  # the pipeline's own refusal: no such head, or several and none preferred
+        return False
+    return True
 
 
 def usage_snippet(model_id, tasks, default_task=None):
@@ -366,28 +330,156 @@ def _head_row(name, spec):
     return [name, spec["kind"], encoding, str(spec["head_layers"]), pooling, scale]
 
 
-def _data_summary(arguments, training_data=None):
-    """Which training files gave how many rows (metrics.json's `training_data`), or the course's files."""
-    if training_data:
-        parts = [_task_data(task, record) for task, record in training_data.items()]
-        text = "; ".join(parts)
-        dropped = sum(record.get("overlapping_rows_dropped", 0) for record in training_data.values())
-        if dropped:
-            text += f"; {dropped:,} rows repeating an earlier file's row dropped"
+def _scored_tasks(metrics):
+    """The tasks metrics.json holds scores of (its other keys are the overall scores and the run's record)."""
+    return [task for task, values in metrics.items() if isinstance(values, dict) and values
+            and all(value is None or isinstance(value, (int, float)) for value in values.values())]
+
+
+def _dev_dataset(task, course_tasks, recorded, given_file=None):
+    """(type, name, config) of the dev set `task` was scored on, for the model-index."""
+    if given_file:
+        return Path(given_file).name, f"{task} dev set ({given_file}, given with --{task}_dev)", None
+    if task in course_tasks:
+        dataset_id, dataset_config = _hub_dataset(task)
+        return dataset_id, TASK_NAMES[task][1], dataset_config
+    if recorded:
+        return _dev_file(task), f"{task} dev set ({_dev_file(task)} of the training data folder)", None
+    return f"{task}-dev", f"{task} dev set (which data is not recorded)", None
+
+
+def _overall_dataset(course_tasks):
+    if all(task in course_tasks for task in ("sst", "para", "sts")):
+        return "cs224n-minbert-multitask", "CS224N multitask dev sets (SST, Quora, STS)"
+    return "minbert-multitask-dev", "the sst, para and sts dev sets scored above"
+
+
+def _dev_file(task):
+    """The dev file `minbert train` reads for `task` from its data folder, e.g. `ids-sst-dev.csv`."""
+    from hf_minbert.data import TASK_SCHEMAS
+
+    return TASK_SCHEMAS[task].file_name("dev") if task in TASK_SCHEMAS else f"{task} dev file"
+
+
+def _dev_summary(scored_tasks, training_data, course_tasks, given_dev_files=None):
+    """What the dev sets were: the files --<task>_dev named where given, the course's splits where the training
+    record shows the course's files, else the data folder's dev files (the row counts of these two are not
+    recorded), or "not recorded" without a record."""
+    if not training_data:
+        return "not recorded (metrics.json holds no `training_data`: it was not written by `minbert train`)"
+    given = given_dev_files or {}
+    course = [description for task, description in COURSE_DEV_SETS.items()
+              if task in scored_tasks and task in course_tasks and task not in given]
+    folder = [f"`{_dev_file(task)}`" for task in scored_tasks if task not in course_tasks and task not in given]
+    named = [f"`{given[task]}` given with --{task}_dev" for task in scored_tasks if task in given]
+    parts = ["the CS224N splits — " + _listed(course)] if course else []
+    if folder:
+        parts.append(f"{_listed(folder)} of the training data folder")
+    if named:
+        parts.append(_listed(named))
+    if folder or named:
+        parts[-1] += " (rows scored: not recorded)"
+    return "; ".join(parts)
+
+
+def _listed(items):
+    """Items in prose: "a", "a and b", "a, b, and c"."""
+    if len(items) == 1:
+        return items[0]
+    return ", ".join(items[:-1]) + ("," if len(items) > 2 else "") + " and " + items[-1]
+
+
+def _adapter_summary(arguments):
+    """How a PEFT run trained (None for a full fine-tune): adapters on a frozen encoder, merged for saving."""
+    if arguments.get("peft"):
+        method = f"`{arguments['peft']}`"
+    elif arguments.get("peft_config"):
+        method = f"`{Path(arguments['peft_config']).name}`'s"
     else:
-        text = "the CS224N task files (`ids-sst-*`, `quora-*`, `sts-*`)"
-    if arguments.get("max_train_samples"):
-        text += f", at most {arguments['max_train_samples']} training rows per task"
+        return None
+    if arguments.get("peft_per_task"):
+        return (f"Trained with PEFT: one {method} adapter and head per task on a frozen encoder, each adapter then "
+                "merged into its own copy of the encoder (an ensemble of one encoder per task).")
+    return (f"Trained with PEFT: {method} adapters and the heads on a frozen encoder, the adapters then merged "
+            "into these weights.")
+
+
+def _data_summary(arguments, training_data=None):
+    """The training data: which files gave how many rows (metrics.json's `training_data`), the rows equal to a
+    dev row left out, and where --max_train_samples or a held-out fold left some out, the rows trained on."""
+    selection = _row_selection(arguments)
+    if not training_data:
+        text = "not recorded (metrics.json holds no `training_data`)"
+        return text + (f"; trained on {selection}: how many rows that left is not recorded" if selection else "")
+    # `minbert train` records `rows_trained` for each task some of whose rows were left out; a record with
+    # none of them, from a run that left rows out, may be one written before it did.
+    unrecorded = bool(selection) and not any("rows_trained" in record for record in training_data.values())
+    text = "; ".join(_task_data(task, record, read_only=unrecorded) for task, record in training_data.items())
+    overlapping = sum(record.get("overlapping_rows_dropped", 0) for record in training_data.values())
+    if overlapping:
+        text += f"; {overlapping:,} rows repeating an earlier file's row dropped"
+    text += _dev_rows_dropped(training_data)
+    if unrecorded:
+        # The record counts the rows read, not those left after the cap and the fold: no number is given for them.
+        text += f"; trained on {selection}: how many rows that left is not recorded"
     return text
 
 
-def _task_data(task, record):
-    """ "para 35,782 rows (`quora-train.csv` 15,212, …, 7,063 pairs implied by the labels)"."""
+def _dev_rows_dropped(training_data):
+    """ "; 17 sts training rows equal to dev rows were left out, …", or "" when none were."""
+    dropped = {task: record["dev_rows_dropped"] for task, record in training_data.items()
+               if record.get("dev_rows_dropped")}
+    if not dropped:
+        return ""
+    total = sum(dropped.values())
+    if len(dropped) == 1:
+        counted = f"{total:,} {next(iter(dropped))} training rows"
+    else:
+        counted = f"{total:,} training rows ({', '.join(f'{task} {rows:,}' for task, rows in dropped.items())})"
+    return f"; {counted} equal to dev rows were left out, so that no dev score is measured on a row trained on"
+
+
+def _row_selection(arguments):
+    """Which of each task's rows were trained on, as the flags say, e.g. "at most the first 10 rows of each
+    task, less fold 0 of 3 (held out; fold seed 0)"; "" when every row was."""
+    cap, folds = arguments.get("max_train_samples"), arguments.get("num_folds")
+    parts = [f"at most the first {cap:,} rows of each task"] if cap else []
+    if folds:
+        fold, seed = arguments.get("held_out_fold"), arguments.get("fold_seed", 0)
+        held_out = f"fold {fold} of {folds} (held out; fold seed {seed})"
+        parts.append(("less " if cap else "each task's rows but ") + held_out)
+    return ", ".join(parts)
+
+
+def _task_data(task, record, read_only=False):
+    """ "para 35,782 rows (`quora-train.csv` 15,212, …, 7,063 pairs implied by the labels)"; where only some
+    rows were trained on, the rows read and then those trained on ("sst 24 rows read (…), 6 trained on (at most
+    the first 10, less fold 0 of 3 held out; fold seed 0)"); read_only: the rows read only (those trained on
+    are not recorded). The implied pairs come after the rows trained on, from their labels."""
     parts = [f"`{name}` {rows:,}" for name, rows in record["sources"].items()]
     implied = record.get("implied_pairs")
+    if read_only or "rows_trained" in record:
+        text = f"{task} {record['rows']:,} rows read ({', '.join(parts)})"
+        if "rows_trained" in record:
+            text += f", {record['rows_trained']:,} trained on ({_trained_from(record)})"
+        return text if implied is None else text + f", {implied:,} pairs implied by the labels of the rows trained on"
     if implied is not None:
         parts.append(f"{implied:,} pairs implied by the labels")
     return f"{task} {record['rows'] + (implied or 0):,} rows ({', '.join(parts)})"
+
+
+def _trained_from(record):
+    """Which rows of a task were trained on: per file where it has several, and the settings that chose them,
+    e.g. "at most the first 10, less fold 0 of 3 held out; fold seed 0"."""
+    selection = record.get("selection", {})
+    cap, folds = selection.get("max_train_samples"), selection.get("num_folds")
+    how = [f"at most the first {cap:,}"] if cap else []
+    if folds:
+        held_out = f"fold {selection.get('held_out_fold')} of {folds} held out; fold seed {selection.get('fold_seed', 0)}"
+        how.append(("less " if cap else "") + held_out)
+    files = record.get("sources_trained", {})
+    per_file = ", ".join(f"`{name}` {rows:,}" for name, rows in files.items()) if len(files) > 1 else ""
+    return ": ".join(part for part in (per_file, ", ".join(how)) if part)
 
 
 def _skipped_rows(records):

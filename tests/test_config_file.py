@@ -100,6 +100,25 @@ def test_a_mapping_for_a_per_task_option_reads_as_its_task_value_pairs(tmp_path)
     assert training.per_task("smart_weight", ["sst", "para", "sts"], 0.0) == {"sst": 2.0, "para": 6.0, "sts": 0.0}
 
 
+def test_an_unquoted_yaml_no_is_the_string_a_strategy_flag_takes(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"output_dir: {tmp_path / 'out'}\neval_strategy: no\nsave_strategy: no\n", encoding="utf-8")
+    training = parse_arguments([str(config)])[2]
+    assert (training.eval_strategy, training.save_strategy) == ("no", "no")
+
+
+def test_an_unquoted_yaml_no_is_false_for_a_boolean_flag(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"output_dir: {tmp_path / 'out'}\nbf16: no\n", encoding="utf-8")
+    assert parse_arguments([str(config)])[2].bf16 is False
+
+
+def test_a_mapping_for_a_per_task_list_option_reads_as_its_task_file_lists(tmp_path):
+    values = {"train_sources": {"sst": ["a.csv", "b.csv"], "para": "c.csv"}}
+    data = parse_arguments([str(write_config(tmp_path, "c.yaml", values, tmp_path / "out"))])[1]
+    assert sorted(data.train_sources) == ["para=c.csv", "sst=a.csv,b.csv"]
+
+
 def test_pretrain_mlm_reads_a_config_file_as_train_does(tmp_path):
     from hf_minbert.commands.pretrain_mlm import parse_arguments as parse_mlm_arguments
 

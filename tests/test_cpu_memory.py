@@ -53,7 +53,7 @@ def test_the_trainer_keeps_freed_memory_on_cpu_unless_told_not_to(tmp_path, mini
     monkeypatch.setattr("trainers.trainer.keep_freed_memory", lambda: calls.append(True))
     args = MultitaskTrainingArguments(output_dir=str(tmp_path), use_cpu=True, max_steps=1, report_to="none",
                                       eval_strategy="no", save_strategy="no", disable_tqdm=True,
-                                      keep_freed_memory=keep)
+                                      keep_freed_memory=keep, max_seq_length=32)
     trainer = MultitaskTrainer(model=tiny_model(), args=args, train_dataset={"sst": tiny_task_rows()["sst"]},
                                processing_class=AutoTokenizer.from_pretrained(minilm_path))
     trainer.train()

@@ -271,6 +271,25 @@ def test_file_whose_rows_are_all_bad_is_an_error_even_when_skipping(tmp_path):
         read_task_file(path, "para", skip_bad_rows=True)
 
 
+def sts_lines_on_a_0_to_10_scale(rows=20):
+    """An STS file scored 0..10, not 0..5: its most similar pairs are out of the task's range."""
+    return [STS_LINES[0], *(f"{i}\tsts-{i}\tA dog runs {i}.\tA dog is running {i}.\t{i % 11}" for i in range(rows))]
+
+
+def test_more_bad_rows_than_the_allowed_share_is_an_error_naming_the_file_count_and_first_bad_row(tmp_path):
+    path = write_file(tmp_path, "sts-train.csv", sts_lines_on_a_0_to_10_scale())
+    with pytest.raises(DataError, match=r"sts-train\.csv: 8 of 20 rows are bad, more than the share "
+                                        r"max_bad_row_share=0\.05 allows \(--max_bad_row_share\); first: line 8, "
+                                        r"column 'similarity': label '6' is outside the task's range"):
+        read_task_file(path, "sts", skip_bad_rows=True, max_bad_row_share=0.05)
+
+
+def test_bad_rows_within_the_allowed_share_are_skipped_and_reported(tmp_path):
+    path = write_file(tmp_path, "quora-train.csv", QUORA_LINES + QUORA_UNLABELLED_LINES)
+    dataset, report = read_task_file(path, "para", skip_bad_rows=True, max_bad_row_share=0.5)
+    assert len(dataset) == 2 and report.skipped_count == 2
+
+
 def test_repeated_texts_are_kept_and_counted(tmp_path):
     lines = SST_LINES + ["3\tsst-3\t It 's a fine film .\t3"]
     dataset, report = read_task_file(write_file(tmp_path, "ids-sst-train.csv", lines), "sst")
@@ -314,6 +333,13 @@ def test_real_quora_train_has_15214_rows_of_which_two_without_label_are_skipped_
         ("line 1935", "is_duplicate"),
         ("line 10690", "sentence2"),  # its label is empty too; the first problem in column order is named
     ]
+
+
+@needs_shared_data
+def test_real_quora_train_loads_under_the_default_share_of_bad_rows():
+    dataset, report = read_task_file(SHARED_DATA / "quora-train.csv", "para", skip_bad_rows=True,
+                                     max_bad_row_share=0.05)
+    assert (len(dataset), report.skipped_count) == (15212, 2)
 
 
 @needs_shared_data

@@ -131,7 +131,7 @@ def test_a_student_trains_a_few_steps_on_soft_targets(teacher, tokenizer, tmp_pa
     train = soft_label_datasets(rows, targets, tokenizer, student.config, max_length=32)
     args = MultitaskTrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, max_steps=3, logging_steps=1,
                                       eval_strategy="no", save_strategy="no", report_to="none", use_cpu=True, bf16=False,
-                                      learning_rate=1e-3, disable_tqdm=True, task_sampling="all_tasks")
+                                      learning_rate=1e-3, disable_tqdm=True, task_sampling="all_tasks", max_seq_length=32)
     trainer = MultitaskTrainer(model=student, args=args, train_dataset=train, processing_class=tokenizer)
     before = {name: p.detach().clone() for name, p in student.named_parameters()}
     trainer.train()

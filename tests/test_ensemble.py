@@ -1,6 +1,8 @@
 """Ensembles: the averaging model class, greedy member selection, and `minbert ensemble` end to end."""
 import json
+import math
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -557,6 +559,113 @@ def test_ensemble_command_refuses_a_device_torch_cannot_use_naming_the_flag(
                       "--data_dir", str(data_dir), "--device", "gpu0"])
     assert status == 2 and predictions_made == []
     assert capsys.readouterr().err.strip() == "minbert ensemble: --device gpu0: not a torch device (cpu, cuda, cuda:1, mps, ...)"
+
+
+# ------------------------------------------------------------------------------------------------------
+# minbert ensemble's output folder: checked before predicting, written aside, never silently replaced
+# ------------------------------------------------------------------------------------------------------
+
+
+def ensemble_into(output, models, data_dir, *flags):
+    return minbert(["ensemble", "--models", *map(str, models), "--output_dir", str(output), "--data_dir", str(data_dir),
+                    "--batch_size", "8", "--no_progress", *flags])
+
+
+@pytest.fixture
+def model_folder(candidate_dirs, tmp_path):
+    """A saved model (a copy of the first candidate) in a folder of this test's own."""
+    return Path(shutil.copytree(candidate_dirs[0], tmp_path / "model"))
+
+
+def files_of(folder):
+    return {path.relative_to(folder): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.parametrize("flags", [[], ["--overwrite_output_dir"]], ids=["plain", "overwrite"])
+def test_ensemble_command_refuses_an_output_dir_that_is_one_of_the_models_and_leaves_it_as_it_was(
+    candidate_dirs, model_folder, data_dir, tmp_path, monkeypatch, capsys, flags
+):
+    before = files_of(model_folder)
+    monkeypatch.chdir(tmp_path)  # the same folder, named another way: a relative path against an absolute one
+    status = ensemble_into("model", [model_folder, candidate_dirs[1]], data_dir, *flags)
+    assert status == 2 and files_of(model_folder) == before
+    assert capsys.readouterr().err.strip() == (
+        f"minbert ensemble: --output_dir model is one of --models ({model_folder}), which replacing the folder would delete")
+
+
+def test_ensemble_command_refuses_an_output_dir_holding_a_model_before_predicting(
+    candidate_dirs, model_folder, data_dir, capsys, predictions_made
+):
+    before = files_of(model_folder)
+    assert ensemble_into(model_folder, candidate_dirs[1:], data_dir) == 2
+    assert predictions_made == [] and files_of(model_folder) == before
+    assert capsys.readouterr().err.strip() == (
+        f"minbert ensemble: --output_dir {model_folder} already holds a model (config.json, model.safetensors): "
+        "pass --overwrite_output_dir to replace it, or choose another folder")
+
+
+def test_ensemble_command_refuses_an_output_dir_that_is_a_file_before_predicting(
+    candidate_dirs, data_dir, tmp_path, capsys, predictions_made
+):
+    (tmp_path / "out").write_text("notes")
+    assert ensemble_into(tmp_path / "out", candidate_dirs[:2], data_dir) == 2
+    assert predictions_made == []
+    assert capsys.readouterr().err.strip() == f"minbert ensemble: --output_dir {tmp_path / 'out'} is a file, not a folder"
+
+
+def test_ensemble_command_refuses_an_unfinished_ensemble_naming_overwrite_output_dir_before_predicting(
+    candidate_dirs, data_dir, tmp_path, capsys, predictions_made
+):
+    (tmp_path / "out.partial").mkdir()
+    assert ensemble_into(tmp_path / "out", candidate_dirs[:2], data_dir) == 2
+    assert predictions_made == []
+    assert capsys.readouterr().err.strip() == (
+        f"minbert ensemble: {tmp_path / 'out.partial'} holds an unfinished run: pass --overwrite_output_dir to discard it")
+
+
+@pytest.mark.slow
+def test_ensemble_command_with_overwrite_output_dir_replaces_the_whole_folder(
+    candidate_dirs, model_folder, data_dir, tmp_path
+):
+    (model_folder / "notes.txt").write_text("from the old model")
+    assert ensemble_into(model_folder, candidate_dirs[1:], data_dir, "--overwrite_output_dir") == 0
+    assert (model_folder / "ensemble_selection.json").is_file() and not (model_folder / "notes.txt").exists()
+    assert isinstance(AutoModel.from_pretrained(model_folder), MinBertEnsembleForMultitask)
+    assert not (tmp_path / "model.partial").exists() and not (tmp_path / "model.replaced").exists()
+
+
+@pytest.mark.slow
+def test_ensemble_command_failing_while_writing_leaves_no_output_folder(candidate_dirs, data_dir, tmp_path, monkeypatch):
+    from hf_minbert.commands import ensemble as ensemble_command
+
+    def fail(*args, **kwargs):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(ensemble_command, "regenerate_model_card", fail)
+    assert ensemble_into(tmp_path / "out", candidate_dirs[:2], data_dir) == 2
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_ensemble_command_writes_an_undefined_metric_as_null_in_strict_json(
+    candidate_dirs, data_dir, tmp_path, monkeypatch
+):
+    from hf_minbert.commands import ensemble as ensemble_command
+
+    def pearson_undefined(task, predictions, gold):  # as for predictions that are all the same
+        scores = score_task(task, predictions, gold)
+        return {**scores, "pearson": math.nan} if task == "sts" else scores
+
+    score_task = ensemble_command.score_task
+    monkeypatch.setattr(ensemble_command, "score_task", pearson_undefined)
+    monkeypatch.setattr(ensemble_command, "regenerate_model_card", lambda *args, **kwargs: None)  # metrics.json alone is tested here
+    assert ensemble_into(tmp_path / "out", candidate_dirs[:2], data_dir) == 0
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text(), parse_constant=refuse)
+    assert metrics["sts"]["pearson"] is None and metrics["sts"]["spearman"] is not None
 
 
 def test_a_cosine_feature_member_gets_the_sentences_split_from_the_joint_input(tokenizer):

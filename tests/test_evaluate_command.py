@@ -219,16 +219,41 @@ def test_skip_bad_rows_scores_the_rest_and_reports_the_count(saved_model, tmp_pa
     assert len(read_prediction_file(tmp_path / "out" / "sst-dev-output.csv", "sst")[0]) == 6
 
 
-def test_a_task_the_model_has_no_head_for_is_an_error(tmp_path, data_dir, capsys):
+@pytest.fixture
+def sst_only_model(tmp_path):
     config = MinBertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
                            intermediate_size=64, max_position_embeddings=64,
                            tasks={"sst": MinBertConfig().tasks["sst"]})
     MinBertForMultitask(config).save_pretrained(tmp_path / "sst-only")
     word_tokenizer().save_pretrained(tmp_path / "sst-only")
-    status = minbert(["evaluate", "--model", str(tmp_path / "sst-only"), "--data_dir", str(data_dir),
-                      "--output_dir", str(tmp_path / "out")])
+    return tmp_path / "sst-only"
+
+
+def test_a_task_the_model_has_no_head_for_is_an_error(sst_only_model, tmp_path, data_dir, capsys):
+    status = minbert(["evaluate", "--model", str(sst_only_model), "--data_dir", str(data_dir),
+                      "--output_dir", str(tmp_path / "out"), "--tasks", "sst", "para", "sts"])
     assert status == 2
     assert "has no head for ['para', 'sts']" in capsys.readouterr().err
+
+
+def test_by_default_a_model_is_scored_on_its_own_tasks(sst_only_model, tmp_path, data_dir):
+    assert minbert(["evaluate", "--model", str(sst_only_model), "--data_dir", str(data_dir),
+                    "--output_dir", str(tmp_path / "out"), "--no_progress"]) == 0
+    assert set(json.loads((tmp_path / "out" / "metrics.json").read_text())) == {"sst"}
+
+
+def test_an_output_dir_holding_a_trained_models_record_is_refused_before_reading_data(
+        saved_model, tmp_path, capsys, monkeypatch):
+    from hf_minbert.commands import evaluate as evaluate_command
+    from tests.helpers import refused_calls
+
+    reads = refused_calls(monkeypatch, evaluate_command, "read_files")
+    (tmp_path / "trained").mkdir()
+    (tmp_path / "trained" / "training_config.json").write_text("{}")
+    status = minbert(["evaluate", "--model", str(saved_model), "--sst_dev", "unused.csv", "--tasks", "sst",
+                      "--output_dir", str(tmp_path / "trained")])
+    assert status == 2 and reads == []
+    assert "holds a trained model whose metrics.json is its training record" in capsys.readouterr().err
 
 
 def _sts_predictions(saved_model, dev_file, output_dir, *flags):

@@ -12,6 +12,7 @@ from hf_minbert.metrics import (
     load_metric,
     mean_score,
     metric_path,
+    tasks_overall,
     with_overall_scores,
 )
 
@@ -74,6 +75,15 @@ def test_overall_scores_are_added_when_all_three_tasks_are_scored():
     result = with_overall_scores(metrics)
     assert result["overall"] == (0.5 + 0.8 + (0.6 + 1) / 2) / 3
     assert result["mean"] == (0.5 + 0.8 + 0.6) / 3
+
+
+def test_tasks_overall_over_the_three_tasks_is_the_leaderboard_score():
+    metrics = {"sst": {"accuracy": 0.5}, "para": {"accuracy": 0.8}, "sts": {"pearson": 0.6, "spearman": 0.5}}
+    assert tasks_overall(metrics) == pytest.approx(leaderboard_score(0.5, 0.8, 0.6))
+
+
+def test_tasks_overall_averages_whichever_tasks_were_scored():
+    assert tasks_overall({"cfimdb": {"accuracy": 0.9}, "sts": {"pearson": 0.6}}) == pytest.approx((0.9 + 0.8) / 2)
 
 
 def test_overall_scores_are_left_out_when_a_task_is_missing():

@@ -239,6 +239,21 @@ def test_pretrain_mlm_overwrite_output_dir_replaces_the_whole_folder(data_dir, b
     assert not (tmp_path / "out.partial").exists()
 
 
+def test_pretrain_mlm_failing_while_training_leaves_the_old_folder_as_it_was(data_dir, base_dir, tmp_path, monkeypatch):
+    from hf_minbert.commands import pretrain_mlm as pretrain_mlm_command
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(pretrain_mlm_command, "pretrain", fail)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "model.safetensors").write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="out of memory"):
+        pretrain_mlm(base_dir, data_dir, tmp_path / "out", "--overwrite_output_dir")
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["model.safetensors"]
+    assert (tmp_path / "out" / "model.safetensors").read_bytes() == b"old"
+
+
 def test_pretrain_mlm_on_a_local_model_that_does_not_exist_is_no_such_directory(data_dir, tmp_path, capsys, text_reads):
     assert pretrain_mlm(tmp_path / "nowhere", data_dir, tmp_path / "out") == 2
     assert one_error_line(capsys) == f"minbert pretrain-mlm: --model_name_or_path {tmp_path / 'nowhere'}: no such directory"

@@ -1,7 +1,10 @@
 """Model cards: the model-index matches metrics.json, the body states the run's configuration, time and
-hardware, the usage snippet runs, and `minbert card DIR` regenerates the card from the folder alone."""
+hardware, the usage snippet runs, and `minbert card DIR` regenerates the card from the folder alone. What the
+card says of the data (the course's splits, the Hub datasets) follows the run's record, not the course's
+default, and its pipeline tag follows the heads."""
 import json
 import re
+from dataclasses import asdict
 
 import pytest
 import yaml
@@ -9,14 +12,37 @@ from transformers import AutoTokenizer
 
 from hf_minbert.cli import main as minbert
 from hf_minbert.commands.train import DataArguments, ModelArguments
+from hf_minbert.configuration_minbert import DEFAULT_TASKS
 from hf_minbert.metrics import with_overall_scores
 from model_cards import regenerate_model_card, write_model_card
-from model_cards.card import TRAINING_CONFIG_FILE, WIDGET_SENTENCES
-from tests.helpers import run_isolated, tiny_model
+from model_cards.card import WIDGET_SENTENCES
+from model_cards.run_record import TRAINING_CONFIG_FILE
+from tests.helpers import run_isolated, tiny_model, tiny_task_rows, write_task_files
+from tests.test_train_promises import TINY_RUN, base, tokenizer  # noqa: F401  (module fixtures)
 from trainers import MultitaskTrainingArguments
 
-METRICS = with_overall_scores({"sst": {"accuracy": 0.512}, "para": {"accuracy": 0.871},
-                               "sts": {"pearson": 0.853, "spearman": 0.849}})
+SCORES = {"sst": {"accuracy": 0.512}, "para": {"accuracy": 0.871}, "sts": {"pearson": 0.853, "spearman": 0.849}}
+
+
+def training_data(rows_by_file):
+    """metrics.json's `training_data` as `minbert train` writes it, from {task: {file: rows}}."""
+    return {task: {"rows": sum(files.values()), "overlapping_rows_dropped": 0, "sources": files}
+            for task, files in rows_by_file.items()}
+
+
+# A default run on the course's files (../shared/data), and one on a user's files in the course's format.
+COURSE_DATA = training_data({"sst": {"ids-sst-train.csv": 8544},
+                             "para": {"quora-train.csv": 15212, "quora-train-extra.csv": 13507},
+                             "sts": {"sts-train.csv": 6040}})
+OWN_DATA = training_data({"sst": {"ids-sst-train.csv": 24}, "para": {"quora-train.csv": 24},
+                          "sts": {"sts-train.csv": 24}})
+# A default run on the course's files since `minbert train` drops the training rows equal to a dev row: one of
+# ids-sst-train.csv's, 17 of sts-train.csv's.
+COURSE_DATA_LESS_DEV_ROWS = {**COURSE_DATA,
+                             "sst": {**training_data({"sst": {"ids-sst-train.csv": 8543}})["sst"], "dev_rows_dropped": 1},
+                             "sts": {**training_data({"sts": {"sts-train.csv": 6023}})["sts"], "dev_rows_dropped": 17}}
+CAP_AND_FOLD = {"max_train_samples": 10, "num_folds": 3, "held_out_fold": 0, "fold_seed": 0}
+METRICS = {**with_overall_scores(SCORES), "skipped_rows": [], "training_data": COURSE_DATA}
 
 
 @pytest.fixture
@@ -149,3 +175,184 @@ def test_the_heads_table_says_which_head_averages_both_pair_orders(trained_dir):
     regenerate_model_card(trained_dir)
     heads = {line.split(" | ")[0][2:]: line for line in _card(trained_dir).splitlines() if " | pooler | " in line}
     assert "| cross (both orders averaged) |" in heads["para"] and "| cross |" in heads["sts"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# What the card says of the data and the pipelines follows the run: its record, its heads, its flags
+# ----------------------------------------------------------------------------------------------------------
+
+
+def write_run(folder, minilm_path, tasks=("sst", "para", "sts"), data=COURSE_DATA, model_arguments=None,
+              data_arguments=None):
+    """A model folder with `tasks`' heads and the card `minbert train` writes for a run on `data` (metrics.json's
+    `training_data` of the tasks); returns the card's text."""
+    tiny_model(tasks={task: DEFAULT_TASKS[task] for task in tasks}).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(folder)
+    metrics = {**with_overall_scores({task: SCORES[task] for task in tasks}), "skipped_rows": [],
+               "training_data": {task: data[task] for task in tasks}}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    write_model_card(folder, metrics=metrics, base_model=minilm_path,
+                     training_arguments=MultitaskTrainingArguments(output_dir=str(folder), use_cpu=True),
+                     model_arguments=model_arguments or ModelArguments(),
+                     data_arguments=data_arguments or DataArguments())
+    return _card(folder)
+
+
+def _dev_sets_line(card):
+    return " ".join(card.split("Dev sets: ", 1)[1].split("\n\n", 1)[0].split())
+
+
+def _data_line(card):
+    return next(line for line in card.splitlines() if line.startswith("- Data: "))
+
+
+COURSE_DEV_SETS_LINE = ("the CS224N splits — SST dev (1,101 sentences), STS dev (863 pairs), and for Quora a fixed "
+                        "random split (seed 224) of the course's 20,214-pair dev file into 15,214 training and 5,000 "
+                        "dev pairs.")
+
+
+def test_a_course_run_states_the_cs224n_dev_splits(trained_dir):
+    assert _dev_sets_line(_card(trained_dir)) == COURSE_DEV_SETS_LINE
+
+
+def test_a_run_on_own_files_in_the_course_format_states_no_cs224n_dev_split(tmp_path, minilm_path):
+    dev_sets = _dev_sets_line(write_run(tmp_path, minilm_path, data=OWN_DATA))
+    assert "CS224N" not in dev_sets and "1,101" not in dev_sets
+    assert dev_sets == ("`ids-sst-dev.csv`, `quora-dev.csv`, and `sts-dev.csv` of the training data folder "
+                        "(rows scored: not recorded).")
+
+
+def test_the_dev_sets_named_are_only_those_of_the_tasks_trained(tmp_path, minilm_path):
+    card = write_run(tmp_path, minilm_path, tasks=("sst",))
+    assert _dev_sets_line(card) == "the CS224N splits — SST dev (1,101 sentences)."
+    assert "Quora" not in card.split("## Usage")[0] and "Quora split used here" not in card
+
+
+def test_front_matter_claims_no_hub_dataset_for_own_files_in_the_course_format(tmp_path, minilm_path):
+    assert "datasets" not in _front_matter(write_run(tmp_path, minilm_path, data=OWN_DATA))
+
+
+def test_front_matter_claims_the_hub_datasets_of_the_course_tasks_trained_only(tmp_path, minilm_path):
+    data = {**OWN_DATA, "sst": COURSE_DATA["sst"]}
+    assert _front_matter(write_run(tmp_path, minilm_path, data=data))["datasets"] == ["SetFit/sst5"]
+
+
+def test_model_index_names_the_data_folders_dev_files_for_own_data(tmp_path, minilm_path):
+    results = _front_matter(write_run(tmp_path, minilm_path, data=OWN_DATA))["model-index"][0]["results"]
+    names = {entry["dataset"]["type"]: entry["dataset"]["name"] for entry in results}
+    assert names["ids-sst-dev.csv"] == "sst dev set (ids-sst-dev.csv of the training data folder)"
+    assert not any("CS224N" in name or "SST-5" in name for name in names.values())
+
+
+def test_pipeline_tag_of_an_sts_only_model_is_sentence_similarity(tmp_path, minilm_path):
+    front = _front_matter(write_run(tmp_path, minilm_path, tasks=("sts",)))
+    assert front["pipeline_tag"] == "sentence-similarity" and "text-classification" not in front["tags"]
+    assert "widget" not in front  # the widget's examples are single sentences for text-classification
+
+
+def test_pipeline_tag_of_a_paraphrase_only_model_is_feature_extraction(tmp_path, minilm_path):
+    # Neither text-classification (no single-sentence head) nor sentence-similarity (no regression head) runs.
+    assert _front_matter(write_run(tmp_path, minilm_path, tasks=("para",)))["pipeline_tag"] == "feature-extraction"
+
+
+def test_card_of_a_peft_run_says_it_trained_adapters(tmp_path, minilm_path):
+    from hf_minbert.adapters import AdapterArguments
+
+    # `minbert train` records the adapter arguments beside the model arguments when --peft is given.
+    recorded = {**asdict(ModelArguments()), **asdict(AdapterArguments(peft="lora", lora_r=4))}
+    card = write_run(tmp_path, minilm_path, model_arguments=recorded)
+    assert "Trained with PEFT: `lora` adapters and the heads on a frozen encoder" in card.split("## Dev-set results")[0]
+    assert "| peft | lora |" in card and "| lora_r | 4 |" in card
+
+
+def test_training_table_states_the_data_folder_sources_and_folds(tmp_path, minilm_path):
+    arguments = DataArguments(data_dir="my_data", train_sources=["sst=ids-sst-train.csv"], num_folds=3, held_out_fold=1)
+    card = write_run(tmp_path, minilm_path, data_arguments=arguments)
+    for row in ("| data_dir | my_data |", '| train_sources | ["sst=ids-sst-train.csv"] |', "| num_folds | 3 |",
+                "| held_out_fold | 1 |"):
+        assert row in card
+
+
+def test_data_summary_of_a_capped_held_out_fold_run_does_not_give_the_rows_read_as_trained(tmp_path, minilm_path):
+    # OWN_DATA has no `rows_trained`, as metrics.json written before `minbert train` recorded them
+    arguments = DataArguments(num_folds=3, held_out_fold=0, max_train_samples=10)
+    data = _data_line(write_run(tmp_path, minilm_path, data=OWN_DATA, data_arguments=arguments))
+    assert "sst 24 rows read (`ids-sst-train.csv` 24)" in data and "sst 24 rows (" not in data
+    assert data.endswith("trained on at most the first 10 rows of each task, less fold 0 of 3 (held out; fold seed 0): "
+                         "how many rows that left is not recorded")
+
+
+def _trained(record, rows_trained, selection=CAP_AND_FOLD):
+    """`record` (one task's `training_data`) of a run that trained on `rows_trained` of its rows, as `minbert train`
+    records it where a cap or a held-out fold left rows out."""
+    (name,) = record["sources"]
+    return {**record, "rows_trained": rows_trained, "sources_trained": {name: rows_trained}, "selection": selection}
+
+
+def test_data_summary_states_the_rows_trained_on_where_a_cap_and_a_held_out_fold_left_some_out(tmp_path, minilm_path):
+    data = {task: _trained(record, 6) for task, record in OWN_DATA.items()}
+    arguments = DataArguments(num_folds=3, held_out_fold=0, max_train_samples=10)
+    line = _data_line(write_run(tmp_path, minilm_path, data=data, data_arguments=arguments))
+    assert line == "- Data: " + "; ".join(
+        f"{task} 24 rows read (`{name}` 24), 6 trained on (at most the first 10, less fold 0 of 3 held out; fold seed 0)"
+        for task, name in (("sst", "ids-sst-train.csv"), ("para", "quora-train.csv"), ("sts", "sts-train.csv")))
+
+
+def test_data_summary_states_every_row_trained_on_for_a_task_the_cap_left_whole(tmp_path, minilm_path):
+    # --max_train_samples 10 capped sst's and sts's 24 rows, not para's 8: para's record has no `rows_trained`
+    cap = {"max_train_samples": 10}
+    data = {"sst": _trained(OWN_DATA["sst"], 10, cap), "para": training_data({"para": {"quora-train.csv": 8}})["para"],
+            "sts": _trained(OWN_DATA["sts"], 10, cap)}
+    line = _data_line(write_run(tmp_path, minilm_path, data=data, data_arguments=DataArguments(max_train_samples=10)))
+    assert line == ("- Data: sst 24 rows read (`ids-sst-train.csv` 24), 10 trained on (at most the first 10); "
+                    "para 8 rows (`quora-train.csv` 8); "
+                    "sts 24 rows read (`sts-train.csv` 24), 10 trained on (at most the first 10)")
+
+
+def test_data_summary_states_the_training_rows_equal_to_dev_rows_left_out(tmp_path, minilm_path):
+    line = _data_line(write_run(tmp_path, minilm_path, data=COURSE_DATA_LESS_DEV_ROWS))
+    assert line.endswith("; sts 6,023 rows (`sts-train.csv` 6,023); 18 training rows (sst 1, sts 17) equal to dev rows "
+                         "were left out, so that no dev score is measured on a row trained on")
+
+
+def test_a_course_run_that_left_out_the_training_rows_equal_to_dev_rows_states_the_cs224n_splits(tmp_path,
+                                                                                                 minilm_path):
+    card = write_run(tmp_path, minilm_path, data=COURSE_DATA_LESS_DEV_ROWS)
+    assert _dev_sets_line(card) == COURSE_DEV_SETS_LINE
+    assert _front_matter(card)["datasets"] == ["SetFit/sst5", "nyu-mll/glue", "sentence-transformers/stsb"]
+
+
+def test_dev_sets_name_the_dev_file_given_with_the_tasks_flag(tmp_path, minilm_path):
+    card = write_run(tmp_path, minilm_path, data=COURSE_DATA, data_arguments=DataArguments(sts_dev="mine/sts-dev.csv"))
+    assert _dev_sets_line(card) == (
+        "the CS224N splits — SST dev (1,101 sentences) and for Quora a fixed random split (seed 224) of the course's "
+        "20,214-pair dev file into 15,214 training and 5,000 dev pairs; `mine/sts-dev.csv` given with --sts_dev "
+        "(rows scored: not recorded).")
+
+
+def test_model_index_names_the_dev_file_given_with_the_tasks_flag(tmp_path, minilm_path):
+    card = write_run(tmp_path, minilm_path, data=COURSE_DATA, data_arguments=DataArguments(sts_dev="mine/sts-dev.csv"))
+    results = _front_matter(card)["model-index"][0]["results"]
+    names = {entry["dataset"]["type"]: entry["dataset"]["name"] for entry in results}
+    assert names["sts-dev.csv"] == "sts dev set (mine/sts-dev.csv, given with --sts_dev)"
+    assert "sentence-transformers/stsb" not in names and "SetFit/sst5" in names
+
+
+def test_data_summary_without_a_training_record_says_so(trained_dir):
+    # metrics.json as `minbert evaluate` writes it: scores only
+    (trained_dir / "metrics.json").write_text(json.dumps(with_overall_scores(SCORES)))
+    card = regenerate_model_card(trained_dir).content
+    assert _data_line(card) == "- Data: not recorded (metrics.json holds no `training_data`)"
+    assert _dev_sets_line(card).startswith("not recorded")
+
+
+@pytest.mark.slow
+def test_a_trained_card_on_own_files_in_the_course_format_claims_nothing_of_the_course(base, tmp_path):  # noqa: F811
+    data = tmp_path / "data"
+    data.mkdir()
+    write_task_files(data, tiny_task_rows(n=24, seed=1), split="train")
+    write_task_files(data, tiny_task_rows(n=8, seed=2), split="dev")
+    assert minbert(["train", "--model_name_or_path", str(base), "--data_dir", str(data), "--output_dir",
+                    str(tmp_path / "model"), "--tasks", "sts", *TINY_RUN]) == 0
+    card = _card(tmp_path / "model")
+    assert "CS224N split" not in card and "datasets" not in _front_matter(card)

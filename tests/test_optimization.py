@@ -106,7 +106,7 @@ def test_adamw_defaults_equal_torch_adamw():
 def test_adamw_foreach_update_equals_torch_adamw_over_100_steps_with_llrd_groups_and_weight_decay(bert_classifier):
     twin = copy.deepcopy(bert_classifier)
     batches = random_batches(100)
-    train(bert_classifier, AdamW(llrd_groups(bert_classifier), compiled=False), batches)
+    train(bert_classifier, AdamW(llrd_groups(bert_classifier), use_kernel=False), batches)
     train(twin, torch.optim.AdamW(llrd_groups(twin)), batches)
 
     assert max_parameter_difference(bert_classifier, twin) <= 1e-6
@@ -120,7 +120,7 @@ def warmup_then_linear_decay(step):
 def test_adamw_foreach_update_equals_torch_adamw_under_a_lambda_lr_schedule(bert_classifier):
     twin = copy.deepcopy(bert_classifier)
     batches = random_batches(100)
-    ours = AdamW(llrd_groups(bert_classifier), compiled=False)
+    ours = AdamW(llrd_groups(bert_classifier), use_kernel=False)
     theirs = torch.optim.AdamW(llrd_groups(twin))
     train(bert_classifier, ours, batches, torch.optim.lr_scheduler.LambdaLR(ours, warmup_then_linear_decay))
     train(twin, theirs, batches, torch.optim.lr_scheduler.LambdaLR(theirs, warmup_then_linear_decay))
@@ -341,13 +341,13 @@ def test_kernel_is_built_once_into_the_cache_and_named_for_the_cpu(fresh_kernel,
     assert len(list(fresh_kernel.iterdir())) == 2  # a machine never loads a library built for another CPU
 
 
-def test_adamw_with_compiled_false_never_calls_the_kernel(monkeypatch):
+def test_adamw_with_use_kernel_false_never_calls_the_kernel(monkeypatch):
     def no_kernel(updates):
         raise AssertionError("the kernel ran")
 
     monkeypatch.setattr(optimization._KERNEL, "run", no_kernel)
     ours_model, twin = wide_linear_model(), wide_linear_model()
-    train_regression(ours_model, AdamW(ours_model.parameters(), lr=1e-2, compiled=False))
+    train_regression(ours_model, AdamW(ours_model.parameters(), lr=1e-2, use_kernel=False))
     train_regression(twin, torch.optim.AdamW(twin.parameters(), lr=1e-2))
     assert max_parameter_difference(ours_model, twin) <= 1e-6
 

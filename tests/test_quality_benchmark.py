@@ -1,21 +1,17 @@
 """benchmarks/quality.py's bookkeeping (not its training runs): suites kept apart by epoch budget, the table's
 Δ column and the share of the ensemble's gain the distilled model keeps."""
-import importlib.util
 import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "quality.py"
+from tests.helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def quality():
-    spec = importlib.util.spec_from_file_location("quality_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("quality")
 
 
 def _row(overall, sst=0.5):

@@ -10,6 +10,7 @@ from hf_minbert.data import (
     default_training_sources,
     parse_sources,
     parse_task_sources,
+    read_task_file,
     read_training_sources,
     task_schema,
 )
@@ -62,11 +63,77 @@ def test_a_pair_repeated_in_the_other_order_is_an_overlap(tmp_path):
     assert report.sources[1].same_text == 1
 
 
-def test_a_row_repeating_an_earlier_sources_id_is_an_overlap_even_with_other_text(tmp_path):
+def write_numbered_sst(folder, name, sentences):
+    """An SST file whose ids are 0, 1, ... as a file numbered on its own has them."""
+    lines = [SST_HEADER, *(f"{i}\t{i}\t {sentence}\t{i % 5}" for i, sentence in enumerate(sentences))]
+    return write(folder, name, lines)
+
+
+def test_rows_sharing_only_their_ids_with_an_earlier_source_are_kept(tmp_path):
+    write_numbered_sst(tmp_path, "my-sst-a.tsv", [f"first file sentence {i} ." for i in range(20)])
+    write_numbered_sst(tmp_path, "my-sst-b.tsv", [f"second file sentence {i} ." for i in range(20)])
+    dataset, report = read_training_sources("sst", "my-sst-a.tsv,my-sst-b.tsv", data_dir=tmp_path)
+    assert len(dataset) == 40 and report.overlapping_rows == 0
+
+
+def test_the_report_counts_the_rows_that_share_only_an_id_with_an_earlier_source(tmp_path):
+    write_numbered_sst(tmp_path, "my-sst-a.tsv", [f"first file sentence {i} ." for i in range(20)])
+    write_numbered_sst(tmp_path, "my-sst-b.tsv", [f"second file sentence {i} ." for i in range(20)])
+    _, report = read_training_sources("sst", "my-sst-a.tsv,my-sst-b.tsv", data_dir=tmp_path)
+    assert report.sources[1].shared_ids == 20
+    assert "20 kept sharing only an id (not the text) with an earlier file's row" in str(report)
+
+
+def test_a_row_repeating_an_earlier_rows_text_and_id_is_an_overlap_counted_as_same_id(tmp_path):
     write(tmp_path, "quora-train.csv", [QUORA_HEADER, "1\tq-1\tHow?\tWhy?\t1.0"])
-    write(tmp_path, "quora-train-extra.csv", [QUORA_HEADER, "3\tq-1\tWhat?\tWhen?\t0.0", "4\tq-4\tC?\tD?\t0.0"])
+    write(tmp_path, "quora-train-extra.csv", [QUORA_HEADER, "3\tq-1\tHow?\tWhy?\t1.0", "4\tq-4\tC?\tD?\t0.0"])
     dataset, report = read_training_sources("para", "quora-train.csv,quora-train-extra.csv", data_dir=tmp_path)
-    assert dataset["id"] == ["q-1", "q-4"] and report.sources[1].same_id == 1
+    assert dataset["id"] == ["q-1", "q-4"] and (report.sources[1].same_id, report.sources[1].same_text) == (1, 0)
+
+
+def test_a_training_row_equal_to_an_evaluation_row_is_dropped_from_a_table_source(tmp_path):
+    write(tmp_path, "ids-sst-train.csv", [SST_HEADER, "0\ts-0\t A film is great .\t3", "1\ts-1\t Dull .\t0"])
+    dataset, report = read_training_sources("sst", "ids-sst-train.csv", data_dir=tmp_path,
+                                            exclude_texts=[" Dull  ."])
+    assert dataset["id"] == ["s-0"] and report.sources[0].evaluation_rows == 1
+
+
+def test_a_training_pair_equal_to_an_evaluation_pair_in_the_other_order_is_dropped(tmp_path):
+    write(tmp_path, "quora-train.csv", [QUORA_HEADER, "1\tq-1\tHow?\tWhy?\t1.0", "2\tq-2\tA?\tB?\t0.0"])
+    dataset, report = read_training_sources("para", "quora-train.csv", data_dir=tmp_path,
+                                            exclude_texts=[("Why?", "How?")])
+    assert dataset["id"] == ["q-2"] and report.evaluation_rows_dropped == 1
+
+
+def test_the_evaluation_rows_dropped_count_the_tree_readers_phrases_too(tmp_path):
+    write_sst_csv_and_trees(tmp_path)
+    _, report = read_training_sources("sst", "ids-sst-train.csv,sst-train-trees.txt", data_dir=tmp_path,
+                                      exclude_texts=[" Dull ."])
+    csv, trees = report.sources
+    assert (csv.evaluation_rows_dropped, trees.evaluation_rows_dropped) == (1, 1)  # the CSV row, the tree's root
+    assert report.as_dict()["evaluation_rows_dropped"] == 2
+
+
+def test_a_task_whose_every_training_row_equals_an_evaluation_row_is_an_error(tmp_path):
+    write(tmp_path, "ids-sst-dev.csv", [SST_HEADER, "0\ts-0\t Dull .\t0"])
+    with pytest.raises(DataError, match=r"sst: no training rows left in .*ids-sst-dev\.csv"):
+        read_training_sources("sst", "ids-sst-dev.csv", data_dir=tmp_path, exclude_texts=[" Dull ."])
+
+
+def test_sources_are_named_by_their_path_inside_the_data_folder(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        write_numbered_sst(tmp_path / folder, "train.tsv", [f"{folder} sentence {i} ." for i in range(3)])
+    _, report = read_training_sources("sst", "a/train.tsv,b/train.tsv", data_dir=tmp_path)
+    assert report.rows_per_source() == {"a/train.tsv": 3, "b/train.tsv": 3}
+
+
+def test_a_tree_source_with_too_many_malformed_trees_is_an_error_naming_the_share(tmp_path):
+    write(tmp_path, "sst-train-trees.txt", ["(0 (0 Dull) (2 .))", "(0 (0 Dull) (2 .)", "(3 (3 Fine) (2 .)"])
+    with pytest.raises(DataError, match=r"sst-train-trees\.txt: 2 of 3 trees are bad, more than the share "
+                                        r"max_bad_row_share=0\.05 allows .*first: line 2: malformed tree"):
+        read_training_sources("sst", "sst-train-trees.txt", data_dir=tmp_path, skip_bad_rows=True,
+                              max_bad_row_share=0.05)
 
 
 def test_an_overlap_with_another_label_is_counted_as_a_label_conflict(tmp_path):
@@ -213,3 +280,16 @@ def test_real_sst_sources_drop_the_trees_roots_as_repeats_of_the_csv_sentences()
     assert csv.kept == 8544 and trees.same_id == 0
     assert trees.label_conflicts == 0  # the roots carry the CSV sentences' labels
     assert trees.overlaps == {csv.source: 8534}  # the CSV's distinct sentences
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="the course data folder is absent on this machine")
+@pytest.mark.parametrize("task, dropped", [("sst", 1), ("sts", 17)])
+def test_real_course_train_files_repeat_few_dev_rows_which_are_dropped(task, dropped):
+    """ids-sst-train.csv holds one sentence of ids-sst-dev.csv; sts-train.csv 17 pairs of sts-dev.csv (13 in the
+    same order, 4 swapped). quora-train.csv and quora-train-extra.csv hold none of quora-dev.csv's pairs."""
+    schema = task_schema(task)
+    dev, _ = read_task_file(SHARED_DATA / schema.file_name("dev"), task)
+    texts = list(zip(*(dev[column] for column in schema.text_columns)))
+    _, report = read_training_sources(task, [SHARED_DATA / schema.file_name("train")], exclude_texts=texts)
+    assert report.evaluation_rows_dropped == dropped

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tests.helpers import load_benchmark
+from tests.helpers import REPO_ROOT, load_benchmark
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +54,19 @@ def test_history_table_shows_each_rows_cpu_and_marks_rows_without_one(speed):
     rows = [{"label": "old", "command": "c", "train-bf16 mfu": 0.1},
             {"label": "new", "command": "c", "train-bf16 mfu": 0.5, "cpu": "AMD EPYC", "bf16 peak tflops": 0.44}]
     assert [speed._history_cpu(row) for row in rows] == ["not recorded", "AMD EPYC (0.44)"]
+
+
+@pytest.fixture(scope="module")
+def result_files():
+    return load_benchmark("result_files")
+
+
+@pytest.mark.parametrize("name", ["speed", "end_to_end"])
+def test_a_new_run_adds_its_row_to_the_committed_history(result_files, name):
+    history = result_files.append_history(REPO_ROOT / "benchmarks" / "results", name, {"label": "a change"})
+    assert len(history) > 1 and history[-1] == {"label": "a change"}
+    assert all("label" in row and "command" in row for row in history[:-1])
+
+
+def test_the_first_run_starts_the_history(result_files, tmp_path):
+    assert result_files.append_history(tmp_path, "speed", {"label": "first"}) == [{"label": "first"}]

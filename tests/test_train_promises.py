@@ -202,6 +202,8 @@ def data_reads(monkeypatch):
     (["--head_pooling", "sst=max"], "head_pooling"),
     (["--implied_pairs_per_question", "-1"], "--implied_pairs_per_question"),
     (["--optim", "adafactor"], "--optim adafactor: MultitaskTrainer always trains with AdamW"),
+    (["--resume_from_checkpoint", "nowhere/checkpoint-4"], "--resume_from_checkpoint nowhere/checkpoint-4: no such"),
+    (["--report_to", "nosuchtracker"], "--report_to nosuchtracker: not a logging integration installed here"),
 ])
 def test_a_bad_flag_fails_naming_it_before_the_data_is_read(base, data, tmp_path, capsys, data_reads, flags, named):
     assert train(base, data, tmp_path / "out", *flags) == 2
@@ -215,6 +217,13 @@ def test_library_arguments_refuse_an_optimizer_that_multitask_trainer_would_not_
 
     with pytest.raises(ValueError, match="--optim adafactor: MultitaskTrainer always trains with AdamW"):
         MultitaskTrainingArguments(output_dir="/tmp/x", optim="adafactor")
+
+
+def test_library_arguments_refuse_fp16_on_a_cpu_where_it_would_train_in_fp32():
+    from trainers import MultitaskTrainingArguments
+
+    with pytest.raises(ValueError, match="--fp16 needs a GPU"):
+        MultitaskTrainingArguments(output_dir="unused", fp16=True, bf16=False, use_cpu=True)
 
 
 def test_library_arguments_refuse_a_nan_task_weight():
@@ -334,6 +343,21 @@ def test_an_unfinished_run_is_refused_unless_resumed_or_discarded(base, data, tm
     assert not (tmp_path / "model.partial").exists()
 
 
+def test_another_architecture_for_a_base_whose_tasks_own_layers_fails_before_the_data_is_read(
+        data, trained, tmp_path, capsys, data_reads):
+    assert train(trained, data, tmp_path / "out", "--architecture", "multitask") == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "it loads only as saved" in error[0], error
+    assert data_reads == []
+
+
+def test_a_staging_folder_without_checkpoints_is_discarded_by_the_next_run(base, data, tmp_path):
+    output = tmp_path / "model"
+    (tmp_path / "model.partial").mkdir()  # a run killed before its first checkpoint
+    assert train(base, data, output) == 0
+    assert (output / "model.safetensors").exists() and not (tmp_path / "model.partial").exists()
+
+
 @pytest.mark.slow
 def test_checkpoints_and_the_best_model_end_in_the_output_folder(base, data, tmp_path):
     output = tmp_path / "model"
@@ -341,8 +365,9 @@ def test_checkpoints_and_the_best_model_end_in_the_output_folder(base, data, tmp
                  "--save_steps", "1", "--load_best_model_at_end", "true", "--metric_for_best_model", "sst_accuracy",
                  "--max_eval_samples", "4") == 0
     state = json.loads((output / "checkpoint-2" / "trainer_state.json").read_text())
-    best = Path(state["best_model_checkpoint"]).name
-    assert best in {p.name for p in output.iterdir()}, "the best checkpoint moves in with the model"
+    best = Path(state["best_model_checkpoint"])
+    assert best.name in {p.name for p in output.iterdir()}, "the best checkpoint moves in with the model"
+    assert best.parent == output, "and its record points there, where a continued run looks for it"
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -366,7 +391,7 @@ def _data_with_bad_rows(data, folder):
 def run_with_bad_rows(base, data, tmp_path, caplog):
     output = tmp_path / "model"
     with caplog.at_level("WARNING", logger="minbert.train"):
-        assert train(base, _data_with_bad_rows(data, tmp_path / "bad"), output) == 0
+        assert train(base, _data_with_bad_rows(data, tmp_path / "bad"), output, "--max_bad_row_share", "0.2") == 0
     return output, [(r.levelname, r.getMessage()) for r in caplog.records]
 
 

@@ -91,6 +91,22 @@ def test_batch_tokens_packs_a_tasks_short_rows_into_fewer_fuller_batches(tmp_pat
     assert len(packed) == len(plain) - (sst_steps[0] - sst_steps[1])  # the other tasks' steps are unchanged
 
 
+def test_a_max_seq_length_beyond_the_models_positions_fails_before_tokenizing(tmp_path, tokenizer, monkeypatch):
+    import trainers.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "training_dataset", lambda *a, **k: pytest.fail("tokenized first"))
+    with pytest.raises(ValueError, match=r"max_seq_length=128 exceeds the model's max_position_embeddings \(64\)"):
+        _trainer(tmp_path, tokenizer, max_seq_length=128)
+
+
+def test_the_optimizers_parameter_groups_and_their_rates_are_logged(tmp_path, tokenizer, caplog):
+    trainer = _trainer(tmp_path, tokenizer, layerwise_lr_decay=0.5)
+    with caplog.at_level("INFO", logger="trainers.trainer"):
+        optimizer = trainer.create_optimizer()
+    rates = {f"lr={group['lr']:.3e}" for group in optimizer.param_groups}
+    assert len(rates) > 1 and all(rate in caplog.text for rate in rates)
+
+
 def test_always_rows_beyond_a_tasks_rows_are_refused(tmp_path, tokenizer):
     with pytest.raises(ValueError, match=r"always_rows\['sst'\]=99: expected 0..24"):
         _trainer(tmp_path, tokenizer, always_rows={"sst": 99})

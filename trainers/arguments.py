@@ -189,6 +189,9 @@ class MultitaskTrainingArguments(TrainingArguments):
             raise ValueError("--pcgrad needs every task's loss in one step: use --task_sampling all_tasks")
         if self.pcgrad and self.fp16:  # its per-task autograd.grad bypasses the loss scaler that fp16 needs
             raise ValueError("--pcgrad does not work with --fp16 (its task gradients bypass fp16 loss scaling): use --bf16 or fp32")
+        # On a CPU accelerate runs no fp16 autocast: the run would be fp32 while its record says fp16.
+        if self.fp16 and (self.use_cpu or not _has_accelerator()):
+            raise ValueError("--fp16 needs a GPU: on a CPU it would silently train in fp32; use --bf16 (CPU autocast)")
         if self.max_seq_length < 8:
             raise ValueError(f"--max_seq_length {self.max_seq_length} is too short")
         for name in ("smart_steps",):

@@ -24,7 +24,7 @@ import numpy as np
 from hf_minbert.data import assign_folds
 from hf_minbert.ensemble import dev_score
 from hf_minbert.evaluation import gold_labels, predict_task
-from model_cards.card import SELECTION_FILE, TRAINING_CONFIG_FILE
+from model_cards.run_record import SELECTION_FILE, TRAINING_CONFIG_FILE
 
 from .multitask_data import tokenize_for_training
 

@@ -30,8 +30,9 @@ from transformers.trainer_utils import PredictionOutput
 from hf_minbert.data import task_schema
 from hf_minbert.data.tokenization import JOINT_COLUMNS, SIDE_COLUMNS
 from hf_minbert.evaluation import evaluate_model, evaluate_task, gold_labels
+from hf_minbert.metrics import OVERALL_TASKS, tasks_overall
 from hf_minbert.modeling_minbert_heads import task_loss
-from hf_minbert.optimization import create_optimizer
+from hf_minbert.optimization import create_optimizer, describe_parameter_groups
 
 from .arguments import MultitaskTrainingArguments
 from .cpu_memory import keep_freed_memory
@@ -47,7 +48,6 @@ logger = logging.getLogger(__name__)
 
 # The keys each shipped metric reports (hf_minbert/metrics), as evaluate() names them after the task.
 METRIC_KEYS = {"accuracy": ("accuracy",), "correlation": ("pearson", "spearman")}
-OVERALL_TASKS = ("sst", "para", "sts")  # the leaderboard's "overall" and "mean" need all three
 
 
 class MultitaskTrainer(Trainer):
@@ -66,6 +66,7 @@ class MultitaskTrainer(Trainer):
         if processing_class is None:
             raise ValueError("MultitaskTrainer needs the tokenizer as processing_class (it tokenizes and is saved with the model)")
         config = _core(model).config
+        _check_max_seq_length(args, config)
         for name, datasets in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
             _check_task_dict(name, datasets, config)
         if args.ordinal_weight > 0:
@@ -275,6 +276,8 @@ class MultitaskTrainer(Trainer):
                 eps=args.adam_epsilon,
                 use_torch_adamw=args.use_torch_adamw,
             )
+            # Layer-wise decay, head multipliers and frozen parts all show here: the rates a run really used.
+            logger.info("optimizer parameter groups:\n%s", describe_parameter_groups(self.optimizer))
         return self.optimizer
 
     # ---- checkpoints: SMART's mean teacher and PCGrad's generator go with the optimizer (multitask_state.py)
@@ -336,13 +339,6 @@ def head_input_keys(spec):
     return JOINT_COLUMNS + SIDE_COLUMNS if spec["cosine_feature"] else JOINT_COLUMNS
 
 
-def tasks_overall(metrics):
-    """The leaderboard score over the tasks evaluated: the mean of their accuracies and of (r + 1) / 2 for a
-    correlation task. With sst, para and sts it is "overall"; unlike it, it exists for any set of tasks."""
-    parts = [(m["pearson"] + 1) / 2 if "pearson" in m else m["accuracy"] for m in metrics.values() if isinstance(m, dict)]
-    return sum(parts) / len(parts)
-
-
 def evaluation_metric_names(tasks):
     """The metrics `MultitaskTrainer.evaluate` reports for these tasks, without the "eval_" prefix."""
     names = [f"{task}_{key}" for task in tasks for key in METRIC_KEYS[task_schema(task).metric]]
@@ -389,6 +385,13 @@ def _core(model):
     if hasattr(model, "get_base_model"):  # peft.PeftModel
         model = model.get_base_model()
     return model
+
+
+def _check_max_seq_length(args, config):
+    # Training rows may all be short enough; a longer evaluation row would then fail only after training.
+    if args.max_seq_length > config.max_position_embeddings:
+        raise ValueError(f"max_seq_length={args.max_seq_length} exceeds the model's max_position_embeddings "
+                         f"({config.max_position_embeddings})")
 
 
 def _check_task_dict(name, datasets, config):

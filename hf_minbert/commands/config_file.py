@@ -6,7 +6,9 @@
 Every value is converted as the same value on the command line would be, by the parser's own type of the
 flag: `learning_rate: 1e-4` is a number although YAML reads it as the string '1e-4', `bf16: "false"` is
 False, and `per_device_train_batch_size: 3.5` is refused. A mapping for a per-task option (`smart_weight:
-{sst: 2, para: 6}`) reads as its command-line form, `sst=2,para=6`. An unknown key, a value of the wrong type
+{sst: 2, para: 6}`) reads as its command-line form, `sst=2,para=6`, one for a per-task list option
+(`train_sources: {sst: [a.csv, b.csv]}`) as `sst=a.csv,b.csv`. As in YAML 1.2 and JSON, only true and false
+are booleans: `eval_strategy: no` is the string the flag takes. An unknown key, a value of the wrong type
 or a file that is not valid JSON/YAML is one line naming the file and the key (or the line), before any
 work; the dataclasses' own checks then run once, on the file's values and the flags together.
 """
@@ -73,12 +75,32 @@ def _load_yaml(path, text):
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_yaml_loader())
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error)
         raise ValueError(f"{path}{where}: not valid YAML: {problem}") from None
+
+
+def _yaml_loader():
+    """YAML's safe loader, reading booleans as YAML 1.2 and JSON do: only true and false. YAML 1.1 also reads
+    an unquoted no, yes, on and off as booleans, which turns `eval_strategy: no` into False, not the "no" the
+    same flag takes on the command line."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+    return Loader
 
 
 def _field_types(parser) -> dict:
@@ -97,10 +119,16 @@ def _convert(action, hint, value, where):
             raise ValueError(f"{where}: expected {_expected(action)}, got null")
         return None
     if action.nargs in ("+", "*"):  # a list flag: one value or a list of them
+        if isinstance(value, dict):  # per-task values (--train_sources sst=a,b): {task: value or list}
+            value = [f"{task}={_joined(item)}" for task, item in value.items()]
         return [_convert_one(action, item, where) for item in (value if isinstance(value, list) else [value])]
     if isinstance(value, (dict, list)):
         return _convert_container(action, hint, value, where)
     return _convert_one(action, value, where)
+
+
+def _joined(item) -> str:
+    return ",".join(str(part) for part in item) if isinstance(item, list) else str(item)
 
 
 def _convert_container(action, hint, value, where):

@@ -17,15 +17,25 @@ evaluate` and `AutoModel.from_pretrained(..., trust_remote_code=True)` load, plu
                               choose them (with `held_out_overall` when sst, para and sts are all there),
                               and `error_correlation`: how alike each pair of candidates errs on dev
     README.md                 the model card: dev metrics, the members with their weights and own dev scores
+
+The output folder is checked before any model predicts, and written as `minbert train` writes its own
+(output_folder.py): aside in `<output_dir>.partial`, moved in complete. It may not be one of --models (nor
+hold one, nor --data_dir), and a folder that already holds a model is replaced only with --overwrite_output_dir.
 """
 import argparse
-import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from transformers import AutoTokenizer, PretrainedConfig
 
-from hf_minbert.commands.evaluate import CommandError, check_model_source, positive_int, torch_device
+from hf_minbert.commands.common import CommandError, check_model_source, first_line, positive_int, torch_device
+from hf_minbert.commands.output_folder import (
+    check_output_folder,
+    discard_unfinished_run,
+    move_into_place,
+    staging_folder,
+)
 from hf_minbert.data import TASK_SCHEMAS, DataError, read_task_file
 from hf_minbert.ensemble import (
     SELECTION_METHODS,
@@ -36,11 +46,18 @@ from hf_minbert.ensemble import (
     held_out_scores,
     load_multitask_model,
 )
-from hf_minbert.evaluation import gold_labels, predict_task, predictions_to_labels, score_task
+from hf_minbert.evaluation import (
+    gold_labels,
+    predict_task,
+    predictions_to_labels,
+    score_task,
+    write_metrics_json,
+    write_strict_json,
+)
 from hf_minbert.metrics import leaderboard_score, with_overall_scores
 from hf_minbert.modeling_minbert_ensemble import MinBertEnsembleConfig
 from model_cards import regenerate_model_card
-from model_cards.card import SELECTION_FILE
+from model_cards.run_record import SELECTION_FILE
 
 # Text whose tokenization must agree between members: case, accents, punctuation, a rare word.
 TOKENIZER_PROBE = "Paraphrase? It's naïve, UNBELIEVABLY so: 3.5 stars — co-operative!"
@@ -51,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", required=True, help="saved multitask model folders (the candidates)")
     parser.add_argument("--output_dir", required=True, help="where the ensemble is saved")
+    parser.add_argument("--overwrite_output_dir", action="store_true",
+                        help="replace an --output_dir that already holds a model (refused otherwise)")
     parser.add_argument("--data_dir", default="../shared/data", help="folder with the CS224N dev files")
     parser.add_argument("--tasks", nargs="+", default=["sst", "para", "sts"], choices=list(TASK_SCHEMAS),
                         help="tasks to ensemble (default: sst para sts)")
@@ -105,13 +124,13 @@ def candidate_heads(args) -> dict:
         try:
             config_dict, _ = PretrainedConfig.get_config_dict(path)  # read once, as saved
         except OSError as error:
-            raise CommandError(f"cannot load a model from {path}: {_first_line(error)}") from None
+            raise CommandError(f"cannot load a model from {path}: {first_line(error)}") from None
         if config_dict.get("model_type") == MinBertEnsembleConfig.model_type:
             raise CommandError(f"{path} is already an ensemble; pass its member models instead")
         try:
             tasks = MinBertConfig.from_dict(config_dict).tasks
         except ValueError as error:
-            raise CommandError(f"cannot load a model from {path}: {_first_line(error)}") from None
+            raise CommandError(f"cannot load a model from {path}: {first_line(error)}") from None
         for task in args.tasks:
             if task in tasks:
                 heads[task][path] = tasks[task]
@@ -140,15 +159,11 @@ def _check_alike(task, heads):
         raise CommandError(f"the --models' {task} heads differ, so their {task} answers cannot be averaged: {listed}")
 
 
-def _first_line(error) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
 def load_candidate(path, device):
     try:
         return load_multitask_model(path).to(device)
     except (OSError, ValueError) as error:
-        raise CommandError(f"cannot load a model from {path}: {_first_line(error)}") from None
+        raise CommandError(f"cannot load a model from {path}: {first_line(error)}") from None
 
 
 def predict_candidates(args, dev, tokenizer, device, heads):
@@ -166,19 +181,113 @@ def predict_candidates(args, dev, tokenizer, device, heads):
     return predictions
 
 
+def check_flags(args):
+    """The flags that no parser check covers: each model once, greedy's options only with greedy, two folds or more."""
+    if len(set(args.models)) != len(args.models):
+        raise CommandError("--models lists a folder twice")
+    if args.selection != "greedy" and (args.with_replacement or args.max_members is not None):
+        raise CommandError(f"--with_replacement and --max_members apply to --selection greedy, not {args.selection}")
+    if args.held_out_folds < 2:
+        raise CommandError(f"--held_out_folds must be at least 2, got {args.held_out_folds}")
+
+
+def check_output(args):
+    """Refuse, before any model predicts, an --output_dir the ensemble may not replace: one of --models (or a
+    folder holding one, or --data_dir), a folder holding other files, or a model without --overwrite_output_dir."""
+    local_models = [Path(path).expanduser() for path in args.models if Path(path).expanduser().exists()]  # not Hub ids
+    try:
+        check_output_folder(args.output_dir, args.overwrite_output_dir,
+                            inputs={"one of --models": local_models, "--data_dir": args.data_dir}, resumable=False)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+
+
+@dataclass
+class Outcome:
+    """What selection found, per task: the Selection (members, weights, steps), the dev metrics of the
+    averaged members (with the overall scores), the held-out scores (where the dev rows sufficed to
+    cross-fit), and how alike the candidates err."""
+
+    selections: list
+    metrics: dict
+    held_out: dict
+    alike: dict
+
+    def picked(self) -> set:
+        """The model folders picked for any task."""
+        return {path for s in self.selections for path, count in zip(s.candidates, s.counts) if count}
+
+
+def selection_options(args) -> dict:
+    return {"with_replacement": args.with_replacement, "max_members": args.max_members} if args.selection == "greedy" else {}
+
+
+def select_members(args, heads, dev, predictions) -> Outcome:
+    """Per task, the members that --selection picks from the candidates' dev predictions, and how they score."""
+    outcome = Outcome([], {}, {}, {})
+    options, select = selection_options(args), SELECTION_METHODS[args.selection]
+    for task in args.tasks:
+        kind = next(iter(heads[task].values()))["kind"]
+        gold = gold_labels(dev[task], task)
+        names, scores = list(predictions[task]), list(predictions[task].values())
+        selection = select(task, kind, scores, gold, names=names, **options)
+        outcome.selections.append(selection)
+        averaged = average_scores(kind, scores, selection.counts)
+        outcome.metrics[task] = score_task(task, predictions_to_labels(averaged, kind), gold)
+        outcome.alike[task] = error_correlation(task, kind, scores, gold, names=names)
+        held_out = held_out_record(args, task, kind, scores, gold)
+        if held_out is not None:
+            outcome.held_out[task] = held_out
+    outcome.metrics = with_overall_scores(outcome.metrics)
+    return outcome
+
+
+def held_out_record(args, task, kind, scores, gold):
+    """The ensemble's and the best single model's scores on dev rows that did not choose them; None (and a
+    note) where the dev rows are too few to cross-fit."""
+    try:
+        ensemble_score, single_score = held_out_scores(task, kind, scores, gold, folds=args.held_out_folds,
+                                                       method=args.selection, **selection_options(args))
+    except ValueError as error:  # the ensemble itself is still worth saving
+        print(f"note: no held-out scores: {error}")
+        return None
+    return {"ensemble": ensemble_score, "best_single": single_score, "folds": args.held_out_folds}
+
+
+def selection_record(args, outcome, members) -> dict:
+    """ensemble_selection.json: the members, how they were chosen, and per task the selection's record."""
+    held_out = outcome.held_out
+    record = {"members": ensemble_task_weights(outcome.selections, members)[0], "selection": args.selection,
+              **selection_options(args),
+              "tasks": {s.task: {**s.to_dict(), "error_correlation": outcome.alike[s.task],
+                                 **({"held_out": held_out[s.task]} if s.task in held_out else {})}
+                        for s in outcome.selections}}
+    if all(task in held_out for task in ("sst", "para", "sts")):
+        record["held_out_overall"] = {which: leaderboard_score(*(held_out[t][which] for t in ("sst", "para", "sts")))
+                                      for which in ("ensemble", "best_single")}
+    return record
+
+
+def write_ensemble(args, ensemble, tokenizer, outcome, members):
+    """The ensemble, its tokenizer, metrics.json, the selection record and the card, written into the staging
+    folder, which then takes --output_dir's place: a failure on the way leaves --output_dir as it was."""
+    output = Path(args.output_dir)
+    staging = staging_folder(output)
+    discard_unfinished_run(staging)  # check_output has made sure that discarding it was asked for
+    ensemble.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    write_metrics_json(staging / "metrics.json", outcome.metrics)
+    record = selection_record(args, outcome, members)
+    write_strict_json(staging / SELECTION_FILE, record)
+    regenerate_model_card(staging, model_id=str(output))  # the card names the output folder, not the staging one
+    move_into_place(staging, output)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if len(set(args.models)) != len(args.models):
-        print("minbert ensemble: --models lists a folder twice", file=sys.stderr)
-        return 2
-    if args.selection != "greedy" and (args.with_replacement or args.max_members is not None):
-        print(f"minbert ensemble: --with_replacement and --max_members apply to --selection greedy, not {args.selection}",
-              file=sys.stderr)
-        return 2
-    if args.held_out_folds < 2:
-        print(f"minbert ensemble: --held_out_folds must be at least 2, got {args.held_out_folds}", file=sys.stderr)
-        return 2
     try:
+        check_flags(args)
+        check_output(args)
         device = torch_device("--device", args.device)
         heads = candidate_heads(args)
         dev = read_dev_sets(args)
@@ -187,60 +296,27 @@ def main(argv=None) -> int:
     except CommandError as error:
         print(f"minbert ensemble: {error}", file=sys.stderr)
         return 2
-    selections, metrics, held_out, alike = [], {}, {}, {}
-    options = {"with_replacement": args.with_replacement, "max_members": args.max_members} if args.selection == "greedy" else {}
-    select = SELECTION_METHODS[args.selection]
-    kinds = {task: next(iter(by_model.values()))["kind"] for task, by_model in heads.items()}
-    for task in args.tasks:
-        gold = gold_labels(dev[task], task)
-        names, scores = list(predictions[task]), list(predictions[task].values())
-        selection = select(task, kinds[task], scores, gold, names=names, **options)
-        selections.append(selection)
-        averaged = average_scores(kinds[task], scores, selection.counts)
-        metrics[task] = score_task(task, predictions_to_labels(averaged, kinds[task]), gold)
-        alike[task] = error_correlation(task, kinds[task], scores, gold, names=names)
-        try:
-            ensemble_score, single_score = held_out_scores(task, kinds[task], scores, gold, folds=args.held_out_folds,
-                                                           method=args.selection, **options)
-        except ValueError as error:  # too few dev rows to cross-fit: the ensemble itself is still worth saving
-            print(f"note: no held-out scores: {error}")
-            continue
-        held_out[task] = {"ensemble": ensemble_score, "best_single": single_score, "folds": args.held_out_folds}
-    metrics = with_overall_scores(metrics)
-
-    picked = {path for s in selections for path, count in zip(s.candidates, s.counts) if count}
-    models = {path: load_candidate(path, device) for path in args.models if path in picked}
-    ensemble = build_ensemble(models, selections)
-    output = Path(args.output_dir)
-    ensemble.save_pretrained(output)
-    tokenizer.save_pretrained(output)
-    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    record = {"members": ensemble_task_weights(selections, list(models))[0], "selection": args.selection, **options,
-              "tasks": {s.task: {**s.to_dict(), "error_correlation": alike[s.task],
-                                 **({"held_out": held_out[s.task]} if s.task in held_out else {})}
-                        for s in selections}}
-    if all(task in held_out for task in ("sst", "para", "sts")):
-        record["held_out_overall"] = {which: leaderboard_score(*(held_out[t][which] for t in ("sst", "para", "sts")))
-                                      for which in ("ensemble", "best_single")}
-    (output / SELECTION_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    regenerate_model_card(output)
-    print(format_summary(selections, metrics, held_out, len(models), output, args.selection, alike))
+    outcome = select_members(args, heads, dev, predictions)
+    models = {path: load_candidate(path, device) for path in args.models if path in outcome.picked()}
+    write_ensemble(args, build_ensemble(models, outcome.selections), tokenizer, outcome, list(models))
+    print(format_summary(outcome, len(models), Path(args.output_dir), args.selection))
     return 0
 
 
-def format_summary(selections, metrics, held_out, num_members, output, method="greedy", alike=None) -> str:
+def format_summary(outcome, num_members, output, method="greedy") -> str:
     lines = [f"ensemble of {num_members} model(s) saved to {output}"]
-    for s in selections:
+    for s in outcome.selections:
         best_single = max(s.single_scores)
         picks = ", ".join(f"{name} ×{count}" if count > 1 else name for name, count in zip(s.candidates, s.counts) if count)
         line = f"  {s.task}: dev {s.score:.4f} (best single {best_single:.4f}) from {picks}"
-        if s.task in held_out:
-            unseen = held_out[s.task]
+        if s.task in outcome.held_out:
+            unseen = outcome.held_out[s.task]
             line += (f"; on unseen dev rows ({unseen['folds']}-fold) {unseen['ensemble']:.4f} "
                      f"(best single {unseen['best_single']:.4f})")
-        if (alike or {}).get(s.task, {}).get("mean") is not None:
-            line += f"; candidates' errors correlate {alike[s.task]['mean']:.2f} on average"
+        if outcome.alike.get(s.task, {}).get("mean") is not None:
+            line += f"; candidates' errors correlate {outcome.alike[s.task]['mean']:.2f} on average"
         lines.append(line)
+    metrics = outcome.metrics
     if "overall" in metrics:
         caveat = "(dev chose the members: optimistic)" if method == "greedy" else "(every model averaged: dev chose nothing)"
         lines.append(f"  overall (leaderboard) {metrics['overall']:.4f}   mean {metrics['mean']:.4f}   {caveat}")

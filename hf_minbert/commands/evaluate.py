@@ -2,7 +2,7 @@
 
     minbert evaluate --model DIR --data_dir DIR --output_dir DIR
 
-For each task (sst, para, sts by default) it reads the dev file (labelled) and the test-student file
+For each task (by default the model's own: sst, para, sts) it reads the dev file (labelled) and the test-student file
 (unlabelled) from --data_dir, or the files given with --<task>_dev / --<task>_test, and writes:
 
     <task>-dev-output.csv, <task>-test-output.csv
@@ -26,20 +26,19 @@ neither is "no such directory", and an unreadable weights file is named.
 """
 import argparse
 import contextlib
-import os
 import sys
 from pathlib import Path
 
-import torch
-from huggingface_hub.utils import HFValidationError, validate_repo_id
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from transformers import AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
+from hf_minbert.commands.common import CommandError, check_model_source, first_line, positive_int, torch_device
 from hf_minbert.data import TASK_SCHEMAS, DataError, read_task_file
 from hf_minbert.ensemble import load_multitask_model
 from hf_minbert.evaluation import evaluate_task, resolve_max_length, write_metrics_json, write_prediction_file
 from hf_minbert.metrics import with_overall_scores
+from model_cards.run_record import TRAINING_CONFIG_FILE
 
 DEFAULT_TASKS = ("sst", "para", "sts")
 
@@ -51,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tokenizer", default=None, help="tokenizer directory (default: --model)")
     parser.add_argument("--data_dir", default=None, help="folder with the CS224N task files")
     parser.add_argument("--output_dir", required=True, help="where prediction files and metrics.json go")
-    parser.add_argument("--tasks", nargs="+", default=list(DEFAULT_TASKS), choices=list(TASK_SCHEMAS),
-                        help="tasks to score (default: sst para sts)")
+    parser.add_argument("--tasks", nargs="+", default=None, choices=list(TASK_SCHEMAS),
+                        help="tasks to score (default: the model's own, among sst para sts cfimdb)")
     for task in TASK_SCHEMAS:
         parser.add_argument(f"--{task}_dev", default=None, help=f"labelled {task} file (default: data_dir's)")
         parser.add_argument(f"--{task}_test", default=None, help=f"unlabelled {task} file (default: data_dir's)")
@@ -73,34 +72,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def model_tasks(model) -> list:
+    """The tasks a saved model answers that have a task file format, read from its config alone (before any
+    data or weights): a multitask model's heads, an ensemble's weighted tasks; a checkpoint with neither
+    (a plain BERT), the course's three tasks, which the untrained-heads check then refuses."""
+    from transformers import PretrainedConfig
 
-
-class CommandError(ValueError):
-    """A problem with the command's arguments or inputs: printed as one line, exit status 2 (a ValueError, so
-    that the dispatcher prints it so where another command raises it)."""
-
-
-def torch_device(flag, name):
-    """The torch device `name` names (None: cuda where available, else cpu), after checking that this torch
-    can place a tensor there: a bad name or a missing backend is one line naming the flag, not a traceback
-    from the first model.to(device)."""
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise CommandError(f"{flag} {name}: not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
-    try:
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as error:  # AssertionError: "Torch not compiled with CUDA enabled"
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0].split(". ")[0]  # some run on for a page
-        raise CommandError(f"{flag} {name}: this torch cannot use that device ({reason})") from None
-    return device
+        config, _ = PretrainedConfig.get_config_dict(model)
+    except (OSError, ValueError) as error:
+        raise CommandError(f"cannot read the config of --model {model}: {first_line(error)}") from None
+    heads = config.get("tasks") or config.get("task_weights")
+    if not heads:
+        return list(DEFAULT_TASKS)
+    tasks = [task for task in TASK_SCHEMAS if task in heads]  # in the usual order: a saved config sorts its keys
+    if not tasks:
+        raise CommandError(f"--model {model} answers {', '.join(heads)}, none a task with a file format "
+                           f"({', '.join(TASK_SCHEMAS)}): nothing to score")
+    return tasks
+
+
+def check_output_dir(output_dir):
+    """A trained model's folder keeps its training record in metrics.json, which its card reads."""
+    if (Path(output_dir) / TRAINING_CONFIG_FILE).exists():
+        raise CommandError(f"--output_dir {output_dir} holds a trained model whose metrics.json is its training "
+                           "record: write the scores to another folder")
 
 
 def resolve_files(args) -> list:
@@ -132,35 +128,6 @@ def read_files(files, skip_bad_rows) -> list:
             raise CommandError(str(error)) from None
         read.append((task, split, dataset, report))
     return read
-
-
-def check_model_source(flag, source):
-    """A local folder (its safetensors files readable), else a name that can only be a Hub repository id;
-    anything else is "no such directory" rather than a Hub connection error."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        for weights in sorted(path.glob("*.safetensors")):
-            try:
-                with safe_open(str(weights), framework="pt"):
-                    pass
-            except (SafetensorError, OSError) as error:
-                raise CommandError(f"{flag} {source}: cannot read {weights} (truncated or corrupt?): {error}") from None
-        return
-    if path.exists():
-        raise CommandError(f"{flag} {source}: not a directory (a saved model folder or a Hub repository id)")
-    if not looks_like_repo_id(source):
-        raise CommandError(f"{flag} {source}: no such directory")
-
-
-def looks_like_repo_id(source):
-    # "name" or "namespace/name", not a path that merely does not exist ("./x", "/x", "~/x", "a/b/c").
-    if source.startswith((".", "~", os.sep)) or source.count("/") > 1:
-        return False
-    try:
-        validate_repo_id(source)
-    except HFValidationError:
-        return False
-    return True
 
 
 @contextlib.contextmanager
@@ -217,8 +184,7 @@ def load_model(args, device):
     except (OSError, ValueError, SafetensorError) as error:
         source = args.model if args.tokenizer is None else f"{args.model} / {args.tokenizer}"
         where = "" if Path(source).is_dir() else " (no such directory; tried it as a Hub repository id)"
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CommandError(f"cannot load the model or tokenizer from {source}{where}: {first_line}") from None
+        raise CommandError(f"cannot load the model or tokenizer from {source}{where}: {first_line(error)}") from None
     model = model.to(device)
     missing = [task for task in args.tasks if task not in model.config.tasks]
     if missing:
@@ -248,6 +214,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         device = torch_device("--device", args.device)
+        check_output_dir(args.output_dir)
+        if args.tasks is None:
+            check_model_source("--model", args.model)
+            args.tasks = model_tasks(args.model)
         inputs = read_files(resolve_files(args), args.skip_bad_rows)
         model, tokenizer = load_model(args, device)
     except CommandError as error:

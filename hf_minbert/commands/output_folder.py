@@ -1,16 +1,23 @@
-"""The output folder of `minbert train` and `minbert distill`: never half-replaced, never silently replaced.
+"""The output folder of `minbert train`, `distill`, `pretrain-mlm` and `ensemble`: never half-replaced, never
+silently replaced.
 
-Trainer works in a sibling staging folder, `<output_dir>.partial`: its checkpoint-* folders, then the final
-model, tokenizer, metrics.json, curves, card (and adapter/). Only when all of it is written does the staging
-folder take the output folder's place, by renames: the old folder becomes `<output_dir>.replaced`, the new
-one `<output_dir>`, and the old one is deleted. A run that fails, at whatever point, leaves `<output_dir>`
-as it was. A finished run's checkpoints move into `<output_dir>` with the model, as before.
+A command writes into a sibling staging folder, `<output_dir>.partial` (Trainer its checkpoint-* folders,
+then the command the final model, tokenizer, its record and card), and only when all of it is written does
+the staging folder take the output folder's place, by renames: the old folder becomes `<output_dir>.replaced`,
+the new one `<output_dir>`, and the old one is deleted. A run that fails, at whatever point, leaves
+`<output_dir>` as it was. A finished training run's checkpoints move into `<output_dir>` with the model.
 
 An output folder that holds a model is replaced only with --overwrite_output_dir; a folder holding other
-files is never replaced (the replacement deletes everything in it). An interrupted run leaves its
-checkpoints in `<output_dir>.partial`: `--resume_from_checkpoint <output_dir>.partial/checkpoint-N`
-continues it, --overwrite_output_dir discards it.
+files is never replaced (the replacement deletes everything in it), nor one that is or holds a folder the
+command reads. An interrupted training run leaves its checkpoints in `<output_dir>.partial`:
+`--resume_from_checkpoint <output_dir>.partial/checkpoint-N` continues it, --overwrite_output_dir discards it.
+
+    check_output_folder(output_dir, ...)    refuse, before any work, a folder this run may not replace
+    staged_output(training_args)            for a block, Trainer writes into the staging folder
+    move_into_place(staging, output_dir)    the complete staging folder becomes the output folder
 """
+import contextlib
+import json
 import shutil
 from pathlib import Path
 
@@ -24,15 +31,16 @@ def staging_folder(output_dir) -> Path:
     return output.with_name(output.name + STAGING_SUFFIX)
 
 
-def check_output_folder(output_dir, overwrite=False, resume_from_checkpoint=None, inputs=None):
-    """Refuse, before any work, an output folder this run may not replace. inputs: {flag: path} of folders
-    the run reads (such as --data_dir), which must not lie inside the folder the run will replace."""
+def check_output_folder(output_dir, overwrite=False, resume_from_checkpoint=None, inputs=None, resumable=True):
+    """Refuse, before any work, an output folder this run may not replace. inputs: {flag: path, or a list of
+    paths} of folders the run reads (such as --data_dir), which must neither be nor lie inside the folder the
+    run will replace. resumable: whether the command continues an unfinished run (--resume_from_checkpoint)."""
     output = Path(output_dir)
     if output.exists() and not output.is_dir():
         raise ValueError(f"--output_dir {output} is a file, not a folder")
-    for flag, path in {"the working directory": Path.cwd(), **(inputs or {})}.items():
-        if path is not None and _inside(Path(path), output):
-            raise ValueError(f"--output_dir {output} contains {flag} ({path}), which replacing the folder would delete")
+    for flag, paths in {"the working directory": Path.cwd(), **(inputs or {})}.items():
+        for path in paths if isinstance(paths, (list, tuple)) else [paths]:
+            _check_not_inside(flag, path, output)
     if output.is_dir() and any(output.iterdir()):
         held = [name for name in MODEL_FILES if (output / name).exists()]
         if not held:
@@ -45,10 +53,43 @@ def check_output_folder(output_dir, overwrite=False, resume_from_checkpoint=None
     if replaced.exists():
         raise ValueError(f"{replaced} is left from an interrupted replacement of {output}: "
                          "move it back or delete it, then run again")
+    _check_checkpoint_exists(resume_from_checkpoint)
     staging = staging_folder(output)
-    if staging.exists() and not overwrite and not _resumes_from(staging, resume_from_checkpoint):
-        raise ValueError(f"{staging} holds an unfinished run: continue it with --resume_from_checkpoint "
-                         f"{staging}/checkpoint-N, or pass --overwrite_output_dir to discard it")
+    # A staging folder without checkpoints holds nothing to continue from: the next run discards it.
+    unfinished = staging.exists() and (not resumable or _checkpoints(staging))
+    if unfinished and not overwrite and not _resumes_from(staging, resume_from_checkpoint):
+        resume = f"continue it with --resume_from_checkpoint {staging}/checkpoint-N, or " if resumable else ""
+        raise ValueError(f"{staging} holds an unfinished run: {resume}pass --overwrite_output_dir to discard it")
+
+
+def _check_checkpoint_exists(resume_from_checkpoint):
+    if resume_from_checkpoint in (None, True, False) or Path(resume_from_checkpoint).is_dir():
+        return
+    raise ValueError(f"--resume_from_checkpoint {resume_from_checkpoint}: no such checkpoint folder")
+
+
+def _checkpoints(folder):
+    return sorted(Path(folder).glob("checkpoint-*"))
+
+
+@contextlib.contextmanager
+def staged_output(training_args):
+    """For the block, `training_args.output_dir` is the staging folder (yielded), so that Trainer writes its
+    checkpoints there; an unfinished run's staging folder is discarded first, unless this run resumes from
+    it (check_output_folder has made sure that discarding it was asked for). After the block, also when it
+    fails, `output_dir` names the output folder again: the run's record names it, and a push reads from it.
+    The caller then saves the model and its record into the staging folder, and moves it into place."""
+    output = Path(training_args.output_dir)
+    staging = staging_folder(output)
+    if training_args.should_save:
+        discard_unfinished_run(staging, training_args.resume_from_checkpoint)
+    if training_args.push_to_hub and training_args.hub_model_id is None:
+        training_args.hub_model_id = output.resolve().name  # Trainer would name the repo after the staging folder
+    training_args.output_dir = str(staging)
+    try:
+        yield staging
+    finally:
+        training_args.output_dir = str(output)
 
 
 def discard_unfinished_run(staging, resume_from_checkpoint=None) -> None:
@@ -74,6 +115,18 @@ def move_into_place(staging, output_dir) -> None:
         raise
     if replaced.exists():
         shutil.rmtree(replaced)
+    _repoint_best_checkpoint(output, staging)
+
+
+def _repoint_best_checkpoint(output, staging):
+    # Trainer records its best checkpoint by path: inside the staging folder, which no longer exists. A run
+    # continued from a moved checkpoint would otherwise lose track of which checkpoint was best.
+    for state_file in Path(output).glob("checkpoint-*/trainer_state.json"):
+        state = json.loads(state_file.read_text())
+        best = state.get("best_model_checkpoint")
+        if best and _inside(Path(best), staging):
+            state["best_model_checkpoint"] = str(output / Path(best).resolve().relative_to(staging.resolve()))
+            state_file.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
 
 
 def _resumes_from(staging, resume_from_checkpoint):
@@ -81,6 +134,13 @@ def _resumes_from(staging, resume_from_checkpoint):
     if resume_from_checkpoint is True:
         return True
     return bool(resume_from_checkpoint) and _inside(Path(resume_from_checkpoint), staging)
+
+
+def _check_not_inside(flag, path, output):
+    if path is None or not _inside(Path(path), output):
+        return
+    relation = "is" if Path(path).resolve() == output.resolve() else "contains"
+    raise ValueError(f"--output_dir {output} {relation} {flag} ({path}), which replacing the folder would delete")
 
 
 def _inside(path, folder):

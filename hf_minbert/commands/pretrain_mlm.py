@@ -19,7 +19,6 @@ writes its own (output_folder.py): aside in `<output_dir>.partial`, moved in com
 already holds a model is replaced only with --overwrite_output_dir. Every flag, the checkpoint and the output
 folder are checked before the texts are read.
 """
-import json
 import logging
 import math
 import sys
@@ -122,7 +121,7 @@ def check_run(mlm_args, training_args):
     positions hold --max_seq_length, its tokenizer has a mask token, and the output folder may be written."""
     from hf_minbert import MinBertConfig, embedded_base_model
 
-    from .evaluate import check_model_source
+    from .common import check_model_source
     from .output_folder import check_output_folder
 
     check_output_folder(training_args.output_dir, mlm_args.overwrite_output_dir,
@@ -142,7 +141,7 @@ def check_run(mlm_args, training_args):
 def main(argv=None) -> int:
     from hf_minbert.commands.train import seed_run
 
-    from .output_folder import discard_unfinished_run, move_into_place, staging_folder
+    from .output_folder import move_into_place, staged_output
 
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     mlm_args, training_args = parse_arguments(list(sys.argv[1:] if argv is None else argv))
@@ -160,18 +159,14 @@ def main(argv=None) -> int:
     # Checkpoints, then the model, go to <output_dir>.partial, which replaces the output folder once complete
     # (output_folder.py): a failed run leaves the old folder as it was, and no stale checkpoint stays beside the new.
     output = Path(training_args.output_dir)
-    staging = staging_folder(output)
-    if training_args.should_save:
-        discard_unfinished_run(staging, training_args.resume_from_checkpoint)
-    training_args.output_dir = str(staging)
-    try:
+    with staged_output(training_args) as staging:
         trainer, metrics = pretrain(model, tokenizer, mlm_args, training_args, train_texts, eval_texts)
-    finally:
-        training_args.output_dir = str(output)
     metrics = {"base_model": path, "tasks": tasks, **metrics}
     if training_args.should_save:
         trainer.save_model(str(staging))  # weights, config with auto_map, remote code, tokenizer
-        (staging / "mlm_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        from hf_minbert.evaluation import write_strict_json
+
+        write_strict_json(staging / "mlm_metrics.json", metrics)
         move_into_place(staging, output)
     print(_summary(metrics, output))
     return 0

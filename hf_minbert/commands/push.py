@@ -85,7 +85,8 @@ def main(argv=None) -> int:
 def _new_card(model_dir, repo_id):
     """The card regenerated for `repo_id` from the folder's run record (not yet written), or None when the
     folder has no record and its README.md is sent as it is."""
-    from model_cards.card import METRICS_FILE, SELECTION_FILE, TRAINING_CONFIG_FILE, build_model_card, load_run_record
+    from model_cards.card import build_model_card
+    from model_cards.run_record import METRICS_FILE, SELECTION_FILE, TRAINING_CONFIG_FILE, load_run_record
 
     model_dir = Path(model_dir)
     # A run's record: training_config.json (minbert train), or ensemble_selection.json (minbert ensemble).

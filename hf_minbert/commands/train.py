@@ -102,7 +102,8 @@ class DataArguments:
         default=None,
         metadata={"help": "a task's training files inside --data_dir, one task=file[,file...] per task: "
                           "sst=ids-sst-train.csv,sst-train-trees.txt para=quora-train.csv (tasks not named: their "
-                          "default sources); a row repeating an earlier file's row is dropped and reported"},
+                          "default sources); a row repeating an earlier file's row's text, or a dev row's, is dropped and "
+                          "reported"},
     )
     extra_training_files: bool = field(
         default=True,
@@ -129,6 +130,20 @@ class DataArguments:
     skip_bad_rows: bool = field(
         default=True, metadata={"help": "skip malformed rows (two Quora rows have no label) and report them; False: fail"}
     )
+    max_bad_row_share: float = field(
+        default=0.05,
+        metadata={"help": "with --skip_bad_rows: the largest share of a file's rows that may be bad and skipped; more "
+                          "is an error naming the file and its first bad row, since skipping that many biases the "
+                          "rest (an STS file on a 0..10 scale would lose its most similar pairs). 0: none; 1: no limit"},
+    )
+    sst_dev: Optional[str] = field(default=None, metadata={"help": "labelled sst dev file (default: --data_dir's "
+                                                                    "ids-sst-dev.csv); a path as given, as for minbert evaluate"})
+    para_dev: Optional[str] = field(default=None, metadata={"help": "labelled para dev file (default: --data_dir's "
+                                                                     "quora-dev.csv)"})
+    sts_dev: Optional[str] = field(default=None, metadata={"help": "labelled sts dev file (default: --data_dir's "
+                                                                    "sts-dev.csv)"})
+    cfimdb_dev: Optional[str] = field(default=None, metadata={"help": "labelled cfimdb dev file (default: --data_dir's "
+                                                                       "ids-cfimdb-dev.csv)"})
     early_stopping_patience: Optional[int] = field(default=None, metadata={"help": "evaluations without improvement before stopping"})
     num_folds: Optional[int] = field(
         default=None, metadata={"help": "split each task's training rows into this many folds and leave --held_out_fold "
@@ -149,6 +164,21 @@ class DataArguments:
             raise ValueError(f"--num_folds must be at least 2, got {self.num_folds}")
         if self.num_folds is not None and not 0 <= self.held_out_fold < self.num_folds:
             raise ValueError(f"--held_out_fold must lie in 0 .. {self.num_folds - 1}, got {self.held_out_fold}")
+        if not 0 <= self.max_bad_row_share <= 1:  # also refuses NaN
+            raise ValueError(f"--max_bad_row_share is a share of a file's rows, in [0, 1]; got {self.max_bad_row_share}")
+        _check_each_task_once(self.train_sources or ())
+
+
+def _check_each_task_once(train_sources):
+    """A task named twice in --train_sources would keep only its last files: refused, at parse time."""
+    files = {}
+    for value in train_sources:
+        task, _, spec = value.partition("=")
+        files.setdefault(task.strip(), []).append(spec.strip())
+    for task, specs in files.items():
+        if len(specs) > 1:
+            raise ValueError(f"--train_sources names {task} {len(specs)} times; list its files once, "
+                             f"comma-separated: {task}={','.join(specs)}")
 
 
 def parse_arguments(argv, extra=()):
@@ -266,29 +296,78 @@ def _typed(option, value):
 
 def load_task_data(data_args, tasks):
     """(train, dev, reports): each task's train and dev rows, and the reports of the data read — a
-    SourcesReport per task's training sources (rows kept per file, overlaps dropped) and a ReadReport per dev
-    file. Skipped bad rows are a warning on the console; `skipped_rows_record` puts them in metrics.json and
-    the card, `training_data_record` the training rows each file gave."""
-    from hf_minbert.data import implies_pairs, read_task_splits, read_training_sources
+    SourcesReport per task's training sources (rows kept per file, dev rows and overlaps dropped, the rows
+    trained on) and a ReadReport per dev file. Skipped bad rows and training rows equal to a dev row are a
+    warning on the console; `skipped_rows_record` puts the former in metrics.json and the card,
+    `training_data_record` the training rows each file gave."""
+    from hf_minbert.data import implies_pairs, read_task_file, read_training_sources
 
-    sources = training_sources(data_args, tasks)
+    sources, dev_paths = training_sources(data_args, tasks), dev_files(data_args, tasks)
     train, dev, reports = {}, {}, []
     for task in tasks:
-        splits, dev_reports = read_task_splits(data_args.data_dir, task, ("dev",), skip_bad_rows=data_args.skip_bad_rows)
-        dev[task] = _cap(splits["dev"], data_args.max_eval_samples)
-        # A treebank phrase equal to a dev sentence would be trained on: such phrases are dropped.
-        dev_sentences = set(splits["dev"]["sentence"]) if task == "sst" else ()
+        dev_rows, dev_report = read_task_file(dev_paths[task], task, labelled=True, skip_bad_rows=data_args.skip_bad_rows,
+                                              max_bad_row_share=data_args.max_bad_row_share)
+        dev[task] = _cap(dev_rows, data_args.max_eval_samples)
+        # A training row equal to a dev row would be scored after being trained on: such rows are dropped,
+        # from every source (a treebank's phrases, a dev file named among --train_sources).
         rows, report = read_training_sources(task, sources[task], skip_bad_rows=data_args.skip_bad_rows,
-                                             exclude_sentences=dev_sentences, phrase_options=_phrase_options(data_args))
+                                             exclude_texts=_row_texts(dev_rows, task),
+                                             phrase_options=_phrase_options(data_args),
+                                             max_bad_row_share=data_args.max_bad_row_share,
+                                             names_relative_to=data_args.data_dir)
         indices = training_row_indices(len(rows), data_args)
         train[task] = rows if len(indices) == len(rows) else rows.select(indices)
+        if data_args.num_folds is not None or len(indices) < len(rows):
+            report.select(indices, **_selection(data_args))
         if data_args.implied_pairs_per_question and implies_pairs(task):
-            train[task], report.implied = with_implied_pairs(train[task], splits["dev"], task, data_args)
-        for read in [*(source.read for source in report.sources), *dev_reports.values()]:
-            (logger.warning if read.skipped else logger.info)(str(read))
-        logger.info(str(report))
-        reports += [report, *dev_reports.values()]
+            train[task], report.implied = with_implied_pairs(train[task], dev_rows, task, data_args)
+        _log_reads(report, dev_report)
+        reports += [report, dev_report]
     return train, dev, reports
+
+
+def dev_files(data_args, tasks):
+    """Each task's dev file: --<task>_dev where given (a path as given, as `minbert evaluate` takes it), else
+    the course's file in --data_dir. Every file must exist: checked before any is read."""
+    from hf_minbert.data import task_schema
+
+    paths = {}
+    for task in tasks:
+        flag = f"{task}_dev"
+        given = getattr(data_args, flag, None)
+        paths[task] = Path(given) if given else Path(data_args.data_dir) / task_schema(task).file_name("dev")
+        if not paths[task].is_file():
+            how = f"--{flag} {given}" if given else f"{task} dev file {paths[task]} (name another with --{flag})"
+            raise ValueError(f"{how}: no such file")
+    return paths
+
+
+def _row_texts(dataset, task):
+    """The text of each row: a (sentence,) or (sentence1, sentence2) tuple."""
+    from hf_minbert.data import task_schema
+
+    return list(zip(*(dataset[column] for column in task_schema(task).text_columns)))
+
+
+def _selection(data_args):
+    """The settings that choose which of a task's rows are trained on (training_row_indices), for the record."""
+    selection = {"max_train_samples": data_args.max_train_samples} if data_args.max_train_samples else {}
+    if data_args.num_folds is not None:
+        selection.update(num_folds=data_args.num_folds, held_out_fold=data_args.held_out_fold,
+                         fold_seed=data_args.fold_seed)
+    return selection
+
+
+def _log_reads(report, dev_report):
+    for read in [*(source.read for source in report.sources), dev_report]:
+        (logger.warning if read.skipped else logger.info)(str(read))
+    logger.info(str(report))
+    if report.evaluation_rows_dropped:
+        counts = ", ".join(f"{source.name} {source.evaluation_rows_dropped}" for source in report.sources
+                           if source.evaluation_rows_dropped)
+        logger.warning("%s: dropped %d training row(s) whose text equals a row of the dev file %s (%s): the dev "
+                       "scores must not be measured on rows trained on", report.task, report.evaluation_rows_dropped,
+                       dev_report.source, counts)
 
 
 def with_implied_pairs(train, dev, task, data_args):
@@ -339,12 +418,24 @@ def _read_reports(reports):
 
 
 def training_data_record(reports):
-    """Per task: the rows its files gave and how many each gave (after overlaps were dropped), and the pairs
-    their labels imply where those were added."""
-    return {report.task: {"rows": report.rows, "overlapping_rows_dropped": report.overlapping_rows,
-                          "sources": {Path(source.source).name: source.kept for source in report.sources},
-                          **({"implied_pairs": report.implied.rows} if report.implied else {})}
-            for report in reports if hasattr(report, "sources")}
+    """Per task: the rows its files gave and how many each gave (after dev rows and overlaps were dropped),
+    and the pairs their labels imply where those were added. Where --max_train_samples or a held-out fold left
+    some out, also the rows trained on (`rows_trained`, `sources_trained`) and the settings (`selection`).
+    Files are named by their path inside --data_dir, else as given."""
+    return {report.task: _task_training_record(report) for report in reports if hasattr(report, "sources")}
+
+
+def _task_training_record(report):
+    record = {"rows": report.rows, "overlapping_rows_dropped": report.overlapping_rows,
+              "sources": report.rows_per_source()}
+    if report.evaluation_rows_dropped:
+        record["dev_rows_dropped"] = report.evaluation_rows_dropped
+    if report.selected is not None:
+        record.update(rows_trained=report.trained_rows, sources_trained=report.trained_rows_per_source(),
+                      selection=dict(report.selection))
+    if report.implied:
+        record["implied_pairs"] = report.implied.rows
+    return record
 
 
 def skipped_rows_record(read_reports):
@@ -422,13 +513,25 @@ def _check_checkpoint_flags(model_args, training_args):
     """The flags that must fit the checkpoint: the sequence length its positions allow, the architecture its
     layers allow."""
     from hf_minbert import MinBertConfig
+    from hf_minbert.modeling_minbert_conversion import check_architecture_change
 
     path = model_path(model_args)
     config = MinBertConfig.from_pretrained(path)
     if training_args.max_seq_length > config.max_position_embeddings:
         raise ValueError(f"--max_seq_length {training_args.max_seq_length} exceeds the model's "
                          f"max_position_embeddings ({config.max_position_embeddings}, {path})")
-    architecture_overrides(model_args, config.num_hidden_layers)
+    check_architecture_change(config, architecture_overrides(model_args, config.num_hidden_layers), path)
+    _check_report_to(training_args.report_to)
+
+
+def _check_report_to(report_to):
+    # Trainer builds its logging callbacks only after the data is read and the model built.
+    from transformers.integrations import get_available_reporting_integrations
+
+    missing = sorted(set(report_to or []) - set(get_available_reporting_integrations()) - {"none", "all"})
+    if missing:
+        raise ValueError(f"--report_to {','.join(missing)}: not a logging integration installed here (installed: "
+                         f"{', '.join(get_available_reporting_integrations()) or 'none'})")
 
 
 def _check_task_flags(training_args, specs):
@@ -503,7 +606,7 @@ def train_and_save(model, tokenizer, train, dev, base_path, model_args, data_arg
     from hf_minbert.evaluation import evaluate_model
     from trainers import MultitaskTrainer
 
-    from .output_folder import check_output_folder, discard_unfinished_run, staging_folder
+    from .output_folder import check_output_folder, staged_output
 
     output = Path(training_args.output_dir)
     check_output_folder(output, training_args.overwrite_output_dir, training_args.resume_from_checkpoint,
@@ -513,21 +616,13 @@ def train_and_save(model, tokenizer, train, dev, base_path, model_args, data_arg
     callbacks = []
     if data_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=data_args.early_stopping_patience))
-    staging = staging_folder(output)
-    if training_args.should_save:
-        discard_unfinished_run(staging, training_args.resume_from_checkpoint)
-    if training_args.push_to_hub and training_args.hub_model_id is None:
-        training_args.hub_model_id = output.resolve().name  # Trainer would name the repo after the staging folder
-    training_args.output_dir = str(staging)  # Trainer's checkpoints, then the model, are written here
-    try:
+    with staged_output(training_args) as staging:  # Trainer's checkpoints, then the model, are written here
         trainer = MultitaskTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=dev,
                                    processing_class=tokenizer, callbacks=callbacks,
                                    always_rows=always_rows(read_reports, data_args))
         start = time.time()
         trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
         train_seconds = time.time() - start
-    finally:
-        training_args.output_dir = str(output)  # what the run's record names, and where a push reads from
 
     if adapter_args.enabled:
         trained = _save_adapters_and_export(trainer, tokenizer, staging)

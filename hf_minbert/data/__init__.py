@@ -4,7 +4,15 @@ from .folds import assign_folds, rows_outside_fold
 from .hub import HUB_SOURCES, HUB_TREES, HubSource, load_hub_sst_trees, load_hub_task
 from .implied_pairs import IMPLIED_SOURCE, ImpliedPairOptions, ImpliedPairsReport, implied_pairs, implies_pairs
 from .readers import read_task_file, read_task_splits
-from .schema import TASK_SCHEMAS, BadRow, DataError, ReadReport, TaskSchema, task_schema
+from .schema import (
+    TASK_SCHEMAS,
+    BadRow,
+    DataError,
+    ReadReport,
+    TaskSchema,
+    check_bad_row_share,
+    task_schema,
+)
 from .sources import (
     EXTRA_TRAINING_FILES,
     SourceReport,
@@ -31,6 +39,7 @@ __all__ = [
     "task_schema",
     "BadRow",
     "DataError",
+    "check_bad_row_share",
     "ReadReport",
     "read_task_file",
     "read_task_splits",

@@ -14,14 +14,16 @@ from pathlib import Path
 import datasets
 
 from .lines import read_lines
-from .schema import DataError, TaskRowsBuilder, task_schema
+from .schema import DataError, TaskRowsBuilder, check_bad_row_share, task_schema
 
 
-def read_task_file(path, task: str, *, labelled=None, skip_bad_rows: bool = False):
+def read_task_file(path, task: str, *, labelled=None, skip_bad_rows: bool = False, max_bad_row_share=None):
     """Read one CS224N file into `task`'s schema; returns `(datasets.Dataset, ReadReport)`.
 
     labelled: True requires the label column, False ignores it, None (default) reads it when the header
     has it. skip_bad_rows: drop (and report) rows that break the schema instead of raising `DataError`.
+    max_bad_row_share: with skip_bad_rows, more bad rows than this share of the file's rows is a `DataError`
+    all the same (`check_bad_row_share`); None: no limit.
     """
     schema = task_schema(task)
     path = Path(path)
@@ -44,7 +46,9 @@ def read_task_file(path, task: str, *, labelled=None, skip_bad_rows: bool = Fals
             builder.reject(location, None, f"{len(fields)} tab-separated fields where the header has {len(header)}")
         else:
             builder.add(location, {column: fields[index] for column, index in positions.items()})
-    return builder.finish()
+    dataset, report = builder.finish()
+    check_bad_row_share(report, max_bad_row_share)
+    return dataset, report
 
 
 def _fields(line, path, number):
@@ -72,7 +76,8 @@ def _column_positions(header, schema, labelled, path):
     return positions
 
 
-def read_task_splits(data_dir, task: str, splits=("train", "dev"), *, skip_bad_rows: bool = False):
+def read_task_splits(data_dir, task: str, splits=("train", "dev"), *, skip_bad_rows: bool = False,
+                     max_bad_row_share=None):
     """The CS224N files of `task` in `data_dir` as a `DatasetDict` keyed by split, plus a report per split.
 
     "test" reads the `*-test-student.csv` file, which has no labels.
@@ -81,6 +86,7 @@ def read_task_splits(data_dir, task: str, splits=("train", "dev"), *, skip_bad_r
     dataset_dict, reports = datasets.DatasetDict(), {}
     for split in splits:
         dataset_dict[split], reports[split] = read_task_file(
-            Path(data_dir) / schema.file_name(split), task, labelled=split != "test", skip_bad_rows=skip_bad_rows
+            Path(data_dir) / schema.file_name(split), task, labelled=split != "test", skip_bad_rows=skip_bad_rows,
+            max_bad_row_share=max_bad_row_share,
         )
     return dataset_dict, reports

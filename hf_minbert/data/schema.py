@@ -155,6 +155,20 @@ class ReadReport:
         return line
 
 
+def check_bad_row_share(report: ReadReport, max_share, records: int = None, unit: str = "rows"):
+    """Raise `DataError` when more than `max_share` of a source's `records` (default: its rows, kept and
+    skipped) were skipped as bad. Past a few stray rows, skipping filters by the very property that makes a
+    row bad: an STS file on a 0..10 scale would lose exactly its most similar pairs. None: no limit."""
+    if max_share is None or not report.skipped:
+        return
+    records = report.rows + report.skipped_count if records is None else records
+    if report.skipped_count > max_share * records:
+        raise DataError(
+            f"{report.source}: {report.skipped_count} of {records} {unit} are bad, more than the share "
+            f"max_bad_row_share={max_share:g} allows (--max_bad_row_share); first: {report.first_skipped(1)[0]}"
+        )
+
+
 def check_text(value):
     """The problem with a sentence value, or None when it is usable text."""
     if not isinstance(value, str):

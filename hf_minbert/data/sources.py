@@ -2,11 +2,16 @@
 
 A source is a file, read by its extension: a CS224N task file (`.csv`, `.tsv`) or, for sst, a treebank
 file of PTB trees (`.txt`, one tree per line). Sources are read in the order given and concatenated. A row
-of a later source that repeats a row of an earlier source is an overlap: the same id, or the same text
-(whitespace ignored; for sentence pairs, the same two sentences in either order). Overlapping rows are
-dropped (the earlier source's row is kept) and counted per pair of sources, with the overlaps whose labels
-differ counted apart. Repeats inside one source are that source's own: kept as the data has them, and
-counted by its reader (`ReadReport.repeated_texts`).
+of a later source that repeats a row of an earlier source is an overlap: the same text (whitespace
+ignored; for sentence pairs, the same two sentences in either order). Overlapping rows are dropped (the
+earlier source's row is kept) and counted per pair of sources, with the overlaps whose labels differ counted
+apart. An id says nothing about the text: files written apart number their rows apart (two files may both
+use 0, 1, ...), so a row that shares only its id with an earlier source's row is kept, and counted. Repeats
+inside one source are that source's own: kept as the data has them, and counted by its reader
+(`ReadReport.repeated_texts`).
+
+A row whose text equals an evaluation row's (`exclude_texts`, e.g. the dev file's) is dropped from every
+source and counted, so that no score is measured on a row trained on.
 
 With both the SST CSV and its trees, the trees' roots are the CSV's sentences, so they are the overlap.
 """
@@ -19,7 +24,7 @@ import numpy as np
 
 from .implied_pairs import ImpliedPairsReport
 from .readers import read_task_file
-from .schema import ReadReport, task_schema
+from .schema import DataError, ReadReport, check_bad_row_share, task_schema
 from .trees import PhraseOptions, read_tree_file
 
 # More training data than the course's `*-train.csv`, used by default when present in the data folder.
@@ -72,15 +77,23 @@ def source_format(path, task: str) -> str:
 
 @dataclass
 class SourceReport:
-    """One source's rows: what its reader kept, and what overlapped an earlier source."""
+    """One source's rows: what its reader kept, what equalled an evaluation row, and what overlapped an
+    earlier source."""
 
     read: ReadReport  # the reader's own report: rows, skipped bad rows, repeats (and the trees' counts)
     format: str
+    name: str = None  # how records name the file: its path inside the data folder, else as given
     kept: int = 0
-    overlaps: dict = field(default_factory=dict)  # earlier source -> rows dropped as repeating its rows
-    same_id: int = 0  # overlapping rows found by id
-    same_text: int = 0  # overlapping rows found by text (ids differ)
+    overlaps: dict = field(default_factory=dict)  # earlier source -> rows dropped as repeating its rows' text
+    same_id: int = 0  # overlapping rows whose id is also the kept row's
+    same_text: int = 0  # overlapping rows with another id than the kept row's
     label_conflicts: int = 0  # overlapping rows whose label differs from the kept row's
+    shared_ids: int = 0  # rows kept though an earlier source has a row of the same id (with another text)
+    evaluation_rows: int = 0  # rows dropped as equal to an evaluation row's text (beyond the reader's own)
+
+    def __post_init__(self):
+        if self.name is None:
+            self.name = self.read.source
 
     @property
     def source(self) -> str:
@@ -94,13 +107,22 @@ class SourceReport:
     def bad_rows(self) -> int:
         return self.read.skipped_count
 
+    @property
+    def evaluation_rows_dropped(self) -> int:
+        """Rows equal to an evaluation row, all told: a tree reader drops its phrases equal to one itself."""
+        return self.evaluation_rows + (len(self.read.excluded) if self.format == "trees" else 0)
+
     def __str__(self):
         line = f"{self.source} ({self.format}): {self.kept} of {self.rows_read} rows kept"
+        if self.evaluation_rows:
+            line += f"; {self.evaluation_rows} dropped as equal to an evaluation row"
         for earlier, count in self.overlaps.items():
             line += f"; {count} dropped as repeating {earlier}"
         if self.overlaps:
-            line += f" ({self.same_id} by id, {self.same_text} by text"
+            line += f" (same text: {self.same_id} with the same id, {self.same_text} with another id"
             line += f", {self.label_conflicts} with another label)" if self.label_conflicts else ")"
+        if self.shared_ids:
+            line += f"; {self.shared_ids} kept sharing only an id (not the text) with an earlier file's row"
         if self.bad_rows:
             line += f"; {self.bad_rows} bad row(s) skipped, first at {', '.join(map(str, self.read.skipped_lines[:5]))}"
         return line
@@ -109,6 +131,7 @@ class SourceReport:
         return {
             "format": self.format, "rows_read": self.rows_read, "rows_kept": self.kept, "overlaps": dict(self.overlaps),
             "same_id": self.same_id, "same_text": self.same_text, "label_conflicts": self.label_conflicts,
+            "shared_ids": self.shared_ids, "evaluation_rows_dropped": self.evaluation_rows_dropped,
             "read": self.read.as_dict(),
         }
 
@@ -118,6 +141,8 @@ class SourcesReport:
     task: str
     sources: list  # SourceReport per source, in reading order
     implied: Optional[ImpliedPairsReport] = None  # the pairs the trained rows' labels imply, when added
+    selected: Optional[list] = None  # per source, its rows trained on when only some are (`select`)
+    selection: dict = field(default_factory=dict)  # the settings that chose them, for the record
 
     @property
     def rows(self) -> int:
@@ -125,11 +150,40 @@ class SourcesReport:
         return sum(source.kept for source in self.sources)
 
     @property
+    def trained_rows(self) -> int:
+        """The rows of the files trained on: all of them, or those `select` chose."""
+        return self.rows if self.selected is None else sum(self.selected)
+
+    @property
     def overlapping_rows(self) -> int:
         return sum(sum(source.overlaps.values()) for source in self.sources)
 
+    @property
+    def evaluation_rows_dropped(self) -> int:
+        return sum(source.evaluation_rows_dropped for source in self.sources)
+
+    def select(self, indices, **settings):
+        """Record that only the rows at `indices` (of the combined rows) are trained on, chosen by `settings`
+        (a cap, a held-out fold): each source is credited with its own rows among them."""
+        indices = np.asarray(indices)
+        bounds = np.cumsum([0, *(source.kept for source in self.sources)])
+        self.selected = [int(((indices >= low) & (indices < high)).sum()) for low, high in zip(bounds, bounds[1:])]
+        self.selection = dict(settings)
+
+    def rows_per_source(self) -> dict:
+        """Source name -> the rows it gave."""
+        return {source.name: source.kept for source in self.sources}
+
+    def trained_rows_per_source(self) -> dict:
+        """Source name -> its rows trained on."""
+        counts = [source.kept for source in self.sources] if self.selected is None else self.selected
+        return {source.name: count for source, count in zip(self.sources, counts)}
+
     def __str__(self):
         lines = [f"{self.task}: {self.rows} training rows from {len(self.sources)} source(s)"]
+        if self.selected is not None:
+            settings = ", ".join(f"{name} {value}" for name, value in self.selection.items())
+            lines[0] += f", of which {self.trained_rows} trained on ({settings})"
         for source in self.sources:
             lines += [f"  {source}", f"    read: {source.read}"]
         if self.implied is not None:
@@ -138,76 +192,127 @@ class SourcesReport:
 
     def as_dict(self) -> dict:
         summary = {"task": self.task, "rows": self.rows, "overlapping_rows": self.overlapping_rows,
+                   "evaluation_rows_dropped": self.evaluation_rows_dropped,
                    "sources": {source.source: source.as_dict() for source in self.sources}}
+        if self.selected is not None:
+            summary.update(trained_rows=self.trained_rows, selection=dict(self.selection))
         if self.implied is not None:
             summary["implied_pairs"] = self.implied.as_dict()
         return summary
 
 
-def read_training_sources(task: str, sources, *, data_dir=None, skip_bad_rows: bool = False,
-                          exclude_sentences=(), phrase_options: PhraseOptions = PhraseOptions()):
+def read_training_sources(task: str, sources, *, data_dir=None, skip_bad_rows: bool = False, exclude_texts=(),
+                          exclude_sentences=(), phrase_options: PhraseOptions = PhraseOptions(),
+                          max_bad_row_share: Optional[float] = None, names_relative_to=None):
     """Read and combine `task`'s training sources; returns `(datasets.Dataset, SourcesReport)`.
 
-    sources: a comma-separated spec or a list of paths (see `parse_sources`). exclude_sentences: the
-    evaluation sentences no treebank phrase may equal (tree sources only: the course's own files are
-    kept as they are). phrase_options: which phrases a tree source gives.
+    sources: a comma-separated spec or a list of paths (see `parse_sources`). exclude_texts: the evaluation
+    rows' texts no training row may equal, a sentence each for a single-sentence task and a (sentence1,
+    sentence2) pair each for a pair task; such rows are dropped from every source and counted.
+    exclude_sentences: the same for sst's sentences (its earlier name). phrase_options: which phrases a tree
+    source gives. max_bad_row_share: with skip_bad_rows, the largest share of a source's rows that may be
+    bad (`check_bad_row_share`); None: no limit. names_relative_to: the folder the reports name the sources
+    inside (default `data_dir`), so that two files of the same name in different folders stay apart.
     """
     schema, paths = task_schema(task), parse_sources(sources, data_dir)
-    repeated = sorted({str(path) for path in paths if paths.count(path) > 1})
-    if repeated:
-        raise ValueError(f"{task} training source listed twice: {', '.join(repeated)}")
-    seen_ids, seen_texts = {}, {}  # id / text key -> (source, label) of the kept row
+    _check_listed_once(task, paths)
+    evaluation = {_text_key(texts) for texts in _as_text_tuples([*exclude_texts, *exclude_sentences])}
+    folder = names_relative_to if names_relative_to is not None else data_dir
+    seen_ids, seen_texts = set(), {}  # of the kept rows: ids; text key -> (source, label, id)
     parts, reports = [], []
     for path in paths:
-        dataset, report = _read_source(path, task, source_format(path, task), skip_bad_rows, exclude_sentences,
-                                       phrase_options)
-        keep = _drop_overlaps(dataset, schema, report, seen_ids, seen_texts)
+        dataset, report = _read_source(path, task, source_format(path, task), skip_bad_rows, evaluation,
+                                       phrase_options, max_bad_row_share)
+        report.name = _source_name(path, folder)
+        keep = _drop_overlaps(dataset, schema, report, seen_ids, seen_texts, evaluation)
         # An index array, not a list: `select` fingerprints its argument, and pickling a long list takes seconds.
         parts.append(dataset if len(keep) == len(dataset) else dataset.select(np.asarray(keep, dtype=np.int64)))
         reports.append(report)
     combined = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+    if len(combined) == 0:
+        raise DataError(f"{task}: no training rows left in {', '.join(map(str, paths))}: every row equals an "
+                        "evaluation row or an earlier source's row")
     return combined, SourcesReport(task, reports)
 
 
-def _read_source(path, task, format, skip_bad_rows, exclude_sentences, phrase_options):
+def _check_listed_once(task, paths):
+    """The same file twice (spelled alike, or two spellings of one file) would only overlap itself."""
+    resolved = [path.resolve() for path in paths]
+    repeated = sorted({str(path) for path, real in zip(paths, resolved) if resolved.count(real) > 1})
+    if repeated:
+        raise ValueError(f"{task} training source listed twice: {', '.join(repeated)}")
+
+
+def _as_text_tuples(texts) -> list:
+    """Each evaluation text as a tuple of its sentences: a bare string is one sentence."""
+    return [(text,) if isinstance(text, str) else tuple(text) for text in texts]
+
+
+def _source_name(path, folder) -> str:
+    """`path` inside `folder` when it lies there (as `--train_sources` names it), else as given."""
+    if folder is not None:
+        try:
+            return str(Path(path).relative_to(folder))
+        except ValueError:
+            pass
+    return str(path)
+
+
+def _read_source(path, task, format, skip_bad_rows, evaluation, phrase_options, max_bad_row_share):
     if format == "trees":
-        dataset, read = read_tree_file(path, options=phrase_options, exclude_sentences=exclude_sentences,
+        # The tree reader drops the phrases equal to an evaluation sentence itself and names them by phrase id
+        # (`TreeReadReport.excluded`); the check after it finds none left.
+        sentences = [key for key in evaluation if isinstance(key, str)]  # a sentence's key is its words
+        dataset, read = read_tree_file(path, options=phrase_options, exclude_sentences=sentences,
                                        skip_bad_rows=skip_bad_rows)
+        check_bad_row_share(read, max_bad_row_share, records=read.trees + read.skipped_count, unit="trees")
     else:
-        dataset, read = read_task_file(path, task, labelled=True, skip_bad_rows=skip_bad_rows)
+        dataset, read = read_task_file(path, task, labelled=True, skip_bad_rows=skip_bad_rows,
+                                       max_bad_row_share=max_bad_row_share)
     return dataset, SourceReport(read=read, format=format)
 
 
-def _drop_overlaps(dataset, schema, report: SourceReport, seen_ids: dict, seen_texts: dict) -> list:
-    """Indices of `dataset`'s rows that repeat no earlier source's row; records the others in `report`.
+def _drop_overlaps(dataset, schema, report: SourceReport, seen_ids: set, seen_texts: dict,
+                   evaluation=frozenset()) -> list:
+    """Indices of `dataset`'s rows that equal no evaluation row and repeat no earlier source's row; records
+    the others in `report`.
 
-    Rows of this source are registered only after the whole source is checked, so its own repeats stay."""
+    A row repeats another only when its text does: an id is only a file's own numbering. Rows of this source
+    are registered only after the whole source is checked, so its own repeats stay."""
     columns = dataset[:]  # plain lists: iterating a `Column` reads Arrow one row at a time
     ids, labels = columns["id"], columns[schema.label_column]
     texts = zip(*(columns[column] for column in schema.text_columns))
-    keep, new_ids, new_texts = [], {}, {}
+    keep, new_texts = [], {}
     for index, (row_id, text, label) in enumerate(zip(ids, texts, labels)):
         key = _text_key(text)
-        earlier = seen_ids.get(row_id)
-        by_id = earlier is not None
-        earlier = earlier or seen_texts.get(key)
-        if earlier is None:
+        earlier = seen_texts.get(key)
+        if key in evaluation:
+            report.evaluation_rows += 1
+        elif earlier is not None:
+            _count_overlap(report, earlier, row_id, label)
+        else:
             keep.append(index)
-            new_ids.setdefault(row_id, (report.source, label))
-            new_texts.setdefault(key, (report.source, label))
-            continue
-        earlier_source, earlier_label = earlier
-        report.overlaps[earlier_source] = report.overlaps.get(earlier_source, 0) + 1
-        report.same_id += by_id
-        report.same_text += not by_id
-        report.label_conflicts += label != earlier_label
-    seen_ids.update(new_ids)
+            report.shared_ids += row_id in seen_ids
+            new_texts.setdefault(key, (report.source, label, row_id))
+    seen_ids.update(ids[index] for index in keep)
     seen_texts.update(new_texts)
     report.kept = len(keep)
     return keep
 
 
+def _count_overlap(report: SourceReport, earlier: tuple, row_id: str, label):
+    earlier_source, earlier_label, earlier_id = earlier
+    report.overlaps[earlier_source] = report.overlaps.get(earlier_source, 0) + 1
+    report.same_id += row_id == earlier_id
+    report.same_text += row_id != earlier_id
+    report.label_conflicts += label != earlier_label
+
+
 def _text_key(texts: tuple):
-    """What makes two rows the same text: words only (whitespace ignored); a pair in either order."""
+    """What makes two rows the same text: words only (whitespace ignored); a pair in either order.
+
+    Either order, because neither pair task's label depends on it: a paraphrase is one both ways and a
+    similarity is symmetric, and training swaps a pair's sentences at random (--pair_swap_probability) and
+    scores both orders (--average_pair_orders). (b, a) after (a, b) is the same example again."""
     words = [" ".join(text.split()) for text in texts]
     return words[0] if len(words) == 1 else tuple(sorted(words))

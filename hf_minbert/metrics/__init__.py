@@ -39,13 +39,24 @@ def mean_score(sst_accuracy: float, para_accuracy: float, sts_pearson: float) ->
     return (sst_accuracy + para_accuracy + sts_pearson) / 3
 
 
+OVERALL_TASKS = ("sst", "para", "sts")  # the leaderboard's "overall" and "mean" need all three
+
+
+def tasks_overall(metrics_by_task: dict) -> float:
+    """The leaderboard score over whichever tasks were scored: the mean of their accuracies and of (r + 1) / 2 for
+    a correlation task. Over sst, para and sts it is `leaderboard_score`; unlike it, it exists for any tasks."""
+    parts = [(m["pearson"] + 1) / 2 if "pearson" in m else m["accuracy"]
+             for m in metrics_by_task.values() if isinstance(m, dict)]
+    return sum(parts) / len(parts)
+
+
 def with_overall_scores(metrics_by_task: dict) -> dict:
     """`metrics_by_task` plus "overall" (leaderboard) and "mean" when sst, para and sts are all present.
 
     With any of the three missing the overall scores are undefined and left out rather than faked.
     """
     result = dict(metrics_by_task)
-    if all(task in result for task in ("sst", "para", "sts")):
+    if all(task in result for task in OVERALL_TASKS):
         parts = (result["sst"]["accuracy"], result["para"]["accuracy"], result["sts"]["pearson"])
         result["overall"] = leaderboard_score(*parts)
         result["mean"] = mean_score(*parts)
@@ -56,7 +67,9 @@ __all__ = [
     "METRIC_NAMES",
     "metric_path",
     "load_metric",
+    "OVERALL_TASKS",
     "leaderboard_score",
     "mean_score",
+    "tasks_overall",
     "with_overall_scores",
 ]

@@ -1,0 +1,75 @@
+"""What the `minbert` commands share: the error a bad argument or input raises, the checks of flags that
+several commands take (a positive count, a torch device, a model folder or Hub id), and `first_line`, which
+turns an error from a library into the one line a command prints."""
+import argparse
+import os
+from pathlib import Path
+
+import torch
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+from safetensors import SafetensorError, safe_open
+
+
+class CommandError(ValueError):
+    """A problem with the command's arguments or inputs: printed as one line, exit status 2 (a ValueError, so
+    that the dispatcher prints it so where another command raises it)."""
+
+
+def first_line(error) -> str:
+    """The first non-blank line of `error`'s message, stripped; its type's name when the message is blank.
+    Libraries' messages run on over several lines (a traceback, a page from a server); a command prints one."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def torch_device(flag, name):
+    """The torch device `name` names (None: cuda where available, else cpu), after checking that this torch
+    can place a tensor there: a bad name or a missing backend is one line naming the flag, not a traceback
+    from the first model.to(device)."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise CommandError(f"{flag} {name}: not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as error:  # AssertionError: "Torch not compiled with CUDA enabled"
+        reason = first_line(error).split(". ")[0]  # some run on for a page
+        raise CommandError(f"{flag} {name}: this torch cannot use that device ({reason})") from None
+    return device
+
+
+def check_model_source(flag, source):
+    """A local folder (its safetensors files readable), else a name that can only be a Hub repository id;
+    anything else is "no such directory" rather than a Hub connection error."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        for weights in sorted(path.glob("*.safetensors")):
+            try:
+                with safe_open(str(weights), framework="pt"):
+                    pass
+            except (SafetensorError, OSError) as error:
+                raise CommandError(f"{flag} {source}: cannot read {weights} (truncated or corrupt?): {error}") from None
+        return
+    if path.exists():
+        raise CommandError(f"{flag} {source}: not a directory (a saved model folder or a Hub repository id)")
+    if not looks_like_repo_id(source):
+        raise CommandError(f"{flag} {source}: no such directory")
+
+
+def looks_like_repo_id(source):
+    # "name" or "namespace/name", not a path that merely does not exist ("./x", "/x", "~/x", "a/b/c").
+    if source.startswith((".", "~", os.sep)) or source.count("/") > 1:
+        return False
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        return False
+    return True

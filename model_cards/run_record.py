@@ -1,0 +1,118 @@
+"""A model folder's run record: what a card states that the weights cannot tell, kept in files beside them.
+
+    metrics.json             dev metrics (`minbert train` / `minbert evaluate` write it)
+    training_config.json     the run's arguments, base model, time, hardware and software versions
+                             (`save_training_config`, at the end of `minbert train`)
+    ensemble_selection.json  a `minbert ensemble` folder's members and their dev scores (in place of
+                             training_config.json: its members trained elsewhere)
+
+Also how this machine is described, in the record and in the benchmarks' results (`describe_hardware`,
+`cpu_model`).
+"""
+import json
+import os
+import platform
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+
+METRICS_FILE = "metrics.json"
+TRAINING_CONFIG_FILE = "training_config.json"
+SELECTION_FILE = "ensemble_selection.json"
+EMBEDDED_BASE_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def save_training_config(model_dir, *, base_model, training_arguments=None, model_arguments=None,
+                         data_arguments=None, train_seconds=None, hardware=None) -> dict:
+    """Write `training_config.json`: everything a card states about the run that the weights cannot tell,
+    captured now (hardware and versions would be wrong if read when a card is regenerated elsewhere)."""
+    record = {
+        "base_model": str(base_model),
+        "base_model_id": hub_base_id(base_model),
+        "train_seconds": train_seconds,
+        "hardware": hardware or describe_hardware(),
+        "software": _software_versions(),
+        "model_arguments": _as_dict(model_arguments),
+        "data_arguments": _as_dict(data_arguments),
+        "training_arguments": _as_dict(training_arguments),
+    }
+    path = Path(model_dir) / TRAINING_CONFIG_FILE
+    path.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_run_record(model_dir):
+    """`(metrics, training_config)` of a model folder; a clear error naming the file that is missing."""
+    model_dir = Path(model_dir)
+    metrics = _read_json(model_dir / METRICS_FILE, "minbert train or minbert evaluate")
+    if (model_dir / SELECTION_FILE).is_file() and not (model_dir / TRAINING_CONFIG_FILE).is_file():
+        return metrics, {}  # a `minbert ensemble` folder: its members trained elsewhere
+    return metrics, _read_json(model_dir / TRAINING_CONFIG_FILE, "minbert train")
+
+
+def load_ensemble_selection(model_dir):
+    """The selection record of a `minbert ensemble` folder; None for any other folder."""
+    path = Path(model_dir) / SELECTION_FILE
+    return _read_json(path, "minbert ensemble") if path.is_file() else None
+
+
+def _read_json(path, writer):
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing (written by {writer}); a card needs it")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+
+
+def describe_hardware() -> str:
+    """CPU model, core count and GPUs of this machine, e.g. "Intel(R) Xeon(R) ..., 2 CPU cores, no GPU"."""
+    import torch
+
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    gpu = ", ".join(gpus) or "no GPU"
+    return f"{cpu_model()}, {os.cpu_count()} CPU cores, {gpu}"
+
+
+def cpu_model():
+    """The processor's name (what every speed depends on), with its bf16 matrix units if it has them."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                platform.processor() or platform.machine())
+    return name + (" (AMX)" if " amx_bf16" in info else "")
+
+
+def _software_versions():
+    import torch
+    import transformers
+
+    try:
+        from hf_minbert import __version__ as minbert_version
+    except ImportError:
+        minbert_version = None
+    return {"hf_minbert": minbert_version, "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version()}
+
+
+def _as_dict(arguments):
+    if arguments is None:
+        return {}
+    if hasattr(arguments, "to_dict"):  # TrainingArguments: enums as values, tokens masked
+        return arguments.to_dict()
+    if is_dataclass(arguments):
+        return asdict(arguments)
+    return dict(arguments)
+
+
+def hub_base_id(base_model):
+    """The Hub id of the base model: the embedded MiniLM's path maps to its Hub id; a local folder has none."""
+    try:
+        from hf_minbert import embedded_base_model
+
+        if Path(str(base_model)).resolve() == Path(embedded_base_model()).resolve():
+            return EMBEDDED_BASE_ID
+    except ImportError:
+        pass
+    return None if Path(str(base_model)).exists() else str(base_model)
