@@ -136,6 +136,9 @@ TRAIN_ROWS = {
     # word vectors were trained on a billion sentence pairs, more than these tasks can teach them.
     "freeze_embeddings": ("the default with the embedding layer frozen (--freeze_embeddings true)",
                           ["--freeze_embeddings", "true"]),
+    # Training rows equal to a dev row (17 of sts-train.csv's, one of ids-sst-train.csv's) are dropped since the
+    # rows above were measured: today's default command, on that data.
+    "default_no_dev_repeats": ("the default since training rows equal to dev rows are dropped", []),
     # The rows named `default` in the full-budget suite ran before pair order became the default: this is their
     # recipe under today's defaults, so that they can be re-run as they were.
     "given_order": ("the default before pair order: Quora's pairs read and answered in their given order",
@@ -199,7 +202,7 @@ TRAIN_ROWS = {
 SEEDS = (1, 2)
 SEEDED_TRAIN_ROWS = ("default", "given_order", "rows_32", "smart_sst", "cosent", "token_rows_8", "epochs_2", "pair_swap",
                      "implied_pairs", "label_smoothing", "triple", "lr_8e-5", "sts_passes_2", "ordinal", "para_passes_2",
-                     "mnr", "fp32", "freeze_embeddings")
+                     "mnr", "fp32", "freeze_embeddings", "default_no_dev_repeats")
 
 
 def _with_seed_rows(rows):

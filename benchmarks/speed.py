@@ -278,7 +278,9 @@ def profile_training_step(model, inputs, top):
 
 def default_recipe_parameters():
     """The trainable parameters of the model `minbert train` builds by default (random gradients)."""
-    from hf_minbert.commands.train import ModelArguments, base_task_specs, build_model, task_specs
+    from hf_minbert.commands.head_options import base_task_specs, task_specs
+    from hf_minbert.commands.train import build_model
+    from hf_minbert.commands.train_arguments import ModelArguments
 
     model_args = ModelArguments()
     _, model = build_model(model_args, task_specs(model_args, *base_task_specs(model_args)))

@@ -8,7 +8,9 @@ import torch
 from transformers import AutoTokenizer, pipeline
 
 from hf_minbert import MinBertConfig, MinBertForMultitask, MinBertModel
-from hf_minbert.commands.train import build_model, parse_arguments, task_specs
+from hf_minbert.commands.head_options import task_specs
+from hf_minbert.commands.train import build_model
+from hf_minbert.commands.train_arguments import parse_arguments
 from hf_minbert.modeling_minbert import MinBertBiEncoderHead, MinBertStaticEncoder
 from hf_minbert.optimization import build_parameter_groups
 from tests.helpers import random_batch, tiny_model, tiny_task_rows

@@ -5,7 +5,9 @@ import torch
 from transformers import AutoTokenizer, pipeline
 
 from hf_minbert import MinBertConfig, MinBertForMultitask
-from hf_minbert.commands.train import ModelArguments, check_run, task_specs
+from hf_minbert.commands.head_options import task_specs
+from hf_minbert.commands.train import check_run
+from hf_minbert.commands.train_arguments import ModelArguments
 from hf_minbert.modeling_minbert_pair_order import both_orders
 from tests.helpers import tiny_model
 from trainers import MultitaskTrainingArguments
@@ -115,7 +117,7 @@ def test_the_train_flag_sets_the_heads_field():
 
 
 def test_the_train_flag_on_a_bi_encoded_task_is_refused_before_training(tmp_path, minilm_path):
-    from hf_minbert.commands.train import DataArguments
+    from hf_minbert.commands.train_arguments import DataArguments
 
     specs = task_specs(ModelArguments(average_pair_orders="sts=true"), MinBertConfig().tasks)  # the recipe's sts=bi
     args = MultitaskTrainingArguments(output_dir=str(tmp_path / "out"))

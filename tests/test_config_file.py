@@ -7,7 +7,7 @@ import pytest
 
 from hf_minbert.cli import main as minbert
 from hf_minbert.commands import train as train_command
-from hf_minbert.commands.train import parse_arguments
+from hf_minbert.commands.train_arguments import parse_arguments
 from tests.helpers import refused_calls
 
 

@@ -9,7 +9,8 @@ from transformers import AutoTokenizer
 
 from hf_minbert import MinBertEnsembleForMultitask
 from hf_minbert.cli import main as minbert
-from hf_minbert.commands.train import DataArguments, load_task_data
+from hf_minbert.commands.train_arguments import DataArguments
+from hf_minbert.commands.train_data import load_task_data
 from hf_minbert.data import assign_folds, rows_outside_fold
 from hf_minbert.evaluation import gold_labels, predict_task
 from tests.helpers import tiny_model, tiny_task_rows, write_task_files

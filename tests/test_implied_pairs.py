@@ -3,7 +3,8 @@ two groups a labelled non-duplicate joins; capped per question, never an evaluat
 import datasets
 import pytest
 
-from hf_minbert.commands.train import DataArguments, always_rows, load_task_data, training_data_record
+from hf_minbert.commands.train_arguments import DataArguments
+from hf_minbert.commands.train_data import always_rows, load_task_data, training_data_record
 from hf_minbert.data import task_schema
 from hf_minbert.data.implied_pairs import ImpliedPairOptions, implied_pairs, pair_key
 from model_cards.card import _data_summary

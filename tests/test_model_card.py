@@ -11,7 +11,7 @@ import yaml
 from transformers import AutoTokenizer
 
 from hf_minbert.cli import main as minbert
-from hf_minbert.commands.train import DataArguments, ModelArguments
+from hf_minbert.commands.train_arguments import DataArguments, ModelArguments
 from hf_minbert.configuration_minbert import DEFAULT_TASKS
 from hf_minbert.metrics import with_overall_scores
 from model_cards import regenerate_model_card, write_model_card

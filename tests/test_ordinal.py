@@ -3,7 +3,9 @@ import pytest
 import torch
 
 from hf_minbert import MinBertConfig
-from hf_minbert.commands.train import DataArguments, ModelArguments, check_run, task_specs
+from hf_minbert.commands.head_options import task_specs
+from hf_minbert.commands.train import check_run
+from hf_minbert.commands.train_arguments import DataArguments, ModelArguments
 from trainers import MultitaskTrainingArguments
 from trainers.ordinal import check_ordinal_task, squared_emd_loss
 

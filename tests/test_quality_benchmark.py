@@ -193,7 +193,7 @@ def test_the_curriculum_row_refuses_a_suites_epoch_budget_before_training(qualit
 
 
 def test_the_curriculum_sentence_stages_flags_are_minbert_train_arguments(quality, tmp_path):
-    from hf_minbert.commands.train import parse_arguments
+    from hf_minbert.commands.train_arguments import parse_arguments
 
     parsed = parse_arguments(["--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "out"),
                               *quality.CURRICULUM_SENTENCE_EPOCH])
@@ -249,7 +249,7 @@ def test_a_row_with_an_environment_trains_under_it_and_records_it_in_its_command
 
 
 def test_every_training_rows_flags_are_minbert_train_arguments(quality, tmp_path):
-    from hf_minbert.commands.train import parse_arguments
+    from hf_minbert.commands.train_arguments import parse_arguments
 
     for row, (_, flags) in quality.TRAIN_ROWS.items():
         parsed = parse_arguments(["--data_dir", str(tmp_path), "--output_dir", str(tmp_path / row), *flags])

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from hf_minbert.commands.train import ModelArguments, base_task_specs, task_specs
+from hf_minbert.commands.head_options import base_task_specs, task_specs
+from hf_minbert.commands.train_arguments import ModelArguments
 from tests.helpers import tiny_model, tiny_task_rows, write_task_files
 from trainers import MultitaskTrainingArguments
 
@@ -106,7 +107,9 @@ def test_the_example_trains_the_recipe_minbert_train_trains(tmp_path, monkeypatc
 
     import hf_minbert
     import trainers
-    from hf_minbert.commands.train import always_rows, build_model, load_task_data, parse_arguments
+    from hf_minbert.commands.train import build_model
+    from hf_minbert.commands.train_arguments import parse_arguments
+    from hf_minbert.commands.train_data import always_rows, load_task_data
 
     data, base, output = _data_with_trees(tmp_path / "data"), _tiny_base(tmp_path / "base", minilm_path), tmp_path / "out"
     monkeypatch.setattr(hf_minbert, "embedded_base_model", lambda: str(base))

@@ -234,7 +234,8 @@ def test_library_arguments_refuse_a_nan_task_weight():
 
 
 def test_one_value_for_every_task_sets_the_pair_encoding_of_the_pair_tasks_only():
-    from hf_minbert.commands.train import ModelArguments, base_task_specs, task_specs
+    from hf_minbert.commands.head_options import base_task_specs, task_specs
+    from hf_minbert.commands.train_arguments import ModelArguments
 
     args = ModelArguments(pair_encoding="cross")
     specs = task_specs(args, *base_task_specs(args))

@@ -8,13 +8,8 @@ import pytest
 from datasets import concatenate_datasets
 
 from hf_minbert.cli import main as minbert
-from hf_minbert.commands.train import (
-    DataArguments,
-    always_rows,
-    load_task_data,
-    training_data_record,
-    training_sources,
-)
+from hf_minbert.commands.train_arguments import DataArguments
+from hf_minbert.commands.train_data import always_rows, load_task_data, training_data_record, training_sources
 from hf_minbert.data import DataError
 from tests.helpers import refused_calls, tiny_task_rows, write_task_files
 from tests.test_train_promises import TINY_RUN, base, tokenizer  # noqa: F401  (module fixtures)

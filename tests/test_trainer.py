@@ -6,7 +6,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer, HfArgumentParser, TrainerCallback
 
-from hf_minbert.commands.train import ModelArguments, base_task_specs, task_specs
+from hf_minbert.commands.head_options import base_task_specs, task_specs
+from hf_minbert.commands.train_arguments import ModelArguments
 from tests.helpers import tiny_model, tiny_task_rows
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
 from trainers.sampling import SAMPLING_STRATEGIES, MultitaskBatchSampler

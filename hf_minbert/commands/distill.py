@@ -27,16 +27,10 @@ from typing import Optional
 
 from transformers import AutoTokenizer
 
-from hf_minbert.commands.train import (
-    base_task_specs,
-    build_model,
-    check_run,
-    load_task_data,
-    parse_arguments,
-    seed_run,
-    task_specs,
-    train_and_save,
-)
+from hf_minbert.commands.head_options import base_task_specs, task_specs
+from hf_minbert.commands.train import build_model, check_run, seed_run, train_and_save
+from hf_minbert.commands.train_arguments import parse_arguments
+from hf_minbert.commands.train_data import load_task_data
 
 logger = logging.getLogger("minbert.distill")
 

@@ -1,0 +1,89 @@
+"""The task heads a `minbert train` run trains: the checkpoint's own heads (or, for a checkpoint without
+any, the default heads with the recipe's changes), then the per-task head options (--pair_encoding sts=bi,
+--head_layers para=2, ...) applied task by task."""
+from hf_minbert import recipe
+
+from .train_arguments import model_path
+
+# The ModelArguments fields that set one option of a head, task by task (--head_layers sts=2).
+TASK_HEAD_OPTIONS = ("pair_encoding", "head_layers", "head_dropout", "head_activation", "head_pooling", "bi_features",
+                     "cosine_feature", "average_pair_orders")
+# Meaningless for a single-sentence head.
+PAIR_OPTIONS = ("pair_encoding", "bi_features", "cosine_feature", "average_pair_orders")
+BOOLEAN_HEAD_OPTIONS = ("cosine_feature", "average_pair_orders")
+
+
+def base_task_specs(model_args):
+    """The heads a run starts from: a multitask minBERT checkpoint's own (so its trained heads load), or for
+    any checkpoint without task heads — a plain BERT, a `minbert pretrain-mlm` output — the default heads,
+    which then get this project's recipe (hf_minbert/recipe.py). Returns (specs, whether the recipe applies)."""
+    from hf_minbert import MinBertConfig
+
+    path = model_path(model_args)
+    raw, _ = MinBertConfig.get_config_dict(path)
+    has_heads = "MinBertForMultitask" in (raw.get("architectures") or [])
+    if raw.get("model_type") == MinBertConfig.model_type and raw.get("tasks") and has_heads:
+        return MinBertConfig.from_pretrained(path).tasks, False
+    return MinBertConfig().tasks, True
+
+
+def task_specs(model_args, base_tasks, recipe_defaults=True):
+    """The heads to train: the base specs of the chosen tasks, the recipe for fresh heads, then the per-task
+    command-line options, which override both task by task."""
+    names = [name.strip() for name in model_args.tasks.split(",") if name.strip()]
+    if not names:
+        raise ValueError("--tasks: name at least one task")
+    unknown = [name for name in names if name not in base_tasks]
+    if unknown:
+        raise ValueError(f"--tasks: unknown task(s) {unknown}; known: {', '.join(base_tasks)}")
+    specs = {name: dict(base_tasks[name]) for name in names}
+    if recipe_defaults:
+        specs = recipe.heads(specs)
+    single = [name for name in names if base_tasks[name]["pair_encoding"] == "single"]
+    for option in TASK_HEAD_OPTIONS:
+        for task, value in _per_task_strings(getattr(model_args, option), option, names, single).items():
+            specs[task][option] = _typed(option, value)
+    if recipe_defaults:
+        for option, tasks in recipe.CROSS_HEAD_FIELDS.items():
+            chosen = _per_task_strings(getattr(model_args, option), option, names)
+            for task in tasks:
+                if task in specs and task not in chosen:
+                    specs[task][option] = specs[task]["pair_encoding"] == "cross"
+    return specs
+
+
+def _per_task_strings(value, option, names, single=()):
+    """{task: setting} of a per-task option. The options that only a sentence pair has (PAIR_OPTIONS): one
+    value for all applies to the pair tasks, and naming a single-sentence task is an error."""
+    from trainers.per_task import parse_task_values
+
+    pair_only = option in PAIR_OPTIONS
+    pairs = [name for name in names if name not in single]
+    settings = parse_task_values(value, option, names, every=pairs if pair_only else names)
+    for task, setting in settings.items():
+        if pair_only and task in single:
+            raise ValueError(f"--{option} {task}={setting}: {task} is a single-sentence task; {option} applies "
+                             f"to sentence-pair tasks ({', '.join(pairs) or 'none in this run'})")
+    return settings
+
+
+def _typed(option, value):
+    if option == "pair_encoding" and value not in ("cross", "bi"):
+        raise ValueError(f"--pair_encoding: choose cross or bi, got {value!r}")
+    if option == "head_layers":
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"--head_layers: a head has a whole number >= 1 of layers, got {value!r}")
+        return int(value)
+    if option == "head_dropout":
+        from trainers.per_task import as_float
+
+        dropout = as_float(value, option)
+        if not 0 <= dropout <= 1:  # also refuses NaN
+            raise ValueError(f"--head_dropout: a dropout probability lies in [0, 1], got {value!r}")
+        return dropout
+    if option in BOOLEAN_HEAD_OPTIONS:
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"--{option}: expected true or false, got {value!r}")
+        return value.lower() in ("true", "1")
+    return value
+
