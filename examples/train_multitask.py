@@ -9,7 +9,7 @@ import sys
 from transformers import AutoTokenizer, set_seed
 
 from hf_minbert import MinBertForMultitask, embedded_base_model, recipe
-from hf_minbert.data import default_training_sources, read_task_splits, read_training_sources, task_schema
+from hf_minbert.data import default_training_sources, read_task_splits, read_training_sources, row_texts
 from hf_minbert.evaluation import evaluate_model, write_metrics_json
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
 
@@ -25,8 +25,7 @@ train, dev, reports = {}, {}, []
 for task, sources in default_training_sources(data_dir).items():
     splits, _ = read_task_splits(data_dir, task, ("dev",), skip_bad_rows=True)
     dev[task] = splits["dev"]
-    dev_texts = list(zip(*(dev[task][column] for column in task_schema(task).text_columns)))
-    rows, report = read_training_sources(task, sources, skip_bad_rows=True, exclude_texts=dev_texts)
+    rows, report = read_training_sources(task, sources, skip_bad_rows=True, exclude_texts=row_texts(dev[task], task))
     print(report)
     train[task] = rows.select(range(min(limit, len(rows)))) if limit else rows
     reports.append(report)

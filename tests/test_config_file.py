@@ -57,19 +57,15 @@ def test_a_value_of_the_wrong_type_is_one_line_naming_the_file_and_key_before_th
     assert data_reads == []
 
 
-def test_a_yaml_syntax_error_is_one_line_naming_the_file_and_line(tmp_path, capsys, data_reads):
-    config = tmp_path / "c.yaml"
-    config.write_text("num_train_epochs: 1\noutput_dir: [unclosed\n", encoding="utf-8")
+@pytest.mark.parametrize("name, text, where", [
+    ("c.yaml", "num_train_epochs: 1\noutput_dir: [unclosed\n", "line 3, column 1: not valid YAML: "),
+    ("c.json", '{"num_train_epochs": 1,\n "output_dir": }\n', "line 2, column 16: not valid JSON: "),
+])
+def test_a_syntax_error_is_one_line_naming_the_file_and_line(tmp_path, capsys, data_reads, name, text, where):
+    config = tmp_path / name
+    config.write_text(text, encoding="utf-8")
     assert minbert(["train", str(config)]) == 2
-    assert one_error_line(capsys).startswith(f"minbert train: {config}, line 3, column 1: not valid YAML: ")
-    assert data_reads == []
-
-
-def test_a_json_syntax_error_is_one_line_naming_the_file_and_line(tmp_path, capsys, data_reads):
-    config = tmp_path / "c.json"
-    config.write_text('{"num_train_epochs": 1,\n "output_dir": }\n', encoding="utf-8")
-    assert minbert(["train", str(config)]) == 2
-    assert one_error_line(capsys).startswith(f"minbert train: {config}, line 2, column 16: not valid JSON: ")
+    assert one_error_line(capsys).startswith(f"minbert train: {config}, {where}")
     assert data_reads == []
 
 

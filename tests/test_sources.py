@@ -155,7 +155,7 @@ def test_phrase_options_and_evaluation_sentences_apply_to_tree_sources(tmp_path)
     write_sst_csv_and_trees(tmp_path)
     dataset, report = read_training_sources(
         "sst", "ids-sst-train.csv,sst-train-trees.txt", data_dir=tmp_path,
-        phrase_options=PhraseOptions(min_tokens=2), exclude_sentences=[" is great"],
+        phrase_options=PhraseOptions(min_tokens=2), exclude_texts=[" is great"],
     )
     assert " is great" not in dataset["sentence"] and " film" not in dataset["sentence"]
     assert report.sources[1].read.excluded == ["sst-train-trees-1-5"]

@@ -17,7 +17,6 @@ command reads. An interrupted training run leaves its checkpoints in `<output_di
     move_into_place(staging, output_dir)    the complete staging folder becomes the output folder
 """
 import contextlib
-import json
 import shutil
 from pathlib import Path
 
@@ -121,12 +120,14 @@ def move_into_place(staging, output_dir) -> None:
 def _repoint_best_checkpoint(output, staging):
     # Trainer records its best checkpoint by path: inside the staging folder, which no longer exists. A run
     # continued from a moved checkpoint would otherwise lose track of which checkpoint was best.
+    from transformers import TrainerState
+
     for state_file in Path(output).glob("checkpoint-*/trainer_state.json"):
-        state = json.loads(state_file.read_text())
-        best = state.get("best_model_checkpoint")
+        state = TrainerState.load_from_json(str(state_file))
+        best = state.best_model_checkpoint
         if best and _inside(Path(best), staging):
-            state["best_model_checkpoint"] = str(output / Path(best).resolve().relative_to(staging.resolve()))
-            state_file.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+            state.best_model_checkpoint = str(output / Path(best).resolve().relative_to(staging.resolve()))
+            state.save_to_json(str(state_file))
 
 
 def _resumes_from(staging, resume_from_checkpoint):

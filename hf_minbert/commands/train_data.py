@@ -18,7 +18,7 @@ def load_task_data(data_args, tasks):
     trained on) and a ReadReport per dev file. Skipped bad rows and training rows equal to a dev row are a
     warning on the console; `skipped_rows_record` puts the former in metrics.json and the card,
     `training_data_record` the training rows each file gave."""
-    from hf_minbert.data import implies_pairs, read_task_file, read_training_sources
+    from hf_minbert.data import implies_pairs, read_task_file, read_training_sources, row_texts
 
     sources, dev_paths = training_sources(data_args, tasks), dev_files(data_args, tasks)
     train, dev, reports = {}, {}, []
@@ -29,7 +29,7 @@ def load_task_data(data_args, tasks):
         # A training row equal to a dev row would be scored after being trained on: such rows are dropped,
         # from every source (a treebank's phrases, a dev file named among --train_sources).
         rows, report = read_training_sources(task, sources[task], skip_bad_rows=data_args.skip_bad_rows,
-                                             exclude_texts=_row_texts(dev_rows, task),
+                                             exclude_texts=row_texts(dev_rows, task),
                                              phrase_options=_phrase_options(data_args),
                                              max_bad_row_share=data_args.max_bad_row_share,
                                              names_relative_to=data_args.data_dir)
@@ -58,13 +58,6 @@ def dev_files(data_args, tasks):
             how = f"--{flag} {given}" if given else f"{task} dev file {paths[task]} (name another with --{flag})"
             raise ValueError(f"{how}: no such file")
     return paths
-
-
-def _row_texts(dataset, task):
-    """The text of each row: a (sentence,) or (sentence1, sentence2) tuple."""
-    from hf_minbert.data import task_schema
-
-    return list(zip(*(dataset[column] for column in task_schema(task).text_columns)))
 
 
 def _selection(data_args):

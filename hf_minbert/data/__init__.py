@@ -21,6 +21,7 @@ from .sources import (
     parse_sources,
     parse_task_sources,
     read_training_sources,
+    row_texts,
 )
 from .tokenization import (
     MultitaskDataCollator,
@@ -66,6 +67,7 @@ __all__ = [
     "parse_sources",
     "parse_task_sources",
     "read_training_sources",
+    "row_texts",
     "tokenize_for_sequence_classification",
     "tokenize_task",
     "TruncationReport",

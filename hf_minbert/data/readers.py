@@ -76,8 +76,7 @@ def _column_positions(header, schema, labelled, path):
     return positions
 
 
-def read_task_splits(data_dir, task: str, splits=("train", "dev"), *, skip_bad_rows: bool = False,
-                     max_bad_row_share=None):
+def read_task_splits(data_dir, task: str, splits=("train", "dev"), *, skip_bad_rows: bool = False):
     """The CS224N files of `task` in `data_dir` as a `DatasetDict` keyed by split, plus a report per split.
 
     "test" reads the `*-test-student.csv` file, which has no labels.
@@ -86,7 +85,6 @@ def read_task_splits(data_dir, task: str, splits=("train", "dev"), *, skip_bad_r
     dataset_dict, reports = datasets.DatasetDict(), {}
     for split in splits:
         dataset_dict[split], reports[split] = read_task_file(
-            Path(data_dir) / schema.file_name(split), task, labelled=split != "test", skip_bad_rows=skip_bad_rows,
-            max_bad_row_share=max_bad_row_share,
+            Path(data_dir) / schema.file_name(split), task, labelled=split != "test", skip_bad_rows=skip_bad_rows
         )
     return dataset_dict, reports

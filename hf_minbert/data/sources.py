@@ -202,21 +202,21 @@ class SourcesReport:
 
 
 def read_training_sources(task: str, sources, *, data_dir=None, skip_bad_rows: bool = False, exclude_texts=(),
-                          exclude_sentences=(), phrase_options: PhraseOptions = PhraseOptions(),
+                          phrase_options: PhraseOptions = PhraseOptions(),
                           max_bad_row_share: Optional[float] = None, names_relative_to=None):
     """Read and combine `task`'s training sources; returns `(datasets.Dataset, SourcesReport)`.
 
     sources: a comma-separated spec or a list of paths (see `parse_sources`). exclude_texts: the evaluation
     rows' texts no training row may equal, a sentence each for a single-sentence task and a (sentence1,
-    sentence2) pair each for a pair task; such rows are dropped from every source and counted.
-    exclude_sentences: the same for sst's sentences (its earlier name). phrase_options: which phrases a tree
+    sentence2) pair each for a pair task (`row_texts` of the evaluation rows); such rows are dropped from every
+    source and counted. phrase_options: which phrases a tree
     source gives. max_bad_row_share: with skip_bad_rows, the largest share of a source's rows that may be
     bad (`check_bad_row_share`); None: no limit. names_relative_to: the folder the reports name the sources
     inside (default `data_dir`), so that two files of the same name in different folders stay apart.
     """
     schema, paths = task_schema(task), parse_sources(sources, data_dir)
     _check_listed_once(task, paths)
-    evaluation = {_text_key(texts) for texts in _as_text_tuples([*exclude_texts, *exclude_sentences])}
+    evaluation = {_text_key(texts) for texts in _as_text_tuples(exclude_texts)}
     folder = names_relative_to if names_relative_to is not None else data_dir
     seen_ids, seen_texts = set(), {}  # of the kept rows: ids; text key -> (source, label, id)
     parts, reports = [], []
@@ -233,6 +233,12 @@ def read_training_sources(task: str, sources, *, data_dir=None, skip_bad_rows: b
         raise DataError(f"{task}: no training rows left in {', '.join(map(str, paths))}: every row equals an "
                         "evaluation row or an earlier source's row")
     return combined, SourcesReport(task, reports)
+
+
+def row_texts(dataset, task) -> list:
+    """The text of each of `task`'s rows: a (sentence,) or (sentence1, sentence2) tuple, as `exclude_texts`
+    takes them."""
+    return list(zip(*(dataset[column] for column in task_schema(task).text_columns)))
 
 
 def _check_listed_once(task, paths):
