@@ -132,7 +132,8 @@ class MinBertConfig(PretrainedConfig):
             (regression 0-5).
         default_task (`str`, *optional*):
             The head used when `forward` gets no `task`, e.g. by the stock text-classification pipeline; one of
-            `tasks` (another name is an error). Defaults to "sst" if the model has it, else the first task.
+            `tasks` (another name is an error). Defaults to "sst" if the model has it, else the first task. Set on
+            a multitask model's config, `num_labels` and `id2label` follow it.
         task_specific_layers (`int`, *optional*, defaults to 0):
             CerBERTus (seed 002): the top k encoder layers, and the pooler above them, are copied per task;
             the lower `num_hidden_layers - k` layers and the embeddings stay shared. 0 is the plain multitask
@@ -217,6 +218,21 @@ class MinBertConfig(PretrainedConfig):
         if self.task_specific_embeddings:
             return "triple"
         return "cerbertus" if self.task_specific_layers else "multitask"
+
+    def __setattr__(self, key, value):
+        # A new default head (`config.default_task = "para"` on a loaded model) is checked like the one given at
+        # construction; where the labels described the old default head's logits (a multitask model syncs
+        # them), they follow the new one, which `forward` without a task now answers with.
+        if key != "default_task" or "tasks" not in self.__dict__:
+            return super().__setattr__(key, value)
+        labels_followed = "default_task" in self.__dict__ and self._labels_describe_default_task()
+        super().__setattr__(key, checked_default_task(value, self.tasks))
+        if labels_followed:
+            self.sync_labels_with_default_task()
+
+    def _labels_describe_default_task(self):
+        labels = sequence_classification_labels(self.default_task, self.tasks[self.default_task])
+        return getattr(self, "id2label", None) == dict(enumerate(labels))
 
     def sync_labels_with_default_task(self):
         """Make `id2label` (and so `num_labels`) describe the default head's logits as `forward` returns them

@@ -178,7 +178,10 @@ def _read_config(model_dir):
     if not path.is_file():
         raise FileNotFoundError(f"{model_dir}: no {CONFIG_FILE}; is this a saved model folder?")
     config = json.loads(path.read_text(encoding="utf-8"))
-    for key in ("auto_map", "custom_pipelines"):
+    # The pipelines answer with task heads: a folder without them (a `minbert pretrain-mlm` model, a single-head
+    # classifier) loads through auto_map alone.
+    multitask = any(name.endswith("ForMultitask") for name in config.get("architectures") or ())
+    for key in ("auto_map", "custom_pipelines") if multitask else ("auto_map",):
         if not config.get(key):
             raise ValueError(
                 f"{path}: no {key!r}, so the Hub copy would not load where hf_minbert is not installed; "
@@ -206,7 +209,7 @@ def _weight_files(model_dir):
 def _code_files(model_dir, config):
     """The modules named as "module.Class" in auto_map and custom_pipelines, and their relative imports."""
     references = list(config["auto_map"].values())
-    references += [entry["impl"] for entry in config["custom_pipelines"].values()]
+    references += [entry["impl"] for entry in config.get("custom_pipelines", {}).values()]
     modules = {reference.split(".")[0] for reference in references if isinstance(reference, str)}
     files = set()
     for module in sorted(modules):

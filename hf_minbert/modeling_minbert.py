@@ -234,6 +234,18 @@ class MinBertForMultitask(MinBertPreTrainedModel):
     def set_input_embeddings(self, value):
         self.encoders.set_input_embeddings(self, value)
 
+    def _resize_token_embeddings(self, new_num_tokens, pad_to_multiple_of=None, *args):
+        # `resize_token_embeddings` swaps the one table `set_input_embeddings` takes; a Triple-BERT has one word
+        # table per task, each resized here the way transformers resizes one (args: its later options, such as
+        # mean_resizing, which older versions lack). The caller then records the new vocab_size.
+        if not self.config.task_specific_embeddings:
+            return super()._resize_token_embeddings(new_num_tokens, pad_to_multiple_of, *args)
+        for encoder in self.task_encoders.values():
+            old = encoder.get_input_embeddings()
+            resized = self._get_resized_embeddings(old, new_num_tokens, pad_to_multiple_of, *args)
+            encoder.set_input_embeddings(resized.requires_grad_(old.weight.requires_grad))
+        return self.get_input_embeddings()
+
     def task_input_embeddings(self, task=None):
         """The word-embedding table whose vectors `inputs_embeds` holds for `task` (shared unless Triple-BERT)."""
         task = self.config.default_task if task is None else task

@@ -95,6 +95,16 @@ def _paired(inputs, text_pair, task):
                      f"{type(inputs).__name__} and {type(text_pair).__name__}: {_preview(text_pair)}")
 
 
+def pipeline_inputs(inputs, text_pair, task):
+    """A pipeline call's inputs as the base Pipeline streams them: paired with `text_pair=` where given, a
+    `datasets.Dataset` as a torch Dataset of its rows (an iterable one as a generator)."""
+    if text_pair is not None:
+        inputs = _paired(inputs, text_pair, task)
+    if _is_hf_dataset(inputs):
+        return _DatasetRows(inputs) if hasattr(inputs, "__len__") else (row for row in inputs)
+    return inputs
+
+
 def _texts_of_row(row, task):
     # Pipeline-style keys, or the task files' own column names (a dataset of CS224N rows works as is).
     for first, second in (("text", "text_pair"), ("sentence1", "sentence2")):
@@ -262,13 +272,8 @@ class MinBertPipeline(Pipeline):
         text-classification pipeline does. `batch_size` batches; `max_length` caps the tokens of each encoded
         text (default: the most the model and tokenizer accept); longer texts are truncated with a warning
         (`truncation=True`: without one; `truncation=False`: refused with an error)."""
-        if text_pair is not None:
-            inputs = _paired(inputs, text_pair, self._name)
-        if _is_hf_dataset(inputs):
-            inputs = _DatasetRows(inputs) if hasattr(inputs, "__len__") else (row for row in inputs)
-        elif isinstance(inputs, list) and not inputs:
-            return []
-        return super().__call__(inputs, **kwargs)
+        inputs = pipeline_inputs(inputs, text_pair, self._name)
+        return [] if isinstance(inputs, list) and not inputs else super().__call__(inputs, **kwargs)
 
     def _sanitize_parameters(self, head=None, heads=None, max_length=None, truncation=None, **unsupported):
         if unsupported:  # the base class would raise a TypeError naming _sanitize_parameters, not the option
@@ -279,24 +284,14 @@ class MinBertPipeline(Pipeline):
         if max_length is not None:
             forward["max_length"] = self._max_length(max_length)
         if truncation is not None:
-            if not isinstance(truncation, bool):
-                raise ValueError(f"{self._name}: truncation must be True or False, got {truncation!r}")
-            forward["truncation"] = truncation
+            forward["truncation"] = _checked_truncation(truncation, self._name)
         return {}, forward, postprocess
 
     def _heads(self, head=None, heads=None):
         raise NotImplementedError
 
     def _max_length(self, max_length=None):
-        limit = min(self.model.config.max_position_embeddings, self.tokenizer.model_max_length)
-        if max_length is None:
-            return limit
-        if not 2 < int(max_length) <= self.model.config.max_position_embeddings:
-            raise ValueError(
-                f"{self._name}: max_length must lie in [3, {self.model.config.max_position_embeddings}] "
-                f"(max_position_embeddings), got {max_length}"
-            )
-        return int(max_length)
+        return checked_max_length(self.model, self.tokenizer, max_length, self._name)
 
     def preprocess(self, inputs):
         text, text_pair = read_input(inputs, self._name)
@@ -348,31 +343,48 @@ class MinBertPipeline(Pipeline):
         return inputs
 
     def _encode(self, first, second, max_length, truncation=None):
-        """Tokenize (pairs jointly), padded to the batch's longest, truncated at `max_length` with a warning
-        that says how many texts lost tokens (`truncation=True`: silently; False: an error instead)."""
-        encoded = self.tokenizer(
-            first, second, padding=True, truncation=True, max_length=max_length, return_tensors="pt",
-            return_token_type_ids=True,
-        )
-        lengths = encoded["attention_mask"].sum(dim=-1).tolist()
-        at_limit = [i for i, length in enumerate(lengths) if length == max_length]
-        if at_limit and truncation is not True:
-            # Only an encoding that exactly fills max_length can have been cut: measure just those in full.
-            full = self.tokenizer(
-                [first[i] for i in at_limit], [second[i] for i in at_limit] if second is not None else None,
-                truncation=False, verbose=False,
-            )["input_ids"]
-            cut = [i for i, ids in zip(at_limit, full) if len(ids) > max_length]
-            if cut:
-                example = first[cut[0]] if second is None else (first[cut[0]], second[cut[0]])
-                if truncation is False:
-                    raise ValueError(f"{self._name}: truncation=False, but {len(cut)} of {len(first)} inputs are longer "
-                                     f"than max_length={max_length} tokens, e.g. {_preview(example)}")
-                logger.warning(
-                    "%s: %d of %d inputs are longer than max_length=%d tokens and were truncated, e.g. %s",
-                    self._name, len(cut), len(first), max_length, _preview(example),
-                )
+        encoded = encode_texts(self.tokenizer, first, second, max_length, truncation, self._name)
         return {key: encoded[key].to(self.device) for key in ("input_ids", "attention_mask", "token_type_ids")}
+
+
+def checked_max_length(model, tokenizer, max_length, task):
+    """The tokens an encoded text may hold: `max_length` where given (an error outside [3, the model's
+    positions]), else the most the model and its tokenizer accept."""
+    if max_length is None:
+        return min(model.config.max_position_embeddings, tokenizer.model_max_length)
+    if not 2 < int(max_length) <= model.config.max_position_embeddings:
+        raise ValueError(f"{task}: max_length must lie in [3, {model.config.max_position_embeddings}] "
+                         f"(max_position_embeddings), got {max_length}")
+    return int(max_length)
+
+
+def encode_texts(tokenizer, first, second, max_length, truncation=None, task="minbert", **tokenize_kwargs):
+    """Tokenize the texts `first` (paired with `second`, jointly, where given), padded to the longest and
+    truncated at `max_length` with a warning that says how many texts lost tokens (`truncation=True`: silently;
+    False: an error instead). tokenize_kwargs: further arguments of the tokenizer."""
+    encoded = tokenizer(first, second, padding=True, truncation=True, max_length=max_length, return_tensors="pt",
+                        return_token_type_ids=True, **tokenize_kwargs)
+    lengths = encoded["attention_mask"].sum(dim=-1).tolist()
+    at_limit = [i for i, length in enumerate(lengths) if length == max_length]
+    if at_limit and truncation is not True:
+        # Only an encoding that exactly fills max_length can have been cut: measure just those in full.
+        full = tokenizer([first[i] for i in at_limit], [second[i] for i in at_limit] if second is not None else None,
+                         truncation=False, verbose=False, **tokenize_kwargs)["input_ids"]
+        cut = [i for i, ids in zip(at_limit, full) if len(ids) > max_length]
+        if cut:
+            example = first[cut[0]] if second is None else (first[cut[0]], second[cut[0]])
+            if truncation is False:
+                raise ValueError(f"{task}: truncation=False, but {len(cut)} of {len(first)} inputs are longer than "
+                                 f"max_length={max_length} tokens, e.g. {_preview(example)}")
+            logger.warning("%s: %d of %d inputs are longer than max_length=%d tokens and were truncated, e.g. %s",
+                           task, len(cut), len(first), max_length, _preview(example))
+    return encoded
+
+
+def _checked_truncation(truncation, task):
+    if truncation is not None and not isinstance(truncation, bool):
+        raise ValueError(f"{task}: truncation must be True or False, got {truncation!r}")
+    return truncation
 
 
 def _saved_tokenizer(model):
@@ -581,27 +593,60 @@ SCORE_FUNCTIONS = {
 
 
 class MinBertFeatureExtractionPipeline(FeatureExtractionPipeline):
-    """transformers' "feature-extraction" task on a minBERT model: the stock pipeline's call options
-    (`truncation`, `tokenize_kwargs`, `return_tensors`) and answer, a (1, tokens, hidden) nested list per text
-    (a tensor with `return_tensors=True`), holding the last hidden states the head `head=` reads (default: the
-    default task's; a CerBERTus or Triple-BERT gives each task its own top layers). The stock pipeline would
-    answer with the first output of the folder's AutoModel class: a multitask model's logits, not features.
-    Padding positions (of a batch) are zeros: minBERT skips them."""
+    """transformers' "feature-extraction" task on a minBERT model: the stock pipeline's answer, a (1, tokens,
+    hidden) nested list per input (a tensor with `return_tensors=True`), holding the last hidden states the head
+    `head=` reads (default: the default task's; a CerBERTus or Triple-BERT gives each task its own top layers).
+    The stock pipeline would answer with the first output of the folder's AutoModel class: a multitask model's
+    logits, not features. An input is a text or a pair (features of "[CLS] a [SEP] b [SEP]"), read and checked as
+    the other minBERT pipelines read theirs, with their options (`max_length`, `truncation`, `text_pair=`) and the
+    stock pipeline's `tokenize_kwargs` (further tokenizer arguments) and `return_tensors`. Padding positions (of a
+    batch) are zeros: minBERT skips them."""
+
+    task_name = "feature-extraction"
+    _options = "head, max_length, truncation, tokenize_kwargs, return_tensors, text_pair, batch_size"
 
     def __init__(self, model, *args, **kwargs):
-        _check_token_features(model, kwargs.get("task") or "feature-extraction")
+        _check_token_features(model, kwargs.get("task") or self.task_name)
         if kwargs.get("tokenizer") is None and not args:
             kwargs["tokenizer"] = _saved_tokenizer(model)
         super().__init__(model, *args, **kwargs)
 
-    def _sanitize_parameters(self, head=None, **kwargs):
-        preprocess, forward, postprocess = super()._sanitize_parameters(**kwargs)
+    @property
+    def _name(self):
+        return self.task or self.task_name
+
+    def __call__(self, inputs, text_pair=None, **kwargs):
+        inputs = pipeline_inputs(inputs, text_pair, self._name)
+        return [] if isinstance(inputs, list) and not inputs else super().__call__(inputs, **kwargs)
+
+    def _sanitize_parameters(self, head=None, max_length=None, truncation=None, tokenize_kwargs=None,
+                             return_tensors=None, **unsupported):
+        if unsupported:  # the stock pipeline ignores them silently
+            raise ValueError(f"{self._name}: no option {', '.join(sorted(unsupported))}; it takes {self._options}")
+        tokenize_kwargs = dict(tokenize_kwargs or {})
+        for name, value in (("max_length", max_length), ("truncation", truncation)):
+            if value is not None and name in tokenize_kwargs:
+                raise ValueError(f"{self._name}: {name} given twice (as an option and in tokenize_kwargs)")
+        max_length = tokenize_kwargs.pop("max_length", max_length)
+        truncation = _checked_truncation(tokenize_kwargs.pop("truncation", truncation), self._name)
+        preprocess = {"tokenize_kwargs": tokenize_kwargs, "truncation": truncation}
+        if max_length is not None:
+            preprocess["max_length"] = checked_max_length(self.model, self.tokenizer, max_length, self._name)
+        forward, postprocess = {}, {}
         if head is not None:
             if not hasattr(self.model, "encode_for_task"):
-                raise ValueError(f"{self.task}: head={head!r}, but a {type(self.model).__name__} has no task heads")
+                raise ValueError(f"{self._name}: head={head!r}, but a {type(self.model).__name__} has no task heads")
             self.model.config.task_spec(head)  # an unknown head: an error listing the model's heads
             forward["head"] = head
+        if return_tensors is not None:
+            postprocess["return_tensors"] = return_tensors
         return preprocess, forward, postprocess
+
+    def preprocess(self, inputs, max_length=None, truncation=None, tokenize_kwargs=None):
+        text, text_pair = read_input(inputs, self._name)
+        max_length = max_length or checked_max_length(self.model, self.tokenizer, None, self._name)
+        return encode_texts(self.tokenizer, [text], None if text_pair is None else [text_pair], max_length,
+                            truncation, self._name, **(tokenize_kwargs or {}))
 
     def _forward(self, model_inputs, head=None):
         inputs = {key: model_inputs[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in model_inputs}

@@ -9,9 +9,9 @@ files are written and read by model_cards/run_record.py):
     metrics.json          dev metrics (`minbert train` / `minbert evaluate` write it); from `minbert train`
                           also `skipped_rows`, the bad data rows the readers skipped (file, task, count, first),
                           and `training_data`, the rows each training file gave (those equal to a dev row left
-                          out; where a cap or held-out fold left some out, also those trained on): what the card
-                          says of the data (the course's facts only where these show the course's files), else
-                          "not recorded"
+                          out; where a cap or held-out fold left some out, also those trained on), each file's
+                          SHA-256 and each task's dev file with its rows scored: what the card says of the data
+                          (the course's facts only where these show the course's files), else "not recorded"
     training_config.json  the run's arguments (--sst_dev etc.: the dev files scored on, where given), base model,
                           time, hardware and software versions, recorded at training time (`write_model_card`
                           records it)
@@ -21,6 +21,7 @@ files are written and read by model_cards/run_record.py):
 """
 import json
 import math
+from collections import namedtuple
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -41,15 +42,21 @@ TASK_NAMES = {
              "paraphrase detection (Quora, binary)"),
     "sts": ("sentence-similarity", "STS Benchmark (CS224N split)", "semantic textual similarity (STS, 0–5)"),
 }
-# This project's copy of the course data (../shared/data), known by each task's course training file, the rows
-# read from it and how many of those equal a row of the course's dev file (`minbert train` drops those, so a
-# record shows the rows read less them; a record written before it did shows them all): a user's own data in the
-# course's format has the same file names but not these counts, and its card then states none of the course's
-# facts below and claims none of its Hub datasets.
-COURSE_TRAINING_FILES = {"sst": ("ids-sst-train.csv", 8_544, 1), "para": ("quora-train.csv", 15_212, 0),
-                         "sts": ("sts-train.csv", 6_040, 17)}
-# The dev file `minbert train` reads from the same folder as a course training file (unless --<task>_dev named
-# another), in the card's order.
+# This project's copy of the course data (../shared/data): each task's course training and dev file. A record
+# that holds its files' SHA-256 (`minbert train` writes them) is matched by content, so a user's own files in the
+# course's format, or the course's files edited, claim none of the course's facts below nor its Hub datasets.
+# A record written before the hashes were is matched by the training file's name and the rows read from it (or
+# those less the rows equal to a dev row, which `minbert train` drops).
+CourseFiles = namedtuple("CourseFiles", "train_name train_sha256 train_rows train_rows_equal_to_dev dev_sha256 dev_rows")
+COURSE_FILES = {
+    "sst": CourseFiles("ids-sst-train.csv", "03b2b625c090f94a6afd59f114cde5282e2053aab0b101e87ed695d8a0c5b1df",
+                       8_544, 1, "a186ce94577635fbe10beaaddd50f16cccf6c30973221cefdf90deed2a584bfe", 1_101),
+    "para": CourseFiles("quora-train.csv", "012a287ee54f978bf46635ab9ab11a813b2718844f0aec47449639be9b86458c",
+                        15_212, 0, "db4a0364775be1e661435ad007f09023780fe943939c972f1bea5a4e3fb312bc", 5_000),
+    "sts": CourseFiles("sts-train.csv", "15d12efc2d656fffb1d61ac1f08ec4227f43925fd16f420c037cbd063699c21b",
+                       6_040, 17, "ce3cad6f16062586ac7ba462c28b010a9be10c530fd5074165860d7b7ab4e93d", 863),
+}
+# The course's dev sets, in the card's order.
 COURSE_DEV_SETS = {
     "sst": "SST dev (1,101 sentences)",
     "sts": "STS dev (863 pairs)",
@@ -110,8 +117,9 @@ def build_model_card(model_dir, metrics, training_config, model_id=None, model_n
     ensemble = config.get("model_type") == ENSEMBLE_MODEL_TYPE
     selection = load_ensemble_selection(model_dir)
     training_data = metrics.get("training_data")
-    course_tasks = [task for task in _course_data_tasks(training_data) if task in tasks]
     given_dev_files = _given_dev_files(arguments)
+    course_tasks = [task for task in course_training_tasks(training_data) if task in tasks]
+    course_dev_tasks = course_dev_set_tasks(training_data, given_dev_files)
     pipeline_tags = _hub_pipeline_tags(config)
     pipeline_tag = next(iter(pipeline_tags), None if ensemble else "feature-extraction")
     card_data = ModelCardData(
@@ -141,7 +149,7 @@ def build_model_card(model_dir, metrics, training_config, model_id=None, model_n
                      for name, value in values.items() if isinstance(value, (int, float))],
         overall=_fmt(metrics.get("overall")),
         mean=_fmt(metrics.get("mean")),
-        dev_summary=_dev_summary(_scored_tasks(metrics), training_data, course_tasks, given_dev_files),
+        dev_summary=_dev_summary(_scored_tasks(metrics), training_data, course_dev_tasks, given_dev_files),
         course_quora="para" in course_tasks,
         usage=usage_snippet(model_id or str(model_dir), tasks, default_task),
         head_rows=[] if ensemble else [_head_row(name, spec) for name, spec in tasks.items()],
@@ -187,15 +195,17 @@ def regenerate_model_card(model_dir, model_id=None, model_name=None) -> ModelCar
 
 def eval_results(metrics, given_dev_files=None):
     """One `EvalResult` per task metric on the dev split, and one per overall score, each naming the dev set it
-    was scored on: the course's (its Hub dataset) only where metrics.json's `training_data` shows its files and
-    no dev file of the run's own was given. given_dev_files: task -> the dev file --<task>_dev named."""
+    was scored on: the course's (its Hub dataset) only where metrics.json's `training_data` shows every row of
+    the course's dev file scored (`course_dev_set_tasks`). given_dev_files: task -> the dev file --<task>_dev
+    named."""
     given_dev_files = given_dev_files or {}
-    course_tasks = [task for task in _course_data_tasks(metrics.get("training_data")) if task not in given_dev_files]
-    recorded = bool(metrics.get("training_data"))
+    training_data = metrics.get("training_data")
+    course_tasks = course_dev_set_tasks(training_data, given_dev_files)
     results = []
     for task in _scored_tasks(metrics):
         task_type = TASK_NAMES[task][0] if task in TASK_NAMES else "text-classification"
-        dataset_id, dataset_name, dataset_config = _dev_dataset(task, course_tasks, recorded, given_dev_files.get(task))
+        dataset_id, dataset_name, dataset_config = _dev_dataset(task, course_tasks, bool(training_data),
+                                                                given_dev_files.get(task))
         for name, value in metrics[task].items():
             if value is None:  # undefined (metrics.json writes NaN as null): the model-index holds numbers only
                 continue
@@ -213,11 +223,35 @@ def eval_results(metrics, given_dev_files=None):
     return results
 
 
-def _course_data_tasks(training_data):
-    """The tasks that `training_data` (metrics.json's) shows trained on the course's files, whose dev files
-    `minbert train` read from the same folder unless --<task>_dev named another; [] without a record."""
-    return [task for task, (name, rows, equal_to_dev) in COURSE_TRAINING_FILES.items()
-            if ((training_data or {}).get(task) or {}).get("sources", {}).get(name) in (rows, rows - equal_to_dev)]
+def course_training_tasks(training_data):
+    """The tasks that metrics.json's `training_data` shows trained on the course's training file (with others
+    or not): by its SHA-256, or in a record written before those were, by its name and row count."""
+    return [task for task, course in COURSE_FILES.items()
+            if _trained_on_course_file(((training_data or {}).get(task) or {}), course)]
+
+
+def _trained_on_course_file(record, course):
+    if "sha256" in record:
+        return course.train_sha256 in record["sha256"].values()
+    return record.get("sources", {}).get(course.train_name) in (
+        course.train_rows, course.train_rows - course.train_rows_equal_to_dev)
+
+
+def course_dev_set_tasks(training_data, given_dev_files=None):
+    """The tasks scored on every row of the course's dev file: by the recorded dev file's SHA-256 and rows
+    scored; in a record written before those were, the tasks trained on the course's files whose dev file no
+    --<task>_dev named (`minbert train` reads it from the same folder)."""
+    given_dev_files = given_dev_files or {}
+    tasks = []
+    for task, course in COURSE_FILES.items():
+        record = (training_data or {}).get(task) or {}
+        if "dev" in record:
+            scored_course_file = record["dev"]["sha256"] == course.dev_sha256 and record["dev"]["rows"] == course.dev_rows
+        else:
+            scored_course_file = _trained_on_course_file(record, course) and task not in given_dev_files
+        if scored_course_file:
+            tasks.append(task)
+    return tasks
 
 
 def _given_dev_files(arguments):
@@ -338,11 +372,11 @@ def _scored_tasks(metrics):
 
 def _dev_dataset(task, course_tasks, recorded, given_file=None):
     """(type, name, config) of the dev set `task` was scored on, for the model-index."""
-    if given_file:
-        return Path(given_file).name, f"{task} dev set ({given_file}, given with --{task}_dev)", None
     if task in course_tasks:
         dataset_id, dataset_config = _hub_dataset(task)
         return dataset_id, TASK_NAMES[task][1], dataset_config
+    if given_file:
+        return Path(given_file).name, f"{task} dev set ({given_file}, given with --{task}_dev)", None
     if recorded:
         return _dev_file(task), f"{task} dev set ({_dev_file(task)} of the training data folder)", None
     return f"{task}-dev", f"{task} dev set (which data is not recorded)", None
@@ -362,24 +396,31 @@ def _dev_file(task):
 
 
 def _dev_summary(scored_tasks, training_data, course_tasks, given_dev_files=None):
-    """What the dev sets were: the files --<task>_dev named where given, the course's splits where the training
-    record shows the course's files, else the data folder's dev files (the row counts of these two are not
-    recorded), or "not recorded" without a record."""
+    """What the dev sets were: the course's splits where the record shows them scored (`course_dev_set_tasks`),
+    else the files --<task>_dev named or the data folder's dev files, with the rows scored where recorded; or
+    "not recorded" without a record."""
     if not training_data:
         return "not recorded (metrics.json holds no `training_data`: it was not written by `minbert train`)"
     given = given_dev_files or {}
-    course = [description for task, description in COURSE_DEV_SETS.items()
-              if task in scored_tasks and task in course_tasks and task not in given]
-    folder = [f"`{_dev_file(task)}`" for task in scored_tasks if task not in course_tasks and task not in given]
-    named = [f"`{given[task]}` given with --{task}_dev" for task in scored_tasks if task in given]
+    course = [description for task, description in COURSE_DEV_SETS.items() if task in scored_tasks and task in course_tasks]
+    others = [task for task in scored_tasks if task not in course_tasks]
     parts = ["the CS224N splits — " + _listed(course)] if course else []
+    folder = [_dev_file_scored(f"`{_dev_file(task)}`", training_data.get(task)) for task in others if task not in given]
+    named = [_dev_file_scored(f"`{given[task]}` given with --{task}_dev", training_data.get(task))
+             for task in others if task in given]
     if folder:
         parts.append(f"{_listed(folder)} of the training data folder")
     if named:
         parts.append(_listed(named))
-    if folder or named:
+    if any("dev" not in (training_data.get(task) or {}) for task in others):
         parts[-1] += " (rows scored: not recorded)"
     return "; ".join(parts)
+
+
+def _dev_file_scored(name, record):
+    """A dev file's name, with the rows scored where the record holds them."""
+    dev = (record or {}).get("dev")
+    return f"{name} ({dev['rows']:,} rows scored)" if dev else name
 
 
 def _listed(items):

@@ -80,6 +80,15 @@ def test_a_config_without_custom_pipelines_is_refused(model_dir):
         hub.files_to_push(model_dir)
 
 
+def test_a_model_without_task_heads_needs_no_custom_pipelines(tmp_path, minilm_path):
+    from hf_minbert import MinBertForMaskedLM
+
+    MinBertForMaskedLM(tiny_model().config).save_pretrained(tmp_path)  # as `minbert pretrain-mlm` saves one
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(tmp_path)
+    files = hub.remote_load_files(tmp_path)
+    assert {"config.json", "configuration_minbert.py", "modeling_minbert.py", "model.safetensors"} <= set(files)
+
+
 def test_a_crafted_shard_index_naming_a_file_outside_the_folder_is_refused(model_dir, tmp_path):
     (tmp_path / "secret.safetensors").write_bytes(b"not yours")
     (model_dir / "model.safetensors").unlink()

@@ -30,7 +30,9 @@ def training_data(rows_by_file):
             for task, files in rows_by_file.items()}
 
 
-# A default run on the course's files (../shared/data), and one on a user's files in the course's format.
+# A default run on the course's files (../shared/data), and one on a user's files in the course's format, as
+# records written before `minbert train` recorded each file's SHA-256 (the card knows the course's files there by
+# their names and row counts).
 COURSE_DATA = training_data({"sst": {"ids-sst-train.csv": 8544},
                              "para": {"quora-train.csv": 15212, "quora-train-extra.csv": 13507},
                              "sts": {"sts-train.csv": 6040}})
@@ -41,6 +43,29 @@ OWN_DATA = training_data({"sst": {"ids-sst-train.csv": 24}, "para": {"quora-trai
 COURSE_DATA_LESS_DEV_ROWS = {**COURSE_DATA,
                              "sst": {**training_data({"sst": {"ids-sst-train.csv": 8543}})["sst"], "dev_rows_dropped": 1},
                              "sts": {**training_data({"sts": {"sts-train.csv": 6023}})["sts"], "dev_rows_dropped": 17}}
+
+
+def with_file_hashes(data, hashes=None, dev_rows=None):
+    """`data` as `minbert train` now records it: each training file's SHA-256, and each task's dev file with its
+    rows scored (the course's dev set size, or `dev_rows`) and SHA-256. hashes: file name -> SHA-256, a task's
+    dev file as "<task> dev"; a file not named there has a hash of its own."""
+    from model_cards.card import COURSE_FILES
+
+    hashes = hashes or {}
+    return {task: {**record, "sha256": {name: hashes.get(name, f"own {name}") for name in record["sources"]},
+                   "dev": {"file": f"{task}-dev.csv", "rows": dev_rows or COURSE_FILES[task].dev_rows,
+                           "sha256": hashes.get(f"{task} dev", f"own {task} dev")}}
+            for task, record in data.items()}
+
+
+def course_file_hashes():
+    """The SHA-256 of the course's training and dev files, as `with_file_hashes` takes them."""
+    from model_cards.card import COURSE_FILES
+
+    return {**{course.train_name: course.train_sha256 for course in COURSE_FILES.values()},
+            **{f"{task} dev": course.dev_sha256 for task, course in COURSE_FILES.items()}}
+
+
 CAP_AND_FOLD = {"max_train_samples": 10, "num_folds": 3, "held_out_fold": 0, "fold_seed": 0}
 METRICS = {**with_overall_scores(SCORES), "skipped_rows": [], "training_data": COURSE_DATA}
 
@@ -336,6 +361,38 @@ def test_model_index_names_the_dev_file_given_with_the_tasks_flag(tmp_path, mini
     names = {entry["dataset"]["type"]: entry["dataset"]["name"] for entry in results}
     assert names["sts-dev.csv"] == "sts dev set (mine/sts-dev.csv, given with --sts_dev)"
     assert "sentence-transformers/stsb" not in names and "SetFit/sst5" in names
+
+
+def test_a_record_of_the_course_files_by_their_sha256_states_the_cs224n_splits(tmp_path, minilm_path):
+    card = write_run(tmp_path, minilm_path, data=with_file_hashes(COURSE_DATA, course_file_hashes()))
+    assert _dev_sets_line(card) == COURSE_DEV_SETS_LINE
+    assert _front_matter(card)["datasets"] == ["SetFit/sst5", "nyu-mll/glue", "sentence-transformers/stsb"]
+
+
+def test_own_files_with_the_course_files_names_and_row_counts_claim_nothing_of_the_course(tmp_path, minilm_path):
+    card = write_run(tmp_path, minilm_path, data=with_file_hashes(COURSE_DATA))
+    assert "datasets" not in _front_matter(card) and "CS224N split" not in card
+    assert "Quora split used here" not in card
+
+
+def test_dev_sets_state_the_rows_scored_of_own_dev_files(tmp_path, minilm_path):
+    card = write_run(tmp_path, minilm_path, tasks=("sst", "sts"), data=with_file_hashes(OWN_DATA, dev_rows=8))
+    assert _dev_sets_line(card) == ("`ids-sst-dev.csv` (8 rows scored) and `sts-dev.csv` (8 rows scored) of the "
+                                    "training data folder.")
+
+
+def test_part_of_the_course_dev_file_scored_is_not_the_cs224n_split(tmp_path, minilm_path):
+    # --max_eval_samples 100: the course's dev file, but not all of it
+    card = write_run(tmp_path, minilm_path, tasks=("sts",),
+                     data=with_file_hashes(COURSE_DATA, course_file_hashes(), dev_rows=100))
+    assert _dev_sets_line(card) == "`sts-dev.csv` (100 rows scored) of the training data folder."
+    assert "sentence-transformers/stsb" in _front_matter(card)["datasets"]  # trained on the course's file
+
+
+def test_the_course_dev_file_given_with_the_tasks_flag_is_the_cs224n_split(tmp_path, minilm_path):
+    card = write_run(tmp_path, minilm_path, tasks=("sts",), data=with_file_hashes(COURSE_DATA, course_file_hashes()),
+                     data_arguments=DataArguments(sts_dev="elsewhere/sts-dev.csv"))
+    assert _dev_sets_line(card) == "the CS224N splits — STS dev (863 pairs)."
 
 
 def test_data_summary_without_a_training_record_says_so(trained_dir):

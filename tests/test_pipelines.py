@@ -483,6 +483,52 @@ def test_feature_extraction_takes_the_stock_truncation_option(model_dir, model, 
     assert features.shape == (1, 16, model.config.hidden_size)
 
 
+@pytest.fixture(scope="module")
+def extract(model_dir):
+    return pipeline("feature-extraction", model=str(model_dir), trust_remote_code=True)
+
+
+def test_feature_extraction_of_a_pair_returns_the_features_of_both_texts_encoded_together(extract, model, tokenizer):
+    features = extract(PAIR[0], text_pair=PAIR[1], return_tensors=True)
+    with torch.no_grad():
+        expected = model.encode_for_task("sst", **tokenizer(*PAIR, return_tensors="pt")).last_hidden_state
+    torch.testing.assert_close(features, expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(extract(PAIR, return_tensors=True), features, rtol=0, atol=0)
+
+
+def test_feature_extraction_truncates_over_long_input_at_max_length_with_a_warning(extract, model, caplog):
+    with caplog.at_level(logging.WARNING, logger=minbert_pipelines.__name__):
+        features = extract("good " * 200, max_length=16, return_tensors=True)
+    assert features.shape == (1, 16, model.config.hidden_size)
+    assert "1 of 1 inputs are longer than max_length=16 tokens and were truncated" in caplog.text
+
+
+def test_feature_extraction_without_max_length_truncates_at_the_models_positions(extract, model):
+    features = extract("good " * 200, truncation=True, return_tensors=True)
+    assert features.shape == (1, model.config.max_position_embeddings, model.config.hidden_size)
+
+
+def test_feature_extraction_refuses_an_option_it_does_not_take(extract):
+    with pytest.raises(ValueError, match=r"^feature-extraction: no option top_k; it takes head, max_length"):
+        extract(PAIR[0], top_k=3)
+
+
+def test_feature_extraction_refuses_max_length_given_twice(extract):
+    with pytest.raises(ValueError, match="max_length given twice"):
+        extract(PAIR[0], max_length=8, tokenize_kwargs={"max_length": 8})
+
+
+def test_feature_extraction_refuses_empty_text(extract):
+    with pytest.raises(ValueError, match="^feature-extraction: text is empty$"):
+        extract("   ")
+
+
+def test_feature_extraction_reads_a_datasets_dataset_row_by_row(extract):
+    rows = datasets.Dataset.from_dict({"sentence": [PAIR[0], PAIR[1]]})
+    features = list(extract(rows, return_tensors=True))
+    torch.testing.assert_close(features[1], extract(PAIR[1], return_tensors=True), rtol=0, atol=1e-6)
+
+
 def test_feature_extraction_refuses_an_ensemble_naming_why(model, tokenizer):
     from hf_minbert import MinBertEnsembleForMultitask
 

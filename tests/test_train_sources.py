@@ -1,6 +1,7 @@
 """`minbert train` reads every training source a task has: by default the course's file plus the extra files
 of the data folder when present (the treebank's phrases, Quora's extra pairs), or the files --train_sources
 names; the log, metrics.json and the card say which files gave how many rows."""
+import hashlib
 import json
 import logging
 
@@ -116,8 +117,8 @@ def test_metrics_and_card_say_which_files_gave_how_many_rows(base, data_with_ext
     assert minbert(["train", "--model_name_or_path", str(base), "--data_dir", str(data_with_extras),
                     "--output_dir", str(output), *TINY_RUN]) == 0
     record = json.loads((output / "metrics.json").read_text())["training_data"]
-    assert record["para"] == {"rows": 22, "overlapping_rows_dropped": 0,
-                              "sources": {"quora-train.csv": 16, "quora-train-extra.csv": 6}}
+    assert {key: record["para"][key] for key in ("rows", "overlapping_rows_dropped", "sources")} == {
+        "rows": 22, "overlapping_rows_dropped": 0, "sources": {"quora-train.csv": 16, "quora-train-extra.csv": 6}}
     assert record["sst"]["sources"]["ids-sst-train.csv"] == 16
     card = (output / "README.md").read_text()
     assert "`quora-train-extra.csv` 6" in card and "`sst-train-trees.txt`" in card
@@ -162,7 +163,7 @@ def test_dropping_training_rows_equal_to_dev_rows_is_a_warning_naming_the_task_a
 def test_the_training_data_record_counts_the_dev_rows_dropped(course_data):
     args = DataArguments(data_dir=str(course_data), train_sources=["sst=ids-sst-train.csv,ids-sst-dev.csv"])
     _, _, reports = load_task_data(args, ["sst"])
-    assert training_data_record(reports)["sst"]["dev_rows_dropped"] == 8
+    assert training_data_record(reports, args)["sst"]["dev_rows_dropped"] == 8
 
 
 def test_a_task_whose_every_training_row_is_a_dev_row_is_an_error_naming_it(course_data):
@@ -186,7 +187,7 @@ def test_the_training_data_record_names_each_file_by_its_path_inside_the_data_fo
         (folder / name / "ids-sst-train.csv").rename(folder / name / "train.tsv")
     args = DataArguments(data_dir=str(folder), train_sources=["sst=a/train.tsv,b/train.tsv"])
     _, _, reports = load_task_data(args, ["sst"])
-    assert training_data_record(reports)["sst"]["sources"] == {"a/train.tsv": 20, "b/train.tsv": 20}
+    assert training_data_record(reports, args)["sst"]["sources"] == {"a/train.tsv": 20, "b/train.tsv": 20}
 
 
 def test_a_file_with_more_bad_rows_than_the_default_share_is_an_error_naming_it(course_data, tmp_path):
@@ -207,7 +208,7 @@ def test_a_max_bad_row_share_outside_zero_to_one_is_refused(share):
 def test_the_training_data_record_states_the_rows_trained_on_after_the_cap_and_the_held_out_fold(course_data):
     args = DataArguments(data_dir=str(course_data), num_folds=3, held_out_fold=0, max_train_samples=10)
     train, _, reports = load_task_data(args, ["sst"])
-    record = training_data_record(reports)["sst"]
+    record = training_data_record(reports, args)["sst"]
     assert record["rows_trained"] == sum(record["sources_trained"].values()) == len(train["sst"]) < 10
     assert record["rows"] == record["sources"]["ids-sst-train.csv"] == 16  # the rows the file gave
 
@@ -215,14 +216,29 @@ def test_the_training_data_record_states_the_rows_trained_on_after_the_cap_and_t
 def test_the_training_data_record_names_the_held_out_fold_and_the_cap(course_data):
     args = DataArguments(data_dir=str(course_data), num_folds=3, held_out_fold=0, max_train_samples=10)
     _, _, reports = load_task_data(args, ["sst"])
-    assert training_data_record(reports)["sst"]["selection"] == {
+    assert training_data_record(reports, args)["sst"]["selection"] == {
         "max_train_samples": 10, "num_folds": 3, "held_out_fold": 0, "fold_seed": 0}
+
+
+def test_the_training_data_record_holds_each_training_files_sha256(data_with_extras):
+    args = DataArguments(data_dir=str(data_with_extras))
+    _, _, reports = load_task_data(args, ["para"])
+    assert training_data_record(reports, args)["para"]["sha256"] == {
+        name: hashlib.sha256((data_with_extras / name).read_bytes()).hexdigest()
+        for name in ("quora-train.csv", "quora-train-extra.csv")}
+
+
+def test_the_training_data_record_names_the_dev_file_its_rows_scored_and_its_sha256(course_data):
+    args = DataArguments(data_dir=str(course_data), max_eval_samples=5)
+    _, _, reports = load_task_data(args, ["sts"])
+    assert training_data_record(reports, args)["sts"]["dev"] == {
+        "file": "sts-dev.csv", "rows": 5, "sha256": hashlib.sha256((course_data / "sts-dev.csv").read_bytes()).hexdigest()}
 
 
 def test_each_file_is_credited_with_its_own_rows_among_the_capped_rows(data_with_extras):
     args = DataArguments(data_dir=str(data_with_extras), max_train_samples=20)
     _, _, reports = load_task_data(args, ["para"])
-    assert training_data_record(reports)["para"]["sources_trained"] == {"quora-train.csv": 16,
+    assert training_data_record(reports, args)["para"]["sources_trained"] == {"quora-train.csv": 16,
                                                                         "quora-train-extra.csv": 4}
 
 

@@ -106,6 +106,26 @@ def test_num_labels_that_agree_with_a_multitask_checkpoints_default_head_load(tm
     assert model.config.num_labels == 2 and model.config.default_task == "para"
 
 
+def test_a_default_task_set_on_a_multitask_models_config_brings_its_labels(tiny_config):
+    model = MinBertForMultitask(_config(tiny_config)).eval()
+    model.config.default_task = "para"
+    assert (model.config.num_labels, model.config.id2label) == (2, {0: "not paraphrase", 1: "paraphrase"})
+    with torch.no_grad():
+        assert model(**random_batch(model.config)).logits.shape[-1] == model.config.num_labels
+
+
+def test_a_default_task_set_on_a_config_must_be_a_task(tiny_config):
+    config = _config(tiny_config)
+    with pytest.raises(ValueError, match="default_task='sentiment' is not one of this model's tasks"):
+        config.default_task = "sentiment"
+
+
+def test_a_default_task_set_on_a_bert_classifiers_config_keeps_its_labels(bert_classifier_dir):
+    model = MinBertForSequenceClassification.from_pretrained(bert_classifier_dir[0])
+    model.config.default_task = "para"
+    assert model.config.id2label == {0: "neg", 1: "neu", 2: "pos"}
+
+
 # --- logits for a caller that names no task ---------------------------------------------------------------
 
 
@@ -260,3 +280,28 @@ def test_a_class_label_of_minus_100_is_ignored_by_the_sequence_classifier(tiny_c
     model = MinBertForSequenceClassification(_config(tiny_config, num_labels=3)).eval()
     out = model(**random_batch(tiny_config), labels=torch.tensor([-100, 1, 2]))
     torch.testing.assert_close(out.loss, F.cross_entropy(out.logits[1:], torch.tensor([1, 2])))
+
+
+# --- resize_token_embeddings ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("architecture", [{}, {"task_specific_layers": 2, "task_specific_embeddings": True}],
+                         ids=["shared", "triple"])
+def test_resize_token_embeddings_grows_every_word_table_and_keeps_its_rows(tiny_config, tmp_path, architecture):
+    model = MinBertForMultitask(_config(tiny_config, **architecture)).eval()
+    vocab = model.config.vocab_size
+    before = {task: model.task_input_embeddings(task).weight[:vocab].clone() for task in model.config.tasks}
+    model.resize_token_embeddings(vocab + 3)
+    assert model.config.vocab_size == vocab + 3
+    for task, rows in before.items():
+        table = model.task_input_embeddings(task)
+        assert table.num_embeddings == vocab + 3
+        torch.testing.assert_close(table.weight[:vocab], rows, rtol=0, atol=0)
+    batch = random_batch(model.config)
+    batch["input_ids"][:, 1] = vocab + 2  # a new token
+    model.save_pretrained(tmp_path)
+    reloaded = MinBertForMultitask.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        for task in model.config.tasks:
+            torch.testing.assert_close(reloaded(**batch, task=task).logits, model(**batch, task=task).logits)
+

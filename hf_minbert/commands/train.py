@@ -224,7 +224,7 @@ def train_and_save(model, tokenizer, train, dev, base_path, model_args, data_arg
     if training_args.should_save:
         recorded = {**asdict(model_args), **(asdict(adapter_args) if adapter_args.enabled else {}), **(card_arguments or {})}
         _save_record(staging, output, trainer, {**metrics, "skipped_rows": skipped_rows_record(read_reports),
-                                                   "training_data": training_data_record(read_reports)},
+                                                   "training_data": training_data_record(read_reports, data_args)},
                      recorded, data_args, training_args, train_seconds, base_path)
     if training_args.push_to_hub:
         trainer.push_to_hub()

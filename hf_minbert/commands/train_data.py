@@ -1,6 +1,7 @@
 """The data of a `minbert train` run: each task's training files and dev file, found and read (and checked)
 before the model is built; which training rows are trained on (--max_train_samples, --num_folds); and the
 records of what was read (skipped bad rows, the rows each file gave) for metrics.json and the card."""
+import hashlib
 import logging
 from pathlib import Path
 
@@ -128,12 +129,17 @@ def _read_reports(reports):
     return reads
 
 
-def training_data_record(reports):
+def training_data_record(reports, data_args):
     """Per task: the rows its files gave and how many each gave (after dev rows and overlaps were dropped),
     and the pairs their labels imply where those were added. Where --max_train_samples or a held-out fold left
     some out, also the rows trained on (`rows_trained`, `sources_trained`) and the settings (`selection`).
-    Files are named by their path inside --data_dir, else as given."""
-    return {report.task: _task_training_record(report) for report in reports if hasattr(report, "sources")}
+    Each file, the dev file too (`dev`: its name and the rows scored), carries its SHA-256: what identifies a
+    known file, such as the course's, by its content rather than by its name or its row count. Files are named
+    by their path inside --data_dir, else as given."""
+    dev_reads = {report.task: report for report in reports if not hasattr(report, "sources")}
+    return {report.task: {**_task_training_record(report),
+                          "dev": _dev_record(dev_reads[report.task], data_args)}
+            for report in reports if hasattr(report, "sources")}
 
 
 def _task_training_record(report):
@@ -146,7 +152,25 @@ def _task_training_record(report):
                       selection=dict(report.selection))
     if report.implied:
         record["implied_pairs"] = report.implied.rows
+    record["sha256"] = {source.name: file_sha256(source.source) for source in report.sources}
     return record
+
+
+def _dev_record(dev_read, data_args):
+    from hf_minbert.data import source_name
+
+    rows = dev_read.rows if data_args.max_eval_samples is None else min(dev_read.rows, data_args.max_eval_samples)
+    return {"file": source_name(dev_read.source, data_args.data_dir), "rows": rows,
+            "sha256": file_sha256(dev_read.source)}
+
+
+def file_sha256(path) -> str:
+    """The hex SHA-256 of a file's bytes (read in blocks: hashlib.file_digest needs Python 3.11)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def skipped_rows_record(read_reports):

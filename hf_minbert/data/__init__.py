@@ -22,6 +22,7 @@ from .sources import (
     parse_task_sources,
     read_training_sources,
     row_texts,
+    source_name,
 )
 from .tokenization import (
     MultitaskDataCollator,
@@ -68,6 +69,7 @@ __all__ = [
     "parse_task_sources",
     "read_training_sources",
     "row_texts",
+    "source_name",
     "tokenize_for_sequence_classification",
     "tokenize_task",
     "TruncationReport",

@@ -223,7 +223,7 @@ def read_training_sources(task: str, sources, *, data_dir=None, skip_bad_rows: b
     for path in paths:
         dataset, report = _read_source(path, task, source_format(path, task), skip_bad_rows, evaluation,
                                        phrase_options, max_bad_row_share)
-        report.name = _source_name(path, folder)
+        report.name = source_name(path, folder)
         keep = _drop_overlaps(dataset, schema, report, seen_ids, seen_texts, evaluation)
         # An index array, not a list: `select` fingerprints its argument, and pickling a long list takes seconds.
         parts.append(dataset if len(keep) == len(dataset) else dataset.select(np.asarray(keep, dtype=np.int64)))
@@ -254,7 +254,7 @@ def _as_text_tuples(texts) -> list:
     return [(text,) if isinstance(text, str) else tuple(text) for text in texts]
 
 
-def _source_name(path, folder) -> str:
+def source_name(path, folder) -> str:
     """`path` inside `folder` when it lies there (as `--train_sources` names it), else as given."""
     if folder is not None:
         try:
