@@ -166,12 +166,15 @@ class MultitaskTrainingArguments(TrainingArguments):
         # refuse the same value when the user asked for it.
         self.load_best_model_at_end_by_default = self.load_best_model_at_end is None
         if self.load_best_model_at_end is None:
-            self.load_best_model_at_end = str(self.eval_strategy) != "no" and str(self.eval_strategy) == str(self.save_strategy)
+            self.load_best_model_at_end = False  # decided below, once TrainingArguments has resolved the schedules
         # bf16 on a machine without a GPU means CPU autocast, which TrainingArguments only allows with use_cpu.
         if self.bf16 and not self.use_cpu and not _has_accelerator():
             self.use_cpu = True
         self._check_optimizer_choice()  # before TrainingArguments turns optim into an enum
         super().__post_init__()
+        if self.load_best_model_at_end_by_default:
+            self.load_best_model_at_end = self._saves_at_every_evaluation()
+        self._plateau_follows_the_best_model_metric()
         # A per-task option left at its built-in value may name a task the run does not train; one the user
         # gives is checked against the tasks (see per_task).
         self.left_to_default = {name for name in PER_TASK_OPTIONS
@@ -229,6 +232,29 @@ class MultitaskTrainingArguments(TrainingArguments):
             _check_range("warmup_ratio", self.warmup_ratio, 0, 1)
         if self.max_steps <= 0:  # the epochs decide the length of the run
             _check_range("num_train_epochs", self.num_train_epochs, 0, low_open=True)
+
+    def _saves_at_every_evaluation(self):
+        """Whether the best checkpoint can be restored at the end (`load_best_model_at_end`'s default): dev
+        scored and a checkpoint saved on the same schedule, every save at an evaluation. TrainingArguments has
+        made the strategies enums and eval_steps a number by now."""
+        evaluation, saving = _value(self.eval_strategy), _value(self.save_strategy)
+        if evaluation == "no" or evaluation != saving:
+            return False
+        if evaluation != "steps":
+            return True
+        if (self.save_steps < 1) != (self.eval_steps < 1):  # a ratio of the run against a step count
+            return False
+        scale = 1_000_000  # ratios as whole numbers, as TrainingArguments compares them
+        return round(self.save_steps * scale) % round(self.eval_steps * scale) == 0
+
+    def _plateau_follows_the_best_model_metric(self):
+        # Trainer steps ReduceLROnPlateau with metric_for_best_model, whose default here ("overall") rises as
+        # the model improves: the scheduler must then watch for a maximum (its own default is a minimum).
+        if _value(self.lr_scheduler_type) != "reduce_lr_on_plateau":
+            return
+        kwargs = dict(self.lr_scheduler_kwargs or {})
+        if self.greater_is_better and "mode" not in kwargs:
+            self.lr_scheduler_kwargs = {**kwargs, "mode": "max"}
 
     def _check_numbers(self):
         """Every number flag in its meaningful range, so a typo fails here rather than mid-training (or, for
@@ -336,3 +362,8 @@ class MultitaskTrainingArguments(TrainingArguments):
         """A per-task option (`smart_weight`, `task_weights`) resolved for these tasks. A value the user gave
         must name only these tasks; the built-in default may name a task this run does not train."""
         return parse_per_task(getattr(self, name), name, list(tasks), default, skip_unknown=name in self.left_to_default)
+
+
+def _value(option):
+    """A TrainingArguments option as its string: an enum member's value, or the string given."""
+    return getattr(option, "value", option)

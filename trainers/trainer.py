@@ -8,9 +8,12 @@ What it adds to Trainer, and where:
   of its pairs swapped (pair_order.py).
 - `training_step`: PCGrad's gradient surgery when asked; otherwise Trainer's own step (loss scaling for
   gradient accumulation, backward, bf16 via accelerate), once per task of an all_tasks batch.
-- `evaluate`: per-task dev metrics with `hf_minbert.evaluation`, the overall score (the default
-  `metric_for_best_model`; it needs sst, para and sts) and `tasks_overall`, the same score over any tasks.
+- `evaluate`: per-task dev metrics with `hf_minbert.evaluation` (and a user's `compute_metrics`, per task), the
+  overall score (the default `metric_for_best_model`; it needs sst, para and sts) and `tasks_overall`, the same
+  score over any tasks.
 - `predict`: per task, Trainer's `PredictionOutput` (scores, gold labels where the rows have them, metrics).
+- Trainer options a multitask run could only ignore (compute_loss_func, optimizer_cls_and_kwargs, a collator
+  that batches no tasks) are refused by name (`_check_trainer_options`).
 - checkpoints: SMART's mean teacher and PCGrad's generator are saved beside the optimizer and restored
   (multitask_state.py, which also builds SMART from the arguments).
 - `train`: on a Linux CPU, first has glibc keep freed memory for the next step (cpu_memory.py).
@@ -24,13 +27,13 @@ from collections import defaultdict
 
 import numpy as np
 import torch
-from transformers import Trainer
-from transformers.trainer_utils import PredictionOutput
+from transformers import Trainer, set_seed
+from transformers.trainer_utils import EvalPrediction, PredictionOutput
 
 from hf_minbert.data import task_schema
 from hf_minbert.data.tokenization import JOINT_COLUMNS, SIDE_COLUMNS
-from hf_minbert.evaluation import evaluate_model, evaluate_task, gold_labels
-from hf_minbert.metrics import OVERALL_TASKS, tasks_overall
+from hf_minbert.evaluation import evaluate_task, gold_labels
+from hf_minbert.metrics import OVERALL_TASKS, tasks_overall, with_overall_scores
 from hf_minbert.modeling_minbert_heads import task_loss
 from hf_minbert.optimization import create_optimizer, describe_parameter_groups
 
@@ -65,7 +68,12 @@ class MultitaskTrainer(Trainer):
             raise TypeError("MultitaskTrainer needs MultitaskTrainingArguments (a TrainingArguments subclass)")
         if processing_class is None:
             raise ValueError("MultitaskTrainer needs the tokenizer as processing_class (it tokenizes and is saved with the model)")
-        config = _core(model).config
+        _check_trainer_options(kwargs)
+        if model is None and kwargs.get("model_init") is not None:
+            set_seed(args.seed)  # as Trainer does before it calls model_init: this model is the one Trainer builds
+            config = _core(kwargs["model_init"]()).config
+        else:
+            config = _core(model).config
         _check_max_seq_length(args, config)
         for name, datasets in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
             _check_task_dict(name, datasets, config)
@@ -73,7 +81,7 @@ class MultitaskTrainer(Trainer):
             trained = list(train_dataset) if train_dataset is not None else config.tasks
             check_ordinal_task(args.ordinal_task, {task: config.task_spec(task) for task in trained})
         if eval_dataset is not None:
-            resolve_best_model_metric(args, list(eval_dataset))
+            resolve_best_model_metric(args, list(eval_dataset), custom_metrics=kwargs.get("compute_metrics") is not None)
         if train_dataset is not None:
             args.epoch_passes(list(train_dataset))  # a flag that names no task of the data fails before tokenizing
             train_dataset = training_dataset(train_dataset, args, processing_class, config, always_rows)
@@ -83,7 +91,7 @@ class MultitaskTrainer(Trainer):
                          processing_class=processing_class, **kwargs)
         tasks = list(config.tasks)
         self.task_weights = args.per_task("task_weights", tasks, default=1.0)
-        self.smart = build_smart(args, tasks, _core(model))
+        self.smart = build_smart(args, tasks, _core(self.model))
         if self.smart is not None and self.smart.teacher is not None:
             self.add_callback(MeanTeacherUpdate(self.smart.teacher, lambda: _core(self.model)))
         self._pcgrad_generator = torch.Generator().manual_seed(args.seed)
@@ -96,6 +104,7 @@ class MultitaskTrainer(Trainer):
     def train(self, *args, **kwargs):
         if self.args.keep_freed_memory and self.args.device.type == "cpu":
             keep_freed_memory()
+        self._terms.clear()  # terms of an earlier train() call left unlogged belong to no log of this one
         return super().train(*args, **kwargs)
 
     def get_train_dataloader(self):
@@ -203,10 +212,26 @@ class MultitaskTrainer(Trainer):
         tokens = sum(batch[k].numel() for batch in inputs.values() for k in ("input_ids", "input_ids_a", "input_ids_b") if k in batch)
         return 6 * tokens * self._non_embedding_parameters
 
+    def _track_num_input_tokens(self, inputs):
+        # Trainer counts the tokens of one `input_ids` (include_num_input_tokens_seen): here, of every
+        # sequence of every task's batch (a bi-encoder pair's two sentences are two sequences).
+        for batch in inputs.values():
+            for ids, mask in (("input_ids", "attention_mask"), ("input_ids_a", "attention_mask_a"),
+                              ("input_ids_b", "attention_mask_b")):
+                if ids in batch:
+                    super()._track_num_input_tokens({"input_ids": batch[ids], "attention_mask": batch[mask]})
+
     # ---- logging -----------------------------------------------------------------------------------------
 
     def _record(self, name, value):
         self._terms[name].append(value.detach().float().item())
+
+    def _get_learning_rate(self):
+        # The logged rate is --learning_rate's: the top encoder layer's (the largest but for heads at a
+        # multiplier); Trainer would log the first parameter group's, the embeddings' under layer-wise decay.
+        groups = getattr(self.optimizer, "param_groups", None) or []
+        encoder = [group["lr"] for group in groups if "name" in group and not group["name"].startswith("heads/")]
+        return max(encoder) if encoder else super()._get_learning_rate()
 
     def log(self, logs, start_time=None):
         if "loss" in logs:  # a training log: add the terms gathered since the previous one
@@ -224,16 +249,14 @@ class MultitaskTrainer(Trainer):
             raise ValueError("MultitaskTrainer.evaluate needs eval_dataset={task: labelled rows}")
         _check_task_dict("eval_dataset", datasets, _core(self.model).config)
         start = time.time()
-        metrics = evaluate_model(
-            _core(self.model),
-            self.processing_class,
-            datasets,
-            batch_size=self.args.per_device_eval_batch_size,
-            max_length=self.args.max_seq_length,
-            bf16=self.args.bf16,
-        )
+        for task, rows in datasets.items():
+            gold_labels(rows, task)  # unlabelled rows fail here, before any time is spent predicting
+        results = {task: self._task_result(task, rows) for task, rows in datasets.items()}
+        metrics = with_overall_scores({task: result.metrics for task, result in results.items()})
         metrics["tasks_overall"] = tasks_overall(metrics)
         flat = flatten_metrics(metrics, metric_key_prefix)
+        for task, result in results.items():
+            flat.update(self._user_metrics(task, result, datasets[task], metric_key_prefix, flat))
         flat[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 3)
         flat["epoch"] = self.state.epoch
         self.log(flat)
@@ -248,16 +271,37 @@ class MultitaskTrainer(Trainer):
             raise TypeError("MultitaskTrainer.predict needs test_dataset={task: rows} (one task's rows: "
                             f"{{'sst': rows}}), got {type(test_dataset).__name__}")
         _check_task_dict("test_dataset", test_dataset, _core(self.model).config)
-        return {task: self._predict_task(task, rows, metric_key_prefix) for task, rows in test_dataset.items()}
+        outputs = {task: self._predict_task(task, rows, metric_key_prefix) for task, rows in test_dataset.items()}
+        metrics = {key: value for output in outputs.values() for key, value in output.metrics.items()}
+        self.control = self.callback_handler.on_predict(self.args, self.state, self.control, metrics)
+        return outputs
 
     def _predict_task(self, task, rows, metric_key_prefix):
-        result = evaluate_task(_core(self.model), self.processing_class, rows, task, progress=False,
-                               batch_size=self.args.per_device_eval_batch_size, max_length=self.args.max_seq_length,
-                               bf16=self.args.bf16)
+        result = self._task_result(task, rows)
         labelled = task_schema(task).label_column in rows.column_names
         metrics = flatten_metrics({task: result.metrics}, metric_key_prefix) if labelled else {}
+        if labelled:
+            metrics.update(self._user_metrics(task, result, rows, metric_key_prefix, metrics))
         return PredictionOutput(predictions=result.predictions.scores,
                                 label_ids=np.asarray(gold_labels(rows, task)) if labelled else None, metrics=metrics)
+
+    def _task_result(self, task, rows):
+        return evaluate_task(_core(self.model), self.processing_class, rows, task, progress=False,
+                             batch_size=self.args.per_device_eval_batch_size, max_length=self.args.max_seq_length,
+                             bf16=self.args.bf16)
+
+    def _user_metrics(self, task, result, rows, prefix, reported):
+        """`compute_metrics(EvalPrediction)` on one task's scores and gold labels, as "<prefix>_<task>_<name>":
+        beside the task's own metrics, which it may not replace (the overall score is made of them)."""
+        if self.compute_metrics is None:
+            return {}
+        prediction = EvalPrediction(predictions=result.predictions.scores, label_ids=np.asarray(gold_labels(rows, task)))
+        metrics = {f"{prefix}_{task}_{name}": value for name, value in self.compute_metrics(prediction).items()}
+        clashes = sorted(set(metrics) & set(reported))
+        if clashes:
+            raise ValueError(f"compute_metrics returned {', '.join(clashes)}, which MultitaskTrainer already reports; "
+                             "name the metric otherwise")
+        return metrics
 
     # ---- optimizer ---------------------------------------------------------------------------------------
 
@@ -348,10 +392,11 @@ def evaluation_metric_names(tasks):
     return names
 
 
-def resolve_best_model_metric(args, eval_tasks):
+def resolve_best_model_metric(args, eval_tasks, custom_metrics=False):
     """Make `metric_for_best_model` one that evaluation will report, before any training. The default
     "overall" needs sst, para and sts: with other tasks it becomes "tasks_overall" (the same score over the
-    tasks evaluated). Any other metric that will not exist is an error naming the ones that will."""
+    tasks evaluated). Any other metric that will not exist is an error naming the ones that will; with
+    `compute_metrics` (custom_metrics), any "<task>_<name>" of an evaluated task may be one of its metrics."""
     metric = args.metric_for_best_model
     if metric is None:
         return
@@ -361,6 +406,8 @@ def resolve_best_model_metric(args, eval_tasks):
         logger.info("metric_for_best_model: 'overall' needs sst, para and sts; evaluating %s, the best model is "
                     "picked by 'tasks_overall'", ", ".join(eval_tasks))
         args.metric_for_best_model = name = "tasks_overall"
+    if custom_metrics and any(name.startswith(f"{task}_") for task in eval_tasks):
+        return
     if name not in available:
         raise ValueError(f"--metric_for_best_model {metric!r} will not be reported when evaluating "
                          f"{', '.join(eval_tasks)}; choose one of: {', '.join(available)}")
@@ -402,3 +449,23 @@ def _check_task_dict(name, datasets, config):
     unknown = [task for task in datasets if task not in config.tasks]
     if unknown:
         raise ValueError(f"{name} names task(s) {unknown} that the model has no head for; its tasks: {list(config.tasks)}")
+    empty = [task for task, rows in datasets.items() if hasattr(rows, "__len__") and len(rows) == 0]
+    if empty:
+        raise ValueError(f"{name}: {', '.join(empty)} has no rows")
+
+
+def _check_trainer_options(kwargs):
+    """Refuse the Trainer options a multitask run could only ignore, naming what to use instead."""
+    if kwargs.get("compute_loss_func") is not None:
+        raise ValueError("compute_loss_func: MultitaskTrainer's loss is each task's head loss (plus SMART, MNR, CoSENT, "
+                         "ordinal terms), one per batch task; weigh tasks with task_weights, or subclass and override "
+                         "task_losses")
+    if kwargs.get("optimizer_cls_and_kwargs") is not None:
+        raise ValueError("optimizer_cls_and_kwargs: MultitaskTrainer builds hf_minbert's AdamW (or torch's, "
+                         "use_torch_adamw) over its layer-wise parameter groups; pass optimizers=(optimizer, "
+                         "scheduler) to train with another optimizer")
+    collator = kwargs.get("data_collator")
+    if collator is not None and not isinstance(collator, MultitaskCollator):
+        raise TypeError(f"data_collator: MultitaskTrainer batches with a MultitaskCollator, which takes (task, row) "
+                        f"pairs and returns {{task: batch}}; got {type(collator).__name__} (subclass MultitaskCollator "
+                        "to batch otherwise)")

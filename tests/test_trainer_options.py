@@ -1,0 +1,139 @@
+"""MultitaskTrainer under the options a transformers.Trainer user passes: each is honoured as Trainer honours it,
+or refused by name with what to use instead — never silently ignored."""
+import pytest
+import torch
+from transformers import DataCollatorWithPadding, TrainerCallback
+from transformers.trainer_utils import IntervalStrategy
+
+from tests.helpers import tiny_model, tiny_task_rows
+from tests.test_trainer import _args, _train_logs, _trainer, tokenizer  # noqa: F401  (module fixture)
+from trainers import MultitaskTrainer
+
+
+def _plain_trainer(tmp_path, tokenizer, rows=None, **options):  # noqa: F811
+    """A trainer built with Trainer's own keyword arguments (`options`) beside the model and the data."""
+    rows = rows or tiny_task_rows()
+    return MultitaskTrainer(model=options.pop("model", tiny_model()), args=_args(tmp_path, **options.pop("args", {})),
+                            train_dataset=rows, eval_dataset=rows, processing_class=tokenizer, **options)
+
+
+# --- load_best_model_at_end's default -----------------------------------------------------------------
+
+
+def test_the_best_model_is_not_restored_by_default_where_saves_fall_between_evaluations(tmp_path):
+    args = _args(tmp_path, eval_strategy="steps", save_strategy="steps", eval_steps=3, save_steps=5)
+    assert args.load_best_model_at_end is False
+
+
+def test_the_best_model_is_restored_by_default_where_every_save_is_at_an_evaluation(tmp_path):
+    args = _args(tmp_path, eval_strategy="steps", save_strategy="steps", eval_steps=3, save_steps=6)
+    assert args.load_best_model_at_end is True
+
+
+def test_a_strategy_given_as_an_enum_restores_the_best_model_as_its_string_does(tmp_path):
+    args = _args(tmp_path, eval_strategy=IntervalStrategy.EPOCH, save_strategy="epoch")
+    assert args.load_best_model_at_end is True
+
+
+def test_reduce_lr_on_plateau_waits_for_the_best_model_metric_to_stop_rising(tmp_path):
+    args = _args(tmp_path, lr_scheduler_type="reduce_lr_on_plateau", eval_strategy="epoch", save_strategy="epoch")
+    assert args.metric_for_best_model == "overall" and args.lr_scheduler_kwargs["mode"] == "max"
+
+
+# --- compute_metrics ----------------------------------------------------------------------------------
+
+
+def _mean_score(prediction):
+    return {"mean_score": float(prediction.predictions.mean()), "rows": len(prediction.label_ids)}
+
+
+def test_compute_metrics_adds_each_tasks_own_metrics_to_evaluate(tmp_path, tokenizer):  # noqa: F811
+    metrics = _plain_trainer(tmp_path, tokenizer, compute_metrics=_mean_score).evaluate()
+    assert metrics["eval_sst_rows"] == metrics["eval_para_rows"] == 24
+    assert "eval_sts_mean_score" in metrics and "eval_overall" in metrics
+
+
+def test_compute_metrics_scores_predict_too(tmp_path, tokenizer):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, tokenizer, compute_metrics=_mean_score)
+    output = trainer.predict({"sts": tiny_task_rows()["sts"]})["sts"]
+    assert output.metrics["test_sts_mean_score"] == pytest.approx(float(output.predictions.mean()))
+
+
+def test_compute_metrics_may_not_replace_a_metric_the_trainer_reports(tmp_path, tokenizer):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, tokenizer, compute_metrics=lambda prediction: {"accuracy": 1.0})
+    with pytest.raises(ValueError, match="compute_metrics returned eval_sst_accuracy, which MultitaskTrainer already"):
+        trainer.evaluate()
+
+
+def test_the_best_model_may_be_picked_by_a_compute_metrics_metric(tmp_path, tokenizer):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, tokenizer, compute_metrics=_mean_score,
+                             args={"metric_for_best_model": "sts_mean_score"})
+    assert trainer.args.metric_for_best_model == "sts_mean_score"
+
+
+# --- options refused -----------------------------------------------------------------------------------
+
+
+def test_compute_loss_func_is_refused_naming_what_to_use(tmp_path, tokenizer):  # noqa: F811
+    with pytest.raises(ValueError, match="^compute_loss_func: .*task_weights, or subclass and override task_losses$"):
+        _plain_trainer(tmp_path, tokenizer, compute_loss_func=lambda outputs, labels, num_items_in_batch=None: 0)
+
+
+def test_optimizer_cls_and_kwargs_is_refused_naming_optimizers(tmp_path, tokenizer):  # noqa: F811
+    with pytest.raises(ValueError, match=r"^optimizer_cls_and_kwargs: .*optimizers=\(optimizer, scheduler\)"):
+        _plain_trainer(tmp_path, tokenizer, optimizer_cls_and_kwargs=(torch.optim.SGD, {"lr": 0.1}))
+
+
+def test_a_data_collator_that_batches_no_tasks_is_refused(tmp_path, tokenizer):  # noqa: F811
+    with pytest.raises(TypeError, match="^data_collator: .*got DataCollatorWithPadding"):
+        _plain_trainer(tmp_path, tokenizer, data_collator=DataCollatorWithPadding(tokenizer))
+
+
+def test_a_task_without_rows_is_refused_naming_it(tmp_path, tokenizer):  # noqa: F811
+    rows = tiny_task_rows()
+    rows["sts"] = rows["sts"].select([])
+    with pytest.raises(ValueError, match="^train_dataset: sts has no rows$"):
+        _plain_trainer(tmp_path, tokenizer, rows=rows)
+
+
+# --- model_init, callbacks, logs -------------------------------------------------------------------------
+
+
+def test_model_init_builds_the_model_that_trains(tmp_path, tokenizer):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, tokenizer, model=None, model_init=lambda: tiny_model(), args={"max_steps": 2})
+    trainer.train()
+    assert trainer.state.global_step == 2 and trainer.model.config.hidden_size == 32
+
+
+def test_predict_calls_the_callbacks_on_predict(tmp_path, tokenizer):  # noqa: F811
+    seen = []
+
+    class Record(TrainerCallback):
+        def on_predict(self, args, state, control, metrics=None, **kwargs):
+            seen.append(metrics)
+
+    trainer = _plain_trainer(tmp_path, tokenizer, callbacks=[Record()])
+    trainer.predict({"sst": tiny_task_rows()["sst"]})
+    assert len(seen) == 1 and "test_sst_accuracy" in seen[0]
+
+
+def test_tokens_seen_count_every_real_token_of_every_task_batch(tmp_path, tokenizer):  # noqa: F811
+    trainer = _trainer(tmp_path, tokenizer, include_num_input_tokens_seen="non_padding")
+    expected = sum(int(batch[key].sum()) for step in trainer.get_train_dataloader() for batch in step.values()
+                   for key in ("attention_mask", "attention_mask_a", "attention_mask_b") if key in batch)
+    trainer.train()
+    assert trainer.state.num_input_tokens_seen == expected > 0
+
+
+def test_loss_terms_no_log_reached_before_a_train_call_are_not_logged_by_it(tmp_path, tokenizer):  # noqa: F811
+    trainer = _trainer(tmp_path, tokenizer, max_steps=1)
+    trainer._record("loss_left_over", torch.tensor(5.0))  # as the last steps of an earlier call leave their terms
+    trainer.train()
+    assert not any("loss_left_over" in entry for entry in trainer.state.log_history)
+
+
+def test_the_logged_learning_rate_is_the_top_layers_under_layerwise_decay(tmp_path, tokenizer):  # noqa: F811
+    trainer = _trainer(tmp_path, tokenizer, max_steps=1, layerwise_lr_decay=0.5, lr_scheduler_type="constant",
+                       warmup_ratio=0.0)
+    trainer.train()
+    assert _train_logs(trainer)[0]["learning_rate"] == pytest.approx(1e-3)
