@@ -21,6 +21,7 @@ i's adapter and is used for task i only: the same predictions, at the memory cos
 """
 import contextlib
 import copy
+import dataclasses
 import json
 import weakref
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Optional
 
 from peft import (
+    PEFT_TYPE_TO_CONFIG_MAPPING,
     IA3Config,
     LoHaConfig,
     LoKrConfig,
@@ -102,6 +104,13 @@ class AdapterArguments:
             given = [name for name in ("lora_r", "lora_alpha", "lora_dropout", "peft_target_modules") if getattr(self, name) is not None]
             if given or self.peft_per_task:
                 raise ValueError(f"--{(given or ['peft_per_task'])[0]} needs --peft (or --peft_config)")
+        # peft's configs take any value and fail (or not) only inside the model.
+        if self.lora_r is not None and self.lora_r < 1:
+            raise ValueError(f"--lora_r must be >= 1, got {self.lora_r}")
+        if self.lora_alpha is not None and not self.lora_alpha > 0:
+            raise ValueError(f"--lora_alpha must be > 0, got {self.lora_alpha}")
+        if self.lora_dropout is not None and not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"--lora_dropout must lie in [0, 1), got {self.lora_dropout}")
 
     @property
     def enabled(self):
@@ -127,6 +136,14 @@ def peft_config_for(args, modules_to_save, target_modules):
         feedforward = TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING["bert"]
         settings["feedforward_modules"] = [name for name in target_modules if _ends_with_any(name, feedforward)]
     return config_class(target_modules=list(target_modules), modules_to_save=list(modules_to_save), **settings)
+
+
+def check_adapter_arguments(args):
+    """Build the adapter config the arguments describe, on stand-in module names, so that a mistake in them
+    (a --peft_config file, a flag the method does not take) stops a command before it reads any data. Which
+    modules the names match is known only once the model is built (`add_adapters`)."""
+    if args.enabled:
+        peft_config_for(args, ["heads"], target_suffixes(args))
 
 
 def target_suffixes(args):
@@ -173,6 +190,7 @@ def _config_from_file(path, modules_to_save, target_modules):
         raise ValueError(f"--peft_config {path}: {error}") from None
     if not isinstance(settings, dict) or "peft_type" not in settings:
         raise ValueError(f"--peft_config {path}: expected a JSON object with a 'peft_type' (e.g. \"LORA\", \"OFT\")")
+    _check_config_keys(path, settings)
     settings.setdefault("target_modules", list(target_modules))
     settings["modules_to_save"] = sorted(set(settings.get("modules_to_save") or []) | set(modules_to_save))
     try:
@@ -185,6 +203,23 @@ def _config_from_file(path, modules_to_save, target_modules):
         raise ValueError(f"--peft_config {path}: {config.peft_type.value} is a prompt-learning method; minBERT's "
                          "adapters adapt the encoder's layers (LoRA-like methods)")
     return config
+
+
+def _check_config_keys(path, settings):
+    """Refuse what peft's config would keep without complaint and use wrongly or not at all: a key its config
+    class has no field for (a typo trains with the default), a number given as text."""
+    config_class = PEFT_TYPE_TO_CONFIG_MAPPING.get(str(settings["peft_type"]).upper())
+    if config_class is None:
+        raise ValueError(f"--peft_config {path}: unknown peft_type {settings['peft_type']!r}")
+    fields = {item.name: item for item in dataclasses.fields(config_class)}
+    unknown = sorted(set(settings) - set(fields))
+    if unknown:
+        raise ValueError(f"--peft_config {path}: {config_class.__name__} has no field {', '.join(unknown)}")
+    for key, value in settings.items():
+        default = fields[key].default
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"--peft_config {path}: {key} must be a number, got {value!r}")
 
 
 def add_adapters(model, args):
@@ -288,10 +323,19 @@ def _router_detached(base_model):
 
 
 def save_adapters(peft_model, folder):
-    """peft's adapter folder (one sub-folder per task adapter) plus `base_config.json`."""
+    """peft's adapter folder (one sub-folder per task adapter) plus `base_config.json`. A base model given as
+    a local folder is recorded by its absolute path: relative, it would name another folder, or a Hub
+    repository, from anywhere else."""
     folder = Path(folder)
     peft_model.save_pretrained(str(folder))
     peft_model.get_base_model().config.to_json_file(str(folder / BASE_CONFIG_FILE))
+    for adapter_folder in adapter_folders(folder).values():
+        config_path = adapter_folder / "adapter_config.json"
+        saved = json.loads(config_path.read_text(encoding="utf-8"))
+        base = saved.get("base_model_name_or_path")
+        if base and Path(base).is_dir():
+            saved["base_model_name_or_path"] = str(Path(base).resolve())
+            config_path.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return folder
 
 
@@ -350,6 +394,7 @@ def merged_model(peft_model, adapter=None):
     set_adapter(plain, adapter, inference_mode=True, layer_cls=BaseTunerLayer)
     _merge_and_unwrap(plain)
     plain.requires_grad_(True)
+    plain.config.architectures = [type(plain).__name__]  # not the checkpoint's (a MinBertModel): an ensemble reads it
     return plain
 
 
@@ -394,6 +439,7 @@ __all__ = [
     "TaskAdapterRouter",
     "adaptable_modules",
     "add_adapters",
+    "check_adapter_arguments",
     "adapter_folders",
     "export_model",
     "has_task_adapters",

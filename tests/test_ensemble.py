@@ -543,6 +543,35 @@ def test_ensemble_command_refuses_candidates_whose_heads_differ_before_predictin
         f"{candidate_dirs[0]}: 5-class classification; {three_class}: 3-class classification")
 
 
+def test_ensemble_command_refuses_candidates_whose_word_tables_differ_before_predicting(
+    candidate_dirs, data_dir, tokenizer, tmp_path, capsys, predictions_made
+):
+    wider = tmp_path / "wider"
+    model = tiny_model(seed=7)
+    model.resize_token_embeddings(30528)  # the same tokenizer, a word table padded to a multiple of 8
+    model.save_pretrained(wider)
+    tokenizer.save_pretrained(wider)
+    capsys.readouterr()
+    status = minbert(["ensemble", "--models", candidate_dirs[0], str(wider), "--output_dir", str(tmp_path / "out"),
+                      "--data_dir", str(data_dir), "--no_progress"])
+    assert status == 2 and predictions_made == []
+    assert capsys.readouterr().err.strip() == (
+        f"minbert ensemble: the --models' word tables differ in size, so they cannot read the same input ids: "
+        f"{candidate_dirs[0]}: 30522; {wider}: 30528")
+
+
+def test_ensemble_command_refuses_a_model_folder_without_weights_before_predicting(
+    candidate_dirs, data_dir, tmp_path, capsys, predictions_made
+):
+    hollow = tmp_path / "hollow"
+    hollow.mkdir()
+    (hollow / "config.json").write_text((Path(candidate_dirs[0]) / "config.json").read_text())
+    status = minbert(["ensemble", "--models", candidate_dirs[0], str(hollow), "--output_dir", str(tmp_path / "out"),
+                      "--data_dir", str(data_dir), "--no_progress"])
+    assert status == 2 and predictions_made == []
+    assert capsys.readouterr().err.strip().startswith(f"minbert ensemble: {hollow} holds no weights")
+
+
 def test_ensemble_command_on_a_model_folder_that_does_not_exist_is_no_such_directory(
     candidate_dirs, data_dir, tmp_path, capsys, predictions_made
 ):

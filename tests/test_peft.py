@@ -13,13 +13,14 @@ from hf_minbert.adapters import (
     METHODS,
     AdapterArguments,
     add_adapters,
+    check_adapter_arguments,
     export_model,
     load_adapters,
     merged_model,
     save_adapters,
 )
 from hf_minbert.cli import main as minbert
-from tests.helpers import random_batch, tiny_model, tiny_task_rows, write_task_files
+from tests.helpers import random_batch, refused_calls, tiny_model, tiny_task_rows, write_task_files
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
 
 TASKS = ("sst", "para", "sts")
@@ -159,6 +160,45 @@ def test_adapter_flags_without_a_method_are_refused():
         AdapterArguments(lora_r=8)
     with pytest.raises(ValueError, match="choose one of lora"):
         AdapterArguments(peft="qlora")
+
+
+def test_a_peft_config_key_the_method_has_no_field_for_is_refused(tmp_path):
+    (tmp_path / "typo.json").write_text(json.dumps({"peft_type": "LORA", "rr": 4}))
+    with pytest.raises(ValueError, match=r"typo\.json: LoraConfig has no field rr$"):
+        check_adapter_arguments(AdapterArguments(peft_config=str(tmp_path / "typo.json")))
+
+
+def test_a_peft_config_number_given_as_text_is_refused(tmp_path):
+    (tmp_path / "text.json").write_text(json.dumps({"peft_type": "LORA", "r": "eight"}))
+    with pytest.raises(ValueError, match=r"text\.json: r must be a number, got 'eight'$"):
+        check_adapter_arguments(AdapterArguments(peft_config=str(tmp_path / "text.json")))
+
+
+@pytest.mark.parametrize("flags, message", [({"lora_r": 0}, "--lora_r must be >= 1"),
+                                            ({"lora_dropout": 2.0}, r"--lora_dropout must lie in \[0, 1\)"),
+                                            ({"lora_alpha": 0.0}, "--lora_alpha must be > 0")])
+def test_an_adapter_size_out_of_range_is_refused_when_the_arguments_are_built(flags, message):
+    with pytest.raises(ValueError, match=message):
+        AdapterArguments(peft="lora", **flags)
+
+
+def test_saved_adapters_name_a_local_base_model_by_its_absolute_path(tmp_path, monkeypatch):
+    _model().save_pretrained(tmp_path / "base")
+    monkeypatch.chdir(tmp_path)
+    model = MinBertForMultitask.from_pretrained("base")  # as `--model_name_or_path base` loads it
+    save_adapters(add_adapters(model, AdapterArguments(peft="lora")), tmp_path / "adapter")
+    saved = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert saved["base_model_name_or_path"] == str((tmp_path / "base").resolve())
+
+
+def test_per_task_adapters_on_a_plain_encoder_checkpoint_export_as_an_ensemble(tmp_path):
+    from hf_minbert import MinBertConfig, MinBertModel
+
+    MinBertModel(MinBertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                               intermediate_size=64, max_position_embeddings=64)).save_pretrained(tmp_path)
+    model = MinBertForMultitask.from_pretrained(tmp_path)  # config.architectures: the checkpoint's MinBertModel
+    exported = export_model(add_adapters(model, AdapterArguments(peft="lora", peft_per_task=True)))
+    assert isinstance(exported, MinBertEnsembleForMultitask)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -334,6 +374,21 @@ def test_train_refuses_per_task_adapters_with_load_best_model_at_end(base_and_da
     assert _train_command(base, data, tmp_path / "run", "--peft", "lora", "--peft_per_task", "--load_best_model_at_end",
                           "true", "--eval_strategy", "steps", "--save_strategy", "steps") == 2
     assert "not supported with per-task adapters" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--peft_config", "nowhere.json"], "--peft_config nowhere.json: "),
+    (["--peft", "lora", "--freeze_encoder", "true"], "--freeze_encoder with adapters would freeze the adapters too"),
+    (["--peft", "lora", "--push_to_hub", "true"], "--push_to_hub with adapters would push the adapter files only"),
+])
+def test_train_refuses_an_adapter_flag_mistake_before_reading_data(base_and_data, tmp_path, capsys, monkeypatch,
+                                                                   flags, message):
+    import hf_minbert.commands.train as train
+
+    calls = refused_calls(monkeypatch, train, "load_task_data")
+    base, data = base_and_data
+    assert _train_command(base, data, tmp_path / "run", *flags) == 2
+    assert message in capsys.readouterr().err and calls == []
 
 
 @pytest.mark.slow

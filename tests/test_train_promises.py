@@ -204,6 +204,8 @@ def data_reads(monkeypatch):
     (["--optim", "adafactor"], "--optim adafactor: MultitaskTrainer always trains with AdamW"),
     (["--resume_from_checkpoint", "nowhere/checkpoint-4"], "--resume_from_checkpoint nowhere/checkpoint-4: no such"),
     (["--report_to", "nosuchtracker"], "--report_to nosuchtracker: not a logging integration installed here"),
+    (["--freeze_encoder", "true"], "--freeze_encoder: sts's head (a bi-encoder's scaled cosine) has no weights"),
+    (["--peft", "lora", "--lora_r", "0"], "--lora_r must be >= 1, got 0"),
 ])
 def test_a_bad_flag_fails_naming_it_before_the_data_is_read(base, data, tmp_path, capsys, data_reads, flags, named):
     assert train(base, data, tmp_path / "out", *flags) == 2

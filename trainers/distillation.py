@@ -20,11 +20,14 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+from transformers import PretrainedConfig
 
+from hf_minbert.configuration_minbert import MinBertConfig, normalize_task_spec
 from hf_minbert.data import assign_folds
 from hf_minbert.ensemble import dev_score
 from hf_minbert.evaluation import gold_labels, predict_task
-from model_cards.run_record import SELECTION_FILE, TRAINING_CONFIG_FILE
+from hf_minbert.modeling_minbert_ensemble import MinBertEnsembleConfig
+from model_cards.run_record import METRICS_FILE, SELECTION_FILE, TRAINING_CONFIG_FILE
 
 from .multitask_data import tokenize_for_training
 
@@ -121,6 +124,52 @@ def teacher_fold_record(folder):
     raise ValueError(f"{folder}: no {TRAINING_CONFIG_FILE} or {SELECTION_FILE} says which rows it trained on")
 
 
+def recorded_models(folder):
+    """The model folders whose records say what a fold teacher trained on: the folder itself, or an ensemble
+    folder's members (as `teacher_fold_record` reads them)."""
+    folder = Path(folder)
+    if not (folder / TRAINING_CONFIG_FILE).is_file() and (folder / SELECTION_FILE).is_file():
+        members = json.loads((folder / SELECTION_FILE).read_text())["members"]
+        return [model for member in members for model in recorded_models(member)]
+    return [folder]
+
+
+def check_fold_teacher_rows(teacher_dirs, training_data):
+    """Refuse a fold teacher that trained on folds of other rows than this run reads: per task, the rows its
+    files gave (metrics.json's `training_data`: `rows`, and per file `sources`) must be this run's, and where
+    both records carry them, so must the files' SHA-256. An ensemble's members are each checked. A teacher whose
+    metrics.json does not record its training rows is refused too: its folds cannot be told to be this run's.
+    training_data: this run's own record (`training_data_record` of its reads), {task: record}."""
+    for folder in teacher_dirs:
+        for model in recorded_models(folder):
+            where = f"--fold_teachers {folder}" + ("" if Path(model) == Path(folder) else f" (its member {model})")
+            metrics = Path(model) / METRICS_FILE
+            record = (json.loads(metrics.read_text()) if metrics.is_file() else {}).get("training_data")
+            if not record:
+                raise ValueError(f"{where}: the rows it trained on are not recorded (no training_data in its "
+                                 f"{METRICS_FILE}): cannot tell that its folds are of this run's rows")
+            for task, own in training_data.items():
+                if task not in record:
+                    raise ValueError(f"{where}: the {task} rows it trained on are not recorded (its "
+                                     f"{METRICS_FILE} has no training_data for {task})")
+                difference = _training_rows_difference(record[task], own)
+                if difference:
+                    raise ValueError(f"{where}: {task}: {difference}: its folds would be of other rows")
+
+
+def _training_rows_difference(teacher, own):
+    """What differs between a fold teacher's training rows of one task and this run's (None: nothing)."""
+    if teacher["rows"] != own["rows"]:
+        return f"the teacher trained on folds of {teacher['rows']} rows, this run reads {own['rows']}"
+    teacher_files, own_files = teacher.get("sources", {}), own.get("sources", {})
+    if list(teacher_files.values()) != list(own_files.values()):
+        return f"the teacher's files gave {teacher_files} rows, this run's give {own_files}"
+    if "sha256" in teacher and "sha256" in own and list(teacher["sha256"].values()) != list(own["sha256"].values()):
+        return (f"the teacher's training files are not this run's ({teacher['rows']} rows each, but SHA-256 "
+                f"{teacher['sha256']} against {own['sha256']})")
+    return None
+
+
 def out_of_fold_predictions(teachers, rows_by_task, student_config, num_folds, fold_seed, **predict_kwargs):
     """{task: predictions} in which each training row's comes from the teacher that did not train on it.
     teachers: {held-out fold: (model, tokenizer)}; the rows are split as `minbert train --num_folds` splits them."""
@@ -143,7 +192,44 @@ def check_teacher_head(teacher_config, task, student_spec):
     teacher_spec = teacher_config.tasks[task]
     for field in ("kind", "labels", "label_range"):
         if teacher_spec[field] != student_spec[field]:
-            raise ValueError(f"task {task!r}: the teacher's {field} is {teacher_spec[field]!r}, the student's {student_spec[field]!r}")
+            counts = ""
+            if field == "labels" and teacher_spec[field] and student_spec[field]:
+                counts = f" ({len(teacher_spec[field])} classes against {len(student_spec[field])})"
+            raise ValueError(f"task {task!r}: the teacher's {field} is {teacher_spec[field]!r}, the student's "
+                             f"{student_spec[field]!r}{counts}")
+
+
+def saved_teacher_config(folder):
+    """The config a teacher folder's model loads with (`load_multitask_model`), read from its config.json
+    without loading any weights: an ensemble folder's own (its tasks derived from its members'), else minBERT's."""
+    try:
+        config_dict, _ = PretrainedConfig.get_config_dict(str(folder))
+    except OSError as error:
+        raise ValueError(f"{folder}: cannot read its config: {str(error).splitlines()[0]}") from None
+    if not config_dict.get("model_type"):  # read from a folder without config.json: {}
+        raise ValueError(f"{folder}: no config.json with a model_type: not a saved model folder")
+    try:
+        if config_dict.get("model_type") == MinBertEnsembleConfig.model_type:
+            return MinBertEnsembleConfig.from_dict(config_dict)
+        return MinBertConfig.from_dict(config_dict)
+    except ValueError as error:
+        raise ValueError(f"{folder}: {str(error).splitlines()[0]}") from None
+
+
+def check_teacher_heads(teacher_dirs, student_specs, flag="--teacher"):
+    """Before any data is read: every teacher folder's saved config must have, for each of the student's tasks,
+    a head that predicts what the student's does (`check_teacher_head`). student_specs: {task: head spec}."""
+    specs = {task: normalize_task_spec(task, spec) for task, spec in student_specs.items()}
+    for folder in teacher_dirs:
+        try:
+            config = saved_teacher_config(folder)
+        except ValueError as error:  # it names the folder
+            raise ValueError(f"{flag} {error}") from None
+        for task, spec in specs.items():
+            try:
+                check_teacher_head(config, task, spec)
+            except ValueError as error:
+                raise ValueError(f"{flag} {folder}: {error}") from None
 
 
 def soft_label_datasets(rows_by_task, targets, tokenizer, student_config, max_length, sides_for=()):
@@ -160,10 +246,14 @@ def with_soft_labels(task, dataset, targets):
 
 
 __all__ = [
+    "check_fold_teacher_rows",
     "check_teacher_head",
+    "check_teacher_heads",
     "fold_teachers",
     "mix_targets",
     "out_of_fold_predictions",
+    "recorded_models",
+    "saved_teacher_config",
     "soft_label_datasets",
     "targets_from_predictions",
     "teacher_fit",

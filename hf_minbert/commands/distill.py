@@ -18,6 +18,10 @@ records `teacher_train_scores`: the teacher's own score on the training rows, wh
 are from the gold labels (a teacher trained on those rows fits them closely, so on the tasks it has
 memorized its "soft" targets are the gold labels again). With --fold_teachers every row is labelled by a
 teacher that left its fold out, and the targets carry the teacher's errors and doubts as on unseen text.
+
+Checked before any data is read: every teacher's heads (from its saved config) predict what the student's do,
+and --output_dir is none of the teachers, nor holds one. Checked before any teacher predicts: each fold
+teacher split the very rows this run reads into its folds (its metrics.json's `training_data`).
 """
 import logging
 import sys
@@ -30,7 +34,7 @@ from transformers import AutoTokenizer
 from hf_minbert.commands.head_options import base_task_specs, task_specs
 from hf_minbert.commands.train import build_model, check_run, seed_run, train_and_save
 from hf_minbert.commands.train_arguments import parse_arguments
-from hf_minbert.commands.train_data import load_task_data
+from hf_minbert.commands.train_data import load_task_data, training_data_record
 
 logger = logging.getLogger("minbert.distill")
 
@@ -53,6 +57,7 @@ class DistillationArguments:
 def main(argv=None) -> int:
     from hf_minbert.ensemble import load_multitask_model
     from trainers.distillation import (
+        check_fold_teacher_rows,
         fold_teachers,
         out_of_fold_predictions,
         soft_label_datasets,
@@ -69,9 +74,14 @@ def main(argv=None) -> int:
         raise ValueError("give --teacher DIR or --fold_teachers DIR DIR ..., not both and not neither")
     specs = task_specs(model_args, *base_task_specs(model_args))
     alphas = parse_per_task(distill_args.alpha, "alpha", list(specs), default=0.5)
-    _check_distillation_arguments(distill_args, alphas)
-    check_run(model_args, data_args, training_args, specs)  # before the teacher's long pass over the data
+    _check_distillation_arguments(distill_args, alphas, data_args)
+    _check_teachers(distill_args, specs, data_args, training_args)
+    check_run(model_args, data_args, training_args, specs, adapter_args)  # before the teacher's long pass over the data
+    if distill_args.fold_teachers:  # their folds, from their records: before any data is read
+        by_fold, num_folds, fold_seed = fold_teachers(distill_args.fold_teachers, data_args.max_train_samples)
     train, dev, read_reports = load_task_data(data_args, specs)
+    if distill_args.fold_teachers:  # and the rows they split into folds must be the rows read here
+        check_fold_teacher_rows(distill_args.fold_teachers, training_data_record(read_reports, data_args))
     seed_run(training_args)
     base_path, student = build_model(model_args, specs)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
@@ -79,7 +89,6 @@ def main(argv=None) -> int:
     predict_kwargs = {"batch_size": distill_args.teacher_batch_size, "max_length": training_args.max_seq_length,
                       "bf16": training_args.bf16, "progress": not training_args.disable_tqdm}
     if distill_args.fold_teachers:
-        by_fold, num_folds, fold_seed = fold_teachers(distill_args.fold_teachers, data_args.max_train_samples)
         logger.info("predicting each fold of the training inputs with the teacher that left it out: %s", by_fold)
         teachers = {fold: (load_multitask_model(folder).to(training_args.device), AutoTokenizer.from_pretrained(folder))
                     for fold, folder in by_fold.items()}
@@ -102,14 +111,38 @@ def main(argv=None) -> int:
     return 0
 
 
-def _check_distillation_arguments(distill_args, alphas):
+def _check_distillation_arguments(distill_args, alphas, data_args):
     for task, alpha in alphas.items():
         if not 0 <= alpha <= 1:
             raise ValueError(f"--alpha: {task}={alpha} must lie in [0, 1] (the weight of the gold label)")
+    if distill_args.teacher_batch_size < 1:
+        raise ValueError(f"--teacher_batch_size must be at least 1, got {distill_args.teacher_batch_size}")
+    if distill_args.fold_teachers and data_args.implied_pairs_per_question:
+        # The implied pairs join the rows that are split into folds, and come from rows of every fold.
+        raise ValueError("--implied_pairs_per_question with --fold_teachers would give rows a teacher that trained on "
+                         "them: the pairs are drawn from every fold and shift the folds")
     flag = "--teacher" if distill_args.teacher else "--fold_teachers"
     for folder in [distill_args.teacher] if distill_args.teacher else distill_args.fold_teachers:
         if not Path(folder).is_dir():
             raise ValueError(f"{flag} {folder}: no such directory")
+
+
+def _check_teachers(distill_args, specs, data_args, training_args):
+    """Before any data is read or any teacher predicts: the output folder is none of the teachers (nor holds
+    one, nor a fold teacher's member, whose record is read), and every teacher has a head for each of the
+    student's tasks that predicts what the student's does (read from the teachers' saved configs)."""
+    from hf_minbert.commands.output_folder import check_output_folder
+    from trainers.distillation import check_teacher_heads, recorded_models
+
+    if distill_args.teacher:
+        flag, teachers, inputs = "--teacher", [distill_args.teacher], {"--teacher": distill_args.teacher}
+    else:
+        flag, teachers = "--fold_teachers", distill_args.fold_teachers
+        members = [model for folder in teachers for model in recorded_models(folder) if Path(model) != Path(folder)]
+        inputs = {"one of --fold_teachers": teachers, "a member of one of --fold_teachers": members}
+    check_output_folder(training_args.output_dir, training_args.overwrite_output_dir,
+                        training_args.resume_from_checkpoint, inputs={**inputs, "--data_dir": data_args.data_dir})
+    check_teacher_heads(teachers, specs, flag)
 
 
 if __name__ == "__main__":

@@ -104,12 +104,19 @@ def read_dev_sets(args) -> dict:
 def shared_tokenizer(model_dirs):
     """The first model's tokenizer, after checking that every model tokenizes text the same way: members of
     one ensemble read the very same input ids."""
-    tokenizers = [AutoTokenizer.from_pretrained(path) for path in model_dirs]
+    tokenizers = [_tokenizer_of(path) for path in model_dirs]
     reference = tokenizers[0]
     for path, tokenizer in zip(model_dirs[1:], tokenizers[1:]):
         if tokenizer.get_vocab() != reference.get_vocab() or tokenizer(TOKENIZER_PROBE)["input_ids"] != reference(TOKENIZER_PROBE)["input_ids"]:
             raise CommandError(f"{path} tokenizes differently from {model_dirs[0]}: ensemble members must share a tokenizer")
     return reference
+
+
+def _tokenizer_of(path):
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise CommandError(f"cannot load the tokenizer of {path}: {first_line(error)}") from None
 
 
 def candidate_heads(args) -> dict:
@@ -118,7 +125,7 @@ def candidate_heads(args) -> dict:
     for a task must answer alike (head_answer), since their answers are averaged."""
     from hf_minbert import MinBertConfig
 
-    heads = {task: {} for task in args.tasks}
+    heads, vocab_sizes = {task: {} for task in args.tasks}, {}
     for path in args.models:
         check_model_source("--models", path)
         try:
@@ -127,6 +134,8 @@ def candidate_heads(args) -> dict:
             raise CommandError(f"cannot load a model from {path}: {first_line(error)}") from None
         if config_dict.get("model_type") == MinBertEnsembleConfig.model_type:
             raise CommandError(f"{path} is already an ensemble; pass its member models instead")
+        _check_weights(path)
+        vocab_sizes[path] = config_dict.get("vocab_size")
         try:
             tasks = MinBertConfig.from_dict(config_dict).tasks
         except ValueError as error:
@@ -136,9 +145,22 @@ def candidate_heads(args) -> dict:
                 heads[task][path] = tasks[task]
             else:
                 print(f"note: {path} has no {task} head; it is not a {task} candidate")
+    if len(set(vocab_sizes.values())) > 1:  # the members read the same input ids from one word table each
+        listed = "; ".join(f"{path}: {size}" for path, size in vocab_sizes.items())
+        raise CommandError(f"the --models' word tables differ in size, so they cannot read the same input ids: {listed}")
     for task, by_model in heads.items():
         _check_alike(task, by_model)
     return heads
+
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def _check_weights(path):
+    """A local model folder must hold weights (a Hub id is checked when it loads)."""
+    folder = Path(path)
+    if folder.is_dir() and not any((folder / name).is_file() for name in WEIGHT_FILES):
+        raise CommandError(f"{path} holds no weights ({', '.join(WEIGHT_FILES)})")
 
 
 def head_answer(spec) -> str:

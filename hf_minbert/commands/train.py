@@ -81,15 +81,18 @@ def architecture_overrides(model_args, num_layers):
     return overrides
 
 
-def check_run(model_args, data_args, training_args, specs):
+def check_run(model_args, data_args, training_args, specs, adapter_args=None):
     """What only the command can check, before reading data or building anything: the output folder, and
-    the flags that depend on the checkpoint or the tasks."""
+    the flags that depend on the checkpoint, the tasks or the adapters."""
     from .output_folder import check_output_folder
 
     check_output_folder(training_args.output_dir, training_args.overwrite_output_dir,
                         training_args.resume_from_checkpoint, inputs={"--data_dir": data_args.data_dir})
     _check_checkpoint_flags(model_args, training_args)
     _check_task_flags(training_args, specs)
+    _check_frozen_parts(training_args, specs, adapter_args)
+    if adapter_args is not None and adapter_args.enabled:
+        _check_adapter_flags(adapter_args, training_args)
     if data_args.early_stopping_patience and not (training_args.load_best_model_at_end
                                                    and training_args.metric_for_best_model):
         raise ValueError("--early_stopping_patience needs --load_best_model_at_end and --metric_for_best_model "
@@ -167,7 +170,7 @@ def main(argv=None) -> int:
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     model_args, data_args, training_args, adapter_args = parse_arguments(list(sys.argv[1:] if argv is None else argv))
     specs = task_specs(model_args, *base_task_specs(model_args))
-    check_run(model_args, data_args, training_args, specs)
+    check_run(model_args, data_args, training_args, specs, adapter_args)
     # Read through this module's global: tests replace train.load_task_data to see that the checks above come
     # before any data is read.
     train, dev, read_reports = load_task_data(data_args, specs)
@@ -246,8 +249,8 @@ def _save_record(staging, output, trainer, metrics, model_arguments, data_args, 
     move_into_place(staging, output)
 
 
-def _with_adapters(model, adapter_args, training_args):
-    from hf_minbert.adapters import add_adapters, trainable_parameter_count
+def _check_adapter_flags(adapter_args, training_args):
+    from hf_minbert.adapters import check_adapter_arguments
 
     if training_args.push_to_hub:
         raise ValueError("--push_to_hub with adapters would push the adapter files only: "
@@ -259,6 +262,26 @@ def _with_adapters(model, adapter_args, training_args):
     if adapter_args.peft_per_task and (training_args.load_best_model_at_end or training_args.resume_from_checkpoint):
         raise ValueError("--peft_per_task: Trainer restores only one adapter from a checkpoint, so "
                          "--load_best_model_at_end and --resume_from_checkpoint are not supported with per-task adapters")
+    if training_args.freeze_encoder:
+        raise ValueError("--freeze_encoder with adapters would freeze the adapters too (they sit in the encoder); "
+                         "the adapters already leave the encoder's own weights frozen")
+    check_adapter_arguments(adapter_args)
+
+
+def _check_frozen_parts(training_args, specs, adapter_args):
+    # A bi-encoder head reading the cosine alone has no weights: with the encoder frozen its task trains nothing.
+    if training_args.freeze_encoder and not (adapter_args is not None and adapter_args.enabled):
+        idle = [task for task, spec in specs.items() if spec["pair_encoding"] == "bi" and spec.get("bi_features", "cosine") == "cosine"]
+        if idle:
+            raise ValueError(f"--freeze_encoder: {', '.join(idle)}'s head (a bi-encoder's scaled cosine) has no "
+                             "weights of its own, so it would train nothing; give it --bi_features concat or "
+                             "--pair_encoding cross, or leave the encoder trainable")
+
+
+def _with_adapters(model, adapter_args, training_args):
+    from hf_minbert.adapters import add_adapters, trainable_parameter_count
+
+    _check_adapter_flags(adapter_args, training_args)  # checked before the data too (check_run); also from Python
     total = model.num_parameters()
     peft_model = add_adapters(model, adapter_args)
     trainable = trainable_parameter_count(peft_model)
