@@ -94,6 +94,8 @@ TRAINING_KEYS = (
     "cosent_weight", "cosent_task", "cosent_scale",
     # ordinal loss
     "ordinal_weight", "ordinal_task",
+    # distillation (`minbert distill`): the teachers, the gold label's weight, how near the teacher's targets are
+    "teacher", "fold_teachers", "alpha", "teacher_train_scores",
     # PCGrad, LLRD and frozen parts
     "pcgrad", "layerwise_lr_decay", "head_lr_multiplier", "freeze_embeddings", "freeze_encoder",
     # model selection

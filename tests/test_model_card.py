@@ -290,6 +290,16 @@ def test_card_of_a_peft_run_says_it_trained_adapters(tmp_path, minilm_path):
     assert "| peft | lora |" in card and "| lora_r | 4 |" in card
 
 
+def test_card_of_a_distilled_model_names_its_teacher_and_the_gold_labels_weight(tmp_path, minilm_path):
+    # `minbert distill` records its own arguments and the teacher's fit beside the model arguments.
+    recorded = {**asdict(ModelArguments()), "teacher": "runs/teacher", "alpha": {"sst": 0.5, "para": 0.5, "sts": 0.5},
+                "teacher_train_scores": {"sst": 0.91}}
+    card = write_run(tmp_path, minilm_path, model_arguments=recorded)
+    for row in ("| teacher | runs/teacher |", '| alpha | {"sst": 0.5, "para": 0.5, "sts": 0.5} |',
+                '| teacher_train_scores | {"sst": 0.91} |'):
+        assert row in card
+
+
 def test_training_table_states_the_data_folder_sources_and_folds(tmp_path, minilm_path):
     arguments = DataArguments(data_dir="my_data", train_sources=["sst=ids-sst-train.csv"], num_folds=3, held_out_fold=1)
     card = write_run(tmp_path, minilm_path, data_arguments=arguments)

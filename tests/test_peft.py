@@ -359,6 +359,7 @@ def test_train_with_peft_writes_a_model_that_evaluate_scores_and_the_adapters(ba
     assert config["architectures"] == ["MinBertEnsembleForMultitask" if per_task else "MinBertForMultitask"]
     card = (output / "README.md").read_text()  # per-task adapters export as an ensemble, which has a card too
     assert ("## Members" in card) == per_task and "## Training" in card
+    assert ("one `lora` adapter and head per task" if per_task else "`lora` adapters and the heads") in card
     assert minbert(["evaluate", "--model", str(output), "--data_dir", str(data), "--output_dir", str(tmp_path / "eval"),
                     "--no_progress"]) == 0
     trained = json.loads((output / "metrics.json").read_text())
