@@ -211,3 +211,28 @@ def test_a_teacher_batch_size_below_one_is_refused_naming_the_flag(base, data, t
     teacher = saved(tmp_path / "teacher", tiny_model(), tokenizer)
     assert distill(base, data, tmp_path / "out", "--teacher", teacher, "--teacher_batch_size", "0") == 2
     assert "--teacher_batch_size must be at least 1, got 0" in capsys.readouterr().err and data_reads == []
+
+
+# ------------------------------------------------------------------------------------------------------
+# 5. An ensemble fold teacher's members, wherever distill runs
+# ------------------------------------------------------------------------------------------------------
+
+
+def _selection_file(folder, members, working_dir=None):
+    folder.mkdir(parents=True)
+    record = {"members": members, **({"working_dir": str(working_dir)} if working_dir else {})}
+    (folder / "ensemble_selection.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_an_ensembles_members_are_found_from_the_folder_its_command_ran_in(tmp_path, monkeypatch):
+    (tmp_path / "built" / "fold0").mkdir(parents=True)
+    ensemble = _selection_file(tmp_path / "built" / "ens", ["fold0"], working_dir=tmp_path / "built")
+    monkeypatch.chdir(tmp_path)  # distill runs elsewhere
+    assert trainers.distillation.ensemble_members(ensemble) == [tmp_path / "built" / "fold0"]
+
+
+def test_an_ensemble_member_that_is_not_there_is_named(tmp_path):
+    ensemble = _selection_file(tmp_path / "ens", ["gone"], working_dir=tmp_path)
+    with pytest.raises(ValueError, match=rf"its member {tmp_path / 'gone'} \(ensemble_selection\.json\) is not there"):
+        trainers.distillation.ensemble_members(ensemble)

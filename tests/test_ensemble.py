@@ -404,6 +404,12 @@ def test_ensemble_command_saves_a_folder_that_evaluate_scores_as_the_selection_r
     assert selection["tasks"]["sst"]["dev_score"] == pytest.approx(evaluated["sst"]["accuracy"])
 
 
+def test_ensemble_command_records_the_folder_its_models_are_relative_to(command_ensemble):
+    # --models as given, and the folder they were given in: `minbert distill` finds them from anywhere.
+    selection = json.loads((command_ensemble / "ensemble_selection.json").read_text())
+    assert selection["working_dir"] == str(Path.cwd())
+
+
 def test_ensemble_command_records_how_selection_scores_on_dev_rows_that_did_not_choose(command_ensemble):
     selection = json.loads((command_ensemble / "ensemble_selection.json").read_text())
     held_out = {task: record["held_out"] for task, record in selection["tasks"].items()}

@@ -116,7 +116,7 @@ def teacher_fold_record(folder):
         return {key: data.get(key, default) for key, default in
                 (("num_folds", None), ("held_out_fold", None), ("fold_seed", 0), ("max_train_samples", None))}
     if (folder / SELECTION_FILE).is_file():
-        members = json.loads((folder / SELECTION_FILE).read_text())["members"]
+        members = ensemble_members(folder)
         records = [teacher_fold_record(member) for member in members]
         if any(record != records[0] for record in records):
             raise ValueError(f"{folder}: its members were trained on different folds: {dict(zip(members, records))}")
@@ -129,9 +129,21 @@ def recorded_models(folder):
     folder's members (as `teacher_fold_record` reads them)."""
     folder = Path(folder)
     if not (folder / TRAINING_CONFIG_FILE).is_file() and (folder / SELECTION_FILE).is_file():
-        members = json.loads((folder / SELECTION_FILE).read_text())["members"]
-        return [model for member in members for model in recorded_models(member)]
+        return [model for member in ensemble_members(folder) for model in recorded_models(member)]
     return [folder]
+
+
+def ensemble_members(folder):
+    """The member folders of a `minbert ensemble` folder, from its selection record: --models as given there,
+    relative to the folder the command ran in (`working_dir`, recorded since; else the current one)."""
+    record = json.loads((Path(folder) / SELECTION_FILE).read_text())
+    base = Path(record.get("working_dir", "."))
+    members = [base / member for member in record["members"]]
+    for member in members:
+        if not member.is_dir():
+            raise ValueError(f"{folder}: its member {member} ({SELECTION_FILE}) is not there: its record of the rows "
+                             "it trained on is needed")
+    return members
 
 
 def check_fold_teacher_rows(teacher_dirs, training_data):
@@ -249,6 +261,7 @@ __all__ = [
     "check_fold_teacher_rows",
     "check_teacher_head",
     "check_teacher_heads",
+    "ensemble_members",
     "fold_teachers",
     "mix_targets",
     "out_of_fold_predictions",

@@ -279,7 +279,9 @@ def held_out_record(args, task, kind, scores, gold):
 def selection_record(args, outcome, members) -> dict:
     """ensemble_selection.json: the members, how they were chosen, and per task the selection's record."""
     held_out = outcome.held_out
-    record = {"members": ensemble_task_weights(outcome.selections, members)[0], "selection": args.selection,
+    # working_dir: the folder --models are relative to (their records are read again by `minbert distill`).
+    record = {"members": ensemble_task_weights(outcome.selections, members)[0], "working_dir": str(Path.cwd()),
+              "selection": args.selection,
               **selection_options(args),
               "tasks": {s.task: {**s.to_dict(), "error_correlation": outcome.alike[s.task],
                                  **({"held_out": held_out[s.task]} if s.task in held_out else {})}
