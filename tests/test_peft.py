@@ -381,6 +381,7 @@ def test_train_refuses_per_task_adapters_with_load_best_model_at_end(base_and_da
     (["--peft_config", "nowhere.json"], "--peft_config nowhere.json: "),
     (["--peft", "lora", "--freeze_encoder", "true"], "--freeze_encoder with adapters would freeze the adapters too"),
     (["--peft", "lora", "--push_to_hub", "true"], "--push_to_hub with adapters would push the adapter files only"),
+    (["--peft", "lora", "--peft_target_modules", "nope"], "no trainable Linear layer is named like nope"),
 ])
 def test_train_refuses_an_adapter_flag_mistake_before_reading_data(base_and_data, tmp_path, capsys, monkeypatch,
                                                                    flags, message):

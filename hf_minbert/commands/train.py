@@ -93,6 +93,7 @@ def check_run(model_args, data_args, training_args, specs, adapter_args=None):
     _check_frozen_parts(training_args, specs, adapter_args)
     if adapter_args is not None and adapter_args.enabled:
         _check_adapter_flags(adapter_args, training_args)
+        _check_adapter_targets(model_args, specs, adapter_args)
     if data_args.early_stopping_patience and not (training_args.load_best_model_at_end
                                                    and training_args.metric_for_best_model):
         raise ValueError("--early_stopping_patience needs --load_best_model_at_end and --metric_for_best_model "
@@ -151,8 +152,10 @@ def _check_task_flags(training_args, specs):
         normalize_task_spec(task, spec)
 
 
-def build_model(model_args, specs):
-    from hf_minbert import MinBertConfig, MinBertForMultitask
+def model_overrides(model_args, specs):
+    """(checkpoint path, the from_pretrained arguments the run's model gets): heads, default task, architecture,
+    dropout."""
+    from hf_minbert import MinBertConfig
 
     path = model_path(model_args)
     num_layers = MinBertConfig.from_pretrained(path).num_hidden_layers
@@ -163,7 +166,28 @@ def build_model(model_args, specs):
     overrides = {"tasks": specs, "default_task": recipe.default_task(specs), **architecture}
     if model_args.hidden_dropout_prob is not None:
         overrides["hidden_dropout_prob"] = model_args.hidden_dropout_prob
+    return path, overrides
+
+
+def build_model(model_args, specs):
+    from hf_minbert import MinBertForMultitask
+
+    path, overrides = model_overrides(model_args, specs)
     return path, MinBertForMultitask.from_pretrained(path, **overrides)
+
+
+def _check_adapter_targets(model_args, specs, adapter_args):
+    # Which layers the adapters' module names match depends on the model's layout alone: a copy of it without
+    # weights (torch's meta device) shows it before any data is read.
+    import torch
+
+    from hf_minbert import MinBertConfig, MinBertForMultitask
+    from hf_minbert.adapters import adaptable_modules, target_suffixes
+
+    path, overrides = model_overrides(model_args, specs)
+    with torch.device("meta"):
+        layout = MinBertForMultitask(MinBertConfig.from_pretrained(path, **overrides))
+    adaptable_modules(layout, target_suffixes(adapter_args))
 
 
 def main(argv=None) -> int:
