@@ -93,6 +93,12 @@ def test_a_teacher_folder_without_a_saved_model_is_refused_before_any_data_is_re
     assert data_reads == []
 
 
+def test_a_teacher_without_trained_task_heads_is_refused_before_any_data_is_read(  # noqa: F811
+        base, data, tmp_path, capsys, data_reads):  # noqa: F811
+    assert distill(base, data, tmp_path / "out", "--teacher", str(base)) == 2  # a plain encoder
+    assert "a MinBertModel without trained task heads" in capsys.readouterr().err and data_reads == []
+
+
 def test_each_fold_teachers_heads_are_checked_before_any_data_is_read(base, data, tokenizer, tmp_path, capsys, data_reads):  # noqa: F811
     first = saved(tmp_path / "fold0", tiny_model(seed=1), tokenizer, fold=0)
     second = saved(tmp_path / "fold1", tiny_model(tasks=heads(drop=["sts"])), tokenizer, fold=1)

@@ -220,6 +220,11 @@ def saved_teacher_config(folder):
         raise ValueError(f"{folder}: cannot read its config: {str(error).splitlines()[0]}") from None
     if not config_dict.get("model_type"):  # read from a folder without config.json: {}
         raise ValueError(f"{folder}: no config.json with a model_type: not a saved model folder")
+    trained_heads = config_dict.get("model_type") == MinBertEnsembleConfig.model_type or (
+        "MinBertForMultitask" in (config_dict.get("architectures") or ()))
+    if not trained_heads:  # a plain encoder: its targets would come from freshly drawn heads
+        raise ValueError(f"{folder}: a {', '.join(config_dict.get('architectures') or ['model'])} without trained task "
+                         "heads: a teacher must be a trained multitask model (minbert train) or an ensemble")
     try:
         if config_dict.get("model_type") == MinBertEnsembleConfig.model_type:
             return MinBertEnsembleConfig.from_dict(config_dict)
