@@ -327,15 +327,12 @@ def save_adapters(peft_model, folder):
     a local folder is recorded by its absolute path: relative, it would name another folder, or a Hub
     repository, from anywhere else."""
     folder = Path(folder)
+    for config in peft_model.peft_config.values():
+        base = config.base_model_name_or_path
+        if base and Path(base).is_dir():
+            config.base_model_name_or_path = str(Path(base).resolve())
     peft_model.save_pretrained(str(folder))
     peft_model.get_base_model().config.to_json_file(str(folder / BASE_CONFIG_FILE))
-    for adapter_folder in adapter_folders(folder).values():
-        config_path = adapter_folder / "adapter_config.json"
-        saved = json.loads(config_path.read_text(encoding="utf-8"))
-        base = saved.get("base_model_name_or_path")
-        if base and Path(base).is_dir():
-            saved["base_model_name_or_path"] = str(Path(base).resolve())
-            config_path.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return folder
 
 

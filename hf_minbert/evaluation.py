@@ -5,7 +5,8 @@ the trainer's per-task dev metrics.
                           probability or similarity score), in the rows' order, with their ids
     predictions_to_labels unrounded predictions -> what a submission file holds (class number or score)
     score_task            predicted labels + gold labels -> the task's metrics
-    evaluate_model        all of the above over several tasks, plus the two overall scores
+    evaluate_tasks        all of the above over several tasks, each task's predictions and metrics
+    evaluate_model        their metrics, plus the two overall scores
 
 Prediction files use the course's submission format, so that they can be compared with (or submitted
 like) the ones its scripts wrote: a header line "id \\t Predicted_<name> " and rows "<id> , <value> ".
@@ -184,15 +185,19 @@ def evaluate_model(model, tokenizer, datasets_by_task, *, heads=None, **predict_
 
     heads: {task: head name} where a task is scored by a head of another name (default: the task's own).
     """
+    results = evaluate_tasks(model, tokenizer, datasets_by_task, heads=heads, **predict_kwargs)
+    return with_overall_scores({task: result.metrics for task, result in results.items()})
+
+
+def evaluate_tasks(model, tokenizer, datasets_by_task, *, heads=None, **predict_kwargs) -> dict:
+    """{task: `evaluate_task`'s result} on labelled rows per task; every task's labels are checked before any
+    is predicted."""
     predict_kwargs.setdefault("progress", False)
     heads = heads or {}
     for task, dataset in datasets_by_task.items():
         gold_labels(dataset, task)  # unlabelled rows fail here, before any time is spent predicting
-    metrics = {
-        task: evaluate_task(model, tokenizer, dataset, task, head=heads.get(task), **predict_kwargs).metrics
-        for task, dataset in datasets_by_task.items()
-    }
-    return with_overall_scores(metrics)
+    return {task: evaluate_task(model, tokenizer, dataset, task, head=heads.get(task), **predict_kwargs)
+            for task, dataset in datasets_by_task.items()}
 
 
 def write_metrics_json(path, metrics: dict) -> None:

@@ -32,7 +32,7 @@ from transformers.trainer_utils import EvalPrediction, PredictionOutput
 
 from hf_minbert.data import task_schema
 from hf_minbert.data.tokenization import JOINT_COLUMNS, SIDE_COLUMNS
-from hf_minbert.evaluation import evaluate_task, gold_labels
+from hf_minbert.evaluation import evaluate_task, evaluate_tasks, gold_labels
 from hf_minbert.metrics import OVERALL_TASKS, tasks_overall, with_overall_scores
 from hf_minbert.modeling_minbert_heads import task_loss
 from hf_minbert.optimization import create_optimizer, describe_parameter_groups
@@ -249,14 +249,13 @@ class MultitaskTrainer(Trainer):
             raise ValueError("MultitaskTrainer.evaluate needs eval_dataset={task: labelled rows}")
         _check_task_dict("eval_dataset", datasets, _core(self.model).config)
         start = time.time()
-        for task, rows in datasets.items():
-            gold_labels(rows, task)  # unlabelled rows fail here, before any time is spent predicting
-        results = {task: self._task_result(task, rows) for task, rows in datasets.items()}
+        results = evaluate_tasks(_core(self.model), self.processing_class, datasets, **self._prediction_options())
         metrics = with_overall_scores({task: result.metrics for task, result in results.items()})
         metrics["tasks_overall"] = tasks_overall(metrics)
         flat = flatten_metrics(metrics, metric_key_prefix)
         for task, result in results.items():
-            flat.update(self._user_metrics(task, result, datasets[task], metric_key_prefix, flat))
+            flat.update(self._user_metrics(task, result.predictions.scores, gold_labels(datasets[task], task),
+                                           metric_key_prefix, flat))
         flat[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 3)
         flat["epoch"] = self.state.epoch
         self.log(flat)
@@ -277,25 +276,25 @@ class MultitaskTrainer(Trainer):
         return outputs
 
     def _predict_task(self, task, rows, metric_key_prefix):
-        result = self._task_result(task, rows)
-        labelled = task_schema(task).label_column in rows.column_names
-        metrics = flatten_metrics({task: result.metrics}, metric_key_prefix) if labelled else {}
-        if labelled:
-            metrics.update(self._user_metrics(task, result, rows, metric_key_prefix, metrics))
-        return PredictionOutput(predictions=result.predictions.scores,
-                                label_ids=np.asarray(gold_labels(rows, task)) if labelled else None, metrics=metrics)
+        result = evaluate_task(_core(self.model), self.processing_class, rows, task, progress=False,
+                               **self._prediction_options())
+        scores, labels, metrics = result.predictions.scores, None, {}
+        if task_schema(task).label_column in rows.column_names:
+            labels = np.asarray(gold_labels(rows, task))
+            metrics = flatten_metrics({task: result.metrics}, metric_key_prefix)
+            metrics.update(self._user_metrics(task, scores, labels, metric_key_prefix, metrics))
+        return PredictionOutput(predictions=scores, label_ids=labels, metrics=metrics)
 
-    def _task_result(self, task, rows):
-        return evaluate_task(_core(self.model), self.processing_class, rows, task, progress=False,
-                             batch_size=self.args.per_device_eval_batch_size, max_length=self.args.max_seq_length,
-                             bf16=self.args.bf16)
+    def _prediction_options(self):
+        return {"batch_size": self.args.per_device_eval_batch_size, "max_length": self.args.max_seq_length,
+                "bf16": self.args.bf16}
 
-    def _user_metrics(self, task, result, rows, prefix, reported):
+    def _user_metrics(self, task, scores, labels, prefix, reported):
         """`compute_metrics(EvalPrediction)` on one task's scores and gold labels, as "<prefix>_<task>_<name>":
         beside the task's own metrics, which it may not replace (the overall score is made of them)."""
         if self.compute_metrics is None:
             return {}
-        prediction = EvalPrediction(predictions=result.predictions.scores, label_ids=np.asarray(gold_labels(rows, task)))
+        prediction = EvalPrediction(predictions=scores, label_ids=np.asarray(labels))
         metrics = {f"{prefix}_{task}_{name}": value for name, value in self.compute_metrics(prediction).items()}
         clashes = sorted(set(metrics) & set(reported))
         if clashes:

@@ -1,7 +1,6 @@
 """The data of a `minbert train` run: each task's training files and dev file, found and read (and checked)
 before the model is built; which training rows are trained on (--max_train_samples, --num_folds); and the
 records of what was read (skipped bad rows, the rows each file gave) for metrics.json and the card."""
-import hashlib
 import logging
 from pathlib import Path
 
@@ -165,12 +164,11 @@ def _dev_record(dev_read, data_args):
 
 
 def file_sha256(path) -> str:
-    """The hex SHA-256 of a file's bytes (read in blocks: hashlib.file_digest needs Python 3.11)."""
-    digest = hashlib.sha256()
+    """The hex SHA-256 of a file's bytes (huggingface_hub's blockwise hash, as it hashes uploads)."""
+    from huggingface_hub.utils.sha import sha_fileobj
+
     with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return sha_fileobj(stream).hex()
 
 
 def skipped_rows_record(read_reports):
