@@ -566,6 +566,23 @@ def test_ensemble_command_refuses_candidates_whose_word_tables_differ_before_pre
         f"{candidate_dirs[0]}: 30522; {wider}: 30528")
 
 
+def test_ensemble_command_refuses_a_plain_encoder_without_trained_heads_before_predicting(
+    candidate_dirs, data_dir, tokenizer, tmp_path, capsys, predictions_made
+):
+    from hf_minbert import MinBertModel
+
+    encoder = tmp_path / "encoder"
+    MinBertModel(tiny_model(seed=8).config).save_pretrained(encoder)  # e.g. a `minbert pretrain-mlm` base
+    tokenizer.save_pretrained(encoder)
+    capsys.readouterr()
+    status = minbert(["ensemble", "--models", candidate_dirs[0], str(encoder), "--output_dir", str(tmp_path / "out"),
+                      "--data_dir", str(data_dir), "--no_progress"])
+    assert status == 2 and predictions_made == []
+    assert capsys.readouterr().err.strip() == (
+        f"minbert ensemble: {encoder}: a MinBertModel without trained task heads: a candidate must be a trained "
+        "multitask model (minbert train's output)")
+
+
 def test_ensemble_command_refuses_a_model_folder_without_weights_before_predicting(
     candidate_dirs, data_dir, tmp_path, capsys, predictions_made
 ):

@@ -22,6 +22,7 @@ import datasets
 import numpy as np
 from transformers import PretrainedConfig
 
+from hf_minbert.commands.common import has_trained_task_heads
 from hf_minbert.configuration_minbert import MinBertConfig, normalize_task_spec
 from hf_minbert.data import assign_folds
 from hf_minbert.ensemble import dev_score
@@ -220,8 +221,7 @@ def saved_teacher_config(folder):
         raise ValueError(f"{folder}: cannot read its config: {str(error).splitlines()[0]}") from None
     if not config_dict.get("model_type"):  # read from a folder without config.json: {}
         raise ValueError(f"{folder}: no config.json with a model_type: not a saved model folder")
-    trained_heads = config_dict.get("model_type") == MinBertEnsembleConfig.model_type or (
-        "MinBertForMultitask" in (config_dict.get("architectures") or ()))
+    trained_heads = config_dict.get("model_type") == MinBertEnsembleConfig.model_type or has_trained_task_heads(config_dict)
     if not trained_heads:  # a plain encoder: its targets would come from freshly drawn heads
         raise ValueError(f"{folder}: a {', '.join(config_dict.get('architectures') or ['model'])} without trained task "
                          "heads: a teacher must be a trained multitask model (minbert train) or an ensemble")

@@ -73,3 +73,10 @@ def looks_like_repo_id(source):
     except HFValidationError:
         return False
     return True
+
+
+def has_trained_task_heads(config_dict) -> bool:
+    """Whether a saved config (its config.json, as read) comes from minBERT's multitask model, whose weights
+    hold trained task heads. Any other checkpoint — a plain BERT, a `minbert pretrain-mlm` output — would load
+    with freshly drawn heads."""
+    return "MinBertForMultitask" in (config_dict.get("architectures") or ())

@@ -29,7 +29,14 @@ from pathlib import Path
 
 from transformers import AutoTokenizer, PretrainedConfig
 
-from hf_minbert.commands.common import CommandError, check_model_source, first_line, positive_int, torch_device
+from hf_minbert.commands.common import (
+    CommandError,
+    check_model_source,
+    first_line,
+    has_trained_task_heads,
+    positive_int,
+    torch_device,
+)
 from hf_minbert.commands.output_folder import (
     check_output_folder,
     discard_unfinished_run,
@@ -134,6 +141,10 @@ def candidate_heads(args) -> dict:
             raise CommandError(f"cannot load a model from {path}: {first_line(error)}") from None
         if config_dict.get("model_type") == MinBertEnsembleConfig.model_type:
             raise CommandError(f"{path} is already an ensemble; pass its member models instead")
+        if not has_trained_task_heads(config_dict):  # its answers would come from freshly drawn heads
+            architecture = ", ".join(config_dict.get("architectures") or ["model"])
+            raise CommandError(f"{path}: a {architecture} without trained task heads: a candidate must be a trained "
+                               "multitask model (minbert train's output)")
         _check_weights(path)
         vocab_sizes[path] = config_dict.get("vocab_size")
         try:

@@ -3,6 +3,7 @@ any, the default heads with the recipe's changes), then the per-task head option
 --head_layers para=2, ...) applied task by task."""
 from hf_minbert import recipe
 
+from .common import has_trained_task_heads
 from .train_arguments import model_path
 
 # The ModelArguments fields that set one option of a head, task by task (--head_layers sts=2).
@@ -21,8 +22,7 @@ def base_task_specs(model_args):
 
     path = model_path(model_args)
     raw, _ = MinBertConfig.get_config_dict(path)
-    has_heads = "MinBertForMultitask" in (raw.get("architectures") or [])
-    if raw.get("model_type") == MinBertConfig.model_type and raw.get("tasks") and has_heads:
+    if raw.get("model_type") == MinBertConfig.model_type and raw.get("tasks") and has_trained_task_heads(raw):
         return MinBertConfig.from_pretrained(path).tasks, False
     return MinBertConfig().tasks, True
 
