@@ -172,6 +172,11 @@ class MinBertConfig(PretrainedConfig):
         tie_word_embeddings=True,
         **kwargs,
     ):
+        _check_encoder_options(kwargs)
+        # transformers 4.x's pipeline() loads a tokenizer for a model type it does not know only where the config
+        # names a tokenizer class; minBERT reads BERT's WordPiece ids (a folder's tokenizer_config.json still decides).
+        if kwargs.get("tokenizer_class") is None:
+            kwargs["tokenizer_class"] = "BertTokenizer"
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         if hidden_size % num_attention_heads:
             raise ValueError(
@@ -297,6 +302,18 @@ class MinBertConfig(PretrainedConfig):
                 "only 'minbert' and standard 'bert' checkpoints are supported"
             )
         return config_dict
+
+
+# BERT options minBERT does not implement, with the one value it computes: a checkpoint that sets another would
+# load and silently compute something else.
+ENCODER_ONLY_OPTIONS = {"is_decoder": False, "add_cross_attention": False, "position_embedding_type": "absolute"}
+
+
+def _check_encoder_options(kwargs):
+    for key, supported in ENCODER_ONLY_OPTIONS.items():
+        if kwargs.get(key) not in (None, supported):
+            raise ValueError(f"{key}={kwargs[key]!r} is not supported: minBERT is a bidirectional encoder with absolute "
+                             f"position embeddings ({key}={supported!r})")
 
 
 def _without_stale_default_task(config_dict, kwargs):

@@ -68,6 +68,16 @@ def _init_standard_layer(module, std):
         init.zeros_(module.bias)
 
 
+# A folder of one encoder, with or without a head, loads under each auto class as a BERT checkpoint does (and as
+# it does where hf_minbert is installed): every class gets its own head over the same encoder, a head the folder
+# lacks freshly initialized.
+SINGLE_ENCODER_AUTO_MAP = {
+    "AutoModel": "modeling_minbert.MinBertModel",
+    "AutoModelForSequenceClassification": "modeling_minbert.MinBertForSequenceClassification",
+    "AutoModelForMaskedLM": "modeling_minbert.MinBertForMaskedLM",
+}
+
+
 class MinBertPreTrainedModel(PreTrainedModel):
     config_class = MinBertConfig
     base_model_prefix = "bert"
@@ -125,6 +135,9 @@ class MinBertModel(MinBertPreTrainedModel):
         self.encoder = MinBertEncoder(config, num_layers)
         self.pooler = MinBertPooler(config) if add_pooling_layer else None
         self.post_init()
+
+    def auto_map(self):
+        return SINGLE_ENCODER_AUTO_MAP
 
     def get_input_embeddings(self):
         return self.embeddings.word_embeddings
@@ -227,6 +240,11 @@ class MinBertForMultitask(MinBertPreTrainedModel):
                  else MinBertTaskHead(config, spec, width) for name, spec in config.tasks.items()}
         self.heads = nn.ModuleDict(heads)
         self.post_init()
+        # The pipeline tasks (paraphrase-detection, ...) exist wherever such a model does: loaded as remote code,
+        # where hf_minbert is not installed, nothing else imports the file that registers them.
+        from .pipelines import register_pipeline_tasks
+
+        register_pipeline_tasks()
 
     def get_input_embeddings(self):
         return self.task_input_embeddings(self.config.default_task)
@@ -455,8 +473,7 @@ class MinBertForSequenceClassification(MinBertPreTrainedModel):
     def auto_map(self):
         # As transformers maps a BERT classifier: AutoModel gives its encoder, whose first output is the token
         # features the stock feature-extraction pipeline reads (this class's first output is logits).
-        return {"AutoModel": "modeling_minbert.MinBertModel",
-                "AutoModelForSequenceClassification": "modeling_minbert.MinBertForSequenceClassification"}
+        return SINGLE_ENCODER_AUTO_MAP
 
     def get_input_embeddings(self):
         return self.bert.get_input_embeddings()
@@ -513,7 +530,7 @@ class MinBertForMaskedLM(MinBertPreTrainedModel):
         self.post_init()
 
     def auto_map(self):
-        return {"AutoModel": "modeling_minbert.MinBertModel", "AutoModelForMaskedLM": "modeling_minbert.MinBertForMaskedLM"}
+        return SINGLE_ENCODER_AUTO_MAP
 
     def get_input_embeddings(self):
         return self.bert.get_input_embeddings()

@@ -2,6 +2,8 @@
 transformers' `modeling_bert.py` module names. Part of minBERT's remote code (see `modeling_minbert.py`):
 imports only torch, transformers and the files beside it.
 """
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -9,8 +11,17 @@ from transformers.activations import ACT2FN
 
 try:
     from transformers.modeling_layers import GradientCheckpointingLayer
-except ImportError:  # transformers < 4.52: no gradient checkpointing for remote code there
-    GradientCheckpointingLayer = nn.Module
+except ImportError:  # transformers < 4.52
+    class GradientCheckpointingLayer(nn.Module):
+        """What transformers 4.52+ provides: `gradient_checkpointing_enable` finds the layers by their
+        `gradient_checkpointing` attribute and gives them the function that recomputes them in backward."""
+
+        gradient_checkpointing = False
+
+        def __call__(self, *args, **kwargs):
+            if self.gradient_checkpointing and self.training:
+                return self._gradient_checkpointing_func(partial(super().__call__, **kwargs), *args)
+            return super().__call__(*args, **kwargs)
 
 
 def dropout(hidden, p, training=True):

@@ -211,6 +211,7 @@ def stack_sides(side_a, side_b, pad_token_id, word_embeddings=None):
     (ids_a, mask_a, emb_a), (ids_b, mask_b, emb_b) = side_a, side_b
     first = ids_a if ids_a is not None else emb_a
     second = ids_b if ids_b is not None else emb_b
+    _check_sides(first, mask_a, second, mask_b)
     length = max(first.shape[1], second.shape[1])
     mask = torch.cat([_pad_to(_ones_mask(first, mask_a), length), _pad_to(_ones_mask(second, mask_b), length)])
     if ids_a is not None and ids_b is not None:
@@ -222,6 +223,19 @@ def stack_sides(side_a, side_b, pad_token_id, word_embeddings=None):
         sentences = {"inputs_embeds": torch.cat([_pad_to(emb_a, length), _pad_to(emb_b, length)]), "attention_mask": mask}
     rows = torch.arange(first.shape[0], device=mask.device)
     return sentences, (rows, rows + first.shape[0])
+
+
+def _check_sides(first, mask_a, second, mask_b):
+    # Pair i is row i of each side: a side missing, or sides of different lengths, would pair the wrong rows.
+    for side, rows, mask in (("a", first, mask_a), ("b", second, mask_b)):
+        if rows is None:
+            raise ValueError(f"a pair's sentences alone need both sides: input_ids_{side} (or inputs_embeds_{side}) "
+                             "is missing")
+        if mask is not None and tuple(mask.shape) != tuple(rows.shape[:2]):
+            raise ValueError(f"attention_mask_{side} has shape {tuple(mask.shape)}, its sentences "
+                             f"{tuple(rows.shape[:2])}")
+    if first.shape[0] != second.shape[0]:
+        raise ValueError(f"side a holds {first.shape[0]} sentences and side b {second.shape[0]}: one of each per pair")
 
 
 def _ones_mask(ids_like, mask):

@@ -713,7 +713,9 @@ def attach_pipelines(model):
         del model.config.custom_pipelines
 
 
-def _register():
+def register_pipeline_tasks():
+    """Register this file's pipeline tasks with transformers: on import, and again (a no-op then) whenever a
+    multitask model is built, so that a model loaded as remote code, where nothing imported this file, has them."""
     # Loading a saved model's copy of this file (trust_remote_code) in a process that imported hf_minbert
     # finds the tasks taken by the same classes from hf_minbert: keep those, silently, rather than have
     # transformers warn about overwriting them; the copy's classes still learn their task names for saving.
@@ -729,4 +731,4 @@ def _same_file_name(first, second):
     return first.__module__.rsplit(".", 1)[-1] == second.__module__.rsplit(".", 1)[-1]
 
 
-_register()
+register_pipeline_tasks()

@@ -127,7 +127,7 @@ def _remote_script(tmp_path):
         folder = behaviour.materialize(FIXTURES / name, tmp_path / name)
         for source in _code_files(_recorded_config(name)):
             shutil.copy(source, folder / source.name)
-        folders[name] = (str(folder), "AutoModel", True)
+        folders[name] = (str(folder), "AutoModel", True, ())
     return behaviour.remote_answers_script(folders, tmp_path / "modules", REPO_ROOT)
 
 

@@ -213,6 +213,33 @@ def test_bi_encoder_cosine_head_maps_cosine_onto_label_range(tiny_config):
     torch.testing.assert_close(out.logits, 5 * torch.nn.functional.cosine_similarity(u, v), rtol=0, atol=1e-5)
 
 
+def _bi_encoder_sts(tiny_config):
+    tasks = {"sts": {"kind": "regression", "label_range": [0, 5], "pair_encoding": "bi"}}
+    return MinBertForMultitask(MinBertConfig(**{**tiny_config.to_dict(), "tasks": tasks, "default_task": "sts"})).eval()
+
+
+@pytest.mark.parametrize("rows_a, rows_b", [(3, 2), (2, 3)])
+def test_bi_encoder_sides_of_different_lengths_are_refused(tiny_config, rows_a, rows_b):
+    model = _bi_encoder_sts(tiny_config)
+    a, b = random_batch(model.config, batch=rows_a, pairs=False), random_batch(model.config, batch=rows_b, pairs=False)
+    with pytest.raises(ValueError, match=f"side a holds {rows_a} sentences and side b {rows_b}: one of each per pair"):
+        model(input_ids_a=a["input_ids"], attention_mask_a=a["attention_mask"], input_ids_b=b["input_ids"],
+              attention_mask_b=b["attention_mask"], task="sts")
+
+
+def test_bi_encoder_without_its_second_side_is_refused(tiny_config):
+    a = random_batch(tiny_config, pairs=False)
+    with pytest.raises(ValueError, match="need both sides: input_ids_b .or inputs_embeds_b. is missing"):
+        _bi_encoder_sts(tiny_config)(input_ids_a=a["input_ids"], attention_mask_a=a["attention_mask"], task="sts")
+
+
+def test_bi_encoder_mask_of_another_shape_than_its_side_is_refused(tiny_config):
+    a, b = random_batch(tiny_config, pairs=False), random_batch(tiny_config, length=6, pairs=False)
+    with pytest.raises(ValueError, match=r"attention_mask_b has shape \(3, 9\), its sentences \(3, 6\)"):
+        _bi_encoder_sts(tiny_config)(input_ids_a=a["input_ids"], attention_mask_a=a["attention_mask"],
+                                     input_ids_b=b["input_ids"], attention_mask_b=a["attention_mask"], task="sts")
+
+
 def test_bi_encoder_concat_features_head_trains(tiny_config):
     spec = {"kind": "binary", "pair_encoding": "bi", "bi_features": "concat", "head_layers": 2}
     config = MinBertConfig(**{**tiny_config.to_dict(), "tasks": {"para": spec}, "default_task": "para"})

@@ -2,6 +2,7 @@
 import json
 import os
 import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -162,3 +163,78 @@ def test_fresh_heads_are_initialized_by_the_saved_code_on_the_oldest_transformer
     assert proc.returncode == 0, proc.stderr[-3000:]
     heads = [line.split() for line in proc.stdout.splitlines() if line.startswith("heads.")]
     assert heads and all(finite == "True" and 0.01 < float(std) < 0.03 for _, std, finite in heads), proc.stdout
+
+
+
+PAIR_TASKS = ("paraphrase-detection", "sentence-similarity", "minbert-multitask")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", ["current", "oldest"])
+def test_a_model_object_loaded_as_remote_code_has_the_pipeline_tasks(version, tmp_path, minilm_path):
+    # Loading a model object imports none of the folder's pipelines.py: building the model registers the tasks.
+    from transformers import pipeline
+
+    from tests.fixtures.behaviour import first_difference
+
+    python = sys.executable if version == "current" else oldest_python()
+    model = tiny_model().eval()
+    _save_with_tokenizer(model, tmp_path, minilm_path)
+    out = run_isolated(
+        f"""
+        import json
+        from transformers import AutoModel, AutoTokenizer, pipeline
+        model = AutoModel.from_pretrained({str(tmp_path)!r}, trust_remote_code=True)
+        tokenizer = AutoTokenizer.from_pretrained({str(tmp_path)!r}, trust_remote_code=True)
+        for task in {PAIR_TASKS!r}:
+            pipe = pipeline(task, model=model, tokenizer=tokenizer)
+            print("ANSWER", task, type(pipe).__module__.split(".")[0], json.dumps(pipe(("a fine film", "a good film"))))
+        """,
+        cwd=tmp_path, python=python,
+    )
+    remote = {task: (module, json.loads(answer)) for _, task, module, answer in
+              (line.split(" ", 3) for line in out.splitlines() if line.startswith("ANSWER "))}
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    for task in PAIR_TASKS:
+        expected = json.loads(json.dumps(pipeline(task, model=model, tokenizer=tokenizer)(("a fine film", "a good film"))))
+        assert remote[task][0] == "transformers_modules", remote[task]
+        assert first_difference(expected, remote[task][1], task) is None
+
+
+GRADIENT_CHECKPOINTING = """
+import torch
+from transformers import AutoModel
+model = AutoModel.from_pretrained({folder!r}, trust_remote_code=True).train()
+batch = torch.load({batch!r})
+calls = []
+for module in model.modules():
+    if type(module).__name__ == "MinBertLayer":  # counted inside: a recomputation may call forward directly
+        module.attention.register_forward_pre_hook(lambda *args: calls.append(1))
+
+def step():
+    model.zero_grad()
+    calls.clear()
+    model(**batch, task="sst").logits.sum().backward()
+    return {{name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}}, len(calls)
+
+plain, plain_calls = step()
+model.gradient_checkpointing_enable()
+checkpointed, checkpointed_calls = step()
+assert plain.keys() == checkpointed.keys()
+print("CALLS", plain_calls, checkpointed_calls, max(float((plain[k] - checkpointed[k]).abs().max()) for k in plain))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", ["current", "oldest"])
+def test_gradient_checkpointing_of_the_saved_code_recomputes_layers_for_the_same_gradients(version, tmp_path, minilm_path):
+    python = sys.executable if version == "current" else oldest_python()
+    model = tiny_model(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    _save_with_tokenizer(model, tmp_path, minilm_path)
+    torch.save(random_batch(model.config), tmp_path / "batch.pt")
+    out = run_isolated(GRADIENT_CHECKPOINTING.format(folder=str(tmp_path), batch=str(tmp_path / "batch.pt")),
+                       cwd=tmp_path, python=python)
+    plain_calls, checkpointed_calls, difference = next(
+        line.split()[1:] for line in out.splitlines() if line.startswith("CALLS "))
+    assert int(checkpointed_calls) == 2 * int(plain_calls) > 0  # each layer run again in backward
+    assert float(difference) < 1e-6

@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from hf_minbert import MinBertConfig, MinBertForMaskedLM, MinBertForSequenceClassification
+from hf_minbert import MinBertConfig, MinBertForMaskedLM, MinBertForSequenceClassification, MinBertModel
 from hf_minbert.modeling_minbert_ensemble import MinBertEnsembleForMultitask
 from tests.fixtures import behaviour
 from tests.fixtures.make_behaviour_fixture import OTHER_TASKS, VOCAB, tiny_model
@@ -33,17 +33,20 @@ def _one_head(model_class, seed, **config):
                                      intermediate_size=16, max_position_embeddings=32, **config))
 
 
-# name: (the model, the Auto class a user loads it with, whether it has the multitask heads and pipelines)
+# name: (the model, the Auto class a user loads it with, whether it has the multitask heads and pipelines, and
+# for a one-head model the stock pipelines built from its folder)
 MODELS = {
-    "multitask": (lambda: tiny_model(0), "AutoModel", True),
-    "cerbertus": (lambda: tiny_model(1, task_specific_layers=1), "AutoModel", True),
-    "triple": (lambda: tiny_model(2, task_specific_layers=2, task_specific_embeddings=True), "AutoModel", True),
-    "cerbertus_static": (lambda: tiny_model(3, task_specific_layers=1, static_encoder=True), "AutoModel", True),
-    "ensemble": (_ensemble, "AutoModel", True),
+    "multitask": (lambda: tiny_model(0), "AutoModel", True, ()),
+    "cerbertus": (lambda: tiny_model(1, task_specific_layers=1), "AutoModel", True, ()),
+    "triple": (lambda: tiny_model(2, task_specific_layers=2, task_specific_embeddings=True), "AutoModel", True, ()),
+    "cerbertus_static": (lambda: tiny_model(3, task_specific_layers=1, static_encoder=True), "AutoModel", True, ()),
+    "ensemble": (_ensemble, "AutoModel", True, ()),
     "sequence_classification": (lambda: _one_head(MinBertForSequenceClassification, 4, num_labels=3),
-                                "AutoModelForSequenceClassification", False),
-    "masked_lm": (lambda: _one_head(MinBertForMaskedLM, 5), "AutoModelForMaskedLM", False),
+                                "AutoModelForSequenceClassification", False, ("text-classification", "feature-extraction")),
+    "masked_lm": (lambda: _one_head(MinBertForMaskedLM, 5), "AutoModelForMaskedLM", False, ("fill-mask", "feature-extraction")),
+    "encoder": (lambda: _one_head(MinBertModel, 6), "AutoModel", False, ("feature-extraction",)),
 }
+
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
@@ -51,13 +54,16 @@ def saved(tmp_path_factory):
     root = tmp_path_factory.mktemp("contract")
     tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
     folders, expected = {}, {}
-    for name, (build, auto_class, multitask) in MODELS.items():
+    for name, (build, auto_class, multitask, stock_tasks) in MODELS.items():
         model = build().eval()
         model.save_pretrained(root / name)
         tokenizer.save_pretrained(root / name)
         make = in_process_pipelines(model, tokenizer) if multitask else None
         expected[name] = behaviour.round_trip(behaviour.contract_answers(model, tokenizer, make))
-        folders[name] = (str(root / name), auto_class, multitask)
+        if not multitask:  # as where hf_minbert is installed: each Auto class its own head over the encoder
+            expected[name]["auto_classes"] = behaviour.auto_class_answers(root / name)
+            expected[name]["stock_pipelines"] = behaviour.round_trip(behaviour.stock_folder_answers(root / name, stock_tasks))
+        folders[name] = (str(root / name), auto_class, multitask, stock_tasks)
     return root, folders, expected
 
 

@@ -1,7 +1,7 @@
 """minBERT keeps transformers' conventions where a generic caller relies on them: tuples under return_dict=False,
 a fine-tuned BERT classifier's labels, (batch, num_labels) logits for a caller that names no task, the class a
-folder names for AutoModel, BERT's position_ids and ignored label -100, and an error (not a silent fallback) for a default task or
-label count the model cannot honour."""
+folder names for AutoModel, BERT's position_ids and ignored label -100, and an error (not a silent fallback) for a default task,
+label count or BERT option the model cannot honour."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -72,6 +72,23 @@ def test_a_fine_tuned_bert_classifier_loads_with_its_classifier_and_label_names(
 def test_a_multitask_model_from_a_bert_classifier_names_its_labels_after_its_default_head(bert_classifier_dir):
     model = MinBertForMultitask.from_pretrained(bert_classifier_dir[0])
     assert model.config.id2label == dict(enumerate(model.config.tasks["sst"]["labels"]))
+
+
+# --- BERT options minBERT does not compute -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option, value", [("is_decoder", True), ("add_cross_attention", True),
+                                           ("position_embedding_type", "relative_key_query")])
+def test_a_bert_checkpoint_with_an_option_minbert_does_not_compute_is_refused_by_name(tmp_path, option, value):
+    BertConfig(hidden_size=32, num_attention_heads=4, **{option: value}).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=f"{option}={value!r} is not supported: minBERT is a bidirectional encoder"):
+        MinBertModel.from_pretrained(tmp_path)
+
+
+def test_a_config_names_bert_s_tokenizer_for_pipelines_that_load_one_from_it(tiny_config):
+    # transformers 4.x's pipeline() loads no tokenizer for an unknown model type whose config names none.
+    assert tiny_config.tokenizer_class == "BertTokenizer"
+    assert MinBertConfig(tokenizer_class="MyTokenizer").tokenizer_class == "MyTokenizer"
 
 
 # --- the default task and the label count -----------------------------------------------------------------
