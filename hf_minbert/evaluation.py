@@ -152,6 +152,20 @@ def gold_labels(dataset, task: str) -> list:
     return list(dataset[column])
 
 
+def unscorable_reason(task: str, dataset):
+    """Why `task`'s labelled rows cannot give its metric, or None: a correlation needs two rows whose labels are
+    not all equal (else it is undefined). Checked before any prediction, so that a run does not end without
+    its score (or train with its best checkpoint chosen on an undefined one)."""
+    if task_schema(task).metric != "correlation":
+        return None
+    labels = gold_labels(dataset, task)
+    if len(labels) < 2:
+        return f"a correlation needs at least 2 scored rows, got {len(labels)}"
+    if len(set(labels)) == 1:
+        return f"every label is {labels[0]:g}, so the correlation is undefined"
+    return None
+
+
 def score_task(task: str, predictions, labels) -> dict:
     """The task's metrics of predicted labels against gold labels: {"accuracy"} or {"pearson", "spearman"}."""
     schema = task_schema(task)

@@ -20,7 +20,7 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
 from transformers.dynamic_module_utils import get_relative_import_files
 
-from hf_minbert.commands.common import first_line
+from hf_minbert.commands.common import check_safetensors_file, first_line
 
 CONFIG_FILE = "config.json"
 CARD_FILE = "README.md"
@@ -105,6 +105,7 @@ def files_to_push(model_dir, require_card=True) -> list:
     files.update(path.name for path in model_dir.glob(f"*{PLOT_SUFFIX}") if path.is_file())
     for name in files:
         _check_inside(model_dir, name)
+    check_weights(model_dir)
     return sorted(files)
 
 
@@ -188,6 +189,18 @@ def _read_config(model_dir):
                 "save the model with hf_minbert's save_pretrained"
             )
     return config
+
+
+def check_weights(model_dir):
+    """The folder's safetensors files (one, or an index and its shards) lie inside it and read back: a push must
+    not publish weights that no one can load, and a card counts the parameters from them."""
+    model_dir = Path(model_dir)
+    names = _weight_files(model_dir)
+    for name in names:
+        _check_inside(model_dir, name)
+    for name in names:
+        if name.endswith(".safetensors"):
+            check_safetensors_file(model_dir / name)
 
 
 def _weight_files(model_dir):

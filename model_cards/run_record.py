@@ -59,9 +59,12 @@ def _read_json(path, writer):
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing (written by {writer}); a card needs it")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: not a JSON object of the run's record (written by {writer})")
+    return record
 
 
 def describe_hardware() -> str:

@@ -58,14 +58,28 @@ def test_a_value_of_the_wrong_type_is_one_line_naming_the_file_and_key_before_th
 
 
 @pytest.mark.parametrize("name, text, where", [
-    ("c.yaml", "num_train_epochs: 1\noutput_dir: [unclosed\n", "line 3, column 1: not valid YAML: "),
-    ("c.json", '{"num_train_epochs": 1,\n "output_dir": }\n', "line 2, column 16: not valid JSON: "),
+    ("c.yaml", "num_train_epochs: 1\noutput_dir: [unclosed\n", ", line 3, column 1: not valid YAML: "),
+    ("c.json", '{"num_train_epochs": 1,\n "output_dir": }\n', ", line 2, column 16: not valid JSON: "),
+    ("c.yaml", "num_train_epochs: 1\nlearning_rate: 1e-4\nnum_train_epochs: 2\n",
+     ", line 3: 'num_train_epochs' is given twice"),  # which value was meant cannot be told
+    ("c.json", '{"num_train_epochs": 1, "num_train_epochs": 2}', ": 'num_train_epochs' is given twice"),
 ])
-def test_a_syntax_error_is_one_line_naming_the_file_and_line(tmp_path, capsys, data_reads, name, text, where):
+def test_a_syntax_error_or_a_key_given_twice_is_one_line_naming_the_file_and_where(
+    tmp_path, capsys, data_reads, name, text, where
+):
     config = tmp_path / name
     config.write_text(text, encoding="utf-8")
     assert minbert(["train", str(config)]) == 2
-    assert one_error_line(capsys).startswith(f"minbert train: {config}, {where}")
+    assert one_error_line(capsys).startswith(f"minbert train: {config}{where}")
+    assert data_reads == []
+
+
+def test_null_for_a_setting_with_a_default_is_refused_naming_the_default(tmp_path, capsys, data_reads):
+    config = tmp_path / "c.yaml"
+    config.write_text("output_dir: null\n", encoding="utf-8")  # would train into transformers' own default folder
+    assert minbert(["train", str(config)]) == 2
+    assert one_error_line(capsys) == (f"minbert train: {config}: output_dir: null is not a setting; leave the key out "
+                                      "for its default ('runs/minbert')")
     assert data_reads == []
 
 

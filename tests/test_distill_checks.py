@@ -93,6 +93,19 @@ def test_a_teacher_folder_without_a_saved_model_is_refused_before_any_data_is_re
     assert data_reads == []
 
 
+def test_a_teacher_with_truncated_weights_is_refused_before_any_data_is_read(  # noqa: F811
+        base, data, tokenizer, tmp_path, capsys, data_reads):  # noqa: F811
+    teacher = saved(tmp_path / "teacher", tiny_model(), tokenizer)
+    weights = Path(teacher) / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-64])
+    capsys.readouterr()
+    assert distill(base, data, tmp_path / "out", "--teacher", teacher) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith(
+        f"minbert distill: --teacher {teacher}: cannot read {weights} (truncated or corrupt?)"), error
+    assert data_reads == []
+
+
 def test_a_teacher_without_trained_task_heads_is_refused_before_any_data_is_read(  # noqa: F811
         base, data, tmp_path, capsys, data_reads):  # noqa: F811
     assert distill(base, data, tmp_path / "out", "--teacher", str(base)) == 2  # a plain encoder

@@ -583,6 +583,32 @@ def test_ensemble_command_refuses_a_plain_encoder_without_trained_heads_before_p
         "multitask model (minbert train's output)")
 
 
+def test_ensemble_command_refuses_one_folder_named_twice_in_two_spellings(candidate_dirs, data_dir, tmp_path, capsys,
+                                                                          predictions_made):
+    again = str(Path(candidate_dirs[0]) / ".." / Path(candidate_dirs[0]).name) + "/"
+    status = minbert(["ensemble", "--models", candidate_dirs[0], candidate_dirs[1], again, "--output_dir",
+                      str(tmp_path / "out"), "--data_dir", str(data_dir), "--selection", "all", "--no_progress"])
+    assert status == 2 and predictions_made == []
+    assert capsys.readouterr().err.strip() == (
+        f"minbert ensemble: --models lists a folder twice: {candidate_dirs[0]} and {again}")
+
+
+def test_ensemble_command_refuses_sts_dev_rows_that_cannot_give_a_correlation_before_predicting(
+    candidate_dirs, tmp_path, capsys, predictions_made
+):
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = tiny_task_rows(n=4, seed=3)
+    rows["sts"] = rows["sts"].map(lambda row: {**row, "similarity": 3.0})
+    write_task_files(data, rows, split="dev")
+    capsys.readouterr()  # the map's progress bar
+    status = minbert(["ensemble", "--models", *candidate_dirs[:2], "--output_dir", str(tmp_path / "out"),
+                      "--data_dir", str(data), "--no_progress"])
+    assert status == 2 and predictions_made == []
+    assert capsys.readouterr().err.strip() == (
+        f"minbert ensemble: {data / 'sts-dev.csv'}: every label is 3, so the correlation is undefined")
+
+
 def test_ensemble_command_refuses_a_model_folder_without_weights_before_predicting(
     candidate_dirs, data_dir, tmp_path, capsys, predictions_made
 ):

@@ -194,6 +194,34 @@ def test_a_users_own_labelled_file_can_replace_a_dev_set(saved_model, data_dir, 
     assert list(json.loads((tmp_path / "out" / "metrics.json").read_text())) == ["sts"]
 
 
+def test_a_dev_file_too_short_to_correlate_is_refused_before_any_prediction(saved_model, data_dir, tmp_path, capsys):
+    # It would otherwise be refused after writing the other tasks' predictions, without metrics.json.
+    short = write_lines(tmp_path / "my-sts.csv", STS_DEV[:2])
+    status = minbert(["evaluate", "--model", str(saved_model), "--sts_dev", str(short), "--data_dir", str(data_dir),
+                      "--output_dir", str(tmp_path / "out"), "--no_progress"])
+    assert status == 2 and not (tmp_path / "out").exists()
+    assert capsys.readouterr().err.strip() == (
+        f"minbert evaluate: {short}: a correlation needs at least 2 scored rows, got 1")
+
+
+def test_a_tokenizer_larger_than_the_word_table_is_refused_before_any_prediction(saved_model, data_dir, tmp_path,
+                                                                                 minilm_path, capsys):
+    status = minbert(["evaluate", "--model", str(saved_model), "--tokenizer", minilm_path, "--data_dir", str(data_dir),
+                      "--output_dir", str(tmp_path / "out"), "--no_progress"])
+    assert status == 2 and not (tmp_path / "out").exists()
+    assert capsys.readouterr().err.strip() == (
+        f"minbert evaluate: {minilm_path}: its tokenizer has 30522 tokens but the model's word table 120 rows; "
+        "is the tokenizer another model's?")
+
+
+def test_a_tokenizer_folder_without_a_tokenizer_is_not_called_missing(saved_model, data_dir, tmp_path, capsys):
+    status = minbert(["evaluate", "--model", str(saved_model), "--tokenizer", str(data_dir), "--data_dir", str(data_dir),
+                      "--output_dir", str(tmp_path / "out"), "--no_progress"])
+    error = capsys.readouterr().err.strip()
+    assert status == 2 and error.startswith(f"minbert evaluate: cannot load the model or tokenizer from {saved_model} / "
+                                            f"{data_dir}: ") and "no such directory" not in error
+
+
 def test_a_named_file_that_does_not_exist_is_an_error(saved_model, tmp_path, capsys):
     status = minbert(["evaluate", "--model", str(saved_model), "--tasks", "sst", "--sst_dev", str(tmp_path / "nope.csv"),
                       "--sst_test", str(tmp_path / "nope-test.csv"), "--output_dir", str(tmp_path / "out")])

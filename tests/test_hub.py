@@ -149,6 +149,32 @@ def test_minbert_push_without_a_token_says_so_and_touches_nothing(model_dir, hub
     assert hub_calls == [] and (model_dir / "README.md").read_text() == card
 
 
+@pytest.mark.parametrize("keep_card", [[], ["--keep_card"]])
+def test_minbert_push_refuses_truncated_weights_before_any_request(model_dir, hub_calls, token, capsys, keep_card):
+    weights = model_dir / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    assert minbert(["push", str(model_dir), "--repo_id", "someone/minbert", *keep_card]) == 2
+    assert _stderr_is_one_line(capsys.readouterr()).startswith(
+        f"minbert push: cannot read {weights} (truncated or corrupt?)")
+    assert hub_calls == []
+
+
+def test_minbert_card_refuses_truncated_weights_in_one_line(model_dir, capsys):
+    weights = model_dir / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    assert minbert(["card", str(model_dir)]) == 2
+    assert _stderr_is_one_line(capsys.readouterr()).startswith(
+        f"minbert card: cannot read {weights} (truncated or corrupt?)")
+
+
+def test_minbert_card_refuses_a_record_that_is_not_a_json_object(model_dir, capsys):
+    (model_dir / "training_config.json").write_text("[1, 2]")
+    assert minbert(["card", str(model_dir)]) == 2
+    assert _stderr_is_one_line(capsys.readouterr()) == (
+        f"minbert card: {model_dir / 'training_config.json'}: not a JSON object of the run's record (written by "
+        "minbert train)")
+
+
 def _stderr_is_one_line(captured):
     lines = [line for line in captured.err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in captured.err, captured.err

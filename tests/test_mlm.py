@@ -218,6 +218,21 @@ def test_pretrain_mlm_refuses_a_max_seq_length_beyond_the_models_positions_befor
     assert text_reads == [] and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("flags, named", [
+    (["--learning_rate", "-1"], "--learning_rate must lie in [0, inf), got -1.0"),
+    (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size must be at least 1, got 0"),
+    (["--max_grad_norm", "nan"], "--max_grad_norm must lie in [0, inf), got nan"),
+    (["--weight_decay", "-1"], "--weight_decay must lie in [0, inf), got -1.0"),
+    (["--max_steps", "-1", "--num_train_epochs", "0"], "--num_train_epochs must lie in (0, inf), got 0.0"),
+])
+def test_pretrain_mlm_refuses_a_number_out_of_range_before_reading_texts(
+    data_dir, base_dir, tmp_path, capsys, text_reads, flags, named
+):
+    assert pretrain_mlm(base_dir, data_dir, tmp_path / "out", *flags) == 2
+    assert one_error_line(capsys) == f"minbert pretrain-mlm: {named}"
+    assert text_reads == [] and not (tmp_path / "out").exists()
+
+
 def test_pretrain_mlm_refuses_an_output_folder_holding_a_model_before_reading_texts(
     data_dir, base_dir, tmp_path, capsys, text_reads
 ):

@@ -2,6 +2,7 @@
 is one line before any training, a model folder is never silently or half replaced, and skipped data rows
 are reported on the console, in metrics.json and in the card."""
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -206,6 +207,15 @@ def data_reads(monkeypatch):
     (["--report_to", "nosuchtracker"], "--report_to nosuchtracker: not a logging integration installed here"),
     (["--freeze_encoder", "true"], "--freeze_encoder: sts's head (a bi-encoder's scaled cosine) has no weights"),
     (["--peft", "lora", "--lora_r", "0"], "--lora_r must be >= 1, got 0"),
+    (["--task_weights", "sts=1,sts=2"], "--task_weights: sts given twice in 'sts=1,sts=2'"),
+    (["--tasks", "sst,para,sst"], "--tasks: sst named twice"),
+    (["--metric_for_best_model", "sst_acc"], "--metric_for_best_model 'sst_acc' will not be reported"),
+    (["--smart_dropout_masks", "foo"], "--smart_dropout_masks 'foo': choose one of fresh, replay"),
+    (["--seed", "-1"], "--seed must lie in [0, 2**32), got -1"),
+    (["--data_seed", "-1"], "--data_seed must lie in [0, 2**32), got -1"),
+    (["--num_folds", "2", "--held_out_fold", "0", "--fold_seed", "-1"], "--fold_seed must lie in [0, 2**32), got -1"),
+    (["--dataloader_num_workers", "-1"], "--dataloader_num_workers must be at least 0, got -1"),
+    (["--output_dir", "/proc/minbert"], "--output_dir /proc/minbert: cannot write in /proc"),
 ])
 def test_a_bad_flag_fails_naming_it_before_the_data_is_read(base, data, tmp_path, capsys, data_reads, flags, named):
     assert train(base, data, tmp_path / "out", *flags) == 2
@@ -244,6 +254,33 @@ def test_one_value_for_every_task_sets_the_pair_encoding_of_the_pair_tasks_only(
     assert {task: spec["pair_encoding"] for task, spec in specs.items()} == {"sst": "single", "para": "cross", "sts": "cross"}
 
 
+def test_truncated_base_weights_are_one_line_naming_them_before_the_data_is_read(base, data, tmp_path, capsys,
+                                                                                 data_reads):
+    broken = tmp_path / "broken"
+    shutil.copytree(base, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-64])
+    assert train(broken, data, tmp_path / "out") == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith(
+        f"minbert train: --model_name_or_path {broken}: cannot read {weights} (truncated or corrupt?)"), error
+    assert data_reads == []
+
+
+def test_a_tokenizer_larger_than_the_word_table_is_one_line_before_the_data_is_read(data, tokenizer, tmp_path,
+                                                                                   capsys, data_reads):
+    small = tmp_path / "small-vocab"
+    MinBertModel(MinBertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                               intermediate_size=64, max_position_embeddings=128)).save_pretrained(small)
+    tokenizer.save_pretrained(small)  # 30522 tokens
+    capsys.readouterr()  # the save's progress bar
+    assert train(small, data, tmp_path / "out") == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"minbert train: --model_name_or_path {small}: its tokenizer has 30522 tokens but the model's word table 120 "
+        "rows; is the tokenizer another model's?"]
+    assert data_reads == []
+
+
 def test_a_missing_data_file_is_one_line_naming_it(base, data, tmp_path, capsys):
     empty = tmp_path / "no-data"
     empty.mkdir()
@@ -271,6 +308,15 @@ def test_a_bad_row_without_skipping_is_one_line_naming_its_line(base, data, tmp_
     assert train(base, bad, tmp_path / "out", "--skip_bad_rows", "false") == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "quora-train.csv, line 3" in error[0], error
+
+
+def test_dev_rows_too_few_to_correlate_are_refused_before_training(base, data, tmp_path, capsys):
+    # The run would otherwise train, then fail at its first evaluation.
+    assert train(base, data, tmp_path / "out", "--max_eval_samples", "1") == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == [f"minbert train: sts dev file {data / 'sts-dev.csv'} with --max_eval_samples 1: a correlation "
+                     "needs at least 2 scored rows, got 1"]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
 
 
 def test_a_nonexistent_local_model_is_no_such_directory(data, tmp_path, capsys):
@@ -324,6 +370,16 @@ def test_a_failure_while_saving_leaves_the_old_folder_byte_identical(base, data,
     assert folder_bytes(trained) == before
 
 
+def test_a_dev_file_inside_the_folder_to_replace_is_refused_before_training(base, data, trained, capsys):
+    own_dev = trained / "my-sts-dev.csv"
+    own_dev.write_bytes((data / "sts-dev.csv").read_bytes())
+    before = folder_bytes(trained)
+    assert train(base, data, trained, "--overwrite_output_dir", "true", "--sts_dev", str(own_dev)) == 2
+    assert capsys.readouterr().err.strip() == (f"minbert train: --output_dir {trained} contains --sts_dev ({own_dev}), "
+                                               "which replacing the folder would delete")
+    assert folder_bytes(trained) == before
+
+
 def test_a_folder_with_other_files_is_never_replaced(base, data, tmp_path, capsys):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("mine")
@@ -344,6 +400,33 @@ def test_an_unfinished_run_is_refused_unless_resumed_or_discarded(base, data, tm
     assert train(base, data, output, "--resume_from_checkpoint", str(checkpoint)) == 0
     assert (output / "model.safetensors").exists() and (output / "checkpoint-2").is_dir()
     assert not (tmp_path / "model.partial").exists()
+
+
+def _checkpoint_of(model, folder):
+    """`model` saved as a Trainer checkpoint folder holds it (its trainer_state.json's content does not matter here)."""
+    model.save_pretrained(folder)
+    (folder / "trainer_state.json").write_text("{}")
+    return folder
+
+
+def test_resuming_a_checkpoint_of_another_model_is_refused_before_the_data_is_read(base, data, tmp_path, capsys,
+                                                                                   data_reads):
+    checkpoint = _checkpoint_of(tiny_model(), tmp_path / "checkpoint-2")  # 32 wide, no CerBERTus layers
+    capsys.readouterr()  # the save's progress bar
+    assert train(base, data, tmp_path / "out", "--tasks", "sst,para", "--resume_from_checkpoint", str(checkpoint)) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == [f"minbert train: --resume_from_checkpoint {checkpoint}: its model differs from the one these flags "
+                     "build (max_position_embeddings 64 against 128; task_specific_layers 0 against 2; tasks "
+                     "para,sst,sts against para,sst): resume with the flags it was trained with"]
+    assert data_reads == []
+
+
+def test_resuming_from_a_folder_that_is_not_a_checkpoint_is_refused_before_the_data_is_read(base, data, tmp_path,
+                                                                                           capsys, data_reads):
+    assert train(base, data, tmp_path / "out", "--resume_from_checkpoint", str(base)) == 2
+    assert capsys.readouterr().err.strip() == (f"minbert train: --resume_from_checkpoint {base}: not a Trainer "
+                                               "checkpoint of minbert train (no trainer_state.json and config.json)")
+    assert data_reads == []
 
 
 def test_another_architecture_for_a_base_whose_tasks_own_layers_fails_before_the_data_is_read(

@@ -11,6 +11,7 @@ from transformers import TrainingArguments
 
 from .per_task import check_per_task_counts, check_per_task_probabilities, check_per_task_weights, parse_per_task
 from .sampling import CAPPED_STRATEGIES, SAMPLING_STRATEGIES
+from .smart import DROPOUT_MASKS
 
 SMART_VARIANTS = ("smart", "gaussian")
 # SMART is off by default: its passes run in fp32 (bf16 would round its perturbation away), which makes an SST
@@ -46,6 +47,27 @@ def _check_range(name, value, low, high=math.inf, low_open=False, high_open=Fals
     if not (above and below):
         interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
         raise ValueError(f"--{name} must lie in {interval}, got {value}")
+
+
+def check_trainer_numbers(args):
+    """TrainingArguments' numbers that Trainer itself checks only once the data is read and the model built
+    (a batch size of 0, a negative learning rate), or never (a NaN max_grad_norm turns clipping off)."""
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    for name in ("learning_rate", "weight_decay", "max_grad_norm", "adam_epsilon"):
+        _check_range(name, getattr(args, name), 0)
+    for name in ("adam_beta1", "adam_beta2"):
+        _check_range(name, getattr(args, name), 0, 1, high_open=True)
+    if getattr(args, "warmup_ratio", None) is not None:  # transformers 5's TrainingArguments has none: ours adds it
+        _check_range("warmup_ratio", args.warmup_ratio, 0, 1)
+    if args.max_steps <= 0:  # the epochs decide the length of the run
+        _check_range("num_train_epochs", args.num_train_epochs, 0, low_open=True)
+    for name in ("seed", "data_seed"):  # numpy's and torch's seeds
+        if getattr(args, name) is not None and not 0 <= getattr(args, name) < 2**32:
+            raise ValueError(f"--{name} must lie in [0, 2**32), got {getattr(args, name)}")
+    if args.dataloader_num_workers < 0:
+        raise ValueError(f"--dataloader_num_workers must be at least 0, got {args.dataloader_num_workers}")
 
 
 @dataclass
@@ -188,6 +210,8 @@ class MultitaskTrainingArguments(TrainingArguments):
             raise ValueError(f"--smart_variant {self.smart_variant!r}: choose one of {', '.join(SMART_VARIANTS)}")
         if self.smart_norm not in SMART_NORMS:
             raise ValueError(f"--smart_norm {self.smart_norm!r}: choose one of {', '.join(SMART_NORMS)}")
+        if self.smart_dropout_masks not in DROPOUT_MASKS:
+            raise ValueError(f"--smart_dropout_masks {self.smart_dropout_masks!r}: choose one of {', '.join(DROPOUT_MASKS)}")
         if self.pcgrad and self.task_sampling != "all_tasks":
             raise ValueError("--pcgrad needs every task's loss in one step: use --task_sampling all_tasks")
         if self.pcgrad and self.fp16:  # its per-task autograd.grad bypasses the loss scaler that fp16 needs
@@ -219,19 +243,7 @@ class MultitaskTrainingArguments(TrainingArguments):
                          "or its arguments (torch's AdamW: --use_torch_adamw)")
 
     def _check_trainer_numbers(self):
-        """TrainingArguments' numbers that Trainer itself checks only once the data is read and the model built
-        (a batch size of 0, a negative learning rate), or never."""
-        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("learning_rate", "weight_decay", "max_grad_norm", "adam_epsilon"):
-            _check_range(name, getattr(self, name), 0)
-        for name in ("adam_beta1", "adam_beta2"):
-            _check_range(name, getattr(self, name), 0, 1, high_open=True)
-        if self.warmup_ratio is not None:
-            _check_range("warmup_ratio", self.warmup_ratio, 0, 1)
-        if self.max_steps <= 0:  # the epochs decide the length of the run
-            _check_range("num_train_epochs", self.num_train_epochs, 0, low_open=True)
+        check_trainer_numbers(self)
 
     def _saves_at_every_evaluation(self):
         """Whether the best checkpoint can be restored at the end (`load_best_model_at_end`'s default): dev

@@ -15,7 +15,12 @@ def task_items(value, flag: str):
         return list(value.items())
     if "=" not in str(value):
         return None
-    return [_split_item(item, flag) for item in str(value).split(",") if item.strip()]
+    items = [_split_item(item, flag) for item in str(value).split(",") if item.strip()]
+    named = [task for task, _ in items]
+    twice = sorted({task for task in named if named.count(task) > 1})
+    if twice:  # which setting was meant cannot be told
+        raise ValueError(f"--{flag}: {', '.join(twice)} given twice in {value!r}")
+    return items
 
 
 def parse_task_values(value, flag: str, tasks, *, convert=str, every=None, skip_unknown=False) -> dict:

@@ -53,15 +53,31 @@ def check_model_source(flag, source):
     if path.is_dir():
         for weights in sorted(path.glob("*.safetensors")):
             try:
-                with safe_open(str(weights), framework="pt"):
-                    pass
-            except (SafetensorError, OSError) as error:
-                raise CommandError(f"{flag} {source}: cannot read {weights} (truncated or corrupt?): {error}") from None
+                check_safetensors_file(weights)
+            except CommandError as error:
+                raise CommandError(f"{flag} {source}: {error}") from None
         return
     if path.exists():
         raise CommandError(f"{flag} {source}: not a directory (a saved model folder or a Hub repository id)")
     if not looks_like_repo_id(source):
         raise CommandError(f"{flag} {source}: no such directory")
+
+
+def check_tokenizer_fits(source, tokenizer, vocab_size):
+    """Every id the tokenizer gives must index the model's word table: a larger tokenizer (another model's)
+    would otherwise fail deep inside torch's embedding lookup at its first such token."""
+    if vocab_size is not None and len(tokenizer) > vocab_size:
+        raise CommandError(f"{source}: its tokenizer has {len(tokenizer)} tokens but the model's word table "
+                           f"{vocab_size} rows; is the tokenizer another model's?")
+
+
+def check_safetensors_file(path):
+    """A safetensors file whose header and tensors' extent read back (a truncated or corrupt one is named)."""
+    try:
+        with safe_open(str(path), framework="pt"):
+            pass
+    except (SafetensorError, OSError) as error:
+        raise CommandError(f"cannot read {path} (truncated or corrupt?): {error}") from None
 
 
 def looks_like_repo_id(source):

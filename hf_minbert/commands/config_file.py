@@ -39,12 +39,15 @@ def parse_with_config_file(parser, argv) -> tuple:
 
 def config_values(parser, path) -> dict:
     """{field: value} of the config file at `path`, each value converted as on the command line."""
-    fields = _field_types(parser)
+    fields, defaults = _field_types(parser), _field_defaults(parser)
     values = {}
     for key, value in read_config(path).items():
         if key not in fields:
             raise ValueError(f"{path}: unknown key {key!r}{_did_you_mean(key, fields)}")
         values[key] = _convert(parser._option_string_actions[f"--{key}"], fields[key], value, f"{path}: {key}")
+        if values[key] is None and defaults.get(key) is not None:  # an Optional field: null would not mean its default
+            raise ValueError(f"{path}: {key}: null is not a setting; leave the key out for its default "
+                             f"({defaults[key]!r})")
     return values
 
 
@@ -66,16 +69,26 @@ def read_config(path) -> dict:
 
 def _load_json(path, text):
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=lambda pairs: _mapping(path, pairs))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}, line {error.lineno}, column {error.colno}: not valid JSON: {error.msg}") from None
+
+
+def _mapping(path, pairs):
+    """A JSON object's dict, where a key given twice is an error: which value was meant cannot be told."""
+    mapping = {}
+    for key, value in pairs:
+        if key in mapping:
+            raise ValueError(f"{path}: {key!r} is given twice")
+        mapping[key] = value
+    return mapping
 
 
 def _load_yaml(path, text):
     import yaml
 
     try:
-        return yaml.load(text, Loader=_yaml_loader())
+        return yaml.load(text, Loader=_yaml_loader(path))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -83,7 +96,7 @@ def _load_yaml(path, text):
         raise ValueError(f"{path}{where}: not valid YAML: {problem}") from None
 
 
-def _yaml_loader():
+def _yaml_loader(path):
     """YAML's safe loader, reading booleans as YAML 1.2 and JSON do: only true and false. YAML 1.1 also reads
     an unquoted no, yes, on and off as booleans, which turns `eval_strategy: no` into False, not the "no" the
     same flag takes on the command line."""
@@ -100,7 +113,24 @@ def _yaml_loader():
     }
     Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
                                  list("tTfF"))
+
+    def construct_mapping(loader, node, deep=False):
+        mapping = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in mapping:  # which value was meant cannot be told
+                raise ValueError(f"{path}, line {key_node.start_mark.line + 1}: {key!r} is given twice")
+            mapping[key] = loader.construct_object(value_node, deep=deep)
+        return mapping
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
     return Loader
+
+
+def _field_defaults(parser) -> dict:
+    """{field name: its plain default} of the parser's dataclasses' init fields (none for a default factory)."""
+    return {f.name: f.default for dtype in parser.dataclass_types for f in dataclasses.fields(dtype)
+            if f.init and f.default is not dataclasses.MISSING}
 
 
 def _field_types(parser) -> dict:

@@ -31,6 +31,7 @@ from typing import Optional
 
 from transformers import AutoTokenizer
 
+from hf_minbert.commands.common import check_model_source
 from hf_minbert.commands.head_options import base_task_specs, task_specs
 from hf_minbert.commands.train import build_model, check_run, seed_run, train_and_save
 from hf_minbert.commands.train_arguments import parse_arguments
@@ -143,6 +144,8 @@ def _check_teachers(distill_args, specs, data_args, training_args):
     check_output_folder(training_args.output_dir, training_args.overwrite_output_dir,
                         training_args.resume_from_checkpoint, inputs={**inputs, "--data_dir": data_args.data_dir})
     check_teacher_heads(teachers, specs, flag)
+    for teacher in teachers:  # its weights read back: a corrupt file is named, not a traceback mid-run
+        check_model_source(flag, str(teacher))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from transformers import AutoTokenizer, PretrainedConfig
 from hf_minbert.commands.common import (
     CommandError,
     check_model_source,
+    check_tokenizer_fits,
     first_line,
     has_trained_task_heads,
     positive_int,
@@ -58,6 +59,7 @@ from hf_minbert.evaluation import (
     predict_task,
     predictions_to_labels,
     score_task,
+    unscorable_reason,
     write_metrics_json,
     write_strict_json,
 )
@@ -105,6 +107,9 @@ def read_dev_sets(args) -> dict:
             dev[task], _ = read_task_file(path, task, labelled=True, skip_bad_rows=args.skip_bad_rows)
         except (DataError, FileNotFoundError) as error:
             raise CommandError(str(error)) from None
+        reason = unscorable_reason(task, dev[task])
+        if reason:
+            raise CommandError(f"{path}: {reason}")
     return dev
 
 
@@ -216,8 +221,12 @@ def predict_candidates(args, dev, tokenizer, device, heads):
 
 def check_flags(args):
     """The flags that no parser check covers: each model once, greedy's options only with greedy, two folds or more."""
-    if len(set(args.models)) != len(args.models):
-        raise CommandError("--models lists a folder twice")
+    seen = {}
+    for model in args.models:  # a local folder by where it is, however spelled ("runs/a", "./runs/a/")
+        where = Path(model).expanduser().resolve() if Path(model).expanduser().is_dir() else model
+        if where in seen:
+            raise CommandError(f"--models lists a folder twice: {seen[where]} and {model}")
+        seen[where] = model
     if args.selection != "greedy" and (args.with_replacement or args.max_members is not None):
         raise CommandError(f"--with_replacement and --max_members apply to --selection greedy, not {args.selection}")
     if args.held_out_folds < 2:
@@ -327,6 +336,7 @@ def main(argv=None) -> int:
         heads = candidate_heads(args)
         dev = read_dev_sets(args)
         tokenizer = shared_tokenizer(args.models)
+        check_tokenizer_fits(args.models[0], tokenizer, PretrainedConfig.get_config_dict(args.models[0])[0].get("vocab_size"))
         predictions = predict_candidates(args, dev, tokenizer, device, heads)
     except CommandError as error:
         print(f"minbert ensemble: {error}", file=sys.stderr)

@@ -33,10 +33,23 @@ from safetensors import SafetensorError
 from transformers import AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
-from hf_minbert.commands.common import CommandError, check_model_source, first_line, positive_int, torch_device
+from hf_minbert.commands.common import (
+    CommandError,
+    check_model_source,
+    check_tokenizer_fits,
+    first_line,
+    positive_int,
+    torch_device,
+)
 from hf_minbert.data import TASK_SCHEMAS, DataError, read_task_file
 from hf_minbert.ensemble import load_multitask_model
-from hf_minbert.evaluation import evaluate_task, resolve_max_length, write_metrics_json, write_prediction_file
+from hf_minbert.evaluation import (
+    evaluate_task,
+    resolve_max_length,
+    unscorable_reason,
+    write_metrics_json,
+    write_prediction_file,
+)
 from hf_minbert.metrics import with_overall_scores
 from model_cards.run_record import TRAINING_CONFIG_FILE
 
@@ -126,6 +139,9 @@ def read_files(files, skip_bad_rows) -> list:
             dataset, report = read_task_file(path, task, labelled=split == "dev", skip_bad_rows=skip_bad_rows)
         except (DataError, FileNotFoundError) as error:
             raise CommandError(str(error)) from None
+        reason = unscorable_reason(task, dataset) if split == "dev" else None
+        if reason:
+            raise CommandError(f"{path}: {reason}")
         read.append((task, split, dataset, report))
     return read
 
@@ -142,6 +158,11 @@ def quiet_load_report():
         transformers_logging.set_verbosity(verbosity)
         if bars:
             transformers_logging.enable_progress_bar()
+
+
+def word_table_rows(model):
+    """The rows of the smallest word table in `model` (a Triple-BERT has one per task, an ensemble one per member)."""
+    return min(module.num_embeddings for name, module in model.named_modules() if name.endswith("word_embeddings"))
 
 
 def untrained_heads(loading_info, tasks):
@@ -182,9 +203,12 @@ def load_model(args, device):
             model, loading_info = load_multitask_model(args.model, output_loading_info=True)  # a model or an ensemble
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
     except (OSError, ValueError, SafetensorError) as error:
-        source = args.model if args.tokenizer is None else f"{args.model} / {args.tokenizer}"
-        where = "" if Path(source).is_dir() else " (no such directory; tried it as a Hub repository id)"
-        raise CommandError(f"cannot load the model or tokenizer from {source}{where}: {first_line(error)}") from None
+        sources = [args.model] if args.tokenizer is None else [args.model, args.tokenizer]
+        where = "" if all(Path(source).is_dir() for source in sources) else (
+            " (no such directory; tried it as a Hub repository id)")
+        raise CommandError(f"cannot load the model or tokenizer from {' / '.join(sources)}{where}: "
+                           f"{first_line(error)}") from None
+    check_tokenizer_fits(args.tokenizer or args.model, tokenizer, word_table_rows(model))
     model = model.to(device)
     missing = [task for task in args.tasks if task not in model.config.tasks]
     if missing:

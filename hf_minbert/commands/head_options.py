@@ -33,6 +33,9 @@ def task_specs(model_args, base_tasks, recipe_defaults=True):
     names = [name.strip() for name in model_args.tasks.split(",") if name.strip()]
     if not names:
         raise ValueError("--tasks: name at least one task")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"--tasks: {', '.join(twice)} named twice")
     unknown = [name for name in names if name not in base_tasks]
     if unknown:
         raise ValueError(f"--tasks: unknown task(s) {unknown}; known: {', '.join(base_tasks)}")

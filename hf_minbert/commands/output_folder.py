@@ -17,7 +17,9 @@ command reads. An interrupted training run leaves its checkpoints in `<output_di
     move_into_place(staging, output_dir)    the complete staging folder becomes the output folder
 """
 import contextlib
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 STAGING_SUFFIX = ".partial"
@@ -53,12 +55,25 @@ def check_output_folder(output_dir, overwrite=False, resume_from_checkpoint=None
         raise ValueError(f"{replaced} is left from an interrupted replacement of {output}: "
                          "move it back or delete it, then run again")
     _check_checkpoint_exists(resume_from_checkpoint)
+    _check_writable(output)
     staging = staging_folder(output)
     # A staging folder without checkpoints holds nothing to continue from: the next run discards it.
     unfinished = staging.exists() and (not resumable or _checkpoints(staging))
     if unfinished and not overwrite and not _resumes_from(staging, resume_from_checkpoint):
         resume = f"continue it with --resume_from_checkpoint {staging}/checkpoint-N, or " if resumable else ""
         raise ValueError(f"{staging} holds an unfinished run: {resume}pass --overwrite_output_dir to discard it")
+
+
+def _check_writable(output):
+    """The run writes `<output_dir>.partial` beside the output folder: try a folder there now, in the nearest
+    folder that exists, rather than fail when the model is ready to be written."""
+    parent = output.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".minbert-write-check-", dir=parent))
+    except OSError as error:
+        raise ValueError(f"--output_dir {output}: cannot write in {parent} ({error.strerror})") from None
 
 
 def _check_checkpoint_exists(resume_from_checkpoint):

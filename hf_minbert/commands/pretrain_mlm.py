@@ -117,24 +117,29 @@ def held_out_loss(trainer, make_collator):
 
 
 def check_run(mlm_args, training_args):
-    """(checkpoint path, tokenizer) after every check that needs no data: the checkpoint exists and its
-    positions hold --max_seq_length, its tokenizer has a mask token, and the output folder may be written."""
+    """(checkpoint path, tokenizer) after every check that needs no data: the numbers in range, the checkpoint
+    exists and its positions hold --max_seq_length, its tokenizer has a mask token and fits its word table, and
+    the output folder may be written."""
     from hf_minbert import MinBertConfig, embedded_base_model
+    from trainers.arguments import check_trainer_numbers
 
-    from .common import check_model_source
+    from .common import check_model_source, check_tokenizer_fits
     from .output_folder import check_output_folder
 
+    check_trainer_numbers(training_args)
     check_output_folder(training_args.output_dir, mlm_args.overwrite_output_dir,
                         training_args.resume_from_checkpoint, inputs={"--data_dir": mlm_args.data_dir})
     path = mlm_args.model_name_or_path or embedded_base_model()
     check_model_source("--model_name_or_path", path)
-    positions = MinBertConfig.from_pretrained(path).max_position_embeddings
+    config = MinBertConfig.from_pretrained(path)
+    positions = config.max_position_embeddings
     if mlm_args.max_seq_length > positions:
         raise ValueError(f"--max_seq_length {mlm_args.max_seq_length} exceeds the model's "
                          f"max_position_embeddings ({positions}, {path})")
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.mask_token is None:
         raise ValueError(f"the tokenizer of {path} has no mask token: masked-LM pretraining needs one")
+    check_tokenizer_fits(f"--model_name_or_path {path}", tokenizer, config.vocab_size)
     return path, tokenizer
 
 

@@ -37,6 +37,7 @@ def main(argv=None) -> int:
         HubAccessError,
         MissingTokenError,
         check_hub_access,
+        check_weights,
         files_to_push,
         push_model_dir,
         resolve_token,
@@ -49,6 +50,7 @@ def main(argv=None) -> int:
             from hf_minbert.space import check_space_upload
 
             check_space_upload(args.repo_id, args.space_repo_id)  # before the model goes up
+        check_weights(args.model_dir)  # before the card counts parameters from them
         card = None if args.keep_card else _new_card(args.model_dir, args.repo_id)
         files = files_to_push(args.model_dir, require_card=card is None)
     except (MissingTokenError, FileNotFoundError, ValueError) as error:

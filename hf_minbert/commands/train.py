@@ -36,9 +36,10 @@ from transformers import AutoTokenizer, EarlyStoppingCallback
 
 from hf_minbert import recipe
 
+from .common import check_model_source, check_tokenizer_fits, first_line
 from .head_options import base_task_specs, task_specs
 from .train_arguments import ARCHITECTURES, model_path, parse_arguments
-from .train_data import always_rows, load_task_data, skipped_rows_record, training_data_record
+from .train_data import always_rows, load_task_data, skipped_rows_record, training_data_record, training_source_paths
 
 logger = logging.getLogger("minbert.train")
 
@@ -81,15 +82,32 @@ def architecture_overrides(model_args, num_layers):
     return overrides
 
 
+def _read_paths(model_args, data_args, specs):
+    """{flag: path or paths} of what the run reads, none of which replacing the output folder may delete."""
+    paths = {"--data_dir": data_args.data_dir,
+             "--train_sources": [path for paths in training_source_paths(data_args, list(specs)).values()
+                                 for path in paths]}
+    paths.update({f"--{task}_dev": getattr(data_args, f"{task}_dev", None) for task in specs})
+    base = model_path(model_args)
+    if Path(base).expanduser().is_dir():  # not a Hub id
+        paths["--model_name_or_path"] = base
+    return paths
+
+
 def check_run(model_args, data_args, training_args, specs, adapter_args=None):
     """What only the command can check, before reading data or building anything: the output folder, and
     the flags that depend on the checkpoint, the tasks or the adapters."""
+    from trainers.trainer import resolve_best_model_metric
+
     from .output_folder import check_output_folder
 
     check_output_folder(training_args.output_dir, training_args.overwrite_output_dir,
-                        training_args.resume_from_checkpoint, inputs={"--data_dir": data_args.data_dir})
+                        training_args.resume_from_checkpoint, inputs=_read_paths(model_args, data_args, specs))
     _check_checkpoint_flags(model_args, training_args)
+    if adapter_args is None or not adapter_args.enabled:  # an adapters' checkpoint holds adapters, not the model
+        _check_resumed_checkpoint(model_args, training_args, specs)
     _check_task_flags(training_args, specs)
+    resolve_best_model_metric(training_args, list(specs))  # as the trainer will, evaluating every task
     _check_frozen_parts(training_args, specs, adapter_args)
     if adapter_args is not None and adapter_args.enabled:
         _check_adapter_flags(adapter_args, training_args)
@@ -107,12 +125,57 @@ def _check_checkpoint_flags(model_args, training_args):
     from hf_minbert.modeling_minbert_conversion import check_architecture_change
 
     path = model_path(model_args)
+    check_model_source("--model_name_or_path", path)  # its weights read back
     config = MinBertConfig.from_pretrained(path)
+    check_tokenizer_fits(f"--model_name_or_path {path}", _tokenizer_of(path), config.vocab_size)
     if training_args.max_seq_length > config.max_position_embeddings:
         raise ValueError(f"--max_seq_length {training_args.max_seq_length} exceeds the model's "
                          f"max_position_embeddings ({config.max_position_embeddings}, {path})")
     check_architecture_change(config, architecture_overrides(model_args, config.num_hidden_layers), path)
     _check_report_to(training_args.report_to)
+
+
+# What a checkpoint's weights and optimizer state are shaped by: the encoder's sizes and layout, and per head
+# what sizes its layers.
+SHAPE_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                "max_position_embeddings", "type_vocab_size", "task_specific_layers", "task_specific_embeddings",
+                "static_encoder")
+HEAD_SHAPE_FIELDS = ("kind", "labels", "pair_encoding", "head_layers", "bi_features", "cosine_feature")
+
+
+def _check_resumed_checkpoint(model_args, training_args, specs):
+    """--resume_from_checkpoint DIR must be a Trainer checkpoint of the model this run builds: another layout
+    fails in the middle of loading its weights or optimizer state, after the data is read."""
+    from hf_minbert import MinBertConfig
+
+    checkpoint = training_args.resume_from_checkpoint
+    if not isinstance(checkpoint, str):  # True: the output folder's last checkpoint, found by Trainer
+        return
+    folder = Path(checkpoint)
+    if not (folder / "trainer_state.json").is_file() or not (folder / "config.json").is_file():
+        raise ValueError(f"--resume_from_checkpoint {checkpoint}: not a Trainer checkpoint of minbert train "
+                         "(no trainer_state.json and config.json)")
+    saved = MinBertConfig.from_pretrained(folder)
+    path, overrides = model_overrides(model_args, specs)
+    run = MinBertConfig.from_pretrained(path, **overrides)
+    differences = [f"{name} {getattr(saved, name)} against {getattr(run, name)}"
+                   for name in SHAPE_FIELDS if getattr(saved, name) != getattr(run, name)]
+    if set(saved.tasks) != set(run.tasks):
+        differences.append(f"tasks {','.join(sorted(saved.tasks))} against {','.join(sorted(run.tasks))}")
+    else:
+        differences += [f"{task}'s {field} {saved.tasks[task][field]} against {run.tasks[task][field]}"
+                        for task in run.tasks for field in HEAD_SHAPE_FIELDS
+                        if saved.tasks[task][field] != run.tasks[task][field]]
+    if differences:
+        raise ValueError(f"--resume_from_checkpoint {checkpoint}: its model differs from the one these flags build "
+                         f"({'; '.join(differences)}): resume with the flags it was trained with")
+
+
+def _tokenizer_of(path):
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--model_name_or_path {path}: cannot load its tokenizer: {first_line(error)}") from None
 
 
 def _check_report_to(report_to):

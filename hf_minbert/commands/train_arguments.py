@@ -124,6 +124,8 @@ class DataArguments:
         for name in ("max_train_samples", "max_eval_samples", "early_stopping_patience", "min_phrase_tokens"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.fold_seed < 2**32:  # numpy's seeds
+            raise ValueError(f"--fold_seed must lie in [0, 2**32), got {self.fold_seed}")
         if not self.implied_pairs_per_question >= 0:  # also refuses NaN
             raise ValueError(f"--implied_pairs_per_question must be at least 0, got {self.implied_pairs_per_question}")
         if (self.num_folds is None) != (self.held_out_fold is None):

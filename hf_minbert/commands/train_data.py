@@ -26,6 +26,7 @@ def load_task_data(data_args, tasks):
         dev_rows, dev_report = read_task_file(dev_paths[task], task, labelled=True, skip_bad_rows=data_args.skip_bad_rows,
                                               max_bad_row_share=data_args.max_bad_row_share)
         dev[task] = _cap(dev_rows, data_args.max_eval_samples)
+        _check_scorable(task, dev[task], dev_paths[task], data_args)
         # A training row equal to a dev row would be scored after being trained on: such rows are dropped,
         # from every source (a treebank's phrases, a dev file named among --train_sources).
         rows, report = read_training_sources(task, sources[task], skip_bad_rows=data_args.skip_bad_rows,
@@ -42,6 +43,15 @@ def load_task_data(data_args, tasks):
         _log_reads(report, dev_report)
         reports += [report, dev_report]
     return train, dev, reports
+
+
+def _check_scorable(task, rows, path, data_args):
+    from hf_minbert.evaluation import unscorable_reason
+
+    reason = unscorable_reason(task, rows)
+    if reason:
+        capped = f" with --max_eval_samples {data_args.max_eval_samples}" if data_args.max_eval_samples is not None else ""
+        raise ValueError(f"{task} dev file {path}{capped}: {reason}")
 
 
 def dev_files(data_args, tasks):
@@ -94,9 +104,9 @@ def with_implied_pairs(train, dev, task, data_args):
     return datasets.concatenate_datasets([train, implied]), report
 
 
-def training_sources(data_args, tasks):
-    """Each task's training files: --train_sources where it names the task, else the course's train file plus
-    (with --extra_training_files) the extra files of the data folder. Every file must exist."""
+def training_source_paths(data_args, tasks):
+    """Each task's training files, not yet checked to exist: --train_sources where it names the task, else the
+    course's train file plus (with --extra_training_files) the extra files of the data folder."""
     from hf_minbert.data import default_training_sources, parse_task_sources
 
     defaults = default_training_sources(data_args.data_dir, tasks)
@@ -106,7 +116,12 @@ def training_sources(data_args, tasks):
     unknown = [task for task in chosen if task not in tasks]
     if unknown:
         raise ValueError(f"--train_sources: {', '.join(unknown)} is not a training task ({', '.join(tasks)})")
-    sources = {task: chosen.get(task, defaults[task]) for task in tasks}
+    return {task: chosen.get(task, defaults[task]) for task in tasks}
+
+
+def training_sources(data_args, tasks):
+    """`training_source_paths`, every file checked to exist."""
+    sources = training_source_paths(data_args, tasks)
     for task, paths in sources.items():
         for path in paths:
             if not Path(path).is_file():
