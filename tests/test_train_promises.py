@@ -216,6 +216,7 @@ def data_reads(monkeypatch):
     (["--num_folds", "2", "--held_out_fold", "0", "--fold_seed", "-1"], "--fold_seed must lie in [0, 2**32), got -1"),
     (["--dataloader_num_workers", "-1"], "--dataloader_num_workers must be at least 0, got -1"),
     (["--output_dir", "/proc/minbert"], "--output_dir /proc/minbert: cannot write in /proc"),
+    (["--lr_scheduler_kwargs", "notjson"], "--lr_scheduler_kwargs must be a JSON object of the scheduler's keyword"),
 ])
 def test_a_bad_flag_fails_naming_it_before_the_data_is_read(base, data, tmp_path, capsys, data_reads, flags, named):
     assert train(base, data, tmp_path / "out", *flags) == 2
@@ -243,6 +244,13 @@ def test_library_arguments_refuse_a_nan_task_weight():
 
     with pytest.raises(ValueError, match="--task_weights"):
         MultitaskTrainingArguments(output_dir="/tmp/x", task_weights={"sst": float("nan")})
+
+
+def test_scheduler_kwargs_given_as_json_text_reach_the_trainer_as_a_mapping(tmp_path):
+    from trainers import MultitaskTrainingArguments
+
+    args = MultitaskTrainingArguments(output_dir=str(tmp_path), lr_scheduler_kwargs='{"num_cycles": 2}')
+    assert args.lr_scheduler_kwargs == {"num_cycles": 2}
 
 
 def test_one_value_for_every_task_sets_the_pair_encoding_of_the_pair_tasks_only():
@@ -317,6 +325,12 @@ def test_dev_rows_too_few_to_correlate_are_refused_before_training(base, data, t
     assert error == [f"minbert train: sts dev file {data / 'sts-dev.csv'} with --max_eval_samples 1: a correlation "
                      "needs at least 2 scored rows, got 1"]
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+
+
+def test_a_folder_without_a_model_as_the_base_is_one_line_before_the_data_is_read(data, tmp_path, capsys, data_reads):
+    assert train(data, data, tmp_path / "out") == 2  # the data folder: it would load as a default config
+    assert capsys.readouterr().err.strip() == f"minbert train: --model_name_or_path {data}: no config.json: not a saved model folder"
+    assert data_reads == []
 
 
 def test_a_nonexistent_local_model_is_no_such_directory(data, tmp_path, capsys):

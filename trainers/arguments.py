@@ -3,6 +3,7 @@
 Every field is a command-line flag through `HfArgumentParser` (and a key in a JSON/YAML config file).
 Per-task values are written `sst=2,para=6,sts=8`, or as one number for every task (trainers/per_task.py).
 """
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Optional
@@ -194,6 +195,7 @@ class MultitaskTrainingArguments(TrainingArguments):
             self.use_cpu = True
         self._check_optimizer_choice()  # before TrainingArguments turns optim into an enum
         super().__post_init__()
+        self._check_scheduler_kwargs()
         if self.load_best_model_at_end_by_default:
             self.load_best_model_at_end = self._saves_at_every_evaluation()
         self._plateau_follows_the_best_model_metric()
@@ -227,6 +229,20 @@ class MultitaskTrainingArguments(TrainingArguments):
         self._check_numbers()
         for loss, task in self.embedding_losses().items():
             self._check_pair_task(loss, task)
+
+    def _check_scheduler_kwargs(self):
+        # Keyword arguments for the scheduler, given as JSON on the command line: Trainer would call the scheduler
+        # with a string in their place, after the data is read and the model built.
+        kwargs = self.lr_scheduler_kwargs
+        if isinstance(kwargs, str) and kwargs.strip():
+            try:
+                kwargs = json.loads(kwargs)
+            except json.JSONDecodeError:
+                pass
+        if kwargs and not isinstance(kwargs, dict):
+            raise ValueError(f"--lr_scheduler_kwargs must be a JSON object of the scheduler's keyword arguments, "
+                             f"got {self.lr_scheduler_kwargs!r}")
+        self.lr_scheduler_kwargs = kwargs or {}
 
     def _check_optimizer_choice(self):
         """MultitaskTrainer always builds AdamW over its own parameter groups (hf_minbert/optimization.py) and

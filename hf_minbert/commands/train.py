@@ -126,6 +126,8 @@ def _check_checkpoint_flags(model_args, training_args):
 
     path = model_path(model_args)
     check_model_source("--model_name_or_path", path)  # its weights read back
+    if Path(path).expanduser().is_dir() and not (Path(path).expanduser() / "config.json").is_file():
+        raise ValueError(f"--model_name_or_path {path}: no config.json: not a saved model folder")
     config = MinBertConfig.from_pretrained(path)
     check_tokenizer_fits(f"--model_name_or_path {path}", _tokenizer_of(path), config.vocab_size)
     if training_args.max_seq_length > config.max_position_embeddings:
