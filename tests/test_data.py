@@ -238,6 +238,7 @@ def test_labelled_true_requires_the_label_column(tmp_path):
         ("sts", "sts-dev.csv", STS_LINES[0], "9\tsts-9\tA.\tB.\tnan", "similarity", "label is NaN"),
         ("sts", "sts-dev.csv", STS_LINES[0], "9\tsts-9\tA.\tB.\thigh", "similarity", "is not a number"),
         ("sts", "sts-dev.csv", STS_LINES[0], "9\tsts-9\t  \tB.\t1.0", "sentence1", "empty sentence"),
+        ("sst", "ids-sst-dev.csv", SST_LINES[0], "9\tsst-9\t \u200b\u200d \t1", "sentence", "empty sentence"),
         ("sst", "ids-sst-dev.csv", SST_LINES[0], "9\t\t A film .\t1", "id", "empty id"),
         ("sst", "ids-sst-dev.csv", SST_LINES[0], "9\tsst-0\t A film .\t1", "id", "repeats the id of line 2"),
     ],

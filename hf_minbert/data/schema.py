@@ -11,6 +11,7 @@ A row that breaks the schema is an error naming its source, line (or row) and co
 `skip_bad_rows=True` it is dropped instead and counted in the `ReadReport`. Nothing is dropped silently.
 """
 import math
+import unicodedata
 from dataclasses import dataclass, field
 
 import datasets
@@ -173,8 +174,8 @@ def check_text(value):
     """The problem with a sentence value, or None when it is usable text."""
     if not isinstance(value, str):
         return f"expected text, got {type(value).__name__} {value!r}"
-    if not value.strip():
-        return "empty sentence"
+    if not "".join(char for char in value if unicodedata.category(char) != "Cf").strip():
+        return "empty sentence"  # also one of only invisible format characters (a zero-width space, a BOM)
     return None
 
 
