@@ -83,6 +83,19 @@ def test_null_for_a_setting_with_a_default_is_refused_naming_the_default(tmp_pat
     assert data_reads == []
 
 
+def test_null_where_it_is_a_setting_is_read_as_none(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"output_dir: {tmp_path / 'out'}\nsave_total_limit: null\n", encoding="utf-8")  # keep all
+    assert parse_arguments([str(config)])[2].save_total_limit is None
+
+
+def test_yaml_merge_keys_read_as_yaml_means_them_a_written_key_overriding_a_merged_one(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"output_dir: {tmp_path / 'out'}\nsmart_weight: &w {{sst: 2, para: 6, sts: 8}}\n"
+                      "task_weights:\n  <<: *w\n  sts: 4\n", encoding="utf-8")
+    assert parse_arguments([str(config)])[2].task_weights == "sst=2,para=6,sts=4"
+
+
 def test_an_unknown_key_is_named_with_the_file_and_the_nearest_flag(tmp_path, capsys, data_reads):
     config = write_config(tmp_path, "c.yaml", {"learning_rat": 1e-4}, tmp_path / "out")
     assert minbert(["train", str(config)]) == 2

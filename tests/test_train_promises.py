@@ -394,6 +394,14 @@ def test_a_dev_file_inside_the_folder_to_replace_is_refused_before_training(base
     assert folder_bytes(trained) == before
 
 
+@pytest.mark.slow
+def test_a_model_trained_further_in_place_replaces_its_own_folder(data, trained):
+    # The base is read whole before training: --overwrite_output_dir may replace the folder it came from.
+    before = weights(trained)
+    assert train(trained, data, trained, "--overwrite_output_dir", "true", "--seed", "3") == 0
+    assert weights(trained) != before and not trained.with_name(trained.name + ".partial").exists()
+
+
 def test_a_folder_with_other_files_is_never_replaced(base, data, tmp_path, capsys):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("mine")

@@ -37,6 +37,11 @@ def parse_with_config_file(parser, argv) -> tuple:
     return tuple(parsed)
 
 
+# Fields where null would not mean the default this project gives them: output_dir: null trains into
+# transformers' own default folder. (Elsewhere null is a setting: save_total_limit: null keeps every checkpoint.)
+NO_NULL = ("output_dir",)
+
+
 def config_values(parser, path) -> dict:
     """{field: value} of the config file at `path`, each value converted as on the command line."""
     fields, defaults = _field_types(parser), _field_defaults(parser)
@@ -45,7 +50,7 @@ def config_values(parser, path) -> dict:
         if key not in fields:
             raise ValueError(f"{path}: unknown key {key!r}{_did_you_mean(key, fields)}")
         values[key] = _convert(parser._option_string_actions[f"--{key}"], fields[key], value, f"{path}: {key}")
-        if values[key] is None and defaults.get(key) is not None:  # an Optional field: null would not mean its default
+        if values[key] is None and key in NO_NULL:
             raise ValueError(f"{path}: {key}: null is not a setting; leave the key out for its default "
                              f"({defaults[key]!r})")
     return values
@@ -115,15 +120,17 @@ def _yaml_loader(path):
                                  list("tTfF"))
 
     def construct_mapping(loader, node, deep=False):
-        mapping = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=deep)
-            if key in mapping:  # which value was meant cannot be told
-                raise ValueError(f"{path}, line {key_node.start_mark.line + 1}: {key!r} is given twice")
-            mapping[key] = loader.construct_object(value_node, deep=deep)
-        return mapping
+        # A key written twice in one mapping: which value was meant cannot be told. Keys merged in (<<: *anchor)
+        # may be overridden, as YAML means them to be.
+        written = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if (key_node.tag, key_node.value) in written:
+                    raise ValueError(f"{path}, line {key_node.start_mark.line + 1}: {key_node.value!r} is given twice")
+                written.add((key_node.tag, key_node.value))
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
-    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    Loader.construct_mapping = construct_mapping
     return Loader
 
 

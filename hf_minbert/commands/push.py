@@ -37,7 +37,6 @@ def main(argv=None) -> int:
         HubAccessError,
         MissingTokenError,
         check_hub_access,
-        check_weights,
         files_to_push,
         push_model_dir,
         resolve_token,
@@ -50,9 +49,8 @@ def main(argv=None) -> int:
             from hf_minbert.space import check_space_upload
 
             check_space_upload(args.repo_id, args.space_repo_id)  # before the model goes up
-        check_weights(args.model_dir)  # before the card counts parameters from them
+        files = files_to_push(args.model_dir, require_card=args.keep_card)  # checks the weights the card counts
         card = None if args.keep_card else _new_card(args.model_dir, args.repo_id)
-        files = files_to_push(args.model_dir, require_card=card is None)
     except (MissingTokenError, FileNotFoundError, ValueError) as error:
         print(f"minbert push: {error}", file=sys.stderr)
         return 2

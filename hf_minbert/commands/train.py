@@ -82,15 +82,14 @@ def architecture_overrides(model_args, num_layers):
     return overrides
 
 
-def _read_paths(model_args, data_args, specs):
-    """{flag: path or paths} of what the run reads, none of which replacing the output folder may delete."""
+def _read_paths(data_args, specs):
+    """{flag: path or paths} of the data the run reads, none of which replacing the output folder may delete."""
     paths = {"--data_dir": data_args.data_dir,
              "--train_sources": [path for paths in training_source_paths(data_args, list(specs)).values()
                                  for path in paths]}
     paths.update({f"--{task}_dev": getattr(data_args, f"{task}_dev", None) for task in specs})
-    base = model_path(model_args)
-    if Path(base).expanduser().is_dir():  # not a Hub id
-        paths["--model_name_or_path"] = base
+    # The base model may be the folder replaced (training it further in place): it is read whole before training,
+    # and the new model replacing it is what --overwrite_output_dir asks for.
     return paths
 
 
@@ -102,7 +101,7 @@ def check_run(model_args, data_args, training_args, specs, adapter_args=None):
     from .output_folder import check_output_folder
 
     check_output_folder(training_args.output_dir, training_args.overwrite_output_dir,
-                        training_args.resume_from_checkpoint, inputs=_read_paths(model_args, data_args, specs))
+                        training_args.resume_from_checkpoint, inputs=_read_paths(data_args, specs))
     _check_checkpoint_flags(model_args, training_args)
     if adapter_args is None or not adapter_args.enabled:  # an adapters' checkpoint holds adapters, not the model
         _check_resumed_checkpoint(model_args, training_args, specs)
