@@ -217,6 +217,7 @@ def data_reads(monkeypatch):
     (["--dataloader_num_workers", "-1"], "--dataloader_num_workers must be at least 0, got -1"),
     (["--output_dir", "/proc/minbert"], "--output_dir /proc/minbert: cannot write in /proc"),
     (["--lr_scheduler_kwargs", "notjson"], "--lr_scheduler_kwargs must be a JSON object of the scheduler's keyword"),
+    (["--torch_compile", "true", "--torch_compile_backend", "nosuch"], "--torch_compile_backend nosuch: choose one of"),
 ])
 def test_a_bad_flag_fails_naming_it_before_the_data_is_read(base, data, tmp_path, capsys, data_reads, flags, named):
     assert train(base, data, tmp_path / "out", *flags) == 2

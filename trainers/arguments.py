@@ -194,6 +194,7 @@ class MultitaskTrainingArguments(TrainingArguments):
         if self.bf16 and not self.use_cpu and not _has_accelerator():
             self.use_cpu = True
         self._check_optimizer_choice()  # before TrainingArguments turns optim into an enum
+        self._check_compile_backend()  # accelerate's own message would not name the flag
         super().__post_init__()
         self._check_scheduler_kwargs()
         if self.load_best_model_at_end_by_default:
@@ -229,6 +230,13 @@ class MultitaskTrainingArguments(TrainingArguments):
         self._check_numbers()
         for loss, task in self.embedding_losses().items():
             self._check_pair_task(loss, task)
+
+    def _check_compile_backend(self):
+        from accelerate.utils import DynamoBackend
+
+        backends = [backend.value.lower() for backend in DynamoBackend]
+        if self.torch_compile_backend is not None and self.torch_compile_backend.lower() not in backends:
+            raise ValueError(f"--torch_compile_backend {self.torch_compile_backend}: choose one of {', '.join(backends)}")
 
     def _check_scheduler_kwargs(self):
         # Keyword arguments for the scheduler, given as JSON on the command line: Trainer would call the scheduler
