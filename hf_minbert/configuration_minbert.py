@@ -270,6 +270,8 @@ class MinBertConfig(PretrainedConfig):
         # Read as minBERT's before `from_pretrained` compares model types: it warns that a `bert` config read
         # into another type "can yield errors", and minBERT reads BERT configs by design.
         config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        if not config_dict:  # a folder without config.json reads as {}: it would load as a default config
+            raise OSError(f"{pretrained_model_name_or_path}: no config.json: not a saved model folder")
         return cls._as_minbert_dict(config_dict), kwargs
 
     @classmethod

@@ -330,7 +330,7 @@ def test_dev_rows_too_few_to_correlate_are_refused_before_training(base, data, t
 
 def test_a_folder_without_a_model_as_the_base_is_one_line_before_the_data_is_read(data, tmp_path, capsys, data_reads):
     assert train(data, data, tmp_path / "out") == 2  # the data folder: it would load as a default config
-    assert capsys.readouterr().err.strip() == f"minbert train: --model_name_or_path {data}: no config.json: not a saved model folder"
+    assert capsys.readouterr().err.strip() == f"minbert train: {data}: no config.json: not a saved model folder"
     assert data_reads == []
 
 

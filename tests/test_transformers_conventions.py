@@ -85,6 +85,11 @@ def test_a_bert_checkpoint_with_an_option_minbert_does_not_compute_is_refused_by
         MinBertModel.from_pretrained(tmp_path)
 
 
+def test_a_folder_without_config_json_is_refused_rather_than_read_as_a_default_config(tmp_path):
+    with pytest.raises(OSError, match="no config.json: not a saved model folder"):
+        MinBertConfig.from_pretrained(tmp_path)  # transformers reads it as {}
+
+
 def test_a_config_names_bert_s_tokenizer_for_pipelines_that_load_one_from_it(tiny_config):
     # transformers 4.x's pipeline() loads no tokenizer for an unknown model type whose config names none.
     assert tiny_config.tokenizer_class == "BertTokenizer"

@@ -3,7 +3,6 @@
 Every field is a command-line flag through `HfArgumentParser` (and a key in a JSON/YAML config file).
 Per-task values are written `sst=2,para=6,sts=8`, or as one number for every task (trainers/per_task.py).
 """
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Optional
@@ -239,18 +238,11 @@ class MultitaskTrainingArguments(TrainingArguments):
             raise ValueError(f"--torch_compile_backend {self.torch_compile_backend}: choose one of {', '.join(backends)}")
 
     def _check_scheduler_kwargs(self):
-        # Keyword arguments for the scheduler, given as JSON on the command line: Trainer would call the scheduler
-        # with a string in their place, after the data is read and the model built.
-        kwargs = self.lr_scheduler_kwargs
-        if isinstance(kwargs, str) and kwargs.strip():
-            try:
-                kwargs = json.loads(kwargs)
-            except json.JSONDecodeError:
-                pass
-        if kwargs and not isinstance(kwargs, dict):
+        # TrainingArguments reads text that starts with "{" as JSON; anything else stays a string, which Trainer
+        # would pass to the scheduler as its keyword arguments after the data is read and the model built.
+        if self.lr_scheduler_kwargs and not isinstance(self.lr_scheduler_kwargs, dict):
             raise ValueError(f"--lr_scheduler_kwargs must be a JSON object of the scheduler's keyword arguments, "
                              f"got {self.lr_scheduler_kwargs!r}")
-        self.lr_scheduler_kwargs = kwargs or {}
 
     def _check_optimizer_choice(self):
         """MultitaskTrainer always builds AdamW over its own parameter groups (hf_minbert/optimization.py) and

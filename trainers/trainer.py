@@ -253,9 +253,10 @@ class MultitaskTrainer(Trainer):
         metrics = with_overall_scores({task: result.metrics for task, result in results.items()})
         metrics["tasks_overall"] = tasks_overall(metrics)
         flat = flatten_metrics(metrics, metric_key_prefix)
-        for task, result in results.items():
-            flat.update(self._user_metrics(task, result.predictions.scores, gold_labels(datasets[task], task),
-                                           metric_key_prefix, flat))
+        if self.compute_metrics is not None:  # the user's metrics; the gold labels are read again only for them
+            for task, result in results.items():
+                flat.update(self._user_metrics(task, result.predictions.scores, gold_labels(datasets[task], task),
+                                               metric_key_prefix, flat))
         flat[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 3)
         flat["epoch"] = self.state.epoch
         self.log(flat)

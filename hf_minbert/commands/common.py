@@ -63,6 +63,17 @@ def check_model_source(flag, source):
         raise CommandError(f"{flag} {source}: no such directory")
 
 
+def load_tokenizer(path, flag=None):
+    """The tokenizer saved at `path` (AutoTokenizer); one that does not load is one line naming the folder."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        where = f"{flag} {path}" if flag else str(path)
+        raise CommandError(f"{where}: cannot load its tokenizer: {first_line(error)}") from None
+
+
 def check_tokenizer_fits(source, tokenizer, vocab_size):
     """Every id the tokenizer gives must index the model's word table: a larger tokenizer (another model's)
     would otherwise fail deep inside torch's embedding lookup at its first such token."""

@@ -27,7 +27,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from transformers import AutoTokenizer, PretrainedConfig
+from transformers import PretrainedConfig
 
 from hf_minbert.commands.common import (
     CommandError,
@@ -35,6 +35,7 @@ from hf_minbert.commands.common import (
     check_tokenizer_fits,
     first_line,
     has_trained_task_heads,
+    load_tokenizer,
     positive_int,
     torch_device,
 )
@@ -116,7 +117,7 @@ def read_dev_sets(args) -> dict:
 def shared_tokenizer(model_dirs):
     """The first model's tokenizer, after checking that every model tokenizes text the same way: members of
     one ensemble read the very same input ids."""
-    tokenizers = [_tokenizer_of(path) for path in model_dirs]
+    tokenizers = [load_tokenizer(path) for path in model_dirs]
     reference = tokenizers[0]
     for path, tokenizer in zip(model_dirs[1:], tokenizers[1:]):
         if tokenizer.get_vocab() != reference.get_vocab() or tokenizer(TOKENIZER_PROBE)["input_ids"] != reference(TOKENIZER_PROBE)["input_ids"]:
@@ -124,17 +125,11 @@ def shared_tokenizer(model_dirs):
     return reference
 
 
-def _tokenizer_of(path):
-    try:
-        return AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as error:
-        raise CommandError(f"cannot load the tokenizer of {path}: {first_line(error)}") from None
-
-
-def candidate_heads(args) -> dict:
-    """{task: {model folder: its head's spec}}, from the folders' configs before any dev row is read or
-    predicted: every --models entry must be a model folder (or a Hub id), not an ensemble, and the candidates
-    for a task must answer alike (head_answer), since their answers are averaged."""
+def candidate_heads(args) -> tuple:
+    """({task: {model folder: its head's spec}}, the candidates' word-table size), from the folders' configs
+    before any dev row is read or predicted: every --models entry must be a trained multitask model folder (or a
+    Hub id), not an ensemble, the candidates share one word-table size, and the candidates for a task must answer
+    alike (head_answer), since their answers are averaged."""
     from hf_minbert import MinBertConfig
 
     heads, vocab_sizes = {task: {} for task in args.tasks}, {}
@@ -166,7 +161,7 @@ def candidate_heads(args) -> dict:
         raise CommandError(f"the --models' word tables differ in size, so they cannot read the same input ids: {listed}")
     for task, by_model in heads.items():
         _check_alike(task, by_model)
-    return heads
+    return heads, next(iter(vocab_sizes.values()))
 
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -333,10 +328,10 @@ def main(argv=None) -> int:
         check_flags(args)
         check_output(args)
         device = torch_device("--device", args.device)
-        heads = candidate_heads(args)
+        heads, vocab_size = candidate_heads(args)
         dev = read_dev_sets(args)
         tokenizer = shared_tokenizer(args.models)
-        check_tokenizer_fits(args.models[0], tokenizer, PretrainedConfig.get_config_dict(args.models[0])[0].get("vocab_size"))
+        check_tokenizer_fits(args.models[0], tokenizer, vocab_size)
         predictions = predict_candidates(args, dev, tokenizer, device, heads)
     except CommandError as error:
         print(f"minbert ensemble: {error}", file=sys.stderr)

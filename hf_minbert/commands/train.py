@@ -36,7 +36,7 @@ from transformers import AutoTokenizer, EarlyStoppingCallback
 
 from hf_minbert import recipe
 
-from .common import check_model_source, check_tokenizer_fits, first_line
+from .common import check_model_source, check_tokenizer_fits, load_tokenizer
 from .head_options import base_task_specs, task_specs
 from .train_arguments import ARCHITECTURES, model_path, parse_arguments
 from .train_data import always_rows, load_task_data, skipped_rows_record, training_data_record, training_source_paths
@@ -125,10 +125,8 @@ def _check_checkpoint_flags(model_args, training_args):
 
     path = model_path(model_args)
     check_model_source("--model_name_or_path", path)  # its weights read back
-    if Path(path).expanduser().is_dir() and not (Path(path).expanduser() / "config.json").is_file():
-        raise ValueError(f"--model_name_or_path {path}: no config.json: not a saved model folder")
     config = MinBertConfig.from_pretrained(path)
-    check_tokenizer_fits(f"--model_name_or_path {path}", _tokenizer_of(path), config.vocab_size)
+    check_tokenizer_fits(f"--model_name_or_path {path}", load_tokenizer(path, "--model_name_or_path"), config.vocab_size)
     if training_args.max_seq_length > config.max_position_embeddings:
         raise ValueError(f"--max_seq_length {training_args.max_seq_length} exceeds the model's "
                          f"max_position_embeddings ({config.max_position_embeddings}, {path})")
@@ -170,13 +168,6 @@ def _check_resumed_checkpoint(model_args, training_args, specs):
     if differences:
         raise ValueError(f"--resume_from_checkpoint {checkpoint}: its model differs from the one these flags build "
                          f"({'; '.join(differences)}): resume with the flags it was trained with")
-
-
-def _tokenizer_of(path):
-    try:
-        return AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"--model_name_or_path {path}: cannot load its tokenizer: {first_line(error)}") from None
 
 
 def _check_report_to(report_to):
