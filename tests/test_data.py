@@ -62,6 +62,7 @@ STS_LINES = [
     "5739\tsts-0\tUN chief welcomes elections\tUN chief condemns attack\t1.0",
     "7729\tsts-1\tTwo black dogs play.\tTwo black dogs are playing.\t4.6",
 ]
+CFIMDB_LINES = ["\tid\tsentence\tsentiment", "0\tc-0\t I was never quite sure .\t0", "1\tc-1\t A fine film .\t1"]
 SST_TEST_LINES = [
     "0\t\tid\tsentence",
     "1\t0.0\tsst-t0\t Effective but too-tepid biopic",
@@ -100,9 +101,25 @@ def test_sts_file_reads_similarity_as_float(tmp_path):
 
 
 def test_cfimdb_file_reads_binary_sentiment(tmp_path):
-    lines = ["\tid\tsentence\tsentiment", "0\tc-0\t I was never quite sure .\t0", "1\tc-1\t A fine film .\t1"]
-    dataset, _ = read_task_file(write_file(tmp_path, "ids-cfimdb-dev.csv", lines), "cfimdb")
+    dataset, _ = read_task_file(write_file(tmp_path, "ids-cfimdb-dev.csv", CFIMDB_LINES), "cfimdb")
     assert dataset["sentiment"] == [0, 1]
+
+
+def test_a_cfimdb_file_given_as_sst_data_is_an_error_naming_the_file_and_its_task(tmp_path):
+    path = write_file(tmp_path, "ids-cfimdb-train.csv", CFIMDB_LINES)  # same columns, 0/1 are valid sst grades
+    with pytest.raises(DataError, match=r"ids-cfimdb-train\.csv: named like cfimdb's files .*given as sst data"):
+        read_task_file(path, "sst")
+
+
+def test_an_sst_file_given_as_cfimdb_data_is_an_error_naming_the_file_and_its_task(tmp_path):
+    with pytest.raises(DataError, match=r"ids-sst-dev\.csv: named like sst's files .*given as cfimdb data"):
+        read_task_file(write_file(tmp_path, "ids-sst-dev.csv", CFIMDB_LINES), "cfimdb")
+
+
+def test_a_file_named_for_a_task_with_other_columns_is_left_to_the_column_check(tmp_path):
+    lines = ["\tid\tsentence1\tsentence2\tis_duplicate", "0\tq-0\tA dog.\tA cat.\t0.0"]
+    dataset, _ = read_task_file(write_file(tmp_path, "sts-like-pairs.csv", lines), "para")
+    assert dataset["is_duplicate"] == [0.0]
 
 
 def test_test_student_file_with_extra_float_column_reads_without_labels(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 import datasets
 
 from .lines import read_lines
-from .schema import DataError, TaskRowsBuilder, check_bad_row_share, task_schema
+from .schema import TASK_SCHEMAS, DataError, TaskRowsBuilder, check_bad_row_share, task_schema
 
 
 def read_task_file(path, task: str, *, labelled=None, skip_bad_rows: bool = False, max_bad_row_share=None):
@@ -29,6 +29,7 @@ def read_task_file(path, task: str, *, labelled=None, skip_bad_rows: bool = Fals
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{task} data file not found: {path}")
+    _check_named_for_task(path, schema)
     lines = read_lines(path)
     _, header = next(lines, (1, None))
     if header is None:
@@ -49,6 +50,20 @@ def read_task_file(path, task: str, *, labelled=None, skip_bad_rows: bool = Fals
     dataset, report = builder.finish()
     check_bad_row_share(report, max_bad_row_share)
     return dataset, report
+
+
+def _check_named_for_task(path: Path, schema):
+    """A course file named for another task with the same columns is refused. SST's and CFIMDB's files
+    share their columns and CFIMDB's 0/1 labels are valid SST grades, so only the name tells them apart:
+    read as the other task, the file would train or score silently wrong."""
+    name = path.name.lower()
+    if name.startswith(schema.file_prefix + "-"):
+        return
+    for other in TASK_SCHEMAS.values():
+        if other.name != schema.name and other.columns(True) == schema.columns(True) \
+                and name.startswith(other.file_prefix + "-"):
+            raise DataError(f"{path}: named like {other.name}'s files ({other.file_prefix}-*), given as {schema.name} "
+                            f"data; pass it as {other.name} data, or rename it if it holds {schema.name} rows")
 
 
 def _fields(line, path, number):
