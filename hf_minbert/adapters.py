@@ -327,13 +327,22 @@ def save_adapters(peft_model, folder):
     a local folder is recorded by its absolute path: relative, it would name another folder, or a Hub
     repository, from anywhere else."""
     folder = Path(folder)
+    name_base_by_absolute_path(peft_model)
+    peft_model.save_pretrained(str(folder))
+    write_base_config(peft_model, folder)
+    return folder
+
+
+def name_base_by_absolute_path(peft_model):
     for config in peft_model.peft_config.values():
         base = config.base_model_name_or_path
         if base and Path(base).is_dir():
             config.base_model_name_or_path = str(Path(base).resolve())
-    peft_model.save_pretrained(str(folder))
-    peft_model.get_base_model().config.to_json_file(str(folder / BASE_CONFIG_FILE))
-    return folder
+
+
+def write_base_config(peft_model, folder):
+    """`base_config.json`: the heads and layout the adapters were trained on, which `load_adapters` rebuilds."""
+    peft_model.get_base_model().config.to_json_file(str(Path(folder) / BASE_CONFIG_FILE))
 
 
 def adapter_folders(folder):

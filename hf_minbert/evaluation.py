@@ -24,8 +24,10 @@ from .data.schema import task_schema
 from .data.tokenization import (
     MultitaskDataCollator,
     TruncationReport,
+    check_task_rows,
     example_lengths,
     length_sorted_batches,
+    plain_rows,
     tokenize_task,
 )
 from .metrics import load_metric, with_overall_scores
@@ -39,7 +41,7 @@ BINARY_THRESHOLD = 0.5
 class TaskPredictions:
     task: str
     kind: str  # the head's kind: "classification", "binary" or "regression"
-    ids: list
+    ids: list  # the rows' `id` column, or their positions ("0", "1", ...) where they have none
     scores: np.ndarray  # float64 (N, C) class probabilities, or (N,) paraphrase probability or similarity
     truncation: TruncationReport
 
@@ -72,6 +74,7 @@ def predict_task(
     model's device, and leaves the model in the train/eval mode it was in.
     """
     head = task if head is None else head
+    dataset = plain_rows(check_task_rows(task, dataset))
     spec = model.config.task_spec(head)
     max_length = resolve_max_length(model, tokenizer, max_length)
     with _datasets_progress_bars(progress):
@@ -96,7 +99,8 @@ def predict_task(
                     scores[index] = score
     finally:
         model.train(was_training)
-    return TaskPredictions(task, spec["kind"], list(dataset["id"]), np.asarray(scores, dtype=np.float64), truncation)
+    ids = list(dataset["id"]) if "id" in dataset.column_names else [str(row) for row in range(len(dataset))]
+    return TaskPredictions(task, spec["kind"], ids, np.asarray(scores, dtype=np.float64), truncation)
 
 
 def _rows(dataset, indices):
@@ -148,8 +152,16 @@ def gold_labels(dataset, task: str) -> list:
     """The gold label column of `task`'s rows; unlabelled rows cannot be scored."""
     column = task_schema(task).label_column
     if column not in dataset.column_names:
-        raise ValueError(f"task {task!r}: the rows have no {column!r} column, so they cannot be scored")
+        raise ValueError(f"task {task!r}: the rows have no {column!r} column, so they cannot be scored"
+                         f"{label_column_hint(task, dataset.column_names)}")
     return list(dataset[column])
+
+
+def label_column_hint(task, columns) -> str:
+    """A hint for rows that carry their labels under transformers' usual name instead of the task's own."""
+    found = [name for name in ("label", "labels") if name in columns]
+    column = task_schema(task).label_column
+    return f" (rename {found[0]!r} to {column!r}: dataset.rename_column({found[0]!r}, {column!r}))" if found else ""
 
 
 def unscorable_reason(task: str, dataset):

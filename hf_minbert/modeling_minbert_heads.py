@@ -236,9 +236,12 @@ def sequence_classification_loss(config, num_labels, logits, labels):
     if config.problem_type == "regression":
         return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype).reshape(-1))
     if config.problem_type == "single_label_classification":
+        if labels.dim() == 2 and labels.shape[1] == 1:  # one label per row in a column, as BERT's classifier reads it
+            labels = labels.reshape(-1)
         outside = ((labels < 0) | (labels >= num_labels)) & (labels != IGNORE_INDEX)
         if labels.dim() != 1 or bool(outside.any()):
-            raise ValueError(f"labels must be class indices in [0, {num_labels}) (or {IGNORE_INDEX}: ignored) of shape (batch,)")
+            raise ValueError(f"labels must be class indices in [0, {num_labels}) (or {IGNORE_INDEX}: ignored) of shape "
+                             "(batch,) or (batch, 1)")
         return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
     if labels.shape != logits.shape:
         raise ValueError(f"multi-label targets must have shape {tuple(logits.shape)}, got {tuple(labels.shape)}")

@@ -65,7 +65,10 @@ class MinBertEmbeddings(nn.Module):
         self.dropout = MinBertDropout(config.hidden_dropout_prob)
 
     def forward(self, layout, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None):
-        if inputs_embeds is None:
+        if inputs_embeds is None and getattr(self.word_embeddings, "neftune_noise_alpha", None) is not None:
+            # Trainer's NEFTune hook scales its noise by the size of a (batch, length, hidden) output.
+            embeddings = layout.unpad(self.word_embeddings(input_ids))
+        elif inputs_embeds is None:
             embeddings = self.word_embeddings(layout.unpad(input_ids))
         else:
             embeddings = layout.unpad(inputs_embeds)

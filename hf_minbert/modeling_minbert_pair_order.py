@@ -40,7 +40,8 @@ def both_orders(pairs):
         attention_mask = torch.ones_like(token_type_ids)
     real = attention_mask.bool()
     if bool((real[:, 1:] & ~real[:, :-1]).any()):
-        raise ValueError("the pairs are padded on the left; reading them in both orders needs right padding")
+        raise ValueError("the pairs have padding before a real token; reading them in both orders needs "
+                         "right padding")
     source, swapped_types = _swapped_positions(token_type_ids, attention_mask)
     swapped = {**pairs, "token_type_ids": swapped_types}
     if pairs.get("input_ids") is not None:

@@ -47,6 +47,17 @@ def token_rows(tokens, device_type):
     return -(-tokens // step) * step
 
 
+def _check_first_token_attended(attention_mask):
+    """Every head reads a row's [CLS] at position 0 (the pooler, `head_pooling="cls"`), and positions count
+    from 0 there: a row padded on the left would answer from a padding slot, the same constant for every input."""
+    unattended = (attention_mask[:, 0] == 0).nonzero()
+    if unattended.numel():
+        raise ValueError(
+            f"attention_mask row {int(unattended[0])} does not attend to its first token: minBERT reads each row's "
+            "[CLS] at position 0, so pad on the right (tokenizer.padding_side = 'right')"
+        )
+
+
 class MinBertTokenLayout:
     """Where the real tokens of a padded (batch, length) batch sit, so that per-token work skips padding.
 
@@ -72,6 +83,7 @@ class MinBertTokenLayout:
                 )
             rows, cols = attention_mask.nonzero(as_tuple=True)
             if rows.numel() < batch * length:
+                _check_first_token_attended(attention_mask)
                 # (B, 1, 1, L) boolean mask, True = attend; None (no padding) lets SDPA take its fastest kernel.
                 self.rows, self.cols, self.tokens = rows, cols, rows.numel()
                 self.sdpa_mask = attention_mask.bool()[:, None, None, :]

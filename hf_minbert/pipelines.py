@@ -698,9 +698,11 @@ def custom_pipelines_config():
 
 def is_multitask_model(model):
     """A model these pipelines can answer with: task heads named in `config.tasks` and a `forward(...,
-    task=...)` (a `MinBertForMultitask`, or an ensemble of them)."""
-    tasks = getattr(getattr(model, "config", None), "tasks", None)
-    return bool(tasks) and isinstance(tasks, dict) and "task" in inspect.signature(model.forward).parameters
+    task=...)` (a `MinBertForMultitask`, or an ensemble of them), also inside a peft `PeftModel`, whose
+    forward passes `task` on to it."""
+    core = model.get_base_model() if hasattr(model, "get_base_model") else model
+    tasks = getattr(getattr(core, "config", None), "tasks", None)
+    return bool(tasks) and isinstance(tasks, dict) and "task" in inspect.signature(core.forward).parameters
 
 
 def attach_pipelines(model):

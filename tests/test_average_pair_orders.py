@@ -93,10 +93,11 @@ def test_the_setting_survives_saving_and_loading(averaging_model, tmp_path):
     assert loaded.config.task_spec("para")["average_pair_orders"] is True
 
 
-def test_left_padded_pairs_are_refused_naming_the_task(averaging_model, tokenizer):
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer.name_or_path, padding_side="left")
-    with pytest.raises(ValueError, match="task 'para' \\(average_pair_orders\\): .*padded on the left"):
-        _para_logits(averaging_model, tokenizer(FIRST, SECOND, padding=True, return_tensors="pt"))
+def test_pairs_with_padding_before_a_real_token_are_refused_naming_the_task(averaging_model, tokenizer):
+    batch = tokenizer(FIRST, SECOND, padding=True, return_tensors="pt")
+    batch["attention_mask"][0, 2] = 0  # a hole: no order of the two sentences can be read from the mask
+    with pytest.raises(ValueError, match="task 'para' \\(average_pair_orders\\): .*padding before a real token"):
+        _para_logits(averaging_model, batch)
 
 
 def test_pairs_without_token_type_ids_are_refused_naming_the_task(averaging_model, tokenizer):

@@ -39,6 +39,19 @@ def test_accuracy_equals_numpy_mean_of_matches():
     assert result == {"accuracy": float(np.mean(predictions == references))}
 
 
+def test_accuracy_takes_the_hub_accuracy_s_normalize_and_sample_weight():
+    accuracy = load_metric("accuracy")
+    predictions, references, weights = [0, 1, 2, 2], [0, 1, 1, 2], [1.0, 2.0, 3.0, 4.0]
+    assert accuracy.compute(predictions=predictions, references=references, normalize=False) == {"accuracy": 3.0}
+    weighted = accuracy.compute(predictions=predictions, references=references, sample_weight=weights)
+    assert weighted == {"accuracy": pytest.approx(7.0 / 10.0)}
+
+
+def test_accuracy_refuses_a_weight_count_that_differs_from_the_examples():
+    with pytest.raises(ValueError, match="sample_weight has 2 weights for 3 examples"):
+        load_metric("accuracy").compute(predictions=[0, 1, 1], references=[0, 1, 0], sample_weight=[1.0, 1.0])
+
+
 def test_pearson_equals_the_course_np_corrcoef_exactly_and_scipy_closely():
     result = load_metric("correlation").compute(predictions=PREDICTED_SCORES.tolist(), references=GOLD_SCORES.tolist())
     assert result["pearson"] == np.corrcoef(PREDICTED_SCORES, GOLD_SCORES)[1][0]

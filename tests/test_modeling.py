@@ -89,11 +89,11 @@ def test_output_attentions_are_row_stochastic_and_match_sdpa_outputs(tiny_config
 
 
 def _ragged_batch(config):
-    """Rows of very different lengths (cut into several length groups), one of them left-padded."""
+    """Rows of very different lengths (cut into several length groups), one of them with a hole in its mask."""
     lengths = [40, 3, 38, 5, 4, 39, 2, 6]
     batch = random_batch(config, batch=len(lengths), length=40)
     mask = (torch.arange(40) < torch.tensor(lengths)[:, None]).long()
-    mask[1] = mask[1].flip(0)
+    mask[1, 1:3], mask[1, 38:] = 0, 1  # attends to positions 0, 38 and 39
     batch["attention_mask"] = mask
     assert len(MinBertTokenLayout(mask, *mask.shape).length_groups().shapes) > 1
     return batch
@@ -390,6 +390,25 @@ def test_attention_mask_of_the_wrong_shape_names_both_shapes(tiny_config):
     batch = random_batch(tiny_config, batch=2, length=8)
     with pytest.raises(ValueError, match=r"attention_mask has shape \(2, 7\); expected \(2, 8\)"):
         model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"][:, :7])
+
+
+def test_a_row_padded_on_the_left_is_refused_naming_the_row(tiny_config):
+    # Its [CLS] would be a padding slot: every head reading position 0 would answer the same for any input.
+    model = MinBertModel(tiny_config)
+    batch = random_batch(tiny_config, batch=3, length=8)
+    mask = torch.ones(3, 8, dtype=torch.long)
+    mask[1, :3] = 0
+    with pytest.raises(ValueError, match=r"attention_mask row 1 does not attend to its first token: .*padding_side"):
+        model(input_ids=batch["input_ids"], attention_mask=mask)
+
+
+def test_a_row_with_no_token_attended_is_refused(tiny_config):
+    model = MinBertModel(tiny_config)
+    batch = random_batch(tiny_config, batch=2, length=8)
+    mask = torch.ones(2, 8, dtype=torch.long)
+    mask[0] = 0
+    with pytest.raises(ValueError, match="attention_mask row 0 does not attend to its first token"):
+        model(input_ids=batch["input_ids"], attention_mask=mask)
 
 
 def test_a_bert_for_pretraining_checkpoint_loads_like_bert_base_uncased(tmp_path):

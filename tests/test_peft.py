@@ -4,9 +4,9 @@ import json
 
 import pytest
 import torch
-from peft import PeftModel
+from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from peft.tuners.tuners_utils import BaseTunerLayer
-from transformers import AutoTokenizer, TrainerCallback
+from transformers import AutoTokenizer, TrainerCallback, pipeline
 
 from hf_minbert import MinBertEnsembleForMultitask, MinBertForMultitask
 from hf_minbert.adapters import (
@@ -261,6 +261,16 @@ def test_per_task_adapters_export_as_an_ensemble_of_merged_encoders_with_the_sam
     _assert_same_outputs(ensemble, routed, atol=1e-5)
 
 
+def test_a_pipeline_answers_through_a_peft_model_as_through_its_merged_model(tokenizer):
+    peft_model = add_adapters(_model(), AdapterArguments(peft="lora"))
+    _perturb_adapters(peft_model)
+    pairs = [("how do i learn python", "what is the best way to learn python"), ("why", "why not")]
+    adapted = pipeline("paraphrase-detection", model=peft_model.eval(), tokenizer=tokenizer)(pairs)
+    merged = pipeline("paraphrase-detection", model=merged_model(peft_model).eval(), tokenizer=tokenizer)(pairs)
+    assert [answer["label"] for answer in adapted] == [answer["label"] for answer in merged]
+    assert [answer["score"] for answer in adapted] == pytest.approx([answer["score"] for answer in merged], abs=1e-5)
+
+
 # ------------------------------------------------------------------------------------------------------
 # Training with MultitaskTrainer
 # ------------------------------------------------------------------------------------------------------
@@ -289,6 +299,23 @@ def test_multitask_trainer_trains_the_adapters_and_heads_and_leaves_the_encoder_
     changed = {name for name, p in peft_model.named_parameters() if not torch.equal(p, before[name])}
     assert any("lora_B" in name for name in changed) and any(".modules_to_save." in name for name in changed)
     assert all("lora_" in name or ".modules_to_save." in name for name in changed)
+
+
+@pytest.mark.slow
+def test_a_peft_model_saved_by_the_trainer_loads_back_with_its_heads(tmp_path, tokenizer):
+    _model().save_pretrained(tmp_path / "base")
+    peft_model = add_adapters(MinBertForMultitask.from_pretrained(tmp_path / "base"), AdapterArguments(peft="lora", lora_r=4))
+    trainer = _train(tmp_path, tokenizer, peft_model)
+    trainer.save_model(str(tmp_path / "saved"))
+    batch = random_batch(_model().config)
+    _assert_same_outputs(_outputs(load_adapters(tmp_path / "saved"), batch), _outputs(peft_model, batch))
+
+
+def test_a_peft_model_whose_heads_peft_left_frozen_is_refused_before_training(tmp_path, tokenizer):
+    # peft's SEQ_CLS task type trains `classifier` and `score` in full: no minBERT head is named so.
+    peft_model = get_peft_model(_model(), LoraConfig(task_type=TaskType.SEQ_CLS, target_modules=["query", "value"]))
+    with pytest.raises(ValueError, match="task 'sst': its head is frozen in this PeftModel.*modules_to_save"):
+        _train(tmp_path, tokenizer, peft_model)
 
 
 @pytest.mark.slow

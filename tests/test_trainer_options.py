@@ -1,5 +1,9 @@
 """MultitaskTrainer under the options a transformers.Trainer user passes: each is honoured as Trainer honours it,
 or refused by name with what to use instead — never silently ignored."""
+import copy
+
+import datasets
+import numpy as np
 import pytest
 import torch
 from transformers import DataCollatorWithPadding, TrainerCallback
@@ -94,6 +98,61 @@ def test_a_task_without_rows_is_refused_naming_it(tmp_path, tokenizer):  # noqa:
     rows["sts"] = rows["sts"].select([])
     with pytest.raises(ValueError, match="^train_dataset: sts has no rows$"):
         _plain_trainer(tmp_path, tokenizer, rows=rows)
+
+
+# --- rows as a transformers user has them -----------------------------------------------------------------
+
+
+def test_rows_without_an_id_column_are_evaluated_and_predicted(tmp_path, tokenizer):  # noqa: F811
+    rows = {task: dataset.remove_columns("id") for task, dataset in tiny_task_rows().items()}
+    trainer = _plain_trainer(tmp_path, tokenizer, rows=rows)
+    assert "eval_overall" in trainer.evaluate()
+    assert len(trainer.predict({"sst": rows["sst"]})["sst"].predictions) == len(rows["sst"])
+
+
+def test_labels_in_a_label_column_are_refused_naming_the_column_the_task_reads(tmp_path, tokenizer):  # noqa: F811
+    rows = tiny_task_rows()
+    rows["sst"] = rows["sst"].rename_column("sentiment", "label")
+    with pytest.raises(ValueError, match="task 'sst' reads its labels from column 'sentiment'.*rename 'label' to 'sentiment'"):
+        _plain_trainer(tmp_path, tokenizer, rows=rows)
+
+
+def test_a_streamed_dataset_is_refused_naming_its_task(tmp_path, tokenizer):  # noqa: F811
+    rows = tiny_task_rows()
+    rows["sts"] = rows["sts"].to_iterable_dataset()
+    with pytest.raises(TypeError, match=r"task 'sts': rows must be a datasets.Dataset \(load it without streaming"):
+        _plain_trainer(tmp_path, tokenizer, rows=rows)
+
+
+def test_rows_in_numpy_format_are_predicted_as_the_plain_rows_are(tmp_path, tokenizer):  # noqa: F811
+    trainer, rows = _plain_trainer(tmp_path, tokenizer), tiny_task_rows()["sst"]
+    in_numpy = trainer.predict({"sst": rows.with_format("numpy")})["sst"].predictions
+    assert np.array_equal(in_numpy, trainer.predict({"sst": rows})["sst"].predictions)
+
+
+def test_a_sentence_that_is_not_text_is_an_error_naming_its_row_and_column(tmp_path, tokenizer):  # noqa: F811
+    rows = datasets.Dataset.from_dict({"sentence": ["a fine film", None], "sentiment": [3, 1]})
+    with pytest.raises(ValueError, match="task 'sst', row 1, column 'sentence': expected a string, got None"):
+        _plain_trainer(tmp_path, tokenizer).predict({"sst": rows})
+
+
+def test_predict_on_rows_too_few_for_their_metric_returns_the_predictions_without_it(tmp_path, tokenizer):  # noqa: F811
+    output = _plain_trainer(tmp_path, tokenizer).predict({"sts": tiny_task_rows()["sts"].select([0])})["sts"]
+    assert output.predictions.shape == output.label_ids.shape == (1,) and output.metrics == {}
+
+
+def test_an_eval_dataset_that_cannot_give_its_score_is_refused_before_training(tmp_path, tokenizer):  # noqa: F811
+    rows = tiny_task_rows()
+    with pytest.raises(ValueError, match="^eval_dataset: task 'sts': a correlation needs at least 2 scored rows"):
+        MultitaskTrainer(model=tiny_model(), args=_args(tmp_path), train_dataset=rows, processing_class=tokenizer,
+                         eval_dataset={**rows, "sts": rows["sts"].select([0])})
+
+
+def test_a_tokenizer_that_pads_on_the_left_is_refused(tmp_path, tokenizer):  # noqa: F811
+    left = copy.deepcopy(tokenizer)
+    left.padding_side = "left"
+    with pytest.raises(ValueError, match="processing_class pads on the left.*padding_side = 'right'"):
+        _plain_trainer(tmp_path, left)
 
 
 # --- model_init, callbacks, logs -------------------------------------------------------------------------

@@ -304,6 +304,13 @@ def test_a_class_label_of_minus_100_is_ignored_by_the_sequence_classifier(tiny_c
     torch.testing.assert_close(out.loss, F.cross_entropy(out.logits[1:], torch.tensor([1, 2])))
 
 
+def test_class_labels_in_a_column_of_one_train_the_sequence_classifier_as_a_flat_batch_does(tiny_config):
+    model = MinBertForSequenceClassification(_config(tiny_config, num_labels=3)).eval()
+    batch, labels = random_batch(tiny_config), torch.tensor([0, 2, 1])
+    flat = model(**batch, labels=labels).loss
+    torch.testing.assert_close(model(**batch, labels=labels[:, None]).loss, flat)
+
+
 # --- resize_token_embeddings ------------------------------------------------------------------------------
 
 
@@ -327,3 +334,38 @@ def test_resize_token_embeddings_grows_every_word_table_and_keeps_its_rows(tiny_
         for task in model.config.tasks:
             torch.testing.assert_close(reloaded(**batch, task=task).logits, model(**batch, task=task).logits)
 
+
+
+# --- NEFTune ------------------------------------------------------------------------------------------------
+
+
+def _neftune_hook():
+    try:
+        from transformers.integrations.neftune import neftune_post_forward_hook
+    except ImportError:  # transformers 4.x
+        from transformers.trainer_utils import neftune_post_forward_hook
+    return neftune_post_forward_hook
+
+
+def test_neftune_noise_on_the_input_embeddings_reaches_the_encoder_in_training_only(tiny_config):
+    model = MinBertModel(_config(tiny_config, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+    batch = random_batch(model.config)
+    clean = model(**batch).last_hidden_state
+    embeddings = model.get_input_embeddings()
+    embeddings.neftune_noise_alpha = 5.0  # what Trainer(neftune_noise_alpha=5.0) sets beside its hook
+    embeddings.register_forward_hook(_neftune_hook())
+    noisy = model.train()(**batch).last_hidden_state
+    real = batch["attention_mask"].bool()
+    assert not torch.allclose(noisy[real], clean[real]) and noisy[~real].abs().max() == 0
+    torch.testing.assert_close(model.eval()(**batch).last_hidden_state, clean)
+
+
+def test_trainer_with_neftune_trains_a_minbert_classifier(tiny_config, tmp_path):
+    from transformers import Trainer, TrainingArguments
+
+    batch = random_batch(tiny_config, batch=4)
+    rows = [{**{key: value[row] for key, value in batch.items()}, "labels": torch.tensor(row % 2)} for row in range(4)]
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2, report_to="none",
+                             use_cpu=True, neftune_noise_alpha=5.0, save_strategy="no")
+    model = MinBertForSequenceClassification(_config(tiny_config, num_labels=2))
+    assert Trainer(model=model, args=args, train_dataset=rows).train().training_loss > 0

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 from torch.utils.data import DataLoader, Dataset
 
+from hf_minbert.data.schema import task_schema
 from hf_minbert.data.tokenization import MODEL_INPUT_COLUMNS, MultitaskDataCollator, tokenize_task
+from hf_minbert.evaluation import label_column_hint
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +30,10 @@ def tokenize_for_training(datasets_by_task, tokenizer, model_config, max_length,
         if "input_ids" in dataset.column_names or "input_ids_a" in dataset.column_names:
             tokenized[task] = dataset
             continue
+        if task_schema(task).label_column not in dataset.column_names:
+            raise ValueError(f"train_dataset: task {task!r} reads its labels from column "
+                             f"{task_schema(task).label_column!r}, which its rows lack (they have "
+                             f"{dataset.column_names}){label_column_hint(task, dataset.column_names)}")
         with_sides = spec["pair_encoding"] == "cross" and (task in sides_for or spec["cosine_feature"])
         tokenized[task], report = tokenize_task(
             dataset, tokenizer, task, pair_encoding=spec["pair_encoding"], max_length=max_length, with_sides=with_sides

@@ -22,6 +22,7 @@ What it adds to Trainer, and where:
 """
 import contextlib
 import logging
+import re
 import time
 from collections import defaultdict
 
@@ -30,9 +31,10 @@ import torch
 from transformers import Trainer, set_seed
 from transformers.trainer_utils import EvalPrediction, PredictionOutput
 
-from hf_minbert.data import task_schema
-from hf_minbert.data.tokenization import JOINT_COLUMNS, SIDE_COLUMNS
-from hf_minbert.evaluation import evaluate_task, evaluate_tasks, gold_labels
+from hf_minbert.adapters import name_base_by_absolute_path, write_base_config
+from hf_minbert.data import TASK_SCHEMAS, task_schema
+from hf_minbert.data.tokenization import JOINT_COLUMNS, SIDE_COLUMNS, check_task_rows
+from hf_minbert.evaluation import evaluate_task, evaluate_tasks, gold_labels, unscorable_reason
 from hf_minbert.metrics import OVERALL_TASKS, tasks_overall, with_overall_scores
 from hf_minbert.modeling_minbert_heads import task_loss
 from hf_minbert.optimization import create_optimizer, describe_parameter_groups
@@ -68,6 +70,9 @@ class MultitaskTrainer(Trainer):
             raise TypeError("MultitaskTrainer needs MultitaskTrainingArguments (a TrainingArguments subclass)")
         if processing_class is None:
             raise ValueError("MultitaskTrainer needs the tokenizer as processing_class (it tokenizes and is saved with the model)")
+        if getattr(processing_class, "padding_side", "right") == "left":
+            raise ValueError("processing_class pads on the left; minBERT reads each row's [CLS] at position 0: set "
+                             "tokenizer.padding_side = 'right'")
         _check_trainer_options(kwargs)
         if model is None and kwargs.get("model_init") is not None:
             set_seed(args.seed)  # as Trainer does before it calls model_init: this model is the one Trainer builds
@@ -80,8 +85,11 @@ class MultitaskTrainer(Trainer):
         if args.ordinal_weight > 0:
             trained = list(train_dataset) if train_dataset is not None else config.tasks
             check_ordinal_task(args.ordinal_task, {task: config.task_spec(task) for task in trained})
+        _check_scorable(eval_dataset)
         if eval_dataset is not None:
             resolve_best_model_metric(args, list(eval_dataset), custom_metrics=kwargs.get("compute_metrics") is not None)
+        if train_dataset is not None and model is not None:
+            _check_peft_heads_trainable(model, list(train_dataset))
         if train_dataset is not None:
             args.epoch_passes(list(train_dataset))  # a flag that names no task of the data fails before tokenizing
             train_dataset = training_dataset(train_dataset, args, processing_class, config, always_rows)
@@ -277,11 +285,19 @@ class MultitaskTrainer(Trainer):
         return outputs
 
     def _predict_task(self, task, rows, metric_key_prefix):
-        result = evaluate_task(_core(self.model), self.processing_class, rows, task, progress=False,
+        # Rows whose labels cannot give the task's metric (a single STS row) are still predicted, with their
+        # labels, as Trainer.predict does; the metric is left out, with a warning.
+        label_column = task_schema(task).label_column
+        unscorable = unscorable_reason(task, rows) if label_column in rows.column_names else None
+        if unscorable:
+            logger.warning("predict: task %r: %s; its metrics are left out", task, unscorable)
+        predicted = rows.remove_columns(label_column) if unscorable else rows
+        result = evaluate_task(_core(self.model), self.processing_class, predicted, task, progress=False,
                                **self._prediction_options())
         scores, labels, metrics = result.predictions.scores, None, {}
-        if task_schema(task).label_column in rows.column_names:
+        if label_column in rows.column_names:
             labels = np.asarray(gold_labels(rows, task))
+        if result.metrics is not None:
             metrics = flatten_metrics({task: result.metrics}, metric_key_prefix)
             metrics.update(self._user_metrics(task, scores, labels, metric_key_prefix, metrics))
         return PredictionOutput(predictions=scores, label_ids=labels, metrics=metrics)
@@ -325,6 +341,16 @@ class MultitaskTrainer(Trainer):
         return self.optimizer
 
     # ---- checkpoints: SMART's mean teacher and PCGrad's generator go with the optimizer (multitask_state.py)
+
+    def _save(self, output_dir=None, state_dict=None):
+        # Trainer saves a PeftModel's adapters alone; load_adapters also needs the heads they were trained on.
+        peft_model = self.accelerator.unwrap_model(self.model)
+        is_peft = hasattr(peft_model, "get_base_model")
+        if is_peft:
+            name_base_by_absolute_path(peft_model)
+        super()._save(output_dir, state_dict)
+        if is_peft:
+            write_base_config(peft_model, output_dir if output_dir is not None else self.args.output_dir)
 
     def _save_optimizer_and_scheduler(self, output_dir):
         super()._save_optimizer_and_scheduler(output_dir)
@@ -449,9 +475,36 @@ def _check_task_dict(name, datasets, config):
     unknown = [task for task in datasets if task not in config.tasks]
     if unknown:
         raise ValueError(f"{name} names task(s) {unknown} that the model has no head for; its tasks: {list(config.tasks)}")
-    empty = [task for task, rows in datasets.items() if hasattr(rows, "__len__") and len(rows) == 0]
+    for task, rows in datasets.items():
+        check_task_rows(task, rows)
+    empty = [task for task, rows in datasets.items() if len(rows) == 0]
     if empty:
         raise ValueError(f"{name}: {', '.join(empty)} has no rows")
+
+
+def _check_scorable(eval_dataset):
+    # Checked before training: an evaluation that cannot give its score would end the run after its first epoch.
+    for task, rows in (eval_dataset or {}).items():
+        if task in TASK_SCHEMAS:
+            reason = unscorable_reason(task, rows)
+            if reason:
+                raise ValueError(f"eval_dataset: task {task!r}: {reason}")
+
+
+def _check_peft_heads_trainable(model, tasks):
+    """peft trains in full only the modules its config names (task_type SEQ_CLS: `classifier`, `score`), never
+    minBERT's `heads.<task>`: the adapters would be fitted under frozen, randomly initialized heads."""
+    if not hasattr(model, "get_base_model"):
+        return
+    for task in tasks:
+        head = re.compile(rf"(^|\.)heads\.(modules_to_save\.[^.]+\.|original_module\.)?{re.escape(task)}\.")
+        parameters = [p for name, p in model.named_parameters() if head.search(name)]
+        if parameters and not any(p.requires_grad for p in parameters):
+            raise ValueError(
+                f"task {task!r}: its head is frozen in this PeftModel, so only the adapters would train, under a "
+                f"random head; give the peft config modules_to_save=['heads.{task}', ...] (one per task), or build "
+                "the model with hf_minbert.adapters.add_adapters"
+            )
 
 
 def _check_trainer_options(kwargs):

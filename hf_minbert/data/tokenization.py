@@ -57,13 +57,15 @@ def tokenize_task(dataset, tokenizer, task, *, pair_encoding=None, max_length=12
     _check_pair_encoding(task, schema, pair_encoding, with_sides)
     if max_length < 2:
         raise ValueError(f"max_length must leave room for special tokens, got {max_length}")
+    dataset = plain_rows(check_task_rows(task, dataset))
     has_labels = schema.label_column in dataset.column_names
     missing = [column for column in schema.text_columns if column not in dataset.column_names]
     if missing:
         raise ValueError(f"task {task!r}: the dataset lacks column(s) {missing}; it has {dataset.column_names}")
 
-    def encode(batch):
+    def encode(batch, indices):
         texts = [batch[column] for column in schema.text_columns]
+        _check_texts(task, schema.text_columns, texts, indices)
         encoded, truncated = {}, [False] * len(texts[0])
         if pair_encoding != "bi":
             joint, joint_truncated = _encode(tokenizer, texts, max_length, with_token_types=True)
@@ -81,7 +83,7 @@ def tokenize_task(dataset, tokenizer, task, *, pair_encoding=None, max_length=12
 
     settings = (task, pair_encoding, max_length, with_sides, has_labels)
     tokenized = dataset.map(
-        encode, batched=True, remove_columns=dataset.column_names, num_proc=num_proc, desc=f"tokenizing {task}",
+        encode, batched=True, with_indices=True, remove_columns=dataset.column_names, num_proc=num_proc, desc=f"tokenizing {task}",
         new_fingerprint=_fingerprint(dataset, tokenizer, settings),
     )
     if has_labels:
@@ -90,6 +92,26 @@ def tokenize_task(dataset, tokenizer, task, *, pair_encoding=None, max_length=12
     report = TruncationReport(task, max_length, len(tokenized), sum(tokenized[_TRUNCATED]))
     (logger.warning if report.truncated else logger.info)(str(report))
     return tokenized.remove_columns(_TRUNCATED), report
+
+
+def check_task_rows(task, rows):
+    """`rows` as the loaders give them: a `datasets.Dataset` (sampling and scoring need its length)."""
+    if not isinstance(rows, datasets.Dataset):
+        hint = " (load it without streaming=True)" if isinstance(rows, datasets.IterableDataset) else ""
+        raise TypeError(f"task {task!r}: rows must be a datasets.Dataset{hint}, got {type(rows).__name__}")
+    return rows
+
+
+def plain_rows(rows):
+    """`rows` read as Python values: under a numpy, torch or pandas format the tokenizer would get arrays."""
+    return rows if rows.format["type"] is None else rows.with_format(None)
+
+
+def _check_texts(task, columns, texts, indices):
+    for column, values in zip(columns, texts):
+        for index, value in zip(indices, values):
+            if not isinstance(value, str):
+                raise ValueError(f"task {task!r}, row {index}, column {column!r}: expected a string, got {value!r}")
 
 
 def tokenize_for_sequence_classification(dataset, tokenizer, task, num_labels, max_length=128):
