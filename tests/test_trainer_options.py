@@ -11,7 +11,7 @@ from transformers.trainer_utils import IntervalStrategy
 
 from tests.helpers import tiny_model, tiny_task_rows
 from tests.test_trainer import _args, _train_logs, _trainer, tokenizer  # noqa: F401  (module fixture)
-from trainers import MultitaskTrainer
+from trainers import MultitaskTrainer, MultitaskTrainingArguments
 
 
 def _plain_trainer(tmp_path, tokenizer, rows=None, **options):  # noqa: F811
@@ -189,6 +189,16 @@ def test_loss_terms_no_log_reached_before_a_train_call_are_not_logged_by_it(tmp_
     trainer._record("loss_left_over", torch.tensor(5.0))  # as the last steps of an earlier call leave their terms
     trainer.train()
     assert not any("loss_left_over" in entry for entry in trainer.state.log_history)
+
+
+def test_warmup_ratio_warms_the_learning_rate_up_over_that_share_of_the_steps(tmp_path, tokenizer):  # noqa: F811
+    trainer = _trainer(tmp_path, tokenizer, max_steps=4, warmup_ratio=0.5)
+    trainer.train()
+    assert [entry["learning_rate"] for entry in _train_logs(trainer)] == pytest.approx([0.0, 5e-4, 1e-3, 5e-4])
+
+
+def test_the_default_recipe_has_no_warmup_as_it_was_measured():
+    assert MultitaskTrainingArguments(output_dir="unused").get_warmup_steps(1000) == 0
 
 
 def test_the_logged_learning_rate_is_the_top_layers_under_layerwise_decay(tmp_path, tokenizer):  # noqa: F811
