@@ -255,3 +255,10 @@ def test_an_ensemble_member_that_is_not_there_is_named(tmp_path):
     ensemble = _selection_file(tmp_path / "ens", ["gone"], working_dir=tmp_path)
     with pytest.raises(ValueError, match=rf"its member {tmp_path / 'gone'} \(ensemble_selection\.json\) is not there"):
         trainers.distillation.ensemble_members(ensemble)
+
+
+def test_distill_help_names_the_distill_command(capsys):
+    with pytest.raises(SystemExit):
+        minbert(["distill", "--help"])
+    assert capsys.readouterr().out.startswith("usage: minbert distill ")
+

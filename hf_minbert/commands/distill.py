@@ -70,7 +70,7 @@ def main(argv=None) -> int:
 
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     argv = list(sys.argv[1:] if argv is None else argv)
-    model_args, data_args, training_args, adapter_args, distill_args = parse_arguments(argv, extra=(DistillationArguments,))
+    model_args, data_args, training_args, adapter_args, distill_args = parse_arguments(argv, extra=(DistillationArguments,), prog="minbert distill")
     if (distill_args.teacher is None) == (not distill_args.fold_teachers):
         raise ValueError("give --teacher DIR or --fold_teachers DIR DIR ..., not both and not neither")
     specs = task_specs(model_args, *base_task_specs(model_args))

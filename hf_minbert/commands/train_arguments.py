@@ -151,16 +151,16 @@ def _check_each_task_once(train_sources):
                              f"comma-separated: {task}={','.join(specs)}")
 
 
-def parse_arguments(argv, extra=()):
+def parse_arguments(argv, extra=(), prog="minbert train"):
     """(model, data, training, adapter arguments, *extra dataclasses) from the command line, which may start
-    with a config file (config_file.py)."""
+    with a config file (config_file.py). prog: the command that --help and usage errors name."""
     from hf_minbert.adapters import AdapterArguments
     from trainers import MultitaskTrainingArguments
 
     from .config_file import parse_with_config_file
 
     parser = HfArgumentParser((ModelArguments, DataArguments, MultitaskTrainingArguments, AdapterArguments, *extra),
-                              prog="minbert train")
+                              prog=prog)
     return parse_with_config_file(parser, argv)
 
 
