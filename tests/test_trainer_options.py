@@ -197,6 +197,12 @@ def test_warmup_ratio_warms_the_learning_rate_up_over_that_share_of_the_steps(tm
     assert [entry["learning_rate"] for entry in _train_logs(trainer)] == pytest.approx([0.0, 5e-4, 1e-3, 5e-4])
 
 
+def test_arguments_with_a_warmup_ratio_build_again_from_their_own_fields():
+    args = MultitaskTrainingArguments(output_dir="unused", warmup_ratio=0.06)
+    fields = {name: getattr(args, name) for name in ("output_dir", "warmup_ratio", "warmup_steps")}
+    assert MultitaskTrainingArguments(**fields).get_warmup_steps(1000) == 60
+
+
 def test_the_default_recipe_has_no_warmup_as_it_was_measured():
     assert MultitaskTrainingArguments(output_dir="unused").get_warmup_steps(1000) == 0
 

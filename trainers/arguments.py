@@ -187,7 +187,7 @@ class MultitaskTrainingArguments(TrainingArguments):
         # transformers 5's TrainingArguments has no warmup_ratio (Trainer would ignore ours): it reads a
         # warmup_steps below 1 as the share of the steps instead.
         _check_range("warmup_ratio", self.warmup_ratio, 0, 1, high_open=True)
-        if self.warmup_ratio > 0 and self.warmup_steps > 0:
+        if self.warmup_ratio > 0 and self.warmup_steps not in (0, self.warmup_ratio):  # equal: built again from to_dict
             raise ValueError("--warmup_ratio and --warmup_steps are both set: give one")
         if self.warmup_ratio > 0:
             self.warmup_steps = self.warmup_ratio
