@@ -24,10 +24,8 @@ from .data.schema import task_schema
 from .data.tokenization import (
     MultitaskDataCollator,
     TruncationReport,
-    check_task_rows,
     example_lengths,
     length_sorted_batches,
-    plain_rows,
     tokenize_task,
 )
 from .metrics import load_metric, with_overall_scores
@@ -74,7 +72,6 @@ def predict_task(
     model's device, and leaves the model in the train/eval mode it was in.
     """
     head = task if head is None else head
-    dataset = plain_rows(check_task_rows(task, dataset))
     spec = model.config.task_spec(head)
     max_length = resolve_max_length(model, tokenizer, max_length)
     with _datasets_progress_bars(progress):

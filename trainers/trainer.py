@@ -497,7 +497,7 @@ def _check_peft_heads_trainable(model, tasks):
     if not hasattr(model, "get_base_model"):
         return
     for task in tasks:
-        head = re.compile(rf"(^|\.)heads\.(modules_to_save\.[^.]+\.|original_module\.)?{re.escape(task)}\.")
+        head = re.compile(rf"(^|\.)heads\.{re.escape(task)}\.")  # also its peft copies: heads.<task>.modules_to_save...
         parameters = [p for name, p in model.named_parameters() if head.search(name)]
         if parameters and not any(p.requires_grad for p in parameters):
             raise ValueError(
