@@ -20,12 +20,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data.schema import task_schema
+from .data.schema import check_label_column, task_schema
 from .data.tokenization import (
     MultitaskDataCollator,
     TruncationReport,
     example_lengths,
     length_sorted_batches,
+    plain_rows,
     tokenize_task,
 )
 from .metrics import load_metric, with_overall_scores
@@ -146,12 +147,16 @@ def predictions_to_labels(scores, kind: str) -> list:
 
 
 def gold_labels(dataset, task: str) -> list:
-    """The gold label column of `task`'s rows; unlabelled rows cannot be scored."""
-    column = task_schema(task).label_column
-    if column not in dataset.column_names:
-        raise ValueError(f"task {task!r}: the rows have no {column!r} column, so they cannot be scored"
+    """The gold labels of `task`'s rows as numbers (ints for classes), each checked to be one of the task's
+    labels; unlabelled rows cannot be scored."""
+    schema = task_schema(task)
+    if schema.label_column not in dataset.column_names:
+        raise ValueError(f"task {task!r}: the rows have no {schema.label_column!r} column, so they cannot be scored"
                          f"{label_column_hint(task, dataset.column_names)}")
-    return list(dataset[column])
+    dataset = plain_rows(dataset)
+    check_label_column(dataset, schema)
+    labels = np.array(dataset[schema.label_column], dtype=np.float64)
+    return (labels.astype(np.int64) if schema.label_dtype == "int64" else labels).tolist()
 
 
 def label_column_hint(task, columns) -> str:
@@ -164,10 +169,11 @@ def label_column_hint(task, columns) -> str:
 def unscorable_reason(task: str, dataset):
     """Why `task`'s labelled rows cannot give its metric, or None: a correlation needs two rows whose labels are
     not all equal (else it is undefined). Checked before any prediction, so that a run does not end without
-    its score (or train with its best checkpoint chosen on an undefined one)."""
+    its score (or train with its best checkpoint chosen on an undefined one). A label that is not one of the
+    task's is an error, naming its row."""
+    labels = gold_labels(dataset, task)
     if task_schema(task).metric != "correlation":
         return None
-    labels = gold_labels(dataset, task)
     if len(labels) < 2:
         return f"a correlation needs at least 2 scored rows, got {len(labels)}"
     if len(set(labels)) == 1:

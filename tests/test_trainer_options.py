@@ -114,7 +114,15 @@ def test_labels_in_a_label_column_are_refused_naming_the_column_the_task_reads(t
     rows = tiny_task_rows()
     rows["sst"] = rows["sst"].rename_column("sentiment", "label")
     with pytest.raises(ValueError, match="task 'sst' reads its labels from column 'sentiment'.*rename 'label' to 'sentiment'"):
-        _plain_trainer(tmp_path, tokenizer, rows=rows)
+        MultitaskTrainer(model=tiny_model(), args=_args(tmp_path), train_dataset=rows, processing_class=tokenizer)
+
+
+def test_an_eval_dataset_without_its_label_column_is_refused_before_training(tmp_path, tokenizer):  # noqa: F811
+    rows = tiny_task_rows()
+    unlabelled = {**rows, "sst": rows["sst"].rename_column("sentiment", "label")}
+    with pytest.raises(ValueError, match="^eval_dataset: task 'sst': the rows have no 'sentiment' column.*rename 'label'"):
+        MultitaskTrainer(model=tiny_model(), args=_args(tmp_path), train_dataset=rows, processing_class=tokenizer,
+                         eval_dataset=unlabelled)
 
 
 def test_a_streamed_dataset_is_refused_naming_its_task(tmp_path, tokenizer):  # noqa: F811
@@ -134,6 +142,41 @@ def test_a_sentence_that_is_not_text_is_an_error_naming_its_row_and_column(tmp_p
     rows = datasets.Dataset.from_dict({"sentence": ["a fine film", None], "sentiment": [3, 1]})
     with pytest.raises(ValueError, match="task 'sst', row 1, column 'sentence': expected a string, got None"):
         _plain_trainer(tmp_path, tokenizer).predict({"sst": rows})
+
+
+def _with_label(rows, task, row, label):
+    column = {"sst": "sentiment", "para": "is_duplicate", "sts": "similarity"}[task]
+    values = list(rows[task][column])
+    values[row] = label
+    return {**rows, task: rows[task].remove_columns(column).add_column(column, values)}
+
+
+@pytest.mark.parametrize("task, label, problem", [
+    ("sst", 7, "label 7 is not one of the task's labels"),
+    ("para", 2.0, "label 2.0 is not one of the task's labels"),
+    ("sts", 9.0, "label 9.0 is outside the task's range"),
+    ("sts", None, "missing label"),
+])
+def test_a_training_label_that_is_not_the_tasks_is_refused_before_training_naming_its_row(
+        tmp_path, tokenizer, task, label, problem):  # noqa: F811
+    rows = _with_label(tiny_task_rows(), task, 5, label)
+    with pytest.raises(ValueError, match=f"^train_dataset: task '{task}', row 5, column '.*': {problem}"):
+        MultitaskTrainer(model=tiny_model(), args=_args(tmp_path), train_dataset=rows, processing_class=tokenizer)
+
+
+def test_an_eval_label_that_is_not_the_tasks_is_refused_before_training_naming_its_row(tmp_path, tokenizer):  # noqa: F811
+    rows = tiny_task_rows()
+    with pytest.raises(ValueError, match="^eval_dataset: task 'sst', row 2, column 'sentiment': label -1 is not one"):
+        MultitaskTrainer(model=tiny_model(), args=_args(tmp_path), train_dataset=rows, processing_class=tokenizer,
+                         eval_dataset=_with_label(rows, "sst", 2, -1))
+
+
+def test_labels_written_as_numbers_in_text_train_and_score_as_those_numbers(tmp_path, tokenizer):  # noqa: F811
+    rows = tiny_task_rows()
+    as_text = {**rows, "sst": rows["sst"].cast_column("sentiment", datasets.Value("string"))}
+    trainer = _plain_trainer(tmp_path, tokenizer, rows=as_text)
+    assert trainer.train_dataset.datasets["sst"]["labels"] == rows["sst"]["sentiment"]
+    assert trainer.predict({"sst": as_text["sst"]})["sst"].label_ids.tolist() == rows["sst"]["sentiment"]
 
 
 def test_predict_on_rows_too_few_for_their_metric_returns_the_predictions_without_it(tmp_path, tokenizer):  # noqa: F811

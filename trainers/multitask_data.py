@@ -35,9 +35,12 @@ def tokenize_for_training(datasets_by_task, tokenizer, model_config, max_length,
                              f"{task_schema(task).label_column!r}, which its rows lack (they have "
                              f"{dataset.column_names}){label_column_hint(task, dataset.column_names)}")
         with_sides = spec["pair_encoding"] == "cross" and (task in sides_for or spec["cosine_feature"])
-        tokenized[task], report = tokenize_task(
-            dataset, tokenizer, task, pair_encoding=spec["pair_encoding"], max_length=max_length, with_sides=with_sides
-        )
+        try:
+            tokenized[task], report = tokenize_task(
+                dataset, tokenizer, task, pair_encoding=spec["pair_encoding"], max_length=max_length, with_sides=with_sides
+            )
+        except ValueError as error:  # a row's text or label, named by task, row and column
+            raise type(error)(f"train_dataset: {error}") from None
         logger.info(str(report))
     return {task: _model_columns(task, ds) for task, ds in tokenized.items()}
 

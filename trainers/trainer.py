@@ -486,7 +486,10 @@ def _check_scorable(eval_dataset):
     # Checked before training: an evaluation that cannot give its score would end the run after its first epoch.
     for task, rows in (eval_dataset or {}).items():
         if task in TASK_SCHEMAS:
-            reason = unscorable_reason(task, rows)
+            try:
+                reason = unscorable_reason(task, rows)
+            except ValueError as error:  # a label that is not the task's, naming its row
+                raise type(error)(f"eval_dataset: {error}") from None
             if reason:
                 raise ValueError(f"eval_dataset: task {task!r}: {reason}")
 

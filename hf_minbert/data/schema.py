@@ -15,6 +15,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 import datasets
+import numpy as np
 import pyarrow as pa
 
 
@@ -202,6 +203,40 @@ def parse_label(value, schema: TaskSchema):
     elif not schema.label_range[0] <= number <= schema.label_range[1]:
         raise ValueError(f"label {value!r} is outside the task's range ({schema.describe_labels()})")
     return int(number) if schema.label_dtype == "int64" else number
+
+
+def check_label_column(dataset, schema: TaskSchema):
+    """Refuse rows (a `datasets.Dataset` in `schema`'s columns) whose label column holds a value that is not
+    one of the task's labels, naming the first such row. The loaders check labels as they read files; rows
+    built in Python get the same check here, before any work: a head would otherwise stop training at the
+    step that draws the row (not naming it) or score a wrong label silently."""
+    column = schema.label_column
+    values = list(dataset[column])
+    try:
+        numbers = np.array(values, dtype=np.float64)  # None -> NaN; a string that is no number -> ValueError
+        allowed = _allowed_labels(numbers, schema)
+    except (TypeError, ValueError):
+        allowed = np.array([_label_problem(value, schema) is None for value in values], dtype=bool)
+    if allowed.all():
+        return
+    row = int(np.flatnonzero(~allowed)[0])
+    problem = _label_problem(values[row], schema) or f"label {values[row]!r} is not a label ({schema.describe_labels()})"
+    raise DataError(f"task {schema.name!r}, row {row}, column {column!r}: {problem}")
+
+
+def _allowed_labels(numbers, schema):
+    if schema.label_values is not None:
+        return np.isin(numbers, schema.label_values)
+    low, high = schema.label_range
+    return (numbers >= low) & (numbers <= high)
+
+
+def _label_problem(value, schema):
+    try:
+        parse_label(value, schema)
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 class TaskRowsBuilder:

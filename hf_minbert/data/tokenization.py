@@ -14,12 +14,13 @@ import logging
 from dataclasses import dataclass
 
 import datasets
+import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 from transformers.data.data_collator import pad_without_fast_tokenizer_warning
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from .schema import task_schema
+from .schema import check_label_column, task_schema
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ def tokenize_task(dataset, tokenizer, task, *, pair_encoding=None, max_length=12
         raise ValueError(f"max_length must leave room for special tokens, got {max_length}")
     dataset = plain_rows(check_task_rows(task, dataset))
     has_labels = schema.label_column in dataset.column_names
+    if has_labels:
+        check_label_column(dataset, schema)
     missing = [column for column in schema.text_columns if column not in dataset.column_names]
     if missing:
         raise ValueError(f"task {task!r}: the dataset lacks column(s) {missing}; it has {dataset.column_names}")
@@ -77,7 +80,7 @@ def tokenize_task(dataset, tokenizer, task, *, pair_encoding=None, max_length=12
                 encoded.update({key + suffix: values for key, values in side.items()})
                 truncated = [t or u for t, u in zip(truncated, side_truncated)]
         if has_labels:
-            encoded["labels"] = batch[schema.label_column]
+            encoded["labels"] = np.asarray(batch[schema.label_column], dtype=np.float64)  # checked: numbers, or their text
         encoded[_TRUNCATED] = truncated
         return encoded
 
