@@ -287,8 +287,9 @@ def main(argv=None):
     parser.add_argument("--render", action="store_true", help="only rewrite the suite's markdown table from its JSON")
     args = parser.parse_args(argv)
     if args.list:
+        width = max(map(len, ROWS))
         for name, description in ROWS.items():
-            print(f"{name:<24}{description}")
+            print(f"{name:<{width}}  {description}")
         return 0
     args.suite = args.suite or ("quality" if args.epochs is None else f"quality-{args.epochs:g}epoch")
     if args.render:

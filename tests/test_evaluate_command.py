@@ -97,6 +97,15 @@ def evaluated(saved_model, data_dir, tmp_path_factory):
     return output_dir
 
 
+def test_without_data_dir_the_course_files_are_read_where_minbert_train_reads_them(
+        saved_model, data_dir, tmp_path, monkeypatch):
+    shutil.copytree(data_dir, tmp_path / "shared" / "data")
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")  # ../shared/data, minbert train's default, is the copy
+    status = minbert(["evaluate", "--model", str(saved_model), "--output_dir", "out", "--batch_size", "2", "--no_progress"])
+    assert status == 0 and (tmp_path / "work" / "out" / "metrics.json").is_file()
+
+
 def read_rows(data_dir, name, task):
     return read_task_file(data_dir / name, task)[0]
 

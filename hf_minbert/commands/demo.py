@@ -17,10 +17,14 @@ PAIRS = [
 ]
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minbert demo", description=__doc__)
     parser.add_argument("--model", default=None, help="model dir or BERT checkpoint (default: the embedded MiniLM)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     path = args.model or embedded_base_model()
     tokenizer = AutoTokenizer.from_pretrained(path)
     tasks = {**MinBertConfig().tasks, "sts_bi": {"kind": "regression", "label_range": [0, 5], "pair_encoding": "bi"}}

@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="saved model directory (save_pretrained output)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer directory (default: --model)")
-    parser.add_argument("--data_dir", default=None, help="folder with the CS224N task files")
+    parser.add_argument("--data_dir", default="../shared/data", help="folder with the CS224N task files (default: "
+                        "../shared/data, as for minbert train)")
     parser.add_argument("--output_dir", required=True, help="where prediction files and metrics.json go")
     parser.add_argument("--tasks", nargs="+", default=None, choices=list(TASK_SCHEMAS),
                         help="tasks to score (default: the model's own, among sst para sts cfimdb)")
@@ -121,8 +122,6 @@ def resolve_files(args) -> list:
             if explicit is not None:
                 files.append((task, split, Path(explicit)))  # must exist: read_task_file says so if not
                 continue
-            if args.data_dir is None:
-                raise CommandError(f"no {task} {split} file: pass --data_dir or --{task}_{split}")
             path = Path(args.data_dir) / TASK_SCHEMAS[task].file_name(split)
             if split == "test" and not path.is_file():
                 print(f"note: no {task} test file at {path}; {task}-test-output.csv is not written")
