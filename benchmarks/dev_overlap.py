@@ -16,21 +16,18 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from hf_minbert.data.sources import text_key  # the training data reader's notion of the same pair
+
 from result_files import print_machine, run_header, save_results
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
 
-def pair_key(first, second):
-    """A pair's text, order and surrounding spaces ignored, as the training data reader compares pairs."""
-    return frozenset((first.strip(), second.strip()))
-
-
 def repeated_in_training(train, dev):
     """Per dev row: whether a training row has the same two sentences."""
-    seen = {pair_key(a, b) for a, b in zip(train["sentence1"], train["sentence2"])}
-    return np.array([pair_key(a, b) in seen for a, b in zip(dev["sentence1"], dev["sentence2"])])
+    seen = {text_key((a, b)) for a, b in zip(train["sentence1"], train["sentence2"])}
+    return np.array([text_key((a, b)) in seen for a, b in zip(dev["sentence1"], dev["sentence2"])])
 
 
 def score_model(folder, dev, repeated):

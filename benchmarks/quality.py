@@ -37,10 +37,10 @@ TRAIN_ROWS = {
                 "sentence and 16k phrases an epoch, SST batches packed up to 768 tokens, proportional sampling, "
                 "CerBERTus k=2, bi-encoded STS, no SMART", []),
     "multitask": ("one shared encoder for all tasks (CerBERTus k=0)", ["--architecture", "multitask"]),
-    "no_smart": ("SMART off (--smart_weight 0): the same as the default now, kept for the older suites", ["--smart_weight", "0"]),
+    "no_smart": ("SMART off (--smart_weight 0), the default's own setting", ["--smart_weight", "0"]),
     "smart_sst": ("SMART λ=1 on sst (seed 000's best λ for SST), its passes in fp32", ["--smart_weight", "sst=1"]),
-    # bf16 autocast is the default's fast path (1.4x fp32's training speed on the AMD EPYC, more with AMX): do its
-    # roundings cost quality? The same recipe in fp32 (half an epoch, three seeds: suite quality-0.5epoch-mnr).
+    # bf16 autocast is the default's fast path (docs/speed.md): do its roundings cost quality? The same recipe
+    # in fp32 (half an epoch, three seeds: suite quality-0.5epoch-mnr).
     "fp32": ("the default in fp32: no bf16 autocast (--bf16 false)", ["--bf16", "false"]),
     # The seeds' MNR loss, beside the default (half an epoch, three seeds: its own suite quality-0.5epoch-mnr).
     "mnr": ("defaults + MNR loss (weight 1) on Quora's paraphrase pairs", ["--mnr_weight", "1"]),
@@ -258,8 +258,12 @@ COMPOSITE_ROWS.update({row: (f"{first}, then 1 epoch on SST's sentences alone at
                        for row, (first, flags) in CURRICULUM_ROWS.items()})
 COMPOSITE_ROWS.update({row: f"{source}'s checkpoints scored with {' '.join(flags)} (the default's training and "
                             f"evaluation for --seed {row[-1]})" for row, (source, flags) in RESCORED_ROWS.items()})
+# The default's own seeds, averaged: what three times the default's training buys without changing its recipe.
+ENSEMBLE_MEMBERS = {"ensemble_default_seeds": SEED_GROUPS["default_no_dev_repeats"]}
+COMPOSITE_ROWS["ensemble_default_seeds"] = (f"the default's three seeds ({', '.join(ENSEMBLE_MEMBERS['ensemble_default_seeds'])}) "
+                                            "averaged with equal weights: three times its training")
 # Each ensemble row and its `minbert ensemble --selection`.
-ENSEMBLE_SELECTION = {"ensemble": "greedy", "ensemble_all": "all", "ensemble_folds": "all"}
+ENSEMBLE_SELECTION = {"ensemble": "greedy", "ensemble_all": "all", "ensemble_folds": "all", "ensemble_default_seeds": "all"}
 # Each distilled row and the ensemble row whose gain it should keep (distilled_oof's own teachers are fold
 # ensembles of the default recipe; ensemble_all is the same kind of average over models that saw every row).
 DISTILLED_FROM = {"distilled": "ensemble", "distilled_all": "ensemble_all", "distilled_oof": "ensemble_all"}
@@ -390,6 +394,8 @@ def _is_single_model(model_dir):
 
 
 def _ensemble_candidates(args, results, row):
+    if row in ENSEMBLE_MEMBERS:
+        return [str(Path(args.work_dir) / name) for name in ENSEMBLE_MEMBERS[row] if _is_single_model(Path(args.work_dir) / name)]
     if row == "ensemble_folds":  # the single models under oof_teachers/, not their per-fold averages
         return [str(path) for path in sorted((Path(args.work_dir) / "oof_teachers").glob("fold*_seed*"))
                 if _is_single_model(path)]

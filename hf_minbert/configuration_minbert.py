@@ -105,6 +105,12 @@ def sequence_classification_labels(task, spec):
     return list(spec["labels"]) if spec["kind"] != "regression" else [task]
 
 
+def is_multitask_architecture(architectures) -> bool:
+    """Whether a saved config's `architectures` name minBERT's multitask model, whose weights hold its trained
+    task heads (a plain BERT or a `minbert pretrain-mlm` folder loads with freshly drawn ones)."""
+    return (architectures or [None])[0] in MULTITASK_ARCHITECTURES
+
+
 def is_minbert_config(config):
     """Whether `config` is a minBERT config: by model type, because a remote-code load may give the config
     and the model code two copies of `MinBertConfig` (two dynamic modules), so `isinstance` would fail."""
@@ -282,7 +288,7 @@ class MinBertConfig(PretrainedConfig):
             if key in kwargs:
                 config_dict = {**config_dict, key: kwargs.pop(key)}
         # A multitask checkpoint's labels are its heads': a num_labels/id2label request must agree with them.
-        multitask = (config_dict.get("architectures") or [None])[0] in MULTITASK_ARCHITECTURES
+        multitask = is_multitask_architecture(config_dict.get("architectures"))
         requested = {key: kwargs.pop(key) for key in LABEL_FIELDS if key in kwargs} if multitask else {}
         result = super().from_dict(config_dict, **kwargs)
         _check_requested_labels(result[0] if isinstance(result, tuple) else result, requested)

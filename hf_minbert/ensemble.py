@@ -3,7 +3,7 @@ building the selected ensemble as one model, and loading whichever kind of model
 
     candidates = {task: [dev predictions of each model]}            (unrounded, from `predict_task`)
     selection = greedy_selection(task, kind, candidates[task], gold)  (per task)
-    ensemble = build_ensemble(model_dirs, selections)                 -> MinBertEnsembleForMultitask
+    ensemble = build_ensemble(models_by_name, selections)             -> MinBertEnsembleForMultitask
 
 Greedy forward selection (Caruana et al., 2004), per task as seeds 000 and 002 did it: start from the
 task's best single model, then repeatedly add the candidate whose inclusion gives the best dev score of the
@@ -32,10 +32,9 @@ from transformers import AutoConfig
 from .data.schema import task_schema
 from .evaluation import predictions_to_labels, score_task
 from .modeling_minbert import MinBertForMultitask
+from .modeling_minbert_conversion import hub_kwargs
 from .modeling_minbert_ensemble import MinBertEnsembleConfig, MinBertEnsembleForMultitask
 
-# from_pretrained arguments that say where a folder is, which reading its config needs too.
-HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "revision", "subfolder", "token")
 # The dev metric that selection maximizes, per metric module.
 PRIMARY_METRIC = {"accuracy": "accuracy", "correlation": "pearson"}
 
@@ -43,13 +42,13 @@ PRIMARY_METRIC = {"accuracy": "accuracy", "correlation": "pearson"}
 def load_multitask_model(path, **kwargs):
     """The saved multitask model in `path`: a `MinBertEnsembleForMultitask` for an ensemble folder, else a
     `MinBertForMultitask` (also from a plain BERT checkpoint, with new heads)."""
-    config = AutoConfig.from_pretrained(path, **{k: v for k, v in kwargs.items() if k in HUB_KWARGS})
+    config = AutoConfig.from_pretrained(path, **hub_kwargs(kwargs))  # where the folder is: its config needs that too
     if isinstance(config, MinBertEnsembleConfig):
         return MinBertEnsembleForMultitask.from_pretrained(path, **kwargs)
     return MinBertForMultitask.from_pretrained(path, **kwargs)
 
 
-def average_scores(kind, members_scores, weights=None):
+def average_scores(members_scores, weights=None):
     """The weighted average of unrounded predictions: class-probability rows (N, C), probabilities or
     scores (N,); what `MinBertEnsembleForMultitask` computes from its members' logits."""
     stacked = np.stack([np.asarray(scores, dtype=np.float64) for scores in members_scores])
@@ -125,7 +124,7 @@ def average_all(task, kind, candidates, gold, *, names=None):
     names = _checked_names(task, candidates, gold, names)
     singles = [dev_score(task, kind, scores, gold) for scores in candidates]
     selection = Selection(task, names, singles, [1] * len(candidates))
-    selection.steps = [(names[n - 1], dev_score(task, kind, average_scores(kind, candidates[:n]), gold))
+    selection.steps = [(names[n - 1], dev_score(task, kind, average_scores(candidates[:n]), gold))
                        for n in range(1, len(candidates) + 1)]
     return selection
 
@@ -144,7 +143,7 @@ def _best_addition(task, kind, candidates, gold, selection, with_replacement):
             continue
         counts = list(selection.counts)
         counts[index] += 1
-        score = dev_score(task, kind, average_scores(kind, candidates, counts), gold)
+        score = dev_score(task, kind, average_scores(candidates, counts), gold)
         if best is None or score > best[1]:
             best = (index, score)
     if best is None or best[1] < current or (with_replacement and best[1] == current):
@@ -209,7 +208,7 @@ def held_out_scores(task, kind, candidates, gold, *, folds=2, seed=0, method="gr
         rest = np.setdiff1d(np.arange(len(gold)), part)
         selection = SELECTION_METHODS[method](task, kind, [scores[rest] for scores in candidates], gold[rest], **options)
         held_out = [scores[part] for scores in candidates]
-        ensemble += len(part) * dev_score(task, kind, average_scores(kind, held_out, selection.counts), gold[part])
+        ensemble += len(part) * dev_score(task, kind, average_scores(held_out, selection.counts), gold[part])
         single += len(part) * dev_score(task, kind, held_out[int(np.argmax(selection.single_scores))], gold[part])
     return ensemble / len(gold), single / len(gold)
 

@@ -29,7 +29,7 @@ except ImportError:  # transformers 4.x: torch's initializers, and a base _init_
 from transformers.modeling_outputs import BaseModelOutputWithPooling, MaskedLMOutput, SequenceClassifierOutput
 from transformers.modeling_utils import PreTrainedModel
 
-from .configuration_minbert import MinBertConfig, is_minbert_config
+from .configuration_minbert import MinBertConfig, is_minbert_config, is_multitask_architecture
 from .modeling_minbert_conversion import hub_kwargs, load_multitask
 from .modeling_minbert_heads import (
     MinBertBiEncoderHead,
@@ -466,7 +466,7 @@ class MinBertForSequenceClassification(MinBertPreTrainedModel):
         config = kwargs.get("config")
         if not is_minbert_config(config):
             config = MinBertConfig.from_pretrained(pretrained_model_name_or_path, **hub_kwargs(kwargs))
-        if cls is MinBertForSequenceClassification and (config.architectures or [None])[0] == "MinBertForMultitask":
+        if cls is MinBertForSequenceClassification and is_multitask_architecture(config.architectures):
             return MinBertForMultitask.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 

@@ -50,7 +50,9 @@ from transformers.pipelines import PIPELINE_REGISTRY, FeatureExtractionPipeline,
 
 logger = logging.getLogger(__name__)
 
-# Paraphrase when its probability exceeds this (exactly 0.5 is "not paraphrase"), as `minbert evaluate` decides.
+# Paraphrase when sigmoid(logit) > 0.5, i.e. logit > 0 (scores are float64, so the two agree down to
+# |logit| ~ 1e-16); exactly 0.5 is "not paraphrase", as the course's sigmoid().round() had it. `minbert evaluate`
+# and the trainer's metrics decide with this same threshold.
 BINARY_THRESHOLD = 0.5
 PREVIEW_CHARS = 60
 

@@ -94,6 +94,14 @@ def random_batch(config, batch=3, length=9, pairs=True, seed=0):
 WORDS = "good bad fine film movie plot dull great awful witty a the is was it this that not very".split()
 
 
+def word_tokenizer(words=WORDS):
+    """An uncased word-level BERT tokenizer over `words`: token counts are easy to reason about."""
+    from transformers import BertTokenizer
+
+    vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])}
+    return BertTokenizer(vocab=vocab)
+
+
 def tiny_task_rows(n=24, seed=0):
     """Small labelled rows for sst, para and sts in the readers' schema (built in memory)."""
     import random
@@ -166,3 +174,17 @@ def refused_calls(monkeypatch, module, name):
 
     monkeypatch.setattr(module, name, read)
     return calls
+
+
+def folder_bytes(folder):
+    """Every file under `folder`, by relative path, with its bytes: two folders compare equal file for file."""
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(Path(folder).rglob("*")) if path.is_file()}
+
+
+def free_port():
+    """A local TCP port nothing listens on now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -163,11 +163,15 @@ def test_encode_for_tasks_runs_the_shared_layers_once():
     assert len(calls) == 1 and outputs.keys() == set(TASKS)
 
 
-def test_static_encoder_is_frozen_in_eval_mode_and_has_no_word_table():
+def test_static_encoder_stays_in_eval_mode_without_a_word_table_of_its_own():
     model = _model(static_encoder=True).train()
     assert isinstance(model.static_bert, MinBertStaticEncoder)
     assert not model.static_bert.training and model.bert.training
     assert model.static_bert.get_input_embeddings() is None
+
+
+def test_static_encoder_gets_no_gradient_and_no_optimizer_group():
+    model = _model(static_encoder=True).train()
     assert not any(p.requires_grad for p in model.static_bert.parameters())
     inputs = _inputs(model.config)
     sum(model(**inputs, task=t, labels=LABELS[t]).loss for t in TASKS).backward()

@@ -117,7 +117,7 @@ def test_the_train_flag_sets_the_heads_field():
     assert {task: spec["average_pair_orders"] for task, spec in specs.items()} == {"sst": False, "para": True, "sts": False}
 
 
-def test_the_train_flag_on_a_bi_encoded_task_is_refused_before_training(tmp_path, minilm_path):
+def test_the_train_flag_on_a_bi_encoded_task_is_refused_before_training(tmp_path):
     from hf_minbert.commands.train_arguments import DataArguments
 
     specs = task_specs(ModelArguments(average_pair_orders="sts=true"), MinBertConfig().tasks)  # the recipe's sts=bi

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from transformers import BertTokenizer
 
 from hf_minbert.data import (
     DataError,
@@ -24,14 +23,9 @@ from hf_minbert.data import (
     tokenize_task,
 )
 from tests.conftest import SHARED_DATA
+from tests.helpers import word_tokenizer
 
 WORDS = "a fine film is it how so why not the cat sat on mat dull . ? ,".split()
-
-
-def word_tokenizer():
-    """An uncased word-level BERT tokenizer over WORDS: token counts are easy to reason about."""
-    vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS])}
-    return BertTokenizer(vocab=vocab)
 
 
 def write_file(folder, name, lines):
@@ -187,7 +181,7 @@ def test_an_unclosed_quote_costs_its_own_row_only_not_the_rows_after_it(tmp_path
 
 
 def test_an_unclosed_quote_in_a_long_file_is_named_at_its_own_line(tmp_path):
-    # A quote left open used to run until the next quote character (line 957 of the real SST dev file).
+    # A quote left open ends with its own line, not at the next quote character further down (line 957 here).
     lines = sst_rows_with_an_unclosed_quote(1200, quote_line=4)
     lines[956] = lines[956].replace(" .\t", ' " .\t')
     with pytest.raises(DataError, match=r"line 4, column 'sentence'"):
@@ -466,8 +460,8 @@ def sts_rows(pairs, scores):
 
 
 def test_single_sentences_become_cls_sentence_sep_with_integer_labels():
-    tokenized, _ = tokenize_task(sst_rows(["a fine film"], [3]), word_tokenizer(), "sst")
-    tokenizer = word_tokenizer()
+    tokenized, _ = tokenize_task(sst_rows(["a fine film"], [3]), word_tokenizer(WORDS), "sst")
+    tokenizer = word_tokenizer(WORDS)
     assert set(tokenized.column_names) == {"input_ids", "token_type_ids", "attention_mask", "labels"}
     assert tokenizer.convert_ids_to_tokens(tokenized[0]["input_ids"]) == ["[CLS]", "a", "fine", "film", "[SEP]"]
     assert tokenized[0]["labels"] == 3 and tokenized.features["labels"].dtype == "int64"
@@ -475,33 +469,33 @@ def test_single_sentences_become_cls_sentence_sep_with_integer_labels():
 
 def test_rows_for_a_stock_classifier_keep_only_its_inputs_with_float_labels_for_one_output():
     pairs = sts_rows([("how is it", "a fine film")], [2.5])
-    regression = tokenize_for_sequence_classification(pairs, word_tokenizer(), "sts", num_labels=1)
+    regression = tokenize_for_sequence_classification(pairs, word_tokenizer(WORDS), "sts", num_labels=1)
     assert set(regression.column_names) == {"input_ids", "token_type_ids", "attention_mask", "labels"}
     assert regression[0]["token_type_ids"] == [0, 0, 0, 0, 0, 1, 1, 1, 1] and regression[0]["labels"] == 2.5
-    classes = tokenize_for_sequence_classification(sst_rows(["a fine film"], [3]), word_tokenizer(), "sst", 5)
+    classes = tokenize_for_sequence_classification(sst_rows(["a fine film"], [3]), word_tokenizer(WORDS), "sst", 5)
     assert classes[0]["labels"] == 3 and classes.features["labels"].dtype == "int64"
 
 
 def test_cross_encoded_pair_marks_the_second_sentence_with_token_type_one():
-    tokenized, _ = tokenize_task(sts_rows([("how is it", "a fine film")], [2.5]), word_tokenizer(), "sts")
+    tokenized, _ = tokenize_task(sts_rows([("how is it", "a fine film")], [2.5]), word_tokenizer(WORDS), "sts")
     assert tokenized[0]["token_type_ids"] == [0, 0, 0, 0, 0, 1, 1, 1, 1]
     assert tokenized.features["labels"].dtype == "float32"
 
 
 def test_bi_encoding_tokenizes_each_sentence_alone_into_a_and_b_columns():
-    tokenized, _ = tokenize_task(sts_rows([("how is it", "a film")], [2.5]), word_tokenizer(), "sts", pair_encoding="bi")
+    tokenized, _ = tokenize_task(sts_rows([("how is it", "a film")], [2.5]), word_tokenizer(WORDS), "sts", pair_encoding="bi")
     assert set(tokenized.column_names) == {"input_ids_a", "attention_mask_a", "input_ids_b", "attention_mask_b", "labels"}
     assert len(tokenized[0]["input_ids_a"]) == 5 and len(tokenized[0]["input_ids_b"]) == 4
 
 
 def test_with_sides_adds_a_and_b_columns_to_a_cross_encoded_pair():
-    tokenized, _ = tokenize_task(sts_rows([("how is it", "a film")], [2.5]), word_tokenizer(), "sts", with_sides=True)
+    tokenized, _ = tokenize_task(sts_rows([("how is it", "a film")], [2.5]), word_tokenizer(WORDS), "sts", with_sides=True)
     assert {"input_ids", "input_ids_a", "input_ids_b"} <= set(tokenized.column_names)
 
 
 def test_truncation_counts_exactly_the_examples_longer_than_max_length():
     sentences = ["a", "a fine film is", "a fine film is fine", "the cat sat on the mat"]  # 3, 6, 7, 8 tokens
-    tokenized, report = tokenize_task(sst_rows(sentences), word_tokenizer(), "sst", max_length=6)
+    tokenized, report = tokenize_task(sst_rows(sentences), word_tokenizer(WORDS), "sst", max_length=6)
     assert (report.truncated, report.examples) == (2, 4)
     assert max(len(ids) for ids in tokenized["input_ids"]) == 6
     assert "2 of 4 examples truncated at max_length=6" in str(report)
@@ -509,19 +503,19 @@ def test_truncation_counts_exactly_the_examples_longer_than_max_length():
 
 def test_truncation_of_either_bi_encoder_side_counts_the_pair_once():
     pairs = [("the cat sat on the mat", "the cat sat on the mat"), ("a", "a")]
-    _, report = tokenize_task(sts_rows(pairs, [5.0, 5.0]), word_tokenizer(), "sts", pair_encoding="bi", max_length=5)
+    _, report = tokenize_task(sts_rows(pairs, [5.0, 5.0]), word_tokenizer(WORDS), "sts", pair_encoding="bi", max_length=5)
     assert report.truncated == 1
 
 
 def test_single_encoding_of_a_pair_task_is_refused():
     with pytest.raises(ValueError, match="'sts' has sentence pairs: pair_encoding 'single'"):
-        tokenize_task(sts_rows([("a", "b")], [1.0]), word_tokenizer(), "sts", pair_encoding="single")
+        tokenize_task(sts_rows([("a", "b")], [1.0]), word_tokenizer(WORDS), "sts", pair_encoding="single")
 
 
 def test_collator_pads_the_joint_and_each_side_group_to_its_own_longest():
     pairs = [("how is it", "a"), ("a", "the cat sat on the mat")]
-    tokenized, _ = tokenize_task(sts_rows(pairs, [1.0, 4.0]), word_tokenizer(), "sts", with_sides=True)
-    batch = MultitaskDataCollator(word_tokenizer())([tokenized[0], tokenized[1]])
+    tokenized, _ = tokenize_task(sts_rows(pairs, [1.0, 4.0]), word_tokenizer(WORDS), "sts", with_sides=True)
+    batch = MultitaskDataCollator(word_tokenizer(WORDS))([tokenized[0], tokenized[1]])
     assert batch["input_ids"].shape == (2, 10)
     assert batch["input_ids_a"].shape == (2, 5) and batch["input_ids_b"].shape == (2, 8)
     assert batch["attention_mask_b"].tolist()[0] == [1, 1, 1, 0, 0, 0, 0, 0]
@@ -529,14 +523,14 @@ def test_collator_pads_the_joint_and_each_side_group_to_its_own_longest():
 
 
 def test_collator_gives_class_labels_as_int64():
-    tokenized, _ = tokenize_task(sst_rows(["a", "a fine film"], [1, 4]), word_tokenizer(), "sst")
-    batch = MultitaskDataCollator(word_tokenizer())([tokenized[0], tokenized[1]])
+    tokenized, _ = tokenize_task(sst_rows(["a", "a fine film"], [1, 4]), word_tokenizer(WORDS), "sst")
+    batch = MultitaskDataCollator(word_tokenizer(WORDS))([tokenized[0], tokenized[1]])
     assert batch["labels"].dtype == torch.int64 and batch["input_ids"].shape == (2, 5)
 
 
 def test_example_length_of_a_bi_encoded_pair_is_its_longer_side():
     pairs = [("a", "the cat sat on the mat"), ("how is it", "a")]
-    tokenized, _ = tokenize_task(sts_rows(pairs, [1.0, 2.0]), word_tokenizer(), "sts", pair_encoding="bi")
+    tokenized, _ = tokenize_task(sts_rows(pairs, [1.0, 2.0]), word_tokenizer(WORDS), "sts", pair_encoding="bi")
     assert example_lengths(tokenized) == [8, 5]
 
 
@@ -548,7 +542,7 @@ def test_length_sorted_batches_cover_every_index_once_longest_first():
 
 def test_length_grouped_sampler_yields_a_permutation_with_the_longest_example_first():
     sentences = ["a " * n for n in (1, 7, 3, 2, 9, 4, 1, 5)]
-    tokenized, _ = tokenize_task(sst_rows(sentences), word_tokenizer(), "sst")
+    tokenized, _ = tokenize_task(sst_rows(sentences), word_tokenizer(WORDS), "sst")
     order = list(length_grouped_sampler(tokenized, batch_size=2, generator=torch.Generator().manual_seed(0)))
     assert sorted(order) == list(range(8))
     assert order[0] == 4  # transformers puts the longest example in the first batch

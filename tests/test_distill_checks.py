@@ -12,7 +12,7 @@ import trainers.distillation
 from hf_minbert import MinBertEnsembleForMultitask
 from hf_minbert.cli import main as minbert
 from hf_minbert.commands import distill as distill_command
-from tests.helpers import refused_calls, tiny_model, tiny_task_rows, write_task_files
+from tests.helpers import folder_bytes, refused_calls, tiny_model, tiny_task_rows, write_task_files
 from tests.test_train_promises import TINY_RUN, base, data, tokenizer  # noqa: F401  (module fixtures)
 
 TASKS = tiny_model().config.tasks
@@ -51,10 +51,6 @@ def heads(drop=(), **changes):
     for task, fields in changes.items():
         tasks[task].update(fields)
     return tasks
-
-
-def folder_bytes(folder):
-    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(Path(folder).rglob("*")) if path.is_file()}
 
 
 # ------------------------------------------------------------------------------------------------------

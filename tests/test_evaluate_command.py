@@ -7,7 +7,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertModel, BertTokenizer
+from transformers import BertConfig, BertModel
 
 from hf_minbert import MinBertConfig, MinBertForMultitask
 from hf_minbert.cli import main as minbert
@@ -20,6 +20,7 @@ from hf_minbert.evaluation import (
     read_prediction_file,
     score_task,
 )
+from tests.helpers import word_tokenizer
 
 WORDS = "a the cat dog sat ran on mat park film fine dull good bad is it how why so not very . ?".split()
 
@@ -51,11 +52,6 @@ STS_DEV = [
 STS_TEST = ["\tid\tsentence1\tsentence2", "31\tsts-t0\ta dog\tthe dog", "32\tsts-t1\tthe park\ta film"]
 
 
-def word_tokenizer():
-    vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS])}
-    return BertTokenizer(vocab=vocab)
-
-
 def tiny_model(seed=0):
     torch.manual_seed(seed)
     config = MinBertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -72,7 +68,7 @@ def write_lines(path, lines):
 def saved_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("model")
     tiny_model().save_pretrained(folder)
-    word_tokenizer().save_pretrained(folder)
+    word_tokenizer(WORDS).save_pretrained(folder)
     return folder
 
 
@@ -262,7 +258,7 @@ def sst_only_model(tmp_path):
                            intermediate_size=64, max_position_embeddings=64,
                            tasks={"sst": MinBertConfig().tasks["sst"]})
     MinBertForMultitask(config).save_pretrained(tmp_path / "sst-only")
-    word_tokenizer().save_pretrained(tmp_path / "sst-only")
+    word_tokenizer(WORDS).save_pretrained(tmp_path / "sst-only")
     return tmp_path / "sst-only"
 
 
@@ -305,7 +301,7 @@ def test_average_pair_orders_scores_a_pair_the_same_in_either_order(tmp_path):
     torch.manual_seed(0)  # wide initial weights: at BERT's initializer_range a random head answers nearly constantly
     MinBertForMultitask(MinBertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                                       intermediate_size=64, initializer_range=0.5)).save_pretrained(saved_model)
-    word_tokenizer().save_pretrained(saved_model)
+    word_tokenizer(WORDS).save_pretrained(saved_model)
     swapped = [STS_DEV[0]] + ["\t".join(line.split("\t")[i] for i in (0, 1, 3, 2, 4)) for line in STS_DEV[1:]]
     given, reversed_ = write_lines(tmp_path / "given.csv", STS_DEV), write_lines(tmp_path / "swapped.csv", swapped)
     plain = [_sts_predictions(saved_model, path, tmp_path / path.stem) for path in (given, reversed_)]
@@ -331,7 +327,7 @@ def plain_bert(tmp_path_factory):
     config = BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=64, max_position_embeddings=64)
     BertModel(config).save_pretrained(folder)
-    word_tokenizer().save_pretrained(folder)
+    word_tokenizer(WORDS).save_pretrained(folder)
     return folder
 
 
@@ -406,22 +402,22 @@ def sts_dev_rows():
 
 def test_predictions_do_not_depend_on_batch_size_or_length_sorting():
     model, rows = tiny_model(), sts_dev_rows()
-    one_by_one = predict_task(model, word_tokenizer(), rows, "sts", batch_size=1, progress=False)
-    batched = predict_task(model, word_tokenizer(), rows, "sts", batch_size=3, progress=False)
+    one_by_one = predict_task(model, word_tokenizer(WORDS), rows, "sts", batch_size=1, progress=False)
+    batched = predict_task(model, word_tokenizer(WORDS), rows, "sts", batch_size=3, progress=False)
     assert one_by_one.ids == batched.ids == ["a", "b", "c", "d"]
     assert np.allclose(one_by_one.scores, batched.scores, atol=1e-5)
 
 
 def test_classification_predictions_are_class_probabilities():
     rows = datasets.Dataset.from_dict({"id": ["x", "y"], "sentence": ["a fine film", "a dull film ."]})
-    predictions = predict_task(tiny_model(), word_tokenizer(), rows, "sst", progress=False)
+    predictions = predict_task(tiny_model(), word_tokenizer(WORDS), rows, "sst", progress=False)
     assert predictions.scores.shape == (2, 5)
     assert np.allclose(predictions.scores.sum(axis=1), 1.0)
 
 
 def test_paraphrase_predictions_are_probabilities_matching_the_logit_sign():
     rows = datasets.Dataset.from_dict({"id": ["x"], "sentence1": ["a dog"], "sentence2": ["the dog"]})
-    model, tokenizer = tiny_model(), word_tokenizer()
+    model, tokenizer = tiny_model(), word_tokenizer(WORDS)
     predictions = predict_task(model, tokenizer, rows, "para", progress=False)
     encoded = tokenizer(["a dog"], ["the dog"], return_tensors="pt")
     with torch.no_grad():
@@ -432,26 +428,26 @@ def test_paraphrase_predictions_are_probabilities_matching_the_logit_sign():
 
 def test_bf16_predictions_stay_close_to_float32():
     model, rows = tiny_model(), sts_dev_rows()
-    full = predict_task(model, word_tokenizer(), rows, "sts", progress=False)
-    half = predict_task(model, word_tokenizer(), rows, "sts", bf16=True, progress=False)
+    full = predict_task(model, word_tokenizer(WORDS), rows, "sts", progress=False)
+    half = predict_task(model, word_tokenizer(WORDS), rows, "sts", bf16=True, progress=False)
     assert np.allclose(full.scores, half.scores, atol=0.05)
 
 
 def test_prediction_leaves_a_training_model_in_training_mode():
     model = tiny_model().train()
-    predict_task(model, word_tokenizer(), sts_dev_rows(), "sts", progress=False)
+    predict_task(model, word_tokenizer(WORDS), sts_dev_rows(), "sts", progress=False)
     assert model.training
 
 
 def test_max_length_beyond_the_models_positions_is_refused():
     with pytest.raises(ValueError, match="max_length=100 exceeds the model's max_position_embeddings=64"):
-        predict_task(tiny_model(), word_tokenizer(), sts_dev_rows(), "sts", max_length=100, progress=False)
+        predict_task(tiny_model(), word_tokenizer(WORDS), sts_dev_rows(), "sts", max_length=100, progress=False)
 
 
 def test_evaluate_model_scores_each_task_and_adds_the_overall_scores():
     sst = datasets.Dataset.from_dict({"id": ["x", "y"], "sentence": ["a fine film", "a dull film"], "sentiment": [3, 1]})
     para = datasets.Dataset.from_dict({"id": ["p"], "sentence1": ["a dog"], "sentence2": ["the dog"], "is_duplicate": [1.0]})
-    metrics = evaluate_model(tiny_model(), word_tokenizer(), {"sst": sst, "para": para, "sts": sts_dev_rows()})
+    metrics = evaluate_model(tiny_model(), word_tokenizer(WORDS), {"sst": sst, "para": para, "sts": sts_dev_rows()})
     assert list(metrics) == ["sst", "para", "sts", "overall", "mean"]
 
 
@@ -459,7 +455,7 @@ def test_a_head_named_unlike_its_task_scores_that_tasks_rows():
     tasks = {"sts_bi": {"kind": "regression", "label_range": [0, 5], "pair_encoding": "bi"}}
     config = MinBertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
                            intermediate_size=64, max_position_embeddings=64, tasks=tasks)
-    metrics = evaluate_model(MinBertForMultitask(config), word_tokenizer(), {"sts": sts_dev_rows()},
+    metrics = evaluate_model(MinBertForMultitask(config), word_tokenizer(WORDS), {"sts": sts_dev_rows()},
                              heads={"sts": "sts_bi"})
     assert set(metrics) == {"sts"} and set(metrics["sts"]) == {"pearson", "spearman"}
 
@@ -467,7 +463,7 @@ def test_a_head_named_unlike_its_task_scores_that_tasks_rows():
 def test_evaluate_model_refuses_unlabelled_rows_before_predicting():
     rows = datasets.Dataset.from_dict({"id": ["x"], "sentence": ["a fine film"]})
     with pytest.raises(ValueError, match="task 'sst': the rows have no 'sentiment' column"):
-        evaluate_model(tiny_model(), word_tokenizer(), {"sst": rows})
+        evaluate_model(tiny_model(), word_tokenizer(WORDS), {"sst": rows})
 
 
 def test_reading_a_prediction_file_with_the_wrong_header_names_file_and_line(tmp_path):

@@ -20,7 +20,7 @@ from hf_minbert import MinBertForMultitask, hub
 from hf_minbert.cli import main as minbert
 from hf_minbert.metrics import with_overall_scores
 from model_cards import write_model_card
-from tests.helpers import run_isolated, tiny_model
+from tests.helpers import free_port, run_isolated, tiny_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PAIR = ("a gorgeous , witty film", "a fine and clever movie")
@@ -183,7 +183,7 @@ def _stderr_is_one_line(captured):
 
 def test_minbert_push_to_an_unreachable_endpoint_fails_in_one_line_and_leaves_the_folder(
         model_dir, token, online, monkeypatch, capsys):
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_free_port()}")  # nothing listens there
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens there
     before = {path.name: path.read_bytes() for path in model_dir.iterdir() if path.is_file()}
     assert minbert(["push", str(model_dir), "--repo_id", "someone/minbert"]) == 1
     line = _stderr_is_one_line(capsys.readouterr())
@@ -281,12 +281,6 @@ def _olah_cli():
     return next((c for c in candidates if c and Path(c).is_file()), None)
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _mirror(model_dir, root, repo_id):
     """olah's offline mirror of `repo_id`: a git repository holding exactly the files a push sends."""
     repo = root / "mirrors" / "models" / repo_id
@@ -329,6 +323,7 @@ def _stop(server):
         server.wait()
 
 
+@pytest.mark.slow
 def test_a_repo_of_exactly_the_pushed_files_serves_the_model_and_every_pipeline(model_dir, tmp_path, monkeypatch):
     cli = _olah_cli()
     if cli is None:
@@ -338,7 +333,7 @@ def test_a_repo_of_exactly_the_pushed_files_serves_the_model_and_every_pipeline(
     model, tokenizer = MinBertForMultitask.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
     expected = {task: pipeline(task, model=model, tokenizer=tokenizer)(PAIR if task != "text-classification" else PAIR[0])
                 for task in PIPELINE_TASKS}  # in-process, from hf_minbert
-    port = _free_port()
+    port = free_port()
     server = _start_olah(cli, root, port)
     try:
         script = (f"import huggingface_hub, os; path = huggingface_hub.snapshot_download({repo_id!r}); "

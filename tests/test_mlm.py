@@ -8,7 +8,6 @@ import torch
 from transformers import (
     BertConfig,
     BertForMaskedLM,
-    BertTokenizer,
     DataCollatorForLanguageModeling,
     Trainer,
     TrainingArguments,
@@ -17,16 +16,11 @@ from transformers import (
 from hf_minbert import MinBertConfig, MinBertForMaskedLM, MinBertForMultitask, MinBertModel
 from hf_minbert.cli import main as minbert
 from hf_minbert.commands.pretrain_mlm import task_texts, tokenize_texts
-from tests.helpers import random_batch
+from tests.helpers import random_batch, word_tokenizer
 
 WORDS = "a the cat dog sat ran on mat park film fine dull good bad is it how why so not very . ?".split()
 TINY = dict(vocab_size=5 + len(WORDS), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
             max_position_embeddings=64)
-
-
-def word_tokenizer():
-    vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS])}
-    return BertTokenizer(vocab=vocab)
 
 
 def tiny_mlm(seed=0, **overrides):
@@ -94,7 +88,7 @@ def test_labels_of_the_wrong_shape_are_refused():
 
 @pytest.mark.slow
 def test_a_few_trainer_steps_lower_the_loss_and_keep_the_tying(tmp_path):
-    tokenizer = word_tokenizer()
+    tokenizer = word_tokenizer(WORDS)
     texts = ["the cat sat on the mat .", "a dog ran in the park .", "it is a good film .", "why is it so dull ?"] * 8
     model = tiny_mlm()
     pooler = model.bert.pooler.dense.weight.detach().clone()
@@ -140,7 +134,7 @@ def base_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("base")
     torch.manual_seed(0)
     MinBertModel(MinBertConfig(**TINY)).save_pretrained(folder)
-    word_tokenizer().save_pretrained(folder)
+    word_tokenizer(WORDS).save_pretrained(folder)
     return folder
 
 
@@ -250,7 +244,8 @@ def test_pretrain_mlm_overwrite_output_dir_replaces_the_whole_folder(data_dir, b
     (tmp_path / "out" / "model.safetensors").write_bytes(b"old")
     assert pretrain_mlm(base_dir, data_dir, tmp_path / "out", "--overwrite_output_dir", "--save_strategy", "no") == 0
     assert not stale.exists() and (tmp_path / "out" / "mlm_metrics.json").is_file()
-    assert MinBertForMaskedLM.from_pretrained(tmp_path / "out") is not None
+    assert (tmp_path / "out" / "model.safetensors").read_bytes() != b"old"
+    MinBertForMaskedLM.from_pretrained(tmp_path / "out")  # the new weights load
     assert not (tmp_path / "out.partial").exists()
 
 

@@ -41,7 +41,7 @@ def test_reading_both_orders_twice_gives_back_the_batch(tokenizer):
     assert torch.equal(twice["input_ids"], batch["input_ids"]) and torch.equal(twice["token_type_ids"], batch["token_type_ids"])
 
 
-def test_draws_depend_on_seed_step_task_and_place_in_the_step(tokenizer):
+def test_draws_depend_on_seed_step_task_and_place_in_the_step():
     def draws(*key):
         return torch.rand(8, generator=pair_order_generator(*key)).tolist()
 

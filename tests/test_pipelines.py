@@ -477,7 +477,7 @@ def test_feature_extraction_reads_the_chosen_heads_own_layers(tmp_path, tokenize
     assert not torch.allclose(features, _features(model, tokenizer, PAIR[0], "sst"))
 
 
-def test_feature_extraction_takes_the_stock_truncation_option(model_dir, model, tokenizer):
+def test_feature_extraction_takes_the_stock_truncation_option(model_dir, model):
     extract = pipeline("feature-extraction", model=str(model_dir), trust_remote_code=True)
     features = extract("good " * 200, truncation=True, tokenize_kwargs={"max_length": 16}, return_tensors=True)
     assert features.shape == (1, 16, model.config.hidden_size)

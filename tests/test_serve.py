@@ -20,7 +20,7 @@ from hf_minbert import MinBertConfig, MinBertEnsembleForMultitask, MinBertForMul
 from hf_minbert.cli import main as minbert
 from hf_minbert.metrics import with_overall_scores
 from model_cards import write_model_card
-from tests.helpers import tiny_model
+from tests.helpers import free_port, tiny_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The docs' picture of the demo; the browser test retakes it only when asked (a test run leaves the tree as it was).
@@ -267,12 +267,6 @@ def _browser():
     return (chromium, driver) if chromium and driver else None
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _start_server(command, port, log_path, cwd=None, env=None):
     """Start `command` under `timeout` and wait (bounded) until it listens on 127.0.0.1:`port`."""
     log = open(log_path, "wb")
@@ -356,7 +350,7 @@ def test_a_browser_sees_the_pipelines_answers_on_the_served_page(model_dir, expe
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    port = _free_port()
+    port = free_port()
     minbert_cli = [sys.executable, "-m", "hf_minbert.cli", "serve", str(model_dir), "--port", str(port)]
     server = _start_server(minbert_cli, port, tmp_path / "serve.log",
                            env={**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")})

@@ -15,8 +15,8 @@ from transformers import pipeline
 
 from hf_minbert import space
 from hf_minbert.cli import main as minbert
-from tests.helpers import BLOCK_PROJECT_IMPORTS
-from tests.test_hub import _free_port, _mirror, _olah_cli, _start_olah, _stop
+from tests.helpers import BLOCK_PROJECT_IMPORTS, free_port
+from tests.test_hub import _mirror, _olah_cli, _start_olah, _stop
 from tests.test_serve import PAIR, SENTENCE, _start_server, _stop_server, save_demo_model
 
 REPO_ID = "someone/minbert-mt"
@@ -141,7 +141,7 @@ def test_space_goes_to_HF_ENDPOINT(model_dir, hub_calls, token, monkeypatch):
 
 
 def test_space_to_an_unreachable_endpoint_fails_in_one_line(model_dir, token, online, monkeypatch, capsys):
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_free_port()}")  # nothing listens there
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens there
     assert minbert(["space", str(model_dir), "--repo_id", REPO_ID]) == 1
     error = capsys.readouterr().err
     assert error.startswith("minbert space: cannot use the Hub at http://127.0.0.1:") and error.count("\n") == 1
@@ -184,7 +184,7 @@ def test_the_space_serves_the_repository_downloaded_from_a_hub_server_without_hf
     gradio_client = pytest.importorskip("gradio_client", reason="gradio is not installed (pip install -e '.[dev]')")
     root, cache = tmp_path / "olah", tmp_path / "hub-cache"
     _mirror(model_dir, root, REPO_ID)
-    port = _free_port()
+    port = free_port()
     server = _start_olah(cli, root, port)
     try:
         download = subprocess.run(
@@ -201,7 +201,7 @@ def test_the_space_serves_the_repository_downloaded_from_a_hub_server_without_hf
     expected_paraphrase = pipeline("paraphrase-detection", **load)(PAIR)
     expected_sentiment = pipeline("text-classification", **load)(SENTENCE, top_k=None)
     run_app = BLOCK_PROJECT_IMPORTS + "import runpy\nrunpy.run_path('app.py', run_name='__main__')\n"
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "HF_MODULES_CACHE": str(tmp_path / "mods"),
            "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "PYTHONPATH": ""}
     app = _start_server([sys.executable, "-c", run_app], port, tmp_path / "space.log", cwd=space_dir, env=env)

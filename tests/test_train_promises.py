@@ -11,7 +11,7 @@ from transformers import AutoTokenizer
 
 from hf_minbert import MinBertConfig, MinBertModel
 from hf_minbert.cli import main as minbert
-from tests.helpers import tiny_model, tiny_task_rows, write_task_files
+from tests.helpers import folder_bytes, tiny_model, tiny_task_rows, write_task_files
 
 TINY_RUN = ["--max_steps", "2", "--per_device_train_batch_size", "4", "--eval_strategy", "no", "--save_strategy", "no",
             "--bf16", "false", "--use_cpu", "true", "--disable_tqdm", "true", "--max_seq_length", "32",
@@ -49,10 +49,6 @@ def train(base, data, output, *flags, command="train"):
 
 def weights(folder):
     return (Path(folder) / "model.safetensors").read_bytes()
-
-
-def folder_bytes(folder):
-    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(Path(folder).rglob("*")) if path.is_file()}
 
 
 def _scramble_global_rng():
@@ -291,7 +287,7 @@ def test_a_tokenizer_larger_than_the_word_table_is_one_line_before_the_data_is_r
     assert data_reads == []
 
 
-def test_a_missing_data_file_is_one_line_naming_it(base, data, tmp_path, capsys):
+def test_a_missing_data_file_is_one_line_naming_it(base, tmp_path, capsys):
     empty = tmp_path / "no-data"
     empty.mkdir()
     assert train(base, empty, tmp_path / "out") == 2
@@ -461,6 +457,7 @@ def test_another_architecture_for_a_base_whose_tasks_own_layers_fails_before_the
     assert data_reads == []
 
 
+@pytest.mark.slow
 def test_a_staging_folder_without_checkpoints_is_discarded_by_the_next_run(base, data, tmp_path):
     output = tmp_path / "model"
     (tmp_path / "model.partial").mkdir()  # a run killed before its first checkpoint

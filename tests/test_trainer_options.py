@@ -171,12 +171,20 @@ def test_an_eval_label_that_is_not_the_tasks_is_refused_before_training_naming_i
                          eval_dataset=_with_label(rows, "sst", 2, -1))
 
 
-def test_labels_written_as_numbers_in_text_train_and_score_as_those_numbers(tmp_path, tokenizer):  # noqa: F811
+def _labels_as_text(rows):
+    return {**rows, "sst": rows["sst"].cast_column("sentiment", datasets.Value("string"))}
+
+
+def test_labels_written_as_numbers_in_text_train_as_those_numbers(tmp_path, tokenizer):  # noqa: F811
     rows = tiny_task_rows()
-    as_text = {**rows, "sst": rows["sst"].cast_column("sentiment", datasets.Value("string"))}
-    trainer = _plain_trainer(tmp_path, tokenizer, rows=as_text)
-    assert trainer.train_dataset.datasets["sst"]["labels"] == rows["sst"]["sentiment"]
-    assert trainer.predict({"sst": as_text["sst"]})["sst"].label_ids.tolist() == rows["sst"]["sentiment"]
+    trainer = _plain_trainer(tmp_path, tokenizer, rows=_labels_as_text(rows))
+    assert trainer.train_dataset.datasets["sst"]["labels"] == list(rows["sst"]["sentiment"])
+
+
+def test_labels_written_as_numbers_in_text_are_scored_as_those_numbers(tmp_path, tokenizer):  # noqa: F811
+    rows = tiny_task_rows()
+    output = _plain_trainer(tmp_path, tokenizer).predict({"sst": _labels_as_text(rows)["sst"]})["sst"]
+    assert output.label_ids.tolist() == list(rows["sst"]["sentiment"])
 
 
 def test_predict_on_rows_too_few_for_their_metric_returns_the_predictions_without_it(tmp_path, tokenizer):  # noqa: F811
@@ -246,7 +254,7 @@ def test_arguments_with_a_warmup_ratio_build_again_from_their_own_fields():
     assert MultitaskTrainingArguments(**fields).get_warmup_steps(1000) == 60
 
 
-def test_the_default_recipe_has_no_warmup_as_it_was_measured():
+def test_the_default_recipe_has_no_warmup():
     assert MultitaskTrainingArguments(output_dir="unused").get_warmup_steps(1000) == 0
 
 

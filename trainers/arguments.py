@@ -268,9 +268,6 @@ class MultitaskTrainingArguments(TrainingArguments):
                          "(--layerwise_lr_decay, --head_lr_multiplier); --optim cannot choose another optimizer "
                          "or its arguments (torch's AdamW: --use_torch_adamw)")
 
-    def _check_trainer_numbers(self):
-        check_trainer_numbers(self)
-
     def _saves_at_every_evaluation(self):
         """Whether the best checkpoint can be restored at the end (`load_best_model_at_end`'s default): dev
         scored and a checkpoint saved on the same schedule, every save at an evaluation. TrainingArguments has
@@ -297,7 +294,7 @@ class MultitaskTrainingArguments(TrainingArguments):
     def _check_numbers(self):
         """Every number flag in its meaningful range, so a typo fails here rather than mid-training (or, for
         a NaN, never, leaving a model of NaNs)."""
-        self._check_trainer_numbers()
+        check_trainer_numbers(self)
         for name in ("task_weights", "smart_weight"):
             check_per_task_weights(getattr(self, name), name)
         check_per_task_probabilities(self.pair_swap_probability, "pair_swap_probability")

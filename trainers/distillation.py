@@ -1,6 +1,6 @@
 """Distillation targets: a teacher's soft predictions over the training inputs, mixed with the gold labels.
 
-    targets = teacher_targets(teacher, teacher_tokenizer, train_rows, alphas)   # {task: array}
+    targets = teacher_targets(teacher, teacher_tokenizer, train_rows, student_config, alphas)   # {task: array}
     train = soft_label_datasets(train_rows, targets, student_tokenizer, student_config, max_length)
 
 and MultitaskTrainer trains the student on `train` as usual: the heads' losses accept soft targets

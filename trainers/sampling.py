@@ -86,7 +86,7 @@ from .sampling_checks import (
     per_task_ints,
 )
 from .sampling_core import LENGTH_GROUP_BATCHES, SamplingCore
-from .sampling_strategies import DEFAULT_TEMPERATURE, STRATEGIES, temperature_step_counts
+from .sampling_strategies import DEFAULT_TEMPERATURE, STRATEGIES
 
 SAMPLING_STRATEGIES = tuple(STRATEGIES)  # sequential, round_robin, proportional, temperature, equal_split, all_tasks
 CAPPED_STRATEGIES = ("sequential", "proportional")  # the strategies that honour epoch_rows and epoch_passes
@@ -233,7 +233,3 @@ class MultitaskBatchSampler(Sampler):
             steps = [tuple(TaskBatch(t, b + self.offsets[t]) for t, b in step) for step in steps]
             self._cached_plan = (epoch, steps)
         return self._cached_plan[1]
-
-    def temperature_step_counts(self, total_steps: int) -> list[int]:
-        """Steps per task (in task order) for `temperature`: total_steps · p_i, rounded by largest remainder."""
-        return temperature_step_counts(self.sizes, self.size_cap, self.temperature, total_steps)

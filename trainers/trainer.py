@@ -3,9 +3,9 @@
 What it adds to Trainer, and where:
 - `get_train_dataloader`: task batches from `MultitaskBatchSampler` (train_batches.py); each batch arrives
   as `{task: inputs}`.
-- `compute_loss`: per task, the head's loss × the task weight, + SMART, + the ordinal term (on the ordinal
-  task), + MNR and CoSENT (on their pair tasks); a pair task under `--pair_swap_probability` first has some
-  of its pairs swapped (pair_order.py).
+- `compute_loss`: per task, the task weight × (the head's loss + SMART + the ordinal term on the ordinal task
+  + MNR and CoSENT on their pair tasks); a pair task under `--pair_swap_probability` first has some of its
+  pairs swapped (pair_order.py).
 - `training_step`: PCGrad's gradient surgery when asked; otherwise Trainer's own step (loss scaling for
   gradient accumulation, backward, bf16 via accelerate), once per task of an all_tasks batch.
 - `evaluate`: per-task dev metrics with `hf_minbert.evaluation` (and a user's `compute_metrics`, per task), the

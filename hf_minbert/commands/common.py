@@ -9,6 +9,8 @@ import torch
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from safetensors import SafetensorError, safe_open
 
+from hf_minbert.configuration_minbert import is_multitask_architecture
+
 
 class CommandError(ValueError):
     """A problem with the command's arguments or inputs: printed as one line, exit status 2 (a ValueError, so
@@ -106,4 +108,4 @@ def has_trained_task_heads(config_dict) -> bool:
     """Whether a saved config (its config.json, as read) comes from minBERT's multitask model, whose weights
     hold trained task heads. Any other checkpoint — a plain BERT, a `minbert pretrain-mlm` output — would load
     with freshly drawn heads."""
-    return "MinBertForMultitask" in (config_dict.get("architectures") or ())
+    return is_multitask_architecture(config_dict.get("architectures"))

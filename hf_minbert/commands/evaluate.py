@@ -41,6 +41,7 @@ from hf_minbert.commands.common import (
     positive_int,
     torch_device,
 )
+from hf_minbert.configuration_minbert import DEFAULT_TASKS
 from hf_minbert.data import TASK_SCHEMAS, DataError, read_task_file
 from hf_minbert.ensemble import load_multitask_model
 from hf_minbert.evaluation import (
@@ -52,8 +53,6 @@ from hf_minbert.evaluation import (
 )
 from hf_minbert.metrics import with_overall_scores
 from model_cards.run_record import TRAINING_CONFIG_FILE
-
-DEFAULT_TASKS = ("sst", "para", "sts")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,7 +97,7 @@ def model_tasks(model) -> list:
         raise CommandError(f"cannot read the config of --model {model}: {first_line(error)}") from None
     heads = config.get("tasks") or config.get("task_weights")
     if not heads:
-        return list(DEFAULT_TASKS)
+        return list(DEFAULT_TASKS)  # the heads a checkpoint without its own gets
     tasks = [task for task in TASK_SCHEMAS if task in heads]  # in the usual order: a saved config sorts its keys
     if not tasks:
         raise CommandError(f"--model {model} answers {', '.join(heads)}, none a task with a file format "

@@ -216,7 +216,7 @@ def read_training_sources(task: str, sources, *, data_dir=None, skip_bad_rows: b
     """
     schema, paths = task_schema(task), parse_sources(sources, data_dir)
     _check_listed_once(task, paths)
-    evaluation = {_text_key(texts) for texts in _as_text_tuples(exclude_texts)}
+    evaluation = {text_key(texts) for texts in _as_text_tuples(exclude_texts)}
     folder = names_relative_to if names_relative_to is not None else data_dir
     seen_ids, seen_texts = set(), {}  # of the kept rows: ids; text key -> (source, label, id)
     parts, reports = [], []
@@ -290,7 +290,7 @@ def _drop_overlaps(dataset, schema, report: SourceReport, seen_ids: set, seen_te
     texts = zip(*(columns[column] for column in schema.text_columns))
     keep, new_texts = [], {}
     for index, (row_id, text, label) in enumerate(zip(ids, texts, labels)):
-        key = _text_key(text)
+        key = text_key(text)
         earlier = seen_texts.get(key)
         if key in evaluation:
             report.evaluation_rows += 1
@@ -314,7 +314,7 @@ def _count_overlap(report: SourceReport, earlier: tuple, row_id: str, label):
     report.label_conflicts += label != earlier_label
 
 
-def _text_key(texts: tuple):
+def text_key(texts: tuple):
     """What makes two rows the same text: words only (whitespace ignored); a pair in either order.
 
     Either order, because neither pair task's label depends on it: a paraphrase is one both ways and a

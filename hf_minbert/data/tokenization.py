@@ -20,11 +20,11 @@ from transformers import PreTrainedTokenizerBase
 from transformers.data.data_collator import pad_without_fast_tokenizer_warning
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from ..configuration_minbert import PAIR_ENCODINGS
 from .schema import check_label_column, task_schema
 
 logger = logging.getLogger(__name__)
 
-PAIR_ENCODINGS = ("single", "cross", "bi")
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 SIDE_SUFFIXES = ("_a", "_b")
 # The columns a head reads: the joint sequence, and each sentence alone (bi-encoder heads, cosine feature, MNR).
