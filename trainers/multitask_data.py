@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from torch.utils.data import DataLoader, Dataset
 
 from hf_minbert.data.schema import task_schema
-from hf_minbert.data.tokenization import MODEL_INPUT_COLUMNS, MultitaskDataCollator, tokenize_task
+from hf_minbert.data.tokenization import MODEL_INPUT_COLUMNS, MultitaskDataCollator, is_tokenized, tokenize_task
 from hf_minbert.evaluation import label_column_hint
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def tokenize_for_training(datasets_by_task, tokenizer, model_config, max_length,
     tokenized = {}
     for task, dataset in datasets_by_task.items():
         spec = model_config.task_spec(task)
-        if "input_ids" in dataset.column_names or "input_ids_a" in dataset.column_names:
+        if is_tokenized(dataset):
             tokenized[task] = dataset
             continue
         if task_schema(task).label_column not in dataset.column_names:

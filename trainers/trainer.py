@@ -32,8 +32,8 @@ from transformers import Trainer, set_seed
 from transformers.trainer_utils import EvalPrediction, PredictionOutput
 
 from hf_minbert.adapters import name_base_by_absolute_path, write_base_config
-from hf_minbert.data import TASK_SCHEMAS, task_schema
-from hf_minbert.data.tokenization import JOINT_COLUMNS, SIDE_COLUMNS, check_task_rows
+from hf_minbert.data import has_task_schema, head_mismatch, task_schema
+from hf_minbert.data.tokenization import JOINT_COLUMNS, SIDE_COLUMNS, check_task_rows, is_tokenized
 from hf_minbert.evaluation import evaluate_task, evaluate_tasks, gold_labels, unscorable_reason
 from hf_minbert.metrics import OVERALL_TASKS, tasks_overall, with_overall_scores
 from hf_minbert.modeling_minbert_heads import task_loss
@@ -477,15 +477,29 @@ def _check_task_dict(name, datasets, config):
         raise ValueError(f"{name} names task(s) {unknown} that the model has no head for; its tasks: {list(config.tasks)}")
     for task, rows in datasets.items():
         check_task_rows(task, rows)
+        _check_rows_readable(name, task, rows, config.task_spec(task))
     empty = [task for task, rows in datasets.items() if len(rows) == 0]
     if empty:
         raise ValueError(f"{name}: {', '.join(empty)} has no rows")
 
 
+def _check_rows_readable(name, task, rows, spec):
+    """A task's rows are read by its data schema (raw rows; every evaluation), which must suit its head; only
+    tokenized training rows need none."""
+    if has_task_schema(task):
+        mismatch = head_mismatch(task_schema(task), spec)
+        if mismatch:
+            raise ValueError(f"{name}: task {task!r}: {mismatch}")
+    elif name != "train_dataset" or not is_tokenized(rows):
+        raise ValueError(f"{name}: task {task!r} has no data schema to read its rows by: describe its columns and "
+                         "labels with hf_minbert.data.register_task_schema(TaskSchema(...))"
+                         + (", or pass tokenized rows" if name == "train_dataset" else ""))
+
+
 def _check_scorable(eval_dataset):
     # Checked before training: an evaluation that cannot give its score would end the run after its first epoch.
     for task, rows in (eval_dataset or {}).items():
-        if task in TASK_SCHEMAS:
+        if has_task_schema(task):
             try:
                 reason = unscorable_reason(task, rows)
             except ValueError as error:  # a label that is not the task's, naming its row

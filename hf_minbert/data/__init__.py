@@ -11,6 +11,9 @@ from .schema import (
     ReadReport,
     TaskSchema,
     check_bad_row_share,
+    has_task_schema,
+    head_mismatch,
+    register_task_schema,
     task_schema,
 )
 from .sources import (
@@ -39,6 +42,9 @@ __all__ = [
     "TASK_SCHEMAS",
     "TaskSchema",
     "task_schema",
+    "register_task_schema",
+    "has_task_schema",
+    "head_mismatch",
     "BadRow",
     "DataError",
     "check_bad_row_share",

@@ -7,6 +7,9 @@ A task's rows are `id`, its text column(s) and, when labelled, its label column:
     sts     id, sentence1, sentence2, similarity (float 0..5)
     cfimdb  id, sentence, sentiment (int 0 / 1)
 
+A task of one's own gets a schema with `register_task_schema(TaskSchema(...))`; from then on its raw rows are
+read, checked, tokenized, trained on and scored like these (the `id` column is optional in Python rows).
+
 A row that breaks the schema is an error naming its source, line (or row) and column; with
 `skip_bad_rows=True` it is dropped instead and counted in the `ReadReport`. Nothing is dropped silently.
 """
@@ -29,7 +32,27 @@ class TaskSchema:
     label_range: tuple = None  # [low, high] of a regression task
     file_prefix: str = ""  # CS224N file names: f"{file_prefix}-{train|dev|test-student}.csv"
     prediction_header: str = ""  # the course's column name in submission files
-    metric: str = "accuracy"  # shipped metric module that scores the task
+    metric: str = "accuracy"  # shipped metric module that scores the task: "accuracy" or "correlation"
+
+    def __post_init__(self):
+        where = f"TaskSchema {self.name!r}"
+        if not (isinstance(self.name, str) and self.name.isidentifier()):
+            raise ValueError(f"{where}: the name must be an identifier (it names flags such as --<task>_dev)")
+        if not (isinstance(self.text_columns, tuple) and len(self.text_columns) in (1, 2)):
+            raise ValueError(f"{where}: text_columns must be a tuple of one column or of a pair's two")
+        if self.label_column in self.text_columns or self.label_column == "id":
+            raise ValueError(f"{where}: the label column {self.label_column!r} cannot be a text or id column")
+        if self.label_dtype not in ("int64", "float64"):
+            raise ValueError(f"{where}: label_dtype must be 'int64' or 'float64', got {self.label_dtype!r}")
+        if (self.label_values is None) == (self.label_range is None):
+            raise ValueError(f"{where}: give the labels as label_values (classes) or as label_range (scores), one of them")
+        if self.label_range is not None and not (len(self.label_range) == 2 and self.label_range[0] < self.label_range[1]):
+            raise ValueError(f"{where}: label_range must be (low, high) with low < high, got {self.label_range}")
+        if self.metric not in ("accuracy", "correlation"):
+            raise ValueError(f"{where}: metric must be 'accuracy' or 'correlation', got {self.metric!r}")
+        # A task of one's own names its files and its prediction column after itself.
+        object.__setattr__(self, "file_prefix", self.file_prefix or self.name)
+        object.__setattr__(self, "prediction_header", self.prediction_header or f"Predicted_{self.label_column}")
 
     @property
     def is_pair(self) -> bool:
@@ -58,6 +81,7 @@ class TaskSchema:
         return f"a number in [{low}, {high}]"
 
 
+# Every task whose raw rows can be read, by name: the course's, and those given by `register_task_schema`.
 # The course's submission files spell STS's column "Predicted_Similiarity" (sic): kept, so that files
 # written here are drop-in replacements for the ones its scripts wrote and read.
 TASK_SCHEMAS = {
@@ -80,9 +104,48 @@ TASK_SCHEMAS = {
 }
 
 
+def register_task_schema(schema: TaskSchema, exist_ok: bool = False) -> TaskSchema:
+    """Give a task of one's own (a head of that name in the model's `tasks`) a data schema, so that its raw rows
+    are read and scored like the course tasks'. A name that already has another schema is refused unless
+    `exist_ok`, which replaces it (the same schema again is always accepted)."""
+    if not isinstance(schema, TaskSchema):
+        raise TypeError(f"register_task_schema takes a TaskSchema, got {type(schema).__name__}")
+    known = TASK_SCHEMAS.get(schema.name)
+    if known is not None and known != schema and not exist_ok:
+        raise ValueError(f"task {schema.name!r} already has a data schema ({known}); pass exist_ok=True to replace it")
+    TASK_SCHEMAS[schema.name] = schema
+    return schema
+
+
+def has_task_schema(task: str) -> bool:
+    return task in TASK_SCHEMAS
+
+
+def head_mismatch(schema: TaskSchema, spec: dict):
+    """Why a task head (its spec in the model config's `tasks`) cannot learn from and be scored on rows of
+    `schema`, or None: the same number of sentences, and labels of the kind the head predicts."""
+    reads_pairs = spec["pair_encoding"] != "single"
+    if reads_pairs != schema.is_pair:
+        return (f"its rows hold {'sentence pairs' if schema.is_pair else 'single sentences'} but its head reads "
+                f"{'pairs' if reads_pairs else 'single sentences'} (pair_encoding={spec['pair_encoding']!r})")
+    kind, labels = spec["kind"], schema.label_values
+    if kind == "classification" and (schema.metric != "accuracy" or labels != tuple(range(len(spec["labels"])))):
+        return (f"its head has {len(spec['labels'])} classes, so its labels must be the class numbers "
+                f"{tuple(range(len(spec['labels'])))} scored by accuracy; the schema has {schema.describe_labels()}")
+    if kind == "binary" and (schema.metric != "accuracy" or labels is None or not set(labels) <= {0, 1}):
+        return f"its head is binary, so its labels must be 0 and 1 scored by accuracy; the schema has {schema.describe_labels()}"
+    if kind == "regression":
+        low, high = spec.get("label_range") or (-math.inf, math.inf)
+        if schema.metric != "correlation" or schema.label_range is None or not low <= schema.label_range[0] <= schema.label_range[1] <= high:
+            return (f"its head predicts scores in [{low}, {high}], so its labels must be a range within it scored by "
+                    f"correlation; the schema has {schema.describe_labels()}")
+    return None
+
+
 def task_schema(task: str) -> TaskSchema:
     if task not in TASK_SCHEMAS:
-        raise ValueError(f"unknown task {task!r}; tasks with a data schema: {', '.join(TASK_SCHEMAS)}")
+        raise ValueError(f"unknown task {task!r}; tasks with a data schema: {', '.join(TASK_SCHEMAS)} (a task of "
+                         "one's own: hf_minbert.data.register_task_schema(TaskSchema(...)))")
     return TASK_SCHEMAS[task]
 
 

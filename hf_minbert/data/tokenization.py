@@ -105,6 +105,11 @@ def check_task_rows(task, rows):
     return rows
 
 
+def is_tokenized(rows):
+    """Whether a task's rows already hold model inputs (the joint sequence, or a bi-encoded pair's sides)."""
+    return "input_ids" in rows.column_names or "input_ids_a" in rows.column_names
+
+
 def plain_rows(rows):
     """`rows` read as Python values: under a numpy, torch or pandas format the tokenizer would get arrays."""
     return rows if rows.format["type"] is None else rows.with_format(None)

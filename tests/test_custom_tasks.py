@@ -1,0 +1,124 @@
+"""A task of one's own: with its data schema registered, its raw rows are checked, trained on, scored and
+predicted like the course tasks'; without one, or with a schema its head cannot learn from, the trainer says so
+when it is built."""
+import random
+
+import datasets
+import pytest
+import torch
+
+from hf_minbert.data import TASK_SCHEMAS, TaskSchema, head_mismatch, register_task_schema
+from tests.helpers import WORDS, tiny_model, tiny_task_rows
+from tests.test_trainer import _args, tokenizer  # noqa: F401  (module fixture)
+from trainers import MultitaskTrainer
+
+NLI = TaskSchema("nli", ("premise", "hypothesis"), "label", "int64", label_values=(0, 1, 2))
+NLI_HEAD = {"kind": "classification", "labels": ["entailment", "neutral", "contradiction"], "pair_encoding": "cross"}
+
+
+@pytest.fixture
+def nli():
+    register_task_schema(NLI)
+    yield NLI
+    TASK_SCHEMAS.pop("nli")
+
+
+def nli_rows(n=24, seed=0):
+    rng = random.Random(seed)
+
+    def sentence():
+        return " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 9)))
+
+    return datasets.Dataset.from_dict({"premise": [sentence() for _ in range(n)],
+                                       "hypothesis": [sentence() for _ in range(n)],
+                                       "label": [rng.randint(0, 2) for _ in range(n)]})
+
+
+def _nli_trainer(tmp_path, tokenizer, head=NLI_HEAD, **datasets_by_role):  # noqa: F811
+    rows = {"nli": nli_rows()}
+    return MultitaskTrainer(model=tiny_model(tasks={"nli": head}), args=_args(tmp_path), processing_class=tokenizer,
+                            **({"train_dataset": rows, "eval_dataset": rows} | datasets_by_role))
+
+
+@pytest.mark.slow
+def test_a_registered_task_trains_from_its_raw_rows(tmp_path, tokenizer, nli):  # noqa: F811
+    trainer = _nli_trainer(tmp_path, tokenizer)
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+    trainer.train()
+    assert any(not torch.equal(before[name], p) for name, p in trainer.model.named_parameters())
+    assert any("loss_nli" in entry for entry in trainer.state.log_history)
+
+
+def test_a_registered_task_is_scored_by_its_schemas_metric(tmp_path, tokenizer, nli):  # noqa: F811
+    metrics = _nli_trainer(tmp_path, tokenizer).evaluate()
+    assert 0.0 <= metrics["eval_nli_accuracy"] <= 1.0 and "eval_overall" not in metrics
+
+
+def test_a_registered_task_is_predicted_as_class_probabilities_with_its_labels(tmp_path, tokenizer, nli):  # noqa: F811
+    rows = nli_rows()
+    output = _nli_trainer(tmp_path, tokenizer).predict({"nli": rows})["nli"]
+    assert output.predictions.shape == (len(rows), 3) and output.label_ids.tolist() == list(rows["label"])
+
+
+def test_a_bad_label_of_a_registered_task_is_refused_naming_its_row(tmp_path, tokenizer, nli):  # noqa: F811
+    labels = list(nli_rows()["label"])
+    labels[4] = 3
+    rows = nli_rows().remove_columns("label").add_column("label", labels)
+    with pytest.raises(ValueError, match="^train_dataset: task 'nli', row 4, column 'label': label 3 is not one"):
+        _nli_trainer(tmp_path, tokenizer, train_dataset={"nli": rows}, eval_dataset=None)
+
+
+def test_raw_rows_of_a_task_without_a_schema_are_refused_naming_the_way_to_give_one(tmp_path, tokenizer):  # noqa: F811
+    with pytest.raises(ValueError, match="^train_dataset: task 'nli' has no data schema.*register_task_schema"):
+        _nli_trainer(tmp_path, tokenizer, eval_dataset=None)
+
+
+def test_a_schema_whose_classes_the_head_does_not_have_is_refused(tmp_path, tokenizer, nli):  # noqa: F811
+    two_classes = {**NLI_HEAD, "labels": ["entailment", "not entailment"]}
+    with pytest.raises(ValueError, match="^train_dataset: task 'nli': its head has 2 classes"):
+        _nli_trainer(tmp_path, tokenizer, head=two_classes)
+
+
+def test_a_course_task_whose_head_disagrees_with_its_data_is_refused_before_training(tmp_path, tokenizer):  # noqa: F811
+    three_grades = {"kind": "classification", "labels": ["negative", "neutral", "positive"], "pair_encoding": "single"}
+    with pytest.raises(ValueError, match="task 'sst': its head has 3 classes.*0, 1, 2, 3, 4"):
+        MultitaskTrainer(model=tiny_model(tasks={"sst": three_grades}), args=_args(tmp_path), processing_class=tokenizer,
+                         train_dataset={"sst": tiny_task_rows()["sst"]})
+
+
+@pytest.mark.parametrize("head, problem", [
+    ({**NLI_HEAD, "pair_encoding": "single"}, "its rows hold sentence pairs but its head reads single sentences"),
+    ({"kind": "regression", "pair_encoding": "cross"}, "its head predicts scores"),
+    ({"kind": "binary", "labels": ["no", "yes"], "pair_encoding": "cross"}, "its head is binary"),
+])
+def test_a_head_that_cannot_learn_from_a_schemas_rows_is_named_with_the_reason(head, problem):
+    spec = tiny_model(tasks={"nli": head}).config.task_spec("nli")
+    assert problem in head_mismatch(NLI, spec)
+
+
+def test_a_name_registered_with_another_schema_is_refused_unless_replacing_is_asked(nli):
+    other = TaskSchema("nli", ("premise", "hypothesis"), "gold", "int64", label_values=(0, 1, 2))
+    with pytest.raises(ValueError, match="task 'nli' already has a data schema"):
+        register_task_schema(other)
+    assert register_task_schema(NLI) is NLI  # the same schema again is no conflict
+    register_task_schema(other, exist_ok=True)
+    assert TASK_SCHEMAS["nli"].label_column == "gold"
+
+
+@pytest.mark.parametrize("fields, problem", [
+    (dict(name="my task"), "the name must be an identifier"),
+    (dict(text_columns=("a", "b", "c")), "text_columns must be a tuple"),
+    (dict(label_column="premise"), "cannot be a text or id column"),
+    (dict(label_dtype="int32"), "label_dtype must be"),
+    (dict(label_range=(0.0, 1.0)), "one of them"),
+    (dict(metric="f1"), "metric must be"),
+])
+def test_a_schema_that_cannot_describe_rows_is_refused_naming_the_field(fields, problem):
+    settings = dict(name="nli", text_columns=("premise", "hypothesis"), label_column="label", label_dtype="int64",
+                    label_values=(0, 1, 2)) | fields
+    with pytest.raises(ValueError, match=problem):
+        TaskSchema(**settings)
+
+
+def test_a_task_of_ones_own_names_its_files_and_prediction_column_after_itself():
+    assert NLI.file_name("dev") == "nli-dev.csv" and NLI.prediction_header == "Predicted_label"
