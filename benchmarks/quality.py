@@ -259,11 +259,21 @@ COMPOSITE_ROWS.update({row: (f"{first}, then 1 epoch on SST's sentences alone at
 COMPOSITE_ROWS.update({row: f"{source}'s checkpoints scored with {' '.join(flags)} (the default's training and "
                             f"evaluation for --seed {row[-1]})" for row, (source, flags) in RESCORED_ROWS.items()})
 # The default's own seeds, averaged: what three times the default's training buys without changing its recipe.
-ENSEMBLE_MEMBERS = {"ensemble_default_seeds": SEED_GROUPS["default_no_dev_repeats"]}
+# And the default with a cross-encoded STS model: a bi- and a cross-encoder err differently, the seeds alike.
+ENSEMBLE_MEMBERS = {"ensemble_default_seeds": SEED_GROUPS["default_no_dev_repeats"],
+                    "ensemble_sts_bi_cross": ("default_no_dev_repeats", "sts_cross_cosine")}
 COMPOSITE_ROWS["ensemble_default_seeds"] = (f"the default's three seeds ({', '.join(ENSEMBLE_MEMBERS['ensemble_default_seeds'])}) "
                                             "averaged with equal weights: three times its training")
+COMPOSITE_ROWS["ensemble_sts_bi_cross"] = ("the default (bi-encoded STS) and sts_cross_cosine (cross-encoded STS) averaged "
+                                           "with equal weights")
+# The same seeds' weights averaged into one model (a uniform "model soup", Wortsman et al. 2022): the members
+# start from the same pretrained encoder, so their weights may average into one model of the ensemble's quality.
+SOUP_MEMBERS = {"soup_default_seeds": SEED_GROUPS["default_no_dev_repeats"]}
+COMPOSITE_ROWS["soup_default_seeds"] = ("one model whose weights are the mean of the default's three seeds' "
+                                        "(a uniform model soup), scored as the default is")
 # Each ensemble row and its `minbert ensemble --selection`.
-ENSEMBLE_SELECTION = {"ensemble": "greedy", "ensemble_all": "all", "ensemble_folds": "all", "ensemble_default_seeds": "all"}
+ENSEMBLE_SELECTION = {"ensemble": "greedy", "ensemble_all": "all", "ensemble_folds": "all",
+                      **{row: "all" for row in ENSEMBLE_MEMBERS}}
 # Each distilled row and the ensemble row whose gain it should keep (distilled_oof's own teachers are fold
 # ensembles of the default recipe; ensemble_all is the same kind of average over models that saw every row).
 DISTILLED_FROM = {"distilled": "ensemble", "distilled_all": "ensemble_all", "distilled_oof": "ensemble_all"}
@@ -308,7 +318,8 @@ def main(argv=None):
     results, failed = _load_results(args.suite), []
     runner = {"peer": run_peer, "mlm": run_mlm_row, **{name: run_ensemble_row for name in ENSEMBLE_SELECTION},
               "distilled": run_distilled_row, "distilled_all": run_distilled_row, "distilled_oof": run_distilled_oof_row,
-              **{name: run_rescored_row for name in RESCORED_ROWS}, **{name: run_curriculum_row for name in CURRICULUM_ROWS}}
+              **{name: run_rescored_row for name in RESCORED_ROWS}, **{name: run_curriculum_row for name in CURRICULUM_ROWS},
+              **{name: run_soup_row for name in SOUP_MEMBERS}}
     for row in rows:
         print(f"=== {row}: {ROWS[row]}", flush=True)
         cpu_before = _cpu_times()
@@ -452,6 +463,39 @@ def run_rescored_row(args, results, row):
                      model_dir=Path(args.work_dir) / source)
     result["checkpoints_overall"] = {name: metrics["overall"] for name, metrics in scored.items()}
     return result
+
+
+def run_soup_row(args, results, row):
+    """The members' weights averaged into one model folder, then `minbert evaluate` on it; its minutes are the
+    averaging and the scoring (the members' training is theirs)."""
+    members = [Path(args.work_dir) / name for name in SOUP_MEMBERS[row]]
+    missing = [member.name for member in members if not _is_single_model(member)]
+    if missing:
+        raise SystemExit(f"the {row} row needs the models of {', '.join(missing)} in --work_dir; run them first")
+    out, start = Path(args.work_dir) / row, time.time()
+    average_weights(members, out)
+    flags = ["--model", str(out), "--data_dir", args.data_dir, "--output_dir", str(out / "dev"), "--bf16", "--no_progress"]
+    seconds = time.time() - start + _minbert("evaluate", flags)
+    metrics = json.loads((out / "dev" / "metrics.json").read_text())
+    return _result(metrics, seconds, command=f"uniform weight average of {', '.join(map(str, members))}; minbert evaluate "
+                   + " ".join(flags), max_train_samples=None, model_dir=out)
+
+
+def average_weights(members, out):
+    """A model folder like the first member's whose weights are the mean of every member's."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    states = [load_file(member / "model.safetensors") for member in members]
+    if any(state.keys() != states[0].keys() for state in states):
+        raise SystemExit(f"cannot average {', '.join(map(str, members))}: their weights differ in names")
+    mean = {name: torch.stack([state[name].double() for state in states]).mean(0).to(tensor.dtype)
+            if tensor.is_floating_point() else tensor for name, tensor in states[0].items()}
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(members[0], out, ignore=shutil.ignore_patterns("checkpoint-*", "model.safetensors", "metrics.json"))
+    save_file(mean, out / "model.safetensors", metadata={"format": "pt"})
 
 
 def run_curriculum_row(args, results, row="curriculum"):

@@ -321,3 +321,43 @@ def test_a_rescored_row_without_its_source_says_to_run_it_first(quality, tmp_pat
     args = SimpleNamespace(work_dir=str(tmp_path), data_dir="data")
     with pytest.raises(SystemExit, match="needs the pair_swap_seed2 row's model and checkpoints"):
         quality.run_rescored_row(args, {}, "default_both_orders_seed2")
+
+
+def _saved_model_folder(folder, weights):
+    from safetensors.torch import save_file
+
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "minbert"}')
+    save_file(weights, folder / "model.safetensors")
+
+
+def test_the_seeds_ensemble_row_averages_the_default_seeds_models_only(quality, tmp_path, monkeypatch):
+    calls = []
+    for row in (*quality.ENSEMBLE_MEMBERS["ensemble_default_seeds"], "epochs_6"):
+        (tmp_path / row).mkdir()
+        (tmp_path / row / "config.json").write_text('{"model_type": "minbert"}')
+    monkeypatch.setattr(quality, "_minbert", _fake_minbert(calls))
+    args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data")
+    quality.run_ensemble_row(args, {"epochs_6": _row(0.71)}, "ensemble_default_seeds")
+    (_, flags), = calls
+    members = flags[flags.index("--models") + 1:flags.index("--output_dir")]
+    assert members == [str(tmp_path / row) for row in quality.ENSEMBLE_MEMBERS["ensemble_default_seeds"]]
+
+
+def test_a_soup_holds_the_mean_of_its_members_weights_and_keeps_integer_tensors(quality, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    _saved_model_folder(tmp_path / "a", {"w": torch.tensor([1.0, 2.0]), "ids": torch.tensor([3])})
+    _saved_model_folder(tmp_path / "b", {"w": torch.tensor([3.0, 6.0]), "ids": torch.tensor([3])})
+    (tmp_path / "a" / "checkpoint-7").mkdir()
+    quality.average_weights([tmp_path / "a", tmp_path / "b"], tmp_path / "soup")
+    soup = load_file(tmp_path / "soup" / "model.safetensors")
+    assert soup["w"].tolist() == [2.0, 4.0] and soup["ids"].tolist() == [3]
+    assert (tmp_path / "soup" / "config.json").is_file() and not (tmp_path / "soup" / "checkpoint-7").exists()
+
+
+def test_the_soup_row_without_its_members_says_to_run_them_first(quality, tmp_path):
+    args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data")
+    with pytest.raises(SystemExit, match="needs the models of default_no_dev_repeats"):
+        quality.run_soup_row(args, {}, "soup_default_seeds")
