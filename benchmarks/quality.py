@@ -392,9 +392,12 @@ def run_ensemble_row(args, results, row="ensemble"):
     seconds = _minbert("ensemble", flags)
     metrics = json.loads((out / "metrics.json").read_text())
     result = _result(metrics, seconds, command="minbert ensemble " + " ".join(flags), max_train_samples=None, model_dir=out)
-    held_out = json.loads((out / "ensemble_selection.json").read_text()).get("held_out_overall")
-    if held_out:  # the same selection scored on dev rows that did not choose it (2-fold cross-fitting)
-        result["held_out_overall"] = held_out
+    selection = json.loads((out / "ensemble_selection.json").read_text())
+    if selection.get("held_out_overall"):  # the same selection scored on dev rows that did not choose it (2-fold)
+        result["held_out_overall"] = selection["held_out_overall"]
+    # How alike the candidates err, per task (mean over pairs of the correlation of their dev errors).
+    result["error_correlation"] = {task: record["error_correlation"]["mean"] for task, record in selection.get("tasks", {}).items()
+                                   if record.get("error_correlation")}
     return result
 
 
@@ -405,8 +408,11 @@ def _is_single_model(model_dir):
 
 
 def _ensemble_candidates(args, results, row):
-    if row in ENSEMBLE_MEMBERS:
-        return [str(Path(args.work_dir) / name) for name in ENSEMBLE_MEMBERS[row] if _is_single_model(Path(args.work_dir) / name)]
+    if row in ENSEMBLE_MEMBERS:  # exactly these members, or the row would not be what it says
+        missing = [name for name in ENSEMBLE_MEMBERS[row] if not _is_single_model(Path(args.work_dir) / name)]
+        if missing:
+            raise SystemExit(f"the {row} row needs the models of {', '.join(missing)} in --work_dir; run them first")
+        return [str(Path(args.work_dir) / name) for name in ENSEMBLE_MEMBERS[row]]
     if row == "ensemble_folds":  # the single models under oof_teachers/, not their per-fold averages
         return [str(path) for path in sorted((Path(args.work_dir) / "oof_teachers").glob("fold*_seed*"))
                 if _is_single_model(path)]
@@ -482,7 +488,8 @@ def run_soup_row(args, results, row):
 
 
 def average_weights(members, out):
-    """A model folder like the first member's whose weights are the mean of every member's."""
+    """A model folder whose weights are the mean of every member's, with the first member's config, tokenizer and
+    code (not its card, scores or training record, which describe that member alone)."""
     import shutil
 
     import torch
@@ -494,7 +501,8 @@ def average_weights(members, out):
     mean = {name: torch.stack([state[name].double() for state in states]).mean(0).to(tensor.dtype)
             if tensor.is_floating_point() else tensor for name, tensor in states[0].items()}
     shutil.rmtree(out, ignore_errors=True)
-    shutil.copytree(members[0], out, ignore=shutil.ignore_patterns("checkpoint-*", "model.safetensors", "metrics.json"))
+    shutil.copytree(members[0], out, ignore=shutil.ignore_patterns(
+        "checkpoint-*", "model.safetensors", "metrics.json", "README.md", "training_config.json", "*.png"))
     save_file(mean, out / "model.safetensors", metadata={"format": "pt"})
 
 

@@ -20,13 +20,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data.schema import check_label_column, task_schema
+from .data.schema import DataError, label_numbers, task_schema
 from .data.tokenization import (
     MultitaskDataCollator,
     TruncationReport,
     example_lengths,
     length_sorted_batches,
-    plain_rows,
     tokenize_task,
 )
 from .metrics import load_metric, with_overall_scores
@@ -148,11 +147,9 @@ def gold_labels(dataset, task: str) -> list:
     labels; unlabelled rows cannot be scored."""
     schema = task_schema(task)
     if schema.label_column not in dataset.column_names:
-        raise ValueError(f"task {task!r}: the rows have no {schema.label_column!r} column, so they cannot be scored"
+        raise DataError(f"task {task!r}: the rows have no {schema.label_column!r} column, so they cannot be scored"
                          f"{label_column_hint(task, dataset.column_names)}")
-    dataset = plain_rows(dataset)
-    check_label_column(dataset, schema)
-    labels = np.array(dataset[schema.label_column], dtype=np.float64)
+    labels = label_numbers(dataset, schema)
     return (labels.astype(np.int64) if schema.label_dtype == "int64" else labels).tolist()
 
 

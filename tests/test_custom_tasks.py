@@ -112,12 +112,28 @@ def test_a_name_registered_with_another_schema_is_refused_unless_replacing_is_as
     (dict(label_dtype="int32"), "label_dtype must be"),
     (dict(label_range=(0.0, 1.0)), "one of them"),
     (dict(metric="f1"), "metric must be"),
+    (dict(label_values=None, label_range=(0.0, 1.0)), "need label_dtype='float64'"),
+    (dict(label_values=(1,)), "two or more distinct labels"),
+    (dict(label_values=(0, 0.5, 1)), "whole-number label_values"),
 ])
 def test_a_schema_that_cannot_describe_rows_is_refused_naming_the_field(fields, problem):
     settings = dict(name="nli", text_columns=("premise", "hypothesis"), label_column="label", label_dtype="int64",
                     label_values=(0, 1, 2)) | fields
     with pytest.raises(ValueError, match=problem):
         TaskSchema(**settings)
+
+
+def test_a_schemas_labels_given_as_a_list_are_kept_as_the_same_tuple():
+    listed = TaskSchema("nli", ["premise", "hypothesis"], "label", "int64", label_values=[0, 1, 2])
+    assert listed == NLI and hash(listed) == hash(NLI)
+
+
+def test_tokenized_training_rows_need_no_schema_that_suits_their_head(tmp_path, tokenizer):  # noqa: F811
+    three_grades = {"kind": "classification", "labels": ["negative", "neutral", "positive"], "pair_encoding": "single"}
+    encoded = tokenizer(["a fine film", "a dull plot"])
+    rows = datasets.Dataset.from_dict({**encoded, "labels": [0, 2]})
+    MultitaskTrainer(model=tiny_model(tasks={"sst": three_grades}), args=_args(tmp_path), processing_class=tokenizer,
+                     train_dataset={"sst": rows})
 
 
 def test_a_task_of_ones_own_names_its_files_and_prediction_column_after_itself():

@@ -350,11 +350,29 @@ def test_a_soup_holds_the_mean_of_its_members_weights_and_keeps_integer_tensors(
 
     _saved_model_folder(tmp_path / "a", {"w": torch.tensor([1.0, 2.0]), "ids": torch.tensor([3])})
     _saved_model_folder(tmp_path / "b", {"w": torch.tensor([3.0, 6.0]), "ids": torch.tensor([3])})
-    (tmp_path / "a" / "checkpoint-7").mkdir()
     quality.average_weights([tmp_path / "a", tmp_path / "b"], tmp_path / "soup")
     soup = load_file(tmp_path / "soup" / "model.safetensors")
     assert soup["w"].tolist() == [2.0, 4.0] and soup["ids"].tolist() == [3]
-    assert (tmp_path / "soup" / "config.json").is_file() and not (tmp_path / "soup" / "checkpoint-7").exists()
+
+
+def test_a_soup_keeps_the_first_members_config_but_not_what_describes_that_member_alone(quality, tmp_path):
+    import torch
+
+    _saved_model_folder(tmp_path / "a", {"w": torch.tensor([1.0])})
+    _saved_model_folder(tmp_path / "b", {"w": torch.tensor([3.0])})
+    for name in ("README.md", "metrics.json", "training_config.json", "training_curves.png", "checkpoint-7/x"):
+        (tmp_path / "a" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "a" / name).write_text("member a")
+    quality.average_weights([tmp_path / "a", tmp_path / "b"], tmp_path / "soup")
+    assert sorted(path.name for path in (tmp_path / "soup").iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_the_seeds_ensemble_row_refuses_to_run_without_every_seed(quality, tmp_path):
+    (tmp_path / "default_no_dev_repeats").mkdir()
+    (tmp_path / "default_no_dev_repeats" / "config.json").write_text('{"model_type": "minbert"}')
+    args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data")
+    with pytest.raises(SystemExit, match="needs the models of default_no_dev_repeats_seed1, default_no_dev_repeats_seed2"):
+        quality.run_ensemble_row(args, {}, "ensemble_default_seeds")
 
 
 def test_the_soup_row_without_its_members_says_to_run_them_first(quality, tmp_path):

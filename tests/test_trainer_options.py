@@ -164,6 +164,13 @@ def test_a_training_label_that_is_not_the_tasks_is_refused_before_training_namin
         MultitaskTrainer(model=tiny_model(), args=_args(tmp_path), train_dataset=rows, processing_class=tokenizer)
 
 
+@pytest.mark.parametrize("task, label", [("sst", -100), ("para", 0.7)])
+def test_training_labels_the_loss_takes_beside_the_scored_ones_are_accepted(tmp_path, tokenizer, task, label):  # noqa: F811
+    rows = _with_label(tiny_task_rows(), task, 5, label)  # the ignore index; a soft paraphrase target
+    trainer = MultitaskTrainer(model=tiny_model(), args=_args(tmp_path), train_dataset=rows, processing_class=tokenizer)
+    assert trainer.train_dataset.datasets[task]["labels"][5] == pytest.approx(label)
+
+
 def test_an_eval_label_that_is_not_the_tasks_is_refused_before_training_naming_its_row(tmp_path, tokenizer):  # noqa: F811
     rows = tiny_task_rows()
     with pytest.raises(ValueError, match="^eval_dataset: task 'sst', row 2, column 'sentiment': label -1 is not one"):

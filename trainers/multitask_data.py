@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from torch.utils.data import DataLoader, Dataset
 
-from hf_minbert.data.schema import task_schema
+from hf_minbert.data.schema import DataError, task_schema
 from hf_minbert.data.tokenization import MODEL_INPUT_COLUMNS, MultitaskDataCollator, is_tokenized, tokenize_task
 from hf_minbert.evaluation import label_column_hint
 
@@ -39,8 +39,8 @@ def tokenize_for_training(datasets_by_task, tokenizer, model_config, max_length,
             tokenized[task], report = tokenize_task(
                 dataset, tokenizer, task, pair_encoding=spec["pair_encoding"], max_length=max_length, with_sides=with_sides
             )
-        except ValueError as error:  # a row's text or label, named by task, row and column
-            raise type(error)(f"train_dataset: {error}") from None
+        except DataError as error:  # a row's text or label, named by task, row and column
+            raise DataError(f"train_dataset: {error}") from None
         logger.info(str(report))
     return {task: _model_columns(task, ds) for task, ds in tokenized.items()}
 

@@ -32,7 +32,7 @@ from transformers import Trainer, set_seed
 from transformers.trainer_utils import EvalPrediction, PredictionOutput
 
 from hf_minbert.adapters import name_base_by_absolute_path, write_base_config
-from hf_minbert.data import has_task_schema, head_mismatch, task_schema
+from hf_minbert.data import DataError, has_task_schema, head_mismatch, task_schema
 from hf_minbert.data.tokenization import JOINT_COLUMNS, SIDE_COLUMNS, check_task_rows, is_tokenized
 from hf_minbert.evaluation import evaluate_task, evaluate_tasks, gold_labels, unscorable_reason
 from hf_minbert.metrics import OVERALL_TASKS, tasks_overall, with_overall_scores
@@ -486,11 +486,13 @@ def _check_task_dict(name, datasets, config):
 def _check_rows_readable(name, task, rows, spec):
     """A task's rows are read by its data schema (raw rows; every evaluation), which must suit its head; only
     tokenized training rows need none."""
+    if name == "train_dataset" and is_tokenized(rows):
+        return
     if has_task_schema(task):
         mismatch = head_mismatch(task_schema(task), spec)
         if mismatch:
             raise ValueError(f"{name}: task {task!r}: {mismatch}")
-    elif name != "train_dataset" or not is_tokenized(rows):
+    else:
         raise ValueError(f"{name}: task {task!r} has no data schema to read its rows by: describe its columns and "
                          "labels with hf_minbert.data.register_task_schema(TaskSchema(...))"
                          + (", or pass tokenized rows" if name == "train_dataset" else ""))
@@ -502,8 +504,8 @@ def _check_scorable(eval_dataset):
         if has_task_schema(task):
             try:
                 reason = unscorable_reason(task, rows)
-            except ValueError as error:  # a label that is not the task's, naming its row
-                raise type(error)(f"eval_dataset: {error}") from None
+            except DataError as error:  # a label column missing, or a label that is not the task's, naming its row
+                raise DataError(f"eval_dataset: {error}") from None
             if reason:
                 raise ValueError(f"eval_dataset: task {task!r}: {reason}")
 

@@ -21,7 +21,7 @@ from transformers.data.data_collator import pad_without_fast_tokenizer_warning
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from ..configuration_minbert import PAIR_ENCODINGS
-from .schema import check_label_column, task_schema
+from .schema import DataError, label_numbers, task_schema
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def tokenize_task(dataset, tokenizer, task, *, pair_encoding=None, max_length=12
     dataset = plain_rows(check_task_rows(task, dataset))
     has_labels = schema.label_column in dataset.column_names
     if has_labels:
-        check_label_column(dataset, schema)
+        label_numbers(dataset, schema, training=True)  # the scored labels, and what the losses take beside them
     missing = [column for column in schema.text_columns if column not in dataset.column_names]
     if missing:
         raise ValueError(f"task {task!r}: the dataset lacks column(s) {missing}; it has {dataset.column_names}")
@@ -119,7 +119,7 @@ def _check_texts(task, columns, texts, indices):
     for column, values in zip(columns, texts):
         for index, value in zip(indices, values):
             if not isinstance(value, str):
-                raise ValueError(f"task {task!r}, row {index}, column {column!r}: expected a string, got {value!r}")
+                raise DataError(f"task {task!r}, row {index}, column {column!r}: expected a string, got {value!r}")
 
 
 def tokenize_for_sequence_classification(dataset, tokenizer, task, num_labels, max_length=128):
