@@ -388,7 +388,7 @@ def run_ensemble_row(args, results, row="ensemble"):
         raise SystemExit(f"the {row} row needs {needed} in --work_dir; run them first")
     out = Path(args.work_dir) / row
     flags = ["--selection", ENSEMBLE_SELECTION[row], "--models", *candidates, "--output_dir", str(out),
-             "--data_dir", args.data_dir, "--bf16"]
+             "--overwrite_output_dir", "--data_dir", args.data_dir, "--bf16"]  # a re-run replaces the row's ensemble
     seconds = _minbert("ensemble", flags)
     metrics = json.loads((out / "metrics.json").read_text())
     result = _result(metrics, seconds, command="minbert ensemble " + " ".join(flags), max_train_samples=None, model_dir=out)

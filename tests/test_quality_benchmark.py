@@ -114,6 +114,17 @@ def test_the_equal_weight_ensemble_row_asks_minbert_ensemble_to_average_every_tr
     assert flags[flags.index("--output_dir") + 1] == str(tmp_path / "ensemble_all")
 
 
+def test_a_rerun_ensemble_row_replaces_its_ensemble(quality, tmp_path, monkeypatch):
+    calls = []
+    for row in ("default", "epochs_6"):
+        (tmp_path / row).mkdir()
+        (tmp_path / row / "config.json").write_text('{"model_type": "minbert"}')
+    monkeypatch.setattr(quality, "_minbert", _fake_minbert(calls))
+    args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data")
+    quality.run_ensemble_row(args, {"default": _row(0.7), "epochs_6": _row(0.71)}, "ensemble_all")
+    assert "--overwrite_output_dir" in calls[0][1]
+
+
 def test_each_ensemble_row_is_summarized_with_its_own_distilled_row(quality):
     results = {"default": _row(0.70), "ensemble": _row(0.76), "distilled": _row(0.745),
                "ensemble_all": {**_row(0.72), "held_out_overall": {"ensemble": 0.72, "best_single": 0.7}},
