@@ -407,12 +407,17 @@ def _is_single_model(model_dir):
     return config.exists() and json.loads(config.read_text()).get("model_type") == "minbert"
 
 
+def _member_folders(args, row, names):
+    """The model folders of the rows `names` in --work_dir: every one, or the row would not be what it says."""
+    missing = [name for name in names if not _is_single_model(Path(args.work_dir) / name)]
+    if missing:
+        raise SystemExit(f"the {row} row needs the models of {', '.join(missing)} in --work_dir; run them first")
+    return [Path(args.work_dir) / name for name in names]
+
+
 def _ensemble_candidates(args, results, row):
-    if row in ENSEMBLE_MEMBERS:  # exactly these members, or the row would not be what it says
-        missing = [name for name in ENSEMBLE_MEMBERS[row] if not _is_single_model(Path(args.work_dir) / name)]
-        if missing:
-            raise SystemExit(f"the {row} row needs the models of {', '.join(missing)} in --work_dir; run them first")
-        return [str(Path(args.work_dir) / name) for name in ENSEMBLE_MEMBERS[row]]
+    if row in ENSEMBLE_MEMBERS:
+        return [str(folder) for folder in _member_folders(args, row, ENSEMBLE_MEMBERS[row])]
     if row == "ensemble_folds":  # the single models under oof_teachers/, not their per-fold averages
         return [str(path) for path in sorted((Path(args.work_dir) / "oof_teachers").glob("fold*_seed*"))
                 if _is_single_model(path)]
@@ -474,10 +479,7 @@ def run_rescored_row(args, results, row):
 def run_soup_row(args, results, row):
     """The members' weights averaged into one model folder, then `minbert evaluate` on it; its minutes are the
     averaging and the scoring (the members' training is theirs)."""
-    members = [Path(args.work_dir) / name for name in SOUP_MEMBERS[row]]
-    missing = [member.name for member in members if not _is_single_model(member)]
-    if missing:
-        raise SystemExit(f"the {row} row needs the models of {', '.join(missing)} in --work_dir; run them first")
+    members = _member_folders(args, row, SOUP_MEMBERS[row])
     out, start = Path(args.work_dir) / row, time.time()
     average_weights(members, out)
     flags = ["--model", str(out), "--data_dir", args.data_dir, "--output_dir", str(out / "dev"), "--bf16", "--no_progress"]

@@ -113,7 +113,8 @@ def test_a_name_registered_with_another_schema_is_refused_unless_replacing_is_as
     (dict(label_range=(0.0, 1.0)), "one of them"),
     (dict(metric="f1"), "metric must be"),
     (dict(label_values=None, label_range=(0.0, 1.0)), "need label_dtype='float64'"),
-    (dict(label_values=(1,)), "two or more distinct labels"),
+    (dict(label_values=(1,)), "two or more distinct numbers"),
+    (dict(label_values=("yes", "no")), "two or more distinct numbers"),
     (dict(label_values=(0, 0.5, 1)), "whole-number label_values"),
 ])
 def test_a_schema_that_cannot_describe_rows_is_refused_naming_the_field(fields, problem):

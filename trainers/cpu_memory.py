@@ -6,8 +6,8 @@ next step allocates the same sizes again, and the kernel then faults in and zero
 A training step frees and re-allocates the same large tensors every time: the word embeddings' dense
 gradient alone is 47 MB for MiniLM's 30522 × 384 table, zero-filled afresh each step (`aten::fill_`, which
 leaves the profile's top operators once memory is kept); what keeping it buys is measured by
-`benchmarks/end_to_end.py` (docs/speed.md). PyTorch's CPU performance guides preload jemalloc or tcmalloc for the same reason; glibc's `mallopt` does it
-without another library.
+`benchmarks/end_to_end.py` (docs/speed.md). PyTorch's CPU performance guides preload jemalloc or tcmalloc for
+the same reason; glibc's `mallopt` does it without another library.
 
 The cost: the process keeps the memory it has freed, so its resident size stays at its peak (a training
 run's peak is reached again every step anyway).

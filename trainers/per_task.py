@@ -1,9 +1,9 @@
 """The one parser of per-task options: `sst=2,para=6` (some tasks), `2` (every task), or a dict.
 
 Every flag that takes a value per task goes through `parse_task_values`: `--task_weights`, `--smart_weight`,
-`--task_epoch_rows`, `--task_epoch_passes`, `--batch_tokens`, `--pair_swap_probability`, `minbert distill --alpha` (numbers, with
-`parse_per_task`) and `minbert train`'s head options such as `--pair_encoding sts=bi` (strings). An error names
-the flag and the bad item.
+`--task_epoch_rows`, `--task_epoch_passes`, `--batch_tokens`, `--pair_swap_probability`, `minbert distill
+--alpha` (numbers, with `parse_per_task`) and `minbert train`'s head options such as `--pair_encoding sts=bi`
+(strings). An error names the flag and the bad item.
 """
 import math
 

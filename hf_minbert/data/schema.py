@@ -53,8 +53,9 @@ class TaskSchema:
             raise ValueError(f"{where}: label_range must be (low, high) with low < high, got {self.label_range}")
         if self.label_range is not None and self.label_dtype != "float64":
             raise ValueError(f"{where}: scores in a label_range need label_dtype='float64' (whole numbers would cut them)")
-        if self.label_values is not None and (len(self.label_values) < 2 or len(set(self.label_values)) != len(self.label_values)):
-            raise ValueError(f"{where}: label_values must be two or more distinct labels, got {self.label_values}")
+        if self.label_values is not None and (len(self.label_values) < 2 or len(set(self.label_values)) != len(self.label_values)
+                                              or not all(_is_number(value) for value in self.label_values)):
+            raise ValueError(f"{where}: label_values must be two or more distinct numbers, got {self.label_values}")
         if self.label_dtype == "int64" and any(value != int(value) for value in self.label_values or ()):
             raise ValueError(f"{where}: label_dtype='int64' needs whole-number label_values, got {self.label_values}")
         if self.metric not in ("accuracy", "correlation"):
@@ -88,6 +89,10 @@ class TaskSchema:
             return ", ".join(str(value) for value in self.label_values)
         low, high = self.label_range
         return f"a number in [{low}, {high}]"
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # Every task whose raw rows can be read, by name: the course's, and those given by `register_task_schema`.
