@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data.schema import DataError, label_numbers, task_schema
+from .data.schema import DataError, head_mismatch, label_numbers, task_schema
 from .data.tokenization import (
     MultitaskDataCollator,
     TruncationReport,
@@ -194,7 +194,12 @@ def _class_numbers(task, values, what):
 
 
 def evaluate_task(model, tokenizer, dataset, task, **predict_kwargs) -> TaskEvaluation:
-    """Predict `task` on `dataset` and, when the rows carry gold labels, score the predicted labels."""
+    """Predict `task` on `dataset` and, when the rows carry gold labels, score the predicted labels. A head that
+    cannot answer the task's rows (`head=` another kind of head) is refused: its score would mean nothing."""
+    head = predict_kwargs.get("head") or task
+    mismatch = head_mismatch(task_schema(task), model.config.task_spec(head))
+    if mismatch:
+        raise ValueError(f"task {task!r} scored by head {head!r}: {mismatch}")
     predictions = predict_task(model, tokenizer, dataset, task, **predict_kwargs)
     labels = predictions_to_labels(predictions.scores, predictions.kind)
     labelled = task_schema(task).label_column in dataset.column_names

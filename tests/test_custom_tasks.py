@@ -108,7 +108,9 @@ def test_a_name_registered_with_another_schema_is_refused_unless_replacing_is_as
 @pytest.mark.parametrize("fields, problem", [
     (dict(name="my task"), "the name must be an identifier"),
     (dict(text_columns=("a", "b", "c")), "text_columns must be a tuple"),
-    (dict(label_column="premise"), "cannot be a text or id column"),
+    (dict(label_column="premise"), "must be distinct"),
+    (dict(text_columns=("input_ids", "hypothesis")), "none of .*input_ids"),
+    (dict(text_columns=("id",)), "none of .*id"),
     (dict(label_dtype="int32"), "label_dtype must be"),
     (dict(label_range=(0.0, 1.0)), "one of them"),
     (dict(metric="f1"), "metric must be"),

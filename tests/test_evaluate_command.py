@@ -460,6 +460,11 @@ def test_a_head_named_unlike_its_task_scores_that_tasks_rows():
     assert set(metrics) == {"sts"} and set(metrics["sts"]) == {"pearson", "spearman"}
 
 
+def test_a_head_of_another_kind_is_refused_for_a_tasks_rows():
+    with pytest.raises(ValueError, match="task 'sts' scored by head 'para': its head is binary"):
+        evaluate_model(tiny_model(), word_tokenizer(WORDS), {"sts": sts_dev_rows()}, heads={"sts": "para"})
+
+
 def test_evaluate_model_refuses_unlabelled_rows_before_predicting():
     rows = datasets.Dataset.from_dict({"id": ["x"], "sentence": ["a fine film"]})
     with pytest.raises(ValueError, match="task 'sst': the rows have no 'sentiment' column"):

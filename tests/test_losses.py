@@ -279,3 +279,12 @@ def test_cosent_loss_of_a_batch_with_one_label_is_zero_and_keeps_the_graph():
 def test_cosent_loss_rejects_labels_that_do_not_match_the_pairs():
     with pytest.raises(ValueError, match="labels must have shape"):
         cosent_loss(*pairs_at_angles([10, 40]), torch.tensor([1.0, 2.0, 3.0]))
+
+
+def test_cosent_on_a_classification_tasks_class_numbers_is_refused_naming_the_flag():
+    from trainers.losses import check_embedding_loss_task
+
+    nli = {"kind": "classification", "labels": ["entailment", "neutral", "contradiction"], "pair_encoding": "cross"}
+    with pytest.raises(ValueError, match="--cosent_task nli: CoSENT reads regression or binary labels, and nli's head is classification"):
+        check_embedding_loss_task("cosent", "nli", {"nli": nli})
+

@@ -579,3 +579,9 @@ def test_the_training_curves_plot_every_loss_term_and_nothing_else():
 
     logged = ["loss", "loss_sst", "smart_sst", "mnr", "cosent", "ordinal", "learning_rate", "grad_norm", "epoch"]
     assert [key for key in logged if is_loss_term(key)] == ["loss", "loss_sst", "smart_sst", "mnr", "cosent", "ordinal"]
+
+
+
+def test_mnr_on_a_task_whose_labels_are_not_paraphrase_labels_is_refused_when_the_trainer_is_built(tmp_path, tokenizer):
+    with pytest.raises(ValueError, match=re.escape("--mnr_task sts: MNR reads binary labels, and sts's head is regression")):
+        _trainer(tmp_path, tokenizer, mnr_weight=1.0, mnr_task="sts")

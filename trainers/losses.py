@@ -35,6 +35,28 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .arguments import EMBEDDING_LOSSES
+
+# The head kinds whose labels each loss reads as it means them: MNR takes a pair labelled 1 as anchor and
+# positive and one labelled 0 as two negatives (a paraphrase task's labels); CoSENT orders pairs by their labels
+# (a similarity score, or paraphrase over not). A classification task's class numbers are neither.
+EMBEDDING_LOSS_KINDS = {"mnr": ("binary",), "cosent": ("regression", "binary")}
+
+
+def check_embedding_loss_task(loss: str, task: str, specs: dict) -> None:
+    """--mnr_task / --cosent_task names a sentence-pair task among `specs` ({task: head spec}) whose labels the
+    loss can read; else a one-line error naming the flag (checked before training: the loss would otherwise fail
+    at its first step, or train on labels read the wrong way)."""
+    name = EMBEDDING_LOSSES[loss]
+    spec = specs.get(task)
+    if spec is None or spec["pair_encoding"] == "single":
+        pairs = [other for other, s in specs.items() if s["pair_encoding"] != "single"]
+        raise ValueError(f"--{loss}_task {task}: {name} needs a sentence-pair task among the training tasks "
+                         f"({', '.join(pairs) or 'none'})")
+    if spec["kind"] not in EMBEDDING_LOSS_KINDS[loss]:
+        raise ValueError(f"--{loss}_task {task}: {name} reads {' or '.join(EMBEDDING_LOSS_KINDS[loss])} labels, and "
+                         f"{task}'s head is {spec['kind']}")
+
 
 def multiple_negatives_ranking_loss(
     anchors: Tensor,

@@ -10,6 +10,7 @@ import torch
 from hf_minbert.data.tokenization import example_lengths
 
 from .arguments import EMBEDDING_LOSSES
+from .losses import check_embedding_loss_task
 from .multitask_data import MultitaskDataLoader, MultitaskDataset, tokenize_for_training
 from .sampling import MultitaskBatchSampler
 
@@ -25,6 +26,7 @@ def training_dataset(train_dataset, args, tokenizer, config, always_rows=None):
     for loss, task in args.embedding_losses().items():
         if task not in train_dataset:
             raise ValueError(f"--{loss}_weight > 0 but the {EMBEDDING_LOSSES[loss]} task {task!r} has no train dataset")
+        check_embedding_loss_task(loss, task, {name: config.task_spec(name) for name in train_dataset})
     sides = args.embedding_loss_tasks()
     return MultitaskDataset(tokenize_for_training(train_dataset, tokenizer, config, args.max_seq_length, sides_for=sides))
 

@@ -184,17 +184,13 @@ def _check_task_flags(training_args, specs):
     """The flags that name tasks or need a kind of head: every per-task option, the embedding losses' and the
     ordinal loss's tasks, the pair-order options; and each head's options (--head_pooling, ...)."""
     from hf_minbert.configuration_minbert import normalize_task_spec
-    from trainers.arguments import EMBEDDING_LOSSES
+    from trainers.losses import check_embedding_loss_task
     from trainers.ordinal import check_ordinal_task
     from trainers.pair_order import check_pair_order
 
     training_args.check_tasks(specs)
     for loss, task in training_args.embedding_losses().items():
-        spec = specs.get(task)
-        if spec is None or spec["pair_encoding"] == "single":
-            pairs = [name for name, s in specs.items() if s["pair_encoding"] != "single"]
-            raise ValueError(f"--{loss}_task {task}: {EMBEDDING_LOSSES[loss]} needs a sentence-pair task among the "
-                             f"training tasks ({', '.join(pairs) or 'none'})")
+        check_embedding_loss_task(loss, task, specs)
     if training_args.ordinal_weight > 0:
         check_ordinal_task(training_args.ordinal_task, specs)
     training_args.epoch_passes(specs)

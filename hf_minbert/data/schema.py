@@ -21,6 +21,10 @@ import datasets
 import numpy as np
 import pyarrow as pa
 
+# Column names that already mean something in a task's rows: the row id, and what tokenized rows hold.
+RESERVED_COLUMNS = {"id", "labels", "input_ids", "attention_mask", "token_type_ids", "input_ids_a", "attention_mask_a",
+                    "input_ids_b", "attention_mask_b"}
+
 
 @dataclass(frozen=True)
 class TaskSchema:
@@ -43,8 +47,10 @@ class TaskSchema:
             raise ValueError(f"{where}: the name must be an identifier (it names flags such as --<task>_dev)")
         if not (isinstance(self.text_columns, tuple) and len(self.text_columns) in (1, 2)):
             raise ValueError(f"{where}: text_columns must be a tuple of one column or of a pair's two")
-        if self.label_column in self.text_columns or self.label_column == "id":
-            raise ValueError(f"{where}: the label column {self.label_column!r} cannot be a text or id column")
+        columns = (*self.text_columns, self.label_column)
+        if len(set(columns)) != len(columns) or set(columns) & RESERVED_COLUMNS:
+            raise ValueError(f"{where}: the text and label columns must be distinct and none of "
+                             f"{', '.join(sorted(RESERVED_COLUMNS))}, got {columns}")
         if self.label_dtype not in ("int64", "float64"):
             raise ValueError(f"{where}: label_dtype must be 'int64' or 'float64', got {self.label_dtype!r}")
         if (self.label_values is None) == (self.label_range is None):
