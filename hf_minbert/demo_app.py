@@ -85,7 +85,9 @@ class DemoModel:
         heads = [head for head in self.heads.values() if head]
         if second and second.strip():
             return self.multitask(self._checked_pair(first, second), heads=heads)
-        return self.multitask(self._checked(first, "Sentence A"), heads=heads)
+        sentence = self._checked(first, "Sentence A")
+        sentence_heads = [head for head in heads if self.tasks[head]["pair_encoding"] == "single"]
+        return self.multitask(sentence, heads=sentence_heads) if sentence_heads else {}  # pair heads need a pair
 
     def _cosine(self, answer, pair, head):
         if "embeddings" in answer:  # a bi-encoder head: the pipeline returns both sentences' embeddings

@@ -490,6 +490,9 @@ class MinBertMultitaskPipeline(MinBertPipeline):
                 result[name] = [answer(spec, model_outputs[f"{name}/{side}"][0]) for side in sides]
             elif has_pair:
                 result[name] = answer(spec, model_outputs[name][0])
+            elif heads:  # asked for by name, a pair head has no answer for one sentence: say so, not {}
+                raise ValueError(f"{self._name}: head {name!r} reads sentence pairs; got a single sentence (give "
+                                 "(text, text_pair) or {'text': ..., 'text_pair': ...})")
         return result
 
 

@@ -201,6 +201,12 @@ def test_bi_encoder_heads_reuse_the_sentence_pass(tokenizer):
     assert len(calls) == 1
 
 
+def test_a_pair_head_asked_for_by_name_refuses_a_single_sentence(model, tokenizer):
+    multitask = pipeline("minbert-multitask", model=model, tokenizer=tokenizer)
+    with pytest.raises(ValueError, match="minbert-multitask: head 'para' reads sentence pairs; got a single sentence"):
+        multitask("A man plays a guitar.", heads=["para"])
+
+
 def test_a_model_in_training_mode_still_answers_deterministically(tokenizer):
     model = _centred(tiny_model(hidden_dropout_prob=0.5)).train()
     similarity = pipeline("sentence-similarity", model=model, tokenizer=tokenizer)
