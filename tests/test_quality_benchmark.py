@@ -100,7 +100,8 @@ def test_summary_adds_the_ensembles_gain_on_dev_rows_that_did_not_choose_it(qual
     assert all(figure in summary for figure in ("0.7410", "0.7350", "+0.0060"))
 
 
-def test_the_equal_weight_ensemble_row_asks_minbert_ensemble_to_average_every_trained_row(quality, tmp_path, monkeypatch):
+def _equal_weight_ensemble_of_two_rows(quality, tmp_path, monkeypatch):
+    """Runs the ensemble_all row over two trained rows' folders; returns the (command, flags) it ran."""
     calls = []
     for row in ("default", "epochs_6"):
         (tmp_path / row).mkdir()
@@ -108,21 +109,20 @@ def test_the_equal_weight_ensemble_row_asks_minbert_ensemble_to_average_every_tr
     monkeypatch.setattr(quality, "_minbert", _fake_minbert(calls))
     args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data")
     quality.run_ensemble_row(args, {"default": _row(0.7), "epochs_6": _row(0.71)}, "ensemble_all")
-    (command, flags), = calls
+    (call,) = calls
+    return call
+
+
+def test_the_equal_weight_ensemble_row_asks_minbert_ensemble_to_average_every_trained_row(quality, tmp_path, monkeypatch):
+    command, flags = _equal_weight_ensemble_of_two_rows(quality, tmp_path, monkeypatch)
     assert command == "ensemble" and flags[:2] == ["--selection", "all"]
     assert flags[flags.index("--models") + 1:flags.index("--output_dir")] == [str(tmp_path / "default"), str(tmp_path / "epochs_6")]
     assert flags[flags.index("--output_dir") + 1] == str(tmp_path / "ensemble_all")
 
 
 def test_a_rerun_ensemble_row_replaces_its_ensemble(quality, tmp_path, monkeypatch):
-    calls = []
-    for row in ("default", "epochs_6"):
-        (tmp_path / row).mkdir()
-        (tmp_path / row / "config.json").write_text('{"model_type": "minbert"}')
-    monkeypatch.setattr(quality, "_minbert", _fake_minbert(calls))
-    args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data")
-    quality.run_ensemble_row(args, {"default": _row(0.7), "epochs_6": _row(0.71)}, "ensemble_all")
-    assert "--overwrite_output_dir" in calls[0][1]
+    _, flags = _equal_weight_ensemble_of_two_rows(quality, tmp_path, monkeypatch)
+    assert "--overwrite_output_dir" in flags
 
 
 def test_each_ensemble_row_is_summarized_with_its_own_distilled_row(quality):

@@ -237,8 +237,6 @@ class MultitaskTrainingArguments(TrainingArguments):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1")
         self._check_numbers()
-        for loss, task in self.embedding_losses().items():
-            self._check_pair_task(loss, task)
 
     def _check_compile_backend(self):
         from accelerate.utils import DynamoBackend
@@ -339,18 +337,6 @@ class MultitaskTrainingArguments(TrainingArguments):
     def embedding_loss_tasks(self):
         """The tasks whose batches must also carry their separate sentences, for the MNR or CoSENT loss."""
         return set(self.embedding_losses().values())
-
-    @staticmethod
-    def _check_pair_task(loss, task):
-        """MNR and CoSENT read the two sentences of a pair: a single-sentence task has none. (A task without a
-        data schema is checked against its head by `minbert train`.)"""
-        from hf_minbert.data import TASK_SCHEMAS
-
-        schema = TASK_SCHEMAS.get(task)
-        if schema is not None and not schema.is_pair:
-            pair_tasks = ", ".join(name for name, s in TASK_SCHEMAS.items() if s.is_pair)
-            raise ValueError(f"--{loss}_task {task}: {EMBEDDING_LOSSES[loss]} needs a sentence-pair task ({pair_tasks}); "
-                             f"{task} has single sentences")
 
     def _can_pack_by_tokens(self):
         return self.task_sampling in CAPPED_STRATEGIES and self.group_by_length and not self.dataloader_drop_last
