@@ -346,7 +346,7 @@ def run_training_row(row, args, extra_flags=(), command="train"):
     out = Path(args.work_dir) / row
     row_flags = TRAIN_ROWS.get(row, ("", []))[1]
     # A suite's --epochs sets every row's budget, except where the row is about the budget itself.
-    epoch_flags = [] if "--num_train_epochs" in row_flags else _epoch_flags(args)
+    epoch_flags = [] if "--num_train_epochs" in [*row_flags, *extra_flags] else _epoch_flags(args)
     # A re-run replaces the row's model: the result it came with is replaced too.
     flags = ["--data_dir", args.data_dir, "--output_dir", str(out), "--overwrite_output_dir", "true", *row_flags,
              *extra_flags, *epoch_flags, *args.extra.split()]

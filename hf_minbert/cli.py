@@ -19,7 +19,7 @@ from hf_minbert.modeling_minbert_unpadding import cpu_row_steps
 COMMANDS = {
     "card": ("card", "regenerate a model folder's card (README.md) from metrics.json and training_config.json"),
     "distill": ("distill", "train one multitask model on a teacher's (e.g. an ensemble's) soft predictions: --teacher DIR"),
-    "demo": ("demo", "load the embedded base model as minBERT and run every task head once"),
+    "demo": ("demo", "load a model (default: the embedded base model) as minBERT and answer two pairs with every head"),
     "ensemble": ("ensemble", "greedy per-task selection of saved models on dev, saved as one ensemble model folder"),
     "evaluate": ("evaluate", "score a saved model on the dev sets and write predictions"),
     "pretrain-mlm": ("pretrain_mlm", "further masked-LM pretraining on the task texts, before `minbert train`"),

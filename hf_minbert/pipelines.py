@@ -160,28 +160,37 @@ def _is_hf_dataset(inputs):
 def select_head(config, task, kind, preferred, head=None):
     """The sentence-pair head of `kind` a pipeline answers with: `head` if given (checked), else `preferred`
     if the model has it, else the model's only such head; otherwise an error listing the candidates."""
+    return _choose_head(config, task, lambda spec: spec["kind"] == kind and spec["pair_encoding"] != "single",
+                        f"{kind} sentence-pair head", (preferred,), head)
 
-    def fits(name):
-        spec = config.tasks[name]
-        return spec["kind"] == kind and spec["pair_encoding"] != "single"
 
+def select_sentence_head(config, task, head=None):
+    """The single-sentence classification head `task` answers with: `head` if given (checked), else the default
+    task's (the head the stock pipeline used) if it is one, else "sst", else the model's only such head."""
+    return _choose_head(config, task,
+                        lambda spec: spec["pair_encoding"] == "single" and spec["kind"] in ("classification", "binary"),
+                        "single-sentence classification head", (config.default_task, "sst"), head)
+
+
+def _choose_head(config, task, fits, wanted, preferred, head):
+    """`head` if given and it `fits` its spec, else the first of `preferred` that the model has and fits, else the
+    model's only fitting head; an error naming the candidates (and `wanted`, what fits) otherwise."""
     if head is not None:
         if head not in config.tasks:
             raise ValueError(f"{task}: the model has no head {head!r}; its heads: {', '.join(config.tasks)}")
-        if not fits(head):
-            spec = config.tasks[head]
-            raise ValueError(
-                f"{task}: head {head!r} is a {spec['kind']} head on {spec['pair_encoding']} input; "
-                f"this pipeline needs a {kind} head on sentence pairs"
-            )
+        spec = config.tasks[head]
+        if not fits(spec):
+            raise ValueError(f"{task}: head {head!r} is a {spec['kind']} head on {spec['pair_encoding']} input; "
+                             f"this pipeline needs a {wanted}")
         return head
-    if preferred in config.tasks and fits(preferred):
-        return preferred
-    candidates = [name for name in config.tasks if fits(name)]
+    for name in preferred:
+        if name in config.tasks and fits(config.tasks[name]):
+            return name
+    candidates = [name for name in config.tasks if fits(config.tasks[name])]
     if len(candidates) == 1:
         return candidates[0]
     found = f"several: {', '.join(candidates)}" if candidates else f"none among {', '.join(config.tasks)}"
-    raise ValueError(f"{task}: the model needs one {kind} sentence-pair head, found {found}; choose with head=...")
+    raise ValueError(f"{task}: the model needs one {wanted}, found {found}; choose with head=...")
 
 
 def answer(spec, logits):
@@ -290,6 +299,12 @@ class MinBertPipeline(Pipeline):
         return {}, forward, postprocess
 
     def _heads(self, head=None, heads=None):
+        """The heads a call answers with; a one-head pipeline's (all but minbert-multitask) chosen by `_select_head`."""
+        if heads is not None:
+            raise TypeError(f"{self._name}: answers with one head; pass head=..., not heads=...")
+        return [self._select_head(head)]
+
+    def _select_head(self, head=None):
         raise NotImplementedError
 
     def _max_length(self, max_length=None):
@@ -423,10 +438,8 @@ class MinBertParaphrasePipeline(MinBertPipeline):
 
     task_name = "paraphrase-detection"
 
-    def _heads(self, head=None, heads=None):
-        if heads is not None:
-            raise TypeError(f"{self._name}: answers with one head; pass head=..., not heads=...")
-        return [select_head(self.model.config, self._name, "binary", "para", head)]
+    def _select_head(self, head=None):
+        return select_head(self.model.config, self._name, "binary", "para", head)
 
     def postprocess(self, model_outputs, heads=None):
         name = (heads or self._heads())[0]
@@ -439,10 +452,8 @@ class MinBertSimilarityPipeline(MinBertPipeline):
 
     task_name = "sentence-similarity"
 
-    def _heads(self, head=None, heads=None):
-        if heads is not None:
-            raise TypeError(f"{self._name}: answers with one head; pass head=..., not heads=...")
-        return [select_head(self.model.config, self._name, "regression", "sts", head)]
+    def _select_head(self, head=None):
+        return select_head(self.model.config, self._name, "regression", "sts", head)
 
     def postprocess(self, model_outputs, heads=None):
         name = (heads or self._heads())[0]
@@ -528,10 +539,8 @@ class MinBertSentimentPipeline(MinBertPipeline):
             postprocess["function_to_apply"] = name
         return preprocess, forward, postprocess
 
-    def _heads(self, head=None, heads=None):
-        if heads is not None:
-            raise TypeError(f"{self._name}: answers with one head; pass head=..., not heads=...")
-        return [select_sentence_head(self.model.config, self._name, head)]
+    def _select_head(self, head=None):
+        return select_sentence_head(self.model.config, self._name, head)
 
     def preprocess(self, inputs):
         text, text_pair = read_input(inputs, self._name)
@@ -548,33 +557,6 @@ class MinBertSentimentPipeline(MinBertPipeline):
         if top_k is self._NO_TOP_K:
             return ranked[0]
         return ranked if top_k is None else ranked[:top_k]
-
-
-def select_sentence_head(config, task, head=None):
-    """The single-sentence classification head `task` answers with: `head` if given (checked), else the default
-    task's (the head the stock pipeline used) if it is one, else "sst", else the model's only such head."""
-
-    def fits(name):
-        spec = config.tasks[name]
-        return spec["pair_encoding"] == "single" and spec["kind"] in ("classification", "binary")
-
-    if head is not None:
-        if head not in config.tasks:
-            raise ValueError(f"{task}: the model has no head {head!r}; its heads: {', '.join(config.tasks)}")
-        if not fits(head):
-            spec = config.tasks[head]
-            raise ValueError(f"{task}: head {head!r} is a {spec['kind']} head on {spec['pair_encoding']} input; "
-                             "this pipeline needs a classification head on single sentences")
-        return head
-    for preferred in (config.default_task, "sst"):
-        if preferred in config.tasks and fits(preferred):
-            return preferred
-    candidates = [name for name in config.tasks if fits(name)]
-    if len(candidates) == 1:
-        return candidates[0]
-    found = f"several: {', '.join(candidates)}" if candidates else f"none among {', '.join(config.tasks)}"
-    raise ValueError(f"{task}: the model needs one single-sentence classification head, found {found}; "
-                     "choose with head=...")
 
 
 def ranked_labels(spec, logits, function_to_apply="softmax"):

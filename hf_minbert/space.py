@@ -73,10 +73,24 @@ def write_space(folder, model_repo_id) -> list:
     """Write the Space's files into `folder` (created if needed); return their paths."""
     folder = Path(folder)
     files = space_files(model_repo_id)
+    _check_space_folder(folder, files)
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (folder / name).write_text(text, encoding="utf-8")
     return [folder / name for name in files]
+
+
+def _check_space_folder(folder, files):
+    """Refuse a folder whose files the Space's would replace (a model folder's card is its README.md); an earlier
+    Space's files are replaced."""
+    if (folder / "config.json").is_file():
+        raise ValueError(f"--output_dir {folder} holds a model (config.json): the Space's README.md would replace its "
+                         "card; write the Space to a folder of its own")
+    for name in files:
+        path = folder / name
+        if name == "README.md" and path.is_file() and "sdk: gradio" not in path.read_text(encoding="utf-8", errors="replace"):
+            raise ValueError(f"--output_dir {folder}: its README.md is not a Space's card and would be replaced; "
+                             "write the Space to a folder of its own")
 
 
 def checked_endpoint() -> str:

@@ -170,7 +170,7 @@ def build_model_card(model_dir, metrics, training_config, model_id=None, model_n
         train_time=f"{seconds / 60:.1f} minutes" if seconds is not None else "not recorded",
         hardware=training_config.get("hardware", "not recorded"),
         software=", ".join(f"{k} {v}" for k, v in training_config.get("software", {}).items() if v),
-        training_rows=[(key, _cell(arguments[key])) for key in TRAINING_KEYS if key in arguments],
+        training_rows=[(key, _training_cell(key, arguments[key])) for key in TRAINING_KEYS if key in arguments],
         has_curves=(model_dir / CURVES_FILE).is_file(),
     )
 
@@ -566,6 +566,15 @@ def parameter_count(model_dir):
 def _parameter_count(model_dir):
     total = parameter_count(model_dir)
     return "an unknown number of" if total is None else f"{total / 1e6:.1f}M"
+
+
+def _training_cell(key, value):
+    """A training argument as the card's table shows it; a per-task option left unset, with its built-in value."""
+    from trainers.arguments import BUILT_IN_PER_TASK
+
+    if value is None and key in BUILT_IN_PER_TASK:
+        return f"{_cell(BUILT_IN_PER_TASK[key])} (built-in: where the run trains the task and it applies)"
+    return _cell(value)
 
 
 def _cell(value):

@@ -104,6 +104,12 @@ def test_an_unknown_key_is_named_with_the_file_and_the_nearest_flag(tmp_path, ca
     assert data_reads == []
 
 
+def test_a_config_files_suffix_is_read_in_any_case(tmp_path):
+    config = tmp_path / "run.JSON"
+    config.write_text(json.dumps({"output_dir": str(tmp_path / "out"), "learning_rate": 1e-4}), encoding="utf-8")
+    assert parse_arguments([str(config)])[2].learning_rate == 1e-4
+
+
 def test_flags_after_a_config_file_override_its_values(tmp_path):
     config = write_config(tmp_path, "c.yaml", {"learning_rate": "1e-4", "num_train_epochs": 2}, tmp_path / "out")
     training = parse_arguments([str(config), "--learning_rate", "3e-4"])[2]

@@ -203,6 +203,16 @@ def test_crlf_line_endings_and_a_byte_order_mark_read_like_plain_lines(tmp_path)
     assert dataset["id"] == ["sst-0", "sst-1", "sst-2"] and dataset["sentence"][0] == " It 's a fine film ."
 
 
+def test_blank_lines_after_the_last_row_hold_no_row(tmp_path):
+    dataset, report = read_task_file(write_file(tmp_path, "ids-sst-dev.csv", SST_LINES + ["", "  ", ""]), "sst")
+    assert report.rows == 3 and not report.skipped
+
+
+def test_a_blank_line_between_rows_is_still_a_bad_row(tmp_path):
+    with pytest.raises(DataError, match=r"ids-sst-dev\.csv, line 3"):
+        read_task_file(write_file(tmp_path, "ids-sst-dev.csv", SST_LINES[:2] + [""] + SST_LINES[2:]), "sst")
+
+
 # ------------------------------------------------------------------------------------------------------
 # Bad input: errors name file, line and column; --skip_bad_rows skips and counts
 # ------------------------------------------------------------------------------------------------------
@@ -277,9 +287,16 @@ def test_the_read_report_gives_the_skipped_count_and_first_lines_for_logs_and_me
     json.dumps(summary)
 
 
-def test_file_whose_rows_are_all_bad_is_an_error_even_when_skipping(tmp_path):
+def test_a_header_naming_a_column_twice_is_an_error_naming_it(tmp_path):
+    lines = ["\tid\tsentence1\tsentence2\tsimilarity\tsimilarity"] + [line + "\t0.0" for line in STS_LINES[1:]]
+    with pytest.raises(DataError, match=r"sts-dev\.csv, line 1 \(header\): column 'similarity' appears 2 times"):
+        read_task_file(write_file(tmp_path, "sts-dev.csv", lines), "sts")
+
+
+def test_file_whose_rows_are_all_bad_is_an_error_naming_the_first_even_when_skipping(tmp_path):
     path = write_file(tmp_path, "quora-train.csv", QUORA_LINES[:1] + QUORA_UNLABELLED_LINES)
-    with pytest.raises(DataError, match=r"no usable para rows \(2 bad rows skipped\)"):
+    with pytest.raises(DataError, match=r"no usable para rows \(2 bad rows skipped; the first: line 2, column "
+                                        r"'is_duplicate': empty label\)"):
         read_task_file(path, "para", skip_bad_rows=True)
 
 

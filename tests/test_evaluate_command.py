@@ -219,6 +219,56 @@ def test_a_tokenizer_larger_than_the_word_table_is_refused_before_any_prediction
         "is the tokenizer another model's?")
 
 
+def test_a_model_folder_without_its_tokenizer_files_is_refused_before_any_prediction(saved_model, data_dir,
+                                                                                     tmp_path, capsys):
+    # AutoTokenizer would build a tokenizer of special tokens alone from config.json: every word [UNK].
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(saved_model / name, bare / name)
+    status = minbert(["evaluate", "--model", str(bare), "--data_dir", str(data_dir), "--output_dir",
+                      str(tmp_path / "out"), "--no_progress"])
+    assert status == 2 and not (tmp_path / "out").exists()
+    assert capsys.readouterr().err.strip().startswith(f"minbert evaluate: {bare}: its tokenizer holds 5 special tokens")
+
+
+def _copy_of(saved_model, folder, weights=True):
+    shutil.copytree(saved_model, folder, ignore=None if weights else shutil.ignore_patterns("*.safetensors"))
+    return folder
+
+
+def test_a_config_that_does_not_fit_the_weights_is_one_line_naming_the_folder(saved_model, data_dir, tmp_path, capsys):
+    edited = _copy_of(saved_model, tmp_path / "edited")
+    config = json.loads((edited / "config.json").read_text())
+    (edited / "config.json").write_text(json.dumps({**config, "hidden_size": 64, "intermediate_size": 128}))
+    status = minbert(["evaluate", "--model", str(edited), "--data_dir", str(data_dir), "--output_dir",
+                      str(tmp_path / "out"), "--no_progress"])
+    assert status == 2 and capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"minbert evaluate: --model {edited}: its weights' sizes differ from those its config.json gives (an edited "
+        "config.json, or another model's weights?)")
+
+
+def test_a_corrupt_pytorch_model_bin_is_one_line_naming_the_folder(saved_model, data_dir, tmp_path, capsys):
+    corrupt = _copy_of(saved_model, tmp_path / "corrupt", weights=False)
+    (corrupt / "pytorch_model.bin").write_bytes(b"garbage")
+    status = minbert(["evaluate", "--model", str(corrupt), "--data_dir", str(data_dir), "--output_dir",
+                      str(tmp_path / "out"), "--no_progress"])
+    assert status == 2 and capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        f"minbert evaluate: --model {corrupt}: cannot read its weights (truncated or corrupt?)")
+
+
+def test_an_output_dir_that_is_a_file_is_refused_before_the_model_loads(saved_model, data_dir, tmp_path, capsys,
+                                                                       monkeypatch):
+    import hf_minbert.commands.evaluate as evaluate_command
+
+    monkeypatch.setattr(evaluate_command, "load_multitask_model", lambda *a, **k: pytest.fail("loaded first"))
+    (tmp_path / "afile").write_text("x")
+    status = minbert(["evaluate", "--model", str(saved_model), "--data_dir", str(data_dir), "--output_dir",
+                      str(tmp_path / "afile"), "--no_progress"])
+    assert status == 2 and capsys.readouterr().err.strip() == (
+        f"minbert evaluate: --output_dir {tmp_path / 'afile'} is a file, not a folder")
+
+
 def test_a_tokenizer_folder_without_a_tokenizer_is_not_called_missing(saved_model, data_dir, tmp_path, capsys):
     status = minbert(["evaluate", "--model", str(saved_model), "--tokenizer", str(data_dir), "--data_dir", str(data_dir),
                       "--output_dir", str(tmp_path / "out"), "--no_progress"])

@@ -227,6 +227,20 @@ def test_pretrain_mlm_refuses_a_number_out_of_range_before_reading_texts(
     assert text_reads == [] and not (tmp_path / "out").exists()
 
 
+def test_pretrain_mlm_without_an_output_dir_is_refused_before_reading_texts(data_dir, base_dir, capsys, text_reads):
+    assert minbert(["pretrain-mlm", "--model_name_or_path", str(base_dir), "--data_dir", str(data_dir),
+                    "--max_seq_length", "64"]) == 2
+    assert one_error_line(capsys) == ("minbert pretrain-mlm: --output_dir is required: the folder the "
+                                      "further-pretrained model is written to")
+    assert text_reads == []
+
+
+def test_pretrain_mlm_refuses_fp16_on_a_cpu_before_reading_texts(data_dir, base_dir, tmp_path, capsys, text_reads):
+    assert pretrain_mlm(base_dir, data_dir, tmp_path / "out", "--fp16", "true") == 2
+    assert "--fp16 needs a GPU" in one_error_line(capsys)
+    assert text_reads == []
+
+
 def test_pretrain_mlm_refuses_an_output_folder_holding_a_model_before_reading_texts(
     data_dir, base_dir, tmp_path, capsys, text_reads
 ):

@@ -129,7 +129,8 @@ def test_body_states_the_training_configuration_time_and_hardware(trained_dir):
     record = json.loads((trained_dir / TRAINING_CONFIG_FILE).read_text())
     for row in ("| smart_weight | sst=2,para=6,sts=8 |", "| task_sampling | round_robin |", "| mnr_weight | 0.5 |",
                 "| layerwise_lr_decay | 0.95 |", "| pcgrad | False |", "| head_layers | sts=2 |",
-                "| pair_swap_probability | para=0.5 |"):
+                "| pair_swap_probability | para=0.5 |",
+                "| task_epoch_rows | sst=16000 (built-in: where the run trains the task and it applies) |"):
         assert row in card
     assert "Training time: 12.6 minutes on " + record["hardware"] in card
     assert "| sts | pearson | 0.8530 |" in card

@@ -57,6 +57,24 @@ def test_output_dir_writes_the_spaces_four_files(space_dir):
     assert sorted(path.name for path in space_dir.iterdir()) == SPACE_FILES
 
 
+def test_output_dir_replaces_an_earlier_spaces_files(space_dir, model_dir):
+    assert minbert(["space", str(model_dir), "--repo_id", "someone/other", "--output_dir", str(space_dir)]) == 0
+    assert "someone/other" in (space_dir / "README.md").read_text()
+
+
+@pytest.mark.parametrize("existing", ["model", "readme"])
+def test_output_dir_holding_a_model_or_another_readme_is_refused_and_left_as_it_was(existing, tmp_path, model_dir,
+                                                                                   capsys):
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    if existing == "model":
+        (folder / "config.json").write_text("{}")
+    (folder / "README.md").write_text("# my project\n")
+    assert minbert(["space", str(model_dir), "--repo_id", REPO_ID, "--output_dir", str(folder)]) == 2
+    assert capsys.readouterr().err.startswith(f"minbert space: --output_dir {folder}")
+    assert (folder / "README.md").read_text() == "# my project\n" and not (folder / "app.py").exists()
+
+
 def test_the_space_imports_only_its_requirements_the_standard_library_and_its_own_files(space_dir):
     own = {path.stem for path in space_dir.glob("*.py")}
     allowed = _required_names((space_dir / "requirements.txt").read_text()) | set(sys.stdlib_module_names) | own

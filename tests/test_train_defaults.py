@@ -54,6 +54,13 @@ def test_the_defaults_ignore_tasks_a_run_does_not_train():
     assert args.per_task("task_epoch_rows", ["sst", "para", "sts"], 0.0) == {"sst": 16000.0, "para": 0.0, "sts": 0.0}
 
 
+def test_a_value_given_equal_to_the_built_in_one_is_checked_against_the_tasks_as_any_other():
+    args = MultitaskTrainingArguments(output_dir="/tmp/x", task_epoch_rows="sst=16000", pair_swap_probability="para=0.5")
+    for name in ("task_epoch_rows", "pair_swap_probability"):
+        with pytest.raises(ValueError, match=f"--{name}: unknown task"):
+            args.per_task(name, ["sts"], 0.0)
+
+
 def test_a_minbert_checkpoint_keeps_its_own_heads(tmp_path):
     tasks = {"sst": {"kind": "classification", "labels": ["neg", "pos"]},
              "sts": {"kind": "regression", "label_range": [0, 5], "pair_encoding": "cross"}}

@@ -441,6 +441,31 @@ def test_resuming_a_checkpoint_of_another_model_is_refused_before_the_data_is_re
     assert data_reads == []
 
 
+def _optimizer_state_files(folder):
+    import torch
+
+    folder.mkdir()
+    for name in ("optimizer.pt", "scheduler.pt"):
+        torch.save({"state": torch.zeros(1000)}, folder / name)
+    return folder
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_a_checkpoint_whose_optimizer_state_is_cut_short_or_missing_is_refused(tmp_path, damage):
+    from hf_minbert.commands.common import CommandError
+    from hf_minbert.commands.train import _check_checkpoint_files
+
+    folder = _optimizer_state_files(tmp_path / "checkpoint-2")
+    _check_checkpoint_files("checkpoint-2", folder)  # whole: accepted
+    optimizer = folder / "optimizer.pt"
+    if damage == "truncated":
+        optimizer.write_bytes(optimizer.read_bytes()[:-600])
+    else:
+        optimizer.unlink()
+    with pytest.raises(CommandError, match=r"^--resume_from_checkpoint checkpoint-2: (cannot read|no) .*optimizer.pt"):
+        _check_checkpoint_files("checkpoint-2", folder)
+
+
 def test_resuming_from_a_folder_that_is_not_a_checkpoint_is_refused_before_the_data_is_read(base, data, tmp_path,
                                                                                            capsys, data_reads):
     assert train(base, data, tmp_path / "out", "--resume_from_checkpoint", str(base)) == 2
@@ -542,10 +567,32 @@ def test_task_epoch_rows_must_be_whole_counts(value):
 @pytest.mark.parametrize("flags, message", [
     ({"batch_tokens": "sst=-1"}, "--batch_tokens: counts must be whole numbers"),
     ({"batch_tokens": "sst=768", "task_sampling": "round_robin"}, "--batch_tokens applies to --task_sampling"),
-    ({"batch_tokens": "sst=768", "group_by_length": False}, "--batch_tokens needs --group_by_length true"),
-    ({"batch_tokens": "sst=768", "dataloader_drop_last": True}, "--batch_tokens cannot be combined with --dataloader_drop_last"),
+    ({"batch_tokens": "sst=1024", "group_by_length": False}, "--batch_tokens needs --group_by_length true"),
+    ({"batch_tokens": "sst=1024", "dataloader_drop_last": True}, "--batch_tokens cannot be combined with --dataloader_drop_last"),
 ])
 def test_batch_tokens_is_refused_where_it_cannot_apply(flags, message):
+    from trainers import MultitaskTrainingArguments
+
+    with pytest.raises(ValueError, match=message):
+        MultitaskTrainingArguments(output_dir="unused", bf16=False, **flags)
+
+
+def test_task_weights_of_zero_for_every_training_task_are_refused():
+    from trainers import MultitaskTrainingArguments
+
+    MultitaskTrainingArguments(output_dir="unused", task_weights="sst=0", bf16=False).check_tasks(["sst", "sts"])
+    args = MultitaskTrainingArguments(output_dir="unused", task_weights="0", bf16=False)
+    with pytest.raises(ValueError, match="every training task's loss is weighted 0"):
+        args.check_tasks(["sst", "sts"])
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"sampling_temperature": 2.0}, "--sampling_temperature applies to --task_sampling temperature, not proportional"),
+    ({"sampling_size_cap": 100}, "--sampling_size_cap applies to --task_sampling temperature, not proportional"),
+    ({"equal_split_parts": 3}, "--equal_split_parts applies to --task_sampling equal_split, not proportional"),
+    ({"task_epoch_rows": "sst=5", "task_sampling": "round_robin"}, "--task_epoch_rows applies to --task_sampling"),
+])
+def test_an_option_of_another_sampling_strategy_is_refused(flags, message):
     from trainers import MultitaskTrainingArguments
 
     with pytest.raises(ValueError, match=message):
@@ -563,10 +610,7 @@ def test_batch_tokens_resolves_to_the_samplers_token_budget():
 
 def test_sst_batches_are_packed_by_tokens_by_default():
     from trainers import MultitaskTrainingArguments
-    from trainers.arguments import DEFAULT_BATCH_TOKENS
-
     args = MultitaskTrainingArguments(output_dir="unused", bf16=False)
-    assert args.batch_tokens == DEFAULT_BATCH_TOKENS == "sst=768"
     assert args.token_budgets(["sst", "para"]) == {"sst": 768}
     assert args.token_budgets(["para", "sts"]) is None  # a run without SST: nothing to pack
 
@@ -577,13 +621,13 @@ def test_the_default_token_budget_is_off_where_it_cannot_apply(flags):
     from trainers import MultitaskTrainingArguments
 
     args = MultitaskTrainingArguments(output_dir="unused", bf16=False, **flags)
-    assert args.batch_tokens == "" and args.token_budgets(["sst", "para"]) is None
+    assert args.token_budgets(["sst", "para"]) is None
 
 
 def test_a_budget_for_a_task_not_trained_is_refused_when_given():
     from trainers import MultitaskTrainingArguments
 
-    args = MultitaskTrainingArguments(output_dir="unused", batch_tokens="sst=768", bf16=False)
+    args = MultitaskTrainingArguments(output_dir="unused", batch_tokens="sst=768", bf16=False)  # the built-in value
     with pytest.raises(ValueError, match="batch_tokens"):
         args.token_budgets(["para", "sts"])
 

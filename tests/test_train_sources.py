@@ -76,6 +76,13 @@ def test_train_sources_for_a_task_not_trained_is_an_error(data_with_extras):
         training_sources(args, ["sst", "para"])
 
 
+@pytest.mark.parametrize("value", ["cola=x.csv", "sst=", "sst"])
+def test_a_malformed_train_sources_value_is_an_error_naming_the_flag(data_with_extras, value):
+    args = DataArguments(data_dir=str(data_with_extras), train_sources=[value])
+    with pytest.raises(ValueError, match="^--train_sources: "):
+        training_sources(args, ["sst", "para"])
+
+
 def test_a_missing_source_file_is_an_error_naming_it(data_with_extras):
     args = DataArguments(data_dir=str(data_with_extras), train_sources=["sst=ids-sst-train.csv,nope.txt"])
     with pytest.raises(ValueError, match="nope.txt: no such file"):

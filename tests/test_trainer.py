@@ -92,6 +92,12 @@ def test_batch_tokens_packs_a_tasks_short_rows_into_fewer_fuller_batches(tmp_pat
     assert len(packed) == len(plain) - (sst_steps[0] - sst_steps[1])  # the other tasks' steps are unchanged
 
 
+def test_the_training_loader_takes_trainers_worker_options(tmp_path, tokenizer):
+    loader = _trainer(tmp_path, tokenizer, dataloader_num_workers=1, dataloader_persistent_workers=True,
+                      dataloader_prefetch_factor=4).get_train_dataloader()
+    assert (loader.num_workers, loader.persistent_workers, loader.prefetch_factor) == (1, True, 4)
+
+
 def test_a_max_seq_length_beyond_the_models_positions_fails_before_tokenizing(tmp_path, tokenizer, monkeypatch):
     import trainers.trainer as trainer_module
 

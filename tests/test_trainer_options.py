@@ -1,6 +1,7 @@
 """MultitaskTrainer under the options a transformers.Trainer user passes: each is honoured as Trainer honours it,
 or refused by name with what to use instead — never silently ignored."""
 import copy
+import dataclasses
 
 import datasets
 import numpy as np
@@ -32,6 +33,23 @@ def test_the_best_model_is_not_restored_by_default_where_saves_fall_between_eval
 def test_the_best_model_is_restored_by_default_where_every_save_is_at_an_evaluation(tmp_path):
     args = _args(tmp_path, eval_strategy="steps", save_strategy="steps", eval_steps=3, save_steps=6)
     assert args.load_best_model_at_end is True
+
+
+def test_the_best_model_is_not_restored_by_default_where_ratios_round_to_steps_that_miss_each_other(tmp_path):
+    # Of 14 steps, Trainer evaluates every ceil(0.25 × 14) = 4 and saves every ceil(0.5 × 14) = 7.
+    args = _args(tmp_path, eval_strategy="steps", save_strategy="steps", eval_steps=0.25, save_steps=0.5)
+    assert args.load_best_model_at_end is False
+
+
+def test_the_best_model_is_restored_by_default_where_one_ratio_schedules_both(tmp_path):
+    args = _args(tmp_path, eval_strategy="steps", save_strategy="steps", eval_steps=0.25, save_steps=0.25)
+    assert args.load_best_model_at_end is True
+
+
+def test_a_copy_given_no_load_best_model_at_end_decides_again_for_its_schedule(tmp_path):
+    args = dataclasses.replace(_args(tmp_path, eval_strategy="epoch", save_strategy="epoch"), eval_strategy="no",
+                               load_best_model_at_end=None)
+    assert args.load_best_model_at_end is False
 
 
 def test_a_strategy_given_as_an_enum_restores_the_best_model_as_its_string_does(tmp_path):
@@ -86,6 +104,16 @@ def test_compute_loss_func_is_refused_naming_what_to_use(tmp_path, tokenizer):  
 def test_optimizer_cls_and_kwargs_is_refused_naming_optimizers(tmp_path, tokenizer):  # noqa: F811
     with pytest.raises(ValueError, match=r"^optimizer_cls_and_kwargs: .*optimizers=\(optimizer, scheduler\)"):
         _plain_trainer(tmp_path, tokenizer, optimizer_cls_and_kwargs=(torch.optim.SGD, {"lr": 0.1}))
+
+
+def test_a_weight_of_zero_on_every_training_task_is_refused(tmp_path, tokenizer):  # noqa: F811
+    with pytest.raises(ValueError, match="every training task's loss is weighted 0"):
+        _plain_trainer(tmp_path, tokenizer, args={"task_weights": "0"})
+
+
+def test_include_for_metrics_is_refused_naming_what_compute_metrics_receives(tmp_path):
+    with pytest.raises(ValueError, match="^--include_for_metrics inputs loss: .*scores and gold labels only"):
+        _args(tmp_path, include_for_metrics=["inputs", "loss"])
 
 
 def test_a_data_collator_that_batches_no_tasks_is_refused(tmp_path, tokenizer):  # noqa: F811
@@ -259,6 +287,23 @@ def test_arguments_with_a_warmup_ratio_build_again_from_their_own_fields():
     args = MultitaskTrainingArguments(output_dir="unused", warmup_ratio=0.06)
     fields = {name: getattr(args, name) for name in ("output_dir", "warmup_ratio", "warmup_steps")}
     assert MultitaskTrainingArguments(**fields).get_warmup_steps(1000) == 60
+
+
+def test_a_copy_with_the_warmup_ratio_removed_trains_without_warmup():
+    args = dataclasses.replace(MultitaskTrainingArguments(output_dir="unused", warmup_ratio=0.5), warmup_ratio=0.0)
+    assert args.get_warmup_steps(1000) == 0
+
+
+def test_a_copy_for_a_run_without_sst_leaves_the_default_token_budget_aside():
+    args = dataclasses.replace(MultitaskTrainingArguments(output_dir="unused"), output_dir="elsewhere")
+    assert args.token_budgets(["para", "sts"]) is None
+    args.check_tasks(["para", "sts"])
+
+
+@pytest.mark.parametrize("change", [{"task_sampling": "round_robin"}, {"group_by_length": False}])
+def test_a_copy_with_sampling_that_cannot_pack_turns_the_default_token_budget_off(change):
+    args = dataclasses.replace(MultitaskTrainingArguments(output_dir="unused"), **change)
+    assert args.token_budgets(["sst", "para"]) is None
 
 
 def test_the_default_recipe_has_no_warmup():

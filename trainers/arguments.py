@@ -30,6 +30,11 @@ EMBEDDING_LOSSES = {"mnr": "MNR", "cosent": "CoSENT"}
 # The options that take one value per task, e.g. sst=2,para=6 (resolved by `per_task`).
 PER_TASK_OPTIONS = ("task_weights", "smart_weight", "task_epoch_rows", "task_epoch_passes", "batch_tokens",
                     "pair_swap_probability")
+DEFAULT_PAIR_SWAP_PROBABILITY = "para=0.5"
+# The per-task options whose built-in value names tasks: left unset (None), it applies to the tasks it names that
+# a run trains and where it can apply; a value given is checked against the run (see per_task), even one equal to it.
+BUILT_IN_PER_TASK = {"task_epoch_rows": DEFAULT_TASK_EPOCH_ROWS, "batch_tokens": DEFAULT_BATCH_TOKENS,
+                     "pair_swap_probability": DEFAULT_PAIR_SWAP_PROBABILITY}
 
 
 def _has_accelerator():
@@ -105,11 +110,11 @@ class MultitaskTrainingArguments(TrainingArguments):
     max_seq_length: int = field(default=128, metadata={"help": "truncate inputs (pairs jointly) to this many tokens"})
     task_weights: str = field(default="", metadata={"help": "fixed loss weight per task: one number or sst=1,para=1,sts=1"})
 
-    pair_swap_probability: str = field(
-        default="para=0.5",
+    pair_swap_probability: Optional[str] = field(
+        default=None,
         metadata={"help": "a cross-encoded pair task reads each pair the other way round ([CLS] b [SEP] a [SEP]) with "
-                          "this probability, drawn afresh every step (trainers/pair_order.py; the default applies "
-                          "where para is cross-encoded; empty = off)"},
+                          "this probability, drawn afresh every step (trainers/pair_order.py; unset: "
+                          f"{DEFAULT_PAIR_SWAP_PROBABILITY} where para is cross-encoded; empty = off)"},
     )
 
     # --- task sampling (trainers/sampling.py) ---
@@ -117,9 +122,10 @@ class MultitaskTrainingArguments(TrainingArguments):
     sampling_temperature: Optional[float] = field(default=None, metadata={"help": "temperature strategy: p_i ∝ n_i^(1/T)"})
     sampling_size_cap: Optional[int] = field(default=None, metadata={"help": "temperature strategy: cap n_i at this"})
     equal_split_parts: Optional[int] = field(default=None, metadata={"help": "equal_split: parts of the largest task"})
-    task_epoch_rows: str = field(
-        default=DEFAULT_TASK_EPOCH_ROWS,
-        metadata={"help": "proportional/sequential: the most rows a task gives an epoch, e.g. sst=16000 (0 = all); a "
+    task_epoch_rows: Optional[str] = field(
+        default=None,
+        metadata={"help": f"proportional/sequential: the most rows a task gives an epoch (unset: {DEFAULT_TASK_EPOCH_ROWS} "
+                          "where SST is trained and the sampling caps; empty or 0 = all); a "
                           "larger task reads the next part of its reshuffled rows each epoch (minbert train: beside "
                           "its first source's rows, see --first_source_every_epoch)"},
     )
@@ -134,8 +140,8 @@ class MultitaskTrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "proportional/sequential: a task's batches take more rows than the batch size while rows × "
                           "longest row stay within this many tokens, e.g. sst=1024 (short treebank phrases: fewer, "
-                          "fuller steps; needs --group_by_length; empty = off). Unset: "
-                          f"{DEFAULT_BATCH_TOKENS} where the sampling allows it, else off"},
+                          f"fuller steps; needs --group_by_length; empty = off). Unset: {DEFAULT_BATCH_TOKENS} where "
+                          "SST is trained and the sampling allows it"},
     )
 
     # --- SMART (trainers/smart.py) ---
@@ -183,14 +189,17 @@ class MultitaskTrainingArguments(TrainingArguments):
                           "system, so each step's large tensors are not faulted in afresh (the process keeps its peak size)"},
     )
 
-    def _warmup_ratio_as_steps(self):
-        # transformers 5's TrainingArguments has no warmup_ratio (Trainer would ignore ours): it reads a
-        # warmup_steps below 1 as the share of the steps instead.
+    def _check_warmup(self):
         _check_range("warmup_ratio", self.warmup_ratio, 0, 1, high_open=True)
-        if self.warmup_ratio > 0 and self.warmup_steps not in (0, self.warmup_ratio):  # equal: built again from to_dict
+        if self.warmup_ratio > 0 and self.warmup_steps != 0:
             raise ValueError("--warmup_ratio and --warmup_steps are both set: give one")
+
+    def get_warmup_steps(self, num_training_steps: int) -> int:
+        # transformers 5's TrainingArguments has no warmup_ratio: Trainer asks this method. Read here rather
+        # than written into warmup_steps, so that a copy with another warmup_ratio (dataclasses.replace) holds.
         if self.warmup_ratio > 0:
-            self.warmup_steps = self.warmup_ratio
+            return math.ceil(num_training_steps * self.warmup_ratio)
+        return super().get_warmup_steps(num_training_steps)
 
     def __post_init__(self):
         # Remembered so that a caller can turn off a default it cannot honour (per-task adapters), but must
@@ -201,21 +210,20 @@ class MultitaskTrainingArguments(TrainingArguments):
         # bf16 on a machine without a GPU means CPU autocast, which TrainingArguments only allows with use_cpu.
         if self.bf16 and not self.use_cpu and not _has_accelerator():
             self.use_cpu = True
-        self._warmup_ratio_as_steps()
+        self._check_warmup()
         self._check_optimizer_choice()  # before TrainingArguments turns optim into an enum
         self._check_compile_backend()  # accelerate's own message would not name the flag
         super().__post_init__()
         self._check_scheduler_kwargs()
+        if self.include_for_metrics:  # MultitaskTrainer scores each task from its predictions alone
+            raise ValueError(f"--include_for_metrics {' '.join(self.include_for_metrics)}: MultitaskTrainer's "
+                             "compute_metrics receives each task's scores and gold labels only, no inputs or losses")
         if self.load_best_model_at_end_by_default:
             self.load_best_model_at_end = self._saves_at_every_evaluation()
         self._plateau_follows_the_best_model_metric()
-        # A per-task option left at its built-in value may name a task the run does not train; one the user
-        # gives is checked against the tasks (see per_task).
-        self.left_to_default = {name for name in PER_TASK_OPTIONS
-                                if getattr(self, name) == self.__dataclass_fields__[name].default}
-        # The built-in token budget applies where the sampling allows it.
-        if self.batch_tokens is None:
-            self.batch_tokens = DEFAULT_BATCH_TOKENS if self._can_pack_by_tokens() else ""
+        # A per-task option left unset takes its built-in value, which may name a task the run does not train; one
+        # the user gives is checked against the tasks (see per_task).
+        self.left_to_default = {name for name in BUILT_IN_PER_TASK if getattr(self, name) is None}
         if self.task_sampling not in SAMPLING_STRATEGIES:
             raise ValueError(f"--task_sampling {self.task_sampling!r}: choose one of {', '.join(SAMPLING_STRATEGIES)}")
         if self.smart_variant not in SMART_VARIANTS:
@@ -275,10 +283,11 @@ class MultitaskTrainingArguments(TrainingArguments):
             return False
         if evaluation != "steps":
             return True
-        if (self.save_steps < 1) != (self.eval_steps < 1):  # a ratio of the run against a step count
-            return False
-        scale = 1_000_000  # ratios as whole numbers, as TrainingArguments compares them
-        return round(self.save_steps * scale) % round(self.eval_steps * scale) == 0
+        if self.save_steps < 1 or self.eval_steps < 1:
+            # Trainer turns a ratio into ceil(ratio × steps), so saves every 0.5 of 14 steps (7) miss evaluations
+            # every 0.25 (4): only one ratio for both keeps every save on an evaluation.
+            return self.save_steps == self.eval_steps
+        return self.save_steps % self.eval_steps == 0
 
     def _plateau_follows_the_best_model_metric(self):
         # Trainer steps ReduceLROnPlateau with metric_for_best_model, whose default here ("overall") rises as
@@ -323,12 +332,31 @@ class MultitaskTrainingArguments(TrainingArguments):
         for name in ("sampling_size_cap", "equal_split_parts"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        self._check_sampling_options_apply()  # after their ranges: a bad value is named as such first
+
+    def _check_sampling_options_apply(self):
+        """An option of another sampling strategy than --task_sampling would be ignored, yet stand in the run's
+        record as if it had shaped the run."""
+        strategy_options = {"sampling_temperature": ("temperature",), "sampling_size_cap": ("temperature",),
+                            "equal_split_parts": ("equal_split",), "task_epoch_rows": CAPPED_STRATEGIES}
+        for name, strategies in strategy_options.items():
+            if getattr(self, name) and self.task_sampling not in strategies:
+                raise ValueError(f"--{name} applies to --task_sampling {' or '.join(strategies)}, "
+                                 f"not {self.task_sampling}")
 
     def check_tasks(self, tasks) -> None:
         """Every per-task option the user gave names only these tasks (the training tasks), so that a typo in a
         task name fails before the data is read, not when the option is first used."""
         for name in PER_TASK_OPTIONS:
             self.per_task(name, tasks, 0.0)
+        self.check_some_task_weighted(tasks)
+
+    def check_some_task_weighted(self, tasks) -> None:
+        """A weight of 0 on every training task's loss would train nothing, and save the model as trained."""
+        weights = parse_per_task(self.task_weights, "task_weights", list(tasks), 1.0, skip_unknown=True)
+        if weights and not any(weights.values()):
+            raise ValueError(f"--task_weights {self.task_weights}: every training task's loss is weighted 0, so "
+                             "nothing would train (a task's weight scales its loss; 1 is the default)")
 
     def embedding_losses(self) -> dict:
         """{loss: its task} of the embedding losses that are on ("mnr", "cosent": EMBEDDING_LOSSES)."""
@@ -375,14 +403,20 @@ class MultitaskTrainingArguments(TrainingArguments):
         return chosen
 
     def token_budgets(self, tasks) -> Optional[dict]:
-        """--batch_tokens for these tasks as the sampler's `token_budget` (None: no task packs by tokens)."""
+        """--batch_tokens for these tasks as the sampler's `token_budget` (None: no task packs by tokens). The
+        built-in budget stands aside where the sampling cannot pack; a budget the user gives is refused there."""
+        if not self._can_pack_by_tokens():
+            return None
         budgets = {task: int(tokens) for task, tokens in self.per_task("batch_tokens", tasks, 0).items() if tokens > 0}
         return budgets or None
 
     def per_task(self, name: str, tasks, default: float) -> dict:
         """A per-task option (`smart_weight`, `task_weights`) resolved for these tasks. A value the user gave
         must name only these tasks; the built-in default may name a task this run does not train."""
-        return parse_per_task(getattr(self, name), name, list(tasks), default, skip_unknown=name in self.left_to_default)
+        value = getattr(self, name)
+        if value is None:
+            value = BUILT_IN_PER_TASK.get(name)
+        return parse_per_task(value, name, list(tasks), default, skip_unknown=name in self.left_to_default)
 
 
 def _value(option):

@@ -57,12 +57,20 @@ def train_batch_sampler(dataset, args, batch_size, always_rows=None):
 
 
 def train_dataloader(dataset, sampler, collator, args):
+    # Trainer's own loader options; torch refuses the worker ones without worker processes.
+    workers = {}
+    if args.dataloader_num_workers > 0:
+        workers = {"persistent_workers": args.dataloader_persistent_workers,
+                   "prefetch_factor": args.dataloader_prefetch_factor,
+                   "multiprocessing_context": args.dataloader_multiprocessing_context,
+                   "in_order": args.dataloader_in_order}
     return MultitaskDataLoader(
         dataset,
         batch_sampler=sampler,
         collate_fn=collator,
         num_workers=args.dataloader_num_workers,
         pin_memory=args.dataloader_pin_memory and torch.cuda.is_available(),
+        **workers,
     )
 
 

@@ -92,6 +92,7 @@ class MultitaskTrainer(Trainer):
             _check_peft_heads_trainable(model, list(train_dataset))
         if train_dataset is not None:
             args.epoch_passes(list(train_dataset))  # a flag that names no task of the data fails before tokenizing
+            args.check_some_task_weighted(list(train_dataset))
             train_dataset = training_dataset(train_dataset, args, processing_class, config, always_rows)
         self.always_rows = dict(always_rows or {})
         kwargs.setdefault("data_collator", MultitaskCollator(processing_class))

@@ -3,8 +3,9 @@
     minbert card runs/minbert
     minbert card runs/minbert --model_id user/minbert-multitask   (the usage snippet loads that repo)
 
-`minbert train` writes both files and the card; run this after `minbert evaluate` has rewritten metrics.json,
-or to point the usage snippet at a Hub repository (`minbert push` does that itself).
+`minbert train` writes both files and the card; run this to point the usage snippet at a Hub repository (`minbert
+push` does that itself), after editing either file, or for an ensemble folder after `minbert evaluate` wrote its
+scores there (a folder minbert train wrote keeps its training record's scores).
 """
 import argparse
 import sys

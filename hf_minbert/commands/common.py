@@ -2,7 +2,9 @@
 several commands take (a positive count, a torch device, a model folder or Hub id), and `first_line`, which
 turns an error from a library into the one line a command prints."""
 import argparse
+import contextlib
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -21,6 +23,25 @@ def first_line(error) -> str:
     """The first non-blank line of `error`'s message, stripped; its type's name when the message is blank.
     Libraries' messages run on over several lines (a traceback, a page from a server); a command prints one."""
     return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+
+
+def check_list_flags_once(parser, argv):
+    """argparse keeps the last of a list flag given twice and drops the values before it without a word: a second
+    `--models` or `--train_sources` would ensemble or train on other folders or files than the command line names.
+    (A flag of one value given twice keeps its last, as a later flag overrides an earlier one.)"""
+    list_flags = {option: action.dest for action in parser._actions if action.nargs in ("+", "*")
+                  for option in action.option_strings}
+    given = {}  # dest -> the flag that gave it
+    for arg in argv:
+        if arg == "--":
+            break
+        flag = arg.split("=", 1)[0]
+        if flag not in list_flags:
+            continue
+        if list_flags[flag] in given:
+            raise CommandError(f"{flag} is given twice (the second would drop the first's values): give all its "
+                               f"values after one {given[list_flags[flag]]}")
+        given[list_flags[flag]] = flag
 
 
 def positive_int(text: str) -> int:
@@ -69,19 +90,47 @@ def load_tokenizer(path, flag=None):
     """The tokenizer saved at `path` (AutoTokenizer); one that does not load is one line naming the folder."""
     from transformers import AutoTokenizer
 
+    where = f"{flag} {path}" if flag else str(path)
     try:
-        return AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as error:
-        where = f"{flag} {path}" if flag else str(path)
         raise CommandError(f"{where}: cannot load its tokenizer: {first_line(error)}") from None
+    check_tokenizer_knows_words(where, tokenizer)
+    return tokenizer
+
+
+def check_tokenizer_knows_words(source, tokenizer):
+    """A folder without its vocabulary file still loads a tokenizer (built from config.json's tokenizer_class),
+    one of special tokens alone, which reads every word as [UNK]: a model would then train or score on nothing."""
+    if len(tokenizer) <= len(set(tokenizer.all_special_tokens)):
+        raise CommandError(f"{source}: its tokenizer holds {len(tokenizer)} special tokens and no words (no "
+                           "tokenizer.json or vocab.txt): save the model's tokenizer beside it with "
+                           "tokenizer.save_pretrained")
 
 
 def check_tokenizer_fits(source, tokenizer, vocab_size):
     """Every id the tokenizer gives must index the model's word table: a larger tokenizer (another model's)
-    would otherwise fail deep inside torch's embedding lookup at its first such token."""
+    would otherwise fail deep inside torch's embedding lookup at its first such token; an empty one (see
+    `check_tokenizer_knows_words`) would read every word as [UNK]."""
+    check_tokenizer_knows_words(source, tokenizer)
     if vocab_size is not None and len(tokenizer) > vocab_size:
         raise CommandError(f"{source}: its tokenizer has {len(tokenizer)} tokens but the model's word table "
                            f"{vocab_size} rows; is the tokenizer another model's?")
+
+
+@contextlib.contextmanager
+def readable_weights(where):
+    """Loading a checkpoint's weights: the errors of weights that do not fit its config.json, or of a file that does not
+    unpickle, as one line naming `where` (transformers and torch raise them with a page of report or advice)."""
+    try:
+        yield
+    except RuntimeError as error:
+        if "ignore_mismatched_sizes" not in str(error):
+            raise
+        raise CommandError(f"{where}: its weights' sizes differ from those its config.json gives (an edited config.json, "
+                           "or another model's weights?)") from None
+    except (pickle.UnpicklingError, EOFError, SafetensorError) as error:
+        raise CommandError(f"{where}: cannot read its weights (truncated or corrupt?): {first_line(error)}") from None
 
 
 def check_safetensors_file(path):

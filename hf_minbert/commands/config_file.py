@@ -28,8 +28,11 @@ EXPECTED = {int: "a whole number", float: "a number", string_to_bool: "true or f
 def parse_with_config_file(parser, argv) -> tuple:
     """`parser`'s dataclasses from `argv`, which may start with a config file: its values replace the
     defaults, and the flags after it override them."""
+    from hf_minbert.commands.common import check_list_flags_once
+
     argv = list(argv)
-    if argv and argv[0].endswith(CONFIG_SUFFIXES) and not argv[0].startswith("-"):
+    check_list_flags_once(parser, argv)
+    if argv and argv[0].lower().endswith(CONFIG_SUFFIXES) and not argv[0].startswith("-"):
         parser.set_defaults(**config_values(parser, argv.pop(0)))
     *parsed, unused = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     if unused:
@@ -64,7 +67,7 @@ def read_config(path) -> dict:
         raise ValueError(f"{path}: no such file") from None
     except UnicodeDecodeError as error:
         raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    data = _load_json(path, text) if str(path).endswith(".json") else _load_yaml(path, text)
+    data = _load_json(path, text) if str(path).lower().endswith(".json") else _load_yaml(path, text)
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -31,7 +31,7 @@ from typing import Optional
 
 from transformers import AutoTokenizer
 
-from hf_minbert.commands.common import check_model_source
+from hf_minbert.commands.common import check_model_source, load_tokenizer, readable_weights
 from hf_minbert.commands.head_options import base_task_specs, task_specs
 from hf_minbert.commands.train import build_model, check_run, seed_run, train_and_save
 from hf_minbert.commands.train_arguments import parse_arguments
@@ -91,13 +91,15 @@ def main(argv=None) -> int:
                       "bf16": training_args.bf16, "progress": not training_args.disable_tqdm}
     if distill_args.fold_teachers:
         logger.info("predicting each fold of the training inputs with the teacher that left it out: %s", by_fold)
-        teachers = {fold: (load_multitask_model(folder).to(training_args.device), AutoTokenizer.from_pretrained(folder))
-                    for fold, folder in by_fold.items()}
+        with readable_weights("--fold_teachers"):
+            teachers = {fold: (load_multitask_model(folder).to(training_args.device),
+                               load_tokenizer(folder, "--fold_teachers")) for fold, folder in by_fold.items()}
         predictions = out_of_fold_predictions(teachers, train, student.config, num_folds, fold_seed, **predict_kwargs)
     else:
         logger.info("predicting the training inputs with the teacher %s", distill_args.teacher)
-        teacher = load_multitask_model(distill_args.teacher).to(training_args.device)
-        predictions = teacher_predictions(teacher, AutoTokenizer.from_pretrained(distill_args.teacher), train,
+        with readable_weights(f"--teacher {distill_args.teacher}"):
+            teacher = load_multitask_model(distill_args.teacher).to(training_args.device)
+        predictions = teacher_predictions(teacher, load_tokenizer(distill_args.teacher, "--teacher"), train,
                                           student.config, **predict_kwargs)
     teachers = teacher = None  # free them before the student trains
     fit = teacher_fit(train, predictions, student.config)
@@ -144,8 +146,9 @@ def _check_teachers(distill_args, specs, data_args, training_args):
     check_output_folder(training_args.output_dir, training_args.overwrite_output_dir,
                         training_args.resume_from_checkpoint, inputs={**inputs, "--data_dir": data_args.data_dir})
     check_teacher_heads(teachers, specs, flag)
-    for teacher in teachers:  # its weights read back: a corrupt file is named, not a traceback mid-run
+    for teacher in teachers:  # its weights and tokenizer read back: a corrupt file is named, not a traceback mid-run
         check_model_source(flag, str(teacher))
+        load_tokenizer(str(teacher), flag)
 
 
 if __name__ == "__main__":

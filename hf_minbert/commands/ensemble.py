@@ -31,12 +31,14 @@ from transformers import PretrainedConfig
 
 from hf_minbert.commands.common import (
     CommandError,
+    check_list_flags_once,
     check_model_source,
     check_tokenizer_fits,
     first_line,
     has_trained_task_heads,
     load_tokenizer,
     positive_int,
+    readable_weights,
     torch_device,
 )
 from hf_minbert.commands.output_folder import (
@@ -194,7 +196,10 @@ def _check_alike(task, heads):
 
 def load_candidate(path, device):
     try:
-        return load_multitask_model(path).to(device)
+        with readable_weights(path):
+            return load_multitask_model(path).to(device)
+    except CommandError:
+        raise
     except (OSError, ValueError) as error:
         raise CommandError(f"cannot load a model from {path}: {first_line(error)}") from None
 
@@ -323,7 +328,9 @@ def write_ensemble(args, ensemble, tokenizer, outcome, members):
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    check_list_flags_once(parser, list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(argv)
     try:
         check_flags(args)
         check_output(args)

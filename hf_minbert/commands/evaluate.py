@@ -35,10 +35,12 @@ from transformers.utils import logging as transformers_logging
 
 from hf_minbert.commands.common import (
     CommandError,
+    check_list_flags_once,
     check_model_source,
     check_tokenizer_fits,
     first_line,
     positive_int,
+    readable_weights,
     torch_device,
 )
 from hf_minbert.configuration_minbert import DEFAULT_TASKS
@@ -106,7 +108,10 @@ def model_tasks(model) -> list:
 
 
 def check_output_dir(output_dir):
-    """A trained model's folder keeps its training record in metrics.json, which its card reads."""
+    """A folder to write to; a trained model's folder keeps its training record in metrics.json, which its card
+    reads."""
+    if Path(output_dir).exists() and not Path(output_dir).is_dir():
+        raise CommandError(f"--output_dir {output_dir} is a file, not a folder")
     if (Path(output_dir) / TRAINING_CONFIG_FILE).exists():
         raise CommandError(f"--output_dir {output_dir} holds a trained model whose metrics.json is its training "
                            "record: write the scores to another folder")
@@ -197,9 +202,11 @@ def load_model(args, device):
     if args.tokenizer is not None:
         check_model_source("--tokenizer", args.tokenizer)
     try:
-        with quiet_load_report():  # what it lists (missing, unexpected weights) is checked below
+        with quiet_load_report(), readable_weights(f"--model {args.model}"):  # what the report lists is checked below
             model, loading_info = load_multitask_model(args.model, output_loading_info=True)  # a model or an ensemble
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
+    except CommandError:
+        raise
     except (OSError, ValueError, SafetensorError) as error:
         sources = [args.model] if args.tokenizer is None else [args.model, args.tokenizer]
         where = "" if all(Path(source).is_dir() for source in sources) else (
@@ -233,7 +240,9 @@ def load_model(args, device):
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    check_list_flags_once(parser, list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(argv)
     try:
         device = torch_device("--device", args.device)
         check_output_dir(args.output_dir)

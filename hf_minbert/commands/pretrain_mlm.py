@@ -77,7 +77,9 @@ class MlmArguments:
 def parse_arguments(argv):
     from .config_file import parse_with_config_file
 
-    return parse_with_config_file(HfArgumentParser((MlmArguments, TrainingArguments), prog="minbert pretrain-mlm"), argv)
+    parser = HfArgumentParser((MlmArguments, TrainingArguments), prog="minbert pretrain-mlm")
+    parser.set_defaults(output_dir="")  # unset, TrainingArguments would pick ./trainer_output: check_run refuses it
+    return parse_with_config_file(parser, argv)
 
 
 def task_texts(data_dir, tasks, split, skip_bad_rows=True):
@@ -127,6 +129,10 @@ def check_run(mlm_args, training_args):
     from .output_folder import check_output_folder
 
     check_trainer_numbers(training_args)
+    if not training_args.output_dir:
+        raise ValueError("--output_dir is required: the folder the further-pretrained model is written to")
+    if training_args.fp16 and training_args.device.type == "cpu":  # accelerate runs no fp16 autocast on a CPU
+        raise ValueError("--fp16 needs a GPU: on a CPU it would silently train in fp32; use --bf16 (CPU autocast)")
     check_output_folder(training_args.output_dir, mlm_args.overwrite_output_dir,
                         training_args.resume_from_checkpoint, inputs={"--data_dir": mlm_args.data_dir})
     path = mlm_args.model_name_or_path or embedded_base_model()
@@ -181,7 +187,10 @@ def load_model(path):
     """MinBertForMaskedLM from `path`; a checkpoint without an MLM head gets a new one (tied decoder)."""
     from hf_minbert import MinBertForMaskedLM
 
-    model, loading = MinBertForMaskedLM.from_pretrained(path, output_loading_info=True)
+    from .common import readable_weights
+
+    with readable_weights(f"--model_name_or_path {path}"):
+        model, loading = MinBertForMaskedLM.from_pretrained(path, output_loading_info=True)
     if any(key.startswith("cls.predictions.") for key in loading["missing_keys"]):
         # (transformers may also call such a checkpoint "corrupted": it only lacks the MLM head)
         logger.warning("%s has no masked-LM head: a new one starts from scratch, its decoder tied to the word "

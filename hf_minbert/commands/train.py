@@ -36,7 +36,7 @@ from transformers import AutoTokenizer, EarlyStoppingCallback
 
 from hf_minbert import recipe
 
-from .common import check_model_source, check_tokenizer_fits, load_tokenizer
+from .common import check_model_source, check_tokenizer_fits, load_tokenizer, readable_weights
 from .head_options import base_task_specs, task_specs
 from .train_arguments import ARCHITECTURES, model_path, parse_arguments
 from .train_data import always_rows, load_task_data, skipped_rows_record, training_data_record, training_source_paths
@@ -168,6 +168,34 @@ def _check_resumed_checkpoint(model_args, training_args, specs):
     if differences:
         raise ValueError(f"--resume_from_checkpoint {checkpoint}: its model differs from the one these flags build "
                          f"({'; '.join(differences)}): resume with the flags it was trained with")
+    _check_checkpoint_files(checkpoint, folder)
+
+
+def _check_checkpoint_files(checkpoint, folder):
+    """A checkpoint cut short (a run killed while saving it) fails only once Trainer loads it, after the data is
+    read and the model built: its weights and its optimizer's state must read back whole."""
+    import zipfile
+
+    from .common import CommandError, check_safetensors_file
+
+    for weights in sorted(folder.glob("*.safetensors")):
+        try:
+            check_safetensors_file(weights)
+        except CommandError as error:
+            raise CommandError(f"--resume_from_checkpoint {checkpoint}: {error}") from None
+    for name in ("optimizer.pt", "scheduler.pt"):  # torch.save writes zip archives: each member's CRC checks it
+        path = folder / name
+        if not path.is_file():
+            raise CommandError(f"--resume_from_checkpoint {checkpoint}: no {name}, so training could not go on as it "
+                               "was (saved with --save_only_model, or cut short while saving?)")
+        try:
+            with zipfile.ZipFile(path) as archive:
+                broken = archive.testzip()
+        except (zipfile.BadZipFile, OSError) as error:
+            broken = str(error)
+        if broken is not None:
+            raise CommandError(f"--resume_from_checkpoint {checkpoint}: cannot read {path} (truncated or corrupt?): "
+                               "resume from an earlier checkpoint")
 
 
 def _check_report_to(report_to):
@@ -224,7 +252,8 @@ def build_model(model_args, specs):
     from hf_minbert import MinBertForMultitask
 
     path, overrides = model_overrides(model_args, specs)
-    return path, MinBertForMultitask.from_pretrained(path, **overrides)
+    with readable_weights(f"--model_name_or_path {path}"):
+        return path, MinBertForMultitask.from_pretrained(path, **overrides)
 
 
 def _check_adapter_targets(model_args, specs, adapter_args):

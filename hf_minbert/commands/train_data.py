@@ -112,7 +112,10 @@ def training_source_paths(data_args, tasks):
     defaults = default_training_sources(data_args.data_dir, tasks)
     if not data_args.extra_training_files:
         defaults = {task: paths[:1] for task, paths in defaults.items()}
-    chosen = dict(parse_task_sources(value, data_args.data_dir) for value in data_args.train_sources or ())
+    try:
+        chosen = dict(parse_task_sources(value, data_args.data_dir) for value in data_args.train_sources or ())
+    except ValueError as error:
+        raise ValueError(f"--train_sources: {error}") from None
     unknown = [task for task in chosen if task not in tasks]
     if unknown:
         raise ValueError(f"--train_sources: {', '.join(unknown)} is not a training task ({', '.join(tasks)})")

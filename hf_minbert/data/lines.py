@@ -10,13 +10,17 @@ from .schema import DataError
 
 
 def read_lines(path):
-    """Yield `(line number, text)` for each line of `path` (from 1; line endings and a leading BOM removed).
+    """Yield `(line number, text)` for each line of `path` (from 1; line endings and a leading BOM removed) up to
+    its last line that is not blank.
 
     Lines end at "\\n", "\\r\\n" or "\\r", as the `csv` module's do. A line that is not UTF-8 raises
     `DataError` naming the file, the line and the character where the bad byte is.
     """
     path = Path(path)
-    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+    raws = path.read_bytes().splitlines()
+    while raws and not raws[-1].strip():  # blank lines after the last row, as editors leave them, hold no row
+        raws.pop()
+    for number, raw in enumerate(raws, start=1):
         text = _decode(raw, path, number)
         yield number, text.lstrip("\ufeff") if number == 1 else text
 

@@ -81,6 +81,8 @@ def _column_positions(header, schema, labelled, path):
     optional = [schema.label_column] if labelled is None else []
     positions = {}
     for column in required + optional:
+        if header.count(column) > 1:  # which of the two holds the task's values cannot be told
+            raise DataError(f"{path}, line 1 (header): column {column!r} appears {header.count(column)} times")
         if column in header:
             positions[column] = header.index(column)
         elif column in required:

@@ -402,7 +402,8 @@ class TaskRowsBuilder:
         """The checked rows as a Dataset, with the report; an empty result is an error."""
         self.report.rows = len(self.columns["id"])
         if self.report.rows == 0:
-            skipped = f" ({len(self.report.skipped)} bad rows skipped)" if self.report.skipped else ""
+            skipped = (f" ({len(self.report.skipped)} bad rows skipped; the first: {self.report.first_skipped(1)[0]})"
+                       if self.report.skipped else "")
             raise DataError(f"{self.source}: no usable {self.schema.name} rows{skipped}")
         # The rows are checked already: handing them to Arrow with the schema's types is ~10x faster than
         # `Dataset.from_dict(..., features=)`, which re-encodes every value (seconds for the treebank's phrases).
