@@ -29,9 +29,10 @@ ROWS = "rows"  # the variant without a budget: batches of --per_device_train_bat
 
 
 def train_share(data_dir, fraction, budget, seed):
-    """Train the default recipe (with `--batch_tokens budget` unless None) for `fraction` of its epoch's steps."""
+    """Train the default recipe with `--batch_tokens budget` (None: off, batches of rows) for `fraction` of its
+    epoch's steps."""
     with tempfile.TemporaryDirectory() as work:
-        trainer = default_recipe(data_dir, Path(work) / "model", ["--batch_tokens", budget] if budget else [], seed).trainer
+        trainer = default_recipe(data_dir, Path(work) / "model", ["--batch_tokens", budget or ""], seed).trainer
         epoch_steps = len(trainer.get_train_dataloader().batch_sampler)
         trainer.args.max_steps = max(1, round(fraction * epoch_steps))
         cpu, wall = time.process_time(), time.perf_counter()

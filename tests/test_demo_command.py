@@ -23,6 +23,17 @@ def test_a_trained_folder_answers_each_pair_with_its_own_heads(trained_folder, c
     assert "untrained" not in out
 
 
+def test_an_ensemble_folder_answers_each_pair_with_its_averaged_heads(tmp_path, capsys):
+    from hf_minbert import MinBertEnsembleForMultitask
+
+    weights = {"sst": [1, 1], "para": [1, 1], "sts": [1, 1]}
+    MinBertEnsembleForMultitask.from_members([tiny_model(seed=0), tiny_model(seed=1)], weights).save_pretrained(tmp_path)
+    word_tokenizer().save_pretrained(tmp_path)
+    assert minbert(["demo", "--model", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "MinBertEnsembleForMultitask" in out and out.count("  para: {'label':") == 2 and "untrained" not in out
+
+
 def test_a_bert_checkpoint_gets_fresh_heads_said_to_be_untrained(tmp_path, capsys):
     BertModel(BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                          intermediate_size=64, max_position_embeddings=64)).save_pretrained(tmp_path)

@@ -269,6 +269,18 @@ def test_an_output_dir_that_is_a_file_is_refused_before_the_model_loads(saved_mo
         f"minbert evaluate: --output_dir {tmp_path / 'afile'} is a file, not a folder")
 
 
+def test_a_pytorch_model_bin_cut_short_is_one_line_naming_the_folder(saved_model, data_dir, tmp_path, capsys):
+    from hf_minbert import MinBertForMultitask
+
+    cut = _copy_of(saved_model, tmp_path / "cut", weights=False)
+    torch.save(MinBertForMultitask.from_pretrained(saved_model).state_dict(), cut / "pytorch_model.bin")
+    (cut / "pytorch_model.bin").write_bytes((cut / "pytorch_model.bin").read_bytes()[:-4096])
+    status = minbert(["evaluate", "--model", str(cut), "--data_dir", str(data_dir), "--output_dir",
+                      str(tmp_path / "out"), "--no_progress"])
+    assert status == 2 and capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        f"minbert evaluate: --model {cut}: cannot read its weights (truncated or corrupt?)")
+
+
 def test_a_tokenizer_folder_without_a_tokenizer_is_not_called_missing(saved_model, data_dir, tmp_path, capsys):
     status = minbert(["evaluate", "--model", str(saved_model), "--tokenizer", str(data_dir), "--data_dir", str(data_dir),
                       "--output_dir", str(tmp_path / "out"), "--no_progress"])

@@ -466,6 +466,21 @@ def test_a_checkpoint_whose_optimizer_state_is_cut_short_or_missing_is_refused(t
         _check_checkpoint_files("checkpoint-2", folder)
 
 
+def test_a_checkpoint_keeping_its_optimizer_state_in_a_deepspeed_folder_is_accepted(tmp_path):
+    from hf_minbert.commands.train import _check_checkpoint_files
+
+    folder = _optimizer_state_files(tmp_path / "checkpoint-2")
+    (folder / "optimizer.pt").unlink()
+    (folder / "global_step2").mkdir()
+    _check_checkpoint_files("checkpoint-2", folder)
+
+
+def test_task_epoch_rows_of_zero_reads_every_row_under_any_sampling():
+    from trainers import MultitaskTrainingArguments
+
+    MultitaskTrainingArguments(output_dir="unused", task_epoch_rows="0", task_sampling="round_robin", bf16=False)
+
+
 def test_resuming_from_a_folder_that_is_not_a_checkpoint_is_refused_before_the_data_is_read(base, data, tmp_path,
                                                                                            capsys, data_reads):
     assert train(base, data, tmp_path / "out", "--resume_from_checkpoint", str(base)) == 2

@@ -111,9 +111,10 @@ def test_a_weight_of_zero_on_every_training_task_is_refused(tmp_path, tokenizer)
         _plain_trainer(tmp_path, tokenizer, args={"task_weights": "0"})
 
 
-def test_include_for_metrics_is_refused_naming_what_compute_metrics_receives(tmp_path):
-    with pytest.raises(ValueError, match="^--include_for_metrics inputs loss: .*scores and gold labels only"):
-        _args(tmp_path, include_for_metrics=["inputs", "loss"])
+@pytest.mark.parametrize("given, named", [(["inputs", "loss"], "inputs loss"), ("inputs", "inputs")])
+def test_include_for_metrics_is_refused_naming_what_compute_metrics_receives(tmp_path, given, named):
+    with pytest.raises(ValueError, match=f"^--include_for_metrics {named}: .*scores and gold labels only"):
+        _args(tmp_path, include_for_metrics=given)
 
 
 def test_a_data_collator_that_batches_no_tasks_is_refused(tmp_path, tokenizer):  # noqa: F811

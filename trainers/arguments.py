@@ -88,8 +88,8 @@ class MultitaskTrainingArguments(TrainingArguments):
     per_device_train_batch_size: int = field(default=32, metadata={"help": "examples per task batch"})
     per_device_eval_batch_size: int = field(default=128, metadata={"help": "examples per prediction batch"})
     # No warmup by default: every measured run of the default recipe trained without one (benchmarks/RESULTS.md).
-    warmup_ratio: float = field(default=0.0, metadata={"help": "share of steps with linear warmup, in [0, 1) (transformers 5 "
-                                                               "reads it as --warmup_steps below 1)"})
+    warmup_ratio: float = field(default=0.0, metadata={"help": "share of steps with linear warmup, in [0, 1) (not with "
+                                                               "--warmup_steps)"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW decoupled weight decay"})
     eval_strategy: str = field(default="epoch", metadata={"help": "when to score the dev sets"})
     save_strategy: str = field(default="epoch", metadata={"help": "when to save a checkpoint"})
@@ -216,7 +216,8 @@ class MultitaskTrainingArguments(TrainingArguments):
         super().__post_init__()
         self._check_scheduler_kwargs()
         if self.include_for_metrics:  # MultitaskTrainer scores each task from its predictions alone
-            raise ValueError(f"--include_for_metrics {' '.join(self.include_for_metrics)}: MultitaskTrainer's "
+            given = self.include_for_metrics
+            raise ValueError(f"--include_for_metrics {given if isinstance(given, str) else ' '.join(given)}: MultitaskTrainer's "
                              "compute_metrics receives each task's scores and gold labels only, no inputs or losses")
         if self.load_best_model_at_end_by_default:
             self.load_best_model_at_end = self._saves_at_every_evaluation()
@@ -340,7 +341,10 @@ class MultitaskTrainingArguments(TrainingArguments):
         strategy_options = {"sampling_temperature": ("temperature",), "sampling_size_cap": ("temperature",),
                             "equal_split_parts": ("equal_split",), "task_epoch_rows": CAPPED_STRATEGIES}
         for name, strategies in strategy_options.items():
-            if getattr(self, name) and self.task_sampling not in strategies:
+            value = getattr(self, name)
+            if name == "task_epoch_rows":  # a count of 0 means no cap, under any strategy (counts are checked above)
+                value = any(float(item.rpartition("=")[2]) > 0 for item in (value or "").split(",") if item.strip())
+            if value and self.task_sampling not in strategies:
                 raise ValueError(f"--{name} applies to --task_sampling {' or '.join(strategies)}, "
                                  f"not {self.task_sampling}")
 

@@ -125,6 +125,8 @@ def readable_weights(where):
     try:
         yield
     except RuntimeError as error:
+        if "PytorchStreamReader" in str(error):  # torch.load of a zip archive cut short
+            raise CommandError(f"{where}: cannot read its weights (truncated or corrupt?): {first_line(error)}") from None
         if "ignore_mismatched_sizes" not in str(error):
             raise
         raise CommandError(f"{where}: its weights' sizes differ from those its config.json gives (an edited config.json, "

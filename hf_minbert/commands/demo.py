@@ -12,7 +12,7 @@ import tempfile
 import torch
 from transformers import AutoModel, PretrainedConfig
 
-from hf_minbert import MinBertConfig, MinBertForMultitask, embedded_base_model
+from hf_minbert import MinBertConfig, MinBertEnsembleConfig, MinBertForMultitask, embedded_base_model
 from hf_minbert.commands.common import check_model_source, has_trained_task_heads, load_tokenizer, readable_weights
 
 PAIRS = [
@@ -35,7 +35,8 @@ def main(argv=None) -> int:
     path = args.model or embedded_base_model()
     check_model_source("--model", path)
     tokenizer = load_tokenizer(path, "--model")
-    if has_trained_task_heads(PretrainedConfig.get_config_dict(path)[0]):
+    config = PretrainedConfig.get_config_dict(path)[0]
+    if has_trained_task_heads(config) or config.get("model_type") == MinBertEnsembleConfig.model_type:
         show_trained_model(path, tokenizer)
     else:
         show_base_model(path, tokenizer)

@@ -91,9 +91,11 @@ def main(argv=None) -> int:
                       "bf16": training_args.bf16, "progress": not training_args.disable_tqdm}
     if distill_args.fold_teachers:
         logger.info("predicting each fold of the training inputs with the teacher that left it out: %s", by_fold)
-        with readable_weights("--fold_teachers"):
-            teachers = {fold: (load_multitask_model(folder).to(training_args.device),
-                               load_tokenizer(folder, "--fold_teachers")) for fold, folder in by_fold.items()}
+        teachers = {}
+        for fold, folder in by_fold.items():
+            with readable_weights(f"--fold_teachers {folder}"):
+                teachers[fold] = (load_multitask_model(folder).to(training_args.device),
+                                  load_tokenizer(folder, "--fold_teachers"))
         predictions = out_of_fold_predictions(teachers, train, student.config, num_folds, fold_seed, **predict_kwargs)
     else:
         logger.info("predicting the training inputs with the teacher %s", distill_args.teacher)

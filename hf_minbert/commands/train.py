@@ -183,19 +183,20 @@ def _check_checkpoint_files(checkpoint, folder):
             check_safetensors_file(weights)
         except CommandError as error:
             raise CommandError(f"--resume_from_checkpoint {checkpoint}: {error}") from None
-    for name in ("optimizer.pt", "scheduler.pt"):  # torch.save writes zip archives: each member's CRC checks it
-        path = folder / name
+    # DeepSpeed and FSDP keep the optimizer's state in folders of their own; otherwise Trainer would go on with a
+    # fresh optimizer, silently.
+    elsewhere = any(folder.glob("global_step*")) or any(folder.glob("optimizer_*"))
+    if not (folder / "optimizer.pt").is_file() and not elsewhere:
+        raise CommandError(f"--resume_from_checkpoint {checkpoint}: no optimizer.pt, so training could not go on as it "
+                           "was (saved with --save_only_model, or cut short while saving?)")
+    for path in (folder / "optimizer.pt", folder / "scheduler.pt"):
         if not path.is_file():
-            raise CommandError(f"--resume_from_checkpoint {checkpoint}: no {name}, so training could not go on as it "
-                               "was (saved with --save_only_model, or cut short while saving?)")
-        try:
-            with zipfile.ZipFile(path) as archive:
-                broken = archive.testzip()
-        except (zipfile.BadZipFile, OSError) as error:
-            broken = str(error)
-        if broken is not None:
+            continue
+        try:  # torch.save writes a zip archive, whose directory at the end is lost when the file is cut short
+            zipfile.ZipFile(path).close()
+        except (zipfile.BadZipFile, OSError):
             raise CommandError(f"--resume_from_checkpoint {checkpoint}: cannot read {path} (truncated or corrupt?): "
-                               "resume from an earlier checkpoint")
+                               "resume from an earlier checkpoint") from None
 
 
 def _check_report_to(report_to):
