@@ -168,3 +168,19 @@ def _tiny_base(folder, tokenizer_path):
 def _comparable(training_args):
     # logging_dir is stamped with the time the arguments were made
     return {k: v for k, v in training_args.to_dict().items() if k != "logging_dir"}
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_autocast_is_the_default_only_where_the_machine_multiplies_bf16_natively(native, monkeypatch):
+    import trainers.arguments as arguments
+
+    monkeypatch.setattr(arguments, "has_bf16_matmuls", lambda: native)
+    assert MultitaskTrainingArguments(output_dir="/tmp/x").bf16 is native
+
+
+def test_bf16_asked_for_without_native_bf16_matmuls_is_kept_with_a_warning(monkeypatch, caplog):
+    import trainers.arguments as arguments
+
+    monkeypatch.setattr(arguments, "has_bf16_matmuls", lambda: False)
+    assert MultitaskTrainingArguments(output_dir="/tmp/x", bf16=True).bf16 is True
+    assert "without native bf16 matmuls" in caplog.text

@@ -3,6 +3,7 @@
 Every field is a command-line flag through `HfArgumentParser` (and a key in a JSON/YAML config file).
 Per-task values are written `sst=2,para=6,sts=8`, or as one number for every task (trainers/per_task.py).
 """
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Optional
@@ -12,6 +13,8 @@ from transformers import TrainingArguments
 from .per_task import check_per_task_counts, check_per_task_probabilities, check_per_task_weights, parse_per_task
 from .sampling import CAPPED_STRATEGIES, SAMPLING_STRATEGIES
 from .smart import DROPOUT_MASKS
+
+logger = logging.getLogger(__name__)
 
 SMART_VARIANTS = ("smart", "gaussian")
 # SMART is off by default: its passes run in fp32 (bf16 would round its perturbation away), which makes an SST
@@ -41,6 +44,21 @@ def _has_accelerator():
     import torch
 
     return torch.cuda.is_available() or (hasattr(torch.backends, "mps") and torch.backends.mps.is_available())
+
+
+def has_bf16_matmuls() -> bool:
+    """Whether this machine multiplies bf16 matrices natively: a GPU that supports bf16, or a CPU with AVX512-BF16
+    or AMX. A CPU without them (e.g. AVX2 only) runs bf16 autocast's matmuls about 90 times slower than fp32."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    if _has_accelerator():
+        return True
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if not all(probes):  # a torch without these probes: keep autocast, as before they existed
+        return True
+    return any(probe() for probe in probes)
 
 
 def _check_range(name, value, low, high=math.inf, low_open=False, high_open=False):
@@ -102,7 +120,11 @@ class MultitaskTrainingArguments(TrainingArguments):
                                         "evaluation and saving share a schedule)"}
     )
     report_to: Optional[str] = field(default="none", metadata={"help": "logging integrations"})
-    bf16: bool = field(default=True, metadata={"help": "bf16 autocast (on CPUs with AMX, bf16 matmuls run several times faster than fp32)"})
+    bf16: Optional[bool] = field(
+        default=None,
+        metadata={"help": "bf16 autocast (default: on where the machine multiplies bf16 natively, a bf16 GPU or a CPU with "
+                          "AVX512-BF16 or AMX; elsewhere bf16 matmuls run far slower than fp32)"},
+    )
 
     group_by_length: bool = field(default=True, metadata={"help": "batch examples of similar length within each task"})
 
@@ -189,6 +211,18 @@ class MultitaskTrainingArguments(TrainingArguments):
                           "system, so each step's large tensors are not faulted in afresh (the process keeps its peak size)"},
     )
 
+    def _choose_precision(self):
+        # bf16 and fp32 scored alike (benchmarks/RESULTS.md): bf16 is the default only where it is the faster.
+        native = has_bf16_matmuls()
+        if self.bf16 is None:
+            self.bf16 = native and not self.fp16
+            if not native:
+                logger.info("bf16 autocast off: this machine has no native bf16 matmuls (AVX512-BF16, AMX or a bf16 "
+                            "GPU), where fp32 is many times faster; --bf16 true turns it on")
+        elif self.bf16 and not native:
+            logger.warning("--bf16 true on a machine without native bf16 matmuls (AVX512-BF16, AMX or a bf16 GPU): "
+                           "they will run many times slower than in fp32")
+
     def _check_warmup(self):
         _check_range("warmup_ratio", self.warmup_ratio, 0, 1, high_open=True)
         if self.warmup_ratio > 0 and self.warmup_steps != 0:
@@ -207,6 +241,7 @@ class MultitaskTrainingArguments(TrainingArguments):
         self.load_best_model_at_end_by_default = self.load_best_model_at_end is None
         if self.load_best_model_at_end is None:
             self.load_best_model_at_end = False  # decided below, once TrainingArguments has resolved the schedules
+        self._choose_precision()
         # bf16 on a machine without a GPU means CPU autocast, which TrainingArguments only allows with use_cpu.
         if self.bf16 and not self.use_cpu and not _has_accelerator():
             self.use_cpu = True
