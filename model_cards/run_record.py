@@ -76,15 +76,23 @@ def describe_hardware() -> str:
     return f"{cpu_model()}, {os.cpu_count()} CPU cores, {gpu}"
 
 
-def cpu_model():
-    """The processor's name (what every speed depends on), with its bf16 matrix units if it has them."""
+# The widest matrix instructions a CPU has, by its /proc/cpuinfo flag: one name ("AMD EPYC") covers CPUs whose bf16
+# speed differs a hundredfold, from AVX2 alone (bf16 without native instructions) to AVX512-BF16 and AMX.
+CPU_MATRIX_UNITS = (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))
+
+
+def cpu_model(info=None):
+    """The processor's name (what every speed depends on), with its widest matrix instructions, e.g.
+    "AMD EPYC (AVX2)". info: the text of /proc/cpuinfo (read when not given)."""
     try:
-        info = Path("/proc/cpuinfo").read_text()
+        info = Path("/proc/cpuinfo").read_text() if info is None else info
     except OSError:
         return platform.processor() or platform.machine()
     name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
                 platform.processor() or platform.machine())
-    return name + (" (AMX)" if " amx_bf16" in info else "")
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    units = next((label for flag, label in CPU_MATRIX_UNITS if flag in flags), None)
+    return f"{name} ({units})" if units else name
 
 
 def _software_versions():

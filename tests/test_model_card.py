@@ -424,3 +424,13 @@ def test_a_trained_card_on_own_files_in_the_course_format_claims_nothing_of_the_
                     str(tmp_path / "model"), "--tasks", "sts", *TINY_RUN]) == 0
     card = _card(tmp_path / "model")
     assert "CS224N split" not in card and "datasets" not in _front_matter(card)
+
+
+@pytest.mark.parametrize("flags, named", [("fpu avx2 fma", "AMD EPYC (AVX2)"),
+                                          ("avx2 avx512f avx512_bf16", "AMD EPYC (AVX512-BF16)"),
+                                          ("avx2 avx512f avx512_bf16 amx_tile amx_bf16", "AMD EPYC (AMX)"),
+                                          ("fpu", "AMD EPYC")])
+def test_the_recorded_cpu_names_its_widest_matrix_instructions(flags, named):
+    from model_cards.run_record import cpu_model
+
+    assert cpu_model(f"processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: {flags}\n") == named
