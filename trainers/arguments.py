@@ -211,6 +211,12 @@ class MultitaskTrainingArguments(TrainingArguments):
                           "system, so each step's large tensors are not faulted in afresh (the process keeps its peak size)"},
     )
 
+    @property
+    def left_to_default(self) -> set:
+        """The per-task options left unset: their built-in value may name a task the run does not train; one the
+        user gives is checked against the tasks (see per_task)."""
+        return {name for name in BUILT_IN_PER_TASK if getattr(self, name) is None}
+
     def _choose_precision(self):
         # bf16 and fp32 scored alike (benchmarks/RESULTS.md): bf16 is the default only where it is the faster.
         native = has_bf16_matmuls()
@@ -257,9 +263,6 @@ class MultitaskTrainingArguments(TrainingArguments):
         if self.load_best_model_at_end_by_default:
             self.load_best_model_at_end = self._saves_at_every_evaluation()
         self._plateau_follows_the_best_model_metric()
-        # A per-task option left unset takes its built-in value, which may name a task the run does not train; one
-        # the user gives is checked against the tasks (see per_task).
-        self.left_to_default = {name for name in BUILT_IN_PER_TASK if getattr(self, name) is None}
         if self.task_sampling not in SAMPLING_STRATEGIES:
             raise ValueError(f"--task_sampling {self.task_sampling!r}: choose one of {', '.join(SAMPLING_STRATEGIES)}")
         if self.smart_variant not in SMART_VARIANTS:
