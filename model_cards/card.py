@@ -147,10 +147,10 @@ def build_model_card(model_dir, metrics, training_config, model_id=None, model_n
         task_summary=_task_summary(tasks),
         adapter_summary=_adapter_summary(arguments),
         parameter_count=_parameter_count(model_dir),
-        metric_rows=[(task, name, f"{value:.4f}") for task, values in metrics.items() if isinstance(values, dict)
-                     for name, value in values.items() if isinstance(value, (int, float))],
-        overall=_fmt(metrics.get("overall")),
-        mean=_fmt(metrics.get("mean")),
+        metric_rows=[(task, name, _score(value)) for task in _scored_tasks(metrics)
+                     for name, value in metrics[task].items()],
+        overall=_score(metrics["overall"]) if "overall" in metrics else None,
+        mean=_score(metrics.get("mean")),
         dev_summary=_dev_summary(_scored_tasks(metrics), training_data, course_dev_tasks, given_dev_files),
         course_quora="para" in course_tasks,
         usage=usage_snippet(model_id or str(model_dir), tasks, default_task),
@@ -217,7 +217,7 @@ def eval_results(metrics, given_dev_files=None):
             ))
     dataset_id, dataset_name = _overall_dataset(course_tasks)
     for key, description in OVERALL_SCORES.items():
-        if key in metrics:
+        if metrics.get(key) is not None:
             results.append(EvalResult(
                 task_type="text-classification", dataset_type=dataset_id, dataset_name=dataset_name,
                 dataset_split="dev", metric_type=key, metric_name=description, metric_value=float(metrics[key]),
@@ -333,7 +333,7 @@ def _task_summary(tasks):
 def _held_out_rows(selection):
     """(task, ensemble, best single) dev scores on rows that did not choose the members, where recorded."""
     tasks = (selection or {}).get("tasks", {})
-    return [(task, _fmt(row["held_out"]["ensemble"]), _fmt(row["held_out"]["best_single"]))
+    return [(task, _score(row["held_out"]["ensemble"]), _score(row["held_out"]["best_single"]))
             for task, row in tasks.items() if "held_out" in row]
 
 
@@ -584,5 +584,7 @@ def _cell(value):
     return text.replace("|", "\\|")
 
 
-def _fmt(value):
-    return f"{value:.4f}" if value is not None else None
+def _score(value):
+    """A score as the card shows it; None is a score that is undefined (NaN, e.g. the Pearson r of constant
+    predictions), which metrics.json writes as null."""
+    return f"{value:.4f}" if value is not None else "undefined (NaN)"

@@ -44,9 +44,32 @@ def load_run_record(model_dir):
     """`(metrics, training_config)` of a model folder; a clear error naming the file that is missing."""
     model_dir = Path(model_dir)
     metrics = _read_json(model_dir / METRICS_FILE, "minbert train or minbert evaluate")
+    check_metrics(metrics, model_dir / METRICS_FILE)
     if (model_dir / SELECTION_FILE).is_file() and not (model_dir / TRAINING_CONFIG_FILE).is_file():
         return metrics, {}  # a `minbert ensemble` folder: its members trained elsewhere
     return metrics, _read_json(model_dir / TRAINING_CONFIG_FILE, "minbert train")
+
+
+# metrics.json's entries that are not a task's scores: {key: (type, what it holds)}.
+RECORD_ENTRIES = {"overall": ((int, float, type(None)), "a number"), "mean": ((int, float, type(None)), "a number"),
+                  "training_data": (dict, "the data trained on"), "skipped_rows": (list, "the rows skipped")}
+
+
+def check_metrics(metrics, path):
+    """Refuse, naming the entry, a metrics.json whose scores are not numbers (null: undefined) — an edited
+    "0.51" — as the card would leave such a score out without a word."""
+    for key, value in metrics.items():
+        if key in RECORD_ENTRIES:
+            kinds, holds = RECORD_ENTRIES[key]
+            if not isinstance(value, kinds) or isinstance(value, bool):
+                raise ValueError(f"{path}: {key!r} is {json.dumps(value)}, not {holds}")
+        elif not isinstance(value, dict):
+            raise ValueError(f"{path}: {key!r} is {json.dumps(value)}, not a task's scores "
+                             f"(an object such as {{\"accuracy\": 0.51}})")
+        else:
+            for name, score in value.items():
+                if not isinstance(score, (int, float, type(None))) or isinstance(score, bool):
+                    raise ValueError(f"{path}: {key}'s {name!r} is {json.dumps(score)}, not a number")
 
 
 def load_ensemble_selection(model_dir):

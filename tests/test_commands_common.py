@@ -32,3 +32,28 @@ def test_a_flag_of_one_value_given_again_overrides_the_first():
 
     training = parse_arguments(["--output_dir", "out", "--seed", "1", "--seed", "2"])[2]
     assert training.seed == 2
+
+
+@pytest.mark.parametrize("given, read", [
+    ("~/data", "HOME/data"), ("--data_dir=~/data", "--data_dir=HOME/data"), ("~", "HOME"),
+    ("a~/b", "a~/b"), ("--flag=x~/y", "--flag=x~/y"), ("~data-and-more text", "~data-and-more text"),
+])
+def test_a_leading_tilde_the_shell_left_is_read_as_the_home_folder(given, read, tmp_path, monkeypatch):
+    from hf_minbert.commands.common import expand_home
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert expand_home(given) == read.replace("HOME", str(tmp_path))
+
+
+def test_a_command_reads_a_quoted_tilde_in_a_path_as_the_home_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert minbert(["card", "~/no-such-model"]) == 2
+    assert str(tmp_path / "no-such-model") in capsys.readouterr().err
+
+
+def test_a_checkpoint_path_given_with_a_tilde_from_python_is_loaded_from_the_home_folder(tmp_path, monkeypatch):
+    from hf_minbert.commands.train_arguments import ModelArguments, model_path
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "base").mkdir()
+    assert model_path(ModelArguments(model_name_or_path="~/base")) == str(tmp_path / "base")

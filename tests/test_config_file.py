@@ -156,3 +156,13 @@ def test_pretrain_mlm_reads_a_config_file_as_train_does(tmp_path):
     mlm, training = parse_mlm_arguments([str(config), "--mlm_probability", "0.3"])
     assert training.learning_rate == 1e-4 and isinstance(training.learning_rate, float)
     assert mlm.mlm_probability == 0.3
+
+
+def test_a_path_starting_with_a_tilde_is_read_from_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = write_config(tmp_path, "c.yaml", {"data_dir": "~/data", "fold_teachers": ["~/a", "~/b"]}, "~/out")
+    from hf_minbert.commands.distill import DistillationArguments
+
+    _, data, training, _, distill = parse_arguments([str(config)], extra=(DistillationArguments,))
+    assert data.data_dir == str(tmp_path / "data") and training.output_dir == str(tmp_path / "out")
+    assert distill.fold_teachers == [str(tmp_path / "a"), str(tmp_path / "b")]

@@ -184,6 +184,33 @@ def test_minbert_card_names_the_missing_record_file(trained_dir, capsys):
     assert f"{trained_dir / TRAINING_CONFIG_FILE} is missing (written by minbert train)" in capsys.readouterr().err
 
 
+def test_minbert_card_refuses_a_score_that_is_not_a_number(trained_dir, capsys):
+    (trained_dir / "metrics.json").write_text(json.dumps({**METRICS, "sst": {"accuracy": "0.512"}}))
+    assert minbert(["card", str(trained_dir)]) == 2
+    assert f"{trained_dir / 'metrics.json'}: sst's 'accuracy' is \"0.512\", not a number" in capsys.readouterr().err
+
+
+def test_minbert_card_refuses_an_overall_score_that_is_not_a_number(trained_dir, capsys):
+    (trained_dir / "metrics.json").write_text(json.dumps({**METRICS, "overall": "high"}))
+    assert minbert(["card", str(trained_dir)]) == 2
+    assert "'overall' is \"high\", not a number" in capsys.readouterr().err
+
+
+def test_minbert_card_refuses_an_entry_that_is_not_a_tasks_scores(trained_dir, capsys):
+    (trained_dir / "metrics.json").write_text(json.dumps({**METRICS, "sst": 0.512}))
+    assert minbert(["card", str(trained_dir)]) == 2
+    assert "'sst' is 0.512, not a task's scores" in capsys.readouterr().err
+
+
+def test_an_undefined_score_written_as_null_is_shown_as_undefined(trained_dir):
+    (trained_dir / "metrics.json").write_text(json.dumps({**METRICS, "sts": {"pearson": None, "spearman": 0.5},
+                                                          "overall": None, "mean": None}))
+    assert minbert(["card", str(trained_dir)]) == 0
+    card = _card(trained_dir)
+    assert "| sts | pearson | undefined (NaN) |" in card and "**undefined (NaN)**" in card
+    assert "not scored on all three" not in card
+
+
 def test_overall_scores_are_left_out_when_a_task_was_not_scored(trained_dir):
     (trained_dir / "metrics.json").write_text(json.dumps({"sst": {"accuracy": 0.5}}))
     regenerate_model_card(trained_dir)

@@ -606,6 +606,8 @@ def test_task_weights_of_zero_for_every_training_task_are_refused():
     ({"sampling_size_cap": 100}, "--sampling_size_cap applies to --task_sampling temperature, not proportional"),
     ({"equal_split_parts": 3}, "--equal_split_parts applies to --task_sampling equal_split, not proportional"),
     ({"task_epoch_rows": "sst=5", "task_sampling": "round_robin"}, "--task_epoch_rows applies to --task_sampling"),
+    ({"task_epoch_rows": {"sst": 5}, "task_sampling": "round_robin"}, "--task_epoch_rows applies to --task_sampling"),
+    ({"task_epoch_rows": "5", "task_sampling": "round_robin"}, "--task_epoch_rows applies to --task_sampling"),
 ])
 def test_an_option_of_another_sampling_strategy_is_refused(flags, message):
     from trainers import MultitaskTrainingArguments

@@ -51,6 +51,14 @@ def test_the_default_sources_add_the_trees_and_the_extra_quora_pairs_when_presen
     assert [path.name for path in sources["para"]] == ["quora-train.csv", "quora-train-extra.csv"]
 
 
+def test_a_folder_by_an_extra_files_name_is_refused_not_left_out(tmp_path, course_data):
+    for path in course_data.iterdir():
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "sst-train-trees.txt").mkdir()
+    with pytest.raises(ValueError, match=r"sst training source .*sst-train-trees.txt: not a file"):
+        training_sources(DataArguments(data_dir=str(tmp_path)), ["sst", "para", "sts"])
+
+
 def test_extra_training_files_false_keeps_the_course_files_only(data_with_extras):
     args = DataArguments(data_dir=str(data_with_extras), extra_training_files=False)
     train, _, _ = load_task_data(args, ["sst", "para"])

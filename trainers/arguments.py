@@ -10,7 +10,14 @@ from typing import Optional
 
 from transformers import TrainingArguments
 
-from .per_task import check_per_task_counts, check_per_task_probabilities, check_per_task_weights, parse_per_task
+from .per_task import (
+    as_float,
+    check_per_task_counts,
+    check_per_task_probabilities,
+    check_per_task_weights,
+    given_values,
+    parse_per_task,
+)
 from .sampling import CAPPED_STRATEGIES, SAMPLING_STRATEGIES
 from .smart import DROPOUT_MASKS
 
@@ -381,7 +388,7 @@ class MultitaskTrainingArguments(TrainingArguments):
         for name, strategies in strategy_options.items():
             value = getattr(self, name)
             if name == "task_epoch_rows":  # a count of 0 means no cap, under any strategy (counts are checked above)
-                value = any(float(item.rpartition("=")[2]) > 0 for item in (value or "").split(",") if item.strip())
+                value = any(as_float(rows, name) > 0 for rows in given_values(value, name))
             if value and self.task_sampling not in strategies:
                 raise ValueError(f"--{name} applies to --task_sampling {' or '.join(strategies)}, "
                                  f"not {self.task_sampling}")

@@ -53,7 +53,7 @@ def parse_per_task(value, name: str, tasks, default: float = 0.0, *, skip_unknow
 def check_per_task_weights(value, name: str) -> None:
     """Every weight in a per-task option (one number, `sst=2,para=6` or a dict) is finite and >= 0: a NaN
     weight trains a model of NaNs, a negative one climbs the loss."""
-    for number in _values(value, name):
+    for number in given_values(value, name):
         weight = as_float(number, name)
         if not (math.isfinite(weight) and weight >= 0):
             raise ValueError(f"--{name}: weights must be finite and >= 0, got {number!r}")
@@ -61,7 +61,7 @@ def check_per_task_weights(value, name: str) -> None:
 
 def check_per_task_counts(value, name: str, minimum: int = 0) -> None:
     """Every count in a per-task option is a whole number >= `minimum`."""
-    for number in _values(value, name):
+    for number in given_values(value, name):
         count = as_float(number, name)
         if not (math.isfinite(count) and count >= minimum and count == int(count)):
             raise ValueError(f"--{name}: counts must be whole numbers >= {minimum}, got {number!r}")
@@ -69,7 +69,7 @@ def check_per_task_counts(value, name: str, minimum: int = 0) -> None:
 
 def check_per_task_probabilities(value, name: str) -> None:
     """Every value in a per-task option is a probability in [0, 1]."""
-    for number in _values(value, name):
+    for number in given_values(value, name):
         probability = as_float(number, name)
         if not 0 <= probability <= 1:  # also refuses NaN
             raise ValueError(f"--{name}: probabilities lie in [0, 1], got {number!r}")
@@ -82,7 +82,7 @@ def as_float(value, name: str) -> float:
         raise ValueError(f"--{name}: {value!r} is not a number") from None
 
 
-def _values(value, name: str) -> list:
+def given_values(value, name: str) -> list:
     """The values of a per-task option, whatever tasks it names (checked before the tasks are known)."""
     if value is None or value == "":
         return []

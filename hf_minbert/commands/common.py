@@ -5,6 +5,7 @@ import argparse
 import contextlib
 import os
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -23,6 +24,20 @@ def first_line(error) -> str:
     """The first non-blank line of `error`'s message, stripped; its type's name when the message is blank.
     Libraries' messages run on over several lines (a traceback, a page from a server); a command prints one."""
     return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+
+
+# A leading ~ or ~user, followed by a / or nothing: a home folder.
+HOME_PREFIX = re.compile(r"~[\w.-]*(?=/|$)")
+
+
+def expand_home(value):
+    """`value` with a leading ~ (or ~user) read as the home folder where the shell left it: quoted, in a config
+    file, or after the = of `--data_dir=~/data` (bash expands a ~ only at the start of a word). Anything other
+    than a string is returned as it is."""
+    if not isinstance(value, str):
+        return value
+    flag, equals, rest = value.partition("=") if value.startswith("--") else ("", "", value)
+    return flag + equals + (os.path.expanduser(rest) if HOME_PREFIX.match(rest) else rest)
 
 
 def check_list_flags_once(parser, argv):

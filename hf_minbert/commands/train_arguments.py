@@ -175,4 +175,4 @@ def model_path(model_args):
     local = path.startswith((".", "/", "~")) or path.count("/") > 1 or "\\" in path
     if local and not Path(path).expanduser().is_dir():
         raise ValueError(f"--model_name_or_path {path}: no such directory")
-    return path
+    return str(Path(path).expanduser()) if local else path

@@ -128,7 +128,8 @@ def training_sources(data_args, tasks):
     for task, paths in sources.items():
         for path in paths:
             if not Path(path).is_file():
-                raise ValueError(f"{task} training source {path}: no such file")
+                what = "not a file" if Path(path).exists() else "no such file"
+                raise ValueError(f"{task} training source {path}: {what}")
     return sources
 
 

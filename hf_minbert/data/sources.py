@@ -33,11 +33,12 @@ TABLE_SUFFIXES, TREE_SUFFIXES = (".csv", ".tsv"), (".txt",)
 
 
 def default_training_sources(data_dir, tasks=("sst", "para", "sts")) -> dict:
-    """Each task's training files in `data_dir`: the course's train file, then the extra files present."""
+    """Each task's training files in `data_dir`: the course's train file, then the extra files present (anything
+    by an extra file's name: a folder there is an error when read, not the file left out without a word)."""
     data_dir = Path(data_dir)
     sources = {}
     for task in tasks:
-        extras = [data_dir / name for name in EXTRA_TRAINING_FILES.get(task, ()) if (data_dir / name).is_file()]
+        extras = [data_dir / name for name in EXTRA_TRAINING_FILES.get(task, ()) if (data_dir / name).exists()]
         sources[task] = [data_dir / task_schema(task).file_name("train"), *extras]
     return sources
 
