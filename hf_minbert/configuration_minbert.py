@@ -246,11 +246,14 @@ class MinBertConfig(PretrainedConfig):
         return getattr(self, "id2label", None) == dict(enumerate(labels))
 
     def sync_labels_with_default_task(self):
-        """Make `id2label` (and so `num_labels`) describe the default head's logits as `forward` returns them
-        without a task: the stock text-classification pipeline reads both."""
-        labels = sequence_classification_labels(self.default_task, self.tasks[self.default_task])
+        """Make `id2label` (and so `num_labels`) and `problem_type` describe the default head's logits as `forward`
+        returns them without a task: the stock text-classification pipeline reads them (a regression head's score
+        as it is, not through a sigmoid)."""
+        spec = self.tasks[self.default_task]
+        labels = sequence_classification_labels(self.default_task, spec)
         self.id2label = dict(enumerate(labels))
         self.label2id = {label: i for i, label in enumerate(labels)}
+        self.problem_type = "regression" if spec["kind"] == "regression" else "single_label_classification"
 
     def task_spec(self, task):
         """The spec of `task` (None: the default task); an unknown name lists the known ones."""

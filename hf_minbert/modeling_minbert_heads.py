@@ -192,6 +192,9 @@ def task_loss(spec, task, logits, labels, label_smoothing=0.0):
     for two classes, (1 − ε)·y + ε/2; a regression loss is left as it is.
     """
     kind = spec["kind"]
+    logits = logits.float()  # bf16 logits: the loss in fp32, and labels (an STS 3.8, a teacher's 0.73) not rounded
+    # One label per row in a column, as BERT's classifier also reads it (a soft-label row has a column per class).
+    labels = labels.reshape(-1) if labels.dim() == 2 and labels.shape[-1] == 1 else labels
     if kind == "classification":
         num_classes = logits.shape[-1]
         if labels.dim() == 2 and labels.is_floating_point():
@@ -206,9 +209,8 @@ def task_loss(spec, task, logits, labels, label_smoothing=0.0):
                     f"class labels must lie in [0, {num_classes}) (or be {IGNORE_INDEX}: ignored), "
                     f"got values {labels.unique().tolist()}")
         return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing)
-    labels = labels.reshape(-1) if labels.dim() == 2 and labels.shape[-1] == 1 else labels
     check_task(labels.shape == logits.shape, task, f"labels must have shape {tuple(logits.shape)}, got {tuple(labels.shape)}")
-    labels = labels.to(logits.dtype)
+    labels = labels.float()
     check_task(bool(torch.isfinite(labels).all()), task, "labels contain NaN or Inf")
     if kind == "binary":
         check_task(bool(((labels >= 0) & (labels <= 1)).all()), task, "binary labels must lie in [0, 1]")
@@ -234,7 +236,7 @@ def sequence_classification_loss(config, num_labels, logits, labels):
         else:
             config.problem_type = "multi_label_classification"
     if config.problem_type == "regression":
-        return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype).reshape(-1))
+        return F.mse_loss(logits.squeeze(-1).float(), labels.float().reshape(-1))
     if config.problem_type == "single_label_classification":
         if labels.dim() == 2 and labels.shape[1] == 1:  # one label per row in a column, as BERT's classifier reads it
             labels = labels.reshape(-1)
@@ -245,7 +247,7 @@ def sequence_classification_loss(config, num_labels, logits, labels):
         return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
     if labels.shape != logits.shape:
         raise ValueError(f"multi-label targets must have shape {tuple(logits.shape)}, got {tuple(labels.shape)}")
-    return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+    return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
 
 
 class MinBertPredictionHeadTransform(nn.Module):
@@ -268,6 +270,12 @@ class MinBertLMPredictionHead(nn.Module):
         self.transform = MinBertPredictionHeadTransform(config)
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=True)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def _tie_weights(self):
+        # transformers 5 ties the decoder's bias to `bias` by the model's _tied_weights_keys and saves `bias`
+        # alone; transformers 4 does not read that mapping, but calls this after loading (as on BERT's own head):
+        # without it the decoder kept a bias of zeros there, beside the trained one.
+        self.decoder.bias = self.bias
 
     def forward(self, hidden_states):
         return self.decoder(self.transform(hidden_states))

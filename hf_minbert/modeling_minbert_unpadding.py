@@ -16,8 +16,9 @@ CPU_ROW_STEPS_PER_OCTAVE = None
 
 
 def cpu_row_steps_from_environment(environment):
-    """MINBERT_CPU_ROW_STEPS as a step count: 0 (unset) or a power of two; anything else is refused."""
-    value = environment.get(CPU_ROW_STEPS_VARIABLE, "0").strip()
+    """MINBERT_CPU_ROW_STEPS as a step count: 0 (unset, or set empty as `export VAR=` leaves it) or a power of
+    two; anything else is refused."""
+    value = environment.get(CPU_ROW_STEPS_VARIABLE, "").strip() or "0"
     if not value.isdigit() or int(value) & (int(value) - 1):
         raise ValueError(f"{CPU_ROW_STEPS_VARIABLE}={value!r}: expected 0 (exact row counts) or a power of two "
                          "such as 8 (row counts rounded up to 8 values per power of two)")

@@ -377,16 +377,21 @@ def checked_max_length(model, tokenizer, max_length, task):
 
 def encode_texts(tokenizer, first, second, max_length, truncation=None, task="minbert", **tokenize_kwargs):
     """Tokenize the texts `first` (paired with `second`, jointly, where given), padded to the longest and
-    truncated at `max_length` with a warning that says how many texts lost tokens (`truncation=True`: silently;
-    False: an error instead). tokenize_kwargs: further arguments of the tokenizer."""
-    encoded = tokenizer(first, second, padding=True, truncation=True, max_length=max_length, return_tensors="pt",
-                        return_token_type_ids=True, **tokenize_kwargs)
+    truncated at `max_length` with a warning that says how many texts lost tokens (`truncation=True` or one of the
+    tokenizer's strategies: silently; False: an error instead). tokenize_kwargs: further arguments of the
+    tokenizer (`padding="max_length"`, `return_token_type_ids=False`, ...); the tensors are torch's."""
+    if tokenize_kwargs.get("return_tensors", "pt") != "pt":
+        raise ValueError(f"{task}: tokenize_kwargs return_tensors={tokenize_kwargs['return_tensors']!r}: the model "
+                         "reads torch tensors ('pt')")
+    options = {"padding": True, "return_token_type_ids": True, **tokenize_kwargs, "return_tensors": "pt"}
+    encoded = tokenizer(first, second, truncation=truncation if isinstance(truncation, str) else True,
+                        max_length=max_length, **options)
     lengths = encoded["attention_mask"].sum(dim=-1).tolist()
     at_limit = [i for i, length in enumerate(lengths) if length == max_length]
-    if at_limit and truncation is not True:
+    if at_limit and truncation in (None, False):
         # Only an encoding that exactly fills max_length can have been cut: measure just those in full.
         full = tokenizer([first[i] for i in at_limit], [second[i] for i in at_limit] if second is not None else None,
-                         truncation=False, verbose=False, **tokenize_kwargs)["input_ids"]
+                         truncation=False, verbose=False, **_measuring(tokenize_kwargs))["input_ids"]
         cut = [i for i, ids in zip(at_limit, full) if len(ids) > max_length]
         if cut:
             example = first[cut[0]] if second is None else (first[cut[0]], second[cut[0]])
@@ -398,10 +403,24 @@ def encode_texts(tokenizer, first, second, max_length, truncation=None, task="mi
     return encoded
 
 
+def _measuring(tokenize_kwargs):
+    # What changes the tokens (add_special_tokens, ...), not how they are padded and returned.
+    return {key: value for key, value in tokenize_kwargs.items()
+            if key not in ("padding", "return_tensors", "return_token_type_ids", "return_attention_mask")}
+
+
+# The tokenizer's truncation strategies (a pipeline's truncation= takes them as the stock pipelines do).
+TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "do_not_truncate")
+
+
 def _checked_truncation(truncation, task):
-    if truncation is not None and not isinstance(truncation, bool):
-        raise ValueError(f"{task}: truncation must be True or False, got {truncation!r}")
-    return truncation
+    """None (truncate, warning), True (truncate silently), False (refuse what is too long) or a strategy."""
+    if truncation == "do_not_truncate":
+        return False
+    if truncation is None or isinstance(truncation, bool) or truncation in TRUNCATION_STRATEGIES:
+        return truncation
+    raise ValueError(f"{task}: truncation must be True, False or one of {', '.join(TRUNCATION_STRATEGIES)}; "
+                     f"got {truncation!r}")
 
 
 def _saved_tokenizer(model):

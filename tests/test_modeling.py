@@ -1,6 +1,7 @@
 """minBERT encoder and heads: parity with transformers' BERT, gradients, heads, and bad input."""
 import pytest
 import torch
+import torch.nn.functional as F
 from transformers import AutoTokenizer, BertConfig, BertModel
 from transformers.testing_utils import CaptureLogger
 from transformers.utils import logging as transformers_logging
@@ -117,6 +118,10 @@ def test_token_row_steps_come_from_the_environment_as_a_power_of_two():
     for bad in ("6", "eight", "-8"):
         with pytest.raises(ValueError, match=f"MINBERT_CPU_ROW_STEPS='{bad}': expected 0 .* or a power of two"):
             modeling_minbert_unpadding.cpu_row_steps_from_environment({"MINBERT_CPU_ROW_STEPS": bad})
+
+
+def test_token_row_steps_set_empty_in_the_environment_are_unset():
+    assert modeling_minbert_unpadding.cpu_row_steps_from_environment({"MINBERT_CPU_ROW_STEPS": ""}) == 0
 
 
 def test_the_token_matrix_carries_zero_spare_rows_that_padding_drops(monkeypatch):
@@ -298,7 +303,7 @@ def test_unknown_task_lists_the_known_ones(tiny_config):
     "task, labels, message",
     [
         ("sst", torch.tensor([0, 5, 1]), r"class labels must lie in \[0, 5\)"),
-        ("sst", torch.tensor([[0], [1], [2]]), "labels must have shape"),
+        ("sst", torch.tensor([[0, 1], [1, 2], [2, 0]]), "labels must have shape"),
         ("para", torch.tensor([0.0, 2.0, 1.0]), r"binary labels must lie in \[0, 1\]"),
         ("sts", torch.tensor([0.0, 5.5, 1.0]), r"regression labels must lie in \[0.0, 5.0\]"),
         ("sts", torch.tensor([1.0, 2.0]), "labels must have shape"),
@@ -309,6 +314,24 @@ def test_labels_of_wrong_shape_or_range_raise_clear_errors(tiny_config, task, la
     model = MinBertForMultitask(tiny_config)
     with pytest.raises(ValueError, match=message):
         model(**random_batch(tiny_config), task=task, labels=labels)
+
+
+@pytest.mark.parametrize("task, labels", [("sts", [3.8, 4.9, 0.1]), ("para", [0.73, 0.05, 0.999])])
+def test_a_loss_of_bf16_logits_reads_its_labels_unrounded(task, labels):
+    from hf_minbert.modeling_minbert_heads import task_loss
+
+    spec = MinBertConfig().task_spec(task)
+    logits, labels = torch.tensor([2.5, 4.0, 0.5], dtype=torch.bfloat16), torch.tensor(labels)
+    loss = task_loss(spec, task, logits, labels)
+    exact = (F.mse_loss if task == "sts" else F.binary_cross_entropy_with_logits)(logits.float(), labels)
+    assert loss.dtype == torch.float32 and torch.equal(loss, exact)
+
+
+@pytest.mark.parametrize("task, labels", [("sst", [0, 3, 4]), ("para", [1.0, 0.0, 1.0]), ("sts", [0.5, 2.0, 4.5])])
+def test_labels_in_a_column_give_the_loss_of_labels_in_a_row(tiny_config, task, labels):
+    model, batch, labels = MinBertForMultitask(tiny_config).eval(), random_batch(tiny_config), torch.tensor(labels)
+    row = model(**batch, task=task, labels=labels).loss
+    assert torch.equal(model(**batch, task=task, labels=labels[:, None]).loss, row)
 
 
 def test_sequence_longer_than_position_table_is_refused(tiny_config):

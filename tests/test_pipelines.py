@@ -306,6 +306,17 @@ def test_stock_text_classification_answers_with_the_sst_head_and_labels(model, t
                         for label, p in zip(model.config.tasks["sst"]["labels"], probabilities)}
 
 
+def test_stock_text_classification_answers_a_regression_default_heads_score_as_it_is(tokenizer):
+    model = tiny_model().eval()
+    model.config.default_task = "sts"
+    with torch.no_grad():
+        model.heads["sts"].layers[-1].bias.fill_(2.5)  # a score above 1, which a sigmoid would hide
+    result = pipeline("text-classification", model=model, tokenizer=tokenizer)(PAIR[0])
+    with torch.no_grad():
+        score = model(**tokenizer(PAIR[0], return_tensors="pt")).logits.item()
+    assert result == [{"label": "sts", "score": pytest.approx(score, abs=1e-5)}] and score > 1
+
+
 def _sentiment(model, tokenizer, **kwargs):
     return pipeline("text-classification", model=model, tokenizer=tokenizer,
                     pipeline_class=minbert_pipelines.MinBertSentimentPipeline, **kwargs)
@@ -487,6 +498,23 @@ def test_feature_extraction_takes_the_stock_truncation_option(model_dir, model):
     extract = pipeline("feature-extraction", model=str(model_dir), trust_remote_code=True)
     features = extract("good " * 200, truncation=True, tokenize_kwargs={"max_length": 16}, return_tensors=True)
     assert features.shape == (1, 16, model.config.hidden_size)
+
+
+@pytest.mark.parametrize("text, tokenize_kwargs, length", [
+    (PAIR[0], {"padding": "max_length", "max_length": 16}, 16),
+    ("good " * 200, {"truncation": "longest_first", "max_length": 8}, 8),
+    (PAIR[0], {"return_token_type_ids": False}, None),
+])
+def test_feature_extraction_takes_the_stock_tokenize_kwargs(model_dir, model, tokenizer, text, tokenize_kwargs, length):
+    extract = pipeline("feature-extraction", model=str(model_dir), trust_remote_code=True)
+    features = extract(text, tokenize_kwargs=tokenize_kwargs, return_tensors=True)
+    assert features.shape == (1, length or len(tokenizer(text)["input_ids"]), model.config.hidden_size)
+
+
+def test_feature_extraction_refuses_tensors_other_than_torchs(model_dir):
+    extract = pipeline("feature-extraction", model=str(model_dir), trust_remote_code=True)
+    with pytest.raises(ValueError, match="^feature-extraction: tokenize_kwargs return_tensors='np': the model reads"):
+        extract(PAIR[0], tokenize_kwargs={"return_tensors": "np"})
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,14 @@ def _one_head(model_class, seed, **config):
                                      intermediate_size=16, max_position_embeddings=32, **config))
 
 
+def _trained_masked_lm():
+    """A masked-LM model as training leaves it: an output bias that is not the fresh head's zeros."""
+    model = _one_head(MinBertForMaskedLM, 5)
+    with torch.no_grad():
+        model.cls.predictions.bias.normal_(0, 2)
+    return model
+
+
 # name: (the model, the Auto class a user loads it with, whether it has the multitask heads and pipelines, and
 # for a one-head model the stock pipelines built from its folder)
 MODELS = {
@@ -43,7 +51,7 @@ MODELS = {
     "ensemble": (_ensemble, "AutoModel", True, ()),
     "sequence_classification": (lambda: _one_head(MinBertForSequenceClassification, 4, num_labels=3),
                                 "AutoModelForSequenceClassification", False, ("text-classification", "feature-extraction")),
-    "masked_lm": (lambda: _one_head(MinBertForMaskedLM, 5), "AutoModelForMaskedLM", False, ("fill-mask", "feature-extraction")),
+    "masked_lm": (_trained_masked_lm, "AutoModelForMaskedLM", False, ("fill-mask", "feature-extraction")),
     "encoder": (lambda: _one_head(MinBertModel, 6), "AutoModel", False, ("feature-extraction",)),
 }
 

@@ -396,6 +396,16 @@ def test_token_budget_batches_split_evenly_over_ranks():
     assert not any(set(a) & set(b) for a, b in zip(*ranks))
 
 
+def test_token_budget_leaves_no_row_of_the_epoch_untrained_on_three_ranks():
+    lengths = np.random.default_rng(0).integers(2, 12, 1000).tolist()
+    ranks = [MultitaskBatchSampler({"sst": 1000}, 8, num_replicas=3, rank=rank, seed=3, lengths={"sst": lengths},
+                                   token_budget={"sst": 200}) for rank in range(3)]
+    for epoch in range(3):
+        for sampler in ranks:
+            sampler.set_epoch(epoch)
+        assert {i for sampler in ranks for batch in sampler for i in batch} == set(range(1000))
+
+
 def test_token_budget_needs_the_tasks_lengths():
     with pytest.raises(ValueError, match=r"token_budget\['sst'\] needs the task's example lengths"):
         _packed_sampler(lengths={"para": [10] * 30})

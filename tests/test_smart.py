@@ -346,6 +346,19 @@ def test_proximal_term_is_mu_times_divergence_to_the_teacher_with_gradient_to_th
     assert all(p.grad is None for p in smart.teacher.model.parameters())
 
 
+def test_proximal_term_is_zero_at_the_teachers_weights_for_a_head_averaging_both_pair_orders(tiny_config, batch):
+    torch.manual_seed(0)
+    tasks = {**tiny_config.tasks, "para": {**tiny_config.tasks["para"], "average_pair_orders": True}}
+    model = MinBertForMultitask(MinBertConfig.from_dict({**tiny_config.to_dict(), "tasks": tasks,
+                                                         "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}))
+    with torch.no_grad():
+        model.heads["para"].layers[-1].weight.mul_(300)  # a head whose two orders answer apart
+    smart = SmartRegularizer(SmartSettings(weights={}, proximal_weight=1.0), model=model)
+    student = model.train()(**batch, task="para").logits
+    assert smart(model, {**batch, "labels": LABELS["para"]}, "para", student).item() == pytest.approx(0.0, abs=1e-9)
+    assert model.config.tasks["para"]["average_pair_orders"]  # the student's own head still averages when it predicts
+
+
 def test_proximal_term_needs_the_model_at_construction():
     with pytest.raises(ValueError, match="proximal_weight"):
         SmartRegularizer(SmartSettings(weights={"sst": 1.0}, proximal_weight=1.0))

@@ -70,6 +70,12 @@ def test_a_capped_task_reads_its_always_rows_every_epoch_beside_its_cap(tmp_path
         assert len(sst) == 12 and set(range(4)) <= {i - sampler.offsets["sst"] for i in sst}
 
 
+def test_trainers_count_of_examples_is_the_rows_an_epoch_reads(tmp_path, tokenizer):
+    trainer = _trainer(tmp_path, tokenizer, task_epoch_rows="sst=8")
+    loader = trainer.get_train_dataloader()
+    assert trainer.num_examples(loader) == sum(len(batch) for batch in loader.batch_sampler) == 8 + 24 + 24
+
+
 def test_task_epoch_passes_reads_a_tasks_rows_that_many_times_an_epoch(tmp_path, tokenizer):
     sampler = _trainer(tmp_path, tokenizer, task_epoch_passes="sts=2").get_train_dataloader().batch_sampler
     sts = [i - sampler.offsets["sts"] for batch in sampler for i in batch if sampler.task_of(i) == "sts"]

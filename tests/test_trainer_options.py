@@ -106,6 +106,31 @@ def test_optimizer_cls_and_kwargs_is_refused_naming_optimizers(tmp_path, tokeniz
         _plain_trainer(tmp_path, tokenizer, optimizer_cls_and_kwargs=(torch.optim.SGD, {"lr": 0.1}))
 
 
+@pytest.mark.parametrize("option", [{"layerwise_lr_decay": 0.9}, {"head_lr_multiplier": 10.0},
+                                    {"use_torch_adamw": True}])
+def test_an_option_shaping_the_optimizer_is_refused_beside_ones_own_optimizer(tmp_path, tokenizer, option):  # noqa: F811
+    model = tiny_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=f"^{next(iter(option))}: these shape the optimizer"):
+        _plain_trainer(tmp_path, tokenizer, model=model, optimizers=(optimizer, None), args=option)
+
+
+def test_freeze_embeddings_freezes_them_beside_ones_own_optimizer(tmp_path, tokenizer):  # noqa: F811
+    model = tiny_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    trainer = _plain_trainer(tmp_path, tokenizer, model=model, optimizers=(optimizer, None),
+                             args={"freeze_embeddings": True, "max_steps": 1})
+    before = model.get_input_embeddings().weight.detach().clone()
+    trainer.train()
+    assert torch.equal(model.get_input_embeddings().weight, before)
+
+
+def test_one_process_seeing_several_gpus_is_refused_naming_the_launchers(tmp_path, tokenizer, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(MultitaskTrainingArguments, "n_gpu", property(lambda self: 2))
+    with pytest.raises(ValueError, match="^this process sees 2 GPUs: .*torchrun"):
+        _plain_trainer(tmp_path, tokenizer)
+
+
 def test_a_weight_of_zero_on_every_training_task_is_refused(tmp_path, tokenizer):  # noqa: F811
     with pytest.raises(ValueError, match="every training task's loss is weighted 0"):
         _plain_trainer(tmp_path, tokenizer, args={"task_weights": "0"})

@@ -213,6 +213,11 @@ class MultitaskBatchSampler(Sampler):
         """Steps per epoch; the same for every epoch and every rank."""
         return len(self.plan(self.epoch))
 
+    def rows_per_epoch(self, epoch: Optional[int] = None) -> int:
+        """The rows all ranks read in `epoch` (default: the current one): what a cap, passes or a strategy's
+        epoch length make of the tasks' rows, a tail padded for the ranks included."""
+        return sum(len(batch.indices) for step in self.plan(self.epoch if epoch is None else epoch) for batch in step)
+
     def task_schedule(self, epoch: Optional[int] = None) -> list[tuple[str, ...]]:
         """The tasks of each step of `epoch` (default: the current one); one task except for all_tasks."""
         return [tuple(batch.task for batch in step) for step in self.plan(self.epoch if epoch is None else epoch)]

@@ -104,7 +104,9 @@ class SamplingCore:
             batches = self._packed(task, order)
         else:
             batches = [order[i : i + size] for i in range(0, len(order), size)]
-        if batches and len(batches[-1]) < size:  # a packed task's tail too (the sampler refuses drop_last for it)
+        # The tail: short of a global batch, or a packed task's (at least a global batch, the sampler refuses
+        # drop_last for it) whose rows do not split evenly over the ranks, which would leave the rest untrained.
+        if batches and (len(batches[-1]) < size or len(batches[-1]) % self.num_replicas):
             if self.drop_last:
                 batches.pop()
             else:

@@ -439,6 +439,10 @@ class MeanTeacher:
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         for parameter in self.model.parameters():
             parameter.grad = None
+        # In eval mode a head with average_pair_orders answers with the mean over both orders of a pair, the
+        # student (training) for the order given: two functions, whose divergence would never be 0 at θ̃ = θ.
+        for spec in getattr(self.model.config, "tasks", {}).values():
+            spec["average_pair_orders"] = False
         self.num_updates = 0
 
     def beta_at(self, progress: float) -> float:

@@ -37,7 +37,7 @@ from hf_minbert.data.tokenization import JOINT_COLUMNS, SIDE_COLUMNS, check_task
 from hf_minbert.evaluation import evaluate_task, evaluate_tasks, gold_labels, unscorable_reason
 from hf_minbert.metrics import OVERALL_TASKS, tasks_overall, with_overall_scores
 from hf_minbert.modeling_minbert_heads import task_loss
-from hf_minbert.optimization import create_optimizer, describe_parameter_groups
+from hf_minbert.optimization import create_optimizer, describe_parameter_groups, freeze_parameters
 
 from .arguments import MultitaskTrainingArguments
 from .cpu_memory import keep_freed_memory
@@ -47,6 +47,7 @@ from .multitask_state import MeanTeacherUpdate, build_smart, load_multitask_stat
 from .ordinal import check_ordinal_task, squared_emd_loss
 from .pair_order import check_pair_order, pair_order_generator, randomly_swapped
 from .pcgrad import pcgrad_backward
+from .sampling import MultitaskBatchSampler
 from .train_batches import train_batch_sampler, train_dataloader, training_dataset
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class MultitaskTrainer(Trainer):
         if getattr(processing_class, "padding_side", "right") == "left":
             raise ValueError("processing_class pads on the left; minBERT reads each row's [CLS] at position 0: set "
                              "tokenizer.padding_side = 'right'")
-        _check_trainer_options(kwargs)
+        _check_trainer_options(kwargs, args)
         if model is None and kwargs.get("model_init") is not None:
             set_seed(args.seed)  # as Trainer does before it calls model_init: this model is the one Trainer builds
             config = _core(kwargs["model_init"]()).config
@@ -109,6 +110,9 @@ class MultitaskTrainer(Trainer):
             check_pair_order("pair_swap_probability", task, config.task_spec(task)["pair_encoding"])
         self._swap_draws = (None, 0)  # (optimizer step, batches swapped in it): one generator per batch
         self._terms = defaultdict(list)  # name -> values since the last log
+        if self.optimizer is not None:  # optimizers= given: create_optimizer, which freezes, does not run
+            freeze_parameters(_core(self.model), freeze_embeddings=args.freeze_embeddings,
+                              freeze_encoder=args.freeze_encoder)
 
     def train(self, *args, **kwargs):
         if self.args.keep_freed_memory and self.args.device.type == "cpu":
@@ -121,6 +125,12 @@ class MultitaskTrainer(Trainer):
             raise ValueError("MultitaskTrainer: training requires a train_dataset")
         sampler = train_batch_sampler(self.train_dataset, self.args, self._train_batch_size, self.always_rows)
         return train_dataloader(self.train_dataset, sampler, self.data_collator, self.args)
+
+    def num_examples(self, dataloader):
+        """The rows an epoch reads (Trainer's "Num examples" and train_samples_per_second), not every row of every
+        task: a cap (--task_epoch_rows), passes or the sampling strategy decide how many of them an epoch reads."""
+        sampler = getattr(dataloader, "batch_sampler", None)
+        return sampler.rows_per_epoch() if isinstance(sampler, MultitaskBatchSampler) else super().num_examples(dataloader)
 
     # ---- loss --------------------------------------------------------------------------------------------
 
@@ -527,8 +537,20 @@ def _check_peft_heads_trainable(model, tasks):
             )
 
 
-def _check_trainer_options(kwargs):
+def _check_trainer_options(kwargs, args):
     """Refuse the Trainer options a multitask run could only ignore, naming what to use instead."""
+    if args.n_gpu > 1:  # one process seeing several GPUs: Trainer would wrap the model in nn.DataParallel
+        raise ValueError(f"this process sees {args.n_gpu} GPUs: MultitaskTrainer trains one process per GPU "
+                         "(torchrun --nproc_per_node N or accelerate launch), not nn.DataParallel; or set "
+                         "CUDA_VISIBLE_DEVICES to one GPU")
+    if (kwargs.get("optimizers") or (None,))[0] is not None:
+        shaping = {"layerwise_lr_decay": args.layerwise_lr_decay != 1, "head_lr_multiplier": args.head_lr_multiplier != 1,
+                   "use_torch_adamw": args.use_torch_adamw}
+        given = [name for name, differs in shaping.items() if differs]
+        if given:
+            raise ValueError(f"{', '.join(given)}: these shape the optimizer MultitaskTrainer builds, and optimizers= "
+                             "gives one already built; build its parameter groups with hf_minbert.optimization."
+                             "create_optimizer, or leave them out")
     if kwargs.get("compute_loss_func") is not None:
         raise ValueError("compute_loss_func: MultitaskTrainer's loss is each task's head loss (plus SMART, MNR, CoSENT, "
                          "ordinal terms), one per batch task; weigh tasks with task_weights, or subclass and override "
