@@ -109,53 +109,69 @@ def build_model_card(model_dir, metrics, training_config, model_id=None, model_n
     model_id: the name the usage snippet loads (a Hub repo id; default: the folder's path).
     """
     model_dir = Path(model_dir)
-    config = _read_model_config(model_dir)
-    tasks, default_task = _in_task_order(config["tasks"]), config.get("default_task")
-    base_id = training_config.get("base_model_id")
-    base_model = base_id or training_config.get("base_model", "unknown")
-    arguments = {**training_config.get("training_arguments", {}), **training_config.get("data_arguments", {}),
-                 **training_config.get("model_arguments", {})}
+    run = _RunView(model_dir, metrics, training_config)
     model_name = model_name or (model_id.split("/")[-1] if model_id else model_dir.resolve().name)
-    ensemble = config.get("model_type") == ENSEMBLE_MODEL_TYPE
-    selection = load_ensemble_selection(model_dir)
-    training_data = metrics.get("training_data")
-    given_dev_files = _given_dev_files(arguments)
-    course_tasks = [task for task in course_training_tasks(training_data) if task in tasks]
-    course_dev_tasks = course_dev_set_tasks(training_data, given_dev_files)
-    pipeline_tags = _hub_pipeline_tags(config)
-    pipeline_tag = next(iter(pipeline_tags), None if ensemble else "feature-extraction")
-    card_data = ModelCardData(
+    return ModelCard.from_template(_card_data(run, model_name), template_path=str(TEMPLATE),
+                                   **_template_values(run, model_name, model_id))
+
+
+class _RunView:
+    """What the card reads of a model folder, gathered once: its config, record, arguments and data."""
+
+    def __init__(self, model_dir, metrics, training_config):
+        self.model_dir, self.metrics, self.training_config = model_dir, metrics, training_config
+        self.config = _read_model_config(model_dir)
+        self.tasks, self.default_task = _in_task_order(self.config["tasks"]), self.config.get("default_task")
+        self.base_id = training_config.get("base_model_id")
+        self.arguments = {**training_config.get("training_arguments", {}), **training_config.get("data_arguments", {}),
+                          **training_config.get("model_arguments", {})}
+        self.ensemble = self.config.get("model_type") == ENSEMBLE_MODEL_TYPE
+        self.selection = load_ensemble_selection(model_dir)
+        self.training_data = metrics.get("training_data")
+        self.given_dev_files = _given_dev_files(self.arguments)
+        self.course_tasks = [task for task in course_training_tasks(self.training_data) if task in self.tasks]
+        self.pipeline_tags = _hub_pipeline_tags(self.config)
+        self.pipeline_tag = next(iter(self.pipeline_tags), None if self.ensemble else "feature-extraction")
+
+
+def _card_data(run, model_name) -> ModelCardData:
+    """The card's front matter: what the Hub indexes (tags, base model, datasets, model-index, widget)."""
+    return ModelCardData(
         language="en",
         library_name="transformers",
-        pipeline_tag=pipeline_tag,
-        tags=["minbert", "multitask", "custom_code", *pipeline_tags, *(["ensemble"] if ensemble else [])],
-        base_model=base_id,
-        datasets=[_hub_dataset(task)[0] for task in course_tasks] or None,
+        pipeline_tag=run.pipeline_tag,
+        tags=["minbert", "multitask", "custom_code", *run.pipeline_tags, *(["ensemble"] if run.ensemble else [])],
+        base_model=run.base_id,
+        datasets=[_hub_dataset(task)[0] for task in run.course_tasks] or None,
         license=BASE_LICENSE,
         model_name=model_name,
-        eval_results=eval_results(metrics, given_dev_files) or None,
+        eval_results=eval_results(run.metrics, run.given_dev_files) or None,
         # The Hub's inference widget runs the pipeline_tag's pipeline: single sentences for text-classification.
-        widget=[{"text": text} for text in WIDGET_SENTENCES] if pipeline_tag == "text-classification" else None,
+        widget=[{"text": text} for text in WIDGET_SENTENCES] if run.pipeline_tag == "text-classification" else None,
     )
-    seconds = training_config.get("train_seconds")
-    return ModelCard.from_template(
-        card_data,
-        template_path=str(TEMPLATE),
+
+
+def _template_values(run, model_name, model_id) -> dict:
+    """The values the card's body (template.md) reads."""
+    metrics, arguments, selection, tasks = run.metrics, run.arguments, run.selection, run.tasks
+    seconds = run.training_config.get("train_seconds")
+    return dict(
         model_name=model_name,
-        base_model=base_model,
-        base_is_minilm=base_id == EMBEDDED_BASE_ID,
+        base_model=run.base_id or run.training_config.get("base_model", "unknown"),
+        base_is_minilm=run.base_id == EMBEDDED_BASE_ID,
         task_summary=_task_summary(tasks),
         adapter_summary=_adapter_summary(arguments),
-        parameter_count=_parameter_count(model_dir),
+        parameter_count=_parameter_count(run.model_dir),
         metric_rows=[(task, name, _score(value)) for task in _scored_tasks(metrics)
                      for name, value in metrics[task].items()],
         overall=_score(metrics["overall"]) if "overall" in metrics else None,
         mean=_score(metrics.get("mean")),
-        dev_summary=_dev_summary(_scored_tasks(metrics), training_data, course_dev_tasks, given_dev_files),
-        course_quora="para" in course_tasks,
-        usage=usage_snippet(model_id or str(model_dir), tasks, default_task),
-        head_rows=[] if ensemble else [_head_row(name, spec) for name, spec in tasks.items()],
-        member_rows=_member_rows(config, tasks, selection) if ensemble else [],
+        dev_summary=_dev_summary(_scored_tasks(metrics), run.training_data,
+                                 course_dev_set_tasks(run.training_data, run.given_dev_files), run.given_dev_files),
+        course_quora="para" in run.course_tasks,
+        usage=usage_snippet(model_id or str(run.model_dir), tasks, run.default_task),
+        head_rows=[] if run.ensemble else [_head_row(name, spec) for name, spec in tasks.items()],
+        member_rows=_member_rows(run.config, tasks, selection) if run.ensemble else [],
         member_tasks=list(tasks),
         selected=selection is not None and selection.get("selection", "greedy") == "greedy",
         averaged_all=selection is not None and selection.get("selection") == "all",
@@ -163,15 +179,15 @@ def build_model_card(model_dir, metrics, training_config, model_id=None, model_n
         error_correlation_rows=_error_correlation_rows(selection),
         held_out_folds=next((row["held_out"]["folds"] for row in (selection or {}).get("tasks", {}).values()
                              if "held_out" in row), None),
-        has_training_record=bool(training_config),
-        data_summary=_data_summary(arguments, training_data),
+        has_training_record=bool(run.training_config),
+        data_summary=_data_summary(arguments, run.training_data),
         skipped_rows=_skipped_rows(metrics.get("skipped_rows")),
         max_eval_samples=arguments.get("max_eval_samples"),
         train_time=f"{seconds / 60:.1f} minutes" if seconds is not None else "not recorded",
-        hardware=training_config.get("hardware", "not recorded"),
-        software=", ".join(f"{k} {v}" for k, v in training_config.get("software", {}).items() if v),
+        hardware=run.training_config.get("hardware", "not recorded"),
+        software=", ".join(f"{k} {v}" for k, v in run.training_config.get("software", {}).items() if v),
         training_rows=[(key, _training_cell(key, arguments[key])) for key in TRAINING_KEYS if key in arguments],
-        has_curves=(model_dir / CURVES_FILE).is_file(),
+        has_curves=(run.model_dir / CURVES_FILE).is_file(),
     )
 
 

@@ -56,21 +56,32 @@ class DistillationArguments:
 
 
 def main(argv=None) -> int:
-    from hf_minbert.ensemble import load_multitask_model
-    from trainers.distillation import (
-        check_fold_teacher_rows,
-        fold_teachers,
-        out_of_fold_predictions,
-        soft_label_datasets,
-        targets_from_predictions,
-        teacher_fit,
-        teacher_predictions,
-    )
-    from trainers.per_task import parse_per_task
+    from trainers.distillation import check_fold_teacher_rows
 
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    model_args, data_args, training_args, adapter_args, distill_args = parse_arguments(argv, extra=(DistillationArguments,), prog="minbert distill")
+    arguments, specs, alphas = _checked_arguments(list(sys.argv[1:] if argv is None else argv))
+    model_args, data_args, training_args, adapter_args, distill_args = arguments
+    folds = _fold_teachers(distill_args, data_args)  # their folds, from their records: before any data is read
+    train, dev, read_reports = load_task_data(data_args, specs)
+    if folds is not None:  # and the rows they split into folds must be the rows read here
+        check_fold_teacher_rows(distill_args.fold_teachers, training_data_record(read_reports, data_args))
+    seed_run(training_args)
+    base_path, student = build_model(model_args, specs)
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    soft_train, fit = _soft_training_rows(distill_args, folds, alphas, train, student.config, tokenizer, training_args)
+    card_arguments = {**asdict(distill_args), "alpha": alphas, "teacher_train_scores": fit}
+    train_and_save(student, tokenizer, soft_train, dev, base_path, model_args, data_args, training_args, adapter_args,
+                   card_arguments=card_arguments, read_reports=read_reports)
+    return 0
+
+
+def _checked_arguments(argv):
+    """(the five argument dataclasses, the student's task specs, alpha per task), every check that needs no
+    data made: the teachers, the output folder and the run's flags."""
+    from trainers.per_task import parse_per_task
+
+    arguments = parse_arguments(argv, extra=(DistillationArguments,), prog="minbert distill")
+    model_args, data_args, training_args, adapter_args, distill_args = arguments
     if (distill_args.teacher is None) == (not distill_args.fold_teachers):
         raise ValueError("give --teacher DIR or --fold_teachers DIR DIR ..., not both and not neither")
     specs = task_specs(model_args, *base_task_specs(model_args))
@@ -78,42 +89,54 @@ def main(argv=None) -> int:
     _check_distillation_arguments(distill_args, alphas, data_args)
     _check_teachers(distill_args, specs, data_args, training_args)
     check_run(model_args, data_args, training_args, specs, adapter_args)  # before the teacher's long pass over the data
-    if distill_args.fold_teachers:  # their folds, from their records: before any data is read
-        by_fold, num_folds, fold_seed = fold_teachers(distill_args.fold_teachers, data_args.max_train_samples)
-    train, dev, read_reports = load_task_data(data_args, specs)
-    if distill_args.fold_teachers:  # and the rows they split into folds must be the rows read here
-        check_fold_teacher_rows(distill_args.fold_teachers, training_data_record(read_reports, data_args))
-    seed_run(training_args)
-    base_path, student = build_model(model_args, specs)
-    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    return arguments, specs, alphas
+
+
+def _soft_training_rows(distill_args, folds, alphas, train, student_config, tokenizer, training_args):
+    """(the training rows tokenized with their mixed targets, the teacher's score on them by task)."""
+    from trainers.distillation import soft_label_datasets, targets_from_predictions, teacher_fit
+
+    predictions = _teacher_predictions(distill_args, folds, train, student_config, training_args)
+    fit = teacher_fit(train, predictions, student_config)
+    logger.info("the teacher on the training rows (near 1: its targets are near the gold labels): %s",
+                ", ".join(f"{task} {score:.4f}" for task, score in fit.items()))
+    targets = targets_from_predictions(train, predictions, student_config, alphas)
+    soft_train = soft_label_datasets(train, targets, tokenizer, student_config, training_args.max_seq_length,
+                                     sides_for=training_args.embedding_loss_tasks())
+    return soft_train, fit
+
+
+def _fold_teachers(distill_args, data_args):
+    """(teacher folder by fold, number of folds, fold seed) from the fold teachers' records; None for --teacher."""
+    from trainers.distillation import fold_teachers
+
+    return fold_teachers(distill_args.fold_teachers, data_args.max_train_samples) if distill_args.fold_teachers else None
+
+
+def _teacher_predictions(distill_args, folds, train, student_config, training_args):
+    """What the teacher predicts for every training row: with fold teachers, each row by the one that left its
+    fold out. The teachers are loaded here and freed on return, before the student trains."""
+    from trainers.distillation import out_of_fold_predictions, teacher_predictions
 
     predict_kwargs = {"batch_size": distill_args.teacher_batch_size, "max_length": training_args.max_seq_length,
                       "bf16": training_args.bf16, "progress": not training_args.disable_tqdm}
-    if distill_args.fold_teachers:
+    if folds is not None:
+        by_fold, num_folds, fold_seed = folds
         logger.info("predicting each fold of the training inputs with the teacher that left it out: %s", by_fold)
-        teachers = {}
-        for fold, folder in by_fold.items():
-            with readable_weights(f"--fold_teachers {folder}"):
-                teachers[fold] = (load_multitask_model(folder).to(training_args.device),
-                                  load_tokenizer(folder, "--fold_teachers"))
-        predictions = out_of_fold_predictions(teachers, train, student.config, num_folds, fold_seed, **predict_kwargs)
-    else:
-        logger.info("predicting the training inputs with the teacher %s", distill_args.teacher)
-        with readable_weights(f"--teacher {distill_args.teacher}"):
-            teacher = load_multitask_model(distill_args.teacher).to(training_args.device)
-        predictions = teacher_predictions(teacher, load_tokenizer(distill_args.teacher, "--teacher"), train,
-                                          student.config, **predict_kwargs)
-    teachers = teacher = None  # free them before the student trains
-    fit = teacher_fit(train, predictions, student.config)
-    logger.info("the teacher on the training rows (near 1: its targets are near the gold labels): %s",
-                ", ".join(f"{task} {score:.4f}" for task, score in fit.items()))
-    targets = targets_from_predictions(train, predictions, student.config, alphas)
-    sides = training_args.embedding_loss_tasks()
-    soft_train = soft_label_datasets(train, targets, tokenizer, student.config, training_args.max_seq_length, sides_for=sides)
-    card_arguments = {**asdict(distill_args), "alpha": alphas, "teacher_train_scores": fit}
-    train_and_save(student, tokenizer, soft_train, dev, base_path, model_args, data_args, training_args, adapter_args,
-                   card_arguments=card_arguments, read_reports=read_reports)
-    return 0
+        teachers = {fold: _load_teacher(folder, "--fold_teachers", training_args.device) for fold, folder in by_fold.items()}
+        return out_of_fold_predictions(teachers, train, student_config, num_folds, fold_seed, **predict_kwargs)
+    logger.info("predicting the training inputs with the teacher %s", distill_args.teacher)
+    teacher, tokenizer = _load_teacher(distill_args.teacher, "--teacher", training_args.device)
+    return teacher_predictions(teacher, tokenizer, train, student_config, **predict_kwargs)
+
+
+def _load_teacher(folder, flag, device):
+    """(model, tokenizer) of a teacher folder; one that does not load is one line naming it."""
+    from hf_minbert.ensemble import load_multitask_model
+
+    with readable_weights(f"{flag} {folder}"):
+        model = load_multitask_model(folder).to(device)
+    return model, load_tokenizer(folder, flag)
 
 
 def _check_distillation_arguments(distill_args, alphas, data_args):

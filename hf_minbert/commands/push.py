@@ -33,24 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from hf_minbert.hub import (
-        HubAccessError,
-        MissingTokenError,
-        check_hub_access,
-        files_to_push,
-        push_model_dir,
-        resolve_token,
-    )
+    from hf_minbert.hub import HubAccessError, MissingTokenError, check_hub_access, push_model_dir
 
     args = build_parser().parse_args(argv)
     try:
-        token = resolve_token(args.token)  # first: no work at all without a token
-        if args.space_repo_id:
-            from hf_minbert.space import check_space_upload
-
-            check_space_upload(args.repo_id, args.space_repo_id)  # before the model goes up
-        files = files_to_push(args.model_dir, require_card=args.keep_card)  # checks the weights the card counts
-        card = None if args.keep_card else _new_card(args.model_dir, args.repo_id)
+        token, files, card = _prepared(args)
     except (MissingTokenError, FileNotFoundError, ValueError) as error:
         print(f"minbert push: {error}", file=sys.stderr)
         return 2
@@ -68,17 +55,36 @@ def main(argv=None) -> int:
         files = sorted({*files, "README.md"})
     print(f"pushed {len(files)} files to {args.repo_id}: {', '.join(files)}")
     print(getattr(commit, "commit_url", commit))
-    if args.space_repo_id:
-        from hf_minbert.space import push_space
+    return _push_space(args, token) if args.space_repo_id else 0
 
-        try:
-            space_commit = push_space(args.repo_id, args.space_repo_id, private=args.private, token=token,
-                                      check_access=False)
-        except HubAccessError as error:
-            print(f"minbert push: {error}", file=sys.stderr)
-            return 1
-        print(f"uploaded the Space {args.space_repo_id}, serving {args.repo_id}")
-        print(getattr(space_commit, "commit_url", space_commit))
+
+def _prepared(args):
+    """(token, files to send, the regenerated card or None): everything that can stop the push, checked before
+    any file is written or sent — the token first, then the Space's repository, the folder and its record."""
+    from hf_minbert.hub import files_to_push, resolve_token
+
+    token = resolve_token(args.token)  # first: no work at all without a token
+    if args.space_repo_id:
+        from hf_minbert.space import check_space_upload
+
+        check_space_upload(args.repo_id, args.space_repo_id)  # before the model goes up
+    files = files_to_push(args.model_dir, require_card=args.keep_card)  # checks the weights the card counts
+    return token, files, None if args.keep_card else _new_card(args.model_dir, args.repo_id)
+
+
+def _push_space(args, token) -> int:
+    """Upload the demo Space serving the model just pushed; its exit status."""
+    from hf_minbert.hub import HubAccessError
+    from hf_minbert.space import push_space
+
+    try:
+        space_commit = push_space(args.repo_id, args.space_repo_id, private=args.private, token=token,
+                                  check_access=False)
+    except HubAccessError as error:
+        print(f"minbert push: {error}", file=sys.stderr)
+        return 1
+    print(f"uploaded the Space {args.space_repo_id}, serving {args.repo_id}")
+    print(getattr(space_commit, "commit_url", space_commit))
     return 0
 
 
