@@ -23,6 +23,7 @@ import contextlib
 import copy
 import dataclasses
 import json
+import os
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,7 @@ class AdapterArguments:
     )
 
     def __post_init__(self):
+        self.peft_config = os.path.expanduser(self.peft_config) if self.peft_config else self.peft_config
         if self.peft is not None and self.peft not in METHODS:
             raise ValueError(f"--peft {self.peft!r}: choose one of {', '.join(METHODS)} (or --peft_config FILE)")
         if self.peft_config is not None and self.peft is not None:

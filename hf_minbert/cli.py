@@ -47,10 +47,7 @@ def main(argv=None) -> int:
         print(f"minbert: unknown command {name!r}; known: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     try:
-        from hf_minbert.commands.common import expand_home
-
         cpu_row_steps()  # a bad MINBERT_CPU_ROW_STEPS fails here, before any work
-        rest = [expand_home(arg) for arg in rest]
         return importlib.import_module(f"hf_minbert.commands.{COMMANDS[name][0]}").main(rest) or 0
     except (ValueError, OSError) as error:
         if os.environ.get("MINBERT_TRACEBACK"):

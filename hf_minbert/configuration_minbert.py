@@ -105,6 +105,18 @@ def sequence_classification_labels(task, spec):
     return list(spec["labels"]) if spec["kind"] != "regression" else [task]
 
 
+def describe_default_head(config):
+    """Set `id2label`, `label2id` (and so `num_labels`) and `problem_type` of a multitask or ensemble config to
+    describe the default head's logits as `forward` returns them without a task: the stock text-classification
+    pipeline names their columns from id2label, and reads a regression head's score as it is (not through a
+    sigmoid) by problem_type."""
+    spec = config.tasks[config.default_task]
+    labels = sequence_classification_labels(config.default_task, spec)
+    config.id2label = dict(enumerate(labels))
+    config.label2id = {label: i for i, label in enumerate(labels)}
+    config.problem_type = "regression" if spec["kind"] == "regression" else "single_label_classification"
+
+
 def is_multitask_architecture(architectures) -> bool:
     """Whether a saved config's `architectures` name minBERT's multitask model, whose weights hold its trained
     task heads (a plain BERT or a `minbert pretrain-mlm` folder loads with freshly drawn ones)."""
@@ -249,11 +261,7 @@ class MinBertConfig(PretrainedConfig):
         """Make `id2label` (and so `num_labels`) and `problem_type` describe the default head's logits as `forward`
         returns them without a task: the stock text-classification pipeline reads them (a regression head's score
         as it is, not through a sigmoid)."""
-        spec = self.tasks[self.default_task]
-        labels = sequence_classification_labels(self.default_task, spec)
-        self.id2label = dict(enumerate(labels))
-        self.label2id = {label: i for i, label in enumerate(labels)}
-        self.problem_type = "regression" if spec["kind"] == "regression" else "single_label_classification"
+        describe_default_head(self)
 
     def task_spec(self, task):
         """The spec of `task` (None: the default task); an unknown name lists the known ones."""

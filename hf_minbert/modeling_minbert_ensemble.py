@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
-from .configuration_minbert import MinBertConfig, checked_default_task, sequence_classification_labels
+from .configuration_minbert import MinBertConfig, checked_default_task, describe_default_head
 from .modeling_minbert import MinBertForMultitask
 from .modeling_minbert_conversion import load_multitask  # noqa: F401  (see the module docstring)
 from .modeling_minbert_heads import (
@@ -61,11 +61,11 @@ class MinBertEnsembleConfig(PretrainedConfig):
 
     Derived, and rewritten on every load: `tasks` (per task its kind, labels, label_range and the pair encoding
     the ensemble reads: "cross" if any member cross-encodes the task's pairs, else the members' own),
-    `max_position_embeddings` (the members' smallest) and the default task's `id2label`.
+    `max_position_embeddings` (the members' smallest) and the default task's `id2label` and `problem_type`.
     """
 
     model_type = "minbert-ensemble"
-    DERIVED = ("tasks", "max_position_embeddings", "vocab_size", "id2label", "label2id", "num_labels")
+    DERIVED = ("tasks", "max_position_embeddings", "vocab_size", "id2label", "label2id", "num_labels", "problem_type")
 
     def __init__(self, members=None, task_weights=None, default_task=None, **kwargs):
         for key in self.DERIVED:
@@ -87,10 +87,7 @@ class MinBertEnsembleConfig(PretrainedConfig):
             raise ValueError(f"ensemble members must share one tokenizer, but their vocab sizes differ: {sorted(vocab_sizes)}")
         self.vocab_size = vocab_sizes.pop()
         self.default_task = checked_default_task(default_task, self.tasks)
-        # The stock text-classification pipeline names the columns of forward's task-less logits from id2label.
-        labels = sequence_classification_labels(self.default_task, self.tasks[self.default_task])
-        self.id2label = dict(enumerate(labels))
-        self.label2id = {label: i for i, label in enumerate(labels)}
+        describe_default_head(self)
 
     def member_configs(self):
         return [MinBertConfig.from_dict(member) for member in self.members]

@@ -377,18 +377,20 @@ def checked_max_length(model, tokenizer, max_length, task):
 
 def encode_texts(tokenizer, first, second, max_length, truncation=None, task="minbert", **tokenize_kwargs):
     """Tokenize the texts `first` (paired with `second`, jointly, where given), padded to the longest and
-    truncated at `max_length` with a warning that says how many texts lost tokens (`truncation=True` or one of the
-    tokenizer's strategies: silently; False: an error instead). tokenize_kwargs: further arguments of the
-    tokenizer (`padding="max_length"`, `return_token_type_ids=False`, ...); the tensors are torch's."""
+    truncated at `max_length` with a warning that says how many texts lost tokens (`truncation=True`: silently;
+    False: an error instead). tokenize_kwargs: further arguments of the tokenizer (`padding="max_length"`,
+    `return_token_type_ids=False`, ...); the tensors are torch's, with the attention mask."""
     if tokenize_kwargs.get("return_tensors", "pt") != "pt":
         raise ValueError(f"{task}: tokenize_kwargs return_tensors={tokenize_kwargs['return_tensors']!r}: the model "
                          "reads torch tensors ('pt')")
+    if tokenize_kwargs.get("return_attention_mask", True) is not True:
+        raise ValueError(f"{task}: tokenize_kwargs return_attention_mask=False: the model reads the attention mask "
+                         "(it skips the padding by it)")
     options = {"padding": True, "return_token_type_ids": True, **tokenize_kwargs, "return_tensors": "pt"}
-    encoded = tokenizer(first, second, truncation=truncation if isinstance(truncation, str) else True,
-                        max_length=max_length, **options)
+    encoded = tokenizer(first, second, truncation=True, max_length=max_length, **options)
     lengths = encoded["attention_mask"].sum(dim=-1).tolist()
     at_limit = [i for i, length in enumerate(lengths) if length == max_length]
-    if at_limit and truncation in (None, False):
+    if at_limit and truncation is not True:
         # Only an encoding that exactly fills max_length can have been cut: measure just those in full.
         full = tokenizer([first[i] for i in at_limit], [second[i] for i in at_limit] if second is not None else None,
                          truncation=False, verbose=False, **_measuring(tokenize_kwargs))["input_ids"]
@@ -409,18 +411,20 @@ def _measuring(tokenize_kwargs):
             if key not in ("padding", "return_tensors", "return_token_type_ids", "return_attention_mask")}
 
 
-# The tokenizer's truncation strategies (a pipeline's truncation= takes them as the stock pipelines do).
-TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "do_not_truncate")
+# The tokenizer's strategies a pipeline's truncation= takes, as the stock pipelines do, and what they mean here.
+TRUNCATION_STRATEGIES = {"longest_first": True, "do_not_truncate": False}
 
 
 def _checked_truncation(truncation, task):
-    """None (truncate, warning), True (truncate silently), False (refuse what is too long) or a strategy."""
-    if truncation == "do_not_truncate":
-        return False
-    if truncation is None or isinstance(truncation, bool) or truncation in TRUNCATION_STRATEGIES:
+    """None (truncate, with a warning), True (truncate silently) or False (refuse what is too long); the strategies
+    "longest_first" and "do_not_truncate" mean True and False. A pair is cut longest text first: only_first and
+    only_second are refused, since the heads that encode each text alone have no second text to cut."""
+    if truncation is None or isinstance(truncation, bool):
         return truncation
-    raise ValueError(f"{task}: truncation must be True, False or one of {', '.join(TRUNCATION_STRATEGIES)}; "
-                     f"got {truncation!r}")
+    if isinstance(truncation, str) and truncation in TRUNCATION_STRATEGIES:
+        return TRUNCATION_STRATEGIES[truncation]
+    raise ValueError(f"{task}: truncation must be True, False, 'longest_first' or 'do_not_truncate'; got "
+                     f"{truncation!r} (minBERT's pipelines cut a pair longest text first)")
 
 
 def _saved_tokenizer(model):

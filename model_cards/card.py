@@ -183,6 +183,7 @@ def _template_values(run, model_name, model_id) -> dict:
         data_summary=_data_summary(arguments, run.training_data),
         skipped_rows=_skipped_rows(metrics.get("skipped_rows")),
         max_eval_samples=arguments.get("max_eval_samples"),
+        scored_max_length=(selection or {}).get("max_length"),
         train_time=f"{seconds / 60:.1f} minutes" if seconds is not None else "not recorded",
         hardware=run.training_config.get("hardware", "not recorded"),
         software=", ".join(f"{k} {v}" for k, v in run.training_config.get("software", {}).items() if v),

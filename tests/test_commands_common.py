@@ -1,4 +1,6 @@
 """What the `minbert` commands share (hf_minbert/commands/common.py, the dispatcher in hf_minbert/cli.py)."""
+from pathlib import Path
+
 import pytest
 
 from hf_minbert.cli import main as minbert
@@ -34,15 +36,28 @@ def test_a_flag_of_one_value_given_again_overrides_the_first():
     assert training.seed == 2
 
 
-@pytest.mark.parametrize("given, read", [
-    ("~/data", "HOME/data"), ("--data_dir=~/data", "--data_dir=HOME/data"), ("~", "HOME"),
-    ("a~/b", "a~/b"), ("--flag=x~/y", "--flag=x~/y"), ("~data-and-more text", "~data-and-more text"),
-])
-def test_a_leading_tilde_the_shell_left_is_read_as_the_home_folder(given, read, tmp_path, monkeypatch):
-    from hf_minbert.commands.common import expand_home
+def test_a_path_flag_given_with_a_tilde_after_its_equals_sign_is_read_from_the_home_folder(tmp_path, monkeypatch):
+    from hf_minbert.commands.train_arguments import parse_arguments
 
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert expand_home(given) == read.replace("HOME", str(tmp_path))
+    data = parse_arguments(["--output_dir", "out", "--data_dir=~/data", "--sst_dev", "~/dev.csv"])[1]
+    assert (data.data_dir, data.sst_dev) == (str(tmp_path / "data"), str(tmp_path / "dev.csv"))
+
+
+def test_a_training_file_given_with_a_tilde_is_the_home_folders_not_the_data_folders(tmp_path, monkeypatch):
+    from hf_minbert.data.sources import parse_task_sources
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert parse_task_sources("sst=ids-sst-train.csv,~/trees.txt", "data") == (
+        "sst", [Path("data/ids-sst-train.csv"), tmp_path / "trees.txt"])
+
+
+def test_a_tilde_in_a_flag_that_is_not_a_path_stays_text(monkeypatch):
+    from hf_minbert.commands import card, push
+
+    monkeypatch.setenv("HOME", "/home/someone")
+    assert push.build_parser().parse_args(["m", "--repo_id", "u/m", "--commit_message=~/notes"]).commit_message == "~/notes"
+    assert card.build_parser().parse_args(["m", "--model_name", "~"]).model_name == "~"
 
 
 def test_a_command_reads_a_quoted_tilde_in_a_path_as_the_home_folder(tmp_path, monkeypatch, capsys):

@@ -74,6 +74,15 @@ def test_regression_logits_are_the_weighted_average_score(ensemble, members, bat
     torch.testing.assert_close(_logits(ensemble, batch, "sts"), expected, rtol=0, atol=1e-6)
 
 
+def test_stock_text_classification_answers_a_regression_default_ensembles_score_as_it_is(members, tokenizer):
+    ensemble = MinBertEnsembleForMultitask.from_members(members, {"sts": [1, 1]}).eval()
+    with torch.no_grad():
+        score = ensemble(**tokenizer("a fine film", return_tensors="pt")).logits.item()
+    answer = pipeline("text-classification", model=ensemble, tokenizer=tokenizer)("a fine film")
+    assert ensemble.config.problem_type == "regression"
+    assert answer == [{"label": "sts", "score": pytest.approx(score, abs=1e-5)}]
+
+
 def test_a_task_runs_only_its_weighted_members(ensemble, members, batch):
     torch.testing.assert_close(_logits(ensemble, batch, "para"), _logits(members[0], batch, "para"), rtol=0, atol=1e-6)
 
@@ -463,6 +472,15 @@ def test_ensemble_command_with_selection_all_averages_every_model_and_says_the_d
     card = (out / "README.md").read_text()
     assert "every member weighted equally" in card and "optimistic" not in card and "as fair as a single" in card
     assert "(the best single model chosen on the other parts" in card
+
+
+@pytest.mark.slow
+def test_ensemble_command_records_and_states_the_max_length_its_scores_were_read_at(candidate_dirs, data_dir, tmp_path):
+    out = tmp_path / "short"
+    assert minbert(["ensemble", "--selection", "all", "--models", *candidate_dirs, "--output_dir", str(out),
+                    "--data_dir", str(data_dir), "--max_length", "8", "--no_progress"]) == 0
+    assert json.loads((out / "ensemble_selection.json").read_text())["max_length"] == 8
+    assert "scored on inputs cut to 8 tokens (`minbert ensemble --max_length`)" in (out / "README.md").read_text()
 
 
 def test_ensemble_command_refuses_greedy_options_with_selection_all(candidate_dirs, data_dir, tmp_path, capsys):

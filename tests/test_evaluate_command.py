@@ -113,8 +113,8 @@ def read_rows(data_dir, name, task):
 
 def test_metrics_json_has_exactly_the_issue_layout(evaluated):
     metrics = json.loads((evaluated / "metrics.json").read_text())
-    assert list(metrics) == ["sst", "para", "sts", "overall", "mean"]
-    assert set(metrics["sst"]) == {"accuracy"} and set(metrics["para"]) == {"accuracy"}
+    assert list(metrics) == ["sst", "para", "sts", "overall", "mean", "skipped_rows"]
+    assert set(metrics["sst"]) == {"accuracy"} and set(metrics["para"]) == {"accuracy"} and metrics["skipped_rows"] == []
     assert set(metrics["sts"]) == {"pearson", "spearman"}
 
 
@@ -196,7 +196,7 @@ def test_a_users_own_labelled_file_can_replace_a_dev_set(saved_model, data_dir, 
                       "--no_progress"])
     assert status == 0
     assert read_prediction_file(tmp_path / "out" / "sts-dev-output.csv", "sts")[0] == ["sts-2", "sts-3", "sts-4"]
-    assert list(json.loads((tmp_path / "out" / "metrics.json").read_text())) == ["sts"]
+    assert list(json.loads((tmp_path / "out" / "metrics.json").read_text())) == ["sts", "skipped_rows"]
 
 
 def test_a_dev_file_too_short_to_correlate_is_refused_before_any_prediction(saved_model, data_dir, tmp_path, capsys):
@@ -312,6 +312,17 @@ def test_skip_bad_rows_scores_the_rest_and_reports_the_count(saved_model, tmp_pa
     assert status == 0
     assert "skipped 1 bad row(s): line 8, column 'sentiment'" in capsys.readouterr().out
     assert len(read_prediction_file(tmp_path / "out" / "sst-dev-output.csv", "sst")[0]) == 6
+    skipped = json.loads((tmp_path / "out" / "metrics.json").read_text())["skipped_rows"]
+    assert [(record["file"], record["count"]) for record in skipped] == [(str(bad), 1)]  # the dev file: the test file has no labels to be bad
+
+
+def test_an_earlier_runs_predictions_this_run_does_not_write_are_removed(saved_model, data_dir, tmp_path, capsys):
+    evaluate = ["evaluate", "--model", str(saved_model), "--data_dir", str(data_dir), "--output_dir", str(tmp_path),
+                "--no_progress"]
+    assert minbert(evaluate) == 0 and (tmp_path / "sts-test-output.csv").is_file()
+    assert minbert([*evaluate, "--tasks", "sst"]) == 0
+    assert sorted(path.name for path in tmp_path.glob("*-output.csv")) == ["sst-dev-output.csv", "sst-test-output.csv"]
+    assert f"removed {tmp_path / 'sts-test-output.csv'}: an earlier run's predictions" in capsys.readouterr().out
 
 
 @pytest.fixture
@@ -334,7 +345,7 @@ def test_a_task_the_model_has_no_head_for_is_an_error(sst_only_model, tmp_path, 
 def test_by_default_a_model_is_scored_on_its_own_tasks(sst_only_model, tmp_path, data_dir):
     assert minbert(["evaluate", "--model", str(sst_only_model), "--data_dir", str(data_dir),
                     "--output_dir", str(tmp_path / "out"), "--no_progress"]) == 0
-    assert set(json.loads((tmp_path / "out" / "metrics.json").read_text())) == {"sst"}
+    assert set(json.loads((tmp_path / "out" / "metrics.json").read_text())) == {"sst", "skipped_rows"}
 
 
 def test_an_output_dir_holding_a_trained_models_record_is_refused_before_reading_data(

@@ -511,6 +511,18 @@ def test_feature_extraction_takes_the_stock_tokenize_kwargs(model_dir, model, to
     assert features.shape == (1, length or len(tokenizer(text)["input_ids"]), model.config.hidden_size)
 
 
+@pytest.mark.parametrize("strategy", ["only_first", "only_second", 1])
+def test_a_truncation_strategy_that_cannot_cut_every_heads_input_is_refused_in_one_line(model, tokenizer, strategy):
+    with pytest.raises(ValueError, match="^text-classification: truncation must be True, False, 'longest_first'"):
+        _sentiment(model, tokenizer)("good " * 200, truncation=strategy)
+
+
+def test_feature_extraction_refuses_to_drop_the_attention_mask(model_dir):
+    extract = pipeline("feature-extraction", model=str(model_dir), trust_remote_code=True)
+    with pytest.raises(ValueError, match="return_attention_mask=False: the model reads the attention mask"):
+        extract(PAIR[0], tokenize_kwargs={"return_attention_mask": False})
+
+
 def test_feature_extraction_refuses_tensors_other_than_torchs(model_dir):
     extract = pipeline("feature-extraction", model=str(model_dir), trust_remote_code=True)
     with pytest.raises(ValueError, match="^feature-extraction: tokenize_kwargs return_tensors='np': the model reads"):

@@ -5,6 +5,7 @@ Per-task values are written `sst=2,para=6,sts=8`, or as one number for every tas
 """
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -261,6 +262,8 @@ class MultitaskTrainingArguments(TrainingArguments):
         self._check_warmup()
         self._check_optimizer_choice()  # before TrainingArguments turns optim into an enum
         self._check_compile_backend()  # accelerate's own message would not name the flag
+        if isinstance(self.resume_from_checkpoint, str):  # a path (TrainingArguments expands only output_dir's ~)
+            self.resume_from_checkpoint = os.path.expanduser(self.resume_from_checkpoint)
         super().__post_init__()
         self._check_scheduler_kwargs()
         if self.include_for_metrics:  # MultitaskTrainer scores each task from its predictions alone

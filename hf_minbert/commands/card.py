@@ -11,11 +11,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from hf_minbert.commands.common import home_path
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minbert card", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_dir", help="saved model folder with metrics.json and training_config.json")
+    parser.add_argument("model_dir", type=home_path, help="saved model folder with metrics.json and training_config.json")
     parser.add_argument("--model_id", default=None, help="name the usage snippet loads (default: the folder's path)")
     parser.add_argument("--model_name", default=None, help="title of the card (default: the repo's or folder's name)")
     return parser

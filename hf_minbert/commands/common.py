@@ -5,7 +5,6 @@ import argparse
 import contextlib
 import os
 import pickle
-import re
 from pathlib import Path
 
 import torch
@@ -26,18 +25,12 @@ def first_line(error) -> str:
     return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
 
 
-# A leading ~ or ~user, followed by a / or nothing: a home folder.
-HOME_PREFIX = re.compile(r"~[\w.-]*(?=/|$)")
-
-
-def expand_home(value):
-    """`value` with a leading ~ (or ~user) read as the home folder where the shell left it: quoted, in a config
-    file, or after the = of `--data_dir=~/data` (bash expands a ~ only at the start of a word). Anything other
-    than a string is returned as it is."""
-    if not isinstance(value, str):
-        return value
-    flag, equals, rest = value.partition("=") if value.startswith("--") else ("", "", value)
-    return flag + equals + (os.path.expanduser(rest) if HOME_PREFIX.match(rest) else rest)
+def home_path(path):
+    """A path flag's value with a leading ~ (or ~user) read as that home folder, where the shell left it: quoted,
+    after the = of `--data_dir=~/data` (bash expands a ~ only at the start of a word), in a config file or given
+    from Python. What is not a string (None, a list's absence) is returned as it is. Only path flags take this:
+    another flag's ~ (a commit message, a title) is text."""
+    return os.path.expanduser(path) if isinstance(path, str) else path
 
 
 def check_list_flags_once(parser, argv):

@@ -47,12 +47,9 @@ NO_NULL = ("output_dir",)
 
 def config_values(parser, path) -> dict:
     """{field: value} of the config file at `path`, each value converted as on the command line."""
-    from hf_minbert.commands.common import expand_home
-
     fields, defaults = _field_types(parser), _field_defaults(parser)
     values = {}
     for key, value in read_config(path).items():
-        value = [expand_home(item) for item in value] if isinstance(value, list) else expand_home(value)
         if key not in fields:
             raise ValueError(f"{path}: unknown key {key!r}{_did_you_mean(key, fields)}")
         values[key] = _convert(parser._option_string_actions[f"--{key}"], fields[key], value, f"{path}: {key}")

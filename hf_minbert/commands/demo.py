@@ -13,7 +13,13 @@ import torch
 from transformers import AutoModel, PretrainedConfig
 
 from hf_minbert import MinBertConfig, MinBertEnsembleConfig, MinBertForMultitask, embedded_base_model
-from hf_minbert.commands.common import check_model_source, has_trained_task_heads, load_tokenizer, readable_weights
+from hf_minbert.commands.common import (
+    check_model_source,
+    has_trained_task_heads,
+    home_path,
+    load_tokenizer,
+    readable_weights,
+)
 
 PAIRS = [
     ("A man is playing a guitar.", "Someone plays an acoustic guitar."),
@@ -25,7 +31,7 @@ COSINE_HEAD = "sts_bi"  # added to an untrained model: the base model's own cosi
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minbert demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None,
+    parser.add_argument("--model", type=home_path, default=None,
                         help="a trained model folder or a BERT checkpoint (default: the embedded MiniLM)")
     return parser
 

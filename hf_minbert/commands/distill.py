@@ -31,7 +31,7 @@ from typing import Optional
 
 from transformers import AutoTokenizer
 
-from hf_minbert.commands.common import check_model_source, load_tokenizer, readable_weights
+from hf_minbert.commands.common import check_model_source, home_path, load_tokenizer, readable_weights
 from hf_minbert.commands.head_options import base_task_specs, task_specs
 from hf_minbert.commands.train import build_model, check_run, seed_run, train_and_save
 from hf_minbert.commands.train_arguments import parse_arguments
@@ -53,6 +53,10 @@ class DistillationArguments:
     )
     alpha: str = field(default="0.5", metadata={"help": "weight of the gold label in each target: one number or sst=0.3,para=0.5,sts=0.5"})
     teacher_batch_size: int = field(default=128, metadata={"help": "examples per teacher forward pass"})
+
+    def __post_init__(self):
+        self.teacher = home_path(self.teacher)
+        self.fold_teachers = [home_path(folder) for folder in self.fold_teachers] if self.fold_teachers else self.fold_teachers
 
 
 def main(argv=None) -> int:

@@ -36,6 +36,7 @@ from hf_minbert.commands.common import (
     check_tokenizer_fits,
     first_line,
     has_trained_task_heads,
+    home_path,
     load_tokenizer,
     positive_int,
     readable_weights,
@@ -78,11 +79,11 @@ TOKENIZER_PROBE = "Paraphrase? It's naïve, UNBELIEVABLY so: 3.5 stars — co-op
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minbert ensemble", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", required=True, help="saved multitask model folders (the candidates)")
-    parser.add_argument("--output_dir", required=True, help="where the ensemble is saved")
+    parser.add_argument("--models", nargs="+", type=home_path, required=True, help="saved multitask model folders (the candidates)")
+    parser.add_argument("--output_dir", type=home_path, required=True, help="where the ensemble is saved")
     parser.add_argument("--overwrite_output_dir", action="store_true",
                         help="replace an --output_dir that already holds a model (refused otherwise)")
-    parser.add_argument("--data_dir", default="../shared/data", help="folder with the CS224N dev files")
+    parser.add_argument("--data_dir", type=home_path, default="../shared/data", help="folder with the CS224N dev files")
     parser.add_argument("--tasks", nargs="+", default=["sst", "para", "sts"], choices=list(TASK_SCHEMAS),
                         help="tasks to ensemble (default: sst para sts)")
     parser.add_argument("--selection", choices=list(SELECTION_METHODS), default="greedy",
@@ -303,6 +304,7 @@ def selection_record(args, outcome, members) -> dict:
     record = {"members": ensemble_task_weights(outcome.selections, members)[0], "working_dir": str(Path.cwd()),
               "selection": args.selection,
               **selection_options(args),
+              "max_length": args.max_length,  # the dev inputs were cut to it, where given: the scores are theirs
               "tasks": {s.task: {**s.to_dict(), "error_correlation": outcome.alike[s.task],
                                  **({"held_out": held_out[s.task]} if s.task in held_out else {})}
                         for s in outcome.selections}}

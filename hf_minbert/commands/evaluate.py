@@ -11,7 +11,11 @@ For each task (by default the model's own: sst, para, sts) it reads the dev file
                    files stay interchangeable with its scripts), then "id , value " rows: class numbers for
                    sst and para, the similarity as a float written exactly (it reads back bit for bit)
     metrics.json   {"sst": {"accuracy"}, "para": {"accuracy"}, "sts": {"pearson", "spearman"},
-                    "overall": leaderboard score, "mean": plain mean}   (overall/mean need all three tasks)
+                    "overall": leaderboard score, "mean": plain mean,   (overall/mean need all three tasks)
+                    "skipped_rows": the bad rows --skip_bad_rows skipped, per file}
+
+Prediction files an earlier run left in --output_dir that this run does not write are removed (and named), so
+that the folder holds one model's answers.
 
 --average_pair_orders TASK scores a cross-encoded pair task with the mean of the head's outputs for both
 orders of each pair, as a model trained with that flag does (the model's files are not changed).
@@ -39,10 +43,12 @@ from hf_minbert.commands.common import (
     check_model_source,
     check_tokenizer_fits,
     first_line,
+    home_path,
     positive_int,
     readable_weights,
     torch_device,
 )
+from hf_minbert.commands.train_data import skipped_rows_record
 from hf_minbert.configuration_minbert import DEFAULT_TASKS
 from hf_minbert.data import TASK_SCHEMAS, DataError, read_task_file
 from hf_minbert.ensemble import load_multitask_model
@@ -60,16 +66,16 @@ from model_cards.run_record import TRAINING_CONFIG_FILE
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minbert evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="saved model directory (save_pretrained output)")
-    parser.add_argument("--tokenizer", default=None, help="tokenizer directory (default: --model)")
-    parser.add_argument("--data_dir", default="../shared/data", help="folder with the CS224N task files (default: "
+    parser.add_argument("--model", type=home_path, required=True, help="saved model directory (save_pretrained output)")
+    parser.add_argument("--tokenizer", type=home_path, default=None, help="tokenizer directory (default: --model)")
+    parser.add_argument("--data_dir", type=home_path, default="../shared/data", help="folder with the CS224N task files (default: "
                         "../shared/data, as for minbert train)")
-    parser.add_argument("--output_dir", required=True, help="where prediction files and metrics.json go")
+    parser.add_argument("--output_dir", type=home_path, required=True, help="where prediction files and metrics.json go")
     parser.add_argument("--tasks", nargs="+", default=None, choices=list(TASK_SCHEMAS),
                         help="tasks to score (default: the model's own, among sst para sts cfimdb)")
     for task in TASK_SCHEMAS:
-        parser.add_argument(f"--{task}_dev", default=None, help=f"labelled {task} file (default: data_dir's)")
-        parser.add_argument(f"--{task}_test", default=None, help=f"unlabelled {task} file (default: data_dir's)")
+        parser.add_argument(f"--{task}_dev", type=home_path, default=None, help=f"labelled {task} file (default: data_dir's)")
+        parser.add_argument(f"--{task}_test", type=home_path, default=None, help=f"unlabelled {task} file (default: data_dir's)")
     parser.add_argument("--batch_size", type=positive_int, default=64, help="examples per forward pass")
     parser.add_argument("--max_length", type=positive_int, default=None,
                         help="truncate inputs to this many tokens (default: the longest the model and tokenizer "
@@ -254,22 +260,37 @@ def main(argv=None) -> int:
     except CommandError as error:
         print(f"minbert evaluate: {error}", file=sys.stderr)
         return 2
-    output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     predict_kwargs = dict(batch_size=args.batch_size, max_length=args.max_length, bf16=args.bf16,
                           progress=not args.no_progress)
-    metrics, table = {}, []
-    for task, split, dataset, read_report in inputs:
-        result = evaluate_task(model, tokenizer, dataset, task, **predict_kwargs)
-        write_prediction_file(output_dir / f"{task}-{split}-output.csv", task, result.predictions.ids, result.labels)
-        if result.metrics is not None:
-            metrics[task] = result.metrics
-        table.append((task, split, read_report, result))
-    metrics = with_overall_scores(metrics)
+    table = [(task, split, read_report, evaluate_task(model, tokenizer, dataset, task, **predict_kwargs))
+             for task, split, dataset, read_report in inputs]
+    metrics = with_overall_scores({task: result.metrics for task, _, _, result in table if result.metrics is not None})
+    metrics["skipped_rows"] = skipped_rows_record([read_report for _, _, read_report, _ in table])
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written = {prediction_file_name(task, split): result for task, split, _, result in table}
+    clear_earlier_predictions(output_dir, keep=written)
+    for name, result in written.items():
+        write_prediction_file(output_dir / name, result.predictions.task, result.predictions.ids, result.labels)
     write_metrics_json(output_dir / "metrics.json", metrics)
     print(format_table(table, metrics))
     print(f"wrote predictions and metrics.json to {output_dir}")
     return 0
+
+
+def prediction_file_name(task, split):
+    return f"{task}-{split}-output.csv"
+
+
+def clear_earlier_predictions(output_dir, keep):
+    """Delete the prediction files an earlier run left in `output_dir` that this one does not write (another
+    model's answers beside this one's would be zipped up together); each one is named on the console."""
+    for task in TASK_SCHEMAS:
+        for split in ("dev", "test"):
+            path = output_dir / prediction_file_name(task, split)
+            if path.name not in keep and path.is_file():
+                path.unlink()
+                print(f"removed {path}: an earlier run's predictions, which this run does not replace")
 
 
 def format_table(rows, metrics) -> str:

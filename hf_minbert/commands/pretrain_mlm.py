@@ -50,6 +50,9 @@ class MlmArguments:
     )
 
     def __post_init__(self):
+        from hf_minbert.commands.common import home_path
+
+        self.model_name_or_path, self.data_dir = home_path(self.model_name_or_path), home_path(self.data_dir)
         if not 0 < self.mlm_probability < 1:  # also refuses NaN
             raise ValueError(f"--mlm_probability must lie in (0, 1), got {self.mlm_probability}")
         if self.max_seq_length < 8:

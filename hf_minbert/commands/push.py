@@ -16,11 +16,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from hf_minbert.commands.common import home_path
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minbert push", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_dir", help="saved model folder (minbert train's output directory)")
+    parser.add_argument("model_dir", type=home_path, help="saved model folder (minbert train's output directory)")
     parser.add_argument("--repo_id", required=True, help="Hub repository, user/name (created if it does not exist)")
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or `hf auth login`'s)")

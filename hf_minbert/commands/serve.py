@@ -12,13 +12,15 @@ import socket
 import sys
 from pathlib import Path
 
+from hf_minbert.commands.common import home_path
+
 INSTALL_HINT = 'install the demo extra: pip install "hf_minbert[demo]"'
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minbert serve", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_dir", help="saved model folder (minbert train's or minbert ensemble's output)")
+    parser.add_argument("model_dir", type=home_path, help="saved model folder (minbert train's or minbert ensemble's output)")
     parser.add_argument("--port", type=port_number, default=7860, help="port to listen on (default: 7860)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 shares it)")

@@ -12,15 +12,17 @@ anything is written. A failure is one line: exit status 2 for the token, the ids
 import argparse
 import sys
 
+from hf_minbert.commands.common import home_path
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minbert space", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_dir", help="the saved model folder that --repo_id holds (minbert push's DIR)")
+    parser.add_argument("model_dir", type=home_path, help="the saved model folder that --repo_id holds (minbert push's DIR)")
     parser.add_argument("--repo_id", required=True, help="the model repository the Space serves, user/name")
     parser.add_argument("--space_repo_id", default=None,
                         help="the Space's repository, user/name (default: --repo_id with -demo appended)")
-    parser.add_argument("--output_dir", default=None, help="only write the Space's files into this folder; no upload")
+    parser.add_argument("--output_dir", type=home_path, default=None, help="only write the Space's files into this folder; no upload")
     parser.add_argument("--private", action="store_true", help="create the Space as private")
     parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or `hf auth login`'s)")
     parser.add_argument("--commit_message", default="Upload minBERT demo", help="commit message")

@@ -10,8 +10,12 @@ from typing import Optional
 
 from transformers import HfArgumentParser
 
+from hf_minbert.commands.common import home_path
+
 # --architecture's choices; train.architecture_overrides says what each means for a checkpoint.
 ARCHITECTURES = ("multitask", "cerbertus", "triple")
+# The tasks whose dev file a flag names (--sst_dev, ...).
+DEV_FILE_TASKS = ("sst", "para", "sts", "cfimdb")
 
 
 @dataclass
@@ -54,6 +58,7 @@ class ModelArguments:
     )
 
     def __post_init__(self):
+        self.model_name_or_path = home_path(self.model_name_or_path)
         # What needs no checkpoint; the layers --task_specific_layers may take are checked against it (check_run).
         if self.architecture is not None and self.architecture not in ARCHITECTURES:
             raise ValueError(f"--architecture: choose one of {', '.join(ARCHITECTURES)}; got {self.architecture!r}")
@@ -121,6 +126,8 @@ class DataArguments:
     fold_seed: int = field(default=0, metadata={"help": "seed of the row-to-fold assignment (the same for every fold's run)"})
 
     def __post_init__(self):
+        for name in ("data_dir", *(f"{task}_dev" for task in DEV_FILE_TASKS)):
+            setattr(self, name, home_path(getattr(self, name)))
         for name in ("max_train_samples", "max_eval_samples", "early_stopping_patience", "min_phrase_tokens"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")

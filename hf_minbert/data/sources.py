@@ -49,7 +49,8 @@ def parse_sources(spec, data_dir=None) -> list:
     names = [name.strip() for name in spec.split(",")] if isinstance(spec, str) else [str(name) for name in spec]
     if not names or not all(names):
         raise ValueError(f"empty source name in {spec!r}; expected comma-separated file names")
-    return [Path(data_dir) / name if data_dir is not None else Path(name) for name in names]
+    paths = [Path(name).expanduser() for name in names]  # ~/a.csv: the home folder's, not data_dir/~/a.csv
+    return [Path(data_dir) / path if data_dir is not None else path for path in paths]
 
 
 def parse_task_sources(value: str, data_dir=None):
