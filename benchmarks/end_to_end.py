@@ -5,22 +5,24 @@
     python benchmarks/end_to_end.py --label "what changed"   # names this run's row in the history
 
 minBERT: the command's own code path (its data, its recipe's model, `MultitaskTrainer` with the default
-arguments, bf16 autocast) runs `warmup + steps` optimizer steps, evaluation and saving off. Its steps are
+arguments: bf16 autocast where the machine multiplies bf16 natively, else fp32) runs `warmup + steps` optimizer steps, evaluation and saving off. Its steps are
 the first steps of the default sampler's epoch: the tasks' batches shuffled together, SST's sentences and
 a share of its phrases, grouped by length.
 
 The peer: what a transformers user would train instead — one stock `BertForSequenceClassification` per
-task from the same weights (cross-encoded pairs), each trained by a stock `Trainer` (bf16, batch 32, same
-learning rate) on exactly the rows of its task's batches above, batch by batch in the same order.
+task from the same weights (cross-encoded pairs), each trained by a stock `Trainer` (minBERT's precision, batch
+32, same learning rate) on exactly the rows of its task's batches above, batch by batch in the same order.
 
 A step's time is the wall time between the ends of two consecutive optimizer steps, so data loading,
 collation, forward, backward and the optimizer are all in it; only the steps after the warmup count (for
 the peer: the same global steps, and never a model's first step). Real tokens are the non-padding tokens
 each side feeds its encoder (the bi-encoded STS pair as two sentences, the peer's as one joint sequence).
 Inference, the same way: the recipe's minBERT model (before training: speed does not depend on the weights)
-scores the dev sets through `minbert evaluate`'s code path (`evaluate_model`: tokenization, batches of 128,
-bf16 autocast) against the peer's three models under `Trainer.predict` (bf16, batches of 128) on the same
+scores the dev sets through `minbert evaluate`'s code path (`evaluate_model`: tokenization, batches of 128)
+against the peer's three models under `Trainer.predict` (batches of 128), both in that precision, on the same
 rows, tokenization included on both sides, each after an untimed pass over a few rows; rows/s.
+Ratios: of real tokens/s over all timed steps, and of the median step times (which a few slow steps on either
+side do not move).
 Order: the matmul peak, inference and the peer's training run first, as in any process; minBERT's training
 last, because its trainer has glibc keep freed memory for the rest of the process (trainers/cpu_memory.py),
 which would speed up whatever ran after it.
@@ -55,6 +57,8 @@ from speed import matmul_peak, sequence_flops
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PEER_LABELS = {"sst": 5, "para": 2, "sts": 1}
 WARMUP_ROWS = 16  # untimed rows each inference side scores first
+# matmul_peak's key for each precision a run trains in.
+PEAK_KEYS = {"bf16": "bfloat16", "fp32": "float32"}
 
 
 class StepClock(TrainerCallback):
@@ -155,7 +159,7 @@ class MinBertSide(NamedTuple):
     learning_rate: float
 
 
-def time_inference(minbert, eval_rows, batch_size=128):
+def time_inference(minbert, eval_rows, bf16, batch_size=128):
     """Rows/s scoring the first `eval_rows` dev rows of each task: minBERT through `evaluate_model`, the peer
     through `Trainer.predict` on one fresh `BertForSequenceClassification` per task (speed does not depend
     on the weights); each side's tokenization included."""
@@ -166,9 +170,9 @@ def time_inference(minbert, eval_rows, batch_size=128):
     rows = sum(len(r) for r in dev.values())
     model = minbert.model.eval()
     warmup = {task: rows.select(range(min(WARMUP_ROWS, len(rows)))) for task, rows in dev.items()}
-    evaluate_model(model, minbert.tokenizer, warmup, batch_size=batch_size, bf16=True, progress=False)
+    evaluate_model(model, minbert.tokenizer, warmup, batch_size=batch_size, bf16=bf16, progress=False)
     start = time.perf_counter()
-    evaluate_model(model, minbert.tokenizer, dev, batch_size=batch_size, bf16=True, progress=False)
+    evaluate_model(model, minbert.tokenizer, dev, batch_size=batch_size, bf16=bf16, progress=False)
     ours = time.perf_counter() - start
     peer = 0.0
     with tempfile.TemporaryDirectory() as work:
@@ -176,7 +180,7 @@ def time_inference(minbert, eval_rows, batch_size=128):
             if task not in dev:
                 continue
             peer_model = BertForSequenceClassification.from_pretrained(minbert.base_path, num_labels=num_labels)
-            args = TrainingArguments(output_dir=work, per_device_eval_batch_size=batch_size, bf16=True,
+            args = TrainingArguments(output_dir=work, per_device_eval_batch_size=batch_size, bf16=bf16,
                                      use_cpu=not torch.cuda.is_available(), report_to="none", disable_tqdm=True)
             predictor = Trainer(model=peer_model, args=args, processing_class=minbert.tokenizer,
                                 data_collator=DataCollatorWithPadding(minbert.tokenizer))
@@ -206,7 +210,7 @@ def step_work(config, lengths_per_step):
     return tokens, flops
 
 
-def run_peer(raw_train, batches, base_path, work_dir, learning_rate, seed):
+def run_peer(raw_train, batches, base_path, work_dir, learning_rate, seed, bf16):
     """Each task's peer model trained on its batches in order; returns per-global-step seconds (NaN for a
     model's first step) and each global step's sequence lengths (empty for another task's steps)."""
     from hf_minbert.data import tokenize_for_sequence_classification
@@ -223,7 +227,7 @@ def run_peer(raw_train, batches, base_path, work_dir, learning_rate, seed):
         model = BertForSequenceClassification.from_pretrained(base_path, num_labels=num_labels)
         args = TrainingArguments(
             output_dir=str(work_dir / f"peer_{task}"), per_device_train_batch_size=sizes[0], max_steps=len(steps),
-            learning_rate=learning_rate, bf16=True, use_cpu=not torch.cuda.is_available(), save_strategy="no",
+            learning_rate=learning_rate, bf16=bf16, use_cpu=not torch.cuda.is_available(), save_strategy="no",
             eval_strategy="no", report_to="none", logging_steps=len(steps), disable_tqdm=True, seed=seed)
         clock = StepClock()
         trainer = _InOrderTrainer(model=model, args=args, train_dataset=encoded, processing_class=tokenizer,
@@ -266,7 +270,7 @@ def summarize(seconds, tokens, flops, rows, warmup):
 
 
 def add_matmul_ceiling(report, peak_tflops):
-    """Each side's MFU (matmul FLOP/s on real tokens over the bf16 peak), and the ceiling: the real-tokens ratio
+    """Each side's MFU (matmul FLOP/s on real tokens over the peak of the run's precision), and the ceiling: the real-tokens ratio
     minBERT's step would reach against this peer if all its matmuls ran at the peak and nothing else took time.
     No implementation of the same step on this CPU can exceed it."""
     for side in ("minbert", "peer"):
@@ -287,12 +291,15 @@ def markdown(report):
              f"| peer (`Trainer` + `BertForSequenceClassification` ×3) | {peer['real_tokens_per_s']:.0f} | "
              f"{peer['rows_per_s']:.1f} | {peer['median_step_ms']:.0f} | {peer['steps_timed']} | {peer['tflops']:.3f} | "
              f"{_percent(peer.get('mfu'))} |",
-             f"| ratio (ours/peer) | {report['ratio_real_tokens']:.2f} | {report['ratio_rows']:.2f} | | | | |", "",
+             f"| ratio (ours/peer) | {report['ratio_real_tokens']:.2f} | {report['ratio_rows']:.2f} | "
+             f"{report['ratio_median_step']:.2f} (peer's/ours) | | | |", "",
+             f"Precision: {report['precision']} on both sides (bf16 autocast where the machine multiplies bf16 "
+             "natively, as `minbert train` chooses).", "",
              f"Task batches timed: {report['task_steps']}.", ""]
     if "ceiling_ratio_real_tokens" in report:
-        peak = report["matmul"]["peak_tflops"]["bfloat16"]
+        peak = report["matmul"]["peak_tflops"][PEAK_KEYS[report["precision"]]]
         lines += [f"Matmul FLOPs are counted on real tokens as `speed.py` counts them; MFU is their rate over the "
-                  f"measured bf16 matmul peak, {peak:.2f} TFLOP/s. The ceiling: were every matmul of minBERT's step "
+                  f"measured {report['precision']} matmul peak, {peak:.2f} TFLOP/s. The ceiling: were every matmul of minBERT's step "
                   f"at that peak and nothing else to do, it would process "
                   f"{peak * 1e12 / ours['matmul_flops_per_real_token']:.0f} real tokens/s, "
                   f"**{report['ceiling_ratio_real_tokens']:.2f}×** the peer's: no implementation of the same "
@@ -300,7 +307,7 @@ def markdown(report):
     inference = report.get("inference")
     if inference:
         lines += [f"Inference on {inference['rows']} dev rows (up to {report['eval_rows']} per task), tokenization "
-                  "included, bf16, batches of 128:", "",
+                  f"included, {report['precision']}, batches of 128:", "",
                   "| | rows/s |", "|---|---:|",
                   f"| minBERT (`evaluate_model`, as `minbert evaluate`) | {inference['minbert_rows_per_s']:.1f} |",
                   f"| peer (`Trainer.predict`, `BertForSequenceClassification` ×3) | {inference['peer_rows_per_s']:.1f} |",
@@ -318,10 +325,12 @@ def markdown(report):
     history = report.get("history")
     if history:
         lines += ["History (one row per change measured; each ratio within its own run):", "",
-                  "| change | CPU | minBERT real tokens/s | peer | ratio | minBERT MFU | peer MFU | ceiling | command |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---|"]
-        lines += [f"| {row['label']} | {row['machine']} | {row['minbert real tokens/s']:.0f} | "
-                  f"{row['peer real tokens/s']:.0f} | {row['ratio']:.2f} | {_percent(row['minbert mfu'])} | "
+                  "| change | CPU | precision | minBERT real tokens/s | peer | ratio | median-step ratio | minBERT MFU | "
+                  "peer MFU | ceiling | command |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+        lines += [f"| {row['label']} | {row['machine']} | {row.get('precision', 'bf16')} | "
+                  f"{row['minbert real tokens/s']:.0f} | {row['peer real tokens/s']:.0f} | {row['ratio']:.2f} | "
+                  f"{_optional(row.get('median-step ratio'))} | {_percent(row['minbert mfu'])} | "
                   f"{_percent(row['peer mfu'])} | {'' if row['ceiling'] is None else format(row['ceiling'], '.2f')} | "
                   f"`{row['command']}` |" for row in history]
         lines.append("")
@@ -334,12 +343,17 @@ def history_row(report):
     ours, peer = report["minbert"], report["peer"]
     return {"label": report.get("label", "(unlabelled)"), "machine": report["machine"], "date": report["date"],
             "minbert real tokens/s": ours["real_tokens_per_s"], "peer real tokens/s": peer["real_tokens_per_s"],
-            "ratio": report["ratio_real_tokens"], "minbert mfu": ours.get("mfu"), "peer mfu": peer.get("mfu"),
+            "ratio": report["ratio_real_tokens"], "median-step ratio": report["ratio_median_step"],
+            "precision": report["precision"], "minbert mfu": ours.get("mfu"), "peer mfu": peer.get("mfu"),
             "ceiling": report.get("ceiling_ratio_real_tokens"), "command": report["command"]}
 
 
 def _percent(value):
     return "" if value is None else f"{value:.1%}"
+
+
+def _optional(value):
+    return "" if value is None else f"{value:.2f}"
 
 
 def main(argv=None):
@@ -374,14 +388,16 @@ def main(argv=None):
         rows = np.array([len(i) for _, i in batches])
         # minBERT's trainer has glibc keep freed memory for the rest of the process (trainers/cpu_memory.py), so
         # everything a stock process would run without that comes first: the peak, inference, the peer.
+        bf16 = bool(trainer.args.bf16)  # minbert train's choice for this machine; the peer runs in the same
         peak = matmul_peak(config, int(np.median(ours_tokens)), repeats=10)
-        inference = time_inference(minbert, options.eval_rows)
-        peer_s, peer_lengths = run_peer(raw, batches, minbert.base_path, work, minbert.learning_rate, options.seed)
+        inference = time_inference(minbert, options.eval_rows, bf16)
+        peer_s, peer_lengths = run_peer(raw, batches, minbert.base_path, work, minbert.learning_rate, options.seed, bf16)
         peer_tokens, peer_flops = step_work(config, peer_lengths)
         trainer.train()
         ours_s = clock.step_seconds()[:timed_end]
         print(f"minBERT: {np.sum(ours_s[options.warmup:]):.1f} s for {options.steps} steps", flush=True)
     report = {**run_header("end_to_end.py", argv), "steps": options.steps, "warmup": options.warmup,
+              "precision": "bf16" if bf16 else "fp32",
               "eval_rows": options.eval_rows,
               "task_steps": {t: sum(1 for task, _ in batches[options.warmup:] if task == t) for t in PEER_LABELS},
               "minbert": summarize(ours_s, ours_tokens, ours_flops, rows, options.warmup),
@@ -391,7 +407,8 @@ def main(argv=None):
               "minbert_step_seconds": ours_s.tolist(), "peer_step_seconds": peer_s.tolist()}
     report["ratio_real_tokens"] = round(report["minbert"]["real_tokens_per_s"] / report["peer"]["real_tokens_per_s"], 2)
     report["ratio_rows"] = round(report["minbert"]["rows_per_s"] / report["peer"]["rows_per_s"], 2)
-    add_matmul_ceiling(report, peak["peak_tflops"]["bfloat16"])
+    report["ratio_median_step"] = round(report["peer"]["median_step_ms"] / report["minbert"]["median_step_ms"], 2)
+    add_matmul_ceiling(report, peak["peak_tflops"][PEAK_KEYS[report["precision"]]])
     report["label"] = options.label or "(unlabelled)"
     report["history"] = append_history(options.out_dir, "end_to_end", history_row(report))
     table = markdown(report)

@@ -530,7 +530,8 @@ def _minbert(command, flags, environment=None):
 
 
 def run_peer(args, results=None, row="peer"):
-    """Three stock BertForSequenceClassification models, Trainer defaults, cross-encoded pairs."""
+    """Three stock BertForSequenceClassification models on the course files, cross-encoded pairs: batches of 32 in
+    the precision minbert train chooses here, Trainer's defaults otherwise, scored after the last epoch."""
     import numpy as np
     import torch
     from transformers import (
@@ -545,6 +546,7 @@ def run_peer(args, results=None, row="peer"):
     from hf_minbert.data import read_task_splits, task_schema, tokenize_for_sequence_classification
     from hf_minbert.evaluation import score_task
     from hf_minbert.metrics import with_overall_scores
+    from trainers.arguments import has_bf16_matmuls  # the precision minbert train chooses on this machine
 
     base = embedded_base_model()
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -560,7 +562,8 @@ def run_peer(args, results=None, row="peer"):
         training_args = TrainingArguments(
             output_dir=str(Path(args.work_dir) / f"peer_{task}"), per_device_train_batch_size=32,
             num_train_epochs=3 if args.epochs is None else args.epochs,
-            bf16=True, use_cpu=not torch.cuda.is_available(), save_strategy="no", eval_strategy="no", report_to="none",
+            bf16=has_bf16_matmuls(), use_cpu=not torch.cuda.is_available(), save_strategy="no", eval_strategy="no",
+            report_to="none",
             per_device_eval_batch_size=128, logging_steps=100,
         )
         trainer = Trainer(model=model, args=training_args, train_dataset=train_tok, processing_class=tokenizer,
