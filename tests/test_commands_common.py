@@ -52,14 +52,6 @@ def test_a_training_file_given_with_a_tilde_is_the_home_folders_not_the_data_fol
         "sst", [Path("data/ids-sst-train.csv"), tmp_path / "trees.txt"])
 
 
-def test_a_tilde_in_a_flag_that_is_not_a_path_stays_text(monkeypatch):
-    from hf_minbert.commands import card, push
-
-    monkeypatch.setenv("HOME", "/home/someone")
-    assert push.build_parser().parse_args(["m", "--repo_id", "u/m", "--commit_message=~/notes"]).commit_message == "~/notes"
-    assert card.build_parser().parse_args(["m", "--model_name", "~"]).model_name == "~"
-
-
 def test_a_command_reads_a_quoted_tilde_in_a_path_as_the_home_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert minbert(["card", "~/no-such-model"]) == 2

@@ -178,6 +178,12 @@ def test_minbert_card_points_the_snippet_at_a_repo_id(trained_dir):
     assert 'model_id = "someone/minbert-mt"' in card and _front_matter(card)["model-index"][0]["name"] == "minbert-mt"
 
 
+def test_a_tilde_in_a_flag_that_is_not_a_path_stays_text(trained_dir, monkeypatch):
+    monkeypatch.setenv("HOME", "/home/someone")
+    assert minbert(["card", str(trained_dir), "--model_name", "~"]) == 0
+    assert "\n# ~\n" in _card(trained_dir)
+
+
 def test_minbert_card_names_the_missing_record_file(trained_dir, capsys):
     (trained_dir / TRAINING_CONFIG_FILE).unlink()
     assert minbert(["card", str(trained_dir)]) == 2

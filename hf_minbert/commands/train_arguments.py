@@ -180,6 +180,6 @@ def model_path(model_args):
     if path is None:
         return embedded_base_model()
     local = path.startswith((".", "/", "~")) or path.count("/") > 1 or "\\" in path
-    if local and not Path(path).expanduser().is_dir():
+    if local and not Path(path).is_dir():  # a leading ~ was read as the home folder in __post_init__
         raise ValueError(f"--model_name_or_path {path}: no such directory")
-    return str(Path(path).expanduser()) if local else path
+    return path
