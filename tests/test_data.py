@@ -256,12 +256,18 @@ def test_labelled_true_requires_the_label_column(tmp_path):
         ("sst", "ids-sst-dev.csv", SST_LINES[0], "9\tsst-9\t A film .\t2.5", "sentiment", "not one of the task's labels"),
         ("para", "quora-dev.csv", QUORA_LINES[0], "9\tq-9\tA?\tB?\t2.0", "is_duplicate", "not one of the task's labels"),
         ("sts", "sts-dev.csv", STS_LINES[0], "9\tsts-9\tA.\tB.\t5.5", "similarity", r"outside the task's range"),
-        ("sts", "sts-dev.csv", STS_LINES[0], "9\tsts-9\tA.\tB.\tnan", "similarity", "label is NaN"),
+        ("sts", "sts-dev.csv", STS_LINES[0], "9\tsts-9\tA.\tB.\tnan", "similarity", "is not a number"),
         ("sts", "sts-dev.csv", STS_LINES[0], "9\tsts-9\tA.\tB.\thigh", "similarity", "is not a number"),
+        ("sts", "sts-dev.csv", STS_LINES[0], "9\tsts-9\tA.\tB.\t0_5", "similarity", "is not a number"),
+        ("sst", "ids-sst-dev.csv", SST_LINES[0], "9\tsst-9\t A film .\t\u0663", "sentiment", "is not a number"),
         ("sts", "sts-dev.csv", STS_LINES[0], "9\tsts-9\t  \tB.\t1.0", "sentence1", "empty sentence"),
         ("sst", "ids-sst-dev.csv", SST_LINES[0], "9\tsst-9\t \u200b\u200d \t1", "sentence", "empty sentence"),
+        ("sst", "ids-sst-dev.csv", SST_LINES[0], "9\tsst-9\t \ufffd\ufffd\t1", "sentence", "empty sentence"),
+        ("sst", "ids-sst-dev.csv", SST_LINES[0], "9\tsst-9\t\x01\x7f\t1", "sentence", "empty sentence"),
+        ("sst", "ids-sst-dev.csv", SST_LINES[0], "9\tsst-9\t \u0301\u0301\t1", "sentence", "empty sentence"),
         ("sst", "ids-sst-dev.csv", SST_LINES[0], "9\t\t A film .\t1", "id", "empty id"),
         ("sst", "ids-sst-dev.csv", SST_LINES[0], "9\tsst-0\t A film .\t1", "id", "repeats the id of line 2"),
+        ("sst", "ids-sst-dev.csv", SST_LINES[0], "9\t sst-0 \t A film .\t1", "id", "repeats the id of line 2"),
     ],
 )
 def test_bad_value_is_an_error_naming_file_line_and_column(tmp_path, task, name, header, row, column, problem):
@@ -269,6 +275,33 @@ def test_bad_value_is_an_error_naming_file_line_and_column(tmp_path, task, name,
     path = write_file(tmp_path, name, [header, first_row, row])
     with pytest.raises(DataError, match=rf"{name}, line 3, column '{column}': .*{problem}"):
         read_task_file(path, task)
+
+
+def test_plainly_written_numbers_are_labels(tmp_path):
+    lines = [STS_LINES[0], *(f"{i}\tsts-{i}\tA.\tB.\t{score}" for i, score in enumerate(["3", " 2.5 ", "+1", ".5", "4e0"]))]
+    dataset, _ = read_task_file(write_file(tmp_path, "sts-dev.csv", lines), "sts")
+    assert dataset["similarity"] == [3.0, 2.5, 1.0, 0.5, 4.0]
+
+
+def test_ids_are_kept_without_surrounding_spaces_as_prediction_files_are_read(tmp_path):
+    lines = [SST_LINES[0], "0\t sst-0 \t A film .\t1"]
+    dataset, _ = read_task_file(write_file(tmp_path, "ids-sst-dev.csv", lines), "sst")
+    assert dataset["id"] == ["sst-0"]
+
+
+def test_a_sentence_longer_than_the_csv_modules_field_limit_is_read_whole(tmp_path):
+    long_sentence = " a" * 100_000
+    lines = SST_LINES + [f"3\tsst-3\t{long_sentence}\t2"]
+    dataset, _ = read_task_file(write_file(tmp_path, "ids-sst-train.csv", lines), "sst")
+    assert dataset["sentence"][-1] == long_sentence
+
+
+def test_the_read_report_holds_the_sha256_of_the_bytes_read(tmp_path):
+    import hashlib
+
+    path = write_file(tmp_path, "ids-sst-train.csv", SST_LINES)
+    _, report = read_task_file(path, "sst")
+    assert report.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_row_with_wrong_field_count_is_an_error_naming_the_line(tmp_path):
@@ -449,6 +482,13 @@ def test_stsb_layout_scales_the_0_1_score_onto_0_5_similarity(tmp_path):
     dataset, _ = load_hub_task("sts", "train", path=str(tmp_path / "stsb"), cache_dir=str(tmp_path / "cache"))
     assert dataset["similarity"] == [0.76 * 5, 0.0]
     assert dataset["id"] == ["train-0", "train-1"]
+
+
+def test_stsb_scores_stored_as_text_are_scaled_as_numbers_are(tmp_path):
+    rows = [{"sentence1": "a cat sat", "sentence2": "the cat sat", "score": "0.5"}]
+    write_jsonl(tmp_path / "stsb" / "train.jsonl", rows)
+    dataset, _ = load_hub_task("sts", "train", path=str(tmp_path / "stsb"), cache_dir=str(tmp_path / "cache"))
+    assert dataset["similarity"] == [2.5]
 
 
 def test_hub_row_with_a_non_text_sentence_is_an_error_naming_the_row_and_column(tmp_path):

@@ -505,6 +505,27 @@ def test_a_staging_folder_without_checkpoints_is_discarded_by_the_next_run(base,
     assert (output / "model.safetensors").exists() and not (tmp_path / "model.partial").exists()
 
 
+def test_a_data_file_moved_while_the_model_trains_neither_loses_the_model_nor_changes_its_record(
+        base, data, tmp_path, monkeypatch):
+    from hf_minbert.commands import train as train_command
+    from hf_minbert.commands.train_data import file_sha256
+
+    moved = tmp_path / "data"
+    shutil.copytree(data, moved)
+    read_sha = file_sha256(moved / "sts-train.csv")
+    read = train_command.load_task_data
+
+    def read_then_move(*args):  # what a long run can meet: its data folder changed under it
+        loaded = read(*args)
+        (moved / "sts-train.csv").write_text("replaced\n")
+        return loaded
+
+    monkeypatch.setattr(train_command, "load_task_data", read_then_move)
+    assert train(base, moved, tmp_path / "model") == 0
+    record = json.loads((tmp_path / "model" / "metrics.json").read_text())["training_data"]["sts"]
+    assert record["sha256"] == {"sts-train.csv": read_sha}
+
+
 @pytest.mark.slow
 def test_checkpoints_and_the_best_model_end_in_the_output_folder(base, data, tmp_path):
     output = tmp_path / "model"

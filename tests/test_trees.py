@@ -88,6 +88,14 @@ def test_a_tree_file_reads_into_the_sst_schema(tmp_path):
     assert (report.trees, report.phrases) == (2, 9 + 11)
 
 
+def test_the_tree_read_report_holds_the_sha256_of_the_bytes_read(tmp_path):
+    import hashlib
+
+    path = write_trees(tmp_path, TREE_LINES)
+    _, report = read_tree_file(path)
+    assert report.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def test_phrase_ids_name_the_line_and_the_node_in_pre_order(tmp_path):
     dataset, _ = read_tree_file(write_trees(tmp_path, TREE_LINES))
     ids = dict(zip(dataset["sentence"], dataset["id"]))

@@ -308,6 +308,9 @@ def train_and_save(model, tokenizer, train, dev, base_path, model_args, data_arg
     output = Path(training_args.output_dir)
     check_output_folder(output, training_args.overwrite_output_dir, training_args.resume_from_checkpoint,
                         inputs={"--data_dir": data_args.data_dir})
+    # Made before the long work: nothing about the data files (moved or edited while the model trains) may stop
+    # the saving of a trained model.
+    data_record = training_data_record(read_reports, data_args)
     if adapter_args.enabled:
         model = _with_adapters(model, adapter_args, training_args)
     callbacks = []
@@ -332,7 +335,7 @@ def train_and_save(model, tokenizer, train, dev, base_path, model_args, data_arg
     if training_args.should_save:
         recorded = {**asdict(model_args), **(asdict(adapter_args) if adapter_args.enabled else {}), **(card_arguments or {})}
         _save_record(staging, output, trainer, {**metrics, "skipped_rows": skipped_rows_record(read_reports),
-                                                   "training_data": training_data_record(read_reports, data_args)},
+                                                   "training_data": data_record},
                      recorded, data_args, training_args, train_seconds, base_path)
     if training_args.push_to_hub:
         trainer.push_to_hub()

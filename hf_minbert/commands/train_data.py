@@ -170,7 +170,7 @@ def _task_training_record(report):
                       selection=dict(report.selection))
     if report.implied:
         record["implied_pairs"] = report.implied.rows
-    record["sha256"] = {source.name: file_sha256(source.source) for source in report.sources}
+    record["sha256"] = {source.name: _read_sha256(source.read) for source in report.sources}
     return record
 
 
@@ -179,7 +179,12 @@ def _dev_record(dev_read, data_args):
 
     rows = dev_read.rows if data_args.max_eval_samples is None else min(dev_read.rows, data_args.max_eval_samples)
     return {"file": source_name(dev_read.source, data_args.data_dir), "rows": rows,
-            "sha256": file_sha256(dev_read.source)}
+            "sha256": _read_sha256(dev_read)}
+
+
+def _read_sha256(read) -> str:
+    """The SHA-256 of the bytes a reader read (the file now may hold others), else of the file as it is now."""
+    return read.sha256 or file_sha256(read.source)
 
 
 def file_sha256(path) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import datasets
 
-from .schema import TaskRowsBuilder, task_schema
+from .schema import TaskRowsBuilder, plain_number, task_schema
 from .trees import PhraseOptions, phrases_to_rows
 
 SPLITS = ("train", "dev", "test")
@@ -100,9 +100,10 @@ def map_hub_rows(raw, task: str, *, labelled: bool, source: str, split_name: str
 
 
 def _scaled(label, scale):
-    # Only a number is scaled: anything else reaches the row check unchanged and is reported there.
-    is_number = isinstance(label, (int, float)) and not isinstance(label, bool)
-    return label * scale if is_number and scale != 1.0 else label
+    # A number, or the text of one (a mirror may store scores as text), is scaled; anything else reaches the row
+    # check unchanged and is reported there.
+    number = plain_number(label)
+    return number * scale if number is not None and scale != 1.0 else label
 
 
 def load_hub_sst_trees(split: str = "train", *, path=None, name=None, options: PhraseOptions = PhraseOptions(),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import datasets
 
-from .lines import read_lines
+from .lines import FileLines
 from .schema import TASK_SCHEMAS, DataError, TaskRowsBuilder, check_bad_row_share, task_schema
 
 
@@ -30,7 +30,7 @@ def read_task_file(path, task: str, *, labelled=None, skip_bad_rows: bool = Fals
     if not path.is_file():
         raise FileNotFoundError(f"{task} data file not found: {path}")
     _check_named_for_task(path, schema)
-    lines = read_lines(path)
+    lines = FileLines(path)
     _, header = next(lines, (1, None))
     if header is None:
         raise DataError(f"{path}: empty file; expected a header line naming the columns")
@@ -48,6 +48,7 @@ def read_task_file(path, task: str, *, labelled=None, skip_bad_rows: bool = Fals
         else:
             builder.add(location, {column: fields[index] for column, index in positions.items()})
     dataset, report = builder.finish()
+    report.sha256 = lines.sha256
     check_bad_row_share(report, max_bad_row_share)
     return dataset, report
 
@@ -64,6 +65,11 @@ def _check_named_for_task(path: Path, schema):
                 and name.startswith(other.file_prefix + "-"):
             raise DataError(f"{path}: named like {other.name}'s files ({other.file_prefix}-*), given as {schema.name} "
                             f"data; pass it as {other.name} data, or rename it if it holds {schema.name} rows")
+
+
+# Every record is one line read whole, so a field can be no longer than its line: the csv module's default
+# limit of 128 KiB per field would only stop a long (valid) row, and with it the whole read.
+csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 
 
 def _fields(line, path, number):

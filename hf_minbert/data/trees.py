@@ -18,7 +18,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import NamedTuple
 
-from .lines import read_lines
+from .lines import FileLines
 from .schema import ReadReport, TaskRowsBuilder, task_schema
 
 LABELS = {str(label): label for label in range(5)}
@@ -154,8 +154,11 @@ def read_tree_file(path, *, options: PhraseOptions = PhraseOptions(), exclude_se
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"sst tree file not found: {path}")
-    lines = ((f"line {number}", number, text) for number, text in read_lines(path))
-    return phrases_to_rows(lines, str(path), id_prefix or path.stem, options, exclude_sentences, skip_bad_rows)
+    lines = FileLines(path)
+    dataset, report = phrases_to_rows(((f"line {number}", number, text) for number, text in lines), str(path),
+                                      id_prefix or path.stem, options, exclude_sentences, skip_bad_rows)
+    report.sha256 = lines.sha256
+    return dataset, report
 
 
 def phrases_to_rows(lines, source: str, id_prefix: str, options: PhraseOptions, exclude_sentences=(),
