@@ -4,7 +4,7 @@ A push sends an exact list of files, not "whatever is in the folder": the files 
 `from_pretrained(..., trust_remote_code=True)` and the pipelines read (config, safetensors weights, every
 code file the config names and every file those import relatively, the tokenizer), plus the model card and
 the run's record (metrics.json, training_config.json or an ensemble's ensemble_selection.json, plots). Checkpoints, optimizer states and pickled
-training arguments stay home. Before any of this the token is checked: without one the push stops at once.
+training arguments stay home, but where a trainer's hub_strategy asks for its checkpoints. Before any of this the token is checked: without one the push stops at once.
 Then the folder (complete, and every file inside it: a crafted index or a symlink naming a file elsewhere is
 refused), then the endpoint (reachable, and accepting the token), all before the first write.
 
@@ -119,14 +119,14 @@ def _check_inside(model_dir, name):
 
 
 def push_model_dir(model_dir, repo_id, *, private=False, token=None, commit_message="Upload minBERT model",
-                   revision=None, require_card=True, api=None, card_text=None, check_access=True):
+                   revision=None, require_card=True, api=None, card_text=None, check_access=True, also=None):
     """Create `repo_id` (if needed) on HF_ENDPOINT and commit exactly `files_to_push(model_dir)` to it.
 
     The token is checked first, the folder second and the endpoint third (`check_access=False`: the caller
     just did), so a push that cannot succeed fails before any write. `card_text`: README.md's content, sent
-    in place of the folder's file (which then need not exist). `api`: an `HfApi`-like object (default: one on
-    `hub_endpoint()` with the token). Returns the `CommitInfo` of the commit; a refusal by the server is a
-    `HubAccessError`.
+    in place of the folder's file (which then need not exist). `also`: {path in the repo: local file} sent in the
+    same commit. `api`: an `HfApi`-like object (default: one on `hub_endpoint()` with the token). Returns the
+    `CommitInfo` of the commit; a refusal by the server is a `HubAccessError`.
     """
     token = resolve_token(token)
     files = set(files_to_push(model_dir, require_card=require_card and card_text is None))
@@ -137,6 +137,7 @@ def push_model_dir(model_dir, repo_id, *, private=False, token=None, commit_mess
                   for name in sorted(files - {CARD_FILE} if card_text is not None else files)]
     if card_text is not None:
         operations.append(CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=card_text.encode("utf-8")))
+    operations += [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(path)) for name, path in (also or {}).items()]
     try:
         repo = api.create_repo(repo_id, token=token, private=private, repo_type="model", exist_ok=True)
         return api.create_commit(
@@ -146,16 +147,20 @@ def push_model_dir(model_dir, repo_id, *, private=False, token=None, commit_mess
         raise HubAccessError(f"upload of {model_dir} to {repo_id} on {api.endpoint} failed: {_one_line(error)}") from None
 
 
-def push_trainer_output(trainer, commit_message="End of training", token=None, revision=None, private=None):
+def push_trainer_output(trainer, commit_message="End of training", token=None, revision=None, private=None,
+                        write_card=None):
     """What `MultitaskTrainer.push_to_hub` does: check the token, save the model into `args.output_dir`
-    (weights, code, pipelines, tokenizer), then push that folder's push set to `args.hub_model_id` (default:
-    the folder's name in the token owner's namespace). Trainer's own push would send the whole folder,
-    checkpoints' leftovers and pickled arguments included, and overwrite the card with a generic one."""
+    (weights, code, pipelines, tokenizer), write its card (`write_card()`, where given), then push that folder's
+    push set to `args.hub_model_id` (default: the folder's name in the token owner's namespace). Trainer's own
+    push would send the whole folder, checkpoints' leftovers and pickled arguments included, and overwrite the
+    card with a generic one."""
     args = trainer.args
     token = resolve_token(token or args.hub_token)
     trainer.save_model(_internal_call=True)
     if not trainer.is_world_process_zero():
         return None
+    if write_card is not None:
+        write_card()
     repo_id = args.hub_model_id or Path(args.output_dir).absolute().name
     private = args.hub_private_repo if private is None else private
     return push_model_dir(args.output_dir, repo_id, private=bool(private), token=token, commit_message=commit_message,
@@ -165,13 +170,27 @@ def push_trainer_output(trainer, commit_message="End of training", token=None, r
 def push_trainer_checkpoint(trainer, checkpoint_folder):
     """What `MultitaskTrainer._push_from_checkpoint` does (args.push_to_hub with hub_strategy other than
     "end"): push the checkpoint's model, which `save_pretrained` made complete, not Trainer's copy of
-    config and weights alone (transformers#29714: that copy misses the custom code)."""
+    config and weights alone (transformers#29714: that copy misses the custom code). With hub_strategy
+    "checkpoint" ("all_checkpoints"), the whole checkpoint, optimizer and trainer state included, also goes to
+    last-checkpoint/ (checkpoint-<step>/), as Trainer sends it: what resume_from_checkpoint needs."""
     args = trainer.args
     if not trainer.is_world_process_zero() or args.hub_strategy == "end":
         return None
     return push_model_dir(checkpoint_folder, trainer.hub_model_id, token=resolve_token(args.hub_token),
                           commit_message=f"Training in progress, step {trainer.state.global_step}",
-                          revision=args.hub_revision, require_card=False)
+                          revision=args.hub_revision, require_card=False, also=_checkpoint_files(args, checkpoint_folder))
+
+
+def _checkpoint_files(args, checkpoint_folder) -> dict:
+    """{path in the repo: file} of the whole checkpoint where the hub strategy sends it, else {}."""
+    if args.hub_strategy not in ("checkpoint", "all_checkpoints"):
+        return {}
+    folder = Path(checkpoint_folder)
+    prefix = "last-checkpoint" if args.hub_strategy == "checkpoint" else folder.name
+    files = sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+    for name in files:
+        _check_inside(folder, name)
+    return {f"{prefix}/{name}": folder / name for name in files}
 
 
 def _read_config(model_dir):

@@ -204,6 +204,27 @@ def write_model_card(model_dir, *, metrics, base_model, training_arguments=None,
     return card
 
 
+def set_card_options(card: ModelCard, *, language=None, license=None, tags=None, model_name=None,
+                     finetuned_from=None, dataset_tags=None) -> ModelCard:
+    """The front matter options of `Trainer.create_model_card` (and so of `push_to_hub(**kwargs)`) set on `card`:
+    each given one replaces the card's own, but tags, which are added to its own."""
+    data = card.data
+    if language is not None:
+        data.language = language
+    if license is not None:
+        data.license = license
+    if tags is not None:
+        data.tags = [*(data.tags or []), *(tag for tag in ([tags] if isinstance(tags, str) else tags)
+                                           if tag not in (data.tags or []))]
+    if model_name is not None:
+        data.model_name = model_name
+    if finetuned_from is not None:
+        data.base_model = finetuned_from
+    if dataset_tags is not None:
+        data.datasets = [dataset_tags] if isinstance(dataset_tags, str) else list(dataset_tags)
+    return card
+
+
 def regenerate_model_card(model_dir, model_id=None, model_name=None) -> ModelCard:
     """Rewrite README.md of `model_dir` from its metrics.json and training_config.json (`minbert card`)."""
     metrics, training_config = load_run_record(model_dir)

@@ -240,9 +240,9 @@ def test_minbert_push_sends_the_regenerated_card_and_writes_it_only_after_the_up
     assert (model_dir / "README.md").read_text() == sent.path_or_fileobj.decode()
 
 
-def _fake_trainer(output_dir, saved):
+def _fake_trainer(output_dir, saved, hub_strategy="every_save"):
     args = SimpleNamespace(output_dir=str(output_dir), hub_model_id="someone/from-trainer", hub_token=None,
-                           hub_private_repo=False, hub_revision=None, hub_strategy="every_save")
+                           hub_private_repo=False, hub_revision=None, hub_strategy=hub_strategy)
     return SimpleNamespace(args=args, save_model=lambda _internal_call: saved.append(_internal_call),
                            is_world_process_zero=lambda: True, hub_model_id="someone/from-trainer",
                            state=SimpleNamespace(global_step=10))
@@ -270,6 +270,59 @@ def test_a_checkpoint_push_sends_the_checkpoints_complete_model_without_its_opti
     pushed = sorted(op.path_in_repo for op in hub_calls[1][4])
     assert pushed == sorted(set(PUSHED_FILES) - {"README.md"})
     assert hub_calls[1][3]["commit_message"] == "Training in progress, step 10"
+
+
+@pytest.mark.parametrize("strategy, folder", [("checkpoint", "last-checkpoint"), ("all_checkpoints", "checkpoint-10")])
+def test_a_checkpoint_strategy_also_sends_the_whole_checkpoint_to_resume_from(model_dir, hub_calls, token, strategy,
+                                                                               folder):
+    checkpoint = model_dir / "checkpoint-10"
+    for name in hub.remote_load_files(model_dir):
+        shutil.copy(model_dir / name, checkpoint / name)
+    (checkpoint / "trainer_state.json").write_text("{}")
+    hub.push_trainer_checkpoint(_fake_trainer(model_dir, [], hub_strategy=strategy), checkpoint)
+    pushed = {op.path_in_repo: op.path_or_fileobj for op in hub_calls[1][4]}
+    assert {f"{folder}/optimizer.pt", f"{folder}/trainer_state.json", f"{folder}/model.safetensors"} <= set(pushed)
+    assert Path(pushed[f"{folder}/optimizer.pt"]) == checkpoint / "optimizer.pt"
+    assert "model.safetensors" in pushed and "optimizer.pt" not in pushed  # the model at the top, its state beside
+
+
+def _python_trained(tmp_path, minilm_path):
+    from tests.helpers import tiny_task_rows
+    from trainers import MultitaskTrainer, MultitaskTrainingArguments
+
+    args = MultitaskTrainingArguments(output_dir=str(tmp_path / "from-python"), max_steps=1, eval_strategy="steps",
+                                      eval_steps=1, save_strategy="no", report_to="none", use_cpu=True, max_seq_length=32,
+                                      per_device_train_batch_size=8, disable_tqdm=True, hub_model_id="someone/mt")
+    rows = tiny_task_rows()
+    trainer = MultitaskTrainer(model=tiny_model(), args=args, train_dataset=rows, eval_dataset=rows,
+                               processing_class=AutoTokenizer.from_pretrained(minilm_path))
+    trainer.train()
+    return trainer
+
+
+def test_trainer_push_from_python_sends_minberts_card_with_the_options_given(tmp_path, minilm_path, hub_calls, token):
+    trainer = _python_trained(tmp_path, minilm_path)
+    trainer.push_to_hub(license="mit", tags=["my-tag"], finetuned_from="someone/base", dataset_tags="glue")
+    pushed = {op.path_in_repo for op in hub_calls[1][4]}
+    assert {"README.md", "metrics.json", "training_config.json"} <= pushed
+    card = (tmp_path / "from-python" / "README.md").read_text()
+    assert "license: mit" in card and "- my-tag" in card and "- minbert" in card and "base_model: someone/base" in card
+    evaluated = trainer.state.log_history[-2]["eval_sst_accuracy"]
+    assert json.loads((tmp_path / "from-python" / "metrics.json").read_text())["sst"]["accuracy"] == evaluated
+
+
+def test_a_card_the_folder_has_keeps_its_text_and_takes_the_options(tmp_path, minilm_path):
+    trainer = _python_trained(tmp_path, minilm_path)
+    card = tmp_path / "from-python" / "README.md"
+    card.write_text("---\nlicense: apache-2.0\n---\nWritten by minbert train.\n")
+    trainer.create_model_card(license="mit")
+    assert card.read_text() == "---\nlicense: mit\n---\nWritten by minbert train.\n"
+
+
+def test_trainers_model_index_options_are_refused_naming_what_the_card_indexes(tmp_path, minilm_path):
+    trainer = _python_trained(tmp_path, minilm_path)
+    with pytest.raises(ValueError, match="^dataset_args: .*dev scores"):
+        trainer.create_model_card(dataset_args="qqp")
 
 
 # --- the download path, for real --------------------------------------------------------------------------

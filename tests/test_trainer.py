@@ -76,6 +76,15 @@ def test_trainers_count_of_examples_is_the_rows_an_epoch_reads(tmp_path, tokeniz
     assert trainer.num_examples(loader) == sum(len(batch) for batch in loader.batch_sampler) == 8 + 24 + 24
 
 
+def test_rows_trained_by_max_steps_are_those_an_epoch_of_as_many_steps_reads(tmp_path, tokenizer):
+    # Trainer counts max_steps batches of batch-size rows (train_samples_per_second); an all_tasks step reads three.
+    by_epoch = _trainer(tmp_path, tokenizer, task_sampling="all_tasks")
+    loader = by_epoch.get_train_dataloader()
+    by_steps = _trainer(tmp_path, tokenizer, task_sampling="all_tasks", max_steps=len(loader))
+    rows = by_epoch.set_initial_training_values(by_epoch.args, loader)[3]
+    assert by_steps.set_initial_training_values(by_steps.args, by_steps.get_train_dataloader())[3] == rows == 72
+
+
 def test_task_epoch_passes_reads_a_tasks_rows_that_many_times_an_epoch(tmp_path, tokenizer):
     sampler = _trainer(tmp_path, tokenizer, task_epoch_passes="sts=2").get_train_dataloader().batch_sampler
     sts = [i - sampler.offsets["sts"] for batch in sampler for i in batch if sampler.task_of(i) == "sts"]

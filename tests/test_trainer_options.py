@@ -81,6 +81,27 @@ def test_compute_metrics_scores_predict_too(tmp_path, tokenizer):  # noqa: F811
     assert output.metrics["test_sts_mean_score"] == pytest.approx(float(output.predictions.mean()))
 
 
+class _RunningMean:
+    """A metric written for batch_eval_metrics: it gathers every call's scores and answers at compute_result."""
+
+    def __init__(self):
+        self.scores = []
+
+    def __call__(self, prediction, compute_result):
+        self.scores.extend(np.ravel(prediction.predictions).tolist())
+        if not compute_result:
+            return {}
+        mean, self.scores = float(np.mean(self.scores)), []
+        return {"running_mean": mean}
+
+
+def test_a_batch_eval_metric_answers_for_each_task(tmp_path, tokenizer):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, tokenizer, compute_metrics=_RunningMean(), args={"batch_eval_metrics": True})
+    metrics = trainer.evaluate()
+    sts = trainer.predict({"sts": tiny_task_rows()["sts"]})["sts"]
+    assert metrics["eval_sts_running_mean"] == pytest.approx(float(sts.predictions.mean()))
+
+
 def test_compute_metrics_may_not_replace_a_metric_the_trainer_reports(tmp_path, tokenizer):  # noqa: F811
     trainer = _plain_trainer(tmp_path, tokenizer, compute_metrics=lambda prediction: {"accuracy": 1.0})
     with pytest.raises(ValueError, match="compute_metrics returned eval_sst_accuracy, which MultitaskTrainer already"):
@@ -145,6 +166,31 @@ def test_include_for_metrics_is_refused_naming_what_compute_metrics_receives(tmp
 def test_a_data_collator_that_batches_no_tasks_is_refused(tmp_path, tokenizer):  # noqa: F811
     with pytest.raises(TypeError, match="^data_collator: .*got DataCollatorWithPadding"):
         _plain_trainer(tmp_path, tokenizer, data_collator=DataCollatorWithPadding(tokenizer))
+
+
+def _rows_with_a_weight_column():
+    return {task: rows.add_column("weight", [0.5] * len(rows)) for task, rows in tiny_task_rows().items()}
+
+
+def test_remove_unused_columns_false_hands_the_rows_other_columns_to_the_collator(tmp_path, tokenizer):  # noqa: F811
+    from trainers.multitask_data import MultitaskCollator
+
+    seen = set()
+
+    class WeighingCollator(MultitaskCollator):
+        def __call__(self, items):
+            seen.update(column for _, row in items for column in row)
+            return super().__call__(items)
+
+    trainer = _plain_trainer(tmp_path, tokenizer, rows=_rows_with_a_weight_column(), data_collator=WeighingCollator(tokenizer),
+                             args={"max_steps": 2, "remove_unused_columns": False})
+    trainer.train()
+    assert {"weight", "input_ids", "labels"} <= seen
+
+
+def test_unused_columns_are_removed_before_the_collator_by_default(tmp_path, tokenizer):  # noqa: F811
+    batch = next(iter(_plain_trainer(tmp_path, tokenizer, rows=_rows_with_a_weight_column()).get_train_dataloader()))
+    assert all("weight" not in inputs for inputs in batch.values())
 
 
 def test_a_task_without_rows_is_refused_naming_it(tmp_path, tokenizer):  # noqa: F811
@@ -274,6 +320,47 @@ def test_model_init_builds_the_model_that_trains(tmp_path, tokenizer):  # noqa: 
     trainer = _plain_trainer(tmp_path, tokenizer, model=None, model_init=lambda: tiny_model(), args={"max_steps": 2})
     trainer.train()
     assert trainer.state.global_step == 2 and trainer.model.config.hidden_size == 32
+
+
+def test_a_hyperparameter_trial_trains_with_the_smart_mnr_and_task_weights_it_sets(tmp_path, tokenizer):  # noqa: F811
+    pytest.importorskip("optuna", reason="optuna is a dev dependency (pip install -e '.[dev]')")
+    trainer = _plain_trainer(tmp_path, tokenizer, model=None, model_init=lambda trial: tiny_model(),
+                             args={"max_steps": 3, "task_sampling": "all_tasks"})
+
+    def space(trial):
+        return {"smart_weight": trial.suggest_categorical("smart_weight", ["sst=1"]),
+                "mnr_weight": trial.suggest_categorical("mnr_weight", [1.0]),
+                "task_weights": trial.suggest_categorical("task_weights", ["sts=0"])}
+
+    trainer.hyperparameter_search(hp_space=space, backend="optuna", n_trials=1, direction="maximize",
+                                  compute_objective=lambda metrics: metrics["eval_overall"])
+    logs = _train_logs(trainer)
+    assert all("smart_sst" in log and "mnr" in log for log in logs), logs
+    assert trainer.task_weights["sts"] == 0 and trainer.smart.teacher is None
+
+
+def test_smarts_mean_teacher_starts_as_the_model_model_init_builds_for_training(tmp_path, tokenizer):  # noqa: F811
+    calls = []
+
+    def another_model_each_call():  # Trainer calls model_init in __init__ and again in train()
+        calls.append(1)
+        return tiny_model(seed=len(calls))
+
+    trainer = _plain_trainer(tmp_path, tokenizer, model=None, model_init=another_model_each_call,
+                             args={"max_steps": 1, "learning_rate": 0.0, "smart_weight": "sst=1",
+                                   "smart_proximal_weight": 1.0})
+    trainer.train()  # at a rate of 0 the model stays where it started, and so does a teacher that started there
+    teacher = dict(trainer.smart.teacher.model.named_parameters())
+    assert all(torch.equal(teacher[name], p) for name, p in trainer.model.named_parameters())
+
+
+def test_pcgrad_trains_the_shared_encoder_of_a_compiled_model(tmp_path, tokenizer):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, tokenizer, args={"max_steps": 1, "task_sampling": "all_tasks", "pcgrad": True,
+                                                         "torch_compile": True, "torch_compile_backend": "eager"})
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters() if name.startswith("bert.")}
+    trainer.train()
+    after = dict(trainer.model.named_parameters())
+    assert all(not torch.equal(after[name], value) for name, value in before.items() if "LayerNorm" not in name)
 
 
 def test_predict_calls_the_callbacks_on_predict(tmp_path, tokenizer):  # noqa: F811

@@ -9,6 +9,7 @@ import bisect
 import logging
 from dataclasses import dataclass
 
+from datasets import concatenate_datasets
 from torch.utils.data import DataLoader, Dataset
 
 from hf_minbert.data.schema import DataError, task_schema
@@ -20,10 +21,11 @@ logger = logging.getLogger(__name__)
 TRAINING_COLUMNS = MODEL_INPUT_COLUMNS + ("labels",)
 
 
-def tokenize_for_training(datasets_by_task, tokenizer, model_config, max_length, sides_for=()):
+def tokenize_for_training(datasets_by_task, tokenizer, model_config, max_length, sides_for=(), keep_columns=False):
     """Tokenize raw task rows for the model's heads (pair encoding from the config); tasks in `sides_for`
     also get the separate `_a`/`_b` sentences (the MNR loss embeds them). Already tokenized datasets pass
-    through. Truncation counts are logged per task."""
+    through. Truncation counts are logged per task. keep_columns (TrainingArguments' remove_unused_columns=False):
+    the rows' other columns stay beside the model inputs, for a collator of one's own to read."""
     tokenized = {}
     for task, dataset in datasets_by_task.items():
         spec = model_config.task_spec(task)
@@ -42,13 +44,16 @@ def tokenize_for_training(datasets_by_task, tokenizer, model_config, max_length,
         except DataError as error:  # a row's text or label, named by task, row and column
             raise DataError(f"train_dataset: {error}") from None
         logger.info(str(report))
-    return {task: _model_columns(task, ds) for task, ds in tokenized.items()}
+        if keep_columns:
+            raw = dataset.select_columns([c for c in dataset.column_names if c not in tokenized[task].column_names])
+            tokenized[task] = concatenate_datasets([tokenized[task], raw], axis=1)
+    return {task: _model_columns(task, ds, keep_columns) for task, ds in tokenized.items()}
 
 
-def _model_columns(task, dataset):
+def _model_columns(task, dataset, keep_columns=False):
     if "labels" not in dataset.column_names:
         raise ValueError(f"train dataset of task {task!r} has no labels; it has columns {dataset.column_names}")
-    extra = [c for c in dataset.column_names if c not in TRAINING_COLUMNS]
+    extra = [] if keep_columns else [c for c in dataset.column_names if c not in TRAINING_COLUMNS]
     return dataset.remove_columns(extra).with_format(None)
 
 

@@ -16,7 +16,9 @@ What it adds to Trainer, and where:
   that batches no tasks) are refused by name (`_check_trainer_options`).
 - checkpoints: SMART's mean teacher and PCGrad's generator are saved beside the optimizer and restored
   (multitask_state.py, which also builds SMART from the arguments).
-- `train`: on a Linux CPU, first has glibc keep freed memory for the next step (cpu_memory.py).
+- `train`: on a Linux CPU, first has glibc keep freed memory for the next step (cpu_memory.py); a hyperparameter
+  trial's arguments (or model_init's new model) rebuild what __init__ read off them (`_hp_search_setup`).
+- `create_model_card` / `push_to_hub(**kwargs)`: minBERT's card with Trainer's card options (trainer_card.py).
 - `create_optimizer`: hf_minbert's AdamW (or torch's) with LLRD, head multiplier and frozen parts.
 - `log`: each task's loss and the SMART/MNR terms, averaged since the last log.
 """
@@ -29,7 +31,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 from transformers import Trainer, set_seed
-from transformers.trainer_utils import EvalPrediction, PredictionOutput
+from transformers.trainer_utils import EvalPrediction, PredictionOutput, number_of_arguments
 
 from hf_minbert.adapters import name_base_by_absolute_path, write_base_config
 from hf_minbert.data import DataError, has_task_schema, head_mismatch, task_schema
@@ -77,42 +79,72 @@ class MultitaskTrainer(Trainer):
         _check_trainer_options(kwargs, args)
         if model is None and kwargs.get("model_init") is not None:
             set_seed(args.seed)  # as Trainer does before it calls model_init: this model is the one Trainer builds
-            config = _core(kwargs["model_init"]()).config
+            model_init = kwargs["model_init"]  # as Trainer.call_model_init calls it, before any trial
+            config = _core(model_init() if number_of_arguments(model_init) == 0 else model_init(None)).config
         else:
             config = _core(model).config
-        _check_max_seq_length(args, config)
         for name, datasets in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
             _check_task_dict(name, datasets, config)
-        if args.ordinal_weight > 0:
-            trained = list(train_dataset) if train_dataset is not None else config.tasks
-            check_ordinal_task(args.ordinal_task, {task: config.task_spec(task) for task in trained})
         _check_scorable(eval_dataset)
         if eval_dataset is not None:
             resolve_best_model_metric(args, list(eval_dataset), custom_metrics=kwargs.get("compute_metrics") is not None)
         if train_dataset is not None and model is not None:
             _check_peft_heads_trainable(model, list(train_dataset))
-        if train_dataset is not None:
-            args.epoch_passes(list(train_dataset))  # a flag that names no task of the data fails before tokenizing
-            args.check_some_task_weighted(list(train_dataset))
-            train_dataset = training_dataset(train_dataset, args, processing_class, config, always_rows)
         self.always_rows = dict(always_rows or {})
+        self._task_rows = train_dataset  # as given: a hyperparameter trial's arguments may tokenize them otherwise
+        train_dataset = self._training_rows(args, processing_class, config)
         kwargs.setdefault("data_collator", MultitaskCollator(processing_class))
         super().__init__(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                          processing_class=processing_class, **kwargs)
-        tasks = list(config.tasks)
-        self.task_weights = args.per_task("task_weights", tasks, default=1.0)
-        self.smart = build_smart(args, tasks, _core(self.model))
-        if self.smart is not None and self.smart.teacher is not None:
-            self.add_callback(MeanTeacherUpdate(self.smart.teacher, lambda: _core(self.model)))
+        self._mean_teacher_update = None
+        self._configure_from_arguments()
         self._pcgrad_generator = torch.Generator().manual_seed(args.seed)
-        self.pair_swap = args.pair_swap_probabilities(config.tasks)
-        for task in self.pair_swap:
-            check_pair_order("pair_swap_probability", task, config.task_spec(task)["pair_encoding"])
         self._swap_draws = (None, 0)  # (optimizer step, batches swapped in it): one generator per batch
         self._terms = defaultdict(list)  # name -> values since the last log
         if self.optimizer is not None:  # optimizers= given: create_optimizer, which freezes, does not run
             freeze_parameters(_core(self.model), freeze_embeddings=args.freeze_embeddings,
                               freeze_encoder=args.freeze_encoder)
+
+    def _training_rows(self, args, tokenizer, config):
+        """The training rows tokenized as `args` ask (None without a train_dataset), every flag that names their
+        tasks checked first."""
+        _check_max_seq_length(args, config)
+        rows = self._task_rows
+        if args.ordinal_weight > 0:
+            check_ordinal_task(args.ordinal_task, {task: config.task_spec(task) for task in rows or config.tasks})
+        if rows is None:
+            return None
+        args.epoch_passes(list(rows))  # a flag that names no task of the data fails before tokenizing
+        args.check_some_task_weighted(list(rows))
+        return training_dataset(rows, args, tokenizer, config, self.always_rows)
+
+    def _configure_from_arguments(self):
+        """What the trainer reads off its arguments and model once: the task weights, SMART (its mean teacher a
+        copy of the model), the pair-swap probabilities."""
+        core = _core(self.model)
+        tasks = list(core.config.tasks)
+        self.task_weights = self.args.per_task("task_weights", tasks, default=1.0)
+        self.smart = build_smart(self.args, tasks, core)
+        if self._mean_teacher_update is not None:
+            self.remove_callback(self._mean_teacher_update)
+            self._mean_teacher_update = None
+        if self.smart is not None and self.smart.teacher is not None:
+            self._mean_teacher_update = MeanTeacherUpdate(self.smart.teacher, lambda: _core(self.model))
+            self.add_callback(self._mean_teacher_update)
+        self.pair_swap = self.args.pair_swap_probabilities(core.config.tasks)
+        for task in self.pair_swap:
+            check_pair_order("pair_swap_probability", task, core.config.task_spec(task)["pair_encoding"])
+
+    def _hp_search_setup(self, trial):
+        """Trainer sets a hyperparameter trial's values on the arguments (and model_init has just built the
+        model): what was read off them and off the model at __init__ is read again."""
+        super()._hp_search_setup(trial)
+        if trial is None or self.hp_search_backend is None:
+            if self.model_init is not None:  # a new model: SMART's mean teacher must start as its copy
+                self._configure_from_arguments()
+            return
+        self.train_dataset = self._training_rows(self.args, self.processing_class, _core(self.model).config)
+        self._configure_from_arguments()
 
     def train(self, *args, **kwargs):
         if self.args.keep_freed_memory and self.args.device.type == "cpu":
@@ -131,6 +163,16 @@ class MultitaskTrainer(Trainer):
         task: a cap (--task_epoch_rows), passes or the sampling strategy decide how many of them an epoch reads."""
         sampler = getattr(dataloader, "batch_sampler", None)
         return sampler.rows_per_epoch() if isinstance(sampler, MultitaskBatchSampler) else super().num_examples(dataloader)
+
+    def set_initial_training_values(self, args, dataloader):
+        values = list(super().set_initial_training_values(args, dataloader))
+        sampler = getattr(dataloader, "batch_sampler", None)
+        if args.max_steps > 0 and isinstance(sampler, MultitaskBatchSampler):
+            # Trainer counts max_steps full batches of rows (train_samples_per_second): a step here reads a
+            # packed batch, or a batch of every task; the rows of max_steps steps at the epoch's rows per step.
+            steps_per_epoch = values[1]
+            values[3] = round(sampler.rows_per_epoch() * args.max_steps / steps_per_epoch)
+        return tuple(values)
 
     # ---- loss --------------------------------------------------------------------------------------------
 
@@ -323,7 +365,11 @@ class MultitaskTrainer(Trainer):
         if self.compute_metrics is None:
             return {}
         prediction = EvalPrediction(predictions=scores, label_ids=np.asarray(labels))
-        metrics = {f"{prefix}_{task}_{name}": value for name, value in self.compute_metrics(prediction).items()}
+        # batch_eval_metrics: a metric that gathers batch by batch and answers at the last one, given the task's
+        # predictions as that one batch.
+        answer = (self.compute_metrics(prediction, compute_result=True) if self.args.batch_eval_metrics
+                  else self.compute_metrics(prediction))
+        metrics = {f"{prefix}_{task}_{name}": value for name, value in answer.items()}
         clashes = sorted(set(metrics) & set(reported))
         if clashes:
             raise ValueError(f"compute_metrics returned {', '.join(clashes)}, which MultitaskTrainer already reports; "
@@ -375,12 +421,26 @@ class MultitaskTrainer(Trainer):
 
     # ---- Hub ---------------------------------------------------------------------------------------------
 
+    def create_model_card(self, language=None, license=None, tags=None, model_name=None, finetuned_from=None,
+                          tasks=None, dataset_tags=None, dataset=None, dataset_args=None):
+        """README.md in output_dir: minBERT's card (the one `minbert train` wrote, else one from the last evaluation
+        and the arguments), with Trainer's card options set in its front matter (trainer_card.py)."""
+        if not self.is_world_process_zero():
+            return None
+        from .trainer_card import write_trainer_card
+
+        return write_trainer_card(self, _core(self.model), language=language, license=license, tags=tags,
+                                  model_name=model_name, finetuned_from=finetuned_from, tasks=tasks,
+                                  dataset_tags=dataset_tags, dataset=dataset, dataset_args=dataset_args)
+
     def push_to_hub(self, commit_message="End of training", blocking=True, token=None, revision=None, private=None, **kwargs):
         """Push the model folder's publishable files (weights, config, remote code, pipelines, tokenizer,
-        card, metrics, plots) — not Trainer's whole output folder, and not a card Trainer writes over ours."""
+        card, metrics, plots) — not Trainer's whole output folder, and not a card Trainer writes over ours.
+        `kwargs` are `create_model_card`'s, as for Trainer.push_to_hub."""
         from hf_minbert.hub import push_trainer_output
 
-        return push_trainer_output(self, commit_message, token, revision, private)
+        return push_trainer_output(self, commit_message, token, revision, private,
+                                   write_card=lambda: self.create_model_card(**kwargs))
 
     def _push_from_checkpoint(self, checkpoint_folder):
         # Trainer copies only config and weights here: a remote user would lack the code (transformers#29714).
@@ -462,10 +522,10 @@ def flatten_metrics(metrics, prefix="eval"):
 
 
 def _core(model):
-    """The MinBertForMultitask inside DDP / accelerate wrappers and a peft PeftModel (whose adapter layers it
+    """The MinBertForMultitask inside DDP / accelerate / torch.compile wrappers and a peft PeftModel (whose adapter layers it
     holds: its parameter names are the plain model's, which the optimizer's LLRD groups and PCGrad read)."""
-    while hasattr(model, "module"):
-        model = model.module
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):  # _orig_mod: torch.compile's wrapper
+        model = getattr(model, "module", None) or model._orig_mod
     if hasattr(model, "get_base_model"):  # peft.PeftModel
         model = model.get_base_model()
     return model
