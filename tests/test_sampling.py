@@ -406,6 +406,16 @@ def test_token_budget_leaves_no_row_of_the_epoch_untrained_on_three_ranks():
         assert {i for sampler in ranks for batch in sampler for i in batch} == set(range(1000))
 
 
+def test_separating_duplicates_keeps_every_packed_batch_within_its_token_budget():
+    # Short rows share keys three ways; swapping a long row into a batch of short ones would cost 20 × its rows.
+    keys = [f"long{i}" for i in range(40)] + [f"short{i % 60}" for i in range(160)]
+    sampler = _packed_sampler(example_keys={"sst": keys})
+    lengths = np.array([20] * 40 + [2] * 160)
+    for epoch in range(3):
+        for batch in _batches(sampler, "sst", epoch):
+            assert len(batch) * lengths[batch].max() <= max(80, 4 * lengths[batch].max()), batch
+
+
 def test_token_budget_needs_the_tasks_lengths():
     with pytest.raises(ValueError, match=r"token_budget\['sst'\] needs the task's example lengths"):
         _packed_sampler(lengths={"para": [10] * 30})

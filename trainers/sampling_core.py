@@ -113,7 +113,8 @@ class SamplingCore:
                 missing = -len(batches[-1]) % self.num_replicas
                 batches[-1] = np.concatenate([batches[-1], np.resize(order, missing)])
         if task in self.example_keys:
-            separate_duplicates(batches, self.example_keys[task])
+            fits = within_budget(self.lengths[task], self.token_budget[task]) if task in self.token_budget else None
+            separate_duplicates(batches, self.example_keys[task], fits)
         return batches
 
     def _packed(self, task: str, order: np.ndarray) -> list[np.ndarray]:
@@ -185,29 +186,45 @@ class SamplingCore:
         return indices[self.rank * share : (self.rank + 1) * share]
 
 
-def separate_duplicates(batches: list[np.ndarray], key_sets: Sequence[frozenset]) -> None:
+def separate_duplicates(batches: list[np.ndarray], key_sets: Sequence[frozenset], fits=None) -> None:
     """Swap examples between batches (in place) until no batch holds two examples sharing a key, where
     possible. A clash is swapped with the first example of a later batch that fits, else with one of an
-    earlier batch where both sides fit; with no such example the clash stays."""
+    earlier batch where both sides fit; with no such example the clash stays. `fits(batches, b, pos, other, q)`:
+    whether swapping `batches[b][pos]` with `batches[other][q]` keeps both batches acceptable (a token budget)."""
     for b, batch in enumerate(batches):
         seen: set = set()
         for pos in range(len(batch)):
             if key_sets[batch[pos]] & seen:
-                _swap_out(batches, b, pos, seen, key_sets)
+                _swap_out(batches, b, pos, seen, key_sets, fits or (lambda *_: True))
             seen |= key_sets[batch[pos]]
 
 
-def _swap_out(batches, b, pos, seen, key_sets) -> None:
+def _swap_out(batches, b, pos, seen, key_sets, fits) -> None:
     clashing = key_sets[batches[b][pos]]
     for other in range(b + 1, len(batches)):  # later batches get checked when their turn comes
         for q, candidate in enumerate(batches[other]):
-            if not key_sets[candidate] & seen:
+            if not key_sets[candidate] & seen and fits(batches, b, pos, other, q):
                 batches[b][pos], batches[other][q] = candidate, batches[b][pos]
                 return
     for other in range(b):  # earlier batches are final: the clash must fit there too
         counts = Counter(k for i in batches[other] for k in key_sets[i])
         for q, candidate in enumerate(batches[other]):
             leaving = key_sets[candidate]
-            if not leaving & seen and all(counts[k] == (k in leaving) for k in clashing):
+            if not leaving & seen and all(counts[k] == (k in leaving) for k in clashing) and fits(batches, b, pos, other, q):
                 batches[b][pos], batches[other][q] = candidate, batches[b][pos]
                 return
+
+
+def within_budget(lengths: np.ndarray, budget: int):
+    """`separate_duplicates`' test for packed batches: a swap may not take either batch past its token budget
+    (rows × longest row), nor past what it already cost where one global batch of rows costs more."""
+    def fits(batches, b, pos, other, q):
+        for this, leaving, entering in ((b, pos, batches[other][q]), (other, q, batches[b][pos])):
+            rows = batches[this]
+            cost = len(rows) * int(lengths[rows].max())
+            longest = max(int(lengths[np.delete(rows, leaving)].max(initial=0)), int(lengths[entering]))
+            if len(rows) * longest > max(budget, cost):
+                return False
+        return True
+
+    return fits
