@@ -157,6 +157,23 @@ def target_suffixes(args):
     return _names(DEFAULT_TARGET_MODULES)
 
 
+def check_config_file_targets(model, args):
+    """A --peft_config file's own target_modules must name a trainable Linear layer of `model` (its layout is
+    enough: a meta-device copy), as peft matches them; peft would find none only when the adapters are added."""
+    if args.peft_config is None:
+        return
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    config = peft_config_for(args, [], [])
+    if not config.target_modules:  # none given: the flags' defaults, which adaptable_modules checks
+        return
+    linear = [name for name, module in model.named_modules()
+              if isinstance(module, nn.Linear) and any(p.requires_grad for p in module.parameters())]
+    if not any(check_target_module_exists(config, name) for name in linear):
+        raise ValueError(f"--peft_config {args.peft_config}: its target_modules {config.target_modules!r} match no "
+                         "trainable Linear layer of the model (e.g. query, key, value, dense)")
+
+
 def adaptable_modules(model, suffixes):
     """Full names of the Linear layers whose names end in one of `suffixes` and that full fine-tuning would
     train: a frozen part of the model (the static encoder) stays as it is, without an adapter."""

@@ -81,6 +81,15 @@ def test_a_teacher_without_a_head_for_a_student_task_is_refused_before_any_data_
     assert data_reads == [] and not (tmp_path / "out").exists()
 
 
+def test_a_teacher_with_fewer_positions_than_max_seq_length_is_refused_before_any_data_is_read(
+        base, data, tokenizer, tmp_path, capsys, data_reads):  # noqa: F811
+    folder = saved(tmp_path / "teacher", tiny_model(), tokenizer)  # 64 positions; the student's base has 128
+    assert distill(base, data, tmp_path / "out", "--teacher", folder, "--max_seq_length", "100") == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"minbert distill: --teacher {folder}: --max_seq_length 100 exceeds the teacher's max_position_embeddings (64)")
+    assert data_reads == []
+
+
 def test_a_teacher_folder_without_a_saved_model_is_refused_before_any_data_is_read(base, data, tmp_path, capsys, data_reads):  # noqa: F811
     (tmp_path / "teacher").mkdir()
     assert distill(base, data, tmp_path / "out", "--teacher", str(tmp_path / "teacher")) == 2

@@ -212,6 +212,20 @@ def test_pretrain_mlm_refuses_a_max_seq_length_beyond_the_models_positions_befor
     assert text_reads == [] and not (tmp_path / "out").exists()
 
 
+def test_pretrain_mlm_refuses_a_model_with_task_encoders_of_its_own_before_reading_texts(
+    data_dir, base_dir, tmp_path, capsys, text_reads
+):
+    from hf_minbert import MinBertForMultitask
+
+    cerbertus = tmp_path / "cerbertus"
+    MinBertForMultitask.from_pretrained(base_dir, task_specific_layers=1).save_pretrained(cerbertus)
+    word_tokenizer(WORDS).save_pretrained(cerbertus)
+    capsys.readouterr()
+    assert pretrain_mlm(cerbertus, data_dir, tmp_path / "out") == 2
+    assert "a cerbertus model, whose top 1 encoder layers are each task's own" in one_error_line(capsys)
+    assert text_reads == [] and not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("flags, named", [
     (["--learning_rate", "-1"], "--learning_rate must lie in [0, inf), got -1.0"),
     (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size must be at least 1, got 0"),

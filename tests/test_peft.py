@@ -420,6 +420,20 @@ def test_train_refuses_an_adapter_flag_mistake_before_reading_data(base_and_data
     assert message in capsys.readouterr().err and calls == []
 
 
+def test_train_refuses_a_peft_config_whose_target_modules_match_no_layer_before_reading_data(
+        base_and_data, tmp_path, capsys, monkeypatch):
+    import hf_minbert.commands.train as train
+
+    calls = refused_calls(monkeypatch, train, "load_task_data")
+    config = tmp_path / "lora.json"
+    config.write_text(json.dumps({"peft_type": "LORA", "r": 4, "target_modules": ["nope"]}))
+    base, data = base_and_data
+    assert _train_command(base, data, tmp_path / "run", "--peft_config", str(config)) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == (f"minbert train: --peft_config {config}: its target_modules {{'nope'}} match no trainable Linear "
+                     "layer of the model (e.g. query, key, value, dense)") and calls == []
+
+
 @pytest.mark.slow
 def test_train_per_task_adapters_with_default_epoch_evaluation_keeps_the_last_model(base_and_data, tmp_path):
     # Evaluating and saving each epoch turns load_best_model_at_end on by default; per-task adapters cannot

@@ -233,15 +233,20 @@ def saved_teacher_config(folder):
         raise ValueError(f"{folder}: {str(error).splitlines()[0]}") from None
 
 
-def check_teacher_heads(teacher_dirs, student_specs, flag="--teacher"):
+def check_teacher_heads(teacher_dirs, student_specs, flag="--teacher", max_length=None):
     """Before any data is read: every teacher folder's saved config must have, for each of the student's tasks,
-    a head that predicts what the student's does (`check_teacher_head`). student_specs: {task: head spec}."""
+    a head that predicts what the student's does (`check_teacher_head`), and positions for `max_length` tokens
+    (the teacher reads the rows as the student does). student_specs: {task: head spec}."""
     specs = {task: normalize_task_spec(task, spec) for task, spec in student_specs.items()}
     for folder in teacher_dirs:
         try:
             config = saved_teacher_config(folder)
         except ValueError as error:  # it names the folder
             raise ValueError(f"{flag} {error}") from None
+        positions = getattr(config, "max_position_embeddings", None)
+        if max_length is not None and positions is not None and max_length > positions:
+            raise ValueError(f"{flag} {folder}: --max_seq_length {max_length} exceeds the teacher's "
+                             f"max_position_embeddings ({positions})")
         for task, spec in specs.items():
             try:
                 check_teacher_head(config, task, spec)

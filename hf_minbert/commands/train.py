@@ -263,12 +263,13 @@ def _check_adapter_targets(model_args, specs, adapter_args):
     import torch
 
     from hf_minbert import MinBertConfig, MinBertForMultitask
-    from hf_minbert.adapters import adaptable_modules, target_suffixes
+    from hf_minbert.adapters import adaptable_modules, check_config_file_targets, target_suffixes
 
     path, overrides = model_overrides(model_args, specs)
     with torch.device("meta"):
         layout = MinBertForMultitask(MinBertConfig.from_pretrained(path, **overrides))
     adaptable_modules(layout, target_suffixes(adapter_args))
+    check_config_file_targets(layout, adapter_args)
 
 
 def main(argv=None) -> int:
