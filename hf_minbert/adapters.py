@@ -24,6 +24,7 @@ import copy
 import dataclasses
 import json
 import os
+import types
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -291,7 +292,8 @@ class TaskAdapterRouter:
     Switching keeps each parameter's `requires_grad` as it was when the router was installed. peft's
     `set_adapter` freezes the inactive adapters, and a parameter frozen between its forward and the backward
     silently receives no gradient: with all_tasks sampling one backward follows every task's forward.
-    Calls that bypass `forward` (e.g. `model.embed` for the MNR loss) use the adapter of the last forward,
+    `predict` (what the pipelines and `minbert evaluate` call) runs each task with its own adapter too; other
+    calls that bypass `forward` (e.g. `model.embed` for the MNR loss) use the adapter of the last forward,
     which in MultitaskTrainer is the same task's.
     """
 
@@ -306,6 +308,8 @@ class TaskAdapterRouter:
         if base not in _ROUTERS:
             _ROUTERS[base] = cls(base)
             _ROUTERS[base].attach(base)
+            # Bound to the instance, a deep copy (an export) rebinds it to the copy, which has no router.
+            base.predict = types.MethodType(_predict_with_task_adapters, base)
         return _ROUTERS[base]
 
     def attach(self, base_model):
@@ -315,12 +319,27 @@ class TaskAdapterRouter:
         self.handle.remove()
 
     def __call__(self, module, args, kwargs):
-        task = kwargs.get("task") or module.config.default_task
+        self.activate(module, kwargs.get("task") or module.config.default_task)
+
+    def activate(self, module, task):
         if task not in self.adapters:
             raise ValueError(f"no adapter for task {task!r}; the adapters are {', '.join(sorted(self.adapters))}")
         set_adapter(module, task, inference_mode=True, layer_cls=BaseTunerLayer)
         for parameter in self.trainable:
             parameter.requires_grad_(True)
+
+
+def _predict_with_task_adapters(self, tasks, *args, **kwargs):
+    """`MinBertForMultitask.predict` one task at a time, each with its adapter (and its head's copy) active:
+    predict runs no forward, which the router's hook would see, and one pass could read one adapter only."""
+    predict, router = type(self).predict, _ROUTERS.get(self)
+    if router is None:
+        return predict(self, tasks, *args, **kwargs)
+    predictions = {}
+    for task in dict.fromkeys([tasks] if isinstance(tasks, str) else tasks):
+        router.activate(self, task)
+        predictions.update(predict(self, [task], *args, **kwargs))
+    return predictions
 
 
 @contextlib.contextmanager

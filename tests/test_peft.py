@@ -271,6 +271,24 @@ def test_a_pipeline_answers_through_a_peft_model_as_through_its_merged_model(tok
     assert [answer["score"] for answer in adapted] == pytest.approx([answer["score"] for answer in merged], abs=1e-5)
 
 
+def test_a_pipeline_answers_each_task_through_its_own_adapter_of_a_per_task_peft_model(tokenizer):
+    per_task = add_adapters(_model(), AdapterArguments(peft="lora", peft_per_task=True))
+    _perturb_adapters(per_task)
+    per_task.eval()
+    exported = export_model(per_task).eval()
+    batch = random_batch(per_task.get_base_model().config)
+    with torch.no_grad():
+        per_task(**batch, task="para")  # the last forward leaves para's adapter active
+    pair = ("a gorgeous , witty film", "a fine and clever movie")
+    routed = pipeline("minbert-multitask", model=per_task, tokenizer=tokenizer)(pair)
+    expected = pipeline("minbert-multitask", model=exported, tokenizer=tokenizer)(pair)
+    for task in TASKS:  # sst answers for each sentence of the pair
+        answers = [(a.get("label"), a["score"]) for a in (routed[task] if task == "sst" else [routed[task]])]
+        wanted = [(a.get("label"), a["score"]) for a in (expected[task] if task == "sst" else [expected[task]])]
+        assert [label for label, _ in answers] == [label for label, _ in wanted], task
+        assert [score for _, score in answers] == pytest.approx([score for _, score in wanted], abs=1e-5), task
+
+
 # ------------------------------------------------------------------------------------------------------
 # Training with MultitaskTrainer
 # ------------------------------------------------------------------------------------------------------
