@@ -71,10 +71,13 @@ def predict_task(
     head = task if head is None else head
     spec = model.config.task_spec(head)
     max_length = resolve_max_length(model, tokenizer, max_length)
+    # A head that also reads each sentence alone (the cosine feature; an ensemble's bi-encoder members) gets
+    # them tokenized alone, each cut as the head reads it.
+    reads = model.predict_inputs(head) if hasattr(model, "predict_inputs") else ()
     with _datasets_progress_bars(progress):
         tokenized, truncation = tokenize_task(
             dataset, tokenizer, task, pair_encoding=spec["pair_encoding"], max_length=max_length,
-            with_sides=bool(spec.get("cosine_feature")),  # such a head also reads each sentence alone
+            with_sides=spec["pair_encoding"] == "cross" and (bool(spec.get("cosine_feature")) or "sides" in reads),
         )
     if "labels" in tokenized.column_names:
         tokenized = tokenized.remove_columns("labels")

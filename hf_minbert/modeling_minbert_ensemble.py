@@ -140,8 +140,9 @@ def _ensemble_task_spec(task, configs, weights):
     # Cross-encoded input carries both sentences, and a bi-encoder member recovers them from it
     # (`split_cross_encoded`); the reverse is impossible, so any cross member makes the ensemble read "cross".
     encoding = "cross" if "cross" in encodings else encodings.pop()
-    # The ensemble reads one joint sequence and derives what each member needs (sentences alone for bi-encoder
-    # and cosine-feature members) itself, so its own spec never asks callers for the sentences alone.
+    # The spec's cosine_feature stays off: which inputs the ensemble reads, the sentences alone among them when a
+    # member reads those, `predict_inputs` says; where a caller gives the joint sequence alone (a plain forward),
+    # the sentences are split from it.
     return {"kind": first["kind"], "labels": first["labels"], "label_range": first["label_range"],
             "pair_encoding": encoding, "cosine_feature": False}
 
@@ -259,9 +260,14 @@ class MinBertEnsembleForMultitask(PreTrainedModel):
         return output if return_dict else output.to_tuple()
 
     def predict_inputs(self, task):
-        """Which of `predict`'s inputs `task` reads: single sentences, or the cross-encoded pairs (members that
-        read the sentences alone get them split from there, or from "sentences" at "sides" when given)."""
-        return ("sentences",) if self.config.task_spec(task)["pair_encoding"] == "single" else ("pairs",)
+        """Which of `predict`'s inputs `task` reads: single sentences; for a pair task, what its members read —
+        the cross-encoded pairs, each sentence alone at "sides", or both. Each sentence is then cut as a member
+        alone cuts it: split from a pair cut as a whole, a long sentence would lose other tokens."""
+        if self.config.task_spec(task)["pair_encoding"] == "single":
+            return ("sentences",)
+        reads = {name for weight, member in zip(self.config.task_weights[task], self.members) if weight > 0
+                 for name in member.predict_inputs(task)}
+        return tuple(name for name in ("pairs", "sentences", "sides") if name in reads)
 
     def predict(self, tasks, sentences=None, pairs=None, sides=None):
         """{task: `MinBertTaskPrediction`} with the averaged logits, from the inputs of

@@ -5,6 +5,7 @@ import re
 import shutil
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pytest
 import torch
@@ -226,6 +227,37 @@ def test_similarity_pipeline_answers_with_the_weighted_average_score(ensemble, m
     answer = pipeline("sentence-similarity", model=ensemble, tokenizer=tokenizer)(PAIR)
     scores = [float(_pair_logits(m, tokenizer, "sts").reshape(())) for m in members]
     assert answer == {"score": pytest.approx(min(max((scores[0] + 3 * scores[1]) / 4, 0.0), 5.0), abs=1e-6)}
+
+
+LONG_PAIR = ("a gorgeous , witty , seductive movie that keeps its wit to the end", "a fine film")
+
+
+def _mixed_sts_ensemble():
+    """STS bi-encoded by one member and cross-encoded by the other."""
+    bi_tasks = {**tiny_model().config.tasks, "sts": {"kind": "regression", "label_range": [0.0, 5.0],
+                                                     "pair_encoding": "bi"}}
+    members = [tiny_model(seed=0, tasks=bi_tasks).eval(), tiny_model(seed=1).eval()]
+    return members, MinBertEnsembleForMultitask.from_members(members, WEIGHTS).eval()
+
+
+def test_a_long_pair_cut_to_max_length_is_answered_with_the_average_of_the_members_own_answers(tokenizer):
+    members, ensemble = _mixed_sts_ensemble()
+
+    def ask(model):
+        return pipeline("sentence-similarity", model=model, tokenizer=tokenizer)(LONG_PAIR, max_length=10)["score"]
+
+    assert ask(ensemble) == pytest.approx((ask(members[0]) + 3 * ask(members[1])) / 4, abs=1e-6)
+
+
+def test_an_ensembles_dev_scores_are_those_of_its_members_own_predictions_cut_to_max_length(tokenizer):
+    from hf_minbert.evaluation import predict_task
+
+    members, ensemble = _mixed_sts_ensemble()
+    rows = datasets.Dataset.from_dict({"id": ["a", "b"], "sentence1": [LONG_PAIR[0], "a dog"],
+                                       "sentence2": [LONG_PAIR[1], "the dog runs"], "similarity": [3.0, 4.0]})
+    scores = [predict_task(model, tokenizer, rows, "sts", max_length=10, progress=False).scores
+              for model in (ensemble, *members)]
+    np.testing.assert_allclose(scores[0], (scores[1] + 3 * scores[2]) / 4, atol=1e-6)
 
 
 def test_multitask_pipeline_answers_every_head_of_the_ensemble_and_sst_per_sentence(ensemble, members, tokenizer):
