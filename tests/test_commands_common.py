@@ -29,6 +29,19 @@ def test_a_list_flag_given_twice_is_refused_in_one_line_before_any_work(argv, fl
         f"after one {flag}")
 
 
+@pytest.mark.parametrize("argv", [
+    ["ensemble", "--models", "a", "b", "--tasks", "sst", "sts", "sst", "--output_dir", "out"],
+    ["evaluate", "--model", "m", "--tasks", "sst", "sst", "--output_dir", "out"],
+    ["pretrain-mlm", "--tasks", "sst,sst", "--output_dir", "out"],
+    ["train", "--tasks", "sst,para,sst", "--output_dir", "out"],
+], ids=lambda argv: argv[0])
+def test_a_task_named_twice_is_refused_in_one_line_before_any_work(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert minbert(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"minbert {argv[0]}: --tasks: sst named twice"
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_flag_of_one_value_given_again_overrides_the_first():
     from hf_minbert.commands.train_arguments import parse_arguments
 

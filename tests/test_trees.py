@@ -88,6 +88,14 @@ def test_a_tree_file_reads_into_the_sst_schema(tmp_path):
     assert (report.trees, report.phrases) == (2, 9 + 11)
 
 
+def test_a_tab_between_nodes_separates_them_as_a_space_does():
+    assert parse_tree("(3 (2 The)\t(2 Rock))") == parse_tree("(3 (2 The) (2 Rock))")
+
+
+def test_a_no_break_space_inside_a_word_stays_in_it():
+    assert parse_tree("(2 8\xa01\\/2)")[0].text == " 8\xa01\\/2"
+
+
 def test_the_tree_read_report_holds_the_sha256_of_the_bytes_read(tmp_path):
     import hashlib
 

@@ -52,6 +52,13 @@ def check_list_flags_once(parser, argv):
         given[list_flags[flag]] = flag
 
 
+def check_named_once(flag, names):
+    """A task named twice in a list flag would be read, scored or reported twice: refused, naming it."""
+    twice = sorted({name for name in names if list(names).count(name) > 1})
+    if twice:
+        raise CommandError(f"{flag}: {', '.join(twice)} named twice")
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:

@@ -33,6 +33,7 @@ from hf_minbert.commands.common import (
     CommandError,
     check_list_flags_once,
     check_model_source,
+    check_named_once,
     check_tokenizer_fits,
     first_line,
     has_trained_task_heads,
@@ -232,6 +233,7 @@ def check_flags(args):
         raise CommandError(f"--with_replacement and --max_members apply to --selection greedy, not {args.selection}")
     if args.held_out_folds < 2:
         raise CommandError(f"--held_out_folds must be at least 2, got {args.held_out_folds}")
+    check_named_once("--tasks", args.tasks)
 
 
 def check_output(args):

@@ -41,6 +41,7 @@ from hf_minbert.commands.common import (
     CommandError,
     check_list_flags_once,
     check_model_source,
+    check_named_once,
     check_tokenizer_fits,
     first_line,
     home_path,
@@ -251,6 +252,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         device = torch_device("--device", args.device)
+        check_named_once("--tasks", args.tasks or ())
         check_output_dir(args.output_dir)
         if args.tasks is None:
             check_model_source("--model", args.model)

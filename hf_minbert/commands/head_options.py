@@ -3,7 +3,7 @@ any, the default heads with the recipe's changes), then the per-task head option
 --head_layers para=2, ...) applied task by task."""
 from hf_minbert import recipe
 
-from .common import has_trained_task_heads
+from .common import check_named_once, has_trained_task_heads
 from .train_arguments import model_path
 
 # The ModelArguments fields that set one option of a head, task by task (--head_layers sts=2).
@@ -33,9 +33,7 @@ def task_specs(model_args, base_tasks, recipe_defaults=True):
     names = [name.strip() for name in model_args.tasks.split(",") if name.strip()]
     if not names:
         raise ValueError("--tasks: name at least one task")
-    twice = sorted({name for name in names if names.count(name) > 1})
-    if twice:
-        raise ValueError(f"--tasks: {', '.join(twice)} named twice")
+    check_named_once("--tasks", names)
     unknown = [name for name in names if name not in base_tasks]
     if unknown:
         raise ValueError(f"--tasks: unknown task(s) {unknown}; known: {', '.join(base_tasks)}")

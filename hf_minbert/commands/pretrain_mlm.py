@@ -66,9 +66,12 @@ class MlmArguments:
         """The --tasks, each one with a data schema (its files can be read)."""
         from hf_minbert.data import task_schema
 
+        from .common import check_named_once
+
         names = [task.strip() for task in self.tasks.split(",") if task.strip()]
         if not names:
             raise ValueError("--tasks: name at least one task")
+        check_named_once("--tasks", names)
         for task in names:
             try:
                 task_schema(task)

@@ -22,7 +22,9 @@ from .lines import FileLines
 from .schema import ReadReport, TaskRowsBuilder, task_schema
 
 LABELS = {str(label): label for label in range(5)}
-TOKEN = re.compile(r"\([^ ()]*|\)|[^ ()]+")  # "(label", ")" or a word
+# "(label", ")" or a word, between ASCII whitespace: a tab separates as a space does, while the no-break space
+# inside a treebank word ("8\xa01\/2") stays in it.
+TOKEN = re.compile(r"\([^ \t\n\r\f\v()]*|\)|[^ \t\n\r\f\v()]+")
 
 
 class TreeSyntaxError(ValueError):
