@@ -87,7 +87,9 @@ class DemoModel:
             return self.multitask(self._checked_pair(first, second), heads=heads)
         sentence = self._checked(first, "Sentence A")
         sentence_heads = [head for head in heads if self.tasks[head]["pair_encoding"] == "single"]
-        return self.multitask(sentence, heads=sentence_heads) if sentence_heads else {}  # pair heads need a pair
+        if not sentence_heads:  # every head of this model reads pairs
+            raise ValueError("Sentence B is empty: this model's heads all answer for a pair of sentences.")
+        return self.multitask(sentence, heads=sentence_heads)
 
     def _cosine(self, answer, pair, head):
         if "embeddings" in answer:  # a bi-encoder head: the pipeline returns both sentences' embeddings
@@ -140,13 +142,29 @@ def _demo_heads(config):
 
 
 def dev_metrics_markdown(model_id):
-    """A Markdown table of the model's dev metrics, or a line saying it has none."""
-    rows = _metrics_json_rows(model_id) or _card_rows(model_id)
+    """A Markdown table of the model's dev metrics, or a line saying it has none; a record that cannot be read is
+    named under the table (it only fills this panel: the demo runs without it)."""
+    unreadable = []
+    rows = (_readable_rows(_metrics_json_rows, model_id, METRICS_FILE, unreadable)
+            or _readable_rows(_card_rows, model_id, CARD_FILE, unreadable))
+    notes = [f"{name} could not be read: {problem}" for name, problem in unreadable]
     if not rows:
-        return "**Dev metrics**\n\nThis model has no metrics.json and no results in its card."
+        return "\n\n".join(["**Dev metrics**", *(notes or ["This model has no metrics.json and no results in its card."])])
     lines = ["**Dev metrics**", "", "| task | metric | value |", "|---|---|---|"]
     lines += [f"| {task} | {metric} | {value:.3f} |" for task, metric, value in rows]
-    return "\n".join(lines)
+    return "\n".join([*lines, *(["", *notes] if notes else [])])
+
+
+def _readable_rows(read, model_id, name, unreadable):
+    try:
+        return read(model_id)
+    except Exception as error:  # malformed JSON or front matter, or another shape than the record's
+        unreadable.append((name, f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"))
+        return []
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _model_file(model_id, name):
@@ -164,11 +182,14 @@ def _metrics_json_rows(model_id):
     path = _model_file(model_id, METRICS_FILE)
     if path is None:
         return []
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object of scores, got a {type(record).__name__}")
     rows = []
-    for task, values in json.loads(path.read_text(encoding="utf-8")).items():
+    for task, values in record.items():
         if isinstance(values, dict):
-            rows += [(task, metric, value) for metric, value in values.items() if isinstance(value, (int, float))]
-        elif isinstance(values, (int, float)):
+            rows += [(task, metric, value) for metric, value in values.items() if _is_number(value)]
+        elif _is_number(values):
             rows.append(("all", task, values))  # overall, mean
     return rows
 
@@ -179,7 +200,7 @@ def _card_rows(model_id):
         return []
     results = ModelCard.load(path).data.eval_results or []
     return [(result.dataset_name, result.metric_name or result.metric_type, result.metric_value) for result in results
-            if isinstance(result.metric_value, (int, float))]
+            if _is_number(result.metric_value)]
 
 
 # ----------------------------------------------------------------------------------------------------------

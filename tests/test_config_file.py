@@ -40,6 +40,13 @@ def test_a_yaml_number_written_1e_4_is_a_float_as_on_the_command_line(tmp_path):
     assert training.learning_rate == 1e-4 and isinstance(training.learning_rate, float)
 
 
+def test_a_yaml_number_written_1e_6_inside_a_mapping_is_a_float_as_in_json(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"output_dir: {tmp_path / 'out'}\nlr_scheduler_type: cosine_with_min_lr\n"
+                      "lr_scheduler_kwargs: {min_lr: 1e-6}\n", encoding="utf-8")
+    assert parse_arguments([str(config)])[2].lr_scheduler_kwargs == {"min_lr": 1e-6}
+
+
 @pytest.mark.parametrize("name", ["c.json", "c.yaml"])
 @pytest.mark.parametrize("key, value, expected", [
     ("num_train_epochs", "three", "expected a number, got 'three'"),

@@ -122,6 +122,28 @@ def test_serve_refuses_a_model_without_the_minbert_pipelines(tmp_path, capsys):
     assert "no custom_pipelines" in capsys.readouterr().err
 
 
+def _copy_without(model_dir, tmp_path, *names):
+    copy = tmp_path / "copy"
+    shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns(*names))
+    return copy
+
+
+def test_serve_refuses_a_folder_without_its_tokenizer_in_one_line(model_dir, tmp_path, capsys):
+    copy = _copy_without(model_dir, tmp_path, "tokenizer.json", "vocab.txt", "tokenizer_config.json")
+    assert minbert(["serve", str(copy)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "no complete tokenizer" in error[0], error
+
+
+def test_serve_refuses_truncated_weights_in_one_line_naming_the_file(model_dir, tmp_path, capsys):
+    copy = _copy_without(model_dir, tmp_path)
+    weights = copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:5000])
+    assert minbert(["serve", str(copy)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and f"cannot read {weights} (truncated or corrupt?)" in error[0], error
+
+
 @pytest.mark.slow
 def test_serve_refuses_a_port_in_use_before_loading_the_model(model_dir, demo_app, monkeypatch, capsys):
     monkeypatch.setattr(demo_app, "build_demo", lambda *args: pytest.fail("the model was loaded"))
@@ -208,6 +230,14 @@ def test_a_cross_encoder_head_without_the_cosine_feature_shows_no_cosine(demo_ap
     assert demo_app.DemoModel(folder).similarity(*PAIR)[1] is None
 
 
+def test_the_all_tasks_tab_asks_for_a_pair_where_every_head_reads_pairs(demo_app, tmp_path, minilm_path):
+    model = tiny_model(tasks={name: spec for name, spec in bi_encoder_tasks().items() if name != "sst"})
+    model.eval().save_pretrained(tmp_path / "pairs")
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(tmp_path / "pairs")
+    with pytest.raises(ValueError, match="^Sentence B is empty: this model's heads all answer for a pair"):
+        demo_app.DemoModel(tmp_path / "pairs").all_tasks(PAIR[0], "")
+
+
 @pytest.mark.slow
 def test_an_ensemble_folder_is_served_through_the_same_pipelines(demo_app, tmp_path, minilm_path):
     members = [tiny_model(seed=0).eval(), tiny_model(seed=1).eval()]
@@ -251,6 +281,22 @@ def test_dev_metrics_come_from_metrics_json(demo_app, model_dir):
 def test_dev_metrics_come_from_the_cards_front_matter_without_metrics_json(demo_app, model_dir, tmp_path):
     shutil.copy(model_dir / "README.md", tmp_path / "README.md")
     assert "| 0.620 |" in demo_app.dev_metrics_markdown(tmp_path)
+
+
+@pytest.mark.parametrize("content, problem", [("[0.5]", "ValueError: expected a JSON object of scores, got a list"),
+                                               ('{"sst": {"accuracy": 0.41},}', "JSONDecodeError: ")])
+def test_a_metrics_json_that_cannot_be_read_is_named_and_the_cards_scores_shown(demo_app, model_dir, tmp_path, content,
+                                                                                  problem):
+    shutil.copy(model_dir / "README.md", tmp_path / "README.md")
+    (tmp_path / "metrics.json").write_text(content)
+    shown = demo_app.dev_metrics_markdown(tmp_path)
+    assert "| 0.620 |" in shown and f"metrics.json could not be read: {problem}" in shown
+
+
+def test_a_score_that_is_true_or_false_is_not_shown_as_a_number(demo_app, tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps({"overall": True, "sst": {"accuracy": 0.41}}))
+    shown = demo_app.dev_metrics_markdown(tmp_path)
+    assert "| sst | accuracy | 0.410 |" in shown and "overall" not in shown
 
 
 def test_a_model_without_metrics_says_so(demo_app, tmp_path):

@@ -105,9 +105,9 @@ def _load_yaml(path, text):
 
 
 def _yaml_loader(path):
-    """YAML's safe loader, reading booleans as YAML 1.2 and JSON do: only true and false. YAML 1.1 also reads
-    an unquoted no, yes, on and off as booleans, which turns `eval_strategy: no` into False, not the "no" the
-    same flag takes on the command line."""
+    """YAML's safe loader, reading booleans and numbers as YAML 1.2 and JSON do: only true and false are
+    booleans (YAML 1.1 also reads an unquoted no, yes, on and off as booleans, which turns `eval_strategy: no`
+    into False, not the "no" the same flag takes on the command line), and 1e-6 is a number."""
     import re
 
     import yaml
@@ -121,6 +121,10 @@ def _yaml_loader(path):
     }
     Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
                                  list("tTfF"))
+    # YAML 1.1 reads a number with an exponent but no point (1e-6) as text, 1.2 and JSON as a number: inside a
+    # mapping (--lr_scheduler_kwargs) no flag's type would convert it afterwards.
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$"),
+                                 list("-+0123456789"))
 
     def construct_mapping(loader, node, deep=False):
         # A key written twice in one mapping: which value was meant cannot be told. Keys merged in (<<: *anchor)

@@ -39,7 +39,12 @@ class ServeError(Exception):
 
 
 def check_model_dir(model_dir) -> Path:
-    """The folder, if it holds a model the demo's pipelines can load; else a ServeError naming what is missing."""
+    """The folder, if it holds a model the demo's pipelines can load — its code, its weights (read back) and a
+    tokenizer that knows words —; else a ServeError naming what is missing."""
+    from hf_minbert.hub import check_weights, remote_load_files
+
+    from .common import CommandError, load_tokenizer
+
     path = Path(model_dir)
     config = path / "config.json"
     if not config.is_file():
@@ -47,6 +52,12 @@ def check_model_dir(model_dir) -> Path:
     if not json.loads(config.read_text(encoding="utf-8")).get("custom_pipelines"):
         raise ServeError(f"{config}: no custom_pipelines, so this is not a multitask minBERT model (or an ensemble) "
                          "saved by hf_minbert")
+    try:
+        remote_load_files(path)  # the config's code files, the weights and the tokenizer's files are there
+        check_weights(path)
+        load_tokenizer(str(path))
+    except (CommandError, OSError, ValueError) as error:
+        raise ServeError(str(error)) from None
     return path
 
 
