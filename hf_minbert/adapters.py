@@ -166,7 +166,7 @@ def check_config_file_targets(model, args):
     from peft.tuners.tuners_utils import check_target_module_exists
 
     config = peft_config_for(args, [], [])
-    if not config.target_modules:  # none given: the flags' defaults, which adaptable_modules checks
+    if not config.target_modules or config.target_modules == "all-linear":  # the defaults, or peft's shorthand
         return
     linear = [name for name, module in model.named_modules()
               if isinstance(module, nn.Linear) and any(p.requires_grad for p in module.parameters())]
@@ -292,7 +292,7 @@ class TaskAdapterRouter:
     Switching keeps each parameter's `requires_grad` as it was when the router was installed. peft's
     `set_adapter` freezes the inactive adapters, and a parameter frozen between its forward and the backward
     silently receives no gradient: with all_tasks sampling one backward follows every task's forward.
-    `predict` (what the pipelines and `minbert evaluate` call) runs each task with its own adapter too; other
+    `predict` (what the pipelines call) runs each task with its own adapter too; other
     calls that bypass `forward` (e.g. `model.embed` for the MNR loss) use the adapter of the last forward,
     which in MultitaskTrainer is the same task's.
     """
@@ -332,7 +332,10 @@ class TaskAdapterRouter:
 def _predict_with_task_adapters(self, tasks, *args, **kwargs):
     """`MinBertForMultitask.predict` one task at a time, each with its adapter (and its head's copy) active:
     predict runs no forward, which the router's hook would see, and one pass could read one adapter only."""
-    predict, router = type(self).predict, _ROUTERS.get(self)
+    # A deep copy of the routed model carries a copy of the router as its forward hook, not in _ROUTERS.
+    router = _ROUTERS.get(self) or next(
+        (hook for hook in self._forward_pre_hooks.values() if isinstance(hook, TaskAdapterRouter)), None)
+    predict = type(self).predict
     if router is None:
         return predict(self, tasks, *args, **kwargs)
     predictions = {}

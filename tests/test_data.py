@@ -265,6 +265,7 @@ def test_labelled_true_requires_the_label_column(tmp_path):
         ("sst", "ids-sst-dev.csv", SST_LINES[0], "9\tsst-9\t \ufffd\ufffd\t1", "sentence", "empty sentence"),
         ("sst", "ids-sst-dev.csv", SST_LINES[0], "9\tsst-9\t\x01\x7f\t1", "sentence", "empty sentence"),
         ("sst", "ids-sst-dev.csv", SST_LINES[0], "9\tsst-9\t \u0301\u0301\t1", "sentence", "empty sentence"),
+        ("sst", "ids-sst-dev.csv", SST_LINES[0], "9\tsst-9\t \ue000\t1", "sentence", "empty sentence"),
         ("sst", "ids-sst-dev.csv", SST_LINES[0], "9\t\t A film .\t1", "id", "empty id"),
         ("sst", "ids-sst-dev.csv", SST_LINES[0], "9\tsst-0\t A film .\t1", "id", "repeats the id of line 2"),
         ("sst", "ids-sst-dev.csv", SST_LINES[0], "9\t sst-0 \t A film .\t1", "id", "repeats the id of line 2"),
@@ -281,6 +282,12 @@ def test_plainly_written_numbers_are_labels(tmp_path):
     lines = [STS_LINES[0], *(f"{i}\tsts-{i}\tA.\tB.\t{score}" for i, score in enumerate(["3", " 2.5 ", "+1", ".5", "4e0"]))]
     dataset, _ = read_task_file(write_file(tmp_path, "sts-dev.csv", lines), "sts")
     assert dataset["similarity"] == [3.0, 2.5, 1.0, 0.5, 4.0]
+
+
+def test_an_enclosing_mark_the_tokenizer_reads_as_a_token_is_a_sentence(tmp_path):
+    lines = [SST_LINES[0], "0\tsst-0\t \u20dd\t1"]  # U+20DD, an enclosing circle: [UNK], not nothing
+    dataset, _ = read_task_file(write_file(tmp_path, "ids-sst-dev.csv", lines), "sst")
+    assert dataset["sentence"] == [" \u20dd"]
 
 
 def test_ids_are_kept_without_surrounding_spaces_as_prediction_files_are_read(tmp_path):

@@ -311,12 +311,31 @@ def test_trainer_push_from_python_sends_minberts_card_with_the_options_given(tmp
     assert json.loads((tmp_path / "from-python" / "metrics.json").read_text())["sst"]["accuracy"] == evaluated
 
 
-def test_a_card_the_folder_has_keeps_its_text_and_takes_the_options(tmp_path, minilm_path):
+def test_a_card_an_earlier_run_left_in_the_output_folder_is_replaced_by_this_runs(tmp_path, minilm_path):
     trainer = _python_trained(tmp_path, minilm_path)
-    card = tmp_path / "from-python" / "README.md"
-    card.write_text("---\nlicense: apache-2.0\n---\nWritten by minbert train.\n")
-    trainer.create_model_card(license="mit")
-    assert card.read_text() == "---\nlicense: mit\n---\nWritten by minbert train.\n"
+    folder = tmp_path / "from-python"
+    trainer.save_model()
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\nAn earlier run's card.\n")
+    (folder / "metrics.json").write_text(json.dumps({"sst": {"accuracy": 0.99}}))
+    trainer.create_model_card()
+    assert "An earlier run's card" not in (folder / "README.md").read_text()
+    evaluated = trainer.state.log_history[-2]["eval_sst_accuracy"]
+    assert json.loads((folder / "metrics.json").read_text())["sst"]["accuracy"] == evaluated
+
+
+def test_the_cards_scores_are_the_evaluation_of_the_model_the_trainer_holds():
+    from trainers.trainer_card import evaluation_scores
+
+    log = [{"eval_sst_accuracy": 0.9, "step": 1}, {"loss": 1.0, "step": 2}, {"eval_sst_accuracy": 0.25, "step": 2}]
+    assert evaluation_scores(log, ["sst", "custom"]) == {"sst": {"accuracy": 0.25}}  # the last, without a best
+    assert evaluation_scores(log, ["sst"], step=1) == {"sst": {"accuracy": 0.9}}  # the best model's, loaded at the end
+
+
+def test_a_card_of_a_model_not_yet_saved_is_refused_before_writing_anything(tmp_path, minilm_path):
+    trainer = _python_trained(tmp_path, minilm_path)
+    with pytest.raises(ValueError, match="no saved model to describe; save it first"):
+        trainer.create_model_card()
+    assert not (tmp_path / "from-python" / "metrics.json").exists()
 
 
 def test_trainers_model_index_options_are_refused_naming_what_the_card_indexes(tmp_path, minilm_path):

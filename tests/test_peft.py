@@ -289,6 +289,22 @@ def test_a_pipeline_answers_each_task_through_its_own_adapter_of_a_per_task_peft
         assert [score for _, score in answers] == pytest.approx([score for _, score in wanted], abs=1e-5), task
 
 
+def test_a_deep_copy_of_a_per_task_peft_model_predicts_each_task_through_its_own_adapter():
+    import copy
+
+    per_task = add_adapters(_model(), AdapterArguments(peft="lora", peft_per_task=True))
+    _perturb_adapters(per_task)
+    per_task.eval()
+    batch = random_batch(per_task.get_base_model().config)
+    sentences = {key: batch[key] for key in ("input_ids", "attention_mask")}
+    copied = copy.deepcopy(per_task)
+    with torch.no_grad():
+        copied(**batch, task="para")  # the copy's last forward leaves para's adapter active
+        expected = per_task.get_base_model().predict(["sst"], sentences=sentences)["sst"].logits
+        answered = copied.get_base_model().predict(["sst"], sentences=sentences)["sst"].logits
+    torch.testing.assert_close(answered, expected, rtol=0, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------------------
 # Training with MultitaskTrainer
 # ------------------------------------------------------------------------------------------------------
@@ -450,6 +466,14 @@ def test_train_refuses_a_peft_config_whose_target_modules_match_no_layer_before_
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error == (f"minbert train: --peft_config {config}: its target_modules {{'nope'}} match no trainable Linear "
                      "layer of the model (e.g. query, key, value, dense)") and calls == []
+
+
+def test_a_peft_config_targeting_all_linear_layers_passes_the_check(tmp_path):
+    from hf_minbert.adapters import check_config_file_targets
+
+    config = tmp_path / "lora.json"
+    config.write_text(json.dumps({"peft_type": "LORA", "r": 4, "target_modules": "all-linear"}))
+    check_config_file_targets(_model(), AdapterArguments(peft_config=str(config)))
 
 
 @pytest.mark.slow

@@ -505,6 +505,15 @@ def test_a_staging_folder_without_checkpoints_is_discarded_by_the_next_run(base,
     assert (output / "model.safetensors").exists() and not (tmp_path / "model.partial").exists()
 
 
+def test_push_to_hub_sends_the_card_minbert_train_wrote_from_its_whole_record(base, data, tmp_path, hub_calls, token):
+    assert train(base, data, tmp_path / "model", "--push_to_hub", "true", "--hub_model_id", "someone/tiny") == 0
+    commit = next(call for call in hub_calls if call[0] == "create_commit")
+    sent = {op.path_in_repo: op.path_or_fileobj for op in commit[4]}
+    assert commit[2] == "someone/tiny" and {"README.md", "metrics.json", "training_config.json"} <= set(sent)
+    card = Path(sent["README.md"]).read_text()
+    assert card == (tmp_path / "model" / "README.md").read_text() and "Bad data rows skipped while reading" in card
+
+
 def test_a_data_file_moved_while_the_model_trains_neither_loses_the_model_nor_changes_its_record(
         base, data, tmp_path, monkeypatch):
     from hf_minbert.commands import train as train_command

@@ -339,6 +339,16 @@ def test_a_hyperparameter_trial_trains_with_the_smart_mnr_and_task_weights_it_se
     assert trainer.task_weights["sts"] == 0 and trainer.smart.teacher is None
 
 
+def test_a_hyperparameter_trial_seeds_pcgrad_with_its_own_seed(tmp_path, tokenizer):  # noqa: F811
+    pytest.importorskip("optuna", reason="optuna is a dev dependency (pip install -e '.[dev]')")
+    trainer = _plain_trainer(tmp_path, tokenizer, model=None, model_init=lambda: tiny_model(),
+                             args={"max_steps": 1, "task_sampling": "all_tasks", "pcgrad": True})
+    trainer.hyperparameter_search(hp_space=lambda trial: {"seed": trial.suggest_categorical("seed", [7])},
+                                  backend="optuna", n_trials=1, direction="maximize",
+                                  compute_objective=lambda metrics: metrics["eval_overall"])
+    assert trainer._pcgrad_generator.initial_seed() == 7
+
+
 def test_smarts_mean_teacher_starts_as_the_model_model_init_builds_for_training(tmp_path, tokenizer):  # noqa: F811
     calls = []
 

@@ -18,7 +18,7 @@ What it adds to Trainer, and where:
   (multitask_state.py, which also builds SMART from the arguments).
 - `train`: on a Linux CPU, first has glibc keep freed memory for the next step (cpu_memory.py); a hyperparameter
   trial's arguments (or model_init's new model) rebuild what __init__ read off them (`_hp_search_setup`).
-- `create_model_card` / `push_to_hub(**kwargs)`: minBERT's card with Trainer's card options (trainer_card.py).
+- `create_model_card` / `push_to_hub(**kwargs)`: minBERT's card of the run with Trainer's card options (trainer_card.py).
 - `create_optimizer`: hf_minbert's AdamW (or torch's) with LLRD, head multiplier and frozen parts.
 - `log`: each task's loss and the SMART/MNR terms, averaged since the last log.
 """
@@ -98,7 +98,6 @@ class MultitaskTrainer(Trainer):
                          processing_class=processing_class, **kwargs)
         self._mean_teacher_update = None
         self._configure_from_arguments()
-        self._pcgrad_generator = torch.Generator().manual_seed(args.seed)
         self._swap_draws = (None, 0)  # (optimizer step, batches swapped in it): one generator per batch
         self._terms = defaultdict(list)  # name -> values since the last log
         if self.optimizer is not None:  # optimizers= given: create_optimizer, which freezes, does not run
@@ -120,7 +119,7 @@ class MultitaskTrainer(Trainer):
 
     def _configure_from_arguments(self):
         """What the trainer reads off its arguments and model once: the task weights, SMART (its mean teacher a
-        copy of the model), the pair-swap probabilities."""
+        copy of the model), PCGrad's generator (seeded), the pair-swap probabilities."""
         core = _core(self.model)
         tasks = list(core.config.tasks)
         self.task_weights = self.args.per_task("task_weights", tasks, default=1.0)
@@ -131,6 +130,7 @@ class MultitaskTrainer(Trainer):
         if self.smart is not None and self.smart.teacher is not None:
             self._mean_teacher_update = MeanTeacherUpdate(self.smart.teacher, lambda: _core(self.model))
             self.add_callback(self._mean_teacher_update)
+        self._pcgrad_generator = torch.Generator().manual_seed(self.args.seed)
         self.pair_swap = self.args.pair_swap_probabilities(core.config.tasks)
         for task in self.pair_swap:
             check_pair_order("pair_swap_probability", task, core.config.task_spec(task)["pair_encoding"])
@@ -423,8 +423,9 @@ class MultitaskTrainer(Trainer):
 
     def create_model_card(self, language=None, license=None, tags=None, model_name=None, finetuned_from=None,
                           tasks=None, dataset_tags=None, dataset=None, dataset_args=None):
-        """README.md in output_dir: minBERT's card (the one `minbert train` wrote, else one from the last evaluation
-        and the arguments), with Trainer's card options set in its front matter (trainer_card.py)."""
+        """README.md (and metrics.json, training_config.json) in output_dir: minBERT's card of this run, from the
+        evaluation of the model it holds and its arguments, with Trainer's card options in its front matter
+        (trainer_card.py)."""
         if not self.is_world_process_zero():
             return None
         from .trainer_card import write_trainer_card

@@ -1,15 +1,14 @@
 """The card `MultitaskTrainer.create_model_card` writes, as `Trainer.create_model_card` does for its own: what
-`push_to_hub(**kwargs)` publishes beside the model when the run was trained from Python.
+`push_to_hub(**kwargs)` publishes beside the model when the run was trained from Python (`minbert train` writes
+its card from its own record and pushes it as it is).
 
-A folder that has a card already (`minbert train` writes one, from its full record) keeps it, with the options
-set in its front matter. Otherwise the card is minBERT's own, made as `minbert train` makes it: from the last
-evaluation in the trainer's log (metrics.json) and the run's arguments (training_config.json).
+The card is minBERT's, made as `minbert train` makes it, from this trainer's run: the scores of the evaluation
+of the model it holds (the best checkpoint's where it loaded that at the end, else the last; metrics.json) and
+its arguments (training_config.json), with Trainer's card options set in its front matter.
 """
 from pathlib import Path
 
-from huggingface_hub import ModelCard
-
-from hf_minbert.data import task_schema
+from hf_minbert.data import has_task_schema, task_schema
 from hf_minbert.evaluation import write_metrics_json
 from model_cards import set_card_options, write_model_card
 
@@ -28,24 +27,27 @@ def write_trainer_card(trainer, model, **options):
         raise ValueError(f"{', '.join(given)}: these name the results of Trainer's model-index; minBERT's card "
                          "indexes each task's dev scores under the task's own name (set datasets with dataset_tags)")
     folder = Path(trainer.args.output_dir)
-    if (folder / CARD_FILE).is_file():
-        card = ModelCard.load(folder / CARD_FILE)
-    else:
-        metrics = last_evaluation(trainer.state.log_history, list(model.config.tasks))
-        write_metrics_json(folder / "metrics.json", metrics)
-        base = options.get("finetuned_from") or model.config.name_or_path or "unknown"
-        card = write_model_card(folder, metrics=metrics, base_model=base, training_arguments=trainer.args,
-                                train_seconds=_train_seconds(trainer.state.log_history),
-                                model_name=options.get("model_name"))
+    if not (folder / "config.json").is_file():  # the card reads the saved config and weights
+        raise ValueError(f"{folder}: no saved model to describe; save it first (trainer.save_model())")
+    state = trainer.state
+    best_step = state.best_global_step if trainer.args.load_best_model_at_end else None
+    metrics = evaluation_scores(state.log_history, list(model.config.tasks), step=best_step)
+    write_metrics_json(folder / "metrics.json", metrics)
+    base = options.get("finetuned_from") or model.config.name_or_path or "unknown"
+    card = write_model_card(folder, metrics=metrics, base_model=base, training_arguments=trainer.args,
+                            train_seconds=_train_seconds(state.log_history), model_name=options.get("model_name"))
     set_card_options(card, **options).save(folder / CARD_FILE)
     return card
 
 
-def last_evaluation(log_history, tasks) -> dict:
-    """The scores of the last evaluation in a trainer's log, as metrics.json holds them ({} when none ran)."""
-    logged = next((entry for entry in reversed(log_history) if any(key.startswith("eval_") for key in entry)), {})
+def evaluation_scores(log_history, tasks, step=None) -> dict:
+    """The scores of the evaluation at `step` in a trainer's log (default: the last one), as metrics.json holds
+    them ({} when none ran)."""
+    evaluations = [entry for entry in log_history if any(key.startswith("eval_") for key in entry)
+                   and (step is None or entry.get("step") == step)]
+    logged = evaluations[-1] if evaluations else {}
     metrics = {}
-    for task in tasks:
+    for task in (task for task in tasks if has_task_schema(task)):  # a task without one is never evaluated
         scores = {key: logged[f"eval_{task}_{key}"] for key in METRIC_KEYS[task_schema(task).metric]
                   if f"eval_{task}_{key}" in logged}
         if scores:

@@ -338,8 +338,10 @@ def train_and_save(model, tokenizer, train, dev, base_path, model_args, data_arg
         _save_record(staging, output, trainer, {**metrics, "skipped_rows": skipped_rows_record(read_reports),
                                                    "training_data": data_record},
                      recorded, data_args, training_args, train_seconds, base_path)
-    if training_args.push_to_hub:
-        trainer.push_to_hub()
+    if training_args.push_to_hub:  # the folder's own card, written above from the whole record
+        from hf_minbert.hub import push_trainer_output
+
+        push_trainer_output(trainer)
     print(_summary(metrics, train_seconds, output, skipped_rows_record(read_reports)))
     return metrics
 

@@ -266,9 +266,9 @@ def check_text(value):
 
 
 # What BERT's tokenizer drops before it splits words: control and format characters (a zero-width space, a
-# BOM), the replacement character U+FFFD (what a file decoded with errors="replace" holds) and, as accents are
-# stripped, combining marks standing alone.
-_INVISIBLE_CATEGORIES = {"Cc", "Cf", "Cs", "Mn", "Me"}
+# BOM), private-use characters, the replacement character U+FFFD (what a file decoded with errors="replace"
+# holds) and, as accents are stripped, combining marks standing alone.
+_INVISIBLE_CATEGORIES = {"Cc", "Cf", "Co", "Cs", "Mn"}
 
 
 def _is_visible(char) -> bool:
