@@ -119,14 +119,17 @@ def _check_inside(model_dir, name):
 
 
 def push_model_dir(model_dir, repo_id, *, private=False, token=None, commit_message="Upload minBERT model",
-                   revision=None, require_card=True, api=None, card_text=None, check_access=True, also=None):
+                   revision=None, require_card=True, api=None, card_text=None, check_access=True, also=None,
+                   blocking=True):
     """Create `repo_id` (if needed) on HF_ENDPOINT and commit exactly `files_to_push(model_dir)` to it.
 
     The token is checked first, the folder second and the endpoint third (`check_access=False`: the caller
     just did), so a push that cannot succeed fails before any write. `card_text`: README.md's content, sent
     in place of the folder's file (which then need not exist). `also`: {path in the repo: local file} sent in the
     same commit. `api`: an `HfApi`-like object (default: one on `hub_endpoint()` with the token). Returns the
-    `CommitInfo` of the commit; a refusal by the server is a `HubAccessError`.
+    `CommitInfo` of the commit; a refusal by the server is a `HubAccessError`. `blocking=False`: the repository is
+    created, then the commit runs in the background and a `concurrent.futures.Future` of it is returned (whose
+    `result()` raises the server's error), as `Trainer.push_to_hub(blocking=False)` returns.
     """
     token = resolve_token(token)
     files = set(files_to_push(model_dir, require_card=require_card and card_text is None))
@@ -140,15 +143,14 @@ def push_model_dir(model_dir, repo_id, *, private=False, token=None, commit_mess
     operations += [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(path)) for name, path in (also or {}).items()]
     try:
         repo = api.create_repo(repo_id, token=token, private=private, repo_type="model", exist_ok=True)
-        return api.create_commit(
-            repo.repo_id, operations, commit_message=commit_message, token=token, repo_type="model", revision=revision
-        )
+        return api.create_commit(repo.repo_id, operations, commit_message=commit_message, token=token,
+                                 repo_type="model", revision=revision, **({} if blocking else {"run_as_future": True}))
     except Exception as error:  # as in check_hub_access: one line, whatever the transport
         raise HubAccessError(f"upload of {model_dir} to {repo_id} on {api.endpoint} failed: {_one_line(error)}") from None
 
 
 def push_trainer_output(trainer, commit_message="End of training", token=None, revision=None, private=None,
-                        write_card=None):
+                        write_card=None, blocking=True):
     """What `MultitaskTrainer.push_to_hub` does: check the token, save the model into `args.output_dir`
     (weights, code, pipelines, tokenizer), write its card (`write_card()`, where given), then push that folder's
     push set to `args.hub_model_id` (default: the folder's name in the token owner's namespace). Trainer's own
@@ -164,7 +166,7 @@ def push_trainer_output(trainer, commit_message="End of training", token=None, r
     repo_id = args.hub_model_id or Path(args.output_dir).absolute().name
     private = args.hub_private_repo if private is None else private
     return push_model_dir(args.output_dir, repo_id, private=bool(private), token=token, commit_message=commit_message,
-                          revision=revision or args.hub_revision, require_card=False)
+                          revision=revision or args.hub_revision, require_card=False, blocking=blocking)
 
 
 def push_trainer_checkpoint(trainer, checkpoint_folder):

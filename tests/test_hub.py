@@ -311,6 +311,13 @@ def test_trainer_push_from_python_sends_minberts_card_with_the_options_given(tmp
     assert json.loads((tmp_path / "from-python" / "metrics.json").read_text())["sst"]["accuracy"] == evaluated
 
 
+@pytest.mark.parametrize("blocking", [True, False])
+def test_trainer_push_without_blocking_runs_the_commit_as_a_future(model_dir, hub_calls, token, blocking):
+    hub.push_trainer_output(_fake_trainer(model_dir, []), blocking=blocking)
+    commit_options = hub_calls[1][3]
+    assert commit_options.get("run_as_future", False) is (not blocking)
+
+
 def test_a_card_an_earlier_run_left_in_the_output_folder_is_replaced_by_this_runs(tmp_path, minilm_path):
     trainer = _python_trained(tmp_path, minilm_path)
     folder = tmp_path / "from-python"

@@ -437,11 +437,12 @@ class MultitaskTrainer(Trainer):
     def push_to_hub(self, commit_message="End of training", blocking=True, token=None, revision=None, private=None, **kwargs):
         """Push the model folder's publishable files (weights, config, remote code, pipelines, tokenizer,
         card, metrics, plots) — not Trainer's whole output folder, and not a card Trainer writes over ours.
-        `kwargs` are `create_model_card`'s, as for Trainer.push_to_hub."""
+        `kwargs` are `create_model_card`'s, as for Trainer.push_to_hub; `blocking=False` returns the commit's
+        Future."""
         from hf_minbert.hub import push_trainer_output
 
         return push_trainer_output(self, commit_message, token, revision, private,
-                                   write_card=lambda: self.create_model_card(**kwargs))
+                                   write_card=lambda: self.create_model_card(**kwargs), blocking=blocking)
 
     def _push_from_checkpoint(self, checkpoint_folder):
         # Trainer copies only config and weights here: a remote user would lack the code (transformers#29714).
