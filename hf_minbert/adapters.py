@@ -292,9 +292,9 @@ class TaskAdapterRouter:
     Switching keeps each parameter's `requires_grad` as it was when the router was installed. peft's
     `set_adapter` freezes the inactive adapters, and a parameter frozen between its forward and the backward
     silently receives no gradient: with all_tasks sampling one backward follows every task's forward.
-    `predict` (what the pipelines call) runs each task with its own adapter too; other
-    calls that bypass `forward` (e.g. `model.embed` for the MNR loss) use the adapter of the last forward,
-    which in MultitaskTrainer is the same task's.
+    `predict` (what the pipelines call) runs each task with its own adapter too; other calls that bypass
+    `forward` (e.g. `model.embed` for the MNR loss) use the adapter of the last forward, which in
+    MultitaskTrainer is the same task's.
     """
 
     def __init__(self, base_model):

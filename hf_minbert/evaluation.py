@@ -73,11 +73,12 @@ def predict_task(
     max_length = resolve_max_length(model, tokenizer, max_length)
     # A head that also reads each sentence alone (the cosine feature; an ensemble's bi-encoder members) gets
     # them tokenized alone, each cut as the head reads it.
-    reads = model.predict_inputs(head) if hasattr(model, "predict_inputs") else ()
+    reads = model.predict_inputs(head) if hasattr(model, "predict_inputs") else (
+        ("sides",) if spec.get("cosine_feature") else ())
     with _datasets_progress_bars(progress):
         tokenized, truncation = tokenize_task(
             dataset, tokenizer, task, pair_encoding=spec["pair_encoding"], max_length=max_length,
-            with_sides=spec["pair_encoding"] == "cross" and (bool(spec.get("cosine_feature")) or "sides" in reads),
+            with_sides=spec["pair_encoding"] == "cross" and "sides" in reads,
         )
     if "labels" in tokenized.column_names:
         tokenized = tokenized.remove_columns("labels")
