@@ -128,6 +128,7 @@ class _RunView:
         self.ensemble = self.config.get("model_type") == ENSEMBLE_MODEL_TYPE
         self.selection = load_ensemble_selection(model_dir)
         self.training_data = metrics.get("training_data")
+        self.dev_data = metrics.get("dev_data")  # `minbert ensemble`'s record of the dev files scored
         self.given_dev_files = _given_dev_files(self.arguments)
         self.course_tasks = [task for task in course_training_tasks(self.training_data) if task in self.tasks]
         self.pipeline_tags = _hub_pipeline_tags(self.config)
@@ -167,7 +168,8 @@ def _template_values(run, model_name, model_id) -> dict:
         overall=_score(metrics["overall"]) if "overall" in metrics else None,
         mean=_score(metrics.get("mean")),
         dev_summary=_dev_summary(_scored_tasks(metrics), run.training_data,
-                                 course_dev_set_tasks(run.training_data, run.given_dev_files), run.given_dev_files),
+                                 course_dev_set_tasks(run.training_data, run.given_dev_files, run.dev_data),
+                                 run.given_dev_files, run.dev_data),
         course_quora="para" in run.course_tasks,
         usage=usage_snippet(model_id or str(run.model_dir), tasks, run.default_task),
         head_rows=[] if run.ensemble else [_head_row(name, spec) for name, spec in tasks.items()],
@@ -236,16 +238,16 @@ def regenerate_model_card(model_dir, model_id=None, model_name=None) -> ModelCar
 def eval_results(metrics, given_dev_files=None):
     """One `EvalResult` per task metric on the dev split, and one per overall score, each naming the dev set it
     was scored on: the course's (its Hub dataset) only where metrics.json's `training_data` shows every row of
-    the course's dev file scored (`course_dev_set_tasks`). given_dev_files: task -> the dev file --<task>_dev
-    named."""
+    the course's dev file scored (`course_dev_set_tasks`), or `dev_data` (`minbert ensemble`'s record) the
+    course's dev file itself. given_dev_files: task -> the dev file --<task>_dev named."""
     given_dev_files = given_dev_files or {}
-    training_data = metrics.get("training_data")
-    course_tasks = course_dev_set_tasks(training_data, given_dev_files)
+    training_data, dev_data = metrics.get("training_data"), metrics.get("dev_data") or {}
+    course_tasks = course_dev_set_tasks(training_data, given_dev_files, dev_data)
     results = []
     for task in _scored_tasks(metrics):
         task_type = TASK_NAMES[task][0] if task in TASK_NAMES else "text-classification"
         dataset_id, dataset_name, dataset_config = _dev_dataset(task, course_tasks, bool(training_data),
-                                                                given_dev_files.get(task))
+                                                                given_dev_files.get(task), dev_data.get(task))
         for name, value in metrics[task].items():
             if value is None:  # undefined (metrics.json writes NaN as null): the model-index holds numbers only
                 continue
@@ -277,16 +279,18 @@ def _trained_on_course_file(record, course):
         course.train_rows, course.train_rows - course.train_rows_equal_to_dev)
 
 
-def course_dev_set_tasks(training_data, given_dev_files=None):
+def course_dev_set_tasks(training_data, given_dev_files=None, dev_data=None):
     """The tasks scored on every row of the course's dev file: by the recorded dev file's SHA-256 and rows
-    scored; in a record written before those were, the tasks trained on the course's files whose dev file no
-    --<task>_dev named (`minbert train` reads it from the same folder)."""
+    scored (`minbert train` records it in `training_data`, `minbert ensemble` in `dev_data`); in a record
+    written before those were, the tasks trained on the course's files whose dev file no --<task>_dev named
+    (`minbert train` reads it from the same folder)."""
     given_dev_files = given_dev_files or {}
     tasks = []
     for task, course in COURSE_FILES.items():
         record = (training_data or {}).get(task) or {}
-        if "dev" in record:
-            scored_course_file = record["dev"]["sha256"] == course.dev_sha256 and record["dev"]["rows"] == course.dev_rows
+        dev = record.get("dev") or (dev_data or {}).get(task)
+        if dev:
+            scored_course_file = dev["sha256"] == course.dev_sha256 and dev["rows"] == course.dev_rows
         else:
             scored_course_file = _trained_on_course_file(record, course) and task not in given_dev_files
         if scored_course_file:
@@ -410,13 +414,16 @@ def _scored_tasks(metrics):
             and all(value is None or isinstance(value, (int, float)) for value in values.values())]
 
 
-def _dev_dataset(task, course_tasks, recorded, given_file=None):
-    """(type, name, config) of the dev set `task` was scored on, for the model-index."""
+def _dev_dataset(task, course_tasks, recorded, given_file=None, scored_file=None):
+    """(type, name, config) of the dev set `task` was scored on, for the model-index. scored_file: the record
+    of the dev file an ensemble was scored on."""
     if task in course_tasks:
         dataset_id, dataset_config = _hub_dataset(task)
         return dataset_id, TASK_NAMES[task][1], dataset_config
     if given_file:
         return Path(given_file).name, f"{task} dev set ({given_file}, given with --{task}_dev)", None
+    if scored_file:
+        return Path(scored_file["file"]).name, f"{task} dev set ({scored_file['file']})", None
     if recorded:
         return _dev_file(task), f"{task} dev set ({_dev_file(task)} of the training data folder)", None
     return f"{task}-dev", f"{task} dev set (which data is not recorded)", None
@@ -435,16 +442,21 @@ def _dev_file(task):
     return TASK_SCHEMAS[task].file_name("dev") if task in TASK_SCHEMAS else f"{task} dev file"
 
 
-def _dev_summary(scored_tasks, training_data, course_tasks, given_dev_files=None):
+def _dev_summary(scored_tasks, training_data, course_tasks, given_dev_files=None, dev_data=None):
     """What the dev sets were: the course's splits where the record shows them scored (`course_dev_set_tasks`),
-    else the files --<task>_dev named or the data folder's dev files, with the rows scored where recorded; or
-    "not recorded" without a record."""
-    if not training_data:
-        return "not recorded (metrics.json holds no `training_data`: it was not written by `minbert train`)"
+    else the files --<task>_dev named or the data folder's dev files, or the files an ensemble recorded
+    (`dev_data`), with the rows scored where recorded; or "not recorded" without a record."""
+    if not training_data and not dev_data:
+        return ("not recorded (metrics.json holds no `training_data` nor `dev_data`: it was not written by "
+                "`minbert train` or `minbert ensemble`)")
     given = given_dev_files or {}
     course = [description for task, description in COURSE_DEV_SETS.items() if task in scored_tasks and task in course_tasks]
     others = [task for task in scored_tasks if task not in course_tasks]
     parts = ["the CS224N splits — " + _listed(course)] if course else []
+    if not training_data:
+        files = [f"{task}: `{dev_data[task]['file']}` ({dev_data[task]['rows']:,} rows scored)" if task in dev_data
+                 else f"{task}: not recorded" for task in others]
+        return "; ".join(parts + ([_listed(files)] if files else []))
     folder = [_dev_file_scored(f"`{_dev_file(task)}`", training_data.get(task)) for task in others if task not in given]
     named = [_dev_file_scored(f"`{given[task]}` given with --{task}_dev", training_data.get(task))
              for task in others if task in given]

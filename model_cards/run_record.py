@@ -52,7 +52,8 @@ def load_run_record(model_dir):
 
 # metrics.json's entries that are not a task's scores: {key: (type, what it holds)}.
 RECORD_ENTRIES = {"overall": ((int, float, type(None)), "a number"), "mean": ((int, float, type(None)), "a number"),
-                  "training_data": (dict, "the data trained on"), "skipped_rows": (list, "the rows skipped")}
+                  "training_data": (dict, "the data trained on"), "skipped_rows": (list, "the rows skipped"),
+                  "dev_data": (dict, "the dev files scored")}
 
 
 def check_metrics(metrics, path):

@@ -9,6 +9,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
+import yaml
 from transformers import AutoModel, AutoTokenizer, BertTokenizer, pipeline
 
 from hf_minbert import MinBertEnsembleConfig, MinBertEnsembleForMultitask, MinBertForMultitask
@@ -533,6 +534,42 @@ def test_ensemble_command_writes_a_card_with_the_metrics_and_each_members_weight
         sst = selection["tasks"]["sst"]
         if member in sst["members"]:
             assert f"{sst['members'][member]:.2f} ({sst['single_scores'][member]:.3f})" in row
+
+
+def _dev_sets_line(card):
+    return " ".join(card.split("Dev sets: ", 1)[1].split("\n\n", 1)[0].split())
+
+
+def test_ensemble_command_records_each_dev_file_it_scored_with_its_rows_and_sha256(command_ensemble, data_dir):
+    from huggingface_hub.utils.sha import sha_fileobj
+
+    dev_data = json.loads((command_ensemble / "metrics.json").read_text())["dev_data"]
+    for task, name in (("sst", "ids-sst-dev.csv"), ("para", "quora-dev.csv"), ("sts", "sts-dev.csv")):
+        with open(data_dir / name, "rb") as file:
+            assert dev_data[task] == {"file": name, "rows": 16, "sha256": sha_fileobj(file).hex()}
+
+
+def test_ensemble_card_names_the_dev_files_it_was_scored_on(command_ensemble):
+    card = (command_ensemble / "README.md").read_text()
+    assert _dev_sets_line(card).startswith("sst: `ids-sst-dev.csv` (16 rows scored), para: `quora-dev.csv` (16 rows "
+                                           "scored), and sts: `sts-dev.csv` (16 rows scored).")
+    datasets_named = {entry["dataset"]["name"] for entry in yaml.safe_load(card.split("---")[1])["model-index"][0]["results"]}
+    assert "sst dev set (ids-sst-dev.csv)" in datasets_named and not any("not recorded" in name for name in datasets_named)
+
+
+def test_ensemble_card_scored_on_the_course_dev_files_states_the_cs224n_splits(command_ensemble, tmp_path):
+    from model_cards import regenerate_model_card
+    from model_cards.card import COURSE_FILES
+
+    folder = shutil.copytree(command_ensemble, tmp_path / "ensemble")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["dev_data"] = {task: {"file": record["file"], "rows": COURSE_FILES[task].dev_rows,
+                                  "sha256": COURSE_FILES[task].dev_sha256} for task, record in metrics["dev_data"].items()}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    card = str(regenerate_model_card(folder))
+    assert _dev_sets_line(card).startswith("the CS224N splits — SST dev (1,101 sentences), STS dev (863 pairs)")
+    types = {entry["dataset"]["type"] for entry in yaml.safe_load(card.split("---")[1])["model-index"][0]["results"]}
+    assert {"SetFit/sst5", "sentence-transformers/stsb"} <= types
 
 
 @pytest.mark.slow

@@ -10,7 +10,8 @@ a MinBertEnsembleForMultitask (weights, config, remote code, the first model's t
 evaluate` and `AutoModel.from_pretrained(..., trust_remote_code=True)` load, plus:
 
     metrics.json              the ensemble's dev metrics (optimistic under greedy selection, where the dev
-                              set also chose the members; fair under --selection all)
+                              set also chose the members; fair under --selection all), and `dev_data`:
+                              each dev file scored, with its rows and SHA-256 (the card names the dev sets by it)
     ensemble_selection.json   per task: members and weights, every candidate's own dev score, each step,
                               and `held_out`: selection cross-fitted over --held_out_folds parts of the dev
                               rows, the ensemble and the best single model each scored on rows that did not
@@ -49,6 +50,7 @@ from hf_minbert.commands.output_folder import (
     move_into_place,
     staging_folder,
 )
+from hf_minbert.commands.train_data import dev_file_record
 from hf_minbert.data import TASK_SCHEMAS, DataError, read_task_file
 from hf_minbert.ensemble import (
     SELECTION_METHODS,
@@ -104,18 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def read_dev_sets(args) -> dict:
-    dev = {}
+def read_dev_sets(args) -> tuple:
+    """(dev rows, dev records): each task's dev rows from --data_dir, and what was read of each file (its name,
+    rows and SHA-256), which metrics.json keeps as `dev_data` for the card."""
+    dev, records = {}, {}
     for task in args.tasks:
         path = Path(args.data_dir) / TASK_SCHEMAS[task].file_name("dev")
         try:
-            dev[task], _ = read_task_file(path, task, labelled=True, skip_bad_rows=args.skip_bad_rows)
+            dev[task], report = read_task_file(path, task, labelled=True, skip_bad_rows=args.skip_bad_rows)
         except (DataError, FileNotFoundError) as error:
             raise CommandError(str(error)) from None
         reason = unscorable_reason(task, dev[task])
         if reason:
             raise CommandError(f"{path}: {reason}")
-    return dev
+        records[task] = dev_file_record(report, args.data_dir)
+    return dev, records
 
 
 def shared_tokenizer(model_dirs):
@@ -316,15 +321,16 @@ def selection_record(args, outcome, members) -> dict:
     return record
 
 
-def write_ensemble(args, ensemble, tokenizer, outcome, members):
-    """The ensemble, its tokenizer, metrics.json, the selection record and the card, written into the staging
-    folder, which then takes --output_dir's place: a failure on the way leaves --output_dir as it was."""
+def write_ensemble(args, ensemble, tokenizer, outcome, members, dev_data):
+    """The ensemble, its tokenizer, metrics.json (with `dev_data`, the dev files scored), the selection record
+    and the card, written into the staging folder, which then takes --output_dir's place: a failure on the way
+    leaves --output_dir as it was."""
     output = Path(args.output_dir)
     staging = staging_folder(output)
     discard_unfinished_run(staging)  # check_output has made sure that discarding it was asked for
     ensemble.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    write_metrics_json(staging / "metrics.json", outcome.metrics)
+    write_metrics_json(staging / "metrics.json", {**outcome.metrics, "dev_data": dev_data})
     record = selection_record(args, outcome, members)
     write_strict_json(staging / SELECTION_FILE, record)
     regenerate_model_card(staging, model_id=str(output))  # the card names the output folder, not the staging one
@@ -340,7 +346,7 @@ def main(argv=None) -> int:
         check_output(args)
         device = torch_device("--device", args.device)
         heads, vocab_size = candidate_heads(args)
-        dev = read_dev_sets(args)
+        dev, dev_data = read_dev_sets(args)
         tokenizer = shared_tokenizer(args.models)
         check_tokenizer_fits(args.models[0], tokenizer, vocab_size)
         predictions = predict_candidates(args, dev, tokenizer, device, heads)
@@ -349,7 +355,7 @@ def main(argv=None) -> int:
         return 2
     outcome = select_members(args, heads, dev, predictions)
     models = {path: load_candidate(path, device) for path in args.models if path in outcome.picked()}
-    write_ensemble(args, build_ensemble(models, outcome.selections), tokenizer, outcome, list(models))
+    write_ensemble(args, build_ensemble(models, outcome.selections), tokenizer, outcome, list(models), dev_data)
     print(format_summary(outcome, len(models), Path(args.output_dir), args.selection))
     return 0
 

@@ -175,11 +175,16 @@ def _task_training_record(report):
 
 
 def _dev_record(dev_read, data_args):
+    return dev_file_record(dev_read, data_args.data_dir, data_args.max_eval_samples)
+
+
+def dev_file_record(dev_read, data_dir, max_rows=None):
+    """A dev file scored: its name (inside `data_dir`, else as given), the rows scored (at most `max_rows`) and
+    the SHA-256 of the bytes read — what the card tells the course's dev sets from others by."""
     from hf_minbert.data import source_name
 
-    rows = dev_read.rows if data_args.max_eval_samples is None else min(dev_read.rows, data_args.max_eval_samples)
-    return {"file": source_name(dev_read.source, data_args.data_dir), "rows": rows,
-            "sha256": _read_sha256(dev_read)}
+    rows = dev_read.rows if max_rows is None else min(dev_read.rows, max_rows)
+    return {"file": source_name(dev_read.source, data_dir), "rows": rows, "sha256": _read_sha256(dev_read)}
 
 
 def _read_sha256(read) -> str:
