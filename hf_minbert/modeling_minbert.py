@@ -122,12 +122,32 @@ class MinBertPreTrainedModel(PreTrainedModel):
         return super().save_pretrained(save_directory, *args, **kwargs)
 
 
+def load_one_encoder(cls, super_from_pretrained, path, model_args, kwargs):
+    """`from_pretrained` of a one-encoder class (the bare encoder, the masked-LM model), refusing a CerBERTus or
+    Triple-BERT checkpoint: its top layers (or all of them) are each task's own, under `task_encoders.<task>.*`,
+    so one encoder would load the shared layers alone and start the rest at random, with no more than a line in
+    the load report."""
+    config = kwargs.get("config")
+    if not is_minbert_config(config):
+        config = MinBertConfig.from_pretrained(path, **hub_kwargs(kwargs))
+    if config.architecture != "multitask":
+        own = "every layer" if config.architecture == "triple" else f"the top {config.task_specific_layers} layers"
+        raise ValueError(f"{path}: a {config.architecture} model, {own} of its encoder each task's own, has no one "
+                         f"encoder for {cls.__name__}; load it with AutoModel.from_pretrained (MinBertForMultitask) "
+                         "and read a task's encoder with model.encode_for_task(task, **inputs)")
+    return super_from_pretrained(path, *model_args, **kwargs)
+
+
 class MinBertModel(MinBertPreTrainedModel):
     """The bare minBERT encoder: last hidden states and the tanh-pooled [CLS] vector.
 
     Padding positions (attention_mask 0) are skipped, not computed: their hidden states come back as zeros,
     where transformers' BertModel returns values no real token ever attends to.
     """
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        return load_one_encoder(cls, super().from_pretrained, pretrained_model_name_or_path, model_args, kwargs)
 
     def __init__(self, config, add_pooling_layer=True, num_layers=None):
         super().__init__(config)
@@ -454,7 +474,9 @@ class MinBertForSequenceClassification(MinBertPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.bert = MinBertModel(config)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        # As BertForSequenceClassification: a BERT config's classifier_dropout, where set, is the head's.
+        classifier_dropout = getattr(config, "classifier_dropout", None)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob if classifier_dropout is None else classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -528,6 +550,10 @@ class MinBertForMaskedLM(MinBertPreTrainedModel):
         self.bert = MinBertModel(config)
         self.cls = MinBertOnlyMLMHead(config)
         self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        return load_one_encoder(cls, super().from_pretrained, pretrained_model_name_or_path, model_args, kwargs)
 
     def auto_map(self):
         return SINGLE_ENCODER_AUTO_MAP

@@ -5,9 +5,9 @@ import logging
 
 import pytest
 import torch
-from transformers import AutoTokenizer, pipeline
+from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
 
-from hf_minbert import MinBertConfig, MinBertForMultitask, MinBertModel
+from hf_minbert import MinBertConfig, MinBertForMaskedLM, MinBertForMultitask, MinBertModel
 from hf_minbert.commands.head_options import task_specs
 from hf_minbert.commands.train import build_model
 from hf_minbert.commands.train_arguments import parse_arguments
@@ -275,6 +275,24 @@ def test_a_new_task_cannot_get_layers_from_a_cerbertus_checkpoint(tmp_path):
     tasks = {**TASKS, "extra": {"kind": "binary", "pair_encoding": "cross"}}
     with pytest.raises(ValueError, match=r"no task-specific encoder layers for task\(s\) \['extra'\]"):
         MinBertForMultitask.from_pretrained(tmp_path, tasks=tasks)
+
+
+@pytest.mark.parametrize("architecture", ["cerbertus", "triple"])
+@pytest.mark.parametrize("one_encoder_class", [MinBertModel, MinBertForMaskedLM, AutoModelForMaskedLM])
+def test_one_encoder_is_refused_a_checkpoint_whose_layers_are_each_tasks_own(tmp_path, architecture, one_encoder_class):
+    # It would load the shared layers alone and start the tasks' own at random (only the load report told).
+    _model(**ARCHITECTURES[architecture]).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=f"a {architecture} model, .* has no one encoder .*encode_for_task"):
+        one_encoder_class.from_pretrained(tmp_path)
+
+
+def test_the_bare_encoder_loads_the_whole_encoder_of_a_plain_multitask_checkpoint(tmp_path):
+    model = _model().eval()
+    model.save_pretrained(tmp_path)
+    input_ids, attention_mask = torch.tensor([[2, 7, 9, 3, 0]]), torch.tensor([[1, 1, 1, 1, 0]])
+    expected = model.encode_for_task("sst", input_ids, attention_mask).last_hidden_state
+    encoder = MinBertModel.from_pretrained(tmp_path).eval()
+    assert torch.equal(encoder(input_ids, attention_mask).last_hidden_state, expected)
 
 
 # --- saving, loading, remote code -------------------------------------------------------------------------

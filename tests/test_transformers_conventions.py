@@ -69,6 +69,15 @@ def test_a_fine_tuned_bert_classifier_loads_with_its_classifier_and_label_names(
         torch.testing.assert_close(model(**batch).logits, reference(**batch).logits, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("classifier_dropout, expected", [(0.0, 0.0), (0.3, 0.3), (None, 0.1)])
+def test_the_sequence_classifiers_dropout_is_the_configs_classifier_dropout_as_bert_s_is(
+    tiny_config, classifier_dropout, expected
+):
+    config = _config(tiny_config, hidden_dropout_prob=0.1, classifier_dropout=classifier_dropout)
+    assert MinBertForSequenceClassification(config).dropout.p == expected
+    assert BertForSequenceClassification(BertConfig(**config.to_dict())).dropout.p == expected
+
+
 def test_a_multitask_model_from_a_bert_classifier_names_its_labels_after_its_default_head(bert_classifier_dir):
     model = MinBertForMultitask.from_pretrained(bert_classifier_dir[0])
     assert model.config.id2label == dict(enumerate(model.config.tasks["sst"]["labels"]))
