@@ -1,7 +1,6 @@
 """minBERT's unpadding: where the real tokens of a padded batch sit, and on CPU which rows attention groups by
 length. Part of minBERT's remote code (see `modeling_minbert.py`): imports only torch and the standard library.
 """
-import functools
 import os
 
 import torch
@@ -25,14 +24,19 @@ def cpu_row_steps_from_environment(environment):
     return int(value)
 
 
-@functools.cache
-def _process_cpu_row_steps():
-    return cpu_row_steps_from_environment(os.environ)
+# MINBERT_CPU_ROW_STEPS as read on first use (None: not read yet). A plain global, not a functools.cache: a
+# compiled forward reads it as a constant it guards on, where it would trace through a cache wrapper, warning.
+process_cpu_row_steps = None
 
 
 def cpu_row_steps():
     """The steps per power of two in force: CPU_ROW_STEPS_PER_OCTAVE, or the process environment's (read once)."""
-    return _process_cpu_row_steps() if CPU_ROW_STEPS_PER_OCTAVE is None else CPU_ROW_STEPS_PER_OCTAVE
+    global process_cpu_row_steps
+    if CPU_ROW_STEPS_PER_OCTAVE is not None:
+        return CPU_ROW_STEPS_PER_OCTAVE
+    if process_cpu_row_steps is None:
+        process_cpu_row_steps = cpu_row_steps_from_environment(os.environ)
+    return process_cpu_row_steps
 
 
 def token_rows(tokens, device_type):
@@ -46,6 +50,14 @@ def token_rows(tokens, device_type):
         return tokens
     step = 1 << (tokens.bit_length() - steps.bit_length())
     return -(-tokens // step) * step
+
+
+def _traced():
+    """Whether torch.jit.trace or torch.export is recording the forward: both fix in the graph every shape that
+    depends on the data (the count of real tokens), so a graph of the unpadded batch would serve only the batch
+    it was recorded on."""
+    exporting = getattr(torch.compiler, "is_exporting", lambda: False)
+    return torch.jit.is_tracing() or exporting()
 
 
 def _check_first_token_attended(attention_mask):
@@ -68,12 +80,15 @@ class MinBertTokenLayout:
     their longest row are often half padding, and padding would otherwise cost as much as words (ModernBERT
     unpads the same way). Positions with attention_mask 0 are never computed: their returned hidden states
     are zeros. On CPU the matrix may end in a few zero rows (`token_rows`), so that its row count takes few values.
+    Under torch.jit.trace or torch.export the padded batch is kept instead, attention masked and padding zeroed
+    on the way out: the same answers, from a graph that serves every batch shape and mask.
     """
 
     def __init__(self, attention_mask, batch, length):
         self.batch, self.length = batch, length
         self.tokens = batch * length  # real tokens
         self.rows = self.cols = self.sdpa_mask = None
+        self.padding_kept = False  # padding carried through the layers, zeroed by `pad`
         self.attention_mask = attention_mask
         self._length_groups = False  # not planned yet (None: no grouping for this batch)
         if attention_mask is not None:
@@ -82,6 +97,10 @@ class MinBertTokenLayout:
                     f"attention_mask has shape {tuple(attention_mask.shape)}; expected {(batch, length)}, "
                     "one 1/0 entry per input token"
                 )
+            if _traced():
+                self.padding_kept = True
+                self.sdpa_mask = attention_mask.bool()[:, None, None, :]
+                return
             rows, cols = attention_mask.nonzero(as_tuple=True)
             if rows.numel() < batch * length:
                 _check_first_token_attended(attention_mask)
@@ -100,12 +119,17 @@ class MinBertTokenLayout:
 
     def with_spare_rows(self, tokens):
         """(real tokens, ...) -> (token rows, ...), zeros appended."""
+        if self.padding_kept:  # a traced graph's row count follows the batch shape, not a rounding of it
+            return tokens
         spare = token_rows(self.tokens, tokens.device.type) - self.tokens
         return torch.cat([tokens, tokens.new_zeros(spare, *tokens.shape[1:])]) if spare else tokens
 
     def pad(self, tokens):
         """(token rows, ...) -> (batch, length, ...), zeros at padding."""
         tokens = tokens[: self.tokens]
+        if self.padding_kept:
+            padding = ~self.sdpa_mask.reshape(self.batch, self.length, *(1,) * (tokens.dim() - 1))
+            return tokens.reshape(self.batch, self.length, *tokens.shape[1:]).masked_fill(padding, 0)
         if self.rows is None:
             return tokens.reshape(self.batch, self.length, *tokens.shape[1:])
         padded = tokens.new_zeros(self.batch, self.length, *tokens.shape[1:])

@@ -445,3 +445,34 @@ def test_a_bert_for_pretraining_checkpoint_loads_like_bert_base_uncased(tmp_path
     assert any(key.startswith("cls.") for key in info["unexpected_keys"])
     assert not any(key.startswith("bert.") for key in info["missing_keys"])
     _assert_parity(model.bert, reference.bert, random_batch(model.config, batch=3, length=10))
+
+
+# --- traced and exported graphs ------------------------------------------------------------------------------
+
+
+def _masked_batch(config, batch, length, lengths, seed):
+    torch.manual_seed(seed)
+    input_ids = torch.randint(5, config.vocab_size, (batch, length))
+    attention_mask = (torch.arange(length) < torch.tensor(lengths)[:, None]).long()
+    return input_ids, attention_mask
+
+
+def test_a_jit_traced_encoder_answers_other_batch_shapes_and_masks_as_the_model_does(tiny_config):
+    # The traced graph keeps the padded batch: an unpadded one would fix the real-token count it met.
+    model = MinBertModel(tiny_config).eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(model, _masked_batch(tiny_config, 3, 10, [10, 6, 3], seed=0), strict=False)
+        for inputs in (_masked_batch(tiny_config, 2, 8, [5, 8], seed=1), _masked_batch(tiny_config, 4, 12, [2, 12, 7, 1], seed=2)):
+            expected = model(*inputs).last_hidden_state
+            torch.testing.assert_close(traced(*inputs)["last_hidden_state"], expected, rtol=0, atol=1e-5)
+
+
+def test_an_exported_encoder_answers_other_batch_shapes_and_masks_as_the_model_does(tiny_config):
+    model = MinBertModel(tiny_config).eval()
+    batch, length = torch.export.Dim("batch", max=16), torch.export.Dim("length", max=64)
+    exported = torch.export.export(model, _masked_batch(tiny_config, 3, 10, [10, 6, 3], seed=0),
+                                   dynamic_shapes=({0: batch, 1: length}, {0: batch, 1: length})).module()
+    with torch.no_grad():
+        for inputs in (_masked_batch(tiny_config, 3, 10, [4, 10, 9], seed=1), _masked_batch(tiny_config, 2, 8, [5, 8], seed=2)):
+            torch.testing.assert_close(exported(*inputs).last_hidden_state, model(*inputs).last_hidden_state,
+                                       rtol=0, atol=1e-5)

@@ -299,11 +299,8 @@ def test_a_bad_token_row_setting_in_the_environment_is_one_line_naming_it(base, 
     from hf_minbert import modeling_minbert_unpadding
 
     monkeypatch.setenv("MINBERT_CPU_ROW_STEPS", "6")
-    modeling_minbert_unpadding._process_cpu_row_steps.cache_clear()
-    try:
-        assert train(base, data, tmp_path / "out") == 2
-    finally:
-        modeling_minbert_unpadding._process_cpu_row_steps.cache_clear()
+    monkeypatch.setattr(modeling_minbert_unpadding, "process_cpu_row_steps", None)  # read afresh
+    assert train(base, data, tmp_path / "out") == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "MINBERT_CPU_ROW_STEPS='6'" in error[0], error
     assert not (tmp_path / "out").exists()
