@@ -99,7 +99,9 @@ def _paired(inputs, text_pair, task):
 
 def pipeline_inputs(inputs, text_pair, task):
     """A pipeline call's inputs as the base Pipeline streams them: paired with `text_pair=` where given, a
-    `datasets.Dataset` as a torch Dataset of its rows (an iterable one as a generator)."""
+    `datasets.Dataset` as a torch Dataset of its rows (an iterable one as a generator), a column of one
+    (`dataset["text"]`) as its texts."""
+    inputs, text_pair = _column_texts(inputs), _column_texts(text_pair)
     if text_pair is not None:
         inputs = _paired(inputs, text_pair, task)
     if _is_hf_dataset(inputs):
@@ -150,6 +152,14 @@ class _DatasetRows(torch.utils.data.Dataset):
 def _is_hf_dataset(inputs):
     # Checked by module name: importing `datasets` here would make it a requirement of the remote code.
     return type(inputs).__module__.split(".")[0] == "datasets"
+
+
+def _column_texts(inputs):
+    """A `datasets` column (`dataset["text"]`, list-like but no list) -> a list of its texts (a streamed one's
+    -> a generator); anything else as it is."""
+    if not _is_hf_dataset(inputs) or hasattr(inputs, "column_names"):
+        return inputs
+    return list(inputs) if hasattr(inputs, "__len__") else (text for text in inputs)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -232,6 +232,19 @@ def test_a_datasets_dataset_of_task_rows_streams_answers_in_order(model, tokeniz
     assert _close(list(pipe(rows, batch_size=2)), [pipe(pair) for pair in PAIRS])
 
 
+def test_a_datasets_column_is_read_as_its_texts(model, tokenizer):
+    rows = datasets.Dataset.from_dict({"first": [p[0] for p in PAIRS], "second": [p[1] for p in PAIRS]})
+    sentiment = _sentiment(model, tokenizer)
+    assert sentiment(rows["first"]) == sentiment([p[0] for p in PAIRS])
+    assert list(sentiment(rows.to_iterable_dataset()["first"])) == sentiment([p[0] for p in PAIRS])
+
+
+def test_datasets_columns_pair_up_with_text_pair(model, tokenizer):
+    rows = datasets.Dataset.from_dict({"first": [p[0] for p in PAIRS], "second": [p[1] for p in PAIRS]})
+    paraphrase = pipeline("paraphrase-detection", model=model, tokenizer=tokenizer)
+    assert paraphrase(rows["first"], text_pair=rows["second"]) == paraphrase(PAIRS)
+
+
 def test_a_generator_streams_answers_in_order(model, tokenizer):
     pipe = pipeline("sentence-similarity", model=model, tokenizer=tokenizer)
     streamed = pipe(({"text": a, "text_pair": b} for a, b in PAIRS), batch_size=2)
