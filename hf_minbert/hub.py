@@ -21,6 +21,7 @@ from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
 from transformers.dynamic_module_utils import get_relative_import_files
 
 from hf_minbert.commands.common import check_safetensors_file, first_line
+from hf_minbert.modeling_minbert import SENTENCE_TRANSFORMERS_CONFIG
 
 CONFIG_FILE = "config.json"
 CARD_FILE = "README.md"
@@ -31,6 +32,8 @@ TOKENIZER_FILES = (
     "tokenizer_config.json", "tokenizer.json", "vocab.txt", "special_tokens_map.json", "added_tokens.json",
 )
 RUN_RECORD_FILES = ("metrics.json", "training_config.json", "ensemble_selection.json")
+# What sentence-transformers reads of a multitask folder (MinBertForMultitask.save_pretrained writes them).
+SENTENCE_TRANSFORMERS_FILES = tuple(SENTENCE_TRANSFORMERS_CONFIG)
 PLOT_SUFFIX = ".png"
 
 
@@ -93,15 +96,15 @@ def remote_load_files(model_dir) -> list:
 
 def files_to_push(model_dir, require_card=True) -> list:
     """Every file a push sends, as paths relative to `model_dir`: what a remote load needs, the model card
-    (README.md), the run's record (metrics.json, training_config.json, ensemble_selection.json) and the plots
-    (*.png) beside them."""
+    (README.md), the run's record (metrics.json, training_config.json, ensemble_selection.json), the plots
+    (*.png) beside them and the sentence-transformers config, where these are there."""
     model_dir = Path(model_dir)
     files = set(remote_load_files(model_dir))
     if (model_dir / CARD_FILE).is_file():
         files.add(CARD_FILE)
     elif require_card:
         raise FileNotFoundError(f"{model_dir}: no model card ({CARD_FILE}); write one with `minbert card {model_dir}`")
-    files.update(name for name in RUN_RECORD_FILES if (model_dir / name).is_file())
+    files.update(name for name in (*RUN_RECORD_FILES, *SENTENCE_TRANSFORMERS_FILES) if (model_dir / name).is_file())
     files.update(path.name for path in model_dir.glob(f"*{PLOT_SUFFIX}") if path.is_file())
     for name in files:
         _check_inside(model_dir, name)

@@ -16,6 +16,9 @@ Module and parameter names follow transformers' `modeling_bert.py` (`bert.encode
 ...) so that any standard BERT checkpoint loads into minBERT with no key mapping beyond the one
 `from_pretrained` already does for a base-model prefix.
 """
+import json
+import os
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -120,6 +123,27 @@ class MinBertPreTrainedModel(PreTrainedModel):
 
         attach_pipelines(self)
         return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+# sentence-transformers (6 and later) loads a saved multitask folder as one Transformer module that calls
+# `MinBertForMultitask.sentence_embedding`: `SentenceTransformer(folder, trust_remote_code=True).encode(texts)`.
+SENTENCE_TRANSFORMERS_CONFIG = {
+    "modules.json": [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}],
+    "sentence_bert_config.json": {
+        "transformer_task": "feature-extraction",
+        "modality_config": {"text": {"method": "sentence_embedding", "method_output_name": None}},
+        "module_output_name": "sentence_embedding",
+    },
+    "config_sentence_transformers.json": {"model_type": "SentenceTransformer", "similarity_fn_name": "cosine",
+                                          "prompts": {}, "default_prompt_name": None},
+}
+
+
+def write_sentence_transformers_config(save_directory):
+    for name, content in SENTENCE_TRANSFORMERS_CONFIG.items():
+        with open(os.path.join(save_directory, name), "w", encoding="utf-8") as file:
+            json.dump(content, file, indent=2)
+            file.write("\n")
 
 
 def load_one_encoder(cls, super_from_pretrained, path, model_args, kwargs):
@@ -323,6 +347,24 @@ class MinBertForMultitask(MinBertPreTrainedModel):
         task = self.config.default_task if task is None else task
         inputs = dict(zip(INPUT_KEYS, (input_ids, attention_mask, token_type_ids, inputs_embeds)))
         return mean_pool(self._encode([task], inputs)[task].last_hidden_state, attention_mask)
+
+    def sentence_embedding_task(self):
+        """The task whose encoder gives the model's sentence embeddings: its bi-encoder head's (the first, where
+        several), else the default task's."""
+        bi_encoders = [task for task, spec in self.config.tasks.items() if spec["pair_encoding"] == "bi"]
+        return bi_encoders[0] if bi_encoders else self.config.default_task
+
+    def sentence_embedding(self, input_ids=None, attention_mask=None, token_type_ids=None):
+        """Mean-pooled sentence embeddings (B, H) by `sentence_embedding_task`'s encoder: those whose cosine a
+        bi-encoder similarity head scores, and what sentence-transformers reads of a saved folder
+        (`save_pretrained` writes its config)."""
+        return self.embed(input_ids, attention_mask, token_type_ids, task=self.sentence_embedding_task())
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            write_sentence_transformers_config(save_directory)
+        return result
 
     def _encode(self, tasks, inputs, output_attentions=None, output_hidden_states=None, static_tasks=()):
         if not tasks:

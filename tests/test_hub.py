@@ -29,7 +29,8 @@ REMOTE_LOAD_FILES = ["config.json", "configuration_minbert.py", "model.safetenso
                      "modeling_minbert_conversion.py", "modeling_minbert_heads.py", "modeling_minbert_layers.py",
                      "modeling_minbert_pair_order.py", "modeling_minbert_task_encoders.py", "modeling_minbert_unpadding.py",
                      "pipelines.py", "tokenizer.json", "tokenizer_config.json"]
-PUSHED_FILES = sorted([*REMOTE_LOAD_FILES, "README.md", "metrics.json", "training_config.json", "training_curves.png"])
+PUSHED_FILES = sorted([*REMOTE_LOAD_FILES, "README.md", "metrics.json", "training_config.json", "training_curves.png",
+                       "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json"])
 OLAH_SECONDS = 180  # the server's whole lifetime: it cannot outlive a hung test
 
 
