@@ -43,7 +43,8 @@ def pair_order_scores(model_dir, dev, task, batch_size=128):
     averaged = predict(dev)
     kind = model.config.task_spec(task)["kind"]
     gold = gold_labels(dev, task)
-    result = {name: _metric(task, predictions_to_labels(scores, kind), gold) for name, scores in
+    label_range = task_schema(task).label_range
+    result = {name: _metric(task, predictions_to_labels(scores, kind, label_range), gold) for name, scores in
               (("as given", forward), ("swapped", backward), ("averaged", averaged))}
     if task == "sts":
         result["mean absolute change"] = float(np.abs(forward - backward).mean())

@@ -61,7 +61,7 @@ def average_scores(members_scores, weights=None):
 def dev_score(task, kind, scores, gold):
     """The task's primary dev metric (accuracy, or Pearson's r for similarity) of unrounded predictions."""
     metric = task_schema(task).metric
-    return score_task(task, predictions_to_labels(scores, kind), gold)[PRIMARY_METRIC[metric]]
+    return score_task(task, predictions_to_labels(scores, kind, task_schema(task).label_range), gold)[PRIMARY_METRIC[metric]]
 
 
 @dataclass

@@ -133,16 +133,17 @@ def _logits_to_scores(kind, logits):
     return logits.cpu().numpy()
 
 
-def predictions_to_labels(scores, kind: str) -> list:
+def predictions_to_labels(scores, kind: str, label_range=None) -> list:
     """Unrounded predictions -> labels: argmax class, paraphrase (1) when probability > 0.5, or the
-    similarity score itself. Python ints / floats, exactly what a prediction file writes."""
+    similarity score, clipped to `label_range` where given (the task's: no gold label lies outside it, and the
+    pipelines answer so). Python ints / floats, exactly what a prediction file writes."""
     scores = np.asarray(scores, dtype=np.float64)
     if kind == "classification":
         return [int(label) for label in scores.argmax(axis=-1)]
     if kind == "binary":
         return [int(probability > BINARY_THRESHOLD) for probability in scores]
     if kind == "regression":
-        return [float(score) for score in scores]
+        return [float(score) for score in (scores if label_range is None else np.clip(scores, *label_range))]
     raise ValueError(f"unknown task kind {kind!r}")
 
 
@@ -205,7 +206,7 @@ def evaluate_task(model, tokenizer, dataset, task, **predict_kwargs) -> TaskEval
     if mismatch:
         raise ValueError(f"task {task!r} scored by head {head!r}: {mismatch}")
     predictions = predict_task(model, tokenizer, dataset, task, **predict_kwargs)
-    labels = predictions_to_labels(predictions.scores, predictions.kind)
+    labels = predictions_to_labels(predictions.scores, predictions.kind, task_schema(task).label_range)
     labelled = task_schema(task).label_column in dataset.column_names
     metrics = score_task(task, labels, gold_labels(dataset, task)) if labelled else None
     return TaskEvaluation(predictions, labels, metrics)

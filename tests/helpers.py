@@ -133,6 +133,14 @@ def tiny_model(tasks=None, seed=0, **config_overrides):
     return MinBertForMultitask(config)
 
 
+def scoring_tiny_model(seed=0, **config_overrides):
+    """`tiny_model` whose STS head answers mid-scale (its bias at 2.5): a random head answers near 0, where most
+    similarity scores would be clipped to 0, too constant to correlate (STS r undefined)."""
+    model = tiny_model(seed=seed, **config_overrides)
+    model.heads["sts"].layers[-1].bias.data.fill_(2.5)
+    return model
+
+
 def write_task_files(folder, rows_by_task, split="dev"):
     """Write task rows (the readers' schema, e.g. from `tiny_task_rows`) as CS224N files in `folder`:
     tab-separated, a header line, an unnamed index column first."""

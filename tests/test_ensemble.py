@@ -24,7 +24,7 @@ from hf_minbert.ensemble import (
 )
 from hf_minbert.metrics import leaderboard_score
 from hf_minbert.modeling_minbert_ensemble import average_predictions, split_cross_encoded
-from tests.helpers import random_batch, run_isolated, tiny_model, tiny_task_rows, write_task_files
+from tests.helpers import random_batch, run_isolated, scoring_tiny_model, tiny_model, tiny_task_rows, write_task_files
 
 WEIGHTS = {"sst": [1, 1], "para": [1, 0], "sts": [1, 3]}
 WEIGHTS_SST_PARA = {"sst": [1, 1], "para": [1, 1]}
@@ -408,7 +408,7 @@ def candidate_dirs(tmp_path_factory, tokenizer):
     folders = []
     for seed in range(3):
         folder = tmp_path_factory.mktemp(f"candidate{seed}")
-        tiny_model(seed=seed).save_pretrained(folder)
+        scoring_tiny_model(seed=seed).save_pretrained(folder)
         tokenizer.save_pretrained(folder)
         folders.append(str(folder))
     return folders

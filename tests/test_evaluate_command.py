@@ -14,6 +14,7 @@ from hf_minbert.cli import main as minbert
 from hf_minbert.data import read_task_file
 from hf_minbert.evaluation import (
     evaluate_model,
+    evaluate_task,
     gold_labels,
     predict_task,
     predictions_to_labels,
@@ -56,7 +57,10 @@ def tiny_model(seed=0):
     torch.manual_seed(seed)
     config = MinBertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                            intermediate_size=64, max_position_embeddings=64)
-    return MinBertForMultitask(config).eval()
+    model = MinBertForMultitask(config).eval()
+    # A random head answers near 0, so most similarity scores would clip to 0: too constant to correlate.
+    model.heads["sts"].layers[-1].bias.data.fill_(2.5)
+    return model
 
 
 def write_lines(path, lines):
@@ -515,6 +519,18 @@ def test_prediction_leaves_a_training_model_in_training_mode():
 def test_max_length_beyond_the_models_positions_is_refused():
     with pytest.raises(ValueError, match="max_length=100 exceeds the model's max_position_embeddings=64"):
         predict_task(tiny_model(), word_tokenizer(WORDS), sts_dev_rows(), "sts", max_length=100, progress=False)
+
+
+def test_similarity_labels_are_clipped_to_the_label_range_as_the_pipeline_answers():
+    from transformers import pipeline
+
+    model, tokenizer, rows = tiny_model(), word_tokenizer(WORDS), sts_dev_rows()
+    model.heads["sts"].layers[-1].bias.data.fill_(-1.0)  # pushed below 0, where no gold label lies
+    result = evaluate_task(model, tokenizer, rows, "sts")
+    assert (result.predictions.scores < 0).any() and min(result.labels) == 0.0
+    similarity = pipeline("sentence-similarity", model=model, tokenizer=tokenizer)
+    answers = [similarity((a, b))["score"] for a, b in zip(rows["sentence1"], rows["sentence2"])]
+    assert result.labels == pytest.approx(answers, abs=1e-6)
 
 
 def test_evaluate_model_scores_each_task_and_adds_the_overall_scores():

@@ -136,6 +136,10 @@ def test_regression_labels_are_the_scores_as_python_floats():
     assert labels == [1.25, 4.5] and all(type(label) is float for label in labels)
 
 
+def test_regression_labels_are_clipped_to_the_label_range_where_given():
+    assert predictions_to_labels(np.array([-0.4, 2.5, 5.2]), "regression", (0.0, 5.0)) == [0.0, 2.5, 5.0]
+
+
 def test_metrics_json_writes_an_undefined_pearson_as_null(tmp_path):
     import json
 

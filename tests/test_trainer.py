@@ -8,7 +8,7 @@ from transformers import AutoTokenizer, HfArgumentParser, TrainerCallback
 
 from hf_minbert.commands.head_options import base_task_specs, task_specs
 from hf_minbert.commands.train_arguments import ModelArguments
-from tests.helpers import tiny_model, tiny_task_rows
+from tests.helpers import scoring_tiny_model, tiny_model, tiny_task_rows
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
 from trainers.sampling import SAMPLING_STRATEGIES, MultitaskBatchSampler
 
@@ -170,7 +170,7 @@ def test_logged_loss_is_not_inflated_by_gradient_accumulation(tmp_path, tokenize
 
 
 def test_evaluate_reports_task_metrics_and_overall_scores(tmp_path, tokenizer):
-    trainer = _trainer(tmp_path, tokenizer)
+    trainer = _trainer(tmp_path, tokenizer, model=scoring_tiny_model())
     metrics = trainer.evaluate()
     for key in ("eval_sst_accuracy", "eval_para_accuracy", "eval_sts_pearson", "eval_sts_spearman", "eval_overall", "eval_mean"):
         assert key in metrics
@@ -179,7 +179,7 @@ def test_evaluate_reports_task_metrics_and_overall_scores(tmp_path, tokenizer):
 
 
 def test_predict_gives_each_tasks_scores_gold_labels_and_the_metrics_evaluate_reports(tmp_path, tokenizer):
-    trainer = _trainer(tmp_path, tokenizer)
+    trainer = _trainer(tmp_path, tokenizer, model=scoring_tiny_model())
     rows = tiny_task_rows()
     outputs = trainer.predict(rows)
     metrics = trainer.evaluate()

@@ -10,7 +10,7 @@ import torch
 from transformers import DataCollatorWithPadding, TrainerCallback
 from transformers.trainer_utils import IntervalStrategy
 
-from tests.helpers import tiny_model, tiny_task_rows
+from tests.helpers import scoring_tiny_model, tiny_model, tiny_task_rows
 from tests.test_trainer import _args, _train_logs, _trainer, tokenizer  # noqa: F401  (module fixture)
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
 
@@ -324,7 +324,7 @@ def test_model_init_builds_the_model_that_trains(tmp_path, tokenizer):  # noqa: 
 
 def test_a_hyperparameter_trial_trains_with_the_smart_mnr_and_task_weights_it_sets(tmp_path, tokenizer):  # noqa: F811
     pytest.importorskip("optuna", reason="optuna is a dev dependency (pip install -e '.[dev]')")
-    trainer = _plain_trainer(tmp_path, tokenizer, model=None, model_init=lambda trial: tiny_model(),
+    trainer = _plain_trainer(tmp_path, tokenizer, model=None, model_init=lambda trial: scoring_tiny_model(),
                              args={"max_steps": 3, "task_sampling": "all_tasks"})
 
     def space(trial):
@@ -341,7 +341,7 @@ def test_a_hyperparameter_trial_trains_with_the_smart_mnr_and_task_weights_it_se
 
 def test_a_hyperparameter_trial_seeds_pcgrad_with_its_own_seed(tmp_path, tokenizer):  # noqa: F811
     pytest.importorskip("optuna", reason="optuna is a dev dependency (pip install -e '.[dev]')")
-    trainer = _plain_trainer(tmp_path, tokenizer, model=None, model_init=lambda: tiny_model(),
+    trainer = _plain_trainer(tmp_path, tokenizer, model=None, model_init=lambda: scoring_tiny_model(),
                              args={"max_steps": 1, "task_sampling": "all_tasks", "pcgrad": True})
     trainer.hyperparameter_search(hp_space=lambda trial: {"seed": trial.suggest_categorical("seed", [7])},
                                   backend="optuna", n_trials=1, direction="maximize",

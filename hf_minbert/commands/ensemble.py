@@ -283,7 +283,7 @@ def select_members(args, heads, dev, predictions) -> Outcome:
         selection = select(task, kind, scores, gold, names=names, **options)
         outcome.selections.append(selection)
         averaged = average_scores(scores, selection.counts)
-        outcome.metrics[task] = score_task(task, predictions_to_labels(averaged, kind), gold)
+        outcome.metrics[task] = score_task(task, predictions_to_labels(averaged, kind, TASK_SCHEMAS[task].label_range), gold)
         outcome.alike[task] = error_correlation(task, kind, scores, gold, names=names)
         held_out = held_out_record(args, task, kind, scores, gold)
         if held_out is not None:
