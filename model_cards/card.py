@@ -172,6 +172,8 @@ def _template_values(run, model_name, model_id) -> dict:
                                  run.given_dev_files, run.dev_data),
         course_quora="para" in run.course_tasks,
         usage=usage_snippet(model_id or str(run.model_dir), tasks, run.default_task),
+        embedding_task=_embedding_task(run),
+        embedding_bi=tasks.get(_embedding_task(run), {}).get("pair_encoding") == "bi",
         head_rows=[] if run.ensemble else [_head_row(name, spec) for name, spec in tasks.items()],
         member_rows=_member_rows(run.config, tasks, selection) if run.ensemble else [],
         member_tasks=list(tasks),
@@ -399,6 +401,15 @@ def _member_rows(config, tasks, selection):
             row.append("" if weight == 0 else f"{weight:.2f}" + (f" ({single:.3f})" if single is not None else ""))
         rows.append(row)
     return rows
+
+
+def _embedding_task(run):
+    """The task whose encoder a sentence-transformers load embeds with (`MinBertForMultitask.sentence_embedding_task`),
+    where the folder carries the sentence-transformers config; else None."""
+    if run.ensemble or not (run.model_dir / "modules.json").is_file():
+        return None
+    tasks = run.config["tasks"]  # in the config's order, as the model picks
+    return next((task for task, spec in tasks.items() if spec["pair_encoding"] == "bi"), run.default_task)
 
 
 def _head_row(name, spec):

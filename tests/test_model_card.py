@@ -148,6 +148,28 @@ def test_card_shows_the_training_curves_when_the_plot_exists(trained_dir):
     assert "![training curves](training_curves.png)" in _card(trained_dir)
 
 
+def test_card_says_sentence_transformers_loads_the_folder_with_the_encoder_it_embeds_with(trained_dir):
+    # No bi-encoder head here: the default task's encoder.
+    assert ("`SentenceTransformer(model_id, trust_remote_code=True)` (sentence-transformers 6 or later) loads the model "
+            "as a sentence encoder: the mean-pooled embeddings of the sst head's encoder.") in " ".join(_card(trained_dir).split())
+
+
+def test_card_of_a_bi_encoder_model_says_sentence_transformers_embeds_with_its_similarity_heads_encoder(tmp_path,
+                                                                                                        minilm_path):
+    tasks = {**DEFAULT_TASKS, "sts": {**DEFAULT_TASKS["sts"], "pair_encoding": "bi"}}
+    tiny_model(tasks=tasks).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(tmp_path)
+    write_model_card(tmp_path, metrics=METRICS, base_model=minilm_path,
+                     training_arguments=MultitaskTrainingArguments(output_dir=str(tmp_path), use_cpu=True))
+    assert "embeddings of the sts head's encoder, whose cosine that head scores." in " ".join(_card(tmp_path).split())
+
+
+def test_card_of_a_folder_without_the_sentence_transformers_config_does_not_offer_it(trained_dir):
+    (trained_dir / "modules.json").unlink()
+    regenerate_model_card(trained_dir)
+    assert "SentenceTransformer" not in _card(trained_dir)
+
+
 def test_recorded_configuration_keeps_no_hub_token(trained_dir):
     assert "hf_secret_value" not in (trained_dir / TRAINING_CONFIG_FILE).read_text()
 
