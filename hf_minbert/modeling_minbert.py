@@ -366,6 +366,11 @@ class MinBertForMultitask(MinBertPreTrainedModel):
             write_sentence_transformers_config(save_directory)
         return result
 
+    def _upload_modified_files(self, working_dir, *args, **kwargs):
+        # save_pretrained(..., push_to_hub=True) uploads from inside the save: the config must be there by then.
+        write_sentence_transformers_config(working_dir)
+        return super()._upload_modified_files(working_dir, *args, **kwargs)
+
     def _encode(self, tasks, inputs, output_attentions=None, output_hidden_states=None, static_tasks=()):
         if not tasks:
             raise ValueError("encode_for_tasks needs at least one task")

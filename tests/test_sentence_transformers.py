@@ -61,3 +61,14 @@ def test_a_saved_folder_carries_the_sentence_transformers_config(saved):
     assert [module["type"] for module in modules] == ["sentence_transformers.models.Transformer"]
     text = json.loads((folder / "sentence_bert_config.json").read_text())["modality_config"]["text"]
     assert text == {"method": "sentence_embedding", "method_output_name": None}
+
+
+@pytest.mark.parametrize("push", ["push_to_hub", "save_pretrained(push_to_hub=True)"])
+def test_a_push_from_python_sends_the_sentence_transformers_config(tmp_path, hub_calls, token, push):
+    model = tiny_model(tasks=BI_ENCODER_TASKS)
+    if push == "push_to_hub":
+        model.push_to_hub("someone/encoder")
+    else:
+        model.save_pretrained(tmp_path / "encoder", push_to_hub=True, repo_id="someone/encoder")
+    sent = {op.path_in_repo for call in hub_calls if call[0] == "create_commit" for op in call[4]}
+    assert {"modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "model.safetensors"} <= sent
