@@ -153,6 +153,13 @@ def test_drop_last_yields_only_full_batches(strategy):
     assert {len(step) for step in sampler} == {per_step}
 
 
+@pytest.mark.parametrize("strategy", ["proportional", "sequential"])
+def test_drop_last_is_refused_where_it_leaves_a_task_no_step(strategy):
+    # sts's 5 rows never fill a batch of 8: its head would never train, yet still be scored.
+    with pytest.raises(ValueError, match=r"gives task\(s\) sts no step: sts has 5 examples, fewer than a global batch of 8"):
+        MultitaskBatchSampler({"sst": 40, "sts": 5}, batch_size=8, strategy=strategy, drop_last=True)
+
+
 def test_tail_keeps_its_partial_batch_with_one_replica():
     assert [len(b) for b in make("sequential", {"a": 10}, batch_size=4)] == [4, 4, 2]
 

@@ -57,9 +57,53 @@ def test_a_strategy_given_as_an_enum_restores_the_best_model_as_its_string_does(
     assert args.load_best_model_at_end is True
 
 
-def test_reduce_lr_on_plateau_waits_for_the_best_model_metric_to_stop_rising(tmp_path):
-    args = _args(tmp_path, lr_scheduler_type="reduce_lr_on_plateau", eval_strategy="epoch", save_strategy="epoch")
-    assert args.metric_for_best_model == "overall" and args.lr_scheduler_kwargs["mode"] == "max"
+def _scheduler(trainer):
+    trainer.create_optimizer()
+    return trainer.create_scheduler(num_training_steps=10)
+
+
+def test_reduce_lr_on_plateau_waits_for_the_best_model_metric_to_stop_rising(tmp_path, tokenizer):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, tokenizer, args={"lr_scheduler_type": "reduce_lr_on_plateau",
+                                                        "eval_strategy": "epoch", "save_strategy": "epoch"})
+    assert trainer.args.metric_for_best_model == "overall" and _scheduler(trainer).mode == "max"
+
+
+def test_reduce_lr_on_plateau_set_after_the_arguments_were_built_watches_the_metric_rise(tmp_path, tokenizer):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, tokenizer, args={"eval_strategy": "epoch", "save_strategy": "epoch"})
+    trainer.args.set_lr_scheduler(name="reduce_lr_on_plateau")
+    assert _scheduler(trainer).mode == "max"
+
+
+def test_a_copy_of_plateau_arguments_with_another_schedule_gets_no_plateau_options(tmp_path, tokenizer):  # noqa: F811
+    plateau = _args(tmp_path, lr_scheduler_type="reduce_lr_on_plateau", eval_strategy="epoch", save_strategy="epoch")
+    args = dataclasses.replace(plateau, lr_scheduler_type="linear")
+    rows = tiny_task_rows()
+    trainer = MultitaskTrainer(model=tiny_model(), args=args, train_dataset=rows, eval_dataset=rows, processing_class=tokenizer)
+    assert args.lr_scheduler_kwargs is None and isinstance(_scheduler(trainer), torch.optim.lr_scheduler.LambdaLR)
+
+
+def test_a_best_model_metric_named_like_a_loss_is_best_when_smallest_as_transformers_infers(tmp_path):
+    assert _args(tmp_path, metric_for_best_model="sts_mse_loss").greater_is_better is False
+    assert _args(tmp_path).greater_is_better is True
+
+
+def test_an_optimizer_chosen_after_the_arguments_were_built_is_refused_before_training(tmp_path, tokenizer):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, tokenizer)
+    trainer.args.set_optimizer(name="sgd")
+    with pytest.raises(ValueError, match="--optim sgd: MultitaskTrainer always trains with AdamW"):
+        trainer.train()
+
+
+@pytest.mark.parametrize("technique, refused", [({"pcgrad": True, "task_sampling": "all_tasks"}, "--pcgrad"),
+                                                ({"smart_weight": "sst=1"}, "--smart_weight"),
+                                                ({"smart_weight": "sst=1", "smart_variant": "gaussian"}, None)])
+def test_reentrant_checkpointing_is_refused_with_what_takes_autograd_grad(tmp_path, tokenizer, technique, refused):  # noqa: F811
+    options = {"gradient_checkpointing": True, "gradient_checkpointing_kwargs": {"use_reentrant": True}, **technique}
+    if refused is None:
+        _plain_trainer(tmp_path, tokenizer, args=options)
+        return
+    with pytest.raises(ValueError, match=f"use_reentrant=True cannot run {refused}, which take torch.autograd.grad"):
+        _plain_trainer(tmp_path, tokenizer, args=options)
 
 
 # --- compute_metrics ----------------------------------------------------------------------------------

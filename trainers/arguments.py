@@ -122,7 +122,10 @@ class MultitaskTrainingArguments(TrainingArguments):
     save_total_limit: Optional[int] = field(default=2, metadata={"help": "checkpoints kept on disk"})
     logging_steps: float = field(default=50, metadata={"help": "log losses every N steps"})
     metric_for_best_model: Optional[str] = field(default="overall", metadata={"help": "dev metric that picks the best checkpoint"})
-    greater_is_better: Optional[bool] = field(default=True, metadata={"help": "the best metric is the largest"})
+    greater_is_better: Optional[bool] = field(
+        default=None, metadata={"help": "the best metric is the largest (default: yes, but for a metric named *loss, as "
+                                        "transformers infers it)"}
+    )
     load_best_model_at_end: Optional[bool] = field(
         default=None, metadata={"help": "end with the best checkpoint by metric_for_best_model (default: yes when "
                                         "evaluation and saving share a schedule)"}
@@ -260,7 +263,7 @@ class MultitaskTrainingArguments(TrainingArguments):
         if self.bf16 and not self.use_cpu and not _has_accelerator():
             self.use_cpu = True
         self._check_warmup()
-        self._check_optimizer_choice()  # before TrainingArguments turns optim into an enum
+        self.check_optimizer_choice()  # before TrainingArguments turns optim into an enum (and again at training)
         self._check_compile_backend()  # accelerate's own message would not name the flag
         if isinstance(self.resume_from_checkpoint, str):  # a path (TrainingArguments expands only output_dir's ~)
             self.resume_from_checkpoint = os.path.expanduser(self.resume_from_checkpoint)
@@ -272,7 +275,6 @@ class MultitaskTrainingArguments(TrainingArguments):
                              "compute_metrics receives each task's scores and gold labels only, no inputs or losses")
         if self.load_best_model_at_end_by_default:
             self.load_best_model_at_end = self._saves_at_every_evaluation()
-        self._plateau_follows_the_best_model_metric()
         if self.task_sampling not in SAMPLING_STRATEGIES:
             raise ValueError(f"--task_sampling {self.task_sampling!r}: choose one of {', '.join(SAMPLING_STRATEGIES)}")
         if self.smart_variant not in SMART_VARIANTS:
@@ -309,7 +311,7 @@ class MultitaskTrainingArguments(TrainingArguments):
             raise ValueError(f"--lr_scheduler_kwargs must be a JSON object of the scheduler's keyword arguments, "
                              f"got {self.lr_scheduler_kwargs!r}")
 
-    def _check_optimizer_choice(self):
+    def check_optimizer_choice(self):
         """MultitaskTrainer always builds AdamW over its own parameter groups (hf_minbert/optimization.py) and
         never reads --optim: another optimizer asked for would silently be AdamW."""
         optim = str(getattr(self.optim, "value", self.optim))  # a name or an OptimizerNames
@@ -338,14 +340,15 @@ class MultitaskTrainingArguments(TrainingArguments):
             return self.save_steps == self.eval_steps
         return self.save_steps % self.eval_steps == 0
 
-    def _plateau_follows_the_best_model_metric(self):
-        # Trainer steps ReduceLROnPlateau with metric_for_best_model, whose default here ("overall") rises as
-        # the model improves: the scheduler must then watch for a maximum (its own default is a minimum).
-        if _value(self.lr_scheduler_type) != "reduce_lr_on_plateau":
-            return
+    def scheduler_kwargs(self):
+        """The scheduler's keyword arguments as the run stands (read when the scheduler is built, so that a setter,
+        an assignment or a hyperparameter trial is followed): Trainer steps ReduceLROnPlateau with
+        metric_for_best_model, whose default here ("overall") rises as the model improves, so the scheduler watches
+        for a maximum where greater_is_better (its own default is a minimum)."""
         kwargs = dict(self.lr_scheduler_kwargs or {})
-        if self.greater_is_better and "mode" not in kwargs:
-            self.lr_scheduler_kwargs = {**kwargs, "mode": "max"}
+        if _value(self.lr_scheduler_type) == "reduce_lr_on_plateau" and self.greater_is_better and "mode" not in kwargs:
+            kwargs["mode"] = "max"
+        return kwargs
 
     def _check_numbers(self):
         """Every number flag in its meaningful range, so a typo fails here rather than mid-training (or, for

@@ -202,6 +202,15 @@ class MultitaskBatchSampler(Sampler):
                 f"strategy {strategy!r} with drop_last=True makes no step for task sizes {dict(self.sizes)}: "
                 f"no global batch of {self.global_batch_size} examples is ever filled"
             )
+        # A task too small for one global batch would silently never train, yet still be evaluated.
+        planned = {batch.task for step in self.plan(0) for batch in step}
+        unplanned = [task for task in self.tasks if task not in planned]
+        if unplanned:
+            raise ValueError(
+                f"strategy {strategy!r} with drop_last=True gives task(s) {', '.join(unplanned)} no step: "
+                f"{', '.join(f'{task} has {self.sizes[task]} examples' for task in unplanned)}, fewer than a global "
+                f"batch of {self.global_batch_size}; keep last batches (drop_last=False) or lower the batch size"
+            )
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose plan `__iter__` yields (Trainer/accelerate call this every epoch)."""

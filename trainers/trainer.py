@@ -131,6 +131,7 @@ class MultitaskTrainer(Trainer):
             self._mean_teacher_update = MeanTeacherUpdate(self.smart.teacher, lambda: _core(self.model))
             self.add_callback(self._mean_teacher_update)
         self._pcgrad_generator = torch.Generator().manual_seed(self.args.seed)
+        _check_reentrant_checkpointing(self.args, tasks)
         self.pair_swap = self.args.pair_swap_probabilities(core.config.tasks)
         for task in self.pair_swap:
             check_pair_order("pair_swap_probability", task, core.config.task_spec(task)["pair_encoding"])
@@ -150,6 +151,9 @@ class MultitaskTrainer(Trainer):
         if self.args.keep_freed_memory and self.args.device.type == "cpu":
             keep_freed_memory()
         self._terms.clear()  # terms of an earlier train() call left unlogged belong to no log of this one
+        # Arguments changed since __init__ (a setter, an assignment) are checked as __init__ checked them.
+        self.args.check_optimizer_choice()
+        _check_reentrant_checkpointing(self.args, list(_core(self.model).config.tasks))
         return super().train(*args, **kwargs)
 
     def get_train_dataloader(self):
@@ -381,6 +385,7 @@ class MultitaskTrainer(Trainer):
     def create_optimizer(self, model=None):
         if self.optimizer is None:
             args = self.args
+            args.check_optimizer_choice()  # a hyperparameter trial may have set --optim
             self.optimizer = create_optimizer(
                 _core(model if model is not None else self.model),
                 lr=args.learning_rate,
@@ -396,6 +401,20 @@ class MultitaskTrainer(Trainer):
             # Layer-wise decay, head multipliers and frozen parts all show here: the rates a run really used.
             logger.info("optimizer parameter groups:\n%s", describe_parameter_groups(self.optimizer))
         return self.optimizer
+
+    def create_scheduler(self, num_training_steps, optimizer=None):
+        if self.lr_scheduler is None:
+            from transformers import get_scheduler
+
+            # The arguments as they stand now (MultitaskTrainingArguments.scheduler_kwargs: a plateau watches the
+            # best-model metric rise), not as they were when built.
+            self.lr_scheduler = get_scheduler(
+                self.args.lr_scheduler_type, optimizer=optimizer if optimizer is not None else self.optimizer,
+                num_warmup_steps=self.args.get_warmup_steps(num_training_steps), num_training_steps=num_training_steps,
+                scheduler_specific_kwargs=self.args.scheduler_kwargs(),
+            )
+            self._created_lr_scheduler = True
+        return self.lr_scheduler
 
     # ---- checkpoints: SMART's mean teacher and PCGrad's generator go with the optimizer (multitask_state.py)
 
@@ -597,6 +616,18 @@ def _check_peft_heads_trainable(model, tasks):
                 f"random head; give the peft config modules_to_save=['heads.{task}', ...] (one per task), or build "
                 "the model with hf_minbert.adapters.add_adapters"
             )
+
+
+def _check_reentrant_checkpointing(args, tasks):
+    """Reentrant gradient checkpointing cannot run `torch.autograd.grad`, which PCGrad (each task's gradient) and
+    SMART's adversarial ascent take: refused by name, where torch would fail at the first step."""
+    if not args.gradient_checkpointing or not (args.gradient_checkpointing_kwargs or {}).get("use_reentrant"):
+        return
+    smart_ascends = args.smart_variant != "gaussian" and any(args.per_task("smart_weight", tasks, default=0.0).values())
+    users = [flag for flag, used in (("--pcgrad", args.pcgrad), ("--smart_weight", smart_ascends)) if used]
+    if users:
+        raise ValueError(f"gradient_checkpointing_kwargs use_reentrant=True cannot run {' and '.join(users)}, which "
+                         "take torch.autograd.grad: use use_reentrant=False (transformers' default)")
 
 
 def _check_trainer_options(kwargs, args):
