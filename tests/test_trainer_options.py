@@ -482,3 +482,22 @@ def test_the_logged_learning_rate_is_the_top_layers_under_layerwise_decay(tmp_pa
                        warmup_ratio=0.0)
     trainer.train()
     assert _train_logs(trainer)[0]["learning_rate"] == pytest.approx(1e-3)
+
+
+def test_resuming_a_checkpoint_without_optimizer_state_says_the_optimizer_and_schedule_start_afresh(
+    tmp_path, tokenizer, caplog  # noqa: F811
+):
+    first = _plain_trainer(tmp_path / "a", tokenizer, args={"save_strategy": "steps", "save_steps": 2, "max_steps": 2,
+                                                            "save_only_model": True})
+    first.train()
+    checkpoint = tmp_path / "a" / "out" / "checkpoint-2"
+    resumed = _plain_trainer(tmp_path / "b", tokenizer, args={"max_steps": 3})
+    with caplog.at_level("WARNING"):
+        resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert f"{checkpoint} holds no optimizer state (a save_only_model checkpoint)" in caplog.text
+    assert "SMART" not in caplog.text and "PCGrad" not in caplog.text  # neither trains here
+
+
+def test_prediction_loss_only_is_refused_as_evaluation_reports_metrics_and_no_loss(tmp_path):
+    with pytest.raises(ValueError, match="--prediction_loss_only: MultitaskTrainer evaluates each task by its metrics"):
+        _args(tmp_path, prediction_loss_only=True)

@@ -273,6 +273,9 @@ class MultitaskTrainingArguments(TrainingArguments):
             given = self.include_for_metrics
             raise ValueError(f"--include_for_metrics {given if isinstance(given, str) else ' '.join(given)}: MultitaskTrainer's "
                              "compute_metrics receives each task's scores and gold labels only, no inputs or losses")
+        if self.prediction_loss_only:  # Trainer would report eval_loss alone; MultitaskTrainer never computes one
+            raise ValueError("--prediction_loss_only: MultitaskTrainer evaluates each task by its metrics (accuracy, "
+                             "Pearson's r) from its predictions, and reports no evaluation loss")
         if self.load_best_model_at_end_by_default:
             self.load_best_model_at_end = self._saves_at_every_evaluation()
         if self.task_sampling not in SAMPLING_STRATEGIES:

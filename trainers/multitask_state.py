@@ -3,7 +3,8 @@ PCGrad's generator of the task order.
 
 Both are saved beside optimizer.pt in a checkpoint and restored with it, so that a resumed run continues
 exactly where the interrupted one was. Like the optimizer's moments, this state matters only to resume
-training (a `save_only_model` checkpoint, which cannot be resumed, has neither).
+training (a `save_only_model` checkpoint has neither, nor the optimizer's: resuming one restarts them all, with
+a warning naming what restarts).
 """
 import dataclasses
 import logging
@@ -49,14 +50,17 @@ def save_multitask_state(smart, pcgrad_generator, output_dir):
     torch.save(state, os.path.join(output_dir, MULTITASK_STATE_NAME))
 
 
-def load_multitask_state(smart, pcgrad_generator, checkpoint, model):
+def load_multitask_state(smart, pcgrad_generator, checkpoint, model, pcgrad=True):
     """Restore the state saved in `checkpoint`. Without it (or without a teacher in it), the teacher restarts
-    from `model`'s current weights and PCGrad's task order from the seed."""
+    from `model`'s current weights and PCGrad's task order from the seed (said where `pcgrad` trains with it)."""
     teacher = smart.teacher if smart is not None else None
     path = os.path.join(checkpoint, MULTITASK_STATE_NAME)
     if not os.path.isfile(path):
-        logger.warning("%s lacks %s: SMART's mean teacher restarts from the current weights and PCGrad's "
-                       "task order from the seed", checkpoint, MULTITASK_STATE_NAME)
+        restarted = [what for what, used in (("SMART's mean teacher from the current weights", teacher is not None),
+                                             ("PCGrad's task order from the seed", pcgrad)) if used]
+        if restarted:
+            logger.warning("%s lacks %s: %s restart%s", checkpoint, MULTITASK_STATE_NAME, " and ".join(restarted),
+                           "" if len(restarted) > 1 else "s")
         if teacher is not None:
             teacher.update(model, beta=0.0)
         return

@@ -24,6 +24,7 @@ What it adds to Trainer, and where:
 """
 import contextlib
 import logging
+import os
 import re
 import time
 from collections import defaultdict
@@ -435,8 +436,13 @@ class MultitaskTrainer(Trainer):
 
     def _load_optimizer_and_scheduler(self, checkpoint):
         super()._load_optimizer_and_scheduler(checkpoint)
-        if checkpoint is not None:
-            load_multitask_state(self.smart, self._pcgrad_generator, checkpoint, _core(self.model))
+        if checkpoint is None:
+            return
+        if not any(os.path.isfile(os.path.join(checkpoint, name)) for name in ("optimizer.pt", "optimizer.bin")):
+            # Trainer resumes such a checkpoint (save_only_model) without a word.
+            logger.warning("%s holds no optimizer state (a save_only_model checkpoint): training goes on from its "
+                           "weights with AdamW's moments and the learning-rate schedule started afresh", checkpoint)
+        load_multitask_state(self.smart, self._pcgrad_generator, checkpoint, _core(self.model), pcgrad=self.args.pcgrad)
 
     # ---- Hub ---------------------------------------------------------------------------------------------
 
