@@ -164,12 +164,13 @@ def _checked_names(task, candidates, gold, names):
     return names
 
 
-def member_errors(kind, scores, gold):
+def member_errors(kind, scores, gold, label_range=None):
     """One model's per-row errors: 1 for a wrong label and 0 for a right one, or prediction − gold for a
-    similarity score."""
+    similarity score (the prediction clipped to `label_range`, as it is scored)."""
+    labels = np.asarray(predictions_to_labels(scores, kind, label_range))
     if kind == "regression":
-        return np.asarray(scores, dtype=np.float64) - np.asarray(gold, dtype=np.float64)
-    return (np.asarray(predictions_to_labels(scores, kind)) != np.asarray(gold, dtype=np.int64)).astype(np.float64)
+        return labels - np.asarray(gold, dtype=np.float64)
+    return (labels != np.asarray(gold, dtype=np.int64)).astype(np.float64)
 
 
 def error_correlation(task, kind, candidates, gold, *, names=None):
@@ -178,7 +179,7 @@ def error_correlation(task, kind, candidates, gold, *, names=None):
     correlate near 1: they are wrong on the same rows. r is None where a model's errors do not vary (it is
     right, or wrong, everywhere); the mean leaves those out and is None without a pair."""
     names = _checked_names(task, candidates, gold, names)
-    errors = [member_errors(kind, scores, gold) for scores in candidates]
+    errors = [member_errors(kind, scores, gold, task_schema(task).label_range) for scores in candidates]
     pairs = {}
     for i in range(len(errors)):
         for j in range(i + 1, len(errors)):

@@ -373,6 +373,12 @@ def test_models_wrong_on_the_same_rows_have_error_correlation_one():
         "pairs": {"a ~ b": pytest.approx(1.0)}, "mean": pytest.approx(1.0)}
 
 
+def test_similarity_errors_are_those_of_the_clipped_predictions_as_scored():
+    from hf_minbert.ensemble import member_errors
+
+    assert member_errors("regression", [-1.0, 2.5, 5.5], [0.0, 2.0, 5.0], (0.0, 5.0)).tolist() == [0.0, 0.5, 0.0]
+
+
 def test_error_correlation_of_labels_is_the_correlation_of_wrong_rows():
     gold = [0, 1, 2, 0, 1, 2]
     one_hot = np.eye(3)
@@ -383,7 +389,7 @@ def test_error_correlation_of_labels_is_the_correlation_of_wrong_rows():
 
 
 def test_error_correlation_of_similarity_is_the_correlation_of_residuals():
-    gold = np.array([0.0, 1.0, 2.0, 3.0])
+    gold = np.array([2.0, 2.5, 3.0, 2.5])  # every prediction below within 0-5, where no clipping changes it
     alike = [gold + [1, -1, 1, -1], gold + [2, -2, 2, -2]]
     unlike = gold + [1, 1, -1, -1]
     assert error_correlation("sts", "regression", alike, gold)["mean"] == pytest.approx(1.0)

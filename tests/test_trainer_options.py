@@ -74,6 +74,12 @@ def test_reduce_lr_on_plateau_set_after_the_arguments_were_built_watches_the_met
     assert _scheduler(trainer).mode == "max"
 
 
+def test_the_greedy_schedule_also_watches_the_metric_rise(tmp_path, tokenizer):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, tokenizer, args={"lr_scheduler_type": "greedy", "eval_strategy": "epoch",
+                                                        "save_strategy": "epoch"})
+    assert _scheduler(trainer).mode == "max"
+
+
 def test_a_copy_of_plateau_arguments_with_another_schedule_gets_no_plateau_options(tmp_path, tokenizer):  # noqa: F811
     plateau = _args(tmp_path, lr_scheduler_type="reduce_lr_on_plateau", eval_strategy="epoch", save_strategy="epoch")
     args = dataclasses.replace(plateau, lr_scheduler_type="linear")
@@ -91,6 +97,21 @@ def test_an_optimizer_chosen_after_the_arguments_were_built_is_refused_before_tr
     trainer = _plain_trainer(tmp_path, tokenizer)
     trainer.args.set_optimizer(name="sgd")
     with pytest.raises(ValueError, match="--optim sgd: MultitaskTrainer always trains with AdamW"):
+        trainer.train()
+
+
+def test_a_learning_rate_set_with_set_optimizer_trains_with_adamw(tmp_path, tokenizer):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, tokenizer, args={"max_steps": 1})
+    trainer.args.set_optimizer(learning_rate=1e-4)  # names optim="adamw_torch": AdamW, as trains
+    trainer.train()
+    assert trainer.optimizer.param_groups[0]["lr"] <= 1e-4
+
+
+def test_reentrant_checkpointing_set_after_the_arguments_were_built_is_refused_before_training(tmp_path, tokenizer):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, tokenizer, args={"smart_weight": "sst=1"})
+    trainer.args.activation_checkpointing = True  # transformers 5's names; gradient_checkpointing is their alias
+    trainer.args.activation_checkpointing_kwargs = {"use_reentrant": True}
+    with pytest.raises(ValueError, match="use_reentrant=True cannot run --smart_weight"):
         trainer.train()
 
 
@@ -501,3 +522,15 @@ def test_resuming_a_checkpoint_without_optimizer_state_says_the_optimizer_and_sc
 def test_prediction_loss_only_is_refused_as_evaluation_reports_metrics_and_no_loss(tmp_path):
     with pytest.raises(ValueError, match="--prediction_loss_only: MultitaskTrainer evaluates each task by its metrics"):
         _args(tmp_path, prediction_loss_only=True)
+
+
+def test_a_checkpoint_holds_optimizer_state_only_with_its_optimizer_and_scheduler_as_trainer_restores_them(tmp_path):
+    from trainers.trainer import _has_optimizer_state
+
+    (tmp_path / "optimizer.pt").write_bytes(b"")
+    assert not _has_optimizer_state(tmp_path)  # Trainer restores neither without scheduler.pt
+    (tmp_path / "scheduler.pt").write_bytes(b"")
+    assert _has_optimizer_state(tmp_path)
+    (tmp_path / "optimizer.pt").unlink()
+    (tmp_path / "optimizer_0").mkdir()  # FSDP's sharded optimizer state
+    assert _has_optimizer_state(tmp_path)

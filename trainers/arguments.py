@@ -25,6 +25,8 @@ from .smart import DROPOUT_MASKS
 logger = logging.getLogger(__name__)
 
 SMART_VARIANTS = ("smart", "gaussian")
+# The schedules Trainer steps with metric_for_best_model's value, each minimising it unless told mode="max".
+METRIC_STEPPED_SCHEDULERS = ("reduce_lr_on_plateau", "greedy")
 # SMART is off by default: its passes run in fp32 (bf16 would round its perturbation away), which makes an SST
 # step about eight times as expensive, and it has not shown a gain above the seed noise (benchmarks/RESULTS.md).
 DEFAULT_SMART_WEIGHT = "0"
@@ -318,7 +320,8 @@ class MultitaskTrainingArguments(TrainingArguments):
         """MultitaskTrainer always builds AdamW over its own parameter groups (hf_minbert/optimization.py) and
         never reads --optim: another optimizer asked for would silently be AdamW."""
         optim = str(getattr(self.optim, "value", self.optim))  # a name or an OptimizerNames
-        if optim != self.__dataclass_fields__["optim"].default:
+        # torch's AdamW by either name (set_optimizer(learning_rate=...) names the unfused one) is what trains.
+        if optim not in (self.__dataclass_fields__["optim"].default, "adamw_torch", "adamw_torch_fused"):
             asked = f"--optim {optim}"
         elif self.optim_args:
             asked = f"--optim_args {self.optim_args}"
@@ -345,11 +348,11 @@ class MultitaskTrainingArguments(TrainingArguments):
 
     def scheduler_kwargs(self):
         """The scheduler's keyword arguments as the run stands (read when the scheduler is built, so that a setter,
-        an assignment or a hyperparameter trial is followed): Trainer steps ReduceLROnPlateau with
+        an assignment or a hyperparameter trial is followed): Trainer steps ReduceLROnPlateau and GreedyLR with
         metric_for_best_model, whose default here ("overall") rises as the model improves, so the scheduler watches
-        for a maximum where greater_is_better (its own default is a minimum)."""
+        for a maximum where greater_is_better (their own default is a minimum)."""
         kwargs = dict(self.lr_scheduler_kwargs or {})
-        if _value(self.lr_scheduler_type) == "reduce_lr_on_plateau" and self.greater_is_better and "mode" not in kwargs:
+        if _value(self.lr_scheduler_type) in METRIC_STEPPED_SCHEDULERS and self.greater_is_better and "mode" not in kwargs:
             kwargs["mode"] = "max"
         return kwargs
 

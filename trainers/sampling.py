@@ -178,11 +178,6 @@ class MultitaskBatchSampler(Sampler):
         check_applies("epoch_passes", epoch_passes, CAPPED_STRATEGIES, strategy)
         self.epoch_passes = checked_epoch_passes(epoch_passes, self.tasks, self.epoch_rows)
         self.example_keys = checked_keys(example_keys or {}, self.sizes)
-        # No batch may hold a row twice: an epoch reads one twice where two passes meet (epoch_passes; a stream
-        # window across a pass boundary under temperature, all_tasks or a cap), and length grouping sorts the
-        # two copies side by side. Each row is its own key; on orders of distinct rows no swap happens.
-        for task in self.tasks:
-            self.example_keys.setdefault(task, [frozenset([i]) for i in range(self.sizes[task])])
         self.lengths = checked_lengths(lengths or {}, self.sizes)
         check_applies("token_budget", token_budget, CAPPED_STRATEGIES, strategy)
         self.token_budget = checked_token_budget(token_budget, self.tasks, self.lengths, drop_last)

@@ -112,9 +112,16 @@ class SamplingCore:
             else:
                 missing = -len(batches[-1]) % self.num_replicas
                 batches[-1] = np.concatenate([batches[-1], np.resize(order, missing)])
-        if task in self.example_keys:
+        keys = self.example_keys.get(task)
+        # No batch may hold a row twice: an order reads one twice where two passes meet (epoch_passes; a stream
+        # window across a pass boundary under temperature, all_tasks or a cap), and length grouping sorts the two
+        # copies side by side. Each row is then its own key. A task smaller than a batch repeats rows in every
+        # batch: no swap can help it.
+        if keys is None and self.sizes[task] >= self.global_batch_size and len(np.unique(order)) < len(order):
+            keys = ROW_KEYS
+        if keys is not None:
             fits = within_budget(self.lengths[task], self.token_budget[task]) if task in self.token_budget else None
-            separate_duplicates(batches, self.example_keys[task], fits)
+            separate_duplicates(batches, keys, fits)
         return batches
 
     def _packed(self, task: str, order: np.ndarray) -> list[np.ndarray]:
@@ -184,6 +191,16 @@ class SamplingCore:
     def rank_share(self, indices: np.ndarray) -> np.ndarray:
         share = len(indices) // self.num_replicas
         return indices[self.rank * share : (self.rank + 1) * share]
+
+
+class _RowKeys:
+    """Every row its own key, made on demand (a list of them would hold one set per row of every task)."""
+
+    def __getitem__(self, row):
+        return frozenset((int(row),))
+
+
+ROW_KEYS = _RowKeys()
 
 
 def separate_duplicates(batches: list[np.ndarray], key_sets: Sequence[frozenset], fits=None) -> None:

@@ -331,8 +331,10 @@ class MultitaskTrainer(Trainer):
 
     def predict(self, test_dataset, ignore_keys=None, metric_key_prefix="test"):
         """{task: PredictionOutput} for `test_dataset={task: rows}`: `predictions` are the head's scores (class
-        probabilities, paraphrase probability or similarity), `label_ids` the gold labels (None for unlabelled
-        rows, e.g. a test-student file), `metrics` e.g. {"test_sst_accuracy": ...} (empty when unlabelled)."""
+        probabilities, paraphrase probability or similarity, unclipped: as Trainer's, the model's own output),
+        `label_ids` the gold labels (None for unlabelled rows, e.g. a test-student file), `metrics` e.g.
+        {"test_sst_accuracy": ...} (empty when unlabelled), scored as `evaluate` scores: similarity clipped to the
+        task's range."""
         if not isinstance(test_dataset, dict):
             raise TypeError("MultitaskTrainer.predict needs test_dataset={task: rows} (one task's rows: "
                             f"{{'sst': rows}}), got {type(test_dataset).__name__}")
@@ -438,7 +440,7 @@ class MultitaskTrainer(Trainer):
         super()._load_optimizer_and_scheduler(checkpoint)
         if checkpoint is None:
             return
-        if not any(os.path.isfile(os.path.join(checkpoint, name)) for name in ("optimizer.pt", "optimizer.bin")):
+        if not _has_optimizer_state(checkpoint):
             # Trainer resumes such a checkpoint (save_only_model) without a word.
             logger.warning("%s holds no optimizer state (a save_only_model checkpoint): training goes on from its "
                            "weights with AdamW's moments and the learning-rate schedule started afresh", checkpoint)
@@ -624,10 +626,22 @@ def _check_peft_heads_trainable(model, tasks):
             )
 
 
+def _has_optimizer_state(checkpoint):
+    """Whether Trainer restores the optimizer and scheduler from `checkpoint`: an optimizer file (or an FSDP
+    optimizer folder) and scheduler.pt, as Trainer._load_optimizer_and_scheduler asks."""
+    names = os.listdir(checkpoint)
+    optimizer = any(name in ("optimizer.pt", "optimizer.bin") or (name.startswith("optimizer")
+                    and os.path.isdir(os.path.join(checkpoint, name))) for name in names)
+    return optimizer and "scheduler.pt" in names
+
+
 def _check_reentrant_checkpointing(args, tasks):
     """Reentrant gradient checkpointing cannot run `torch.autograd.grad`, which PCGrad (each task's gradient) and
     SMART's adversarial ascent take: refused by name, where torch would fail at the first step."""
-    if not args.gradient_checkpointing or not (args.gradient_checkpointing_kwargs or {}).get("use_reentrant"):
+    # transformers 5 names them activation_checkpointing(_kwargs) (gradient_ being the deprecated aliases).
+    enabled = getattr(args, "activation_checkpointing", False) or args.gradient_checkpointing
+    options = getattr(args, "activation_checkpointing_kwargs", None) or args.gradient_checkpointing_kwargs or {}
+    if not enabled or not options.get("use_reentrant"):
         return
     smart_ascends = args.smart_variant != "gaussian" and any(args.per_task("smart_weight", tasks, default=0.0).values())
     users = [flag for flag, used in (("--pcgrad", args.pcgrad), ("--smart_weight", smart_ascends)) if used]
