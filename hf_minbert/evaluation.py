@@ -75,7 +75,7 @@ def predict_task(
     # them tokenized alone, each cut as the head reads it.
     reads = model.predict_inputs(head) if hasattr(model, "predict_inputs") else (
         ("sides",) if spec.get("cosine_feature") else ())
-    with _datasets_progress_bars(progress):
+    with datasets_progress_bars(progress):
         tokenized, truncation = tokenize_task(
             dataset, tokenizer, task, pair_encoding=spec["pair_encoding"], max_length=max_length,
             with_sides=spec["pair_encoding"] == "cross" and "sides" in reads,
@@ -107,8 +107,8 @@ def _rows(dataset, indices):
 
 
 @contextlib.contextmanager
-def _datasets_progress_bars(enabled):
-    # datasets' own bars (tokenizing, casting) follow `progress`; a global opt-out by the user is kept.
+def datasets_progress_bars(enabled):
+    """datasets' own bars (tokenizing, casting) shown only where `enabled`; a global opt-out by the user is kept."""
     was_disabled = datasets.are_progress_bars_disabled()
     if not enabled:
         datasets.disable_progress_bars()

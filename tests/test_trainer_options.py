@@ -534,3 +534,10 @@ def test_a_checkpoint_holds_optimizer_state_only_with_its_optimizer_and_schedule
     (tmp_path / "optimizer.pt").unlink()
     (tmp_path / "optimizer_0").mkdir()  # FSDP's sharded optimizer state
     assert _has_optimizer_state(tmp_path)
+
+
+@pytest.mark.parametrize("disable_tqdm", [True, False])
+def test_the_tokenizing_progress_bars_follow_disable_tqdm(tmp_path, tokenizer, capfd, disable_tqdm):  # noqa: F811
+    capfd.readouterr()
+    _plain_trainer(tmp_path, tokenizer, args={"disable_tqdm": disable_tqdm})
+    assert ("tokenizing sst" in capfd.readouterr().err) is not disable_tqdm

@@ -8,6 +8,7 @@ Trainer moves each batch to the device in `_prepare_inputs`.
 import torch
 
 from hf_minbert.data.tokenization import example_lengths
+from hf_minbert.evaluation import datasets_progress_bars
 
 from .arguments import EMBEDDING_LOSSES
 from .losses import check_embedding_loss_task
@@ -28,8 +29,9 @@ def training_dataset(train_dataset, args, tokenizer, config, always_rows=None):
             raise ValueError(f"--{loss}_weight > 0 but the {EMBEDDING_LOSSES[loss]} task {task!r} has no train dataset")
         check_embedding_loss_task(loss, task, {name: config.task_spec(name) for name in train_dataset})
     sides = args.embedding_loss_tasks()
-    return MultitaskDataset(tokenize_for_training(train_dataset, tokenizer, config, args.max_seq_length, sides_for=sides,
-                                                  keep_columns=not args.remove_unused_columns))
+    with datasets_progress_bars(not args.disable_tqdm):  # Trainer's own bars follow disable_tqdm: so do these
+        return MultitaskDataset(tokenize_for_training(train_dataset, tokenizer, config, args.max_seq_length,
+                                                      sides_for=sides, keep_columns=not args.remove_unused_columns))
 
 
 def train_batch_sampler(dataset, args, batch_size, always_rows=None):
