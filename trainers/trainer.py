@@ -31,7 +31,7 @@ from collections import defaultdict
 
 import numpy as np
 import torch
-from transformers import Trainer, set_seed
+from transformers import Trainer, get_scheduler, set_seed
 from transformers.trainer_utils import EvalPrediction, PredictionOutput, number_of_arguments
 
 from hf_minbert.adapters import name_base_by_absolute_path, write_base_config
@@ -407,8 +407,6 @@ class MultitaskTrainer(Trainer):
 
     def create_scheduler(self, num_training_steps, optimizer=None):
         if self.lr_scheduler is None:
-            from transformers import get_scheduler
-
             # The arguments as they stand now (MultitaskTrainingArguments.scheduler_kwargs: a plateau watches the
             # best-model metric rise), not as they were when built.
             self.lr_scheduler = get_scheduler(
