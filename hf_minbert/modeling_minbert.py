@@ -146,20 +146,31 @@ def write_sentence_transformers_config(save_directory):
             file.write("\n")
 
 
+def check_one_encoder(config, where, remedy):
+    """Refuse, naming `where`, a CerBERTus or Triple-BERT config where one encoder is wanted: its top layers (or
+    all of them) are each task's own, under `task_encoders.<task>.*`, so one encoder would load the shared layers
+    alone and start the rest at random, with no more than a line in the load report."""
+    if config.architecture != "multitask":
+        own = "every layer" if config.architecture == "triple" else f"the top {config.task_specific_layers} layers"
+        raise ValueError(f"{where}: a {config.architecture} model, {own} of its encoder each task's own, has no "
+                         f"one encoder {remedy}")
+
+
 def load_one_encoder(cls, super_from_pretrained, path, model_args, kwargs):
     """`from_pretrained` of a one-encoder class (the bare encoder, the masked-LM model), refusing a CerBERTus or
-    Triple-BERT checkpoint: its top layers (or all of them) are each task's own, under `task_encoders.<task>.*`,
-    so one encoder would load the shared layers alone and start the rest at random, with no more than a line in
-    the load report."""
+    Triple-BERT checkpoint (`check_one_encoder`)."""
     config = kwargs.get("config")
     if not is_minbert_config(config):
         config = MinBertConfig.from_pretrained(path, **hub_kwargs(kwargs))
-    if config.architecture != "multitask":
-        own = "every layer" if config.architecture == "triple" else f"the top {config.task_specific_layers} layers"
-        raise ValueError(f"{path}: a {config.architecture} model, {own} of its encoder each task's own, has no one "
-                         f"encoder for {cls.__name__}; load it with AutoModel.from_pretrained (MinBertForMultitask) "
-                         "and read a task's encoder with model.encode_for_task(task, **inputs)")
+    check_one_encoder(config, path, f"for {cls.__name__}; load it with AutoModel.from_pretrained (MinBertForMultitask) "
+                      "and read a task's encoder with model.encode_for_task(task, **inputs)")
     return super_from_pretrained(path, *model_args, **kwargs)
+
+
+def sentence_embedding_task(tasks, default_task):
+    """The task whose encoder gives a model's sentence embeddings: the (first) bi-encoder head's, else the
+    default task's. tasks: the config's task specs, in its order."""
+    return next((task for task, spec in tasks.items() if spec["pair_encoding"] == "bi"), default_task)
 
 
 class MinBertModel(MinBertPreTrainedModel):
@@ -349,10 +360,8 @@ class MinBertForMultitask(MinBertPreTrainedModel):
         return mean_pool(self._encode([task], inputs)[task].last_hidden_state, attention_mask)
 
     def sentence_embedding_task(self):
-        """The task whose encoder gives the model's sentence embeddings: its bi-encoder head's (the first, where
-        several), else the default task's."""
-        bi_encoders = [task for task, spec in self.config.tasks.items() if spec["pair_encoding"] == "bi"]
-        return bi_encoders[0] if bi_encoders else self.config.default_task
+        """The task whose encoder gives the model's sentence embeddings (`sentence_embedding_task`)."""
+        return sentence_embedding_task(self.config.tasks, self.config.default_task)
 
     def sentence_embedding(self, input_ids=None, attention_mask=None, token_type_ids=None):
         """Mean-pooled sentence embeddings (B, H) by `sentence_embedding_task`'s encoder: those whose cosine a

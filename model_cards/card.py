@@ -131,6 +131,7 @@ class _RunView:
         self.dev_data = metrics.get("dev_data")  # `minbert ensemble`'s record of the dev files scored
         self.given_dev_files = _given_dev_files(self.arguments)
         self.course_tasks = [task for task in course_training_tasks(self.training_data) if task in self.tasks]
+        self.embedding_task = _embedding_task(self)
         self.pipeline_tags = _hub_pipeline_tags(self.config)
         self.pipeline_tag = next(iter(self.pipeline_tags), None if self.ensemble else "feature-extraction")
 
@@ -172,8 +173,8 @@ def _template_values(run, model_name, model_id) -> dict:
                                  run.given_dev_files, run.dev_data),
         course_quora="para" in run.course_tasks,
         usage=usage_snippet(model_id or str(run.model_dir), tasks, run.default_task),
-        embedding_task=_embedding_task(run),
-        embedding_bi=tasks.get(_embedding_task(run), {}).get("pair_encoding") == "bi",
+        embedding_task=run.embedding_task,
+        embedding_bi=tasks.get(run.embedding_task, {}).get("pair_encoding") == "bi",
         head_rows=[] if run.ensemble else [_head_row(name, spec) for name, spec in tasks.items()],
         member_rows=_member_rows(run.config, tasks, selection) if run.ensemble else [],
         member_tasks=list(tasks),
@@ -406,10 +407,11 @@ def _member_rows(config, tasks, selection):
 def _embedding_task(run):
     """The task whose encoder a sentence-transformers load embeds with (`MinBertForMultitask.sentence_embedding_task`),
     where the folder carries the sentence-transformers config; else None."""
+    from hf_minbert.modeling_minbert import sentence_embedding_task
+
     if run.ensemble or not (run.model_dir / "modules.json").is_file():
         return None
-    tasks = run.config["tasks"]  # in the config's order, as the model picks
-    return next((task for task, spec in tasks.items() if spec["pair_encoding"] == "bi"), run.default_task)
+    return sentence_embedding_task(run.config["tasks"], run.default_task)  # the config's order, as the model's
 
 
 def _head_row(name, spec):

@@ -222,7 +222,8 @@ def test_pretrain_mlm_refuses_a_model_with_task_encoders_of_its_own_before_readi
     word_tokenizer(WORDS).save_pretrained(cerbertus)
     capsys.readouterr()
     assert pretrain_mlm(cerbertus, data_dir, tmp_path / "out") == 2
-    assert "a cerbertus model, whose top 1 encoder layers are each task's own" in one_error_line(capsys)
+    assert ("a cerbertus model, the top 1 layers of its encoder each task's own, has no one encoder to pretrain "
+            "further") in one_error_line(capsys)
     assert text_reads == [] and not (tmp_path / "out").exists()
 
 

@@ -152,8 +152,8 @@ class MultitaskTrainer(Trainer):
         if self.args.keep_freed_memory and self.args.device.type == "cpu":
             keep_freed_memory()
         self._terms.clear()  # terms of an earlier train() call left unlogged belong to no log of this one
-        # Arguments changed since __init__ (a setter, an assignment) are checked as __init__ checked them.
-        self.args.check_optimizer_choice()
+        # Arguments changed since __init__ (a setter, an assignment) are checked as __init__ checked them (and
+        # --optim where the optimizer is built).
         _check_reentrant_checkpointing(self.args, list(_core(self.model).config.tasks))
         return super().train(*args, **kwargs)
 

@@ -129,6 +129,7 @@ def check_run(mlm_args, training_args):
     exists and its positions hold --max_seq_length, its tokenizer has a mask token and fits its word table, and
     the output folder may be written."""
     from hf_minbert import MinBertConfig, embedded_base_model
+    from hf_minbert.modeling_minbert import check_one_encoder
     from trainers.arguments import check_trainer_numbers
 
     from .common import check_model_source, check_tokenizer_fits
@@ -144,10 +145,8 @@ def check_run(mlm_args, training_args):
     path = mlm_args.model_name_or_path or embedded_base_model()
     check_model_source("--model_name_or_path", path)
     config = MinBertConfig.from_pretrained(path)
-    if config.architecture != "multitask":  # the masked-LM model is one encoder: it would start the rest at random
-        raise ValueError(f"--model_name_or_path {path}: a {config.architecture} model, whose top "
-                         f"{config.task_specific_layers} encoder layers are each task's own, has no one encoder to "
-                         "pretrain further; start from the base model it was trained from")
+    check_one_encoder(config, f"--model_name_or_path {path}",  # the masked-LM model is one encoder
+                      "to pretrain further; start from the base model it was trained from")
     positions = config.max_position_embeddings
     if mlm_args.max_seq_length > positions:
         raise ValueError(f"--max_seq_length {mlm_args.max_seq_length} exceeds the model's "

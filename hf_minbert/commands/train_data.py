@@ -156,7 +156,7 @@ def training_data_record(reports, data_args):
     by their path inside --data_dir, else as given."""
     dev_reads = {report.task: report for report in reports if not hasattr(report, "sources")}
     return {report.task: {**_task_training_record(report),
-                          "dev": _dev_record(dev_reads[report.task], data_args)}
+                          "dev": dev_file_record(dev_reads[report.task], data_args.data_dir, data_args.max_eval_samples)}
             for report in reports if hasattr(report, "sources")}
 
 
@@ -172,10 +172,6 @@ def _task_training_record(report):
         record["implied_pairs"] = report.implied.rows
     record["sha256"] = {source.name: _read_sha256(source.read) for source in report.sources}
     return record
-
-
-def _dev_record(dev_read, data_args):
-    return dev_file_record(dev_read, data_args.data_dir, data_args.max_eval_samples)
 
 
 def dev_file_record(dev_read, data_dir, max_rows=None):
