@@ -2,6 +2,10 @@
 or refused by name with what to use instead — never silently ignored."""
 import copy
 import dataclasses
+import os
+import subprocess
+import sys
+import textwrap
 
 import datasets
 import numpy as np
@@ -10,7 +14,7 @@ import torch
 from transformers import DataCollatorWithPadding, TrainerCallback
 from transformers.trainer_utils import IntervalStrategy
 
-from tests.helpers import scoring_tiny_model, tiny_model, tiny_task_rows
+from tests.helpers import REPO_ROOT, scoring_tiny_model, tiny_model, tiny_task_rows
 from tests.test_trainer import _args, _train_logs, _trainer, tokenizer  # noqa: F401  (module fixture)
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
 
@@ -541,3 +545,51 @@ def test_the_tokenizing_progress_bars_follow_disable_tqdm(tmp_path, tokenizer, c
     capfd.readouterr()
     _plain_trainer(tmp_path, tokenizer, args={"disable_tqdm": disable_tqdm})
     assert ("tokenizing sst" in capfd.readouterr().err) is not disable_tqdm
+
+
+# --- log_level: the project's own loggers follow it, as transformers' do under Trainer -------------------
+
+
+@pytest.fixture
+def project_logger_levels():
+    """Restores the project's loggers (levels and handlers) a test's trainer sets."""
+    import logging
+
+    from trainers.log_level import PROJECT_LOGGERS
+
+    loggers = [logging.getLogger(name) for name in PROJECT_LOGGERS]
+    saved = [(logger.level, list(logger.handlers)) for logger in loggers]
+    yield loggers
+    for logger, (level, handlers) in zip(loggers, saved):
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+
+
+def test_log_level_sets_the_project_loggers_as_trainer_sets_transformers(tmp_path, tokenizer, project_logger_levels):  # noqa: F811
+    _plain_trainer(tmp_path, tokenizer, args={"log_level": "info"})
+    assert [logger.level for logger in project_logger_levels] == [20, 20]
+
+
+def test_a_passive_log_level_leaves_the_project_loggers_to_the_callers_configuration(tmp_path, tokenizer,  # noqa: F811
+                                                                                        project_logger_levels):
+    for logger in project_logger_levels:
+        logger.setLevel(40)
+    _plain_trainer(tmp_path, tokenizer)
+    assert [logger.level for logger in project_logger_levels] == [40, 40]
+
+
+def test_log_level_info_prints_the_training_rows_report_in_a_script_that_configures_no_logging(tmp_path, minilm_path):
+    script = f"""
+        from transformers import AutoTokenizer
+        from tests.helpers import tiny_model, tiny_task_rows
+        from trainers import MultitaskTrainer, MultitaskTrainingArguments
+        args = MultitaskTrainingArguments(output_dir={str(tmp_path)!r}, report_to="none", use_cpu=True,
+                                          disable_tqdm=True, log_level="info", max_seq_length=32)
+        rows = tiny_task_rows()
+        MultitaskTrainer(model=tiny_model(), args=args, train_dataset=rows, eval_dataset=rows,
+                         processing_class=AutoTokenizer.from_pretrained({str(minilm_path)!r}))
+    """
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("sst: 0 of 24 examples truncated at max_length=32") == 1  # logged once, by its reader

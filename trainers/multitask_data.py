@@ -6,7 +6,6 @@ collator groups rows by task so both arrive in the same shape and `compute_loss`
 The task therefore travels at batch level and never has to survive as a dataset column.
 """
 import bisect
-import logging
 from dataclasses import dataclass
 
 from datasets import concatenate_datasets
@@ -15,8 +14,6 @@ from torch.utils.data import DataLoader, Dataset
 from hf_minbert.data.schema import DataError, task_schema
 from hf_minbert.data.tokenization import MODEL_INPUT_COLUMNS, MultitaskDataCollator, is_tokenized, tokenize_task
 from hf_minbert.evaluation import label_column_hint
-
-logger = logging.getLogger(__name__)
 
 TRAINING_COLUMNS = MODEL_INPUT_COLUMNS + ("labels",)
 
@@ -38,12 +35,11 @@ def tokenize_for_training(datasets_by_task, tokenizer, model_config, max_length,
                              f"{dataset.column_names}){label_column_hint(task, dataset.column_names)}")
         with_sides = spec["pair_encoding"] == "cross" and (task in sides_for or spec["cosine_feature"])
         try:
-            tokenized[task], report = tokenize_task(
+            tokenized[task], _ = tokenize_task(  # which logs its truncation report
                 dataset, tokenizer, task, pair_encoding=spec["pair_encoding"], max_length=max_length, with_sides=with_sides
             )
         except DataError as error:  # a row's text or label, named by task, row and column
             raise DataError(f"train_dataset: {error}") from None
-        logger.info(str(report))
         if keep_columns:
             raw = dataset.select_columns([c for c in dataset.column_names if c not in tokenized[task].column_names])
             tokenized[task] = concatenate_datasets([tokenized[task], raw], axis=1)

@@ -44,6 +44,7 @@ from hf_minbert.optimization import create_optimizer, describe_parameter_groups,
 
 from .arguments import MultitaskTrainingArguments
 from .cpu_memory import keep_freed_memory
+from .log_level import apply_log_level
 from .losses import cosent_loss, paraphrase_mnr_loss, sentence_keys
 from .multitask_data import MultitaskCollator
 from .multitask_state import MeanTeacherUpdate, build_smart, load_multitask_state, save_multitask_state
@@ -72,6 +73,7 @@ class MultitaskTrainer(Trainer):
         args = args if args is not None else MultitaskTrainingArguments()
         if not isinstance(args, MultitaskTrainingArguments):
             raise TypeError("MultitaskTrainer needs MultitaskTrainingArguments (a TrainingArguments subclass)")
+        apply_log_level(args)  # before the training rows are tokenized: their report is logged at INFO
         if processing_class is None:
             raise ValueError("MultitaskTrainer needs the tokenizer as processing_class (it tokenizes and is saved with the model)")
         if getattr(processing_class, "padding_side", "right") == "left":
