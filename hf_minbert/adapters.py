@@ -325,8 +325,28 @@ class TaskAdapterRouter:
         if task not in self.adapters:
             raise ValueError(f"no adapter for task {task!r}; the adapters are {', '.join(sorted(self.adapters))}")
         set_adapter(module, task, inference_mode=True, layer_cls=BaseTunerLayer)
+        self.restore_trainable()
+
+    def restore_trainable(self):
+        """Every adapter trainable again, as when installed: peft's `set_adapter` and `load_adapter` (which
+        Trainer calls to resume or to load the best checkpoint) leave only the active one trainable, and an
+        optimizer built then would hold one task's adapter alone."""
         for parameter in self.trainable:
             parameter.requires_grad_(True)
+
+    def activating_before_backward(self, module, task):
+        """A hook for `task`'s loss that activates its adapter when the backward reaches it: gradient
+        checkpointing recomputes the task's layers in that backward, with whichever adapter is active then, and
+        PCGrad runs every task's forward before the first backward."""
+        def hook(grad):
+            self.activate(module, task)
+
+        return hook
+
+
+def task_adapter_router(base_model):
+    """The router of a model whose adapters are one per task (the base model inside its PeftModel), else None."""
+    return _ROUTERS.get(base_model)
 
 
 def _predict_with_task_adapters(self, tasks, *args, **kwargs):

@@ -373,18 +373,76 @@ class _StopAt(TrainerCallback):
 
 
 @pytest.mark.slow
-def test_shared_adapter_training_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path, tokenizer):
-    # Checkpoints of a PeftModel are adapter folders; Trainer's own PEFT support restores them.
+@pytest.mark.parametrize("per_task", [False, True], ids=["shared", "per_task"])
+def test_adapter_training_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path, tokenizer, per_task):
+    # Checkpoints of a PeftModel are adapter folders (one per task adapter); Trainer's own PEFT support restores
+    # them, and every task's adapter is in the optimizer that resumes.
     def run(folder, **kwargs):
-        peft_model = add_adapters(_model(seed=1), AdapterArguments(peft="lora", lora_r=4))
-        _train(folder, tokenizer, peft_model, max_steps=4, save_strategy="steps", save_steps=1000, **kwargs)
+        peft_model = add_adapters(_model(seed=1), AdapterArguments(peft="lora", lora_r=4, peft_per_task=per_task))
+        _train(folder, tokenizer, peft_model, max_steps=6, save_strategy="steps", save_steps=1000, **kwargs)
         return {name: p.detach().clone() for name, p in peft_model.named_parameters() if p.requires_grad}
 
     full = run(tmp_path / "full")
     run(tmp_path / "cut", callbacks=[_StopAt(2)])
     resumed = run(tmp_path / "cut", resume_from_checkpoint=str(tmp_path / "cut" / "out" / "checkpoint-2"))
+    assert resumed.keys() == full.keys()
     for name, value in full.items():
         torch.testing.assert_close(resumed[name], value, rtol=0, atol=1e-6, msg=name)
+
+
+class _SavedWeights(TrainerCallback):
+    def __init__(self):
+        self.by_step = {}
+
+    def on_save(self, args, state, control, model=None, **kwargs):
+        self.by_step[state.global_step] = _snapshot(model)
+
+
+@pytest.mark.slow
+def test_per_task_adapters_end_as_the_best_checkpoint_where_load_best_model_at_end_asks(tmp_path, tokenizer):
+    saved = _SavedWeights()
+    peft_model = add_adapters(_model(), AdapterArguments(peft="lora", lora_r=4, peft_per_task=True))
+    trainer = MultitaskTrainer(
+        model=peft_model, processing_class=tokenizer, train_dataset=tiny_task_rows(16, seed=3),
+        eval_dataset=tiny_task_rows(10, seed=5), callbacks=[saved],
+        args=MultitaskTrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, num_train_epochs=4,
+                                        eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True,
+                                        greater_is_better=False, report_to="none", use_cpu=True, bf16=False,
+                                        learning_rate=2e-2, seed=0, max_seq_length=32, disable_tqdm=True))
+    trainer.train()
+    best_step = int(trainer.state.best_model_checkpoint.rsplit("-", 1)[1])
+    assert best_step != max(saved.by_step)  # else the last model would pass for the best
+    final = _snapshot(peft_model)
+    for name, value in saved.by_step[best_step].items():
+        torch.testing.assert_close(final[name], value, rtol=0, atol=0, msg=name)
+
+
+class _FirstGradients(TrainerCallback):
+    def __init__(self):
+        self.gradients = None
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        if self.gradients is None:
+            self.gradients = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.slow
+def test_pcgrad_on_per_task_adapters_gets_the_same_gradients_with_gradient_checkpointing(tmp_path, tokenizer):
+    # PCGrad runs every task's forward before the first backward; checkpointing recomputes each task's layers
+    # in its backward, which must see that task's adapter, not the last forward's.
+    gradients = []
+    for checkpointing in (False, True):
+        peft_model = add_adapters(_model(), AdapterArguments(peft="lora", lora_r=4, lora_dropout=0.0, peft_per_task=True))
+        _perturb_adapters(peft_model)  # LoRA's B starts at zero, which would leave A no gradient to compare
+        first = _FirstGradients()
+        _train(tmp_path / str(checkpointing), tokenizer, peft_model, callbacks=[first], max_steps=1, pcgrad=True,
+               task_sampling="all_tasks", gradient_checkpointing=checkpointing,
+               activation_checkpointing_kwargs={"use_reentrant": False})
+        gradients.append(first.gradients)
+    plain, checkpointed = gradients
+    assert plain.keys() == checkpointed.keys() and any("lora_A.para." in name for name in plain)
+    for name, value in plain.items():
+        torch.testing.assert_close(checkpointed[name], value, rtol=0, atol=1e-7, msg=name)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -431,13 +489,6 @@ def test_train_with_peft_writes_a_model_that_evaluate_scores_and_the_adapters(ba
     assert set(adapters.peft_config) == (set(TASKS) if per_task else {"default"})
 
 
-def test_train_refuses_per_task_adapters_with_load_best_model_at_end(base_and_data, tmp_path, capsys):
-    base, data = base_and_data
-    assert _train_command(base, data, tmp_path / "run", "--peft", "lora", "--peft_per_task", "--load_best_model_at_end",
-                          "true", "--eval_strategy", "steps", "--save_strategy", "steps") == 2
-    assert "not supported with per-task adapters" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize("flags, message", [
     (["--peft_config", "nowhere.json"], "--peft_config nowhere.json: "),
     (["--peft", "lora", "--freeze_encoder", "true"], "--freeze_encoder with adapters would freeze the adapters too"),
@@ -477,11 +528,16 @@ def test_a_peft_config_targeting_all_linear_layers_passes_the_check(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_per_task_adapters_with_default_epoch_evaluation_keeps_the_last_model(base_and_data, tmp_path):
-    # Evaluating and saving each epoch turns load_best_model_at_end on by default; per-task adapters cannot
-    # honour it, so that default (unlike an explicit request) is dropped rather than refused.
+def test_train_per_task_adapters_with_epoch_evaluation_ends_with_the_best_checkpoint(base_and_data, tmp_path):
+    # Evaluating and saving each epoch turns load_best_model_at_end on by default, for per-task adapters too.
     base, data = base_and_data
     output = tmp_path / "run"
     assert _train_command(base, data, output, "--peft", "lora", "--peft_per_task", "--eval_strategy", "epoch",
-                          "--save_strategy", "epoch") == 0
+                          "--save_strategy", "epoch", "--max_steps", "-1", "--num_train_epochs", "3",
+                          "--metric_for_best_model", "sst_accuracy", "--learning_rate", "5e-2") == 0
     assert json.loads((output / "config.json").read_text())["architectures"] == ["MinBertEnsembleForMultitask"]
+    last = max(output.glob("checkpoint-*"), key=lambda folder: int(folder.name.split("-")[1]))
+    state = json.loads((last / "trainer_state.json").read_text())
+    last_score = [entry["eval_sst_accuracy"] for entry in state["log_history"] if "eval_sst_accuracy" in entry][-1]
+    assert state["best_metric"] != last_score  # else the last model would pass for the best
+    assert json.loads((output / "metrics.json").read_text())["sst"]["accuracy"] == pytest.approx(state["best_metric"], abs=1e-6)

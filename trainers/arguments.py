@@ -255,10 +255,8 @@ class MultitaskTrainingArguments(TrainingArguments):
         return super().get_warmup_steps(num_training_steps)
 
     def __post_init__(self):
-        # Remembered so that a caller can turn off a default it cannot honour (per-task adapters), but must
-        # refuse the same value when the user asked for it.
-        self.load_best_model_at_end_by_default = self.load_best_model_at_end is None
-        if self.load_best_model_at_end is None:
+        best_model_by_default = self.load_best_model_at_end is None
+        if best_model_by_default:
             self.load_best_model_at_end = False  # decided below, once TrainingArguments has resolved the schedules
         self._choose_precision()
         # bf16 on a machine without a GPU means CPU autocast, which TrainingArguments only allows with use_cpu.
@@ -278,7 +276,7 @@ class MultitaskTrainingArguments(TrainingArguments):
         if self.prediction_loss_only:  # Trainer would report eval_loss alone; MultitaskTrainer never computes one
             raise ValueError("--prediction_loss_only: MultitaskTrainer evaluates each task by its metrics (accuracy, "
                              "Pearson's r) from its predictions, and reports no evaluation loss")
-        if self.load_best_model_at_end_by_default:
+        if best_model_by_default:
             self.load_best_model_at_end = self._saves_at_every_evaluation()
         if self.task_sampling not in SAMPLING_STRATEGIES:
             raise ValueError(f"--task_sampling {self.task_sampling!r}: choose one of {', '.join(SAMPLING_STRATEGIES)}")

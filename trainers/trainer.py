@@ -34,7 +34,7 @@ import torch
 from transformers import Trainer, get_scheduler, set_seed
 from transformers.trainer_utils import EvalPrediction, PredictionOutput, number_of_arguments
 
-from hf_minbert.adapters import name_base_by_absolute_path, write_base_config
+from hf_minbert.adapters import name_base_by_absolute_path, task_adapter_router, write_base_config
 from hf_minbert.data import DataError, has_task_schema, head_mismatch, task_schema
 from hf_minbert.data.tokenization import JOINT_COLUMNS, SIDE_COLUMNS, check_task_rows, is_tokenized
 from hf_minbert.evaluation import evaluate_task, evaluate_tasks, gold_labels, unscorable_reason
@@ -269,6 +269,10 @@ class MultitaskTrainer(Trainer):
         shared = [p for name, p in core.named_parameters() if name.startswith(f"{core.base_model_prefix}.")]
         # A task's own parameters: its head, and its own encoder layers in a CerBERTus or Triple-BERT.
         heads = {task: core.task_parameters(task) for task in core.heads}
+        router = task_adapter_router(core)
+        if router is not None:  # every forward ran before the first backward: each backward activates its own adapter
+            for task, loss in losses.items():
+                loss.register_hook(router.activating_before_backward(core, task))
         stats = pcgrad_backward({t: loss * scale for t, loss in losses.items()}, shared, heads, generator=self._pcgrad_generator)
         self._terms["pcgrad_projections"].append(float(stats.projections))
         return sum(losses.values()).detach() * scale
@@ -430,6 +434,20 @@ class MultitaskTrainer(Trainer):
         super()._save(output_dir, state_dict)
         if is_peft:
             write_base_config(peft_model, output_dir if output_dir is not None else self.args.output_dir)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        router = task_adapter_router(_core(model if model is not None else self.model))
+        if router is not None:  # Trainer's load_adapter left the active adapter alone trainable
+            router.restore_trainable()
+
+    def _load_best_model(self):
+        if task_adapter_router(_core(self.model)) is None:
+            return super()._load_best_model()
+        # Trainer looks for one adapter at the checkpoint's top; per-task adapters lie in a folder each, which
+        # its checkpoint loading reads, heads included.
+        logger.info("Loading the best model from %s (score: %s).", self.state.best_model_checkpoint, self.state.best_metric)
+        self._load_from_checkpoint(self.state.best_model_checkpoint)
 
     def _save_optimizer_and_scheduler(self, output_dir):
         super()._save_optimizer_and_scheduler(output_dir)

@@ -366,13 +366,6 @@ def _check_adapter_flags(adapter_args, training_args):
     if training_args.push_to_hub:
         raise ValueError("--push_to_hub with adapters would push the adapter files only: "
                          "push the output folder with `minbert push` after training")
-    if adapter_args.peft_per_task and training_args.load_best_model_at_end and training_args.load_best_model_at_end_by_default:
-        logger.info("--peft_per_task: the model of the last epoch is kept (Trainer restores only one adapter "
-                    "from a checkpoint, so the best one cannot be reloaded)")
-        training_args.load_best_model_at_end = False
-    if adapter_args.peft_per_task and (training_args.load_best_model_at_end or training_args.resume_from_checkpoint):
-        raise ValueError("--peft_per_task: Trainer restores only one adapter from a checkpoint, so "
-                         "--load_best_model_at_end and --resume_from_checkpoint are not supported with per-task adapters")
     if training_args.freeze_encoder:
         raise ValueError("--freeze_encoder with adapters would freeze the adapters too (they sit in the encoder); "
                          "the adapters already leave the encoder's own weights frozen")
