@@ -297,6 +297,18 @@ def test_a_bi_encoder_task_refuses_position_ids_it_would_not_read(tiny_config):
         model(**sides, task="sts", position_ids=_shifted_positions(batch))
 
 
+@pytest.mark.parametrize("flag", ["output_hidden_states", "output_attentions"])
+def test_a_bi_encoder_task_refuses_to_return_hidden_states_or_attentions_of_no_one_pass(tiny_config, flag):
+    tasks = {name: dict(spec) for name, spec in tiny_config.tasks.items()}
+    tasks["sts"]["pair_encoding"] = "bi"
+    model = MinBertForMultitask(_config(tiny_config, tasks=tasks)).eval()
+    batch = random_batch(model.config, pairs=False)
+    sides = {"input_ids_a": batch["input_ids"], "attention_mask_a": batch["attention_mask"],
+             "input_ids_b": batch["input_ids"], "attention_mask_b": batch["attention_mask"]}
+    with pytest.raises(ValueError, match="task 'sts': a bi-encoder task encodes each sentence apart.*encode_for_task"):
+        model(**sides, task="sts", **{flag: True})
+
+
 # --- label -100 -------------------------------------------------------------------------------------------
 
 
