@@ -210,10 +210,14 @@ class MinBertEnsembleForMultitask(PreTrainedModel):
     # forward() takes no **kwargs and returns a per-batch mean loss: Trainer must scale it itself.
     accepts_loss_kwargs = False
     _no_split_modules = ["MinBertLayer"]
+    _supports_sdpa = True  # as its members
 
     def __init__(self, config):
         super().__init__(config)
-        self.members = nn.ModuleList([_member_class(member)(member) for member in config.member_configs()])
+        members = config.member_configs()
+        for member in members:  # attn_implementation= picks the members' kernel: theirs is the only attention
+            member._attn_implementation = config._attn_implementation
+        self.members = nn.ModuleList([_member_class(member)(member) for member in members])
         self.post_init()
 
     @classmethod

@@ -192,6 +192,12 @@ def test_automodel_and_the_multitask_loader_reload_the_same_ensemble(saved, ense
             torch.testing.assert_close(_logits(model.eval(), batch, task), _logits(ensemble, batch, task), rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("kernel", ["eager", "sdpa"])
+def test_attn_implementation_chooses_every_members_attention(saved, kernel):
+    model = AutoModel.from_pretrained(saved, attn_implementation=kernel)
+    assert [member.config._attn_implementation for member in model.members] == [kernel, kernel]
+
+
 def test_stock_text_classification_pipeline_answers_with_the_averaged_sst_probabilities(saved, members, tokenizer):
     result = pipeline("text-classification", model=str(saved), tokenizer=tokenizer, trust_remote_code=True)(
         "a fine film", top_k=None)
