@@ -302,7 +302,10 @@ class MinBertConfig(PretrainedConfig):
         multitask = is_multitask_architecture(config_dict.get("architectures"))
         requested = {key: kwargs.pop(key) for key in LABEL_FIELDS if key in kwargs} if multitask else {}
         result = super().from_dict(config_dict, **kwargs)
-        _check_requested_labels(result[0] if isinstance(result, tuple) else result, requested)
+        config = result[0] if isinstance(result, tuple) else result
+        if multitask:  # the saved labels are the saved default head's; default_task= or tasks= may name another
+            config.sync_labels_with_default_task()
+        _check_requested_labels(config, requested)
         return result
 
     @classmethod

@@ -86,7 +86,14 @@ class MinBertEnsembleConfig(PretrainedConfig):
         if len(vocab_sizes) != 1:
             raise ValueError(f"ensemble members must share one tokenizer, but their vocab sizes differ: {sorted(vocab_sizes)}")
         self.vocab_size = vocab_sizes.pop()
-        self.default_task = checked_default_task(default_task, self.tasks)
+        self.default_task = default_task  # checked, and its head's labels described, by __setattr__
+
+    def __setattr__(self, key, value):
+        # The default head decides the labels (`forward` without a task answers with it), also when it is chosen
+        # after construction: default_task= to from_pretrained, or set on a loaded ensemble.
+        if key != "default_task" or not self.__dict__.get("tasks"):
+            return super().__setattr__(key, value)
+        super().__setattr__(key, checked_default_task(value, self.tasks))
         describe_default_head(self)
 
     def member_configs(self):

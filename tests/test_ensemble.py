@@ -192,6 +192,11 @@ def test_automodel_and_the_multitask_loader_reload_the_same_ensemble(saved, ense
             torch.testing.assert_close(_logits(model.eval(), batch, task), _logits(ensemble, batch, task), rtol=0, atol=1e-6)
 
 
+def test_a_default_task_passed_to_from_pretrained_brings_its_labels(saved):
+    model = AutoModel.from_pretrained(saved, default_task="sts")
+    assert (model.config.id2label, model.config.problem_type) == ({0: "sts"}, "regression")
+
+
 @pytest.mark.parametrize("kernel", ["eager", "sdpa"])
 def test_attn_implementation_chooses_every_members_attention(saved, kernel):
     model = AutoModel.from_pretrained(saved, attn_implementation=kernel)

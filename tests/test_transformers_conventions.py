@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from transformers import (
+    AutoConfig,
     AutoModel,
     AutoModelForSequenceClassification,
     BertConfig,
@@ -135,6 +136,16 @@ def test_num_labels_that_agree_with_a_multitask_checkpoints_default_head_load(tm
     MinBertForMultitask(tiny_config).save_pretrained(tmp_path)
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path, num_labels=2, default_task="para")
     assert model.config.num_labels == 2 and model.config.default_task == "para"
+
+
+@pytest.mark.parametrize("task, labels, problem_type", [
+    ("para", {0: "not paraphrase", 1: "paraphrase"}, "single_label_classification"),
+    ("sts", {0: "sts"}, "regression"),
+])
+def test_a_default_task_passed_to_autoconfig_brings_its_labels(tmp_path, tiny_config, task, labels, problem_type):
+    MinBertForMultitask(tiny_config).save_pretrained(tmp_path)  # saved with the sst head's five labels
+    config = AutoConfig.from_pretrained(tmp_path, default_task=task)
+    assert (config.id2label, config.num_labels, config.problem_type) == (labels, len(labels), problem_type)
 
 
 def test_a_default_task_set_on_a_multitask_models_config_brings_its_labels(tiny_config):
