@@ -3,7 +3,6 @@ and the trainer's own reports (the training rows, the optimizer's groups) are lo
 import logging
 
 PROJECT_LOGGERS = ("trainers", "hf_minbert")
-_HANDLER_MARK = "_minbert_log_level_handler"
 
 
 def apply_log_level(args) -> None:
@@ -22,5 +21,4 @@ def apply_log_level(args) -> None:
         if not logger.hasHandlers():
             handler = logging.StreamHandler()
             handler.setFormatter(logging.Formatter("[%(name)s] %(message)s"))
-            setattr(handler, _HANDLER_MARK, True)
             logger.addHandler(handler)
