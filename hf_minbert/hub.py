@@ -17,7 +17,7 @@ import json
 import os
 from pathlib import Path
 
-from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants, get_token
 from transformers.dynamic_module_utils import get_relative_import_files
 
 from hf_minbert.commands.common import check_safetensors_file, first_line
@@ -146,10 +146,32 @@ def push_model_dir(model_dir, repo_id, *, private=False, token=None, commit_mess
     operations += [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(path)) for name, path in (also or {}).items()]
     try:
         repo = api.create_repo(repo_id, token=token, private=private, repo_type="model", exist_ok=True)
+        if revision is not None:  # a new branch starts from main, as transformers' push_to_hub makes it
+            api.create_branch(repo.repo_id, branch=revision, token=token, repo_type="model", exist_ok=True)
+        operations += _stale_files(api, repo.repo_id, revision, token, sent={op.path_in_repo for op in operations})
         return api.create_commit(repo.repo_id, operations, commit_message=commit_message, token=token,
                                  repo_type="model", revision=revision, **({} if blocking else {"run_as_future": True}))
     except Exception as error:  # as in check_hub_access: one line, whatever the transport
-        raise HubAccessError(f"upload of {model_dir} to {repo_id} on {api.endpoint} failed: {_one_line(error)}") from None
+        at = f" (revision {revision})" if revision is not None else ""
+        raise HubAccessError(f"upload of {model_dir} to {repo_id}{at} on {api.endpoint} failed: {_one_line(error)}") from None
+
+
+def _stale_files(api, repo_id, revision, token, sent) -> list:
+    """Deletions of the files an earlier push left at the repository's top that this push does not send: a
+    former single `model.safetensors` beside new shards would be the weights that load, and a former run's
+    record would describe this model. Files a push never writes (the user's own, checkpoint folders) stay."""
+    existing = api.list_repo_files(repo_id, revision=revision, repo_type="model", token=token)
+    return [CommitOperationDelete(path_in_repo=name) for name in existing if name not in sent and is_pushed_kind(name)]
+
+
+def is_pushed_kind(name) -> bool:
+    """Whether a repository file at `name` is of a kind a push writes, so that a later push replaces it."""
+    if "/" in name:
+        return False
+    code = name in ("configuration_minbert.py", "pipelines.py") or (name.startswith("modeling_minbert") and name.endswith(".py"))
+    weights = name.endswith(".safetensors") or name.startswith(("model.safetensors.index", "pytorch_model"))
+    records = name in (CONFIG_FILE, *TOKENIZER_FILES, *RUN_RECORD_FILES, *SENTENCE_TRANSFORMERS_FILES)
+    return code or weights or records or name.endswith(PLOT_SUFFIX)
 
 
 def push_trainer_output(trainer, commit_message="End of training", token=None, revision=None, private=None,

@@ -8,19 +8,35 @@ import pytest
 
 @pytest.fixture
 def hub_calls(monkeypatch):
-    """Intercepts HfApi's two writes (nothing reaches a network) and records them."""
-    calls = []
+    """Intercepts HfApi's writes (nothing reaches a network) and records them; the repositories' files (by repo
+    and revision) follow the commits, for a second push to list."""
+    calls, files = [], {}
 
     def create_repo(self, repo_id, **kwargs):
         calls.append(("create_repo", self.endpoint, repo_id, kwargs))
         return SimpleNamespace(repo_id=repo_id)
 
+    def create_branch(self, repo_id, branch, **kwargs):
+        calls.append(("create_branch", self.endpoint, repo_id, branch, kwargs))
+        files.setdefault((repo_id, branch), set(files.get((repo_id, None), ())))
+
+    def list_repo_files(self, repo_id, revision=None, **kwargs):
+        return sorted(files.get((repo_id, revision), ()))
+
     def create_commit(self, repo_id, operations, **kwargs):
         calls.append(("create_commit", self.endpoint, repo_id, kwargs, operations))
+        held = files.setdefault((repo_id, kwargs.get("revision")), set())
+        for operation in operations:
+            if isinstance(operation, huggingface_hub.CommitOperationDelete):
+                held.discard(operation.path_in_repo)
+            else:
+                held.add(operation.path_in_repo)
         return SimpleNamespace(commit_url=f"{self.endpoint}/{repo_id}/commit/0")
 
     monkeypatch.setattr(huggingface_hub.HfApi, "whoami", lambda self, token=None: {"name": "someone"})
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_branch", create_branch)
+    monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_files", list_repo_files)
     monkeypatch.setattr(huggingface_hub.HfApi, "create_commit", create_commit)
     return calls
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from transformers import AutoTokenizer, pipeline
+from huggingface_hub import CommitOperationDelete
+from transformers import AutoModel, AutoTokenizer, pipeline
 
 from hf_minbert import MinBertForMultitask, hub
 from hf_minbert.cli import main as minbert
@@ -122,6 +123,30 @@ def test_push_creates_the_repo_and_commits_exactly_the_push_set(model_dir, hub_c
     assert repo_id == commit_repo == "someone/minbert" and repo_kwargs["private"] is True
     assert sorted(op.path_in_repo for op in operations) == PUSHED_FILES
     assert all(Path(op.path_or_fileobj) == model_dir / op.path_in_repo for op in operations)
+
+
+def test_a_second_push_deletes_what_the_first_sent_and_this_one_replaces(model_dir, hub_calls, token):
+    hub.push_model_dir(model_dir, "someone/minbert")
+    model = AutoModel.from_pretrained(model_dir, trust_remote_code=True)
+    for name in ("model.safetensors", "training_curves.png", "metrics.json"):
+        (model_dir / name).unlink()
+    model.save_pretrained(model_dir, max_shard_size="100KB")  # sharded: a leftover model.safetensors would load
+    hub.push_model_dir(model_dir, "someone/minbert")
+    deleted = {op.path_in_repo for op in hub_calls[-1][4] if isinstance(op, CommitOperationDelete)}
+    assert deleted == {"model.safetensors", "training_curves.png", "metrics.json"}
+
+
+def test_a_push_keeps_repository_files_no_push_writes():
+    assert not any(map(hub.is_pushed_kind, [".gitattributes", "handler.py", "last-checkpoint/model.safetensors",
+                                             "notes.md"]))
+    assert all(map(hub.is_pushed_kind, ["model-00001-of-00002.safetensors", "pytorch_model.bin", "modeling_minbert.py",
+                                         "training_config.json", "loss.png"]))
+
+
+def test_a_push_to_a_revision_creates_its_branch_first(model_dir, hub_calls, token):
+    hub.push_model_dir(model_dir, "someone/minbert", revision="dev")
+    assert [call[0] for call in hub_calls] == ["create_repo", "create_branch", "create_commit"]
+    assert hub_calls[1][3] == "dev" and hub_calls[1][4]["exist_ok"] is True and hub_calls[2][3]["revision"] == "dev"
 
 
 def test_push_goes_to_HF_ENDPOINT(model_dir, hub_calls, token, monkeypatch):
