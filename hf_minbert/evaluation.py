@@ -239,19 +239,22 @@ def write_metrics_json(path, metrics: dict) -> None:
 
 
 def write_strict_json(path, data) -> None:
-    """`data` as JSON that every reader accepts: an undefined number (the Pearson r of constant predictions is
-    NaN) is written as null, as strict JSON has no NaN."""
+    """`data` as JSON that every reader accepts (`strict_values`)."""
     import json
+
+    Path(path).write_text(json.dumps(strict_values(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def strict_values(data):
+    """`data` with every undefined number (the Pearson r of constant predictions is NaN) as None, as metrics.json
+    holds it: strict JSON, and a model card's metadata, have no NaN."""
     import math
 
-    def strict(value):
-        if isinstance(value, dict):
-            return {key: strict(v) for key, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [strict(v) for v in value]
-        return None if isinstance(value, float) and math.isnan(value) else value
-
-    Path(path).write_text(json.dumps(strict(data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    if isinstance(data, dict):
+        return {key: strict_values(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [strict_values(value) for value in data]
+    return None if isinstance(data, float) and math.isnan(data) else data
 
 
 def write_prediction_file(path, task: str, ids, labels):

@@ -108,8 +108,10 @@ def build_model_card(model_dir, metrics, training_config, model_id=None, model_n
 
     model_id: the name the usage snippet loads (a Hub repo id; default: the folder's path).
     """
+    from hf_minbert.evaluation import strict_values
+
     model_dir = Path(model_dir)
-    run = _RunView(model_dir, metrics, training_config)
+    run = _RunView(model_dir, strict_values(metrics), training_config)  # as metrics.json holds them
     model_name = model_name or (model_id.split("/")[-1] if model_id else model_dir.resolve().name)
     return ModelCard.from_template(_card_data(run, model_name), template_path=str(TEMPLATE),
                                    **_template_values(run, model_name, model_id))

@@ -15,8 +15,8 @@ from hf_minbert.commands.train_arguments import DataArguments, ModelArguments
 from hf_minbert.configuration_minbert import DEFAULT_TASKS
 from hf_minbert.metrics import with_overall_scores
 from model_cards import regenerate_model_card, write_model_card
-from model_cards.card import WIDGET_SENTENCES
-from model_cards.run_record import TRAINING_CONFIG_FILE
+from model_cards.card import WIDGET_SENTENCES, build_model_card
+from model_cards.run_record import TRAINING_CONFIG_FILE, load_run_record
 from tests.helpers import run_isolated, tiny_model, tiny_task_rows, write_task_files
 from tests.test_train_promises import TINY_RUN, base, tokenizer  # noqa: F401  (module fixtures)
 from trainers import MultitaskTrainingArguments
@@ -237,6 +237,16 @@ def test_an_undefined_score_written_as_null_is_shown_as_undefined(trained_dir):
     card = _card(trained_dir)
     assert "| sts | pearson | undefined (NaN) |" in card and "**undefined (NaN)**" in card
     assert "not scored on all three" not in card
+
+
+def test_an_undefined_score_in_a_runs_metrics_is_left_out_of_the_model_index_and_shown_as_undefined(trained_dir):
+    # What a training run's card is built from: its metrics in memory, where the undefined score is still NaN.
+    metrics = {**METRICS, "sts": {"pearson": float("nan"), "spearman": 0.5}, "overall": float("nan"), "mean": float("nan")}
+    build_model_card(trained_dir, metrics, load_run_record(trained_dir)[1]).save(trained_dir / "README.md")
+    card = _card(trained_dir)
+    types = {m["type"] for e in _front_matter(card)["model-index"][0]["results"] for m in e["metrics"]}
+    assert "pearson" not in types and "nan" not in card.lower().replace("undefined (nan)", "")
+    assert "| sts | pearson | undefined (NaN) |" in card
 
 
 def test_overall_scores_are_left_out_when_a_task_was_not_scored(trained_dir):
