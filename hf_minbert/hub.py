@@ -177,7 +177,7 @@ def is_pushed_kind(name) -> bool:
 def push_trainer_output(trainer, commit_message="End of training", token=None, revision=None, private=None,
                         write_card=None, blocking=True):
     """What `MultitaskTrainer.push_to_hub` does: check the token, save the model into `args.output_dir`
-    (weights, code, pipelines, tokenizer), write its card (`write_card()`, where given), then push that folder's
+    (weights, code, pipelines, tokenizer), write its card for the repository (`write_card(repo_id)`, where given), then push that folder's
     push set to `args.hub_model_id` (default: the folder's name in the token owner's namespace). Trainer's own
     push would send the whole folder, checkpoints' leftovers and pickled arguments included, and overwrite the
     card with a generic one."""
@@ -186,12 +186,18 @@ def push_trainer_output(trainer, commit_message="End of training", token=None, r
     trainer.save_model(_internal_call=True)
     if not trainer.is_world_process_zero():
         return None
+    repo_id = qualified_repo_id(args.hub_model_id or Path(args.output_dir).absolute().name, check_hub_access(token))
     if write_card is not None:
-        write_card()
-    repo_id = args.hub_model_id or Path(args.output_dir).absolute().name
+        write_card(repo_id)  # the folder's card, its usage snippet loading the repository
     private = args.hub_private_repo if private is None else private
     return push_model_dir(args.output_dir, repo_id, private=bool(private), token=token, commit_message=commit_message,
-                          revision=revision or args.hub_revision, require_card=False, blocking=blocking)
+                          revision=revision or args.hub_revision, require_card=False, check_access=False,
+                          blocking=blocking)
+
+
+def qualified_repo_id(repo_id, owner) -> str:
+    """`repo_id` with its namespace: the Hub creates a bare name in the token owner's."""
+    return repo_id if "/" in repo_id else f"{owner}/{repo_id}"
 
 
 def push_trainer_checkpoint(trainer, checkpoint_folder):

@@ -168,6 +168,13 @@ def test_minbert_push_regenerates_the_card_for_the_repo_then_pushes(model_dir, h
     assert f"pushed {len(PUSHED_FILES)} files to someone/minbert-mt" in capsys.readouterr().out
 
 
+def test_minbert_push_to_a_bare_name_names_the_repository_in_the_token_owners_namespace(model_dir, hub_calls, token,
+                                                                                         capsys):
+    assert minbert(["push", str(model_dir), "--repo_id", "minbert-mt"]) == 0
+    assert 'model_id = "someone/minbert-mt"' in (model_dir / "README.md").read_text()
+    assert hub_calls[-1][2] == "someone/minbert-mt" and "to someone/minbert-mt:" in capsys.readouterr().out
+
+
 def test_minbert_push_without_a_token_says_so_and_touches_nothing(model_dir, hub_calls, no_token, capsys):
     card = (model_dir / "README.md").read_text()
     assert minbert(["push", str(model_dir), "--repo_id", "someone/minbert"]) == 2
@@ -333,6 +340,7 @@ def test_trainer_push_from_python_sends_minberts_card_with_the_options_given(tmp
     assert {"README.md", "metrics.json", "training_config.json"} <= pushed
     card = (tmp_path / "from-python" / "README.md").read_text()
     assert "license: mit" in card and "- my-tag" in card and "- minbert" in card and "base_model: someone/base" in card
+    assert 'model_id = "someone/mt"' in card
     evaluated = trainer.state.log_history[-2]["eval_sst_accuracy"]
     assert json.loads((tmp_path / "from-python" / "metrics.json").read_text())["sst"]["accuracy"] == evaluated
 

@@ -509,6 +509,7 @@ def test_push_to_hub_sends_the_card_minbert_train_wrote_from_its_whole_record(ba
     assert commit[2] == "someone/tiny" and {"README.md", "metrics.json", "training_config.json"} <= set(sent)
     card = Path(sent["README.md"]).read_text()
     assert card == (tmp_path / "model" / "README.md").read_text() and "Bad data rows skipped while reading" in card
+    assert 'model_id = "someone/tiny"' in card  # the usage snippet loads the repository, not the local folder
 
 
 def test_a_data_file_moved_while_the_model_trains_neither_loses_the_model_nor_changes_its_record(

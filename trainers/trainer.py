@@ -467,17 +467,17 @@ class MultitaskTrainer(Trainer):
     # ---- Hub ---------------------------------------------------------------------------------------------
 
     def create_model_card(self, language=None, license=None, tags=None, model_name=None, finetuned_from=None,
-                          tasks=None, dataset_tags=None, dataset=None, dataset_args=None):
+                          tasks=None, dataset_tags=None, dataset=None, dataset_args=None, model_id=None):
         """README.md (and metrics.json, training_config.json) in output_dir: minBERT's card of this run, from the
         evaluation of the model it holds and its arguments, with Trainer's card options in its front matter
-        (trainer_card.py)."""
+        (trainer_card.py). `model_id`: what its usage snippet loads (default: the folder; a push names its repository)."""
         if not self.is_world_process_zero():
             return None
         from .trainer_card import write_trainer_card
 
         return write_trainer_card(self, _core(self.model), language=language, license=license, tags=tags,
                                   model_name=model_name, finetuned_from=finetuned_from, tasks=tasks,
-                                  dataset_tags=dataset_tags, dataset=dataset, dataset_args=dataset_args)
+                                  dataset_tags=dataset_tags, dataset=dataset, dataset_args=dataset_args, model_id=model_id)
 
     def push_to_hub(self, commit_message="End of training", blocking=True, token=None, revision=None, private=None, **kwargs):
         """Push the model folder's publishable files (weights, config, remote code, pipelines, tokenizer,
@@ -487,7 +487,8 @@ class MultitaskTrainer(Trainer):
         from hf_minbert.hub import push_trainer_output
 
         return push_trainer_output(self, commit_message, token, revision, private,
-                                   write_card=lambda: self.create_model_card(**kwargs), blocking=blocking)
+                                   write_card=lambda repo_id: self.create_model_card(model_id=repo_id, **kwargs),
+                                   blocking=blocking)
 
     def _push_from_checkpoint(self, checkpoint_folder):
         # Trainer copies only config and weights here: a remote user would lack the code (transformers#29714).

@@ -19,9 +19,10 @@ CARD_FILE = "README.md"
 REFUSED_OPTIONS = ("tasks", "dataset", "dataset_args")
 
 
-def write_trainer_card(trainer, model, **options):
-    """README.md in `trainer.args.output_dir` for `model` (the unwrapped MinBertForMultitask); `options` as
-    `Trainer.create_model_card` takes them (language, license, tags, model_name, finetuned_from, dataset_tags)."""
+def write_trainer_card(trainer, model, model_id=None, **options):
+    """README.md in `trainer.args.output_dir` for `model` (the unwrapped MinBertForMultitask), its usage snippet
+    loading `model_id` (default: the folder); `options` as `Trainer.create_model_card` takes them (language,
+    license, tags, model_name, finetuned_from, dataset_tags)."""
     given = [name for name in REFUSED_OPTIONS if options.pop(name, None) is not None]
     if given:
         raise ValueError(f"{', '.join(given)}: these name the results of Trainer's model-index; minBERT's card "
@@ -35,7 +36,8 @@ def write_trainer_card(trainer, model, **options):
     write_metrics_json(folder / "metrics.json", metrics)
     base = options.get("finetuned_from") or model.config.name_or_path or "unknown"
     card = write_model_card(folder, metrics=metrics, base_model=base, training_arguments=trainer.args,
-                            train_seconds=_train_seconds(state.log_history), model_name=options.get("model_name"))
+                            train_seconds=_train_seconds(state.log_history), model_name=options.get("model_name"),
+                            model_id=model_id)
     set_card_options(card, **options).save(folder / CARD_FILE)
     return card
 

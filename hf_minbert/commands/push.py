@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from hf_minbert.hub import HubAccessError, MissingTokenError, check_hub_access, push_model_dir
+    from hf_minbert.hub import HubAccessError, MissingTokenError, check_hub_access, push_model_dir, qualified_repo_id
 
     args = build_parser().parse_args(argv)
     try:
@@ -44,8 +44,10 @@ def main(argv=None) -> int:
         print(f"minbert push: {error}", file=sys.stderr)
         return 2
     try:
-        check_hub_access(token)
-        commit = push_model_dir(args.model_dir, args.repo_id, private=args.private, token=token,
+        repo_id = qualified_repo_id(args.repo_id, check_hub_access(token))
+        if card is not None and repo_id != args.repo_id:  # a bare name: the card loads the repository's full id
+            card = _new_card(args.model_dir, repo_id)
+        commit = push_model_dir(args.model_dir, repo_id, private=args.private, token=token,
                                 commit_message=args.commit_message, revision=args.revision,
                                 card_text=None if card is None else str(card), check_access=False)
     except HubAccessError as error:
@@ -53,11 +55,11 @@ def main(argv=None) -> int:
         return 1
     if card is not None:
         card.save(Path(args.model_dir) / "README.md")  # the folder's card is now the repository's
-        print(f"regenerated {Path(args.model_dir) / 'README.md'} for {args.repo_id}")
+        print(f"regenerated {Path(args.model_dir) / 'README.md'} for {repo_id}")
         files = sorted({*files, "README.md"})
-    print(f"pushed {len(files)} files to {args.repo_id}: {', '.join(files)}")
+    print(f"pushed {len(files)} files to {repo_id}: {', '.join(files)}")
     print(getattr(commit, "commit_url", commit))
-    return _push_space(args, token) if args.space_repo_id else 0
+    return _push_space(args, token, repo_id) if args.space_repo_id else 0
 
 
 def _prepared(args):
@@ -74,18 +76,18 @@ def _prepared(args):
     return token, files, None if args.keep_card else _new_card(args.model_dir, args.repo_id)
 
 
-def _push_space(args, token) -> int:
+def _push_space(args, token, repo_id) -> int:
     """Upload the demo Space serving the model just pushed; its exit status."""
     from hf_minbert.hub import HubAccessError
     from hf_minbert.space import push_space
 
     try:
-        space_commit = push_space(args.repo_id, args.space_repo_id, private=args.private, token=token,
+        space_commit = push_space(repo_id, args.space_repo_id, private=args.private, token=token,
                                   check_access=False)
     except HubAccessError as error:
         print(f"minbert push: {error}", file=sys.stderr)
         return 1
-    print(f"uploaded the Space {args.space_repo_id}, serving {args.repo_id}")
+    print(f"uploaded the Space {args.space_repo_id}, serving {repo_id}")
     print(getattr(space_commit, "commit_url", space_commit))
     return 0
 

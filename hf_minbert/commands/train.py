@@ -333,15 +333,15 @@ def train_and_save(model, tokenizer, train, dev, base_path, model_args, data_arg
         trained = trainer.model
     metrics = evaluate_model(trained, tokenizer, dev, batch_size=training_args.per_device_eval_batch_size,
                              max_length=training_args.max_seq_length, bf16=training_args.bf16)
+    recorded = {**asdict(model_args), **(asdict(adapter_args) if adapter_args.enabled else {}), **(card_arguments or {})}
+    record = {**metrics, "skipped_rows": skipped_rows_record(read_reports), "training_data": data_record}
     if training_args.should_save:
-        recorded = {**asdict(model_args), **(asdict(adapter_args) if adapter_args.enabled else {}), **(card_arguments or {})}
-        _save_record(staging, output, trainer, {**metrics, "skipped_rows": skipped_rows_record(read_reports),
-                                                   "training_data": data_record},
-                     recorded, data_args, training_args, train_seconds, base_path)
-    if training_args.push_to_hub:  # the folder's own card, written above from the whole record
+        _save_record(staging, output, trainer, record, recorded, data_args, training_args, train_seconds, base_path)
+    if training_args.push_to_hub:  # the folder's own card, rewritten to load the repository it goes to
         from hf_minbert.hub import push_trainer_output
 
-        push_trainer_output(trainer)
+        push_trainer_output(trainer, write_card=lambda repo_id: _write_card(
+            output, recorded, data_args, training_args, record, train_seconds, base_path, model_id=repo_id))
     print(_summary(metrics, train_seconds, output, skipped_rows_record(read_reports)))
     return metrics
 
