@@ -618,14 +618,23 @@ def _read_model_config(model_dir):
 
 
 def parameter_count(model_dir):
-    """The number of parameters in `model_dir`'s model.safetensors (read from its header), or None without one."""
-    weights = Path(model_dir) / "model.safetensors"
-    if not weights.exists():
-        return None
+    """The number of parameters in `model_dir`'s safetensors weights, one file or an index's shards (read from
+    their headers), or None without any."""
     from safetensors import safe_open
 
-    with safe_open(str(weights), framework="pt") as f:
-        return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+    model_dir = Path(model_dir)
+    index = model_dir / "model.safetensors.index.json"
+    if (model_dir / "model.safetensors").exists():
+        files = [model_dir / "model.safetensors"]
+    elif index.exists():
+        files = [model_dir / shard for shard in sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))]
+    else:
+        return None
+    total = 0
+    for weights in files:
+        with safe_open(str(weights), framework="pt") as f:
+            total += sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+    return total
 
 
 def _parameter_count(model_dir):

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from transformers import AutoTokenizer
 
+from hf_minbert import MinBertForMultitask
 from hf_minbert.cli import main as minbert
 from hf_minbert.commands.train_arguments import DataArguments, ModelArguments
 from hf_minbert.configuration_minbert import DEFAULT_TASKS
@@ -249,6 +250,17 @@ def test_an_undefined_score_in_a_runs_metrics_is_left_out_of_the_model_index_and
     assert "| sts | pearson | undefined (NaN) |" in card
 
 
+def test_a_sharded_model_counts_the_parameters_of_all_its_shards(trained_dir):
+    from model_cards.card import parameter_count
+
+    single = parameter_count(trained_dir)
+    model = MinBertForMultitask.from_pretrained(trained_dir)
+    (trained_dir / "model.safetensors").unlink()
+    model.save_pretrained(trained_dir, max_shard_size="100KB")
+    assert len(list(trained_dir.glob("model-*.safetensors"))) > 1
+    assert parameter_count(trained_dir) == single == model.num_parameters()
+
+
 def test_overall_scores_are_left_out_when_a_task_was_not_scored(trained_dir):
     (trained_dir / "metrics.json").write_text(json.dumps({"sst": {"accuracy": 0.5}}))
     regenerate_model_card(trained_dir)
@@ -258,8 +270,6 @@ def test_overall_scores_are_left_out_when_a_task_was_not_scored(trained_dir):
 
 
 def test_the_heads_table_says_which_head_averages_both_pair_orders(trained_dir):
-    from hf_minbert import MinBertForMultitask
-
     model = MinBertForMultitask.from_pretrained(trained_dir)
     model.config.tasks["para"]["average_pair_orders"] = True
     model.save_pretrained(trained_dir)
