@@ -108,8 +108,18 @@ def files_to_push(model_dir, require_card=True) -> list:
     files.update(path.name for path in model_dir.glob(f"*{PLOT_SUFFIX}") if path.is_file())
     for name in files:
         _check_inside(model_dir, name)
+    for name in sorted(files):
+        if name.endswith(".json"):
+            _read_json(model_dir / name)  # a truncated tokenizer.json would publish a model no one can load
     check_weights(model_dir)
     return sorted(files)
+
+
+def _read_json(path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error}); save the model folder again") from None
 
 
 def _check_inside(model_dir, name):
@@ -230,7 +240,7 @@ def _read_config(model_dir):
     path = model_dir / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{model_dir}: no {CONFIG_FILE}; is this a saved model folder?")
-    config = json.loads(path.read_text(encoding="utf-8"))
+    config = _read_json(path)
     # The pipelines answer with task heads: a folder without them (a `minbert pretrain-mlm` model, a single-head
     # classifier) loads through auto_map alone.
     multitask = any(name.endswith("ForMultitask") for name in config.get("architectures") or ())
@@ -260,7 +270,7 @@ def _weight_files(model_dir):
         return [SAFE_WEIGHTS]
     index = model_dir / SAFE_WEIGHTS_INDEX
     if index.is_file():
-        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
+        weight_map = _read_json(index).get("weight_map")
         if not isinstance(weight_map, dict) or not all(isinstance(shard, str) for shard in weight_map.values()):
             raise ValueError(f"{index}: no 'weight_map' of tensor names to shard files")
         shards = sorted(set(weight_map.values()))

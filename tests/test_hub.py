@@ -108,6 +108,14 @@ def test_a_symlink_to_a_file_outside_the_folder_is_refused(model_dir, tmp_path):
         hub.files_to_push(model_dir)
 
 
+@pytest.mark.parametrize("name", ["config.json", "tokenizer.json"])
+def test_a_truncated_json_file_is_refused_naming_it(model_dir, name):
+    path = model_dir / name
+    path.write_text(path.read_text()[:-20])
+    with pytest.raises(ValueError, match=rf"{name}: not valid JSON \("):
+        hub.files_to_push(model_dir)
+
+
 def test_a_folder_without_a_card_is_refused_with_the_command_that_writes_one(model_dir):
     (model_dir / "README.md").unlink()
     with pytest.raises(FileNotFoundError, match="minbert card"):
