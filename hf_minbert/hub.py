@@ -11,7 +11,7 @@ refused), then the endpoint (reachable, and accepting the token), all before the
     files_to_push(model_dir)        the relative paths a push sends, checked (a missing piece is an error)
     remote_load_files(model_dir)    the part of them a remote load needs
     check_hub_access(token)         the endpoint answers and accepts the token (HubAccessError if not)
-    push_model_dir(model_dir, repo_id, private=False, token=None, ...)   create the repo and commit the files
+    push_model_dir(model_dir, repo_id, private=None, token=None, ...)   create the repo and commit the files
 """
 import json
 import os
@@ -131,10 +131,11 @@ def _check_inside(model_dir, name):
         raise ValueError(f"{model_dir}: {name} resolves to {target}, outside the model folder; refusing to upload it")
 
 
-def push_model_dir(model_dir, repo_id, *, private=False, token=None, commit_message="Upload minBERT model",
+def push_model_dir(model_dir, repo_id, *, private=None, token=None, commit_message="Upload minBERT model",
                    revision=None, require_card=True, api=None, card_text=None, check_access=True, also=None,
                    blocking=True):
-    """Create `repo_id` (if needed) on HF_ENDPOINT and commit exactly `files_to_push(model_dir)` to it.
+    """Create `repo_id` (if needed) on HF_ENDPOINT and commit exactly `files_to_push(model_dir)` to it. `private`:
+    True or False sets a new repository's visibility; None leaves it to the Hub (an organization's default).
 
     The token is checked first, the folder second and the endpoint third (`check_access=False`: the caller
     just did), so a push that cannot succeed fails before any write. `card_text`: README.md's content, sent
@@ -200,7 +201,7 @@ def push_trainer_output(trainer, commit_message="End of training", token=None, r
     if write_card is not None:
         write_card(repo_id)  # the folder's card, its usage snippet loading the repository
     private = args.hub_private_repo if private is None else private
-    return push_model_dir(args.output_dir, repo_id, private=bool(private), token=token, commit_message=commit_message,
+    return push_model_dir(args.output_dir, repo_id, private=private, token=token, commit_message=commit_message,
                           revision=revision or args.hub_revision, require_card=False, check_access=False,
                           blocking=blocking)
 

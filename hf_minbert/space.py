@@ -112,7 +112,7 @@ def check_space_upload(model_repo_id, space_repo_id=None) -> str:
     return space_repo_id
 
 
-def push_space(model_repo_id, space_repo_id=None, *, private=False, token=None,
+def push_space(model_repo_id, space_repo_id=None, *, private=None, token=None,
                commit_message="Upload minBERT demo", api=None, check_access=True):
     """Create the Gradio Space `space_repo_id` (default: `<model_repo_id>-demo`) on HF_ENDPOINT if needed and
     commit the files that serve `model_repo_id`, under `push_model_dir`'s rules: the token, the endpoint's

@@ -157,6 +157,11 @@ def test_a_push_to_a_revision_creates_its_branch_first(model_dir, hub_calls, tok
     assert hub_calls[1][3] == "dev" and hub_calls[1][4]["exist_ok"] is True and hub_calls[2][3]["revision"] == "dev"
 
 
+def test_minbert_push_without_private_leaves_the_visibility_to_the_hub(model_dir, hub_calls, token):
+    assert minbert(["push", str(model_dir), "--repo_id", "someone/minbert"]) == 0
+    assert hub_calls[0][3]["private"] is None  # an organization's private-by-default holds
+
+
 def test_push_goes_to_HF_ENDPOINT(model_dir, hub_calls, token, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9/")
     hub.push_model_dir(model_dir, "someone/minbert")

@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dir", type=home_path, help="saved model folder (minbert train's output directory)")
     parser.add_argument("--repo_id", required=True, help="Hub repository, user/name (created if it does not exist)")
-    parser.add_argument("--private", action="store_true", help="create the repository as private")
+    parser.add_argument("--private", action="store_true",
+                        help="create the repository as private (default: the Hub's default for the namespace)")
     parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or `hf auth login`'s)")
     parser.add_argument("--revision", default=None, help="branch to commit to (default: main)")
     parser.add_argument("--commit_message", default="Upload minBERT model", help="commit message")
@@ -47,7 +48,7 @@ def main(argv=None) -> int:
         repo_id = qualified_repo_id(args.repo_id, check_hub_access(token))
         if card is not None and repo_id != args.repo_id:  # a bare name: the card loads the repository's full id
             card = _new_card(args.model_dir, repo_id)
-        commit = push_model_dir(args.model_dir, repo_id, private=args.private, token=token,
+        commit = push_model_dir(args.model_dir, repo_id, private=args.private or None, token=token,
                                 commit_message=args.commit_message, revision=args.revision,
                                 card_text=None if card is None else str(card), check_access=False)
     except HubAccessError as error:
@@ -82,7 +83,7 @@ def _push_space(args, token, repo_id) -> int:
     from hf_minbert.space import push_space
 
     try:
-        space_commit = push_space(repo_id, args.space_repo_id, private=args.private, token=token,
+        space_commit = push_space(repo_id, args.space_repo_id, private=args.private or None, token=token,
                                   check_access=False)
     except HubAccessError as error:
         print(f"minbert push: {error}", file=sys.stderr)

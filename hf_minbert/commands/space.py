@@ -43,7 +43,7 @@ def main(argv=None) -> int:
             written = write_space(args.output_dir, args.repo_id)
             print(f"wrote the Space for {args.repo_id} to {args.output_dir}: {', '.join(p.name for p in written)}")
             return 0
-        commit = push_space(args.repo_id, space_repo_id, private=args.private, token=token,
+        commit = push_space(args.repo_id, space_repo_id, private=args.private or None, token=token,
                             commit_message=args.commit_message)
     except (MissingTokenError, FileNotFoundError, ValueError) as error:
         print(f"minbert space: {error}", file=sys.stderr)
