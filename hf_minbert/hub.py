@@ -239,6 +239,9 @@ def _checkpoint_files(args, checkpoint_folder) -> dict:
 
 def _read_config(model_dir):
     path = model_dir / CONFIG_FILE
+    if not path.is_file() and (model_dir / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{model_dir}: PEFT adapters, not a model: push the exported model folder "
+                                "(the output folder of `minbert train --peft`, which holds adapter/; or hf_minbert.adapters.export_model)")
     if not path.is_file():
         raise FileNotFoundError(f"{model_dir}: no {CONFIG_FILE}; is this a saved model folder?")
     config = _read_json(path)

@@ -116,6 +116,12 @@ def test_a_truncated_json_file_is_refused_naming_it(model_dir, name):
         hub.files_to_push(model_dir)
 
 
+def test_an_adapter_folder_is_refused_naming_the_exported_model_to_push_instead(tmp_path):
+    (tmp_path / "adapter_config.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="PEFT adapters, not a model: push the exported model folder"):
+        hub.files_to_push(tmp_path)
+
+
 def test_a_folder_without_a_card_is_refused_with_the_command_that_writes_one(model_dir):
     (model_dir / "README.md").unlink()
     with pytest.raises(FileNotFoundError, match="minbert card"):
@@ -186,6 +192,13 @@ def test_minbert_push_to_a_bare_name_names_the_repository_in_the_token_owners_na
     assert minbert(["push", str(model_dir), "--repo_id", "minbert-mt"]) == 0
     assert 'model_id = "someone/minbert-mt"' in (model_dir / "README.md").read_text()
     assert hub_calls[-1][2] == "someone/minbert-mt" and "to someone/minbert-mt:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("repo_id", ["a/b/c", "someone/has space"])
+def test_minbert_push_refuses_a_malformed_repo_id_before_any_request(model_dir, hub_calls, token, capsys, repo_id):
+    assert minbert(["push", str(model_dir), "--repo_id", repo_id]) == 2
+    assert _stderr_is_one_line(capsys.readouterr()).startswith(f"minbert push: --repo_id {repo_id}: Repo id must")
+    assert hub_calls == []
 
 
 def test_minbert_push_without_a_token_says_so_and_touches_nothing(model_dir, hub_calls, no_token, capsys):

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from hf_minbert.commands.common import home_path
+from hf_minbert.commands.common import first_line, home_path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,12 +69,22 @@ def _prepared(args):
     from hf_minbert.hub import files_to_push, resolve_token
 
     token = resolve_token(args.token)  # first: no work at all without a token
+    _check_repo_id(args.repo_id, "--repo_id")
     if args.space_repo_id:
         from hf_minbert.space import check_space_upload
 
         check_space_upload(args.repo_id, args.space_repo_id)  # before the model goes up
     files = files_to_push(args.model_dir, require_card=args.keep_card)  # checks the weights the card counts
     return token, files, None if args.keep_card else _new_card(args.model_dir, args.repo_id)
+
+
+def _check_repo_id(repo_id, flag):
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise ValueError(f"{flag} {repo_id}: {first_line(error)}") from None
 
 
 def _push_space(args, token, repo_id) -> int:
