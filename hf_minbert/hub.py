@@ -157,7 +157,8 @@ def push_model_dir(model_dir, repo_id, *, private=None, token=None, commit_messa
     operations += [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(path)) for name, path in (also or {}).items()]
     try:
         repo = api.create_repo(repo_id, token=token, private=private, repo_type="model", exist_ok=True)
-        if revision is not None:  # a new branch starts from main, as transformers' push_to_hub makes it
+        if revision is not None and not revision.startswith("refs/pr/"):  # a new branch starts from main, as
+            # transformers' push_to_hub makes it; a pull request's ref exists already
             api.create_branch(repo.repo_id, branch=revision, token=token, repo_type="model", exist_ok=True)
         operations += _stale_files(api, repo.repo_id, revision, token, sent={op.path_in_repo for op in operations})
         return api.create_commit(repo.repo_id, operations, commit_message=commit_message, token=token,

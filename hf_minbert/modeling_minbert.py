@@ -489,7 +489,8 @@ class MinBertForMultitask(MinBertPreTrainedModel):
         """`task`'s logits (and loss, given `labels`); without a task, the default head's, in transformers'
         (batch, num_labels) shape (`sequence_classification_logits`), as a generic caller expects them.
         `position_ids` go with `input_ids` (or `inputs_embeds`): sentences or cross-encoded pairs. A bi-encoder
-        task encodes each sentence apart and returns no hidden states or attentions."""
+        task encodes each sentence apart and returns no hidden states or attentions (asking for them in the call
+        is an error)."""
         generic = task is None
         task = self.config.default_task if task is None else task
         spec = self.config.task_spec(task)
@@ -500,6 +501,8 @@ class MinBertForMultitask(MinBertPreTrainedModel):
                        "a bi-encoder task needs input_ids_a/attention_mask_a and input_ids_b/attention_mask_b")
             check_task(position_ids is None, task, "a bi-encoder task reads each sentence from position 0: "
                        "position_ids go with input_ids, which it does not read")
+            # Asked by the call: a config's flags (output_hidden_states=True to from_pretrained) ask of every task
+            # what it has, and a bi-encoder task still trains and predicts.
             check_task(not (output_hidden_states or output_attentions), task, "a bi-encoder task encodes each "
                        "sentence apart, so there is no one pass to return hidden states or attentions of: ask "
                        "model.encode_for_task(task, input_ids_a, ...) for each sentence's")

@@ -35,6 +35,14 @@ launch(build_demo(MODEL_REPO_ID))
 '''
 
 
+def check_model_repo_id(model_repo_id):
+    """The model repository a Space serves, as its app loads it: a full id (no token's namespace completes it
+    there)."""
+    validate_repo_id(model_repo_id)
+    if "/" not in model_repo_id:
+        raise ValueError(f"--repo_id {model_repo_id}: a Space loads the model by its full id: give it as user/name")
+
+
 def default_space_repo_id(model_repo_id) -> str:
     return f"{model_repo_id}-demo"
 
@@ -60,7 +68,7 @@ def space_card(model_repo_id) -> SpaceCard:
 
 def space_files(model_repo_id) -> dict:
     """{file name: text} of the Space serving `model_repo_id`."""
-    validate_repo_id(model_repo_id)
+    check_model_repo_id(model_repo_id)
     return {
         APP_FILE: APP_TEMPLATE.format(model_repo_id=model_repo_id),
         DEMO_APP.name: DEMO_APP.read_text(encoding="utf-8"),
@@ -106,8 +114,8 @@ def check_space_upload(model_repo_id, space_repo_id=None) -> str:
     """What a Space upload needs besides the token, checked before any work: the endpoint and both
     repository ids (ValueError, one line, if not). Returns the Space's id."""
     checked_endpoint()
+    check_model_repo_id(model_repo_id)
     space_repo_id = space_repo_id or default_space_repo_id(model_repo_id)
-    validate_repo_id(model_repo_id)
     validate_repo_id(space_repo_id)
     return space_repo_id
 

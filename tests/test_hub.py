@@ -168,6 +168,12 @@ def test_minbert_push_without_private_leaves_the_visibility_to_the_hub(model_dir
     assert hub_calls[0][3]["private"] is None  # an organization's private-by-default holds
 
 
+def test_a_push_to_a_pull_request_commits_to_its_ref_without_creating_a_branch(model_dir, hub_calls, token):
+    hub.push_model_dir(model_dir, "someone/minbert", revision="refs/pr/1")
+    assert [call[0] for call in hub_calls] == ["create_repo", "create_commit"]
+    assert hub_calls[1][3]["revision"] == "refs/pr/1"
+
+
 def test_push_goes_to_HF_ENDPOINT(model_dir, hub_calls, token, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9/")
     hub.push_model_dir(model_dir, "someone/minbert")

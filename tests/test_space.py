@@ -120,6 +120,15 @@ def test_a_malformed_model_repo_id_is_refused_in_one_line(model_dir, tmp_path, c
     assert capsys.readouterr().err.count("\n") == 1
 
 
+@pytest.mark.parametrize("upload", [False, True], ids=["written", "uploaded"])
+def test_a_model_repo_id_without_its_namespace_is_refused_as_the_space_could_not_load_it(model_dir, tmp_path, capsys,
+                                                                                        hub_calls, token, upload):
+    where = [] if upload else ["--output_dir", str(tmp_path / "s")]
+    assert minbert(["space", str(model_dir), "--repo_id", "minbert-mt", *where]) == 2
+    assert "a Space loads the model by its full id: give it as user/name" in capsys.readouterr().err
+    assert hub_calls == [] and not (tmp_path / "s").exists()
+
+
 # --- uploading ----------------------------------------------------------------------------------------------
 
 

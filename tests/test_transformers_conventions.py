@@ -320,6 +320,20 @@ def test_a_bi_encoder_task_refuses_to_return_hidden_states_or_attentions_of_no_o
         model(**sides, task="sts", **{flag: True})
 
 
+
+def test_a_bi_encoder_task_under_a_config_asking_for_hidden_states_answers_without_them(tiny_config):
+    # from_pretrained(..., output_hidden_states=True) asks every task for what it has; a bi-encoder task still answers.
+    tasks = {name: dict(spec) for name, spec in tiny_config.tasks.items()}
+    tasks["sts"]["pair_encoding"] = "bi"
+    model = MinBertForMultitask(_config(tiny_config, tasks=tasks, output_hidden_states=True)).eval()
+    batch = random_batch(model.config, pairs=False)
+    sides = {"input_ids_a": batch["input_ids"], "attention_mask_a": batch["attention_mask"],
+             "input_ids_b": batch["input_ids"], "attention_mask_b": batch["attention_mask"]}
+    output = model(**sides, task="sts")
+    assert output.logits.shape == (3,) and output.hidden_states is None
+    assert model(**batch, task="sst").hidden_states is not None
+
+
 # --- label -100 -------------------------------------------------------------------------------------------
 
 
