@@ -489,6 +489,23 @@ def test_train_with_peft_writes_a_model_that_evaluate_scores_and_the_adapters(ba
     assert set(adapters.peft_config) == (set(TASKS) if per_task else {"default"})
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("flags, difference", [
+    (["--peft", "lora"], "adapters para,sst,sts against default"),
+    (["--peft", "lora", "--peft_per_task", "--lora_r", "4"], "r 8 against 4"),
+])
+def test_train_refuses_to_resume_adapters_these_flags_do_not_build_before_reading_data(base_and_data, tmp_path, capsys,
+                                                                                        flags, difference):
+    base, data = base_and_data
+    assert _train_command(base, data, tmp_path / "first", "--peft", "lora", "--peft_per_task", "--save_strategy",
+                          "steps", "--save_steps", "1") == 0
+    checkpoint = tmp_path / "first" / "checkpoint-2"
+    assert _train_command(base, tmp_path / "no-data-here", tmp_path / "second", *flags,
+                          "--resume_from_checkpoint", str(checkpoint)) == 2
+    assert f"--resume_from_checkpoint {checkpoint}: its adapters differ from the ones these flags build ({difference})" \
+        in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--peft_config", "nowhere.json"], "--peft_config nowhere.json: "),
     (["--peft", "lora", "--freeze_encoder", "true"], "--freeze_encoder with adapters would freeze the adapters too"),

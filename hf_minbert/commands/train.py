@@ -105,6 +105,8 @@ def check_run(model_args, data_args, training_args, specs, adapter_args=None):
     _check_checkpoint_flags(model_args, training_args)
     if adapter_args is None or not adapter_args.enabled:  # an adapters' checkpoint holds adapters, not the model
         _check_resumed_checkpoint(model_args, training_args, specs)
+    else:
+        _check_resumed_adapter_checkpoint(adapter_args, training_args, specs)
     _check_task_flags(training_args, specs)
     resolve_best_model_metric(training_args, list(specs))  # as the trainer will, evaluating every task
     _check_frozen_parts(training_args, specs, adapter_args)
@@ -167,6 +169,37 @@ def _check_resumed_checkpoint(model_args, training_args, specs):
                         if saved.tasks[task][field] != run.tasks[task][field]]
     if differences:
         raise ValueError(f"--resume_from_checkpoint {checkpoint}: its model differs from the one these flags build "
+                         f"({'; '.join(differences)}): resume with the flags it was trained with")
+    _check_checkpoint_files(checkpoint, folder)
+
+
+def _check_resumed_adapter_checkpoint(adapter_args, training_args, specs):
+    """--resume_from_checkpoint DIR with adapters must hold the adapters this run builds (one shared, or one per
+    task; the same method and rank): others fail in the optimizer's state, after the data is read."""
+    import json
+
+    from hf_minbert.adapters import SHARED_ADAPTER, adapter_folders, peft_config_for
+
+    checkpoint = training_args.resume_from_checkpoint
+    if not isinstance(checkpoint, str):  # True: the output folder's last checkpoint, found by Trainer
+        return
+    folder = Path(checkpoint)
+    if not (folder / "trainer_state.json").is_file():
+        raise ValueError(f"--resume_from_checkpoint {checkpoint}: not a Trainer checkpoint (no trainer_state.json)")
+    try:
+        saved = adapter_folders(folder)
+    except FileNotFoundError as error:
+        raise ValueError(f"--resume_from_checkpoint {checkpoint}: {error}") from None
+    built = peft_config_for(adapter_args, [], [])
+    differences = []
+    wanted = set(specs) if adapter_args.peft_per_task else {SHARED_ADAPTER}
+    if set(saved) != wanted:
+        differences.append(f"adapters {','.join(sorted(saved))} against {','.join(sorted(wanted))}")
+    settings = json.loads((next(iter(saved.values())) / "adapter_config.json").read_text(encoding="utf-8"))
+    differences += [f"{key} {settings[key]} against {getattr(built, key)}" for key in ("peft_type", "r")
+                    if key in settings and hasattr(built, key) and settings[key] != getattr(built, key)]
+    if differences:
+        raise ValueError(f"--resume_from_checkpoint {checkpoint}: its adapters differ from the ones these flags build "
                          f"({'; '.join(differences)}): resume with the flags it was trained with")
     _check_checkpoint_files(checkpoint, folder)
 
