@@ -90,7 +90,7 @@ def remote_load_files(model_dir) -> list:
     the files it imports relatively, and the tokenizer."""
     model_dir = Path(model_dir)
     config = _read_config(model_dir)
-    files = {CONFIG_FILE, *_weight_files(model_dir), *_code_files(model_dir, config), *_tokenizer_files(model_dir)}
+    files = {CONFIG_FILE, *weight_files(model_dir), *_code_files(model_dir, config), *_tokenizer_files(model_dir)}
     return sorted(files)
 
 
@@ -262,7 +262,7 @@ def check_weights(model_dir):
     """The folder's safetensors files (one, or an index and its shards) lie inside it and read back: a push must
     not publish weights that no one can load, and a card counts the parameters from them."""
     model_dir = Path(model_dir)
-    names = _weight_files(model_dir)
+    names = weight_files(model_dir)
     for name in names:
         _check_inside(model_dir, name)
     for name in names:
@@ -270,7 +270,8 @@ def check_weights(model_dir):
             check_safetensors_file(model_dir / name)
 
 
-def _weight_files(model_dir):
+def weight_files(model_dir):
+    """The folder's safetensors files: model.safetensors, or the index and the shards it names (checked to exist)."""
     if (model_dir / SAFE_WEIGHTS).is_file():
         return [SAFE_WEIGHTS]
     index = model_dir / SAFE_WEIGHTS_INDEX

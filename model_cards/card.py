@@ -622,17 +622,16 @@ def parameter_count(model_dir):
     their headers), or None without any."""
     from safetensors import safe_open
 
+    from hf_minbert.hub import weight_files
+
     model_dir = Path(model_dir)
-    index = model_dir / "model.safetensors.index.json"
-    if (model_dir / "model.safetensors").exists():
-        files = [model_dir / "model.safetensors"]
-    elif index.exists():
-        files = [model_dir / shard for shard in sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))]
-    else:
+    try:
+        names = [name for name in weight_files(model_dir) if name.endswith(".safetensors")]
+    except FileNotFoundError:
         return None
     total = 0
-    for weights in files:
-        with safe_open(str(weights), framework="pt") as f:
+    for name in names:
+        with safe_open(str(model_dir / name), framework="pt") as f:
             total += sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
     return total
 
