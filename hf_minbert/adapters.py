@@ -353,7 +353,7 @@ def _predict_with_task_adapters(self, tasks, *args, **kwargs):
     """`MinBertForMultitask.predict` one task at a time, each with its adapter (and its head's copy) active:
     predict runs no forward, which the router's hook would see, and one pass could read one adapter only."""
     # A deep copy of the routed model carries a copy of the router as its forward hook, not in _ROUTERS.
-    router = _ROUTERS.get(self) or next(
+    router = task_adapter_router(self) or next(
         (hook for hook in self._forward_pre_hooks.values() if isinstance(hook, TaskAdapterRouter)), None)
     predict = type(self).predict
     if router is None:
@@ -368,7 +368,7 @@ def _predict_with_task_adapters(self, tasks, *args, **kwargs):
 @contextlib.contextmanager
 def _router_detached(base_model):
     # A deep copy would copy the hook, whose handle still points into the original's hook table.
-    router = _ROUTERS.get(base_model)
+    router = task_adapter_router(base_model)
     if router is not None:
         router.detach()
     try:

@@ -567,7 +567,7 @@ def project_logger_levels():
 
 def test_log_level_sets_the_project_loggers_as_trainer_sets_transformers(tmp_path, tokenizer, project_logger_levels):  # noqa: F811
     _plain_trainer(tmp_path, tokenizer, args={"log_level": "info"})
-    assert [logger.level for logger in project_logger_levels] == [20, 20]
+    assert [logger.level for logger in project_logger_levels] == [20, 20, 20]
 
 
 def test_a_passive_log_level_leaves_the_project_loggers_to_the_callers_configuration(tmp_path, tokenizer,  # noqa: F811
@@ -575,7 +575,7 @@ def test_a_passive_log_level_leaves_the_project_loggers_to_the_callers_configura
     for logger in project_logger_levels:
         logger.setLevel(40)
     _plain_trainer(tmp_path, tokenizer)
-    assert [logger.level for logger in project_logger_levels] == [40, 40]
+    assert [logger.level for logger in project_logger_levels] == [40, 40, 40]
 
 
 def test_log_level_info_prints_the_training_rows_report_in_a_script_that_configures_no_logging(tmp_path, minilm_path):

@@ -2,7 +2,7 @@
 and the trainer's own reports (the training rows, the optimizer's groups) are logged by this project's modules."""
 import logging
 
-PROJECT_LOGGERS = ("trainers", "hf_minbert")
+PROJECT_LOGGERS = ("trainers", "hf_minbert", "minbert")  # minbert.*: the commands'
 
 
 def apply_log_level(args) -> None:
