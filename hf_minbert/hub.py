@@ -4,7 +4,8 @@ A push sends an exact list of files, not "whatever is in the folder": the files 
 `from_pretrained(..., trust_remote_code=True)` and the pipelines read (config, safetensors weights, every
 code file the config names and every file those import relatively, the tokenizer), plus the model card and
 the run's record (metrics.json, training_config.json or an ensemble's ensemble_selection.json, plots). Checkpoints, optimizer states and pickled
-training arguments stay home, unless a trainer's hub_strategy sends its checkpoints. Before any of this the token is checked: without one the push stops at once.
+training arguments stay home, unless a trainer's hub_strategy sends its checkpoints. A push replaces the one
+before: files of the kinds it writes that it does not send again are deleted in its commit. Before any of this the token is checked: without one the push stops at once.
 Then the folder (complete, and every file inside it: a crafted index or a symlink naming a file elsewhere is
 refused), then the endpoint (reachable, and accepting the token), all before the first write.
 
