@@ -10,16 +10,19 @@ import pytest
 from trainers.sampling import SAMPLING_STRATEGIES
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
-SETUPS = [(strategy, False) for strategy in SAMPLING_STRATEGIES] + [("all_tasks", True)]  # PCGrad needs all_tasks
+# PCGrad needs all_tasks; gradient checkpointing leaves DDP parameters without a gradient in a step either way.
+SETUPS = [(strategy, []) for strategy in SAMPLING_STRATEGIES] + [("all_tasks", ["pcgrad"]),
+                                                                 ("proportional", ["checkpointing"]),
+                                                                 ("all_tasks", ["checkpointing"])]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy, pcgrad", SETUPS, ids=[s + ("+pcgrad" if p else "") for s, p in SETUPS])
-def test_two_ranks_see_disjoint_examples_share_the_task_schedule_and_end_equal(tmp_path, strategy, pcgrad):
+@pytest.mark.parametrize("strategy, options", SETUPS, ids=["+".join([s, *o]) for s, o in SETUPS])
+def test_two_ranks_see_disjoint_examples_share_the_task_schedule_and_end_equal(tmp_path, strategy, options):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(WORKER), str(tmp_path), strategy] + (["pcgrad"] if pcgrad else []),
+         str(WORKER), str(tmp_path), strategy, *options],
         capture_output=True, text=True, timeout=600, env=env,
     )
     assert proc.returncode == 0, proc.stderr[-5000:]
@@ -31,3 +34,4 @@ def test_two_ranks_see_disjoint_examples_share_the_task_schedule_and_end_equal(t
         assert step0 and step1 and not set(step0) & set(step1), "ranks must train on disjoint examples"
     assert rank0["smart_computed"] > 0 and rank1["smart_computed"] > 0
     assert rank0["weights"] == rank1["weights"], "DDP must keep the replicas identical"
+    assert rank0["terms"] and rank0["terms"] == rank1["terms"], "a logged term is the mean over the ranks, as `loss` is"

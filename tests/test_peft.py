@@ -390,6 +390,18 @@ def test_adapter_training_resumes_to_the_weights_of_an_uninterrupted_run(tmp_pat
         torch.testing.assert_close(resumed[name], value, rtol=0, atol=1e-6, msg=name)
 
 
+def test_only_the_main_process_writes_a_peft_models_save(tmp_path, tokenizer, monkeypatch):
+    # Under DDP Trainer's _save returns at once on the other ranks, which must not write into a folder
+    # the main process may not have made yet.
+    peft_model = add_adapters(_model(), AdapterArguments(peft="lora", lora_r=4))
+    trainer = MultitaskTrainer(model=peft_model, processing_class=tokenizer, train_dataset=tiny_task_rows(),
+                               args=MultitaskTrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True,
+                                                               eval_strategy="no", max_seq_length=32))
+    monkeypatch.setattr(MultitaskTrainingArguments, "should_save", property(lambda self: False))
+    trainer._save(str(tmp_path / "checkpoint-1"))
+    assert not (tmp_path / "checkpoint-1").exists()
+
+
 class _SavedWeights(TrainerCallback):
     def __init__(self):
         self.by_step = {}

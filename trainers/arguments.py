@@ -255,6 +255,11 @@ class MultitaskTrainingArguments(TrainingArguments):
         return super().get_warmup_steps(num_training_steps)
 
     def __post_init__(self):
+        if self.ddp_find_unused_parameters is None:
+            # A step trains one task's head (or, under all_tasks, backpropagates each task's loss in turn), so
+            # some parameters get no gradient in a step; transformers turns the search off under gradient
+            # checkpointing, and the second step then fails in DDP's reduction.
+            self.ddp_find_unused_parameters = True
         best_model_by_default = self.load_best_model_at_end is None
         if best_model_by_default:
             self.load_best_model_at_end = False  # decided below, once TrainingArguments has resolved the schedules

@@ -307,11 +307,19 @@ class MultitaskTrainer(Trainer):
 
     def log(self, logs, start_time=None):
         if "loss" in logs:  # a training log: add the terms gathered since the previous one
-            for name, values in self._terms.items():
-                if values:
-                    logs[name] = round(sum(values) / len(values), 6)
+            logs.update(self._averaged_terms())
             self._terms.clear()
         super().log(logs, start_time)
+
+    def _averaged_terms(self):
+        """Each term's mean since the last log, over every rank as Trainer averages `loss`: the ranks trained the
+        same tasks on their own rows, so each holds the same terms (and every rank logs, in step)."""
+        names = sorted(name for name, values in self._terms.items() if values)
+        means = [sum(self._terms[name]) / len(self._terms[name]) for name in names]
+        if self.args.world_size > 1 and names:
+            means = self.accelerator.reduce(torch.tensor(means, dtype=torch.float64, device=self.args.device),
+                                            reduction="mean").tolist()
+        return {name: round(mean, 6) for name, mean in zip(names, means)}
 
     # ---- evaluation --------------------------------------------------------------------------------------
 
@@ -432,7 +440,7 @@ class MultitaskTrainer(Trainer):
         if is_peft:
             name_base_by_absolute_path(peft_model)
         super()._save(output_dir, state_dict)
-        if is_peft:
+        if is_peft and self.args.should_save:  # the main process alone writes (Trainer's _save returns on the others)
             write_base_config(peft_model, output_dir if output_dir is not None else self.args.output_dir)
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
