@@ -50,6 +50,13 @@ def test_draws_depend_on_seed_step_task_and_place_in_the_step():
     assert all(draws(*key) != draws(0, 5, "para") for key in others)
 
 
+def test_each_data_parallel_rank_draws_its_own_swaps_and_rank_0_a_single_processs():
+    def draws(rank):
+        return torch.rand(8, generator=pair_order_generator(0, 5, "para", rank=rank)).tolist()
+
+    assert draws(1) != draws(0) == torch.rand(8, generator=pair_order_generator(0, 5, "para")).tolist()
+
+
 def test_probability_one_swaps_every_row_and_zero_none(tokenizer):
     batch = dict(_pairs(tokenizer, FIRST, SECOND))
     assert randomly_swapped(batch, "para", 0.0, pair_order_generator(0, 0, "para")) is batch

@@ -23,10 +23,11 @@ def check_pair_order(flag, task, pair_encoding):
                          f"over; {task}'s head reads {pair_encoding!r} inputs")
 
 
-def pair_order_generator(seed, step, task, batch_in_step=0):
+def pair_order_generator(seed, step, task, batch_in_step=0, rank=0):
     """The generator of one batch's swap draws: a function of the run's seed, the optimizer step, the task and
-    the batch's place within the step, so a run resumed from a checkpoint draws what the uninterrupted run drew."""
-    key = f"{seed}/{step}/{task}/{batch_in_step}".encode()
+    the batch's place within the step, so a run resumed from a checkpoint draws what the uninterrupted run drew;
+    and of the data-parallel rank, whose rows are others (rank 0 draws what a single process draws)."""
+    key = f"{seed}/{step}/{task}/{batch_in_step}".encode() + (f"/{rank}".encode() if rank else b"")
     return torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
 
 

@@ -240,7 +240,7 @@ class MultitaskTrainer(Trainer):
         step, count = self._swap_draws
         count = count + 1 if step == self.state.global_step else 0
         self._swap_draws = (self.state.global_step, count)
-        return pair_order_generator(self.args.seed, self.state.global_step, task, count)
+        return pair_order_generator(self.args.seed, self.state.global_step, task, count, rank=self.args.process_index)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         if self.args.pcgrad:
