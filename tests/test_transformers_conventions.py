@@ -297,38 +297,33 @@ def test_multitask_position_ids_give_the_encoders_answer_for_those_positions(tin
         torch.testing.assert_close(model(**batch, task="sst", position_ids=positions).logits, expected)
 
 
-def test_a_bi_encoder_task_refuses_position_ids_it_would_not_read(tiny_config):
+def _bi_encoded_sts(tiny_config, **overrides):
+    """A model whose sts head is a bi-encoder, and a batch of its two sentences' inputs (the same sentences)."""
     tasks = {name: dict(spec) for name, spec in tiny_config.tasks.items()}
     tasks["sts"]["pair_encoding"] = "bi"
-    model = MinBertForMultitask(_config(tiny_config, tasks=tasks)).eval()
+    model = MinBertForMultitask(_config(tiny_config, tasks=tasks, **overrides)).eval()
     batch = random_batch(model.config, pairs=False)
     sides = {"input_ids_a": batch["input_ids"], "attention_mask_a": batch["attention_mask"],
              "input_ids_b": batch["input_ids"], "attention_mask_b": batch["attention_mask"]}
+    return model, batch, sides
+
+
+def test_a_bi_encoder_task_refuses_position_ids_it_would_not_read(tiny_config):
+    model, batch, sides = _bi_encoded_sts(tiny_config)
     with pytest.raises(ValueError, match="task 'sts': a bi-encoder task reads each sentence from position 0"):
         model(**sides, task="sts", position_ids=_shifted_positions(batch))
 
 
 @pytest.mark.parametrize("flag", ["output_hidden_states", "output_attentions"])
 def test_a_bi_encoder_task_refuses_to_return_hidden_states_or_attentions_of_no_one_pass(tiny_config, flag):
-    tasks = {name: dict(spec) for name, spec in tiny_config.tasks.items()}
-    tasks["sts"]["pair_encoding"] = "bi"
-    model = MinBertForMultitask(_config(tiny_config, tasks=tasks)).eval()
-    batch = random_batch(model.config, pairs=False)
-    sides = {"input_ids_a": batch["input_ids"], "attention_mask_a": batch["attention_mask"],
-             "input_ids_b": batch["input_ids"], "attention_mask_b": batch["attention_mask"]}
+    model, _, sides = _bi_encoded_sts(tiny_config)
     with pytest.raises(ValueError, match="task 'sts': a bi-encoder task encodes each sentence apart.*encode_for_task"):
         model(**sides, task="sts", **{flag: True})
 
 
-
 def test_a_bi_encoder_task_under_a_config_asking_for_hidden_states_answers_without_them(tiny_config):
     # from_pretrained(..., output_hidden_states=True) asks every task for what it has; a bi-encoder task still answers.
-    tasks = {name: dict(spec) for name, spec in tiny_config.tasks.items()}
-    tasks["sts"]["pair_encoding"] = "bi"
-    model = MinBertForMultitask(_config(tiny_config, tasks=tasks, output_hidden_states=True)).eval()
-    batch = random_batch(model.config, pairs=False)
-    sides = {"input_ids_a": batch["input_ids"], "attention_mask_a": batch["attention_mask"],
-             "input_ids_b": batch["input_ids"], "attention_mask_b": batch["attention_mask"]}
+    model, batch, sides = _bi_encoded_sts(tiny_config, output_hidden_states=True)
     output = model(**sides, task="sts")
     assert output.logits.shape == (3,) and output.hidden_states is None
     assert model(**batch, task="sst").hidden_states is not None
