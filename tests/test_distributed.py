@@ -6,7 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from transformers import AutoTokenizer
 
+from hf_minbert import MinBertConfig, MinBertModel
+from tests.helpers import tiny_task_rows, write_task_files
 from trainers.sampling import SAMPLING_STRATEGIES
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
@@ -16,15 +20,16 @@ SETUPS = [(strategy, []) for strategy in SAMPLING_STRATEGIES] + [("all_tasks", [
                                                                  ("all_tasks", ["checkpointing"])]
 
 
+def torchrun(*args, timeout=600):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy, options", SETUPS, ids=["+".join([s, *o]) for s, o in SETUPS])
 def test_two_ranks_see_disjoint_examples_share_the_task_schedule_and_end_equal(tmp_path, strategy, options):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(WORKER), str(tmp_path), strategy, *options],
-        capture_output=True, text=True, timeout=600, env=env,
-    )
+    proc = torchrun(str(WORKER), str(tmp_path), strategy, *options)
     assert proc.returncode == 0, proc.stderr[-5000:]
     rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert rank0["world_size"] == rank1["world_size"] == 2
@@ -35,3 +40,28 @@ def test_two_ranks_see_disjoint_examples_share_the_task_schedule_and_end_equal(t
     assert rank0["smart_computed"] > 0 and rank1["smart_computed"] > 0
     assert rank0["weights"] == rank1["weights"], "DDP must keep the replicas identical"
     assert rank0["terms"] and rank0["terms"] == rank1["terms"], "a logged term is the mean over the ranks, as `loss` is"
+
+
+@pytest.fixture
+def base_and_data(tmp_path, minilm_path):
+    base, data = tmp_path / "base", tmp_path / "data"
+    data.mkdir()
+    torch.manual_seed(0)
+    MinBertModel(MinBertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                               intermediate_size=64, max_position_embeddings=128)).save_pretrained(base)
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(base)
+    write_task_files(data, tiny_task_rows(n=16, seed=1), split="train")
+    write_task_files(data, tiny_task_rows(n=8, seed=2), split="dev")
+    return base, data
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command, summary", [("train", "trained in"), ("pretrain-mlm", "MLM pretraining on")])
+def test_a_command_under_torchrun_prints_its_summary_once(base_and_data, tmp_path, command, summary):
+    base, data = base_and_data
+    proc = torchrun("-m", "hf_minbert.cli", command, "--model_name_or_path", str(base), "--data_dir", str(data),
+                    "--output_dir", str(tmp_path / "out"), "--max_steps", "2", "--per_device_train_batch_size", "4",
+                    "--bf16", "false", "--use_cpu", "true", "--ddp_backend", "gloo", "--max_seq_length", "32",
+                    "--disable_tqdm", "true", "--report_to", "none")
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    assert proc.stdout.count(summary) == 1, proc.stdout

@@ -188,7 +188,8 @@ def main(argv=None) -> int:
 
         write_strict_json(staging / "mlm_metrics.json", metrics)
         move_into_place(staging, output)
-    print(_summary(metrics, output))
+    if trainer.is_world_process_zero():  # under torchrun every rank gets here; the summary is the run's, said once
+        print(_summary(metrics, output))
     return 0
 
 

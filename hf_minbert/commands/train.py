@@ -375,7 +375,8 @@ def train_and_save(model, tokenizer, train, dev, base_path, model_args, data_arg
 
         push_trainer_output(trainer, write_card=lambda repo_id: _write_card(
             output, recorded, data_args, training_args, record, train_seconds, base_path, model_id=repo_id))
-    print(_summary(metrics, train_seconds, output, skipped_rows_record(read_reports)))
+    if trainer.is_world_process_zero():  # under torchrun every rank gets here; the summary is the run's, said once
+        print(_summary(metrics, train_seconds, output, skipped_rows_record(read_reports)))
     return metrics
 
 
