@@ -159,3 +159,19 @@ def test_metrics_and_card_count_the_implied_pairs_beside_the_files(chained_quora
     assert {key: record["para"][key] for key in ("rows", "sources", "implied_pairs")} == {
         "rows": 5, "sources": {"quora-train.csv": 5}, "implied_pairs": 5}
     assert _data_summary({}, record) == "para 10 rows (`quora-train.csv` 5, 5 pairs implied by the labels)"
+
+
+
+def test_a_pair_task_whose_order_matters_implies_no_pairs(tmp_path):
+    """Entailment is no equivalence: A entails B and B entails C says nothing of (C, A)."""
+    from hf_minbert.data import TASK_SCHEMAS, TaskSchema, register_task_schema
+
+    register_task_schema(TaskSchema("rte", ("premise", "hypothesis"), "label", "int64", label_values=(0, 1)))
+    try:
+        header = "\tid\tpremise\thypothesis\tlabel\n"
+        (tmp_path / "rte-train.csv").write_text(header + "0\tr-0\tA?\tB?\t1\n1\tr-1\tB?\tC?\t1\n2\tr-2\tC?\tX?\t0\n")
+        (tmp_path / "rte-dev.csv").write_text(header + "0\td-0\tA?\tX?\t0\n1\td-1\tX?\tB?\t1\n")
+        train, _, reports = load_task_data(DataArguments(data_dir=str(tmp_path), implied_pairs_per_question=10), ["rte"])
+    finally:
+        TASK_SCHEMAS.pop("rte")
+    assert train["rte"]["id"] == ["r-0", "r-1", "r-2"] and reports[0].implied is None

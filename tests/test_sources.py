@@ -293,3 +293,37 @@ def test_real_course_train_files_repeat_few_dev_rows_which_are_dropped(task, dro
     texts = list(zip(*(dev[column] for column in schema.text_columns)))
     _, report = read_training_sources(task, [SHARED_DATA / schema.file_name("train")], exclude_texts=texts)
     assert report.evaluation_rows_dropped == dropped
+
+
+@pytest.fixture
+def entailment():
+    """A pair task whose label depends on the order: (b, a) is another example than (a, b)."""
+    from hf_minbert.data import TASK_SCHEMAS, TaskSchema, register_task_schema
+
+    register_task_schema(TaskSchema("rte", ("premise", "hypothesis"), "label", "int64", label_values=(0, 1)))
+    yield
+    TASK_SCHEMAS.pop("rte")
+
+
+def test_a_pair_of_an_ordered_task_in_the_other_order_is_another_row(tmp_path, entailment):
+    header = "\tid\tpremise\thypothesis\tlabel"
+    write(tmp_path, "rte-train.csv", [header, "1\tr-1\tA man sleeps.\tA person sleeps.\t1"])
+    write(tmp_path, "rte-more.csv", [header, "2\tr-2\tA person sleeps.\tA man sleeps.\t0"])
+    dataset, report = read_training_sources("rte", "rte-train.csv,rte-more.csv", data_dir=tmp_path)
+    assert dataset["id"] == ["r-1", "r-2"] and report.overlapping_rows == 0
+
+
+def test_a_pair_of_an_ordered_task_in_the_other_order_than_an_evaluation_pair_is_kept(tmp_path, entailment):
+    header = "\tid\tpremise\thypothesis\tlabel"
+    write(tmp_path, "rte-train.csv", [header, "1\tr-1\tA man sleeps.\tA person sleeps.\t1"])
+    dataset, report = read_training_sources("rte", "rte-train.csv", data_dir=tmp_path,
+                                            exclude_texts=[("A person sleeps.", "A man sleeps.")])
+    assert dataset["id"] == ["r-1"] and report.evaluation_rows_dropped == 0
+
+
+def test_only_a_symmetric_pair_task_is_marked_symmetric():
+    assert task_schema("para").symmetric and task_schema("sts").symmetric and not task_schema("sst").symmetric
+    from hf_minbert.data import TaskSchema
+
+    with pytest.raises(ValueError, match="True only for a pair task"):
+        TaskSchema("mine", ("text",), "label", "int64", label_values=(0, 1), symmetric=True)

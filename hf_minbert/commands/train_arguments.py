@@ -94,7 +94,7 @@ class DataArguments:
     )
     implied_pairs_per_question: float = field(
         default=0.0,
-        metadata={"help": "para: also train on the pairs its labels imply (duplicates of duplicates are duplicates; "
+        metadata={"help": "para (and any symmetric pair task labelled 0/1): also train on the pairs its labels imply (duplicates of duplicates are duplicates; "
                           "a non-duplicate's sides' duplicates are non-duplicates), at most this many new duplicates "
                           "per question of a group of duplicates (hf_minbert/data/implied_pairs.py; 0 = off)"},
     )

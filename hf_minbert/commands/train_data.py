@@ -96,11 +96,10 @@ def with_implied_pairs(train, dev, task, data_args):
     a held-out fold's or a capped-off row's label implies nothing."""
     import datasets
 
-    from hf_minbert.data import ImpliedPairOptions, implied_pairs
+    from hf_minbert.data import ImpliedPairOptions, implied_pairs, row_texts
 
     options = ImpliedPairOptions(per_question=data_args.implied_pairs_per_question)
-    implied, report = implied_pairs(train, task=task, options=options,
-                                    exclude_pairs=zip(dev["sentence1"], dev["sentence2"]))
+    implied, report = implied_pairs(train, task=task, options=options, exclude_pairs=row_texts(dev, task))
     return datasets.concatenate_datasets([train, implied]), report
 
 

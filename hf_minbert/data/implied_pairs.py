@@ -64,9 +64,11 @@ class ImpliedPairsReport(ReadReport):
 
 
 def implies_pairs(task: str) -> bool:
-    """Whether `task`'s labels are an equivalence (duplicate or not) that implies more pairs."""
+    """Whether `task`'s labels are an equivalence (duplicate or not) that implies more pairs: a symmetric pair
+    task labelled 0 or 1 (para, or one's own such task). Entailment, say, is neither symmetric nor transitive
+    in the sense this needs: it implies nothing."""
     schema = task_schema(task)
-    return schema.is_pair and schema.label_values == (0.0, 1.0)
+    return schema.is_pair and schema.symmetric and schema.label_values in ((0, 1), (1, 0))
 
 
 def question_key(text: str) -> str:

@@ -38,6 +38,9 @@ class TaskSchema:
     file_prefix: str = ""  # CS224N file names: f"{file_prefix}-{train|dev|test-student}.csv"
     prediction_header: str = ""  # the course's column name in submission files
     metric: str = "accuracy"  # shipped metric module that scores the task: "accuracy" or "correlation"
+    # A pair task whose label does not depend on the order of its two sentences (a paraphrase, a similarity):
+    # (b, a) is then the same example as (a, b). Not so by default: entailment, question-answer, ...
+    symmetric: bool = False
 
     def __post_init__(self):
         where = f"TaskSchema {self.name!r}"
@@ -65,6 +68,8 @@ class TaskSchema:
             raise ValueError(f"{where}: label_values must be two or more distinct numbers, got {self.label_values}")
         if self.label_dtype == "int64" and any(value != int(value) for value in self.label_values or ()):
             raise ValueError(f"{where}: label_dtype='int64' needs whole-number label_values, got {self.label_values}")
+        if not isinstance(self.symmetric, bool) or (self.symmetric and not self.is_pair):
+            raise ValueError(f"{where}: symmetric is True or False, and True only for a pair task, got {self.symmetric!r}")
         if self.metric not in ("accuracy", "correlation"):
             raise ValueError(f"{where}: metric must be 'accuracy' or 'correlation', got {self.metric!r}")
         # A task of one's own names its files and its prediction column after itself.
@@ -112,11 +117,11 @@ TASK_SCHEMAS = {
     ),
     "para": TaskSchema(
         "para", ("sentence1", "sentence2"), "is_duplicate", "float64", label_values=(0.0, 1.0),
-        file_prefix="quora", prediction_header="Predicted_Is_Paraphrase",
+        file_prefix="quora", prediction_header="Predicted_Is_Paraphrase", symmetric=True,
     ),
     "sts": TaskSchema(
         "sts", ("sentence1", "sentence2"), "similarity", "float64", label_range=(0.0, 5.0),
-        file_prefix="sts", prediction_header="Predicted_Similiarity", metric="correlation",
+        file_prefix="sts", prediction_header="Predicted_Similiarity", metric="correlation", symmetric=True,
     ),
     "cfimdb": TaskSchema(
         "cfimdb", ("sentence",), "sentiment", "int64", label_values=(0, 1),

@@ -218,7 +218,7 @@ def read_training_sources(task: str, sources, *, data_dir=None, skip_bad_rows: b
     """
     schema, paths = task_schema(task), parse_sources(sources, data_dir)
     _check_listed_once(task, paths)
-    evaluation = {text_key(texts) for texts in _as_text_tuples(exclude_texts)}
+    evaluation = {text_key(texts, schema.symmetric) for texts in _as_text_tuples(exclude_texts)}
     folder = names_relative_to if names_relative_to is not None else data_dir
     seen_ids, seen_texts = set(), {}  # of the kept rows: ids; text key -> (source, label, id)
     parts, reports = [], []
@@ -292,7 +292,7 @@ def _drop_overlaps(dataset, schema, report: SourceReport, seen_ids: set, seen_te
     texts = zip(*(columns[column] for column in schema.text_columns))
     keep, new_texts = [], {}
     for index, (row_id, text, label) in enumerate(zip(ids, texts, labels)):
-        key = text_key(text)
+        key = text_key(text, schema.symmetric)
         earlier = seen_texts.get(key)
         if key in evaluation:
             report.evaluation_rows += 1
@@ -316,11 +316,15 @@ def _count_overlap(report: SourceReport, earlier: tuple, row_id: str, label):
     report.label_conflicts += label != earlier_label
 
 
-def text_key(texts: tuple):
-    """What makes two rows the same text: words only (whitespace ignored); a pair in either order.
+def text_key(texts: tuple, symmetric: bool):
+    """What makes two rows the same text: words only (whitespace ignored); a pair of a `symmetric` task in
+    either order.
 
-    Either order, because neither pair task's label depends on it: a paraphrase is one both ways and a
+    Either order for para and sts, whose labels do not depend on it: a paraphrase is one both ways and a
     similarity is symmetric, and training swaps a pair's sentences at random (--pair_swap_probability) and
-    scores both orders (--average_pair_orders). (b, a) after (a, b) is the same example again."""
-    words = [" ".join(text.split()) for text in texts]
-    return words[0] if len(words) == 1 else tuple(sorted(words))
+    scores both orders (--average_pair_orders). (b, a) after (a, b) is the same example again. Not so for a
+    task such as entailment, where (b, a) is another example with its own label."""
+    words = tuple(" ".join(text.split()) for text in texts)
+    if len(words) == 1:
+        return words[0]
+    return tuple(sorted(words)) if symmetric else words
