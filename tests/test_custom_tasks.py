@@ -68,6 +68,28 @@ def test_a_bad_label_of_a_registered_task_is_refused_naming_its_row(tmp_path, to
         _nli_trainer(tmp_path, tokenizer, train_dataset={"nli": rows}, eval_dataset=None)
 
 
+@pytest.mark.parametrize("schema, head, label, problem", [
+    # -100 is skipped by cross-entropy alone; a binary head's loss would stop training at the row's step
+    (TaskSchema("yes_no", ("sentence",), "label", "int64", label_values=(0, 1)), "binary", -100, "label -100"),
+    # a soft target is a binary head's; a two-class head's cross-entropy needs class numbers
+    (TaskSchema("yes_no", ("sentence",), "label", "float64", label_values=(0.0, 1.0)), "classification", 0.5,
+     "label 0.5"),
+])
+def test_a_training_label_only_another_kind_of_head_could_learn_from_is_refused_naming_its_row(
+        tmp_path, tokenizer, schema, head, label, problem):  # noqa: F811
+    register_task_schema(schema)
+    try:
+        labels = [0, 1, 0, 1, 0, 1]
+        labels[3] = label
+        rows = datasets.Dataset.from_dict({"sentence": ["a fine film"] * 6, "label": labels})
+        spec = {"kind": head, "labels": ["no", "yes"], "pair_encoding": "single"}
+        with pytest.raises(ValueError, match=f"^train_dataset: task 'yes_no', row 3, column 'label': {problem}"):
+            MultitaskTrainer(model=tiny_model(tasks={"yes_no": spec}), args=_args(tmp_path), processing_class=tokenizer,
+                             train_dataset={"yes_no": rows})
+    finally:
+        TASK_SCHEMAS.pop("yes_no")
+
+
 def test_raw_rows_of_a_task_without_a_schema_are_refused_naming_the_way_to_give_one(tmp_path, tokenizer):  # noqa: F811
     with pytest.raises(ValueError, match="^train_dataset: task 'nli' has no data schema.*register_task_schema"):
         _nli_trainer(tmp_path, tokenizer, eval_dataset=None)

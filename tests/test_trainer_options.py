@@ -309,8 +309,20 @@ def test_rows_in_numpy_format_are_predicted_as_the_plain_rows_are(tmp_path, toke
 
 def test_a_sentence_that_is_not_text_is_an_error_naming_its_row_and_column(tmp_path, tokenizer):  # noqa: F811
     rows = datasets.Dataset.from_dict({"sentence": ["a fine film", None], "sentiment": [3, 1]})
-    with pytest.raises(ValueError, match="task 'sst', row 1, column 'sentence': expected a string, got None"):
+    with pytest.raises(ValueError, match="task 'sst', row 1, column 'sentence': expected text, got NoneType None"):
         _plain_trainer(tmp_path, tokenizer).predict({"sst": rows})
+
+
+@pytest.mark.parametrize("role", ["train_dataset", "eval_dataset"])
+@pytest.mark.parametrize("sentence, problem", [(None, "expected text, got NoneType None"), ("  \t", "empty sentence")])
+def test_a_sentence_that_is_no_text_is_refused_when_the_trainer_is_built_naming_its_row(
+        tmp_path, tokenizer, role, sentence, problem):  # noqa: F811
+    sentences = list(tiny_task_rows()["sst"]["sentence"])
+    sentences[2] = sentence
+    bad = {**tiny_task_rows(), "sst": tiny_task_rows()["sst"].remove_columns("sentence").add_column("sentence", sentences)}
+    with pytest.raises(ValueError, match=f"^{role}: task 'sst', row 2, column 'sentence': {problem}"):
+        MultitaskTrainer(model=tiny_model(), args=_args(tmp_path), processing_class=tokenizer,
+                         **{"train_dataset": tiny_task_rows(), "eval_dataset": tiny_task_rows(), role: bad})
 
 
 def _with_label(rows, task, row, label):

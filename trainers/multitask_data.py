@@ -36,7 +36,8 @@ def tokenize_for_training(datasets_by_task, tokenizer, model_config, max_length,
         with_sides = spec["pair_encoding"] == "cross" and (task in sides_for or spec["cosine_feature"])
         try:
             tokenized[task], _ = tokenize_task(  # which logs its truncation report
-                dataset, tokenizer, task, pair_encoding=spec["pair_encoding"], max_length=max_length, with_sides=with_sides
+                dataset, tokenizer, task, pair_encoding=spec["pair_encoding"], max_length=max_length, with_sides=with_sides,
+                head_kind=spec["kind"],
             )
         except DataError as error:  # a row's text or label, named by task, row and column
             raise DataError(f"train_dataset: {error}") from None

@@ -36,7 +36,7 @@ from transformers.trainer_utils import EvalPrediction, PredictionOutput, number_
 
 from hf_minbert.adapters import name_base_by_absolute_path, task_adapter_router, write_base_config
 from hf_minbert.data import DataError, has_task_schema, head_mismatch, task_schema
-from hf_minbert.data.tokenization import JOINT_COLUMNS, SIDE_COLUMNS, check_task_rows, is_tokenized
+from hf_minbert.data.tokenization import JOINT_COLUMNS, SIDE_COLUMNS, check_row_texts, check_task_rows, is_tokenized
 from hf_minbert.evaluation import evaluate_task, evaluate_tasks, gold_labels, unscorable_reason
 from hf_minbert.metrics import OVERALL_TASKS, tasks_overall, with_overall_scores
 from hf_minbert.modeling_minbert_heads import task_loss
@@ -630,8 +630,10 @@ def _check_scorable(eval_dataset):
     for task, rows in (eval_dataset or {}).items():
         if has_task_schema(task):
             try:
+                check_row_texts(task, rows)
                 reason = unscorable_reason(task, rows)
-            except DataError as error:  # a label column missing, or a label that is not the task's, naming its row
+            except DataError as error:  # a sentence that is no text, a label column missing, or a label that is not
+                # the task's, naming its row
                 raise DataError(f"eval_dataset: {error}") from None
             if reason:
                 raise ValueError(f"eval_dataset: task {task!r}: {reason}")

@@ -317,18 +317,19 @@ def parse_label(value, schema: TaskSchema):
 IGNORE_LABEL = -100
 
 
-def label_numbers(dataset, schema: TaskSchema, training: bool = False) -> np.ndarray:
+def label_numbers(dataset, schema: TaskSchema, training: bool = False, head_kind: str = None) -> np.ndarray:
     """The label column of rows in `schema`'s columns as float64 numbers, every one checked; the first that is not
     a label of the task is a `DataError` naming its row. Rows for training may also hold what the heads' losses
     accept beyond the scored labels: the ignore index -100 of a class task, a soft target between a binary task's
-    two labels. The loaders check labels as they read files; rows built in Python get the same check here, before
+    two labels; where the head is known (`head_kind`: "classification", "binary" or "regression"), only what
+    that head's loss takes. The loaders check labels as they read files; rows built in Python get the same check here, before
     any work: a head would otherwise stop training at the step that draws the row, or score a wrong label."""
     column = dataset.with_format("arrow")[schema.label_column]  # columnar: a 160k-row column in milliseconds
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type):
         numbers = column.to_numpy(zero_copy_only=False).astype(np.float64)  # a missing label reads as NaN
     else:  # text, as files hold it: each value parsed as a file's is
         numbers = np.array([_parsed_or_nan(value, schema) for value in column.to_pylist()], dtype=np.float64)
-    allowed = _allowed_labels(numbers, schema, training)
+    allowed = _allowed_labels(numbers, schema, training, head_kind)
     if not allowed.all():
         row = int(np.flatnonzero(~allowed)[0])
         value = column[row].as_py()
@@ -344,14 +345,16 @@ def _parsed_or_nan(value, schema):
         return math.nan
 
 
-def _allowed_labels(numbers, schema, training):
+def _allowed_labels(numbers, schema, training, head_kind=None):
     if schema.label_range is not None:
         low, high = schema.label_range
         return (numbers >= low) & (numbers <= high)
     allowed = np.isin(numbers, schema.label_values)
-    if training and schema.label_dtype == "int64":
+    # Whole-number labels can hold the ignore index, which only cross-entropy skips; soft targets need float labels
+    # (whole numbers would cut them) and a binary head's loss.
+    if training and schema.label_dtype == "int64" and head_kind in (None, "classification"):
         allowed |= numbers == IGNORE_LABEL
-    elif training and len(schema.label_values) == 2:  # soft targets between a binary task's two labels
+    elif training and len(schema.label_values) == 2 and head_kind in (None, "binary"):
         allowed |= (numbers >= min(schema.label_values)) & (numbers <= max(schema.label_values))
     return allowed
 

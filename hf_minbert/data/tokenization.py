@@ -21,7 +21,7 @@ from transformers.data.data_collator import pad_without_fast_tokenizer_warning
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from ..configuration_minbert import PAIR_ENCODINGS
-from .schema import DataError, label_numbers, task_schema
+from .schema import DataError, check_text, label_numbers, task_schema
 
 logger = logging.getLogger(__name__)
 
@@ -45,12 +45,15 @@ class TruncationReport:
         return f"{self.task}: {self.truncated} of {self.examples} examples truncated at max_length={self.max_length}"
 
 
-def tokenize_task(dataset, tokenizer, task, *, pair_encoding=None, max_length=128, with_sides=False, num_proc=None):
+def tokenize_task(dataset, tokenizer, task, *, pair_encoding=None, max_length=128, with_sides=False, num_proc=None,
+                  head_kind=None):
     """Tokenize a task's rows (schema columns) into model inputs; returns `(Dataset, TruncationReport)`.
 
     pair_encoding: "single" (one sentence), "cross" (both sentences in one sequence) or "bi" (each
     sentence alone, `_a`/`_b` columns); default "single" for one-sentence tasks, "cross" for pairs.
     with_sides: also add the `_a`/`_b` columns to a cross-encoded pair (for an MNR loss on it).
+    head_kind: the kind of head that learns from the rows, which decides what labels beyond the scored ones its
+    loss takes (`label_numbers`); None: whatever any head could.
     All original columns are dropped: the rows' ids stay in the untokenized dataset, in the same order.
     """
     schema = task_schema(task)
@@ -61,7 +64,7 @@ def tokenize_task(dataset, tokenizer, task, *, pair_encoding=None, max_length=12
     dataset = plain_rows(check_task_rows(task, dataset))
     has_labels = schema.label_column in dataset.column_names
     if has_labels:
-        label_numbers(dataset, schema, training=True)  # the scored labels, and what the losses take beside them
+        label_numbers(dataset, schema, training=True, head_kind=head_kind)  # the scored labels, and what the loss takes
     missing = [column for column in schema.text_columns if column not in dataset.column_names]
     if missing:
         raise ValueError(f"task {task!r}: the dataset lacks column(s) {missing}; it has {dataset.column_names}")
@@ -116,10 +119,20 @@ def plain_rows(rows):
 
 
 def _check_texts(task, columns, texts, indices):
+    """Each sentence is text with something to read, as the file readers ask (`check_text`)."""
     for column, values in zip(columns, texts):
         for index, value in zip(indices, values):
-            if not isinstance(value, str):
-                raise DataError(f"task {task!r}, row {index}, column {column!r}: expected a string, got {value!r}")
+            problem = check_text(value)
+            if problem:
+                raise DataError(f"task {task!r}, row {index}, column {column!r}: {problem}")
+
+
+def check_row_texts(task, rows):
+    """The text columns of `task`'s raw rows (those they hold), every sentence checked as tokenizing checks it: a
+    `DataError` naming the first bad one's row and column."""
+    columns = [column for column in task_schema(task).text_columns if column in rows.column_names]
+    values = plain_rows(rows).select_columns(columns)[:]
+    _check_texts(task, columns, [values[column] for column in columns], range(len(rows)))
 
 
 def tokenize_for_sequence_classification(dataset, tokenizer, task, num_labels, max_length=128):
