@@ -251,7 +251,7 @@ def eval_results(metrics, given_dev_files=None):
     results = []
     for task in _scored_tasks(metrics):
         task_type = TASK_NAMES[task][0] if task in TASK_NAMES else "text-classification"
-        dataset_id, dataset_name, dataset_config = _dev_dataset(task, course_tasks, bool(training_data),
+        dataset_id, dataset_name, dataset_config = _dev_dataset(task, course_tasks, training_data,
                                                                 given_dev_files.get(task), dev_data.get(task))
         for name, value in metrics[task].items():
             if value is None:  # undefined (metrics.json writes NaN as null): the model-index holds numbers only
@@ -429,9 +429,10 @@ def _scored_tasks(metrics):
             and all(value is None or isinstance(value, (int, float)) for value in values.values())]
 
 
-def _dev_dataset(task, course_tasks, recorded, given_file=None, scored_file=None):
-    """(type, name, config) of the dev set `task` was scored on, for the model-index. scored_file: the record
-    of the dev file an ensemble was scored on."""
+def _dev_dataset(task, course_tasks, training_data, given_file=None, scored_file=None):
+    """(type, name, config) of the dev set `task` was scored on, for the model-index. training_data: metrics.json's
+    record of the run's data (None where not recorded); scored_file: the record of the dev file an ensemble was
+    scored on."""
     if task in course_tasks:
         dataset_id, dataset_config = _hub_dataset(task)
         return dataset_id, TASK_NAMES[task][1], dataset_config
@@ -439,8 +440,9 @@ def _dev_dataset(task, course_tasks, recorded, given_file=None, scored_file=None
         return Path(given_file).name, f"{task} dev set ({given_file}, given with --{task}_dev)", None
     if scored_file:
         return Path(scored_file["file"]).name, f"{task} dev set ({scored_file['file']})", None
-    if recorded:
-        return _dev_file(task), f"{task} dev set ({_dev_file(task)} of the training data folder)", None
+    if training_data:
+        name = _dev_file(task, training_data.get(task))
+        return name, f"{task} dev set ({name} of the training data folder)", None
     return f"{task}-dev", f"{task} dev set (which data is not recorded)", None
 
 
@@ -450,10 +452,14 @@ def _overall_dataset(course_tasks):
     return "minbert-multitask-dev", "the sst, para and sts dev sets scored above"
 
 
-def _dev_file(task):
-    """The dev file `minbert train` reads for `task` from its data folder, e.g. `ids-sst-dev.csv`."""
+def _dev_file(task, record=None):
+    """The dev file `minbert train` read for `task` from its data folder, e.g. `ids-sst-dev.csv`: as the task's
+    record of the run's data names it, else as the task's schema (where this process knows it) names it."""
     from hf_minbert.data import TASK_SCHEMAS
 
+    recorded = ((record or {}).get("dev") or {}).get("file")
+    if recorded:
+        return Path(recorded).name
     return TASK_SCHEMAS[task].file_name("dev") if task in TASK_SCHEMAS else f"{task} dev file"
 
 
@@ -472,7 +478,8 @@ def _dev_summary(scored_tasks, training_data, course_tasks, given_dev_files=None
         files = [f"{task}: `{dev_data[task]['file']}` ({dev_data[task]['rows']:,} rows scored)" if task in dev_data
                  else f"{task}: not recorded" for task in others]
         return "; ".join(parts + ([_listed(files)] if files else []))
-    folder = [_dev_file_scored(f"`{_dev_file(task)}`", training_data.get(task)) for task in others if task not in given]
+    folder = [_dev_file_scored(f"`{_dev_file(task, training_data.get(task))}`", training_data.get(task))
+              for task in others if task not in given]
     named = [_dev_file_scored(f"`{given[task]}` given with --{task}_dev", training_data.get(task))
              for task in others if task in given]
     if folder:

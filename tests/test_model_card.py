@@ -509,3 +509,20 @@ def test_the_recorded_cpu_names_its_widest_matrix_instructions(flags, named):
     from model_cards.run_record import cpu_model
 
     assert cpu_model(f"processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: {flags}\n") == named
+
+
+def test_a_task_whose_schema_this_process_lacks_is_named_by_the_dev_file_its_record_names(tmp_path, minilm_path):
+    # `minbert card` rewrites a card in a fresh process, where a task of one's own has no schema registered.
+    nli = {"kind": "classification", "labels": ["entailment", "neutral", "contradiction"], "pair_encoding": "cross"}
+    tiny_model(tasks={"nli": nli}).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(tmp_path)
+    record = {"rows": 24, "overlapping_rows_dropped": 0, "sources": {"nli-train.csv": 24},
+              "dev": {"file": "nli-dev.csv", "rows": 16, "sha256": "own"}}
+    metrics = {"nli": {"accuracy": 0.5}, "skipped_rows": [], "training_data": {"nli": record}}
+    write_model_card(tmp_path, metrics=metrics, base_model=minilm_path,
+                     training_arguments=MultitaskTrainingArguments(output_dir=str(tmp_path), use_cpu=True),
+                     model_arguments=ModelArguments(), data_arguments=DataArguments())
+    card = _card(tmp_path)
+    assert _dev_sets_line(card) == "`nli-dev.csv` (16 rows scored) of the training data folder."
+    dataset = _front_matter(card)["model-index"][0]["results"][0]["dataset"]
+    assert dataset["type"] == "nli-dev.csv" and dataset["name"] == "nli dev set (nli-dev.csv of the training data folder)"
