@@ -272,12 +272,14 @@ class MinBertConfig(PretrainedConfig):
 
     @classmethod
     def from_bert_config(cls, bert_config, **overrides):
-        """Map a `BertConfig` (or its dict) onto a minBERT config; `overrides` set tasks etc."""
+        """Map a `BertConfig` (or its dict) onto a minBERT config, the encoder's and a sequence classifier's settings
+        (its labels, problem type and dropout: a `BertForSequenceClassification` state dict then loads into
+        `MinBertForSequenceClassification`); `overrides` set tasks etc."""
         source = bert_config if isinstance(bert_config, dict) else bert_config.to_dict()
         keys = (
             "vocab_size hidden_size num_hidden_layers num_attention_heads intermediate_size hidden_act "
             "hidden_dropout_prob attention_probs_dropout_prob max_position_embeddings type_vocab_size "
-            "initializer_range layer_norm_eps pad_token_id"
+            "initializer_range layer_norm_eps pad_token_id id2label label2id problem_type classifier_dropout"
         ).split()
         values = {k: source[k] for k in keys if k in source}
         return cls(**{**values, **overrides})

@@ -8,9 +8,11 @@ so its answer for (a, b) need not be its answer for (b, a). Two users of the swa
 
 The swap rewrites a right-padded batch in place of the tokenizer: the swapped row has segment ids 0 for
 "[CLS] b [SEP]" and 1 for "a [SEP]", keeps its length, and its padding stays where it was. Part of minBERT's
-remote code (see `modeling_minbert.py`): imports only torch.
+remote code (see `modeling_minbert.py`): imports only torch and the token layout's module.
 """
 import torch
+
+from .modeling_minbert_unpadding import recording_graph
 
 
 def _swapped_positions(token_type_ids, attention_mask):
@@ -39,9 +41,12 @@ def both_orders(pairs):
     if attention_mask is None:
         attention_mask = torch.ones_like(token_type_ids)
     real = attention_mask.bool()
-    if bool((real[:, 1:] & ~real[:, :-1]).any()):
-        raise ValueError("the pairs have padding before a real token; reading them in both orders needs "
-                         "right padding")
+    padding_first = (real[:, 1:] & ~real[:, :-1]).any()
+    message = "the pairs have padding before a real token; reading them in both orders needs right padding"
+    if recording_graph():  # a graph cannot branch on the data: torch.export keeps the check as a runtime assert
+        torch._assert_async(~padding_first, message)
+    elif bool(padding_first):
+        raise ValueError(message)
     source, swapped_types = _swapped_positions(token_type_ids, attention_mask)
     swapped = {**pairs, "token_type_ids": swapped_types}
     if pairs.get("input_ids") is not None:

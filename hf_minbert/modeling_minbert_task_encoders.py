@@ -22,7 +22,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from .modeling_minbert_heads import check_task, pooled_features
 from .modeling_minbert_layers import MinBertPooler, MinBertTopLayers
-from .modeling_minbert_unpadding import MinBertTokenLayout
+from .modeling_minbert_unpadding import MinBertTokenLayout, recording_graph
 
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "inputs_embeds", "position_ids")
 
@@ -212,7 +212,9 @@ def stack_sides(side_a, side_b, pad_token_id, word_embeddings=None):
     first = ids_a if ids_a is not None else emb_a
     second = ids_b if ids_b is not None else emb_b
     _check_sides(first, mask_a, second, mask_b)
-    length = max(first.shape[1], second.shape[1])
+    # A recorded graph would keep which side was the longer as a constant, and pad the other by a negative amount
+    # (cropping it) where the data turn the other way: it pads each side by the other's length instead.
+    length = first.shape[1] + second.shape[1] if recording_graph() else max(first.shape[1], second.shape[1])
     mask = torch.cat([_pad_to(_ones_mask(first, mask_a), length), _pad_to(_ones_mask(second, mask_b), length)])
     if ids_a is not None and ids_b is not None:
         ids = torch.cat([_pad_to(ids_a, length, pad_token_id), _pad_to(ids_b, length, pad_token_id)])
@@ -245,7 +247,7 @@ def _ones_mask(ids_like, mask):
 def _pad_to(tensor, length, value=0):
     """Right-pad dimension 1 of `tensor` to `length`."""
     missing = length - tensor.shape[1]
-    if missing == 0:
+    if not recording_graph() and missing == 0:
         return tensor
     pad = (0, 0, 0, missing) if tensor.dim() == 3 else (0, missing)
     return F.pad(tensor, pad, value=value)

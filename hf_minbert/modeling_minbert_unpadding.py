@@ -52,7 +52,7 @@ def token_rows(tokens, device_type):
     return -(-tokens // step) * step
 
 
-def _traced():
+def recording_graph():
     """Whether torch.jit.trace or torch.export is recording the forward: both fix in the graph every shape that
     depends on the data (the count of real tokens), so a graph of the unpadded batch would serve only the batch
     it was recorded on."""
@@ -97,7 +97,11 @@ class MinBertTokenLayout:
                     f"attention_mask has shape {tuple(attention_mask.shape)}; expected {(batch, length)}, "
                     "one 1/0 entry per input token"
                 )
-            if _traced():
+            if recording_graph():
+                # A graph cannot raise on the data it is given: torch.export keeps this check as a runtime assert
+                # (torch.jit.trace records none).
+                torch._assert_async(attention_mask[:, 0].bool().all(), "attention_mask: a row does not attend to its "
+                                    "first token: minBERT reads each row's [CLS] at position 0, so pad on the right")
                 self.padding_kept = True
                 self.sdpa_mask = attention_mask.bool()[:, None, None, :]
                 return

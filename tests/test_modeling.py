@@ -476,3 +476,61 @@ def test_an_exported_encoder_answers_other_batch_shapes_and_masks_as_the_model_d
         for inputs in (_masked_batch(tiny_config, 3, 10, [4, 10, 9], seed=1), _masked_batch(tiny_config, 2, 8, [5, 8], seed=2)):
             torch.testing.assert_close(exported(*inputs).last_hidden_state, model(*inputs).last_hidden_state,
                                        rtol=0, atol=1e-5)
+
+
+def _exported(model, example, dims):
+    return torch.export.export(model, example, dynamic_shapes=dims).module()
+
+
+def test_an_exported_encoder_refuses_a_row_padded_on_the_left_at_run_time(tiny_config):
+    # The graph cannot raise as the eager model does; torch.export keeps the check as an assert.
+    batch, length = torch.export.Dim("batch", max=16), torch.export.Dim("length", max=64)
+    exported = _exported(MinBertModel(tiny_config).eval(), _masked_batch(tiny_config, 3, 10, [10, 6, 3], seed=0),
+                         ({0: batch, 1: length}, {0: batch, 1: length}))
+    input_ids, attention_mask = _masked_batch(tiny_config, 2, 8, [5, 8], seed=1)
+    with pytest.raises(RuntimeError, match="does not attend to its first token"):
+        exported(input_ids, attention_mask.flip(1))
+
+
+class _BiEncodedSimilarity(torch.nn.Module):
+    """The sts head bi-encoded, called with a pair's two sentences alone (what a traced or exported graph takes)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids_a, mask_a, ids_b, mask_b):
+        return self.model(input_ids_a=ids_a, attention_mask_a=mask_a, input_ids_b=ids_b, attention_mask_b=mask_b,
+                          task="sts").logits
+
+
+def _sides(config, lengths_a, lengths_b, seed):
+    return (*_masked_batch(config, len(lengths_a), max(lengths_a), lengths_a, seed),
+            *_masked_batch(config, len(lengths_b), max(lengths_b), lengths_b, seed + 1))
+
+
+@pytest.mark.parametrize("record", ["trace", "export"])
+def test_a_recorded_bi_encoder_answers_sides_of_any_lengths_as_the_model_does(tiny_config, record):
+    # Recorded with side a the longer; then side b the longer (padded by a negative amount, it was cropped).
+    tiny_config.tasks["sts"]["pair_encoding"] = "bi"
+    model = _BiEncodedSimilarity(MinBertForMultitask(tiny_config).eval())
+    example = _sides(tiny_config, [8, 5], [6, 6], seed=0)
+    with torch.no_grad():
+        if record == "trace":
+            graph = torch.jit.trace(model, example, strict=False)
+        else:
+            batch, a, b = (torch.export.Dim(name, max=30) for name in ("batch", "length_a", "length_b"))
+            graph = _exported(model, example, ({0: batch, 1: a}, {0: batch, 1: a}, {0: batch, 1: b}, {0: batch, 1: b}))
+        for inputs in (_sides(tiny_config, [5, 5], [9, 2], seed=2), _sides(tiny_config, [9, 4], [7, 3], seed=4)):
+            torch.testing.assert_close(graph(*inputs), model(*inputs), rtol=0, atol=1e-5)
+
+
+def test_an_exported_head_averaging_both_pair_orders_answers_as_the_model_does(tiny_config):
+    tiny_config.tasks["para"]["average_pair_orders"] = True
+    model = MinBertForMultitask(tiny_config).eval()
+    input_ids, attention_mask = _masked_batch(tiny_config, 3, 10, [10, 6, 4], seed=0)
+    token_type_ids = (torch.arange(10) >= 2).long().expand(3, 10) * attention_mask  # "[CLS] a [SEP]" is 2 tokens
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids, "task": "para"}
+    exported = torch.export.export(model, (), kwargs=inputs).module()
+    with torch.no_grad():
+        torch.testing.assert_close(exported(**inputs).logits, model(**inputs).logits, rtol=0, atol=1e-6)

@@ -410,3 +410,13 @@ def test_trainer_with_neftune_trains_a_minbert_classifier(tiny_config, tmp_path)
                              use_cpu=True, neftune_noise_alpha=5.0, save_strategy="no")
     model = MinBertForSequenceClassification(_config(tiny_config, num_labels=2))
     assert Trainer(model=model, args=args, train_dataset=rows).train().training_loss > 0
+
+
+def test_a_bert_classifiers_config_maps_with_its_labels_so_its_weights_load():
+    from transformers import BertForSequenceClassification
+
+    bert = BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                      id2label={0: "negative", 1: "neutral", 2: "positive"}, classifier_dropout=0.3)
+    config = MinBertConfig.from_bert_config(bert)
+    assert (config.num_labels, config.id2label[2], config.classifier_dropout) == (3, "positive", 0.3)
+    MinBertForSequenceClassification(config).load_state_dict(BertForSequenceClassification(bert).state_dict())
