@@ -217,11 +217,14 @@ def test_an_output_folder_that_is_or_holds_a_teacher_is_refused_before_any_data_
 # ------------------------------------------------------------------------------------------------------
 
 
-def test_implied_pairs_with_fold_teachers_are_refused_before_any_data_is_read(base, data, tokenizer, tmp_path, capsys,  # noqa: F811
-                                                                              data_reads):
+@pytest.mark.parametrize("flags, named", [(["--implied_pairs_per_question", "2"], "--implied_pairs_per_question"),
+                                          (["--num_folds", "2", "--held_out_fold", "0", "--fold_seed", "0"],
+                                           "--num_folds/--held_out_fold")])
+def test_a_row_selection_that_would_shift_the_fold_teachers_folds_is_refused_before_any_data_is_read(  # noqa: F811
+        base, data, tokenizer, tmp_path, capsys, data_reads, flags, named):  # noqa: F811
     folds = [saved(tmp_path / f"fold{fold}", tiny_model(seed=fold), tokenizer, fold=fold) for fold in (0, 1)]
-    assert distill(base, data, tmp_path / "out", "--fold_teachers", *folds, "--implied_pairs_per_question", "2") == 2
-    assert "--implied_pairs_per_question with --fold_teachers would give rows a teacher" in capsys.readouterr().err
+    assert distill(base, data, tmp_path / "out", "--fold_teachers", *folds, *flags) == 2
+    assert f"{named} with --fold_teachers would give rows a teacher" in capsys.readouterr().err
     assert data_reads == []
 
 

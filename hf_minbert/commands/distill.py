@@ -153,6 +153,11 @@ def _check_distillation_arguments(distill_args, alphas, data_args):
         # The implied pairs join the rows that are split into folds, and come from rows of every fold.
         raise ValueError("--implied_pairs_per_question with --fold_teachers would give rows a teacher that trained on "
                          "them: the pairs are drawn from every fold and shift the folds")
+    if distill_args.fold_teachers and data_args.num_folds is not None:
+        # The student's own folds are a part of the rows the teachers' folds split: each teacher's fold would be
+        # drawn anew over that part, and give half of it a teacher that trained on it.
+        raise ValueError("--num_folds/--held_out_fold with --fold_teachers would give rows a teacher that trained on "
+                         "them: a student of fold teachers trains on every fold (use --teacher for a fold's student)")
     flag = "--teacher" if distill_args.teacher else "--fold_teachers"
     for folder in [distill_args.teacher] if distill_args.teacher else distill_args.fold_teachers:
         if not Path(folder).is_dir():
