@@ -2,6 +2,7 @@
 Trainer steps, and `minbert pretrain-mlm` writing a folder that `minbert train` fine-tunes."""
 import json
 import logging
+import shutil
 
 import pytest
 import torch
@@ -297,3 +298,70 @@ def test_pretrain_mlm_on_a_local_model_that_does_not_exist_is_no_such_directory(
     assert pretrain_mlm(tmp_path / "nowhere", data_dir, tmp_path / "out") == 2
     assert one_error_line(capsys) == f"minbert pretrain-mlm: --model_name_or_path {tmp_path / 'nowhere'}: no such directory"
     assert text_reads == []
+
+
+# --- resuming, and what is checked before the texts are read ------------------------------------------------
+
+
+def _weights(folder):
+    return (folder / "model.safetensors").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def interrupted_and_whole(data_dir, base_dir, tmp_path_factory):
+    """A 4-step run, and the same run resumed from its step-2 checkpoint (as after an interruption)."""
+    root = tmp_path_factory.mktemp("resume")
+    flags = ["--max_steps", "4", "--per_device_train_batch_size", "2", "--learning_rate", "1e-3", "--save_steps", "2",
+             "--seed", "5", "--max_eval_texts", "0"]
+    assert pretrain_mlm(base_dir, data_dir, root / "whole", *flags) == 0
+    shutil.copytree(root / "whole" / "checkpoint-2", root / "checkpoint-2")
+    assert pretrain_mlm(base_dir, data_dir, root / "resumed", *flags, "--resume_from_checkpoint",
+                        str(root / "checkpoint-2")) == 0
+    return root
+
+
+@pytest.mark.slow
+def test_pretrain_mlm_resumed_from_a_checkpoint_ends_with_the_uninterrupted_runs_weights(interrupted_and_whole):
+    # The masks of a step are drawn in the step, from the generator state the checkpoint restores.
+    assert _weights(interrupted_and_whole / "whole") == _weights(interrupted_and_whole / "resumed")
+
+
+def test_pretrain_mlm_refuses_a_checkpoint_of_another_command_before_reading_texts(
+        data_dir, base_dir, tmp_path, capsys, text_reads):
+    checkpoint = tmp_path / "checkpoint-2"
+    MinBertForMultitask.from_pretrained(base_dir).save_pretrained(checkpoint)
+    (checkpoint / "trainer_state.json").write_text("{}")
+    capsys.readouterr()
+    assert pretrain_mlm(base_dir, data_dir, tmp_path / "out", "--resume_from_checkpoint", str(checkpoint)) == 2
+    assert "a checkpoint of MinBertForMultitask, not of minbert pretrain-mlm" in one_error_line(capsys)
+    assert text_reads == []
+
+
+def test_pretrain_mlm_refuses_a_checkpoint_without_its_optimizer_state_before_reading_texts(
+        data_dir, base_dir, interrupted_and_whole, tmp_path, capsys, text_reads):
+    checkpoint = shutil.copytree(interrupted_and_whole / "checkpoint-2", tmp_path / "checkpoint-2")
+    (checkpoint / "optimizer.pt").unlink()
+    assert pretrain_mlm(base_dir, data_dir, tmp_path / "out", "--resume_from_checkpoint", str(checkpoint)) == 2
+    assert "no optimizer.pt, so training could not go on as it was" in one_error_line(capsys)
+    assert text_reads == []
+
+
+def test_pretrain_mlm_refuses_a_logging_integration_not_installed_before_reading_texts(
+        data_dir, base_dir, tmp_path, capsys, text_reads):
+    assert pretrain_mlm(base_dir, data_dir, tmp_path / "out", "--report_to", "wandb") == 2
+    assert "--report_to wandb: not a logging integration installed here" in one_error_line(capsys)
+    assert text_reads == []
+
+
+def test_pretrain_mlm_without_held_out_texts_reads_no_dev_file(base_dir, data_dir, tmp_path):
+    train_only = shutil.copytree(data_dir, tmp_path / "data", ignore=shutil.ignore_patterns("*-dev.csv"))
+    assert pretrain_mlm(base_dir, train_only, tmp_path / "out", "--max_eval_texts", "0") == 0
+
+
+def test_pretrain_mlm_records_the_held_out_loss_without_label_smoothing(base_dir, data_dir, tmp_path):
+    # --learning_rate 0: the weights stay, so the loss recorded before training is the same with and without.
+    losses = []
+    for name, flags in (("plain", []), ("smoothed", ["--label_smoothing_factor", "0.5"])):
+        assert pretrain_mlm(base_dir, data_dir, tmp_path / name, "--learning_rate", "0", "--seed", "3", *flags) == 0
+        losses.append(json.loads((tmp_path / name / "mlm_metrics.json").read_text())["held_out_loss_before"])
+    assert losses[0] == losses[1]

@@ -450,26 +450,26 @@ def _optimizer_state_files(folder):
 @pytest.mark.parametrize("damage", ["truncated", "missing"])
 def test_a_checkpoint_whose_optimizer_state_is_cut_short_or_missing_is_refused(tmp_path, damage):
     from hf_minbert.commands.common import CommandError
-    from hf_minbert.commands.train import _check_checkpoint_files
+    from hf_minbert.commands.train import check_checkpoint_files
 
     folder = _optimizer_state_files(tmp_path / "checkpoint-2")
-    _check_checkpoint_files("checkpoint-2", folder)  # whole: accepted
+    check_checkpoint_files("checkpoint-2", folder)  # whole: accepted
     optimizer = folder / "optimizer.pt"
     if damage == "truncated":
         optimizer.write_bytes(optimizer.read_bytes()[:-600])
     else:
         optimizer.unlink()
     with pytest.raises(CommandError, match=r"^--resume_from_checkpoint checkpoint-2: (cannot read|no) .*optimizer.pt"):
-        _check_checkpoint_files("checkpoint-2", folder)
+        check_checkpoint_files("checkpoint-2", folder)
 
 
 def test_a_checkpoint_keeping_its_optimizer_state_in_a_deepspeed_folder_is_accepted(tmp_path):
-    from hf_minbert.commands.train import _check_checkpoint_files
+    from hf_minbert.commands.train import check_checkpoint_files
 
     folder = _optimizer_state_files(tmp_path / "checkpoint-2")
     (folder / "optimizer.pt").unlink()
     (folder / "global_step2").mkdir()
-    _check_checkpoint_files("checkpoint-2", folder)
+    check_checkpoint_files("checkpoint-2", folder)
 
 
 def test_task_epoch_rows_of_zero_reads_every_row_under_any_sampling():

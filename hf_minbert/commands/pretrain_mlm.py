@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import torch
 from transformers import AutoTokenizer, DataCollatorForLanguageModeling, HfArgumentParser, Trainer, TrainingArguments
 
 logger = logging.getLogger("minbert.pretrain_mlm")
@@ -114,14 +115,44 @@ def tokenize_texts(texts, tokenizer, max_length):
     )
 
 
+class MaskingTrainer(Trainer):
+    """Trainer that masks each training batch in its own step, not in the collator: the data loader collates one
+    batch ahead, so masks drawn there would come from the generator state a checkpoint saves after the step
+    before, and a resumed run would draw other masks than the uninterrupted one. Drawn in the step, they come
+    from the state Trainer seeds and restores, as dropout's do. Evaluation batches come masked by the collator."""
+
+    def __init__(self, *args, masker: DataCollatorForLanguageModeling, **kwargs):
+        super().__init__(*args, data_collator=masker, **kwargs)
+        self.masker = masker
+
+    def get_train_dataloader(self):
+        from transformers import DataCollatorWithPadding
+
+        masking, self.data_collator = self.data_collator, DataCollatorWithPadding(self.processing_class)
+        try:
+            return super().get_train_dataloader()
+        finally:
+            self.data_collator = masking
+
+    def compute_loss(self, model, inputs, *args, **kwargs):
+        if "labels" not in inputs:  # a training batch: mask it here (on the CPU generator, where Trainer seeds it)
+            ids = inputs["input_ids"]
+            special = torch.isin(ids, torch.tensor(self.processing_class.all_special_ids, device=ids.device))
+            masked, labels = self.masker.torch_mask_tokens(ids.cpu().clone(), special_tokens_mask=special.cpu())
+            inputs = {**inputs, "input_ids": masked.to(ids.device), "labels": labels.to(ids.device)}
+        return super().compute_loss(model, inputs, *args, **kwargs)
+
+
 def held_out_loss(trainer, make_collator):
     """The MLM loss on the trainer's eval texts with masks from a freshly seeded collator, so that losses measured
-    before and after training see the same masks."""
-    training_collator, trainer.data_collator = trainer.data_collator, make_collator()
+    before and after training see the same masks; the plain loss, without --label_smoothing_factor's smoothing
+    (perplexity is of the model's own probabilities)."""
+    evaluation_collator, trainer.data_collator = trainer.data_collator, make_collator()
+    smoother, trainer.label_smoother = trainer.label_smoother, None
     try:
         return trainer.evaluate()["eval_loss"]
     finally:
-        trainer.data_collator = training_collator
+        trainer.data_collator, trainer.label_smoother = evaluation_collator, smoother
 
 
 def check_run(mlm_args, training_args):
@@ -134,6 +165,7 @@ def check_run(mlm_args, training_args):
 
     from .common import check_model_source, check_tokenizer_fits
     from .output_folder import check_output_folder
+    from .train import check_report_to
 
     check_trainer_numbers(training_args)
     if not training_args.output_dir:
@@ -155,7 +187,34 @@ def check_run(mlm_args, training_args):
     if tokenizer.mask_token is None:
         raise ValueError(f"the tokenizer of {path} has no mask token: masked-LM pretraining needs one")
     check_tokenizer_fits(f"--model_name_or_path {path}", tokenizer, config.vocab_size)
+    check_report_to(training_args.report_to)
+    _check_resumed_checkpoint(training_args.resume_from_checkpoint, config)
     return path, tokenizer
+
+
+def _check_resumed_checkpoint(checkpoint, config):
+    """--resume_from_checkpoint DIR must be a checkpoint of this command on the same encoder: another fails while
+    loading its weights or optimizer state, after the texts are read and the held-out loss measured."""
+    from hf_minbert import MinBertConfig
+
+    from .train import SHAPE_FIELDS, check_checkpoint_files
+
+    if not isinstance(checkpoint, str):  # True: the output folder's last checkpoint, found by Trainer
+        return
+    folder = Path(checkpoint)
+    if not (folder / "trainer_state.json").is_file() or not (folder / "config.json").is_file():
+        raise ValueError(f"--resume_from_checkpoint {checkpoint}: not a Trainer checkpoint (no trainer_state.json "
+                         "and config.json)")
+    saved = MinBertConfig.from_pretrained(folder)
+    if "MinBertForMaskedLM" not in (saved.architectures or []):
+        raise ValueError(f"--resume_from_checkpoint {checkpoint}: a checkpoint of {', '.join(saved.architectures or ['?'])}, "
+                         "not of minbert pretrain-mlm (MinBertForMaskedLM)")
+    differences = [f"{name} {getattr(saved, name)} against {getattr(config, name)}"
+                   for name in SHAPE_FIELDS if getattr(saved, name) != getattr(config, name)]
+    if differences:
+        raise ValueError(f"--resume_from_checkpoint {checkpoint}: its model differs from --model_name_or_path's "
+                         f"({'; '.join(differences)}): resume from the model it was trained from")
+    check_checkpoint_files(checkpoint, folder)
 
 
 def main(argv=None) -> int:
@@ -170,7 +229,9 @@ def main(argv=None) -> int:
 
     train_texts = task_texts(mlm_args.data_dir, tasks, "train", mlm_args.skip_bad_rows)[: mlm_args.max_train_texts]
     seen = set(train_texts)
-    eval_texts = [t for t in task_texts(mlm_args.data_dir, tasks, "dev", mlm_args.skip_bad_rows) if t not in seen]
+    eval_texts = []
+    if mlm_args.max_eval_texts:  # 0: no held-out loss, so no dev file is read
+        eval_texts = [t for t in task_texts(mlm_args.data_dir, tasks, "dev", mlm_args.skip_bad_rows) if t not in seen]
     eval_texts = eval_texts[: mlm_args.max_eval_texts]
     logger.info("%d distinct training texts, %d held-out dev texts", len(train_texts), len(eval_texts))
 
@@ -213,18 +274,18 @@ def pretrain(model, tokenizer, mlm_args, training_args, train_texts, eval_texts)
     after."""
 
     def make_collator(seed=None):
-        # Training draws masks from torch's global generator, which Trainer seeds and restores on resume.
+        # Unseeded, masks come from torch's global generator, which Trainer seeds and restores on resume.
         return DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_args.mlm_probability, seed=seed)
 
     def held_out_collator():
         return make_collator(seed=training_args.seed)
 
-    trainer = Trainer(
+    trainer = MaskingTrainer(
         model=model,
         args=training_args,
         train_dataset=tokenize_texts(train_texts, tokenizer, mlm_args.max_seq_length),
         eval_dataset=tokenize_texts(eval_texts, tokenizer, mlm_args.max_seq_length) if eval_texts else None,
-        data_collator=make_collator(),
+        masker=make_collator(),
         processing_class=tokenizer,
     )
     before = held_out_loss(trainer, held_out_collator) if eval_texts else None

@@ -133,7 +133,7 @@ def _check_checkpoint_flags(model_args, training_args):
         raise ValueError(f"--max_seq_length {training_args.max_seq_length} exceeds the model's "
                          f"max_position_embeddings ({config.max_position_embeddings}, {path})")
     check_architecture_change(config, architecture_overrides(model_args, config.num_hidden_layers), path)
-    _check_report_to(training_args.report_to)
+    check_report_to(training_args.report_to)
 
 
 # What a checkpoint's weights and optimizer state are shaped by: the encoder's sizes and layout, and per head
@@ -170,7 +170,7 @@ def _check_resumed_checkpoint(model_args, training_args, specs):
     if differences:
         raise ValueError(f"--resume_from_checkpoint {checkpoint}: its model differs from the one these flags build "
                          f"({'; '.join(differences)}): resume with the flags it was trained with")
-    _check_checkpoint_files(checkpoint, folder)
+    check_checkpoint_files(checkpoint, folder)
 
 
 def _check_resumed_adapter_checkpoint(adapter_args, training_args, specs):
@@ -201,10 +201,10 @@ def _check_resumed_adapter_checkpoint(adapter_args, training_args, specs):
     if differences:
         raise ValueError(f"--resume_from_checkpoint {checkpoint}: its adapters differ from the ones these flags build "
                          f"({'; '.join(differences)}): resume with the flags it was trained with")
-    _check_checkpoint_files(checkpoint, folder)
+    check_checkpoint_files(checkpoint, folder)
 
 
-def _check_checkpoint_files(checkpoint, folder):
+def check_checkpoint_files(checkpoint, folder):
     """A checkpoint cut short (a run killed while saving it) fails only once Trainer loads it, after the data is
     read and the model built: its weights and its optimizer's state must read back whole."""
     import zipfile
@@ -232,7 +232,7 @@ def _check_checkpoint_files(checkpoint, folder):
                                "resume from an earlier checkpoint") from None
 
 
-def _check_report_to(report_to):
+def check_report_to(report_to):
     # Trainer builds its logging callbacks only after the data is read and the model built.
     from transformers.integrations import get_available_reporting_integrations
 
