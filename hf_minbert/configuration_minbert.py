@@ -52,6 +52,9 @@ TASK_SPEC_DEFAULTS = {
     # cross-encoder, eval mode: answer with the mean of the head's outputs for (a, b) and (b, a), so the answer
     # does not depend on which sentence comes first (twice the encoder work per pair)
     "average_pair_orders": False,
+    # a task of one's own: its data schema (hf_minbert.data.TaskSchema's fields), saved with the model so that
+    # another process reads and scores its rows, and the pipelines read a dict input by its text columns
+    "data_schema": None,
 }
 
 
@@ -77,6 +80,7 @@ def normalize_task_spec(name, spec):
     if full["average_pair_orders"] and full["pair_encoding"] != "cross":
         raise ValueError(f"task {name!r}: average_pair_orders applies to cross-encoded pair heads only (a "
                          f"{full['pair_encoding']} head has no order to average over)")
+    _check_data_schema(name, full)
     if int(full["head_layers"]) < 1:
         raise ValueError(f"task {name!r}: head_layers must be >= 1, got {full['head_layers']}")
     if kind == "classification" and (not full["labels"] or len(full["labels"]) < 2):
@@ -91,6 +95,17 @@ def normalize_task_spec(name, spec):
             raise ValueError(f"task {name!r}: label_range must be [low, high] with low < high")
         full["label_range"] = [float(low), float(high)]
     return full
+
+
+def _check_data_schema(name, spec):
+    schema = spec["data_schema"]
+    if schema is None:
+        return
+    columns = schema.get("text_columns") if isinstance(schema, dict) else None
+    sentences = 1 if spec["pair_encoding"] == "single" else 2
+    if not (isinstance(columns, (list, tuple)) and len(columns) == sentences and all(isinstance(c, str) for c in columns)):
+        raise ValueError(f"task {name!r}: data_schema must be a mapping whose text_columns name the {sentences} "
+                         f"text column(s) its head reads, got {schema!r}")
 
 
 def num_task_outputs(spec):

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from transformers import AutoConfig
 
-from .data.schema import task_schema
+from .data.schema import register_saved_schemas, task_schema
 from .evaluation import predictions_to_labels, score_task
 from .modeling_minbert import MinBertForMultitask
 from .modeling_minbert_conversion import hub_kwargs
@@ -43,6 +43,7 @@ def load_multitask_model(path, **kwargs):
     """The saved multitask model in `path`: a `MinBertEnsembleForMultitask` for an ensemble folder, else a
     `MinBertForMultitask` (also from a plain BERT checkpoint, with new heads)."""
     config = AutoConfig.from_pretrained(path, **hub_kwargs(kwargs))  # where the folder is: its config needs that too
+    register_saved_schemas(getattr(config, "tasks", None), path)  # its tasks of one's own are read as trained
     if isinstance(config, MinBertEnsembleConfig):
         return MinBertEnsembleForMultitask.from_pretrained(path, **kwargs)
     return MinBertForMultitask.from_pretrained(path, **kwargs)

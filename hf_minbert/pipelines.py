@@ -62,9 +62,10 @@ PREVIEW_CHARS = 60
 # ----------------------------------------------------------------------------------------------------------
 
 
-def read_input(item, task):
+def read_input(item, task, columns=()):
     """One input -> `(text, text_pair)` with `text_pair` None for a single sentence; anything that is not a
-    non-empty string (or a pair of them) is refused with an error naming the pipeline and the field."""
+    non-empty string (or a pair of them) is refused with an error naming the pipeline and the field. columns: the
+    text columns a dict input may hold beside the usual keys (`saved_text_columns`), read first."""
     if isinstance(item, str):
         texts = (item, None)
     elif isinstance(item, (tuple, list)):
@@ -74,7 +75,7 @@ def read_input(item, task):
             )
         texts = tuple(item)
     elif isinstance(item, dict):
-        texts = _texts_of_row(item, task)
+        texts = _texts_of_row(item, task, columns)
     else:
         raise TypeError(
             f"{task}: expected a string, a pair (text, text_pair) or a dict with 'text' and 'text_pair'; "
@@ -109,8 +110,20 @@ def pipeline_inputs(inputs, text_pair, task):
     return inputs
 
 
-def _texts_of_row(row, task):
-    # Pipeline-style keys, or the task files' own column names (a dataset of CS224N rows works as is).
+def saved_text_columns(config) -> list:
+    """The text columns of the tasks of one's own a model was trained on (their saved data schemas), pairs first: a
+    dict input that holds all of one's columns is read by them (a row of the task's own dataset works as is)."""
+    columns = {tuple(spec["data_schema"]["text_columns"]) for spec in (getattr(config, "tasks", None) or {}).values()
+               if spec.get("data_schema")}
+    return sorted(columns, key=len, reverse=True)
+
+
+def _texts_of_row(row, task, columns=()):
+    # A task of one's own's columns, pipeline-style keys, or the task files' own column names (a dataset of
+    # CS224N rows works as is).
+    for names in columns:
+        if all(name in row for name in names):
+            return row[names[0]], (row[names[1]] if len(names) == 2 else None)
     for first, second in (("text", "text_pair"), ("sentence1", "sentence2")):
         if first in row:
             if first == "sentence1" and second not in row:
@@ -118,8 +131,9 @@ def _texts_of_row(row, task):
             return row[first], row.get(second)
     if "sentence" in row:
         return row["sentence"], None
+    own = "".join(f", or {' and '.join(map(repr, names))}" for names in columns)
     raise ValueError(
-        f"{task}: a dict input needs 'text' (and 'text_pair'), 'sentence1' and 'sentence2', or 'sentence'; "
+        f"{task}: a dict input needs 'text' (and 'text_pair'), 'sentence1' and 'sentence2', or 'sentence'{own}; "
         f"got keys {sorted(row)}"
     )
 
@@ -321,7 +335,7 @@ class MinBertPipeline(Pipeline):
         return checked_max_length(self.model, self.tokenizer, max_length, self._name)
 
     def preprocess(self, inputs):
-        text, text_pair = read_input(inputs, self._name)
+        text, text_pair = read_input(inputs, self._name, saved_text_columns(self.model.config))
         if text_pair is None and not self.accepts_single_sentences:
             raise ValueError(
                 f"{self._name}: takes sentence pairs, (text, text_pair) or {{'text': ..., 'text_pair': ...}}; "
@@ -576,7 +590,7 @@ class MinBertSentimentPipeline(MinBertPipeline):
         return select_sentence_head(self.model.config, self._name, head)
 
     def preprocess(self, inputs):
-        text, text_pair = read_input(inputs, self._name)
+        text, text_pair = read_input(inputs, self._name, saved_text_columns(self.model.config))
         if text_pair is not None:
             raise ValueError(
                 f"{self._name}: classifies one sentence; got a pair {_preview(inputs)} (a list is a batch of "
@@ -663,7 +677,7 @@ class MinBertFeatureExtractionPipeline(FeatureExtractionPipeline):
         return preprocess, forward, postprocess
 
     def preprocess(self, inputs, max_length=None, truncation=None, tokenize_kwargs=None):
-        text, text_pair = read_input(inputs, self._name)
+        text, text_pair = read_input(inputs, self._name, saved_text_columns(self.model.config))
         max_length = max_length or checked_max_length(self.model, self.tokenizer, None, self._name)
         return encode_texts(self.tokenizer, [text], None if text_pair is None else [text_pair], max_length,
                             truncation, self._name, **(tokenize_kwargs or {}))

@@ -163,3 +163,73 @@ def test_tokenized_training_rows_need_no_schema_that_suits_their_head(tmp_path, 
 
 def test_a_task_of_ones_own_names_its_files_and_prediction_column_after_itself():
     assert NLI.file_name("dev") == "nli-dev.csv" and NLI.prediction_header == "Predicted_label"
+
+
+# --- a task of one's own travels with the model ---------------------------------------------------------------
+
+
+@pytest.fixture
+def nli_folder(tmp_path, tokenizer, nli):  # noqa: F811
+    """A model with an nli head, saved by a trainer that read nli rows (no training needed to record them)."""
+    trainer = _nli_trainer(tmp_path, tokenizer)
+    trainer.save_model(str(tmp_path / "model"))
+    return tmp_path / "model"
+
+
+def test_a_model_saved_by_a_trainer_carries_its_task_of_ones_own_data_schema(nli_folder):
+    import json
+
+    tasks = json.loads((nli_folder / "config.json").read_text())["tasks"]
+    assert TaskSchema(**tasks["nli"]["data_schema"]) == NLI
+
+
+def test_a_course_tasks_head_carries_no_data_schema(tmp_path, tokenizer):  # noqa: F811
+    trainer = MultitaskTrainer(model=tiny_model(), args=_args(tmp_path), processing_class=tokenizer,
+                               train_dataset=tiny_task_rows())
+    assert all(spec["data_schema"] is None for spec in trainer.model.config.tasks.values())
+
+
+@pytest.mark.slow
+def test_a_fresh_process_evaluates_a_saved_task_of_ones_own(nli_folder, tmp_path):
+    import subprocess
+    import sys
+
+    rows = nli_rows(seed=3)
+    lines = ["\tid\tpremise\thypothesis\tlabel", *(f"{i}\tn-{i}\t{r['premise']}\t{r['hypothesis']}\t{r['label']}"
+                                                 for i, r in enumerate(rows))]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "nli-dev.csv").write_text("\n".join(lines) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "hf_minbert.cli", "evaluate", "--model", str(nli_folder), "--data_dir",
+                           str(tmp_path / "data"), "--output_dir", str(tmp_path / "scores"), "--no_progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import json
+
+    assert 0 <= json.loads((tmp_path / "scores" / "metrics.json").read_text())["nli"]["accuracy"] <= 1
+
+
+def test_a_saved_schema_other_than_the_one_registered_here_is_refused_naming_the_folder(nli_folder, nli):
+    from hf_minbert.ensemble import load_multitask_model
+
+    register_task_schema(TaskSchema("nli", ("premise", "hypothesis"), "gold", "int64", label_values=(0, 1, 2)),
+                         exist_ok=True)
+    with pytest.raises(ValueError, match=f"^{nli_folder}: task 'nli' was trained on rows of the schema"):
+        load_multitask_model(nli_folder)
+
+
+@pytest.mark.parametrize("columns", [("premise", "hypothesis"), ("question", "sentence")])
+def test_a_pipeline_reads_a_dict_input_by_the_saved_schemas_text_columns(tmp_path, tokenizer, columns):  # noqa: F811
+    # ("question", "sentence"), as GLUE's QNLI names them: 'sentence' alone would read as a single sentence.
+    from tests.helpers import in_process_pipelines
+
+    schema = TaskSchema("nli", columns, "label", "int64", label_values=(0, 1, 2))
+    register_task_schema(schema)
+    try:
+        rows = nli_rows().rename_columns(dict(zip(("premise", "hypothesis"), columns)))
+        model = MultitaskTrainer(model=tiny_model(tasks={"nli": NLI_HEAD}), args=_args(tmp_path),
+                                 processing_class=tokenizer, train_dataset={"nli": rows}).model
+        answer = in_process_pipelines(model, tokenizer)("minbert-multitask")
+        row = {columns[0]: "a cat sat", columns[1]: "a dog ran", "label": 1}
+        assert answer(row) == answer(("a cat sat", "a dog ran"))
+    finally:
+        TASK_SCHEMAS.pop("nli")

@@ -50,11 +50,12 @@ def with_file_hashes(data, hashes=None, dev_rows=None):
     """`data` as `minbert train` now records it: each training file's SHA-256, and each task's dev file with its
     rows scored (the course's dev set size, or `dev_rows`) and SHA-256. hashes: file name -> SHA-256, a task's
     dev file as "<task> dev"; a file not named there has a hash of its own."""
+    from hf_minbert.data import task_schema
     from model_cards.card import COURSE_FILES
 
     hashes = hashes or {}
     return {task: {**record, "sha256": {name: hashes.get(name, f"own {name}") for name in record["sources"]},
-                   "dev": {"file": f"{task}-dev.csv", "rows": dev_rows or COURSE_FILES[task].dev_rows,
+                   "dev": {"file": task_schema(task).file_name("dev"), "rows": dev_rows or COURSE_FILES[task].dev_rows,
                            "sha256": hashes.get(f"{task} dev", f"own {task} dev")}}
             for task, record in data.items()}
 

@@ -35,7 +35,7 @@ from transformers import Trainer, get_scheduler, set_seed
 from transformers.trainer_utils import EvalPrediction, PredictionOutput, number_of_arguments
 
 from hf_minbert.adapters import name_base_by_absolute_path, task_adapter_router, write_base_config
-from hf_minbert.data import DataError, has_task_schema, head_mismatch, task_schema
+from hf_minbert.data import DataError, has_task_schema, head_mismatch, record_task_schemas, task_schema
 from hf_minbert.data.tokenization import JOINT_COLUMNS, SIDE_COLUMNS, check_row_texts, check_task_rows, is_tokenized
 from hf_minbert.evaluation import evaluate_task, evaluate_tasks, gold_labels, unscorable_reason
 from hf_minbert.metrics import OVERALL_TASKS, tasks_overall, with_overall_scores
@@ -125,6 +125,8 @@ class MultitaskTrainer(Trainer):
         copy of the model), PCGrad's generator (seeded), the pair-swap probabilities."""
         core = _core(self.model)
         tasks = list(core.config.tasks)
+        # The model saved carries the data schema of each task of one's own it reads rows of
+        record_task_schemas(core.config, [*(self._task_rows or {}), *(self.eval_dataset or {})])
         self.task_weights = self.args.per_task("task_weights", tasks, default=1.0)
         self.smart = build_smart(self.args, tasks, core)
         if self._mean_teacher_update is not None:

@@ -30,6 +30,7 @@ neither is "no such directory", and an unreadable weights file is named.
 """
 import argparse
 import contextlib
+import json
 import sys
 from pathlib import Path
 
@@ -246,9 +247,32 @@ def load_model(args, device):
     return model, tokenizer
 
 
+def register_model_schemas(argv):
+    """The data schemas the --model folder's tasks of one's own were trained on, registered before the parser is
+    built: they give the tasks --tasks may name, the --<task>_dev flags and the files' formats."""
+    from hf_minbert.data import register_saved_schemas
+
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--model", type=home_path)
+    model = peek.parse_known_args(argv)[0].model
+    if model is None or not (Path(model) / "config.json").is_file():  # the parser or the loader says what is wrong
+        return
+    try:
+        config = json.loads((Path(model) / "config.json").read_text(encoding="utf-8"))
+        register_saved_schemas(config.get("tasks") if isinstance(config, dict) else None, f"--model {model}")
+    except (OSError, ValueError) as error:
+        raise CommandError(str(error)) from None
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        register_model_schemas(argv)
+    except CommandError as error:
+        print(f"minbert evaluate: {error}", file=sys.stderr)
+        return 2
     parser = build_parser()
-    check_list_flags_once(parser, list(sys.argv[1:] if argv is None else argv))
+    check_list_flags_once(parser, argv)
     args = parser.parse_args(argv)
     try:
         device = torch_device("--device", args.device)

@@ -19,10 +19,12 @@ def base_task_specs(model_args):
     any checkpoint without task heads — a plain BERT, a `minbert pretrain-mlm` output — the default heads,
     which then get this project's recipe (hf_minbert/recipe.py). Returns (specs, whether the recipe applies)."""
     from hf_minbert import MinBertConfig
+    from hf_minbert.data import register_saved_schemas
 
     path = model_path(model_args)
     raw, _ = MinBertConfig.get_config_dict(path)
     if raw.get("model_type") == MinBertConfig.model_type and raw.get("tasks") and has_trained_task_heads(raw):
+        register_saved_schemas(raw["tasks"], f"--model_name_or_path {path}")  # its tasks of one's own train on
         return MinBertConfig.from_pretrained(path).tasks, False
     return MinBertConfig().tasks, True
 

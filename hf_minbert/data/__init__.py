@@ -13,6 +13,8 @@ from .schema import (
     check_bad_row_share,
     has_task_schema,
     head_mismatch,
+    record_task_schemas,
+    register_saved_schemas,
     register_task_schema,
     task_schema,
 )
@@ -44,6 +46,8 @@ __all__ = [
     "task_schema",
     "register_task_schema",
     "has_task_schema",
+    "record_task_schemas",
+    "register_saved_schemas",
     "head_mismatch",
     "BadRow",
     "DataError",

@@ -16,7 +16,7 @@ A row that breaks the schema is an error naming its source, line (or row) and co
 import math
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import datasets
 import numpy as np
@@ -145,6 +145,38 @@ def register_task_schema(schema: TaskSchema, exist_ok: bool = False) -> TaskSche
 
 def has_task_schema(task: str) -> bool:
     return task in TASK_SCHEMAS
+
+
+# The schemas this package ships, as shipped: a model records only a schema of one's own.
+SHIPPED_SCHEMAS = dict(TASK_SCHEMAS)
+
+
+def record_task_schemas(config, tasks) -> None:
+    """Write into `config`'s task specs the data schema of each of `tasks` that has one of one's own (registered,
+    not shipped), so that the saved model carries it (`register_saved_schemas` reads it back)."""
+    for task in tasks:
+        schema = TASK_SCHEMAS.get(task)
+        if schema is not None and schema != SHIPPED_SCHEMAS.get(task) and task in config.tasks:
+            record = {name: list(value) if isinstance(value, tuple) else value for name, value in asdict(schema).items()}
+            config.tasks[task]["data_schema"] = record
+
+
+def register_saved_schemas(tasks: dict, source) -> None:
+    """Register the data schemas a saved model's task specs (`tasks`, its config's) carry, so that this process reads
+    and scores those tasks' rows; a task registered here with another schema is refused, naming `source`."""
+    for task, spec in (tasks or {}).items():
+        record = spec.get("data_schema") if isinstance(spec, dict) else None
+        if not record:
+            continue
+        try:
+            saved = TaskSchema(**record)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{source}: task {task!r}: its saved data_schema is not a schema: {error}") from None
+        known = TASK_SCHEMAS.get(task)
+        if known is not None and known != saved:
+            raise ValueError(f"{source}: task {task!r} was trained on rows of the schema {saved}, but this process "
+                             f"reads the task by another: {known}")
+        TASK_SCHEMAS[task] = saved
 
 
 def head_mismatch(schema: TaskSchema, spec: dict):
