@@ -75,6 +75,9 @@ def normalize_task_spec(name, spec):
         raise ValueError(f"task {name!r}: head_activation must be one of {sorted(ACT2FN)}, got {full['head_activation']!r}")
     if full["bi_features"] not in BI_FEATURES:
         raise ValueError(f"task {name!r}: bi_features must be one of {BI_FEATURES}, got {full['bi_features']!r}")
+    if full["pair_encoding"] == "bi" and kind == "classification" and full["bi_features"] != "concat":
+        raise ValueError(f"task {name!r}: a bi-encoded classification head reads bi_features='concat' (one cosine "
+                         "gives no class scores)")
     if full["cosine_feature"] and full["pair_encoding"] != "cross":
         raise ValueError(f"task {name!r}: cosine_feature applies to cross-encoded pair heads only")
     if full["average_pair_orders"] and full["pair_encoding"] != "cross":

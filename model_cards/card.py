@@ -351,9 +351,12 @@ def usage_snippet(model_id, tasks, default_task=None):
     lines += ['multitask = pipeline("minbert-multitask", model=model_id, trust_remote_code=True)',
               f"print(multitask({pair!r}))", ""]
     if default_spec.get("pair_encoding") in ("single", "cross"):
+        # a cross-encoded head reads a pair as one sequence: the tokenizer joins the two sentences
+        texts = ('"A gorgeous, witty, seductive movie."' if default_spec["pair_encoding"] == "single"
+                 else ", ".join(json.dumps(text) for text in pair))
         lines += ["model = AutoModel.from_pretrained(model_id, trust_remote_code=True)",
                   "tokenizer = AutoTokenizer.from_pretrained(model_id, trust_remote_code=True)",
-                  'inputs = tokenizer("A gorgeous, witty, seductive movie.", return_tensors="pt")',
+                  f'inputs = tokenizer({texts}, return_tensors="pt")',
                   f"print(model(**inputs, task={json.dumps(default_task)}).logits)"]
     return "\n".join(lines).rstrip()
 

@@ -130,6 +130,30 @@ def test_a_config_file_after_flags_is_refused_saying_it_comes_first(tmp_path, ca
     assert data_reads == []
 
 
+@pytest.mark.parametrize("where", ["first", "last", "equals"])
+def test_a_config_file_given_with_config_is_read_as_one_given_first(tmp_path, where):
+    config = write_config(tmp_path, "c.yaml", {"learning_rate": "1e-4", "num_train_epochs": 2}, tmp_path / "out")
+    argv = {"first": ["--config", str(config), "--learning_rate", "3e-4"],
+            "last": ["--learning_rate", "3e-4", "--config", str(config)],
+            "equals": ["--learning_rate", "3e-4", f"--config={config}"]}[where]
+    training = parse_arguments(argv)[2]
+    assert (training.learning_rate, training.num_train_epochs) == (3e-4, 2.0)
+
+
+def test_two_config_files_are_refused_before_the_data_is_read(tmp_path, capsys, data_reads):
+    config = write_config(tmp_path, "c.yaml", {}, tmp_path / "out")
+    assert minbert(["train", str(config), "--config", str(config)]) == 2
+    assert one_error_line(capsys) == "minbert train: give one config file: first, or with --config FILE"
+    assert data_reads == []
+
+
+def test_a_nested_mapping_as_a_tasks_value_is_refused_naming_the_file_and_key(tmp_path, capsys, data_reads):
+    config = write_config(tmp_path, "c.yaml", {"train_sources": {"sst": {"a": "b"}}}, tmp_path / "out")
+    assert minbert(["train", str(config)]) == 2
+    assert f"{config}: train_sources: a task's value is a value or a list of values" in one_error_line(capsys)
+    assert data_reads == []
+
+
 def test_a_mapping_for_a_per_task_option_reads_as_its_task_value_pairs(tmp_path):
     config = write_config(tmp_path, "c.yaml", {"smart_weight": {"sst": 2, "para": 6}}, tmp_path / "out")
     training = parse_arguments([str(config)])[2]

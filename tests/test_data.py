@@ -498,6 +498,15 @@ def test_stsb_scores_stored_as_text_are_scaled_as_numbers_are(tmp_path):
     assert dataset["similarity"] == [2.5]
 
 
+def test_a_hub_copy_with_more_bad_rows_than_the_share_allows_is_an_error_naming_the_share(tmp_path):
+    # A copy whose scores are already on 0-5: scaled by 5, every score above 1 breaks the range.
+    rows = [{"sentence1": f"a cat sat {i}", "sentence2": "the cat sat", "score": float(i)} for i in range(5)]
+    write_jsonl(tmp_path / "stsb" / "train.jsonl", rows)
+    with pytest.raises(DataError, match=r"3 of 5 rows are bad, more than the share max_bad_row_share=0.1 allows"):
+        load_hub_task("sts", "train", path=str(tmp_path / "stsb"), cache_dir=str(tmp_path / "cache"),
+                      skip_bad_rows=True, max_bad_row_share=0.1)
+
+
 def test_hub_row_with_a_non_text_sentence_is_an_error_naming_the_row_and_column(tmp_path):
     rows = [{"text": "a fine film", "label": 3}, {"text": None, "label": 1}]
     write_jsonl(tmp_path / "sst5" / "train.jsonl", rows)

@@ -527,3 +527,11 @@ def test_a_task_whose_schema_this_process_lacks_is_named_by_the_dev_file_its_rec
     assert _dev_sets_line(card) == "`nli-dev.csv` (16 rows scored) of the training data folder."
     dataset = _front_matter(card)["model-index"][0]["results"][0]["dataset"]
     assert dataset["type"] == "nli-dev.csv" and dataset["name"] == "nli dev set (nli-dev.csv of the training data folder)"
+
+
+def test_the_snippet_calls_a_cross_encoded_default_head_with_a_sentence_pair():
+    from model_cards.card import usage_snippet
+
+    snippet = usage_snippet("user/model", {"para": {"kind": "binary", "pair_encoding": "cross"}}, default_task="para")
+    assert ('inputs = tokenizer("A man is playing a guitar.", "Someone plays an acoustic guitar.", '
+            'return_tensors="pt")') in snippet

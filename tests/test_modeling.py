@@ -340,6 +340,13 @@ def test_sequence_longer_than_position_table_is_refused(tiny_config):
         model(input_ids=torch.ones(1, tiny_config.max_position_embeddings + 1, dtype=torch.long))
 
 
+def test_a_bi_encoded_classification_head_without_concatenated_features_is_refused_naming_the_task():
+    nli = {"kind": "classification", "labels": ["entailment", "neutral", "contradiction"], "pair_encoding": "bi"}
+    with pytest.raises(ValueError, match="^task 'nli': a bi-encoded classification head reads bi_features='concat'"):
+        MinBertConfig(tasks={"nli": nli}, default_task="nli")
+    MinBertConfig(tasks={"nli": {**nli, "bi_features": "concat"}}, default_task="nli")
+
+
 def test_unknown_task_spec_field_is_an_error():
     with pytest.raises(ValueError, match="unknown field"):
         MinBertConfig(tasks={"sst": {"kind": "classification", "labels": ["a", "b"], "head_layer": 2}})

@@ -2,6 +2,7 @@
 
     minbert train config.yaml                          (or .yml, .json: keys are the flag names)
     minbert train config.yaml --learning_rate 8e-5     (flags after the file override its values)
+    minbert train --learning_rate 8e-5 --config config.yaml   (the same)
 
 Every value is converted as the same value on the command line would be, by the parser's own type of the
 flag: `learning_rate: 1e-4` is a number although YAML reads it as the string '1e-4', `bf16: "false"` is
@@ -30,7 +31,7 @@ def parse_with_config_file(parser, argv) -> tuple:
     defaults, and the flags after it override them."""
     from hf_minbert.commands.common import check_list_flags_once
 
-    argv = list(argv)
+    argv = _config_flag_first(list(argv))
     check_list_flags_once(parser, argv)
     if argv and argv[0].lower().endswith(CONFIG_SUFFIXES) and not argv[0].startswith("-"):
         parser.set_defaults(**config_values(parser, argv.pop(0)))
@@ -38,6 +39,26 @@ def parse_with_config_file(parser, argv) -> tuple:
     if unused:
         raise ValueError(_unused_message(parser.prog, unused))
     return tuple(parsed)
+
+
+def _config_flag_first(argv) -> list:
+    """`--config FILE` (or `--config=FILE`), anywhere among the flags, as the config file that comes first: the flags
+    still override its values."""
+    named = [i for i, arg in enumerate(argv) if arg == "--config" or arg.startswith("--config=")]
+    if not named:
+        return argv
+    if len(named) > 1 or (argv and not argv[0].startswith("-")):
+        raise ValueError("give one config file: first, or with --config FILE")
+    i = named[0]
+    if argv[i] == "--config":
+        if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+            raise ValueError("--config: expected a config file (.json, .yaml or .yml)")
+        path, rest = argv[i + 1], argv[:i] + argv[i + 2:]
+    else:
+        path, rest = argv[i].split("=", 1)[1], argv[:i] + argv[i + 1:]
+    if not path.lower().endswith(CONFIG_SUFFIXES):
+        raise ValueError(f"--config {path}: a config file is a .json, .yaml or .yml file")
+    return [path, *rest]
 
 
 # Fields where null would not mean the default this project gives them: output_dir: null trains into
@@ -164,15 +185,19 @@ def _convert(action, hint, value, where):
         return None
     if action.nargs in ("+", "*"):  # a list flag: one value or a list of them
         if isinstance(value, dict):  # per-task values (--train_sources sst=a,b): {task: value or list}
-            value = [f"{task}={_joined(item)}" for task, item in value.items()]
+            value = [f"{task}={_joined(item, where)}" for task, item in value.items()]
         return [_convert_one(action, item, where) for item in (value if isinstance(value, list) else [value])]
     if isinstance(value, (dict, list)):
         return _convert_container(action, hint, value, where)
     return _convert_one(action, value, where)
 
 
-def _joined(item) -> str:
-    return ",".join(str(part) for part in item) if isinstance(item, list) else str(item)
+def _joined(item, where) -> str:
+    """A task's value, or its list of values, as typed after `task=`."""
+    parts = item if isinstance(item, list) else [item]
+    if any(isinstance(part, (dict, list)) for part in parts):
+        raise ValueError(f"{where}: a task's value is a value or a list of values, got {item!r}")
+    return ",".join(str(part) for part in parts)
 
 
 def _convert_container(action, hint, value, where):
@@ -181,7 +206,7 @@ def _convert_container(action, hint, value, where):
     if _admits(hint, type(value)):
         return value
     if isinstance(value, dict) and action.type is str:
-        return ",".join(f"{task}={_convert_one(action, item, where)}" for task, item in value.items())
+        return ",".join(f"{task}={_convert_one(action, _joined(item, where), where)}" for task, item in value.items())
     raise ValueError(f"{where}: expected {_expected(action)}, got a {'mapping' if isinstance(value, dict) else 'list'}")
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import datasets
 
-from .schema import TaskRowsBuilder, plain_number, task_schema
+from .schema import TaskRowsBuilder, check_bad_row_share, plain_number, task_schema
 from .trees import PhraseOptions, phrases_to_rows
 
 SPLITS = ("train", "dev", "test")
@@ -61,10 +61,13 @@ def hub_source(task: str) -> HubSource:
     return HUB_SOURCES[task]
 
 
-def load_hub_task(task: str, split: str = "train", *, path=None, name=None, skip_bad_rows=False, **load_kwargs):
+def load_hub_task(task: str, split: str = "train", *, path=None, name=None, skip_bad_rows=False, max_bad_row_share=None,
+                  **load_kwargs):
     """Load `split` ("train", "dev" or "test") of `task`'s Hub dataset into the task's schema.
 
     path / name override the Hub repository (e.g. a local copy laid out like it) and its config.
+    max_bad_row_share: with skip_bad_rows, more bad rows than this share of the split's is a `DataError` (a copy
+    laid out otherwise, such as scores already on the task's scale, would lose most rows; None: no limit).
     Extra keyword arguments go to `datasets.load_dataset`. Returns `(datasets.Dataset, ReadReport)`.
     """
     if split not in SPLITS:
@@ -75,8 +78,10 @@ def load_hub_task(task: str, split: str = "train", *, path=None, name=None, skip
     raw = datasets.load_dataset(path, name, split=hub_split, **load_kwargs)
     labelled = split != "test" or source.labelled_test
     description = f"{path}{f' ({name})' if name else ''} split {hub_split!r}"
-    return map_hub_rows(raw, task, labelled=labelled, source=description, split_name=hub_split,
-                        skip_bad_rows=skip_bad_rows)
+    rows, report = map_hub_rows(raw, task, labelled=labelled, source=description, split_name=hub_split,
+                                skip_bad_rows=skip_bad_rows)
+    check_bad_row_share(report, max_bad_row_share)
+    return rows, report
 
 
 def map_hub_rows(raw, task: str, *, labelled: bool, source: str, split_name: str, skip_bad_rows=False):
