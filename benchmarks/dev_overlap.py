@@ -26,8 +26,8 @@ DATA = ROOT.parent / "shared" / "data"
 
 def repeated_in_training(train, dev):
     """Per dev row: whether a training row has the same two sentences."""
-    seen = {text_key((a, b)) for a, b in zip(train["sentence1"], train["sentence2"])}
-    return np.array([text_key((a, b)) in seen for a, b in zip(dev["sentence1"], dev["sentence2"])])
+    seen = {text_key((a, b), symmetric=True) for a, b in zip(train["sentence1"], train["sentence2"])}
+    return np.array([text_key((a, b), symmetric=True) in seen for a, b in zip(dev["sentence1"], dev["sentence2"])])
 
 
 def score_model(folder, dev, repeated):

@@ -281,6 +281,16 @@ class MinBertConfig(PretrainedConfig):
         as it is, not through a sigmoid)."""
         describe_default_head(self)
 
+    def to_dict(self):
+        output = super().to_dict()
+        if isinstance(output.get("tasks"), dict):
+            # A head without a data schema (every course task's) is saved without the field, as before it existed:
+            # an earlier release's config code, which knows no such field, still reads the folder.
+            output["tasks"] = {task: {key: value for key, value in spec.items()
+                                      if not (key == "data_schema" and value is None)}
+                               for task, spec in output["tasks"].items()}
+        return output
+
     def task_spec(self, task):
         """The spec of `task` (None: the default task); an unknown name lists the known ones."""
         task = self.default_task if task is None else task

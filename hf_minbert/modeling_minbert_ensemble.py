@@ -150,8 +150,12 @@ def _ensemble_task_spec(task, configs, weights):
     # The spec's cosine_feature stays off: which inputs the ensemble reads, the sentences alone among them when a
     # member reads those, `predict_inputs` says; where a caller gives the joint sequence alone (a plain forward),
     # the sentences are split from it.
+    # A task of one's own keeps its data schema (members saved before schemas were recorded carry none).
+    schemas = [spec.get("data_schema") for spec in specs if spec.get("data_schema")]
+    if any(schema != schemas[0] for schema in schemas):
+        raise ValueError(f"task {task!r}: members were trained on rows of other data schemas: {schemas}")
     return {"kind": first["kind"], "labels": first["labels"], "label_range": first["label_range"],
-            "pair_encoding": encoding, "cosine_feature": False}
+            "pair_encoding": encoding, "cosine_feature": False, "data_schema": schemas[0] if schemas else None}
 
 
 def average_predictions(kind, weights, member_logits):

@@ -212,9 +212,7 @@ def stack_sides(side_a, side_b, pad_token_id, word_embeddings=None):
     first = ids_a if ids_a is not None else emb_a
     second = ids_b if ids_b is not None else emb_b
     _check_sides(first, mask_a, second, mask_b)
-    # A recorded graph would keep which side was the longer as a constant, and pad the other by a negative amount
-    # (cropping it) where the data turn the other way: it pads each side by the other's length instead.
-    length = first.shape[1] + second.shape[1] if recording_graph() else max(first.shape[1], second.shape[1])
+    length = _common_length(first.shape[1], second.shape[1])
     mask = torch.cat([_pad_to(_ones_mask(first, mask_a), length), _pad_to(_ones_mask(second, mask_b), length)])
     if ids_a is not None and ids_b is not None:
         ids = torch.cat([_pad_to(ids_a, length, pad_token_id), _pad_to(ids_b, length, pad_token_id)])
@@ -225,6 +223,15 @@ def stack_sides(side_a, side_b, pad_token_id, word_embeddings=None):
         sentences = {"inputs_embeds": torch.cat([_pad_to(emb_a, length), _pad_to(emb_b, length)]), "attention_mask": mask}
     rows = torch.arange(first.shape[0], device=mask.device)
     return sentences, (rows, rows + first.shape[0])
+
+
+def _common_length(length_a, length_b):
+    """The length both sides are padded to: the longer one's. torch.export keeps max() symbolic; a torch.jit.trace
+    graph would keep which side was the longer as a constant, and pad the other by a negative amount (cropping it)
+    where the data turn the other way, so there each side is padded by the other's length instead."""
+    if torch.jit.is_tracing():
+        return length_a + length_b
+    return torch.sym_max(length_a, length_b) if recording_graph() else max(length_a, length_b)
 
 
 def _check_sides(first, mask_a, second, mask_b):

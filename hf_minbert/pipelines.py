@@ -119,16 +119,20 @@ def saved_text_columns(config) -> list:
 
 
 def _texts_of_row(row, task, columns=()):
-    # A task of one's own's columns, pipeline-style keys, or the task files' own column names (a dataset of
-    # CS224N rows works as is).
-    for names in columns:
+    # Pairs before single sentences, so that no pair is read as its first sentence alone: a task of one's own's
+    # pair columns, pipeline-style keys, the task files' own column names (a dataset of CS224N rows works as
+    # is), then a task of one's own's single column.
+    for names in [names for names in columns if len(names) == 2]:
         if all(name in row for name in names):
-            return row[names[0]], (row[names[1]] if len(names) == 2 else None)
+            return row[names[0]], row[names[1]]
     for first, second in (("text", "text_pair"), ("sentence1", "sentence2")):
         if first in row:
             if first == "sentence1" and second not in row:
                 raise ValueError(f"{task}: a row with 'sentence1' needs 'sentence2'; got keys {sorted(row)}")
             return row[first], row.get(second)
+    for (name,) in [names for names in columns if len(names) == 1]:
+        if name in row:
+            return row[name], None
     if "sentence" in row:
         return row["sentence"], None
     own = "".join(f", or {' and '.join(map(repr, names))}" for names in columns)

@@ -74,6 +74,8 @@ def test_a_bad_label_of_a_registered_task_is_refused_naming_its_row(tmp_path, to
     # a soft target is a binary head's; a two-class head's cross-entropy needs class numbers
     (TaskSchema("yes_no", ("sentence",), "label", "float64", label_values=(0.0, 1.0)), "classification", 0.5,
      "label 0.5"),
+    # whole-number labels would cut a soft target: refused for a binary head too
+    (TaskSchema("yes_no", ("sentence",), "label", "int64", label_values=(0, 1)), "binary", 0.5, "label 0.5"),
 ])
 def test_a_training_label_only_another_kind_of_head_could_learn_from_is_refused_naming_its_row(
         tmp_path, tokenizer, schema, head, label, problem):  # noqa: F811
@@ -233,3 +235,62 @@ def test_a_pipeline_reads_a_dict_input_by_the_saved_schemas_text_columns(tmp_pat
         assert answer(row) == answer(("a cat sat", "a dog ran"))
     finally:
         TASK_SCHEMAS.pop("nli")
+
+
+def test_an_ensemble_of_a_tasks_models_keeps_its_data_schema(nli_folder, nli, tmp_path):
+    from hf_minbert import MinBertEnsembleForMultitask, MinBertForMultitask
+
+    members = [MinBertForMultitask.from_pretrained(nli_folder) for _ in range(2)]
+    ensemble = MinBertEnsembleForMultitask.from_members(members, {"nli": [0.5, 0.5]})
+    ensemble.save_pretrained(tmp_path / "ensemble")
+    reloaded = MinBertEnsembleForMultitask.from_pretrained(tmp_path / "ensemble")
+    assert TaskSchema(**reloaded.config.tasks["nli"]["data_schema"]) == NLI
+
+
+@pytest.mark.parametrize("command, flag", [("evaluate", "--model"), ("ensemble", "--models")])
+def test_a_command_names_a_saved_task_of_ones_own_in_a_process_that_never_registered_it(
+        nli_folder, nli, tmp_path, command, flag):
+    from hf_minbert.cli import main as minbert
+
+    TASK_SCHEMAS.pop("nli")  # as in a fresh process
+    (tmp_path / "data").mkdir()
+    rows = nli_rows(seed=3)
+    lines = ["\tid\tpremise\thypothesis\tlabel", *(f"{i}\tn-{i}\t{r['premise']}\t{r['hypothesis']}\t{r['label']}"
+                                                 for i, r in enumerate(rows))]
+    (tmp_path / "data" / "nli-dev.csv").write_text("\n".join(lines) + "\n")
+    others = ["--output_dir", str(tmp_path / "out"), "--data_dir", str(tmp_path / "data"), "--tasks", "nli"]
+    others += ["--no_progress"] if command == "evaluate" else ["--selection", "all"]
+    assert minbert([command, flag, str(nli_folder), *others]) == 0
+    assert TASK_SCHEMAS["nli"] == NLI
+
+
+def test_a_pipeline_reads_text_and_text_pair_as_a_pair_beside_a_single_text_column_of_ones_own(tmp_path, tokenizer):  # noqa: F811
+    from tests.helpers import in_process_pipelines
+
+    register_task_schema(TaskSchema("topic", ("text",), "label", "int64", label_values=(0, 1, 2)))
+    try:
+        rows = datasets.Dataset.from_dict({"text": ["a cat sat", "a dog ran"], "label": [0, 2]})
+        topic = {"kind": "classification", "labels": ["x", "y", "z"], "pair_encoding": "single"}
+        tasks = {"topic": topic, "para": tiny_model().config.tasks["para"]}
+        model = MultitaskTrainer(model=tiny_model(tasks=tasks), args=_args(tmp_path), processing_class=tokenizer,
+                                 train_dataset={"topic": rows}).model
+        answer = in_process_pipelines(model, tokenizer)("minbert-multitask")
+        assert "para" in answer({"text": "a cat sat", "text_pair": "a dog ran"})
+        assert list(answer({"text": "a cat sat"})) == ["topic"]
+    finally:
+        TASK_SCHEMAS.pop("topic")
+
+
+def test_swapping_the_pairs_of_a_task_whose_order_matters_is_refused(tmp_path, tokenizer, nli):  # noqa: F811
+    with pytest.raises(ValueError, match="^--pair_swap_probability nli: nli's label depends on the order"):
+        MultitaskTrainer(model=tiny_model(tasks={"nli": NLI_HEAD}), args=_args(tmp_path, pair_swap_probability="0.5"),
+                         processing_class=tokenizer, train_dataset={"nli": nli_rows()})
+
+
+def test_a_head_without_a_data_schema_is_saved_without_the_field(tmp_path):
+    # as before the field existed: an earlier release's config code refuses a field it does not know
+    import json
+
+    tiny_model().config.save_pretrained(tmp_path)
+    specs = json.loads((tmp_path / "config.json").read_text())["tasks"]
+    assert not any("data_schema" in spec for spec in specs.values())

@@ -327,3 +327,14 @@ def test_only_a_symmetric_pair_task_is_marked_symmetric():
 
     with pytest.raises(ValueError, match="True only for a pair task"):
         TaskSchema("mine", ("text",), "label", "int64", label_values=(0, 1), symmetric=True)
+
+
+def test_the_dev_overlap_benchmark_finds_a_dev_pair_repeated_in_training_in_either_order():
+    import datasets
+
+    from tests.helpers import load_benchmark
+
+    benchmark = load_benchmark("dev_overlap")
+    train = datasets.Dataset.from_dict({"sentence1": ["A cat sat.", "B"], "sentence2": ["A dog ran.", "C"]})
+    dev = datasets.Dataset.from_dict({"sentence1": ["A dog ran.", "D"], "sentence2": ["A cat  sat.", "E"]})
+    assert benchmark.repeated_in_training(train, dev).tolist() == [True, False]

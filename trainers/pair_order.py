@@ -12,15 +12,19 @@ import hashlib
 
 import torch
 
+from hf_minbert.data import has_task_schema, task_schema
 from hf_minbert.modeling_minbert_pair_order import both_orders
 
 
 def check_pair_order(flag, task, pair_encoding):
     """`--flag task` (pair swapping, order averaging) needs a head that reads the pair in an order: a
-    cross-encoded one."""
+    cross-encoded one; and a task whose label does not depend on that order (its data schema is symmetric)."""
     if pair_encoding != "cross":
         raise ValueError(f"--{flag} {task}: only a cross-encoded sentence pair has an order to swap or average "
                          f"over; {task}'s head reads {pair_encoding!r} inputs")
+    if has_task_schema(task) and not task_schema(task).symmetric:
+        raise ValueError(f"--{flag} {task}: {task}'s label depends on the order of its sentences (its data schema "
+                         "is not symmetric): (b, a) is another example than (a, b)")
 
 
 def pair_order_generator(seed, step, task, batch_in_step=0, rank=0):

@@ -175,3 +175,26 @@ def has_trained_task_heads(config_dict) -> bool:
     hold trained task heads. Any other checkpoint — a plain BERT, a `minbert pretrain-mlm` output — would load
     with freshly drawn heads."""
     return is_multitask_architecture(config_dict.get("architectures"))
+
+
+def register_folder_schemas(argv, flag):
+    """The data schemas the model folders named by `flag` in `argv` were trained on (their tasks of one's own),
+    registered before a command builds its parser: they give the tasks its --tasks may name, its --<task>_dev
+    flags and the files' formats. A folder that is not a readable model is left to the command's own loading,
+    which says what is wrong with it."""
+    import json
+
+    from hf_minbert.data import register_saved_schemas
+
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument(flag, nargs="+", type=home_path, default=[])
+    folders = peek.parse_known_args(argv)[0].__dict__[flag.lstrip("-")]
+    for folder in (folders if isinstance(folders, list) else [folders]):
+        try:
+            config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        try:
+            register_saved_schemas(config.get("tasks") if isinstance(config, dict) else None, f"{flag} {folder}")
+        except ValueError as error:
+            raise CommandError(str(error)) from None

@@ -32,6 +32,9 @@ def parse_with_config_file(parser, argv) -> tuple:
     from hf_minbert.commands.common import check_list_flags_once
 
     argv = _config_flag_first(list(argv))
+    parser.usage = f"{parser.prog} [CONFIG.json|yaml | --config CONFIG.json|yaml] [--flag value ...]"
+    parser.epilog = ("A config file's keys are the flag names; flags override its values "
+                     "(hf_minbert/commands/config_file.py).")
     check_list_flags_once(parser, argv)
     if argv and argv[0].lower().endswith(CONFIG_SUFFIXES) and not argv[0].startswith("-"):
         parser.set_defaults(**config_values(parser, argv.pop(0)))
@@ -240,6 +243,6 @@ def _did_you_mean(key, fields) -> str:
 def _unused_message(prog, unused) -> str:
     files = [arg for arg in unused if arg.endswith(CONFIG_SUFFIXES) and not arg.startswith("-")]
     if files:
-        return (f"{files[0]}: a config file comes first, before any flag: {prog} {files[0]} [--flag value ...] "
-                "(the flags override the file's values)")
+        return (f"{files[0]}: a config file comes first, before any flag: {prog} {files[0]} [--flag value ...], or "
+                f"anywhere as --config {files[0]} (the flags override the file's values)")
     return f"unrecognized arguments: {' '.join(unused)}"

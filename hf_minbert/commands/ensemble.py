@@ -42,6 +42,7 @@ from hf_minbert.commands.common import (
     load_tokenizer,
     positive_int,
     readable_weights,
+    register_folder_schemas,
     torch_device,
 )
 from hf_minbert.commands.output_folder import (
@@ -338,8 +339,14 @@ def write_ensemble(args, ensemble, tokenizer, outcome, members, dev_data):
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        register_folder_schemas(argv, "--models")
+    except CommandError as error:
+        print(f"minbert ensemble: {error}", file=sys.stderr)
+        return 2
     parser = build_parser()
-    check_list_flags_once(parser, list(sys.argv[1:] if argv is None else argv))
+    check_list_flags_once(parser, argv)
     args = parser.parse_args(argv)
     try:
         check_flags(args)

@@ -30,7 +30,6 @@ neither is "no such directory", and an unreadable weights file is named.
 """
 import argparse
 import contextlib
-import json
 import sys
 from pathlib import Path
 
@@ -48,6 +47,7 @@ from hf_minbert.commands.common import (
     home_path,
     positive_int,
     readable_weights,
+    register_folder_schemas,
     torch_device,
 )
 from hf_minbert.commands.train_data import skipped_rows_record
@@ -247,27 +247,10 @@ def load_model(args, device):
     return model, tokenizer
 
 
-def register_model_schemas(argv):
-    """The data schemas the --model folder's tasks of one's own were trained on, registered before the parser is
-    built: they give the tasks --tasks may name, the --<task>_dev flags and the files' formats."""
-    from hf_minbert.data import register_saved_schemas
-
-    peek = argparse.ArgumentParser(add_help=False)
-    peek.add_argument("--model", type=home_path)
-    model = peek.parse_known_args(argv)[0].model
-    if model is None or not (Path(model) / "config.json").is_file():  # the parser or the loader says what is wrong
-        return
-    try:
-        config = json.loads((Path(model) / "config.json").read_text(encoding="utf-8"))
-        register_saved_schemas(config.get("tasks") if isinstance(config, dict) else None, f"--model {model}")
-    except (OSError, ValueError) as error:
-        raise CommandError(str(error)) from None
-
-
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        register_model_schemas(argv)
+        register_folder_schemas(argv, "--model")
     except CommandError as error:
         print(f"minbert evaluate: {error}", file=sys.stderr)
         return 2

@@ -195,26 +195,19 @@ def check_run(mlm_args, training_args):
 def _check_resumed_checkpoint(checkpoint, config):
     """--resume_from_checkpoint DIR must be a checkpoint of this command on the same encoder: another fails while
     loading its weights or optimizer state, after the texts are read and the held-out loss measured."""
-    from hf_minbert import MinBertConfig
-
-    from .train import SHAPE_FIELDS, check_checkpoint_files
+    from .train import check_checkpoint_files, checkpoint_config, shape_differences
 
     if not isinstance(checkpoint, str):  # True: the output folder's last checkpoint, found by Trainer
         return
-    folder = Path(checkpoint)
-    if not (folder / "trainer_state.json").is_file() or not (folder / "config.json").is_file():
-        raise ValueError(f"--resume_from_checkpoint {checkpoint}: not a Trainer checkpoint (no trainer_state.json "
-                         "and config.json)")
-    saved = MinBertConfig.from_pretrained(folder)
+    saved = checkpoint_config(checkpoint, "minbert pretrain-mlm")
     if "MinBertForMaskedLM" not in (saved.architectures or []):
         raise ValueError(f"--resume_from_checkpoint {checkpoint}: a checkpoint of {', '.join(saved.architectures or ['?'])}, "
                          "not of minbert pretrain-mlm (MinBertForMaskedLM)")
-    differences = [f"{name} {getattr(saved, name)} against {getattr(config, name)}"
-                   for name in SHAPE_FIELDS if getattr(saved, name) != getattr(config, name)]
+    differences = shape_differences(saved, config)
     if differences:
         raise ValueError(f"--resume_from_checkpoint {checkpoint}: its model differs from --model_name_or_path's "
                          f"({'; '.join(differences)}): resume from the model it was trained from")
-    check_checkpoint_files(checkpoint, folder)
+    check_checkpoint_files(checkpoint, Path(checkpoint))
 
 
 def main(argv=None) -> int:

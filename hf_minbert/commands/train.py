@@ -3,7 +3,7 @@
     minbert train --data_dir ../shared/data --output_dir runs/minbert
     minbert train --smart_weight sst=2,para=6,sts=8 --task_sampling round_robin --pcgrad ...
     minbert train --architecture cerbertus --task_specific_layers 2 --static_encoder --pair_encoding sts=bi
-    minbert train config.json   (or config.yaml: the same keys)
+    minbert train config.json   (or config.yaml: the same keys; or --config FILE among the flags)
 
 Every MultitaskTrainingArguments / TrainingArguments flag is accepted. The output directory holds the
 model (safetensors + remote code), its tokenizer, metrics.json, training_curves.png and a model card. It is
@@ -152,15 +152,10 @@ def _check_resumed_checkpoint(model_args, training_args, specs):
     checkpoint = training_args.resume_from_checkpoint
     if not isinstance(checkpoint, str):  # True: the output folder's last checkpoint, found by Trainer
         return
-    folder = Path(checkpoint)
-    if not (folder / "trainer_state.json").is_file() or not (folder / "config.json").is_file():
-        raise ValueError(f"--resume_from_checkpoint {checkpoint}: not a Trainer checkpoint of minbert train "
-                         "(no trainer_state.json and config.json)")
-    saved = MinBertConfig.from_pretrained(folder)
+    folder, saved = Path(checkpoint), checkpoint_config(checkpoint, "minbert train")
     path, overrides = model_overrides(model_args, specs)
     run = MinBertConfig.from_pretrained(path, **overrides)
-    differences = [f"{name} {getattr(saved, name)} against {getattr(run, name)}"
-                   for name in SHAPE_FIELDS if getattr(saved, name) != getattr(run, name)]
+    differences = shape_differences(saved, run)
     if set(saved.tasks) != set(run.tasks):
         differences.append(f"tasks {','.join(sorted(saved.tasks))} against {','.join(sorted(run.tasks))}")
     else:
@@ -171,6 +166,23 @@ def _check_resumed_checkpoint(model_args, training_args, specs):
         raise ValueError(f"--resume_from_checkpoint {checkpoint}: its model differs from the one these flags build "
                          f"({'; '.join(differences)}): resume with the flags it was trained with")
     check_checkpoint_files(checkpoint, folder)
+
+
+def checkpoint_config(checkpoint, command):
+    """The MinBertConfig of a Trainer checkpoint folder `command` wrote; another folder is one line naming it."""
+    from hf_minbert import MinBertConfig
+
+    folder = Path(checkpoint)
+    if not (folder / "trainer_state.json").is_file() or not (folder / "config.json").is_file():
+        raise ValueError(f"--resume_from_checkpoint {checkpoint}: not a Trainer checkpoint of {command} "
+                         "(no trainer_state.json and config.json)")
+    return MinBertConfig.from_pretrained(folder)
+
+
+def shape_differences(saved, run) -> list:
+    """What sizes the layers (`SHAPE_FIELDS`) and differs between a checkpoint's config and the run's."""
+    return [f"{name} {getattr(saved, name)} against {getattr(run, name)}"
+            for name in SHAPE_FIELDS if getattr(saved, name) != getattr(run, name)]
 
 
 def _check_resumed_adapter_checkpoint(adapter_args, training_args, specs):

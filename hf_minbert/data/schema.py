@@ -386,7 +386,7 @@ def _allowed_labels(numbers, schema, training, head_kind=None):
     # (whole numbers would cut them) and a binary head's loss.
     if training and schema.label_dtype == "int64" and head_kind in (None, "classification"):
         allowed |= numbers == IGNORE_LABEL
-    elif training and len(schema.label_values) == 2 and head_kind in (None, "binary"):
+    elif training and schema.label_dtype != "int64" and len(schema.label_values) == 2 and head_kind in (None, "binary"):
         allowed |= (numbers >= min(schema.label_values)) & (numbers <= max(schema.label_values))
     return allowed
 

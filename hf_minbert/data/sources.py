@@ -3,7 +3,7 @@
 A source is a file, read by its extension: a CS224N task file (`.csv`, `.tsv`) or, for sst, a treebank
 file of PTB trees (`.txt`, one tree per line). Sources are read in the order given and concatenated. A row
 of a later source that repeats a row of an earlier source is an overlap: the same text (whitespace
-ignored; for sentence pairs, the same two sentences in either order). Overlapping rows are dropped (the
+ignored; for the pairs of a symmetric task such as para or sts, the same two sentences in either order). Overlapping rows are dropped (the
 earlier source's row is kept) and counted per pair of sources, with the overlaps whose labels differ counted
 apart. An id says nothing about the text: files written apart number their rows apart (two files may both
 use 0, 1, ...), so a row that shares only its id with an earlier source's row is kept, and counted. Repeats
