@@ -340,11 +340,7 @@ def write_ensemble(args, ensemble, tokenizer, outcome, members, dev_data):
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        register_folder_schemas(argv, "--models")
-    except CommandError as error:
-        print(f"minbert ensemble: {error}", file=sys.stderr)
-        return 2
+    register_folder_schemas(argv, "--models")  # a CommandError: one line, printed by the dispatcher
     parser = build_parser()
     check_list_flags_once(parser, argv)
     args = parser.parse_args(argv)

@@ -249,11 +249,7 @@ def load_model(args, device):
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        register_folder_schemas(argv, "--model")
-    except CommandError as error:
-        print(f"minbert evaluate: {error}", file=sys.stderr)
-        return 2
+    register_folder_schemas(argv, "--model")  # a CommandError: one line, printed by the dispatcher
     parser = build_parser()
     check_list_flags_once(parser, argv)
     args = parser.parse_args(argv)
