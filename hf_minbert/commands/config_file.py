@@ -32,7 +32,7 @@ def parse_with_config_file(parser, argv) -> tuple:
     from hf_minbert.commands.common import check_list_flags_once
 
     argv = _config_flag_first(list(argv))
-    parser.usage = f"{parser.prog} [CONFIG.json|yaml | --config CONFIG.json|yaml] [--flag value ...]"
+    parser.usage = f"{parser.prog} [CONFIG.json|yaml | --config CONFIG.json|yaml] [options]"
     parser.epilog = ("A config file's keys are the flag names; flags override its values "
                      "(hf_minbert/commands/config_file.py).")
     check_list_flags_once(parser, argv)
