@@ -81,8 +81,8 @@ class DemoModel:
         return answer["score"], self._cosine(answer, pair, head)
 
     def all_tasks(self, first, second=""):
-        """The multitask pipeline's answer for a sentence, or a pair (then also paraphrase and similarity)."""
-        heads = [head for head in self.heads.values() if head]
+        """The multitask pipeline's answer, every head's, for a sentence (the single-sentence heads), or a pair."""
+        heads = list(self.tasks)
         if second and second.strip():
             return self.multitask(self._checked_pair(first, second), heads=heads)
         sentence = self._checked(first, "Sentence A")
@@ -123,12 +123,13 @@ class DemoModel:
 
 
 def _demo_heads(config):
-    """Head per demo task (None where the model has none): the default head for sentiment when it is a
-    single-sentence classifier (the one the stock text-classification pipeline answers with), and a
-    sentence-pair head of the right kind for paraphrase and similarity."""
-    default = config.tasks[config.default_task]
-    single_classifier = default["pair_encoding"] == "single" and default["kind"] == "classification"
-    heads = {"sentiment": config.default_task if single_classifier else None}
+    """Head per demo task (None where the model has none): for sentiment, the single-sentence classifier the
+    model's text-classification pipeline answers with (the default head, else sst, else the only one: its
+    `select_sentence_head`); a sentence-pair head of the right kind for paraphrase and similarity."""
+    classifiers = [name for name, spec in config.tasks.items()
+                   if spec["pair_encoding"] == "single" and spec["kind"] in ("classification", "binary")]
+    preferred = [name for name in (config.default_task, "sst") if name in classifiers]
+    heads = {"sentiment": preferred[0] if preferred else (classifiers[0] if len(classifiers) == 1 else None)}
     for task, kind in (("paraphrase", "binary"), ("similarity", "regression")):
         candidates = [name for name, spec in config.tasks.items()
                       if spec["kind"] == kind and spec["pair_encoding"] != "single"]
@@ -307,6 +308,7 @@ def _similarity_tab(demo_model):
 
 def _all_tasks_tab(demo_model):
     heads, tasks = demo_model.heads, demo_model.tasks
+    others = [name for name in tasks if name not in heads.values()]  # heads of tasks of one's own: shown as answered
 
     def all_tasks(first, second):
         answer = demo_model.all_tasks(first, second)
@@ -316,6 +318,7 @@ def _all_tasks_tab(demo_model):
         shown.append({paraphrase["label"]: paraphrase["score"]} if paraphrase else None)
         label_range = tasks[heads["similarity"]]["label_range"] if similar else None
         shown.append(score_gauge(similar["score"], *label_range, "similarity") if similar else "")
+        shown.append({name: answer[name] for name in others if name in answer} if others else None)
         return shown
 
     with gr.Tab("All tasks", id="multitask"):
@@ -329,6 +332,8 @@ def _all_tasks_tab(demo_model):
             outputs.append(gr.Label(label="Paraphrase?", elem_id="multitask-paraphrase",
                                     visible=bool(heads["paraphrase"])))
         outputs.append(gr.HTML(elem_id="multitask-similarity", visible=bool(heads["similarity"])))
+        outputs.append(gr.JSON(label=f"Other heads: {', '.join(others)}", elem_id="multitask-others",
+                               visible=bool(others)))
     _on_submit(button, all_tasks, [first, second], outputs, "multitask")
 
 

@@ -43,6 +43,19 @@ def check_model_repo_id(model_repo_id):
         raise ValueError(f"--repo_id {model_repo_id}: a Space loads the model by its full id: give it as user/name")
 
 
+def check_served_model(model_dir):
+    """The demo answers through the minBERT pipelines a model folder names in its config (`custom_pipelines`): a
+    folder without them (a masked-LM or sequence-classification model) is refused, as its app would fail."""
+    import json
+
+    config = Path(model_dir) / "config.json"
+    if not config.is_file():
+        raise ValueError(f"{model_dir}: no config.json; is this a saved model folder?")
+    if not json.loads(config.read_text(encoding="utf-8")).get("custom_pipelines"):
+        raise ValueError(f"{config}: no custom_pipelines, so this is not a multitask minBERT model (or an ensemble) "
+                         "saved by hf_minbert: the demo has nothing to answer with")
+
+
 def default_space_repo_id(model_repo_id) -> str:
     return f"{model_repo_id}-demo"
 

@@ -238,6 +238,35 @@ def test_the_all_tasks_tab_asks_for_a_pair_where_every_head_reads_pairs(demo_app
         demo_app.DemoModel(tmp_path / "pairs").all_tasks(PAIR[0], "")
 
 
+NLI = {"kind": "classification", "labels": ["entailment", "neutral", "contradiction"], "pair_encoding": "cross"}
+
+
+def test_the_all_tasks_tab_answers_with_every_head_a_task_of_ones_own_too(demo_app, tmp_path, minilm_path):
+    folder = save_demo_model(tmp_path / "nli", minilm_path, tasks={**bi_encoder_tasks(), "nli": NLI}, metrics=False)
+    shown = demo_app.DemoModel(folder)
+    assert set(shown.all_tasks(*PAIR)) == {"sst", "para", "sts", "nli"}
+    assert "nli" not in shown.heads.values()  # no tab of its own: answered in All tasks
+
+
+def test_a_model_of_pair_heads_of_ones_own_alone_still_asks_for_a_pair(demo_app, tmp_path, minilm_path):
+    model = tiny_model(tasks={"nli": NLI})
+    model.eval().save_pretrained(tmp_path / "nli")
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(tmp_path / "nli")
+    shown = demo_app.DemoModel(tmp_path / "nli")
+    assert list(shown.all_tasks(*PAIR)) == ["nli"]
+    with pytest.raises(ValueError, match="^Sentence B is empty: this model's heads all answer for a pair"):
+        shown.all_tasks(PAIR[0], "")
+
+
+def test_the_sentiment_tab_follows_the_text_classification_pipelines_head_not_only_the_default(
+        demo_app, tmp_path, minilm_path):
+    model = tiny_model(tasks=bi_encoder_tasks())
+    model.config.default_task = "para"
+    model.eval().save_pretrained(tmp_path / "para_default")
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(tmp_path / "para_default")
+    assert demo_app.DemoModel(tmp_path / "para_default").heads["sentiment"] == "sst"
+
+
 @pytest.mark.slow
 def test_an_ensemble_folder_is_served_through_the_same_pipelines(demo_app, tmp_path, minilm_path):
     members = [tiny_model(seed=0).eval(), tiny_model(seed=1).eval()]

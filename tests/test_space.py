@@ -246,3 +246,30 @@ def test_the_space_serves_the_repository_downloaded_from_a_hub_server_without_hf
     assert {item["label"]: item["confidence"] for item in sentiment["confidences"]} == pytest.approx(
         {answer["label"]: answer["score"] for answer in expected_sentiment}, abs=1e-6)
     assert "| sst | accuracy | 0.410 |" in page_config  # the dev metrics, read from the repository's metrics.json
+
+
+def _masked_lm_folder(folder, minilm_path):
+    from transformers import AutoTokenizer
+
+    from hf_minbert import MinBertConfig, MinBertForMaskedLM
+
+    MinBertForMaskedLM(MinBertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=64)).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(folder)
+    return folder
+
+
+def test_a_space_of_a_model_without_the_minbert_pipelines_is_refused_as_its_app_would_fail(tmp_path, minilm_path,
+                                                                                           capsys):
+    folder = _masked_lm_folder(tmp_path / "mlm", minilm_path)
+    capsys.readouterr()
+    assert minbert(["space", str(folder), "--repo_id", REPO_ID, "--output_dir", str(tmp_path / "s")]) == 2
+    assert "no custom_pipelines, so this is not a multitask minBERT model" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_push_with_a_space_of_a_model_without_the_minbert_pipelines_sends_nothing(tmp_path, minilm_path, hub_calls,
+                                                                                   token, capsys):
+    folder = _masked_lm_folder(tmp_path / "mlm", minilm_path)
+    assert minbert(["push", str(folder), "--repo_id", REPO_ID, "--space_repo_id", f"{REPO_ID}-demo"]) == 2
+    assert "no custom_pipelines" in capsys.readouterr().err and hub_calls == []

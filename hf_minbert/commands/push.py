@@ -71,9 +71,10 @@ def _prepared(args):
     token = resolve_token(args.token)  # first: no work at all without a token
     _check_repo_id(args.repo_id, "--repo_id")
     if args.space_repo_id:
-        from hf_minbert.space import check_space_upload
+        from hf_minbert.space import check_served_model, check_space_upload
 
         check_space_upload(args.repo_id, args.space_repo_id)  # before the model goes up
+        check_served_model(args.model_dir)
     files = files_to_push(args.model_dir, require_card=args.keep_card)  # checks the weights the card counts
     return token, files, None if args.keep_card else _new_card(args.model_dir, args.repo_id)
 

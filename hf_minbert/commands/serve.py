@@ -7,7 +7,6 @@ beside them. It answers through the pipelines saved with the model (trust_remote
 would. Gradio is an optional extra: pip install "hf_minbert[demo]".
 """
 import argparse
-import json
 import socket
 import sys
 from pathlib import Path
@@ -42,17 +41,13 @@ def check_model_dir(model_dir) -> Path:
     """The folder, if it holds a model the demo's pipelines can load — its code, its weights (read back) and a
     tokenizer that knows words —; else a ServeError naming what is missing."""
     from hf_minbert.hub import check_weights, remote_load_files
+    from hf_minbert.space import check_served_model
 
     from .common import CommandError, load_tokenizer
 
     path = Path(model_dir)
-    config = path / "config.json"
-    if not config.is_file():
-        raise ServeError(f"{path}: no config.json; is this a saved model folder?")
-    if not json.loads(config.read_text(encoding="utf-8")).get("custom_pipelines"):
-        raise ServeError(f"{config}: no custom_pipelines, so this is not a multitask minBERT model (or an ensemble) "
-                         "saved by hf_minbert")
     try:
+        check_served_model(path)
         remote_load_files(path)  # the config's code files, the weights and the tokenizer's files are there
         check_weights(path)
         load_tokenizer(str(path))

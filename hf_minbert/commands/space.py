@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from hf_minbert.hub import HubAccessError, MissingTokenError, remote_load_files, resolve_token
-    from hf_minbert.space import check_space_upload, push_space, write_space
+    from hf_minbert.space import check_served_model, check_space_upload, push_space, write_space
 
     args = build_parser().parse_args(argv)
     try:
@@ -39,6 +39,7 @@ def main(argv=None) -> int:
             token = resolve_token(args.token)
             space_repo_id = check_space_upload(args.repo_id, args.space_repo_id)
         remote_load_files(args.model_dir)
+        check_served_model(args.model_dir)
         if args.output_dir is not None:
             written = write_space(args.output_dir, args.repo_id)
             print(f"wrote the Space for {args.repo_id} to {args.output_dir}: {', '.join(p.name for p in written)}")
