@@ -155,6 +155,18 @@ def test_serve_refuses_a_port_in_use_before_loading_the_model(model_dir, demo_ap
     assert capsys.readouterr().err.startswith(f"minbert serve: cannot listen on 127.0.0.1:{port}: ")
 
 
+def test_serve_checks_an_ipv6_address_as_the_server_listens_on_it():
+    from hf_minbert.commands.serve import ServeError, check_port
+
+    with socket.socket(socket.AF_INET6) as taken:
+        taken.bind(("::1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        check_port("::1", free_port())  # free: accepted
+        with pytest.raises(ServeError, match=rf"^cannot listen on \[::1\]:{port}: "):
+            check_port("::1", port)
+
+
 # --- the answers: exactly the pipelines' ----------------------------------------------------------------------
 
 

@@ -57,13 +57,20 @@ def check_model_dir(model_dir) -> Path:
 
 
 def check_port(host, port):
-    """A ServeError now, rather than after the model has loaded, if `host:port` cannot be listened on."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server itself will
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise ServeError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    """A ServeError now, rather than after the model has loaded, if `host:port` cannot be listened on (an IPv4 or,
+    as the server takes it too, an IPv6 address)."""
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server itself will
+            probe.bind(address)
+    except OSError as error:
+        raise ServeError(f"cannot listen on {url_host(host)}:{port}: {error.strerror or error}") from None
+
+
+def url_host(host) -> str:
+    """`host` as a URL writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
 
 
 def import_demo_app():
@@ -87,11 +94,11 @@ def main(argv=None) -> int:
     except (ServeError, OSError, ValueError) as error:
         print(f"minbert serve: {error}", file=sys.stderr)
         return 2
-    print(f"serving {model_dir} on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    print(f"serving {model_dir} on http://{url_host(args.host)}:{args.port} (Ctrl-C stops it)", flush=True)
     try:
         demo_app.launch(demo, server_name=args.host, server_port=args.port, share=False)
     except OSError as error:  # the port is taken, or the address is not this machine's
-        print(f"minbert serve: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
+        print(f"minbert serve: cannot listen on {url_host(args.host)}:{args.port}: {error}", file=sys.stderr)
         return 2
     return 0
 
