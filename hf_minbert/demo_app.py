@@ -31,6 +31,14 @@ METRICS_FILE = "metrics.json"
 CARD_FILE = "README.md"
 # The pipelines answer with these heads when the model has them (else with another head of the same kind).
 PREFERRED_HEADS = {"paraphrase": "para", "similarity": "sts"}
+# What the page calls each demo task when the course's head answers it; another head is called by its name.
+COURSE_HEADS = {"sentiment": "sst", "paraphrase": "para", "similarity": "sts"}
+
+
+def _title(demo_model, role, course_title):
+    """The title of `role`'s tab and boxes: the course's wording for the course's head, else the head's name."""
+    head = demo_model.heads[role]
+    return course_title if head == COURSE_HEADS[role] else head
 
 
 class DemoModel:
@@ -273,20 +281,22 @@ def launch(demo, **launch_kwargs):
 
 
 def _sentiment_tab(demo_model):
-    with gr.Tab("Sentiment", id="sentiment"):
+    with gr.Tab(_title(demo_model, "sentiment", "Sentiment"), id="sentiment"):
         text = gr.Textbox(label="Sentence", elem_id="sentiment-text")
         button = gr.Button("Classify", variant="primary", elem_id="sentiment-run")
         classes = len(demo_model.tasks[demo_model.heads["sentiment"]]["labels"])
-        label = gr.Label(num_top_classes=classes, label="Sentiment", elem_id="sentiment-label")
+        label = gr.Label(num_top_classes=classes, label=_title(demo_model, "sentiment", "Sentiment"),
+                         elem_id="sentiment-label")
     _on_submit(button, demo_model.sentiment, [text], [label], "sentiment")
 
 
 def _paraphrase_tab(demo_model):
-    with gr.Tab("Paraphrase", id="paraphrase"):
-        first = gr.Textbox(label="Question A", elem_id="paraphrase-a")
-        second = gr.Textbox(label="Question B", elem_id="paraphrase-b")
+    with gr.Tab(_title(demo_model, "paraphrase", "Paraphrase"), id="paraphrase"):
+        side = "Question" if demo_model.heads["paraphrase"] == COURSE_HEADS["paraphrase"] else "Sentence"
+        first = gr.Textbox(label=f"{side} A", elem_id="paraphrase-a")
+        second = gr.Textbox(label=f"{side} B", elem_id="paraphrase-b")
         button = gr.Button("Compare", variant="primary", elem_id="paraphrase-run")
-        label = gr.Label(label="Paraphrase?", elem_id="paraphrase-label")
+        label = gr.Label(label=_title(demo_model, "paraphrase", "Paraphrase") + "?", elem_id="paraphrase-label")
     _on_submit(button, demo_model.paraphrase, [first, second], [label], "paraphrase")
 
 
@@ -298,7 +308,7 @@ def _similarity_tab(demo_model):
         cosine_gauge = "" if cosine is None else score_gauge(cosine, -1, 1, "cosine of the sentence embeddings")
         return score_gauge(score, *label_range, "similarity"), cosine_gauge
 
-    with gr.Tab("Similarity", id="similarity"):
+    with gr.Tab(_title(demo_model, "similarity", "Similarity"), id="similarity"):
         first = gr.Textbox(label="Sentence A", elem_id="similarity-a")
         second = gr.Textbox(label="Sentence B", elem_id="similarity-b")
         button = gr.Button("Score", variant="primary", elem_id="similarity-run")

@@ -270,6 +270,16 @@ def test_a_model_of_pair_heads_of_ones_own_alone_still_asks_for_a_pair(demo_app,
         shown.all_tasks(PAIR[0], "")
 
 
+def test_a_tab_answered_by_a_head_of_ones_own_is_named_after_the_head(demo_app, tmp_path, minilm_path):
+    tasks = {"topic": {"kind": "classification", "labels": ["art", "sport"], "pair_encoding": "single"},
+             "qnli": {"kind": "binary", "labels": ["no", "yes"], "pair_encoding": "cross"}}
+    tiny_model(tasks=tasks).eval().save_pretrained(tmp_path / "own")
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(tmp_path / "own")
+    demo = demo_app.build_demo(str(tmp_path / "own"))
+    tabs = {block.label for block in demo.blocks.values() if isinstance(block, demo_app.gr.Tab)}
+    assert tabs == {"topic", "qnli", "All tasks"}
+
+
 def test_the_sentiment_tab_follows_the_text_classification_pipelines_head_not_only_the_default(
         demo_app, tmp_path, minilm_path):
     model = tiny_model(tasks=bi_encoder_tasks())
