@@ -294,3 +294,13 @@ def test_a_head_without_a_data_schema_is_saved_without_the_field(tmp_path):
     tiny_model().config.save_pretrained(tmp_path)
     specs = json.loads((tmp_path / "config.json").read_text())["tasks"]
     assert not any("data_schema" in spec for spec in specs.values())
+
+
+def test_a_missing_dev_file_of_a_task_of_ones_own_names_no_flag_it_does_not_have(tmp_path, nli):
+    from hf_minbert.commands.train_arguments import DataArguments
+    from hf_minbert.commands.train_data import dev_files
+
+    with pytest.raises(ValueError, match=r"^nli dev file \S+nli-dev.csv: no such file$"):
+        dev_files(DataArguments(data_dir=str(tmp_path)), ["nli"])
+    with pytest.raises(ValueError, match=r"\(name another with --sst_dev\): no such file$"):
+        dev_files(DataArguments(data_dir=str(tmp_path)), ["sst"])

@@ -199,6 +199,7 @@ def data_reads(monkeypatch):
     (["--head_layers", "sst=x"], "--head_layers"),
     (["--head_pooling", "sst=max"], "head_pooling"),
     (["--implied_pairs_per_question", "-1"], "--implied_pairs_per_question"),
+    (["--implied_pairs_per_question", "2", "--tasks", "sst,sts"], "--implied_pairs_per_question: none of the tasks"),
     (["--optim", "adafactor"], "--optim adafactor: MultitaskTrainer always trains with AdamW"),
     (["--resume_from_checkpoint", "nowhere/checkpoint-4"], "--resume_from_checkpoint nowhere/checkpoint-4: no such"),
     (["--report_to", "nosuchtracker"], "--report_to nosuchtracker: not a logging integration installed here"),
@@ -722,3 +723,20 @@ def test_task_epoch_rows_resolves_to_the_samplers_caps_for_the_tasks_trained():
     assert args.epoch_rows(["sst", "para"]) == {"sst": 100}
     default = MultitaskTrainingArguments(output_dir="unused", bf16=False)
     assert default.epoch_rows(["para", "sts"]) is None  # the built-in default may name a task not trained
+
+
+def test_training_a_trained_folder_further_without_tasks_goes_on_with_its_own_heads(base, data, tmp_path):
+    assert train(base, data, tmp_path / "first", "--tasks", "sst,para", "--seed", "1") == 0
+    assert minbert(["train", "--model_name_or_path", str(tmp_path / "first"), "--data_dir", str(data), "--output_dir",
+                    str(tmp_path / "again"), *TINY_RUN]) == 0
+    tasks = json.loads((tmp_path / "again" / "config.json").read_text())["tasks"]
+    assert sorted(tasks) == ["para", "sst"]
+    recorded = json.loads((tmp_path / "again" / "training_config.json").read_text())["model_arguments"]["tasks"]
+    assert sorted(recorded.split(",")) == ["para", "sst"]  # the record says which tasks the run trained
+
+
+def test_the_summary_names_every_task_scored():
+    from hf_minbert.commands.train import _summary
+
+    summary = _summary({"nli": {"accuracy": 0.5}, "sst": {"accuracy": 0.25}}, 60.0, "out")
+    assert "  nli: accuracy 0.5000" in summary and "  sst: accuracy 0.2500" in summary

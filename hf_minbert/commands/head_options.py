@@ -32,6 +32,8 @@ def base_task_specs(model_args):
 def task_specs(model_args, base_tasks, recipe_defaults=True):
     """The heads to train: the base specs of the chosen tasks, the recipe for fresh heads, then the per-task
     command-line options, which override both task by task."""
+    if model_args.tasks is None:  # a trained checkpoint goes on with every head it has (a plain one: the course's)
+        model_args.tasks = ",".join(base_tasks)  # as the run's record and card state it
     names = [name.strip() for name in model_args.tasks.split(",") if name.strip()]
     if not names:
         raise ValueError("--tasks: name at least one task")

@@ -117,6 +117,15 @@ def check_run(model_args, data_args, training_args, specs, adapter_args=None):
                                                    and training_args.metric_for_best_model):
         raise ValueError("--early_stopping_patience needs --load_best_model_at_end and --metric_for_best_model "
                          "(evaluation and saving on the same schedule)")
+    _check_implied_pairs_apply(data_args, specs)
+
+
+def _check_implied_pairs_apply(data_args, specs):
+    from hf_minbert.data import has_task_schema, implies_pairs
+
+    if data_args.implied_pairs_per_question and not any(has_task_schema(task) and implies_pairs(task) for task in specs):
+        raise ValueError(f"--implied_pairs_per_question: none of the tasks trained ({', '.join(specs)}) is a symmetric "
+                         "pair task labelled 0/1, such as para: it would imply no pair")
 
 
 def _check_checkpoint_flags(model_args, training_args):
@@ -471,9 +480,9 @@ def _summary(metrics, seconds, output, skipped_rows=()):
     if skipped_rows:
         count = sum(record["count"] for record in skipped_rows)
         lines.append(f"  skipped {count} bad data row(s) in {len(skipped_rows)} file(s): see metrics.json")
-    for task in ("sst", "para", "sts"):
-        if task in metrics:
-            lines.append(f"  {task}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics[task].items()))
+    for task, scores in metrics.items():  # every task scored, one's own too
+        if isinstance(scores, dict) and scores and all(isinstance(v, (int, float)) for v in scores.values()):
+            lines.append(f"  {task}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
     if "overall" in metrics:
         lines.append(f"  overall (leaderboard) {metrics['overall']:.4f}   mean {metrics['mean']:.4f}")
     return "\n".join(lines)

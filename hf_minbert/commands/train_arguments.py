@@ -23,7 +23,10 @@ class ModelArguments:
     model_name_or_path: Optional[str] = field(
         default=None, metadata={"help": "minBERT or BERT checkpoint (dir or Hub id); default: the embedded all-MiniLM-L6-v2"}
     )
-    tasks: str = field(default="sst,para,sts", metadata={"help": "tasks to train, comma-separated"})
+    tasks: Optional[str] = field(
+        default=None, metadata={"help": "tasks to train, comma-separated (default: a trained checkpoint's own heads, "
+                                        "else sst,para,sts)"}
+    )
     pair_encoding: str = field(
         default="", metadata={"help": "per task: cross or bi, e.g. para=bi (fresh heads: sts=bi, the rest cross)"}
     )

@@ -65,7 +65,9 @@ def dev_files(data_args, tasks):
         given = getattr(data_args, flag, None)
         paths[task] = Path(given) if given else Path(data_args.data_dir) / task_schema(task).file_name("dev")
         if not paths[task].is_file():
-            how = f"--{flag} {given}" if given else f"{task} dev file {paths[task]} (name another with --{flag})"
+            # A task of one's own has no such flag: its dev file is the data folder's
+            another = f" (name another with --{flag})" if hasattr(data_args, flag) else ""
+            how = f"--{flag} {given}" if given else f"{task} dev file {paths[task]}{another}"
             raise ValueError(f"{how}: no such file")
     return paths
 
