@@ -740,3 +740,17 @@ def test_the_summary_names_every_task_scored():
 
     summary = _summary({"nli": {"accuracy": 0.5}, "sst": {"accuracy": 0.25}}, 60.0, "out")
     assert "  nli: accuracy 0.5000" in summary and "  sst: accuracy 0.2500" in summary
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--head_layers", "sst=2"], "--head_layers sst=2: the checkpoint's trained sst head has head_layers=1"),
+    (["--cosine_feature", "para=true"], "--cosine_feature para=True: the checkpoint's trained para head has "
+                                        "cosine_feature=False"),
+])
+def test_a_flag_resizing_a_trained_head_is_refused_naming_it_before_the_data_is_read(trained, data, tmp_path, capsys,
+                                                                                      data_reads, flags, named):
+    assert minbert(["train", "--model_name_or_path", str(trained), "--data_dir", str(data), "--output_dir",
+                    str(tmp_path / "again"), *TINY_RUN, *flags]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith(f"minbert train: {named}"), error
+    assert data_reads == []

@@ -6,6 +6,7 @@ from hf_minbert import recipe
 from .common import check_named_once, has_trained_task_heads
 from .train_arguments import model_path
 
+DEFAULT_TASK_ORDER = ("sst", "para", "sts")
 # The ModelArguments fields that set one option of a head, task by task (--head_layers sts=2).
 TASK_HEAD_OPTIONS = ("pair_encoding", "head_layers", "head_dropout", "head_activation", "head_pooling", "bi_features",
                      "cosine_feature", "average_pair_orders")
@@ -33,7 +34,9 @@ def task_specs(model_args, base_tasks, recipe_defaults=True):
     """The heads to train: the base specs of the chosen tasks, the recipe for fresh heads, then the per-task
     command-line options, which override both task by task."""
     if model_args.tasks is None:  # a trained checkpoint goes on with every head it has (a plain one: the course's)
-        model_args.tasks = ",".join(base_tasks)  # as the run's record and card state it
+        # in the course's order, as --tasks' former default gave it (a saved config sorts its heads by name)
+        course = [task for task in DEFAULT_TASK_ORDER if task in base_tasks]
+        model_args.tasks = ",".join(course + [task for task in base_tasks if task not in course])  # as the record says
     names = [name.strip() for name in model_args.tasks.split(",") if name.strip()]
     if not names:
         raise ValueError("--tasks: name at least one task")
@@ -54,7 +57,31 @@ def task_specs(model_args, base_tasks, recipe_defaults=True):
             for task in tasks:
                 if task in specs and task not in chosen:
                     specs[task][option] = specs[task]["pair_encoding"] == "cross"
+    else:
+        _check_trained_head_shapes(specs, base_tasks)
     return specs
+
+
+def _shape_options(spec):
+    """The options that size a head's layers: a trained head changed in one no longer fits its weights."""
+    if spec["pair_encoding"] == "bi":  # a cosine head has no layers; concatenated features feed head_layers
+        return ("bi_features", "head_layers") if spec["bi_features"] == "concat" else ("bi_features",)
+    return ("head_layers", "cosine_feature")
+
+
+def _check_trained_head_shapes(specs, trained):
+    """A trained checkpoint's head keeps the shape of its weights: an option that resizes it would fail while the
+    weights load, after the data is read. (Another pair encoding is another head, started fresh, as transformers'
+    load report then shows.)"""
+    for task, spec in specs.items():
+        before = trained[task]
+        if spec["pair_encoding"] != before["pair_encoding"]:
+            continue
+        for option in _shape_options(before):
+            if spec[option] != before[option]:
+                raise ValueError(f"--{option} {task}={spec[option]}: the checkpoint's trained {task} head has "
+                                 f"{option}={before[option]}, and a head of another shape cannot load its "
+                                 "weights; keep it, or train from the checkpoint it was trained from")
 
 
 def _per_task_strings(value, option, names, single=()):
