@@ -348,8 +348,10 @@ def usage_snippet(model_id, tasks, default_task=None):
             head_argument = f", head={json.dumps(head)}" if head else ""
             lines += [f'{name} = pipeline("{task}", model=model_id, trust_remote_code=True{head_argument})',
                       f"print({name}({example!r}))", ""]
+    # a pair where a head reads pairs; else one sentence, which every head answers
+    reads_pairs = any(spec.get("pair_encoding", "single") != "single" for spec in tasks.values())
     lines += ['multitask = pipeline("minbert-multitask", model=model_id, trust_remote_code=True)',
-              f"print(multitask({pair!r}))", ""]
+              f"print(multitask({pair if reads_pairs else pair[0]!r}))", ""]
     if default_spec.get("pair_encoding") in ("single", "cross"):
         # a cross-encoded head reads a pair as one sequence: the tokenizer joins the two sentences
         texts = ('"A gorgeous, witty, seductive movie."' if default_spec["pair_encoding"] == "single"

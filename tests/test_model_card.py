@@ -535,3 +535,11 @@ def test_the_snippet_calls_a_cross_encoded_default_head_with_a_sentence_pair():
     snippet = usage_snippet("user/model", {"para": {"kind": "binary", "pair_encoding": "cross"}}, default_task="para")
     assert ('inputs = tokenizer("A man is playing a guitar.", "Someone plays an acoustic guitar.", '
             'return_tensors="pt")') in snippet
+
+
+def test_the_snippet_asks_a_model_of_single_sentence_heads_about_one_sentence():
+    from model_cards.card import usage_snippet
+
+    snippet = usage_snippet("user/model", {"sst": {"kind": "classification", "pair_encoding": "single"}},
+                            default_task="sst")
+    assert "print(multitask('A man is playing a guitar.'))" in snippet
