@@ -564,3 +564,16 @@ def test_reading_a_prediction_file_with_the_wrong_header_names_file_and_line(tmp
     path = write_lines(tmp_path / "sts-dev-output.csv", ["id \t Predicted_Sentiment ", "a , 1 "])
     with pytest.raises(ValueError, match=r"sts-dev-output\.csv, line 1: expected header"):
         read_prediction_file(path, "sts")
+
+
+def test_the_table_keeps_its_columns_for_a_task_name_longer_than_the_course_names():
+    from types import SimpleNamespace
+
+    from hf_minbert.commands.evaluate import format_table
+
+    def row(task):
+        result = SimpleNamespace(metrics={"accuracy": 0.5}, predictions=SimpleNamespace(truncation=SimpleNamespace(truncated=0)))
+        return task, "dev", SimpleNamespace(rows=8, skipped=[]), result
+
+    lines = format_table([row("sst"), row("entailment_long")], {}).splitlines()
+    assert len({line.index("dev") for line in lines[2:4]}) == 1 and lines[3].startswith("entailment_long dev")

@@ -300,10 +300,11 @@ def clear_earlier_predictions(output_dir, keep):
 
 def format_table(rows, metrics) -> str:
     """One line per scored file, then the overall scores."""
-    lines = [f"{'task':<7}{'split':<6}{'rows':>7}{'skipped':>9}{'truncated':>11}  metrics", "-" * 64]
+    width = max([7, *(len(task) + 1 for task, *_ in rows)])  # a task of one's own may have a longer name
+    lines = [f"{'task':<{width}}{'split':<6}{'rows':>7}{'skipped':>9}{'truncated':>11}  metrics", "-" * (width + 57)]
     for task, split, read_report, result in rows:
         scores = "  ".join(f"{name} {value:.4f}" for name, value in (result.metrics or {}).items()) or "(no labels)"
-        lines.append(f"{task:<7}{split:<6}{read_report.rows:>7}{len(read_report.skipped):>9}"
+        lines.append(f"{task:<{width}}{split:<6}{read_report.rows:>7}{len(read_report.skipped):>9}"
                      f"{result.predictions.truncation.truncated:>11}  {scores}")
     for read_report in (row[2] for row in rows if row[2].skipped):
         lines.append(f"skipped: {read_report}")
