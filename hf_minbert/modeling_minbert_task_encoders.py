@@ -229,9 +229,7 @@ def _common_length(length_a, length_b):
     """The length both sides are padded to: the longer one's. torch.export keeps max() symbolic; a torch.jit.trace
     graph would keep which side was the longer as a constant, and pad the other by a negative amount (cropping it)
     where the data turn the other way, so there each side is padded by the other's length instead."""
-    if torch.jit.is_tracing():
-        return length_a + length_b
-    return torch.sym_max(length_a, length_b) if recording_graph() else max(length_a, length_b)
+    return length_a + length_b if torch.jit.is_tracing() else torch.sym_max(length_a, length_b)
 
 
 def _check_sides(first, mask_a, second, mask_b):

@@ -187,9 +187,8 @@ def register_folder_schemas(argv, flag):
     from hf_minbert.data import register_saved_schemas
 
     peek = argparse.ArgumentParser(add_help=False)
-    peek.add_argument(flag, nargs="+", type=home_path, default=[])
-    folders = peek.parse_known_args(argv)[0].__dict__[flag.lstrip("-")]
-    for folder in (folders if isinstance(folders, list) else [folders]):
+    peek.add_argument(flag, dest="folders", nargs="+", type=home_path, default=[])
+    for folder in peek.parse_known_args(argv)[0].folders:
         try:
             config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):

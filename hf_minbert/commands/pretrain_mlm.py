@@ -124,6 +124,7 @@ class MaskingTrainer(Trainer):
     def __init__(self, *args, masker: DataCollatorForLanguageModeling, **kwargs):
         super().__init__(*args, data_collator=masker, **kwargs)
         self.masker = masker
+        self.special_ids = torch.tensor(self.processing_class.all_special_ids)  # never masked
 
     def get_train_dataloader(self):
         from transformers import DataCollatorWithPadding
@@ -137,8 +138,9 @@ class MaskingTrainer(Trainer):
     def compute_loss(self, model, inputs, *args, **kwargs):
         if "labels" not in inputs:  # a training batch: mask it here (on the CPU generator, where Trainer seeds it)
             ids = inputs["input_ids"]
-            special = torch.isin(ids, torch.tensor(self.processing_class.all_special_ids, device=ids.device))
-            masked, labels = self.masker.torch_mask_tokens(ids.cpu().clone(), special_tokens_mask=special.cpu())
+            cpu_ids = ids.cpu()
+            special = torch.isin(cpu_ids, self.special_ids)
+            masked, labels = self.masker.torch_mask_tokens(cpu_ids.clone(), special_tokens_mask=special)
             inputs = {**inputs, "input_ids": masked.to(ids.device), "labels": labels.to(ids.device)}
         return super().compute_loss(model, inputs, *args, **kwargs)
 
