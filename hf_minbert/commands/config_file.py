@@ -83,8 +83,8 @@ def config_values(parser, path) -> dict:
     return values
 
 
-def read_config(path) -> dict:
-    """The mapping a JSON or YAML file holds (an empty file: none); a syntax error names its line."""
+def read_config(path, holding="flag names to values") -> dict:
+    """The mapping (of `holding`) a JSON or YAML file holds (an empty file: none); a syntax error names its line."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -95,7 +95,7 @@ def read_config(path) -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of flag names to values, got a {type(data).__name__}")
+        raise ValueError(f"{path}: expected a mapping of {holding}, got a {type(data).__name__}")
     return {str(key): value for key, value in data.items()}
 
 

@@ -4,6 +4,7 @@ any, the default heads with the recipe's changes), then the per-task head option
 from hf_minbert import recipe
 
 from .common import check_named_once, has_trained_task_heads
+from .task_schema_files import declare_tasks
 from .train_arguments import model_path
 
 DEFAULT_TASK_ORDER = ("sst", "para", "sts")
@@ -31,8 +32,11 @@ def base_task_specs(model_args):
 
 
 def task_specs(model_args, base_tasks, recipe_defaults=True):
-    """The heads to train: the base specs of the chosen tasks, the recipe for fresh heads, then the per-task
-    command-line options, which override both task by task."""
+    """The heads to train: the base specs of the chosen tasks (and a fresh head for each task of one's own a
+    --task_schema file declares), the recipe for fresh heads, then the per-task command-line options, which
+    override both task by task."""
+    declared = declare_tasks(model_args.task_schema, base_tasks)
+    base_tasks = {**base_tasks, **declared}
     if model_args.tasks is None:  # a trained checkpoint goes on with every head it has (a plain one: the course's)
         # in the course's order, as --tasks' former default gave it (a saved config sorts its heads by name)
         course = [task for task in DEFAULT_TASK_ORDER if task in base_tasks]
@@ -58,7 +62,7 @@ def task_specs(model_args, base_tasks, recipe_defaults=True):
                 if task in specs and task not in chosen:
                     specs[task][option] = specs[task]["pair_encoding"] == "cross"
     else:
-        _check_trained_head_shapes(specs, base_tasks)
+        _check_trained_head_shapes({task: spec for task, spec in specs.items() if task not in declared}, base_tasks)
     return specs
 
 

@@ -102,7 +102,7 @@ def check_run(model_args, data_args, training_args, specs, adapter_args=None):
 
     check_output_folder(training_args.output_dir, training_args.overwrite_output_dir,
                         training_args.resume_from_checkpoint, inputs=_read_paths(data_args, specs))
-    _check_checkpoint_flags(model_args, training_args)
+    _check_checkpoint_flags(model_args, training_args, specs)
     if adapter_args is None or not adapter_args.enabled:  # an adapters' checkpoint holds adapters, not the model
         _check_resumed_checkpoint(model_args, training_args, specs)
     else:
@@ -128,9 +128,9 @@ def _check_implied_pairs_apply(data_args, specs):
                          "pair task labelled 0/1, such as para: it would imply no pair")
 
 
-def _check_checkpoint_flags(model_args, training_args):
+def _check_checkpoint_flags(model_args, training_args, specs):
     """The flags that must fit the checkpoint: the sequence length its positions allow, the architecture its
-    layers allow."""
+    layers allow, the tasks its task-owned layers allow."""
     from hf_minbert import MinBertConfig
     from hf_minbert.modeling_minbert_conversion import check_architecture_change
 
@@ -142,6 +142,11 @@ def _check_checkpoint_flags(model_args, training_args):
         raise ValueError(f"--max_seq_length {training_args.max_seq_length} exceeds the model's "
                          f"max_position_embeddings ({config.max_position_embeddings}, {path})")
     check_architecture_change(config, architecture_overrides(model_args, config.num_hidden_layers), path)
+    new = [task for task in specs if task not in config.tasks]
+    if (config.task_specific_layers or config.task_specific_embeddings) and new:
+        raise ValueError(f"--tasks {','.join(new)}: {path} is a {config.architecture} model, each of its tasks "
+                         f"owning encoder layers ({', '.join(config.tasks)}), and a new task cannot get its own from "
+                         "it: train the new task from a checkpoint with one shared encoder")
     check_report_to(training_args.report_to)
 
 

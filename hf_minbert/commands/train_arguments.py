@@ -25,7 +25,12 @@ class ModelArguments:
     )
     tasks: Optional[str] = field(
         default=None, metadata={"help": "tasks to train, comma-separated (default: a trained checkpoint's own heads, "
-                                        "else sst,para,sts)"}
+                                        "else sst,para,sts; and the tasks --task_schema declares)"}
+    )
+    task_schema: Optional[list[str]] = field(
+        default=None, metadata={"help": "a task of one's own: a JSON/YAML file of its data schema (TaskSchema's fields, "
+                                        "and optionally its class names as labels), one per task; it gets a fresh "
+                                        "head and joins the default --tasks (hf_minbert/commands/task_schema_files.py)"}
     )
     pair_encoding: str = field(
         default="", metadata={"help": "per task: cross or bi, e.g. para=bi (fresh heads: sts=bi, the rest cross)"}

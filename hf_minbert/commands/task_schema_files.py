@@ -1,0 +1,82 @@
+"""A task of one's own declared on the command line: `--task_schema nli.yaml`, a JSON or YAML file of the task's
+data schema (hf_minbert.data.TaskSchema's fields) and, optionally, its head's class names:
+
+    name: nli
+    text_columns: [premise, hypothesis]
+    label_column: label
+    label_dtype: int64
+    label_values: [0, 1, 2]
+    labels: [entailment, neutral, contradiction]   # optional: the head's class names (default: the numbers)
+
+The file does what `register_task_schema(TaskSchema(...))` does from Python, and gives the task a fresh head of
+the kind its labels need (0..C-1: C classes; 0 and 1: binary; a label_range: regression), cross-encoded for a
+pair task. A checkpoint that already has a head of that name keeps it, if the head can learn from the rows.
+"""
+from dataclasses import fields
+
+from hf_minbert.configuration_minbert import normalize_task_spec
+from hf_minbert.data import TaskSchema, has_task_schema, head_mismatch, register_task_schema, task_schema
+
+from .config_file import read_config
+
+SCHEMA_FIELDS = tuple(f.name for f in fields(TaskSchema))
+HEAD_FIELDS = ("labels",)
+
+
+def read_task_schema_file(path) -> tuple:
+    """(TaskSchema, the head's class names or None) of the file at `path`; a bad file is one line naming it."""
+    values = read_config(path, holding="a task schema's fields")
+    unknown = sorted(set(values) - set(SCHEMA_FIELDS) - set(HEAD_FIELDS))
+    if unknown:
+        raise ValueError(f"--task_schema {path}: unknown key(s) {unknown}; known: {', '.join(SCHEMA_FIELDS + HEAD_FIELDS)}")
+    labels = values.pop("labels", None)
+    try:
+        schema = TaskSchema(**values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"--task_schema {path}: {error}") from None
+    return schema, labels
+
+
+def fresh_head(schema: TaskSchema, labels, path) -> dict:
+    """The task spec of a fresh head that learns from rows of `schema`."""
+    spec = {"pair_encoding": "cross" if schema.is_pair else "single"}
+    if schema.label_range is not None:
+        spec.update(kind="regression", label_range=list(schema.label_range))
+    elif set(schema.label_values) == {0, 1}:
+        spec.update(kind="binary")
+    elif tuple(schema.label_values) == tuple(range(len(schema.label_values))):
+        spec.update(kind="classification")
+    else:
+        raise ValueError(f"--task_schema {path}: a class head's labels are the class numbers 0..C-1 (or 0 and 1 for "
+                         f"a binary head); the schema has {schema.describe_labels()}")
+    if labels is not None:
+        if spec["kind"] == "regression" or not (isinstance(labels, list) and len(labels) == len(schema.label_values or ())
+                and all(isinstance(name, str) and name for name in labels)):
+            raise ValueError(f"--task_schema {path}: labels names each of the {len(schema.label_values or ())} "
+                             f"label values with a string (a regression head has none), got {labels!r}")
+        spec["labels"] = labels
+    elif spec["kind"] == "classification":
+        spec["labels"] = [str(value) for value in schema.label_values]
+    return spec
+
+
+def declare_tasks(paths, heads: dict) -> dict:
+    """{task: the spec of its fresh head} of each task the --task_schema files at `paths` declare that `heads`
+    (the checkpoint's, {task: spec}) has no head for, the files' schemas registered. A task that already has
+    another schema in this process (a course task's, or a checkpoint's saved one) is refused, as is a head of the
+    checkpoint that cannot learn from the file's rows."""
+    fresh = {}
+    for path in paths or ():
+        schema, labels = read_task_schema_file(path)
+        if has_task_schema(schema.name) and task_schema(schema.name) != schema:
+            raise ValueError(f"--task_schema {path}: task {schema.name!r} already has another data schema (the "
+                             f"course's or the checkpoint's): {task_schema(schema.name)}")
+        head = heads.get(schema.name) or fresh_head(schema, labels, path)
+        problem = head_mismatch(schema, normalize_task_spec(schema.name, head))
+        if problem:
+            whose = "the checkpoint's" if schema.name in heads else "its fresh"
+            raise ValueError(f"--task_schema {path}: {whose} {schema.name} head cannot learn from its rows: {problem}")
+        register_task_schema(schema)
+        if schema.name not in heads:
+            fresh[schema.name] = normalize_task_spec(schema.name, head)
+    return fresh

@@ -1,0 +1,155 @@
+"""A task of one's own declared on the command line: `minbert train --task_schema FILE` registers the file's data
+schema and gives the task a fresh head of the kind its labels need, so that a first training needs no Python."""
+import json
+
+import pytest
+
+from hf_minbert import MinBertConfig
+from hf_minbert.commands.head_options import task_specs
+from hf_minbert.commands.task_schema_files import declare_tasks, fresh_head, read_task_schema_file
+from hf_minbert.commands.train_arguments import ModelArguments
+from hf_minbert.data import TASK_SCHEMAS, TaskSchema
+from tests.helpers import tiny_task_rows, write_task_files
+from tests.test_custom_tasks import NLI, nli_rows
+from tests.test_train_promises import TINY_RUN, base, tokenizer, train  # noqa: F401  (module fixtures)
+
+NLI_FILE = {"name": "nli", "text_columns": ["premise", "hypothesis"], "label_column": "label", "label_dtype": "int64",
+            "label_values": [0, 1, 2], "labels": ["entailment", "neutral", "contradiction"]}
+
+
+@pytest.fixture(autouse=True)
+def registered_schemas():
+    """Each test starts and ends with the schemas registered before it (a file registers its task globally)."""
+    before = dict(TASK_SCHEMAS)
+    yield
+    TASK_SCHEMAS.clear()
+    TASK_SCHEMAS.update(before)
+
+
+def schema_file(folder, values=NLI_FILE, name="nli.json"):
+    path = folder / name
+    path.write_text(json.dumps(values))
+    return str(path)
+
+
+def test_a_schema_file_reads_as_the_schema_and_the_heads_class_names(tmp_path):
+    schema, labels = read_task_schema_file(schema_file(tmp_path))
+    assert schema == NLI and labels == ["entailment", "neutral", "contradiction"]
+
+
+def test_a_yaml_schema_file_reads_as_the_same_schema(tmp_path):
+    (tmp_path / "nli.yaml").write_text("name: nli\ntext_columns: [premise, hypothesis]\nlabel_column: label\n"
+                                       "label_dtype: int64\nlabel_values: [0, 1, 2]\n")
+    assert read_task_schema_file(str(tmp_path / "nli.yaml"))[0] == NLI
+
+
+@pytest.mark.parametrize("values, head", [
+    ({"text_columns": ["text"], "label_values": [0, 1, 2]},
+     {"pair_encoding": "single", "kind": "classification", "labels": ["0", "1", "2"]}),
+    ({"label_dtype": "float64", "label_values": [0.0, 1.0]}, {"pair_encoding": "cross", "kind": "binary"}),
+    ({"label_dtype": "float64", "label_values": None, "label_range": [1, 10], "metric": "correlation"},
+     {"pair_encoding": "cross", "kind": "regression", "label_range": [1, 10]}),
+])
+def test_a_fresh_head_has_the_kind_the_schemas_labels_need(tmp_path, values, head):
+    schema, _ = read_task_schema_file(schema_file(tmp_path, {**NLI_FILE, "labels": None, **values}))
+    assert fresh_head(schema, None, "f") == head
+
+
+def test_class_numbers_other_than_0_to_c_minus_1_are_refused_naming_the_file(tmp_path):
+    path = schema_file(tmp_path, {**NLI_FILE, "label_values": [1, 2, 3]})
+    with pytest.raises(ValueError, match=rf"^--task_schema {path}: a class head's labels are the class numbers 0..C-1"):
+        declare_tasks([path], {})
+
+
+def test_class_names_that_do_not_name_each_label_are_refused_naming_the_file(tmp_path):
+    path = schema_file(tmp_path, {**NLI_FILE, "labels": ["yes", "no"]})
+    with pytest.raises(ValueError, match=rf"^--task_schema {path}: labels names each of the 3 label values"):
+        declare_tasks([path], {})
+
+
+def test_an_unknown_key_is_refused_naming_the_file_and_the_key(tmp_path):
+    path = schema_file(tmp_path, {**NLI_FILE, "label_colum": "label"})
+    with pytest.raises(ValueError, match=rf"^--task_schema {path}: unknown key\(s\) \['label_colum'\]"):
+        declare_tasks([path], {})
+
+
+def test_a_schema_that_cannot_describe_rows_is_refused_naming_the_file(tmp_path):
+    path = schema_file(tmp_path, {**NLI_FILE, "label_dtype": "int32"})
+    with pytest.raises(ValueError, match=rf"^--task_schema {path}: TaskSchema 'nli': label_dtype must be"):
+        declare_tasks([path], {})
+
+
+def test_a_course_tasks_name_with_another_schema_is_refused_naming_the_file(tmp_path):
+    path = schema_file(tmp_path, {**NLI_FILE, "name": "sst"})
+    with pytest.raises(ValueError, match=rf"^--task_schema {path}: task 'sst' already has another data schema"):
+        declare_tasks([path], {})
+
+
+def test_a_checkpoint_head_that_cannot_learn_from_the_files_rows_is_refused(tmp_path):
+    path = schema_file(tmp_path)
+    binary = {"nli": {"kind": "binary", "labels": ["no", "yes"], "pair_encoding": "cross"}}
+    with pytest.raises(ValueError, match=rf"^--task_schema {path}: the checkpoint's nli head cannot learn from its rows"):
+        declare_tasks([path], binary)
+
+
+def test_a_declared_task_joins_the_default_tasks(tmp_path):
+    specs = task_specs(ModelArguments(task_schema=[schema_file(tmp_path)]), MinBertConfig().tasks)
+    assert list(specs) == ["sst", "para", "sts", "nli"]
+
+
+def test_a_declared_tasks_fresh_head_takes_the_head_flags_beside_a_trained_checkpoints_heads(tmp_path):
+    args = ModelArguments(task_schema=[schema_file(tmp_path)], tasks="sst,nli", head_layers="nli=2")
+    specs = task_specs(args, MinBertConfig().tasks, recipe_defaults=False)
+    assert specs["nli"]["head_layers"] == 2 and specs["nli"]["kind"] == "classification"
+
+
+def test_minbert_train_adds_a_declared_task_to_a_trained_checkpoint(tmp_path, base):  # noqa: F811
+    data = _nli_data(tmp_path / "data")
+    write_task_files(data, tiny_task_rows(n=8, seed=1), split="train")
+    write_task_files(data, tiny_task_rows(n=8, seed=2), split="dev")
+    assert train(base, data, tmp_path / "trained", "--tasks", "sst", "--architecture", "multitask") == 0
+    assert train(tmp_path / "trained", data, tmp_path / "out", "--tasks", "sst,nli",
+                 "--task_schema", schema_file(tmp_path)) == 0
+    assert sorted(json.loads((tmp_path / "out" / "config.json").read_text())["tasks"]) == ["nli", "sst"]
+
+
+def _nli_data(folder):
+    folder.mkdir()
+    for split, seed in (("train", 0), ("dev", 1)):
+        lines = ["\tid\tpremise\thypothesis\tlabel", *(f"{i}\tn{i}\t{r['premise']}\t{r['hypothesis']}\t{r['label']}"
+                                                     for i, r in enumerate(nli_rows(n=12, seed=seed)))]
+        (folder / f"nli-{split}.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_minbert_train_trains_a_task_declared_by_a_schema_file(tmp_path, base):  # noqa: F811
+    data = _nli_data(tmp_path / "data")
+    assert train(base, data, tmp_path / "out", "--tasks", "nli", "--task_schema", schema_file(tmp_path)) == 0
+    head = json.loads((tmp_path / "out" / "config.json").read_text())["tasks"]["nli"]
+    assert head["kind"] == "classification" and head["labels"] == NLI_FILE["labels"]
+    assert TaskSchema(**head["data_schema"]) == NLI  # another process reads and scores it as trained
+    assert "accuracy" in json.loads((tmp_path / "out" / "metrics.json").read_text())["nli"]
+
+
+def test_scores_that_are_not_scored_by_correlation_are_refused_naming_the_file(tmp_path):
+    path = schema_file(tmp_path, {**NLI_FILE, "labels": None, "label_dtype": "float64", "label_values": None,
+                                  "label_range": [0, 1]})
+    with pytest.raises(ValueError, match=rf"^--task_schema {path}: its fresh nli head cannot learn from its rows: "
+                                         r".*scored by correlation"):
+        declare_tasks([path], {})
+
+
+def test_a_new_task_for_a_checkpoint_whose_tasks_own_layers_is_refused_before_the_data_is_read(
+        tmp_path, base, monkeypatch):  # noqa: F811
+    from hf_minbert.commands import train as train_command
+    from tests.helpers import refused_calls
+
+    data = _nli_data(tmp_path / "data")
+    write_task_files(data, tiny_task_rows(n=8, seed=1), split="train")
+    write_task_files(data, tiny_task_rows(n=8, seed=2), split="dev")
+    assert train(base, data, tmp_path / "trained", "--tasks", "sst", "--architecture", "cerbertus", "--task_specific_layers", "1") == 0
+    refused_calls(monkeypatch, train_command, "load_task_data")
+    flags = ["--tasks", "sst,nli", "--task_schema", schema_file(tmp_path), "--output_dir", str(tmp_path / "out")]
+    with pytest.raises(ValueError, match=r"^--tasks nli: .* is a cerbertus model, each of its tasks owning encoder layers"):
+        train_command.main(["--model_name_or_path", str(tmp_path / "trained"), "--data_dir", str(data), *flags,
+                            *TINY_RUN])
