@@ -8,44 +8,65 @@ import torch
 # The environment variable that sets the rounding below for a process when the constant is left at None.
 CPU_ROW_STEPS_VARIABLE = "MINBERT_CPU_ROW_STEPS"
 # On CPU the token matrix's row count can be rounded up to one of this many steps per power of two (a power of
-# two itself, e.g. 8; 0: not rounded; None: MINBERT_CPU_ROW_STEPS decides, 0 when unset). Off by default: its
-# dev scores are level with exact rows over three seeds, but whole training runs did not come out faster,
-# although the first steps' CPU time did (benchmarks/RESULTS.md, benchmarks/token_rows.py).
+# two itself, e.g. 8; 0: not rounded; None: MINBERT_CPU_ROW_STEPS decides, and where it is unset the machine).
 CPU_ROW_STEPS_PER_OCTAVE = None
+# The machine's default: on a CPU with AMX, bf16 and fp16 products are rounded to 8 row counts per power of two.
+# oneDNN builds an AMX kernel for every new product shape: the default recipe's steps took 0.80-0.85x the CPU
+# time rounded. Without AMX the spare rows cost more than new shapes (1.05-1.11x on an AMD EPYC), and fp32
+# products run without per-shape kernels (benchmarks/token_rows.py, benchmarks/matmul_shapes.py).
+AMX_ROW_STEPS = 8
 
 
 def cpu_row_steps_from_environment(environment):
-    """MINBERT_CPU_ROW_STEPS as a step count: 0 (unset, or set empty as `export VAR=` leaves it) or a power of
-    two; anything else is refused."""
-    value = environment.get(CPU_ROW_STEPS_VARIABLE, "").strip() or "0"
+    """MINBERT_CPU_ROW_STEPS as a step count: None (unset, or set empty as `export VAR=` leaves it), 0 or a power
+    of two; anything else is refused."""
+    value = environment.get(CPU_ROW_STEPS_VARIABLE, "").strip()
+    if not value:
+        return None
     if not value.isdigit() or int(value) & (int(value) - 1):
         raise ValueError(f"{CPU_ROW_STEPS_VARIABLE}={value!r}: expected 0 (exact row counts) or a power of two "
                          "such as 8 (row counts rounded up to 8 values per power of two)")
     return int(value)
 
 
-# MINBERT_CPU_ROW_STEPS as read on first use (None: not read yet). A plain global, not a functools.cache: a
-# compiled forward reads it as a constant it guards on, where it would trace through a cache wrapper, warning.
+def has_amx() -> bool:
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe and probe())
+
+
+# {"environment": MINBERT_CPU_ROW_STEPS or None, "machine": the machine's default}, read on first use (None: not
+# read yet). A plain global, not a functools.cache: a compiled forward reads it as a constant it guards on,
+# where it would trace through a cache wrapper, warning.
 process_cpu_row_steps = None
 
 
-def cpu_row_steps():
-    """The steps per power of two in force: CPU_ROW_STEPS_PER_OCTAVE, or the process environment's (read once)."""
+def cpu_row_steps(low_precision=True):
+    """The steps per power of two in force for products in bf16/fp16 (`low_precision`) or fp32:
+    CPU_ROW_STEPS_PER_OCTAVE, else the process environment's (read once), else the machine's default."""
     global process_cpu_row_steps
     if CPU_ROW_STEPS_PER_OCTAVE is not None:
         return CPU_ROW_STEPS_PER_OCTAVE
     if process_cpu_row_steps is None:
-        process_cpu_row_steps = cpu_row_steps_from_environment(os.environ)
-    return process_cpu_row_steps
+        process_cpu_row_steps = {"environment": cpu_row_steps_from_environment(os.environ),
+                                 "machine": AMX_ROW_STEPS if has_amx() else 0}
+    if process_cpu_row_steps["environment"] is not None:
+        return process_cpu_row_steps["environment"]
+    return process_cpu_row_steps["machine"] if low_precision else 0
 
 
-def token_rows(tokens, device_type):
+def products_in_low_precision(tokens) -> bool:
+    """Whether the products on `tokens` run in bf16 or fp16: a half-precision model, or CPU autocast to one."""
+    half = (torch.bfloat16, torch.float16)
+    return tokens.dtype in half or (torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") in half)
+
+
+def token_rows(tokens, device_type, low_precision=True):
     """Rows the (tokens, hidden) matrix carries for `tokens` real tokens: on CPU, when `cpu_row_steps()`
     is set (8: at most 1/8 more rows), rounded up so that a run meets a few dozen matrix shapes instead of one
     per batch. oneDNN, which runs CPU bf16 products, builds a kernel for every new shape
     and caches only some: a product on a shape it has not met runs at a third of the speed
     (benchmarks/matmul_shapes.py). The extra rows are zeros that no output reads."""
-    steps = cpu_row_steps()
+    steps = cpu_row_steps(low_precision)
     if device_type != "cpu" or steps == 0 or tokens < 2 * steps:
         return tokens
     step = 1 << (tokens.bit_length() - steps.bit_length())
@@ -125,7 +146,7 @@ class MinBertTokenLayout:
         """(real tokens, ...) -> (token rows, ...), zeros appended."""
         if self.padding_kept:  # a traced graph's row count follows the batch shape, not a rounding of it
             return tokens
-        spare = token_rows(self.tokens, tokens.device.type) - self.tokens
+        spare = token_rows(self.tokens, tokens.device.type, products_in_low_precision(tokens)) - self.tokens
         return torch.cat([tokens, tokens.new_zeros(spare, *tokens.shape[1:])]) if spare else tokens
 
     def pad(self, tokens):

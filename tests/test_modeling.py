@@ -108,12 +108,48 @@ def test_token_rows_round_up_by_at_most_an_eighth_into_a_few_shapes_per_octave(m
     assert token_rows(15, "cpu") == 15 and token_rows(1000, "cuda") == 1000
 
 
-def test_token_rows_are_exact_by_default():
-    assert [token_rows(tokens, "cpu") for tokens in (17, 1025, 1999)] == [17, 1025, 1999]
+@pytest.fixture
+def machine_row_steps(monkeypatch):
+    """Token-row rounding as a fresh process on a machine with or without AMX decides it (the environment unset)."""
+    def on(amx):
+        monkeypatch.delenv("MINBERT_CPU_ROW_STEPS", raising=False)
+        monkeypatch.setattr(modeling_minbert_unpadding, "process_cpu_row_steps", None)
+        monkeypatch.setattr(modeling_minbert_unpadding, "has_amx", lambda: amx)
+    return on
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_fp32_products_keep_exact_token_rows_by_default(machine_row_steps, amx):
+    machine_row_steps(amx)
+    assert [token_rows(tokens, "cpu", low_precision=False) for tokens in (17, 1025, 1999)] == [17, 1025, 1999]
+
+
+def test_bf16_products_keep_exact_token_rows_by_default_on_a_cpu_without_amx(machine_row_steps):
+    machine_row_steps(False)
+    assert [token_rows(tokens, "cpu", low_precision=True) for tokens in (17, 1025, 1999)] == [17, 1025, 1999]
+
+
+def test_bf16_products_round_token_rows_by_default_on_a_cpu_with_amx(machine_row_steps):
+    machine_row_steps(True)
+    assert [token_rows(tokens, "cpu", low_precision=True) for tokens in (17, 1025, 1999)] == [18, 1152, 2048]
+
+
+def test_the_environment_decides_token_rows_over_the_machine(machine_row_steps, monkeypatch):
+    machine_row_steps(True)
+    monkeypatch.setenv("MINBERT_CPU_ROW_STEPS", "0")
+    assert token_rows(1025, "cpu", low_precision=True) == 1025
+
+
+def test_products_are_low_precision_under_bf16_autocast_or_in_a_bf16_model():
+    tokens = torch.zeros(3, 4)
+    assert not modeling_minbert_unpadding.products_in_low_precision(tokens)
+    assert modeling_minbert_unpadding.products_in_low_precision(tokens.bfloat16())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert modeling_minbert_unpadding.products_in_low_precision(tokens)
 
 
 def test_token_row_steps_come_from_the_environment_as_a_power_of_two():
-    assert modeling_minbert_unpadding.cpu_row_steps_from_environment({}) == 0
+    assert modeling_minbert_unpadding.cpu_row_steps_from_environment({}) is None
     assert modeling_minbert_unpadding.cpu_row_steps_from_environment({"MINBERT_CPU_ROW_STEPS": "8"}) == 8
     for bad in ("6", "eight", "-8"):
         with pytest.raises(ValueError, match=f"MINBERT_CPU_ROW_STEPS='{bad}': expected 0 .* or a power of two"):
@@ -121,7 +157,7 @@ def test_token_row_steps_come_from_the_environment_as_a_power_of_two():
 
 
 def test_token_row_steps_set_empty_in_the_environment_are_unset():
-    assert modeling_minbert_unpadding.cpu_row_steps_from_environment({"MINBERT_CPU_ROW_STEPS": ""}) == 0
+    assert modeling_minbert_unpadding.cpu_row_steps_from_environment({"MINBERT_CPU_ROW_STEPS": ""}) is None
 
 
 def test_the_token_matrix_carries_zero_spare_rows_that_padding_drops(monkeypatch):
