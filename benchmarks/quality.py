@@ -118,6 +118,7 @@ TRAIN_ROWS = {
     "default_adamw_kernel": ("the default (seed 42) with AdamW's C kernel, on the AMD EPYC beside default_amd_epyc", []),
     # The token matrix's row count rounded up to 8 values per power of two (faster on CPU: fewer oneDNN kernel
     # shapes; benchmarks/token_rows.py): do its spare rows, which change the dropout draws, change the scores?
+    # Where the CPU has AMX the default (bf16) already rounds: this row differs from it only on other CPUs.
     "token_rows_8": ("the default with token rows rounded to 8 steps per octave (MINBERT_CPU_ROW_STEPS=8)", []),
     # The default's dev scores still rose in its third epoch (SST 0.467, 0.491, 0.501): does a fourth, with the
     # learning rate decaying over four, raise them? It fits the hour only where three take under 45 minutes.

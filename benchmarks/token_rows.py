@@ -5,7 +5,8 @@
 
 minBERT's encoder carries a batch as a (real tokens, hidden) matrix, so every projection's row count is the
 batch's token count, new almost every step. On CPU the matrix can be rounded up to one of a few row counts
-(`MINBERT_CPU_ROW_STEPS`, or `CPU_ROW_STEPS_PER_OCTAVE` in modeling_minbert_unpadding.py; off by default), since oneDNN builds a kernel
+(`MINBERT_CPU_ROW_STEPS`, or `CPU_ROW_STEPS_PER_OCTAVE` in modeling_minbert_unpadding.py; by default on where the CPU
+has AMX and the products run in bf16, off elsewhere), since oneDNN builds a kernel
 per product shape and keeps a bounded cache of them (benchmarks/matmul_shapes.py). This script trains the
 default `minbert train` recipe (evaluation and saving off) with exact row counts ("exact") and with 8 row
 counts per power of two ("rounded"), and, with `--cache_capacity`, exact row counts under a larger oneDNN

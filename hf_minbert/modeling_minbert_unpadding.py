@@ -54,10 +54,15 @@ def cpu_row_steps(low_precision=True):
     return process_cpu_row_steps["machine"] if low_precision else 0
 
 
-def products_in_low_precision(tokens) -> bool:
-    """Whether the products on `tokens` run in bf16 or fp16: a half-precision model, or CPU autocast to one."""
+def products_in_low_precision(weight) -> bool:
+    """Whether a model whose weights are of `weight`'s dtype multiplies in bf16 or fp16: a half-precision model,
+    or one under CPU autocast to one of them."""
     half = (torch.bfloat16, torch.float16)
-    return tokens.dtype in half or (torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") in half)
+    if weight.dtype in half:
+        return True
+    if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4; before it, the CPU-only functions
+        return torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") in half
+    return torch.is_autocast_cpu_enabled() and torch.get_autocast_cpu_dtype() in half
 
 
 def token_rows(tokens, device_type, low_precision=True):
@@ -67,10 +72,17 @@ def token_rows(tokens, device_type, low_precision=True):
     and caches only some: a product on a shape it has not met runs at a third of the speed
     (benchmarks/matmul_shapes.py). The extra rows are zeros that no output reads."""
     steps = cpu_row_steps(low_precision)
-    if device_type != "cpu" or steps == 0 or tokens < 2 * steps:
+    if device_type != "cpu" or steps == 0 or tokens < 2 * steps or _compiling():
         return tokens
     step = 1 << (tokens.bit_length() - steps.bit_length())
     return -(-tokens // step) * step
+
+
+def _compiling() -> bool:
+    """Whether torch.compile is tracing the forward: its graphs take the row count as a dynamic size, and a
+    rounding would add a guard on every new count instead of saving a kernel."""
+    compiling = getattr(torch.compiler, "is_compiling", lambda: False)
+    return compiling()
 
 
 def recording_graph():
@@ -105,8 +117,11 @@ class MinBertTokenLayout:
     on the way out: the same answers, from a graph that serves every batch shape and mask.
     """
 
-    def __init__(self, attention_mask, batch, length):
+    def __init__(self, attention_mask, batch, length, low_precision=False):
+        """low_precision: whether the layers multiply in bf16/fp16 (`products_in_low_precision`), which decides
+        the token matrix's row count (`token_rows`) once for every tensor the layout unpads."""
         self.batch, self.length = batch, length
+        self.low_precision = low_precision
         self.tokens = batch * length  # real tokens
         self.rows = self.cols = self.sdpa_mask = None
         self.padding_kept = False  # padding carried through the layers, zeroed by `pad`
@@ -146,7 +161,7 @@ class MinBertTokenLayout:
         """(real tokens, ...) -> (token rows, ...), zeros appended."""
         if self.padding_kept:  # a traced graph's row count follows the batch shape, not a rounding of it
             return tokens
-        spare = token_rows(self.tokens, tokens.device.type, products_in_low_precision(tokens)) - self.tokens
+        spare = token_rows(self.tokens, tokens.device.type, self.low_precision) - self.tokens
         return torch.cat([tokens, tokens.new_zeros(spare, *tokens.shape[1:])]) if spare else tokens
 
     def pad(self, tokens):

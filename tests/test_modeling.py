@@ -141,11 +141,35 @@ def test_the_environment_decides_token_rows_over_the_machine(machine_row_steps, 
 
 
 def test_products_are_low_precision_under_bf16_autocast_or_in_a_bf16_model():
-    tokens = torch.zeros(3, 4)
-    assert not modeling_minbert_unpadding.products_in_low_precision(tokens)
-    assert modeling_minbert_unpadding.products_in_low_precision(tokens.bfloat16())
+    weight = torch.zeros(3, 4)
+    assert not modeling_minbert_unpadding.products_in_low_precision(weight)
+    assert modeling_minbert_unpadding.products_in_low_precision(weight.bfloat16())
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert modeling_minbert_unpadding.products_in_low_precision(tokens)
+        assert modeling_minbert_unpadding.products_in_low_precision(weight)
+
+
+def test_a_bf16_model_rounds_every_tensor_of_a_batch_to_the_same_rows_on_a_cpu_with_amx(machine_row_steps, tiny_config):
+    # the int64 ids and the bf16 hidden states of one batch must get the same row count (17 real tokens -> 18)
+    model = MinBertModel(tiny_config).eval()
+    ids = torch.randint(5, 99, (1, 17), generator=torch.Generator().manual_seed(0))
+    machine_row_steps(False)
+    exact = model.to(torch.bfloat16)(input_ids=ids).last_hidden_state
+    machine_row_steps(True)
+    torch.testing.assert_close(model(input_ids=ids).last_hidden_state, exact, rtol=0, atol=0)
+
+
+def test_bf16_inputs_embeds_of_an_fp32_model_get_the_rows_of_its_ids_on_a_cpu_with_amx(machine_row_steps, tiny_config):
+    model = MinBertModel(tiny_config).eval()
+    embeds = torch.randn(1, 17, model.config.hidden_size).bfloat16()
+    machine_row_steps(True)
+    assert model(inputs_embeds=embeds).last_hidden_state.shape == (1, 17, model.config.hidden_size)
+
+
+def test_token_rows_are_exact_while_torch_compile_traces(machine_row_steps, monkeypatch):
+    # a compiled graph takes the row count as a dynamic size; rounding would guard on every new count
+    machine_row_steps(True)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert token_rows(1025, "cpu", low_precision=True) == 1025
 
 
 def test_token_row_steps_come_from_the_environment_as_a_power_of_two():
