@@ -8,6 +8,8 @@ from transformers import PretrainedConfig
 from transformers.activations import ACT2FN
 
 TASK_KINDS = ("classification", "binary", "regression")
+# Keys of a model's dev metrics (metrics.json) beside its tasks' own: a task named as one would overwrite them.
+RESERVED_TASK_NAMES = ("overall", "mean", "skipped_rows", "training_data")
 PAIR_ENCODINGS = ("single", "cross", "bi")
 HEAD_POOLINGS = ("pooler", "cls", "mean")
 BI_FEATURES = ("cosine", "concat")
@@ -63,6 +65,9 @@ def normalize_task_spec(name, spec):
     unknown = set(spec) - set(TASK_SPEC_DEFAULTS)
     if unknown:
         raise ValueError(f"task {name!r}: unknown field(s) {sorted(unknown)}; known: {sorted(TASK_SPEC_DEFAULTS)}")
+    if name in RESERVED_TASK_NAMES:
+        raise ValueError(f"task {name!r}: {', '.join(RESERVED_TASK_NAMES)} name the dev metrics beside the tasks' "
+                         "own; name the task otherwise")
     full = {**copy.deepcopy(TASK_SPEC_DEFAULTS), **copy.deepcopy(spec)}
     kind = full["kind"]
     if kind not in TASK_KINDS:
@@ -94,10 +99,15 @@ def normalize_task_spec(name, spec):
             raise ValueError(f"task {name!r}: a binary task has exactly two label names, got {full['labels']}")
     if kind == "regression":
         low, high = full["label_range"] or (0.0, 1.0)
-        if not low < high:
-            raise ValueError(f"task {name!r}: label_range must be [low, high] with low < high")
+        if not (_is_finite_number(low) and _is_finite_number(high) and low < high):
+            raise ValueError(f"task {name!r}: label_range must be [low, high], two finite numbers with low < high, "
+                             f"got {full['label_range']}")
         full["label_range"] = [float(low), float(high)]
     return full
+
+
+def _is_finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < float("inf")
 
 
 def _check_data_schema(name, spec):

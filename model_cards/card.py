@@ -164,6 +164,9 @@ def _template_values(run, model_name, model_id) -> dict:
         base_model=run.base_id or run.training_config.get("base_model", "unknown"),
         base_is_minilm=run.base_id == EMBEDDED_BASE_ID,
         task_summary=_task_summary(tasks),
+        all_course_tasks=set(tasks) == {"sst", "para", "sts"},
+        score_ranges=[(task, f"{spec['label_range'][0]:g}", f"{spec['label_range'][1]:g}") for task, spec in tasks.items()
+                      if spec.get("kind") == "regression" and spec.get("label_range")],
         adapter_summary=_adapter_summary(arguments),
         parameter_count=_parameter_count(run.model_dir),
         metric_rows=[(task, name, _score(value)) for task in _scored_tasks(metrics)

@@ -142,6 +142,13 @@ def test_a_name_registered_with_another_schema_is_refused_unless_replacing_is_as
     (dict(label_values=(1,)), "two or more distinct numbers"),
     (dict(label_values=("yes", "no")), "two or more distinct numbers"),
     (dict(label_values=(0, 0.5, 1)), "whole-number label_values"),
+    (dict(name="overall"), "name the dev metrics beside the tasks' own"),
+    (dict(text_columns=(1,)), "text_columns must be a tuple of one column name"),
+    (dict(label_column=["label"]), "label_column must be a string"),
+    (dict(prediction_header=["a"]), "prediction_header must be a string"),
+    (dict(label_values=4), "label_values must be a list of numbers"),
+    (dict(label_dtype="float64", label_values=None, label_range=("1", "10")), "two finite numbers"),
+    (dict(label_dtype="float64", label_values=None, label_range=(1, float("inf"))), "two finite numbers"),
 ])
 def test_a_schema_that_cannot_describe_rows_is_refused_naming_the_field(fields, problem):
     settings = dict(name="nli", text_columns=("premise", "hypothesis"), label_column="label", label_dtype="int64",

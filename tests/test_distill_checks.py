@@ -75,10 +75,19 @@ def _ensemble_without_sts():
 def test_a_teacher_without_a_head_for_a_student_task_is_refused_before_any_data_is_read(
         base, data, tokenizer, tmp_path, capsys, data_reads, teacher, named):  # noqa: F811
     folder = saved(tmp_path / "teacher", teacher(), tokenizer)
-    assert distill(base, data, tmp_path / "out", "--teacher", folder) == 2
+    assert distill(base, data, tmp_path / "out", "--teacher", folder, "--tasks", "sst,para,sts") == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error == f"minbert distill: --teacher {folder}: {named}"
     assert data_reads == [] and not (tmp_path / "out").exists()
+
+
+def test_the_students_tasks_default_to_the_teachers(base, data, tokenizer, tmp_path):  # noqa: F811
+    from hf_minbert.commands.distill import _checked_arguments
+
+    folder = saved(tmp_path / "teacher", tiny_model(tasks=heads(drop=["sts"])), tokenizer)
+    flags = ["--model_name_or_path", str(base), "--data_dir", str(data), "--output_dir", str(tmp_path / "out")]
+    _, specs, _ = _checked_arguments([*flags, "--teacher", folder, "--max_seq_length", "64"])
+    assert list(specs) == ["sst", "para"]
 
 
 def test_a_teacher_with_fewer_positions_than_max_seq_length_is_refused_before_any_data_is_read(

@@ -864,3 +864,12 @@ def test_a_cosine_feature_member_gets_the_sentences_split_from_the_joint_input(t
                               input_ids_b=b["input_ids"], attention_mask_b=b["attention_mask"], task="sts").logits
         expected = (alone + plain_member(**joint, task="sts").logits) / 2
         torch.testing.assert_close(ensemble(**joint, task="sts").logits, expected, rtol=0, atol=1e-5)
+
+
+def test_the_tasks_to_ensemble_default_to_every_head_of_the_models_the_courses_first(tmp_path):
+    from hf_minbert.commands.ensemble import models_tasks
+
+    for name, tasks in (("a", ["nli", "sts"]), ("b", ["sst", "topic"])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"tasks": {task: {} for task in tasks}}))
+    assert models_tasks([str(tmp_path / "a"), str(tmp_path / "b")]) == ["sst", "sts", "nli", "topic"]

@@ -6,7 +6,7 @@ import pytest
 
 from hf_minbert import MinBertConfig
 from hf_minbert.commands.head_options import task_specs
-from hf_minbert.commands.task_schema_files import declare_tasks, fresh_head, read_task_schema_file
+from hf_minbert.commands.task_schema_files import FILE_SCHEMAS, declare_tasks, fresh_head, read_task_schema_file
 from hf_minbert.commands.train_arguments import ModelArguments
 from hf_minbert.data import TASK_SCHEMAS, TaskSchema
 from tests.helpers import tiny_task_rows, write_task_files
@@ -20,10 +20,12 @@ NLI_FILE = {"name": "nli", "text_columns": ["premise", "hypothesis"], "label_col
 @pytest.fixture(autouse=True)
 def registered_schemas():
     """Each test starts and ends with the schemas registered before it (a file registers its task globally)."""
-    before = dict(TASK_SCHEMAS)
+    before, by_files = dict(TASK_SCHEMAS), dict(FILE_SCHEMAS)
     yield
     TASK_SCHEMAS.clear()
     TASK_SCHEMAS.update(before)
+    FILE_SCHEMAS.clear()
+    FILE_SCHEMAS.update(by_files)
 
 
 def schema_file(folder, values=NLI_FILE, name="nli.json"):
@@ -46,7 +48,8 @@ def test_a_yaml_schema_file_reads_as_the_same_schema(tmp_path):
 @pytest.mark.parametrize("values, head", [
     ({"text_columns": ["text"], "label_values": [0, 1, 2]},
      {"pair_encoding": "single", "kind": "classification", "labels": ["0", "1", "2"]}),
-    ({"label_dtype": "float64", "label_values": [0.0, 1.0]}, {"pair_encoding": "cross", "kind": "binary"}),
+    ({"label_dtype": "float64", "label_values": [0.0, 1.0]},
+     {"pair_encoding": "cross", "kind": "binary", "labels": ["0.0", "1.0"]}),
     ({"label_dtype": "float64", "label_values": None, "label_range": [1, 10], "metric": "correlation"},
      {"pair_encoding": "cross", "kind": "regression", "label_range": [1, 10]}),
 ])
@@ -153,3 +156,50 @@ def test_a_new_task_for_a_checkpoint_whose_tasks_own_layers_is_refused_before_th
     with pytest.raises(ValueError, match=r"^--tasks nli: .* is a cerbertus model, each of its tasks owning encoder layers"):
         train_command.main(["--model_name_or_path", str(tmp_path / "trained"), "--data_dir", str(data), *flags,
                             *TINY_RUN])
+
+
+def test_two_files_declaring_one_task_are_refused_naming_both(tmp_path):
+    first, second = schema_file(tmp_path), schema_file(tmp_path, name="again.json")
+    with pytest.raises(ValueError, match=rf"^--task_schema {first} and {second} both declare task 'nli'"):
+        declare_tasks([first, second], {})
+
+
+def test_a_later_file_replaces_the_schema_an_earlier_file_registered_in_the_process(tmp_path):
+    declare_tasks([schema_file(tmp_path, {**NLI_FILE, "label_column": "lable"}, name="typo.json")], {})
+    declare_tasks([schema_file(tmp_path)], {})
+    assert TASK_SCHEMAS["nli"] == NLI
+
+
+def test_a_declared_task_that_tasks_leaves_out_is_refused(tmp_path):
+    args = ModelArguments(task_schema=[schema_file(tmp_path)], tasks="sst")
+    with pytest.raises(ValueError, match="^--task_schema declares nli, which --tasks sst does not name"):
+        task_specs(args, MinBertConfig().tasks)
+
+
+def test_an_unknown_task_names_the_flag_that_declares_one(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown task\(s\) \['nli'\].*\(a task of one's own: --task_schema FILE\)"):
+        task_specs(ModelArguments(tasks="nli"), MinBertConfig().tasks)
+
+
+def test_a_config_file_holding_the_schema_itself_is_told_the_flag_takes_a_file(tmp_path):
+    with pytest.raises(ValueError, match=r"^--task_schema name=nli: no such file \(the flag takes a JSON or YAML file"):
+        read_task_schema_file("name=nli")
+
+
+def test_a_distilled_student_gets_a_head_like_its_teachers_for_a_task_of_ones_own(tmp_path, base):  # noqa: F811
+    data = _nli_data(tmp_path / "data")
+    assert train(base, data, tmp_path / "teacher", "--tasks", "nli", "--task_schema", schema_file(tmp_path)) == 0
+    TASK_SCHEMAS.pop("nli"), FILE_SCHEMAS.pop("nli")  # as in a fresh process, which has no file
+    assert train(base, data, tmp_path / "student", "--teacher", str(tmp_path / "teacher"), command="distill") == 0
+    heads = json.loads((tmp_path / "student" / "config.json").read_text())["tasks"]
+    assert list(heads) == ["nli"] and heads["nli"]["labels"] == NLI_FILE["labels"]
+
+
+def test_the_card_of_a_model_of_ones_own_tasks_names_them_and_their_score_range(tmp_path, base):  # noqa: F811
+    data = _nli_data(tmp_path / "data")
+    rate = {**NLI_FILE, "name": "rate", "file_prefix": "nli", "label_dtype": "float64", "label_values": None,
+            "label_range": [0, 2], "metric": "correlation", "labels": None}
+    assert train(base, data, tmp_path / "out", "--tasks", "rate", "--task_schema", schema_file(tmp_path, rate)) == 0
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "Research and teaching: rate, English only" in card and "rate's scores to its label range, 0–2" in card
+    assert "CS224N default project" not in card and "SST labels" not in card

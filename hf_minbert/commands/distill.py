@@ -32,7 +32,7 @@ from typing import Optional
 from transformers import AutoTokenizer
 
 from hf_minbert.commands.common import check_model_source, home_path, load_tokenizer, readable_weights
-from hf_minbert.commands.head_options import base_task_specs, task_specs
+from hf_minbert.commands.head_options import base_task_specs, in_course_order, task_specs
 from hf_minbert.commands.train import build_model, check_run, seed_run, train_and_save
 from hf_minbert.commands.train_arguments import parse_arguments
 from hf_minbert.commands.train_data import load_task_data, training_data_record
@@ -88,12 +88,37 @@ def _checked_arguments(argv):
     model_args, data_args, training_args, adapter_args, distill_args = arguments
     if (distill_args.teacher is None) == (not distill_args.fold_teachers):
         raise ValueError("give --teacher DIR or --fold_teachers DIR DIR ..., not both and not neither")
-    specs = task_specs(model_args, *base_task_specs(model_args))
+    teacher_heads = _teacher_heads(distill_args)
+    if model_args.tasks is None and teacher_heads:  # the student learns what the teacher answers
+        model_args.tasks = ",".join(in_course_order(teacher_heads))
+    own = {task: spec for task, spec in teacher_heads.items() if spec.get("data_schema")}
+    specs = task_specs(model_args, *base_task_specs(model_args), fresh_heads=own)
     alphas = parse_per_task(distill_args.alpha, "alpha", list(specs), default=0.5)
     _check_distillation_arguments(distill_args, alphas, data_args)
     _check_teachers(distill_args, specs, data_args, training_args)
     check_run(model_args, data_args, training_args, specs, adapter_args)  # before the teacher's long pass over the data
     return arguments, specs, alphas
+
+
+def _teacher_heads(distill_args):
+    """{task: head spec} of the teachers' heads, the data schemas of their tasks of one's own registered: the
+    student's default tasks, and for a task of one's own its student lacks, a fresh head like the teacher's. A
+    folder whose config cannot be read is left to _check_teachers, which names what is wrong with it."""
+    from hf_minbert import MinBertConfig
+    from hf_minbert.data import register_saved_schemas
+
+    flag, teachers = ("--teacher", [distill_args.teacher]) if distill_args.teacher else ("--fold_teachers",
+                                                                                          distill_args.fold_teachers)
+    heads = {}
+    for teacher in teachers:
+        try:
+            tasks = MinBertConfig.get_config_dict(str(teacher))[0].get("tasks")
+        except (OSError, ValueError):
+            continue
+        tasks = tasks if isinstance(tasks, dict) else {}
+        register_saved_schemas(tasks, f"{flag} {teacher}")
+        heads.update({task: spec for task, spec in tasks.items() if isinstance(spec, dict) and task not in heads})
+    return heads
 
 
 def _soft_training_rows(distill_args, folds, alphas, train, student_config, tokenizer, training_args):

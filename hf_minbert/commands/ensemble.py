@@ -45,6 +45,7 @@ from hf_minbert.commands.common import (
     register_folder_schemas,
     torch_device,
 )
+from hf_minbert.commands.head_options import in_course_order
 from hf_minbert.commands.output_folder import (
     check_output_folder,
     discard_unfinished_run,
@@ -88,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite_output_dir", action="store_true",
                         help="replace an --output_dir that already holds a model (refused otherwise)")
     parser.add_argument("--data_dir", type=home_path, default="../shared/data", help="folder with the CS224N dev files")
-    parser.add_argument("--tasks", nargs="+", default=["sst", "para", "sts"], choices=list(TASK_SCHEMAS),
-                        help="tasks to ensemble (default: sst para sts)")
+    parser.add_argument("--tasks", nargs="+", default=None, choices=list(TASK_SCHEMAS),
+                        help="tasks to ensemble (default: every task a model has a head for, the course's first)")
     parser.add_argument("--selection", choices=list(SELECTION_METHODS), default="greedy",
                         help="greedy: forward selection by dev score per task (default); all: every model, equal weights")
     parser.add_argument("--with_replacement", action="store_true",
@@ -227,6 +228,19 @@ def predict_candidates(args, dev, tokenizer, device, heads):
     return predictions
 
 
+def models_tasks(models) -> list:
+    """Every task a head of `models` answers, the course's first: --tasks' default. A folder whose config cannot
+    be read is left to check_output, which names what is wrong with it."""
+    names = []
+    for path in models:
+        try:
+            tasks = PretrainedConfig.get_config_dict(path)[0].get("tasks")
+        except OSError:
+            continue
+        names += [task for task in (tasks if isinstance(tasks, dict) else {}) if task not in names]
+    return in_course_order(names)
+
+
 def check_flags(args):
     """The flags that no parser check covers: each model once, greedy's options only with greedy, two folds or more."""
     seen = {}
@@ -345,6 +359,7 @@ def main(argv=None) -> int:
     check_list_flags_once(parser, argv)
     args = parser.parse_args(argv)
     try:
+        args.tasks = args.tasks or models_tasks(args.models)
         check_flags(args)
         check_output(args)
         device = torch_device("--device", args.device)

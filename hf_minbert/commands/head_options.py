@@ -4,7 +4,7 @@ any, the default heads with the recipe's changes), then the per-task head option
 from hf_minbert import recipe
 
 from .common import check_named_once, has_trained_task_heads
-from .task_schema_files import declare_tasks
+from .task_schema_files import declare_tasks, declared_task_names
 from .train_arguments import model_path
 
 DEFAULT_TASK_ORDER = ("sst", "para", "sts")
@@ -14,6 +14,12 @@ TASK_HEAD_OPTIONS = ("pair_encoding", "head_layers", "head_dropout", "head_activ
 # Meaningless for a single-sentence head.
 PAIR_OPTIONS = ("pair_encoding", "bi_features", "cosine_feature", "average_pair_orders")
 BOOLEAN_HEAD_OPTIONS = ("cosine_feature", "average_pair_orders")
+
+
+def in_course_order(tasks) -> list:
+    """Task names, the course's first in its order (sst, para, sts), then the others in their given order."""
+    course = [task for task in DEFAULT_TASK_ORDER if task in tasks]
+    return course + [task for task in tasks if task not in course]
 
 
 def base_task_specs(model_args):
@@ -31,23 +37,27 @@ def base_task_specs(model_args):
     return MinBertConfig().tasks, True
 
 
-def task_specs(model_args, base_tasks, recipe_defaults=True):
+def task_specs(model_args, base_tasks, recipe_defaults=True, fresh_heads=None):
     """The heads to train: the base specs of the chosen tasks (and a fresh head for each task of one's own a
-    --task_schema file declares), the recipe for fresh heads, then the per-task command-line options, which
-    override both task by task."""
-    declared = declare_tasks(model_args.task_schema, base_tasks)
-    base_tasks = {**base_tasks, **declared}
+    --task_schema file declares, or `fresh_heads` gives, that the base lacks), the recipe for fresh heads, then the
+    per-task command-line options, which override both task by task."""
+    fresh = {task: spec for task, spec in (fresh_heads or {}).items() if task not in base_tasks}
+    fresh.update(declare_tasks(model_args.task_schema, {**base_tasks, **fresh}))
+    base_tasks = {**base_tasks, **fresh}
     if model_args.tasks is None:  # a trained checkpoint goes on with every head it has (a plain one: the course's)
         # in the course's order, as --tasks' former default gave it (a saved config sorts its heads by name)
-        course = [task for task in DEFAULT_TASK_ORDER if task in base_tasks]
-        model_args.tasks = ",".join(course + [task for task in base_tasks if task not in course])  # as the record says
+        model_args.tasks = ",".join(in_course_order(base_tasks))  # as the record says
     names = [name.strip() for name in model_args.tasks.split(",") if name.strip()]
     if not names:
         raise ValueError("--tasks: name at least one task")
     check_named_once("--tasks", names)
     unknown = [name for name in names if name not in base_tasks]
     if unknown:
-        raise ValueError(f"--tasks: unknown task(s) {unknown}; known: {', '.join(base_tasks)}")
+        raise ValueError(f"--tasks: unknown task(s) {unknown}; known: {', '.join(base_tasks)} (a task of one's own: "
+                         "--task_schema FILE)")
+    unnamed = [task for task in declared_task_names(model_args.task_schema) if task not in names]
+    if unnamed:
+        raise ValueError(f"--task_schema declares {', '.join(unnamed)}, which --tasks {model_args.tasks} does not name")
     specs = {name: dict(base_tasks[name]) for name in names}
     if recipe_defaults:
         specs = recipe.heads(specs)
@@ -62,7 +72,7 @@ def task_specs(model_args, base_tasks, recipe_defaults=True):
                 if task in specs and task not in chosen:
                     specs[task][option] = specs[task]["pair_encoding"] == "cross"
     else:
-        _check_trained_head_shapes({task: spec for task, spec in specs.items() if task not in declared}, base_tasks)
+        _check_trained_head_shapes({task: spec for task, spec in specs.items() if task not in fresh}, base_tasks)
     return specs
 
 

@@ -13,6 +13,7 @@ the kind its labels need (0..C-1: C classes; 0 and 1: binary; a label_range: reg
 pair task. A checkpoint that already has a head of that name keeps it, if the head can learn from the rows.
 """
 from dataclasses import fields
+from pathlib import Path
 
 from hf_minbert.configuration_minbert import normalize_task_spec
 from hf_minbert.data import TaskSchema, has_task_schema, head_mismatch, register_task_schema, task_schema
@@ -25,6 +26,8 @@ HEAD_FIELDS = ("labels",)
 
 def read_task_schema_file(path) -> tuple:
     """(TaskSchema, the head's class names or None) of the file at `path`; a bad file is one line naming it."""
+    if not Path(path).is_file():  # also a schema written into a config file in place of its file's path
+        raise ValueError(f"--task_schema {path}: no such file (the flag takes a JSON or YAML file of the schema)")
     values = read_config(path, holding="a task schema's fields")
     unknown = sorted(set(values) - set(SCHEMA_FIELDS) - set(HEAD_FIELDS))
     if unknown:
@@ -51,32 +54,46 @@ def fresh_head(schema: TaskSchema, labels, path) -> dict:
                          f"a binary head); the schema has {schema.describe_labels()}")
     if labels is not None:
         if spec["kind"] == "regression" or not (isinstance(labels, list) and len(labels) == len(schema.label_values or ())
-                and all(isinstance(name, str) and name for name in labels)):
+                and all(isinstance(name, str) and name for name in labels) and len(set(labels)) == len(labels)):
             raise ValueError(f"--task_schema {path}: labels names each of the {len(schema.label_values or ())} "
-                             f"label values with a string (a regression head has none), got {labels!r}")
+                             f"label values with a string of its own (a regression head has none), got {labels!r}")
         spec["labels"] = labels
-    elif spec["kind"] == "classification":
+    elif spec["kind"] != "regression":
         spec["labels"] = [str(value) for value in schema.label_values]
     return spec
+
+
+# The schemas --task_schema files registered in this process, by task: a later run's file may replace one (a run
+# that failed on its data leaves its schema registered), not a schema registered any other way.
+FILE_SCHEMAS = {}
 
 
 def declare_tasks(paths, heads: dict) -> dict:
     """{task: the spec of its fresh head} of each task the --task_schema files at `paths` declare that `heads`
     (the checkpoint's, {task: spec}) has no head for, the files' schemas registered. A task that already has
-    another schema in this process (a course task's, or a checkpoint's saved one) is refused, as is a head of the
-    checkpoint that cannot learn from the file's rows."""
-    fresh = {}
+    another schema in this process (a course task's, a checkpoint's saved one, one registered from Python) is
+    refused, as is a head of the checkpoint that cannot learn from the file's rows."""
+    fresh, declared_by = {}, {}
     for path in paths or ():
         schema, labels = read_task_schema_file(path)
-        if has_task_schema(schema.name) and task_schema(schema.name) != schema:
-            raise ValueError(f"--task_schema {path}: task {schema.name!r} already has another data schema (the "
-                             f"course's or the checkpoint's): {task_schema(schema.name)}")
+        if schema.name in declared_by:
+            raise ValueError(f"--task_schema {declared_by[schema.name]} and {path} both declare task {schema.name!r}")
+        declared_by[schema.name] = path
+        known = task_schema(schema.name) if has_task_schema(schema.name) else None
+        if known is not None and known != schema and FILE_SCHEMAS.get(schema.name) is not known:
+            raise ValueError(f"--task_schema {path}: task {schema.name!r} already has another data schema (a course "
+                             f"task's, the checkpoint's, or one registered from Python): {known}")
         head = heads.get(schema.name) or fresh_head(schema, labels, path)
         problem = head_mismatch(schema, normalize_task_spec(schema.name, head))
         if problem:
             whose = "the checkpoint's" if schema.name in heads else "its fresh"
             raise ValueError(f"--task_schema {path}: {whose} {schema.name} head cannot learn from its rows: {problem}")
-        register_task_schema(schema)
+        FILE_SCHEMAS[schema.name] = register_task_schema(schema, exist_ok=True)
         if schema.name not in heads:
             fresh[schema.name] = normalize_task_spec(schema.name, head)
     return fresh
+
+
+def declared_task_names(paths) -> list:
+    """The tasks the --task_schema files at `paths` declare (each file read and checked)."""
+    return [read_task_schema_file(path)[0].name for path in paths or ()]

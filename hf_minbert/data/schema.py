@@ -22,6 +22,8 @@ import datasets
 import numpy as np
 import pyarrow as pa
 
+from hf_minbert.configuration_minbert import RESERVED_TASK_NAMES
+
 # Column names that already mean something in a task's rows: the row id, and what tokenized rows hold.
 RESERVED_COLUMNS = {"id", "labels", "input_ids", "attention_mask", "token_type_ids", "input_ids_a", "attention_mask_a",
                     "input_ids_b", "attention_mask_b"}
@@ -49,8 +51,19 @@ class TaskSchema:
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         if not (isinstance(self.name, str) and self.name.isidentifier()):
             raise ValueError(f"{where}: the name must be an identifier (it names flags such as --<task>_dev)")
-        if not (isinstance(self.text_columns, tuple) and len(self.text_columns) in (1, 2)):
-            raise ValueError(f"{where}: text_columns must be a tuple of one column or of a pair's two")
+        if self.name in RESERVED_TASK_NAMES:
+            raise ValueError(f"{where}: {', '.join(RESERVED_TASK_NAMES)} name the dev metrics beside the tasks' own; "
+                             "name the task otherwise")
+        if not (isinstance(self.text_columns, tuple) and len(self.text_columns) in (1, 2)
+                and all(isinstance(column, str) and column for column in self.text_columns)):
+            raise ValueError(f"{where}: text_columns must be a tuple of one column name or of a pair's two, got "
+                             f"{self.text_columns!r}")
+        for name in ("label_column", "file_prefix", "prediction_header"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{where}: {name} must be a string, got {getattr(self, name)!r}")
+        for name in ("label_values", "label_range"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), tuple):
+                raise ValueError(f"{where}: {name} must be a list of numbers, got {getattr(self, name)!r}")
         columns = (*self.text_columns, self.label_column)
         if len(set(columns)) != len(columns) or set(columns) & RESERVED_COLUMNS:
             raise ValueError(f"{where}: the text and label columns must be distinct and none of "
@@ -59,8 +72,10 @@ class TaskSchema:
             raise ValueError(f"{where}: label_dtype must be 'int64' or 'float64', got {self.label_dtype!r}")
         if (self.label_values is None) == (self.label_range is None):
             raise ValueError(f"{where}: give the labels as label_values (classes) or as label_range (scores), one of them")
-        if self.label_range is not None and not (len(self.label_range) == 2 and self.label_range[0] < self.label_range[1]):
-            raise ValueError(f"{where}: label_range must be (low, high) with low < high, got {self.label_range}")
+        if self.label_range is not None and not (len(self.label_range) == 2 and all(map(_is_number, self.label_range))
+                                                 and self.label_range[0] < self.label_range[1]):
+            raise ValueError(f"{where}: label_range must be (low, high), two finite numbers with low < high, got "
+                             f"{self.label_range}")
         if self.label_range is not None and self.label_dtype != "float64":
             raise ValueError(f"{where}: scores in a label_range need label_dtype='float64' (whole numbers would cut them)")
         if self.label_values is not None and (len(self.label_values) < 2 or len(set(self.label_values)) != len(self.label_values)
