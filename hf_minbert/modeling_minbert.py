@@ -52,7 +52,7 @@ from .modeling_minbert_heads import (
 from .modeling_minbert_layers import MinBertEmbeddings, MinBertEncoder, MinBertPooler, mean_pool
 from .modeling_minbert_pair_order import both_orders
 from .modeling_minbert_task_encoders import INPUT_KEYS, encoder_variant, stack_sides
-from .modeling_minbert_unpadding import MinBertTokenLayout, products_in_low_precision
+from .modeling_minbert_unpadding import MinBertTokenLayout, products_in_bf16
 
 
 def _init_standard_layer(module, std):
@@ -220,8 +220,8 @@ class MinBertModel(MinBertPreTrainedModel):
         ids_like = input_ids if input_ids is not None else inputs_embeds[..., 0]
         _check_lengths(self.config, ids_like)
 
-        low_precision = products_in_low_precision(self.embeddings.position_embeddings.weight)
-        layout = MinBertTokenLayout(attention_mask, *ids_like.shape, low_precision=low_precision)
+        bf16_products = products_in_bf16(self.embeddings.position_embeddings.weight)
+        layout = MinBertTokenLayout(attention_mask, *ids_like.shape, bf16_products=bf16_products)
         hidden_states = self.embeddings(layout, input_ids, token_type_ids, position_ids, inputs_embeds)
         sequence_output, all_hidden_states, all_attentions = self.encoder(
             hidden_states, layout, output_attentions, output_hidden_states

@@ -22,7 +22,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from .modeling_minbert_heads import check_task, pooled_features
 from .modeling_minbert_layers import MinBertPooler, MinBertTopLayers
-from .modeling_minbert_unpadding import MinBertTokenLayout, products_in_low_precision, recording_graph
+from .modeling_minbert_unpadding import MinBertTokenLayout, products_in_bf16, recording_graph
 
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "inputs_embeds", "position_ids")
 
@@ -40,7 +40,7 @@ class MinBertTaskEncoder(nn.Module):
     def forward(self, shared_output, attention_mask=None, output_attentions=False, output_hidden_states=False):
         shared_states = shared_output.last_hidden_state
         layout = MinBertTokenLayout(attention_mask, *shared_states.shape[:2],
-                                    low_precision=products_in_low_precision(self.pooler.dense.weight))
+                                    bf16_products=products_in_bf16(self.pooler.dense.weight))
         last_hidden_state, hidden_states, attentions = self.encoder(
             layout.unpad(shared_states), layout, output_attentions, output_hidden_states
         )

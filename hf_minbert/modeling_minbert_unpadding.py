@@ -10,10 +10,11 @@ CPU_ROW_STEPS_VARIABLE = "MINBERT_CPU_ROW_STEPS"
 # On CPU the token matrix's row count can be rounded up to one of this many steps per power of two (a power of
 # two itself, e.g. 8; 0: not rounded; None: MINBERT_CPU_ROW_STEPS decides, and where it is unset the machine).
 CPU_ROW_STEPS_PER_OCTAVE = None
-# The machine's default: on a CPU with AMX, bf16 and fp16 products are rounded to 8 row counts per power of two.
-# oneDNN builds an AMX kernel for every new product shape: the default recipe's steps took 0.80-0.85x the CPU
-# time rounded. Without AMX the spare rows cost more than new shapes (1.05-1.11x on an AMD EPYC), and fp32
-# products run without per-shape kernels (benchmarks/token_rows.py, benchmarks/matmul_shapes.py).
+# The machine's default: on a CPU with AMX, bf16 products are rounded to 8 row counts per power of two. oneDNN
+# builds an AMX kernel for every new product shape: the default recipe's steps took 0.80-0.85x the CPU time
+# rounded. Without AMX the spare rows cost more than new shapes (1.05-1.11x on an AMD EPYC); fp32 products run
+# without per-shape kernels, and fp16 ones were not measured (benchmarks/token_rows.py, matmul_shapes.py).
+# In training the spare rows take dropout draws too: a seeded run differs from one with exact row counts.
 AMX_ROW_STEPS = 8
 
 
@@ -40,8 +41,8 @@ def has_amx() -> bool:
 process_cpu_row_steps = None
 
 
-def cpu_row_steps(low_precision=True):
-    """The steps per power of two in force for products in bf16/fp16 (`low_precision`) or fp32:
+def cpu_row_steps(bf16_products=True):
+    """The steps per power of two in force for products in bf16 (`bf16_products`) or another precision:
     CPU_ROW_STEPS_PER_OCTAVE, else the process environment's (read once), else the machine's default."""
     global process_cpu_row_steps
     if CPU_ROW_STEPS_PER_OCTAVE is not None:
@@ -51,28 +52,29 @@ def cpu_row_steps(low_precision=True):
                                  "machine": AMX_ROW_STEPS if has_amx() else 0}
     if process_cpu_row_steps["environment"] is not None:
         return process_cpu_row_steps["environment"]
-    return process_cpu_row_steps["machine"] if low_precision else 0
+    return process_cpu_row_steps["machine"] if bf16_products else 0
 
 
-def products_in_low_precision(weight) -> bool:
-    """Whether a model whose weights are of `weight`'s dtype multiplies in bf16 or fp16: a half-precision model,
-    or one under CPU autocast to one of them."""
-    half = (torch.bfloat16, torch.float16)
-    if weight.dtype in half:
+def products_in_bf16(weight) -> bool:
+    """Whether a model whose weights are of `weight`'s dtype multiplies in bf16: a bf16 model, or one under CPU
+    autocast to bf16."""
+    if weight.dtype == torch.bfloat16:
         return True
     if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4; before it, the CPU-only functions
-        return torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") in half
-    return torch.is_autocast_cpu_enabled() and torch.get_autocast_cpu_dtype() in half
+        return torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    return torch.is_autocast_cpu_enabled() and torch.get_autocast_cpu_dtype() == torch.bfloat16
 
 
-def token_rows(tokens, device_type, low_precision=True):
+def token_rows(tokens, device_type, bf16_products=True):
     """Rows the (tokens, hidden) matrix carries for `tokens` real tokens: on CPU, when `cpu_row_steps()`
     is set (8: at most 1/8 more rows), rounded up so that a run meets a few dozen matrix shapes instead of one
     per batch. oneDNN, which runs CPU bf16 products, builds a kernel for every new shape
     and caches only some: a product on a shape it has not met runs at a third of the speed
     (benchmarks/matmul_shapes.py). The extra rows are zeros that no output reads."""
-    steps = cpu_row_steps(low_precision)
-    if device_type != "cpu" or steps == 0 or tokens < 2 * steps or _compiling():
+    if device_type != "cpu" or _compiling():
+        return tokens
+    steps = cpu_row_steps(bf16_products)
+    if steps == 0 or tokens < 2 * steps:
         return tokens
     step = 1 << (tokens.bit_length() - steps.bit_length())
     return -(-tokens // step) * step
@@ -117,11 +119,12 @@ class MinBertTokenLayout:
     on the way out: the same answers, from a graph that serves every batch shape and mask.
     """
 
-    def __init__(self, attention_mask, batch, length, low_precision=False):
-        """low_precision: whether the layers multiply in bf16/fp16 (`products_in_low_precision`), which decides
-        the token matrix's row count (`token_rows`) once for every tensor the layout unpads."""
+    def __init__(self, attention_mask, batch, length, bf16_products=False):
+        """bf16_products: whether the layers multiply in bf16 (`products_in_bf16`), which decides the token
+        matrix's row count (`token_rows`), once for every tensor the layout unpads."""
         self.batch, self.length = batch, length
-        self.low_precision = low_precision
+        self.bf16_products = bf16_products
+        self.carried_rows = None  # the token matrix's rows (`token_rows`), decided on the first unpad
         self.tokens = batch * length  # real tokens
         self.rows = self.cols = self.sdpa_mask = None
         self.padding_kept = False  # padding carried through the layers, zeroed by `pad`
@@ -161,7 +164,9 @@ class MinBertTokenLayout:
         """(real tokens, ...) -> (token rows, ...), zeros appended."""
         if self.padding_kept:  # a traced graph's row count follows the batch shape, not a rounding of it
             return tokens
-        spare = token_rows(self.tokens, tokens.device.type, self.low_precision) - self.tokens
+        if self.carried_rows is None:  # decided once: every tensor of the batch gets the same rows
+            self.carried_rows = token_rows(self.tokens, tokens.device.type, self.bf16_products)
+        spare = self.carried_rows - self.tokens
         return torch.cat([tokens, tokens.new_zeros(spare, *tokens.shape[1:])]) if spare else tokens
 
     def pad(self, tokens):

@@ -311,3 +311,8 @@ def test_a_missing_dev_file_of_a_task_of_ones_own_names_no_flag_it_does_not_have
         dev_files(DataArguments(data_dir=str(tmp_path)), ["nli"])
     with pytest.raises(ValueError, match=r"\(name another with --sst_dev\): no such file$"):
         dev_files(DataArguments(data_dir=str(tmp_path)), ["sst"])
+
+
+def test_a_schema_of_scores_is_scored_by_correlation_unless_it_says_otherwise():
+    scores = TaskSchema("rate", ("text",), "score", "float64", label_range=(1.0, 10.0))
+    assert scores.metric == "correlation" and NLI.metric == "accuracy"

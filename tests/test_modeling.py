@@ -121,31 +121,31 @@ def machine_row_steps(monkeypatch):
 @pytest.mark.parametrize("amx", [True, False])
 def test_fp32_products_keep_exact_token_rows_by_default(machine_row_steps, amx):
     machine_row_steps(amx)
-    assert [token_rows(tokens, "cpu", low_precision=False) for tokens in (17, 1025, 1999)] == [17, 1025, 1999]
+    assert [token_rows(tokens, "cpu", bf16_products=False) for tokens in (17, 1025, 1999)] == [17, 1025, 1999]
 
 
 def test_bf16_products_keep_exact_token_rows_by_default_on_a_cpu_without_amx(machine_row_steps):
     machine_row_steps(False)
-    assert [token_rows(tokens, "cpu", low_precision=True) for tokens in (17, 1025, 1999)] == [17, 1025, 1999]
+    assert [token_rows(tokens, "cpu", bf16_products=True) for tokens in (17, 1025, 1999)] == [17, 1025, 1999]
 
 
 def test_bf16_products_round_token_rows_by_default_on_a_cpu_with_amx(machine_row_steps):
     machine_row_steps(True)
-    assert [token_rows(tokens, "cpu", low_precision=True) for tokens in (17, 1025, 1999)] == [18, 1152, 2048]
+    assert [token_rows(tokens, "cpu", bf16_products=True) for tokens in (17, 1025, 1999)] == [18, 1152, 2048]
 
 
 def test_the_environment_decides_token_rows_over_the_machine(machine_row_steps, monkeypatch):
     machine_row_steps(True)
     monkeypatch.setenv("MINBERT_CPU_ROW_STEPS", "0")
-    assert token_rows(1025, "cpu", low_precision=True) == 1025
+    assert token_rows(1025, "cpu", bf16_products=True) == 1025
 
 
-def test_products_are_low_precision_under_bf16_autocast_or_in_a_bf16_model():
+def test_products_are_bf16_products_under_bf16_autocast_or_in_a_bf16_model():
     weight = torch.zeros(3, 4)
-    assert not modeling_minbert_unpadding.products_in_low_precision(weight)
-    assert modeling_minbert_unpadding.products_in_low_precision(weight.bfloat16())
+    assert not modeling_minbert_unpadding.products_in_bf16(weight)
+    assert modeling_minbert_unpadding.products_in_bf16(weight.bfloat16())
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert modeling_minbert_unpadding.products_in_low_precision(weight)
+        assert modeling_minbert_unpadding.products_in_bf16(weight)
 
 
 def test_a_bf16_model_rounds_every_tensor_of_a_batch_to_the_same_rows_on_a_cpu_with_amx(machine_row_steps, tiny_config):
@@ -158,18 +158,36 @@ def test_a_bf16_model_rounds_every_tensor_of_a_batch_to_the_same_rows_on_a_cpu_w
     torch.testing.assert_close(model(input_ids=ids).last_hidden_state, exact, rtol=0, atol=0)
 
 
-def test_bf16_inputs_embeds_of_an_fp32_model_get_the_rows_of_its_ids_on_a_cpu_with_amx(machine_row_steps, tiny_config):
+def test_bf16_inputs_embeds_of_an_fp32_model_answer_as_with_exact_rows_on_a_cpu_with_amx(machine_row_steps, tiny_config):
+    # the model's precision, not the input's, decides the rows: ids, positions and embeddings get the same ones
     model = MinBertModel(tiny_config).eval()
     embeds = torch.randn(1, 17, model.config.hidden_size).bfloat16()
+    machine_row_steps(False)
+    exact = model(inputs_embeds=embeds).last_hidden_state
     machine_row_steps(True)
-    assert model(inputs_embeds=embeds).last_hidden_state.shape == (1, 17, model.config.hidden_size)
+    torch.testing.assert_close(model(inputs_embeds=embeds).last_hidden_state, exact, rtol=0, atol=0)
+
+
+def test_every_tensor_a_layout_unpads_gets_the_rows_decided_for_the_batch(machine_row_steps):
+    machine_row_steps(True)
+    layout = MinBertTokenLayout(torch.ones(1, 17, dtype=torch.long), 1, 17, bf16_products=True)
+    ids, states = layout.unpad(torch.ones(1, 17, dtype=torch.long)), layout.unpad(torch.ones(1, 17, 4))
+    assert ids.shape[0] == states.shape[0] == 18
+
+
+def test_an_fp16_model_keeps_exact_token_rows_on_a_cpu_with_amx(machine_row_steps):
+    # only bf16 products were measured faster rounded
+    machine_row_steps(True)
+    assert not modeling_minbert_unpadding.products_in_bf16(torch.zeros(2, 2, dtype=torch.float16))
+    with torch.autocast("cpu", dtype=torch.float16):
+        assert not modeling_minbert_unpadding.products_in_bf16(torch.zeros(2, 2))
 
 
 def test_token_rows_are_exact_while_torch_compile_traces(machine_row_steps, monkeypatch):
     # a compiled graph takes the row count as a dynamic size; rounding would guard on every new count
     machine_row_steps(True)
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
-    assert token_rows(1025, "cpu", low_precision=True) == 1025
+    assert token_rows(1025, "cpu", bf16_products=True) == 1025
 
 
 def test_token_row_steps_come_from_the_environment_as_a_power_of_two():

@@ -50,7 +50,7 @@ def test_a_yaml_schema_file_reads_as_the_same_schema(tmp_path):
      {"pair_encoding": "single", "kind": "classification", "labels": ["0", "1", "2"]}),
     ({"label_dtype": "float64", "label_values": [0.0, 1.0]},
      {"pair_encoding": "cross", "kind": "binary", "labels": ["0.0", "1.0"]}),
-    ({"label_dtype": "float64", "label_values": None, "label_range": [1, 10], "metric": "correlation"},
+    ({"label_dtype": "float64", "label_values": None, "label_range": [1, 10]},
      {"pair_encoding": "cross", "kind": "regression", "label_range": [1, 10]}),
 ])
 def test_a_fresh_head_has_the_kind_the_schemas_labels_need(tmp_path, values, head):
@@ -136,7 +136,7 @@ def test_minbert_train_trains_a_task_declared_by_a_schema_file(tmp_path, base): 
 
 def test_scores_that_are_not_scored_by_correlation_are_refused_naming_the_file(tmp_path):
     path = schema_file(tmp_path, {**NLI_FILE, "labels": None, "label_dtype": "float64", "label_values": None,
-                                  "label_range": [0, 1]})
+                                  "label_range": [0, 1], "metric": "accuracy"})
     with pytest.raises(ValueError, match=rf"^--task_schema {path}: its fresh nli head cannot learn from its rows: "
                                          r".*scored by correlation"):
         declare_tasks([path], {})
@@ -153,7 +153,7 @@ def test_a_new_task_for_a_checkpoint_whose_tasks_own_layers_is_refused_before_th
     assert train(base, data, tmp_path / "trained", "--tasks", "sst", "--architecture", "cerbertus", "--task_specific_layers", "1") == 0
     refused_calls(monkeypatch, train_command, "load_task_data")
     flags = ["--tasks", "sst,nli", "--task_schema", schema_file(tmp_path), "--output_dir", str(tmp_path / "out")]
-    with pytest.raises(ValueError, match=r"^--tasks nli: .* is a cerbertus model, each of its tasks owning encoder layers"):
+    with pytest.raises(ValueError, match=r"^new task\(s\) nli: .* is a cerbertus model, each of its tasks owning encoder layers"):
         train_command.main(["--model_name_or_path", str(tmp_path / "trained"), "--data_dir", str(data), *flags,
                             *TINY_RUN])
 
@@ -203,3 +203,10 @@ def test_the_card_of_a_model_of_ones_own_tasks_names_them_and_their_score_range(
     card = (tmp_path / "out" / "README.md").read_text()
     assert "Research and teaching: rate, English only" in card and "rate's scores to its label range, 0–2" in card
     assert "CS224N default project" not in card and "SST labels" not in card
+
+
+def test_class_names_other_than_a_trained_heads_are_refused_naming_the_file(tmp_path):
+    path = schema_file(tmp_path)
+    trained = {"nli": {"kind": "classification", "labels": ["e", "n", "c"], "pair_encoding": "cross"}}
+    with pytest.raises(ValueError, match=rf"^--task_schema {path}: labels .* differ from the checkpoint's nli head's"):
+        declare_tasks([path], trained)

@@ -88,6 +88,9 @@ def declare_tasks(paths, heads: dict) -> dict:
         if problem:
             whose = "the checkpoint's" if schema.name in heads else "its fresh"
             raise ValueError(f"--task_schema {path}: {whose} {schema.name} head cannot learn from its rows: {problem}")
+        if schema.name in heads and labels is not None and labels != heads[schema.name].get("labels"):
+            raise ValueError(f"--task_schema {path}: labels {labels} differ from the checkpoint's {schema.name} head's, "
+                             f"{heads[schema.name].get('labels')}: a trained head keeps its class names")
         FILE_SCHEMAS[schema.name] = register_task_schema(schema, exist_ok=True)
         if schema.name not in heads:
             fresh[schema.name] = normalize_task_spec(schema.name, head)

@@ -144,9 +144,9 @@ def _check_checkpoint_flags(model_args, training_args, specs):
     check_architecture_change(config, architecture_overrides(model_args, config.num_hidden_layers), path)
     new = [task for task in specs if task not in config.tasks]
     if (config.task_specific_layers or config.task_specific_embeddings) and new:
-        raise ValueError(f"--tasks {','.join(new)}: {path} is a {config.architecture} model, each of its tasks "
+        raise ValueError(f"new task(s) {', '.join(new)}: {path} is a {config.architecture} model, each of its tasks "
                          f"owning encoder layers ({', '.join(config.tasks)}), and a new task cannot get its own from "
-                         "it: train the new task from a checkpoint with one shared encoder")
+                         "it: train the new task from a checkpoint with one shared encoder (--architecture multitask)")
     check_report_to(training_args.report_to)
 
 

@@ -39,7 +39,8 @@ class TaskSchema:
     label_range: tuple = None  # [low, high] of a regression task
     file_prefix: str = ""  # CS224N file names: f"{file_prefix}-{train|dev|test-student}.csv"
     prediction_header: str = ""  # the course's column name in submission files
-    metric: str = "accuracy"  # shipped metric module that scores the task: "accuracy" or "correlation"
+    # shipped metric module that scores the task: "accuracy" or "correlation" (default: correlation for a label_range)
+    metric: str = None
     # A pair task whose label does not depend on the order of its two sentences (a paraphrase, a similarity):
     # (b, a) is then the same example as (a, b). Not so by default: entailment, question-answer, ...
     symmetric: bool = False
@@ -85,6 +86,8 @@ class TaskSchema:
             raise ValueError(f"{where}: label_dtype='int64' needs whole-number label_values, got {self.label_values}")
         if not isinstance(self.symmetric, bool) or (self.symmetric and not self.is_pair):
             raise ValueError(f"{where}: symmetric is True or False, and True only for a pair task, got {self.symmetric!r}")
+        if self.metric is None:
+            object.__setattr__(self, "metric", "correlation" if self.label_range is not None else "accuracy")
         if self.metric not in ("accuracy", "correlation"):
             raise ValueError(f"{where}: metric must be 'accuracy' or 'correlation', got {self.metric!r}")
         # A task of one's own names its files and its prediction column after itself.
