@@ -365,3 +365,35 @@ def test_pretrain_mlm_records_the_held_out_loss_without_label_smoothing(base_dir
         assert pretrain_mlm(base_dir, data_dir, tmp_path / name, "--learning_rate", "0", "--seed", "3", *flags) == 0
         losses.append(json.loads((tmp_path / name / "mlm_metrics.json").read_text())["held_out_loss_before"])
     assert losses[0] == losses[1]
+
+
+NOTES = {"name": "notes", "text_columns": ["text"], "label_column": "label", "label_dtype": "int64", "label_values": [0, 1]}
+
+
+@pytest.fixture
+def notes_data(tmp_path):
+    """A data folder of a task of one's own, `notes`; its schema is unregistered again afterwards."""
+    from hf_minbert.commands.task_schema_files import FILE_SCHEMAS
+    from hf_minbert.data import TASK_SCHEMAS
+
+    (tmp_path / "data").mkdir()
+    for split in ("train", "dev"):
+        (tmp_path / "data" / f"notes-{split}.csv").write_text("\tid\ttext\tlabel\n0\ta\ta cat sat on the mat\t1\n"
+                                                             "1\tb\ta dog ran in the park\t0\n")
+    yield tmp_path / "data"
+    TASK_SCHEMAS.pop("notes", None), FILE_SCHEMAS.pop("notes", None)
+
+
+def test_pretrain_mlm_reads_the_texts_of_a_task_a_schema_file_declares(base_dir, notes_data, tmp_path):
+    (tmp_path / "notes.json").write_text(json.dumps(NOTES))
+    assert pretrain_mlm(base_dir, notes_data, tmp_path / "out", "--tasks", "notes",
+                        "--task_schema", str(tmp_path / "notes.json")) == 0
+
+
+def test_pretrain_mlm_reads_the_texts_of_a_task_its_model_folder_was_trained_on(notes_data, tmp_path):
+    from hf_minbert import MinBertForMultitask
+
+    head = {"kind": "binary", "pair_encoding": "single", "data_schema": NOTES}
+    MinBertForMultitask(MinBertConfig(**TINY, tasks={"notes": head})).save_pretrained(tmp_path / "model")
+    word_tokenizer(WORDS).save_pretrained(tmp_path / "model")
+    assert pretrain_mlm(tmp_path / "model", notes_data, tmp_path / "out", "--tasks", "notes") == 0

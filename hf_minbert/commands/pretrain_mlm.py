@@ -40,6 +40,10 @@ class MlmArguments:
     )
     data_dir: str = field(default="../shared/data", metadata={"help": "folder of the CS224N task files"})
     tasks: str = field(default="sst,para,sts", metadata={"help": "tasks whose train sentences are the texts, comma-separated"})
+    task_schema: Optional[list[str]] = field(
+        default=None, metadata={"help": "a task of one's own --tasks names: a JSON/YAML file of its data schema, one per "
+                                        "task (as for minbert train)"}
+    )
     mlm_probability: float = field(default=0.15, metadata={"help": "fraction of the tokens chosen for prediction"})
     max_seq_length: int = field(default=128, metadata={"help": "tokens per text (longer texts are truncated)"})
     max_train_texts: Optional[int] = field(default=None, metadata={"help": "use only the first N texts (quick runs)"})
@@ -64,15 +68,21 @@ class MlmArguments:
             raise ValueError(f"--max_eval_texts must be at least 0, got {self.max_eval_texts}")
 
     def task_names(self) -> list:
-        """The --tasks, each one with a data schema (its files can be read)."""
+        """The --tasks, each one with a data schema (its files can be read): a course task's, one a --task_schema
+        file declares, or one the --model_name_or_path folder was trained on."""
         from hf_minbert.data import task_schema
 
         from .common import check_named_once
+        from .task_schema_files import declare_tasks, declared_task_names
 
         names = [task.strip() for task in self.tasks.split(",") if task.strip()]
         if not names:
             raise ValueError("--tasks: name at least one task")
         check_named_once("--tasks", names)
+        declare_tasks(self.task_schema, {})
+        unnamed = [task for task in declared_task_names(self.task_schema) if task not in names]
+        if unnamed:
+            raise ValueError(f"--task_schema declares {', '.join(unnamed)}, which --tasks {self.tasks} does not name")
         for task in names:
             try:
                 task_schema(task)
@@ -213,12 +223,15 @@ def _check_resumed_checkpoint(checkpoint, config):
 
 
 def main(argv=None) -> int:
+    from hf_minbert.commands.common import register_folder_schemas
     from hf_minbert.commands.train import seed_run
 
     from .output_folder import move_into_place, staged_output
 
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
-    mlm_args, training_args = parse_arguments(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    register_folder_schemas(argv, "--model_name_or_path")  # a trained model's tasks of one's own
+    mlm_args, training_args = parse_arguments(argv)
     tasks = mlm_args.task_names()
     path, tokenizer = check_run(mlm_args, training_args)
 
