@@ -665,7 +665,8 @@ class MinBertForMaskedLM(MinBertPreTrainedModel):
         if labels is not None:
             if labels.shape != logits.shape[:2]:
                 raise ValueError(f"labels must have the inputs' shape {tuple(logits.shape[:2])}, got {tuple(labels.shape)}")
-            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+            # in float32, as every head's loss: a bf16 model's logits would round the loss
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
         if not return_dict:
             return tuple(x for x in (loss, logits, out.hidden_states, out.attentions) if x is not None)
         return MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)

@@ -240,7 +240,9 @@ class MinBertEnsembleForMultitask(PreTrainedModel):
         ensemble = cls(config)
         for member, model in zip(ensemble.members, models):
             member.load_state_dict(model.state_dict())
-        return ensemble.to(next(models[0].parameters()).device)
+        # in the members' precision: bf16 members make a bf16 ensemble, which answers as they did
+        first = next(models[0].parameters())
+        return ensemble.to(device=first.device, dtype=first.dtype)
 
     def forward(
         self,

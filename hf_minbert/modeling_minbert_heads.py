@@ -244,7 +244,7 @@ def sequence_classification_loss(config, num_labels, logits, labels):
         if labels.dim() != 1 or bool(outside.any()):
             raise ValueError(f"labels must be class indices in [0, {num_labels}) (or {IGNORE_INDEX}: ignored) of shape "
                              "(batch,) or (batch, 1)")
-        return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+        return F.cross_entropy(logits.float(), labels, ignore_index=IGNORE_INDEX)
     if labels.shape != logits.shape:
         raise ValueError(f"multi-label targets must have shape {tuple(logits.shape)}, got {tuple(labels.shape)}")
     return F.binary_cross_entropy_with_logits(logits.float(), labels.float())

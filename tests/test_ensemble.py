@@ -873,3 +873,9 @@ def test_the_tasks_to_ensemble_default_to_every_head_of_the_models_the_courses_f
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text(json.dumps({"tasks": {task: {} for task in tasks}}))
     assert models_tasks([str(tmp_path / "a"), str(tmp_path / "b")]) == ["sst", "sts", "nli", "topic"]
+
+
+def test_an_ensemble_of_bf16_members_is_bf16_as_they_answered():
+    members = [tiny_model(seed=0).to(torch.bfloat16), tiny_model(seed=1).to(torch.bfloat16)]
+    ensemble = MinBertEnsembleForMultitask.from_members(members, WEIGHTS)
+    assert {parameter.dtype for parameter in ensemble.parameters()} == {torch.bfloat16}

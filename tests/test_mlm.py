@@ -397,3 +397,10 @@ def test_pretrain_mlm_reads_the_texts_of_a_task_its_model_folder_was_trained_on(
     MinBertForMultitask(MinBertConfig(**TINY, tasks={"notes": head})).save_pretrained(tmp_path / "model")
     word_tokenizer(WORDS).save_pretrained(tmp_path / "model")
     assert pretrain_mlm(tmp_path / "model", notes_data, tmp_path / "out", "--tasks", "notes") == 0
+
+
+def test_pretrain_mlm_trains_a_checkpoint_saved_in_bf16_in_float32_weights(base_dir, tmp_path):
+    from hf_minbert.commands.pretrain_mlm import load_model
+
+    MinBertModel.from_pretrained(base_dir).to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    assert {parameter.dtype for parameter in load_model(str(tmp_path / "bf16")).parameters()} == {torch.float32}

@@ -620,3 +620,17 @@ def test_an_exported_head_averaging_both_pair_orders_answers_as_the_model_does(t
     exported = torch.export.export(model, (), kwargs=inputs).module()
     with torch.no_grad():
         torch.testing.assert_close(exported(**inputs).logits, model(**inputs).logits, rtol=0, atol=1e-6)
+
+
+def test_a_bf16_classifiers_loss_is_computed_in_float32(tiny_config):
+    model = MinBertForSequenceClassification(MinBertConfig(**{**tiny_config.to_dict(), "num_labels": 3})).to(torch.bfloat16)
+    batch = random_batch(model.config, pairs=False)
+    assert model(**batch, labels=torch.tensor([0, 2, 1])).loss.dtype == torch.float32
+
+
+def test_a_bf16_masked_lms_loss_is_computed_in_float32(tiny_config):
+    from hf_minbert import MinBertForMaskedLM
+
+    model = MinBertForMaskedLM(tiny_config).to(torch.bfloat16)
+    batch = random_batch(model.config, pairs=False)
+    assert model(**batch, labels=batch["input_ids"]).loss.dtype == torch.float32

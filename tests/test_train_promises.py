@@ -754,3 +754,16 @@ def test_a_flag_resizing_a_trained_head_is_refused_naming_it_before_the_data_is_
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and error[0].startswith(f"minbert train: {named}"), error
     assert data_reads == []
+
+
+def test_a_checkpoint_saved_in_bf16_trains_in_float32_weights(tmp_path, base):
+    # bf16 weights would round most updates away; --bf16 means autocast over float32 weights
+    from hf_minbert import MinBertModel
+    from hf_minbert.commands.head_options import base_task_specs, task_specs
+    from hf_minbert.commands.train import build_model
+    from hf_minbert.commands.train_arguments import ModelArguments
+
+    MinBertModel.from_pretrained(base).to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    args = ModelArguments(model_name_or_path=str(tmp_path / "bf16"))
+    _, model = build_model(args, task_specs(args, *base_task_specs(args)))
+    assert {parameter.dtype for parameter in model.parameters()} == {torch.float32}

@@ -19,6 +19,11 @@ from tests.test_trainer import _args, _train_logs, _trainer, tokenizer  # noqa: 
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
 
 
+# fp32 where a test scores the tiny model's STS head: in bf16 (the default on a CPU with AMX) its nearly equal
+# scores round to a constant, whose correlation is undefined
+FP32 = {"bf16": False}
+
+
 def _plain_trainer(tmp_path, tokenizer, rows=None, **options):  # noqa: F811
     """A trainer built with Trainer's own keyword arguments (`options`) beside the model and the data."""
     rows = rows or tiny_task_rows()
@@ -406,7 +411,7 @@ def test_model_init_builds_the_model_that_trains(tmp_path, tokenizer):  # noqa: 
 def test_a_hyperparameter_trial_trains_with_the_smart_mnr_and_task_weights_it_sets(tmp_path, tokenizer):  # noqa: F811
     pytest.importorskip("optuna", reason="optuna is a dev dependency (pip install -e '.[dev]')")
     trainer = _plain_trainer(tmp_path, tokenizer, model=None, model_init=lambda trial: scoring_tiny_model(),
-                             args={"max_steps": 3, "task_sampling": "all_tasks"})
+                             args={"max_steps": 3, "task_sampling": "all_tasks", **FP32})
 
     def space(trial):
         return {"smart_weight": trial.suggest_categorical("smart_weight", ["sst=1"]),
@@ -423,7 +428,7 @@ def test_a_hyperparameter_trial_trains_with_the_smart_mnr_and_task_weights_it_se
 def test_a_hyperparameter_trial_seeds_pcgrad_with_its_own_seed(tmp_path, tokenizer):  # noqa: F811
     pytest.importorskip("optuna", reason="optuna is a dev dependency (pip install -e '.[dev]')")
     trainer = _plain_trainer(tmp_path, tokenizer, model=None, model_init=lambda: scoring_tiny_model(),
-                             args={"max_steps": 1, "task_sampling": "all_tasks", "pcgrad": True})
+                             args={"max_steps": 1, "task_sampling": "all_tasks", "pcgrad": True, **FP32})
     trainer.hyperparameter_search(hp_space=lambda trial: {"seed": trial.suggest_categorical("seed", [7])},
                                   backend="optuna", n_trials=1, direction="maximize",
                                   compute_objective=lambda metrics: metrics["eval_overall"])
@@ -605,3 +610,21 @@ def test_log_level_info_prints_the_training_rows_report_in_a_script_that_configu
                           text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("sst: 0 of 24 examples truncated at max_length=32") == 1  # logged once, by its reader
+
+
+@pytest.mark.parametrize("flag, dtype", [("bf16_full_eval", torch.bfloat16), ("fp16_full_eval", torch.float16)])
+def test_full_eval_precision_flags_evaluate_and_predict_in_that_precision_outside_training(tmp_path, tokenizer, flag, dtype):  # noqa: F811
+    seen = set()
+    model = tiny_model()
+    model.bert.encoder.layer[0].register_forward_hook(lambda module, inputs, output: seen.add(output[0].dtype))
+    rows = tiny_task_rows(n=8)
+    trainer = MultitaskTrainer(model=model, args=_args(tmp_path, bf16=False, **{flag: True}), eval_dataset=rows,
+                               processing_class=tokenizer)
+    trainer.evaluate()
+    trainer.predict({"sst": rows["sst"]})
+    assert seen == {dtype} and model.dtype == dtype  # as Trainer's evaluation loop casts it
+
+
+def test_bf16_full_eval_alone_runs_on_a_cpu_without_use_cpu(tmp_path):
+    args = MultitaskTrainingArguments(output_dir=str(tmp_path), bf16=False, bf16_full_eval=True, report_to="none")
+    assert args.bf16_full_eval and (args.use_cpu or torch.cuda.is_available())

@@ -56,6 +56,13 @@ def _has_accelerator():
     return torch.cuda.is_available() or (hasattr(torch.backends, "mps") and torch.backends.mps.is_available())
 
 
+def full_eval_dtype(args):
+    """The precision --bf16_full_eval / --fp16_full_eval cast the model to for evaluation outside training, or None."""
+    import torch
+
+    return torch.float16 if args.fp16_full_eval else torch.bfloat16 if args.bf16_full_eval else None
+
+
 def has_bf16_matmuls() -> bool:
     """Whether this machine multiplies bf16 matrices natively: a GPU that supports bf16, or a CPU with AVX512-BF16
     or AMX. A CPU without them (e.g. AVX2 only) runs bf16 autocast's matmuls about 90 times slower than fp32."""
@@ -264,8 +271,8 @@ class MultitaskTrainingArguments(TrainingArguments):
         if best_model_by_default:
             self.load_best_model_at_end = False  # decided below, once TrainingArguments has resolved the schedules
         self._choose_precision()
-        # bf16 on a machine without a GPU means CPU autocast, which TrainingArguments only allows with use_cpu.
-        if self.bf16 and not self.use_cpu and not _has_accelerator():
+        # bf16 on a machine without a GPU means the CPU, which TrainingArguments only allows with use_cpu.
+        if (self.bf16 or self.bf16_full_eval) and not self.use_cpu and not _has_accelerator():
             self.use_cpu = True
         self._check_warmup()
         self.check_optimizer_choice()  # before TrainingArguments turns optim into an enum (and again at training)

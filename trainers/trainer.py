@@ -42,7 +42,7 @@ from hf_minbert.metrics import OVERALL_TASKS, tasks_overall, with_overall_scores
 from hf_minbert.modeling_minbert_heads import task_loss
 from hf_minbert.optimization import create_optimizer, describe_parameter_groups, freeze_parameters
 
-from .arguments import MultitaskTrainingArguments
+from .arguments import MultitaskTrainingArguments, full_eval_dtype
 from .cpu_memory import keep_freed_memory
 from .log_level import apply_log_level
 from .losses import cosent_loss, paraphrase_mnr_loss, sentence_keys
@@ -330,6 +330,7 @@ class MultitaskTrainer(Trainer):
         if not datasets:
             raise ValueError("MultitaskTrainer.evaluate needs eval_dataset={task: labelled rows}")
         _check_task_dict("eval_dataset", datasets, _core(self.model).config)
+        self._cast_for_full_eval()
         start = time.time()
         results = evaluate_tasks(_core(self.model), self.processing_class, datasets, **self._prediction_options())
         metrics = with_overall_scores({task: result.metrics for task, result in results.items()})
@@ -355,6 +356,7 @@ class MultitaskTrainer(Trainer):
             raise TypeError("MultitaskTrainer.predict needs test_dataset={task: rows} (one task's rows: "
                             f"{{'sst': rows}}), got {type(test_dataset).__name__}")
         _check_task_dict("test_dataset", test_dataset, _core(self.model).config)
+        self._cast_for_full_eval()
         outputs = {task: self._predict_task(task, rows, metric_key_prefix) for task, rows in test_dataset.items()}
         metrics = {key: value for output in outputs.values() for key, value in output.metrics.items()}
         self.control = self.callback_handler.on_predict(self.args, self.state, self.control, metrics)
@@ -377,6 +379,13 @@ class MultitaskTrainer(Trainer):
             metrics = flatten_metrics({task: result.metrics}, metric_key_prefix)
             metrics.update(self._user_metrics(task, scores, labels, metric_key_prefix, metrics))
         return PredictionOutput(predictions=scores, label_ids=labels, metrics=metrics)
+
+    def _cast_for_full_eval(self):
+        """--bf16_full_eval / --fp16_full_eval: outside training, evaluate and predict with the model cast to that
+        precision, as Trainer's evaluation loop does (in place: the model stays cast)."""
+        dtype = full_eval_dtype(self.args)
+        if dtype is not None and not self.is_in_train:
+            self.model.to(dtype=dtype, device=self.args.device)
 
     def _prediction_options(self):
         return {"batch_size": self.args.per_device_eval_batch_size, "max_length": self.args.max_seq_length,

@@ -269,7 +269,8 @@ def load_model(path):
     from .common import readable_weights
 
     with readable_weights(f"--model_name_or_path {path}"):
-        model, loading = MinBertForMaskedLM.from_pretrained(path, output_loading_info=True)
+        # float32 weights whatever the checkpoint was saved in: bf16 weights would round most updates away
+        model, loading = MinBertForMaskedLM.from_pretrained(path, output_loading_info=True, dtype=torch.float32)
     if any(key.startswith("cls.predictions.") for key in loading["missing_keys"]):
         # (transformers may also call such a checkpoint "corrupted": it only lacks the MLM head)
         logger.warning("%s has no masked-LM head: a new one starts from scratch, its decoder tied to the word "

@@ -309,11 +309,15 @@ def model_overrides(model_args, specs):
 
 
 def build_model(model_args, specs):
+    import torch
+
     from hf_minbert import MinBertForMultitask
 
     path, overrides = model_overrides(model_args, specs)
     with readable_weights(f"--model_name_or_path {path}"):
-        return path, MinBertForMultitask.from_pretrained(path, **overrides)
+        # float32 weights whatever the checkpoint was saved in: bf16 weights would round most updates away
+        # (--bf16 trains under autocast, with float32 weights)
+        return path, MinBertForMultitask.from_pretrained(path, dtype=torch.float32, **overrides)
 
 
 def _check_adapter_targets(model_args, specs, adapter_args):
@@ -362,6 +366,7 @@ def train_and_save(model, tokenizer, train, dev, base_path, model_args, data_arg
     """
     from hf_minbert.evaluation import evaluate_model
     from trainers import MultitaskTrainer
+    from trainers.arguments import full_eval_dtype
 
     from .output_folder import check_output_folder, staged_output
 
@@ -390,6 +395,8 @@ def train_and_save(model, tokenizer, train, dev, base_path, model_args, data_arg
         # weights, config with auto_map, remote code, pipelines, tokenizer; the push (if asked) comes after the card
         trainer.save_model(str(staging), _internal_call=True)
         trained = trainer.model
+    if full_eval_dtype(training_args) is not None:  # its dev scores in that precision, as Trainer.evaluate's
+        trained = trained.to(full_eval_dtype(training_args))
     metrics = evaluate_model(trained, tokenizer, dev, batch_size=training_args.per_device_eval_batch_size,
                              max_length=training_args.max_seq_length, bf16=training_args.bf16)
     recorded = {**asdict(model_args), **(asdict(adapter_args) if adapter_args.enabled else {}), **(card_arguments or {})}
