@@ -8,8 +8,9 @@ from transformers import PretrainedConfig
 from transformers.activations import ACT2FN
 
 TASK_KINDS = ("classification", "binary", "regression")
-# Keys of a model's dev metrics (metrics.json) beside its tasks' own: a task named as one would overwrite them.
-RESERVED_TASK_NAMES = ("overall", "mean", "skipped_rows", "training_data")
+# Keys of a model's dev metrics (metrics.json, the trainer's eval metrics) beside its tasks' own: a task named as
+# one would overwrite them.
+RESERVED_TASK_NAMES = ("overall", "mean", "tasks_overall", "skipped_rows", "training_data", "dev_data")
 PAIR_ENCODINGS = ("single", "cross", "bi")
 HEAD_POOLINGS = ("pooler", "cls", "mean")
 BI_FEATURES = ("cosine", "concat")

@@ -143,6 +143,8 @@ def test_a_name_registered_with_another_schema_is_refused_unless_replacing_is_as
     (dict(label_values=("yes", "no")), "two or more distinct numbers"),
     (dict(label_values=(0, 0.5, 1)), "whole-number label_values"),
     (dict(name="overall"), "name the dev metrics beside the tasks' own"),
+    (dict(name="tasks_overall"), "name the dev metrics beside the tasks' own"),
+    (dict(name="dev_data"), "name the dev metrics beside the tasks' own"),
     (dict(text_columns=(1,)), "text_columns must be a tuple of one column name"),
     (dict(label_column=["label"]), "label_column must be a string"),
     (dict(prediction_header=["a"]), "prediction_header must be a string"),

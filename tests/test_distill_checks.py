@@ -279,3 +279,23 @@ def test_distill_help_names_the_distill_command(capsys):
         minbert(["distill", "--help"])
     assert capsys.readouterr().out.startswith("usage: minbert distill ")
 
+
+
+def test_a_trained_students_tasks_default_to_its_own_heads(base, data, tokenizer, tmp_path):  # noqa: F811
+    from hf_minbert.commands.distill import _checked_arguments
+
+    teacher = saved(tmp_path / "teacher", tiny_model(), tokenizer)
+    student = saved(tmp_path / "student", tiny_model(tasks=heads(drop=["para", "sts"])), tokenizer)
+    flags = ["--model_name_or_path", student, "--data_dir", str(data), "--output_dir", str(tmp_path / "out")]
+    _, specs, _ = _checked_arguments([*flags, "--teacher", teacher, "--max_seq_length", "64"])
+    assert list(specs) == ["sst"]
+
+
+def test_an_ensemble_teachers_heads_give_a_plain_students_default_tasks(tokenizer, tmp_path):  # noqa: F811
+    from hf_minbert import MinBertEnsembleForMultitask
+    from hf_minbert.commands.distill import DistillationArguments, _teacher_heads
+
+    members = [tiny_model(tasks=heads(drop=["sts"]), seed=seed) for seed in (0, 1)]
+    ensemble = MinBertEnsembleForMultitask.from_members(members, {"sst": [1, 1], "para": [1, 1]})
+    folder = saved(tmp_path / "teacher", ensemble, tokenizer)
+    assert sorted(_teacher_heads(DistillationArguments(teacher=folder))) == ["para", "sst"]

@@ -404,3 +404,15 @@ def test_pretrain_mlm_trains_a_checkpoint_saved_in_bf16_in_float32_weights(base_
 
     MinBertModel.from_pretrained(base_dir).to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
     assert {parameter.dtype for parameter in load_model(str(tmp_path / "bf16")).parameters()} == {torch.float32}
+
+
+def test_pretrain_mlm_reads_a_task_its_model_folder_was_trained_on_named_in_a_config_file(notes_data, tmp_path):
+    from hf_minbert import MinBertForMultitask
+
+    head = {"kind": "binary", "pair_encoding": "single", "data_schema": NOTES}
+    MinBertForMultitask(MinBertConfig(**TINY, tasks={"notes": head})).save_pretrained(tmp_path / "model")
+    word_tokenizer(WORDS).save_pretrained(tmp_path / "model")
+    (tmp_path / "run.yaml").write_text(f"model_name_or_path: {tmp_path / 'model'}\ntasks: notes\n")
+    assert minbert(["pretrain-mlm", "--config", str(tmp_path / "run.yaml"), "--data_dir", str(notes_data),
+                    "--output_dir", str(tmp_path / "out"), "--max_seq_length", "64", "--max_steps", "1",
+                    "--report_to", "none", "--use_cpu", "--disable_tqdm", "true", "--max_eval_texts", "2"]) == 0

@@ -49,7 +49,7 @@ def test_a_yaml_schema_file_reads_as_the_same_schema(tmp_path):
     ({"text_columns": ["text"], "label_values": [0, 1, 2]},
      {"pair_encoding": "single", "kind": "classification", "labels": ["0", "1", "2"]}),
     ({"label_dtype": "float64", "label_values": [0.0, 1.0]},
-     {"pair_encoding": "cross", "kind": "binary", "labels": ["0.0", "1.0"]}),
+     {"pair_encoding": "cross", "kind": "binary", "labels": ["0", "1"]}),
     ({"label_dtype": "float64", "label_values": None, "label_range": [1, 10]},
      {"pair_encoding": "cross", "kind": "regression", "label_range": [1, 10]}),
 ])
@@ -210,3 +210,17 @@ def test_class_names_other_than_a_trained_heads_are_refused_naming_the_file(tmp_
     trained = {"nli": {"kind": "classification", "labels": ["e", "n", "c"], "pair_encoding": "cross"}}
     with pytest.raises(ValueError, match=rf"^--task_schema {path}: labels .* differ from the checkpoint's nli head's"):
         declare_tasks([path], trained)
+
+
+def test_class_names_follow_the_class_numbers_whatever_order_the_file_lists_the_values_in(tmp_path):
+    schema, labels = read_task_schema_file(schema_file(tmp_path, {**NLI_FILE, "label_values": [1, 0], "labels": ["pos", "neg"]}))
+    assert fresh_head(schema, labels, "f")["labels"] == ["neg", "pos"]
+
+
+def test_a_file_cannot_replace_a_course_tasks_schema_after_declaring_it_unchanged(tmp_path):
+    course = {"name": "sst", "text_columns": ["sentence"], "label_column": "sentiment", "label_dtype": "int64",
+              "label_values": [0, 1, 2, 3, 4], "file_prefix": "ids-sst", "prediction_header": "Predicted_Sentiment"}
+    declare_tasks([schema_file(tmp_path, course, name="sst.json")], MinBertConfig().tasks)
+    other = schema_file(tmp_path, {**course, "prediction_header": "Other"}, name="other.json")
+    with pytest.raises(ValueError, match=rf"^--task_schema {other}: task 'sst' already has another data schema"):
+        declare_tasks([other], MinBertConfig().tasks)

@@ -18,7 +18,6 @@ from tests.helpers import REPO_ROOT, scoring_tiny_model, tiny_model, tiny_task_r
 from tests.test_trainer import _args, _train_logs, _trainer, tokenizer  # noqa: F401  (module fixture)
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
 
-
 # fp32 where a test scores the tiny model's STS head: in bf16 (the default on a CPU with AMX) its nearly equal
 # scores round to a constant, whose correlation is undefined
 FP32 = {"bf16": False}

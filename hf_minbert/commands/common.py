@@ -177,23 +177,30 @@ def has_trained_task_heads(config_dict) -> bool:
     return is_multitask_architecture(config_dict.get("architectures"))
 
 
-def register_folder_schemas(argv, flag):
-    """The data schemas the model folders named by `flag` in `argv` were trained on (their tasks of one's own),
-    registered before a command builds its parser: they give the tasks its --tasks may name, its --<task>_dev
-    flags and the files' formats. A folder that is not a readable model is left to the command's own loading,
-    which says what is wrong with it."""
-    import json
+def register_model_schemas(path, flag="--model_name_or_path"):
+    """The data schemas the model at `path` (a folder or Hub id; None: none) was trained on, registered. A path
+    that is not a readable model is left to the command's own loading, which says what is wrong with it."""
+    from transformers import PretrainedConfig
 
     from hf_minbert.data import register_saved_schemas
 
+    if path is None:
+        return
+    try:
+        tasks = PretrainedConfig.get_config_dict(str(path))[0].get("tasks")
+    except (OSError, ValueError):
+        return
+    try:
+        register_saved_schemas(tasks if isinstance(tasks, dict) else None, f"{flag} {path}")
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+
+
+def register_folder_schemas(argv, flag):
+    """The data schemas the model folders named by `flag` in `argv` were trained on (their tasks of one's own),
+    registered before a command builds its parser: they give the tasks its --tasks may name, its --<task>_dev
+    flags and the files' formats (`register_model_schemas`)."""
     peek = argparse.ArgumentParser(add_help=False)
     peek.add_argument(flag, dest="folders", nargs="+", type=home_path, default=[])
     for folder in peek.parse_known_args(argv)[0].folders:
-        try:
-            config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        try:
-            register_saved_schemas(config.get("tasks") if isinstance(config, dict) else None, f"{flag} {folder}")
-        except ValueError as error:
-            raise CommandError(str(error)) from None
+        register_model_schemas(folder, flag)

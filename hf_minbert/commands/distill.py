@@ -89,10 +89,11 @@ def _checked_arguments(argv):
     if (distill_args.teacher is None) == (not distill_args.fold_teachers):
         raise ValueError("give --teacher DIR or --fold_teachers DIR DIR ..., not both and not neither")
     teacher_heads = _teacher_heads(distill_args)
-    if model_args.tasks is None and teacher_heads:  # the student learns what the teacher answers
-        model_args.tasks = ",".join(in_course_order(teacher_heads))
+    base_tasks, plain_student = base_task_specs(model_args)
+    if model_args.tasks is None and teacher_heads and plain_student:  # it learns what the teacher answers
+        model_args.tasks = ",".join(in_course_order(teacher_heads))  # (a trained student: its own heads)
     own = {task: spec for task, spec in teacher_heads.items() if spec.get("data_schema")}
-    specs = task_specs(model_args, *base_task_specs(model_args), fresh_heads=own)
+    specs = task_specs(model_args, base_tasks, plain_student, fresh_heads=own)
     alphas = parse_per_task(distill_args.alpha, "alpha", list(specs), default=0.5)
     _check_distillation_arguments(distill_args, alphas, data_args)
     _check_teachers(distill_args, specs, data_args, training_args)
@@ -101,10 +102,11 @@ def _checked_arguments(argv):
 
 
 def _teacher_heads(distill_args):
-    """{task: head spec} of the teachers' heads, the data schemas of their tasks of one's own registered: the
+    """{task: head spec} of the teachers' heads, the data schemas of their tasks of one's own registered: a plain
     student's default tasks, and for a task of one's own its student lacks, a fresh head like the teacher's. A
     folder whose config cannot be read is left to _check_teachers, which names what is wrong with it."""
-    from hf_minbert import MinBertConfig
+    from transformers import PretrainedConfig
+
     from hf_minbert.data import register_saved_schemas
 
     flag, teachers = ("--teacher", [distill_args.teacher]) if distill_args.teacher else ("--fold_teachers",
@@ -112,7 +114,7 @@ def _teacher_heads(distill_args):
     heads = {}
     for teacher in teachers:
         try:
-            tasks = MinBertConfig.get_config_dict(str(teacher))[0].get("tasks")
+            tasks = PretrainedConfig.get_config_dict(str(teacher))[0].get("tasks")  # a model's or an ensemble's
         except (OSError, ValueError):
             continue
         tasks = tasks if isinstance(tasks, dict) else {}

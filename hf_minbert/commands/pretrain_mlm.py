@@ -73,21 +73,21 @@ class MlmArguments:
         from hf_minbert.data import task_schema
 
         from .common import check_named_once
-        from .task_schema_files import declare_tasks, declared_task_names
+        from .task_schema_files import register_schema_files
 
         names = [task.strip() for task in self.tasks.split(",") if task.strip()]
         if not names:
             raise ValueError("--tasks: name at least one task")
         check_named_once("--tasks", names)
-        declare_tasks(self.task_schema, {})
-        unnamed = [task for task in declared_task_names(self.task_schema) if task not in names]
+        unnamed = [schema.name for schema, _, _ in register_schema_files(self.task_schema) if schema.name not in names]
         if unnamed:
             raise ValueError(f"--task_schema declares {', '.join(unnamed)}, which --tasks {self.tasks} does not name")
         for task in names:
             try:
                 task_schema(task)
-            except ValueError as error:
-                raise ValueError(f"--tasks: {error}") from None
+            except ValueError:
+                raise ValueError(f"--tasks: unknown task {task!r}: a task of one's own needs --task_schema FILE, or a "
+                                 "--model_name_or_path folder trained on it") from None
         return names
 
 
@@ -223,15 +223,14 @@ def _check_resumed_checkpoint(checkpoint, config):
 
 
 def main(argv=None) -> int:
-    from hf_minbert.commands.common import register_folder_schemas
+    from hf_minbert.commands.common import register_model_schemas
     from hf_minbert.commands.train import seed_run
 
     from .output_folder import move_into_place, staged_output
 
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    register_folder_schemas(argv, "--model_name_or_path")  # a trained model's tasks of one's own
-    mlm_args, training_args = parse_arguments(argv)
+    mlm_args, training_args = parse_arguments(list(sys.argv[1:] if argv is None else argv))
+    register_model_schemas(mlm_args.model_name_or_path)  # a trained model's tasks of one's own
     tasks = mlm_args.task_names()
     path, tokenizer = check_run(mlm_args, training_args)
 

@@ -57,9 +57,10 @@ def fresh_head(schema: TaskSchema, labels, path) -> dict:
                 and all(isinstance(name, str) and name for name in labels) and len(set(labels)) == len(labels)):
             raise ValueError(f"--task_schema {path}: labels names each of the {len(schema.label_values or ())} "
                              f"label values with a string of its own (a regression head has none), got {labels!r}")
-        spec["labels"] = labels
     elif spec["kind"] != "regression":
-        spec["labels"] = [str(value) for value in schema.label_values]
+        labels = [f"{value:g}" for value in schema.label_values]
+    if spec["kind"] != "regression":  # the head names its classes by number: value 0's name first
+        spec["labels"] = [name for _, name in sorted(zip(schema.label_values, labels))]
     return spec
 
 
@@ -68,12 +69,11 @@ def fresh_head(schema: TaskSchema, labels, path) -> dict:
 FILE_SCHEMAS = {}
 
 
-def declare_tasks(paths, heads: dict) -> dict:
-    """{task: the spec of its fresh head} of each task the --task_schema files at `paths` declare that `heads`
-    (the checkpoint's, {task: spec}) has no head for, the files' schemas registered. A task that already has
-    another schema in this process (a course task's, a checkpoint's saved one, one registered from Python) is
-    refused, as is a head of the checkpoint that cannot learn from the file's rows."""
-    fresh, declared_by = {}, {}
+def register_schema_files(paths) -> list:
+    """[(TaskSchema, class names or None, path)] of the --task_schema files at `paths`, each schema registered. A
+    task two files declare, or that already has another schema in this process (a course task's, a checkpoint's
+    saved one, one registered from Python), is refused."""
+    declared, declared_by = [], {}
     for path in paths or ():
         schema, labels = read_task_schema_file(path)
         if schema.name in declared_by:
@@ -83,15 +83,27 @@ def declare_tasks(paths, heads: dict) -> dict:
         if known is not None and known != schema and FILE_SCHEMAS.get(schema.name) is not known:
             raise ValueError(f"--task_schema {path}: task {schema.name!r} already has another data schema (a course "
                              f"task's, the checkpoint's, or one registered from Python): {known}")
+        if known is None or FILE_SCHEMAS.get(schema.name) is known:  # a course task's schema stays the course's
+            FILE_SCHEMAS[schema.name] = register_task_schema(schema, exist_ok=True)
+        declared.append((schema, labels, path))
+    return declared
+
+
+def declare_tasks(paths, heads: dict) -> dict:
+    """{task: the spec of its fresh head} of each task the --task_schema files at `paths` declare that `heads`
+    (the checkpoint's, {task: spec}) has no head for, the files' schemas registered (`register_schema_files`). A
+    head of the checkpoint that cannot learn from a file's rows, or that names its classes otherwise, is refused."""
+    fresh = {}
+    for schema, labels, path in register_schema_files(paths):
         head = heads.get(schema.name) or fresh_head(schema, labels, path)
         problem = head_mismatch(schema, normalize_task_spec(schema.name, head))
         if problem:
             whose = "the checkpoint's" if schema.name in heads else "its fresh"
             raise ValueError(f"--task_schema {path}: {whose} {schema.name} head cannot learn from its rows: {problem}")
-        if schema.name in heads and labels is not None and labels != heads[schema.name].get("labels"):
+        named = labels is not None and fresh_head(schema, labels, path).get("labels")  # in class order
+        if schema.name in heads and named and named != heads[schema.name].get("labels"):
             raise ValueError(f"--task_schema {path}: labels {labels} differ from the checkpoint's {schema.name} head's, "
                              f"{heads[schema.name].get('labels')}: a trained head keeps its class names")
-        FILE_SCHEMAS[schema.name] = register_task_schema(schema, exist_ok=True)
         if schema.name not in heads:
             fresh[schema.name] = normalize_task_spec(schema.name, head)
     return fresh
