@@ -224,3 +224,10 @@ def test_a_file_cannot_replace_a_course_tasks_schema_after_declaring_it_unchange
     other = schema_file(tmp_path, {**course, "prediction_header": "Other"}, name="other.json")
     with pytest.raises(ValueError, match=rf"^--task_schema {other}: task 'sst' already has another data schema"):
         declare_tasks([other], MinBertConfig().tasks)
+
+
+def test_a_course_task_a_trained_checkpoint_lacks_gets_the_recipes_fresh_head():
+    nli = {"kind": "classification", "labels": ["e", "n", "c"], "pair_encoding": "cross"}
+    trained = MinBertConfig(tasks={"nli": nli}).tasks
+    specs = task_specs(ModelArguments(tasks="nli,sst,sts"), trained, recipe_defaults=False)
+    assert specs["sst"]["labels"][0] == "negative" and specs["sts"]["pair_encoding"] == "bi"

@@ -38,9 +38,9 @@ def base_task_specs(model_args):
 
 
 def task_specs(model_args, base_tasks, recipe_defaults=True, fresh_heads=None):
-    """The heads to train: the base specs of the chosen tasks (and a fresh head for each task of one's own a
-    --task_schema file declares, or `fresh_heads` gives, that the base lacks), the recipe for fresh heads, then the
-    per-task command-line options, which override both task by task."""
+    """The heads to train: the base specs of the chosen tasks (and a fresh head for each course task --tasks names,
+    each task of one's own a --task_schema file declares, or `fresh_heads` gives, that the base lacks), the recipe
+    for fresh heads, then the per-task command-line options, which override both task by task."""
     fresh = {task: spec for task, spec in (fresh_heads or {}).items() if task not in base_tasks}
     fresh.update(declare_tasks(model_args.task_schema, {**base_tasks, **fresh}))
     base_tasks = {**base_tasks, **fresh}
@@ -51,6 +51,9 @@ def task_specs(model_args, base_tasks, recipe_defaults=True, fresh_heads=None):
     if not names:
         raise ValueError("--tasks: name at least one task")
     check_named_once("--tasks", names)
+    # a course task the checkpoint has no head for: a fresh head, as the recipe gives it
+    fresh.update({task: spec for task, spec in recipe.heads().items() if task in names and task not in base_tasks})
+    base_tasks = {**base_tasks, **fresh}
     unknown = [name for name in names if name not in base_tasks]
     if unknown:
         raise ValueError(f"--tasks: unknown task(s) {unknown}; known: {', '.join(base_tasks)} (a task of one's own: "
