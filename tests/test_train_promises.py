@@ -767,3 +767,17 @@ def test_a_checkpoint_saved_in_bf16_trains_in_float32_weights(tmp_path, base):
     args = ModelArguments(model_name_or_path=str(tmp_path / "bf16"))
     _, model = build_model(args, task_specs(args, *base_task_specs(args)))
     assert {parameter.dtype for parameter in model.parameters()} == {torch.float32}
+
+
+def test_bf16_full_eval_scores_a_copy_and_leaves_the_trained_model_in_float32(tmp_path, base, data, monkeypatch):
+    # a push after the scores saves trainer.model again: it must still be the float32 model the folder holds
+    from hf_minbert import evaluation
+    from trainers import MultitaskTrainer
+
+    scored, trainers = [], []
+    original_evaluate, original_train = evaluation.evaluate_model, MultitaskTrainer.train
+    monkeypatch.setattr(evaluation, "evaluate_model", lambda model, *a, **k: scored.append(model) or original_evaluate(model, *a, **k))
+    monkeypatch.setattr(MultitaskTrainer, "train", lambda self, *a, **k: trainers.append(self) or original_train(self, *a, **k))
+    assert train(base, data, tmp_path / "out", "--bf16_full_eval", "true") == 0
+    assert scored[-1].dtype == torch.bfloat16
+    assert {parameter.dtype for parameter in trainers[-1].model.parameters()} == {torch.float32}

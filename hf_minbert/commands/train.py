@@ -26,6 +26,7 @@ This module runs the command: it checks the run, builds the model, trains it and
 flags are parsed in train_arguments.py, the heads to train come from head_options.py, and the data is read in
 train_data.py.
 """
+import copy
 import logging
 import sys
 import time
@@ -395,9 +396,10 @@ def train_and_save(model, tokenizer, train, dev, base_path, model_args, data_arg
         # weights, config with auto_map, remote code, pipelines, tokenizer; the push (if asked) comes after the card
         trainer.save_model(str(staging), _internal_call=True)
         trained = trainer.model
-    if full_eval_dtype(training_args) is not None:  # its dev scores in that precision, as Trainer.evaluate's
-        trained = trained.to(full_eval_dtype(training_args))
-    metrics = evaluate_model(trained, tokenizer, dev, batch_size=training_args.per_device_eval_batch_size,
+    evaluated = trained
+    if full_eval_dtype(training_args) is not None:  # its dev scores in that precision, as Trainer.evaluate's, from
+        evaluated = copy.deepcopy(trained).to(full_eval_dtype(training_args))  # a copy: the pushed model stays
+    metrics = evaluate_model(evaluated, tokenizer, dev, batch_size=training_args.per_device_eval_batch_size,
                              max_length=training_args.max_seq_length, bf16=training_args.bf16)
     recorded = {**asdict(model_args), **(asdict(adapter_args) if adapter_args.enabled else {}), **(card_arguments or {})}
     record = {**metrics, "skipped_rows": skipped_rows_record(read_reports), "training_data": data_record}
