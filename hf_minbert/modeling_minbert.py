@@ -94,14 +94,16 @@ class MinBertPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module):
-        cosine_init = getattr(module, "cosine_init", None)
-        fresh = cosine_init is not None and not getattr(module.weight, "_is_hf_initialized", False)
+        cosine_init, bias_init = getattr(module, "cosine_init", None), getattr(module, "bias_init", None)
+        fresh = not getattr(getattr(module, "weight", None), "_is_hf_initialized", False)
         super()._init_weights(module)
         if not BASE_INITIALIZES_LAYERS:
             _init_standard_layer(module, self.config.initializer_range)
-        if fresh:
+        if fresh and cosine_init is not None:
             module.weight[:, -1] = cosine_init[0]
             module.bias.fill_(cosine_init[1])
+        if fresh and bias_init is not None:
+            module.bias.fill_(bias_init)
         if isinstance(module, MinBertCosineLogit):
             init.constant_(module.scale, MinBertCosineLogit.INITIAL_SCALE)
             init.constant_(module.threshold, MinBertCosineLogit.INITIAL_THRESHOLD)

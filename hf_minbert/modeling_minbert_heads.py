@@ -38,6 +38,10 @@ class MinBertTaskHead(nn.Module):
         if self.cosine_feature and spec["head_layers"] == 1:
             # Read by _init_weights when it initializes this Linear (and only then: loaded weights stay).
             self.layers[-1].cosine_init = cosine_feature_init(spec)
+        elif spec["kind"] == "regression":
+            # A fresh regression head starts mid-range: at 0 it would answer below a range such as [1, 10] (every
+            # prediction clipped to 1, its correlation undefined) until training moved its bias that far.
+            self.layers[-1].bias_init = sum(spec["label_range"]) / 2
 
     def forward(self, features, cosine=None):
         if self.cosine_feature:

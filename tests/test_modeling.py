@@ -634,3 +634,19 @@ def test_a_bf16_masked_lms_loss_is_computed_in_float32(tiny_config):
     model = MinBertForMaskedLM(tiny_config).to(torch.bfloat16)
     batch = random_batch(model.config, pairs=False)
     assert model(**batch, labels=batch["input_ids"]).loss.dtype == torch.float32
+
+
+def test_a_fresh_regression_head_starts_mid_range(tiny_config):
+    rate = {"kind": "regression", "label_range": [1.0, 10.0], "pair_encoding": "cross"}
+    model = MinBertForMultitask(MinBertConfig(**{**tiny_config.to_dict(), "tasks": {"rate": rate}, "default_task": "rate"}))
+    assert model.heads["rate"].layers[-1].bias.item() == 5.5
+
+
+def test_a_loaded_regression_head_keeps_its_trained_bias_and_a_new_one_starts_mid_range(tmp_path, tiny_config):
+    rate = {"kind": "regression", "label_range": [1.0, 10.0], "pair_encoding": "cross"}
+    config = MinBertConfig(**{**tiny_config.to_dict(), "tasks": {"rate": rate}, "default_task": "rate"})
+    model = MinBertForMultitask(config)
+    model.heads["rate"].layers[-1].bias.data.fill_(7.0)
+    model.save_pretrained(tmp_path)
+    grown = MinBertForMultitask.from_pretrained(tmp_path, tasks={"rate": rate, "score": {**rate, "label_range": [0, 2]}})
+    assert grown.heads["rate"].layers[-1].bias.item() == 7.0 and grown.heads["score"].layers[-1].bias.item() == 1.0

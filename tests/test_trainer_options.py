@@ -18,10 +18,6 @@ from tests.helpers import REPO_ROOT, scoring_tiny_model, tiny_model, tiny_task_r
 from tests.test_trainer import _args, _train_logs, _trainer, tokenizer  # noqa: F401  (module fixture)
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
 
-# fp32 where a test scores the tiny model's STS head: in bf16 (the default on a CPU with AMX) its nearly equal
-# scores round to a constant, whose correlation is undefined
-FP32 = {"bf16": False}
-
 
 def _plain_trainer(tmp_path, tokenizer, rows=None, **options):  # noqa: F811
     """A trainer built with Trainer's own keyword arguments (`options`) beside the model and the data."""
@@ -410,7 +406,7 @@ def test_model_init_builds_the_model_that_trains(tmp_path, tokenizer):  # noqa: 
 def test_a_hyperparameter_trial_trains_with_the_smart_mnr_and_task_weights_it_sets(tmp_path, tokenizer):  # noqa: F811
     pytest.importorskip("optuna", reason="optuna is a dev dependency (pip install -e '.[dev]')")
     trainer = _plain_trainer(tmp_path, tokenizer, model=None, model_init=lambda trial: scoring_tiny_model(),
-                             args={"max_steps": 3, "task_sampling": "all_tasks", **FP32})
+                             args={"max_steps": 3, "task_sampling": "all_tasks"})
 
     def space(trial):
         return {"smart_weight": trial.suggest_categorical("smart_weight", ["sst=1"]),
@@ -427,7 +423,7 @@ def test_a_hyperparameter_trial_trains_with_the_smart_mnr_and_task_weights_it_se
 def test_a_hyperparameter_trial_seeds_pcgrad_with_its_own_seed(tmp_path, tokenizer):  # noqa: F811
     pytest.importorskip("optuna", reason="optuna is a dev dependency (pip install -e '.[dev]')")
     trainer = _plain_trainer(tmp_path, tokenizer, model=None, model_init=lambda: scoring_tiny_model(),
-                             args={"max_steps": 1, "task_sampling": "all_tasks", "pcgrad": True, **FP32})
+                             args={"max_steps": 1, "task_sampling": "all_tasks", "pcgrad": True})
     trainer.hyperparameter_search(hp_space=lambda trial: {"seed": trial.suggest_categorical("seed", [7])},
                                   backend="optuna", n_trials=1, direction="maximize",
                                   compute_objective=lambda metrics: metrics["eval_overall"])
