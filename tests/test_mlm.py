@@ -416,3 +416,9 @@ def test_pretrain_mlm_reads_a_task_its_model_folder_was_trained_on_named_in_a_co
     assert minbert(["pretrain-mlm", "--config", str(tmp_path / "run.yaml"), "--data_dir", str(notes_data),
                     "--output_dir", str(tmp_path / "out"), "--max_seq_length", "64", "--max_steps", "1",
                     "--report_to", "none", "--use_cpu", "--disable_tqdm", "true", "--max_eval_texts", "2"]) == 0
+
+
+def test_pretrain_mlm_under_bf16_full_eval_trains_and_saves_float32_weights(base_dir, data_dir, tmp_path):
+    assert pretrain_mlm(base_dir, data_dir, tmp_path / "out", "--bf16_full_eval", "true") == 0
+    saved = MinBertForMaskedLM.from_pretrained(tmp_path / "out", dtype="auto")
+    assert {parameter.dtype for parameter in saved.parameters()} == {torch.float32}

@@ -231,3 +231,11 @@ def test_a_course_task_a_trained_checkpoint_lacks_gets_the_recipes_fresh_head():
     trained = MinBertConfig(tasks={"nli": nli}).tasks
     specs = task_specs(ModelArguments(tasks="nli,sst,sts"), trained, recipe_defaults=False)
     assert specs["sst"]["labels"][0] == "negative" and specs["sts"]["pair_encoding"] == "bi"
+
+
+def test_a_fresh_course_head_for_a_trained_checkpoint_gets_the_recipes_pair_fields_for_its_encoding():
+    nli = {"kind": "classification", "labels": ["e", "n", "c"], "pair_encoding": "cross"}
+    trained = MinBertConfig(tasks={"nli": nli}).tasks
+    args = ModelArguments(tasks="nli,para,sts", pair_encoding="para=bi,sts=cross")
+    specs = task_specs(args, trained, recipe_defaults=False)
+    assert specs["para"]["average_pair_orders"] is False and specs["sts"]["cosine_feature"] is True

@@ -52,7 +52,8 @@ def task_specs(model_args, base_tasks, recipe_defaults=True, fresh_heads=None):
         raise ValueError("--tasks: name at least one task")
     check_named_once("--tasks", names)
     # a course task the checkpoint has no head for: a fresh head, as the recipe gives it
-    fresh.update({task: spec for task, spec in recipe.heads().items() if task in names and task not in base_tasks})
+    fresh_course = {task: spec for task, spec in recipe.heads().items() if task in names and task not in base_tasks}
+    fresh.update(fresh_course)
     base_tasks = {**base_tasks, **fresh}
     unknown = [name for name in names if name not in base_tasks]
     if unknown:
@@ -68,13 +69,13 @@ def task_specs(model_args, base_tasks, recipe_defaults=True, fresh_heads=None):
     for option in TASK_HEAD_OPTIONS:
         for task, value in _per_task_strings(getattr(model_args, option), option, names, single).items():
             specs[task][option] = _typed(option, value)
-    if recipe_defaults:
-        for option, tasks in recipe.CROSS_HEAD_FIELDS.items():
-            chosen = _per_task_strings(getattr(model_args, option), option, names)
-            for task in tasks:
-                if task in specs and task not in chosen:
-                    specs[task][option] = specs[task]["pair_encoding"] == "cross"
-    else:
+    recipe_tasks = names if recipe_defaults else list(fresh_course)  # the heads the recipe gives
+    for option, tasks in recipe.CROSS_HEAD_FIELDS.items():
+        chosen = _per_task_strings(getattr(model_args, option), option, names)
+        for task in tasks:
+            if task in specs and task in recipe_tasks and task not in chosen:
+                specs[task][option] = specs[task]["pair_encoding"] == "cross"
+    if not recipe_defaults:
         _check_trained_head_shapes({task: spec for task, spec in specs.items() if task not in fresh}, base_tasks)
     return specs
 

@@ -19,6 +19,7 @@ writes its own (output_folder.py): aside in `<output_dir>.partial`, moved in com
 already holds a model is replaced only with --overwrite_output_dir. Every flag, the checkpoint and the output
 folder are checked before the texts are read.
 """
+import copy
 import logging
 import math
 import sys
@@ -161,10 +162,13 @@ def held_out_loss(trainer, make_collator):
     (perplexity is of the model's own probabilities)."""
     evaluation_collator, trainer.data_collator = trainer.data_collator, make_collator()
     smoother, trainer.label_smoother = trainer.label_smoother, None
+    model = trainer.model
+    if trainer.args.bf16_full_eval or trainer.args.fp16_full_eval:  # Trainer casts the model it evaluates in place:
+        trainer.model = copy.deepcopy(model)  # a copy, so that the weights trained and saved stay float32
     try:
         return trainer.evaluate()["eval_loss"]
     finally:
-        trainer.data_collator, trainer.label_smoother = evaluation_collator, smoother
+        trainer.data_collator, trainer.label_smoother, trainer.model = evaluation_collator, smoother, model
 
 
 def check_run(mlm_args, training_args):
