@@ -58,33 +58,17 @@ def test_a_fresh_head_has_the_kind_the_schemas_labels_need(tmp_path, values, hea
     assert fresh_head(schema, None, "f") == head
 
 
-def test_class_numbers_other_than_0_to_c_minus_1_are_refused_naming_the_file(tmp_path):
-    path = schema_file(tmp_path, {**NLI_FILE, "label_values": [1, 2, 3]})
-    with pytest.raises(ValueError, match=rf"^--task_schema {path}: a class head's labels are the class numbers 0..C-1"):
-        declare_tasks([path], {})
-
-
-def test_class_names_that_do_not_name_each_label_are_refused_naming_the_file(tmp_path):
-    path = schema_file(tmp_path, {**NLI_FILE, "labels": ["yes", "no"]})
-    with pytest.raises(ValueError, match=rf"^--task_schema {path}: labels names each of the 3 label values"):
-        declare_tasks([path], {})
-
-
-def test_an_unknown_key_is_refused_naming_the_file_and_the_key(tmp_path):
-    path = schema_file(tmp_path, {**NLI_FILE, "label_colum": "label"})
-    with pytest.raises(ValueError, match=rf"^--task_schema {path}: unknown key\(s\) \['label_colum'\]"):
-        declare_tasks([path], {})
-
-
-def test_a_schema_that_cannot_describe_rows_is_refused_naming_the_file(tmp_path):
-    path = schema_file(tmp_path, {**NLI_FILE, "label_dtype": "int32"})
-    with pytest.raises(ValueError, match=rf"^--task_schema {path}: TaskSchema 'nli': label_dtype must be"):
-        declare_tasks([path], {})
-
-
-def test_a_course_tasks_name_with_another_schema_is_refused_naming_the_file(tmp_path):
-    path = schema_file(tmp_path, {**NLI_FILE, "name": "sst"})
-    with pytest.raises(ValueError, match=rf"^--task_schema {path}: task 'sst' already has another data schema"):
+@pytest.mark.parametrize("values, problem", [
+    ({"label_values": [1, 2, 3]}, "a class head's labels are the class numbers 0..C-1"),
+    ({"labels": ["yes", "no"]}, "labels names each of the 3 label values"),
+    ({"label_colum": "label"}, r"unknown key\(s\) \['label_colum'\]"),
+    ({"label_dtype": "int32"}, "TaskSchema 'nli': label_dtype must be"),
+    ({"name": "sst"}, "task 'sst' already has another data schema"),
+], ids=["classes not 0..C-1", "a name per label", "unknown key", "schema that cannot describe rows",
+        "a course task's name"])
+def test_a_bad_schema_file_is_refused_naming_the_file(tmp_path, values, problem):
+    path = schema_file(tmp_path, {**NLI_FILE, **values})
+    with pytest.raises(ValueError, match=rf"^--task_schema {path}: {problem}"):
         declare_tasks([path], {})
 
 

@@ -4,7 +4,7 @@ any, the default heads with the recipe's changes), then the per-task head option
 from hf_minbert import recipe
 
 from .common import check_named_once, has_trained_task_heads
-from .task_schema_files import declare_tasks, declared_task_names
+from .task_schema_files import declare_tasks
 from .train_arguments import model_path
 
 DEFAULT_TASK_ORDER = ("sst", "para", "sts")
@@ -42,7 +42,8 @@ def task_specs(model_args, base_tasks, recipe_defaults=True, fresh_heads=None):
     each task of one's own a --task_schema file declares, or `fresh_heads` gives, that the base lacks), the recipe
     for fresh heads, then the per-task command-line options, which override both task by task."""
     fresh = {task: spec for task, spec in (fresh_heads or {}).items() if task not in base_tasks}
-    fresh.update(declare_tasks(model_args.task_schema, {**base_tasks, **fresh}))
+    own, declared = declare_tasks(model_args.task_schema, {**base_tasks, **fresh})
+    fresh.update(own)
     base_tasks = {**base_tasks, **fresh}
     if model_args.tasks is None:  # a trained checkpoint goes on with every head it has (a plain one: the course's)
         # in the course's order, as --tasks' former default gave it (a saved config sorts its heads by name)
@@ -59,7 +60,7 @@ def task_specs(model_args, base_tasks, recipe_defaults=True, fresh_heads=None):
     if unknown:
         raise ValueError(f"--tasks: unknown task(s) {unknown}; known: {', '.join(base_tasks)} (a task of one's own: "
                          "--task_schema FILE)")
-    unnamed = [task for task in declared_task_names(model_args.task_schema) if task not in names]
+    unnamed = [task for task in declared if task not in names]
     if unnamed:
         raise ValueError(f"--task_schema declares {', '.join(unnamed)}, which --tasks {model_args.tasks} does not name")
     specs = {name: dict(base_tasks[name]) for name in names}

@@ -89,11 +89,12 @@ def register_schema_files(paths) -> list:
     return declared
 
 
-def declare_tasks(paths, heads: dict) -> dict:
-    """{task: the spec of its fresh head} of each task the --task_schema files at `paths` declare that `heads`
-    (the checkpoint's, {task: spec}) has no head for, the files' schemas registered (`register_schema_files`). A
-    head of the checkpoint that cannot learn from a file's rows, or that names its classes otherwise, is refused."""
-    fresh = {}
+def declare_tasks(paths, heads: dict) -> tuple:
+    """({task: the spec of its fresh head} for each task the --task_schema files at `paths` declare that `heads`
+    (the checkpoint's, {task: spec}) has no head for, [every task the files declare]), the files' schemas
+    registered (`register_schema_files`). A head of the checkpoint that cannot learn from a file's rows, or that
+    names its classes otherwise, is refused."""
+    fresh, declared = {}, []
     for schema, labels, path in register_schema_files(paths):
         head = heads.get(schema.name) or fresh_head(schema, labels, path)
         problem = head_mismatch(schema, normalize_task_spec(schema.name, head))
@@ -106,9 +107,5 @@ def declare_tasks(paths, heads: dict) -> dict:
                              f"{heads[schema.name].get('labels')}: a trained head keeps its class names")
         if schema.name not in heads:
             fresh[schema.name] = normalize_task_spec(schema.name, head)
-    return fresh
-
-
-def declared_task_names(paths) -> list:
-    """The tasks the --task_schema files at `paths` declare (each file read and checked)."""
-    return [read_task_schema_file(path)[0].name for path in paths or ()]
+        declared.append(schema.name)
+    return fresh, declared
