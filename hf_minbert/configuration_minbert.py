@@ -346,7 +346,7 @@ class MinBertConfig(PretrainedConfig):
         config = result[0] if isinstance(result, tuple) else result
         if multitask:  # the saved labels are the saved default head's; default_task= or tasks= may name another
             config.sync_labels_with_default_task()
-        _check_requested_labels(config, requested)
+        check_requested_labels(config, requested)
         return result
 
     @classmethod
@@ -396,8 +396,8 @@ def checked_default_task(default_task, tasks):
     return default_task
 
 
-def _check_requested_labels(config, requested):
-    """Refuse num_labels/id2label/label2id that differ from what a multitask checkpoint's default head answers:
+def check_requested_labels(config, requested):
+    """Refuse num_labels/id2label/label2id that differ from what a multitask (or ensemble) checkpoint's default head answers:
     silently keeping the head would train, say, a 5-way head on 0/1 labels."""
     labels = sequence_classification_labels(config.default_task, config.tasks[config.default_task])
     expected = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
@@ -408,7 +408,7 @@ def _check_requested_labels(config, requested):
             heads = ", ".join(f"{name} ({len(sequence_classification_labels(name, spec))})"
                               for name, spec in config.tasks.items())
             raise ValueError(
-                f"{key}={value!r} does not fit this multitask checkpoint: its default head {config.default_task!r} "
+                f"{key}={value!r} does not fit this checkpoint: its default head {config.default_task!r} "
                 f"answers {expected[key]!r}. Pick another head with default_task= (heads and label counts: {heads}) "
                 "or add one with tasks="
             )

@@ -170,9 +170,11 @@ def load_one_encoder(cls, super_from_pretrained, path, model_args, kwargs):
 
 
 def sentence_embedding_task(tasks, default_task):
-    """The task whose encoder gives a model's sentence embeddings: the (first) bi-encoder head's, else the
-    default task's. tasks: the config's task specs, in its order."""
-    return next((task for task, spec in tasks.items() if spec["pair_encoding"] == "bi"), default_task)
+    """The task whose encoder gives a model's sentence embeddings: the default task's if its head is a bi-encoder,
+    else the first bi-encoder head's by name, else the default task's. By name, not by the config's order:
+    config.json stores the tasks in alphabetical order, and a saved model must embed as it did before saving."""
+    bi_encoded = sorted(task for task, spec in tasks.items() if spec["pair_encoding"] == "bi")
+    return default_task if default_task in bi_encoded or not bi_encoded else bi_encoded[0]
 
 
 class MinBertModel(MinBertPreTrainedModel):

@@ -26,7 +26,13 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
-from .configuration_minbert import MinBertConfig, checked_default_task, describe_default_head
+from .configuration_minbert import (
+    LABEL_FIELDS,
+    MinBertConfig,
+    check_requested_labels,
+    checked_default_task,
+    describe_default_head,
+)
 from .modeling_minbert import MinBertForMultitask
 from .modeling_minbert_conversion import load_multitask  # noqa: F401  (see the module docstring)
 from .modeling_minbert_heads import (
@@ -95,6 +101,16 @@ class MinBertEnsembleConfig(PretrainedConfig):
             return super().__setattr__(key, value)
         super().__setattr__(key, checked_default_task(value, self.tasks))
         describe_default_head(self)
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        # The labels are the default head's: a num_labels/id2label request to from_pretrained must agree with them.
+        requested = {key: kwargs.pop(key) for key in LABEL_FIELDS if key in kwargs}
+        result = super().from_dict(config_dict, **kwargs)
+        config = result[0] if isinstance(result, tuple) else result
+        if config.tasks:
+            check_requested_labels(config, requested)
+        return result
 
     def member_configs(self):
         return [MinBertConfig.from_dict(member) for member in self.members]

@@ -151,8 +151,8 @@ class MinBertSelfAttention(nn.Module):
         scores = query @ key.transpose(-1, -2) * query.shape[-1] ** -0.5
         if attention_mask is not None:
             scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-        probs = scores.softmax(dim=-1)
-        return dropout(probs, dropout_p) @ value, probs
+        probs = dropout(scores.softmax(dim=-1), dropout_p)  # returned after dropout, as BertModel's eager attention
+        return probs @ value, probs
 
 
 class MinBertSelfOutput(nn.Module):

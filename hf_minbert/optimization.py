@@ -199,9 +199,19 @@ def _group_label(group, index):
     return repr(group["name"]) if "name" in group else f"#{index}"
 
 
+# torch.optim.AdamW's options this AdamW does not implement: a group asking for one would silently get plain AdamW
+# (maximize=True would descend where torch ascends).
+UNSUPPORTED_GROUP_OPTIONS = ("amsgrad", "maximize", "capturable", "differentiable")
+
+
 def _check_hyperparameters(group, index):
-    """Reject values for which Adam silently diverges or does nothing sensible; name the group."""
+    """Reject values for which Adam silently diverges or does nothing sensible, and options it does not
+    implement; name the group."""
     label = _group_label(group, index)
+    for option in UNSUPPORTED_GROUP_OPTIONS:
+        if group.get(option):
+            raise ValueError(f"AdamW param group {label}: {option}=True is not supported by hf_minbert's AdamW; "
+                             "use torch.optim.AdamW for it")
     lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
     if not float(lr) >= 0.0:
         raise ValueError(f"AdamW param group {label}: lr must be >= 0, got {lr}")

@@ -421,7 +421,7 @@ def _embedding_task(run):
 
     if run.ensemble or not (run.model_dir / "modules.json").is_file():
         return None
-    return sentence_embedding_task(run.config["tasks"], run.default_task)  # the config's order, as the model's
+    return sentence_embedding_task(run.config["tasks"], run.default_task)
 
 
 def _head_row(name, spec):

@@ -77,3 +77,15 @@ def test_a_checkpoint_path_given_with_a_tilde_from_python_is_loaded_from_the_hom
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "base").mkdir()
     assert model_path(ModelArguments(model_name_or_path="~/base")) == str(tmp_path / "base")
+
+
+def test_a_tokenizer_the_commands_load_saves_the_names_of_its_inputs(tmp_path, minilm_path):
+    # transformers 5.0-5.2 load a remote-code model's tokenizer as a generic one returning only the inputs its
+    # config names: without token_type_ids a sentence pair reads as one sentence
+    import json
+
+    from hf_minbert.commands.common import load_tokenizer
+
+    load_tokenizer(minilm_path).save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    assert saved["model_input_names"] == ["input_ids", "token_type_ids", "attention_mask"]

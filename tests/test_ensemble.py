@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from transformers import AutoModel, AutoTokenizer, BertTokenizer, pipeline
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertTokenizer, pipeline
 
 from hf_minbert import MinBertEnsembleConfig, MinBertEnsembleForMultitask, MinBertForMultitask
 from hf_minbert.cli import main as minbert
@@ -195,6 +195,15 @@ def test_automodel_and_the_multitask_loader_reload_the_same_ensemble(saved, ense
 def test_a_default_task_passed_to_from_pretrained_brings_its_labels(saved):
     model = AutoModel.from_pretrained(saved, default_task="sts")
     assert (model.config.id2label, model.config.problem_type) == ({0: "sts"}, "regression")
+
+
+def test_num_labels_that_differ_from_the_ensembles_default_head_are_refused(saved):
+    with pytest.raises(ValueError, match=r"num_labels=2 does not fit this checkpoint: its default head 'sst' answers 5"):
+        AutoModelForSequenceClassification.from_pretrained(saved, num_labels=2)
+
+
+def test_num_labels_that_agree_with_the_ensembles_default_head_load(saved):
+    assert AutoModelForSequenceClassification.from_pretrained(saved, num_labels=5).config.num_labels == 5
 
 
 @pytest.mark.parametrize("kernel", ["eager", "sdpa"])

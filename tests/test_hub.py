@@ -404,6 +404,18 @@ def test_the_cards_scores_are_the_evaluation_of_the_model_the_trainer_holds():
     assert evaluation_scores(log, ["sst"], step=1) == {"sst": {"accuracy": 0.9}}  # the best model's, loaded at the end
 
 
+def test_the_cards_scores_are_the_dev_evaluation_not_one_of_rows_passed_to_evaluate(tmp_path, minilm_path):
+    from tests.helpers import tiny_task_rows
+
+    trainer = _python_trained(tmp_path, minilm_path)
+    dev = trainer.state.log_history[-2]
+    trainer.evaluate(eval_dataset={"sst": tiny_task_rows(4)["sst"]})  # an evaluation of other rows, logged last
+    trainer.save_model()
+    trainer.create_model_card()
+    scores = json.loads((tmp_path / "from-python" / "metrics.json").read_text())
+    assert scores["sst"]["accuracy"] == dev["eval_sst_accuracy"] and set(scores) >= {"sst", "para", "sts"}
+
+
 def test_a_card_of_a_model_not_yet_saved_is_refused_before_writing_anything(tmp_path, minilm_path):
     trainer = _python_trained(tmp_path, minilm_path)
     with pytest.raises(ValueError, match="no saved model to describe; save it first"):

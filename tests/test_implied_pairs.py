@@ -5,7 +5,7 @@ import pytest
 
 from hf_minbert.commands.train_arguments import DataArguments
 from hf_minbert.commands.train_data import always_rows, load_task_data, training_data_record
-from hf_minbert.data import task_schema
+from hf_minbert.data import DataError, task_schema
 from hf_minbert.data.implied_pairs import ImpliedPairOptions, implied_pairs, pair_key
 from model_cards.card import _data_summary
 from tests.helpers import tiny_task_rows, write_task_files
@@ -31,6 +31,20 @@ def test_a_chain_of_duplicates_implies_its_ends_are_duplicates():
     pairs, report = implied(labelled(("A?", "B?", 1), ("B?", "C?", 1)))
     assert pairs == {pair_key("A?", "C?"): 1.0}
     assert (report.duplicates, report.groups, report.largest_group) == (1, 1, 3)
+
+
+def test_labels_written_as_text_imply_as_their_numbers_do():
+    rows = datasets.Dataset.from_dict({"id": ["q-0", "q-1"], "sentence1": ["A?", "B?"], "sentence2": ["B?", "C?"],
+                                       "is_duplicate": ["1.0", "1"]})
+    pairs, _ = implied(rows)
+    assert pairs == {pair_key("A?", "C?"): 1.0}
+
+
+def test_a_label_that_is_not_the_tasks_is_refused_naming_its_row():
+    rows = labelled(("A?", "B?", 1), ("B?", "C?", 1)).cast_column("is_duplicate", datasets.Value("string"))
+    rows = datasets.Dataset.from_dict({**rows[:], "is_duplicate": ["1", "yes"]})
+    with pytest.raises(DataError, match="row 1, column 'is_duplicate'"):
+        implied(rows)
 
 
 def test_a_non_duplicate_implies_its_sides_duplicates_are_non_duplicates():

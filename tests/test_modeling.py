@@ -1,4 +1,6 @@
 """minBERT encoder and heads: parity with transformers' BERT, gradients, heads, and bad input."""
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -87,6 +89,17 @@ def test_output_attentions_are_row_stochastic_and_match_sdpa_outputs(tiny_config
     padded = batch["attention_mask"] == 0
     assert explicit.attentions[0][1, :, :, padded[1]].abs().max() == 0, "padding must get no attention"
     torch.testing.assert_close(plain.last_hidden_state, explicit.last_hidden_state, rtol=0, atol=1e-5)
+
+
+def test_attentions_returned_in_training_are_the_weights_after_dropout_as_bert_returns_them(tiny_config):
+    config = copy.deepcopy(tiny_config)
+    config.attention_probs_dropout_prob = 0.5
+    model = MinBertModel(config).train()
+    batch = random_batch(config)
+    batch["attention_mask"] = torch.ones_like(batch["attention_mask"])  # no padding: no weight is 0 before dropout
+    attentions = model(**batch, output_attentions=True).attentions[0]
+    assert 0.4 < (attentions == 0).float().mean() < 0.6, "about half the weights are dropped"
+    assert not torch.allclose(attentions.sum(-1), torch.ones(()), atol=1e-3), "the kept ones are scaled by 1 / (1 - p)"
 
 
 def _ragged_batch(config):

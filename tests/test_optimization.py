@@ -397,6 +397,16 @@ def test_adamw_names_the_param_group_with_a_bad_learning_rate():
         AdamW([{"name": "layer_0/decay", "params": [nn.Parameter(torch.zeros(2))], "lr": -1.0}])
 
 
+@pytest.mark.parametrize("option", ["amsgrad", "maximize", "capturable", "differentiable"])
+def test_adamw_refuses_a_param_group_asking_for_a_torch_option_it_does_not_implement(option):
+    with pytest.raises(ValueError, match=f"'heads': {option}=True is not supported"):
+        AdamW([{"name": "heads", "params": [nn.Parameter(torch.zeros(2))], option: True}])
+
+
+def test_adamw_accepts_torch_options_left_at_their_defaults():
+    AdamW([{"params": [nn.Parameter(torch.zeros(2))], "amsgrad": False, "maximize": False}])
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Parameter groups
 # ---------------------------------------------------------------------------------------------------------

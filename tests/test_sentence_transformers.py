@@ -4,6 +4,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer, pipeline
 
+from hf_minbert import MinBertForMultitask
 from tests.helpers import run_isolated, tiny_model
 
 SENTENCES = ["A man plays a guitar.", "Someone plays an acoustic guitar.", "The cat sleeps."]
@@ -25,6 +26,13 @@ def _embeddings(model, folder, sentences):
     batch = AutoTokenizer.from_pretrained(folder)(sentences, padding=True, return_tensors="pt")
     with torch.no_grad():
         return model.sentence_embedding(**batch)
+
+
+def test_the_sentence_embedding_task_of_several_bi_encoder_heads_survives_a_save(tmp_path):
+    # config.json stores the tasks alphabetically: the choice may not depend on their order
+    model = tiny_model(tasks={**BI_ENCODER_TASKS, "para": {"kind": "binary", "pair_encoding": "bi"}})
+    model.save_pretrained(tmp_path)
+    assert MinBertForMultitask.from_pretrained(tmp_path).sentence_embedding_task() == model.sentence_embedding_task()
 
 
 def test_the_sentence_embedding_task_is_the_bi_encoder_heads_else_the_default_tasks():

@@ -2,12 +2,14 @@
 import json
 import re
 
+import datasets
 import pytest
 import torch
 from transformers import AutoTokenizer, HfArgumentParser, TrainerCallback
 
 from hf_minbert.commands.head_options import base_task_specs, task_specs
 from hf_minbert.commands.train_arguments import ModelArguments
+from hf_minbert.data import DataError
 from tests.helpers import scoring_tiny_model, tiny_model, tiny_task_rows
 from trainers import MultitaskTrainer, MultitaskTrainingArguments
 from trainers.sampling import SAMPLING_STRATEGIES, MultitaskBatchSampler
@@ -70,6 +72,25 @@ def test_a_capped_task_reads_its_always_rows_every_epoch_beside_its_cap(tmp_path
         sampler.set_epoch(epoch)
         sst = [i for batch in sampler for i in batch if sampler.task_of(i) == "sst"]
         assert len(sst) == 12 and set(range(4)) <= {i - sampler.offsets["sst"] for i in sst}
+
+
+def _tokenized_sst(count, label=0):
+    return datasets.Dataset.from_dict({"input_ids": [[101, 2204, 102]] * count, "attention_mask": [[1, 1, 1]] * count,
+                                       "token_type_ids": [[0, 0, 0]] * count, "labels": [label] * count})
+
+
+def test_the_built_in_cap_on_an_epochs_sst_rows_is_a_warning_where_it_cuts_rows_of_ones_own(tmp_path, tokenizer, caplog):
+    trainer = MultitaskTrainer(model=tiny_model(), args=_args(tmp_path), processing_class=tokenizer,
+                               train_dataset={**tiny_task_rows(), "sst": _tokenized_sst(16_010)})
+    with caplog.at_level("WARNING", logger="trainers.train_batches"):
+        trainer.get_train_dataloader()
+    assert "sst: each epoch reads 16000 of its 16010 training rows (--task_epoch_rows sst=16000, the built-in" in caplog.text
+
+
+def test_tokenized_training_rows_with_a_label_the_head_cannot_learn_are_refused_naming_the_row(tmp_path, tokenizer):
+    rows = {**tiny_task_rows(), "sst": datasets.concatenate_datasets([_tokenized_sst(3), _tokenized_sst(1, label=7)])}
+    with pytest.raises(DataError, match="task 'sst', row 3, column 'labels': 7 is not a label its classification head"):
+        MultitaskTrainer(model=tiny_model(), args=_args(tmp_path), train_dataset=rows, processing_class=tokenizer)
 
 
 def test_trainers_count_of_examples_is_the_rows_an_epoch_reads(tmp_path, tokenizer):

@@ -2,6 +2,7 @@
 or refused by name with what to use instead — never silently ignored."""
 import copy
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -181,6 +182,34 @@ def test_the_best_model_may_be_picked_by_a_compute_metrics_metric(tmp_path, toke
     trainer = _plain_trainer(tmp_path, tokenizer, compute_metrics=_mean_score,
                              args={"metric_for_best_model": "sts_mean_score"})
     assert trainer.args.metric_for_best_model == "sts_mean_score"
+
+
+def test_a_best_model_metric_compute_metrics_does_not_return_is_refused_before_training(tmp_path, tokenizer):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, tokenizer, compute_metrics=_mean_score,
+                             args={"metric_for_best_model": "sts_mean", "eval_strategy": "steps", "eval_steps": 1,
+                                   "max_steps": 2})
+    with pytest.raises(ValueError, match="'sts_mean' is neither .* it returns: sst_mean_score, sst_rows"):
+        trainer.train()
+    assert trainer.state.global_step == 0
+
+
+def test_compute_metrics_answering_something_else_than_a_dict_is_an_error_naming_it(tmp_path, tokenizer):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, tokenizer, compute_metrics=lambda prediction: None)
+    with pytest.raises(TypeError, match="compute_metrics must return a dict .* for task 'sst' it returned NoneType"):
+        trainer.evaluate()
+
+
+def test_rows_passed_to_evaluate_are_checked_as_the_trainers_own_are(tmp_path, tokenizer):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, tokenizer)
+    with pytest.raises(ValueError, match="^eval_dataset: task 'sts': "):
+        trainer.evaluate(eval_dataset={"sts": tiny_task_rows()["sts"].select([0])})
+
+
+def test_the_tokenizer_saved_with_the_model_names_its_inputs(tmp_path, tokenizer):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, copy.deepcopy(tokenizer))
+    trainer.save_model()
+    saved = json.loads((tmp_path / "out" / "tokenizer_config.json").read_text())
+    assert saved["model_input_names"] == ["input_ids", "token_type_ids", "attention_mask"]
 
 
 # --- options refused -----------------------------------------------------------------------------------
@@ -418,6 +447,28 @@ def test_a_hyperparameter_trial_trains_with_the_smart_mnr_and_task_weights_it_se
     logs = _train_logs(trainer)
     assert all("smart_sst" in log and "mnr" in log for log in logs), logs
     assert trainer.task_weights["sts"] == 0 and trainer.smart.teacher is None
+
+
+def test_a_hyperparameter_search_runs_every_trial_and_then_trains_the_best(tmp_path, tokenizer):  # noqa: F811
+    pytest.importorskip("optuna", reason="optuna is a dev dependency (pip install -e '.[dev]')")
+    trainer = _plain_trainer(tmp_path, tokenizer, model=None, model_init=lambda: scoring_tiny_model(),
+                             args={"max_steps": 1})
+    best = trainer.hyperparameter_search(hp_space=lambda trial: {"seed": trial.suggest_int("seed", 1, 9)},
+                                         backend="optuna", n_trials=2)  # optuna releases the model between trials
+    assert trainer.model is None
+    trainer.args.seed = best.hyperparameters["seed"]
+    trainer.train()  # the usual retrain with the best settings builds its model with model_init
+    assert trainer.state.global_step == 1
+
+
+def test_a_hyperparameter_search_maximizes_the_best_model_metric_by_default(tmp_path, tokenizer):  # noqa: F811
+    pytest.importorskip("optuna", reason="optuna is a dev dependency (pip install -e '.[dev]')")
+    trainer = _plain_trainer(tmp_path, tokenizer, model=None, model_init=lambda: scoring_tiny_model(),
+                             args={"max_steps": 1})
+    best = trainer.hyperparameter_search(hp_space=lambda trial: {"seed": trial.suggest_int("seed", 1, 9)},
+                                         backend="optuna", n_trials=1)
+    evaluated = [entry for entry in trainer.state.log_history if "eval_overall" in entry][-1]
+    assert best.objective == evaluated["eval_overall"]  # Trainer's default summed every metric
 
 
 def test_a_hyperparameter_trial_seeds_pcgrad_with_its_own_seed(tmp_path, tokenizer):  # noqa: F811

@@ -127,7 +127,7 @@ def test_new_heads_without_a_default_task_default_to_sst_or_the_first(tmp_path, 
 
 def test_num_labels_that_differ_from_a_multitask_checkpoints_default_head_are_refused(tmp_path, tiny_config):
     MinBertForMultitask(tiny_config).save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match=r"num_labels=2 does not fit this multitask checkpoint: its default head "
+    with pytest.raises(ValueError, match=r"num_labels=2 does not fit this checkpoint: its default head "
                                          r"'sst' answers 5.*para \(2\)"):
         AutoModelForSequenceClassification.from_pretrained(tmp_path, num_labels=2)
 

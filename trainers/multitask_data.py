@@ -8,10 +8,12 @@ The task therefore travels at batch level and never has to survive as a dataset 
 import bisect
 from dataclasses import dataclass
 
+import numpy as np
+import pyarrow as pa
 from datasets import concatenate_datasets
 from torch.utils.data import DataLoader, Dataset
 
-from hf_minbert.data.schema import DataError, task_schema
+from hf_minbert.data.schema import IGNORE_LABEL, DataError, task_schema
 from hf_minbert.data.tokenization import MODEL_INPUT_COLUMNS, MultitaskDataCollator, is_tokenized, tokenize_task
 from hf_minbert.evaluation import label_column_hint
 
@@ -27,6 +29,7 @@ def tokenize_for_training(datasets_by_task, tokenizer, model_config, max_length,
     for task, dataset in datasets_by_task.items():
         spec = model_config.task_spec(task)
         if is_tokenized(dataset):
+            check_tokenized_labels(task, dataset, spec)
             tokenized[task] = dataset
             continue
         if task_schema(task).label_column not in dataset.column_names:
@@ -45,6 +48,32 @@ def tokenize_for_training(datasets_by_task, tokenizer, model_config, max_length,
             raw = dataset.select_columns([c for c in dataset.column_names if c not in tokenized[task].column_names])
             tokenized[task] = concatenate_datasets([tokenized[task], raw], axis=1)
     return {task: _model_columns(task, ds, keep_columns) for task, ds in tokenized.items()}
+
+
+def check_tokenized_labels(task, rows, spec):
+    """The `labels` of already tokenized training rows, checked before any work as raw rows' are: what the task's
+    head's loss takes (a class 0..C-1 or the ignore index -100; 0..1 for a binary head; a finite score for a
+    regression head, whose soft targets may leave its range). The first that is not is a `DataError` naming its
+    row; soft class targets (a list per row, as distillation gives them) are the heads' to check."""
+    if "labels" not in rows.column_names:
+        return  # _model_columns names what is missing
+    column = rows.with_format("arrow")["labels"]
+    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_boolean(column.type)):
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            return
+        raise DataError(f"train_dataset: task {task!r}, column 'labels': labels must be numbers, got {column.type}")
+    labels = column.to_numpy(zero_copy_only=False).astype(np.float64)
+    if spec["kind"] == "classification":
+        allowed = np.isin(labels, np.arange(len(spec["labels"]))) | (labels == IGNORE_LABEL)
+        expected = f"a class 0..{len(spec['labels']) - 1} (or {IGNORE_LABEL}, ignored)"
+    elif spec["kind"] == "binary":
+        allowed, expected = (labels >= 0) & (labels <= 1), "a number from 0 to 1"
+    else:
+        allowed, expected = np.isfinite(labels), "a finite score"
+    if not allowed.all():
+        row = int(np.flatnonzero(~allowed)[0])
+        raise DataError(f"train_dataset: task {task!r}, row {row}, column 'labels': {column[row].as_py()!r} is not a "
+                        f"label its {spec['kind']} head learns from ({expected})")
 
 
 def _model_columns(task, dataset, keep_columns=False):

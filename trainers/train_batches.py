@@ -5,6 +5,8 @@ Trainer's own sampler hook cannot return a batch sampler, hence a loader of our 
 `accelerator.prepare`: its `BatchSamplerShard` would re-shard batches that the sampler already split by rank.
 Trainer moves each batch to the device in `_prepare_inputs`.
 """
+import logging
+
 import torch
 
 from hf_minbert.data.tokenization import example_lengths
@@ -14,6 +16,8 @@ from .arguments import EMBEDDING_LOSSES
 from .losses import check_embedding_loss_task
 from .multitask_data import MultitaskDataLoader, MultitaskDataset, tokenize_for_training
 from .sampling import MultitaskBatchSampler
+
+logger = logging.getLogger(__name__)
 
 
 def training_dataset(train_dataset, args, tokenizer, config, always_rows=None):
@@ -39,6 +43,7 @@ def train_batch_sampler(dataset, args, batch_size, always_rows=None):
     and the MNR task's duplicate separation as `args` (MultitaskTrainingArguments) ask."""
     strategy = args.task_sampling
     epoch_rows = args.epoch_rows(dataset.sizes)
+    _log_epoch_caps(dataset.sizes, epoch_rows or {}, always_rows or {}, "task_epoch_rows" in args.left_to_default)
     return MultitaskBatchSampler(
         dataset.sizes,
         batch_size,
@@ -57,6 +62,18 @@ def train_batch_sampler(dataset, args, batch_size, always_rows=None):
         token_budget=args.token_budgets(dataset.sizes),
         epoch_passes=args.epoch_passes(dataset.sizes),
     )
+
+
+def _log_epoch_caps(sizes, epoch_rows, always_rows, built_in):
+    """Say which tasks an epoch reads only part of: a warning where the built-in cap cuts rows of one's own (no
+    `always_rows`: minbert train's recipe reads its first source whole and caps only the treebank's phrases)."""
+    for task, cap in epoch_rows.items():
+        read = min(sizes[task], cap + always_rows.get(task, 0))
+        if read < sizes[task]:
+            origin = "the built-in default; 0 reads all" if built_in else "as set"
+            (logger.warning if built_in and not always_rows.get(task) else logger.info)(
+                "%s: each epoch reads %d of its %d training rows (--task_epoch_rows %s=%d, %s), the next part of them "
+                "the next epoch", task, read, sizes[task], task, cap, origin)
 
 
 def train_dataloader(dataset, sampler, collator, args):

@@ -28,6 +28,7 @@ import os
 import re
 import time
 from collections import defaultdict
+from functools import partial
 
 import numpy as np
 import torch
@@ -36,7 +37,14 @@ from transformers.trainer_utils import EvalPrediction, PredictionOutput, number_
 
 from hf_minbert.adapters import name_base_by_absolute_path, task_adapter_router, write_base_config
 from hf_minbert.data import DataError, has_task_schema, head_mismatch, record_task_schemas, task_schema
-from hf_minbert.data.tokenization import JOINT_COLUMNS, SIDE_COLUMNS, check_row_texts, check_task_rows, is_tokenized
+from hf_minbert.data.tokenization import (
+    JOINT_COLUMNS,
+    SIDE_COLUMNS,
+    check_row_texts,
+    check_task_rows,
+    is_tokenized,
+    save_input_names,
+)
 from hf_minbert.evaluation import evaluate_task, evaluate_tasks, gold_labels, unscorable_reason
 from hf_minbert.metrics import OVERALL_TASKS, tasks_overall, with_overall_scores
 from hf_minbert.modeling_minbert_heads import task_loss
@@ -80,6 +88,7 @@ class MultitaskTrainer(Trainer):
             raise ValueError("processing_class pads on the left; minBERT reads each row's [CLS] at position 0: set "
                              "tokenizer.padding_side = 'right'")
         _check_trainer_options(kwargs, args)
+        save_input_names(processing_class)  # saved with the model: transformers 5.0-5.2 need them to pair sentences
         if model is None and kwargs.get("model_init") is not None:
             set_seed(args.seed)  # as Trainer does before it calls model_init: this model is the one Trainer builds
             model_init = kwargs["model_init"]  # as Trainer.call_model_init calls it, before any trial
@@ -102,6 +111,7 @@ class MultitaskTrainer(Trainer):
         self._mean_teacher_update = None
         self._configure_from_arguments()
         self._swap_draws = (None, 0)  # (optimizer step, batches swapped in it): one generator per batch
+        self.other_evaluations = set()  # log_history indices of evaluations of rows passed to evaluate()
         self._terms = defaultdict(list)  # name -> values since the last log
         if self.optimizer is not None:  # optimizers= given: create_optimizer, which freezes, does not run
             freeze_parameters(_core(self.model), freeze_embeddings=args.freeze_embeddings,
@@ -157,9 +167,53 @@ class MultitaskTrainer(Trainer):
             keep_freed_memory()
         self._terms.clear()  # terms of an earlier train() call left unlogged belong to no log of this one
         # Arguments changed since __init__ (a setter, an assignment) are checked as __init__ checked them (and
-        # --optim where the optimizer is built).
-        _check_reentrant_checkpointing(self.args, list(_core(self.model).config.tasks))
+        # --optim where the optimizer is built). A hyperparameter search releases the model between trials: Trainer
+        # builds the next with model_init, and _hp_search_setup checks it.
+        if self.model is not None:
+            _check_reentrant_checkpointing(self.args, list(_core(self.model).config.tasks))
+            self._check_user_metric_for_best_model()
         return super().train(*args, **kwargs)
+
+    def hyperparameter_search(self, hp_space=None, compute_objective=None, n_trials=20, direction=None, backend=None,
+                              hp_name=None, **kwargs):
+        """Trainer's search, whose default objective would sum every dev metric (overall three times over): here it
+        is `metric_for_best_model`'s score (default: the overall score), maximized where greater is better. A
+        `compute_objective` of one's own keeps Trainer's default direction, "minimize"."""
+        if compute_objective is None:
+            metric = self.args.metric_for_best_model or "overall"
+            key = metric if metric.startswith("eval_") else f"eval_{metric}"
+            compute_objective = partial(_objective, key)
+            if direction is None:
+                greater = self.args.greater_is_better
+                direction = "maximize" if greater or greater is None else "minimize"
+        return super().hyperparameter_search(hp_space=hp_space, compute_objective=compute_objective, n_trials=n_trials,
+                                             direction=direction or "minimize", backend=backend, hp_name=hp_name,
+                                             **kwargs)
+
+    def _check_user_metric_for_best_model(self):
+        """A `metric_for_best_model` that only `compute_metrics` could report is looked for in what it returns for a
+        few dev rows, before any training: a typo would otherwise end the run at its first evaluation."""
+        metric = self.args.metric_for_best_model
+        datasets = self.eval_dataset
+        if metric is None or self.compute_metrics is None or not datasets or self.args.eval_strategy == "no":
+            return
+        name = metric[len("eval_"):] if metric.startswith("eval_") else metric
+        if name in evaluation_metric_names(list(datasets)):
+            return
+        reported = {}
+        for task, rows in datasets.items():
+            reported.update(self._user_metrics(task, *self._few_predictions(task, rows), "eval", {}))
+        if f"eval_{name}" not in reported:
+            raise ValueError(f"--metric_for_best_model {metric!r} is neither a metric MultitaskTrainer reports nor one "
+                             f"compute_metrics returns; it returns: {', '.join(k[len('eval_'):] for k in reported)}")
+
+    def _few_predictions(self, task, rows, count=8):
+        """The model's scores and the gold labels of `task`'s first `count` dev rows."""
+        rows = rows.select(range(min(count, len(rows))))
+        unlabelled = rows.remove_columns(task_schema(task).label_column)
+        result = evaluate_task(_core(self.model), self.processing_class, unlabelled, task, progress=False,
+                               **self._prediction_options())
+        return result.predictions.scores, np.asarray(gold_labels(rows, task))
 
     def get_train_dataloader(self):
         if self.train_dataset is None:
@@ -329,7 +383,9 @@ class MultitaskTrainer(Trainer):
         datasets = eval_dataset if eval_dataset is not None else self.eval_dataset
         if not datasets:
             raise ValueError("MultitaskTrainer.evaluate needs eval_dataset={task: labelled rows}")
-        _check_task_dict("eval_dataset", datasets, _core(self.model).config)
+        if eval_dataset is not None:  # the trainer's own were checked in __init__
+            _check_task_dict("eval_dataset", datasets, _core(self.model).config)
+            _check_scorable(datasets)
         self._cast_for_full_eval()
         start = time.time()
         results = evaluate_tasks(_core(self.model), self.processing_class, datasets, **self._prediction_options())
@@ -343,6 +399,8 @@ class MultitaskTrainer(Trainer):
         flat[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 3)
         flat["epoch"] = self.state.epoch
         self.log(flat)
+        if eval_dataset is not None:  # rows of one's own: not the dev scores a card reports (trainer_card.py)
+            self.other_evaluations.add(len(self.state.log_history) - 1)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, flat)
         return flat
 
@@ -401,6 +459,9 @@ class MultitaskTrainer(Trainer):
         # predictions as that one batch.
         answer = (self.compute_metrics(prediction, compute_result=True) if self.args.batch_eval_metrics
                   else self.compute_metrics(prediction))
+        if not isinstance(answer, dict):
+            raise TypeError(f"compute_metrics must return a dict {{metric name: value}}; for task {task!r} it returned "
+                            f"{type(answer).__name__}")
         metrics = {f"{prefix}_{task}_{name}": value for name, value in answer.items()}
         clashes = sorted(set(metrics) & set(reported))
         if clashes:
@@ -575,6 +636,14 @@ def resolve_best_model_metric(args, eval_tasks, custom_metrics=False):
     if name not in available:
         raise ValueError(f"--metric_for_best_model {metric!r} will not be reported when evaluating "
                          f"{', '.join(eval_tasks)}; choose one of: {', '.join(available)}")
+
+
+def _objective(key, metrics):
+    """A hyperparameter trial's score: one metric of its evaluation."""
+    if key not in metrics:
+        raise ValueError(f"hyperparameter_search: the trial's evaluation reported no {key!r} (metric_for_best_model); "
+                         f"it reported {', '.join(sorted(metrics))}")
+    return metrics[key]
 
 
 def flatten_metrics(metrics, prefix="eval"):

@@ -3,7 +3,8 @@
 its card from its own record and pushes it as it is).
 
 The card is minBERT's, made as `minbert train` makes it, from this trainer's run: the scores of the evaluation
-of the model it holds (the best checkpoint's where it loaded that at the end, else the last; metrics.json) and
+of the model it holds on its dev sets (the best checkpoint's where it loaded that at the end, else the last; not
+an `evaluate(eval_dataset=...)` of other rows; metrics.json) and
 its arguments (training_config.json), with Trainer's card options set in its front matter.
 """
 from pathlib import Path
@@ -32,7 +33,8 @@ def write_trainer_card(trainer, model, model_id=None, **options):
         raise ValueError(f"{folder}: no saved model to describe; save it first (trainer.save_model())")
     state = trainer.state
     best_step = state.best_global_step if trainer.args.load_best_model_at_end else None
-    metrics = evaluation_scores(state.log_history, list(model.config.tasks), step=best_step)
+    metrics = evaluation_scores(state.log_history, list(model.config.tasks), step=best_step,
+                                skip=trainer.other_evaluations)
     write_metrics_json(folder / "metrics.json", metrics)
     base = options.get("finetuned_from") or model.config.name_or_path or "unknown"
     card = write_model_card(folder, metrics=metrics, base_model=base, training_arguments=trainer.args,
@@ -42,11 +44,12 @@ def write_trainer_card(trainer, model, model_id=None, **options):
     return card
 
 
-def evaluation_scores(log_history, tasks, step=None) -> dict:
+def evaluation_scores(log_history, tasks, step=None, skip=()) -> dict:
     """The scores of the evaluation at `step` in a trainer's log (default: the last one), as metrics.json holds
-    them ({} when none ran)."""
-    evaluations = [entry for entry in log_history if any(key.startswith("eval_") for key in entry)
-                   and (step is None or entry.get("step") == step)]
+    them ({} when none ran); `skip`: indices of log entries that score other rows than the dev sets (rows passed
+    to `evaluate`)."""
+    evaluations = [entry for index, entry in enumerate(log_history) if index not in skip
+                   and any(key.startswith("eval_") for key in entry) and (step is None or entry.get("step") == step)]
     logged = evaluations[-1] if evaluations else {}
     metrics = {}
     for task in (task for task in tasks if has_task_schema(task)):  # a task without one is never evaluated

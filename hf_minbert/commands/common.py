@@ -12,6 +12,7 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 from safetensors import SafetensorError, safe_open
 
 from hf_minbert.configuration_minbert import is_multitask_architecture
+from hf_minbert.data.tokenization import save_input_names
 
 
 class CommandError(ValueError):
@@ -111,7 +112,7 @@ def load_tokenizer(path, flag=None):
     except (OSError, ValueError) as error:
         raise CommandError(f"{where}: cannot load its tokenizer: {first_line(error)}") from None
     check_tokenizer_knows_words(where, tokenizer)
-    return tokenizer
+    return save_input_names(tokenizer)
 
 
 def check_tokenizer_knows_words(source, tokenizer):

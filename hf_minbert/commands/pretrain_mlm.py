@@ -176,6 +176,7 @@ def check_run(mlm_args, training_args):
     exists and its positions hold --max_seq_length, its tokenizer has a mask token and fits its word table, and
     the output folder may be written."""
     from hf_minbert import MinBertConfig, embedded_base_model
+    from hf_minbert.data.tokenization import save_input_names
     from hf_minbert.modeling_minbert import check_one_encoder
     from trainers.arguments import check_trainer_numbers
 
@@ -199,7 +200,7 @@ def check_run(mlm_args, training_args):
     if mlm_args.max_seq_length > positions:
         raise ValueError(f"--max_seq_length {mlm_args.max_seq_length} exceeds the model's "
                          f"max_position_embeddings ({positions}, {path})")
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = save_input_names(AutoTokenizer.from_pretrained(path))
     if tokenizer.mask_token is None:
         raise ValueError(f"the tokenizer of {path} has no mask token: masked-LM pretraining needs one")
     check_tokenizer_fits(f"--model_name_or_path {path}", tokenizer, config.vocab_size)

@@ -35,6 +35,7 @@ from .tokenization import (
     example_lengths,
     length_grouped_sampler,
     length_sorted_batches,
+    save_input_names,
     tokenize_for_sequence_classification,
     tokenize_task,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "example_lengths",
     "length_grouped_sampler",
     "length_sorted_batches",
+    "save_input_names",
     "assign_folds",
     "rows_outside_fold",
 ]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import datasets
 
-from .schema import ReadReport, task_schema
+from .schema import ReadReport, label_numbers, task_schema
 
 IMPLIED_SOURCE = "pairs implied by the labels"
 
@@ -88,7 +88,7 @@ def implied_pairs(rows, *, task: str = "para", options: ImpliedPairOptions = Imp
         raise ValueError(f"implied pairs need a pair task labelled duplicate (1) or not (0), not {task}")
     columns = rows[:]
     first, second = (columns[name] for name in schema.text_columns)
-    labels = columns[schema.label_column]
+    labels = label_numbers(rows, schema).tolist()  # labels written as text read as their numbers, each checked
     report = ImpliedPairsReport(source=IMPLIED_SOURCE, task=task, labelled_pairs=len(labels))
     groups = _DuplicateGroups(first, second, labels)
     known = {pair_key(a, b) for a, b in zip(first, second)}

@@ -100,6 +100,15 @@ def tokenize_task(dataset, tokenizer, task, *, pair_encoding=None, max_length=12
     return tokenized.remove_columns(_TRUNCATED), report
 
 
+def save_input_names(tokenizer):
+    """Have `tokenizer` write the names of its outputs into the tokenizer_config.json it saves, and return it.
+    transformers 5.0-5.2 load the tokenizer of a remote-code model (a model type they do not know) as a generic
+    one that returns only the inputs its config names: without them no token_type_ids, and a sentence pair then
+    reads as one sentence (wrong answers, or a refusal by a head that reads both orders)."""
+    tokenizer.init_kwargs["model_input_names"] = list(tokenizer.model_input_names)
+    return tokenizer
+
+
 def check_task_rows(task, rows):
     """`rows` as the loaders give them: a `datasets.Dataset` (sampling and scoring need its length)."""
     if not isinstance(rows, datasets.Dataset):
