@@ -93,6 +93,19 @@ def test_tokenized_training_rows_with_a_label_the_head_cannot_learn_are_refused_
         MultitaskTrainer(model=tiny_model(), args=_args(tmp_path), train_dataset=rows, processing_class=tokenizer)
 
 
+def test_tokenized_training_rows_without_the_ids_their_head_reads_are_refused_naming_them(tmp_path, tokenizer):
+    sides_only = _tokenized_sst(4).rename_column("input_ids", "input_ids_a")
+    with pytest.raises(ValueError, match="task 'sst': its tokenized rows lack input_ids, which its head reads"):
+        MultitaskTrainer(model=tiny_model(), args=_args(tmp_path), processing_class=tokenizer,
+                         train_dataset={**tiny_task_rows(), "sst": sides_only})
+
+
+def test_tokenized_evaluation_rows_are_refused_asking_for_the_raw_rows(tmp_path, tokenizer):
+    with pytest.raises(ValueError, match="eval_dataset: task 'sst': its rows are tokenized; .* give the raw rows"):
+        MultitaskTrainer(model=tiny_model(), args=_args(tmp_path), processing_class=tokenizer,
+                         train_dataset=tiny_task_rows(), eval_dataset={"sst": _tokenized_sst(4)})
+
+
 def test_trainers_count_of_examples_is_the_rows_an_epoch_reads(tmp_path, tokenizer):
     trainer = _trainer(tmp_path, tokenizer, task_epoch_rows="sst=8")
     loader = trainer.get_train_dataloader()
@@ -216,6 +229,21 @@ def test_predict_on_unlabelled_rows_gives_scores_without_labels_or_metrics(tmp_p
     trainer = _trainer(tmp_path, tokenizer)
     output = trainer.predict({"sst": tiny_task_rows()["sst"].remove_columns("sentiment")})["sst"]
     assert output.predictions.shape == (24, 5) and output.label_ids is None and output.metrics == {}
+
+
+@pytest.mark.parametrize("missing", [-1, None])
+def test_predict_on_a_test_split_whose_labels_are_all_missing_treats_its_rows_as_unlabelled(tmp_path, tokenizer, missing):
+    rows = tiny_task_rows()["sst"]
+    test_split = rows.remove_columns("sentiment").add_column("sentiment", [missing] * len(rows))  # GLUE's test splits: -1
+    output = _trainer(tmp_path, tokenizer).predict({"sst": test_split})["sst"]
+    assert output.predictions.shape == (24, 5) and output.label_ids is None and output.metrics == {}
+
+
+def test_predict_on_rows_with_a_label_that_is_not_the_tasks_names_the_test_dataset_and_row(tmp_path, tokenizer):
+    rows = tiny_task_rows()["sst"]
+    labels = [0] * (len(rows) - 1) + [-1]
+    with pytest.raises(DataError, match="^test_dataset: task 'sst', row 23, column 'sentiment'"):
+        _trainer(tmp_path, tokenizer).predict({"sst": rows.remove_columns("sentiment").add_column("sentiment", labels)})
 
 
 def test_predict_refuses_rows_not_keyed_by_task(tmp_path, tokenizer):

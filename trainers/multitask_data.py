@@ -29,6 +29,7 @@ def tokenize_for_training(datasets_by_task, tokenizer, model_config, max_length,
     for task, dataset in datasets_by_task.items():
         spec = model_config.task_spec(task)
         if is_tokenized(dataset):
+            check_tokenized_inputs(task, dataset, spec)
             check_tokenized_labels(task, dataset, spec)
             tokenized[task] = dataset
             continue
@@ -48,6 +49,18 @@ def tokenize_for_training(datasets_by_task, tokenizer, model_config, max_length,
             raw = dataset.select_columns([c for c in dataset.column_names if c not in tokenized[task].column_names])
             tokenized[task] = concatenate_datasets([tokenized[task], raw], axis=1)
     return {task: _model_columns(task, ds, keep_columns) for task, ds in tokenized.items()}
+
+
+def check_tokenized_inputs(task, rows, spec):
+    """Already tokenized training rows hold the input ids the task's head reads: the joint sequence, each sentence
+    alone (a bi-encoder; a cross-encoder reading the cosine), or both."""
+    needed = [] if spec["pair_encoding"] == "bi" else ["input_ids"]
+    if spec["pair_encoding"] == "bi" or spec.get("cosine_feature"):
+        needed += ["input_ids_a", "input_ids_b"]
+    missing = [column for column in needed if column not in rows.column_names]
+    if missing:
+        raise ValueError(f"train_dataset: task {task!r}: its tokenized rows lack {', '.join(missing)}, which its head "
+                         f"reads ({spec['pair_encoding']}-encoded); they have {rows.column_names}")
 
 
 def check_tokenized_labels(task, rows, spec):

@@ -31,6 +31,7 @@ from collections import defaultdict
 from functools import partial
 
 import numpy as np
+import pyarrow as pa
 import torch
 from transformers import Trainer, get_scheduler, set_seed
 from transformers.trainer_utils import EvalPrediction, PredictionOutput, number_of_arguments
@@ -422,9 +423,15 @@ class MultitaskTrainer(Trainer):
 
     def _predict_task(self, task, rows, metric_key_prefix):
         # Rows whose labels cannot give the task's metric (a single STS row) are still predicted, with their
-        # labels, as Trainer.predict does; the metric is left out, with a warning.
+        # labels, as Trainer.predict does; the metric is left out, with a warning. A test split whose every label
+        # is missing (None, or -1 as the Hub's GLUE test splits write it) is predicted as unlabelled rows.
         label_column = task_schema(task).label_column
-        unscorable = unscorable_reason(task, rows) if label_column in rows.column_names else None
+        if label_column in rows.column_names and _labels_all_missing(rows, label_column):
+            rows = rows.remove_columns(label_column)
+        try:
+            unscorable = unscorable_reason(task, rows) if label_column in rows.column_names else None
+        except DataError as error:  # a label that is not the task's, naming its row
+            raise DataError(f"test_dataset: {error}") from None
         if unscorable:
             logger.warning("predict: task %r: %s; its metrics are left out", task, unscorable)
         predicted = rows.remove_columns(label_column) if unscorable else rows
@@ -638,6 +645,15 @@ def resolve_best_model_metric(args, eval_tasks, custom_metrics=False):
                          f"{', '.join(eval_tasks)}; choose one of: {', '.join(available)}")
 
 
+def _labels_all_missing(rows, column):
+    """Whether every label of `rows` is missing: None, or -1 (the label the Hub's GLUE test splits give rows)."""
+    labels = rows.with_format("arrow")[column]
+    if labels.null_count == len(labels):
+        return True
+    numeric = pa.types.is_integer(labels.type) or pa.types.is_floating(labels.type)
+    return numeric and labels.null_count == 0 and bool((labels.to_numpy() == -1).all())
+
+
 def _objective(key, metrics):
     """A hyperparameter trial's score: one metric of its evaluation."""
     if key not in metrics:
@@ -695,6 +711,10 @@ def _check_rows_readable(name, task, rows, spec):
     tokenized training rows need none."""
     if name == "train_dataset" and is_tokenized(rows):
         return
+    schema_columns = task_schema(task).text_columns if has_task_schema(task) else ()
+    if is_tokenized(rows) and not all(column in rows.column_names for column in schema_columns):
+        raise ValueError(f"{name}: task {task!r}: its rows are tokenized; evaluation and prediction tokenize the rows "
+                         f"themselves: give the raw rows (columns {', '.join(schema_columns)} and the label)")
     if has_task_schema(task):
         mismatch = head_mismatch(task_schema(task), spec)
         if mismatch:
