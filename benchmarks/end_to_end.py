@@ -3,6 +3,7 @@
     python benchmarks/end_to_end.py                      # 20 warmup steps, then 100 timed steps
     python benchmarks/end_to_end.py --steps 40 --warmup 10
     python benchmarks/end_to_end.py --label "what changed"   # names this run's row in the history
+    python benchmarks/end_to_end.py --minbert_flags='--torch_compile true'   # minBERT's side with more flags
 
 minBERT: the command's own code path (its data, its recipe's model, `MultitaskTrainer` with the default
 arguments: bf16 autocast where the machine multiplies bf16 natively, else fp32) runs `warmup + steps` optimizer steps, evaluation and saving off. Its steps are
@@ -32,6 +33,7 @@ Trainer's step) and the top operators by self CPU time.
 Results: benchmarks/results/end_to_end.json and .md; `benchmarks/speed.py` measures the encoder step alone.
 """
 import argparse
+import shlex
 import sys
 import tempfile
 import time
@@ -41,6 +43,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import transformers
+from accelerate.state import AcceleratorState
 from torch.profiler import ProfilerActivity, profile, record_function
 from transformers import (
     BertForSequenceClassification,
@@ -123,9 +126,9 @@ class StepProfiler(TrainerCallback):
                 "top_operators": operators}
 
 
-def prepare_minbert(data_dir, work_dir, total_steps, seed, profiler):
-    """The default recipe's trainer, set to train `total_steps` (`profiler`, a StepProfiler, watching some of
-    them), untrained. Returns it, its step clock, each step's (task, row indices), the raw training rows, and
+def prepare_minbert(data_dir, work_dir, total_steps, seed, profiler, extra_flags=()):
+    """The default recipe's trainer (with `extra_flags`, `minbert train` flags, on top), set to train `total_steps`
+    (`profiler`, a StepProfiler, watching some of them), untrained. Returns it, its step clock, each step's (task, row indices), the raw training rows, and
     what the inference comparison needs."""
     from trainers import MultitaskTrainer
 
@@ -138,7 +141,8 @@ def prepare_minbert(data_dir, work_dir, total_steps, seed, profiler):
 
     clock = StepClock()
     trainer, train, dev, base_path = default_recipe(
-        data_dir, work_dir / "minbert", ["--max_steps", str(total_steps), "--logging_steps", str(total_steps)], seed,
+        data_dir, work_dir / "minbert", ["--max_steps", str(total_steps), "--logging_steps", str(total_steps),
+                                         *extra_flags], seed,
         trainer_class=LabelledTrainer, callbacks=[clock, profiler])
     sampler = trainer.get_train_dataloader().batch_sampler
     sampler.set_epoch(0)
@@ -281,7 +285,8 @@ def add_matmul_ceiling(report, peak_tflops):
 
 def markdown(report):
     ours, peer = report["minbert"], report["peer"]
-    lines = [f"End to end, `minbert train`'s default recipe against the transformers peer on the same {report['steps']} "
+    recipe = f"default recipe with `{report['minbert_flags']}`" if report.get("minbert_flags") else "default recipe"
+    lines = [f"End to end, `minbert train`'s {recipe} against the transformers peer on the same {report['steps']} "
              f"task batches after {report['warmup']} warmup steps; {report['machine']}, torch {report['torch']}, "
              f"{report['threads']} threads.", "",
              "| | real tokens/s | rows/s | median step (ms) | steps timed | matmul TFLOP/s | MFU |",
@@ -368,6 +373,8 @@ def main(argv=None):
     parser.add_argument("--profile_top", type=int, default=15, help="operators listed in the profile")
     parser.add_argument("--out_dir", default=str(RESULTS_DIR))
     parser.add_argument("--label", default="", help="names this run's row in the history (what changed)")
+    parser.add_argument("--minbert_flags", default="", help="`minbert train` flags added to minBERT's side, e.g. "
+                        "--minbert_flags='--torch_compile true' (a candidate measured against the peer)")
     options = parser.parse_args(argv)
     if options.steps < 1 or options.warmup < 1 or options.eval_rows < 1:
         parser.error("--steps, --warmup and --eval_rows must be at least 1")
@@ -380,7 +387,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         trainer, clock, batches, raw, minbert = prepare_minbert(
-            options.data_dir, work, timed_end + options.profile_steps, options.seed, profiler)
+            options.data_dir, work, timed_end + options.profile_steps, options.seed, profiler,
+            shlex.split(options.minbert_flags))
         batches = batches[:timed_end]  # the profiled steps are not timed
         config = transformers.AutoConfig.from_pretrained(minbert.base_path)  # both sides' encoder shapes
         tokenized = trainer.train_dataset
@@ -393,11 +401,15 @@ def main(argv=None):
         inference = time_inference(minbert, options.eval_rows, bf16)
         peer_s, peer_lengths = run_peer(raw, batches, minbert.base_path, work, minbert.learning_rate, options.seed, bf16)
         peer_tokens, peer_flops = step_work(config, peer_lengths)
+        # The peer's Trainers replaced accelerate's process-wide state (its torch.compile setting among it): minBERT's
+        # trainer sets it up again from its own arguments before it trains.
+        AcceleratorState._reset_state(reset_partial_state=True)
+        trainer.create_accelerator_and_postprocess()
         trainer.train()
         ours_s = clock.step_seconds()[:timed_end]
         print(f"minBERT: {np.sum(ours_s[options.warmup:]):.1f} s for {options.steps} steps", flush=True)
     report = {**run_header("end_to_end.py", argv), "steps": options.steps, "warmup": options.warmup,
-              "precision": "bf16" if bf16 else "fp32",
+              "precision": "bf16" if bf16 else "fp32", "minbert_flags": options.minbert_flags,
               "eval_rows": options.eval_rows,
               "task_steps": {t: sum(1 for task, _ in batches[options.warmup:] if task == t) for t in PEER_LABELS},
               "minbert": summarize(ours_s, ours_tokens, ours_flops, rows, options.warmup),
