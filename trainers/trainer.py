@@ -384,8 +384,8 @@ class MultitaskTrainer(Trainer):
         datasets = eval_dataset if eval_dataset is not None else self.eval_dataset
         if not datasets:
             raise ValueError("MultitaskTrainer.evaluate needs eval_dataset={task: labelled rows}")
-        if eval_dataset is not None:  # the trainer's own were checked in __init__
-            _check_task_dict("eval_dataset", datasets, _core(self.model).config)
+        _check_task_dict("eval_dataset", datasets, _core(self.model).config)
+        if eval_dataset is not None:  # the trainer's own rows were checked in __init__
             _check_scorable(datasets)
         self._cast_for_full_eval()
         start = time.time()
