@@ -46,6 +46,12 @@ def test_squared_emd_of_an_empty_batch_is_zero_and_keeps_the_graph():
     assert loss.item() == 0.0 and loss.requires_grad
 
 
+def test_squared_emd_skips_rows_labelled_with_the_ignore_index_as_cross_entropy_does():
+    logits = torch.randn(3, 5, generator=torch.Generator().manual_seed(2))
+    labelled = squared_emd_loss(logits[[0, 2]], torch.tensor([1, 4]))
+    torch.testing.assert_close(squared_emd_loss(logits, torch.tensor([1, -100, 4])), labelled)
+
+
 def test_squared_emd_rejects_labels_outside_the_classes():
     with pytest.raises(ValueError, match=r"class labels must lie in \[0, 5\)"):
         squared_emd_loss(torch.zeros(2, 5), torch.tensor([0, 5]))

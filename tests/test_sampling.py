@@ -71,12 +71,13 @@ def test_round_robin_draws_a_different_subsample_each_epoch():
         (1.0, None, {"a": 90, "b": 10}),  # proportional
         (2.0, None, {"a": 75, "b": 25}),  # sqrt(900) : sqrt(100) = 3 : 1
         (1e6, None, {"a": 50, "b": 50}),  # uniform
-        (1.0, 100, {"a": 50, "b": 50}),  # a capped at b's size
+        (1.0, 300, {"a": 30, "b": 10}),  # a capped: counted as 300 rows, in the shares and in the steps
     ],
 )
-def test_temperature_shares_proportional_steps_by_capped_size_to_the_power_one_over_t(temperature, size_cap, expected):
+def test_temperature_shares_proportional_steps_over_the_capped_sizes_by_size_to_the_power_one_over_t(
+        temperature, size_cap, expected):
     sampler = make("temperature", {"a": 900, "b": 100}, batch_size=10, temperature=temperature, size_cap=size_cap)
-    assert len(sampler) == 100
+    assert len(sampler) == sum(expected.values())
     assert steps_per_task(sampler) == expected
 
 

@@ -1,4 +1,5 @@
 """MultitaskTrainer: training with every technique, evaluation, logging, checkpoints and resume."""
+import collections
 import json
 import re
 
@@ -85,6 +86,18 @@ def test_the_built_in_cap_on_an_epochs_sst_rows_is_a_warning_where_it_cuts_rows_
     with caplog.at_level("WARNING", logger="trainers.train_batches"):
         trainer.get_train_dataloader()
     assert "sst: each epoch reads 16000 of its 16010 training rows (--task_epoch_rows sst=16000, the built-in" in caplog.text
+
+
+def test_temperature_one_takes_the_steps_proportional_takes_under_the_built_in_sst_cap(tmp_path, tokenizer):
+    def steps_per_task(**overrides):
+        trainer = MultitaskTrainer(model=tiny_model(), args=_args(tmp_path, **overrides), processing_class=tokenizer,
+                                   train_dataset={**tiny_task_rows(), "sst": _tokenized_sst(16_010)})
+        sampler = trainer.get_train_dataloader().batch_sampler
+        return collections.Counter(batch.task for (batch,) in sampler.plan(0))
+
+    proportional = steps_per_task(batch_tokens="")
+    assert proportional["sst"] == 2000  # 16,000 of the 16,010 rows in batches of 8
+    assert steps_per_task(task_sampling="temperature", sampling_temperature=1.0) == proportional
 
 
 def test_tokenized_training_rows_with_a_label_the_head_cannot_learn_are_refused_naming_the_row(tmp_path, tokenizer):

@@ -13,16 +13,21 @@ cannot reach it the distance term prefers errors near the right grade, which can
 import torch
 from torch import Tensor
 
+IGNORE_INDEX = -100  # cross-entropy's: a row the classification head's loss skips, and so does this one
+
 
 def squared_emd_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """Squared EMD between softmax(logits) (B, C) and the targets: class indices (B,) or probability rows
-    (B, C). Computed in fp32 outside autocast; a batch of B = 0 gives a zero that depends on the logits."""
+    (B, C); rows labelled -100 are skipped, as the head's cross-entropy skips them. Computed in fp32 outside
+    autocast; a batch without rows to score gives a zero that depends on the logits."""
     if logits.dim() != 2 or logits.shape[-1] < 2:
         raise ValueError(f"logits must have shape (batch, classes >= 2), got {tuple(logits.shape)}")
     num_classes = logits.shape[-1]
     if labels.dim() == 1:
         if labels.shape[0] != logits.shape[0]:
             raise ValueError(f"labels must have shape ({logits.shape[0]},), got {tuple(labels.shape)}")
+        scored = labels != IGNORE_INDEX
+        logits, labels = logits[scored], labels[scored]
         if labels.is_floating_point() and not bool((labels == labels.round()).all()):
             raise ValueError("class labels must be integers")
         if bool(((labels < 0) | (labels >= num_classes)).any()):

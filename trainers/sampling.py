@@ -113,7 +113,7 @@ class MultitaskBatchSampler(Sampler):
         drop_last: drop each task's incomplete final global batch instead of keeping it.
         temperature: T of the `temperature` strategy (default `DEFAULT_TEMPERATURE`).
         size_cap: `temperature` only: n_i is capped at this (an int for every task, or per task) when
-            computing p_i.
+            computing p_i and the epoch's steps.
         num_splits: `equal_split` only: parts per task (a mapping), or an int for the largest task; None
             picks ceil(n_largest / n_second_largest) for the largest task.
         example_keys: per task, one key (or collection of keys) per example; those tasks' batches avoid

@@ -37,7 +37,8 @@ def equal_split(core: SamplingCore, epoch: int, *, num_splits: dict) -> list:
 
 
 def temperature(core: SamplingCore, epoch: int, *, temperature: float, size_cap: dict) -> list:
-    total_steps = sum(core.num_batches(n) for n in core.sizes.values())
+    # As many steps as proportional takes over the capped sizes: at T = 1 the two share them alike.
+    total_steps = sum(core.num_batches(min(n, size_cap[t] or n)) for t, n in core.sizes.items())
     steps = []
     for task, count in zip(core.tasks, temperature_step_counts(core.sizes, size_cap, temperature, total_steps)):
         length = count * core.global_batch_size

@@ -53,7 +53,7 @@ def train_batch_sampler(dataset, args, batch_size, always_rows=None):
         rank=args.process_index,
         drop_last=args.dataloader_drop_last,
         temperature=args.sampling_temperature if strategy == "temperature" else None,
-        size_cap=args.sampling_size_cap if strategy == "temperature" else None,
+        size_cap=_temperature_size_cap(args, dataset.sizes, always_rows or {}) if strategy == "temperature" else None,
         num_splits=args.equal_split_parts if strategy == "equal_split" else None,
         epoch_rows=epoch_rows,
         always_rows=always_rows if epoch_rows else None,
@@ -62,6 +62,16 @@ def train_batch_sampler(dataset, args, batch_size, always_rows=None):
         token_budget=args.token_budgets(dataset.sizes),
         epoch_passes=args.epoch_passes(dataset.sizes),
     )
+
+
+def _temperature_size_cap(args, sizes, always_rows):
+    """--sampling_size_cap, else per task the rows an epoch of `proportional` reads of it under the built-in
+    --task_epoch_rows (beside its always-read rows): without it the treebank's 159k phrases would weigh in whole,
+    and an epoch take four times proportional's steps."""
+    if args.sampling_size_cap is not None:
+        return args.sampling_size_cap
+    caps = args.per_task("task_epoch_rows", list(sizes), 0)
+    return {task: min(sizes[task], int(cap) + always_rows.get(task, 0)) for task, cap in caps.items() if cap > 0} or None
 
 
 def _log_epoch_caps(sizes, epoch_rows, always_rows, built_in):
