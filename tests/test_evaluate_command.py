@@ -363,7 +363,34 @@ def test_an_output_dir_holding_a_trained_models_record_is_refused_before_reading
     status = minbert(["evaluate", "--model", str(saved_model), "--sst_dev", "unused.csv", "--tasks", "sst",
                       "--output_dir", str(tmp_path / "trained")])
     assert status == 2 and reads == []
-    assert "holds a trained model whose metrics.json is its training record" in capsys.readouterr().err
+    assert "holds a trained model whose metrics.json is its record" in capsys.readouterr().err
+
+
+def test_an_output_dir_holding_an_ensembles_record_is_refused_before_reading_data(
+        saved_model, tmp_path, capsys, monkeypatch):
+    from hf_minbert.commands import evaluate as evaluate_command
+    from tests.helpers import refused_calls
+
+    reads = refused_calls(monkeypatch, evaluate_command, "read_files")
+    (tmp_path / "ensemble").mkdir()
+    (tmp_path / "ensemble" / "ensemble_selection.json").write_text("{}")
+    status = minbert(["evaluate", "--model", str(saved_model), "--sst_dev", "unused.csv", "--tasks", "sst",
+                      "--output_dir", str(tmp_path / "ensemble")])
+    assert status == 2 and reads == []
+    assert "holds an ensemble whose metrics.json is its record" in capsys.readouterr().err
+
+
+def test_an_output_dir_below_a_file_is_refused_before_reading_data(saved_model, tmp_path, capsys, monkeypatch):
+    from hf_minbert.commands import evaluate as evaluate_command
+    from tests.helpers import refused_calls
+
+    reads = refused_calls(monkeypatch, evaluate_command, "read_files")
+    (tmp_path / "afile").write_text("x")
+    status = minbert(["evaluate", "--model", str(saved_model), "--sst_dev", "unused.csv", "--tasks", "sst",
+                      "--output_dir", str(tmp_path / "afile" / "scores")])
+    assert status == 2 and reads == []
+    assert capsys.readouterr().err.strip() == (
+        f"minbert evaluate: --output_dir {tmp_path / 'afile' / 'scores'}: {tmp_path / 'afile'} is a file, not a folder")
 
 
 def _sts_predictions(saved_model, dev_file, output_dir, *flags):

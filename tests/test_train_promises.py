@@ -2,7 +2,10 @@
 is one line before any training, a model folder is never silently or half replaced, and skipped data rows
 are reported on the console, in metrics.json and in the card."""
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -404,6 +407,49 @@ def test_a_folder_with_other_files_is_never_replaced(base, data, tmp_path, capsy
     assert train(base, data, tmp_path / "notes", "--overwrite_output_dir", "true") == 2
     assert "holds no model" in capsys.readouterr().err
     assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
+
+
+def test_a_finished_run_leaves_no_writer_lock_in_its_model_folder(trained):
+    from hf_minbert.commands.output_folder import WRITER_LOCK
+
+    assert (trained / "model.safetensors").exists() and not (trained / WRITER_LOCK).exists()
+
+
+def test_a_symbolic_link_as_output_dir_is_refused_naming_the_folder_it_points_to(tmp_path):
+    from hf_minbert.commands.output_folder import check_output_folder
+
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    with pytest.raises(ValueError, match=f"is a symbolic link: pass the folder it points to, --output_dir {tmp_path / 'target'}$"):
+        check_output_folder(tmp_path / "link")
+
+
+def test_a_run_writing_into_the_staging_folder_keeps_a_second_run_out(tmp_path):
+    from hf_minbert.commands.output_folder import WRITER_LOCK, check_output_folder
+
+    (tmp_path / "model.partial").mkdir()
+    (tmp_path / "model.partial" / WRITER_LOCK).write_text(str(os.getppid()))  # a live process
+    with pytest.raises(ValueError, match=r"is being written by another run \(process"):
+        check_output_folder(tmp_path / "model", overwrite=True)
+
+
+def test_a_lock_left_by_a_run_that_ended_does_not_keep_the_next_run_out(tmp_path):
+    from hf_minbert.commands.output_folder import WRITER_LOCK, check_output_folder
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "model.partial").mkdir()
+    (tmp_path / "model.partial" / WRITER_LOCK).write_text(ended.stdout.strip())
+    check_output_folder(tmp_path / "model")
+
+
+def test_a_model_saved_in_the_staging_folder_but_not_moved_is_not_discarded_silently(tmp_path):
+    from hf_minbert.commands.output_folder import check_output_folder
+
+    (tmp_path / "model.partial").mkdir()
+    (tmp_path / "model.partial" / "model.safetensors").write_bytes(b"weights")
+    with pytest.raises(ValueError, match="holds a model a run saved but did not move into place"):
+        check_output_folder(tmp_path / "model")
+    check_output_folder(tmp_path / "model", overwrite=True)
 
 
 @pytest.mark.slow

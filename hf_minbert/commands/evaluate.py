@@ -50,6 +50,7 @@ from hf_minbert.commands.common import (
     register_folder_schemas,
     torch_device,
 )
+from hf_minbert.commands.output_folder import check_writable
 from hf_minbert.commands.train_data import skipped_rows_record
 from hf_minbert.configuration_minbert import DEFAULT_TASKS
 from hf_minbert.data import TASK_SCHEMAS, DataError, read_task_file
@@ -62,7 +63,7 @@ from hf_minbert.evaluation import (
     write_prediction_file,
 )
 from hf_minbert.metrics import with_overall_scores
-from model_cards.run_record import TRAINING_CONFIG_FILE
+from model_cards.run_record import SELECTION_FILE, TRAINING_CONFIG_FILE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,13 +117,18 @@ def model_tasks(model) -> list:
 
 
 def check_output_dir(output_dir):
-    """A folder to write to; a trained model's folder keeps its training record in metrics.json, which its card
-    reads."""
+    """A folder to write to, checked before any prediction; a trained model's or an ensemble's folder keeps its
+    record in metrics.json, which its card reads."""
     if Path(output_dir).exists() and not Path(output_dir).is_dir():
         raise CommandError(f"--output_dir {output_dir} is a file, not a folder")
-    if (Path(output_dir) / TRAINING_CONFIG_FILE).exists():
-        raise CommandError(f"--output_dir {output_dir} holds a trained model whose metrics.json is its training "
-                           "record: write the scores to another folder")
+    for record, kind in ((TRAINING_CONFIG_FILE, "a trained model"), (SELECTION_FILE, "an ensemble")):
+        if (Path(output_dir) / record).exists():
+            raise CommandError(f"--output_dir {output_dir} holds {kind} whose metrics.json is its record: write the "
+                               "scores to another folder")
+    try:
+        check_writable(output_dir, f"--output_dir {output_dir}")
+    except ValueError as error:
+        raise CommandError(str(error)) from None
 
 
 def resolve_files(args) -> list:

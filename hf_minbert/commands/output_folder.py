@@ -11,6 +11,8 @@ An output folder that holds a model is replaced only with --overwrite_output_dir
 files is never replaced (the replacement deletes everything in it), nor one that is or holds a folder the
 command reads. An interrupted training run leaves its checkpoints in `<output_dir>.partial`:
 `--resume_from_checkpoint <output_dir>.partial/checkpoint-N` continues it, --overwrite_output_dir discards it.
+A training run marks its staging folder with its process id while it writes there: a second run into the same
+output folder is refused instead of discarding the first one's checkpoints.
 
     check_output_folder(output_dir, ...)    refuse, before any work, a folder this run may not replace
     staged_output(training_args)            for a block, Trainer writes into the staging folder
@@ -25,6 +27,7 @@ from pathlib import Path
 STAGING_SUFFIX = ".partial"
 REPLACED_SUFFIX = ".replaced"
 MODEL_FILES = ("config.json", "model.safetensors")
+WRITER_LOCK = ".minbert-writer.pid"  # in a staging folder: the process writing into it
 
 
 def staging_folder(output_dir) -> Path:
@@ -37,6 +40,9 @@ def check_output_folder(output_dir, overwrite=False, resume_from_checkpoint=None
     paths} of folders the run reads (such as --data_dir), which must neither be nor lie inside the folder the
     run will replace. resumable: whether the command continues an unfinished run (--resume_from_checkpoint)."""
     output = Path(output_dir)
+    if output.is_symlink():  # the renames would replace the link, and the model never reach the folder it names
+        raise ValueError(f"--output_dir {output} is a symbolic link: pass the folder it points to, --output_dir "
+                         f"{output.resolve()}")
     if output.exists() and not output.is_dir():
         raise ValueError(f"--output_dir {output} is a file, not a folder")
     for flag, paths in {"the working directory": Path.cwd(), **(inputs or {})}.items():
@@ -57,6 +63,13 @@ def check_output_folder(output_dir, overwrite=False, resume_from_checkpoint=None
     _check_checkpoint_exists(resume_from_checkpoint)
     _check_writable(output)
     staging = staging_folder(output)
+    running = _running_writer(staging)
+    if running:
+        raise ValueError(f"{staging} is being written by another run (process {running}): wait for it to end, or "
+                         f"choose another --output_dir (if no run writes there, delete {staging / WRITER_LOCK})")
+    if (staging / MODEL_FILES[1]).exists() and not _checkpoints(staging) and not overwrite:
+        raise ValueError(f"{staging} holds a model a run saved but did not move into place: move it where you want "
+                         "it, or pass --overwrite_output_dir to discard it")
     # A staging folder without checkpoints holds nothing to continue from: the next run discards it.
     unfinished = staging.exists() and (not resumable or _checkpoints(staging))
     if unfinished and not overwrite and not _resumes_from(staging, resume_from_checkpoint):
@@ -65,15 +78,47 @@ def check_output_folder(output_dir, overwrite=False, resume_from_checkpoint=None
 
 
 def _check_writable(output):
-    """The run writes `<output_dir>.partial` beside the output folder: try a folder there now, in the nearest
-    folder that exists, rather than fail when the model is ready to be written."""
-    parent = output.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
+    """The run writes `<output_dir>.partial` beside the output folder: try a folder there now rather than fail
+    when the model is ready to be written."""
+    check_writable(output.absolute().parent, f"--output_dir {output}")
+
+
+def check_writable(folder, label):
+    """Try making a folder in `folder`, or in the nearest folder above it that exists: a `ValueError` naming
+    `label` where it cannot be written."""
+    folder = Path(folder).absolute()
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"{label}: {folder} is a file, not a folder")
     try:
-        os.rmdir(tempfile.mkdtemp(prefix=".minbert-write-check-", dir=parent))
+        os.rmdir(tempfile.mkdtemp(prefix=".minbert-write-check-", dir=folder))
     except OSError as error:
-        raise ValueError(f"--output_dir {output}: cannot write in {parent} ({error.strerror})") from None
+        raise ValueError(f"{label}: cannot write in {folder} ({error.strerror})") from None
+
+
+def _running_writer(staging):
+    """The process id of a live run writing into `staging` (its lock file, `WRITER_LOCK`), else None: a lock left by
+    a run that ended without removing it names a process that no longer exists."""
+    try:
+        pid = int((Path(staging) / WRITER_LOCK).read_text())
+    except (OSError, ValueError):
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # another user's live process
+        return pid
+    return pid
+
+
+def _lock_for_writing(staging):
+    # Another run checking the same output folder sees that this one is writing here (`_running_writer`).
+    staging.mkdir(parents=True, exist_ok=True)
+    (staging / WRITER_LOCK).write_text(str(os.getpid()))
 
 
 def _check_checkpoint_exists(resume_from_checkpoint):
@@ -97,6 +142,7 @@ def staged_output(training_args):
     staging = staging_folder(output)
     if training_args.should_save:
         discard_unfinished_run(staging, training_args.resume_from_checkpoint)
+        _lock_for_writing(staging)
     if training_args.push_to_hub and training_args.hub_model_id is None:
         training_args.hub_model_id = output.resolve().name  # Trainer would name the repo after the staging folder
     training_args.output_dir = str(staging)
@@ -119,6 +165,7 @@ def move_into_place(staging, output_dir) -> None:
     folder or the new one, never a mix; the old one is deleted last."""
     staging, output = Path(staging), Path(output_dir)
     replaced = output.with_name(output.name + REPLACED_SUFFIX)
+    (staging / WRITER_LOCK).unlink(missing_ok=True)
     if output.exists():
         output.rename(replaced)
     try:
