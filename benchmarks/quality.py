@@ -211,7 +211,7 @@ TRAIN_ROWS = {
 SEEDS = (1, 2)
 SEEDED_TRAIN_ROWS = ("default", "given_order", "rows_32", "smart_sst", "cosent", "token_rows_8", "epochs_2", "pair_swap",
                      "implied_pairs", "label_smoothing", "triple", "lr_8e-5", "sts_passes_2", "ordinal", "para_passes_2",
-                     "mnr", "fp32", "freeze_embeddings", "default_no_dev_repeats", "warmup_6pct")
+                     "mnr", "fp32", "freeze_embeddings", "default_no_dev_repeats", "warmup_6pct", "default_xeon_amx")
 
 
 def _with_seed_rows(rows):
