@@ -37,6 +37,15 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+# What an interrupted command that stages its output folder (commands/output_folder.py) left, and where.
+STAGED_HINT = dict.fromkeys(
+    ("train", "distill", "pretrain-mlm"),
+    "; --output_dir is as it was, and the checkpoints saved so far are in <output_dir>.partial: continue with "
+    "--resume_from_checkpoint <output_dir>.partial/checkpoint-N",
+)
+STAGED_HINT["ensemble"] = "; --output_dir is as it was"
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -54,6 +63,11 @@ def main(argv=None) -> int:
             raise
         print(f"minbert {name}: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if os.environ.get("MINBERT_TRACEBACK"):
+            raise
+        print(f"minbert {name}: interrupted" + STAGED_HINT.get(name, ""), file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

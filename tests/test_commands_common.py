@@ -89,3 +89,16 @@ def test_a_tokenizer_the_commands_load_saves_the_names_of_its_inputs(tmp_path, m
     load_tokenizer(minilm_path).save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "tokenizer_config.json").read_text())
     assert saved["model_input_names"] == ["input_ids", "token_type_ids", "attention_mask"]
+
+
+def test_an_interrupted_training_command_says_in_one_line_where_its_checkpoints_are(monkeypatch, capsys):
+    import hf_minbert.commands.train as train_command
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_command, "main", interrupted)
+    assert minbert(["train", "--output_dir", "out"]) == 130
+    assert capsys.readouterr().err.strip() == (
+        "minbert train: interrupted; --output_dir is as it was, and the checkpoints saved so far are in "
+        "<output_dir>.partial: continue with --resume_from_checkpoint <output_dir>.partial/checkpoint-N")
