@@ -428,9 +428,20 @@ def test_a_run_writing_into_the_staging_folder_keeps_a_second_run_out(tmp_path):
     from hf_minbert.commands.output_folder import WRITER_LOCK, check_output_folder
 
     (tmp_path / "model.partial").mkdir()
-    (tmp_path / "model.partial" / WRITER_LOCK).write_text(str(os.getppid()))  # a live process
+    lock = {"pid": os.getppid(), "run": "another run"}  # a live process
+    (tmp_path / "model.partial" / WRITER_LOCK).write_text(json.dumps(lock))
     with pytest.raises(ValueError, match=r"is being written by another run \(process"):
         check_output_folder(tmp_path / "model", overwrite=True)
+
+
+def test_another_rank_of_the_same_distributed_run_is_not_kept_out_by_its_lock(tmp_path, monkeypatch):
+    from hf_minbert.commands.output_folder import WRITER_LOCK, check_output_folder
+
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-1")  # as torchrun sets it for every rank
+    lock = {"pid": os.getppid(), "run": f"job-1:{os.getppid()}"}  # rank 0, a sibling under the same agent
+    (tmp_path / "model.partial").mkdir()
+    (tmp_path / "model.partial" / WRITER_LOCK).write_text(json.dumps(lock))
+    check_output_folder(tmp_path / "model")
 
 
 def test_a_lock_left_by_a_run_that_ended_does_not_keep_the_next_run_out(tmp_path):
@@ -438,7 +449,7 @@ def test_a_lock_left_by_a_run_that_ended_does_not_keep_the_next_run_out(tmp_path
 
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (tmp_path / "model.partial").mkdir()
-    (tmp_path / "model.partial" / WRITER_LOCK).write_text(ended.stdout.strip())
+    (tmp_path / "model.partial" / WRITER_LOCK).write_text(json.dumps({"pid": int(ended.stdout), "run": "ended"}))
     check_output_folder(tmp_path / "model")
 
 

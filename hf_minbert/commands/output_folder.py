@@ -19,6 +19,7 @@ output folder is refused instead of discarding the first one's checkpoints.
     move_into_place(staging, output_dir)    the complete staging folder becomes the output folder
 """
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -97,14 +98,21 @@ def check_writable(folder, label):
         raise ValueError(f"{label}: cannot write in {folder} ({error.strerror})") from None
 
 
+def _run_identity():
+    """What the processes of one run share: a distributed launch's run id and agent, else this process."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    return f"{run_id}:{os.getppid()}" if run_id else f"pid:{os.getpid()}"
+
+
 def _running_writer(staging):
-    """The process id of a live run writing into `staging` (its lock file, `WRITER_LOCK`), else None: a lock left by
-    a run that ended without removing it names a process that no longer exists."""
+    """The process id of a live run writing into `staging` (its lock file, `WRITER_LOCK`), else None: another rank of
+    this run is no other run, and a lock left by a run that ended names a process that no longer exists."""
     try:
-        pid = int((Path(staging) / WRITER_LOCK).read_text())
-    except (OSError, ValueError):
+        lock = json.loads((Path(staging) / WRITER_LOCK).read_text())
+        pid, run = int(lock["pid"]), lock["run"]
+    except (OSError, ValueError, TypeError, KeyError):
         return None
-    if pid == os.getpid():
+    if run == _run_identity():
         return None
     try:
         os.kill(pid, 0)
@@ -118,7 +126,7 @@ def _running_writer(staging):
 def _lock_for_writing(staging):
     # Another run checking the same output folder sees that this one is writing here (`_running_writer`).
     staging.mkdir(parents=True, exist_ok=True)
-    (staging / WRITER_LOCK).write_text(str(os.getpid()))
+    (staging / WRITER_LOCK).write_text(json.dumps({"pid": os.getpid(), "run": _run_identity()}))
 
 
 def _check_checkpoint_exists(resume_from_checkpoint):
