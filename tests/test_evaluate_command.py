@@ -352,32 +352,20 @@ def test_by_default_a_model_is_scored_on_its_own_tasks(sst_only_model, tmp_path,
     assert set(json.loads((tmp_path / "out" / "metrics.json").read_text())) == {"sst", "skipped_rows"}
 
 
-def test_an_output_dir_holding_a_trained_models_record_is_refused_before_reading_data(
-        saved_model, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("record, kind", [("training_config.json", "a trained model"),
+                                          ("ensemble_selection.json", "an ensemble")])
+def test_an_output_dir_holding_a_models_record_is_refused_before_reading_data(saved_model, tmp_path, capsys,
+                                                                              monkeypatch, record, kind):
     from hf_minbert.commands import evaluate as evaluate_command
     from tests.helpers import refused_calls
 
     reads = refused_calls(monkeypatch, evaluate_command, "read_files")
-    (tmp_path / "trained").mkdir()
-    (tmp_path / "trained" / "training_config.json").write_text("{}")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / record).write_text("{}")
     status = minbert(["evaluate", "--model", str(saved_model), "--sst_dev", "unused.csv", "--tasks", "sst",
-                      "--output_dir", str(tmp_path / "trained")])
+                      "--output_dir", str(tmp_path / "model")])
     assert status == 2 and reads == []
-    assert "holds a trained model whose metrics.json is its record" in capsys.readouterr().err
-
-
-def test_an_output_dir_holding_an_ensembles_record_is_refused_before_reading_data(
-        saved_model, tmp_path, capsys, monkeypatch):
-    from hf_minbert.commands import evaluate as evaluate_command
-    from tests.helpers import refused_calls
-
-    reads = refused_calls(monkeypatch, evaluate_command, "read_files")
-    (tmp_path / "ensemble").mkdir()
-    (tmp_path / "ensemble" / "ensemble_selection.json").write_text("{}")
-    status = minbert(["evaluate", "--model", str(saved_model), "--sst_dev", "unused.csv", "--tasks", "sst",
-                      "--output_dir", str(tmp_path / "ensemble")])
-    assert status == 2 and reads == []
-    assert "holds an ensemble whose metrics.json is its record" in capsys.readouterr().err
+    assert f"holds {kind} whose metrics.json is its record" in capsys.readouterr().err
 
 
 def test_an_output_dir_below_a_file_is_refused_before_reading_data(saved_model, tmp_path, capsys, monkeypatch):

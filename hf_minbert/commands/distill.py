@@ -36,7 +36,6 @@ from hf_minbert.commands.head_options import base_task_specs, in_course_order, t
 from hf_minbert.commands.train import build_model, check_run, seed_run, train_and_save
 from hf_minbert.commands.train_arguments import parse_arguments
 from hf_minbert.commands.train_data import load_task_data, training_data_record
-from hf_minbert.data.tokenization import save_input_names
 
 logger = logging.getLogger("minbert.distill")
 
@@ -72,7 +71,7 @@ def main(argv=None) -> int:
         check_fold_teacher_rows(distill_args.fold_teachers, training_data_record(read_reports, data_args))
     seed_run(training_args)
     base_path, student = build_model(model_args, specs)
-    tokenizer = save_input_names(AutoTokenizer.from_pretrained(base_path))
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
     soft_train, fit = _soft_training_rows(distill_args, folds, alphas, train, student.config, tokenizer, training_args)
     card_arguments = {**asdict(distill_args), "alpha": alphas, "teacher_train_scores": fit}
     train_and_save(student, tokenizer, soft_train, dev, base_path, model_args, data_args, training_args, adapter_args,

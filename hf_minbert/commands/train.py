@@ -36,7 +36,6 @@ from pathlib import Path
 from transformers import AutoTokenizer, EarlyStoppingCallback
 
 from hf_minbert import recipe
-from hf_minbert.data.tokenization import save_input_names
 
 from .common import check_model_source, check_tokenizer_fits, load_tokenizer, readable_weights
 from .head_options import base_task_specs, task_specs
@@ -347,7 +346,7 @@ def main(argv=None) -> int:
     train, dev, read_reports = load_task_data(data_args, specs)
     seed_run(training_args)
     base_path, model = build_model(model_args, specs)
-    tokenizer = save_input_names(AutoTokenizer.from_pretrained(base_path))
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
     train_and_save(model, tokenizer, train, dev, base_path, model_args, data_args, training_args, adapter_args,
                    read_reports=read_reports)
     return 0
