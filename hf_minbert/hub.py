@@ -21,7 +21,7 @@ from pathlib import Path
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants, get_token
 from transformers.dynamic_module_utils import get_relative_import_files
 
-from hf_minbert.commands.common import check_safetensors_file, first_line
+from hf_minbert.commands.common import check_not_adapters, check_safetensors_file, first_line
 from hf_minbert.modeling_minbert import SENTENCE_TRANSFORMERS_CONFIG
 
 CONFIG_FILE = "config.json"
@@ -241,9 +241,7 @@ def _checkpoint_files(args, checkpoint_folder) -> dict:
 
 def _read_config(model_dir):
     path = model_dir / CONFIG_FILE
-    if not path.is_file() and (model_dir / "adapter_config.json").is_file():
-        raise FileNotFoundError(f"{model_dir}: PEFT adapters, not a model: push the exported model folder "
-                                "(the output folder of `minbert train --peft`, which holds adapter/; or hf_minbert.adapters.export_model)")
+    check_not_adapters(str(model_dir), model_dir)
     if not path.is_file():
         raise FileNotFoundError(f"{model_dir}: no {CONFIG_FILE}; is this a saved model folder?")
     config = _read_json(path)

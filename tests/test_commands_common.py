@@ -102,3 +102,25 @@ def test_an_interrupted_training_command_says_in_one_line_where_its_checkpoints_
     assert capsys.readouterr().err.strip() == (
         "minbert train: interrupted; --output_dir is as it was, and the checkpoints saved so far are in "
         "<output_dir>.partial: continue with --resume_from_checkpoint <output_dir>.partial/checkpoint-N")
+
+
+@pytest.mark.parametrize("command", [
+    ["evaluate", "--model", "{adapters}", "--output_dir", "{out}"],
+    ["train", "--model_name_or_path", "{adapters}", "--output_dir", "{out}"],
+    ["serve", "{adapters}"],
+    ["distill", "--teacher", "{adapters}", "--output_dir", "{out}"],
+    ["pretrain-mlm", "--model_name_or_path", "{adapters}", "--output_dir", "{out}"],
+    ["ensemble", "--models", "{adapters}", "{adapters}2", "--output_dir", "{out}"],
+    ["demo", "--model", "{adapters}"],
+    ["card", "{adapters}"],
+])
+@pytest.mark.parametrize("layout", ["adapter_config.json", "sst/adapter_config.json"])
+def test_a_folder_of_peft_adapters_is_refused_naming_the_exported_model_to_pass_instead(command, layout, tmp_path, capsys):
+    adapters = tmp_path / "model" / "adapter"
+    (adapters / layout).parent.mkdir(parents=True)
+    (adapters / layout).write_text('{"peft_type": "LORA"}')
+    argv = [part.format(adapters=adapters, out=tmp_path / "out") for part in command]
+    assert minbert(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert f"{adapters}: PEFT adapters, not a model: pass the exported model folder" in error
+    assert len(error.splitlines()) == 1

@@ -118,7 +118,7 @@ def test_a_truncated_json_file_is_refused_naming_it(model_dir, name):
 
 def test_an_adapter_folder_is_refused_naming_the_exported_model_to_push_instead(tmp_path):
     (tmp_path / "adapter_config.json").write_text("{}")
-    with pytest.raises(FileNotFoundError, match="PEFT adapters, not a model: push the exported model folder"):
+    with pytest.raises(ValueError, match="PEFT adapters, not a model: pass the exported model folder"):
         hub.files_to_push(tmp_path)
 
 

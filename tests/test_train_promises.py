@@ -401,6 +401,21 @@ def test_a_model_trained_further_in_place_replaces_its_own_folder(data, trained)
     assert weights(trained) != before and not trained.with_name(trained.name + ".partial").exists()
 
 
+def test_replacing_a_folder_names_what_of_the_old_one_the_new_one_does_not_hold(tmp_path, caplog):
+    from hf_minbert.commands.output_folder import move_into_place
+
+    old, new = tmp_path / "model", tmp_path / "model.partial"
+    for folder in (old, new):
+        folder.mkdir()
+        (folder / "config.json").write_text("{}")
+    (old / "notes.txt").write_text("mine")
+    (old / "dev").mkdir()
+    with caplog.at_level("WARNING", logger="minbert"):
+        move_into_place(new, old)
+    assert caplog.messages == [f"replaced {old}: deleted with the old folder, not part of the new one: dev/, notes.txt"]
+    assert sorted(p.name for p in old.iterdir()) == ["config.json"]
+
+
 def test_a_folder_with_other_files_is_never_replaced(base, data, tmp_path, capsys):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("mine")

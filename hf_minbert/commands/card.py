@@ -24,11 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from hf_minbert.commands.common import check_not_adapters
     from hf_minbert.hub import check_weights
     from model_cards import regenerate_model_card
 
     args = build_parser().parse_args(argv)
     try:
+        check_not_adapters(str(args.model_dir), args.model_dir)
         check_weights(args.model_dir)  # the card counts the parameters from them
         regenerate_model_card(args.model_dir, model_id=args.model_id, model_name=args.model_name)
     except (FileNotFoundError, ValueError) as error:

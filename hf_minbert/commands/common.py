@@ -90,6 +90,7 @@ def check_model_source(flag, source):
     anything else is "no such directory" rather than a Hub connection error."""
     path = Path(source).expanduser()
     if path.is_dir():
+        check_not_adapters(f"{flag} {source}", path)
         for weights in sorted(path.glob("*.safetensors")):
             try:
                 check_safetensors_file(weights)
@@ -100,6 +101,18 @@ def check_model_source(flag, source):
         raise CommandError(f"{flag} {source}: not a directory (a saved model folder or a Hub repository id)")
     if not looks_like_repo_id(source):
         raise CommandError(f"{flag} {source}: no such directory")
+
+
+def check_not_adapters(where, folder):
+    """A CommandError where `folder` holds PEFT adapters (`minbert train --peft`'s adapter/) but no model: they are
+    read with the model they were trained on, which the exported model folder above them holds merged."""
+    folder = Path(folder)
+    if (folder / "config.json").is_file():
+        return
+    if (folder / "adapter_config.json").is_file() or any(folder.glob("*/adapter_config.json")):
+        raise CommandError(f"{where}: PEFT adapters, not a model: pass the exported model folder (the output folder "
+                           "of `minbert train --peft`, which holds adapter/), or load them with "
+                           "hf_minbert.adapters.load_adapters")
 
 
 def load_tokenizer(path, flag=None):

@@ -206,9 +206,10 @@ def _check_teachers(distill_args, specs, data_args, training_args):
         inputs = {"one of --fold_teachers": teachers, "a member of one of --fold_teachers": members}
     check_output_folder(training_args.output_dir, training_args.overwrite_output_dir,
                         training_args.resume_from_checkpoint, inputs={**inputs, "--data_dir": data_args.data_dir})
-    check_teacher_heads(teachers, specs, flag, max_length=training_args.max_seq_length)
-    for teacher in teachers:  # its weights and tokenizer read back: a corrupt file is named, not a traceback mid-run
+    for teacher in teachers:  # its weights read back: a corrupt file is named, not a traceback mid-run
         check_model_source(flag, str(teacher))
+    check_teacher_heads(teachers, specs, flag, max_length=training_args.max_seq_length)
+    for teacher in teachers:
         load_tokenizer(str(teacher), flag)
 
 

@@ -3,7 +3,7 @@ any, the default heads with the recipe's changes), then the per-task head option
 --head_layers para=2, ...) applied task by task."""
 from hf_minbert import recipe
 
-from .common import check_named_once, has_trained_task_heads
+from .common import check_model_source, check_named_once, has_trained_task_heads
 from .task_schema_files import declare_tasks
 from .train_arguments import model_path
 
@@ -30,6 +30,7 @@ def base_task_specs(model_args):
     from hf_minbert.data import register_saved_schemas
 
     path = model_path(model_args)
+    check_model_source("--model_name_or_path", path)
     raw, _ = MinBertConfig.get_config_dict(path)
     if raw.get("model_type") == MinBertConfig.model_type and raw.get("tasks") and has_trained_task_heads(raw):
         register_saved_schemas(raw["tasks"], f"--model_name_or_path {path}")  # its tasks of one's own train on

@@ -7,12 +7,13 @@ the staging folder take the output folder's place, by renames: the old folder be
 the new one `<output_dir>`, and the old one is deleted. A run that fails, at whatever point, leaves
 `<output_dir>` as it was. A finished training run's checkpoints move into `<output_dir>` with the model.
 
-An output folder that holds a model is replaced only with --overwrite_output_dir; a folder holding other
-files is never replaced (the replacement deletes everything in it), nor one that is or holds a folder the
-command reads. An interrupted training run leaves its checkpoints in `<output_dir>.partial`:
-`--resume_from_checkpoint <output_dir>.partial/checkpoint-N` continues it, --overwrite_output_dir discards it.
-A training run marks its staging folder with its process id while it writes there: a second run into the same
-output folder is refused instead of discarding the first one's checkpoints.
+An output folder that holds a model is replaced only with --overwrite_output_dir, and whole (the log names
+what of the old folder the new one does not hold); a folder holding other files but no model is never
+replaced, nor one that is or holds a folder the command reads. An interrupted training run leaves its
+checkpoints in `<output_dir>.partial`: `--resume_from_checkpoint <output_dir>.partial/checkpoint-N` continues
+it, --overwrite_output_dir discards it. A training run marks its staging folder with its process id while it
+writes there: a second run into the same output folder is refused instead of discarding the first one's
+checkpoints.
 
     check_output_folder(output_dir, ...)    refuse, before any work, a folder this run may not replace
     staged_output(training_args)            for a block, Trainer writes into the staging folder
@@ -20,6 +21,7 @@ output folder is refused instead of discarding the first one's checkpoints.
 """
 import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -29,6 +31,8 @@ STAGING_SUFFIX = ".partial"
 REPLACED_SUFFIX = ".replaced"
 MODEL_FILES = ("config.json", "model.safetensors")
 WRITER_LOCK = ".minbert-writer.pid"  # in a staging folder: the process writing into it
+
+logger = logging.getLogger("minbert")
 
 
 def staging_folder(output_dir) -> Path:
@@ -183,8 +187,18 @@ def move_into_place(staging, output_dir) -> None:
             replaced.rename(output)
         raise
     if replaced.exists():
+        _log_dropped_entries(replaced, output)
         shutil.rmtree(replaced)
     _repoint_best_checkpoint(output, staging)
+
+
+def _log_dropped_entries(old, new):
+    # --overwrite_output_dir replaces the whole folder: say what of the old one the new one does not hold (a
+    # user's notes, an evaluation's predictions), since it is gone after this.
+    dropped = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in old.iterdir()
+                     if not (new / entry.name).exists())
+    if dropped:
+        logger.warning("replaced %s: deleted with the old folder, not part of the new one: %s", new, ", ".join(dropped))
 
 
 def _repoint_best_checkpoint(output, staging):

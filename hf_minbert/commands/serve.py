@@ -43,10 +43,11 @@ def check_model_dir(model_dir) -> Path:
     from hf_minbert.hub import check_weights, remote_load_files
     from hf_minbert.space import check_served_model
 
-    from .common import CommandError, load_tokenizer
+    from .common import CommandError, check_not_adapters, load_tokenizer
 
     path = Path(model_dir)
     try:
+        check_not_adapters(str(path), path)
         check_served_model(path)
         remote_load_files(path)  # the config's code files, the weights and the tokenizer's files are there
         check_weights(path)
