@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from hf_minbert.data.sources import text_key  # the training data reader's notion of the same pair
+from hf_minbert.data.text_form import text_key  # the training data reader's notion of the same pair
 
 from result_files import print_machine, run_header, save_results
 

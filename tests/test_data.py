@@ -188,6 +188,20 @@ def test_an_unclosed_quote_in_a_long_file_is_named_at_its_own_line(tmp_path):
         read_task_file(write_file(tmp_path, "ids-sst-dev.csv", lines), "sst")
 
 
+def test_a_field_opening_with_a_quote_that_closes_before_the_field_ends_is_a_bad_row_naming_it(tmp_path):
+    # The csv module would read '"Titanic" is great .' as 'Titanic is great .', both quotes dropped silently.
+    lines = [SST_LINES[0], "0\tsst-0\t A fine film .\t3", '1\tsst-1\t"Titanic" is great .\t4']
+    with pytest.raises(DataError, match=r"ids-sst-dev\.csv, line 3, column 'sentence': the quote opening this field "
+                                        r"closes at character 17, before the field ends"):
+        read_task_file(write_file(tmp_path, "ids-sst-dev.csv", lines), "sst")
+
+
+def test_a_field_quoted_whole_with_its_quotes_doubled_keeps_its_quotes(tmp_path):
+    lines = [SST_LINES[0], '0\tsst-0\t"""Titanic"" is great ."\t4']
+    dataset, report = read_task_file(write_file(tmp_path, "ids-sst-dev.csv", lines), "sst")
+    assert dataset["sentence"] == ['"Titanic" is great .'] and not report.skipped
+
+
 def test_a_latin_1_file_is_an_error_naming_the_line_and_character_of_the_first_bad_byte(tmp_path):
     path = tmp_path / "ids-sst-dev.csv"
     text = "\n".join(SST_LINES[:3] + ["3\tsst-3\t A caf\u00e9 film .\t2", "4\tsst-4\t Na\u00efve .\t1"]) + "\n"
@@ -412,10 +426,12 @@ def test_real_quora_train_loads_under_the_default_share_of_bad_rows():
 
 
 @needs_shared_data
-def test_real_repeated_sentences_match_the_readme():
+def test_real_repeated_sentences_match_the_readme_with_sts_pairs_repeated_in_the_other_order():
+    # The data's README counts 30 STS pairs repeated as written; 13 more repeat a pair with its sentences swapped,
+    # which is the same similarity example (as the overlaps between sources count it).
     _, sst = read_task_file(SHARED_DATA / "ids-sst-train.csv", "sst")
     _, sts = read_task_file(SHARED_DATA / "sts-train.csv", "sts")
-    assert (sst.repeated_texts, sts.repeated_texts) == (10, 30)
+    assert (sst.repeated_texts, sts.repeated_texts) == (10, 30 + 13)
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -63,6 +63,21 @@ def test_a_pair_repeated_in_the_other_order_is_an_overlap(tmp_path):
     assert report.sources[1].same_text == 1
 
 
+def test_a_pair_differing_from_an_earlier_one_in_case_accents_and_spacing_is_an_overlap(tmp_path):
+    # The base models are uncased: both rows reach the model as the same ids, here with opposite labels.
+    write(tmp_path, "quora-train.csv", [QUORA_HEADER, '1\tq-1\tWhat is "Quora"?\tIs it a café?\t1.0'])
+    write(tmp_path, "quora-train-extra.csv", [QUORA_HEADER, '2\tq-2\twhat is " QUORA " ?\tis it a Cafe?\t0.0'])
+    dataset, report = read_training_sources("para", "quora-train.csv,quora-train-extra.csv", data_dir=tmp_path)
+    assert dataset["id"] == ["q-1"]
+    assert (report.sources[1].same_text, report.sources[1].label_conflicts) == (1, 1)
+
+
+def test_a_training_row_equal_to_an_evaluation_row_but_for_case_is_dropped(tmp_path):
+    write(tmp_path, "ids-sst-train.csv", [SST_HEADER, "0\ts-0\t this is it .\t2", "1\ts-1\t Dull .\t0"])
+    dataset, report = read_training_sources("sst", "ids-sst-train.csv", data_dir=tmp_path, exclude_texts=["This is it."])
+    assert dataset["id"] == ["s-1"] and report.evaluation_rows_dropped == 1
+
+
 def write_numbered_sst(folder, name, sentences):
     """An SST file whose ids are 0, 1, ... as a file numbered on its own has them."""
     lines = [SST_HEADER, *(f"{i}\t{i}\t {sentence}\t{i % 5}" for i, sentence in enumerate(sentences))]
@@ -278,8 +293,11 @@ def test_real_sst_sources_drop_the_trees_roots_as_repeats_of_the_csv_sentences()
     _, report = read_training_sources("sst", sources)
     csv, trees = report.sources
     assert csv.kept == 8544 and trees.same_id == 0
-    assert trees.label_conflicts == 0  # the roots carry the CSV sentences' labels
-    assert trees.overlaps == {csv.source: 8534}  # the CSV's distinct sentences
+    # The CSV's 8534 distinct sentences, their roots carrying their labels, and two inner phrases that are
+    # sentences of the CSV to an uncased model: " stay away ." (as "Stay away .", label 0) and " no. ." (label 2,
+    # the CSV's "No. ." 1: the CSV's label is kept, the conflict counted).
+    assert trees.overlaps == {csv.source: 8534 + 2}
+    assert trees.label_conflicts == 1
 
 
 @pytest.mark.slow

@@ -154,8 +154,28 @@ def test_phrases_equal_to_an_evaluation_sentence_are_dropped_and_counted(tmp_pat
     evaluation = [" is great .", "A  film"]  # whitespace does not matter
     dataset, report = read_tree_file(write_trees(tmp_path, TREE_LINES), exclude_sentences=evaluation)
     assert " is great ." not in phrases_of(dataset) and " A film" not in phrases_of(dataset)
-    assert report.excluded == ["sst-train-trees-1-1", "sst-train-trees-1-4", "sst-train-trees-2-1"]
+    assert report.excluded == ["sst-train-trees-1-1", "sst-train-trees-1-4"]
     assert report.excluded_texts == 2
+
+
+def test_a_phrase_equal_to_an_evaluation_sentence_but_for_case_and_spacing_is_dropped(tmp_path):
+    dataset, report = read_tree_file(write_trees(tmp_path, TREE_LINES), exclude_sentences=["IS GREAT."])
+    assert " is great ." not in phrases_of(dataset) and report.excluded == ["sst-train-trees-1-4"]
+
+
+def test_a_repeat_of_a_phrase_left_out_as_an_evaluation_sentence_counts_as_a_duplicate_not_as_another_row_left_out(
+        tmp_path):
+    # "A film" opens both trees: one row is left out for equalling the evaluation sentence, the second is a duplicate.
+    dataset, report = read_tree_file(write_trees(tmp_path, TREE_LINES), exclude_sentences=["A film"])
+    kept_all, all_report = read_tree_file(write_trees(tmp_path, TREE_LINES, "all.txt"))
+    assert report.excluded == ["sst-train-trees-1-1"] and report.duplicates == all_report.duplicates
+    assert len(kept_all) - len(dataset) == len(report.excluded)
+
+
+def test_with_duplicates_kept_every_phrase_equal_to_an_evaluation_sentence_is_left_out_and_counted(tmp_path):
+    options = PhraseOptions(drop_duplicates=False)
+    dataset, report = read_tree_file(write_trees(tmp_path, TREE_LINES), options=options, exclude_sentences=["A film"])
+    assert report.excluded == ["sst-train-trees-1-1", "sst-train-trees-2-1"] and report.excluded_texts == 1
 
 
 def test_a_malformed_line_is_an_error_naming_file_line_and_character(tmp_path):
@@ -265,9 +285,11 @@ def test_real_treebank_roots_are_the_csv_sentences_with_their_labels():
 
 @pytest.mark.slow
 @needs_trees
-def test_real_treebank_has_the_readme_phrase_counts_and_two_dev_sentences_inside():
+def test_real_treebank_has_the_readme_phrase_counts_and_three_dev_sentences_inside():
+    # The README's two dev sentences inside training trees, and a third that differs from its phrase in case
+    # alone ("This is it ." and "this is it ."): one text to an uncased model.
     dev, _ = read_task_file(SHARED_DATA / "ids-sst-dev.csv", "sst")
     dataset, report = read_tree_file(SHARED_DATA / "sst-train-trees.txt", exclude_sentences=dev["sentence"])
     assert report.label_conflicts == [] and not report.skipped
-    assert report.excluded_texts == 2
+    assert report.excluded_texts == 3
     assert len(dataset) + report.excluded_texts == 159274  # distinct labelled phrases, as the README says

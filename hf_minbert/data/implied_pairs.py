@@ -10,8 +10,8 @@ A group of n questions implies n(n-1)/2 duplicates, so a few large groups would 
 topics: a group gives at most `per_question` × n new duplicates, and a labelled non-duplicate at most
 `per_question` × (n_a + n_b) new non-duplicates, drawn with `seed`. Never derived: a pair already labelled
 (in either order), a pair of the evaluation data (`exclude_pairs`), and any pair touching a group whose own
-labels contradict each other (a labelled non-duplicate inside it). Questions are the same when their words
-are, case aside: the base models are uncased.
+labels contradict each other (a labelled non-duplicate inside it). Questions are the same when an uncased
+BERT reads them alike (`text_form`): the base models are uncased.
 """
 import itertools
 import random
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import datasets
 
 from .schema import ReadReport, label_numbers, task_schema
+from .text_form import text_form
 
 IMPLIED_SOURCE = "pairs implied by the labels"
 
@@ -72,7 +73,7 @@ def implies_pairs(task: str) -> bool:
 
 
 def question_key(text: str) -> str:
-    return " ".join(text.casefold().split())
+    return text_form(text)
 
 
 def pair_key(first: str, second: str) -> tuple:

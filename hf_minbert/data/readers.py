@@ -5,8 +5,9 @@ The files are tab-separated with a header line; the first column is an unnamed r
 found by their header names, never by position. Quoting is CSV-style but irregular (the course's own
 `csv.DictReader` read it the same way, so this reader does too), and every record is one line: each line
 is parsed on its own, so a quote left open is a bad row naming the line (and column) where it opens,
-instead of a record that swallows the lines after it. A row whose field count differs from the header's
-is rejected too, and a line that is not UTF-8 is an error naming it.
+instead of a record that swallows the lines after it. So is a field that opens with a quote closed before
+the field ends (`"A" or B`, which the csv module reads as `A or B`). A row whose field count differs from the
+header's is rejected too, and a line that is not UTF-8 is an error naming it.
 """
 import csv
 from pathlib import Path
@@ -45,6 +46,12 @@ def read_task_file(path, task: str, *, labelled=None, skip_bad_rows: bool = Fals
             builder.reject(location, column, "a quote opened in this field is never closed on its line")
         elif len(fields) != len(header):
             builder.reject(location, None, f"{len(fields)} tab-separated fields where the header has {len(header)}")
+        elif '"' in line and (early := _quote_closed_early(line)) is not None:
+            field, character = early
+            column = header[field] if field < len(header) else f"field {field + 1}"
+            builder.reject(location, column, f"the quote opening this field closes at character {character}, before "
+                           "the field ends, and a CSV reader drops both (\"A\" or B reads as A or B): quote the whole "
+                           "field and double the quotes inside it")
         else:
             builder.add(location, {column: fields[index] for column, index in positions.items()})
     dataset, report = builder.finish()
@@ -79,6 +86,29 @@ def _fields(line, path, number):
         return next(csv.reader([line + "\n"], delimiter="\t"))
     except csv.Error as error:
         raise DataError(f"{path}, line {number}: unreadable CSV record ({error})") from None
+
+
+def _quote_closed_early(line):
+    """(field index, character number) of the first field that opens with a quote and goes on after the quote
+    that closes it (`"A" or B`), else None. The course's reader, and the csv module's lenient default, read such a
+    field without both quotes; a field quoted whole, with its own quotes doubled, is read as written."""
+    field, start = 0, 0
+    while True:
+        end = line.find("\t", start)
+        end = len(line) if end < 0 else end
+        if line.startswith('"', start):
+            close = start + 1
+            while (close := line.find('"', close)) >= 0 and line.startswith('""', close):
+                close += 2
+            if close < 0:  # a quote left open: a bad row of its own
+                return None
+            end = line.find("\t", close)
+            end = len(line) if end < 0 else end
+            if line[close + 1:end].strip():
+                return field, close + 1
+        if end >= len(line):
+            return None
+        field, start = field + 1, end + 1
 
 
 def _column_positions(header, schema, labelled, path):

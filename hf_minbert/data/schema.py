@@ -24,6 +24,8 @@ import pyarrow as pa
 
 from hf_minbert.configuration_minbert import RESERVED_TASK_NAMES
 
+from .text_form import text_key
+
 # Column names that already mean something in a task's rows: the row id, and what tokenized rows hold.
 RESERVED_COLUMNS = {"id", "labels", "input_ids", "attention_mask", "token_type_ids", "input_ids_a", "attention_mask_a",
                     "input_ids_b", "attention_mask_b"}
@@ -449,9 +451,10 @@ class TaskRowsBuilder:
         row_id = str(record["id"]).strip()
         self.first_seen_at[row_id] = location
         texts = tuple(record[column] for column in self.schema.text_columns)
-        if texts in self.seen_texts:
+        key = text_key(texts, self.schema.symmetric)  # as the overlaps between sources are found
+        if key in self.seen_texts:
             self.report.repeated_texts += 1
-        self.seen_texts.add(texts)
+        self.seen_texts.add(key)
         self.columns["id"].append(row_id)
         for column, text in zip(self.schema.text_columns, texts):
             self.columns[column].append(text)

@@ -25,6 +25,7 @@ import numpy as np
 from .implied_pairs import ImpliedPairsReport
 from .readers import read_task_file
 from .schema import DataError, ReadReport, check_bad_row_share, task_schema
+from .text_form import text_form, text_key
 from .trees import PhraseOptions, read_tree_file
 
 # More training data than the course's `*-train.csv`, used by default when present in the data folder.
@@ -231,6 +232,7 @@ def read_training_sources(task: str, sources, *, data_dir=None, skip_bad_rows: b
         parts.append(dataset if len(keep) == len(dataset) else dataset.select(np.asarray(keep, dtype=np.int64)))
         reports.append(report)
     combined = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+    text_form.cache_clear()  # the forms of a task's rows serve its own checks only
     if len(combined) == 0:
         raise DataError(f"{task}: no training rows left in {', '.join(map(str, paths))}: every row equals an "
                         "evaluation row or an earlier source's row")
@@ -314,17 +316,3 @@ def _count_overlap(report: SourceReport, earlier: tuple, row_id: str, label):
     report.same_id += row_id == earlier_id
     report.same_text += row_id != earlier_id
     report.label_conflicts += label != earlier_label
-
-
-def text_key(texts: tuple, symmetric: bool):
-    """What makes two rows the same text: words only (whitespace ignored); a pair of a `symmetric` task in
-    either order.
-
-    Either order for para and sts, whose labels do not depend on it: a paraphrase is one both ways and a
-    similarity is symmetric, and training swaps a pair's sentences at random (--pair_swap_probability) and
-    scores both orders (--average_pair_orders). (b, a) after (a, b) is the same example again. Not so for a
-    task such as entailment, where (b, a) is another example with its own label."""
-    words = tuple(" ".join(text.split()) for text in texts)
-    if len(words) == 1:
-        return words[0]
-    return tuple(sorted(words)) if symmetric else words

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from .lines import FileLines
 from .schema import ReadReport, TaskRowsBuilder, task_schema
+from .text_form import text_form
 
 LABELS = {str(label): label for label in range(5)}
 # "(label", ")" or a word, between ASCII whitespace: a tab separates as a space does, while the no-break space
@@ -168,7 +169,7 @@ def phrases_to_rows(lines, source: str, id_prefix: str, options: PhraseOptions, 
     """Parse `(location, number, tree text)` triples and collect their phrases as checked sst rows."""
     report = TreeReadReport(source=source, task="sst")
     builder = TaskRowsBuilder(task_schema("sst"), True, source, skip_bad_rows, report=report)
-    excluded_texts = {"".join(" " + word for word in text.split()) for text in exclude_sentences}  # phrase form
+    excluded_texts = {text_form(text) for text in exclude_sentences}
     kept_labels = {}  # phrase text -> (id, label) of the row kept for it
     excluded_seen = set()
     for location, number, text in lines:
@@ -186,7 +187,9 @@ def phrases_to_rows(lines, source: str, id_prefix: str, options: PhraseOptions, 
             row_id = f"{id_prefix}-{number}-{node}"
             if node and phrase.tokens < options.min_tokens:
                 report.short += 1
-            elif phrase.text in excluded_texts:
+            elif options.drop_duplicates and phrase.text in excluded_seen:
+                report.duplicates += 1  # of a phrase left out already: one row fewer, counted once
+            elif text_form(phrase.text) in excluded_texts:
                 report.excluded.append(row_id)
                 excluded_seen.add(phrase.text)
             elif options.drop_duplicates and phrase.text in kept_labels:
