@@ -288,7 +288,7 @@ def read_prediction_file(path, task: str):
         raise ValueError(f"{path}, line 1: expected header 'id \\t {schema.prediction_header}', got {lines[:1]}")
     ids, labels = [], []
     for number, line in enumerate(lines[1:], start=2):
-        fields = line.split(" , ")
+        fields = line.rsplit(" , ", 1)  # the value holds no " , "; an id may
         try:
             if len(fields) != 2:
                 raise ValueError("expected '<id> , <value>'")

@@ -222,9 +222,35 @@ def test_blank_lines_after_the_last_row_hold_no_row(tmp_path):
     assert report.rows == 3 and not report.skipped
 
 
-def test_a_blank_line_between_rows_is_still_a_bad_row(tmp_path):
-    with pytest.raises(DataError, match=r"ids-sst-dev\.csv, line 3"):
-        read_task_file(write_file(tmp_path, "ids-sst-dev.csv", SST_LINES[:2] + [""] + SST_LINES[2:]), "sst")
+def test_blank_lines_between_rows_hold_no_row_and_the_lines_after_them_keep_their_numbers(tmp_path):
+    lines = SST_LINES[:2] + ["", " \t "] + SST_LINES[2:3] + ["4\tsst-4\t Fine .\t9"]
+    with pytest.raises(DataError, match=r"ids-sst-dev\.csv, line 6, column 'sentiment'"):
+        read_task_file(write_file(tmp_path, "ids-sst-dev.csv", lines), "sst")
+    dataset, report = read_task_file(write_file(tmp_path, "ids-sst-dev.csv", lines[:-1]), "sst")
+    assert dataset["id"] == ["sst-0", "sst-1"] and not report.skipped
+
+
+def test_a_utf_16_file_is_refused_as_utf_16_with_or_without_its_byte_order_mark(tmp_path):
+    path = tmp_path / "ids-sst-dev.csv"
+    for encoding in ("utf-16", "utf-16-le"):
+        path.write_bytes("\n".join(SST_LINES).encode(encoding))
+        with pytest.raises(DataError, match=r"ids-sst-dev\.csv: UTF-16 text .*`iconv -f utf-16 -t utf-8`"):
+            read_task_file(path, "sst")
+
+
+def test_a_gzip_compressed_file_is_refused_as_compressed(tmp_path):
+    import gzip
+
+    path = tmp_path / "ids-sst-dev.csv"
+    path.write_bytes(gzip.compress("\n".join(SST_LINES).encode("utf-8")))
+    with pytest.raises(DataError, match=r"ids-sst-dev\.csv: gzip-compressed, not text: decompress it first"):
+        read_task_file(path, "sst")
+
+
+def test_a_nul_character_inside_a_sentence_is_not_taken_for_utf_16(tmp_path):
+    lines = SST_LINES[:2] + ["2\tsst-2\t A\x00 fine film .\t3"]
+    dataset, _ = read_task_file(write_file(tmp_path, "ids-sst-dev.csv", lines), "sst")
+    assert dataset["sentence"][-1] == " A\x00 fine film ."
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -147,6 +147,13 @@ def test_prediction_files_use_the_course_submission_format(evaluated):
     float(sts_lines[1].split(" , ")[1])
 
 
+def test_a_prediction_file_reads_back_an_id_holding_the_formats_separator(tmp_path):
+    from hf_minbert.evaluation import write_prediction_file
+
+    write_prediction_file(tmp_path / "sts.csv", "sts", ["a , b", "c"], [4.25, 1.0])
+    assert read_prediction_file(tmp_path / "sts.csv", "sts") == (["a , b", "c"], [4.25, 1.0])
+
+
 def test_prediction_rows_follow_the_input_order_despite_length_sorted_batches(evaluated, data_dir):
     ids, _ = read_prediction_file(evaluated / "sst-dev-output.csv", "sst")
     assert ids == read_rows(data_dir, "ids-sst-dev.csv", "sst")["id"]

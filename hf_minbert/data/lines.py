@@ -11,9 +11,10 @@ from .schema import DataError
 
 
 class FileLines:
-    """Iterate `(line number, text)` over each line of `path` (from 1; line endings and a leading BOM removed) up
-    to its last line that is not blank; `.sha256` is the hex SHA-256 of the bytes the lines come from, taken as
-    they are read: what a record of the data names is what was read, whatever becomes of the file after.
+    """Iterate `(line number, text)` over each line of `path` that is not blank (numbered from 1, blank lines
+    counted; line endings and a leading BOM removed); `.sha256` is the hex SHA-256 of the bytes the lines come
+    from, taken as they are read: what a record of the data names is what was read, whatever becomes of the file
+    after.
 
     Lines end at "\\n", "\\r\\n" or "\\r", as the `csv` module's do. A line that is not UTF-8 raises
     `DataError` naming the file, the line and the character where the bad byte is.
@@ -23,6 +24,7 @@ class FileLines:
         path = Path(path)
         content = path.read_bytes()
         self.sha256 = hashlib.sha256(content).hexdigest()
+        _check_plain_text(content, path)
         self._lines = _numbered_lines(content, path)
 
     def __iter__(self):
@@ -32,11 +34,20 @@ class FileLines:
         return next(self._lines)
 
 
+def _check_plain_text(content: bytes, path):
+    """Files that are not text line by line, named as what they are: the advice for latin-1 would ruin them."""
+    if content.startswith(b"\x1f\x8b"):
+        raise DataError(f"{path}: gzip-compressed, not text: decompress it first (gunzip)")
+    start = content[:256]  # UTF-16 without its byte order mark: a NUL byte beside every ASCII character
+    if content.startswith((b"\xff\xfe", b"\xfe\xff")) or (start and start.count(0) >= len(start) // 3):
+        raise DataError(f"{path}: UTF-16 text (as Excel's \"Unicode Text\" saves it), not UTF-8: convert it, e.g. "
+                        "`iconv -f utf-16 -t utf-8`")
+
+
 def _numbered_lines(content: bytes, path):
-    raws = content.splitlines()
-    while raws and not raws[-1].strip():  # blank lines after the last row, as editors leave them, hold no row
-        raws.pop()
-    for number, raw in enumerate(raws, start=1):
+    for number, raw in enumerate(content.splitlines(), start=1):
+        if not raw.strip():  # a blank line holds no row (editors leave them after the last one)
+            continue
         text = _decode(raw, path, number)
         yield number, text.lstrip("\ufeff") if number == 1 else text
 
