@@ -458,6 +458,7 @@ def test_a_model_directory_that_does_not_exist_is_no_such_directory(data_dir, tm
 @pytest.mark.parametrize("device, reason", [
     ("gpu0", "not a torch device (cpu, cuda, cuda:1, mps, ...)"),
     ("cuda:99", "this torch cannot use that device ("),  # no CUDA here, or no 100th GPU
+    ("meta", "holds no data to compute with"),
 ])
 def test_a_device_torch_cannot_use_is_one_line_naming_the_flag_before_reading_data(
     saved_model, data_dir, tmp_path, capsys, monkeypatch, device, reason

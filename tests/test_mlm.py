@@ -234,12 +234,33 @@ def test_pretrain_mlm_refuses_a_model_with_task_encoders_of_its_own_before_readi
     (["--max_grad_norm", "nan"], "--max_grad_norm must lie in [0, inf), got nan"),
     (["--weight_decay", "-1"], "--weight_decay must lie in [0, inf), got -1.0"),
     (["--max_steps", "-1", "--num_train_epochs", "0"], "--num_train_epochs must lie in (0, inf), got 0.0"),
+    (["--label_smoothing_factor", "1"], "--label_smoothing_factor must lie in [0, 1), got 1.0"),
+    (["--warmup_steps", "inf"], "--warmup_steps must lie in [0, inf), got inf"),
+    (["--save_steps", "inf"], "--save_steps must lie in (0, inf), got inf"),
+    (["--neftune_noise_alpha", "-5"], "--neftune_noise_alpha must lie in (0, inf), got -5.0"),
 ])
 def test_pretrain_mlm_refuses_a_number_out_of_range_before_reading_texts(
     data_dir, base_dir, tmp_path, capsys, text_reads, flags, named
 ):
     assert pretrain_mlm(base_dir, data_dir, tmp_path / "out", *flags) == 2
     assert one_error_line(capsys) == f"minbert pretrain-mlm: {named}"
+    assert text_reads == [] and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--eval_strategy", "steps", "--eval_steps", "3", "--save_strategy", "steps", "--save_steps", "3",
+      "--load_best_model_at_end", "true", "--metric_for_best_model", "accuracy"],
+     "--metric_for_best_model accuracy: pretrain-mlm evaluates the held-out masked-LM loss only (loss)"),
+    (["--lr_scheduler_kwargs", '{"num_cycles": 2}'], "--lr_scheduler_type linear with --lr_scheduler_kwargs "
+                                                     '{"num_cycles": 2}: get_linear_schedule_with_warmup() got an'),
+    (["--optim", "adamw_bnb_8bit"], "--optim adamw_bnb_8bit: You need to install `bitsandbytes`"),
+    (["--fp16_full_eval", "true", "--bf16", "true"], "--fp16_full_eval cannot evaluate under bf16 autocast on a CPU"),
+])
+def test_pretrain_mlm_refuses_a_flag_its_trainer_would_fail_on_before_reading_texts(
+    data_dir, base_dir, tmp_path, capsys, text_reads, flags, named
+):
+    assert pretrain_mlm(base_dir, data_dir, tmp_path / "out", *flags) == 2
+    assert one_error_line(capsys).startswith(f"minbert pretrain-mlm: {named}")
     assert text_reads == [] and not (tmp_path / "out").exists()
 
 

@@ -219,6 +219,21 @@ def data_reads(monkeypatch):
     (["--output_dir", "/proc/minbert"], "--output_dir /proc/minbert: cannot write in /proc"),
     (["--lr_scheduler_kwargs", "notjson"], "--lr_scheduler_kwargs must be a JSON object of the scheduler's keyword"),
     (["--torch_compile", "true", "--torch_compile_backend", "nosuch"], "--torch_compile_backend nosuch: choose one of"),
+    (["--torch_compile_mode", "nope"], "--torch_compile_mode nope: choose one of default, reduce-overhead"),
+    (["--lr_scheduler_kwargs", '{"num_cycles": 2}'],
+     "--lr_scheduler_type linear with --lr_scheduler_kwargs {\"num_cycles\": 2}: get_linear_schedule_with_warmup() got"),
+    (["--lr_scheduler_type", "warmup_stable_decay"], "--lr_scheduler_type warmup_stable_decay with --lr_scheduler_kwargs {}:"),
+    (["--lr_scheduler_type", "cosine_with_min_lr"], "One of min_lr or min_lr_rate should be set"),
+    (["--warmup_steps", "inf"], "--warmup_steps must lie in [0, inf), got inf"),
+    (["--warmup_steps", "nan"], "--warmup_steps must lie in [0, inf), got nan"),
+    (["--warmup_steps", "1.5"], "--warmup_steps 1.5: give a whole number of steps, or a share of the run below 1"),
+    (["--logging_steps", "inf"], "--logging_steps must lie in (0, inf), got inf"),
+    (["--logging_steps", "nan"], "--logging_steps must lie in (0, inf), got nan"),
+    (["--eval_strategy", "steps", "--eval_steps", "-1"], "--eval_steps must lie in (0, inf), got -1.0"),
+    (["--save_strategy", "steps", "--save_steps", "nan"], "--save_steps must lie in (0, inf), got nan"),
+    (["--neftune_noise_alpha", "-5"], "--neftune_noise_alpha must lie in (0, inf), got -5.0"),
+    (["--fp16_full_eval", "true", "--bf16", "true"], "--fp16_full_eval cannot evaluate under bf16 autocast on a CPU"),
+    (["--use_liger_kernel", "true"], "--use_liger_kernel needs the liger_kernel package, which is not installed"),
 ])
 def test_a_bad_flag_fails_naming_it_before_the_data_is_read(base, data, tmp_path, capsys, data_reads, flags, named):
     assert train(base, data, tmp_path / "out", *flags) == 2
@@ -251,7 +266,8 @@ def test_library_arguments_refuse_a_nan_task_weight():
 def test_scheduler_kwargs_given_as_json_text_reach_the_trainer_as_a_mapping(tmp_path):
     from trainers import MultitaskTrainingArguments
 
-    args = MultitaskTrainingArguments(output_dir=str(tmp_path), lr_scheduler_kwargs='{"num_cycles": 2}')
+    args = MultitaskTrainingArguments(output_dir=str(tmp_path), lr_scheduler_type="cosine_with_restarts",
+                                      lr_scheduler_kwargs='{"num_cycles": 2}')
     assert args.lr_scheduler_kwargs == {"num_cycles": 2}
 
 

@@ -3,6 +3,8 @@
 Every field is a command-line flag through `HfArgumentParser` (and a key in a JSON/YAML config file).
 Per-task values are written `sst=2,para=6,sts=8`, or as one number for every task (trainers/per_task.py).
 """
+import importlib.util
+import json
 import logging
 import math
 import os
@@ -106,6 +108,52 @@ def check_trainer_numbers(args):
             raise ValueError(f"--{name} must lie in [0, 2**32), got {getattr(args, name)}")
     if args.dataloader_num_workers < 0:
         raise ValueError(f"--dataloader_num_workers must be at least 0, got {args.dataloader_num_workers}")
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
+
+
+def check_trainer_flags(args):
+    """TrainingArguments' flags that it accepts, or fails on with an error naming no flag (int(inf)), and that
+    Trainer or torch then fail on, or silently ignore, after the data is read and the model built: step intervals,
+    warmup, NEFTune's noise, label smoothing, the compile mode, fp16 evaluation on a CPU, the packages a flag needs.
+    Call it before TrainingArguments' own checks."""
+    for name in ("logging_steps", "save_steps", "eval_steps"):  # NaN or -1 would turn logging or saving off
+        if getattr(args, name) is not None:
+            _check_range(name, getattr(args, name), 0, low_open=True)
+    _check_range("warmup_steps", args.warmup_steps, 0)
+    if args.warmup_steps >= 1 and args.warmup_steps != int(args.warmup_steps):
+        raise ValueError(f"--warmup_steps {args.warmup_steps}: give a whole number of steps, or a share of the run "
+                         "below 1")
+    if args.neftune_noise_alpha is not None:
+        _check_range("neftune_noise_alpha", args.neftune_noise_alpha, 0, low_open=True)
+    _check_range("label_smoothing_factor", args.label_smoothing_factor, 0, 1, high_open=True)
+    if args.torch_compile_mode is not None and args.torch_compile_mode not in COMPILE_MODES:
+        raise ValueError(f"--torch_compile_mode {args.torch_compile_mode}: choose one of {', '.join(COMPILE_MODES)}")
+    # On a CPU, CPU autocast meets the fp16 weights (torch fails at the first evaluation): bf16 is on by default
+    # where the CPU multiplies bf16 natively.
+    if args.fp16_full_eval and args.bf16 and (args.use_cpu or not _has_accelerator()):
+        raise ValueError("--fp16_full_eval cannot evaluate under bf16 autocast on a CPU: use --bf16_full_eval, or "
+                         "--bf16 false")
+    for flag, package in (("use_liger_kernel", "liger_kernel"), ("deepspeed", "deepspeed")):
+        if getattr(args, flag) and importlib.util.find_spec(package) is None:
+            raise ValueError(f"--{flag} needs the {package} package, which is not installed: pip install {package}")
+
+
+def check_scheduler_builds(args, kwargs):
+    """Build the scheduler --lr_scheduler_type and --lr_scheduler_kwargs ask for on a stand-in optimizer: a
+    keyword its function lacks, or one it needs, is an error naming both flags now, not a TypeError from inside
+    Trainer once the data is read."""
+    import torch
+    from transformers import get_scheduler
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    name = _value(args.lr_scheduler_type)
+    try:
+        get_scheduler(name, optimizer, num_warmup_steps=0, num_training_steps=100, scheduler_specific_kwargs=kwargs)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"--lr_scheduler_type {name} with --lr_scheduler_kwargs {json.dumps(kwargs or {})}: "
+                         f"{str(error).strip().splitlines()[0]}") from None
 
 
 @dataclass
@@ -275,12 +323,14 @@ class MultitaskTrainingArguments(TrainingArguments):
         if (self.bf16 or self.bf16_full_eval) and not self.use_cpu and not _has_accelerator():
             self.use_cpu = True
         self._check_warmup()
+        check_trainer_flags(self)
         self.check_optimizer_choice()  # before TrainingArguments turns optim into an enum (and again at training)
         self._check_compile_backend()  # accelerate's own message would not name the flag
         if isinstance(self.resume_from_checkpoint, str):  # a path (TrainingArguments expands only output_dir's ~)
             self.resume_from_checkpoint = os.path.expanduser(self.resume_from_checkpoint)
         super().__post_init__()
         self._check_scheduler_kwargs()
+        check_scheduler_builds(self, self.scheduler_kwargs())
         if self.include_for_metrics:  # MultitaskTrainer scores each task from its predictions alone
             given = self.include_for_metrics
             raise ValueError(f"--include_for_metrics {given if isinstance(given, str) else ' '.join(given)}: MultitaskTrainer's "
@@ -373,7 +423,6 @@ class MultitaskTrainingArguments(TrainingArguments):
         for name in ("task_weights", "smart_weight"):
             check_per_task_weights(getattr(self, name), name)
         check_per_task_probabilities(self.pair_swap_probability, "pair_swap_probability")
-        _check_range("label_smoothing_factor", self.label_smoothing_factor, 0, 1, high_open=True)
         check_per_task_counts(self.task_epoch_rows, "task_epoch_rows")
         check_per_task_counts(self.task_epoch_passes, "task_epoch_passes", minimum=1)
         if self.task_epoch_passes and self.task_sampling not in CAPPED_STRATEGIES:

@@ -77,6 +77,8 @@ def torch_device(flag, name):
         device = torch.device(name)
     except RuntimeError:
         raise CommandError(f"{flag} {name}: not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
+    if device.type == "meta":  # tensors without data: nothing could be computed
+        raise CommandError(f"{flag} {name}: holds no data to compute with; choose cpu, cuda, mps, ...")
     try:
         torch.empty(0, device=device)
     except (RuntimeError, AssertionError) as error:  # AssertionError: "Torch not compiled with CUDA enabled"

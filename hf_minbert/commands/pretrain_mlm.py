@@ -92,10 +92,21 @@ class MlmArguments:
         return names
 
 
+@dataclass
+class MlmTrainingArguments(TrainingArguments):
+    """TrainingArguments, with the flags it would accept (or fail on naming no flag) checked first."""
+
+    def __post_init__(self):
+        from trainers.arguments import check_trainer_flags
+
+        check_trainer_flags(self)
+        super().__post_init__()
+
+
 def parse_arguments(argv):
     from .config_file import parse_with_config_file
 
-    parser = HfArgumentParser((MlmArguments, TrainingArguments), prog="minbert pretrain-mlm")
+    parser = HfArgumentParser((MlmArguments, MlmTrainingArguments), prog="minbert pretrain-mlm")
     parser.set_defaults(output_dir="")  # unset, TrainingArguments would pick ./trainer_output: check_run refuses it
     return parse_with_config_file(parser, argv)
 
@@ -178,13 +189,18 @@ def check_run(mlm_args, training_args):
     from hf_minbert import MinBertConfig, embedded_base_model
     from hf_minbert.data.tokenization import save_input_names
     from hf_minbert.modeling_minbert import check_one_encoder
-    from trainers.arguments import check_trainer_numbers
+    from trainers.arguments import check_scheduler_builds, check_trainer_numbers
 
     from .common import check_model_source, check_tokenizer_fits
     from .output_folder import check_output_folder
     from .train import check_report_to
 
     check_trainer_numbers(training_args)
+    check_scheduler_builds(training_args, training_args.lr_scheduler_kwargs)
+    _check_optimizer_available(training_args)
+    if training_args.metric_for_best_model not in (None, "loss", "eval_loss"):  # the held-out MLM loss is all it scores
+        raise ValueError(f"--metric_for_best_model {training_args.metric_for_best_model}: pretrain-mlm evaluates the "
+                         "held-out masked-LM loss only (loss)")
     if not training_args.output_dir:
         raise ValueError("--output_dir is required: the folder the further-pretrained model is written to")
     if training_args.fp16 and training_args.device.type == "cpu":  # accelerate runs no fp16 autocast on a CPU
@@ -207,6 +223,20 @@ def check_run(mlm_args, training_args):
     check_report_to(training_args.report_to)
     _check_resumed_checkpoint(training_args.resume_from_checkpoint, config)
     return path, tokenizer
+
+
+def _check_optimizer_available(training_args):
+    """--optim names an optimizer whose package is installed: Trainer would find out after the texts are read."""
+    try:
+        Trainer.get_optimizer_cls_and_kwargs(training_args)
+    except ImportError as error:
+        raise ValueError(f"--optim {_optim_name(training_args)}: {str(error).strip().splitlines()[0]}") from None
+    except Exception:  # noqa: BLE001 - anything else needs the model, and Trainer reports it with the model at hand
+        pass
+
+
+def _optim_name(training_args):
+    return getattr(training_args.optim, "value", training_args.optim)
 
 
 def _check_resumed_checkpoint(checkpoint, config):
