@@ -229,6 +229,8 @@ class MinBertConfig(PretrainedConfig):
             raise ValueError(
                 f"hidden_size ({hidden_size}) must be a multiple of num_attention_heads ({num_attention_heads})"
             )
+        if isinstance(hidden_act, str) and hidden_act not in ACT2FN:  # found out at the first forward otherwise
+            raise ValueError(f"hidden_act must be one of {sorted(ACT2FN)}, got {hidden_act!r}")
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers
@@ -394,6 +396,16 @@ def checked_default_task(default_task, tasks):
     if default_task not in tasks:
         raise ValueError(f"default_task={default_task!r} is not one of this model's tasks: {', '.join(tasks)}")
     return default_task
+
+
+def check_segment_embeddings(type_vocab_size, tasks, where="this checkpoint"):
+    """A cross-encoded pair head reads its second sentence as segment B (token type 1): a checkpoint with one token
+    type (type_vocab_size=1) has no embedding for it, and every pair would fail inside the embedding lookup."""
+    cross = [name for name, spec in tasks.items() if spec.get("pair_encoding") == "cross"]
+    if cross and type_vocab_size < 2:
+        raise ValueError(f"{where} has type_vocab_size={type_vocab_size}: no token type for the second sentence of the "
+                         f"cross-encoded pair head(s) {', '.join(cross)}; bi-encode them (pair_encoding bi) or train "
+                         "single-sentence tasks only")
 
 
 def check_requested_labels(config, requested):

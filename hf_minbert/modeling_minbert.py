@@ -32,7 +32,14 @@ except ImportError:  # transformers 4.x: torch's initializers, and a base _init_
 from transformers.modeling_outputs import BaseModelOutputWithPooling, MaskedLMOutput, SequenceClassifierOutput
 from transformers.modeling_utils import PreTrainedModel
 
-from .configuration_minbert import MinBertConfig, is_minbert_config, is_multitask_architecture
+from .configuration_minbert import (
+    LABEL_FIELDS,
+    MinBertConfig,
+    check_requested_labels,
+    check_segment_embeddings,
+    is_minbert_config,
+    is_multitask_architecture,
+)
 from .modeling_minbert_conversion import hub_kwargs, load_multitask
 from .modeling_minbert_heads import (
     MinBertBiEncoderHead,
@@ -290,6 +297,7 @@ class MinBertForMultitask(MinBertPreTrainedModel):
 
     def __init__(self, config):
         super().__init__(config)
+        check_segment_embeddings(config.type_vocab_size, config.tasks)
         config.sync_labels_with_default_task()
         self.encoders = encoder_variant(config)
         bert, self.task_encoders, self.static_bert = self.encoders.build(config, MinBertModel, MinBertStaticEncoder)
@@ -341,8 +349,14 @@ class MinBertForMultitask(MinBertPreTrainedModel):
         """`PreTrainedModel.from_pretrained`, which also loads a checkpoint with one shared encoder (a BERT, a plain
         multitask minBERT, a `MinBertForMaskedLM`) into a CerBERTus, Triple-BERT or static-encoder model: pass
         `task_specific_layers=k`, `task_specific_embeddings=True` or `static_encoder=True` (or a config saying so).
-        Each task's own layers start as copies of those they replace (`modeling_minbert_conversion`)."""
-        return load_multitask(super().from_pretrained, pretrained_model_name_or_path, model_args, kwargs)
+        Each task's own layers start as copies of those they replace (`modeling_minbert_conversion`).
+
+        num_labels/id2label/label2id must agree with the default head's labels (pick the head with default_task=):
+        a BERT checkpoint's config would take them, and the model then answer with its default head all the same."""
+        requested = {key: kwargs[key] for key in LABEL_FIELDS if key in kwargs}
+        loaded = load_multitask(super().from_pretrained, pretrained_model_name_or_path, model_args, kwargs)
+        check_requested_labels((loaded[0] if isinstance(loaded, tuple) else loaded).config, requested)
+        return loaded
 
     def encode_for_tasks(self, tasks, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None,
                          output_attentions=None, output_hidden_states=None, position_ids=None):

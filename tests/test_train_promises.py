@@ -174,6 +174,42 @@ def test_a_bad_flag_is_one_line_naming_it_before_any_training(base, data, tmp_pa
 
 
 @pytest.fixture
+def one_token_type_base(tmp_path, tokenizer):
+    """A BERT checkpoint with a single token type (type_vocab_size=1), as some BERT-family models are."""
+    torch.manual_seed(0)
+    MinBertModel(MinBertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                               intermediate_size=64, max_position_embeddings=128,
+                               type_vocab_size=1)).save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    return tmp_path / "base"
+
+
+def test_a_checkpoint_with_one_token_type_is_refused_for_cross_encoded_pairs_before_the_data_is_read(
+        one_token_type_base, data, tmp_path, capsys, data_reads):
+    assert train(one_token_type_base, data, tmp_path / "out") == 2
+    assert capsys.readouterr().err.strip() == (
+        f"minbert train: --model_name_or_path {one_token_type_base} has type_vocab_size=1: no token type for the second "
+        "sentence of the cross-encoded pair head(s) para; bi-encode them (pair_encoding bi) or train single-sentence "
+        "tasks only")
+    assert data_reads == []
+
+
+@pytest.mark.slow
+def test_a_checkpoint_with_one_token_type_trains_bi_encoded_pairs(one_token_type_base, data, tmp_path):
+    assert train(one_token_type_base, data, tmp_path / "out", "--pair_encoding", "para=bi,sts=bi") == 0
+
+
+def test_a_checkpoint_whose_config_asks_for_attentions_is_refused_before_the_data_is_read(
+        base, data, tmp_path, capsys, data_reads):
+    # transformers 5 refuses to save such a config beside SDPA attention: the run would be lost at its first save.
+    shutil.copytree(base, tmp_path / "base")
+    config = json.loads((tmp_path / "base" / "config.json").read_text())
+    (tmp_path / "base" / "config.json").write_text(json.dumps({**config, "output_attentions": True}))
+    assert train(tmp_path / "base", data, tmp_path / "out") == 2
+    assert "config.json sets output_attentions true" in capsys.readouterr().err and data_reads == []
+
+
+@pytest.fixture
 def data_reads(monkeypatch):
     """The calls of `minbert train`'s data reader: a check made before any data is read leaves it empty."""
     from hf_minbert.commands import train as train_command

@@ -12,7 +12,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from transformers import DataCollatorWithPadding, TrainerCallback
+from transformers import AutoTokenizer, DataCollatorWithPadding, TrainerCallback
 from transformers.trainer_utils import IntervalStrategy
 
 from tests.helpers import REPO_ROOT, scoring_tiny_model, tiny_model, tiny_task_rows
@@ -210,6 +210,16 @@ def test_the_tokenizer_saved_with_the_model_names_its_inputs(tmp_path, tokenizer
     trainer.save_model()
     saved = json.loads((tmp_path / "out" / "tokenizer_config.json").read_text())
     assert saved["model_input_names"] == ["input_ids", "token_type_ids", "attention_mask"]
+
+
+def test_a_tokenizer_without_token_types_saved_with_the_model_returns_them_for_a_pair(tmp_path, tokenizer):  # noqa: F811
+    # The trainer reads a pair's second sentence as segment B: a direct model(**tokenizer(a, b)) must too.
+    plain = copy.deepcopy(tokenizer)
+    plain.model_input_names = ["input_ids", "attention_mask"]
+    trainer = _plain_trainer(tmp_path, plain)
+    trainer.save_model()
+    reloaded = AutoTokenizer.from_pretrained(tmp_path / "out")
+    assert reloaded("a b", "c")["token_type_ids"] == [0, 0, 0, 0, 1, 1]
 
 
 # --- options refused -----------------------------------------------------------------------------------

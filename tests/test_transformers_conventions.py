@@ -84,6 +84,29 @@ def test_a_multitask_model_from_a_bert_classifier_names_its_labels_after_its_def
     assert model.config.id2label == dict(enumerate(model.config.tasks["sst"]["labels"]))
 
 
+def test_num_labels_asked_of_a_multitask_model_from_a_bert_checkpoint_must_fit_its_default_head(bert_classifier_dir):
+    # The BERT config would take num_labels=2, and the model answer with its 5-way default head all the same.
+    with pytest.raises(ValueError, match=r"num_labels=2 does not fit this checkpoint: its default head 'sst' answers 5"):
+        MinBertForMultitask.from_pretrained(bert_classifier_dir[0], num_labels=2)
+    model = MinBertForMultitask.from_pretrained(bert_classifier_dir[0], num_labels=2, default_task="para")
+    assert model.config.num_labels == 2 and model.config.default_task == "para"
+
+
+def test_a_multitask_model_with_one_token_type_refuses_cross_encoded_pair_heads_and_takes_bi_encoded_ones(tiny_config):
+    with pytest.raises(ValueError, match=r"type_vocab_size=1: no token type for the second sentence of the "
+                                         r"cross-encoded pair head\(s\) para, sts"):
+        MinBertForMultitask(_config(tiny_config, type_vocab_size=1))
+    config = _config(tiny_config, type_vocab_size=1)
+    config.tasks = {**config.tasks, "para": {**config.tasks["para"], "pair_encoding": "bi"},
+                    "sts": {**config.tasks["sts"], "pair_encoding": "bi"}}
+    assert MinBertForMultitask(config).config.type_vocab_size == 1
+
+
+def test_an_activation_transformers_does_not_know_is_refused_with_the_config_not_at_the_first_forward():
+    with pytest.raises(ValueError, match=r"hidden_act must be one of \[.*'gelu'.*\], got 'bogus_act'"):
+        MinBertConfig(hidden_act="bogus_act")
+
+
 # --- BERT options minBERT does not compute -----------------------------------------------------------------
 
 

@@ -133,6 +133,7 @@ def _check_checkpoint_flags(model_args, training_args, specs):
     """The flags that must fit the checkpoint: the sequence length its positions allow, the architecture its
     layers allow, the tasks its task-owned layers allow."""
     from hf_minbert import MinBertConfig
+    from hf_minbert.configuration_minbert import check_segment_embeddings
     from hf_minbert.modeling_minbert_conversion import check_architecture_change
 
     path = model_path(model_args)
@@ -143,6 +144,11 @@ def _check_checkpoint_flags(model_args, training_args, specs):
         raise ValueError(f"--max_seq_length {training_args.max_seq_length} exceeds the model's "
                          f"max_position_embeddings ({config.max_position_embeddings}, {path})")
     check_architecture_change(config, architecture_overrides(model_args, config.num_hidden_layers), path)
+    check_segment_embeddings(config.type_vocab_size, specs, f"--model_name_or_path {path}")
+    if config.output_attentions:  # every step would compute them; transformers 5 then refuses to save the model
+        raise ValueError(f"--model_name_or_path {path}: its config.json sets output_attentions true, which "
+                         "transformers cannot save beside SDPA attention: set it to false (a call with "
+                         "output_attentions=True still returns them)")
     new = [task for task in specs if task not in config.tasks]
     if (config.task_specific_layers or config.task_specific_embeddings) and new:
         raise ValueError(f"new task(s) {', '.join(new)}: {path} is a {config.architecture} model, each of its tasks "

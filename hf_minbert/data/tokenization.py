@@ -104,8 +104,15 @@ def save_input_names(tokenizer):
     """Have `tokenizer` write the names of its outputs into the tokenizer_config.json it saves, and return it.
     transformers 5.0-5.2 load the tokenizer of a remote-code model (a model type they do not know) as a generic
     one that returns only the inputs its config names: without them no token_type_ids, and a sentence pair then
-    reads as one sentence (wrong answers, or a refusal by a head that reads both orders)."""
-    tokenizer.init_kwargs["model_input_names"] = list(tokenizer.model_input_names)
+    reads as one sentence (wrong answers, or a refusal by a head that reads both orders).
+
+    token_type_ids is among them whatever the tokenizer said: minBERT reads a pair's second sentence as segment B,
+    and training, evaluation and the pipelines always ask for it, so `model(**tokenizer(a, b))` must get it too."""
+    names = list(tokenizer.model_input_names)
+    if "token_type_ids" not in names:
+        names.insert(names.index("input_ids") + 1 if "input_ids" in names else 0, "token_type_ids")
+    tokenizer.model_input_names = names
+    tokenizer.init_kwargs["model_input_names"] = list(names)
     return tokenizer
 
 
