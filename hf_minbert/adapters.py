@@ -103,10 +103,11 @@ class AdapterArguments:
             raise ValueError(f"--peft {self.peft!r}: choose one of {', '.join(METHODS)} (or --peft_config FILE)")
         if self.peft_config is not None and self.peft is not None:
             raise ValueError("--peft and --peft_config both choose the method: give one of them")
-        if self.peft is None and self.peft_config is None:
-            given = [name for name in ("lora_r", "lora_alpha", "lora_dropout", "peft_target_modules") if getattr(self, name) is not None]
-            if given or self.peft_per_task:
-                raise ValueError(f"--{(given or ['peft_per_task'])[0]} needs --peft (or --peft_config)")
+        given = [name for name in ("lora_r", "lora_alpha", "lora_dropout", "peft_target_modules") if getattr(self, name) is not None]
+        if self.peft_config is not None and given:  # the file's settings are the adapter's: the flag would be ignored
+            raise ValueError(f"--{given[0]} does not apply to --peft_config {self.peft_config}: set it in the file")
+        if self.peft is None and self.peft_config is None and (given or self.peft_per_task):
+            raise ValueError(f"--{(given or ['peft_per_task'])[0]} needs --peft (or --peft_config)")
         # peft's configs take any value and fail (or not) only inside the model.
         if self.lora_r is not None and self.lora_r < 1:
             raise ValueError(f"--lora_r must be >= 1, got {self.lora_r}")

@@ -455,6 +455,18 @@ def test_a_model_directory_that_does_not_exist_is_no_such_directory(data_dir, tm
     assert capsys.readouterr().err.strip() == f"minbert evaluate: --model {missing}: no such directory"
 
 
+@pytest.mark.parametrize("flags, error", [
+    (["--tasks", "para", "--sst_dev", "nothere.csv"], "--sst_dev: sst is not among the tasks scored (para)"),
+    (["--tasks", "para", "--sts_test", "nothere.csv"], "--sts_test: sts is not among the tasks scored (para)"),
+    (["--tasks", "sst", "--average_pair_orders", "para"], "--average_pair_orders para: para is not among the tasks scored (sst)"),
+])
+def test_a_file_or_option_for_a_task_not_scored_is_refused_before_reading_data(
+        saved_model, data_dir, tmp_path, capsys, flags, error):
+    status = minbert(["evaluate", "--model", str(saved_model), "--data_dir", str(data_dir),
+                      "--output_dir", str(tmp_path / "out"), *flags])
+    assert status == 2 and capsys.readouterr().err.strip() == f"minbert evaluate: {error}"
+
+
 @pytest.mark.parametrize("device, reason", [
     ("gpu0", "not a torch device (cpu, cuda, cuda:1, mps, ...)"),
     ("cuda:99", "this torch cannot use that device ("),  # no CUDA here, or no 100th GPU

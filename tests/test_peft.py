@@ -155,6 +155,14 @@ def test_a_flag_the_method_does_not_take_is_refused():
         add_adapters(_model(), AdapterArguments(peft="ia3", lora_r=4))
 
 
+@pytest.mark.parametrize("flag, value", [("lora_r", 16), ("lora_alpha", 3.0), ("lora_dropout", 0.2),
+                                         ("peft_target_modules", "key")])
+def test_an_adapter_flag_beside_a_peft_config_file_is_refused_as_the_file_decides(tmp_path, flag, value):
+    (tmp_path / "lora.json").write_text(json.dumps({"peft_type": "LORA", "r": 4}))
+    with pytest.raises(ValueError, match=rf"--{flag} does not apply to --peft_config .*lora\.json: set it in the file"):
+        AdapterArguments(peft_config=str(tmp_path / "lora.json"), **{flag: value})
+
+
 def test_adapter_flags_without_a_method_are_refused():
     with pytest.raises(ValueError, match="--lora_r needs --peft"):
         AdapterArguments(lora_r=8)

@@ -266,6 +266,7 @@ def main(argv=None) -> int:
         if args.tasks is None:
             check_model_source("--model", args.model)
             args.tasks = model_tasks(args.model)
+        check_task_flags_apply(args)
         inputs = read_files(resolve_files(args), args.skip_bad_rows)
         model, tokenizer = load_model(args, device)
     except CommandError as error:
@@ -287,6 +288,18 @@ def main(argv=None) -> int:
     print(format_table(table, metrics))
     print(f"wrote predictions and metrics.json to {output_dir}")
     return 0
+
+
+def check_task_flags_apply(args):
+    """A file or option given for a task that is not scored would be ignored: a typo in --tasks, or in the flag."""
+    for task in TASK_SCHEMAS:
+        for flag in (f"{task}_dev", f"{task}_test"):
+            if getattr(args, flag, None) is not None and task not in args.tasks:
+                raise CommandError(f"--{flag}: {task} is not among the tasks scored ({', '.join(args.tasks)})")
+    for task in args.average_pair_orders or ():
+        if task not in args.tasks:
+            raise CommandError(f"--average_pair_orders {task}: {task} is not among the tasks scored "
+                               f"({', '.join(args.tasks)})")
 
 
 def prediction_file_name(task, split):

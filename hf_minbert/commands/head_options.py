@@ -130,8 +130,8 @@ def _typed(option, value):
         from trainers.per_task import as_float
 
         dropout = as_float(value, option)
-        if not 0 <= dropout <= 1:  # also refuses NaN
-            raise ValueError(f"--head_dropout: a dropout probability lies in [0, 1], got {value!r}")
+        if not 0 <= dropout < 1:  # also refuses NaN; 1 would zero every feature the head reads
+            raise ValueError(f"--head_dropout: a dropout probability lies in [0, 1), got {value!r}")
         return dropout
     if option in BOOLEAN_HEAD_OPTIONS:
         if value.lower() not in ("true", "false", "1", "0"):

@@ -39,7 +39,7 @@ from hf_minbert import recipe
 
 from .common import check_model_source, check_tokenizer_fits, load_tokenizer, readable_weights
 from .head_options import base_task_specs, task_specs
-from .train_arguments import ARCHITECTURES, model_path, parse_arguments
+from .train_arguments import ARCHITECTURES, DEV_FILE_TASKS, model_path, parse_arguments
 from .train_data import always_rows, load_task_data, skipped_rows_record, training_data_record, training_source_paths
 
 logger = logging.getLogger("minbert.train")
@@ -119,6 +119,14 @@ def check_run(model_args, data_args, training_args, specs, adapter_args=None):
         raise ValueError("--early_stopping_patience needs --load_best_model_at_end and --metric_for_best_model "
                          "(evaluation and saving on the same schedule)")
     _check_implied_pairs_apply(data_args, specs)
+    _check_dev_files_apply(data_args, specs)
+
+
+def _check_dev_files_apply(data_args, specs):
+    # A dev file of a task not trained would be ignored, unread: a typo in --tasks, or in the flag.
+    for task in DEV_FILE_TASKS:
+        if getattr(data_args, f"{task}_dev", None) is not None and task not in specs:
+            raise ValueError(f"--{task}_dev: {task} is not among the tasks trained ({', '.join(specs)})")
 
 
 def _check_implied_pairs_apply(data_args, specs):

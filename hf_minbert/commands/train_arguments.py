@@ -72,8 +72,8 @@ class ModelArguments:
             raise ValueError(f"--architecture: choose one of {', '.join(ARCHITECTURES)}; got {self.architecture!r}")
         if self.task_specific_layers is not None and self.task_specific_layers < 0:
             raise ValueError(f"--task_specific_layers must be at least 0, got {self.task_specific_layers}")
-        if self.hidden_dropout_prob is not None and not 0 <= self.hidden_dropout_prob <= 1:  # also refuses NaN
-            raise ValueError(f"--hidden_dropout_prob: a dropout probability lies in [0, 1], got {self.hidden_dropout_prob}")
+        if self.hidden_dropout_prob is not None and not 0 <= self.hidden_dropout_prob < 1:  # also refuses NaN; 1 zeroes
+            raise ValueError(f"--hidden_dropout_prob: a dropout probability lies in [0, 1), got {self.hidden_dropout_prob}")
 
 
 @dataclass
