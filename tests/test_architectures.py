@@ -455,7 +455,7 @@ def test_architecture_flags_build_the_architecture(checkpoint, tmp_path, flags, 
         (["--task_specific_layers", "3"], "needs --task_specific_layers k with 1 <= k <= 2"),
         (["--architecture", "triple", "--task_specific_layers", "1"], "contradicts --architecture triple"),
         (["--architecture", "tree"], "choose one of multitask, cerbertus, triple"),
-        (["--head_activation", "sst=gleu"], "head_activation must be one of"),
+        (["--head_layers", "sst=2", "--head_activation", "sst=gleu"], "head_activation must be one of"),
     ],
 )
 def test_bad_architecture_flags_are_refused_by_name(checkpoint, tmp_path, flags, message):

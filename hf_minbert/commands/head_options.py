@@ -71,6 +71,7 @@ def task_specs(model_args, base_tasks, recipe_defaults=True, fresh_heads=None):
     for option in TASK_HEAD_OPTIONS:
         for task, value in _per_task_strings(getattr(model_args, option), option, names, single).items():
             specs[task][option] = _typed(option, value)
+    _check_head_options_apply(model_args, specs, names, single)
     recipe_tasks = names if recipe_defaults else list(fresh_course)  # the heads the recipe gives
     for option, tasks in recipe.CROSS_HEAD_FIELDS.items():
         chosen = _per_task_strings(getattr(model_args, option), option, names)
@@ -80,6 +81,34 @@ def task_specs(model_args, base_tasks, recipe_defaults=True, fresh_heads=None):
     if not recipe_defaults:
         _check_trained_head_shapes({task: spec for task, spec in specs.items() if task not in fresh}, base_tasks)
     return specs
+
+
+def _check_head_options_apply(model_args, specs, names, single):
+    """A head option its head has no use for would be written into config.json and do nothing: refused where
+    it names the task, or where one value for every task fits none of them."""
+    for option in ("head_layers", "head_dropout", "head_activation", "head_pooling", "bi_features"):
+        value = getattr(model_args, option)
+        if value is None:
+            continue
+        settings = _per_task_strings(value, option, names, single)
+        misfits = {task: why for task in settings if (why := _unused_option(specs[task], option))}
+        if misfits and ("=" in str(value) or len(misfits) == len(settings)):
+            task, why = next(iter(misfits.items()))
+            raise ValueError(f"--{option} {task}={settings[task]}: {why}")
+
+
+def _unused_option(spec, option):
+    """Why `spec`'s head has no use for `option`, or None."""
+    bi = spec["pair_encoding"] == "bi"
+    if option == "head_pooling" and bi:
+        return "a bi-encoder mean-pools each sentence's tokens"
+    if option == "bi_features" and not bi:
+        return f"bi_features applies to bi-encoded pair heads, and this one is {spec['pair_encoding']}-encoded"
+    if option in ("head_layers", "head_dropout", "head_activation") and bi and spec["bi_features"] == "cosine":
+        return "a bi-encoder's scaled cosine (bi_features cosine) has no layers"
+    if option == "head_activation" and int(spec["head_layers"]) == 1:
+        return "a one-layer head has no hidden layer to activate (head_layers 2 or more)"
+    return None
 
 
 def _shape_options(spec):
