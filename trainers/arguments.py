@@ -27,6 +27,10 @@ from .smart import DROPOUT_MASKS
 logger = logging.getLogger(__name__)
 
 SMART_VARIANTS = ("smart", "gaussian")
+SMART_OPTIONS = ("smart_variant", "smart_steps", "smart_step_size", "smart_epsilon", "smart_noise_std", "smart_norm",
+                 "smart_dropout_masks")
+MNR_OPTIONS = ("mnr_task", "mnr_scale", "mnr_symmetric")
+COSENT_OPTIONS = ("cosent_task", "cosent_scale")
 # The schedules Trainer steps with metric_for_best_model's value, each minimising it unless told mode="max".
 METRIC_STEPPED_SCHEDULERS = ("reduce_lr_on_plateau", "greedy")
 # SMART is off by default: its passes run in fp32 (bf16 would round its perturbation away), which makes an SST
@@ -361,6 +365,7 @@ class MultitaskTrainingArguments(TrainingArguments):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1")
         self._check_numbers()
+        self._check_loss_options_apply()
 
     def _check_compile_backend(self):
         from accelerate.utils import DynamoBackend
@@ -450,6 +455,20 @@ class MultitaskTrainingArguments(TrainingArguments):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
         self._check_sampling_options_apply()  # after their ranges: a bad value is named as such first
+
+    def _check_loss_options_apply(self):
+        """An option of a loss its weight turns off would be ignored, yet stand in the run's record as if it had
+        shaped the run: one set to other than its default is refused."""
+        smart_off = not any(as_float(weight, "smart_weight") for weight in given_values(self.smart_weight, "smart_weight"))
+        options = {"smart_weight": (smart_off, SMART_OPTIONS), "mnr_weight": (self.mnr_weight == 0, MNR_OPTIONS),
+                   "cosent_weight": (self.cosent_weight == 0, COSENT_OPTIONS),
+                   "ordinal_weight": (self.ordinal_weight == 0, ("ordinal_task",)),
+                   "smart_proximal_weight": (self.smart_proximal_weight == 0, ("smart_momentum",))}
+        for weight, (off, names) in options.items():
+            changed = [name for name in names if off and getattr(self, name) != self.__dataclass_fields__[name].default]
+            if changed:
+                raise ValueError(f"--{changed[0]} {getattr(self, changed[0])}: --{weight} 0 turns its term off, so "
+                                 "it would change nothing")
 
     def _check_sampling_options_apply(self):
         """An option of another sampling strategy than --task_sampling would be ignored, yet stand in the run's

@@ -145,6 +145,11 @@ class DataArguments:
             raise ValueError(f"--implied_pairs_per_question must be at least 0, got {self.implied_pairs_per_question}")
         if (self.num_folds is None) != (self.held_out_fold is None):
             raise ValueError("--num_folds and --held_out_fold go together: give both or neither")
+        if self.num_folds is None and self.fold_seed != self.__dataclass_fields__["fold_seed"].default:
+            raise ValueError(f"--fold_seed {self.fold_seed}: it seeds --num_folds' folds, and no folds are asked for")
+        if not self.skip_bad_rows and self.max_bad_row_share != self.__dataclass_fields__["max_bad_row_share"].default:
+            raise ValueError(f"--max_bad_row_share {self.max_bad_row_share}: with --skip_bad_rows false no bad row is "
+                             "skipped (the first one is an error)")
         if self.num_folds is not None and self.num_folds < 2:
             raise ValueError(f"--num_folds must be at least 2, got {self.num_folds}")
         if self.num_folds is not None and not 0 <= self.held_out_fold < self.num_folds:
