@@ -247,6 +247,7 @@ def data_reads(monkeypatch):
     (["--ordinal_task", "para"], "--ordinal_task para: --ordinal_weight 0 turns its term off"),
     (["--smart_momentum", "0.9"], "--smart_momentum 0.9: --smart_proximal_weight 0 turns its term off"),
     (["--fold_seed", "3"], "--fold_seed 3: it seeds --num_folds' folds, and no folds are asked for"),
+    (["--push_to_hub", "true", "--hub_model_id", "a/b/c"], "--hub_model_id a/b/c: Repo id must be in the form"),
     (["--skip_bad_rows", "false", "--max_bad_row_share", "0.5"], "--max_bad_row_share 0.5: with --skip_bad_rows false"),
     (["--head_dropout", "sst=2"], "--head_dropout"),
     (["--head_dropout", "sst=1"], "--head_dropout: a dropout probability lies in [0, 1), got '1'"),
@@ -650,6 +651,13 @@ def test_push_to_hub_sends_the_card_minbert_train_wrote_from_its_whole_record(ba
     card = Path(sent["README.md"]).read_text()
     assert card == (tmp_path / "model" / "README.md").read_text() and "Bad data rows skipped while reading" in card
     assert 'model_id = "someone/tiny"' in card  # the usage snippet loads the repository, not the local folder
+
+
+def test_push_to_hub_without_a_token_is_refused_before_the_data_is_read(base, data, tmp_path, no_token, capsys,
+                                                                         data_reads):
+    assert train(base, data, tmp_path / "model", "--push_to_hub", "true", "--hub_model_id", "someone/tiny") == 2
+    assert capsys.readouterr().err.startswith("minbert train: --push_to_hub: cannot use the Hub at ")
+    assert data_reads == []
 
 
 def test_a_data_file_moved_while_the_model_trains_neither_loses_the_model_nor_changes_its_record(

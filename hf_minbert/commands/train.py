@@ -37,7 +37,7 @@ from transformers import AutoTokenizer, EarlyStoppingCallback
 
 from hf_minbert import recipe
 
-from .common import check_model_source, check_tokenizer_fits, load_tokenizer, readable_weights
+from .common import check_model_source, check_tokenizer_fits, first_line, load_tokenizer, readable_weights
 from .head_options import base_task_specs, task_specs
 from .train_arguments import ARCHITECTURES, DEV_FILE_TASKS, model_path, parse_arguments
 from .train_data import always_rows, load_task_data, skipped_rows_record, training_data_record, training_source_paths
@@ -120,6 +120,26 @@ def check_run(model_args, data_args, training_args, specs, adapter_args=None):
                          "(evaluation and saving on the same schedule)")
     _check_implied_pairs_apply(data_args, specs)
     _check_dev_files_apply(data_args, specs)
+    check_push_to_hub(training_args)
+
+
+def check_push_to_hub(training_args):
+    """--push_to_hub: the repository name is one and the Hub takes the token, now rather than after training."""
+    if not training_args.push_to_hub:
+        return
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    from hf_minbert.hub import HubAccessError, check_hub_access
+
+    if training_args.hub_model_id is not None:
+        try:
+            validate_repo_id(training_args.hub_model_id)
+        except HFValidationError as error:
+            raise ValueError(f"--hub_model_id {training_args.hub_model_id}: {first_line(error)}") from None
+    try:
+        check_hub_access(training_args.hub_token)
+    except HubAccessError as error:
+        raise ValueError(f"--push_to_hub: {error}") from None
 
 
 def _check_dev_files_apply(data_args, specs):
