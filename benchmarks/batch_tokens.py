@@ -21,6 +21,8 @@ from pathlib import Path
 
 import transformers
 
+from trainers.per_task import check_per_task_counts, parse_task_values
+
 from default_recipe import default_recipe
 from result_files import print_machine, run_header, save_results
 
@@ -79,6 +81,12 @@ def main(argv=None):
     options = parser.parse_args(argv)
     if not 0 < options.fraction <= 1 or options.repeats < 1:
         parser.error("--fraction must be in (0, 1] and --repeats at least 1")
+    for budget in options.budgets:  # checked as minbert train checks them, before the first run trains
+        try:
+            check_per_task_counts(budget, "batch_tokens")
+            parse_task_values(budget, "batch_tokens", ["sst", "para", "sts"], every=["sst", "para", "sts"])
+        except ValueError as error:
+            parser.error(f"--budgets {budget}: {error}")
     transformers.logging.set_verbosity_error()
     print_machine()
     runs = {variant: [] for variant in (ROWS, *options.budgets)}

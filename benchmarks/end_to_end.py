@@ -261,6 +261,12 @@ class _InOrderTrainer(Trainer):
         return torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=self.data_collator)
 
 
+def on_the_peers_steps(ours, peer):
+    """minBERT's step seconds on the global steps the peer counts (NaN where the peer's is: each of its models'
+    first step, which is not training), so that both sides' figures come from the same steps."""
+    return np.where(np.isnan(peer[:len(ours)]), np.nan, ours)
+
+
 def summarize(seconds, tokens, flops, rows, warmup):
     timed = slice(warmup, None)
     counted = ~np.isnan(seconds[timed])
@@ -380,6 +386,10 @@ def main(argv=None):
         parser.error("--steps, --warmup and --eval_rows must be at least 1")
     if options.profile_steps < 0 or options.profile_top < 1:
         parser.error("--profile_steps must be at least 0 and --profile_top at least 1")
+    owned = [flag for flag in ("--max_steps", "--task_sampling", "--num_train_epochs")
+             if any(word == flag or word.startswith(flag + "=") for word in shlex.split(options.minbert_flags))]
+    if owned:  # the steps replayed on the peer's side are the default sampler's, counted by --steps and --warmup
+        parser.error(f"--minbert_flags: {owned[0]} is the script's to set (--steps, --warmup)")
     transformers.logging.set_verbosity_error()
     print_machine()
     timed_end = options.warmup + options.steps
@@ -408,11 +418,12 @@ def main(argv=None):
         trainer.train()
         ours_s = clock.step_seconds()[:timed_end]
         print(f"minBERT: {np.sum(ours_s[options.warmup:]):.1f} s for {options.steps} steps", flush=True)
+    same_steps = on_the_peers_steps(ours_s, peer_s)
     report = {**run_header("end_to_end.py", argv), "steps": options.steps, "warmup": options.warmup,
               "precision": "bf16" if bf16 else "fp32", "minbert_flags": options.minbert_flags,
               "eval_rows": options.eval_rows,
               "task_steps": {t: sum(1 for task, _ in batches[options.warmup:] if task == t) for t in PEER_LABELS},
-              "minbert": summarize(ours_s, ours_tokens, ours_flops, rows, options.warmup),
+              "minbert": summarize(same_steps, ours_tokens, ours_flops, rows, options.warmup),
               "peer": summarize(peer_s, peer_tokens, peer_flops, rows, options.warmup),
               "inference": inference, "matmul": peak,
               "profile": profiler.summary(options.profile_top),

@@ -37,8 +37,11 @@ def pair_order_scores(model_dir, dev, task, batch_size=128):
     def predict(rows):
         return predict_task(model, tokenizer, rows, task, batch_size=batch_size, bf16=True, progress=False).scores
 
+    cross = model.config.task_spec(task)["pair_encoding"] == "cross"  # a bi-encoder's cosine has no order
+    if cross:  # each order alone, also for a model that averages both (today's default para head)
+        model.config.tasks[task]["average_pair_orders"] = False
     forward, backward = predict(dev), predict(swapped)
-    if model.config.task_spec(task)["pair_encoding"] == "cross":  # a bi-encoder's cosine has no order
+    if cross:
         model.config.tasks[task]["average_pair_orders"] = True
     averaged = predict(dev)
     kind = model.config.task_spec(task)["kind"]

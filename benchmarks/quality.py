@@ -19,6 +19,7 @@ AutoModelForSequenceClassification per task from the same weights, Trainer defau
 3 epochs), bf16 — cross-encoded pairs, CE for sst and para, MSE for sts.
 """
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -26,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from result_files import machine_name
+from result_files import machine_name, save_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -300,11 +301,18 @@ def main(argv=None):
                         help="name the suite (default: quality, or quality-Nepoch with --epochs): a new name starts an "
                              "empty one, so rows measured on another recipe or data stay in theirs")
     parser.add_argument("--work_dir", default=None, help="where models are trained (default: runs/<suite>)")
+    parser.add_argument("--out_dir", default=None, help="where the suite's <suite>.json and .md are read and written "
+                                                        "(default: benchmarks/results)")
     parser.add_argument("--max_train_samples", type=int, default=None, help="cap rows per task (quick checks; recorded)")
     parser.add_argument("--extra", default="", help="extra `minbert train` flags for every training row")
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--render", action="store_true", help="only rewrite the suite's markdown table from its JSON")
     args = parser.parse_args(argv)
+    if args.epochs is not None and not 0 < args.epochs < float("inf"):  # also refuses NaN
+        parser.error(f"--epochs must be a positive number, got {args.epochs}")
+    if args.max_train_samples is not None and args.max_train_samples < 1:
+        parser.error(f"--max_train_samples must be at least 1, got {args.max_train_samples}")
+    args.out_dir = Path(args.out_dir) if args.out_dir else RESULTS
     if args.list:
         width = max(map(len, ROWS))
         for name, description in ROWS.items():
@@ -312,15 +320,22 @@ def main(argv=None):
         return 0
     args.suite = args.suite or ("quality" if args.epochs is None else f"quality-{args.epochs:g}epoch")
     if args.render:
-        _save_results(_load_results(args.suite), args.suite)
-        print(render_table(_load_results(args.suite)))
+        if not (args.out_dir / f"{args.suite}.json").exists():
+            parser.error(f"--render: no suite {args.suite!r} in {args.out_dir} (its {args.suite}.json)")
+        _save_results(_load_results(args), args)
+        print(render_table(_load_results(args)))
         return 0
     rows = [row.strip() for row in args.rows.split(",") if row.strip()]
     unknown = [row for row in rows if row not in ROWS]
     if unknown:
         parser.error(f"unknown row(s) {unknown}; known: {', '.join(ROWS)}")
     args.work_dir = args.work_dir or str(ROOT / "runs" / args.suite)
-    results, failed = _load_results(args.suite), []
+    results, failed = _load_results(args), []
+    capped_over_full = [row for row in rows if args.max_train_samples and row in results
+                        and not results[row].get("max_train_samples")]
+    if capped_over_full:
+        parser.error(f"--max_train_samples would replace the full-data result of {', '.join(capped_over_full)} in "
+                     f"{args.out_dir / (args.suite + '.json')}: give quick checks their own --out_dir or --suite")
     runner = {"peer": run_peer, "mlm": run_mlm_row, **{name: run_ensemble_row for name in ENSEMBLE_SELECTION},
               "distilled": run_distilled_row, "distilled_all": run_distilled_row, "distilled_oof": run_distilled_oof_row,
               **{name: run_rescored_row for name in RESCORED_ROWS}, **{name: run_curriculum_row for name in CURRICULUM_ROWS},
@@ -330,7 +345,7 @@ def main(argv=None):
         cpu_before = _cpu_times()
         try:
             result = runner[row](args, results, row) if row in runner else run_training_row(row, args)
-        except subprocess.CalledProcessError as error:
+        except (subprocess.CalledProcessError, SystemExit) as error:  # SystemExit: a composite row's missing parts
             # A suite runs for hours unattended: one failed row must not cost the rows after it.
             print(f"=== {row} FAILED: {error}", file=sys.stderr, flush=True)
             failed.append(row)
@@ -339,7 +354,7 @@ def main(argv=None):
         if steal is not None:  # a row's minutes are only comparable when the host took little of the CPU
             result["cpu_steal_share"] = steal
         results[row] = result
-        _save_results(results, args.suite)
+        _save_results(results, args)
         print(json.dumps(result, indent=2), flush=True)
     print(render_table(results))
     if failed:
@@ -622,15 +637,13 @@ def _parameters(model_dir):
     return None if total is None else round(total / 1e6, 1)
 
 
-def _load_results(suite):
-    path = RESULTS / f"{suite}.json"
+def _load_results(args):
+    path = args.out_dir / f"{args.suite}.json"
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _save_results(results, suite):
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{suite}.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / f"{suite}.md").write_text(render_table(results) + "\n")
+def _save_results(results, args):
+    save_results(args.out_dir, args.suite, results, render_table(results) + "\n")
 
 
 def render_table(results):
@@ -686,22 +699,12 @@ NOISE_OVERALL = 0.01
 def distillation_summary(results, ensemble="ensemble", distilled="distilled"):
     """The ensemble's (and, once it exists, the distilled model's) overall score against the best single
     trained row, the share of the ensemble's gain the distilled model keeps, and a warning when that gain is
-    only noise."""
-    best = _best_single_row(results, ensemble)
-    if best is None:
+    only noise; where no member is a row of the suite, the comparison with its members on held-out dev rows only."""
+    if ensemble not in results:
         return None
-    reference = results[best]["overall"]
-    gain = results[ensemble]["overall"] - reference
-    text = f"Against the best single trained row ({best}): {ensemble} {gain:+.4f} overall"
-    if distilled in results:
-        text += f", {distilled} model {results[distilled]['overall'] - reference:+.4f}"
-        share = distillation_gain_kept(results, ensemble, distilled)
-        if share is not None and gain >= NOISE_OVERALL:
-            text += f"; the {distilled} model keeps {share:.0%} of the ensemble's gain"
-    if gain < NOISE_OVERALL:
-        text += f". An ensemble gain below {NOISE_OVERALL} is within run-to-run noise"
-        text += ": no share of it is stated." if distilled in results else "."
-    text += "" if text.endswith(".") else "."
+    best, text = _best_single_row(results, ensemble), ""
+    if best is not None:
+        text = _against_best_member(results, ensemble, distilled, best)
     held_out = results[ensemble].get("held_out_overall")
     if held_out and ENSEMBLE_SELECTION[ensemble] == "greedy":
         text += (f" Scored on dev rows that did not choose them (selection cross-fitted over two halves of each dev set), "
@@ -711,7 +714,24 @@ def distillation_summary(results, ensemble="ensemble", distilled="distilled"):
         text += (f" Against its own members (the best per task picked on one half of each dev set, scored on the "
                  f"other): {held_out['ensemble']:.4f} overall against {held_out['best_single']:.4f}, "
                  f"{held_out['ensemble'] - held_out['best_single']:+.4f} from averaging.")
-    return text
+    return text.strip() or None
+
+
+def _against_best_member(results, ensemble, distilled, best):
+    reference = results[best]["overall"]
+    gain = results[ensemble]["overall"] - reference
+    text = f"Against its best member row ({best}): {ensemble} {gain:+.4f} overall"
+    if distilled in results:
+        text += f", {distilled} model {results[distilled]['overall'] - reference:+.4f}"
+        share = distillation_gain_kept(results, ensemble, distilled)
+        if share is not None and gain >= NOISE_OVERALL:
+            text += f"; the {distilled} model keeps {share:.0%} of the ensemble's gain"
+    if abs(gain) < NOISE_OVERALL:
+        text += f". A difference below {NOISE_OVERALL} is within run-to-run noise"
+        text += ": no share of the gain is stated." if distilled in results else "."
+    elif gain < 0:
+        text += f". The ensemble scores below its best member by more than run-to-run noise ({NOISE_OVERALL})."
+    return text if text.endswith(".") else text + "."
 
 
 def distillation_gain_kept(results, ensemble="ensemble", distilled="distilled"):
@@ -724,9 +744,17 @@ def distillation_gain_kept(results, ensemble="ensemble", distilled="distilled"):
 
 
 def _best_single_row(results, ensemble):
-    """The single-model row with the best overall score, once the ensemble row exists."""
-    singles = [name for name in results if name in TRAIN_ROWS or name == "mlm"]
-    if ensemble not in results or not singles:
+    """The ensemble's member row with the best overall score (its members are the model folders its command
+    names, by row name); None before the ensemble row exists, where no member is a row of this suite, or where a
+    member's row was measured again after the ensemble was built (it then holds another model's scores)."""
+    if ensemble not in results:
+        return None
+    words = results[ensemble].get("command", "").split()
+    folders = words[words.index("--models") + 1:] if "--models" in words else []
+    members = [Path(folder).name for folder in itertools.takewhile(lambda word: not word.startswith("--"), folders)]
+    singles = [name for name in members if name in results and (name in TRAIN_ROWS or name == "mlm")]
+    built = results[ensemble].get("date", "9999")
+    if not singles or any(results[name].get("date", "") > built for name in singles):
         return None
     return max(singles, key=lambda name: results[name]["overall"])
 

@@ -40,17 +40,24 @@ def run_header(script, argv):
 def append_history(out_dir, name, row):
     """The history of the report `<name>.json` in `out_dir` (one row per earlier run; none without a
     report), then `row`: rerunning a benchmark adds its run to the table instead of replacing it."""
+    path = Path(out_dir) / f"{name}.json"
+    if not path.exists():
+        return [row]
     try:
-        history = json.loads((Path(out_dir) / f"{name}.json").read_text()).get("history", [])
-    except (OSError, ValueError):
-        history = []
+        history = json.loads(path.read_text()).get("history", [])
+    except (OSError, ValueError) as error:  # starting afresh would drop every earlier run from the table
+        raise SystemExit(f"{path}: cannot read its history ({error}); restore it (git checkout {path}) or move it "
+                         "away, then run again") from None
     return history + [row]
 
 
 def save_results(out_dir, name, report, table):
-    """Write `report` as <name>.json and `table` as <name>.md under `out_dir`, and say where."""
+    """Write `report` as <name>.json and `table` as <name>.md under `out_dir`, and say where. Each file is
+    written beside its place and then renamed into it: an interrupted write leaves the previous results whole."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / f"{name}.md").write_text(table)
+    for path, text in ((out / f"{name}.json", json.dumps(report, indent=2) + "\n"), (out / f"{name}.md", table)):
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(text)
+        os.replace(partial, path)
     print(f"wrote {out / f'{name}.json'} and {out / f'{name}.md'}")

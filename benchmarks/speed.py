@@ -95,6 +95,8 @@ def parse_args(argv) -> SpeedSettings:
         p.error("--profile_top must be non-negative")
     if args.warmup < 0:
         p.error("--warmup must be non-negative")
+    if args.threads is not None and args.threads < 1:
+        p.error("--threads must be at least 1")
     if args.seq_length < 4:
         p.error("--seq_length must be at least 4 ([CLS] a [SEP] b [SEP] needs room)")
     return SpeedSettings(**{**vars(args), "cells": tuple(args.cells)})

@@ -133,3 +133,29 @@ def test_the_pair_order_benchmark_finds_no_order_in_pairs_of_one_sentence_twice(
     scores = benchmark.pair_order_scores(tmp_path, twice, "para")
     assert scores["label changes"] == 0.0
     assert scores["as given"] == scores["swapped"] == scores["averaged"]
+
+
+def test_the_pair_order_benchmark_scores_each_order_alone_also_for_a_model_that_averages_both(tmp_path, tokenizer):
+    benchmark = load_benchmark("pair_order")
+    spec = {**tiny_model().config.tasks["para"], "average_pair_orders": True}
+    torch.manual_seed(0)
+    model = tiny_model(tasks={"para": spec}).eval()
+    rows = tiny_task_rows(n=32)["para"]
+
+    def logits(first, second):
+        model.config.tasks["para"]["average_pair_orders"] = False
+        with torch.no_grad():
+            return torch.tensor([model(**tokenizer(a, b, return_tensors="pt"), task="para").logits.item()
+                                 for a, b in zip(rows[first], rows[second])])
+
+    with torch.no_grad():  # segment B far from segment A, and the decision boundary amid the answers
+        model.bert.embeddings.token_type_embeddings.weight[1] *= 20
+        model.heads["para"].layers[-1].bias -= logits("sentence1", "sentence2").median()
+    given, swapped = logits("sentence1", "sentence2"), logits("sentence2", "sentence1")
+    changed = ((given > 0) != (swapped > 0)).float().mean().item()
+    assert changed > 0  # the two orders get different answers somewhere
+    model.config.tasks["para"]["average_pair_orders"] = True
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    scores = benchmark.pair_order_scores(tmp_path, rows, "para")
+    assert scores["label changes"] > 0  # each order scored alone (the model's averaging answers both alike)

@@ -19,6 +19,12 @@ def _row(overall, sst=0.5):
             "minutes": 1.0, "max_train_samples": None, "parameters_millions": 22.7}
 
 
+def _ensemble(overall, members=("default", "multitask")):
+    """An ensemble row whose command names its members' folders (rows of the suite)."""
+    return {**_row(overall), "command": "minbert ensemble --selection greedy --models "
+                                        + " ".join(f"runs/quality/{member}" for member in members) + " --output_dir x"}
+
+
 def _fake_minbert(calls, seconds=1.0):
     """A stand-in for quality._minbert that records (command, flags) and writes what a run leaves in its
     --output_dir: metrics.json (and an ensemble's selection record)."""
@@ -38,12 +44,12 @@ def _suite_args(tmp_path, epochs=None):
 
 
 def test_distilled_model_keeps_its_share_of_the_ensembles_gain_over_the_best_single_row(quality):
-    results = {"default": _row(0.70), "multitask": _row(0.72), "ensemble": _row(0.76), "distilled": _row(0.735)}
+    results = {"default": _row(0.70), "multitask": _row(0.72), "ensemble": _ensemble(0.76), "distilled": _row(0.735)}
     assert quality.distillation_gain_kept(results) == pytest.approx(0.375)
 
 
 def test_no_share_is_claimed_when_the_ensemble_gains_nothing(quality):
-    results = {"default": _row(0.72), "ensemble": _row(0.72), "distilled": _row(0.73)}
+    results = {"default": _row(0.72), "ensemble": _ensemble(0.72), "distilled": _row(0.73)}
     assert quality.distillation_gain_kept(results) is None
 
 
@@ -77,25 +83,25 @@ def test_a_named_suite_keeps_its_own_results_file_and_work_dir(quality, tmp_path
 
 
 def test_summary_warns_that_a_share_of_a_noise_sized_gain_means_little(quality):
-    results = {"default": _row(0.730), "ensemble": _row(0.731), "distilled": _row(0.725)}
+    results = {"default": _row(0.730), "ensemble": _ensemble(0.731), "distilled": _row(0.725)}
     summary = quality.distillation_summary(results)
     assert "+0.0010" in summary and "-0.0050" in summary and "noise" in summary and "keeps" not in summary
 
 
 def test_an_equal_weight_ensemble_is_compared_with_its_own_members_on_dev_rows_that_did_not_pick_them(quality):
-    ensemble = {**_row(0.752), "held_out_overall": {"ensemble": 0.7524, "best_single": 0.7393}}
+    ensemble = {**_ensemble(0.752), "held_out_overall": {"ensemble": 0.7524, "best_single": 0.7393}}
     summary = quality.distillation_summary({"default": _row(0.760), "ensemble_folds": ensemble}, "ensemble_folds")
     assert all(figure in summary for figure in ("0.7524", "0.7393", "+0.0131"))
 
 
 def test_summary_of_a_real_gain_states_the_share_kept_without_a_warning(quality):
-    results = {"default": _row(0.70), "ensemble": _row(0.76), "distilled": _row(0.745)}
+    results = {"default": _row(0.70), "ensemble": _ensemble(0.76), "distilled": _row(0.745)}
     summary = quality.distillation_summary(results)
     assert "75%" in summary and "noise" not in summary
 
 
 def test_summary_adds_the_ensembles_gain_on_dev_rows_that_did_not_choose_it(quality):
-    ensemble = {**_row(0.76), "held_out_overall": {"ensemble": 0.741, "best_single": 0.735}}
+    ensemble = {**_ensemble(0.76), "held_out_overall": {"ensemble": 0.741, "best_single": 0.735}}
     summary = quality.distillation_summary({"default": _row(0.70), "ensemble": ensemble, "distilled": _row(0.745)})
     assert all(figure in summary for figure in ("0.7410", "0.7350", "+0.0060"))
 
@@ -126,8 +132,8 @@ def test_a_rerun_ensemble_row_replaces_its_ensemble(quality, tmp_path, monkeypat
 
 
 def test_each_ensemble_row_is_summarized_with_its_own_distilled_row(quality):
-    results = {"default": _row(0.70), "ensemble": _row(0.76), "distilled": _row(0.745),
-               "ensemble_all": {**_row(0.72), "held_out_overall": {"ensemble": 0.72, "best_single": 0.7}},
+    results = {"default": _row(0.70), "ensemble": _ensemble(0.76), "distilled": _row(0.745),
+               "ensemble_all": {**_ensemble(0.72), "held_out_overall": {"ensemble": 0.72, "best_single": 0.7}},
                "distilled_all": _row(0.71)}
     table = quality.render_table(results)
     assert all(figure in table for figure in ("+0.0600", "+0.0450", "75%"))
@@ -149,9 +155,9 @@ def test_a_suites_epoch_budget_applies_to_every_row_but_the_one_that_sets_its_ow
 
 
 def test_an_ensemble_without_its_distilled_row_yet_is_summarized_alone(quality):
-    summary = quality.distillation_summary({"default": _row(0.730), "ensemble_all": _row(0.733)}, "ensemble_all", "distilled_all")
+    summary = quality.distillation_summary({"default": _row(0.730), "ensemble_all": _ensemble(0.733)}, "ensemble_all", "distilled_all")
     assert "ensemble_all +0.0030" in summary and "noise" in summary and "distilled" not in summary
-    assert quality.distillation_gain_kept({"default": _row(0.70), "ensemble": _row(0.76)}) is None
+    assert quality.distillation_gain_kept({"default": _row(0.70), "ensemble": _ensemble(0.76)}) is None
 
 
 def test_the_out_of_fold_row_trains_each_folds_teachers_without_it_then_distills_from_their_averages(
@@ -212,7 +218,7 @@ def test_the_curriculum_sentence_stages_flags_are_minbert_train_arguments(qualit
 
 
 def test_the_out_of_fold_student_is_summarized_against_the_equal_weight_ensemble(quality):
-    results = {"default": _row(0.70), "ensemble_all": _row(0.72), "distilled_oof": _row(0.715)}
+    results = {"default": _row(0.70), "ensemble_all": _ensemble(0.72), "distilled_oof": _row(0.715)}
     summaries = [line for line in quality.render_table(results).splitlines() if line.startswith("Against")]
     assert summaries == [quality.distillation_summary(results, "ensemble_all", "distilled_oof")]
     assert "distilled_oof" in summaries[0] and "75%" in summaries[0]
@@ -390,3 +396,47 @@ def test_the_soup_row_without_its_members_says_to_run_them_first(quality, tmp_pa
     args = quality.argparse.Namespace(work_dir=str(tmp_path), data_dir="data")
     with pytest.raises(SystemExit, match="needs the models of default_no_dev_repeats"):
         quality.run_soup_row(args, {}, "soup_default_seeds")
+
+
+def test_an_ensemble_is_compared_with_its_own_members_not_with_a_better_row_outside_it(quality):
+    results = {"default": _row(0.70), "multitask": _row(0.72), "lr_3e-5": _row(0.80), "ensemble": _ensemble(0.73)}
+    assert quality.distillation_summary(results).startswith("Against its best member row (multitask): ensemble +0.0100")
+
+
+def test_an_ensemble_whose_member_row_was_measured_again_since_states_no_comparison_with_it(quality):
+    results = {"default": {**_row(0.75), "date": "2026-12-03"}, "multitask": {**_row(0.72), "date": "2026-11-22"},
+               "ensemble": {**_ensemble(0.73), "date": "2026-11-22"}}
+    assert quality.distillation_summary(results) is None
+
+
+def test_an_ensemble_clearly_below_its_best_member_is_not_called_noise(quality):
+    summary = quality.distillation_summary({"default": _row(0.76), "multitask": _row(0.70), "ensemble": _ensemble(0.74)})
+    assert "-0.0200" in summary and "below its best member by more than run-to-run noise" in summary
+
+
+def test_a_quick_capped_run_does_not_replace_a_rows_full_data_result(quality, tmp_path, monkeypatch, capsys):
+    (tmp_path / "quality.json").write_text(json.dumps({"default": _row(0.76)}))
+    monkeypatch.setattr(quality, "run_training_row", lambda row, args: pytest.fail("trained"))
+    with pytest.raises(SystemExit):
+        quality.main(["--rows", "default", "--max_train_samples", "50", "--out_dir", str(tmp_path)])
+    assert "would replace the full-data result of default" in capsys.readouterr().err
+
+
+def test_render_of_a_suite_that_does_not_exist_writes_nothing(quality, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        quality.main(["--render", "--suite", "qualty", "--out_dir", str(tmp_path)])
+    assert "no suite 'qualty'" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flags", [["--epochs", "nan"], ["--epochs", "0"], ["--max_train_samples", "0"]])
+def test_a_suite_flag_out_of_range_is_refused(quality, tmp_path, flags):
+    with pytest.raises(SystemExit):
+        quality.main([*flags, "--out_dir", str(tmp_path)])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_composite_row_missing_its_parts_is_reported_and_the_suite_goes_on(quality, tmp_path, monkeypatch):
+    monkeypatch.setattr(quality, "RESULTS", tmp_path)
+    monkeypatch.setattr(quality, "run_training_row", lambda row, args: _row(0.7))
+    status = quality.main(["--rows", "soup_default_seeds,default", "--work_dir", str(tmp_path / "runs")])
+    assert status != 0 and "default" in json.loads((tmp_path / "quality.json").read_text())

@@ -3,6 +3,7 @@ ran on, because MFU is a share of that machine's own measured peak and the proje
 are counted per real sequence; the end-to-end ceiling is what the peak allows against the peer."""
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -70,3 +71,39 @@ def test_a_new_run_adds_its_row_to_the_committed_history(result_files, name):
 
 def test_the_first_run_starts_the_history(result_files, tmp_path):
     assert result_files.append_history(tmp_path, "speed", {"label": "first"}) == [{"label": "first"}]
+
+
+def test_an_unreadable_results_file_stops_the_run_instead_of_dropping_its_history(result_files, tmp_path):
+    (tmp_path / "speed.json").write_text('{"history": [{"label": "a"}')  # cut short by an interrupted write
+    with pytest.raises(SystemExit, match=r"speed\.json: cannot read its history"):
+        result_files.append_history(tmp_path, "speed", {"label": "b"})
+
+
+def test_saving_results_replaces_both_files_whole(result_files, tmp_path):
+    result_files.save_results(tmp_path, "speed", {"history": [1]}, "| a |\n")
+    result_files.save_results(tmp_path, "speed", {"history": [1, 2]}, "| b |\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["speed.json", "speed.md"]
+    assert (tmp_path / "speed.md").read_text() == "| b |\n"
+
+
+def test_minbert_is_timed_on_the_global_steps_the_peer_counts(end_to_end):
+    ours = np.array([0.5, 0.2, 0.3, 0.4])
+    peer = np.array([np.nan, 0.3, np.nan, 0.5])  # each peer model's first step is not training
+    assert np.isnan(end_to_end.on_the_peers_steps(ours, peer)).tolist() == [True, False, True, False]
+
+
+@pytest.mark.parametrize("flags", ["--max_steps 5", "--task_sampling=all_tasks", "--num_train_epochs 1"])
+def test_end_to_end_refuses_minbert_flags_that_would_change_the_steps_it_replays(end_to_end, flags):
+    with pytest.raises(SystemExit):
+        end_to_end.main([f"--minbert_flags={flags}"])
+
+
+def test_speed_refuses_zero_threads():
+    with pytest.raises(SystemExit):
+        load_benchmark("speed").parse_args(["--threads", "0"])
+
+
+@pytest.mark.parametrize("budget", ["sst=abc", "foo=768"])
+def test_batch_tokens_refuses_a_budget_before_its_first_run(budget):
+    with pytest.raises(SystemExit):
+        load_benchmark("batch_tokens").main(["--budgets", budget])
