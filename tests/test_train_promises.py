@@ -547,6 +547,21 @@ def test_a_model_saved_in_the_staging_folder_but_not_moved_is_not_discarded_sile
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("flag, value", [("--learning_rate", "0.1"), ("--weight_decay", "0.9"),
+                                         ("--layerwise_lr_decay", "0.5"), ("--head_lr_multiplier", "100")])
+def test_resuming_with_optimizer_settings_its_state_was_not_built_with_is_refused_before_the_data_is_read(
+        base, data, tmp_path, capsys, flag, value):
+    # The optimizer state resuming restores holds the old settings: the run would train with them, its record
+    # saying otherwise.
+    assert train(base, data, tmp_path / "model", "--save_strategy", "steps", "--save_steps", "1") == 0
+    checkpoint = tmp_path / "model" / "checkpoint-1"
+    assert train(base, data, tmp_path / "again", "--resume_from_checkpoint", str(checkpoint), flag, value) == 2
+    error = capsys.readouterr().err
+    assert f"--resume_from_checkpoint {checkpoint}: its optimizer state, which resuming restores" in error
+    assert f"{flag} {float(value)}" in error and not (tmp_path / "again").exists()
+
+
+@pytest.mark.slow
 def test_an_unfinished_run_is_refused_unless_resumed_or_discarded(base, data, tmp_path, capsys):
     output = tmp_path / "model"
     assert train(base, data, output, "--save_strategy", "steps", "--save_steps", "1", "--max_steps", "2") == 0

@@ -7,6 +7,7 @@ training (a `save_only_model` checkpoint has neither, nor the optimizer's: resum
 a warning naming what restarts).
 """
 import dataclasses
+import json
 import logging
 import os
 
@@ -16,6 +17,11 @@ from transformers import TrainerCallback
 logger = logging.getLogger(__name__)
 
 MULTITASK_STATE_NAME = "multitask_state.pt"
+OPTIMIZER_SETTINGS_NAME = "optimizer_settings.json"
+# What the optimizer's parameter groups hold (their base learning rates and weight decay, AdamW's constants):
+# optimizer.pt and scheduler.pt restore them on resume, whatever the flags now say.
+OPTIMIZER_SETTINGS = ("learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon",
+                      "layerwise_lr_decay", "head_lr_multiplier")
 
 
 def build_smart(args, tasks, model):
@@ -48,6 +54,29 @@ def save_multitask_state(smart, pcgrad_generator, output_dir):
     if smart is not None and smart.teacher is not None:
         state["mean_teacher"] = {"weights": smart.teacher.model.state_dict(), "num_updates": smart.teacher.num_updates}
     torch.save(state, os.path.join(output_dir, MULTITASK_STATE_NAME))
+
+
+def save_optimizer_settings(args, output_dir):
+    settings = {name: getattr(args, name) for name in OPTIMIZER_SETTINGS}
+    with open(os.path.join(output_dir, OPTIMIZER_SETTINGS_NAME), "w") as handle:
+        json.dump(settings, handle, indent=2)
+
+
+def check_optimizer_settings(args, checkpoint):
+    """A ValueError where `args` ask for optimizer settings other than those `checkpoint`'s optimizer state was
+    built with: resuming restores the saved ones, so the run would silently train with them while its record
+    says otherwise. A checkpoint without the record (an older one) is not checked."""
+    path = os.path.join(checkpoint, OPTIMIZER_SETTINGS_NAME)
+    if not os.path.isfile(path):
+        return
+    with open(path) as handle:
+        saved = json.load(handle)
+    changed = [f"--{name} {getattr(args, name)} (it holds {saved[name]})" for name in OPTIMIZER_SETTINGS
+               if name in saved and getattr(args, name) != saved[name]]
+    if changed:
+        raise ValueError(f"--resume_from_checkpoint {checkpoint}: its optimizer state, which resuming restores, was "
+                         f"built with other settings: {'; '.join(changed)}; resume with the flags it was trained "
+                         "with, or start a new run from its weights (--model_name_or_path)")
 
 
 def load_multitask_state(smart, pcgrad_generator, checkpoint, model, pcgrad=True):

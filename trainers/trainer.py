@@ -56,7 +56,14 @@ from .cpu_memory import keep_freed_memory
 from .log_level import apply_log_level
 from .losses import cosent_loss, paraphrase_mnr_loss, sentence_keys
 from .multitask_data import MultitaskCollator
-from .multitask_state import MeanTeacherUpdate, build_smart, load_multitask_state, save_multitask_state
+from .multitask_state import (
+    MeanTeacherUpdate,
+    build_smart,
+    check_optimizer_settings,
+    load_multitask_state,
+    save_multitask_state,
+    save_optimizer_settings,
+)
 from .ordinal import check_ordinal_task, squared_emd_loss
 from .pair_order import check_pair_order, pair_order_generator, randomly_swapped
 from .pcgrad import pcgrad_backward
@@ -540,8 +547,11 @@ class MultitaskTrainer(Trainer):
         super()._save_optimizer_and_scheduler(output_dir)
         if self.args.should_save:
             save_multitask_state(self.smart, self._pcgrad_generator, output_dir)
+            save_optimizer_settings(self.args, output_dir)
 
     def _load_optimizer_and_scheduler(self, checkpoint):
+        if checkpoint is not None:
+            check_optimizer_settings(self.args, checkpoint)
         super()._load_optimizer_and_scheduler(checkpoint)
         if checkpoint is None:
             return

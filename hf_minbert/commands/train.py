@@ -197,6 +197,7 @@ def _check_resumed_checkpoint(model_args, training_args, specs):
     """--resume_from_checkpoint DIR must be a Trainer checkpoint of the model this run builds: another layout
     fails in the middle of loading its weights or optimizer state, after the data is read."""
     from hf_minbert import MinBertConfig
+    from trainers.multitask_state import check_optimizer_settings
 
     checkpoint = training_args.resume_from_checkpoint
     if not isinstance(checkpoint, str):  # True: the output folder's last checkpoint, found by Trainer
@@ -215,6 +216,7 @@ def _check_resumed_checkpoint(model_args, training_args, specs):
         raise ValueError(f"--resume_from_checkpoint {checkpoint}: its model differs from the one these flags build "
                          f"({'; '.join(differences)}): resume with the flags it was trained with")
     check_checkpoint_files(checkpoint, folder)
+    check_optimizer_settings(training_args, checkpoint)
 
 
 def checkpoint_config(checkpoint, command):
@@ -240,6 +242,7 @@ def _check_resumed_adapter_checkpoint(adapter_args, training_args, specs):
     import json
 
     from hf_minbert.adapters import SHARED_ADAPTER, adapter_folders, peft_config_for
+    from trainers.multitask_state import check_optimizer_settings
 
     checkpoint = training_args.resume_from_checkpoint
     if not isinstance(checkpoint, str):  # True: the output folder's last checkpoint, found by Trainer
@@ -263,6 +266,7 @@ def _check_resumed_adapter_checkpoint(adapter_args, training_args, specs):
         raise ValueError(f"--resume_from_checkpoint {checkpoint}: its adapters differ from the ones these flags build "
                          f"({'; '.join(differences)}): resume with the flags it was trained with")
     check_checkpoint_files(checkpoint, folder)
+    check_optimizer_settings(training_args, checkpoint)
 
 
 def check_checkpoint_files(checkpoint, folder):
