@@ -151,7 +151,7 @@ def push_model_dir(model_dir, repo_id, *, private=None, token=None, commit_messa
     api = api if api is not None else HfApi(endpoint=hub_endpoint(), token=token)
     if check_access:
         check_hub_access(token, api)
-    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(Path(model_dir) / name))
+    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=_shared_bytes(Path(model_dir) / name))
                   for name in sorted(files - {CARD_FILE} if card_text is not None else files)]
     if card_text is not None:
         operations.append(CommitOperationAdd(path_in_repo=CARD_FILE, path_or_fileobj=card_text.encode("utf-8")))
@@ -237,6 +237,16 @@ def _checkpoint_files(args, checkpoint_folder) -> dict:
     for name in files:
         _check_inside(folder, name)
     return {f"{prefix}/{name}": folder / name for name in files}
+
+
+def _shared_bytes(path):
+    """What a repository receives of a file: the file itself, but a run's record without where the run ran
+    (absolute paths cut to their last part, which may name the user: `without_local_paths`)."""
+    if path.name not in RUN_RECORD_FILES:
+        return str(path)
+    from model_cards.run_record import without_local_paths
+
+    return (json.dumps(without_local_paths(_read_json(path)), indent=2) + "\n").encode("utf-8")
 
 
 def _read_config(model_dir):

@@ -27,7 +27,13 @@ from types import SimpleNamespace
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .run_record import EMBEDDED_BASE_ID, load_ensemble_selection, load_run_record, save_training_config
+from .run_record import (
+    EMBEDDED_BASE_ID,
+    load_ensemble_selection,
+    load_run_record,
+    save_training_config,
+    without_local_paths,
+)
 
 TEMPLATE = Path(__file__).with_name("template.md")
 CURVES_FILE = "training_curves.png"
@@ -147,7 +153,7 @@ def _card_data(run, model_name) -> ModelCardData:
         tags=["minbert", "multitask", "custom_code", *run.pipeline_tags, *(["ensemble"] if run.ensemble else [])],
         base_model=run.base_id,
         datasets=[_hub_dataset(task)[0] for task in run.course_tasks] or None,
-        license=BASE_LICENSE,
+        license=BASE_LICENSE if run.base_id == EMBEDDED_BASE_ID else None,  # another base's is not known here
         model_name=model_name,
         eval_results=eval_results(run.metrics, run.given_dev_files) or None,
         # The Hub's inference widget runs the pipeline_tag's pipeline: single sentences for text-classification.
@@ -161,13 +167,15 @@ def _template_values(run, model_name, model_id) -> dict:
     seconds = run.training_config.get("train_seconds")
     return dict(
         model_name=model_name,
-        base_model=run.base_id or run.training_config.get("base_model", "unknown"),
+        base_model=run.base_id or without_local_paths(run.training_config.get("base_model", "unknown")),
+        base_via=run.training_config.get("base_model_via"),
         base_is_minilm=run.base_id == EMBEDDED_BASE_ID,
         task_summary=_task_summary(tasks),
         all_course_tasks=set(tasks) == {"sst", "para", "sts"},
         score_ranges=[(task, f"{spec['label_range'][0]:g}", f"{spec['label_range'][1]:g}") for task, spec in tasks.items()
                       if spec.get("kind") == "regression" and spec.get("label_range")],
         adapter_summary=_adapter_summary(arguments),
+        architecture_summary=_architecture_summary(run.config),
         parameter_count=_parameter_count(run.model_dir),
         metric_rows=[(task, name, _score(value)) for task in _scored_tasks(metrics)
                      for name, value in metrics[task].items()],
@@ -194,6 +202,7 @@ def _template_values(run, model_name, model_id) -> dict:
         skipped_rows=_skipped_rows(metrics.get("skipped_rows")),
         max_eval_samples=arguments.get("max_eval_samples"),
         scored_max_length=(selection or {}).get("max_length"),
+        scoring_flags=_training_scoring_flags(arguments) if not run.ensemble else None,
         train_time=f"{seconds / 60:.1f} minutes" if seconds is not None else "not recorded",
         hardware=run.training_config.get("hardware", "not recorded"),
         software=", ".join(f"{k} {v}" for k, v in run.training_config.get("software", {}).items() if v),
@@ -445,9 +454,9 @@ def _dev_dataset(task, course_tasks, training_data, given_file=None, scored_file
         dataset_id, dataset_config = _hub_dataset(task)
         return dataset_id, TASK_NAMES[task][1], dataset_config
     if given_file:
-        return Path(given_file).name, f"{task} dev set ({given_file}, given with --{task}_dev)", None
+        return Path(given_file).name, f"{task} dev set ({without_local_paths(given_file)}, given with --{task}_dev)", None
     if scored_file:
-        return Path(scored_file["file"]).name, f"{task} dev set ({scored_file['file']})", None
+        return Path(scored_file["file"]).name, f"{task} dev set ({without_local_paths(scored_file['file'])})", None
     if training_data:
         name = _dev_file(task, training_data.get(task))
         return name, f"{task} dev set ({name} of the training data folder)", None
@@ -656,6 +665,31 @@ def _parameter_count(model_dir):
     return "an unknown number of" if total is None else f"{total / 1e6:.1f}M"
 
 
+def _architecture_summary(config):
+    """How the tasks share the encoder, where they do not share all of it (the seeds' CerBERTus, Triple-BERT and
+    static encoder); None for one shared encoder."""
+    layers, whole, static = (config.get("task_specific_layers") or 0, config.get("task_specific_embeddings"),
+                             config.get("static_encoder"))
+    if whole:
+        text = "Triple-BERT: each task has a whole encoder of its own, all started from the base model."
+    elif layers:
+        text = (f"CerBERTus: the tasks share the embeddings and the lower layers; each task owns the top {layers} "
+                f"encoder layer{'s' if layers > 1 else ''}, started from the base model's.")
+    else:
+        text = ""
+    if static:
+        text += " A frozen copy of the base encoder (the static encoder) also feeds every head."
+    return text.strip() or None
+
+
+def _training_scoring_flags(arguments):
+    """The `minbert evaluate` flags that score as the run's final evaluation did (its precision, its token limit,
+    as `minbert train` scores the model it saves), or None where the record does not say."""
+    if "max_seq_length" not in arguments or arguments.get("bf16_full_eval") or arguments.get("fp16_full_eval"):
+        return None  # a model cast to half precision: no evaluate flag scores that way
+    return " ".join((["--bf16"] if arguments.get("bf16") else []) + ["--max_length", str(arguments["max_seq_length"])])
+
+
 def _training_cell(key, value):
     """A training argument as the card's table shows it; a per-task option left unset, with its built-in value."""
     from trainers.arguments import BUILT_IN_PER_TASK
@@ -668,6 +702,7 @@ def _training_cell(key, value):
 def _cell(value):
     if value is None or value == "":
         return "— (not set)"
+    value = without_local_paths(value)  # where the run ran is no part of the card
     text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
     return text.replace("|", "\\|")
 

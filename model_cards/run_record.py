@@ -12,8 +12,9 @@ Also how this machine is described, in the record and in the benchmarks' results
 import json
 import os
 import platform
+import re
 from dataclasses import asdict, is_dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 METRICS_FILE = "metrics.json"
 TRAINING_CONFIG_FILE = "training_config.json"
@@ -28,6 +29,7 @@ def save_training_config(model_dir, *, base_model, training_arguments=None, mode
     record = {
         "base_model": str(base_model),
         "base_model_id": hub_base_id(base_model),
+        "base_model_via": local_base_name(base_model),
         "train_seconds": train_seconds,
         "hardware": hardware or describe_hardware(),
         "software": _software_versions(),
@@ -141,13 +143,60 @@ def _as_dict(arguments):
     return dict(arguments)
 
 
-def hub_base_id(base_model):
-    """The Hub id of the base model: the embedded MiniLM's path maps to its Hub id; a local folder has none."""
+# An absolute path in a value ("/home/me/data", "sst=/home/me/a.csv,/home/me/b.csv"): where the run ran, which
+# a published record has no use for and which may name the user.
+_ABSOLUTE_PATH = re.compile(r"(?:^|(?<=[\s,=:(]))/(?!/)[^\s,=|)]+")
+
+
+def without_local_paths(value):
+    """`value` (a record: dicts, lists, strings) with each absolute path cut to its last part (its folder or file
+    name), as a card or a pushed record shows it."""
+    if isinstance(value, dict):
+        return {key: without_local_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_local_paths(item) for item in value]
+    if isinstance(value, str):
+        return _ABSOLUTE_PATH.sub(lambda match: PurePosixPath(match.group(0)).name or match.group(0), value)
+    return value
+
+
+def local_base_name(base_model):
+    """The folder name of a local base model made from a Hub model (its record names it: `hub_base_id`), which
+    the card names beside that Hub model; None for the Hub model itself or a folder without such a record."""
+    path = Path(str(base_model))
+    if not path.is_dir() or _is_embedded_base(path) or hub_base_id(base_model) is None:
+        return None
+    return path.name
+
+
+def _is_embedded_base(path):
     try:
         from hf_minbert import embedded_base_model
-
-        if Path(str(base_model)).resolve() == Path(embedded_base_model()).resolve():
-            return EMBEDDED_BASE_ID
     except ImportError:
-        pass
-    return None if Path(str(base_model)).exists() else str(base_model)
+        return False
+    return path.resolve() == Path(embedded_base_model()).resolve()
+
+
+# The records of a local model folder that name the model it was made from: `minbert train`'s, `pretrain-mlm`'s.
+LINEAGE_RECORDS = ((TRAINING_CONFIG_FILE, "base_model_id"), ("mlm_metrics.json", "base_model"))
+
+
+def hub_base_id(base_model, _depth=0):
+    """The Hub id of the base model: the embedded MiniLM's path maps to its Hub id; a local folder made from a
+    Hub model (`minbert train`'s or `pretrain-mlm`'s output, whose record names its own base) has that model's
+    id, whose license and limitations it inherits; another local folder has none."""
+    path = Path(str(base_model))
+    if _is_embedded_base(path):
+        return EMBEDDED_BASE_ID
+    if not path.exists():
+        return str(base_model)
+    for record, key in LINEAGE_RECORDS:
+        try:
+            named = json.loads((path / record).read_text(encoding="utf-8")).get(key)
+        except (OSError, ValueError, AttributeError):
+            continue
+        if named and key == "base_model_id":
+            return named
+        if named and _depth < 8:  # a path or an id, itself traced
+            return hub_base_id(named, _depth + 1)
+    return None

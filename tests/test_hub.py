@@ -136,7 +136,20 @@ def test_push_creates_the_repo_and_commits_exactly_the_push_set(model_dir, hub_c
     (_, _, repo_id, repo_kwargs), (_, _, commit_repo, _, operations) = hub_calls
     assert repo_id == commit_repo == "someone/minbert" and repo_kwargs["private"] is True
     assert sorted(op.path_in_repo for op in operations) == PUSHED_FILES
-    assert all(Path(op.path_or_fileobj) == model_dir / op.path_in_repo for op in operations)
+    assert all(Path(op.path_or_fileobj) == model_dir / op.path_in_repo for op in operations
+               if op.path_in_repo not in hub.RUN_RECORD_FILES)  # the records are sent without local paths
+
+
+def test_a_pushed_record_names_local_folders_by_name_not_by_where_the_run_ran(model_dir, hub_calls, token):
+    record = json.loads((model_dir / "training_config.json").read_text())
+    record["data_arguments"] = {"data_dir": "/home/someone/data", "train_sources": ["sst=/home/someone/a.csv"]}
+    (model_dir / "training_config.json").write_text(json.dumps(record))
+    hub.push_model_dir(model_dir, "someone/minbert")
+    sent = {op.path_in_repo: op.path_or_fileobj for op in hub_calls[-1][4]}
+    pushed = json.loads(sent["training_config.json"])
+    assert pushed["data_arguments"] == {"data_dir": "data", "train_sources": ["sst=a.csv"]}
+    assert "/home/someone" not in sent["training_config.json"].decode() and str(model_dir) not in str(pushed)
+    assert json.loads((model_dir / "training_config.json").read_text())["data_arguments"]["data_dir"] == "/home/someone/data"
 
 
 def test_a_second_push_deletes_what_the_first_sent_and_this_one_replaces(model_dir, hub_calls, token):

@@ -126,6 +126,53 @@ def test_front_matter_names_base_model_datasets_and_library(trained_dir):
     assert front["library_name"] == "transformers" and "custom_code" in front["tags"]
 
 
+def _card_of_a_model_trained_from(base_model, folder):
+    model = tiny_model()
+    model.save_pretrained(folder)
+    (folder / "metrics.json").write_text(json.dumps(METRICS))
+    write_model_card(folder, metrics=METRICS, base_model=base_model, training_arguments=MultitaskTrainingArguments(
+        output_dir=str(folder), use_cpu=True), model_arguments=ModelArguments(), data_arguments=DataArguments())
+    return _card(folder)
+
+
+@pytest.mark.parametrize("record, key", [("mlm_metrics.json", "base_model"), ("training_config.json", "base_model_id")])
+def test_a_model_from_a_local_model_made_from_minilm_names_minilm_its_license_and_the_local_step(
+        tmp_path, minilm_path, record, key):
+    further = tmp_path / "further-pretrained"
+    further.mkdir()
+    named = minilm_path if key == "base_model" else "sentence-transformers/all-MiniLM-L6-v2"
+    (further / record).write_text(json.dumps({key: str(named)}))
+    card = _card_of_a_model_trained_from(further, tmp_path / "model")
+    front = _front_matter(card)
+    assert front["base_model"] == "sentence-transformers/all-MiniLM-L6-v2" and front["license"] == "apache-2.0"
+    assert "by way of the local model `further-pretrained`" in card and "Quora" in card
+
+
+def test_a_model_from_a_local_model_of_unknown_origin_claims_no_license_or_base(tmp_path):
+    (tmp_path / "base").mkdir()
+    front = _front_matter(_card_of_a_model_trained_from(tmp_path / "base", tmp_path / "model"))
+    assert "license" not in front and "base_model" not in front
+
+
+def test_card_gives_the_evaluate_flags_that_score_as_training_ended(trained_dir):
+    arguments = json.loads((trained_dir / "training_config.json").read_text())["training_arguments"]
+    flags = ("--bf16 " if arguments["bf16"] else "") + f"--max_length {arguments['max_seq_length']}"
+    assert f"`minbert evaluate --model <this folder> {flags}` gives these scores" in _card(trained_dir)
+
+
+def test_card_of_a_cerbertus_says_how_many_top_layers_each_task_owns(tmp_path):
+    model = tiny_model(task_specific_layers=1)
+    model.save_pretrained(tmp_path)
+    (tmp_path / "metrics.json").write_text(json.dumps(METRICS))
+    write_model_card(tmp_path, metrics=METRICS, base_model="bert-base-uncased")
+    assert "CerBERTus: the tasks share the embeddings and the lower layers; each task owns the top 1 encoder layer" \
+        in _card(tmp_path)
+
+
+def test_card_of_one_shared_encoder_says_nothing_of_architecture(trained_dir):
+    assert "CerBERTus" not in _card(trained_dir) and "Triple-BERT" not in _card(trained_dir)
+
+
 def test_body_states_the_training_configuration_time_and_hardware(trained_dir):
     card = _card(trained_dir)
     record = json.loads((trained_dir / TRAINING_CONFIG_FILE).read_text())

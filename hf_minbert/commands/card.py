@@ -4,8 +4,8 @@
     minbert card runs/minbert --model_id user/minbert-multitask   (the usage snippet loads that repo)
 
 `minbert train` writes both files and the card; run this to point the usage snippet at a Hub repository (`minbert
-push` does that itself), after editing either file, or for an ensemble folder after `minbert evaluate` wrote its
-scores there (a folder minbert train wrote keeps its training record's scores).
+push` does that itself), or after editing either file (`minbert evaluate` writes its scores into another folder,
+never into a model's, whose metrics.json is its record).
 """
 import argparse
 import sys
