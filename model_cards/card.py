@@ -42,6 +42,10 @@ ENSEMBLE_MODEL_TYPE = "minbert-ensemble"
 BASE_LICENSE = "apache-2.0"
 WIDGET_SENTENCES = ("A gorgeous, witty, seductive movie.", "The plot is thin and the jokes fall flat.")
 
+# The course dev files that are a Hub dataset's split row for row (SST's 1,101 dev sentences are SetFit/sst5's
+# validation split); the model-index names that dataset and split. STS's 863 dev pairs and the 5,000 Quora pairs
+# split from the course's dev file are no split of STS-B or QQP on the Hub: their scores name the course's data.
+COURSE_DEV_SPLIT_ON_HUB = {"sst": "validation"}
 TASK_NAMES = {
     "sst": ("text-classification", "SST-5 sentiment (CS224N split)", "sentiment (SST, 5 classes)"),
     "para": ("text-classification", "Quora Question Pairs (split of the CS224N dev file)",
@@ -265,12 +269,13 @@ def eval_results(metrics, given_dev_files=None):
         task_type = TASK_NAMES[task][0] if task in TASK_NAMES else "text-classification"
         dataset_id, dataset_name, dataset_config = _dev_dataset(task, course_tasks, training_data,
                                                                 given_dev_files.get(task), dev_data.get(task))
+        split = COURSE_DEV_SPLIT_ON_HUB.get(task, "dev") if task in course_tasks else "dev"
         for name, value in metrics[task].items():
             if value is None:  # undefined (metrics.json writes NaN as null): the model-index holds numbers only
                 continue
             results.append(EvalResult(
                 task_type=task_type, dataset_type=dataset_id, dataset_name=dataset_name, dataset_config=dataset_config,
-                dataset_split="dev", metric_type=name, metric_name=f"{task} {name}", metric_value=float(value),
+                dataset_split=split, metric_type=name, metric_name=f"{task} {name}", metric_value=float(value),
             ))
     dataset_id, dataset_name = _overall_dataset(course_tasks)
     for key, description in OVERALL_SCORES.items():
@@ -450,9 +455,11 @@ def _dev_dataset(task, course_tasks, training_data, given_file=None, scored_file
     """(type, name, config) of the dev set `task` was scored on, for the model-index. training_data: metrics.json's
     record of the run's data (None where not recorded); scored_file: the record of the dev file an ensemble was
     scored on."""
-    if task in course_tasks:
+    if task in course_tasks and task in COURSE_DEV_SPLIT_ON_HUB:
         dataset_id, dataset_config = _hub_dataset(task)
         return dataset_id, TASK_NAMES[task][1], dataset_config
+    if task in course_tasks:  # other rows than any split of the Hub dataset: not to be read as its scores
+        return f"cs224n-{task}", TASK_NAMES[task][1], None
     if given_file:
         return Path(given_file).name, f"{task} dev set ({without_local_paths(given_file)}, given with --{task}_dev)", None
     if scored_file:

@@ -105,12 +105,19 @@ def test_model_index_holds_every_metric_and_both_overall_scores_of_metrics_json(
     reported = {(entry["dataset"]["type"], metric["type"]): metric["value"]
                 for entry in front["model-index"][0]["results"] for metric in entry["metrics"]}
     expected = {("SetFit/sst5", "accuracy"): METRICS["sst"]["accuracy"],
-                ("nyu-mll/glue", "accuracy"): METRICS["para"]["accuracy"],
-                ("sentence-transformers/stsb", "pearson"): METRICS["sts"]["pearson"],
-                ("sentence-transformers/stsb", "spearman"): METRICS["sts"]["spearman"],
+                ("cs224n-para", "accuracy"): METRICS["para"]["accuracy"],
+                ("cs224n-sts", "pearson"): METRICS["sts"]["pearson"],
+                ("cs224n-sts", "spearman"): METRICS["sts"]["spearman"],
                 ("cs224n-minbert-multitask", "overall"): METRICS["overall"],
                 ("cs224n-minbert-multitask", "mean"): METRICS["mean"]}
     assert reported == pytest.approx(expected)
+
+
+def test_model_index_names_a_hub_split_only_where_the_course_dev_file_is_that_split(trained_dir):
+    # SST's dev sentences are SetFit/sst5's validation split; STS's and Quora's dev pairs are no Hub split.
+    front = _front_matter(_card(trained_dir))
+    splits = {entry["dataset"]["type"]: entry["dataset"].get("split") for entry in front["model-index"][0]["results"]}
+    assert splits["SetFit/sst5"] == "validation" and splits["cs224n-para"] == splits["cs224n-sts"] == "dev"
 
 
 def test_front_matter_gives_the_hub_a_widget_pipeline_and_license(trained_dir):
