@@ -208,19 +208,21 @@ def _template_values(run, model_name, model_id) -> dict:
         scored_max_length=(selection or {}).get("max_length"),
         scoring_flags=_training_scoring_flags(arguments) if not run.ensemble else None,
         train_time=f"{seconds / 60:.1f} minutes" if seconds is not None else "not recorded",
+        progress=_progress_text(run.training_config.get("progress")),
         hardware=run.training_config.get("hardware", "not recorded"),
         software=", ".join(f"{k} {v}" for k, v in run.training_config.get("software", {}).items() if v),
-        training_rows=[(key, _training_cell(key, arguments[key])) for key in TRAINING_KEYS if key in arguments],
+        training_rows=[(key, _training_cell(key, arguments[key], arguments)) for key in TRAINING_KEYS if key in arguments],
         has_curves=(run.model_dir / CURVES_FILE).is_file(),
     )
 
 
 def write_model_card(model_dir, *, metrics, base_model, training_arguments=None, model_arguments=None,
-                     data_arguments=None, train_seconds=None, model_name=None, model_id=None) -> ModelCard:
-    """Record the run (`training_config.json`) and write README.md: what `minbert train` calls at the end."""
+                     data_arguments=None, train_seconds=None, model_name=None, model_id=None, progress=None) -> ModelCard:
+    """Record the run (`training_config.json`) and write README.md: what `minbert train` calls at the end.
+    progress: `training_progress` of the run's trainer."""
     training_config = save_training_config(
         model_dir, base_model=base_model, training_arguments=training_arguments, model_arguments=model_arguments,
-        data_arguments=data_arguments, train_seconds=train_seconds,
+        data_arguments=data_arguments, train_seconds=train_seconds, progress=progress,
     )
     card = build_model_card(model_dir, metrics, training_config, model_id=model_id, model_name=model_name)
     card.save(Path(model_dir) / "README.md")
@@ -672,6 +674,18 @@ def _parameter_count(model_dir):
     return "an unknown number of" if total is None else f"{total / 1e6:.1f}M"
 
 
+def _progress_text(progress):
+    """How far the run trained, as the card says it; None where the record does not say."""
+    if not progress:
+        return None
+    text = f"{progress['optimizer_steps']} optimizer steps ({progress['epochs']:g} epochs)"
+    if progress.get("resumed_from_step") is not None:
+        text += f", resumed from the checkpoint of step {progress['resumed_from_step']} (the time below is this session's)"
+    if progress.get("saved_step") not in (None, progress["optimizer_steps"]):
+        text += f"; the model saved is step {progress['saved_step']}'s, the best on dev"
+    return text
+
+
 def _architecture_summary(config):
     """How the tasks share the encoder, where they do not share all of it (the seeds' CerBERTus, Triple-BERT and
     static encoder); None for one shared encoder."""
@@ -697,13 +711,31 @@ def _training_scoring_flags(arguments):
     return " ".join((["--bf16"] if arguments.get("bf16") else []) + ["--max_length", str(arguments["max_seq_length"])])
 
 
-def _training_cell(key, value):
-    """A training argument as the card's table shows it; a per-task option left unset, with its built-in value."""
+def _training_cell(key, value, arguments):
+    """A training argument as the card's table shows it; one left unset, with the value the run used where
+    another is built in (a per-task option's, an adapter flag's or the sampling temperature's default)."""
     from trainers.arguments import BUILT_IN_PER_TASK
 
     if value is None and key in BUILT_IN_PER_TASK:
         return f"{_cell(BUILT_IN_PER_TASK[key])} (built-in: where the run trains the task and it applies)"
-    return _cell(value)
+    default = _default_used(key, arguments) if value is None else None
+    return _cell(value) if default is None else f"{_cell(default)} (default)"
+
+
+def _default_used(key, arguments):
+    """The value an unset flag took in this run, or None where it took none (it did not apply)."""
+    if key == "sampling_temperature" and arguments.get("task_sampling") == "temperature":
+        from trainers.sampling import DEFAULT_TEMPERATURE
+
+        return DEFAULT_TEMPERATURE
+    if key not in ("lora_r", "lora_alpha", "lora_dropout", "peft_target_modules") or not arguments.get("peft"):
+        return None
+    from hf_minbert.adapters import FLAG_DEFAULTS, METHODS, target_suffixes
+
+    method = arguments["peft"]
+    if key == "peft_target_modules" and method in METHODS:
+        return ",".join(target_suffixes(SimpleNamespace(peft_target_modules=None, peft=method)))
+    return FLAG_DEFAULTS[key] if method in METHODS and key in METHODS[method][1] else None
 
 
 def _cell(value):

@@ -23,7 +23,7 @@ EMBEDDED_BASE_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def save_training_config(model_dir, *, base_model, training_arguments=None, model_arguments=None,
-                         data_arguments=None, train_seconds=None, hardware=None) -> dict:
+                         data_arguments=None, train_seconds=None, hardware=None, progress=None) -> dict:
     """Write `training_config.json`: everything a card states about the run that the weights cannot tell,
     captured now (hardware and versions would be wrong if read when a card is regenerated elsewhere)."""
     record = {
@@ -31,6 +31,7 @@ def save_training_config(model_dir, *, base_model, training_arguments=None, mode
         "base_model_id": hub_base_id(base_model),
         "base_model_via": local_base_name(base_model),
         "train_seconds": train_seconds,
+        "progress": progress,
         "hardware": hardware or describe_hardware(),
         "software": _software_versions(),
         "model_arguments": _as_dict(model_arguments),
@@ -179,6 +180,20 @@ def _is_embedded_base(path):
 
 # The records of a local model folder that name the model it was made from: `minbert train`'s, `pretrain-mlm`'s.
 LINEAGE_RECORDS = ((TRAINING_CONFIG_FILE, "base_model_id"), ("mlm_metrics.json", "base_model"))
+
+
+def training_progress(state, load_best_model_at_end=False, resumed_from=None) -> dict:
+    """How far a run trained (a Trainer's `state`): its optimizer steps and epochs, the step it resumed from
+    (a checkpoint folder's, or None), and the step whose model it saved where it kept the best one."""
+    resumed_step = None
+    if isinstance(resumed_from, (str, os.PathLike)):
+        try:
+            resumed_step = json.loads((Path(resumed_from) / "trainer_state.json").read_text())["global_step"]
+        except (OSError, ValueError, KeyError):
+            resumed_step = None
+    return {"optimizer_steps": state.global_step, "epochs": round(float(state.epoch or 0), 2),
+            "resumed_from_step": resumed_step,
+            "saved_step": state.best_global_step if load_best_model_at_end else state.global_step}
 
 
 def hub_base_id(base_model, _depth=0):

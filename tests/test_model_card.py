@@ -180,6 +180,36 @@ def test_card_of_one_shared_encoder_says_nothing_of_architecture(trained_dir):
     assert "CerBERTus" not in _card(trained_dir) and "Triple-BERT" not in _card(trained_dir)
 
 
+@pytest.mark.parametrize("arguments, key, shown", [
+    ({"peft": "lora"}, "lora_dropout", "0.1 (default)"),
+    ({"peft": "lora"}, "peft_target_modules", "query,key,value,dense (default)"),
+    ({"peft": "vera"}, "lora_alpha", "— (not set)"),  # vera takes no alpha
+    ({"task_sampling": "temperature"}, "sampling_temperature", "2.0 (default)"),
+    ({"task_sampling": "proportional"}, "sampling_temperature", "— (not set)"),
+])
+def test_the_card_shows_the_default_an_unset_flag_took_where_it_applied(arguments, key, shown):
+    from model_cards.card import _training_cell
+
+    assert _training_cell(key, None, arguments) == shown
+
+
+def test_the_card_says_how_far_the_run_trained_where_it_resumed_and_which_step_it_saved(tmp_path):
+    from types import SimpleNamespace
+
+    from model_cards.run_record import training_progress
+
+    checkpoint = tmp_path / "checkpoint-40"
+    checkpoint.mkdir()
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 40}))
+    state = SimpleNamespace(global_step=120, epoch=3.0, best_global_step=80)
+    model = tiny_model()
+    model.save_pretrained(tmp_path / "model")
+    write_model_card(tmp_path / "model", metrics=METRICS, base_model="bert-base-uncased",
+                     progress=training_progress(state, load_best_model_at_end=True, resumed_from=str(checkpoint)))
+    assert ("- Trained: 120 optimizer steps (3 epochs), resumed from the checkpoint of step 40 (the time below is this "
+            "session's); the model saved is step 80's, the best on dev") in _card(tmp_path / "model")
+
+
 def test_body_states_the_training_configuration_time_and_hardware(trained_dir):
     card = _card(trained_dir)
     record = json.loads((trained_dir / TRAINING_CONFIG_FILE).read_text())

@@ -12,6 +12,7 @@ from pathlib import Path
 from hf_minbert.data import has_task_schema, task_schema
 from hf_minbert.evaluation import write_metrics_json
 from model_cards import set_card_options, write_model_card
+from model_cards.run_record import training_progress
 
 from .trainer import METRIC_KEYS
 
@@ -39,7 +40,8 @@ def write_trainer_card(trainer, model, model_id=None, **options):
     base = options.get("finetuned_from") or model.config.name_or_path or "unknown"
     card = write_model_card(folder, metrics=metrics, base_model=base, training_arguments=trainer.args,
                             train_seconds=_train_seconds(state.log_history), model_name=options.get("model_name"),
-                            model_id=model_id)
+                            model_id=model_id, progress=training_progress(state, trainer.args.load_best_model_at_end,
+                                                                          trainer.args.resume_from_checkpoint))
     set_card_options(card, **options).save(folder / CARD_FILE)
     return card
 

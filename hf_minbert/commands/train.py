@@ -447,7 +447,8 @@ def train_and_save(model, tokenizer, train, dev, base_path, model_args, data_arg
         from hf_minbert.hub import push_trainer_output
 
         push_trainer_output(trainer, write_card=lambda repo_id: _write_card(
-            output, recorded, data_args, training_args, record, train_seconds, base_path, model_id=repo_id))
+            output, recorded, data_args, training_args, record, train_seconds, base_path, model_id=repo_id,
+            trainer=trainer))
     if trainer.is_world_process_zero():  # under torchrun every rank gets here; the summary is the run's, said once
         print(_summary(metrics, train_seconds, output, skipped_rows_record(read_reports)))
     return metrics
@@ -463,7 +464,8 @@ def _save_record(staging, output, trainer, metrics, model_arguments, data_args, 
 
     write_metrics_json(staging / "metrics.json", metrics)
     plot_training_curves(trainer.state.log_history, staging / "training_curves.png")
-    _write_card(staging, model_arguments, data_args, training_args, metrics, train_seconds, base_path, model_id=str(output))
+    _write_card(staging, model_arguments, data_args, training_args, metrics, train_seconds, base_path, model_id=str(output),
+                trainer=trainer)
     move_into_place(staging, output)
 
 
@@ -512,8 +514,10 @@ def _save_adapters_and_export(trainer, tokenizer, output):
     return exported
 
 
-def _write_card(folder, model_arguments, data_args, training_args, metrics, train_seconds, base_path, model_id):
+def _write_card(folder, model_arguments, data_args, training_args, metrics, train_seconds, base_path, model_id,
+                trainer):
     from model_cards import write_model_card
+    from model_cards.run_record import training_progress
 
     write_model_card(
         folder,
@@ -524,6 +528,8 @@ def _write_card(folder, model_arguments, data_args, training_args, metrics, trai
         data_arguments=data_args,
         train_seconds=train_seconds,
         model_id=model_id,  # the output folder, not the staging folder the card is written in
+        progress=training_progress(trainer.state, training_args.load_best_model_at_end,
+                                   training_args.resume_from_checkpoint),
     )
 
 
