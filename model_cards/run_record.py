@@ -32,7 +32,7 @@ def save_training_config(model_dir, *, base_model, training_arguments=None, mode
         "base_model_via": local_base_name(base_model),
         "train_seconds": train_seconds,
         "progress": progress,
-        "hardware": hardware or describe_hardware(),
+        "hardware": hardware or describe_hardware(use_cpu=bool(getattr(training_arguments, "use_cpu", False))),
         "software": _software_versions(),
         "model_arguments": _as_dict(model_arguments),
         "data_arguments": _as_dict(data_arguments),
@@ -94,12 +94,15 @@ def _read_json(path, writer):
     return record
 
 
-def describe_hardware() -> str:
-    """CPU model, core count and GPUs of this machine, e.g. "Intel(R) Xeon(R) ..., 2 CPU cores, no GPU"."""
+def describe_hardware(use_cpu=False) -> str:
+    """CPU model, core count and GPUs of this machine, e.g. "Intel(R) Xeon(R) ..., 2 CPU cores, no GPU";
+    `use_cpu`: the run left the GPUs unused (named as such)."""
     import torch
 
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
     gpu = ", ".join(gpus) or "no GPU"
+    if gpus and use_cpu:
+        gpu += " (not used: the run trained on the CPU)"
     return f"{cpu_model()}, {os.cpu_count()} CPU cores, {gpu}"
 
 

@@ -7,6 +7,7 @@ import re
 from dataclasses import asdict
 
 import pytest
+import torch
 import yaml
 from transformers import AutoTokenizer
 
@@ -627,3 +628,13 @@ def test_the_snippet_asks_a_model_of_single_sentence_heads_about_one_sentence():
     snippet = usage_snippet("user/model", {"sst": {"kind": "classification", "pair_encoding": "single"}},
                             default_task="sst")
     assert "print(multitask('A man is playing a guitar.'))" in snippet
+
+
+def test_the_hardware_record_says_a_gpu_was_not_used_by_a_run_on_the_cpu(monkeypatch):
+    from model_cards.run_record import describe_hardware
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: "NVIDIA H100")
+    assert describe_hardware(use_cpu=True).endswith("NVIDIA H100 (not used: the run trained on the CPU)")
+    assert describe_hardware().endswith("CPU cores, NVIDIA H100")
