@@ -230,6 +230,22 @@ def test_a_tokenizer_larger_than_the_word_table_is_refused_before_any_prediction
         "is the tokenizer another model's?")
 
 
+def test_another_tokenizer_that_fits_the_word_table_but_reads_other_ids_is_refused(saved_model, data_dir, tmp_path,
+                                                                                   capsys):
+    other = tmp_path / "other-tokenizer"
+    word_tokenizer(list(reversed(WORDS))).save_pretrained(other)  # as many words, other ids
+    status = minbert(["evaluate", "--model", str(saved_model), "--tokenizer", str(other), "--data_dir", str(data_dir),
+                      "--output_dir", str(tmp_path / "out"), "--no_progress"])
+    assert status == 2 and not (tmp_path / "out").exists()
+    assert "its vocabulary differs from the tokenizer saved with --model" in capsys.readouterr().err
+
+
+def test_the_models_own_tokenizer_given_with_tokenizer_scores(saved_model, data_dir, tmp_path):
+    status = minbert(["evaluate", "--model", str(saved_model), "--tokenizer", str(saved_model), "--data_dir",
+                      str(data_dir), "--output_dir", str(tmp_path / "out"), "--no_progress"])
+    assert status == 0
+
+
 def test_a_model_folder_without_its_tokenizer_files_is_refused_before_any_prediction(saved_model, data_dir,
                                                                                      tmp_path, capsys):
     # AutoTokenizer would build a tokenizer of special tokens alone from config.json: every word [UNK].

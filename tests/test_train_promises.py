@@ -209,6 +209,15 @@ def test_a_checkpoint_whose_config_asks_for_attentions_is_refused_before_the_dat
     assert "config.json sets output_attentions true" in capsys.readouterr().err and data_reads == []
 
 
+def test_a_checkpoint_whose_tokenizer_pads_on_the_left_is_refused_before_the_data_is_read(
+        base, data, tmp_path, capsys, data_reads):
+    shutil.copytree(base, tmp_path / "base")
+    config = json.loads((tmp_path / "base" / "tokenizer_config.json").read_text())
+    (tmp_path / "base" / "tokenizer_config.json").write_text(json.dumps({**config, "padding_side": "left"}))
+    assert train(tmp_path / "base", data, tmp_path / "out") == 2
+    assert 'set "padding_side": "right" in its tokenizer_config.json' in capsys.readouterr().err and data_reads == []
+
+
 @pytest.fixture
 def data_reads(monkeypatch):
     """The calls of `minbert train`'s data reader: a check made before any data is read leaves it empty."""

@@ -684,3 +684,11 @@ def test_full_eval_precision_flags_evaluate_and_predict_in_that_precision_outsid
 def test_bf16_full_eval_alone_runs_on_a_cpu_without_use_cpu(tmp_path):
     args = MultitaskTrainingArguments(output_dir=str(tmp_path), bf16=False, bf16_full_eval=True, report_to="none")
     assert args.bf16_full_eval and (args.use_cpu or torch.cuda.is_available())
+
+
+def test_a_warmup_as_long_as_the_run_is_warned_of(tmp_path, tokenizer, caplog):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, tokenizer, args={"warmup_steps": 1000, "max_steps": 10})
+    trainer.create_optimizer()
+    with caplog.at_level("WARNING", logger="trainers.trainer"):
+        trainer.create_scheduler(num_training_steps=10)
+    assert any("the warmup (1000 steps) is as long as the whole run (10 steps)" in message for message in caplog.messages)

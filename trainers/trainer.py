@@ -507,11 +507,15 @@ class MultitaskTrainer(Trainer):
 
     def create_scheduler(self, num_training_steps, optimizer=None):
         if self.lr_scheduler is None:
+            warmup = self.args.get_warmup_steps(num_training_steps)
+            if warmup >= num_training_steps > 0:  # the learning rate would never reach --learning_rate
+                logger.warning("the warmup (%d steps) is as long as the whole run (%d steps): the learning rate never "
+                               "reaches --learning_rate %g", warmup, num_training_steps, self.args.learning_rate)
             # The arguments as they stand now (MultitaskTrainingArguments.scheduler_kwargs: a plateau watches the
             # best-model metric rise), not as they were when built.
             self.lr_scheduler = get_scheduler(
                 self.args.lr_scheduler_type, optimizer=optimizer if optimizer is not None else self.optimizer,
-                num_warmup_steps=self.args.get_warmup_steps(num_training_steps), num_training_steps=num_training_steps,
+                num_warmup_steps=warmup, num_training_steps=num_training_steps,
                 scheduler_specific_kwargs=self.args.scheduler_kwargs(),
             )
             self._created_lr_scheduler = True

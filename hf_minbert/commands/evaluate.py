@@ -228,6 +228,8 @@ def load_model(args, device):
         raise CommandError(f"cannot load the model or tokenizer from {' / '.join(sources)}{where}: "
                            f"{first_line(error)}") from None
     check_tokenizer_fits(args.tokenizer or args.model, tokenizer, word_table_rows(model))
+    if args.tokenizer is not None:
+        check_same_vocabulary(args, tokenizer)
     model = model.to(device)
     missing = [task for task in args.tasks if task not in model.config.tasks]
     if missing:
@@ -288,6 +290,24 @@ def main(argv=None) -> int:
     print(format_table(table, metrics))
     print(f"wrote predictions and metrics.json to {output_dir}")
     return 0
+
+
+def check_same_vocabulary(args, tokenizer):
+    """--tokenizer beside a model folder that holds its own tokenizer must give the same word ids: a smaller
+    tokenizer of another model fits the word table and would be scored silently on other words."""
+    folder = Path(args.model)
+    if not any((folder / name).is_file() for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
+        return
+    try:
+        own = AutoTokenizer.from_pretrained(args.model)
+    except (OSError, ValueError):
+        return  # nothing to compare with
+    theirs, ours = tokenizer.get_vocab(), own.get_vocab()
+    if theirs != ours:
+        differing = len(set(theirs.items()) ^ set(ours.items()))
+        raise CommandError(f"--tokenizer {args.tokenizer}: its vocabulary differs from the tokenizer saved with --model "
+                           f"{args.model} ({differing} entries differ), so the model would read other word ids; "
+                           "leave --tokenizer out to use the model's own")
 
 
 def check_task_flags_apply(args):

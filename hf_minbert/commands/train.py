@@ -167,7 +167,11 @@ def _check_checkpoint_flags(model_args, training_args, specs):
     path = model_path(model_args)
     check_model_source("--model_name_or_path", path)  # its weights read back
     config = MinBertConfig.from_pretrained(path)
-    check_tokenizer_fits(f"--model_name_or_path {path}", load_tokenizer(path, "--model_name_or_path"), config.vocab_size)
+    tokenizer = load_tokenizer(path, "--model_name_or_path")
+    check_tokenizer_fits(f"--model_name_or_path {path}", tokenizer, config.vocab_size)
+    if tokenizer.padding_side == "left":  # the trainer refuses it too, once the data is read
+        raise ValueError(f"--model_name_or_path {path}: its tokenizer pads on the left, and minBERT reads each row's "
+                         "[CLS] at position 0: set \"padding_side\": \"right\" in its tokenizer_config.json")
     if training_args.max_seq_length > config.max_position_embeddings:
         raise ValueError(f"--max_seq_length {training_args.max_seq_length} exceeds the model's "
                          f"max_position_embeddings ({config.max_position_embeddings}, {path})")
