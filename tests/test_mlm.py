@@ -255,6 +255,8 @@ def test_pretrain_mlm_refuses_a_number_out_of_range_before_reading_texts(
                                                      '{"num_cycles": 2}: get_linear_schedule_with_warmup() got an'),
     (["--optim", "adamw_bnb_8bit"], "--optim adamw_bnb_8bit: You need to install `bitsandbytes`"),
     (["--fp16_full_eval", "true", "--bf16", "true"], "--fp16_full_eval cannot evaluate under bf16 autocast on a CPU"),
+    (["--max_eval_texts", "0", "--eval_strategy", "steps", "--eval_steps", "2"],
+     "--eval_strategy steps: --max_eval_texts 0 holds out no text to evaluate on"),
 ])
 def test_pretrain_mlm_refuses_a_flag_its_trainer_would_fail_on_before_reading_texts(
     data_dir, base_dir, tmp_path, capsys, text_reads, flags, named

@@ -198,6 +198,9 @@ def check_run(mlm_args, training_args):
     check_trainer_numbers(training_args)
     check_scheduler_builds(training_args, training_args.lr_scheduler_kwargs)
     _check_optimizer_available(training_args)
+    strategy = getattr(training_args.eval_strategy, "value", training_args.eval_strategy)
+    if mlm_args.max_eval_texts == 0 and strategy != "no":  # Trainer would find no eval dataset after the texts are read
+        raise ValueError(f"--eval_strategy {strategy}: --max_eval_texts 0 holds out no text to evaluate on")
     if training_args.metric_for_best_model not in (None, "loss", "eval_loss"):  # the held-out MLM loss is all it scores
         raise ValueError(f"--metric_for_best_model {training_args.metric_for_best_model}: pretrain-mlm evaluates the "
                          "held-out masked-LM loss only (loss)")
