@@ -302,7 +302,8 @@ def main(argv=None):
                              "empty one, so rows measured on another recipe or data stay in theirs")
     parser.add_argument("--work_dir", default=None, help="where models are trained (default: runs/<suite>)")
     parser.add_argument("--out_dir", default=None, help="where the suite's <suite>.json and .md are read and written "
-                                                        "(default: benchmarks/results)")
+                                                        "(default: benchmarks/results; elsewhere, models go under "
+                                                        "<out_dir>/runs unless --work_dir says)")
     parser.add_argument("--max_train_samples", type=int, default=None, help="cap rows per task (quick checks; recorded)")
     parser.add_argument("--extra", default="", help="extra `minbert train` flags for every training row")
     parser.add_argument("--list", action="store_true")
@@ -329,13 +330,16 @@ def main(argv=None):
     unknown = [row for row in rows if row not in ROWS]
     if unknown:
         parser.error(f"unknown row(s) {unknown}; known: {', '.join(ROWS)}")
-    args.work_dir = args.work_dir or str(ROOT / "runs" / args.suite)
+    # Results kept elsewhere keep their models elsewhere too: the suite's own folders feed its composite rows.
+    args.work_dir = args.work_dir or str(ROOT / "runs" / args.suite if args.out_dir == RESULTS else
+                                         args.out_dir / "runs" / args.suite)
     results, failed = _load_results(args), []
     capped_over_full = [row for row in rows if args.max_train_samples and row in results
                         and not results[row].get("max_train_samples")]
     if capped_over_full:
         parser.error(f"--max_train_samples would replace the full-data result of {', '.join(capped_over_full)} in "
-                     f"{args.out_dir / (args.suite + '.json')}: give quick checks their own --out_dir or --suite")
+                     f"{args.out_dir / (args.suite + '.json')}: give quick checks a --suite of their own (its "
+                     "results and models apart)")
     runner = {"peer": run_peer, "mlm": run_mlm_row, **{name: run_ensemble_row for name in ENSEMBLE_SELECTION},
               "distilled": run_distilled_row, "distilled_all": run_distilled_row, "distilled_oof": run_distilled_oof_row,
               **{name: run_rescored_row for name in RESCORED_ROWS}, **{name: run_curriculum_row for name in CURRICULUM_ROWS},

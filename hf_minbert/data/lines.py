@@ -39,7 +39,7 @@ def _check_plain_text(content: bytes, path):
     if content.startswith(b"\x1f\x8b"):
         raise DataError(f"{path}: gzip-compressed, not text: decompress it first (gunzip)")
     start = content[:256]  # UTF-16 without its byte order mark: a NUL byte beside every ASCII character
-    if content.startswith((b"\xff\xfe", b"\xfe\xff")) or (start and start.count(0) >= len(start) // 3):
+    if content.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(start) >= 4 and start.count(0) >= len(start) // 3):
         raise DataError(f"{path}: UTF-16 text (as Excel's \"Unicode Text\" saves it), not UTF-8: convert it, e.g. "
                         "`iconv -f utf-16 -t utf-8`")
 

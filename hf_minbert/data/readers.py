@@ -5,8 +5,9 @@ The files are tab-separated with a header line; the first column is an unnamed r
 found by their header names, never by position. Quoting is CSV-style but irregular (the course's own
 `csv.DictReader` read it the same way, so this reader does too), and every record is one line: each line
 is parsed on its own, so a quote left open is a bad row naming the line (and column) where it opens,
-instead of a record that swallows the lines after it. So is a field that opens with a quote closed before
-the field ends (`"A" or B`, which the csv module reads as `A or B`). A row whose field count differs from the
+instead of a record that swallows the lines after it. So is a field of a labelled file that opens with a quote
+closed before the field ends (`"A" or B`, which the csv module reads as `A or B`; an unlabelled test file is read
+so, as the course's reader reads it, since every id needs its prediction). A row whose field count differs from the
 header's is rejected too, and a line that is not UTF-8 is an error naming it.
 """
 import csv
@@ -37,7 +38,9 @@ def read_task_file(path, task: str, *, labelled=None, skip_bad_rows: bool = Fals
         raise DataError(f"{path}: empty file; expected a header line naming the columns")
     header = _fields(header, path, 1)
     positions = _column_positions(header, schema, labelled, path)
-    builder = TaskRowsBuilder(schema, schema.label_column in positions, str(path), skip_bad_rows)
+    labelled = schema.label_column in positions
+    # An unlabelled (test) file is read as the course's reader reads it: every id must get its prediction.
+    builder = TaskRowsBuilder(schema, labelled, str(path), skip_bad_rows)
     for number, line in lines:
         fields, location = _fields(line, path, number), f"line {number}"
         open_quote = next((index for index, value in enumerate(fields) if "\n" in value), None)
@@ -46,7 +49,7 @@ def read_task_file(path, task: str, *, labelled=None, skip_bad_rows: bool = Fals
             builder.reject(location, column, "a quote opened in this field is never closed on its line")
         elif len(fields) != len(header):
             builder.reject(location, None, f"{len(fields)} tab-separated fields where the header has {len(header)}")
-        elif '"' in line and (early := _quote_closed_early(line)) is not None:
+        elif labelled and '"' in line and (early := _quote_closed_early(line)) is not None:
             field, character = early
             column = header[field] if field < len(header) else f"field {field + 1}"
             builder.reject(location, column, f"the quote opening this field closes at character {character}, before "

@@ -290,7 +290,7 @@ class ReadReport:
     def __str__(self):
         line = f"{self.source}: {self.rows} {self.task} rows"
         if self.repeated_texts:
-            line += f" ({self.repeated_texts} repeating an earlier row's text)"
+            line += f" ({self.repeated_texts} repeating an earlier row's words, case aside)"
         if self.skipped:
             details = "; ".join(self.first_skipped())
             if self.skipped_count > self.MAX_SHOWN:
