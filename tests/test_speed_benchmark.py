@@ -93,17 +93,20 @@ def test_minbert_is_timed_on_the_global_steps_the_peer_counts(end_to_end):
 
 
 @pytest.mark.parametrize("flags", ["--max_steps 5", "--task_sampling=all_tasks", "--num_train_epochs 1"])
-def test_end_to_end_refuses_minbert_flags_that_would_change_the_steps_it_replays(end_to_end, flags):
+def test_end_to_end_refuses_minbert_flags_that_would_change_the_steps_it_replays(end_to_end, flags, capsys):
     with pytest.raises(SystemExit):
         end_to_end.main([f"--minbert_flags={flags}"])
+    assert "is the script's to set (--steps, --warmup)" in capsys.readouterr().err
 
 
-def test_speed_refuses_zero_threads():
+def test_speed_refuses_zero_threads(capsys):
     with pytest.raises(SystemExit):
         load_benchmark("speed").parse_args(["--threads", "0"])
+    assert "--threads must be at least 1" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("budget", ["sst=abc", "foo=768"])
-def test_batch_tokens_refuses_a_budget_before_its_first_run(budget):
+def test_batch_tokens_refuses_a_budget_before_its_first_run(budget, capsys):
     with pytest.raises(SystemExit):
         load_benchmark("batch_tokens").main(["--budgets", budget])
+    assert f"--budgets {budget}: --batch_tokens: " in capsys.readouterr().err
