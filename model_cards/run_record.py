@@ -202,17 +202,11 @@ def _is_repo_id(name):
 LINEAGE_RECORDS = ((TRAINING_CONFIG_FILE, "base_model_id"), ("mlm_metrics.json", "base_model"))
 
 
-def training_progress(state, load_best_model_at_end=False, resumed_from=None) -> dict:
+def training_progress(state, load_best_model_at_end=False, resumed_from_step=None) -> dict:
     """How far a run trained (a Trainer's `state`): its optimizer steps and epochs, the step it resumed from
-    (a checkpoint folder's, or None), and the step whose model it saved where it kept the best one."""
-    resumed_step = None
-    if isinstance(resumed_from, (str, os.PathLike)):
-        try:
-            resumed_step = json.loads((Path(resumed_from) / "trainer_state.json").read_text())["global_step"]
-        except (OSError, ValueError, KeyError):
-            resumed_step = None
+    (None: it did not), and the step whose model it saved where it kept the best one."""
     return {"optimizer_steps": state.global_step, "epochs": round(float(state.epoch or 0), 2),
-            "resumed_from_step": resumed_step,
+            "resumed_from_step": resumed_from_step,
             "saved_step": state.best_global_step if load_best_model_at_end else state.global_step}
 
 

@@ -579,6 +579,20 @@ def test_resuming_with_optimizer_settings_its_state_was_not_built_with_is_refuse
 
 
 @pytest.mark.slow
+def test_the_card_of_a_resumed_run_names_the_step_it_resumed_from_after_rotation_deleted_that_checkpoint(
+        base, data, tmp_path):
+    output = tmp_path / "model"
+    assert train(base, data, output, "--save_strategy", "steps", "--save_steps", "1", "--max_steps", "2") == 0
+    output.rename(tmp_path / "model.partial")  # a run killed after its first checkpoints
+    checkpoint = tmp_path / "model.partial" / "checkpoint-1"
+    assert train(base, data, output, "--resume_from_checkpoint", str(checkpoint), "--max_steps", "4",
+                 "--save_strategy", "steps", "--save_steps", "1", "--save_total_limit", "1") == 0
+    assert not (output / "checkpoint-1").exists()  # rotated away during the resumed run
+    assert json.loads((output / "training_config.json").read_text())["progress"]["resumed_from_step"] == 1
+    assert "resumed from the checkpoint of step 1" in (output / "README.md").read_text()
+
+
+@pytest.mark.slow
 def test_an_unfinished_run_is_refused_unless_resumed_or_discarded(base, data, tmp_path, capsys):
     output = tmp_path / "model"
     assert train(base, data, output, "--save_strategy", "steps", "--save_steps", "1", "--max_steps", "2") == 0

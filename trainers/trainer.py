@@ -33,7 +33,7 @@ from functools import partial
 import numpy as np
 import pyarrow as pa
 import torch
-from transformers import Trainer, get_scheduler, set_seed
+from transformers import Trainer, TrainerState, get_scheduler, set_seed
 from transformers.trainer_utils import EvalPrediction, PredictionOutput, number_of_arguments
 
 from hf_minbert.adapters import name_base_by_absolute_path, task_adapter_router, write_base_config
@@ -96,6 +96,7 @@ class MultitaskTrainer(Trainer):
             raise ValueError("processing_class pads on the left; minBERT reads each row's [CLS] at position 0: set "
                              "tokenizer.padding_side = 'right'")
         _check_trainer_options(kwargs, args)
+        self.resumed_from_step = None  # set by a train() call that resumes from a checkpoint
         save_input_names(processing_class)  # saved with the model: transformers 5.0-5.2 need them to pair sentences
         if model is None and kwargs.get("model_init") is not None:
             set_seed(args.seed)  # as Trainer does before it calls model_init: this model is the one Trainer builds
@@ -171,6 +172,7 @@ class MultitaskTrainer(Trainer):
         self._configure_from_arguments()
 
     def train(self, *args, **kwargs):
+        self.resumed_from_step = None  # the step of the checkpoint this call resumes from, once it loads it
         if self.args.keep_freed_memory and self.args.device.type == "cpu":
             keep_freed_memory()
         self._terms.clear()  # terms of an earlier train() call left unlogged belong to no log of this one
@@ -556,6 +558,8 @@ class MultitaskTrainer(Trainer):
     def _load_optimizer_and_scheduler(self, checkpoint):
         if checkpoint is not None:
             check_optimizer_settings(self.args, checkpoint)
+            # Read now: checkpoint rotation may delete this checkpoint before the card tells where the run resumed.
+            self.resumed_from_step = _checkpoint_step(checkpoint)
         super()._load_optimizer_and_scheduler(checkpoint)
         if checkpoint is None:
             return
@@ -767,6 +771,14 @@ def _check_peft_heads_trainable(model, tasks):
                 f"random head; give the peft config modules_to_save=['heads.{task}', ...] (one per task), or build "
                 "the model with hf_minbert.adapters.add_adapters"
             )
+
+
+def _checkpoint_step(checkpoint):
+    """The global step a Trainer checkpoint folder was saved at (its trainer_state.json), or None."""
+    try:
+        return TrainerState.load_from_json(os.path.join(checkpoint, "trainer_state.json")).global_step
+    except (OSError, ValueError):
+        return None
 
 
 def _has_optimizer_state(checkpoint):

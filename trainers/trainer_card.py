@@ -41,7 +41,7 @@ def write_trainer_card(trainer, model, model_id=None, **options):
     card = write_model_card(folder, metrics=metrics, base_model=base, training_arguments=trainer.args,
                             train_seconds=_train_seconds(state.log_history), model_name=options.get("model_name"),
                             model_id=model_id, progress=training_progress(state, trainer.args.load_best_model_at_end,
-                                                                          trainer.args.resume_from_checkpoint))
+                                                                          trainer.resumed_from_step))
     set_card_options(card, **options).save(folder / CARD_FILE)
     return card
 

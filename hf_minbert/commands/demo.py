@@ -77,7 +77,8 @@ def show_base_model(path, tokenizer):
         heads = {task: model(**cross, task=task).logits for task in ("sst", "para", "sts")}
     for i, (s1, s2) in enumerate(PAIRS):
         print(f"\n{s1!r} vs {s2!r}")
-        print(f"  bi-encoder cosine similarity on the 0-5 scale (pretrained): {cosine[i].item():.2f}")
+        print(f"  bi-encoder cosine similarity x 5 (pretrained; the similarity pipeline clips it to 0-5): "
+              f"{cosine[i].item():.2f}")
         print(f"  untrained heads: sst {heads['sst'][i].argmax().item()}, para logit {heads['para'][i].item():+.2f}, "
               f"sts {heads['sts'][i].item():.2f} (random until `minbert train`)")
 

@@ -534,8 +534,7 @@ def _write_card(folder, model_arguments, data_args, training_args, metrics, trai
         data_arguments=data_args,
         train_seconds=train_seconds,
         model_id=model_id,  # the output folder, not the staging folder the card is written in
-        progress=training_progress(trainer.state, training_args.load_best_model_at_end,
-                                   training_args.resume_from_checkpoint),
+        progress=training_progress(trainer.state, training_args.load_best_model_at_end, trainer.resumed_from_step),
     )
 
 
