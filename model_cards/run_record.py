@@ -27,10 +27,11 @@ def save_training_config(model_dir, *, base_model, training_arguments=None, mode
                          data_arguments=None, train_seconds=None, hardware=None, progress=None) -> dict:
     """Write `training_config.json`: everything a card states about the run that the weights cannot tell,
     captured now (hardware and versions would be wrong if read when a card is regenerated elsewhere)."""
+    hub_id = hub_base_id(base_model)
     record = {
         "base_model": str(base_model),
-        "base_model_id": hub_base_id(base_model),
-        "base_model_via": local_base_name(base_model),
+        "base_model_id": hub_id,
+        "base_model_via": local_base_name(base_model, hub_id),
         "train_seconds": train_seconds,
         "progress": progress,
         "hardware": hardware or describe_hardware(use_cpu=bool(getattr(training_arguments, "use_cpu", False))),
@@ -165,11 +166,11 @@ def without_local_paths(value):
     return value
 
 
-def local_base_name(base_model):
-    """The folder name of a local base model made from a Hub model (its record names it: `hub_base_id`), which
-    the card names beside that Hub model; None for the Hub model itself or a folder without such a record."""
+def local_base_name(base_model, hub_id):
+    """The folder name of a local base model made from the Hub model `hub_id` (its `hub_base_id`), which the card
+    names beside that Hub model; None for the Hub model itself or a folder without such a record."""
     path = Path(str(base_model))
-    if not path.is_dir() or _is_embedded_base(path) or hub_base_id(base_model) is None:
+    if hub_id is None or not path.is_dir() or _is_embedded_base(path):
         return None
     return path.name
 
@@ -189,8 +190,6 @@ def _is_repo_id(name):
     """Whether `name` can be a Hub repository id (not a path that no longer exists, such as another machine's)."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-    if name.startswith(("/", "~", ".")) or name.count("/") > 1:
-        return False
     try:
         validate_repo_id(name)
     except HFValidationError:

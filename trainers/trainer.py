@@ -33,7 +33,7 @@ from functools import partial
 import numpy as np
 import pyarrow as pa
 import torch
-from transformers import Trainer, TrainerState, get_scheduler, set_seed
+from transformers import Trainer, get_scheduler, set_seed
 from transformers.trainer_utils import EvalPrediction, PredictionOutput, number_of_arguments
 
 from hf_minbert.adapters import name_base_by_absolute_path, task_adapter_router, write_base_config
@@ -558,8 +558,9 @@ class MultitaskTrainer(Trainer):
     def _load_optimizer_and_scheduler(self, checkpoint):
         if checkpoint is not None:
             check_optimizer_settings(self.args, checkpoint)
-            # Read now: checkpoint rotation may delete this checkpoint before the card tells where the run resumed.
-            self.resumed_from_step = _checkpoint_step(checkpoint)
+            # Trainer has loaded the checkpoint's state: its step, kept now, since checkpoint rotation may delete
+            # the checkpoint before the card tells where the run resumed.
+            self.resumed_from_step = self.state.global_step or None
         super()._load_optimizer_and_scheduler(checkpoint)
         if checkpoint is None:
             return
@@ -771,14 +772,6 @@ def _check_peft_heads_trainable(model, tasks):
                 f"random head; give the peft config modules_to_save=['heads.{task}', ...] (one per task), or build "
                 "the model with hf_minbert.adapters.add_adapters"
             )
-
-
-def _checkpoint_step(checkpoint):
-    """The global step a Trainer checkpoint folder was saved at (its trainer_state.json), or None."""
-    try:
-        return TrainerState.load_from_json(os.path.join(checkpoint, "trainer_state.json")).global_step
-    except (OSError, ValueError):
-        return None
 
 
 def _has_optimizer_state(checkpoint):

@@ -233,13 +233,10 @@ def _check_optimizer_available(training_args):
     try:
         Trainer.get_optimizer_cls_and_kwargs(training_args)
     except ImportError as error:
-        raise ValueError(f"--optim {_optim_name(training_args)}: {str(error).strip().splitlines()[0]}") from None
+        optim = getattr(training_args.optim, "value", training_args.optim)
+        raise ValueError(f"--optim {optim}: {str(error).strip().splitlines()[0]}") from None
     except Exception:  # noqa: BLE001 - anything else needs the model, and Trainer reports it with the model at hand
         pass
-
-
-def _optim_name(training_args):
-    return getattr(training_args.optim, "value", training_args.optim)
 
 
 def _check_resumed_checkpoint(checkpoint, config):
