@@ -17,7 +17,10 @@ Beside the cells it measures what the CPU can do and how close each cell gets:
 - each cell's TFLOP/s on real tokens and its MFU, the share of the bf16 peak (see `model_flops`);
 - a profile of minBERT's bf16 training step: the top operators by self CPU time;
 - the optimizer step over the default `minbert train` model's parameters: the project's AdamW against
-  `torch.optim.AdamW(fused=True)`, alternating, after warmup (ours builds its C kernel first, once per machine).
+  `torch.optim.AdamW(fused=True)`, alternating, after warmup (ours builds its C kernel first, once per machine);
+- gradient clipping over the same parameters' gradients, to norm 1 (a default run's gradients are nearly always
+  above it): `MultitaskTrainer`'s (trainers/gradient_clipping.py) against `torch.nn.utils.clip_grad_norm_`,
+  alternating, each on the same gradients restored before every call.
 
     python benchmarks/speed.py                      # batch 32, padded to 64 tokens, 20 timed steps/model
     python benchmarks/speed.py --threads 1          # on a machine busy with other jobs (see benchmarks/README.md)
@@ -322,6 +325,28 @@ def time_optimizers(settings):
             "first_steps_s": first_steps_s, "ratio": medians["minbert AdamW"] / medians["torch AdamW(fused=True)"]}
 
 
+def time_clipping(settings):
+    """Per-call seconds of MultitaskTrainer's gradient clipping and torch's over the default model's gradients,
+    clipped to norm 1, alternating; every call starts from the same gradients."""
+    from trainers.gradient_clipping import clip_grad_norm_
+
+    params = default_recipe_parameters()
+    gradients = [p.grad.clone() for p in params]
+    clippers = {"MultitaskTrainer's clipping": clip_grad_norm_, "torch clip_grad_norm_": torch.nn.utils.clip_grad_norm_}
+    wall = {name: [] for name in clippers}
+    for i in range(settings.optimizer_repeats + 1):  # the first round warms up
+        for name in list(clippers) if i % 2 == 0 else list(clippers)[::-1]:
+            for param, gradient in zip(params, gradients):
+                param.grad.copy_(gradient)
+            start = time.perf_counter()
+            clippers[name](params, 1.0)
+            if i:
+                wall[name].append(time.perf_counter() - start)
+    medians = {name: statistics.median(t) for name, t in wall.items()}
+    return {"median_s": medians, "wall_s": wall,
+            "ratio": medians["MultitaskTrainer's clipping"] / medians["torch clip_grad_norm_"]}
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Reporting
 # ----------------------------------------------------------------------------------------------------------
@@ -364,6 +389,10 @@ def markdown_table(results, settings, command, real_tokens, machine, extras):
     lines += ["", f"Optimizer step over the default model's {optimizer['parameters'] / 1e6:.1f}M parameters: "
               + ", ".join(f"{name} {s * 1e3:.1f} ms" for name, s in optimizer["median_s"].items())
               + f" (ratio {optimizer['ratio']:.2f}; first steps incl. compiling {optimizer['first_steps_s']:.1f} s)."]
+    clipping = extras["clipping"]
+    lines += ["", "Gradient clipping of the same parameters' gradients to norm 1: "
+              + ", ".join(f"{name} {s * 1e3:.1f} ms" for name, s in clipping["median_s"].items())
+              + f" (ratio {clipping['ratio']:.2f})."]
     lines += ["", "| matmul | TFLOP/s |", "|---|---:|"]
     lines += [f"| {name} | {tflops:.2f} |" for name, tflops in extras["matmul"]["tflops_by_shape"].items()]
     if extras["profile"]:
@@ -374,12 +403,12 @@ def markdown_table(results, settings, command, real_tokens, machine, extras):
                   for e in extras["profile"]]
     lines += ["", "History (one row per change measured; ratios are within one run):", "",
               "| change | CPU (bf16 peak TFLOP/s) | train-bf16 MFU | train-fp32 MFU | train-bf16 ratio "
-              "| AdamW / torch fused | command |",
-              "|---|---|---:|---:|---:|---:|---|"]
+              "| AdamW / torch fused | clipping / torch's | command |",
+              "|---|---|---:|---:|---:|---:|---:|---|"]
     for row in extras["history"]:
         lines.append(f"| {row['label']} | {_history_cpu(row)} | {_percent(row.get('train-bf16 mfu'))} "
                      f"| {_percent(row.get('train-fp32 mfu'))} | {_number(row.get('train-bf16 ratio'))} "
-                     f"| {_number(row.get('adamw ratio'))} | `{row['command']}` |")
+                     f"| {_number(row.get('adamw ratio'))} | {_number(row.get('clipping ratio'))} | `{row['command']}` |")
     lines += ["", f"Command: `{command}`"]
     return "\n".join(lines) + "\n"
 
@@ -397,11 +426,11 @@ def _number(value):
     return "–" if value is None else f"{value:.2f}"
 
 
-def history_row(settings, command, results, optimizer, machine, peak_tflops):
+def history_row(settings, command, results, optimizer, clipping, machine, peak_tflops):
     """One run's figures for the history table, with its CPU: MFU is a share of that machine's own peak, so
     rows from different CPUs are not one series."""
     row = {"label": settings.label or "(unlabelled)", "command": command, "adamw ratio": optimizer["ratio"],
-           "cpu": machine["cpu"], "bf16 peak tflops": peak_tflops}
+           "clipping ratio": clipping["ratio"], "cpu": machine["cpu"], "bf16 peak tflops": peak_tflops}
     for cell, r in results.items():
         row[f"{cell} mfu"] = r["mfu"]["minbert"]
         row[f"{cell} ratio"] = r["ratio"]
@@ -445,10 +474,14 @@ def main(argv=None):
     optimizer = time_optimizers(settings)
     print("optimizer step: " + ", ".join(f"{n} {s * 1e3:.1f} ms" for n, s in optimizer["median_s"].items()),
           flush=True)
+    clipping = time_clipping(settings)
+    print("gradient clipping: " + ", ".join(f"{n} {s * 1e3:.1f} ms" for n, s in clipping["median_s"].items()),
+          flush=True)
     machine = machine_info()
-    history = append_history(settings.out_dir, "speed",
-                             history_row(settings, command, results, optimizer, machine, matmul["peak_tflops"]["bfloat16"]))
-    extras = {"matmul": matmul, "profile": profile_rows, "optimizer": optimizer, "history": history}
+    history = append_history(settings.out_dir, "speed", history_row(settings, command, results, optimizer, clipping,
+                                                                    machine, matmul["peak_tflops"]["bfloat16"]))
+    extras = {"matmul": matmul, "profile": profile_rows, "optimizer": optimizer, "clipping": clipping,
+              "history": history}
     table = markdown_table(results, settings, command, real_tokens, machine, extras)
     print("\n" + table)
     out_dir = Path(settings.out_dir)

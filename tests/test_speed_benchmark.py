@@ -44,11 +44,27 @@ def test_end_to_end_ceiling_is_our_tokens_per_second_at_the_peak_over_the_peers(
     assert (report["minbert"]["mfu"], report["peer"]["mfu"]) == (0.5, 0.25)
 
 
-def test_history_row_records_the_cpu_and_its_bf16_peak(speed):
+def test_history_row_records_the_cpu_its_bf16_peak_and_the_optimizer_and_clipping_ratios(speed):
     settings = speed.SpeedSettings(label="a change")
     cells = {"train-bf16": {"mfu": {"minbert": 0.5}, "ratio": 2.0}}
-    row = speed.history_row(settings, "python benchmarks/speed.py", cells, {"ratio": 1.3}, {"cpu": "AMD EPYC"}, 0.44)
+    row = speed.history_row(settings, "python benchmarks/speed.py", cells, {"ratio": 1.3}, {"ratio": 0.4},
+                            {"cpu": "AMD EPYC"}, 0.44)
     assert (row["cpu"], row["bf16 peak tflops"], row["train-bf16 mfu"]) == ("AMD EPYC", 0.44, 0.5)
+    assert (row["adamw ratio"], row["clipping ratio"]) == (1.3, 0.4)
+
+
+def test_clipping_is_timed_from_the_same_gradients_on_both_sides(speed, monkeypatch):
+    params = [torch.nn.Parameter(torch.zeros(4)) for _ in range(3)]
+    for param in params:
+        param.grad = torch.full((4,), 2.0)
+    monkeypatch.setattr(speed, "default_recipe_parameters", lambda: params)
+    seen = []
+    torch_clip = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_",
+                        lambda ps, norm: seen.append(ps[0].grad.clone()) or torch_clip(ps, norm))
+    timing = speed.time_clipping(speed.SpeedSettings(optimizer_repeats=2))
+    assert set(timing["median_s"]) == {"MultitaskTrainer's clipping", "torch clip_grad_norm_"}
+    assert len(seen) == 3 and all(torch.equal(grad, torch.full((4,), 2.0)) for grad in seen)
 
 
 def test_history_table_shows_each_rows_cpu_and_marks_rows_without_one(speed):

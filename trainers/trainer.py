@@ -33,8 +33,10 @@ from functools import partial
 import numpy as np
 import pyarrow as pa
 import torch
+from accelerate.utils import DistributedType
 from transformers import Trainer, get_scheduler, set_seed
 from transformers.trainer_utils import EvalPrediction, PredictionOutput, number_of_arguments
+from transformers.utils import is_sagemaker_mp_enabled
 
 from hf_minbert.adapters import name_base_by_absolute_path, task_adapter_router, write_base_config
 from hf_minbert.data import DataError, has_task_schema, head_mismatch, record_task_schemas, task_schema
@@ -53,6 +55,7 @@ from hf_minbert.optimization import create_optimizer, describe_parameter_groups,
 
 from .arguments import MultitaskTrainingArguments, full_eval_dtype
 from .cpu_memory import keep_freed_memory
+from .gradient_clipping import clip_grad_norm_
 from .log_level import apply_log_level
 from .losses import cosent_loss, paraphrase_mnr_loss, sentence_keys
 from .multitask_data import MultitaskCollator
@@ -72,6 +75,8 @@ from .train_batches import train_batch_sampler, train_dataloader, training_datas
 
 logger = logging.getLogger(__name__)
 
+# The distributed setups whose gradient clipping accelerate leaves to torch.nn.utils.clip_grad_norm_.
+_PLAIN_CLIPPING = (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU)
 # The keys each shipped metric reports (hf_minbert/metrics), as evaluate() names them after the task.
 METRIC_KEYS = {"accuracy": ("accuracy",), "correlation": ("pearson", "spearman")}
 
@@ -522,6 +527,25 @@ class MultitaskTrainer(Trainer):
             )
             self._created_lr_scheduler = True
         return self.lr_scheduler
+
+    # ---- gradient clipping: fewer passes over memory on a CPU (gradient_clipping.py)
+
+    def _clip_grad_norm(self, model):
+        if self._clips_as_torch(model):
+            return clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
+        return super()._clip_grad_norm(model)
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        if grad_norm is None and self._clips_as_torch(model):  # the norm logged with --max_grad_norm 0
+            grad_norm = clip_grad_norm_(model.parameters(), float("inf"))
+        return super()._get_grad_norm(model, grad_norm=grad_norm)
+
+    def _clips_as_torch(self, model):
+        """Whether `Trainer` would clip with `torch.nn.utils.clip_grad_norm_` (DeepSpeed, FSDP and XLA clip their
+        own way; a gradient scaler unscales first), which gradient_clipping.clip_grad_norm_ computes alike."""
+        accelerator = self.accelerator
+        return (accelerator.distributed_type in _PLAIN_CLIPPING and accelerator.scaler is None
+                and not is_sagemaker_mp_enabled() and not self._has_mixed_mesh_grads(model))
 
     # ---- checkpoints: SMART's mean teacher and PCGrad's generator go with the optimizer (multitask_state.py)
 
