@@ -650,6 +650,28 @@ def test_a_checkpoint_whose_optimizer_state_is_cut_short_or_missing_is_refused(t
         check_checkpoint_files("checkpoint-2", folder)
 
 
+@pytest.mark.parametrize("name", ["rng_state.pth", "multitask_state.pt", "trainer_state.json",
+                                  "optimizer_settings.json"])
+def test_a_checkpoint_whose_rng_trainer_or_multitask_state_is_cut_short_is_refused_naming_the_file(tmp_path, name):
+    import json
+
+    import torch
+
+    from hf_minbert.commands.common import CommandError
+    from hf_minbert.commands.train import check_checkpoint_files
+
+    folder = _optimizer_state_files(tmp_path / "checkpoint-2")
+    path = folder / name
+    if name.endswith(".json"):
+        path.write_text(json.dumps({"global_step": 2, "log_history": [{"loss": 0.5}] * 20}))
+    else:
+        torch.save({"state": torch.zeros(1000)}, path)
+    check_checkpoint_files("checkpoint-2", folder)  # whole: accepted
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(CommandError, match=rf"^--resume_from_checkpoint checkpoint-2: cannot read {path} .*earlier"):
+        check_checkpoint_files("checkpoint-2", folder)
+
+
 def test_a_checkpoint_keeping_its_optimizer_state_in_a_deepspeed_folder_is_accepted(tmp_path):
     from hf_minbert.commands.train import check_checkpoint_files
 

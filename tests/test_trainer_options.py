@@ -491,6 +491,52 @@ def test_a_hyperparameter_trial_seeds_pcgrad_with_its_own_seed(tmp_path, tokeniz
     assert trainer._pcgrad_generator.initial_seed() == 7
 
 
+def _model_drawn_from_the_global_seed():
+    seeded = torch.random.get_rng_state()  # as Trainer seeded it (tiny_model seeds its own weights)
+    model = scoring_tiny_model()
+    torch.random.set_rng_state(seeded)
+    torch.nn.init.normal_(model.heads["sst"].layers[-1].weight)
+    return model
+
+
+def test_a_hyperparameter_trials_seed_draws_its_model_as_a_run_with_that_seed_does(tmp_path, tokenizer):  # noqa: F811
+    pytest.importorskip("optuna", reason="optuna is a dev dependency (pip install -e '.[dev]')")
+    trained = []
+
+    class KeepTrainedWeights(TrainerCallback):
+        def on_train_end(self, args, state, control, model=None, **kwargs):
+            trained.append({name: p.detach().clone() for name, p in model.state_dict().items()})
+
+    for folder, seed, run in (("search", 42, "trial"), ("seed7", 7, "plain")):
+        trainer = _plain_trainer(tmp_path / folder, tokenizer, model=None, model_init=_model_drawn_from_the_global_seed,
+                                 args={"max_steps": 2, "seed": seed}, callbacks=[KeepTrainedWeights()])
+        if run == "trial":  # the search's one trial sets seed 7 on arguments that say 42
+            trainer.hyperparameter_search(hp_space=lambda trial: {"seed": trial.suggest_categorical("seed", [7])},
+                                          backend="optuna", n_trials=1, direction="maximize",
+                                          compute_objective=lambda metrics: metrics["eval_overall"])
+        else:
+            trainer.train()
+    searched, plain = trained
+    assert all(torch.equal(searched[name], weight) for name, weight in plain.items())
+
+
+def test_arguments_assigned_after_the_trainer_is_built_are_the_ones_it_trains_with(tmp_path, tokenizer):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, tokenizer, args={"max_steps": 1, "max_seq_length": 32})
+    trainer.args.max_seq_length = 8
+    trainer.args.task_weights = "sts=0.5"
+    trainer.train()
+    assert max(len(row["input_ids"]) for row in trainer.train_dataset.datasets["sst"]) == 8
+    assert trainer.task_weights["sts"] == 0.5
+
+
+def test_a_max_seq_length_assigned_beyond_the_models_positions_is_refused_before_training(tmp_path, tokenizer):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, tokenizer, args={"max_steps": 1})
+    trainer.args.max_seq_length = 128  # the tiny model has 64 positions
+    with pytest.raises(ValueError, match="max_seq_length"):
+        trainer.train()
+    assert trainer.state.global_step == 0
+
+
 def test_smarts_mean_teacher_starts_as_the_model_model_init_builds_for_training(tmp_path, tokenizer):  # noqa: F811
     calls = []
 

@@ -124,6 +124,7 @@ class MultitaskTrainer(Trainer):
                          processing_class=processing_class, **kwargs)
         self._mean_teacher_update = None
         self._configure_from_arguments()
+        self._arguments_as_read = self.args.to_dict()  # train() reads them again where they have changed since
         self._swap_draws = (None, 0)  # (optimizer step, batches swapped in it): one generator per batch
         self.other_evaluations = set()  # log_history indices of evaluations of rows passed to evaluate()
         self._terms = defaultdict(list)  # name -> values since the last log
@@ -166,28 +167,34 @@ class MultitaskTrainer(Trainer):
             check_pair_order("pair_swap_probability", task, core.config.task_spec(task)["pair_encoding"])
 
     def _hp_search_setup(self, trial):
-        """Trainer sets a hyperparameter trial's values on the arguments (and model_init has just built the
-        model): what was read off them and off the model at __init__ is read again."""
+        """Every train() call comes here before it trains, after Trainer has set a hyperparameter trial's values on
+        the arguments and model_init has built the model: what was read off the arguments and the model at
+        __init__ is read again where either may differ (a trial, a new model, arguments assigned since), the
+        training rows tokenized again where the arguments changed."""
         super()._hp_search_setup(trial)
-        if trial is None or self.hp_search_backend is None:
-            if self.model_init is not None:  # a new model: SMART's mean teacher must start as its copy
-                self._configure_from_arguments()
-            return
-        self.train_dataset = self._training_rows(self.args, self.processing_class, _core(self.model).config)
-        self._configure_from_arguments()
+        arguments_changed = self.args.to_dict() != self._arguments_as_read
+        if arguments_changed or (trial is not None and self.hp_search_backend is not None):  # model_init's model too
+            self.train_dataset = self._training_rows(self.args, self.processing_class, _core(self.model).config)
+        if arguments_changed or self.model_init is not None:  # a new model: SMART's mean teacher must start as its copy
+            self._configure_from_arguments()
+        self._arguments_as_read = self.args.to_dict()
 
-    def train(self, *args, **kwargs):
+    def train(self, resume_from_checkpoint=None, trial=None, *args, **kwargs):
+        if trial is not None and self.hp_search_backend is not None and self.model_init is not None:
+            # Trainer seeds and builds a trial's model before it sets the trial's values: set them first, so that
+            # the trial's seed draws its model (and model_init reads the trial's arguments); Trainer sets them again.
+            Trainer._hp_search_setup(self, trial)
         self.resumed_from_step = None  # the step of the checkpoint this call resumes from, once it loads it
         if self.args.keep_freed_memory and self.args.device.type == "cpu":
             keep_freed_memory()
         self._terms.clear()  # terms of an earlier train() call left unlogged belong to no log of this one
-        # Arguments changed since __init__ (a setter, an assignment) are checked as __init__ checked them (and
-        # --optim where the optimizer is built). A hyperparameter search releases the model between trials: Trainer
-        # builds the next with model_init, and _hp_search_setup checks it.
+        # Arguments changed since __init__ (a setter, an assignment) are checked as __init__ checked them, and read
+        # again by _hp_search_setup (--optim where the optimizer is built). A hyperparameter search releases the model
+        # between trials: Trainer builds the next with model_init, and _hp_search_setup checks it.
         if self.model is not None:
             _check_reentrant_checkpointing(self.args, list(_core(self.model).config.tasks))
             self._check_user_metric_for_best_model()
-        return super().train(*args, **kwargs)
+        return super().train(resume_from_checkpoint, trial, *args, **kwargs)
 
     def hyperparameter_search(self, hp_space=None, compute_objective=None, n_trials=20, direction=None, backend=None,
                               hp_name=None, **kwargs):

@@ -27,6 +27,7 @@ flags are parsed in train_arguments.py, the heads to train come from head_option
 train_data.py.
 """
 import copy
+import json
 import logging
 import sys
 import time
@@ -280,6 +281,8 @@ def check_checkpoint_files(checkpoint, folder):
     read and the model built: its weights and its optimizer's state must read back whole."""
     import zipfile
 
+    from trainers.multitask_state import MULTITASK_STATE_NAME, OPTIMIZER_SETTINGS_NAME
+
     from .common import CommandError, check_safetensors_file
 
     for weights in sorted(folder.glob("*.safetensors")):
@@ -293,7 +296,9 @@ def check_checkpoint_files(checkpoint, folder):
     if not (folder / "optimizer.pt").is_file() and not elsewhere:
         raise CommandError(f"--resume_from_checkpoint {checkpoint}: no optimizer.pt, so training could not go on as it "
                            "was (saved with --save_only_model, or cut short while saving?)")
-    for path in (folder / "optimizer.pt", folder / "scheduler.pt"):
+    torch_files = [folder / "optimizer.pt", folder / "scheduler.pt", *sorted(folder.glob("rng_state*.pth")),
+                   folder / MULTITASK_STATE_NAME]
+    for path in torch_files:
         if not path.is_file():
             continue
         try:  # torch.save writes a zip archive, whose directory at the end is lost when the file is cut short
@@ -301,6 +306,13 @@ def check_checkpoint_files(checkpoint, folder):
         except (zipfile.BadZipFile, OSError):
             raise CommandError(f"--resume_from_checkpoint {checkpoint}: cannot read {path} (truncated or corrupt?): "
                                "resume from an earlier checkpoint") from None
+    for path in (folder / "trainer_state.json", folder / OPTIMIZER_SETTINGS_NAME):
+        try:
+            if path.is_file():
+                json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as error:  # trainer_state.json is written last: a save cut short leaves it so
+            raise CommandError(f"--resume_from_checkpoint {checkpoint}: cannot read {path} ({error}; truncated or "
+                               "corrupt?): resume from an earlier checkpoint") from None
 
 
 def check_report_to(report_to):
