@@ -54,6 +54,10 @@ class DemoModel:
         # two tasks; they then share the loaded model and tokenizer instead of loading them again.
         self.multitask = pipeline("minbert-multitask", model=self.model_id, trust_remote_code=True)
         self.model, self.tokenizer = self.multitask.model, self.multitask.tokenizer
+        # The app's own tokenizer calls take the pipelines' lock: concurrent events share the tokenizer, which
+        # keeps its truncation and padding settings on itself (model folders saved before the lock: unlocked).
+        pipelines_module = sys.modules[type(self.multitask).__module__]
+        self._tokenize = getattr(pipelines_module, "tokenize", lambda tokenizer, *args, **kwargs: tokenizer(*args, **kwargs))
         self.tasks = self.model.config.tasks
         self.heads = _demo_heads(self.model.config)
         self.max_tokens = min(self.model.config.max_position_embeddings, self.tokenizer.model_max_length)
@@ -65,7 +69,7 @@ class DemoModel:
             # The folder's own text-classification pipeline (its pipelines.py, loaded above) over the loaded model:
             # pipeline() on a model object would give the stock one, and registering the model's class with
             # AutoModelForSequenceClassification to avoid that would change every later load in the process.
-            sentiment_pipeline = sys.modules[type(self.multitask).__module__].MinBertSentimentPipeline
+            sentiment_pipeline = pipelines_module.MinBertSentimentPipeline
             self.sentiment_pipeline = sentiment_pipeline(task="text-classification", **shared)
 
     def sentiment(self, text):
@@ -103,7 +107,7 @@ class DemoModel:
         if "embeddings" in answer:  # a bi-encoder head: the pipeline returns both sentences' embeddings
             first, second = (torch.tensor(embedding) for embedding in answer["embeddings"])
         elif self.tasks[head].get("cosine_feature") and hasattr(self.model, "embed"):
-            encoded = self.tokenizer(list(pair), padding=True, return_tensors="pt").to(self.model.device)
+            encoded = self._tokenize(self.tokenizer, list(pair), padding=True, return_tensors="pt").to(self.model.device)
             with torch.inference_mode():
                 first, second = self.model.embed(**encoded, task=head)
         else:
@@ -114,12 +118,12 @@ class DemoModel:
         text = (text or "").strip()
         if not text:
             raise ValueError(f"{name} is empty: type some text first.")
-        self._check_length(self.tokenizer(text)["input_ids"], f"{name} is")
+        self._check_length(self._tokenize(self.tokenizer, text)["input_ids"], f"{name} is")
         return text
 
     def _checked_pair(self, first, second):
         pair = self._checked(first, "Sentence A"), self._checked(second, "Sentence B")
-        self._check_length(self.tokenizer(*pair)["input_ids"], "Sentences A and B together are")
+        self._check_length(self._tokenize(self.tokenizer, *pair)["input_ids"], "Sentences A and B together are")
         return pair
 
     def _check_length(self, ids, subject):

@@ -250,6 +250,10 @@ class MinBertEnsembleForMultitask(PreTrainedModel):
     @classmethod
     def from_members(cls, models, task_weights, default_task=None):
         """An ensemble holding (copies of) the weights of `models`; `task_weights[task]` has one weight per model."""
+        dtypes = [next(model.parameters()).dtype for model in models]
+        if len(set(dtypes)) > 1:  # the ensemble holds its members in one precision: it would answer otherwise
+            raise ValueError(f"the member models are in different precisions ({', '.join(map(str, dtypes))}): "
+                             "cast them to one first")
         config = MinBertEnsembleConfig(
             members=[model.config for model in models], task_weights=task_weights, default_task=default_task
         )

@@ -41,6 +41,7 @@ a loaded module imports itself, not what those import in turn.
 import contextlib
 import inspect
 import logging
+import threading
 from types import SimpleNamespace
 
 import torch
@@ -254,15 +255,40 @@ def _distinct_rows(keys):
     return list(distinct), rows
 
 
+# Calls in eval mode now, per model, and the mode each model had before the first of them (threads share a model).
+_EVAL_MODE_USERS = {}
+_EVAL_MODE_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _eval_mode(model):
-    # A model handed over in training mode would answer through dropout: random answers, silently.
-    was_training = model.training
-    model.eval()
+    # A model handed over in training mode would answer through dropout: random answers, silently. Concurrent
+    # calls on one model (a web app's requests) keep it in eval mode until the last of them ends.
+    with _EVAL_MODE_LOCK:
+        users, was_training = _EVAL_MODE_USERS.get(id(model), (0, model.training))
+        _EVAL_MODE_USERS[id(model)] = (users + 1, was_training)
+        model.eval()
     try:
         yield
     finally:
-        model.train(was_training)
+        with _EVAL_MODE_LOCK:
+            users, was_training = _EVAL_MODE_USERS.pop(id(model))
+            if users > 1:
+                _EVAL_MODE_USERS[id(model)] = (users - 1, was_training)
+            else:
+                model.train(was_training)
+
+
+# A fast tokenizer keeps its truncation and padding settings on itself and sets them at every call: threads
+# sharing one (a web app's concurrent requests) would encode with each other's settings. Every call goes through
+# `tokenize`, which holds this lock.
+_TOKENIZER_LOCK = threading.RLock()
+
+
+def tokenize(tokenizer, *args, **kwargs):
+    """`tokenizer(*args, **kwargs)`, one thread at a time (see _TOKENIZER_LOCK)."""
+    with _TOKENIZER_LOCK:
+        return tokenizer(*args, **kwargs)
 
 
 def _as_list(value):
@@ -415,13 +441,14 @@ def encode_texts(tokenizer, first, second, max_length, truncation=None, task="mi
         raise ValueError(f"{task}: tokenize_kwargs return_attention_mask=False: the model reads the attention mask "
                          "(it skips the padding by it)")
     options = {"padding": True, "return_token_type_ids": True, **tokenize_kwargs, "return_tensors": "pt"}
-    encoded = tokenizer(first, second, truncation=True, max_length=max_length, **options)
+    encoded = tokenize(tokenizer, first, second, truncation=True, max_length=max_length, **options)
     lengths = encoded["attention_mask"].sum(dim=-1).tolist()
     at_limit = [i for i, length in enumerate(lengths) if length == max_length]
     if at_limit and truncation is not True:
         # Only an encoding that exactly fills max_length can have been cut: measure just those in full.
-        full = tokenizer([first[i] for i in at_limit], [second[i] for i in at_limit] if second is not None else None,
-                         truncation=False, verbose=False, **_measuring(tokenize_kwargs))["input_ids"]
+        full = tokenize(tokenizer, [first[i] for i in at_limit],
+                        [second[i] for i in at_limit] if second is not None else None,
+                        truncation=False, verbose=False, **_measuring(tokenize_kwargs))["input_ids"]
         cut = [i for i, ids in zip(at_limit, full) if len(ids) > max_length]
         if cut:
             example = first[cut[0]] if second is None else (first[cut[0]], second[cut[0]])

@@ -40,6 +40,21 @@ def test_a_yaml_number_written_1e_4_is_a_float_as_on_the_command_line(tmp_path):
     assert training.learning_rate == 1e-4 and isinstance(training.learning_rate, float)
 
 
+def test_yaml_numbers_with_a_leading_zero_or_a_colon_read_as_on_the_command_line(tmp_path):
+    config = tmp_path / "c.yaml"  # YAML 1.1: octal 34, base-60 90 and 750
+    config.write_text(f"output_dir: {tmp_path / 'out'}\nseed: 042\nsave_steps: 7\nrun_name: 12:30\n", encoding="utf-8")
+    training = parse_arguments([str(config)])[2]
+    assert (training.seed, training.save_steps, training.run_name) == (42, 7, "12:30")
+
+
+@pytest.mark.parametrize("name", ["c.json", "c.yaml"])
+def test_an_empty_config_file_gives_no_values(tmp_path, name):
+    from hf_minbert.commands.config_file import read_config
+
+    (tmp_path / name).write_text("\n", encoding="utf-8")
+    assert read_config(tmp_path / name) == {}
+
+
 def test_a_yaml_number_written_1e_6_inside_a_mapping_is_a_float_as_in_json(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(f"output_dir: {tmp_path / 'out'}\nlr_scheduler_type: cosine_with_min_lr\n"

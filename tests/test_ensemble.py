@@ -679,6 +679,27 @@ def test_ensemble_command_refuses_candidates_whose_word_tables_differ_before_pre
         f"{candidate_dirs[0]}: 30522; {wider}: 30528")
 
 
+def test_ensemble_command_refuses_candidates_saved_in_different_precisions_before_predicting(
+    candidate_dirs, data_dir, tokenizer, tmp_path, capsys, predictions_made
+):
+    bf16 = tmp_path / "bf16"
+    MinBertForMultitask.from_pretrained(candidate_dirs[1]).to(torch.bfloat16).save_pretrained(bf16)
+    tokenizer.save_pretrained(bf16)
+    capsys.readouterr()
+    status = minbert(["ensemble", "--models", str(bf16), candidate_dirs[0], "--output_dir", str(tmp_path / "out"),
+                      "--data_dir", str(data_dir), "--no_progress"])
+    assert status == 2 and predictions_made == []
+    assert capsys.readouterr().err.strip() == (
+        f"minbert ensemble: the --models are saved in different precisions, and their ensemble would hold them all in "
+        f"the first's (each scored in its own): {bf16}: bfloat16; {candidate_dirs[0]}: float32; save them in one")
+
+
+def test_an_ensemble_of_members_in_different_precisions_is_refused():
+    members = [tiny_model(seed=1), tiny_model(seed=2).to(torch.bfloat16)]
+    with pytest.raises(ValueError, match=r"different precisions \(torch.float32, torch.bfloat16\)"):
+        MinBertEnsembleForMultitask.from_members(members, {"sts": [1, 1]})
+
+
 def test_ensemble_command_refuses_a_plain_encoder_without_trained_heads_before_predicting(
     candidate_dirs, data_dir, tokenizer, tmp_path, capsys, predictions_made
 ):

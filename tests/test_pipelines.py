@@ -214,6 +214,53 @@ def test_a_model_in_training_mode_still_answers_deterministically(tokenizer):
     assert model.training
 
 
+def test_a_model_in_training_mode_stays_in_eval_mode_until_the_last_concurrent_call_ends():
+    model = tiny_model().train()
+    first = minbert_pipelines._eval_mode(model)  # one request of a web app
+    second = minbert_pipelines._eval_mode(model)  # another, begun while the first runs, ending after it
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert not model.training  # the second still answers without dropout
+    second.__exit__(None, None, None)
+    assert model.training  # and the caller's mode is back
+
+
+def test_threads_sharing_a_tokenizer_never_call_it_at_once(tokenizer):
+    """A fast tokenizer sets its truncation and padding settings on itself at every call, so calls that overlap
+    would encode with each other's max_length."""
+    import threading
+    import time
+
+    inside, overlaps = [0], []
+
+    class Watched:
+        def __call__(self, *args, **kwargs):
+            inside[0] += 1
+            overlaps.append(inside[0])
+            time.sleep(0.002)
+            try:
+                return tokenizer(*args, **kwargs)
+            finally:
+                inside[0] -= 1
+
+    watched = Watched()
+    lengths = {16: [], 64: []}
+
+    def encode(max_length):
+        for _ in range(10):
+            encoded = minbert_pipelines.encode_texts(watched, ["a long sentence " * 40], None, max_length, truncation=True)
+            lengths[max_length].append(encoded["input_ids"].shape[1])
+
+    threads = [threading.Thread(target=encode, args=(max_length,)) for max_length in (16, 64, 16, 64)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert max(overlaps) == 1
+    assert set(lengths[16]) == {16} and set(lengths[64]) == {64}
+
+
 # --- input forms and batching ------------------------------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 """A task of one's own declared on the command line: `minbert train --task_schema FILE` registers the file's data
 schema and gives the task a fresh head of the kind its labels need, so that a first training needs no Python."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -37,6 +38,13 @@ def schema_file(folder, values=NLI_FILE, name="nli.json"):
 def test_a_schema_file_reads_as_the_schema_and_the_heads_class_names(tmp_path):
     schema, labels = read_task_schema_file(schema_file(tmp_path))
     assert schema == NLI and labels == ["entailment", "neutral", "contradiction"]
+
+
+def test_a_schema_file_named_from_the_home_folder_is_found(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # as --task_schema=~/nli.json or a config file leaves it unexpanded
+    path = schema_file(tmp_path)
+    schema, _ = read_task_schema_file(f"~/{Path(path).name}")
+    assert schema == NLI
 
 
 def test_a_yaml_schema_file_reads_as_the_same_schema(tmp_path):

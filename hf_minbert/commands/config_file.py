@@ -91,6 +91,8 @@ def read_config(path, holding="flag names to values") -> dict:
         raise ValueError(f"{path}: no such file") from None
     except UnicodeDecodeError as error:
         raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    if not text.strip():  # no values, JSON as YAML (json.loads refuses an empty text)
+        return {}
     data = _load_json(path, text) if str(path).lower().endswith(".json") else _load_yaml(path, text)
     if data is None:
         return {}
@@ -139,12 +141,17 @@ def _yaml_loader(path):
     class Loader(yaml.SafeLoader):
         pass
 
+    replaced = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")
     Loader.yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in replaced]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
     Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
                                  list("tTfF"))
+    # YAML 1.1 also reads 042 as octal (34), 1:30 as base 60 (90) and 0x1A as hex: plain digits are the only
+    # integers here; the rest stays text, which the flag's type reads as the command line does (042 is 42).
+    Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"),
+                                 list("-+0123456789"))
     # YAML 1.1 reads a number with an exponent but no point (1e-6) as text, 1.2 and JSON as a number: inside a
     # mapping (--lr_scheduler_kwargs) no flag's type would convert it afterwards.
     Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$"),

@@ -143,7 +143,7 @@ def candidate_heads(args) -> tuple:
     alike (head_answer), since their answers are averaged."""
     from hf_minbert import MinBertConfig
 
-    heads, vocab_sizes = {task: {} for task in args.tasks}, {}
+    heads, vocab_sizes, dtypes = {task: {} for task in args.tasks}, {}, {}
     for path in args.models:
         check_model_source("--models", path)
         try:
@@ -158,6 +158,7 @@ def candidate_heads(args) -> tuple:
                                "multitask model (minbert train's output)")
         _check_weights(path)
         vocab_sizes[path] = config_dict.get("vocab_size")
+        dtypes[path] = config_dict.get("dtype") or config_dict.get("torch_dtype") or "float32"
         try:
             tasks = MinBertConfig.from_dict(config_dict).tasks
         except ValueError as error:
@@ -170,6 +171,10 @@ def candidate_heads(args) -> tuple:
     if len(set(vocab_sizes.values())) > 1:  # the members read the same input ids from one word table each
         listed = "; ".join(f"{path}: {size}" for path, size in vocab_sizes.items())
         raise CommandError(f"the --models' word tables differ in size, so they cannot read the same input ids: {listed}")
+    if len(set(dtypes.values())) > 1:  # one ensemble holds its members in one precision, scored as saved
+        listed = "; ".join(f"{path}: {dtype}" for path, dtype in dtypes.items())
+        raise CommandError(f"the --models are saved in different precisions, and their ensemble would hold them all in "
+                           f"the first's (each scored in its own): {listed}; save them in one")
     for task, by_model in heads.items():
         _check_alike(task, by_model)
     return heads, next(iter(vocab_sizes.values()))

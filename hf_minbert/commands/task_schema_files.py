@@ -18,6 +18,7 @@ from pathlib import Path
 from hf_minbert.configuration_minbert import normalize_task_spec
 from hf_minbert.data import TaskSchema, has_task_schema, head_mismatch, register_task_schema, task_schema
 
+from .common import home_path
 from .config_file import read_config
 
 SCHEMA_FIELDS = tuple(f.name for f in fields(TaskSchema))
@@ -26,6 +27,7 @@ HEAD_FIELDS = ("labels",)
 
 def read_task_schema_file(path) -> tuple:
     """(TaskSchema, the head's class names or None) of the file at `path`; a bad file is one line naming it."""
+    path = home_path(path)
     if not Path(path).is_file():  # also a schema written into a config file in place of its file's path
         raise ValueError(f"--task_schema {path}: no such file (the flag takes a JSON or YAML file of the schema)")
     values = read_config(path, holding="a task schema's fields")
