@@ -47,6 +47,14 @@ def test_yaml_numbers_with_a_leading_zero_or_a_colon_read_as_on_the_command_line
     assert (training.seed, training.save_steps, training.run_name) == (42, 7, "12:30")
 
 
+@pytest.mark.parametrize("key", ["run_name", "peft_config"])
+def test_a_mapping_for_a_string_flag_that_is_not_per_task_is_refused_naming_it(tmp_path, key):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"output_dir: {tmp_path / 'out'}\n{key}: {{a: 1}}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"{key}.*expected a string, got a mapping"):
+        parse_arguments([str(config)])
+
+
 @pytest.mark.parametrize("name", ["c.json", "c.yaml"])
 def test_an_empty_config_file_gives_no_values(tmp_path, name):
     from hf_minbert.commands.config_file import read_config

@@ -211,13 +211,23 @@ def _joined(item, where) -> str:
 
 
 def _convert_container(action, hint, value, where):
-    """A mapping or list where the field takes one: kept; a mapping for a string flag (a per-task option):
-    its command-line form `task=value,...`; else an error."""
+    """A mapping or list where the field takes one: kept; a mapping for a per-task option: its command-line form
+    `task=value,...`; else an error (a mapping for another string flag, --run_name or --peft_config's path, is a
+    mistake, not a value)."""
     if _admits(hint, type(value)):
         return value
-    if isinstance(value, dict) and action.type is str:
+    if isinstance(value, dict) and action.type is str and action.dest in _per_task_flags():
         return ",".join(f"{task}={_convert_one(action, _joined(item, where), where)}" for task, item in value.items())
     raise ValueError(f"{where}: expected {_expected(action)}, got a {'mapping' if isinstance(value, dict) else 'list'}")
+
+
+def _per_task_flags() -> set:
+    """The string flags that take `task=value,...` (commands' modules import this one: imported when needed)."""
+    from trainers.arguments import PER_TASK_OPTIONS
+
+    from .head_options import TASK_HEAD_OPTIONS
+
+    return {*PER_TASK_OPTIONS, *TASK_HEAD_OPTIONS, "alpha"}  # alpha: minbert distill's gold-label weight
 
 
 def _convert_one(action, value, where):
