@@ -41,6 +41,7 @@ a loaded module imports itself, not what those import in turn.
 import contextlib
 import inspect
 import logging
+import os
 import threading
 from types import SimpleNamespace
 
@@ -283,6 +284,17 @@ def _eval_mode(model):
 # sharing one (a web app's concurrent requests) would encode with each other's settings. Every call goes through
 # `tokenize`, which holds this lock.
 _TOKENIZER_LOCK = threading.RLock()
+
+
+def _new_locks():
+    # A process forked while another thread held a lock (a DataLoader worker of a pipeline with num_workers) would
+    # wait for it forever: the child starts with its own.
+    global _TOKENIZER_LOCK, _EVAL_MODE_LOCK
+    _TOKENIZER_LOCK, _EVAL_MODE_LOCK = threading.RLock(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_locks)
 
 
 def tokenize(tokenizer, *args, **kwargs):

@@ -47,6 +47,13 @@ def test_yaml_numbers_with_a_leading_zero_or_a_colon_read_as_on_the_command_line
     assert (training.seed, training.save_steps, training.run_name) == (42, 7, "12:30")
 
 
+def test_a_yaml_integer_with_a_leading_zero_inside_a_mapping_is_the_decimal_integer(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"output_dir: {tmp_path / 'out'}\nlr_scheduler_type: warmup_stable_decay\n"
+                      "lr_scheduler_kwargs: {num_decay_steps: 010}\n", encoding="utf-8")
+    assert parse_arguments([str(config)])[2].lr_scheduler_kwargs == {"num_decay_steps": 10}
+
+
 @pytest.mark.parametrize("key", ["run_name", "peft_config"])
 def test_a_mapping_for_a_string_flag_that_is_not_per_task_is_refused_naming_it(tmp_path, key):
     config = tmp_path / "c.yaml"

@@ -58,8 +58,9 @@ def test_a_nan_gradient_makes_every_gradient_nan_as_torchs_clipping_does():
     assert all(parameter.grad.isnan().all() for parameter in parameters)
 
 
-def test_an_infinite_max_norm_only_measures_the_norm_even_of_infinite_gradients():
-    parameters = _parameters_with_gradients()  # Trainer measures so with --max_grad_norm 0, to log the norm
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])  # the fast path, and torch's
+def test_an_infinite_max_norm_only_measures_the_norm_even_of_infinite_gradients(dtype):
+    parameters = _parameters_with_gradients(dtype=dtype)  # Trainer measures so with --max_grad_norm 0, to log it
     parameters[1].grad[3] = float("inf")
     before = [parameter.grad.clone() for parameter in parameters]
     assert clip_grad_norm_(parameters, max_norm=float("inf")).isinf()

@@ -534,7 +534,17 @@ def test_a_max_seq_length_assigned_beyond_the_models_positions_is_refused_before
     trainer.args.max_seq_length = 128  # the tiny model has 64 positions
     with pytest.raises(ValueError, match="max_seq_length"):
         trainer.train()
-    assert trainer.state.global_step == 0
+    assert trainer.state.global_step == 0 and not trainer.is_in_train  # refused before Trainer.train began
+
+
+def test_a_train_dataset_assigned_after_the_trainer_is_built_is_kept_when_an_argument_changes(tmp_path, tokenizer):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, tokenizer, args={"max_steps": 1})
+    rows = tiny_task_rows()
+    own = _plain_trainer(tmp_path / "other", tokenizer, rows={"sst": rows["sst"]}).train_dataset
+    trainer.train_dataset = own
+    trainer.args.learning_rate = 5e-4
+    trainer.train()
+    assert trainer.train_dataset is own
 
 
 def test_smarts_mean_teacher_starts_as_the_model_model_init_builds_for_training(tmp_path, tokenizer):  # noqa: F811

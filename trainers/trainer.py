@@ -125,6 +125,7 @@ class MultitaskTrainer(Trainer):
         self._mean_teacher_update = None
         self._configure_from_arguments()
         self._arguments_as_read = self.args.to_dict()  # train() reads them again where they have changed since
+        self._tokenized_rows = self.train_dataset  # replaced by one's own, it is not tokenized again
         self._swap_draws = (None, 0)  # (optimizer step, batches swapped in it): one generator per batch
         self.other_evaluations = set()  # log_history indices of evaluations of rows passed to evaluate()
         self._terms = defaultdict(list)  # name -> values since the last log
@@ -168,13 +169,18 @@ class MultitaskTrainer(Trainer):
 
     def _hp_search_setup(self, trial):
         """Every train() call comes here before it trains, after Trainer has set a hyperparameter trial's values on
-        the arguments and model_init has built the model: what was read off the arguments and the model at
-        __init__ is read again where either may differ (a trial, a new model, arguments assigned since), the
-        training rows tokenized again where the arguments changed."""
+        the arguments and model_init has built the model (_read_arguments_again)."""
         super()._hp_search_setup(trial)
+        self._read_arguments_again(trial is not None and self.hp_search_backend is not None)
+
+    def _read_arguments_again(self, new_trial=False):
+        """What __init__ read off the arguments and the model, read again where either may differ: arguments
+        assigned since, a hyperparameter trial's (its model too), a model model_init has built. The training rows
+        are tokenized again for a trial or changed arguments, unless a train_dataset of one's own was assigned."""
         arguments_changed = self.args.to_dict() != self._arguments_as_read
-        if arguments_changed or (trial is not None and self.hp_search_backend is not None):  # model_init's model too
-            self.train_dataset = self._training_rows(self.args, self.processing_class, _core(self.model).config)
+        if (arguments_changed or new_trial) and self.train_dataset is self._tokenized_rows:
+            self.train_dataset = self._tokenized_rows = self._training_rows(
+                self.args, self.processing_class, _core(self.model).config)
         if arguments_changed or self.model_init is not None:  # a new model: SMART's mean teacher must start as its copy
             self._configure_from_arguments()
         self._arguments_as_read = self.args.to_dict()
@@ -194,6 +200,8 @@ class MultitaskTrainer(Trainer):
         if self.model is not None:
             _check_reentrant_checkpointing(self.args, list(_core(self.model).config.tasks))
             self._check_user_metric_for_best_model()
+            if self.model_init is None:  # before Trainer.train changes anything: a bad value leaves the trainer as it was
+                self._read_arguments_again()
         return super().train(resume_from_checkpoint, trial, *args, **kwargs)
 
     def hyperparameter_search(self, hp_space=None, compute_objective=None, n_trials=20, direction=None, backend=None,

@@ -148,10 +148,10 @@ def _yaml_loader(path):
     }
     Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
                                  list("tTfF"))
-    # YAML 1.1 also reads 042 as octal (34), 1:30 as base 60 (90) and 0x1A as hex: plain digits are the only
-    # integers here; the rest stays text, which the flag's type reads as the command line does (042 is 42).
-    Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"),
-                                 list("-+0123456789"))
+    # YAML 1.1 also reads 042 as octal (34), 1:30 as base 60 (90) and 0x1A as hex: digits are the only integers
+    # here, read in base 10 as the command line reads them (042 is 42, inside a mapping too); the rest is text.
+    Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9][0-9_]*$"), list("-+0123456789"))
+    Loader.add_constructor("tag:yaml.org,2002:int", lambda loader, node: int(loader.construct_scalar(node), 10))
     # YAML 1.1 reads a number with an exponent but no point (1e-6) as text, 1.2 and JSON as a number: inside a
     # mapping (--lr_scheduler_kwargs) no flag's type would convert it afterwards.
     Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$"),
