@@ -194,9 +194,9 @@ class MultitaskTrainer(Trainer):
         if self.args.keep_freed_memory and self.args.device.type == "cpu":
             keep_freed_memory()
         self._terms.clear()  # terms of an earlier train() call left unlogged belong to no log of this one
-        # Arguments changed since __init__ (a setter, an assignment) are checked as __init__ checked them, and read
-        # again by _hp_search_setup (--optim where the optimizer is built). A hyperparameter search releases the model
-        # between trials: Trainer builds the next with model_init, and _hp_search_setup checks it.
+        # Arguments changed since __init__ (a setter, an assignment) are checked as __init__ checked them and read
+        # again (--optim where the optimizer is built). A hyperparameter search releases the model between trials:
+        # Trainer builds the next with model_init, and _hp_search_setup checks and reads them with it.
         if self.model is not None:
             _check_reentrant_checkpointing(self.args, list(_core(self.model).config.tasks))
             self._check_user_metric_for_best_model()
