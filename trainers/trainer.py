@@ -177,13 +177,14 @@ class MultitaskTrainer(Trainer):
         """What __init__ read off the arguments and the model, read again where either may differ: arguments
         assigned since, a hyperparameter trial's (its model too), a model model_init has built. The training rows
         are tokenized again for a trial or changed arguments, unless a train_dataset of one's own was assigned."""
-        arguments_changed = self.args.to_dict() != self._arguments_as_read
+        arguments = self.args.to_dict()
+        arguments_changed = arguments != self._arguments_as_read
         if (arguments_changed or new_trial) and self.train_dataset is self._tokenized_rows:
             self.train_dataset = self._tokenized_rows = self._training_rows(
                 self.args, self.processing_class, _core(self.model).config)
         if arguments_changed or self.model_init is not None:  # a new model: SMART's mean teacher must start as its copy
             self._configure_from_arguments()
-        self._arguments_as_read = self.args.to_dict()
+        self._arguments_as_read = arguments
 
     def train(self, resume_from_checkpoint=None, trial=None, *args, **kwargs):
         if trial is not None and self.hp_search_backend is not None and self.model_init is not None:

@@ -39,7 +39,6 @@ def read_task_file(path, task: str, *, labelled=None, skip_bad_rows: bool = Fals
     header = _fields(header, path, 1)
     positions = _column_positions(header, schema, labelled, path)
     labelled = schema.label_column in positions
-    # An unlabelled (test) file is read as the course's reader reads it: every id must get its prediction.
     builder = TaskRowsBuilder(schema, labelled, str(path), skip_bad_rows)
     for number, line in lines:
         fields, location = _fields(line, path, number), f"line {number}"
@@ -49,6 +48,7 @@ def read_task_file(path, task: str, *, labelled=None, skip_bad_rows: bool = Fals
             builder.reject(location, column, "a quote opened in this field is never closed on its line")
         elif len(fields) != len(header):
             builder.reject(location, None, f"{len(fields)} tab-separated fields where the header has {len(header)}")
+        # An unlabelled (test) file is read as the course's reader reads it: every id must get its prediction.
         elif labelled and '"' in line and (early := _quote_closed_early(line)) is not None:
             field, character = early
             column = header[field] if field < len(header) else f"field {field + 1}"
