@@ -99,9 +99,9 @@ TRAINING_KEYS = (
     "smart_weight", "smart_variant", "smart_steps", "smart_step_size", "smart_epsilon", "smart_noise_std",
     "smart_norm", "smart_dropout_masks", "smart_proximal_weight", "smart_momentum",
     # MNR
-    "mnr_weight", "mnr_task", "mnr_scale", "mnr_symmetric", "mnr_no_duplicates",
+    "mnr_weight", "mnr_task", "mnr_scale", "mnr_symmetric", "mnr_no_duplicates", "mnr_gather_across_devices",
     # CoSENT
-    "cosent_weight", "cosent_task", "cosent_scale",
+    "cosent_weight", "cosent_task", "cosent_scale", "cosent_gather_across_devices",
     # ordinal loss
     "ordinal_weight", "ordinal_task",
     # distillation (`minbert distill`): the teachers, the gold label's weight, how near the teacher's targets are

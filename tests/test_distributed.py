@@ -15,9 +15,12 @@ from trainers.sampling import SAMPLING_STRATEGIES
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 # PCGrad needs all_tasks; gradient checkpointing leaves DDP parameters without a gradient in a step either way.
+# "gather": MNR and CoSENT gathered across the ranks.
 SETUPS = [(strategy, []) for strategy in SAMPLING_STRATEGIES] + [("all_tasks", ["pcgrad"]),
                                                                  ("proportional", ["checkpointing"]),
-                                                                 ("all_tasks", ["checkpointing"])]
+                                                                 ("all_tasks", ["checkpointing"]),
+                                                                 ("proportional", ["gather"]),
+                                                                 ("all_tasks", ["pcgrad", "gather"])]
 
 
 def torchrun(*args, timeout=600):
@@ -40,6 +43,8 @@ def test_two_ranks_see_disjoint_examples_share_the_task_schedule_and_end_equal(t
     assert rank0["smart_computed"] > 0 and rank1["smart_computed"] > 0
     assert rank0["weights"] == rank1["weights"], "DDP must keep the replicas identical"
     assert rank0["terms"] and rank0["terms"] == rank1["terms"], "a logged term is the mean over the ranks, as `loss` is"
+    if "gather" in options:
+        assert any("mnr" in step for step in rank0["terms"]) and any("cosent" in step for step in rank0["terms"])
 
 
 @pytest.fixture

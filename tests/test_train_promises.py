@@ -261,6 +261,7 @@ def data_reads(monkeypatch):
     (["--smart_weight", "0", "--smart_steps", "3"], "--smart_steps 3: --smart_weight 0 turns its term off"),
     (["--mnr_task", "sts"], "--mnr_task sts: --mnr_weight 0 turns its term off"),
     (["--cosent_scale", "5"], "--cosent_scale 5.0: --cosent_weight 0 turns its term off"),
+    (["--mnr_gather_across_devices", "true"], "--mnr_gather_across_devices True: --mnr_weight 0 turns its term off"),
     (["--ordinal_task", "para"], "--ordinal_task para: --ordinal_weight 0 turns its term off"),
     (["--smart_momentum", "0.9"], "--smart_momentum 0.9: --smart_proximal_weight 0 turns its term off"),
     (["--fold_seed", "3"], "--fold_seed 3: it seeds --num_folds' folds, and no folds are asked for"),

@@ -748,3 +748,9 @@ def test_a_warmup_as_long_as_the_run_is_warned_of(tmp_path, tokenizer, caplog): 
     with caplog.at_level("WARNING", logger="trainers.trainer"):
         trainer.create_scheduler(num_training_steps=10)
     assert any("the warmup (1000 steps) is as long as the whole run (10 steps)" in message for message in caplog.messages)
+
+
+def test_gathering_an_embedding_loss_in_one_process_is_warned_of(tmp_path, tokenizer, caplog):  # noqa: F811
+    with caplog.at_level("WARNING", logger="trainers.trainer"):
+        _plain_trainer(tmp_path, tokenizer, args={"mnr_weight": 1.0, "mnr_gather_across_devices": True})
+    assert any("--mnr_gather_across_devices: one process trains" in message for message in caplog.messages)

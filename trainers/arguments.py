@@ -29,8 +29,8 @@ logger = logging.getLogger(__name__)
 SMART_VARIANTS = ("smart", "gaussian")
 SMART_OPTIONS = ("smart_variant", "smart_steps", "smart_step_size", "smart_epsilon", "smart_noise_std", "smart_norm",
                  "smart_dropout_masks")
-MNR_OPTIONS = ("mnr_task", "mnr_scale", "mnr_symmetric")
-COSENT_OPTIONS = ("cosent_task", "cosent_scale")
+MNR_OPTIONS = ("mnr_task", "mnr_scale", "mnr_symmetric", "mnr_gather_across_devices")
+COSENT_OPTIONS = ("cosent_task", "cosent_scale", "cosent_gather_across_devices")
 # The schedules Trainer steps with metric_for_best_model's value, each minimising it unless told mode="max".
 METRIC_STEPPED_SCHEDULERS = ("reduce_lr_on_plateau", "greedy")
 # SMART is off by default: its passes run in fp32 (bf16 would round its perturbation away), which makes an SST
@@ -256,11 +256,13 @@ class MultitaskTrainingArguments(TrainingArguments):
     mnr_scale: float = field(default=20.0, metadata={"help": "cosine similarity scale (1 / temperature)"})
     mnr_symmetric: bool = field(default=False, metadata={"help": "average both ranking directions"})
     mnr_no_duplicates: bool = field(default=True, metadata={"help": "batches of the MNR task avoid repeated sentences"})
+    mnr_gather_across_devices: bool = field(default=False, metadata={"help": "under data parallelism, each anchor ranks every rank's candidates, not only its own rank's"})
 
     # --- CoSENT loss (trainers/losses.py) ---
     cosent_weight: float = field(default=0.0, metadata={"help": "weight of the CoSENT ranking loss on the graded pairs of --cosent_task, beside its head's loss (0 = off)"})
     cosent_task: str = field(default="sts", metadata={"help": "the sentence-pair task whose graded pairs feed the CoSENT loss"})
     cosent_scale: float = field(default=20.0, metadata={"help": "CoSENT's cosine scale (1 / temperature)"})
+    cosent_gather_across_devices: bool = field(default=False, metadata={"help": "under data parallelism, order every rank's pairs together, not each rank's alone"})
 
     # --- ordinal loss (trainers/ordinal.py) ---
     ordinal_weight: float = field(default=0.0, metadata={"help": "weight of the squared-EMD ordinal loss on the ordered classes of --ordinal_task, beside its cross-entropy (0 = off)"})

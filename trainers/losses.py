@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .arguments import EMBEDDING_LOSSES
+from .gathering import gather_objects, gather_parts, rank
 
 # The head kinds whose labels each loss reads as it means them: MNR takes a pair labelled 1 as anchor and
 # positive and one labelled 0 as two negatives (a paraphrase task's labels); CoSENT orders pairs by their labels
@@ -66,6 +67,7 @@ def multiple_negatives_ranking_loss(
     symmetric: bool = False,
     extra_negatives: Optional[Tensor] = None,
     false_negative_mask: Optional[Tensor] = None,
+    anchor_rows: Optional[slice] = None,
 ) -> Tensor:
     """MNR loss of `anchors` (B, H) against `positives` (B, H), row i of each being a positive pair.
 
@@ -77,8 +79,10 @@ def multiple_negatives_ranking_loss(
         false_negative_mask: bool (B, B + E); True drops candidate j from anchor i's softmax (a known
             paraphrase). The diagonal must be False. The reverse direction uses the transpose of its
             first B columns. `false_negative_mask()` builds it from sentence keys.
+        anchor_rows: the anchors whose loss to return (default all): a rank's own rows of a batch gathered
+            from every rank, each ranking every rank's candidates.
 
-    Returns the mean over anchors; with B = 0 a zero that still depends on the inputs (so every rank's
+    Returns the mean over those anchors; with none a zero that still depends on the inputs (so every rank's
     backward reaches the same parameters).
     """
     _check_embeddings(anchors, positives, extra_negatives)
@@ -88,26 +92,33 @@ def multiple_negatives_ranking_loss(
     candidates = positives if extra_negatives is None else torch.cat([positives, extra_negatives])
     if false_negative_mask is not None:
         _check_mask(false_negative_mask, num_pairs, candidates.shape[0])
-    if num_pairs == 0:
+    rows = slice(0, num_pairs) if anchor_rows is None else anchor_rows
+    targets = torch.arange(num_pairs, device=anchors.device)[rows]
+    if targets.numel() == 0:
         return (anchors.sum() + candidates.sum()) * 0.0
 
     with torch.autocast(device_type=anchors.device.type, enabled=False):
-        scores = scale * F.normalize(anchors.float(), dim=-1) @ F.normalize(candidates.float(), dim=-1).T
+        anchors, candidates = F.normalize(anchors.float(), dim=-1), F.normalize(candidates.float(), dim=-1)
+        scores = scale * anchors[rows] @ candidates.T
         if false_negative_mask is not None:
-            scores = scores.masked_fill(false_negative_mask.to(scores.device), float("-inf"))
-        targets = torch.arange(num_pairs, device=scores.device)
+            scores = scores.masked_fill(false_negative_mask[rows].to(scores.device), float("-inf"))
         loss = F.cross_entropy(scores, targets)
         if symmetric:
-            # scores[j, i] = cos(a_j, p_i): column i is positive i scored against every anchor.
-            loss = (loss + F.cross_entropy(scores[:, :num_pairs].T, targets)) / 2
+            # Positive i scored against every anchor; the mask's first B columns are symmetric, so its rows serve.
+            reverse = scale * candidates[:num_pairs][rows] @ anchors.T
+            if false_negative_mask is not None:
+                reverse = reverse.masked_fill(false_negative_mask[rows, :num_pairs].to(scores.device), float("-inf"))
+            loss = (loss + F.cross_entropy(reverse, targets)) / 2
     return loss
 
 
-def cosent_loss(embeddings_a: Tensor, embeddings_b: Tensor, labels: Tensor, *, scale: float = 20.0) -> Tensor:
+def cosent_loss(embeddings_a: Tensor, embeddings_b: Tensor, labels: Tensor, *, scale: float = 20.0,
+                gather_across_devices: bool = False) -> Tensor:
     """CoSENT loss of the pairs (embeddings_a[i], embeddings_b[i]) with graded `labels` (B,) (module docstring).
 
     A batch without two different labels has no ordered pair: the loss is log(1) = 0, still depending on the
-    inputs (so every rank's backward reaches the same parameters).
+    inputs (so every rank's backward reaches the same parameters). `gather_across_devices`: under data
+    parallelism, every rank orders the pairs of all ranks (`trainers/gathering.py`).
     """
     _check_embeddings(embeddings_a, embeddings_b, None)
     if scale <= 0:
@@ -116,6 +127,9 @@ def cosent_loss(embeddings_a: Tensor, embeddings_b: Tensor, labels: Tensor, *, s
         raise ValueError(f"labels must have shape ({embeddings_a.shape[0]},), got {tuple(labels.shape)}")
     with torch.autocast(device_type=embeddings_a.device.type, enabled=False):
         cosines = scale * F.cosine_similarity(embeddings_a.float(), embeddings_b.float(), dim=-1)
+        if gather_across_devices:
+            (pairs,), _ = gather_parts(torch.stack([cosines, labels.to(cosines.dtype)], dim=1))
+            cosines, labels = pairs.unbind(1)
         # differences[i, j] = scale * (cos_j - cos_i), counted where pair i's label is above pair j's
         differences = cosines[None, :] - cosines[:, None]
         ordered = labels[:, None] > labels[None, :]
@@ -133,6 +147,7 @@ def paraphrase_mnr_loss(
     keys_a: Optional[Sequence[Hashable]] = None,
     keys_b: Optional[Sequence[Hashable]] = None,
     use_non_paraphrases: bool = True,
+    gather_across_devices: bool = False,
 ) -> Tensor:
     """MNR loss over a batch of sentence pairs with binary labels (1 = paraphrase).
 
@@ -140,6 +155,8 @@ def paraphrase_mnr_loss(
     other pairs are extra negatives. `keys_a` / `keys_b` (one hashable per pair and side, e.g. from
     `sentence_keys`) mask candidates that are the same sentence as a member of the anchor's paraphrase
     group. A batch without a paraphrase pair gives a zero that depends on the embeddings.
+    `gather_across_devices`: under data parallelism, each rank's anchors rank the candidates of every rank
+    (`trainers/gathering.py`); the loss is the mean over this rank's anchors.
     """
     if labels.ndim != 1 or labels.shape[0] != embeddings_a.shape[0]:
         raise ValueError(
@@ -150,26 +167,32 @@ def paraphrase_mnr_loss(
     if (keys_a is None) != (keys_b is None):
         raise ValueError("pass both keys_a and keys_b, or neither")
     is_pair = labels == 1
-    extra = torch.cat([embeddings_a[~is_pair], embeddings_b[~is_pair]]) if use_non_paraphrases else None
-    mask = None
+    anchors, positives = embeddings_a[is_pair], embeddings_b[is_pair]
+    others = ~is_pair if use_non_paraphrases else torch.zeros_like(is_pair)
+    extra = torch.cat([embeddings_a[others], embeddings_b[others]])
+    keys = None
     if keys_a is not None:
-        for name, keys in (("keys_a", keys_a), ("keys_b", keys_b)):
-            if len(keys) != len(labels):
-                raise ValueError(f"{name} has {len(keys)} entries for {len(labels)} pairs")
-        pairs, others = is_pair.tolist(), (~is_pair).tolist()
-        extra_keys = [k for k, o in zip(keys_a, others) if o] + [k for k, o in zip(keys_b, others) if o]
-        mask = false_negative_mask(
-            [k for k, p in zip(keys_a, pairs) if p],
-            [k for k, p in zip(keys_b, pairs) if p],
-            extra_keys if use_non_paraphrases else None,
-        )
+        for name, side_keys in (("keys_a", keys_a), ("keys_b", keys_b)):
+            if len(side_keys) != len(labels):
+                raise ValueError(f"{name} has {len(side_keys)} entries for {len(labels)} pairs")
+        pairs, other = is_pair.tolist(), others.tolist()
+        keys = ([k for k, p in zip(keys_a, pairs) if p], [k for k, p in zip(keys_b, pairs) if p],
+                [k for k, o in zip(keys_a, other) if o] + [k for k, o in zip(keys_b, other) if o])
+    anchor_rows = None
+    if gather_across_devices:
+        (anchors, positives, extra), counts = gather_parts(anchors, positives, extra)
+        start = sum(rank_counts[0] for rank_counts in counts[: rank()])
+        anchor_rows = slice(start, start + counts[rank()][0])
+        keys = None if keys is None else tuple(gather_objects(part) for part in keys)
+    mask = None if keys is None else false_negative_mask(*keys)
     return multiple_negatives_ranking_loss(
-        embeddings_a[is_pair],
-        embeddings_b[is_pair],
+        anchors,
+        positives,
         scale=scale,
         symmetric=symmetric,
-        extra_negatives=extra,
+        extra_negatives=extra if use_non_paraphrases else None,
         false_negative_mask=mask,
+        anchor_rows=anchor_rows,
     )
 
 

@@ -166,6 +166,10 @@ class MultitaskTrainer(Trainer):
         self.pair_swap = self.args.pair_swap_probabilities(core.config.tasks)
         for task in self.pair_swap:
             check_pair_order("pair_swap_probability", task, core.config.task_spec(task)["pair_encoding"])
+        for loss in self.args.embedding_losses():
+            if getattr(self.args, f"{loss}_gather_across_devices") and self.args.world_size == 1:
+                logger.warning("--%s_gather_across_devices: one process trains, so each batch is already all there "
+                               "is to gather", loss)
 
     def _hp_search_setup(self, trial):
         """Every train() call comes here before it trains, after Trainer has set a hyperparameter trial's values on
@@ -316,7 +320,8 @@ class MultitaskTrainer(Trainer):
             loss = loss + self.args.mnr_weight * mnr
         if self.args.cosent_weight > 0 and task == self.args.cosent_task:
             cosent = cosent_loss(*pair_embeddings(core, batch, outputs, task), batch["labels"].float(),
-                                 scale=self.args.cosent_scale)
+                                 scale=self.args.cosent_scale,
+                                 gather_across_devices=self.args.cosent_gather_across_devices)
             self._record("cosent", cosent)
             loss = loss + self.args.cosent_weight * cosent
         return self.task_weights[task] * loss
@@ -664,6 +669,7 @@ def mnr_loss(core, batch, outputs, args):
         symmetric=args.mnr_symmetric,
         keys_a=sentence_keys(batch["input_ids_a"], batch["attention_mask_a"]) if "input_ids_a" in batch else None,
         keys_b=sentence_keys(batch["input_ids_b"], batch["attention_mask_b"]) if "input_ids_b" in batch else None,
+        gather_across_devices=args.mnr_gather_across_devices,
     )
 
 
