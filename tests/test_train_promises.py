@@ -607,6 +607,16 @@ def test_an_unfinished_run_is_refused_unless_resumed_or_discarded(base, data, tm
     assert not (tmp_path / "model.partial").exists()
 
 
+@pytest.mark.slow
+def test_a_run_resumed_from_its_staging_folder_records_the_checkpoint_where_it_moved(base, data, tmp_path):
+    output = tmp_path / "model"
+    assert train(base, data, output, "--save_strategy", "steps", "--save_steps", "1", "--max_steps", "2") == 0
+    output.rename(tmp_path / "model.partial")  # a run killed after its first checkpoints
+    assert train(base, data, output, "--resume_from_checkpoint", str(tmp_path / "model.partial" / "checkpoint-1")) == 0
+    recorded = json.loads((output / "training_config.json").read_text())["training_arguments"]["resume_from_checkpoint"]
+    assert recorded == str(output / "checkpoint-1") and (output / "checkpoint-1").is_dir()
+
+
 def _checkpoint_of(model, folder):
     """`model` saved as a Trainer checkpoint folder holds it (its trainer_state.json's content does not matter here)."""
     model.save_pretrained(folder)

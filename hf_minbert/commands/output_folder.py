@@ -160,8 +160,21 @@ def staged_output(training_args):
     training_args.output_dir = str(staging)
     try:
         yield staging
+        # A checkpoint resumed from the staging folder moves into the output folder with it: the record names it there.
+        training_args.resume_from_checkpoint = moved_with_staging(training_args.resume_from_checkpoint, staging, output)
     finally:
         training_args.output_dir = str(output)
+
+
+def moved_with_staging(path, staging, output):
+    """Where `path` will be once `staging` has become `output` (as given where it lies elsewhere)."""
+    if not isinstance(path, (str, os.PathLike)):
+        return path
+    try:
+        inside = Path(path).resolve().relative_to(Path(staging).resolve())
+    except ValueError:
+        return path
+    return str(Path(output) / inside)
 
 
 def discard_unfinished_run(staging, resume_from_checkpoint=None) -> None:
