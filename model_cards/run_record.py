@@ -198,7 +198,9 @@ def _is_repo_id(name):
 
 
 # The records of a local model folder that name the model it was made from: `minbert train`'s, `pretrain-mlm`'s.
-LINEAGE_RECORDS = ((TRAINING_CONFIG_FILE, "base_model_id"), ("mlm_metrics.json", "base_model"))
+# Each holds "base_model_id", traced when the folder was made (a relative base path read later, from another
+# working directory, would name another folder or a Hub id); pretrain-mlm's folders made before it, "base_model".
+LINEAGE_RECORDS = (TRAINING_CONFIG_FILE, "mlm_metrics.json")
 
 
 def training_progress(state, load_best_model_at_end=False, resumed_from_step=None) -> dict:
@@ -218,13 +220,15 @@ def hub_base_id(base_model, _depth=0):
         return EMBEDDED_BASE_ID
     if not path.exists():
         return str(base_model) if _is_repo_id(str(base_model)) else None
-    for record, key in LINEAGE_RECORDS:
+    for record in LINEAGE_RECORDS:
         try:
-            named = json.loads((path / record).read_text(encoding="utf-8")).get(key)
-        except (OSError, ValueError, AttributeError):
+            data = json.loads((path / record).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
             continue
-        if named and key == "base_model_id":
-            return named
-        if named and _depth < 8:  # a path or an id, itself traced
-            return hub_base_id(named, _depth + 1)
+        if not isinstance(data, dict):
+            continue
+        if "base_model_id" in data:
+            return data["base_model_id"]
+        if data.get("base_model") and _depth < 8:  # a path or an id, itself traced
+            return hub_base_id(data["base_model"], _depth + 1)
     return None

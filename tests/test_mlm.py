@@ -162,6 +162,7 @@ def test_pretrain_mlm_writes_the_model_tokenizer_and_held_out_losses(pretrained)
     # the 5 distinct dev sentences less the 2 that are training texts ("a dull film .", "a dog ran .")
     assert metrics["held_out_texts"] == 3
     assert metrics["held_out_loss_before"] > 0 and metrics["held_out_loss_after"] > 0
+    assert metrics["base_model_id"] is None  # traced as it was made: a tiny base of no Hub model's making
 
 
 def test_train_fine_tunes_the_pretrained_encoder_and_drops_the_mlm_head(pretrained, caplog):

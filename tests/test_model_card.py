@@ -647,6 +647,17 @@ def test_the_hardware_record_says_a_gpu_was_not_used_by_a_run_on_the_cpu(monkeyp
     assert describe_hardware().endswith("CPU cores, NVIDIA H100")
 
 
+def test_a_recorded_base_model_id_stands_whatever_the_relative_base_path_names_from_here(tmp_path, monkeypatch):
+    from model_cards.run_record import EMBEDDED_BASE_ID, hub_base_id
+
+    (tmp_path / "mlm").mkdir()  # made by pretrain-mlm --model_name_or_path base, from a folder beside a MiniLM copy
+    (tmp_path / "mlm" / "mlm_metrics.json").write_text(json.dumps({"base_model": "base",
+                                                                   "base_model_id": EMBEDDED_BASE_ID}))
+    (tmp_path / "base").mkdir()  # from here, "base" is another folder, of no known origin
+    monkeypatch.chdir(tmp_path)
+    assert hub_base_id(tmp_path / "mlm") == EMBEDDED_BASE_ID
+
+
 def test_a_base_traced_to_a_path_that_is_gone_is_no_hub_id_unless_it_is_the_embedded_minilm(tmp_path):
     from model_cards.run_record import EMBEDDED_BASE_ID, hub_base_id
 

@@ -284,7 +284,9 @@ def main(argv=None) -> int:
     output = Path(training_args.output_dir)
     with staged_output(training_args) as staging:
         trainer, metrics = pretrain(model, tokenizer, mlm_args, training_args, train_texts, eval_texts)
-    metrics = {"base_model": path, "tasks": tasks, **metrics}
+    from model_cards.run_record import hub_base_id
+
+    metrics = {"base_model": path, "base_model_id": hub_base_id(path), "tasks": tasks, **metrics}
     if training_args.should_save:
         trainer.save_model(str(staging))  # weights, config with auto_map, remote code, tokenizer
         from hf_minbert.evaluation import write_strict_json
