@@ -318,3 +318,12 @@ def test_a_missing_dev_file_of_a_task_of_ones_own_names_no_flag_it_does_not_have
 def test_a_schema_of_scores_is_scored_by_correlation_unless_it_says_otherwise():
     scores = TaskSchema("rate", ("text",), "score", "float64", label_range=(1.0, 10.0))
     assert scores.metric == "correlation" and NLI.metric == "accuracy"
+
+
+def test_evaluate_help_with_a_model_lists_its_task_of_ones_own(nli_folder, nli, capsys):
+    from hf_minbert.cli import main as minbert
+
+    TASK_SCHEMAS.pop("nli")  # as in a fresh process
+    with pytest.raises(SystemExit):
+        minbert(["evaluate", "--model", str(nli_folder), "--help"])
+    assert "--tasks {sst,para,sts,cfimdb,nli}" in " ".join(capsys.readouterr().out.split())

@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "../shared/data, as for minbert train)")
     parser.add_argument("--output_dir", type=home_path, required=True, help="where prediction files and metrics.json go")
     parser.add_argument("--tasks", nargs="+", default=None, choices=list(TASK_SCHEMAS),
-                        help="tasks to score (default: every task the model has a head for)")
+                        help="tasks to score (default: every task the model has a head for); the choices "
+                             "are the course's and, with --model given, the tasks of one's own saved with it")
     for task in TASK_SCHEMAS:
         parser.add_argument(f"--{task}_dev", type=home_path, default=None, help=f"labelled {task} file (default: data_dir's)")
         parser.add_argument(f"--{task}_test", type=home_path, default=None, help=f"unlabelled {task} file (default: data_dir's)")
