@@ -614,6 +614,7 @@ def _result(metrics, seconds, command, max_train_samples, model_dir=None):
         "command": command,
         "machine": machine_name(),
         "date": time.strftime("%Y-%m-%d"),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 
 
@@ -757,10 +758,16 @@ def _best_single_row(results, ensemble):
     folders = words[words.index("--models") + 1:] if "--models" in words else []
     members = [Path(folder).name for folder in itertools.takewhile(lambda word: not word.startswith("--"), folders)]
     singles = [name for name in members if name in results and (name in TRAIN_ROWS or name == "mlm")]
-    built = results[ensemble].get("date", "9999")
-    if not singles or any(results[name].get("date", "") > built for name in singles):
+    built = _measured_at(results[ensemble]) or "9999"
+    if not singles or any(_measured_at(results[name]) > built for name in singles):
         return None
     return max(singles, key=lambda name: results[name]["overall"])
+
+
+def _measured_at(row):
+    """When a row was measured: its time, or for rows that recorded only their day, the day (which reads as
+    before any time of that day, so a member row measured later that day counts as measured after)."""
+    return row.get("finished") or row.get("date", "")
 
 
 if __name__ == "__main__":

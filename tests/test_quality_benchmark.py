@@ -409,6 +409,13 @@ def test_an_ensemble_whose_member_row_was_measured_again_since_states_no_compari
     assert quality.distillation_summary(results) is None
 
 
+def test_a_member_row_measured_again_later_the_same_day_as_its_ensemble_counts_as_measured_since(quality):
+    results = {"default": {**_row(0.75), "finished": "2026-12-03T18:00:00"},
+               "multitask": {**_row(0.72), "finished": "2026-12-03T09:00:00"},
+               "ensemble": {**_ensemble(0.73), "finished": "2026-12-03T12:00:00"}}
+    assert quality.distillation_summary(results) is None
+
+
 def test_an_ensemble_clearly_below_its_best_member_is_not_called_noise(quality):
     summary = quality.distillation_summary({"default": _row(0.76), "multitask": _row(0.70), "ensemble": _ensemble(0.74)})
     assert "-0.0200" in summary and "below its best member by more than run-to-run noise" in summary
