@@ -11,8 +11,10 @@ error that is a bug rather than a bad input.
 """
 import importlib
 import os
+import signal
 import sys
 
+from hf_minbert.commands.output_folder import RunStopped
 from hf_minbert.modeling_minbert_unpadding import cpu_row_steps
 
 # name on the command line -> (module under hf_minbert.commands, one-line help)
@@ -68,6 +70,9 @@ def main(argv=None) -> int:
             raise
         print(f"minbert {name}: interrupted" + STAGED_HINT.get(name, ""), file=sys.stderr)
         return 130
+    except RunStopped as stopped:
+        print(f"minbert {name}: {stopped}" + STAGED_HINT.get(name, ""), file=sys.stderr)
+        return 128 + signal.SIGTERM
 
 
 if __name__ == "__main__":

@@ -681,8 +681,13 @@ def _progress_text(progress):
     text = f"{progress['optimizer_steps']} optimizer steps ({progress['epochs']:g} epochs)"
     if progress.get("resumed_from_step") is not None:
         text += f", resumed from the checkpoint of step {progress['resumed_from_step']} (the time below is this session's)"
-    if progress.get("saved_step") not in (None, progress["optimizer_steps"]):
-        text += f"; the model saved is step {progress['saved_step']}'s, the best on dev"
+    saved, best = progress.get("saved_step"), progress.get("best_step")
+    if saved not in (None, progress["optimizer_steps"]):
+        text += f"; the model saved is step {saved}'s, the best on dev"
+        if best not in (None, saved):
+            text += f" of the steps with a checkpoint (the best evaluation, step {best}'s, saved none)"
+    elif best not in (None, saved):
+        text += f"; the best evaluation, step {best}'s, saved no checkpoint: the model saved is the last step's"
     return text
 
 

@@ -205,10 +205,22 @@ LINEAGE_RECORDS = (TRAINING_CONFIG_FILE, "mlm_metrics.json")
 
 def training_progress(state, load_best_model_at_end=False, resumed_from_step=None) -> dict:
     """How far a run trained (a Trainer's `state`): its optimizer steps and epochs, the step it resumed from
-    (None: it did not), and the step whose model it saved where it kept the best one."""
+    (None: it did not), the step whose model it saved, and where it kept the best one, the best evaluation's step."""
+    best_checkpoint = loaded_best_step(state, load_best_model_at_end)
     return {"optimizer_steps": state.global_step, "epochs": round(float(state.epoch or 0), 2),
             "resumed_from_step": resumed_from_step,
-            "saved_step": state.best_global_step if load_best_model_at_end else state.global_step}
+            "saved_step": state.global_step if best_checkpoint is None else best_checkpoint,
+            "best_step": state.best_global_step if load_best_model_at_end else None}
+
+
+def loaded_best_step(state, load_best_model_at_end=True):
+    """The step of the checkpoint Trainer loads at the end of a run that keeps the best model: the best of the
+    evaluations that had a checkpoint, which need not be the best evaluation (`best_global_step`) when saves fall
+    between evaluations. None where no checkpoint is loaded (the run ends with its last step's model)."""
+    if not load_best_model_at_end or not state.best_model_checkpoint:
+        return None
+    match = re.search(r"checkpoint-(\d+)$", str(state.best_model_checkpoint).rstrip("/\\"))
+    return int(match.group(1)) if match else None
 
 
 def hub_base_id(base_model, _depth=0):

@@ -417,6 +417,18 @@ def test_the_cards_scores_are_the_evaluation_of_the_model_the_trainer_holds():
     assert evaluation_scores(log, ["sst"], step=1) == {"sst": {"accuracy": 0.9}}  # the best model's, loaded at the end
 
 
+def test_the_cards_scores_are_the_loaded_checkpoints_where_the_best_evaluation_saved_none(tmp_path, minilm_path):
+    trainer = _python_trained(tmp_path, minilm_path)
+    scored = next(entry for entry in trainer.state.log_history if "eval_sst_accuracy" in entry)
+    trainer.state.log_history += [{**scored, "eval_sst_accuracy": 0.25, "step": 4},
+                                  {**scored, "eval_sst_accuracy": 0.75, "step": 5}]
+    trainer.args.load_best_model_at_end = True
+    trainer.state.best_global_step, trainer.state.best_model_checkpoint = 5, str(tmp_path / "out" / "checkpoint-4")
+    trainer.save_model()
+    trainer.create_model_card()
+    assert json.loads((tmp_path / "from-python" / "metrics.json").read_text())["sst"]["accuracy"] == 0.25
+
+
 def test_the_cards_scores_are_the_dev_evaluation_not_one_of_rows_passed_to_evaluate(tmp_path, minilm_path):
     from tests.helpers import tiny_task_rows
 

@@ -209,13 +209,30 @@ def test_the_card_says_how_far_the_run_trained_where_it_resumed_and_which_step_i
 
     from model_cards.run_record import training_progress
 
-    state = SimpleNamespace(global_step=120, epoch=3.0, best_global_step=80)
+    state = SimpleNamespace(global_step=120, epoch=3.0, best_global_step=80, best_model_checkpoint="out/checkpoint-80")
     model = tiny_model()
     model.save_pretrained(tmp_path / "model")
     write_model_card(tmp_path / "model", metrics=METRICS, base_model="bert-base-uncased",
                      progress=training_progress(state, load_best_model_at_end=True, resumed_from_step=40))
     assert ("- Trained: 120 optimizer steps (3 epochs), resumed from the checkpoint of step 40 (the time below is this "
             "session's); the model saved is step 80's, the best on dev") in _card(tmp_path / "model")
+
+
+@pytest.mark.parametrize("best_model_checkpoint, said", [
+    ("out/checkpoint-80", "the model saved is step 80's, the best on dev of the steps with a checkpoint (the best "
+                          "evaluation, step 90's, saved none)"),
+    (None, "the best evaluation, step 90's, saved no checkpoint: the model saved is the last step's"),
+])
+def test_the_card_names_the_best_evaluation_where_it_saved_no_checkpoint(tmp_path, best_model_checkpoint, said):
+    from types import SimpleNamespace
+
+    from model_cards.run_record import training_progress
+
+    state = SimpleNamespace(global_step=120, epoch=3.0, best_global_step=90, best_model_checkpoint=best_model_checkpoint)
+    tiny_model().save_pretrained(tmp_path / "model")
+    write_model_card(tmp_path / "model", metrics=METRICS, base_model="bert-base-uncased",
+                     progress=training_progress(state, load_best_model_at_end=True))
+    assert f"- Trained: 120 optimizer steps (3 epochs); {said}" in _card(tmp_path / "model")
 
 
 def test_body_states_the_training_configuration_time_and_hardware(trained_dir):

@@ -4,8 +4,11 @@ are reported on the console, in metrics.json and in the card."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -1007,3 +1010,29 @@ def test_bf16_full_eval_scores_a_copy_and_leaves_the_trained_model_in_float32(tm
     assert train(base, data, tmp_path / "out", "--bf16_full_eval", "true") == 0
     assert scored[-1].dtype == torch.bfloat16
     assert {parameter.dtype for parameter in trainers[-1].model.parameters()} == {torch.float32}
+
+
+def _sigterm_once_the_run_answers_it():
+    """SIGTERM to this process once the run's handler is installed (around train()): sent before that, it would
+    end the test process. Where none comes, SIGINT ends the run (as Ctrl-C)."""
+    deadline = time.time() + 60
+    while getattr(signal.getsignal(signal.SIGTERM), "__name__", None) != "note_sigterm" and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGTERM if time.time() < deadline else signal.SIGINT)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["train", "pretrain-mlm"])
+def test_a_run_stopped_by_sigterm_with_jit_checkpoints_keeps_its_checkpoint_and_publishes_nothing(
+        base, data, tmp_path, capsys, command):
+    output = tmp_path / "model"
+    sender = threading.Thread(target=_sigterm_once_the_run_answers_it, daemon=True)
+    sender.start()
+    code = train(base, data, output, "--enable_jit_checkpoint", "true", "--max_steps", "100000", command=command)
+    sender.join()
+    assert code == 128 + signal.SIGTERM
+    error = capsys.readouterr().err
+    assert "stopped by SIGTERM at step" in error and "--resume_from_checkpoint <output_dir>.partial/checkpoint-N" in error
+    assert not output.exists()
+    assert list((tmp_path / "model.partial").glob("checkpoint-*/model.safetensors"))
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

@@ -238,10 +238,23 @@ def test_predict_gives_each_tasks_scores_gold_labels_and_the_metrics_evaluate_re
     assert outputs["sts"].metrics["test_sts_pearson"] == pytest.approx(metrics["eval_sts_pearson"])
 
 
+SPEED_METRICS = {"test_runtime", "test_samples_per_second", "test_steps_per_second"}
+
+
 def test_predict_on_unlabelled_rows_gives_scores_without_labels_or_metrics(tmp_path, tokenizer):
     trainer = _trainer(tmp_path, tokenizer)
     output = trainer.predict({"sst": tiny_task_rows()["sst"].remove_columns("sentiment")})["sst"]
-    assert output.predictions.shape == (24, 5) and output.label_ids is None and output.metrics == {}
+    assert output.predictions.shape == (24, 5) and output.label_ids is None and set(output.metrics) == SPEED_METRICS
+
+
+def test_evaluate_and_predict_report_trainers_speed_metrics(tmp_path, tokenizer):
+    trainer = _trainer(tmp_path, tokenizer, per_device_eval_batch_size=10)
+    metrics = trainer.evaluate()
+    assert metrics["eval_samples_per_second"] > 0 and metrics["eval_runtime"] > 0
+    # 24 rows of each of three tasks in batches of 10: 3 batches a task
+    assert metrics["eval_steps_per_second"] == pytest.approx(9 / metrics["eval_runtime"], rel=0.01)
+    output = trainer.predict({"sst": tiny_task_rows()["sst"]})["sst"]
+    assert SPEED_METRICS <= set(output.metrics)
 
 
 @pytest.mark.parametrize("missing", [-1, None])
@@ -249,7 +262,7 @@ def test_predict_on_a_test_split_whose_labels_are_all_missing_treats_its_rows_as
     rows = tiny_task_rows()["sst"]
     test_split = rows.remove_columns("sentiment").add_column("sentiment", [missing] * len(rows))  # GLUE's test splits: -1
     output = _trainer(tmp_path, tokenizer).predict({"sst": test_split})["sst"]
-    assert output.predictions.shape == (24, 5) and output.label_ids is None and output.metrics == {}
+    assert output.predictions.shape == (24, 5) and output.label_ids is None and set(output.metrics) == SPEED_METRICS
 
 
 def test_predict_on_rows_with_a_label_that_is_not_the_tasks_names_the_test_dataset_and_row(tmp_path, tokenizer):

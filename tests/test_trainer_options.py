@@ -35,9 +35,15 @@ def test_the_best_model_is_not_restored_by_default_where_saves_fall_between_eval
     assert args.load_best_model_at_end is False
 
 
-def test_the_best_model_is_restored_by_default_where_every_save_is_at_an_evaluation(tmp_path):
-    args = _args(tmp_path, eval_strategy="steps", save_strategy="steps", eval_steps=3, save_steps=6)
+def test_the_best_model_is_restored_by_default_where_every_evaluation_saves_a_checkpoint(tmp_path):
+    args = _args(tmp_path, eval_strategy="steps", save_strategy="steps", eval_steps=3, save_steps=3)
     assert args.load_best_model_at_end is True
+
+
+def test_the_best_model_is_not_restored_by_default_where_saves_skip_evaluations(tmp_path):
+    # Trainer would keep the best of the evaluations it saved, not the best evaluation
+    args = _args(tmp_path, eval_strategy="steps", save_strategy="steps", eval_steps=3, save_steps=6)
+    assert args.load_best_model_at_end is False
 
 
 def test_the_best_model_is_not_restored_by_default_where_ratios_round_to_steps_that_miss_each_other(tmp_path):
@@ -416,7 +422,8 @@ def test_labels_written_as_numbers_in_text_are_scored_as_those_numbers(tmp_path,
 
 def test_predict_on_rows_too_few_for_their_metric_returns_the_predictions_without_it(tmp_path, tokenizer):  # noqa: F811
     output = _plain_trainer(tmp_path, tokenizer).predict({"sts": tiny_task_rows()["sts"].select([0])})["sts"]
-    assert output.predictions.shape == output.label_ids.shape == (1,) and output.metrics == {}
+    assert output.predictions.shape == output.label_ids.shape == (1,)
+    assert not any(key.startswith("test_sts_") for key in output.metrics)
 
 
 def test_an_eval_dataset_that_cannot_give_its_score_is_refused_before_training(tmp_path, tokenizer):  # noqa: F811
@@ -754,3 +761,38 @@ def test_gathering_an_embedding_loss_in_one_process_is_warned_of(tmp_path, token
     with caplog.at_level("WARNING", logger="trainers.trainer"):
         _plain_trainer(tmp_path, tokenizer, args={"mnr_weight": 1.0, "mnr_gather_across_devices": True})
     assert any("--mnr_gather_across_devices: one process trains" in message for message in caplog.messages)
+
+
+@pytest.mark.parametrize("checkpoint, kept", [("out/checkpoint-4", "step 4's, the best of those saved"),
+                                              (None, "the last step's")])
+def test_a_best_evaluation_that_saved_no_checkpoint_is_warned_of_naming_the_model_kept(
+        tmp_path, tokenizer, caplog, checkpoint, kept):  # noqa: F811
+    trainer = _plain_trainer(tmp_path, tokenizer, args={"load_best_model_at_end": True, "eval_strategy": "steps",
+                                                        "save_strategy": "steps", "eval_steps": 1, "save_steps": 4})
+    trainer.state.global_step, trainer.state.best_global_step, trainer.state.best_model_checkpoint = 8, 5, checkpoint
+    with caplog.at_level("WARNING", logger="trainers.trainer"):
+        trainer._warn_if_the_best_evaluation_was_not_kept()
+    assert f"The best evaluation (step 5) saved no checkpoint: the model kept is {kept}" in caplog.text
+
+
+@pytest.mark.parametrize("flag, value", [("train_sampling_strategy", "sequential"), ("length_column_name", "n_tokens")])
+def test_trainers_sampler_flags_are_refused_naming_the_flags_that_shape_the_batches(tmp_path, flag, value):
+    with pytest.raises(ValueError, match=f"^--{flag} {value}: MultitaskTrainer draws each step's batch by --task_sampling"):
+        _args(tmp_path, **{flag: value})
+
+
+def test_label_names_other_than_labels_are_refused(tmp_path):
+    assert _args(tmp_path, label_names=["labels"]).label_names == ["labels"]  # what silences PEFT's warning
+    with pytest.raises(ValueError, match="^--label_names target: every task's rows hold their labels as 'labels'"):
+        _args(tmp_path, label_names=["target"])
+
+
+def test_changed_arguments_are_read_again_after_ones_own_pop_callback_of_smarts_mean_teacher(tmp_path, tokenizer):  # noqa: F811
+    from trainers.multitask_state import MeanTeacherUpdate
+
+    trainer = _plain_trainer(tmp_path, tokenizer, args={"smart_weight": "sst=1", "smart_proximal_weight": 1.0,
+                                                        "max_steps": 1})
+    trainer.pop_callback(MeanTeacherUpdate)
+    trainer.args.learning_rate = 1e-4
+    trainer.train()
+    assert sum(isinstance(c, MeanTeacherUpdate) for c in trainer.callback_handler.callbacks) == 1

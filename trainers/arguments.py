@@ -189,7 +189,7 @@ class MultitaskTrainingArguments(TrainingArguments):
     )
     load_best_model_at_end: Optional[bool] = field(
         default=None, metadata={"help": "end with the best checkpoint by metric_for_best_model (default: yes when "
-                                        "evaluation and saving share a schedule)"}
+                                        "every evaluation saves a checkpoint)"}
     )
     report_to: Optional[str] = field(default="none", metadata={"help": "logging integrations"})
     bf16: Optional[bool] = field(
@@ -344,6 +344,7 @@ class MultitaskTrainingArguments(TrainingArguments):
         if self.prediction_loss_only:  # Trainer would report eval_loss alone; MultitaskTrainer never computes one
             raise ValueError("--prediction_loss_only: MultitaskTrainer evaluates each task by its metrics (accuracy, "
                              "Pearson's r) from its predictions, and reports no evaluation loss")
+        self._check_batching_flags()
         if best_model_by_default:
             self.load_best_model_at_end = self._saves_at_every_evaluation()
         if self.task_sampling not in SAMPLING_STRATEGIES:
@@ -368,6 +369,17 @@ class MultitaskTrainingArguments(TrainingArguments):
                 raise ValueError(f"--{name} must be >= 1")
         self._check_numbers()
         self._check_loss_options_apply()
+
+    def _check_batching_flags(self):
+        """TrainingArguments' sampler and label flags, which MultitaskTrainer's task batches do not read: a value
+        other than the default would stand in the run's record as if it had shaped the run."""
+        for name, default in (("train_sampling_strategy", "random"), ("length_column_name", "length")):
+            if getattr(self, name, default) != default:  # transformers 5's; older versions lack them
+                raise ValueError(f"--{name} {getattr(self, name)}: MultitaskTrainer draws each step's batch by "
+                                 "--task_sampling, rows of similar length together by --group_by_length")
+        if self.label_names not in (None, ["labels"]):
+            raise ValueError(f"--label_names {' '.join(self.label_names)}: every task's rows hold their labels as "
+                             "'labels', which MultitaskTrainer reads")
 
     def _check_compile_backend(self):
         from accelerate.utils import DynamoBackend
@@ -400,18 +412,13 @@ class MultitaskTrainingArguments(TrainingArguments):
 
     def _saves_at_every_evaluation(self):
         """Whether the best checkpoint can be restored at the end (`load_best_model_at_end`'s default): dev
-        scored and a checkpoint saved on the same schedule, every save at an evaluation. TrainingArguments has
-        made the strategies enums and eval_steps a number by now."""
+        scored and a checkpoint saved at every evaluation. Saves every few evaluations (which Trainer allows)
+        would miss a best evaluation between them, and Trainer would keep the best of those saved instead, or
+        the last step's model. TrainingArguments has made the strategies enums and eval_steps a number by now."""
         evaluation, saving = _value(self.eval_strategy), _value(self.save_strategy)
         if evaluation == "no" or evaluation != saving:
             return False
-        if evaluation != "steps":
-            return True
-        if self.save_steps < 1 or self.eval_steps < 1:
-            # Trainer turns a ratio into ceil(ratio × steps), so saves every 0.5 of 14 steps (7) miss evaluations
-            # every 0.25 (4): only one ratio for both keeps every save on an evaluation.
-            return self.save_steps == self.eval_steps
-        return self.save_steps % self.eval_steps == 0
+        return evaluation != "steps" or self.save_steps == self.eval_steps
 
     def scheduler_kwargs(self):
         """The scheduler's keyword arguments as the run stands (read when the scheduler is built, so that a setter,

@@ -24,6 +24,7 @@ What it adds to Trainer, and where:
 """
 import contextlib
 import logging
+import math
 import os
 import re
 import time
@@ -35,7 +36,7 @@ import pyarrow as pa
 import torch
 from accelerate.utils import DistributedType
 from transformers import Trainer, get_scheduler, set_seed
-from transformers.trainer_utils import EvalPrediction, PredictionOutput, number_of_arguments
+from transformers.trainer_utils import EvalPrediction, PredictionOutput, number_of_arguments, speed_metrics
 from transformers.utils import is_sagemaker_mp_enabled
 
 from hf_minbert.adapters import name_base_by_absolute_path, task_adapter_router, write_base_config
@@ -52,6 +53,7 @@ from hf_minbert.evaluation import evaluate_task, evaluate_tasks, gold_labels, un
 from hf_minbert.metrics import OVERALL_TASKS, tasks_overall, with_overall_scores
 from hf_minbert.modeling_minbert_heads import task_loss
 from hf_minbert.optimization import create_optimizer, describe_parameter_groups, freeze_parameters
+from model_cards.run_record import loaded_best_step
 
 from .arguments import MultitaskTrainingArguments, full_eval_dtype
 from .cpu_memory import keep_freed_memory
@@ -156,7 +158,8 @@ class MultitaskTrainer(Trainer):
         self.task_weights = self.args.per_task("task_weights", tasks, default=1.0)
         self.smart = build_smart(self.args, tasks, core)
         if self._mean_teacher_update is not None:
-            self.remove_callback(self._mean_teacher_update)
+            if self._mean_teacher_update in self.callback_handler.callbacks:  # one's own pop_callback may have taken it
+                self.remove_callback(self._mean_teacher_update)
             self._mean_teacher_update = None
         if self.smart is not None and self.smart.teacher is not None:
             self._mean_teacher_update = MeanTeacherUpdate(self.smart.teacher, lambda: _core(self.model))
@@ -207,7 +210,19 @@ class MultitaskTrainer(Trainer):
             self._check_user_metric_for_best_model()
             if self.model_init is None:  # before Trainer.train changes anything: a bad value leaves the trainer as it was
                 self._read_arguments_again()
-        return super().train(resume_from_checkpoint, trial, *args, **kwargs)
+        output = super().train(resume_from_checkpoint, trial, *args, **kwargs)
+        self._warn_if_the_best_evaluation_was_not_kept()
+        return output
+
+    def _warn_if_the_best_evaluation_was_not_kept(self):
+        best = self.state.best_global_step
+        if not self.args.load_best_model_at_end or not best:
+            return
+        kept = loaded_best_step(self.state)
+        if (self.state.global_step if kept is None else kept) != best:
+            logger.warning("The best evaluation (step %d) saved no checkpoint: the model kept is %s (save at every "
+                           "evaluation, --save_steps = --eval_steps, to keep the best)", best,
+                           "the last step's" if kept is None else f"step {kept}'s, the best of those saved")
 
     def hyperparameter_search(self, hp_space=None, compute_objective=None, n_trials=20, direction=None, backend=None,
                               hp_name=None, **kwargs):
@@ -432,7 +447,7 @@ class MultitaskTrainer(Trainer):
             for task, result in results.items():
                 flat.update(self._user_metrics(task, result.predictions.scores, gold_labels(datasets[task], task),
                                                metric_key_prefix, flat))
-        flat[f"{metric_key_prefix}_runtime"] = round(time.time() - start, 3)
+        flat.update(self._speed_metrics(metric_key_prefix, start, datasets.values()))
         flat["epoch"] = self.state.epoch
         self.log(flat)
         if eval_dataset is not None:  # rows of one's own: not the dev scores a card reports (trainer_card.py)
@@ -470,6 +485,7 @@ class MultitaskTrainer(Trainer):
         if unscorable:
             logger.warning("predict: task %r: %s; its metrics are left out", task, unscorable)
         predicted = rows.remove_columns(label_column) if unscorable else rows
+        start = time.time()
         result = evaluate_task(_core(self.model), self.processing_class, predicted, task, progress=False,
                                **self._prediction_options())
         scores, labels, metrics = result.predictions.scores, None, {}
@@ -478,7 +494,14 @@ class MultitaskTrainer(Trainer):
         if result.metrics is not None:
             metrics = flatten_metrics({task: result.metrics}, metric_key_prefix)
             metrics.update(self._user_metrics(task, scores, labels, metric_key_prefix, metrics))
+        metrics.update(self._speed_metrics(metric_key_prefix, start, [rows]))
         return PredictionOutput(predictions=scores, label_ids=labels, metrics=metrics)
+
+    def _speed_metrics(self, prefix, start, datasets):
+        """Trainer's <prefix>_runtime, _samples_per_second and _steps_per_second over these rows' batches."""
+        batch_size = self.args.per_device_eval_batch_size
+        return speed_metrics(prefix, start, num_samples=sum(len(rows) for rows in datasets),
+                             num_steps=sum(math.ceil(len(rows) / batch_size) for rows in datasets))
 
     def _cast_for_full_eval(self):
         """--bf16_full_eval / --fp16_full_eval: outside training, evaluate and predict with the model cast to that

@@ -12,7 +12,7 @@ from pathlib import Path
 from hf_minbert.data import has_task_schema, task_schema
 from hf_minbert.evaluation import write_metrics_json
 from model_cards import set_card_options, write_model_card
-from model_cards.run_record import training_progress
+from model_cards.run_record import loaded_best_step, training_progress
 
 from .trainer import METRIC_KEYS
 
@@ -33,8 +33,8 @@ def write_trainer_card(trainer, model, model_id=None, **options):
     if not (folder / "config.json").is_file():  # the card reads the saved config and weights
         raise ValueError(f"{folder}: no saved model to describe; save it first (trainer.save_model())")
     state = trainer.state
-    best_step = state.best_global_step if trainer.args.load_best_model_at_end else None
-    metrics = evaluation_scores(state.log_history, list(model.config.tasks), step=best_step,
+    metrics = evaluation_scores(state.log_history, list(model.config.tasks), step=loaded_best_step(
+                                    state, trainer.args.load_best_model_at_end),
                                 skip=trainer.other_evaluations)
     write_metrics_json(folder / "metrics.json", metrics)
     base = options.get("finetuned_from") or model.config.name_or_path or "unknown"

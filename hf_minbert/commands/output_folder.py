@@ -24,7 +24,9 @@ import json
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 STAGING_SUFFIX = ".partial"
@@ -175,6 +177,38 @@ def moved_with_staging(path, staging, output):
     except ValueError:
         return path
     return str(Path(output) / inside)
+
+
+class RunStopped(Exception):
+    """Training returned before its last step, its checkpoint saved (--enable_jit_checkpoint on SIGTERM): the
+    staging folder keeps the checkpoints to resume from, and the output folder stays as it was."""
+
+
+@contextlib.contextmanager
+def stopped_by_sigterm_raises(trainer):
+    """Around `trainer.train()`. With --enable_jit_checkpoint Trainer answers SIGTERM (a preemption) by saving a
+    checkpoint and returning from train() as if the run had ended: a command would then save and publish the
+    unfinished model as its result. Here train() returning before its last step after a SIGTERM raises RunStopped."""
+    if not getattr(trainer.args, "enable_jit_checkpoint", False) or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = threading.Event()
+    answer = signal.getsignal(signal.SIGTERM)  # Trainer's, installed when it was built
+
+    def note_sigterm(signum, frame):
+        received.set()
+        if callable(answer):
+            answer(signum, frame)
+
+    signal.signal(signal.SIGTERM, note_sigterm)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is note_sigterm:  # Trainer restores the handler before its own at the end
+            signal.signal(signal.SIGTERM, answer)
+    state = trainer.state
+    if received.is_set() and state.global_step < state.max_steps:
+        raise RunStopped(f"stopped by SIGTERM at step {state.global_step} of {state.max_steps}, its checkpoint saved")
 
 
 def discard_unfinished_run(staging, resume_from_checkpoint=None) -> None:

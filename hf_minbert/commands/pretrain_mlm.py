@@ -333,10 +333,13 @@ def pretrain(model, tokenizer, mlm_args, training_args, train_texts, eval_texts)
         masker=make_collator(),
         processing_class=tokenizer,
     )
-    before = held_out_loss(trainer, held_out_collator) if eval_texts else None
-    start = time.time()
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    train_seconds = time.time() - start
+    from .output_folder import stopped_by_sigterm_raises
+
+    with stopped_by_sigterm_raises(trainer):  # from here: Trainer answers SIGTERM from its construction on
+        before = held_out_loss(trainer, held_out_collator) if eval_texts else None
+        start = time.time()
+        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        train_seconds = time.time() - start
     after = held_out_loss(trainer, held_out_collator) if eval_texts else None
     return trainer, {
         "train_texts": len(train_texts),

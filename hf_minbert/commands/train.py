@@ -425,7 +425,7 @@ def train_and_save(model, tokenizer, train, dev, base_path, model_args, data_arg
     from trainers import MultitaskTrainer
     from trainers.arguments import full_eval_dtype
 
-    from .output_folder import check_output_folder, staged_output
+    from .output_folder import check_output_folder, staged_output, stopped_by_sigterm_raises
 
     output = Path(training_args.output_dir)
     check_output_folder(output, training_args.overwrite_output_dir, training_args.resume_from_checkpoint,
@@ -443,7 +443,8 @@ def train_and_save(model, tokenizer, train, dev, base_path, model_args, data_arg
                                    processing_class=tokenizer, callbacks=callbacks,
                                    always_rows=always_rows(read_reports, data_args))
         start = time.time()
-        trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        with stopped_by_sigterm_raises(trainer):
+            trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
         train_seconds = time.time() - start
 
     if adapter_args.enabled:
