@@ -51,6 +51,7 @@ from .modeling_minbert_heads import (
     MinBertTaskPrediction,
     check_task,
     inputs_read,
+    pooled_features,
     sequence_classification_logits,
     sequence_classification_loss,
     task_logits,
@@ -485,6 +486,13 @@ class MinBertForMultitask(MinBertPreTrainedModel):
             check_task(pair_embeddings is not None, task, "a head with cosine_feature needs pair_embeddings=(u, v)")
             cosine = F.cosine_similarity(*pair_embeddings, dim=-1)
         return self.heads[task](features, cosine)
+
+    @staticmethod
+    def _head_features(spec, encoder_output, attention_mask):
+        """The pooled features a head of `spec` reads. A model folder keeps the pipelines module it was saved with,
+        and where hf_minbert is imported that module runs against this class: the pipelines saved by earlier
+        versions call this (today's read `encoders.head_features`)."""
+        return pooled_features(spec, encoder_output, attention_mask)
 
     def forward(
         self,

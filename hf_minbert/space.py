@@ -43,17 +43,28 @@ def check_model_repo_id(model_repo_id):
         raise ValueError(f"--repo_id {model_repo_id}: a Space loads the model by its full id: give it as user/name")
 
 
+# The pipelines of a model folder's own pipelines.py that the demo answers with (demo_app.DemoModel).
+DEMO_PIPELINES = ("minbert-multitask", "paraphrase-detection", "sentence-similarity", "text-classification")
+
+
 def check_served_model(model_dir):
     """The demo answers through the minBERT pipelines a model folder names in its config (`custom_pipelines`): a
-    folder without them (a masked-LM or sequence-classification model) is refused, as its app would fail."""
+    folder without them (a masked-LM or sequence-classification model) is refused, as its app would fail, and so
+    is one saved by an hf_minbert whose pipelines.py lacked one the demo uses, naming the way to bring it up to date."""
     import json
 
     config = Path(model_dir) / "config.json"
     if not config.is_file():
         raise ValueError(f"{model_dir}: no config.json; is this a saved model folder?")
-    if not json.loads(config.read_text(encoding="utf-8")).get("custom_pipelines"):
+    named = json.loads(config.read_text(encoding="utf-8")).get("custom_pipelines")
+    if not named:
         raise ValueError(f"{config}: no custom_pipelines, so this is not a multitask minBERT model (or an ensemble) "
                          "saved by hf_minbert: the demo has nothing to answer with")
+    missing = [task for task in DEMO_PIPELINES if task not in named]
+    if missing:
+        raise ValueError(f"{config}: saved by an earlier hf_minbert whose pipelines lack {', '.join(missing)}, which "
+                         "the demo answers with: load and save the folder again with this one "
+                         "(hf_minbert.ensemble.load_multitask_model(DIR).save_pretrained(DIR); the answers stay the same)")
 
 
 def default_space_repo_id(model_repo_id) -> str:

@@ -494,8 +494,8 @@ def _dev_summary(scored_tasks, training_data, course_tasks, given_dev_files=None
     else the files --<task>_dev named or the data folder's dev files, or the files an ensemble recorded
     (`dev_data`), with the rows scored where recorded; or "not recorded" without a record."""
     if not training_data and not dev_data:
-        return ("not recorded (metrics.json holds no `training_data` nor `dev_data`: it was not written by "
-                "`minbert train` or `minbert ensemble`)")
+        return ("not recorded (metrics.json holds no `training_data` nor `dev_data`, which `minbert train` and "
+                "`minbert ensemble` record: it was written by another tool, or by an earlier hf_minbert)")
     given = given_dev_files or {}
     course = [description for task, description in COURSE_DEV_SETS.items() if task in scored_tasks and task in course_tasks]
     others = [task for task in scored_tasks if task not in course_tasks]

@@ -3,11 +3,12 @@ and as remote code where hf_minbert is not installed (tests/fixtures/make_behavi
 import json
 import shutil
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoModel, AutoTokenizer, pipeline
 from transformers.dynamic_module_utils import get_relative_import_files, get_relative_imports
 
 from hf_minbert import MinBertForMultitask
@@ -117,6 +118,23 @@ def test_each_module_a_folder_names_imports_every_file_it_needs_itself(name):
         source = str(PACKAGE / f"{module}.py")
         needed = {Path(path).stem for path in get_relative_import_files(source)}
         assert needed <= set(get_relative_imports(source)), (module, needed - set(get_relative_imports(source)))
+
+
+EARLIER_PIPELINES = Path(__file__).resolve().parent / "fixtures" / "earlier_pipelines.py"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SINGLE_MODELS)
+def test_a_folder_keeping_an_earlier_versions_pipelines_module_answers_as_recorded(name, tmp_path):
+    # transformers builds a folder's pipelines from the module saved in it, and with hf_minbert imported, the
+    # model from today's class: the earlier module's calls must find what they call.
+    folder = behaviour.materialize(FIXTURES / name, tmp_path / name)
+    for source in _code_files(_recorded_config(name)):
+        shutil.copy(source, folder / source.name)
+    shutil.copy(EARLIER_PIPELINES, folder / "pipelines.py")
+    make = partial(pipeline, model=str(folder), trust_remote_code=True)
+    assert type(make("sentence-similarity").model) is MinBertForMultitask
+    _assert_same(_recorded(name)["pipelines"], behaviour.pipeline_answers(make), f"{name}/earlier pipelines.py")
 
 
 def _remote_script(tmp_path):

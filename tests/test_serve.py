@@ -122,6 +122,21 @@ def test_serve_refuses_a_model_without_the_minbert_pipelines(tmp_path, capsys):
     assert "no custom_pipelines" in capsys.readouterr().err
 
 
+def test_serve_refuses_a_folder_whose_earlier_pipelines_lack_one_the_demo_answers_with(model_dir, tmp_path, capsys):
+    # as an hf_minbert that had no text-classification pipeline of its own saved it
+    folder = tmp_path / "earlier"
+    shutil.copytree(model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    for task in ("text-classification", "sentiment-analysis", "feature-extraction"):
+        del config["custom_pipelines"][task]
+    (folder / "config.json").write_text(json.dumps(config))
+    assert minbert(["serve", str(folder)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"minbert serve: {folder / 'config.json'}: saved by an earlier hf_minbert whose pipelines "
+                            "lack text-classification, which the demo answers with: load and save the folder again")
+    assert "\n" not in error
+
+
 def _copy_without(model_dir, tmp_path, *names):
     copy = tmp_path / "copy"
     shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns(*names))
