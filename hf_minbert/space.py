@@ -43,8 +43,12 @@ def check_model_repo_id(model_repo_id):
         raise ValueError(f"--repo_id {model_repo_id}: a Space loads the model by its full id: give it as user/name")
 
 
-# The pipelines of a model folder's own pipelines.py that the demo answers with (demo_app.DemoModel).
-DEMO_PIPELINES = ("minbert-multitask", "paraphrase-detection", "sentence-similarity", "text-classification")
+# The pipelines of a model folder's own pipelines.py that the demo answers with (demo_app.DemoModel), each where the
+# model has a head it serves: (pipeline task, the heads' pair encodings and kinds; None: always).
+DEMO_PIPELINES = (("minbert-multitask", None),
+                  ("text-classification", (("single",), ("classification", "binary"))),
+                  ("paraphrase-detection", (("cross", "bi"), ("binary",))),
+                  ("sentence-similarity", (("cross", "bi"), ("regression",))))
 
 
 def check_served_model(model_dir):
@@ -56,11 +60,14 @@ def check_served_model(model_dir):
     config = Path(model_dir) / "config.json"
     if not config.is_file():
         raise ValueError(f"{model_dir}: no config.json; is this a saved model folder?")
-    named = json.loads(config.read_text(encoding="utf-8")).get("custom_pipelines")
+    saved = json.loads(config.read_text(encoding="utf-8"))
+    named = saved.get("custom_pipelines")
     if not named:
         raise ValueError(f"{config}: no custom_pipelines, so this is not a multitask minBERT model (or an ensemble) "
                          "saved by hf_minbert: the demo has nothing to answer with")
-    missing = [task for task in DEMO_PIPELINES if task not in named]
+    heads = (saved.get("tasks") or {}).values()
+    missing = [task for task, serves in DEMO_PIPELINES if task not in named and (serves is None or any(
+        spec.get("pair_encoding") in serves[0] and spec.get("kind") in serves[1] for spec in heads))]
     if missing:
         raise ValueError(f"{config}: saved by an earlier hf_minbert whose pipelines lack {', '.join(missing)}, which "
                          "the demo answers with: load and save the folder again with this one "

@@ -685,7 +685,7 @@ def _progress_text(progress):
     if saved not in (None, progress["optimizer_steps"]):
         text += f"; the model saved is step {saved}'s, the best on dev"
         if best not in (None, saved):
-            text += f" of the steps with a checkpoint (the best evaluation, step {best}'s, saved none)"
+            text += f" when its checkpoint was saved (the best evaluation, step {best}'s, saved none)"
     elif best not in (None, saved):
         text += f"; the best evaluation, step {best}'s, saved no checkpoint: the model saved is the last step's"
     return text

@@ -70,3 +70,16 @@ def test_a_command_under_torchrun_prints_its_summary_once(base_and_data, tmp_pat
                     "--disable_tqdm", "true", "--report_to", "none")
     assert proc.returncode == 0, proc.stderr[-5000:]
     assert proc.stdout.count(summary) == 1, proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["train", "pretrain-mlm"])
+def test_jit_checkpoints_under_torchrun_are_refused_in_one_line(base_and_data, tmp_path, command):
+    # each process would take its checkpoint at its own step on SIGTERM, and the processes wait on each other
+    base, data = base_and_data
+    proc = torchrun("-m", "hf_minbert.cli", command, "--model_name_or_path", str(base), "--data_dir", str(data),
+                    "--output_dir", str(tmp_path / "out"), "--max_steps", "2", "--use_cpu", "true", "--bf16", "false",
+                    "--ddp_backend", "gloo", "--enable_jit_checkpoint", "true", "--report_to", "none")
+    assert proc.returncode != 0
+    assert f"minbert {command}: --enable_jit_checkpoint: transformers takes its checkpoint on SIGTERM" in proc.stderr
+    assert not (tmp_path / "out").exists()

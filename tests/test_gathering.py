@@ -91,15 +91,19 @@ def test_gathered_mnr_trains_as_one_process_on_the_whole_batch(ranks, symmetric)
 
 
 @pytest.mark.slow
-def test_gathered_mnr_of_a_rank_without_paraphrases_is_zero_and_its_negatives_serve_the_other_rank(ranks):
-    a, b, _, _, _ = global_pair_batch()
-    rank0, rank1 = ranks["mnr_uneven"]
-    # rank 0's anchors (pairs 0, 2) against every candidate: both ranks' non-paraphrase sentences
-    negatives = [1, 3, 5, 7]
-    expected = multiple_negatives_ranking_loss(a[[0, 2]], b[[0, 2]], extra_negatives=torch.cat([a[negatives], b[negatives]]))
-    assert rank0["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
-    assert rank1["loss"].item() == 0.0
-    assert rank1["grad_a"].abs().sum() > 0, "rank 1's sentences are negatives of rank 0's anchors"
+def test_gathered_mnr_trains_as_one_process_however_the_ranks_anchors_are_shared_out(ranks):
+    # rank 0 holds both paraphrase pairs (0, 2), rank 1 none: its sentences are only negatives of rank 0's anchors
+    a, b, labels, keys_a, keys_b = global_pair_batch()
+    held = uneven_rows(0) + uneven_rows(1)
+    whole = backward_of(lambda a, b: paraphrase_mnr_loss(a, b, labels[held], keys_a=[keys_a[i] for i in held],
+                                                         keys_b=[keys_b[i] for i in held]), a[held], b[held])
+    results = ranks["mnr_uneven"]
+    assert torch.stack([r["loss"] for r in results]).mean().item() == pytest.approx(whole["loss"].item(), rel=1e-5)
+    assert results[1]["loss"].item() == 0.0 and results[1]["grad_a"].abs().sum() > 0
+    for rank, result in enumerate(results):
+        rows = slice(0, 4) if rank == 0 else slice(4, 6)
+        for side in ("grad_a", "grad_b"):
+            torch.testing.assert_close(result[side] / WORLD, whole[side][rows], rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.slow
@@ -132,8 +136,9 @@ def test_without_a_process_group_gathering_changes_nothing():
     assert cosent_loss(a, b, labels, gather_across_devices=True).item() == cosent_loss(a, b, labels).item()
 
 
-def test_mnr_anchor_rows_give_those_anchors_mean():
+@pytest.mark.parametrize("parts", [[slice(0, 4), slice(4, 8)], [slice(0, 1), slice(1, 8)], [slice(0, 0), slice(0, 8)]])
+def test_mnr_anchor_rows_parts_add_up_to_the_whole_batchs_mean(parts):
     a, b, _, _, _ = global_pair_batch()
     whole = multiple_negatives_ranking_loss(a, b, symmetric=True)
-    halves = [multiple_negatives_ranking_loss(a, b, symmetric=True, anchor_rows=rank_rows(r)) for r in range(WORLD)]
-    assert torch.stack(halves).mean().item() == pytest.approx(whole.item(), rel=1e-6)
+    shares = [multiple_negatives_ranking_loss(a, b, symmetric=True, anchor_rows=rows) for rows in parts]
+    assert torch.stack(shares).sum().item() == pytest.approx(whole.item(), rel=1e-6)

@@ -96,6 +96,17 @@ def test_symmetric_reverse_direction_uses_the_transposed_mask(toy):
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_symmetric_reverse_direction_reads_an_asymmetric_mask_transposed():
+    generator = torch.Generator().manual_seed(0)
+    anchors, positives = torch.randn(3, 5, generator=generator), torch.randn(3, 5, generator=generator)
+    mask = torch.tensor([[False, True, False], [False, False, False], [True, False, False]])
+    scores = 20 * F.normalize(anchors, dim=-1) @ F.normalize(positives, dim=-1).T
+    masked = scores.masked_fill(mask, float("-inf"))  # masked[j, i]: anchor j against positive i
+    expected = (F.cross_entropy(masked, torch.arange(3)) + F.cross_entropy(masked.T, torch.arange(3))) / 2
+    loss = multiple_negatives_ranking_loss(anchors, positives, symmetric=True, false_negative_mask=mask)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
 def test_single_pair_without_negatives_has_zero_loss():
     loss = multiple_negatives_ranking_loss(torch.randn(1, 4), torch.randn(1, 4))
     assert loss.item() == pytest.approx(0.0, abs=1e-7)

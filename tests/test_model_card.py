@@ -219,7 +219,7 @@ def test_the_card_says_how_far_the_run_trained_where_it_resumed_and_which_step_i
 
 
 @pytest.mark.parametrize("best_model_checkpoint, said", [
-    ("out/checkpoint-80", "the model saved is step 80's, the best on dev of the steps with a checkpoint (the best "
+    ("out/checkpoint-80", "the model saved is step 80's, the best on dev when its checkpoint was saved (the best "
                           "evaluation, step 90's, saved none)"),
     (None, "the best evaluation, step 90's, saved no checkpoint: the model saved is the last step's"),
 ])

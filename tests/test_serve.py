@@ -137,6 +137,19 @@ def test_serve_refuses_a_folder_whose_earlier_pipelines_lack_one_the_demo_answer
     assert "\n" not in error
 
 
+def test_serve_does_not_ask_an_earlier_folder_for_a_pipeline_of_a_head_it_lacks(model_dir, tmp_path):
+    from hf_minbert.space import check_served_model
+
+    folder = tmp_path / "pairs-only"
+    shutil.copytree(model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["tasks"] = {name: spec for name, spec in config["tasks"].items() if spec["pair_encoding"] != "single"}
+    for task in ("text-classification", "sentiment-analysis", "feature-extraction"):
+        del config["custom_pipelines"][task]
+    (folder / "config.json").write_text(json.dumps(config))
+    check_served_model(folder)  # no single-sentence head: the demo builds no sentiment pipeline
+
+
 def _copy_without(model_dir, tmp_path, *names):
     copy = tmp_path / "copy"
     shutil.copytree(model_dir, copy, ignore=shutil.ignore_patterns(*names))

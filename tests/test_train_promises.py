@@ -1034,5 +1034,26 @@ def test_a_run_stopped_by_sigterm_with_jit_checkpoints_keeps_its_checkpoint_and_
     error = capsys.readouterr().err
     assert "stopped by SIGTERM at step" in error and "--resume_from_checkpoint <output_dir>.partial/checkpoint-N" in error
     assert not output.exists()
-    assert list((tmp_path / "model.partial").glob("checkpoint-*/model.safetensors"))
+    named = Path(error.split("the checkpoint to resume from: ")[1].split(";")[0])
+    assert named.parent == tmp_path / "model.partial" and (named / "model.safetensors").is_file()
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_failing_run_leaves_sigterm_to_the_handler_before_the_trainers(monkeypatch):
+    from types import SimpleNamespace
+
+    from hf_minbert.commands.output_folder import stopped_by_sigterm_raises
+
+    class CheckpointManager:  # as transformers' JIT checkpointing installs its handler when the Trainer is built
+        _original_sigterm_handler = signal.SIG_DFL
+
+        def _sigterm_handler(self, signum, frame):
+            pass
+
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: installed.__setitem__(signum, handler))
+    monkeypatch.setattr(signal, "getsignal", lambda signum: installed[signum])
+    installed = {signal.SIGTERM: CheckpointManager()._sigterm_handler}
+    trainer = SimpleNamespace(args=SimpleNamespace(enable_jit_checkpoint=True), state=None)
+    with pytest.raises(RuntimeError), stopped_by_sigterm_raises(trainer):
+        raise RuntimeError("training failed")
+    assert installed[signal.SIGTERM] is signal.SIG_DFL

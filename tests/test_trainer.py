@@ -679,6 +679,13 @@ def test_the_training_curves_plot_every_loss_term_and_nothing_else():
     assert [key for key in logged if is_loss_term(key)] == ["loss", "loss_sst", "smart_sst", "mnr", "cosent", "ordinal"]
 
 
+def test_the_training_curves_plot_the_dev_scores_and_not_the_evaluation_speed():
+    from trainers.reporting import is_dev_score
+
+    logged = ["eval_sst_accuracy", "eval_overall", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch"]
+    assert [key for key in logged if is_dev_score(key)] == ["eval_sst_accuracy", "eval_overall"]
+
+
 
 def test_mnr_on_a_task_whose_labels_are_not_paraphrase_labels_is_refused_when_the_trainer_is_built(tmp_path, tokenizer):
     with pytest.raises(ValueError, match=re.escape("--mnr_task sts: MNR reads binary labels, and sts's head is regression")):

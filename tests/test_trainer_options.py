@@ -4,6 +4,7 @@ import copy
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -763,7 +764,8 @@ def test_gathering_an_embedding_loss_in_one_process_is_warned_of(tmp_path, token
     assert any("--mnr_gather_across_devices: one process trains" in message for message in caplog.messages)
 
 
-@pytest.mark.parametrize("checkpoint, kept", [("out/checkpoint-4", "step 4's, the best of those saved"),
+@pytest.mark.parametrize("checkpoint, kept", [("out/checkpoint-4", "step 4's, the last checkpoint that was the best "
+                                                                    "so far when it was saved"),
                                               (None, "the last step's")])
 def test_a_best_evaluation_that_saved_no_checkpoint_is_warned_of_naming_the_model_kept(
         tmp_path, tokenizer, caplog, checkpoint, kept):  # noqa: F811
@@ -781,10 +783,14 @@ def test_trainers_sampler_flags_are_refused_naming_the_flags_that_shape_the_batc
         _args(tmp_path, **{flag: value})
 
 
-def test_label_names_other_than_labels_are_refused(tmp_path):
+@pytest.mark.parametrize("given, named", [(["target"], "target"), ([], "(none)"), ("target", "target")])
+def test_label_names_other_than_labels_are_refused(tmp_path, given, named):
+    with pytest.raises(ValueError, match=re.escape(f"--label_names {named}: every task's rows hold their labels as 'labels'")):
+        _args(tmp_path, label_names=given)
+
+
+def test_label_names_of_labels_alone_are_accepted(tmp_path):
     assert _args(tmp_path, label_names=["labels"]).label_names == ["labels"]  # what silences PEFT's warning
-    with pytest.raises(ValueError, match="^--label_names target: every task's rows hold their labels as 'labels'"):
-        _args(tmp_path, label_names=["target"])
 
 
 def test_changed_arguments_are_read_again_after_ones_own_pop_callback_of_smarts_mean_teacher(tmp_path, tokenizer):  # noqa: F811

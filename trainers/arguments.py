@@ -144,6 +144,15 @@ def check_trainer_flags(args):
             raise ValueError(f"--{flag} needs the {package} package, which is not installed: pip install {package}")
 
 
+def check_flags_of_several_processes(args):
+    """Flags that fail where TrainingArguments has set up several processes (torchrun, accelerate launch): call it
+    after TrainingArguments' own checks."""
+    if getattr(args, "enable_jit_checkpoint", False) and args.world_size > 1:
+        raise ValueError("--enable_jit_checkpoint: transformers takes its checkpoint on SIGTERM in each process at "
+                         "that process's own step, so several processes stop at different steps and wait on each "
+                         "other; save checkpoints with --save_steps instead")
+
+
 def check_scheduler_builds(args, kwargs):
     """Build the scheduler --lr_scheduler_type and --lr_scheduler_kwargs ask for on a stand-in optimizer: a
     keyword its function lacks, or one it needs, is an error naming both flags now, not a TypeError from inside
@@ -335,6 +344,7 @@ class MultitaskTrainingArguments(TrainingArguments):
         if isinstance(self.resume_from_checkpoint, str):  # a path (TrainingArguments expands only output_dir's ~)
             self.resume_from_checkpoint = os.path.expanduser(self.resume_from_checkpoint)
         super().__post_init__()
+        check_flags_of_several_processes(self)
         self._check_scheduler_kwargs()
         check_scheduler_builds(self, self.scheduler_kwargs())
         if self.include_for_metrics:  # MultitaskTrainer scores each task from its predictions alone
@@ -377,9 +387,10 @@ class MultitaskTrainingArguments(TrainingArguments):
             if getattr(self, name, default) != default:  # transformers 5's; older versions lack them
                 raise ValueError(f"--{name} {getattr(self, name)}: MultitaskTrainer draws each step's batch by "
                                  "--task_sampling, rows of similar length together by --group_by_length")
-        if self.label_names not in (None, ["labels"]):
-            raise ValueError(f"--label_names {' '.join(self.label_names)}: every task's rows hold their labels as "
-                             "'labels', which MultitaskTrainer reads")
+        names = [self.label_names] if isinstance(self.label_names, str) else self.label_names
+        if names is not None and list(names) != ["labels"]:
+            raise ValueError(f"--label_names {' '.join(map(str, names)) or '(none)'}: every task's rows hold their "
+                             "labels as 'labels', which MultitaskTrainer reads")
 
     def _check_compile_backend(self):
         from accelerate.utils import DynamoBackend
@@ -413,8 +424,9 @@ class MultitaskTrainingArguments(TrainingArguments):
     def _saves_at_every_evaluation(self):
         """Whether the best checkpoint can be restored at the end (`load_best_model_at_end`'s default): dev
         scored and a checkpoint saved at every evaluation. Saves every few evaluations (which Trainer allows)
-        would miss a best evaluation between them, and Trainer would keep the best of those saved instead, or
-        the last step's model. TrainingArguments has made the strategies enums and eval_steps a number by now."""
+        would miss a best evaluation between them, and Trainer would keep the last checkpoint that was the best so
+        far when saved, or the last step's model. TrainingArguments has made the strategies enums and eval_steps a
+        number by now."""
         evaluation, saving = _value(self.eval_strategy), _value(self.save_strategy)
         if evaluation == "no" or evaluation != saving:
             return False

@@ -79,11 +79,12 @@ def multiple_negatives_ranking_loss(
         false_negative_mask: bool (B, B + E); True drops candidate j from anchor i's softmax (a known
             paraphrase). The diagonal must be False. The reverse direction uses the transpose of its
             first B columns. `false_negative_mask()` builds it from sentence keys.
-        anchor_rows: the anchors whose loss to return (default all): a rank's own rows of a batch gathered
-            from every rank, each ranking every rank's candidates.
+        anchor_rows: the anchors whose part of the loss to return (default all): a rank's own rows of a batch
+            gathered from every rank, each ranking every rank's candidates.
 
-    Returns the mean over those anchors; with none a zero that still depends on the inputs (so every rank's
-    backward reaches the same parameters).
+    Returns the mean over all anchors, or with `anchor_rows` those anchors' part of it (their sum over B, so that
+    the parts of a partition add up to the mean); without anchors a zero that still depends on the inputs (so
+    every rank's backward reaches the same parameters).
     """
     _check_embeddings(anchors, positives, extra_negatives)
     if scale <= 0:
@@ -102,14 +103,14 @@ def multiple_negatives_ranking_loss(
         scores = scale * anchors[rows] @ candidates.T
         if false_negative_mask is not None:
             scores = scores.masked_fill(false_negative_mask[rows].to(scores.device), float("-inf"))
-        loss = F.cross_entropy(scores, targets)
+        loss = F.cross_entropy(scores, targets, reduction="sum")
         if symmetric:
-            # Positive i scored against every anchor; the mask's first B columns are symmetric, so its rows serve.
+            # Positive i scored against every anchor: row i of the transpose of the mask's first B columns.
             reverse = scale * candidates[:num_pairs][rows] @ anchors.T
             if false_negative_mask is not None:
-                reverse = reverse.masked_fill(false_negative_mask[rows, :num_pairs].to(scores.device), float("-inf"))
-            loss = (loss + F.cross_entropy(reverse, targets)) / 2
-    return loss
+                reverse = reverse.masked_fill(false_negative_mask[:, :num_pairs].T[rows].to(scores.device), float("-inf"))
+            loss = (loss + F.cross_entropy(reverse, targets, reduction="sum")) / 2
+    return loss / num_pairs
 
 
 def cosent_loss(embeddings_a: Tensor, embeddings_b: Tensor, labels: Tensor, *, scale: float = 20.0,
@@ -156,7 +157,9 @@ def paraphrase_mnr_loss(
     `sentence_keys`) mask candidates that are the same sentence as a member of the anchor's paraphrase
     group. A batch without a paraphrase pair gives a zero that depends on the embeddings.
     `gather_across_devices`: under data parallelism, each rank's anchors rank the candidates of every rank
-    (`trainers/gathering.py`); the loss is the mean over this rank's anchors.
+    (`trainers/gathering.py`), and each rank's loss is its anchors' part of the whole batch's mean times the
+    number of ranks, so that DDP's mean over the ranks trains on the whole batch's mean however the ranks' anchors
+    are shared out.
     """
     if labels.ndim != 1 or labels.shape[0] != embeddings_a.shape[0]:
         raise ValueError(
@@ -178,14 +181,14 @@ def paraphrase_mnr_loss(
         pairs, other = is_pair.tolist(), others.tolist()
         keys = ([k for k, p in zip(keys_a, pairs) if p], [k for k, p in zip(keys_b, pairs) if p],
                 [k for k, o in zip(keys_a, other) if o] + [k for k, o in zip(keys_b, other) if o])
-    anchor_rows = None
+    anchor_rows, ranks = None, 1
     if gather_across_devices:
         (anchors, positives, extra), counts = gather_parts(anchors, positives, extra)
-        start = sum(rank_counts[0] for rank_counts in counts[: rank()])
+        start, ranks = sum(rank_counts[0] for rank_counts in counts[: rank()]), len(counts)
         anchor_rows = slice(start, start + counts[rank()][0])
         keys = None if keys is None else tuple(gather_objects(part) for part in keys)
     mask = None if keys is None else false_negative_mask(*keys)
-    return multiple_negatives_ranking_loss(
+    return ranks * multiple_negatives_ranking_loss(
         anchors,
         positives,
         scale=scale,

@@ -10,12 +10,12 @@ def plot_training_curves(log_history, path) -> bool:
     import matplotlib.pyplot as plt
 
     train = [entry for entry in log_history if "loss" in entry]
-    dev = [entry for entry in log_history if any(k.startswith("eval_") and k != "eval_runtime" for k in entry)]
+    dev = [entry for entry in log_history if any(is_dev_score(k) for k in entry)]
     if not train and not dev:
         return False
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     _plot_series(left, train, is_loss_term, "training loss (averaged per log)")
-    _plot_series(right, dev, lambda k: k.startswith("eval_") and k not in ("eval_runtime",), "dev metrics")
+    _plot_series(right, dev, is_dev_score, "dev metrics")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -25,6 +25,11 @@ def plot_training_curves(log_history, path) -> bool:
 def is_loss_term(key) -> bool:
     """A training log's loss or one of its terms (not the learning rate, the gradient norm or the epoch)."""
     return key == "loss" or key.startswith(("loss_", "smart_", "mnr", "cosent", "ordinal"))
+
+
+def is_dev_score(key) -> bool:
+    """An evaluation's score (not its runtime or speed, which Trainer logs beside the scores)."""
+    return key.startswith("eval_") and not key.endswith(("_runtime", "_per_second"))
 
 
 def _plot_series(axis, entries, wanted, title):

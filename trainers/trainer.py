@@ -222,7 +222,8 @@ class MultitaskTrainer(Trainer):
         if (self.state.global_step if kept is None else kept) != best:
             logger.warning("The best evaluation (step %d) saved no checkpoint: the model kept is %s (save at every "
                            "evaluation, --save_steps = --eval_steps, to keep the best)", best,
-                           "the last step's" if kept is None else f"step {kept}'s, the best of those saved")
+                           "the last step's" if kept is None else f"step {kept}'s, the last checkpoint that was the "
+                           "best so far when it was saved")
 
     def hyperparameter_search(self, hp_space=None, compute_objective=None, n_trials=20, direction=None, backend=None,
                               hp_name=None, **kwargs):

@@ -204,11 +204,16 @@ def stopped_by_sigterm_raises(trainer):
     try:
         yield
     finally:
-        if signal.getsignal(signal.SIGTERM) is note_sigterm:  # Trainer restores the handler before its own at the end
-            signal.signal(signal.SIGTERM, answer)
+        # Trainer restores the handler that came before its own when training ends, not when train() raises
+        if signal.getsignal(signal.SIGTERM) in (note_sigterm, answer):
+            before_trainer = getattr(getattr(answer, "__self__", None), "_original_sigterm_handler", None)
+            signal.signal(signal.SIGTERM, answer if before_trainer is None else before_trainer)
     state = trainer.state
     if received.is_set() and state.global_step < state.max_steps:
-        raise RunStopped(f"stopped by SIGTERM at step {state.global_step} of {state.max_steps}, its checkpoint saved")
+        from transformers.trainer_utils import get_last_checkpoint
+
+        raise RunStopped(f"stopped by SIGTERM at step {state.global_step} of {state.max_steps}; the checkpoint to "
+                         f"resume from: {get_last_checkpoint(trainer.args.output_dir)}")
 
 
 def discard_unfinished_run(staging, resume_from_checkpoint=None) -> None:

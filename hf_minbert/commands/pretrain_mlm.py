@@ -97,10 +97,11 @@ class MlmTrainingArguments(TrainingArguments):
     """TrainingArguments, with the flags it would accept (or fail on naming no flag) checked first."""
 
     def __post_init__(self):
-        from trainers.arguments import check_trainer_flags
+        from trainers.arguments import check_flags_of_several_processes, check_trainer_flags
 
         check_trainer_flags(self)
         super().__post_init__()
+        check_flags_of_several_processes(self)
 
 
 def parse_arguments(argv):
