@@ -116,9 +116,10 @@ class DemoModel:
 
     def _checked(self, text, name):
         text = (text or "").strip()
-        if not text:
+        ids = self._tokenize(self.tokenizer, text)["input_ids"] if text else []
+        if len(ids) <= self.tokenizer.num_special_tokens_to_add(pair=False):  # also text the tokenizer drops whole
             raise ValueError(f"{name} is empty: type some text first.")
-        self._check_length(self._tokenize(self.tokenizer, text)["input_ids"], f"{name} is")
+        self._check_length(ids, f"{name} is")
         return text
 
     def _checked_pair(self, first, second):

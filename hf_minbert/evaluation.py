@@ -55,6 +55,8 @@ def resolve_max_length(model, tokenizer, max_length=None) -> int:
         return min(model_limit, tokenizer.model_max_length)
     if max_length > model_limit:
         raise ValueError(f"max_length={max_length} exceeds the model's max_position_embeddings={model_limit}")
+    if max_length < 3:  # [CLS] a [SEP] b [SEP] cannot be cut below three tokens: pairs would pass whole
+        raise ValueError(f"max_length={max_length}: give at least 3 tokens (a sentence pair's three special tokens)")
     return max_length
 
 

@@ -43,6 +43,7 @@ import inspect
 import logging
 import os
 import threading
+import unicodedata
 from types import SimpleNamespace
 
 import torch
@@ -69,7 +70,7 @@ def read_input(item, task, columns=()):
     non-empty string (or a pair of them) is refused with an error naming the pipeline and the field. columns: the
     text columns a dict input may hold beside the usual keys (`saved_text_columns`), read first."""
     if isinstance(item, str):
-        texts = (item, None)
+        texts = (item,)
     elif isinstance(item, (tuple, list)):
         if len(item) != 2:
             raise ValueError(
@@ -83,10 +84,9 @@ def read_input(item, task, columns=()):
             f"{task}: expected a string, a pair (text, text_pair) or a dict with 'text' and 'text_pair'; "
             f"got {type(item).__name__}: {_preview(item)}"
         )
-    _check_text(texts[0], "text", task)
-    if texts[1] is not None:
-        _check_text(texts[1], "text_pair", task)
-    return texts
+    for text, field in zip(texts, ("text", "text_pair")):  # a pair's second text too where it is None
+        _check_text(text, field, task)
+    return texts if len(texts) == 2 else (texts[0], None)
 
 
 def _paired(inputs, text_pair, task):
@@ -124,6 +124,7 @@ def _texts_of_row(row, task, columns=()):
     # Pairs before single sentences, so that no pair is read as its first sentence alone: a task of one's own's
     # pair columns, pipeline-style keys, the task files' own column names (a dataset of CS224N rows works as
     # is), then a task of one's own's single column.
+    # Returns (text,) or (text, text_pair): a pair column that is there holds the second text, None or not.
     for names in [names for names in columns if len(names) == 2]:
         if all(name in row for name in names):
             return row[names[0]], row[names[1]]
@@ -131,12 +132,12 @@ def _texts_of_row(row, task, columns=()):
         if first in row:
             if first == "sentence1" and second not in row:
                 raise ValueError(f"{task}: a row with 'sentence1' needs 'sentence2'; got keys {sorted(row)}")
-            return row[first], row.get(second)
+            return (row[first], row[second]) if second in row else (row[first],)
     for (name,) in [names for names in columns if len(names) == 1]:
         if name in row:
-            return row[name], None
+            return (row[name],)
     if "sentence" in row:
-        return row["sentence"], None
+        return (row["sentence"],)
     own = "".join(f", or {' and '.join(map(repr, names))}" for names in columns)
     raise ValueError(
         f"{task}: a dict input needs 'text' (and 'text_pair'), 'sentence1' and 'sentence2', or 'sentence'{own}; "
@@ -147,8 +148,21 @@ def _texts_of_row(row, task, columns=()):
 def _check_text(text, field, task):
     if not isinstance(text, str):
         raise TypeError(f"{task}: {field} must be a string, got {type(text).__name__}: {_preview(text)}")
-    if not text.strip():
-        raise ValueError(f"{task}: {field} is empty")
+    if not has_visible_character(text):
+        raise ValueError(f"{task}: {field} is empty" + ("" if not text.strip() else
+                                                         f" (only characters the tokenizer drops: {_preview(text)})"))
+
+
+# What BERT's tokenizer drops before it splits words: control and format characters (a zero-width space, a
+# BOM), private-use characters, the replacement character U+FFFD (what a file decoded with errors="replace"
+# holds) and, as accents are stripped, combining marks standing alone.
+INVISIBLE_CATEGORIES = {"Cc", "Cf", "Co", "Cs", "Mn"}
+
+
+def has_visible_character(text) -> bool:
+    """Whether `text` holds a character the tokenizer reads (one that is not space and not dropped)."""
+    return any(not char.isspace() and char != "\ufffd" and unicodedata.category(char) not in INVISIBLE_CATEGORIES
+               for char in text)
 
 
 def _preview(value):

@@ -194,6 +194,13 @@ def test_truncated_examples_are_counted_in_the_table(saved_model, data_dir, tmp_
     assert re.search(r"^sst\s+dev\s+6\s+0\s+2\s+accuracy", capsys.readouterr().out, re.MULTILINE)
 
 
+def test_max_length_below_a_pairs_special_tokens_is_an_error_naming_the_option(saved_model, data_dir, tmp_path, capsys):
+    # the tokenizer cannot cut a pair below [CLS] [SEP] [SEP]: pairs would be scored whole, single sentences empty
+    assert minbert(["evaluate", "--model", str(saved_model), "--data_dir", str(data_dir), "--output_dir",
+                    str(tmp_path), "--max_length", "2"]) == 2
+    assert "--max_length: max_length=2: give at least 3 tokens" in capsys.readouterr().err
+
+
 def test_max_length_beyond_the_models_positions_is_an_error_naming_the_option(saved_model, data_dir, tmp_path, capsys):
     assert minbert(["evaluate", "--model", str(saved_model), "--data_dir", str(data_dir), "--output_dir",
                     str(tmp_path), "--max_length", "100"]) == 2
@@ -474,6 +481,14 @@ def test_allow_untrained_heads_scores_them_and_says_they_are_untrained(plain_ber
     assert status == 0
     assert "note: scoring untrained (randomly initialized) heads: sst" in capsys.readouterr().out
     assert (tmp_path / "out" / "sst-dev-output.csv").is_file()
+
+
+def test_a_relative_path_into_a_local_folder_is_no_such_directory_not_a_hub_id(data_dir, tmp_path, capsys, monkeypatch):
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)  # "runs/missing" would be a valid Hub id, but "runs" is a folder here
+    status = minbert(["evaluate", "--model", "runs/missing", "--data_dir", str(data_dir), "--output_dir", "out"])
+    assert status == 2
+    assert capsys.readouterr().err.strip() == "minbert evaluate: --model runs/missing: no such directory"
 
 
 def test_a_model_directory_that_does_not_exist_is_no_such_directory(data_dir, tmp_path, capsys):

@@ -321,7 +321,10 @@ def test_max_length_beyond_the_models_positions_is_refused(model, tokenizer):
 @pytest.mark.parametrize("bad, error, message", [
     (("", "fine"), ValueError, "paraphrase-detection: text is empty"),
     (("good", "   "), ValueError, "paraphrase-detection: text_pair is empty"),
+    (("good", "\u200b\ufeff"), ValueError, "paraphrase-detection: text_pair is empty \\(only characters the tokenizer drops"),
     (("good", 3), TypeError, "paraphrase-detection: text_pair must be a string, got int"),
+    (("good", None), TypeError, "paraphrase-detection: text_pair must be a string, got NoneType"),
+    ({"sentence1": "good", "sentence2": None}, TypeError, "paraphrase-detection: text_pair must be a string, got NoneType"),
     ({"text": None, "text_pair": "x"}, TypeError, "paraphrase-detection: text must be a string, got NoneType"),
     (("a", "b", "c"), ValueError, "a sentence pair has 2 texts, got a tuple of 3"),
     ({"question": "a"}, ValueError, "a dict input needs 'text'"),
@@ -404,6 +407,8 @@ def test_sentiment_answers_as_the_stock_pipeline_on_valid_input(model, tokenizer
 @pytest.mark.parametrize("bad, error, message", [
     ("", ValueError, "text-classification: text is empty"),
     ("   ", ValueError, "text-classification: text is empty"),
+    ("\u0301", ValueError, "text-classification: text is empty"),
+    (("Great movie", None), TypeError, "text-classification: text_pair must be a string, got NoneType"),
     (PAIR, ValueError, "text-classification: classifies one sentence; got a pair"),
     ({"text": PAIR[0], "text_pair": PAIR[1]}, ValueError, "classifies one sentence; got a pair"),
     (None, TypeError, "text-classification: expected a string"),

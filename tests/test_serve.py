@@ -337,6 +337,7 @@ def test_an_ensemble_folder_is_served_through_the_same_pipelines(demo_app, tmp_p
 @pytest.mark.parametrize("first, second, message", [
     ("", PAIR[1], "Sentence A is empty"),
     (PAIR[0], "   ", "Sentence B is empty"),
+    (PAIR[0], "\u200b", "Sentence B is empty"),  # only a character the tokenizer drops
     ("word " * 70, PAIR[1], "Sentence A is 72 tokens long; this model reads at most 64"),
     ("word " * 31, "word " * 31, "Sentences A and B together are 65 tokens long; this model reads at most 64"),
 ])

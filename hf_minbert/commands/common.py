@@ -101,7 +101,8 @@ def check_model_source(flag, source):
         return
     if path.exists():
         raise CommandError(f"{flag} {source}: not a directory (a saved model folder or a Hub repository id)")
-    if not looks_like_repo_id(source):
+    # "runs/model" is also a valid Hub id; where the folder "runs" is here, a local path was meant
+    if not looks_like_repo_id(source) or (path.parent != Path(".") and path.parent.is_dir()):
         raise CommandError(f"{flag} {source}: no such directory")
 
 
