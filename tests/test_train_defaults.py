@@ -184,3 +184,13 @@ def test_bf16_asked_for_without_native_bf16_matmuls_is_kept_with_a_warning(monke
     monkeypatch.setattr(arguments, "has_bf16_matmuls", lambda: False)
     assert MultitaskTrainingArguments(output_dir="/tmp/x", bf16=True).bf16 is True
     assert "without native bf16 matmuls" in caplog.text
+
+
+def test_a_trained_head_given_another_pair_encoding_is_replaced_by_a_fresh_recipe_head_said_in_the_log(caplog):
+    from hf_minbert import recipe
+
+    trained = recipe.heads()  # a trained checkpoint's heads: sts bi-encoded
+    with caplog.at_level("WARNING", logger="minbert"):
+        specs = task_specs(ModelArguments(pair_encoding="sts=cross"), trained, recipe_defaults=False)
+    assert specs["sts"]["pair_encoding"] == "cross" and specs["sts"]["cosine_feature"] is True  # as a fresh one gets
+    assert "--pair_encoding sts=cross: the checkpoint's trained sts head is bi-encoded; a fresh cross-encoded" in caplog.text

@@ -1,11 +1,15 @@
 """The task heads a `minbert train` run trains: the checkpoint's own heads (or, for a checkpoint without
 any, the default heads with the recipe's changes), then the per-task head options (--pair_encoding sts=bi,
 --head_layers para=2, ...) applied task by task."""
+import logging
+
 from hf_minbert import recipe
 
 from .common import check_model_source, check_named_once, has_trained_task_heads
 from .task_schema_files import declare_tasks
 from .train_arguments import model_path
+
+logger = logging.getLogger("minbert")
 
 DEFAULT_TASK_ORDER = ("sst", "para", "sts")
 # The ModelArguments fields that set one option of a head, task by task (--head_layers sts=2).
@@ -72,7 +76,14 @@ def task_specs(model_args, base_tasks, recipe_defaults=True, fresh_heads=None):
         for task, value in _per_task_strings(getattr(model_args, option), option, names, single).items():
             specs[task][option] = _typed(option, value)
     _check_head_options_apply(model_args, specs, names, single)
-    recipe_tasks = names if recipe_defaults else list(fresh_course)  # the heads the recipe gives
+    reencoded = [task for task in names if task not in fresh
+                 and specs[task]["pair_encoding"] != base_tasks[task]["pair_encoding"]]
+    for task in reencoded if not recipe_defaults else ():
+        logger.warning("--pair_encoding %s=%s: the checkpoint's trained %s head is %s-encoded; a fresh %s-encoded head "
+                       "replaces it", task, specs[task]["pair_encoding"], task, base_tasks[task]["pair_encoding"],
+                       specs[task]["pair_encoding"])
+    # the heads the recipe gives: every head of a checkpoint without trained ones, else the fresh ones
+    recipe_tasks = names if recipe_defaults else [*fresh_course, *reencoded]
     for option, tasks in recipe.CROSS_HEAD_FIELDS.items():
         chosen = _per_task_strings(getattr(model_args, option), option, names)
         for task in tasks:
