@@ -95,7 +95,8 @@ def _paired(inputs, text_pair, task):
     if isinstance(inputs, str) and isinstance(text_pair, str):
         return (inputs, text_pair)
     if isinstance(inputs, list) and isinstance(text_pair, list) and len(inputs) == len(text_pair):
-        return list(zip(inputs, text_pair))
+        # a None second text leaves its text alone, as {"text": ..., "text_pair": None} does
+        return [text if second is None else (text, second) for text, second in zip(inputs, text_pair)]
     raise ValueError(f"{task}: text_pair= pairs a text with a text, or a list of texts with a list of as many; got "
                      f"{type(inputs).__name__} and {type(text_pair).__name__}: {_preview(text_pair)}")
 
@@ -124,7 +125,9 @@ def _texts_of_row(row, task, columns=()):
     # Pairs before single sentences, so that no pair is read as its first sentence alone: a task of one's own's
     # pair columns, pipeline-style keys, the task files' own column names (a dataset of CS224N rows works as
     # is), then a task of one's own's single column.
-    # Returns (text,) or (text, text_pair): a pair column that is there holds the second text, None or not.
+    # Returns (text,) or (text, text_pair). A None text_pair is a single sentence (transformers' convention, and
+    # how a mixed datasets.Dataset holds one); a pair schema's second column (sentence2, a task of one's own's)
+    # holds a second text, so a None there is refused.
     for names in [names for names in columns if len(names) == 2]:
         if all(name in row for name in names):
             return row[names[0]], row[names[1]]
@@ -132,7 +135,9 @@ def _texts_of_row(row, task, columns=()):
         if first in row:
             if first == "sentence1" and second not in row:
                 raise ValueError(f"{task}: a row with 'sentence1' needs 'sentence2'; got keys {sorted(row)}")
-            return (row[first], row[second]) if second in row else (row[first],)
+            if first == "text" and row.get(second) is None:
+                return (row[first],)
+            return row[first], row[second]
     for (name,) in [names for names in columns if len(names) == 1]:
         if name in row:
             return (row[name],)
@@ -149,8 +154,8 @@ def _check_text(text, field, task):
     if not isinstance(text, str):
         raise TypeError(f"{task}: {field} must be a string, got {type(text).__name__}: {_preview(text)}")
     if not has_visible_character(text):
-        raise ValueError(f"{task}: {field} is empty" + ("" if not text.strip() else
-                                                         f" (only characters the tokenizer drops: {_preview(text)})"))
+        raise ValueError(f"{task}: {field} is empty" + ("" if not text.strip() else " (only spaces, control, format "
+                                                         f"or lone combining characters: {_preview(text)})"))
 
 
 # What BERT's tokenizer drops before it splits words: control and format characters (a zero-width space, a

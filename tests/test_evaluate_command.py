@@ -483,12 +483,18 @@ def test_allow_untrained_heads_scores_them_and_says_they_are_untrained(plain_ber
     assert (tmp_path / "out" / "sst-dev-output.csv").is_file()
 
 
-def test_a_relative_path_into_a_local_folder_is_no_such_directory_not_a_hub_id(data_dir, tmp_path, capsys, monkeypatch):
-    (tmp_path / "runs").mkdir()
-    monkeypatch.chdir(tmp_path)  # "runs/missing" would be a valid Hub id, but "runs" is a folder here
+def test_offline_a_missing_folder_that_could_be_a_hub_id_is_no_such_directory_nor_cached(
+        data_dir, tmp_path, capsys, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)  # "runs/missing": a relative path, or the Hub id of user "runs"
     status = minbert(["evaluate", "--model", "runs/missing", "--data_dir", str(data_dir), "--output_dir", "out"])
     assert status == 2
-    assert capsys.readouterr().err.strip() == "minbert evaluate: --model runs/missing: no such directory"
+    assert capsys.readouterr().err.strip() == ("minbert evaluate: --model runs/missing: no such directory, nor a Hub "
+                                               "model of that id in the cache (HF_HUB_OFFLINE is set)")
 
 
 def test_a_model_directory_that_does_not_exist_is_no_such_directory(data_dir, tmp_path, capsys):

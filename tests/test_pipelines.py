@@ -176,6 +176,14 @@ def test_multitask_answers_only_sentiment_for_a_single_sentence(model, tokenizer
     assert list(result) == ["sst"] and len(result["sst"]) == 1
 
 
+def test_multitask_reads_a_none_text_pair_as_a_single_sentence_as_a_mixed_dataset_holds_one(model, tokenizer):
+    multitask = pipeline("minbert-multitask", model=model, tokenizer=tokenizer)
+    rows = datasets.Dataset.from_dict({"text": ["a gorgeous , witty film", PAIR[0]], "text_pair": [None, PAIR[1]]})
+    answers = list(multitask(rows))
+    assert list(answers[0]) == ["sst"] and set(answers[1]) == {"sst", "para", "sts"}
+    assert multitask([PAIR[0], PAIR[0]], text_pair=[None, PAIR[1]]) == [multitask(PAIR[0]), multitask(PAIR)]
+
+
 def test_multitask_runs_the_encoder_once_per_distinct_input(model, tokenizer):
     # 3 pairs over 3 distinct sentences: 3 sentences alone (sst on each side) + 3 cross-encoded pairs
     # (para and sts share them) = 6 encoded rows in 2 passes, not 3 × (2 sst + para + sts) = 12 rows.
@@ -321,7 +329,7 @@ def test_max_length_beyond_the_models_positions_is_refused(model, tokenizer):
 @pytest.mark.parametrize("bad, error, message", [
     (("", "fine"), ValueError, "paraphrase-detection: text is empty"),
     (("good", "   "), ValueError, "paraphrase-detection: text_pair is empty"),
-    (("good", "\u200b\ufeff"), ValueError, "paraphrase-detection: text_pair is empty \\(only characters the tokenizer drops"),
+    (("good", "\u200b\ufeff"), ValueError, "paraphrase-detection: text_pair is empty \\(only spaces, control, format"),
     (("good", 3), TypeError, "paraphrase-detection: text_pair must be a string, got int"),
     (("good", None), TypeError, "paraphrase-detection: text_pair must be a string, got NoneType"),
     ({"sentence1": "good", "sentence2": None}, TypeError, "paraphrase-detection: text_pair must be a string, got NoneType"),

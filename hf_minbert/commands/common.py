@@ -101,9 +101,23 @@ def check_model_source(flag, source):
         return
     if path.exists():
         raise CommandError(f"{flag} {source}: not a directory (a saved model folder or a Hub repository id)")
-    # "runs/model" is also a valid Hub id; where the folder "runs" is here, a local path was meant
-    if not looks_like_repo_id(source) or (path.parent != Path(".") and path.parent.is_dir()):
+    if not looks_like_repo_id(source):
         raise CommandError(f"{flag} {source}: no such directory")
+    if _hub_offline() and not _in_hub_cache(source):  # offline, the Hub reading can only fail: say what was not found
+        raise CommandError(f"{flag} {source}: no such directory, nor a Hub model of that id in the cache "
+                           "(HF_HUB_OFFLINE is set)")
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _in_hub_cache(repo_id) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
 
 
 def check_not_adapters(where, folder):
