@@ -95,7 +95,7 @@ class DemoModel:
     def all_tasks(self, first, second=""):
         """The multitask pipeline's answer, every head's, for a sentence (the single-sentence heads), or a pair."""
         heads = list(self.tasks)
-        if second and second.strip():
+        if self._token_ids(second):  # a Sentence B the tokenizer reads nothing of leaves Sentence A alone
             return self.multitask(self._checked_pair(first, second), heads=heads)
         sentence = self._checked(first, "Sentence A")
         sentence_heads = [head for head in heads if self.tasks[head]["pair_encoding"] == "single"]
@@ -115,12 +115,18 @@ class DemoModel:
         return float(torch.nn.functional.cosine_similarity(first.double(), second.double(), dim=0))
 
     def _checked(self, text, name):
-        text = (text or "").strip()
-        ids = self._tokenize(self.tokenizer, text)["input_ids"] if text else []
-        if len(ids) <= self.tokenizer.num_special_tokens_to_add(pair=False):  # also text the tokenizer drops whole
+        ids = self._token_ids(text)
+        if not ids:
             raise ValueError(f"{name} is empty: type some text first.")
         self._check_length(ids, f"{name} is")
-        return text
+        return text.strip()
+
+    def _token_ids(self, text):
+        """`text` encoded, or [] where the tokenizer reads nothing of it (empty, spaces, or only characters it
+        drops, such as a zero-width space)."""
+        text = (text or "").strip()
+        ids = self._tokenize(self.tokenizer, text)["input_ids"] if text else []
+        return ids if len(ids) > self.tokenizer.num_special_tokens_to_add(pair=False) else []
 
     def _checked_pair(self, first, second):
         pair = self._checked(first, "Sentence A"), self._checked(second, "Sentence B")

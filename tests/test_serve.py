@@ -251,8 +251,9 @@ def test_the_all_tasks_tab_answers_as_the_multitask_pipeline(demo_model, expecte
     assert demo_model.all_tasks(*PAIR) == expected["multitask"]
 
 
-def test_the_all_tasks_tab_answers_sentiment_alone_for_a_single_sentence(demo_model):
-    assert list(demo_model.all_tasks(SENTENCE, "  ")) == ["sst"]
+@pytest.mark.parametrize("second", ["  ", "\u200b"])  # spaces, or only a character the tokenizer drops
+def test_the_all_tasks_tab_answers_sentiment_alone_for_a_single_sentence(demo_model, second):
+    assert list(demo_model.all_tasks(SENTENCE, second)) == ["sst"]
 
 
 def test_a_cross_encoder_head_with_the_cosine_feature_shows_the_cosine_it_reads(demo_app, tmp_path, minilm_path):
