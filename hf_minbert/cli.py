@@ -13,6 +13,7 @@ import importlib
 import os
 import signal
 import sys
+from pathlib import Path
 
 from hf_minbert.commands.output_folder import RunStopped
 from hf_minbert.modeling_minbert_unpadding import cpu_row_steps
@@ -68,11 +69,31 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         if os.environ.get("MINBERT_TRACEBACK"):
             raise
-        print(f"minbert {name}: interrupted" + STAGED_HINT.get(name, ""), file=sys.stderr)
+        print(f"minbert {name}: interrupted" + _staged_hint(name, rest), file=sys.stderr)
         return 130
     except RunStopped as stopped:
-        print(f"minbert {name}: {stopped}" + STAGED_HINT.get(name, ""), file=sys.stderr)
+        print(f"minbert {name}: {stopped}" + _staged_hint(name, rest), file=sys.stderr)
         return 128 + signal.SIGTERM
+
+
+def _staged_hint(name, argv):
+    """STAGED_HINT, naming the run's staging folder and its last checkpoint where --output_dir is on the command
+    line and a checkpoint was saved."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from hf_minbert.commands.output_folder import staging_folder
+
+    hint = STAGED_HINT.get(name, "")
+    given = [arg.split("=", 1)[1] if "=" in arg else argv[i + 1] for i, arg in enumerate(argv)
+             if arg.split("=", 1)[0] == "--output_dir" and ("=" in arg or i + 1 < len(argv))]
+    if name == "ensemble" or not hint or not given:
+        return hint
+    staging = staging_folder(Path(given[-1]).expanduser())
+    checkpoint = get_last_checkpoint(str(staging)) if staging.is_dir() else None
+    if checkpoint is None:
+        return hint
+    return (f"; --output_dir is as it was, and the checkpoints saved so far are in {staging}: continue with "
+            f"--resume_from_checkpoint {checkpoint}")
 
 
 if __name__ == "__main__":

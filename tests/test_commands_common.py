@@ -104,6 +104,23 @@ def test_an_interrupted_training_command_says_in_one_line_where_its_checkpoints_
         "<output_dir>.partial: continue with --resume_from_checkpoint <output_dir>.partial/checkpoint-N")
 
 
+@pytest.mark.parametrize("flag", [["--output_dir", "{out}"], ["--output_dir={out}"]])
+def test_an_interrupted_training_command_names_its_last_checkpoint_where_it_saved_one(monkeypatch, capsys, tmp_path, flag):
+    import hf_minbert.commands.train as train_command
+
+    for step in (2, 10):  # the last by step, not by name
+        (tmp_path / "out.partial" / f"checkpoint-{step}").mkdir(parents=True)
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_command, "main", interrupted)
+    assert minbert(["train", *(part.format(out=tmp_path / "out") for part in flag)]) == 130
+    assert capsys.readouterr().err.strip() == (
+        f"minbert train: interrupted; --output_dir is as it was, and the checkpoints saved so far are in "
+        f"{tmp_path / 'out.partial'}: continue with --resume_from_checkpoint {tmp_path / 'out.partial' / 'checkpoint-10'}")
+
+
 @pytest.mark.parametrize("command", [
     ["evaluate", "--model", "{adapters}", "--output_dir", "{out}"],
     ["train", "--model_name_or_path", "{adapters}", "--output_dir", "{out}"],
