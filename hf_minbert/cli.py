@@ -9,6 +9,7 @@ status 2, as argparse does for a malformed flag. Commands check their flags and 
 long work, so these errors come first. MINBERT_TRACEBACK=1 lets them through with their traceback, for an
 error that is a bug rather than a bad input.
 """
+import argparse
 import importlib
 import os
 import signal
@@ -71,8 +72,8 @@ def main(argv=None) -> int:
             raise
         print(f"minbert {name}: interrupted" + _staged_hint(name, rest), file=sys.stderr)
         return 130
-    except RunStopped as stopped:
-        print(f"minbert {name}: {stopped}" + _staged_hint(name, rest), file=sys.stderr)
+    except RunStopped as stopped:  # its message names the checkpoint to resume from
+        print(f"minbert {name}: {stopped}; --output_dir is as it was", file=sys.stderr)
         return 128 + signal.SIGTERM
 
 
@@ -84,11 +85,12 @@ def _staged_hint(name, argv):
     from hf_minbert.commands.output_folder import staging_folder
 
     hint = STAGED_HINT.get(name, "")
-    given = [arg.split("=", 1)[1] if "=" in arg else argv[i + 1] for i, arg in enumerate(argv)
-             if arg.split("=", 1)[0] == "--output_dir" and ("=" in arg or i + 1 < len(argv))]
-    if name == "ensemble" or not hint or not given:
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--output_dir")
+    output_dir = peek.parse_known_args(argv)[0].output_dir
+    if name == "ensemble" or not hint or not output_dir:
         return hint
-    staging = staging_folder(Path(given[-1]).expanduser())
+    staging = staging_folder(Path(output_dir).expanduser())
     checkpoint = get_last_checkpoint(str(staging)) if staging.is_dir() else None
     if checkpoint is None:
         return hint

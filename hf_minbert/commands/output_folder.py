@@ -212,8 +212,8 @@ def stopped_by_sigterm_raises(trainer):
     if received.is_set() and state.global_step < state.max_steps:
         from transformers.trainer_utils import get_last_checkpoint
 
-        raise RunStopped(f"stopped by SIGTERM at step {state.global_step} of {state.max_steps}; the checkpoint to "
-                         f"resume from: {get_last_checkpoint(trainer.args.output_dir)}")
+        raise RunStopped(f"stopped by SIGTERM at step {state.global_step} of {state.max_steps}: continue with "
+                         f"--resume_from_checkpoint {get_last_checkpoint(trainer.args.output_dir)}")
 
 
 def discard_unfinished_run(staging, resume_from_checkpoint=None) -> None:
